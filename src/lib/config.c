@@ -1,0 +1,399 @@
+/*
+ * config.c - strict loading of smigd's config and the host table (config.h).
+ */
+#include "config.h"
+#include "error.h"
+#include "json.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+int smig_addr_parse(const char *s, char *addr, size_t addrlen, uint16_t *port)
+{
+	char tmp[SMIG_ADDR_MAX];
+	const char *host = s;
+	const char *portstr = NULL;
+	unsigned char bin[16];
+	size_t hlen;
+
+	if (s[0] == '[') {
+		const char *close = strchr(s, ']');
+		SMIG_ENSURE(close != NULL, SMIG_EINVAL);
+		host = s + 1;
+		hlen = (size_t)(close - host);
+		if (close[1] == ':')
+			portstr = close + 2;
+		else
+			SMIG_ENSURE(close[1] == '\0', SMIG_EINVAL);
+	} else {
+		const char *colon = strchr(s, ':');
+		SMIG_ENSURE(colon == NULL || strchr(colon + 1, ':') == NULL, SMIG_EINVAL);
+		hlen = colon ? (size_t)(colon - s) : strlen(s);
+		if (colon)
+			portstr = colon + 1;
+	}
+	SMIG_ENSURE(hlen > 0 && hlen < sizeof(tmp) && hlen < addrlen, SMIG_EINVAL);
+	memcpy(tmp, host, hlen);
+	tmp[hlen] = '\0';
+	if (inet_pton(AF_INET, tmp, bin) != 1 && inet_pton(AF_INET6, tmp, bin) != 1)
+		return SMIG_EINVAL;
+	*port = SMIG_DEFAULT_PORT;
+	if (portstr) {
+		char *end;
+		long p;
+
+		SMIG_ENSURE(*portstr >= '0' && *portstr <= '9', SMIG_EINVAL);
+		p = strtol(portstr, &end, 10);
+		SMIG_ENSURE(*end == '\0' && p > 0 && p <= 65535, SMIG_EINVAL);
+		*port = (uint16_t)p;
+	}
+	memcpy(addr, tmp, hlen + 1);
+	return 0;
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int smig_fp_parse(const char *s, uint8_t fp[SMIG_FP_LEN])
+{
+	size_t n = 0;
+
+	SMIG_ENSURE(strncmp(s, "sha256:", 7) == 0, SMIG_EINVAL);
+	s += 7;
+	while (*s) {
+		int hi;
+		int lo;
+
+		if (*s == ':' && n > 0) {
+			s++;
+			continue;
+		}
+		SMIG_ENSURE(n < SMIG_FP_LEN, SMIG_EINVAL);
+		hi = hexval(s[0]);
+		SMIG_ENSURE(hi >= 0 && s[1] != '\0', SMIG_EINVAL);
+		lo = hexval(s[1]);
+		SMIG_ENSURE(lo >= 0, SMIG_EINVAL);
+		fp[n++] = (uint8_t)(hi << 4 | lo);
+		s += 2;
+	}
+	SMIG_ENSURE(n == SMIG_FP_LEN, SMIG_EINVAL);
+	return 0;
+}
+
+void smig_fp_format(const uint8_t fp[SMIG_FP_LEN], char out[SMIG_FP_STR_LEN])
+{
+	static const char hex[] = "0123456789abcdef";
+
+	memcpy(out, "sha256:", 7);
+	for (size_t i = 0; i < SMIG_FP_LEN; i++) {
+		out[7 + 2 * i] = hex[fp[i] >> 4];
+		out[8 + 2 * i] = hex[fp[i] & 15];
+	}
+	out[SMIG_FP_STR_LEN - 1] = '\0';
+}
+
+/* Resolves a relative path against the directory of the config file. */
+static int config_path(const struct smig_json_doc *doc, const json_t *obj, const char *key,
+		       const char *base, char *out, size_t outlen, char *err, size_t errlen)
+{
+	const char *v = json_string_value(json_object_get(obj, key));
+	const char *slash = strrchr(base, '/');
+	int w;
+
+	if (v[0] == '\0')
+		return smig_json_fail(doc, obj, key, err, errlen, "%s must not be empty", key);
+	if (v[0] == '/' || slash == NULL)
+		w = snprintf(out, outlen, "%s", v);
+	else
+		w = snprintf(out, outlen, "%.*s/%s", (int)(slash - base), base, v);
+	if (w < 0 || (size_t)w >= outlen)
+		return smig_json_fail(doc, obj, key, err, errlen, "%s is too long", key);
+	return 0;
+}
+
+static int config_tls(const struct smig_json_doc *doc, const json_t *tls,
+		      struct smig_config *cfg, char *err, size_t errlen)
+{
+	static const struct smig_jfield fields[] = {
+		{ "ca", SMIG_J_STRING, true, 0, 0 },
+		{ "cert", SMIG_J_STRING, true, 0, 0 },
+		{ "key", SMIG_J_STRING, true, 0, 0 },
+	};
+
+	SMIG_GUARD(smig_json_check(doc, tls, "tls", fields, ARRAY_LEN(fields), err, errlen));
+	SMIG_GUARD(config_path(doc, tls, "ca", cfg->path, cfg->tls_ca, sizeof(cfg->tls_ca),
+			       err, errlen));
+	SMIG_GUARD(config_path(doc, tls, "cert", cfg->path, cfg->tls_cert,
+			       sizeof(cfg->tls_cert), err, errlen));
+	return config_path(doc, tls, "key", cfg->path, cfg->tls_key, sizeof(cfg->tls_key),
+			   err, errlen);
+}
+
+static int config_control(const struct smig_json_doc *doc, const json_t *ctl,
+			  struct smig_config *cfg, char *err, size_t errlen)
+{
+	static const struct smig_jfield fields[] = {
+		{ "socket", SMIG_J_STRING, true, 0, 0 },
+		{ "group", SMIG_J_STRING, false, 0, 0 },
+	};
+	const json_t *group;
+
+	SMIG_GUARD(smig_json_check(doc, ctl, "control", fields, ARRAY_LEN(fields), err, errlen));
+	SMIG_GUARD(config_path(doc, ctl, "socket", cfg->path, cfg->control_socket,
+			       sizeof(cfg->control_socket), err, errlen));
+	group = json_object_get(ctl, "group");
+	if (group && snprintf(cfg->control_group, sizeof(cfg->control_group), "%s",
+			      json_string_value(group)) >= (int)sizeof(cfg->control_group))
+		return smig_json_fail(doc, ctl, "group", err, errlen, "group name too long");
+	return 0;
+}
+
+static int config_log(const struct smig_json_doc *doc, const json_t *log,
+		      struct smig_config *cfg, char *err, size_t errlen)
+{
+	static const struct smig_jfield fields[] = {
+		{ "level", SMIG_J_STRING, false, 0, 0 },
+		{ "syslog", SMIG_J_BOOL, false, 0, 0 },
+	};
+	const json_t *v;
+
+	SMIG_GUARD(smig_json_check(doc, log, "log", fields, ARRAY_LEN(fields), err, errlen));
+	v = json_object_get(log, "level");
+	if (v && smig_log_level_parse(json_string_value(v), &cfg->log_level) < 0)
+		return smig_json_fail(doc, log, "level", err, errlen,
+				      "log.level must be one of error, warn, info, debug");
+	v = json_object_get(log, "syslog");
+	if (v)
+		cfg->log_syslog = json_is_true(v);
+	return 0;
+}
+
+static int config_limits(const struct smig_json_doc *doc, const json_t *lim,
+			 struct smig_config *cfg, char *err, size_t errlen)
+{
+	static const struct smig_jfield fields[] = {
+		{ "handshake_timeout_ms", SMIG_J_INT, false, 100, 600000 },
+		{ "request_timeout_ms", SMIG_J_INT, false, 100, 3600000 },
+		{ "max_peers", SMIG_J_INT, false, 1, 4096 },
+	};
+	const json_t *v;
+
+	SMIG_GUARD(smig_json_check(doc, lim, "limits", fields, ARRAY_LEN(fields), err, errlen));
+	if ((v = json_object_get(lim, "handshake_timeout_ms")))
+		cfg->handshake_timeout_ms = (int)json_integer_value(v);
+	if ((v = json_object_get(lim, "request_timeout_ms")))
+		cfg->request_timeout_ms = (int)json_integer_value(v);
+	if ((v = json_object_get(lim, "max_peers")))
+		cfg->max_peers = (int)json_integer_value(v);
+	return 0;
+}
+
+static int config_top(const struct smig_json_doc *doc, struct smig_config *cfg, char *err,
+		      size_t errlen)
+{
+	static const struct smig_jfield fields[] = {
+		{ "host", SMIG_J_STRING, true, 0, 0 },
+		{ "listen", SMIG_J_STRING, true, 0, 0 },
+		{ "control", SMIG_J_OBJECT, true, 0, 0 },
+		{ "state_dir", SMIG_J_STRING, true, 0, 0 },
+		{ "tls", SMIG_J_OBJECT, true, 0, 0 },
+		{ "hosts_file", SMIG_J_STRING, true, 0, 0 },
+		{ "log", SMIG_J_OBJECT, false, 0, 0 },
+		{ "limits", SMIG_J_OBJECT, false, 0, 0 },
+	};
+	const json_t *root = doc->root;
+	const json_t *v;
+
+	SMIG_GUARD(smig_json_check(doc, root, "config", fields, ARRAY_LEN(fields), err, errlen));
+	v = json_object_get(root, "host");
+	if (!smig_name_valid(json_string_value(v)))
+		return smig_json_fail(doc, root, "host", err, errlen,
+				      "host must be 1-63 characters of A-Z a-z 0-9 . _ -");
+	snprintf(cfg->host, sizeof(cfg->host), "%s", json_string_value(v));
+	v = json_object_get(root, "listen");
+	if (smig_addr_parse(json_string_value(v), cfg->listen_addr, sizeof(cfg->listen_addr),
+			    &cfg->listen_port) < 0)
+		return smig_json_fail(doc, root, "listen", err, errlen,
+				      "listen must be a numeric address with optional :port");
+	SMIG_GUARD(config_control(doc, json_object_get(root, "control"), cfg, err, errlen));
+	SMIG_GUARD(config_path(doc, root, "state_dir", cfg->path, cfg->state_dir,
+			       sizeof(cfg->state_dir), err, errlen));
+	SMIG_GUARD(config_tls(doc, json_object_get(root, "tls"), cfg, err, errlen));
+	SMIG_GUARD(config_path(doc, root, "hosts_file", cfg->path, cfg->hosts_file,
+			       sizeof(cfg->hosts_file), err, errlen));
+	if ((v = json_object_get(root, "log")))
+		SMIG_GUARD(config_log(doc, v, cfg, err, errlen));
+	if ((v = json_object_get(root, "limits")))
+		SMIG_GUARD(config_limits(doc, v, cfg, err, errlen));
+	return 0;
+}
+
+static void config_defaults(struct smig_config *cfg, const char *name)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	snprintf(cfg->path, sizeof(cfg->path), "%s", name);
+	cfg->log_level = SMIG_LOG_INFO;
+	cfg->handshake_timeout_ms = 5000;
+	cfg->request_timeout_ms = 10000;
+	cfg->max_peers = 64;
+}
+
+int smig_config_parse(const char *name, const char *text, size_t len,
+		      struct smig_config *cfg, char *err, size_t errlen)
+{
+	struct smig_json_doc doc;
+	int rc;
+
+	config_defaults(cfg, name);
+	SMIG_GUARD(smig_json_load_text(&doc, name, text, len, err, errlen));
+	rc = config_top(&doc, cfg, err, errlen);
+	smig_json_doc_clear(&doc);
+	return rc;
+}
+
+int smig_config_load(const char *path, struct smig_config *cfg, char *err, size_t errlen)
+{
+	struct smig_json_doc doc;
+	int rc;
+
+	config_defaults(cfg, path);
+	SMIG_GUARD(smig_json_load_file(&doc, path, err, errlen));
+	rc = config_top(&doc, cfg, err, errlen);
+	smig_json_doc_clear(&doc);
+	return rc;
+}
+
+static int hosts_entry(const struct smig_json_doc *doc, const json_t *arr, size_t i,
+		       struct smig_hosts *h, char *err, size_t errlen)
+{
+	static const struct smig_jfield fields[] = {
+		{ "name", SMIG_J_STRING, true, 0, 0 },
+		{ "address", SMIG_J_STRING, true, 0, 0 },
+		{ "fingerprint", SMIG_J_STRING, true, 0, 0 },
+	};
+	const json_t *e = json_array_get(arr, i);
+	struct smig_host *host = &h->v[i];
+	char what[32];
+	const char *name;
+
+	snprintf(what, sizeof(what), "hosts[%zu]", i);
+	if (!json_is_object(e))
+		return smig_json_fail_at(doc, arr, i, err, errlen, "%s must be an object", what);
+	SMIG_GUARD(smig_json_check(doc, e, what, fields, ARRAY_LEN(fields), err, errlen));
+	name = json_string_value(json_object_get(e, "name"));
+	if (!smig_name_valid(name))
+		return smig_json_fail(doc, e, "name", err, errlen,
+				      "%s.name must be 1-63 characters of A-Z a-z 0-9 . _ -", what);
+	if (smig_hosts_by_name(h, name))
+		return smig_json_fail(doc, e, "name", err, errlen, "duplicate host name \"%s\"",
+				      name);
+	if (smig_addr_parse(json_string_value(json_object_get(e, "address")), host->addr,
+			    sizeof(host->addr), &host->port) < 0)
+		return smig_json_fail(doc, e, "address", err, errlen,
+				      "%s.address must be a numeric address with optional :port",
+				      what);
+	if (smig_fp_parse(json_string_value(json_object_get(e, "fingerprint")), host->fp) < 0)
+		return smig_json_fail(doc, e, "fingerprint", err, errlen,
+				      "%s.fingerprint must be sha256: and 64 hex digits", what);
+	if (smig_hosts_by_fp(h, host->fp))
+		return smig_json_fail(doc, e, "fingerprint", err, errlen,
+				      "fingerprint of %s already belongs to another host", name);
+	snprintf(host->name, sizeof(host->name), "%s", name);
+	h->n++;
+	return 0;
+}
+
+static int hosts_top(const struct smig_json_doc *doc, struct smig_hosts *h, char *err,
+		     size_t errlen)
+{
+	static const struct smig_jfield fields[] = {
+		{ "hosts", SMIG_J_ARRAY, true, 0, 0 },
+	};
+	const json_t *arr;
+	size_t n;
+
+	SMIG_GUARD(smig_json_check(doc, doc->root, "host table", fields, ARRAY_LEN(fields), err,
+				   errlen));
+	arr = json_object_get(doc->root, "hosts");
+	n = json_array_size(arr);
+	if (n > SMIG_HOSTS_MAX)
+		return smig_json_fail(doc, doc->root, "hosts", err, errlen,
+				      "more than %d hosts", SMIG_HOSTS_MAX);
+	h->v = calloc(n ? n : 1, sizeof(*h->v));
+	SMIG_ENSURE(h->v != NULL, SMIG_ENOMEM);
+	for (size_t i = 0; i < n; i++)
+		SMIG_GUARD(hosts_entry(doc, arr, i, h, err, errlen));
+	return 0;
+}
+
+static int hosts_finish(struct smig_json_doc *doc, struct smig_hosts *h, char *err,
+			size_t errlen)
+{
+	int rc = hosts_top(doc, h, err, errlen);
+
+	smig_json_doc_clear(doc);
+	if (rc < 0)
+		smig_hosts_clear(h);
+	return rc;
+}
+
+int smig_hosts_parse(const char *name, const char *text, size_t len, struct smig_hosts *h,
+		     char *err, size_t errlen)
+{
+	struct smig_json_doc doc;
+
+	memset(h, 0, sizeof(*h));
+	SMIG_GUARD(smig_json_load_text(&doc, name, text, len, err, errlen));
+	return hosts_finish(&doc, h, err, errlen);
+}
+
+int smig_hosts_load(const char *path, struct smig_hosts *h, char *err, size_t errlen)
+{
+	struct smig_json_doc doc;
+
+	memset(h, 0, sizeof(*h));
+	SMIG_GUARD(smig_json_load_file(&doc, path, err, errlen));
+	return hosts_finish(&doc, h, err, errlen);
+}
+
+void smig_hosts_clear(struct smig_hosts *h)
+{
+	free(h->v);
+	memset(h, 0, sizeof(*h));
+}
+
+const struct smig_host *smig_hosts_by_name(const struct smig_hosts *h, const char *name)
+{
+	for (size_t i = 0; i < h->n; i++)
+		if (strcmp(h->v[i].name, name) == 0)
+			return &h->v[i];
+	return NULL;
+}
+
+const struct smig_host *smig_hosts_by_fp(const struct smig_hosts *h, const uint8_t *fp)
+{
+	for (size_t i = 0; i < h->n; i++)
+		if (memcmp(h->v[i].fp, fp, SMIG_FP_LEN) == 0)
+			return &h->v[i];
+	return NULL;
+}
+
+const struct smig_host *smig_hosts_by_addr(const struct smig_hosts *h, const char *addr)
+{
+	for (size_t i = 0; i < h->n; i++)
+		if (strcmp(h->v[i].addr, addr) == 0)
+			return &h->v[i];
+	return NULL;
+}

@@ -1,0 +1,78 @@
+/*
+ * config.h - smigd's configuration file and the cluster host table.
+ *
+ * Both are strict JSON (see json.h): an unknown key, a wrong type, a missing
+ * field or a bad value is an error naming file:line:column. Relative paths
+ * in the config are taken relative to the config file's directory. The
+ * host table is one file shared by every host of a cluster: each host's
+ * name, peer address and the SHA-256 fingerprint of its certificate.
+ * docs/configuration.md is the reference.
+ */
+#ifndef SMIG_CONFIG_H
+#define SMIG_CONFIG_H
+
+#include "log.h"
+#include "msg.h"
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SMIG_FP_LEN 32
+#define SMIG_FP_STR_LEN (7 + 2 * SMIG_FP_LEN + 1) /* "sha256:" hex NUL */
+#define SMIG_ADDR_MAX 64
+#define SMIG_DEFAULT_PORT 7450
+#define SMIG_HOSTS_MAX 1024
+
+struct smig_host {
+	char name[SMIG_NAME_MAX + 1];
+	char addr[SMIG_ADDR_MAX]; /* numeric IPv4 or IPv6 */
+	uint16_t port;
+	uint8_t fp[SMIG_FP_LEN];
+};
+
+struct smig_hosts {
+	struct smig_host *v;
+	size_t n;
+};
+
+struct smig_config {
+	char path[PATH_MAX];
+	char host[SMIG_NAME_MAX + 1];
+	char listen_addr[SMIG_ADDR_MAX];
+	uint16_t listen_port;
+	char control_socket[PATH_MAX];
+	char control_group[64]; /* empty: keep the daemon's group */
+	char state_dir[PATH_MAX];
+	char tls_ca[PATH_MAX];
+	char tls_cert[PATH_MAX];
+	char tls_key[PATH_MAX];
+	char hosts_file[PATH_MAX];
+	enum smig_log_level log_level;
+	bool log_syslog;
+	int handshake_timeout_ms;
+	int request_timeout_ms;
+	int max_peers;
+};
+
+int smig_config_load(const char *path, struct smig_config *cfg, char *err, size_t errlen);
+/* Parses config text held in memory (name is used in messages). */
+int smig_config_parse(const char *name, const char *text, size_t len,
+		      struct smig_config *cfg, char *err, size_t errlen);
+
+int smig_hosts_load(const char *path, struct smig_hosts *h, char *err, size_t errlen);
+int smig_hosts_parse(const char *name, const char *text, size_t len, struct smig_hosts *h,
+		     char *err, size_t errlen);
+void smig_hosts_clear(struct smig_hosts *h);
+const struct smig_host *smig_hosts_by_name(const struct smig_hosts *h, const char *name);
+const struct smig_host *smig_hosts_by_fp(const struct smig_hosts *h, const uint8_t *fp);
+const struct smig_host *smig_hosts_by_addr(const struct smig_hosts *h, const char *addr);
+
+/* "192.0.2.1:7450", "[2001:db8::1]:7450" or a bare address (default port). */
+int smig_addr_parse(const char *s, char *addr, size_t addrlen, uint16_t *port);
+/* "sha256:" followed by 64 hex digits, optionally in colon-separated pairs. */
+int smig_fp_parse(const char *s, uint8_t fp[SMIG_FP_LEN]);
+void smig_fp_format(const uint8_t fp[SMIG_FP_LEN], char out[SMIG_FP_STR_LEN]);
+
+#endif

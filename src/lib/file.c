@@ -1,0 +1,83 @@
+/*
+ * file.c - permission checks and atomic writes (file.h).
+ */
+#include "file.h"
+#include "error.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int smig_file_check_private(const char *path, char *err, size_t errlen)
+{
+	struct stat st;
+
+	if (stat(path, &st) < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return errno == ENOENT ? SMIG_ENOENT : SMIG_EIO;
+	}
+	if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+		snprintf(err, errlen,
+			 "%s: private key is accessible by group or others (mode %04o); "
+			 "run chmod 600 %s",
+			 path, (unsigned)(st.st_mode & 07777), path);
+		return SMIG_EPERM;
+	}
+	return 0;
+}
+
+int smig_file_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
+{
+	char tmp[PATH_MAX];
+	const char *p = data;
+	int fd;
+
+	SMIG_ENSURE(snprintf(tmp, sizeof(tmp), "%s.tmp", path) < (int)sizeof(tmp), SMIG_EINVAL);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	SMIG_ENSURE(fd >= 0, SMIG_EIO);
+	if (fchmod(fd, mode) < 0)
+		goto fail;
+	while (len > 0) {
+		ssize_t w = write(fd, p, len);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			goto fail;
+		p += w;
+		len -= (size_t)w;
+	}
+	if (fsync(fd) < 0)
+		goto fail;
+	close(fd);
+	if (rename(tmp, path) < 0) {
+		unlink(tmp);
+		return SMIG_EIO;
+	}
+	return 0;
+fail:
+	close(fd);
+	unlink(tmp);
+	return SMIG_EIO;
+}
+
+int smig_file_mkdirs(const char *dir, mode_t mode)
+{
+	char tmp[PATH_MAX];
+	size_t n = strlen(dir);
+
+	SMIG_ENSURE(n > 0 && n < sizeof(tmp), SMIG_EINVAL);
+	memcpy(tmp, dir, n + 1);
+	for (size_t i = 1; i <= n; i++) {
+		if (tmp[i] != '/' && tmp[i] != '\0')
+			continue;
+		tmp[i] = '\0';
+		if (mkdir(tmp, mode) < 0 && errno != EEXIST)
+			return SMIG_EIO;
+		tmp[i] = i < n ? '/' : '\0';
+	}
+	return 0;
+}

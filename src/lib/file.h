@@ -1,0 +1,19 @@
+/*
+ * file.h - small file helpers with the permission rules smig lives by:
+ * private keys are 0600 and refused when group or world can read them;
+ * files are replaced atomically (write, fsync, rename).
+ */
+#ifndef SMIG_FILE_H
+#define SMIG_FILE_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* 0, or SMIG_EPERM with a message if path is readable by group or others. */
+int smig_file_check_private(const char *path, char *err, size_t errlen);
+/* Writes data to path.tmp with mode, fsyncs it and renames it over path. */
+int smig_file_write_atomic(const char *path, const void *data, size_t len, mode_t mode);
+/* Creates dir (and parents) with mode if missing. */
+int smig_file_mkdirs(const char *dir, mode_t mode);
+
+#endif

@@ -1,0 +1,148 @@
+/*
+ * frame.c - frame headers, per-type limits and strict decoding (frame.h).
+ */
+#include "frame.h"
+#include "error.h"
+
+#include <string.h>
+
+struct frame_type {
+	uint8_t type;
+	const char *name;
+	uint32_t max;
+};
+
+static const struct frame_type frame_types[] = {
+	{ SMIG_MSG_HELLO, "HELLO", 256 },
+	{ SMIG_MSG_PING, "PING", 16 },
+	{ SMIG_MSG_PONG, "PONG", 16 },
+	{ SMIG_MSG_ERROR, "ERROR", 260 },
+	{ SMIG_MSG_BYE, "BYE", 0 },
+};
+
+static const struct frame_type *frame_type_find(uint8_t type)
+{
+	for (size_t i = 0; i < sizeof(frame_types) / sizeof(frame_types[0]); i++)
+		if (frame_types[i].type == type)
+			return &frame_types[i];
+	return NULL;
+}
+
+int smig_frame_type_max(uint8_t type, uint32_t *max)
+{
+	const struct frame_type *t = frame_type_find(type);
+
+	SMIG_ENSURE(t != NULL, SMIG_ETYPE);
+	*max = t->max;
+	return 0;
+}
+
+const char *smig_frame_type_name(uint8_t type)
+{
+	const struct frame_type *t = frame_type_find(type);
+
+	return t ? t->name : "UNKNOWN";
+}
+
+int smig_frame_header(const uint8_t *p, size_t n, uint8_t *type, uint32_t *len)
+{
+	struct smig_buf b;
+	uint8_t version;
+	uint16_t reserved;
+	uint32_t max;
+
+	SMIG_ENSURE(n >= SMIG_FRAME_HDR_LEN, SMIG_ESHORT);
+	smig_buf_view(&b, p, SMIG_FRAME_HDR_LEN);
+	SMIG_GUARD(smig_buf_get_u8(&b, &version));
+	SMIG_GUARD(smig_buf_get_u8(&b, type));
+	SMIG_GUARD(smig_buf_get_u16(&b, &reserved));
+	SMIG_GUARD(smig_buf_get_u32(&b, len));
+	SMIG_ENSURE(version == SMIG_PROTO_VERSION, SMIG_EVERSION);
+	SMIG_ENSURE(reserved == 0, SMIG_EPROTO);
+	SMIG_GUARD(smig_frame_type_max(*type, &max));
+	SMIG_ENSURE(*len <= max, SMIG_ETOOBIG);
+	return 0;
+}
+
+int smig_frame_next(struct smig_buf *rx, struct smig_frame *f)
+{
+	size_t have = smig_buf_remaining(rx);
+	const uint8_t *p = smig_buf_peek(rx);
+	uint8_t type;
+	uint32_t len;
+	int rc;
+
+	if (have < SMIG_FRAME_HDR_LEN)
+		return SMIG_EAGAIN;
+	rc = smig_frame_header(p, have, &type, &len);
+	if (rc < 0)
+		return rc;
+	if (have - SMIG_FRAME_HDR_LEN < len)
+		return SMIG_EAGAIN;
+	f->type = type;
+	f->len = len;
+	f->payload = p + SMIG_FRAME_HDR_LEN;
+	rx->off += SMIG_FRAME_HDR_LEN + (size_t)len;
+	return 0;
+}
+
+int smig_frame_parse(const uint8_t *p, size_t n, struct smig_frame *f)
+{
+	uint8_t type;
+	uint32_t len;
+
+	SMIG_GUARD(smig_frame_header(p, n, &type, &len));
+	SMIG_ENSURE(n - SMIG_FRAME_HDR_LEN >= len, SMIG_ESHORT);
+	SMIG_ENSURE(n - SMIG_FRAME_HDR_LEN == len, SMIG_ETRAILING);
+	f->type = type;
+	f->len = len;
+	f->payload = p + SMIG_FRAME_HDR_LEN;
+	return 0;
+}
+
+int smig_frame_begin(struct smig_buf *out, uint8_t type, size_t *mark)
+{
+	uint32_t max;
+
+	SMIG_GUARD(smig_frame_type_max(type, &max));
+	*mark = out->len;
+	SMIG_GUARD(smig_buf_put_u8(out, SMIG_PROTO_VERSION));
+	SMIG_GUARD(smig_buf_put_u8(out, type));
+	SMIG_GUARD(smig_buf_put_u16(out, 0));
+	return smig_buf_put_u32(out, 0);
+}
+
+int smig_frame_end(struct smig_buf *out, size_t mark)
+{
+	size_t payload;
+	uint32_t max;
+	uint8_t *hdr;
+
+	SMIG_ENSURE(mark + SMIG_FRAME_HDR_LEN <= out->len && mark >= out->off, SMIG_EINVAL);
+	hdr = out->data + mark;
+	payload = out->len - mark - SMIG_FRAME_HDR_LEN;
+	SMIG_GUARD(smig_frame_type_max(hdr[1], &max));
+	if (payload > max) {
+		out->len = mark; /* drop the oversize frame entirely */
+		return SMIG_ETOOBIG;
+	}
+	hdr[4] = (uint8_t)(payload >> 24);
+	hdr[5] = (uint8_t)(payload >> 16);
+	hdr[6] = (uint8_t)(payload >> 8);
+	hdr[7] = (uint8_t)payload;
+	return 0;
+}
+
+int smig_frame_put(struct smig_buf *out, uint8_t type, const void *payload, uint32_t len)
+{
+	size_t mark;
+	int rc;
+
+	SMIG_GUARD(smig_frame_begin(out, type, &mark));
+	rc = smig_buf_put_bytes(out, payload, len);
+	if (rc < 0) {
+		out->len = mark;
+		return rc;
+	}
+	return smig_frame_end(out, mark);
+}

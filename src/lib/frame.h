@@ -1,0 +1,69 @@
+/*
+ * frame.h - wire framing between smigd peers (inside TLS).
+ *
+ * Every message is a frame:
+ *
+ *   u8 version | u8 type | u16 reserved (0) | u32 length | payload[length]
+ *
+ * Each type has a maximum payload length; a header that names an unknown
+ * type, a foreign version, a non-zero reserved field or an oversize length
+ * is rejected as soon as its 8 bytes arrive, before any payload is buffered.
+ * Payload layouts live in msg.h; docs/protocol.md is the reference.
+ */
+#ifndef SMIG_FRAME_H
+#define SMIG_FRAME_H
+
+#include "buf.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SMIG_PROTO_VERSION 1
+#define SMIG_FRAME_HDR_LEN 8
+/* The largest payload of any type; a receive buffer never needs more. */
+#define SMIG_FRAME_MAX_PAYLOAD (1024u * 1024u)
+
+enum smig_msg_type {
+	SMIG_MSG_HELLO = 0x01,
+	SMIG_MSG_PING = 0x02,
+	SMIG_MSG_PONG = 0x03,
+	SMIG_MSG_ERROR = 0x04,
+	SMIG_MSG_BYE = 0x05,
+};
+
+struct smig_frame {
+	uint8_t type;
+	uint32_t len;
+	const uint8_t *payload; /* points into the buffer it was read from */
+};
+
+/* The maximum payload of type in *max; SMIG_ETYPE if type is unknown. */
+int smig_frame_type_max(uint8_t type, uint32_t *max);
+/* "HELLO", "PING", ...; "UNKNOWN" for others. */
+const char *smig_frame_type_name(uint8_t type);
+
+/* Checks an 8-byte header; on success stores its type and length. */
+int smig_frame_header(const uint8_t *p, size_t n, uint8_t *type, uint32_t *len);
+
+/*
+ * Takes the next complete frame from a receive buffer. Returns 0 and fills
+ * f (payload valid until rx is next written), SMIG_EAGAIN if more bytes are
+ * needed, or a negative code for a bad header.
+ */
+int smig_frame_next(struct smig_buf *rx, struct smig_frame *f);
+
+/* Parses p[0..n) as exactly one frame: short input and trailing bytes fail. */
+int smig_frame_parse(const uint8_t *p, size_t n, struct smig_frame *f);
+
+/* Appends a whole frame with the given payload. */
+int smig_frame_put(struct smig_buf *out, uint8_t type, const void *payload, uint32_t len);
+
+/*
+ * Two-step writing for payloads built in place: begin reserves the header
+ * and remembers where it is in *mark; end fills in the length after
+ * checking it against the type's maximum.
+ */
+int smig_frame_begin(struct smig_buf *out, uint8_t type, size_t *mark);
+int smig_frame_end(struct smig_buf *out, size_t mark);
+
+#endif

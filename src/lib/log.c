@@ -1,0 +1,76 @@
+/*
+ * log.c - stderr and syslog output for smig_log().
+ */
+#include "log.h"
+#include "error.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *log_prog = "smig";
+static enum smig_log_level log_level = SMIG_LOG_INFO;
+static bool log_syslog;
+
+static const char *const level_names[] = { "error", "warn", "info", "debug" };
+
+void smig_log_init(const char *prog, enum smig_log_level level, bool use_syslog)
+{
+	const char *slash = strrchr(prog, '/');
+
+	log_prog = slash ? slash + 1 : prog;
+	log_level = level;
+	if (log_syslog && !use_syslog)
+		closelog();
+	log_syslog = use_syslog;
+	if (use_syslog)
+		openlog(log_prog, LOG_PID, LOG_DAEMON);
+}
+
+void smig_log_set_level(enum smig_log_level level)
+{
+	log_level = level;
+}
+
+enum smig_log_level smig_log_get_level(void)
+{
+	return log_level;
+}
+
+int smig_log_level_parse(const char *name, enum smig_log_level *out)
+{
+	for (int i = 0; i < 4; i++) {
+		if (strcmp(name, level_names[i]) == 0) {
+			*out = (enum smig_log_level)i;
+			return 0;
+		}
+	}
+	return SMIG_EINVAL;
+}
+
+void smig_log(enum smig_log_level level, const char *fmt, ...)
+{
+	static const int prio[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
+	char msg[1024];
+	char stamp[32];
+	struct timespec ts;
+	struct tm tm;
+	va_list ap;
+
+	if (level > log_level)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
+	fprintf(stderr, "%s.%03ldZ %s %s[%d]: %s\n", stamp, ts.tv_nsec / 1000000,
+		level_names[level], log_prog, (int)getpid(), msg);
+	if (log_syslog)
+		syslog(prio[level], "%s", msg);
+}

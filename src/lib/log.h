@@ -1,0 +1,35 @@
+/*
+ * log.h - the one logging function of smig.
+ *
+ * Lines are "TIME LEVEL prog[pid]: event=NAME key=value ...": callers pass
+ * an event name and key=value fields so that logs grep well. Output goes to
+ * stderr and, when enabled, to syslog. Never log secrets or guest memory.
+ */
+#ifndef SMIG_LOG_H
+#define SMIG_LOG_H
+
+#include <stdbool.h>
+
+enum smig_log_level {
+	SMIG_LOG_ERROR = 0,
+	SMIG_LOG_WARN = 1,
+	SMIG_LOG_INFO = 2,
+	SMIG_LOG_DEBUG = 3,
+};
+
+/* prog is kept by reference; pass a string literal or argv[0]. */
+void smig_log_init(const char *prog, enum smig_log_level level, bool use_syslog);
+void smig_log_set_level(enum smig_log_level level);
+enum smig_log_level smig_log_get_level(void);
+/* Parses "error", "warn", "info" or "debug"; 0 or SMIG_EINVAL. */
+int smig_log_level_parse(const char *name, enum smig_log_level *out);
+
+__attribute__((format(printf, 2, 3)))
+void smig_log(enum smig_log_level level, const char *fmt, ...);
+
+#define smig_err(...) smig_log(SMIG_LOG_ERROR, __VA_ARGS__)
+#define smig_warn(...) smig_log(SMIG_LOG_WARN, __VA_ARGS__)
+#define smig_info(...) smig_log(SMIG_LOG_INFO, __VA_ARGS__)
+#define smig_debug(...) smig_log(SMIG_LOG_DEBUG, __VA_ARGS__)
+
+#endif

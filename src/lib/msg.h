@@ -1,0 +1,50 @@
+/*
+ * msg.h - payloads of the peer messages, each encoded as a whole frame and
+ * decoded strictly from a frame (wrong type, short payload, oversize string
+ * or trailing bytes are errors).
+ */
+#ifndef SMIG_MSG_H
+#define SMIG_MSG_H
+
+#include "buf.h"
+#include "frame.h"
+
+#include <stdint.h>
+
+#define SMIG_NAME_MAX 63
+#define SMIG_VERSION_STR_MAX 31
+#define SMIG_REASON_MAX 255
+
+struct smig_hello {
+	char host[SMIG_NAME_MAX + 1];
+	char version[SMIG_VERSION_STR_MAX + 1];
+	uint32_t features;
+};
+
+struct smig_ping {
+	uint64_t nonce;
+	uint64_t sent_ns;
+};
+
+struct smig_error_msg {
+	uint16_t code; /* a positive SMIG_E* value */
+	char reason[SMIG_REASON_MAX + 1];
+};
+
+int smig_msg_put_hello(struct smig_buf *out, const struct smig_hello *m);
+int smig_msg_get_hello(const struct smig_frame *f, struct smig_hello *m);
+
+/* type is SMIG_MSG_PING or SMIG_MSG_PONG; both carry the same fields. */
+int smig_msg_put_ping(struct smig_buf *out, uint8_t type, const struct smig_ping *m);
+int smig_msg_get_ping(const struct smig_frame *f, uint8_t type, struct smig_ping *m);
+
+int smig_msg_put_error(struct smig_buf *out, const struct smig_error_msg *m);
+int smig_msg_get_error(const struct smig_frame *f, struct smig_error_msg *m);
+
+int smig_msg_put_bye(struct smig_buf *out);
+int smig_msg_get_bye(const struct smig_frame *f);
+
+/* 1 if s is a valid host or VM name: 1..63 of [A-Za-z0-9._-], not "." first. */
+int smig_name_valid(const char *s);
+
+#endif

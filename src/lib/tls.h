@@ -1,0 +1,67 @@
+/*
+ * tls.h - the peer channel: TLS 1.3 only, mutual X.509, on OpenSSL 3.
+ *
+ * One configuration, no negotiation knobs: TLS 1.3, AES-256-GCM or
+ * ChaCha20-Poly1305, X25519 or P-256 key exchange, a client certificate
+ * always required, certificates checked against the cluster CA, session
+ * tickets and resumption off. The certificate fingerprint (SHA-256 of the
+ * DER) is what the host table pins; callers compare it after the
+ * handshake. smig_tls_export() gives RFC 8446 exporter values that bind
+ * attestation evidence to this very session.
+ *
+ * Connections work on non-blocking sockets: calls return SMIG_EAGAIN and
+ * smig_tls_want_write() tells which readiness to wait for.
+ */
+#ifndef SMIG_TLS_H
+#define SMIG_TLS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+
+struct smig_tls_ctx;
+struct smig_tls_conn;
+
+/*
+ * Loads the CA, this host's certificate and key (the key file must not be
+ * readable by group or others). err receives a message on failure.
+ */
+int smig_tls_ctx_new(struct smig_tls_ctx **out, const char *ca_file, const char *cert_file,
+		     const char *key_file, char *err, size_t errlen);
+void smig_tls_ctx_free(struct smig_tls_ctx *ctx);
+/* Fingerprint of this host's own certificate. */
+const uint8_t *smig_tls_ctx_fp(const struct smig_tls_ctx *ctx);
+
+/* A connection over fd (not owned: smig_tls_conn_free() leaves it open). */
+int smig_tls_conn_new(struct smig_tls_ctx *ctx, int fd, bool server,
+		      struct smig_tls_conn **out);
+void smig_tls_conn_free(struct smig_tls_conn *c);
+
+/* 0 when complete, SMIG_EAGAIN to retry, SMIG_ETLS on failure (see reason). */
+int smig_tls_handshake(struct smig_tls_conn *c);
+/* 0 with *n > 0, SMIG_EAGAIN, SMIG_ECLOSED (clean close) or SMIG_ETLS. */
+int smig_tls_read(struct smig_tls_conn *c, void *buf, size_t len, size_t *n);
+/* 0 with *n > 0 written, SMIG_EAGAIN or SMIG_ETLS. */
+int smig_tls_write(struct smig_tls_conn *c, const void *buf, size_t len, size_t *n);
+/* Sends close_notify (best effort). */
+void smig_tls_close(struct smig_tls_conn *c);
+/* After SMIG_EAGAIN: true if the socket must become writable, else readable. */
+bool smig_tls_want_write(const struct smig_tls_conn *c);
+/* Bytes already decrypted and waiting in the TLS layer. */
+size_t smig_tls_pending(const struct smig_tls_conn *c);
+/* Why the last call failed, for logs ("certificate verify failed: ..."). */
+const char *smig_tls_reason(const struct smig_tls_conn *c);
+
+int smig_tls_peer_fp(const struct smig_tls_conn *c, uint8_t fp[SMIG_FP_LEN]);
+const char *smig_tls_cipher(const struct smig_tls_conn *c);
+const char *smig_tls_version(const struct smig_tls_conn *c);
+/* RFC 8446 section 7.5 exporter: out[0..outlen) for label and context. */
+int smig_tls_export(const struct smig_tls_conn *c, const char *label, const uint8_t *context,
+		    size_t contextlen, uint8_t *out, size_t outlen);
+
+/* SHA-256 of a PEM certificate file's DER encoding. */
+int smig_tls_cert_fp(const char *cert_file, uint8_t fp[SMIG_FP_LEN]);
+
+#endif

@@ -1,0 +1,164 @@
+/*
+ * cmd_daemon.c - subcommands answered by smigd: status, hosts, ping.
+ */
+#include "client.h"
+#include "commands.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+void cli_print_json(const json_t *v)
+{
+	char *s = json_dumps(v, JSON_COMPACT);
+
+	if (s) {
+		puts(s);
+		free(s);
+	}
+}
+
+int cli_request(struct cli *cli, const char *cmd, json_t *args, json_t **result)
+{
+	json_t *reply = NULL;
+	json_t *err;
+	int rc = client_call(cli->socket, cmd, args, cli->timeout_ms, &reply);
+
+	if (rc != 0)
+		return rc;
+	if (json_is_true(json_object_get(reply, "ok"))) {
+		*result = json_incref(json_object_get(reply, "result"));
+		json_decref(reply);
+		return *result ? 0 : EXIT_ERROR;
+	}
+	err = json_object_get(reply, "error");
+	rc = client_exit_code(json_string_value(json_object_get(err, "code")));
+	if (cli->json)
+		cli_print_json(reply);
+	else
+		fprintf(stderr, "smig %s: %s\n", cmd,
+			json_string_value(json_object_get(err, "message"))
+				? json_string_value(json_object_get(err, "message"))
+				: "failed");
+	json_decref(reply);
+	return rc;
+}
+
+static int no_args(const char *name, int argc)
+{
+	if (argc == 1)
+		return 0;
+	fprintf(stderr, "smig %s: takes no arguments\n", name);
+	return EXIT_USAGE;
+}
+
+static const char *ago(json_int_t t, char *buf, size_t len)
+{
+	long d = (long)(time(NULL) - (time_t)t);
+
+	if (t <= 0)
+		return "never";
+	snprintf(buf, len, "%lds ago", d < 0 ? 0 : d);
+	return buf;
+}
+
+int cmd_status(struct cli *cli, int argc, char **argv)
+{
+	json_t *r;
+	int rc;
+
+	(void)argv;
+	if ((rc = no_args("status", argc)) || (rc = cli_request(cli, "status", NULL, &r)))
+		return rc;
+	if (cli->json) {
+		cli_print_json(r);
+	} else {
+		printf("host         %s (smig %s, pid %lld, up %llds)\n",
+		       json_string_value(json_object_get(r, "host")),
+		       json_string_value(json_object_get(r, "version")),
+		       json_integer_value(json_object_get(r, "pid")),
+		       json_integer_value(json_object_get(r, "uptime_s")));
+		printf("listen       %s port %lld\n", json_string_value(json_object_get(r, "listen")),
+		       json_integer_value(json_object_get(r, "port")));
+		printf("fingerprint  %s\n", json_string_value(json_object_get(r, "fingerprint")));
+		printf("hosts        %lld in table, %lld peer connections open\n",
+		       json_integer_value(json_object_get(r, "hosts")),
+		       json_integer_value(json_object_get(r, "peers_connected")));
+	}
+	json_decref(r);
+	return EXIT_OK;
+}
+
+int cmd_hosts(struct cli *cli, int argc, char **argv)
+{
+	json_t *r;
+	json_t *h;
+	size_t i;
+	int rc;
+
+	(void)argv;
+	if ((rc = no_args("hosts", argc)) || (rc = cli_request(cli, "hosts", NULL, &r)))
+		return rc;
+	if (cli->json) {
+		cli_print_json(r);
+		json_decref(r);
+		return EXIT_OK;
+	}
+	printf("%-16s %-24s %-5s %-12s %-9s %s\n", "NAME", "ADDRESS", "SELF", "LAST-OK", "RTT-MS",
+	       "LAST-ERROR");
+	json_array_foreach(json_object_get(r, "hosts"), i, h) {
+		char addr[80];
+		char when[32];
+		snprintf(addr, sizeof(addr), "%s:%lld",
+			 json_string_value(json_object_get(h, "address")),
+			 json_integer_value(json_object_get(h, "port")));
+		printf("%-16s %-24s %-5s %-12s %-9.3f %s\n",
+		       json_string_value(json_object_get(h, "name")), addr,
+		       json_is_true(json_object_get(h, "self")) ? "yes" : "",
+		       ago(json_integer_value(json_object_get(h, "last_ok")), when, sizeof(when)),
+		       json_real_value(json_object_get(h, "last_rtt_ms")),
+		       json_string_value(json_object_get(h, "last_error")));
+	}
+	json_decref(r);
+	return EXIT_OK;
+}
+
+int cmd_ping(struct cli *cli, int argc, char **argv)
+{
+	json_t *r;
+	int rc;
+
+	if (argc != 2) {
+		fprintf(stderr, "usage: smig ping HOST\n");
+		return EXIT_USAGE;
+	}
+	rc = cli_request(cli, "ping", json_pack("{s:s}", "host", argv[1]), &r);
+	if (rc)
+		return rc;
+	if (cli->json)
+		cli_print_json(r);
+	else
+		printf("%s (%s): authenticated, rtt %.3f ms (connect %.3f ms, handshake %.3f ms), "
+		       "%s %s\n",
+		       json_string_value(json_object_get(r, "host")),
+		       json_string_value(json_object_get(r, "address")),
+		       json_real_value(json_object_get(r, "rtt_ms")),
+		       json_real_value(json_object_get(r, "connect_ms")),
+		       json_real_value(json_object_get(r, "handshake_ms")),
+		       json_string_value(json_object_get(r, "tls_version")),
+		       json_string_value(json_object_get(r, "cipher")));
+	json_decref(r);
+	return EXIT_OK;
+}
+
+int cmd_version(struct cli *cli, int argc, char **argv)
+{
+	(void)argv;
+	if (argc != 1)
+		return EXIT_USAGE;
+	if (cli->json)
+		printf("{\"version\":\"%s\"}\n", SMIG_VERSION);
+	else
+		printf("smig %s\n", SMIG_VERSION);
+	return EXIT_OK;
+}

@@ -1,0 +1,31 @@
+/*
+ * commands.h - the smig subcommands; each gets argv starting at its own
+ * name and returns an exit code (client.h).
+ */
+#ifndef SMIG_COMMANDS_H
+#define SMIG_COMMANDS_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+struct cli {
+	const char *socket;
+	bool json;
+	int timeout_ms;
+};
+
+int cmd_status(struct cli *cli, int argc, char **argv);
+int cmd_hosts(struct cli *cli, int argc, char **argv);
+int cmd_ping(struct cli *cli, int argc, char **argv);
+int cmd_pki(struct cli *cli, int argc, char **argv);
+int cmd_version(struct cli *cli, int argc, char **argv);
+
+/*
+ * Calls the daemon; on an error reply prints it (as JSON with --json) and
+ * returns its exit code, else stores the result in *result and returns 0.
+ */
+int cli_request(struct cli *cli, const char *cmd, json_t *args, json_t **result);
+/* Prints v as one line of JSON on stdout. */
+void cli_print_json(const json_t *v);
+
+#endif

@@ -1,0 +1,451 @@
+/*
+ * control.c - the unix control socket: newline-delimited JSON requests
+ * {"id", "cmd", "args"} and responses {"id", "ok", "result" | "error"}.
+ *
+ * The socket is 0660 and owned by the configured group; every accepted
+ * client's credentials (SO_PEERCRED) are captured and logged with each
+ * request so that authorisation and audit can name the caller.
+ */
+#include "smigd.h"
+#include "buf.h"
+#include "error.h"
+#include "log.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define CTL_LINE_MAX (64 * 1024)
+#define CTL_OUT_MAX (4 * 1024 * 1024)
+#define CTL_CLIENTS_MAX 128
+
+struct ctl_client {
+	struct ctl_client *next;
+	struct smigd *d;
+	uint64_t id;
+	int fd;
+	struct loop_watch *w;
+	struct ucred cred;
+	struct smig_buf rx;
+	struct smig_buf tx;
+	bool closing; /* close once tx drains */
+};
+
+typedef void (*ctl_handler)(struct smigd *d, struct ctl_client *c, const json_t *args,
+			    struct ctl_ref *ref);
+
+static void client_free(struct ctl_client *c)
+{
+	struct smigd *d = c->d;
+
+	for (struct ctl_client **pp = &d->clients; *pp; pp = &(*pp)->next) {
+		if (*pp == c) {
+			*pp = c->next;
+			break;
+		}
+	}
+	loop_watch_del(d->loop, c->w);
+	close(c->fd);
+	smig_buf_clear(&c->rx);
+	smig_buf_clear(&c->tx);
+	free(c);
+}
+
+static struct ctl_client *client_find(struct smigd *d, uint64_t id)
+{
+	for (struct ctl_client *c = d->clients; c; c = c->next)
+		if (c->id == id)
+			return c;
+	return NULL;
+}
+
+static void client_flush(struct ctl_client *c)
+{
+	while (smig_buf_remaining(&c->tx) > 0) {
+		ssize_t w = send(c->fd, smig_buf_peek(&c->tx), smig_buf_remaining(&c->tx),
+				 MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		if (w <= 0) {
+			client_free(c);
+			return;
+		}
+		(void)smig_buf_consume(&c->tx, (size_t)w);
+	}
+	if (smig_buf_remaining(&c->tx) == 0 && c->closing) {
+		client_free(c);
+		return;
+	}
+	(void)loop_watch_mod(c->d->loop, c->w,
+			     EPOLLIN | (smig_buf_remaining(&c->tx) ? EPOLLOUT : 0));
+}
+
+static void client_send(struct ctl_client *c, json_t *msg)
+{
+	char *text = json_dumps(msg, JSON_COMPACT);
+
+	if (text == NULL || smig_buf_put_bytes(&c->tx, text, strlen(text)) < 0 ||
+	    smig_buf_put_u8(&c->tx, '\n') < 0) {
+		smig_warn("event=control_overflow client=%llu", (unsigned long long)c->id);
+		c->closing = true;
+	}
+	free(text);
+	client_flush(c);
+}
+
+static void ref_send(struct smigd *d, struct ctl_ref *ref, json_t *msg)
+{
+	struct ctl_client *c = ref->client_id ? client_find(d, ref->client_id) : NULL;
+
+	if (c)
+		client_send(c, msg);
+	json_decref(msg);
+	json_decref(ref->id);
+	ref->id = NULL;
+	ref->client_id = 0;
+}
+
+void ctl_reply_ok(struct smigd *d, struct ctl_ref *ref, json_t *result)
+{
+	ref_send(d, ref, json_pack("{s:O?,s:b,s:o}", "id", ref->id, "ok", 1, "result", result));
+}
+
+void ctl_reply_err(struct smigd *d, struct ctl_ref *ref, const char *code, const char *fmt,
+		   ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	ref_send(d, ref, json_pack("{s:O?,s:b,s:{s:s,s:s}}", "id", ref->id, "ok", 0, "error",
+				   "code", code, "message", msg));
+}
+
+static json_t *host_json(struct smigd *d, const struct smig_host *h)
+{
+	struct host_state *hs = smigd_host_state(d, h->name);
+	char fp[SMIG_FP_STR_LEN];
+	json_t *o;
+
+	smig_fp_format(h->fp, fp);
+	o = json_pack("{s:s,s:s,s:i,s:s,s:b}", "name", h->name, "address", h->addr, "port",
+		      (int)h->port, "fingerprint", fp, "self", strcmp(h->name, d->cfg.host) == 0);
+	if (o && hs) {
+		json_object_set_new(o, "last_ok", json_integer((json_int_t)hs->last_ok));
+		json_object_set_new(o, "last_fail", json_integer((json_int_t)hs->last_fail));
+		json_object_set_new(o, "last_rtt_ms", json_real(hs->last_rtt_ms));
+		json_object_set_new(o, "last_error", json_string(hs->last_error));
+	}
+	return o;
+}
+
+static int args_only(const json_t *args, const char *const *allowed, const char **bad)
+{
+	const char *key;
+	json_t *v;
+
+	json_object_foreach((json_t *)args, key, v) {
+		bool ok = false;
+		for (size_t i = 0; allowed[i] && !ok; i++)
+			ok = strcmp(allowed[i], key) == 0;
+		if (!ok) {
+			*bad = key;
+			return SMIG_EINVAL;
+		}
+	}
+	return 0;
+}
+
+static void cmd_status(struct smigd *d, struct ctl_client *c, const json_t *args,
+		       struct ctl_ref *ref)
+{
+	static const char *const allowed[] = { NULL };
+	char fp[SMIG_FP_STR_LEN];
+	const char *bad;
+
+	if (args_only(args, allowed, &bad) < 0) {
+		ctl_reply_err(d, ref, "bad_request", "status takes no argument \"%s\"", bad);
+		return;
+	}
+	smig_fp_format(smig_tls_ctx_fp(d->tls), fp);
+	ctl_reply_ok(d, ref,
+		     json_pack("{s:s,s:s,s:i,s:I,s:s,s:i,s:s,s:s,s:i,s:i,"
+			       "s:{s:I,s:I,s:I,s:I,s:I},s:{s:i,s:i,s:i}}",
+			       "host", d->cfg.host, "version", SMIG_VERSION, "pid", (int)getpid(),
+			       "uptime_s", (json_int_t)(time(NULL) - d->started), "listen",
+			       d->cfg.listen_addr, "port", (int)d->cfg.listen_port,
+			       "control_socket", d->cfg.control_socket, "fingerprint", fp,
+			       "hosts", (int)d->hosts.n, "peers_connected", (int)peer_count(d),
+			       "stats", "peers_accepted", (json_int_t)d->stats.peers_accepted,
+			       "peers_refused", (json_int_t)d->stats.peers_refused,
+			       "handshakes_ok", (json_int_t)d->stats.handshakes_ok,
+			       "handshakes_failed", (json_int_t)d->stats.handshakes_failed,
+			       "requests", (json_int_t)d->stats.requests, "caller", "uid",
+			       (int)c->cred.uid, "gid", (int)c->cred.gid, "pid", (int)c->cred.pid));
+}
+
+static void cmd_hosts(struct smigd *d, struct ctl_client *c, const json_t *args,
+		      struct ctl_ref *ref)
+{
+	static const char *const allowed[] = { NULL };
+	json_t *arr = json_array();
+	const char *bad;
+
+	(void)c;
+	if (args_only(args, allowed, &bad) < 0) {
+		json_decref(arr);
+		ctl_reply_err(d, ref, "bad_request", "hosts takes no argument \"%s\"", bad);
+		return;
+	}
+	for (size_t i = 0; i < d->hosts.n; i++)
+		json_array_append_new(arr, host_json(d, &d->hosts.v[i]));
+	ctl_reply_ok(d, ref, json_pack("{s:o}", "hosts", arr));
+}
+
+static void cmd_ping(struct smigd *d, struct ctl_client *c, const json_t *args,
+		     struct ctl_ref *ref)
+{
+	static const char *const allowed[] = { "host", NULL };
+	const json_t *host = json_object_get(args, "host");
+	const char *bad;
+
+	(void)c;
+	if (args_only(args, allowed, &bad) < 0) {
+		ctl_reply_err(d, ref, "bad_request", "ping takes no argument \"%s\"", bad);
+		return;
+	}
+	if (!json_is_string(host)) {
+		ctl_reply_err(d, ref, "bad_request", "ping needs args.host, a string");
+		return;
+	}
+	peer_ping(d, json_string_value(host), ref);
+}
+
+static const struct {
+	const char *name;
+	ctl_handler fn;
+} ctl_cmds[] = {
+	{ "status", cmd_status },
+	{ "hosts", cmd_hosts },
+	{ "ping", cmd_ping },
+};
+
+static void client_request(struct ctl_client *c, const char *line, size_t len)
+{
+	struct smigd *d = c->d;
+	struct ctl_ref ref = { .client_id = c->id };
+	json_error_t jerr;
+	json_t *req = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
+	const json_t *cmd;
+	const json_t *args;
+	const char *key;
+	json_t *v;
+
+	d->stats.requests++;
+	if (req == NULL || !json_is_object(req)) {
+		ctl_reply_err(d, &ref, "bad_request", "request is not a JSON object (column %d: %s)",
+			      req ? 1 : jerr.column, req ? "not an object" : jerr.text);
+		json_decref(req);
+		return;
+	}
+	ref.id = json_incref(json_object_get(req, "id"));
+	json_object_foreach(req, key, v) {
+		if (strcmp(key, "id") && strcmp(key, "cmd") && strcmp(key, "args")) {
+			ctl_reply_err(d, &ref, "bad_request", "unknown request key \"%s\"", key);
+			json_decref(req);
+			return;
+		}
+	}
+	cmd = json_object_get(req, "cmd");
+	args = json_object_get(req, "args");
+	if (!json_is_string(cmd) || (args && !json_is_object(args)) ||
+	    !(json_is_integer(ref.id) || json_is_string(ref.id))) {
+		ctl_reply_err(d, &ref, "bad_request",
+			      "request needs id (integer or string), cmd (string), args (object)");
+		json_decref(req);
+		return;
+	}
+	smig_info("event=request cmd=%.32s uid=%d gid=%d pid=%d", json_string_value(cmd),
+		  (int)c->cred.uid, (int)c->cred.gid, (int)c->cred.pid);
+	for (size_t i = 0; i < sizeof(ctl_cmds) / sizeof(ctl_cmds[0]); i++) {
+		if (strcmp(ctl_cmds[i].name, json_string_value(cmd)) == 0) {
+			json_t *empty = json_object();
+			ctl_cmds[i].fn(d, c, args ? args : empty, &ref);
+			json_decref(empty);
+			json_decref(req);
+			return;
+		}
+	}
+	ctl_reply_err(d, &ref, "bad_request", "unknown command \"%.32s\"", json_string_value(cmd));
+	json_decref(req);
+}
+
+/* Handles complete lines; returns false if the client was freed. */
+static bool client_lines(struct ctl_client *c)
+{
+	struct smigd *d = c->d;
+	uint64_t id = c->id;
+
+	for (;;) {
+		const uint8_t *p = smig_buf_peek(&c->rx);
+		size_t n = smig_buf_remaining(&c->rx);
+		const uint8_t *nl = p ? memchr(p, '\n', n) : NULL;
+		size_t len;
+
+		if (nl == NULL)
+			break;
+		len = (size_t)(nl - p);
+		client_request(c, (const char *)p, len);
+		if (client_find(d, id) == NULL)
+			return false;
+		(void)smig_buf_consume(&c->rx, len + 1);
+	}
+	return true;
+}
+
+static void client_io(void *arg, uint32_t events)
+{
+	struct ctl_client *c = arg;
+
+	if (events & EPOLLOUT) {
+		uint64_t id = c->id;
+		struct smigd *d = c->d;
+		client_flush(c);
+		if (client_find(d, id) == NULL)
+			return;
+	}
+	if (!(events & (EPOLLIN | EPOLLHUP | EPOLLERR)) || c->closing)
+		return;
+	for (;;) {
+		uint8_t *dst;
+		ssize_t r;
+
+		if (smig_buf_reserve(&c->rx, 4096, &dst) < 0) {
+			smig_warn("event=control_line_too_long uid=%d max=%d", (int)c->cred.uid,
+				  CTL_LINE_MAX);
+			client_free(c);
+			return;
+		}
+		r = recv(c->fd, dst, 4096, MSG_DONTWAIT);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		if (r <= 0) {
+			client_free(c);
+			return;
+		}
+		smig_buf_commit(&c->rx, (size_t)r);
+		if (!client_lines(c))
+			return;
+	}
+}
+
+static void ctl_accept(void *arg, uint32_t events)
+{
+	struct smigd *d = arg;
+	size_t n = 0;
+
+	(void)events;
+	for (struct ctl_client *c = d->clients; c; c = c->next)
+		n++;
+	for (;;) {
+		socklen_t len = sizeof(struct ucred);
+		struct ctl_client *c;
+		int fd = accept4(d->ctl_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (fd < 0)
+			return;
+		if (n >= CTL_CLIENTS_MAX) {
+			smig_warn("event=control_refused reason=too_many_clients max=%d",
+				  CTL_CLIENTS_MAX);
+			close(fd);
+			continue;
+		}
+		c = calloc(1, sizeof(*c));
+		if (c == NULL) {
+			close(fd);
+			continue;
+		}
+		c->d = d;
+		c->fd = fd;
+		c->id = ++d->next_client_id;
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &c->cred, &len) < 0) {
+			smig_warn("event=control_refused reason=no_peer_credentials");
+			close(fd);
+			free(c);
+			continue;
+		}
+		smig_buf_init(&c->rx, CTL_LINE_MAX);
+		smig_buf_init(&c->tx, CTL_OUT_MAX);
+		if (loop_watch_add(d->loop, fd, EPOLLIN, client_io, c, &c->w) < 0) {
+			close(fd);
+			free(c);
+			continue;
+		}
+		c->next = d->clients;
+		d->clients = c;
+		n++;
+		smig_debug("event=control_accept uid=%d gid=%d pid=%d", (int)c->cred.uid,
+			   (int)c->cred.gid, (int)c->cred.pid);
+	}
+}
+
+int ctl_open(struct smigd *d)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	const char *path = d->cfg.control_socket;
+	gid_t gid = (gid_t)-1;
+	int fd;
+
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		smig_err("event=control_failed path=%s reason=path_too_long", path);
+		return SMIG_ECONFIG;
+	}
+	if (d->cfg.control_group[0]) {
+		struct group *g = getgrnam(d->cfg.control_group);
+		if (g == NULL) {
+			smig_err("event=control_failed reason=unknown_group group=%s",
+				 d->cfg.control_group);
+			return SMIG_ECONFIG;
+		}
+		gid = g->gr_gid;
+	}
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	SMIG_ENSURE(fd >= 0, SMIG_EIO);
+	(void)unlink(path);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chmod(path, 0660) < 0 ||
+	    (gid != (gid_t)-1 && chown(path, (uid_t)-1, gid) < 0) || listen(fd, 64) < 0 ||
+	    loop_watch_add(d->loop, fd, EPOLLIN, ctl_accept, d, &d->ctl_w) < 0) {
+		smig_err("event=control_failed path=%s reason=\"%s\"", path, strerror(errno));
+		close(fd);
+		return SMIG_EIO;
+	}
+	d->ctl_fd = fd;
+	smig_info("event=control_listening path=%s", path);
+	return 0;
+}
+
+void ctl_close_all(struct smigd *d)
+{
+	while (d->clients)
+		client_free(d->clients);
+	if (d->ctl_fd >= 0) {
+		loop_watch_del(d->loop, d->ctl_w);
+		close(d->ctl_fd);
+		(void)unlink(d->cfg.control_socket);
+		d->ctl_fd = -1;
+	}
+}

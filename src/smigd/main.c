@@ -1,0 +1,274 @@
+/*
+ * main.c - smigd start-up, signals and reload.
+ *
+ * smigd [--config PATH] [--foreground] [--check-config]
+ *
+ * SIGTERM/SIGINT: close the listeners and connections, remove the control
+ * socket, exit 0. SIGHUP: re-read the host table and log settings; a bad
+ * file keeps the old state and logs why.
+ */
+#include "smigd.h"
+#include "error.h"
+#include "file.h"
+#include "log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define DEFAULT_CONFIG "/etc/smig/smigd.json"
+
+struct host_state *smigd_host_state(struct smigd *d, const char *name)
+{
+	for (size_t i = 0; i < d->hosts.n; i++)
+		if (strcmp(d->hstate[i].name, name) == 0)
+			return &d->hstate[i];
+	return NULL;
+}
+
+/* Installs a new host table, carrying over what is known of each host. */
+static int hosts_install(struct smigd *d, struct smig_hosts *nh)
+{
+	struct host_state *ns = calloc(nh->n ? nh->n : 1, sizeof(*ns));
+
+	SMIG_ENSURE(ns != NULL, SMIG_ENOMEM);
+	for (size_t i = 0; i < nh->n; i++) {
+		struct host_state *old = smigd_host_state(d, nh->v[i].name);
+		if (old)
+			ns[i] = *old;
+		snprintf(ns[i].name, sizeof(ns[i].name), "%s", nh->v[i].name);
+	}
+	smig_hosts_clear(&d->hosts);
+	free(d->hstate);
+	d->hosts = *nh;
+	d->hstate = ns;
+	memset(nh, 0, sizeof(*nh));
+	return 0;
+}
+
+static int hosts_check_self(struct smigd *d, const struct smig_hosts *h, char *err,
+			    size_t errlen)
+{
+	const struct smig_host *self = smig_hosts_by_name(h, d->cfg.host);
+
+	if (self == NULL) {
+		snprintf(err, errlen, "%s: this host (%s) is not in the host table",
+			 d->cfg.hosts_file, d->cfg.host);
+		return SMIG_ECONFIG;
+	}
+	if (memcmp(self->fp, smig_tls_ctx_fp(d->tls), SMIG_FP_LEN) != 0) {
+		snprintf(err, errlen, "%s: the fingerprint of %s does not match %s",
+			 d->cfg.hosts_file, d->cfg.host, d->cfg.tls_cert);
+		return SMIG_ECONFIG;
+	}
+	return 0;
+}
+
+static void smigd_reload(struct smigd *d)
+{
+	struct smig_config cfg;
+	struct smig_hosts nh;
+	char err[512];
+
+	smig_info("event=reload_start config=%s", d->cfg.path);
+	if (smig_config_load(d->cfg.path, &cfg, err, sizeof(err)) < 0) {
+		smig_err("event=reload_failed reason=\"%s\" action=kept_previous", err);
+		return;
+	}
+	if (smig_hosts_load(cfg.hosts_file, &nh, err, sizeof(err)) < 0) {
+		smig_err("event=reload_failed reason=\"%s\" action=kept_previous", err);
+		return;
+	}
+	if (hosts_check_self(d, &nh, err, sizeof(err)) < 0 || hosts_install(d, &nh) < 0) {
+		smig_err("event=reload_failed reason=\"%s\" action=kept_previous", err);
+		smig_hosts_clear(&nh);
+		return;
+	}
+	d->cfg.log_level = cfg.log_level;
+	d->cfg.handshake_timeout_ms = cfg.handshake_timeout_ms;
+	d->cfg.request_timeout_ms = cfg.request_timeout_ms;
+	d->cfg.max_peers = cfg.max_peers;
+	smig_log_set_level(cfg.log_level);
+	smig_info("event=reload_done hosts=%zu", d->hosts.n);
+}
+
+static void smigd_signal(void *arg, uint32_t events)
+{
+	struct smigd *d = arg;
+	struct signalfd_siginfo si;
+
+	(void)events;
+	while (read(d->sig_fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		switch (si.ssi_signo) {
+		case SIGTERM:
+		case SIGINT:
+			smig_info("event=shutdown signal=%s",
+				  si.ssi_signo == SIGTERM ? "TERM" : "INT");
+			loop_stop(d->loop);
+			break;
+		case SIGHUP:
+			smigd_reload(d);
+			break;
+		default:
+			break;
+		}
+	}
+}
+
+static int smigd_signals(struct smigd *d)
+{
+	sigset_t set;
+
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	SMIG_ENSURE(sigprocmask(SIG_BLOCK, &set, NULL) == 0, SMIG_EIO);
+	d->sig_fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	SMIG_ENSURE(d->sig_fd >= 0, SMIG_EIO);
+	return loop_watch_add(d->loop, d->sig_fd, EPOLLIN, smigd_signal, d, &d->sig_w);
+}
+
+static int smigd_start(struct smigd *d, const char *config_path, bool check_only)
+{
+	struct smig_hosts nh;
+	char err[512];
+	int rc;
+
+	rc = smig_config_load(config_path, &d->cfg, err, sizeof(err));
+	if (rc == 0)
+		rc = smig_tls_ctx_new(&d->tls, d->cfg.tls_ca, d->cfg.tls_cert, d->cfg.tls_key, err,
+				      sizeof(err));
+	if (rc == 0)
+		rc = smig_hosts_load(d->cfg.hosts_file, &nh, err, sizeof(err));
+	if (rc == 0) {
+		rc = hosts_check_self(d, &nh, err, sizeof(err));
+		if (rc == 0)
+			rc = hosts_install(d, &nh);
+		else
+			smig_hosts_clear(&nh);
+	}
+	if (rc < 0) {
+		smig_err("event=config_invalid reason=\"%s\"", err);
+		return rc;
+	}
+	if (check_only)
+		return 0;
+	smig_log_init("smigd", d->cfg.log_level, d->cfg.log_syslog);
+	if (smig_file_mkdirs(d->cfg.state_dir, 0700) < 0) {
+		smig_err("event=state_dir_failed path=%s reason=\"%s\"", d->cfg.state_dir,
+			 strerror(errno));
+		return SMIG_EIO;
+	}
+	SMIG_GUARD(loop_new(&d->loop));
+	SMIG_GUARD(smigd_signals(d));
+	SMIG_GUARD(peer_listen(d));
+	return ctl_open(d);
+}
+
+static void smigd_stop(struct smigd *d)
+{
+	if (d->loop) {
+		peer_close_all(d);
+		ctl_close_all(d);
+		loop_watch_del(d->loop, d->sig_w);
+	}
+	if (d->sig_fd >= 0)
+		close(d->sig_fd);
+	loop_free(d->loop);
+	smig_tls_ctx_free(d->tls);
+	smig_hosts_clear(&d->hosts);
+	free(d->hstate);
+}
+
+static int daemonize(void)
+{
+	pid_t pid = fork();
+	int fd;
+
+	if (pid < 0)
+		return SMIG_EIO;
+	if (pid > 0)
+		_exit(0);
+	if (setsid() < 0)
+		return SMIG_EIO;
+	fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (fd >= 0) {
+		dup2(fd, 0);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		if (fd > 2)
+			close(fd);
+	}
+	return 0;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: smigd [--config PATH] [--foreground] [--check-config] [--version]\n"
+		   "  --config PATH    configuration file (default %s)\n"
+		   "  --foreground     stay in the foreground and log to stderr\n"
+		   "  --check-config   validate the configuration and exit\n",
+		DEFAULT_CONFIG);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "foreground", no_argument, NULL, 'f' },
+		{ "check-config", no_argument, NULL, 'k' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct smigd d = { .listen_fd = -1, .ctl_fd = -1, .sig_fd = -1 };
+	const char *config = DEFAULT_CONFIG;
+	bool foreground = false;
+	bool check = false;
+	int c;
+	int rc;
+
+	while ((c = getopt_long(argc, argv, "c:fkVh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c': config = optarg; break;
+		case 'f': foreground = true; break;
+		case 'k': check = true; break;
+		case 'V': printf("smigd %s\n", SMIG_VERSION); return 0;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	smig_log_init("smigd", SMIG_LOG_INFO, false);
+	d.started = time(NULL);
+	rc = smigd_start(&d, config, check);
+	if (rc == 0 && check) {
+		printf("%s: configuration ok (%zu hosts)\n", config, d.hosts.n);
+	} else if (rc == 0) {
+		if (!foreground) {
+			rc = daemonize();
+			smig_log_init("smigd", d.cfg.log_level, true);
+		}
+		if (rc == 0) {
+			smig_info("event=started host=%s version=%s pid=%d", d.cfg.host, SMIG_VERSION,
+				  (int)getpid());
+			rc = loop_run(d.loop);
+		}
+	}
+	smigd_stop(&d);
+	if (rc == 0 && !check)
+		smig_info("event=stopped");
+	return rc == 0 ? 0 : 1;
+}

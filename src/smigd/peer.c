@@ -1,0 +1,637 @@
+/*
+ * peer.c - TLS connections between smigd hosts.
+ *
+ * Inbound: accept, TLS 1.3 handshake (mutual X.509 against the cluster CA)
+ * within the handshake timeout, then the peer's certificate fingerprint
+ * must be in the host table and its HELLO must carry that host's name.
+ * Outbound (smig ping): connect, handshake, the server's fingerprint must
+ * equal the one pinned for the host we meant to reach, HELLO, PING/PONG.
+ * Anything else on the wire ends the connection with a logged reason; one
+ * bad peer never affects the next.
+ *
+ *   CONNECTING -> HANDSHAKE -> HELLO -> READY
+ */
+#include "smigd.h"
+#include "buf.h"
+#include "error.h"
+#include "frame.h"
+#include "log.h"
+#include "msg.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define PEER_CHUNK (16 * 1024)
+#define PEER_RX_MAX (SMIG_FRAME_HDR_LEN + SMIG_FRAME_MAX_PAYLOAD + PEER_CHUNK)
+#define PEER_TX_MAX (8 * 1024 * 1024)
+#define PEER_IDLE_MS 120000
+
+enum peer_state { PS_CONNECTING, PS_HANDSHAKE, PS_HELLO, PS_READY };
+
+struct peer {
+	struct peer *next;
+	struct smigd *d;
+	int fd;
+	struct loop_watch *w;
+	struct loop_timer *timer;
+	struct smig_tls_conn *tls;
+	bool outbound;
+	bool closing; /* close once tx has drained */
+	enum peer_state state;
+	char addr[SMIG_ADDR_MAX + 8]; /* remote "address:port" for logs */
+	char name[SMIG_NAME_MAX + 1]; /* the peer host, once known */
+	uint8_t expect_fp[SMIG_FP_LEN];
+	struct smig_buf rx;
+	struct smig_buf tx;
+	struct ctl_ref ref; /* the control request waiting on this peer */
+	uint64_t nonce;
+	uint64_t t_start;
+	uint64_t t_connected;
+	uint64_t t_secure;
+};
+
+static const char *const state_names[] = { "connecting", "handshake", "hello", "ready" };
+
+size_t peer_count(const struct smigd *d)
+{
+	return d->npeers;
+}
+
+static void peer_free(struct peer *p)
+{
+	struct smigd *d = p->d;
+
+	for (struct peer **pp = &d->peers; *pp; pp = &(*pp)->next) {
+		if (*pp == p) {
+			*pp = p->next;
+			d->npeers--;
+			break;
+		}
+	}
+	loop_watch_del(d->loop, p->w);
+	loop_timer_cancel(d->loop, p->timer);
+	if (p->tls) {
+		smig_tls_close(p->tls);
+		smig_tls_conn_free(p->tls);
+	}
+	close(p->fd);
+	smig_buf_clear(&p->rx);
+	smig_buf_clear(&p->tx);
+	json_decref(p->ref.id);
+	free(p);
+}
+
+static void host_note(struct smigd *d, const char *name, bool ok, double rtt, const char *why)
+{
+	struct host_state *hs = smigd_host_state(d, name);
+
+	if (hs == NULL)
+		return;
+	if (ok) {
+		hs->last_ok = time(NULL);
+		hs->last_rtt_ms = rtt;
+		hs->last_error[0] = '\0';
+	} else {
+		hs->last_fail = time(NULL);
+		snprintf(hs->last_error, sizeof(hs->last_error), "%s", why);
+	}
+}
+
+/*
+ * Ends a connection that failed. code is the control error code for a
+ * waiting request ("unreachable", "untrusted", "protocol").
+ */
+static void peer_fail(struct peer *p, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void peer_fail(struct peer *p, const char *code, const char *fmt, ...)
+{
+	char why[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	if (p->outbound) {
+		smig_warn("event=peer_failed direction=out host=%s addr=%s state=%s code=%s "
+			  "reason=\"%s\"",
+			  p->name, p->addr, state_names[p->state], code, why);
+		host_note(p->d, p->name, false, 0, why);
+	} else {
+		smig_warn("event=peer_refused direction=in addr=%s host=%s state=%s reason=\"%s\"",
+			  p->addr, p->name[0] ? p->name : "-", state_names[p->state], why);
+		p->d->stats.peers_refused++;
+	}
+	if (p->ref.client_id)
+		ctl_reply_err(p->d, &p->ref, code, "%s: %s", p->name[0] ? p->name : p->addr, why);
+	peer_free(p);
+}
+
+static void peer_timeout(void *arg)
+{
+	struct peer *p = arg;
+
+	p->timer = NULL; /* the loop frees a timer after it fires */
+	if (p->state == PS_READY && !p->outbound) {
+		smig_info("event=peer_idle_close host=%s addr=%s", p->name, p->addr);
+		peer_free(p);
+		return;
+	}
+	peer_fail(p, p->state == PS_CONNECTING ? "unreachable" : "timeout",
+		  "timed out in state %s", state_names[p->state]);
+}
+
+static void peer_rearm(struct peer *p, uint64_t ms)
+{
+	loop_timer_cancel(p->d->loop, p->timer);
+	p->timer = NULL;
+	(void)loop_timer_add(p->d->loop, ms, peer_timeout, p, &p->timer);
+}
+
+/* Writes what tx holds; false if the peer was freed. */
+static bool peer_flush(struct peer *p)
+{
+	while (smig_buf_remaining(&p->tx) > 0) {
+		size_t n;
+		int rc = smig_tls_write(p->tls, smig_buf_peek(&p->tx), smig_buf_remaining(&p->tx),
+					&n);
+		if (rc == SMIG_EAGAIN)
+			return true;
+		if (rc < 0) {
+			peer_fail(p, "protocol", "%s", smig_tls_reason(p->tls));
+			return false;
+		}
+		(void)smig_buf_consume(&p->tx, n);
+	}
+	if (p->closing) {
+		smig_debug("event=peer_closed host=%s addr=%s", p->name, p->addr);
+		peer_free(p);
+		return false;
+	}
+	return true;
+}
+
+static void peer_interest(struct peer *p)
+{
+	uint32_t ev = EPOLLIN;
+
+	if (p->state == PS_CONNECTING || smig_buf_remaining(&p->tx) > 0 ||
+	    (p->tls && smig_tls_want_write(p->tls)))
+		ev |= EPOLLOUT;
+	(void)loop_watch_mod(p->d->loop, p->w, ev);
+}
+
+/* Sends an ERROR frame and closes after it; for protocol violations. */
+static void peer_abort(struct peer *p, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void peer_abort(struct peer *p, int code, const char *fmt, ...)
+{
+	struct smig_error_msg m = { .code = (uint16_t)-code };
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(m.reason, sizeof(m.reason), fmt, ap);
+	va_end(ap);
+	smig_warn("event=protocol_violation host=%s addr=%s state=%s reason=\"%s\"",
+		  p->name[0] ? p->name : "-", p->addr, state_names[p->state], m.reason);
+	if (p->ref.client_id)
+		ctl_reply_err(p->d, &p->ref, "protocol", "%s: %s", p->name, m.reason);
+	(void)smig_msg_put_error(&p->tx, &m);
+	p->closing = true;
+}
+
+static int peer_send_hello(struct peer *p)
+{
+	struct smig_hello h = { .features = 0 };
+
+	snprintf(h.host, sizeof(h.host), "%s", p->d->cfg.host);
+	snprintf(h.version, sizeof(h.version), "%s", SMIG_VERSION);
+	return smig_msg_put_hello(&p->tx, &h);
+}
+
+/* The TLS handshake finished: establish who the peer is. */
+static bool peer_secure(struct peer *p)
+{
+	struct smigd *d = p->d;
+	uint8_t fp[SMIG_FP_LEN];
+	char fps[SMIG_FP_STR_LEN];
+	const struct smig_host *h;
+
+	p->t_secure = loop_now_ns();
+	d->stats.handshakes_ok++;
+	if (smig_tls_peer_fp(p->tls, fp) < 0) {
+		peer_fail(p, "untrusted", "peer presented no certificate");
+		return false;
+	}
+	smig_fp_format(fp, fps);
+	if (p->outbound) {
+		if (CRYPTO_memcmp(fp, p->expect_fp, SMIG_FP_LEN) != 0) {
+			peer_fail(p, "untrusted",
+				  "certificate fingerprint %s does not match the host table", fps);
+			return false;
+		}
+	} else {
+		h = smig_hosts_by_fp(&d->hosts, fp);
+		if (h == NULL) {
+			peer_fail(p, "untrusted",
+				  "certificate fingerprint %s is not in the host table", fps);
+			return false;
+		}
+		snprintf(p->name, sizeof(p->name), "%s", h->name);
+	}
+	smig_info("event=peer_authenticated direction=%s host=%s addr=%s tls=%s cipher=%s",
+		  p->outbound ? "out" : "in", p->name, p->addr, smig_tls_version(p->tls),
+		  smig_tls_cipher(p->tls));
+	p->state = PS_HELLO;
+	if (p->outbound) {
+		struct smig_ping ping = { .nonce = p->nonce, .sent_ns = loop_now_ns() };
+
+		if (peer_send_hello(p) < 0 || smig_msg_put_ping(&p->tx, SMIG_MSG_PING, &ping) < 0) {
+			peer_fail(p, "protocol", "cannot encode HELLO");
+			return false;
+		}
+	}
+	return true;
+}
+
+static void peer_ping_done(struct peer *p, const struct smig_ping *pong)
+{
+	uint64_t now = loop_now_ns();
+	double rtt = (double)(now - pong->sent_ns) / 1e6;
+	char fps[SMIG_FP_STR_LEN];
+
+	smig_fp_format(p->expect_fp, fps);
+	host_note(p->d, p->name, true, rtt, NULL);
+	smig_info("event=ping_ok host=%s rtt_ms=%.3f", p->name, rtt);
+	ctl_reply_ok(p->d, &p->ref,
+		     json_pack("{s:s,s:s,s:f,s:f,s:f,s:f,s:s,s:s,s:s}", "host", p->name,
+			       "address", p->addr, "rtt_ms", rtt, "connect_ms",
+			       (double)(p->t_connected - p->t_start) / 1e6, "handshake_ms",
+			       (double)(p->t_secure - p->t_connected) / 1e6, "total_ms",
+			       (double)(now - p->t_start) / 1e6, "tls_version",
+			       smig_tls_version(p->tls), "cipher", smig_tls_cipher(p->tls),
+			       "fingerprint", fps));
+	(void)smig_msg_put_bye(&p->tx);
+	p->closing = true;
+}
+
+static void peer_on_hello(struct peer *p, const struct smig_frame *f)
+{
+	struct smig_hello h;
+	int rc = smig_msg_get_hello(f, &h);
+
+	if (rc < 0) {
+		peer_abort(p, rc, "bad HELLO: %s", smig_strerror(rc));
+		return;
+	}
+	if (strcmp(h.host, p->name) != 0) {
+		peer_abort(p, SMIG_EAUTH, "HELLO names %s but the certificate belongs to %s",
+			   h.host, p->name);
+		return;
+	}
+	p->state = PS_READY;
+	if (!p->outbound) {
+		if (peer_send_hello(p) < 0) {
+			peer_abort(p, SMIG_EPROTO, "cannot encode HELLO");
+			return;
+		}
+		peer_rearm(p, PEER_IDLE_MS);
+	}
+	smig_debug("event=peer_ready host=%s version=%s", h.host, h.version);
+}
+
+static void peer_on_frame(struct peer *p, const struct smig_frame *f)
+{
+	struct smig_ping ping;
+	struct smig_error_msg em;
+	int rc;
+
+	if (p->state == PS_HELLO) {
+		if (f->type != SMIG_MSG_HELLO)
+			peer_abort(p, SMIG_EPROTO, "expected HELLO, got %s",
+				   smig_frame_type_name(f->type));
+		else
+			peer_on_hello(p, f);
+		return;
+	}
+	switch (f->type) {
+	case SMIG_MSG_PING:
+		rc = smig_msg_get_ping(f, SMIG_MSG_PING, &ping);
+		if (rc == 0 && !p->outbound)
+			rc = smig_msg_put_ping(&p->tx, SMIG_MSG_PONG, &ping);
+		else if (rc == 0)
+			rc = SMIG_EPROTO;
+		if (rc < 0)
+			peer_abort(p, rc, "bad PING: %s", smig_strerror(rc));
+		return;
+	case SMIG_MSG_PONG:
+		rc = smig_msg_get_ping(f, SMIG_MSG_PONG, &ping);
+		if (rc < 0 || !p->outbound || ping.nonce != p->nonce)
+			peer_abort(p, SMIG_EPROTO, "unexpected or bad PONG");
+		else
+			peer_ping_done(p, &ping);
+		return;
+	case SMIG_MSG_BYE:
+		p->closing = true;
+		return;
+	case SMIG_MSG_ERROR:
+		if (smig_msg_get_error(f, &em) == 0)
+			smig_warn("event=peer_error host=%s code=%u reason=\"%s\"", p->name,
+				  em.code, em.reason);
+		p->closing = true;
+		return;
+	default:
+		peer_abort(p, SMIG_EPROTO, "unexpected %s in state %s",
+			   smig_frame_type_name(f->type), state_names[p->state]);
+	}
+}
+
+/* Reads and handles frames; false if the peer was freed. */
+static bool peer_read(struct peer *p)
+{
+	for (;;) {
+		struct smig_frame f;
+		uint8_t *dst;
+		size_t n;
+		int rc;
+
+		if (p->closing)
+			return true; /* ignore input after our last word */
+		if (smig_buf_reserve(&p->rx, PEER_CHUNK, &dst) < 0) {
+			peer_fail(p, "protocol", "receive buffer overflow");
+			return false;
+		}
+		rc = smig_tls_read(p->tls, dst, PEER_CHUNK, &n);
+		if (rc == SMIG_EAGAIN)
+			return true;
+		if (rc == SMIG_ECLOSED) {
+			if (p->ref.client_id || p->state != PS_READY) {
+				peer_fail(p, "protocol", "%s", smig_tls_reason(p->tls));
+				return false;
+			}
+			smig_debug("event=peer_closed host=%s addr=%s", p->name, p->addr);
+			peer_free(p);
+			return false;
+		}
+		if (rc < 0) {
+			peer_fail(p, p->state == PS_HELLO ? "untrusted" : "protocol", "%s",
+				  smig_tls_reason(p->tls));
+			return false;
+		}
+		smig_buf_commit(&p->rx, n);
+		while (!p->closing && (rc = smig_frame_next(&p->rx, &f)) == 0)
+			peer_on_frame(p, &f);
+		if (rc < 0 && rc != SMIG_EAGAIN && !p->closing)
+			peer_abort(p, rc, "bad frame: %s", smig_strerror(rc));
+	}
+}
+
+static bool peer_connected(struct peer *p)
+{
+	int err = 0;
+	socklen_t len = sizeof(err);
+
+	if (getsockopt(p->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+		err = errno;
+	if (err) {
+		peer_fail(p, "unreachable", "connect: %s", strerror(err));
+		return false;
+	}
+	p->t_connected = loop_now_ns();
+	if (smig_tls_conn_new(p->d->tls, p->fd, false, &p->tls) < 0) {
+		peer_fail(p, "protocol", "cannot create TLS connection");
+		return false;
+	}
+	p->state = PS_HANDSHAKE;
+	return true;
+}
+
+static void peer_io(void *arg, uint32_t events)
+{
+	struct peer *p = arg;
+	int rc;
+
+	if (p->state == PS_CONNECTING) {
+		if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) || !peer_connected(p))
+			return;
+	}
+	if (p->state == PS_HANDSHAKE) {
+		rc = smig_tls_handshake(p->tls);
+		if (rc == SMIG_EAGAIN) {
+			peer_interest(p);
+			return;
+		}
+		if (rc < 0) {
+			p->d->stats.handshakes_failed++;
+			peer_fail(p, "untrusted", "%s", smig_tls_reason(p->tls));
+			return;
+		}
+		if (!peer_secure(p))
+			return;
+	}
+	if (!peer_read(p) || !peer_flush(p))
+		return;
+	peer_interest(p);
+}
+
+static struct peer *peer_new(struct smigd *d, int fd, bool outbound, const char *addr)
+{
+	struct peer *p = calloc(1, sizeof(*p));
+
+	if (p == NULL)
+		return NULL;
+	p->d = d;
+	p->fd = fd;
+	p->outbound = outbound;
+	p->t_start = loop_now_ns();
+	snprintf(p->addr, sizeof(p->addr), "%s", addr);
+	smig_buf_init(&p->rx, PEER_RX_MAX);
+	smig_buf_init(&p->tx, PEER_TX_MAX);
+	if (loop_watch_add(d->loop, fd, EPOLLIN | (outbound ? EPOLLOUT : 0), peer_io, p, &p->w) <
+	    0) {
+		smig_buf_clear(&p->rx);
+		smig_buf_clear(&p->tx);
+		free(p);
+		return NULL;
+	}
+	p->next = d->peers;
+	d->peers = p;
+	d->npeers++;
+	return p;
+}
+
+static void sockaddr_str(const struct sockaddr_storage *ss, char *out, size_t outlen,
+			 char *ip, size_t iplen)
+{
+	char tmp[INET6_ADDRSTRLEN] = "?";
+	unsigned port = 0;
+
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)ss;
+		inet_ntop(AF_INET, &s4->sin_addr, tmp, sizeof(tmp));
+		port = ntohs(s4->sin_port);
+		snprintf(out, outlen, "%s:%u", tmp, port);
+	} else if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
+		inet_ntop(AF_INET6, &s6->sin6_addr, tmp, sizeof(tmp));
+		port = ntohs(s6->sin6_port);
+		snprintf(out, outlen, "[%s]:%u", tmp, port);
+	} else {
+		snprintf(out, outlen, "?");
+	}
+	snprintf(ip, iplen, "%s", tmp);
+}
+
+static void peer_accept(void *arg, uint32_t events)
+{
+	struct smigd *d = arg;
+
+	(void)events;
+	for (;;) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+		char addr[SMIG_ADDR_MAX + 8];
+		char ip[INET6_ADDRSTRLEN];
+		struct peer *p;
+		int one = 1;
+		int fd = accept4(d->listen_fd, (struct sockaddr *)&ss, &len,
+				 SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (fd < 0)
+			return;
+		sockaddr_str(&ss, addr, sizeof(addr), ip, sizeof(ip));
+		if (d->npeers >= (size_t)d->cfg.max_peers) {
+			smig_warn("event=peer_refused direction=in addr=%s reason=\"too many "
+				  "connections (max_peers %d)\"",
+				  addr, d->cfg.max_peers);
+			d->stats.peers_refused++;
+			close(fd);
+			continue;
+		}
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		p = peer_new(d, fd, false, addr);
+		if (p == NULL || smig_tls_conn_new(d->tls, fd, true, &p->tls) < 0) {
+			if (p)
+				peer_free(p);
+			else
+				close(fd);
+			continue;
+		}
+		d->stats.peers_accepted++;
+		p->state = PS_HANDSHAKE;
+		peer_rearm(p, (uint64_t)d->cfg.handshake_timeout_ms);
+		smig_debug("event=peer_accept addr=%s", addr);
+	}
+}
+
+static int addr_fill(const char *addr, uint16_t port, struct sockaddr_storage *ss,
+		     socklen_t *len)
+{
+	struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+
+	memset(ss, 0, sizeof(*ss));
+	if (inet_pton(AF_INET, addr, &s4->sin_addr) == 1) {
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons(port);
+		*len = sizeof(*s4);
+		return 0;
+	}
+	if (inet_pton(AF_INET6, addr, &s6->sin6_addr) == 1) {
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons(port);
+		*len = sizeof(*s6);
+		return 0;
+	}
+	return SMIG_EINVAL;
+}
+
+int peer_listen(struct smigd *d)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int one = 1;
+	int fd;
+
+	SMIG_GUARD(addr_fill(d->cfg.listen_addr, d->cfg.listen_port, &ss, &len));
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	SMIG_ENSURE(fd >= 0, SMIG_EIO);
+	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, 128) < 0 ||
+	    loop_watch_add(d->loop, fd, EPOLLIN, peer_accept, d, &d->listen_w) < 0) {
+		smig_err("event=listen_failed addr=%s port=%u reason=\"%s\"", d->cfg.listen_addr,
+			 d->cfg.listen_port, strerror(errno));
+		close(fd);
+		return SMIG_EIO;
+	}
+	d->listen_fd = fd;
+	smig_info("event=listening addr=%s port=%u", d->cfg.listen_addr, d->cfg.listen_port);
+	return 0;
+}
+
+void peer_close_all(struct smigd *d)
+{
+	while (d->peers)
+		peer_free(d->peers);
+	if (d->listen_fd >= 0) {
+		loop_watch_del(d->loop, d->listen_w);
+		close(d->listen_fd);
+		d->listen_fd = -1;
+	}
+}
+
+void peer_ping(struct smigd *d, const char *host, struct ctl_ref *ref)
+{
+	const struct smig_host *h = smig_hosts_by_name(&d->hosts, host);
+	struct sockaddr_storage ss;
+	char addr[SMIG_ADDR_MAX + 8];
+	socklen_t len;
+	struct peer *p;
+	int one = 1;
+	int fd;
+
+	if (h == NULL) {
+		ctl_reply_err(d, ref, "not_found", "%s is not in the host table %s", host,
+			      d->cfg.hosts_file);
+		return;
+	}
+	if (addr_fill(h->addr, h->port, &ss, &len) < 0 ||
+	    (fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0) {
+		ctl_reply_err(d, ref, "error", "cannot create a socket for %s", host);
+		return;
+	}
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	snprintf(addr, sizeof(addr), ss.ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u", h->addr,
+		 h->port);
+	if (connect(fd, (struct sockaddr *)&ss, len) < 0 && errno != EINPROGRESS) {
+		ctl_reply_err(d, ref, "unreachable", "%s (%s): connect: %s", host, addr,
+			      strerror(errno));
+		host_note(d, host, false, 0, strerror(errno));
+		close(fd);
+		return;
+	}
+	p = peer_new(d, fd, true, addr);
+	if (p == NULL) {
+		close(fd);
+		ctl_reply_err(d, ref, "error", "out of memory");
+		return;
+	}
+	snprintf(p->name, sizeof(p->name), "%s", h->name);
+	memcpy(p->expect_fp, h->fp, SMIG_FP_LEN);
+	(void)RAND_bytes((unsigned char *)&p->nonce, sizeof(p->nonce));
+	p->ref = *ref;
+	ref->id = NULL;
+	ref->client_id = 0;
+	peer_rearm(p, (uint64_t)d->cfg.request_timeout_ms);
+}
