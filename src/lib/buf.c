@@ -83,7 +83,7 @@ int smig_buf_reserve(struct smig_buf *b, size_t n, uint8_t **out)
 	uint8_t *p;
 
 	SMIG_ENSURE(b->owned, SMIG_EINVAL);
-	SMIG_ENSURE(n <= b->max && b->len <= b->max - n, SMIG_ETOOBIG);
+	SMIG_ENSURE(n <= b->max && b->len - b->off <= b->max - n, SMIG_ETOOBIG);
 	need = b->len + n;
 	if (need > b->cap) {
 		smig_buf_compact(b);

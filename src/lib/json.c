@@ -276,6 +276,7 @@ void smig_json_where(const struct smig_json_doc *doc, const json_t *obj, const c
 	*col = p ? p->col : 0;
 }
 
+__attribute__((format(printf, 6, 0)))
 static int json_vfail(const struct smig_json_doc *doc, int line, int col, char *err,
 		      size_t errlen, const char *fmt, va_list ap)
 {

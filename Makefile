@@ -1,0 +1,27 @@
+# smig - the two commands (make demo, make check) and their helpers.
+# Everything real happens in scripts/; this file only names the entry points.
+
+.PHONY: all deps build check demo fuzz lint clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+build: deps
+	@scripts/build.sh build
+
+check: deps
+	@scripts/check.sh
+
+demo: deps build
+	@scripts/demo.sh
+
+fuzz: deps
+	@scripts/fuzz.sh $(or $(FUZZ_SECONDS),60)
+
+lint: build
+	@scripts/lint.sh
+
+clean:
+	rm -rf build build-san build-fuzz

@@ -1,0 +1,38 @@
+/*
+ * fuzz_frame.c - the frame decoder and every message decoder on arbitrary
+ * bytes, both as a stream (smig_frame_next) and as one frame.
+ */
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "frame.h"
+#include "msg.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static void decode(const struct smig_frame *f)
+{
+	struct smig_hello h;
+	struct smig_ping p;
+	struct smig_error_msg e;
+
+	(void)smig_msg_get_hello(f, &h);
+	(void)smig_msg_get_ping(f, SMIG_MSG_PING, &p);
+	(void)smig_msg_get_ping(f, SMIG_MSG_PONG, &p);
+	(void)smig_msg_get_error(f, &e);
+	(void)smig_msg_get_bye(f);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct smig_buf rx;
+	struct smig_frame f;
+
+	if (smig_frame_parse(data, size, &f) == 0)
+		decode(&f);
+	smig_buf_view(&rx, data, size);
+	while (smig_frame_next(&rx, &f) == 0)
+		decode(&f);
+	return 0;
+}

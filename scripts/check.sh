@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# make check: builds a normal and an ASan+UBSan tree, runs every unit test
+# in both, the fuzz targets over their seed corpora, and the integration
+# tests against the real binaries. Every test speaks TAP; the last line is
+# "N passed, N failed" and the exit status is non-zero on any failure.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/build.sh build || exit 1
+scripts/build.sh build-san -Db_sanitize=address,undefined -Db_lundef=false \
+	-Dc_args=-fno-sanitize-recover=all -Dbuildtype=debug || exit 1
+
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+export CMOCKA_MESSAGE_OUTPUT=TAP
+
+passed=0
+failed=0
+failures=()
+log_dir=$(mktemp -d /tmp/smig-check.XXXXXX)
+
+# run_tap NAME CMD...: runs a TAP producer, counts its results, and counts
+# a crash or a short plan as one more failure.
+run_tap() {
+	local name=$1
+	shift
+	local out="$log_dir/$(echo "$name" | tr '/ ' '__').log"
+	local rc ok notok plan
+	"$@" >"$out" 2>&1
+	rc=$?
+	ok=$(grep -cE '^ok ' "$out")
+	notok=$(grep -cE '^not ok ' "$out")
+	plan=$(grep -m1 -oE '^1\.\.[0-9]+' "$out" | cut -d. -f3)
+	passed=$((passed + ok))
+	failed=$((failed + notok))
+	if [ "$notok" -gt 0 ]; then
+		failures+=("$name: $(grep -E '^not ok ' "$out" | head -5 | tr '\n' ';')")
+	fi
+	if { [ -n "$plan" ] && [ $((ok + notok)) -lt "$plan" ]; } || { [ "$rc" -ne 0 ] && [ "$notok" -eq 0 ]; }; then
+		failed=$((failed + 1))
+		failures+=("$name: exited $rc after $((ok + notok)) of ${plan:-?} results")
+	fi
+	printf '%-34s %3d ok %3d failed\n' "$name" "$ok" "$notok"
+	if [ "$notok" -gt 0 ] || [ "$rc" -ne 0 ]; then
+		sed 's/^/    | /' "$out" | tail -40
+	fi
+}
+
+for t in build/tests/unit/test_*; do
+	[ -f "$t" ] && [ -x "$t" ] || continue
+	run_tap "unit/$(basename "$t")" "$t"
+done
+for t in build-san/tests/unit/test_*; do
+	[ -f "$t" ] && [ -x "$t" ] || continue
+	run_tap "unit-asan/$(basename "$t")" "$t"
+done
+for t in build-san/fuzz/fuzz_*; do
+	[ -f "$t" ] && [ -x "$t" ] || continue
+	name=$(basename "$t")
+	run_tap "fuzz-corpus/$name" "$t" "fuzz/corpus/${name#fuzz_}"
+done
+for t in tests/integration/test_*.sh; do
+	run_tap "integration/$(basename "$t" .sh)" bash "$t"
+done
+
+if [ ${#failures[@]} -gt 0 ]; then
+	echo
+	echo "failures:"
+	printf '  %s\n' "${failures[@]}"
+	echo "logs: $log_dir"
+else
+	rm -rf "$log_dir"
+fi
+echo
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,271 @@
+/*
+ * test_config.c - strict config and host-table loading: every error names
+ * file:line:column, and good files load with their defaults.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <string.h>
+
+#include "config.h"
+#include "error.h"
+#include "json.h"
+
+static const char good_config[] =
+	"{\n"
+	"  \"host\": \"h1\",\n"
+	"  \"listen\": \"127.0.0.1:7451\",\n"
+	"  \"control\": {\"socket\": \"/run/smig/h1.sock\", \"group\": \"smig\"},\n"
+	"  \"state_dir\": \"state\",\n"
+	"  \"tls\": {\"ca\": \"pki/ca.crt\", \"cert\": \"pki/h1.crt\", \"key\": \"/k/h1.key\"},\n"
+	"  \"hosts_file\": \"hosts.json\",\n"
+	"  \"log\": {\"level\": \"debug\", \"syslog\": true},\n"
+	"  \"limits\": {\"handshake_timeout_ms\": 2000, \"max_peers\": 8}\n"
+	"}\n";
+
+#define FP1 "sha256:" \
+	"00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+#define FP2 "sha256:" \
+	"ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100"
+
+/* The required members other than host, listen and control, on line 1. */
+#define REST "{\"state_dir\":\"d\",\"tls\":{\"ca\":\"a\",\"cert\":\"b\",\"key\":\"c\"},\"hosts_file\":\"h\",\n"
+
+/* Parses text as a config and checks the error message starts with want. */
+static void expect_config_error(const char *text, const char *want)
+{
+	struct smig_config cfg;
+	char err[512] = "";
+	int rc = smig_config_parse("/etc/smig/c.json", text, strlen(text), &cfg, err, sizeof(err));
+
+	assert_int_equal(rc, SMIG_ECONFIG);
+	if (strncmp(err, want, strlen(want)) != 0)
+		fail_msg("got \"%s\", want prefix \"%s\"", err, want);
+}
+
+static void expect_hosts_error(const char *text, const char *want)
+{
+	struct smig_hosts h;
+	char err[512] = "";
+	int rc = smig_hosts_parse("hosts.json", text, strlen(text), &h, err, sizeof(err));
+
+	assert_int_equal(rc, SMIG_ECONFIG);
+	if (strncmp(err, want, strlen(want)) != 0)
+		fail_msg("got \"%s\", want prefix \"%s\"", err, want);
+}
+
+static void test_good_config(void **state)
+{
+	struct smig_config cfg;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(smig_config_parse("/etc/smig/c.json", good_config, strlen(good_config),
+					   &cfg, err, sizeof(err)), 0);
+	assert_string_equal(cfg.host, "h1");
+	assert_string_equal(cfg.listen_addr, "127.0.0.1");
+	assert_int_equal(cfg.listen_port, 7451);
+	assert_string_equal(cfg.control_group, "smig");
+	/* relative paths resolve against the config's directory */
+	assert_string_equal(cfg.state_dir, "/etc/smig/state");
+	assert_string_equal(cfg.tls_ca, "/etc/smig/pki/ca.crt");
+	assert_string_equal(cfg.tls_key, "/k/h1.key");
+	assert_string_equal(cfg.hosts_file, "/etc/smig/hosts.json");
+	assert_int_equal(cfg.log_level, SMIG_LOG_DEBUG);
+	assert_true(cfg.log_syslog);
+	assert_int_equal(cfg.handshake_timeout_ms, 2000);
+	assert_int_equal(cfg.request_timeout_ms, 10000); /* default kept */
+	assert_int_equal(cfg.max_peers, 8);
+}
+
+static void test_unknown_key_names_position(void **state)
+{
+	(void)state;
+	expect_config_error("{\n  \"host\": \"h1\",\n  \"lisen\": \"x\"\n}",
+			    "/etc/smig/c.json:3:3: unknown key \"lisen\" in config");
+	expect_config_error(REST "\"host\":\"h1\",\"listen\":\"127.0.0.1\",\"control\":{\"socket\":\"s\","
+			    "\"mode\":1}}",
+			    "/etc/smig/c.json:2:58: unknown key \"mode\" in control");
+}
+
+static void test_wrong_type_names_position(void **state)
+{
+	(void)state;
+	expect_config_error("{\n\t\"host\": 7\n}", "/etc/smig/c.json:2:10: config.host must be a string");
+	expect_config_error("{\"host\": \"h1\", \"listen\": \"127.0.0.1\",\n"
+			    " \"control\": [1]}",
+			    "/etc/smig/c.json:2:13: config.control must be an object");
+}
+
+static void test_missing_field_names_object(void **state)
+{
+	(void)state;
+	expect_config_error("{\"host\": \"h1\"}",
+			    "/etc/smig/c.json:1:1: config: missing required key \"listen\"");
+	expect_config_error("{\"host\":\"h1\",\"listen\":\"127.0.0.1\",\"control\":{\"socket\":\"s\"},"
+			    "\"state_dir\":\"d\",\n\"tls\":  {\"ca\":\"a\",\"cert\":\"b\"},\"hosts_file\":\"h\"}",
+			    "/etc/smig/c.json:2:9: tls: missing required key \"key\"");
+}
+
+static void test_syntax_error_position(void **state)
+{
+	(void)state;
+	expect_config_error("{\n  \"host\": \"h1\",\n  \"listen\" \"x\"\n}", "/etc/smig/c.json:3:");
+	expect_config_error("[1, 2]", "/etc/smig/c.json:1:1: the top level must be an object");
+	expect_config_error("", "/etc/smig/c.json:");
+}
+
+static void test_duplicate_key_refused(void **state)
+{
+	(void)state;
+	expect_config_error("{\"host\": \"h1\", \"host\": \"h2\"}", "/etc/smig/c.json:1:");
+}
+
+static void test_bad_values(void **state)
+{
+	(void)state;
+	expect_config_error(REST "\"control\":{\"socket\":\"s\"},\"host\": \"h 1\", \"listen\": \"127.0.0.1\"}",
+			    "/etc/smig/c.json:2:34: host must be");
+	expect_config_error(REST "\"control\":{\"socket\":\"s\"},\"host\": \"h1\", \"listen\": \"example.org:80\"}",
+			    "/etc/smig/c.json:2:50: listen must be a numeric address");
+	expect_config_error("{\"host\":\"h1\",\"listen\":\"127.0.0.1\",\"control\":{\"socket\":\"s\"},"
+			    "\"state_dir\":\"d\",\"tls\":{\"ca\":\"a\",\"cert\":\"b\",\"key\":\"c\"},"
+			    "\"hosts_file\":\"h\",\"limits\":{\"max_peers\": 0}}",
+			    "/etc/smig/c.json:1:154: limits.max_peers must be between 1 and 4096");
+	expect_config_error("{\"host\":\"h1\",\"listen\":\"127.0.0.1\",\"control\":{\"socket\":\"s\"},"
+			    "\"state_dir\":\"d\",\"tls\":{\"ca\":\"a\",\"cert\":\"b\",\"key\":\"c\"},"
+			    "\"hosts_file\":\"h\",\"log\":{\"level\": \"loud\"}}",
+			    "/etc/smig/c.json:1:147: log.level must be one of");
+}
+
+static void test_addresses(void **state)
+{
+	char a[SMIG_ADDR_MAX];
+	uint16_t port;
+
+	(void)state;
+	assert_int_equal(smig_addr_parse("10.0.0.1:80", a, sizeof(a), &port), 0);
+	assert_string_equal(a, "10.0.0.1");
+	assert_int_equal(port, 80);
+	assert_int_equal(smig_addr_parse("10.0.0.1", a, sizeof(a), &port), 0);
+	assert_int_equal(port, SMIG_DEFAULT_PORT);
+	assert_int_equal(smig_addr_parse("[fd00::1]:9", a, sizeof(a), &port), 0);
+	assert_string_equal(a, "fd00::1");
+	assert_int_equal(port, 9);
+	assert_int_equal(smig_addr_parse("fd00::1", a, sizeof(a), &port), SMIG_EINVAL);
+	assert_int_equal(smig_addr_parse("10.0.0.1:0", a, sizeof(a), &port), SMIG_EINVAL);
+	assert_int_equal(smig_addr_parse("10.0.0.1:65536", a, sizeof(a), &port), SMIG_EINVAL);
+	assert_int_equal(smig_addr_parse("10.0.0.1:+5", a, sizeof(a), &port), SMIG_EINVAL);
+	assert_int_equal(smig_addr_parse("[fd00::1", a, sizeof(a), &port), SMIG_EINVAL);
+	assert_int_equal(smig_addr_parse(":80", a, sizeof(a), &port), SMIG_EINVAL);
+}
+
+static void test_fingerprints(void **state)
+{
+	uint8_t fp[SMIG_FP_LEN];
+	char s[SMIG_FP_STR_LEN];
+
+	(void)state;
+	assert_int_equal(smig_fp_parse(FP1, fp), 0);
+	smig_fp_format(fp, s);
+	assert_string_equal(s, FP1);
+	assert_int_equal(smig_fp_parse("sha256:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:"
+				       "00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff", fp), 0);
+	smig_fp_format(fp, s);
+	assert_string_equal(s, FP1);
+	assert_int_equal(smig_fp_parse("sha1:0011", fp), SMIG_EINVAL);
+	assert_int_equal(smig_fp_parse("sha256:0011", fp), SMIG_EINVAL);
+	assert_int_equal(smig_fp_parse(FP1 "00", fp), SMIG_EINVAL);
+	assert_int_equal(smig_fp_parse("sha256:zz112233445566778899aabbccddeeff00112233445566778899aabbccddeeff", fp),
+			 SMIG_EINVAL);
+}
+
+static void test_good_hosts(void **state)
+{
+	const char *text = "{\"hosts\": [\n"
+			   " {\"name\": \"h1\", \"address\": \"10.1.0.1:7450\", \"fingerprint\": \"" FP1 "\"},\n"
+			   " {\"name\": \"h2\", \"address\": \"[fd00::2]\", \"fingerprint\": \"" FP2 "\"}\n"
+			   "]}";
+	struct smig_hosts h;
+	uint8_t fp[SMIG_FP_LEN];
+	char err[256];
+
+	(void)state;
+	assert_int_equal(smig_hosts_parse("hosts.json", text, strlen(text), &h, err, sizeof(err)), 0);
+	assert_int_equal(h.n, 2);
+	assert_non_null(smig_hosts_by_name(&h, "h2"));
+	assert_null(smig_hosts_by_name(&h, "h3"));
+	assert_int_equal(smig_hosts_by_name(&h, "h2")->port, SMIG_DEFAULT_PORT);
+	assert_int_equal(smig_fp_parse(FP1, fp), 0);
+	assert_string_equal(smig_hosts_by_fp(&h, fp)->name, "h1");
+	assert_string_equal(smig_hosts_by_addr(&h, "fd00::2")->name, "h2");
+	smig_hosts_clear(&h);
+}
+
+static void test_hosts_errors(void **state)
+{
+	(void)state;
+	expect_hosts_error("{\"hosts\": [\n {\"name\": \"h1\", \"adress\": \"x\"}]}",
+			   "hosts.json:2:17: unknown key \"adress\" in hosts[0]");
+	expect_hosts_error("{\"hosts\": [\n 5]}", "hosts.json:2:2: hosts[0] must be an object");
+	expect_hosts_error("{\"hosts\": [{\"name\": \"h1\", \"address\": \"10.0.0.1\", "
+			   "\"fingerprint\": \"sha256:00\"}]}",
+			   "hosts.json:1:65: hosts[0].fingerprint must be sha256:");
+	expect_hosts_error("{\"hosts\": [{\"name\": \"h1\", \"address\": \"10.0.0.1\", \"fingerprint\": \"" FP1 "\"},\n"
+			   "{\"name\": \"h1\", \"address\": \"10.0.0.2\", \"fingerprint\": \"" FP2 "\"}]}",
+			   "hosts.json:2:10: duplicate host name \"h1\"");
+	expect_hosts_error("{\"hosts\": [{\"name\": \"h1\", \"address\": \"10.0.0.1\", \"fingerprint\": \"" FP1 "\"},\n"
+			   "{\"name\": \"h2\", \"address\": \"10.0.0.2\", \"fingerprint\": \"" FP1 "\"}]}",
+			   "hosts.json:2:54: fingerprint of h2 already belongs to another host");
+	expect_hosts_error("{\"hosts\": {}}", "hosts.json:1:11: host table.hosts must be an array");
+	expect_hosts_error("{}", "hosts.json:1:1: host table: missing required key \"hosts\"");
+}
+
+static void test_json_positions_with_unicode_and_escapes(void **state)
+{
+	/* escaped quotes and multi-byte characters before the bad key */
+	const char *text = "{\"a\\\"b\": \"\xc3\xa9t\xc3\xa9\", \"z\": 1}";
+	static const struct smig_jfield fields[] = { { "a\"b", SMIG_J_STRING, true, 0, 0 } };
+	struct smig_json_doc doc;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(smig_json_load_text(&doc, "u.json", text, strlen(text), err, sizeof(err)), 0);
+	assert_int_equal(smig_json_check(&doc, doc.root, "x", fields, 1, err, sizeof(err)),
+			 SMIG_ECONFIG);
+	assert_string_equal(err, "u.json:1:17: unknown key \"z\" in x (known: a\"b)");
+	smig_json_doc_clear(&doc);
+}
+
+static void test_missing_file(void **state)
+{
+	struct smig_config cfg;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(smig_config_load("/nonexistent/smig.json", &cfg, err, sizeof(err)),
+			 SMIG_ENOENT);
+	assert_non_null(strstr(err, "/nonexistent/smig.json"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_good_config),
+		cmocka_unit_test(test_unknown_key_names_position),
+		cmocka_unit_test(test_wrong_type_names_position),
+		cmocka_unit_test(test_missing_field_names_object),
+		cmocka_unit_test(test_syntax_error_position),
+		cmocka_unit_test(test_duplicate_key_refused),
+		cmocka_unit_test(test_bad_values),
+		cmocka_unit_test(test_addresses),
+		cmocka_unit_test(test_fingerprints),
+		cmocka_unit_test(test_good_hosts),
+		cmocka_unit_test(test_hosts_errors),
+		cmocka_unit_test(test_json_positions_with_unicode_and_escapes),
+		cmocka_unit_test(test_missing_file),
+	};
+	return cmocka_run_group_tests_name("config", tests, NULL, NULL);
+}

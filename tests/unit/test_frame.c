@@ -1,0 +1,319 @@
+/*
+ * test_frame.c - wire framing and message payloads: every truncation of a
+ * valid frame, every oversize length, every unknown type, strict payloads.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <string.h>
+
+#include "buf.h"
+#include "error.h"
+#include "frame.h"
+#include "msg.h"
+
+static const uint8_t known_types[] = { SMIG_MSG_HELLO, SMIG_MSG_PING, SMIG_MSG_PONG,
+				       SMIG_MSG_ERROR, SMIG_MSG_BYE };
+
+/* One valid frame of each known type, encoded with the msg functions. */
+static void encode_all(struct smig_buf *out)
+{
+	struct smig_hello h = { .host = "h1", .version = "0.1.0", .features = 7 };
+	struct smig_ping p = { .nonce = 42, .sent_ns = 99 };
+	struct smig_error_msg e = { .code = 5, .reason = "nope" };
+
+	assert_int_equal(smig_msg_put_hello(out, &h), 0);
+	assert_int_equal(smig_msg_put_ping(out, SMIG_MSG_PING, &p), 0);
+	assert_int_equal(smig_msg_put_ping(out, SMIG_MSG_PONG, &p), 0);
+	assert_int_equal(smig_msg_put_error(out, &e), 0);
+	assert_int_equal(smig_msg_put_bye(out), 0);
+}
+
+static void test_roundtrip_every_type(void **state)
+{
+	struct smig_buf b;
+	struct smig_frame f;
+	struct smig_hello h;
+	struct smig_ping p;
+	struct smig_error_msg e;
+
+	(void)state;
+	smig_buf_init(&b, 4096);
+	encode_all(&b);
+	assert_int_equal(smig_frame_next(&b, &f), 0);
+	assert_int_equal(smig_msg_get_hello(&f, &h), 0);
+	assert_string_equal(h.host, "h1");
+	assert_string_equal(h.version, "0.1.0");
+	assert_int_equal(h.features, 7);
+	assert_int_equal(smig_frame_next(&b, &f), 0);
+	assert_int_equal(smig_msg_get_ping(&f, SMIG_MSG_PING, &p), 0);
+	assert_true(p.nonce == 42 && p.sent_ns == 99);
+	assert_int_equal(smig_frame_next(&b, &f), 0);
+	assert_int_equal(smig_msg_get_ping(&f, SMIG_MSG_PONG, &p), 0);
+	assert_int_equal(smig_frame_next(&b, &f), 0);
+	assert_int_equal(smig_msg_get_error(&f, &e), 0);
+	assert_int_equal(e.code, 5);
+	assert_string_equal(e.reason, "nope");
+	assert_int_equal(smig_frame_next(&b, &f), 0);
+	assert_int_equal(smig_msg_get_bye(&f), 0);
+	assert_int_equal(smig_frame_next(&b, &f), SMIG_EAGAIN);
+	smig_buf_clear(&b);
+}
+
+/* Splits a buffer of consecutive frames into (offset, length) pairs. */
+static size_t split_frames(const struct smig_buf *b, size_t *off, size_t *len, size_t max)
+{
+	size_t n = 0;
+	size_t at = 0;
+
+	while (at < b->len && n < max) {
+		uint8_t type;
+		uint32_t plen;
+		assert_int_equal(smig_frame_header(b->data + at, b->len - at, &type, &plen), 0);
+		off[n] = at;
+		len[n] = SMIG_FRAME_HDR_LEN + plen;
+		at += len[n++];
+	}
+	return n;
+}
+
+static void test_every_truncation_fails(void **state)
+{
+	struct smig_buf b;
+	size_t off[8];
+	size_t len[8];
+	size_t n;
+
+	(void)state;
+	smig_buf_init(&b, 4096);
+	encode_all(&b);
+	n = split_frames(&b, off, len, 8);
+	assert_int_equal(n, sizeof(known_types));
+	for (size_t i = 0; i < n; i++) {
+		struct smig_frame f;
+		assert_int_equal(smig_frame_parse(b.data + off[i], len[i], &f), 0);
+		for (size_t cut = 0; cut < len[i]; cut++) {
+			struct smig_buf rx;
+			assert_int_equal(smig_frame_parse(b.data + off[i], cut, &f), SMIG_ESHORT);
+			smig_buf_view(&rx, b.data + off[i], cut);
+			assert_int_equal(smig_frame_next(&rx, &f), SMIG_EAGAIN);
+		}
+	}
+	smig_buf_clear(&b);
+}
+
+static void test_truncated_payloads_fail(void **state)
+{
+	struct smig_buf b;
+	size_t off[8];
+	size_t len[8];
+	size_t n;
+
+	(void)state;
+	smig_buf_init(&b, 4096);
+	encode_all(&b);
+	n = split_frames(&b, off, len, 8);
+	/* a frame whose header agrees with a shortened payload still fails to decode */
+	for (size_t i = 0; i < n; i++) {
+		uint32_t plen = (uint32_t)(len[i] - SMIG_FRAME_HDR_LEN);
+		for (uint32_t cut = 0; cut < plen; cut++) {
+			struct smig_frame f = { .type = b.data[off[i] + 1], .len = cut,
+						.payload = b.data + off[i] + SMIG_FRAME_HDR_LEN };
+			struct smig_hello h;
+			struct smig_ping p;
+			struct smig_error_msg e;
+			int rc;
+			switch (f.type) {
+			case SMIG_MSG_HELLO: rc = smig_msg_get_hello(&f, &h); break;
+			case SMIG_MSG_PING: rc = smig_msg_get_ping(&f, SMIG_MSG_PING, &p); break;
+			case SMIG_MSG_PONG: rc = smig_msg_get_ping(&f, SMIG_MSG_PONG, &p); break;
+			default: rc = smig_msg_get_error(&f, &e); break;
+			}
+			assert_true(rc < 0);
+		}
+	}
+	smig_buf_clear(&b);
+}
+
+static void test_every_oversize_length_fails(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(known_types); i++) {
+		uint32_t max;
+		const uint32_t probes[] = { 1, 2, 255, 65536, 0x7fffffff, 0xffffffff };
+		assert_int_equal(smig_frame_type_max(known_types[i], &max), 0);
+		for (size_t j = 0; j < sizeof(probes) / sizeof(probes[0]); j++) {
+			uint32_t l = max + probes[j];
+			uint8_t hdr[8] = { SMIG_PROTO_VERSION, known_types[i], 0, 0,
+					   (uint8_t)(l >> 24), (uint8_t)(l >> 16), (uint8_t)(l >> 8),
+					   (uint8_t)l };
+			uint8_t type;
+			uint32_t got;
+			if (l <= max)
+				continue; /* wrapped around */
+			assert_int_equal(smig_frame_header(hdr, sizeof(hdr), &type, &got),
+					 SMIG_ETOOBIG);
+		}
+	}
+}
+
+static void test_every_unknown_type_fails(void **state)
+{
+	(void)state;
+	for (int t = 0; t < 256; t++) {
+		uint8_t hdr[8] = { SMIG_PROTO_VERSION, (uint8_t)t, 0, 0, 0, 0, 0, 0 };
+		uint8_t type;
+		uint32_t len;
+		int known = memchr(known_types, t, sizeof(known_types)) != NULL;
+		int rc = smig_frame_header(hdr, sizeof(hdr), &type, &len);
+		assert_int_equal(rc, known ? 0 : SMIG_ETYPE);
+		if (!known)
+			assert_string_equal(smig_frame_type_name((uint8_t)t), "UNKNOWN");
+	}
+}
+
+static void test_bad_version_and_reserved(void **state)
+{
+	uint8_t hdr[8] = { 2, SMIG_MSG_BYE, 0, 0, 0, 0, 0, 0 };
+	uint8_t type;
+	uint32_t len;
+
+	(void)state;
+	assert_int_equal(smig_frame_header(hdr, 8, &type, &len), SMIG_EVERSION);
+	hdr[0] = 0;
+	assert_int_equal(smig_frame_header(hdr, 8, &type, &len), SMIG_EVERSION);
+	hdr[0] = SMIG_PROTO_VERSION;
+	hdr[3] = 1;
+	assert_int_equal(smig_frame_header(hdr, 8, &type, &len), SMIG_EPROTO);
+}
+
+static void test_trailing_bytes_fail(void **state)
+{
+	struct smig_buf b;
+	struct smig_frame f;
+	uint8_t extra[64];
+	struct smig_ping p = { 1, 2 };
+
+	(void)state;
+	smig_buf_init(&b, 256);
+	assert_int_equal(smig_msg_put_ping(&b, SMIG_MSG_PING, &p), 0);
+	memcpy(extra, b.data, b.len);
+	extra[b.len] = 0;
+	assert_int_equal(smig_frame_parse(extra, b.len + 1, &f), SMIG_ETRAILING);
+	smig_buf_clear(&b);
+
+	/* a payload longer than its fields: header length 17 on a PING (max 16) */
+	{
+		uint8_t hdr[8 + 17] = { SMIG_PROTO_VERSION, SMIG_MSG_PING, 0, 0, 0, 0, 0, 17 };
+		uint8_t type;
+		uint32_t len;
+		assert_int_equal(smig_frame_header(hdr, sizeof(hdr), &type, &len), SMIG_ETOOBIG);
+	}
+	/* a HELLO with one byte after its fields */
+	{
+		struct smig_hello h = { .host = "h1", .version = "v" };
+		smig_buf_init(&b, 256);
+		assert_int_equal(smig_msg_put_hello(&b, &h), 0);
+		f.type = SMIG_MSG_HELLO;
+		f.payload = b.data + SMIG_FRAME_HDR_LEN;
+		assert_int_equal(smig_buf_put_u8(&b, 0), 0);
+		f.len = (uint32_t)(b.len - SMIG_FRAME_HDR_LEN);
+		assert_int_equal(smig_msg_get_hello(&f, &h), SMIG_ETRAILING);
+		smig_buf_clear(&b);
+	}
+}
+
+static void test_stream_byte_by_byte(void **state)
+{
+	struct smig_buf all;
+	struct smig_buf rx;
+	struct smig_frame f;
+	size_t frames = 0;
+
+	(void)state;
+	smig_buf_init(&all, 4096);
+	smig_buf_init(&rx, 4096);
+	encode_all(&all);
+	for (size_t i = 0; i < all.len; i++) {
+		int rc;
+		assert_int_equal(smig_buf_put_u8(&rx, all.data[i]), 0);
+		while ((rc = smig_frame_next(&rx, &f)) == 0)
+			frames++;
+		assert_int_equal(rc, SMIG_EAGAIN);
+	}
+	assert_int_equal(frames, sizeof(known_types));
+	smig_buf_clear(&all);
+	smig_buf_clear(&rx);
+}
+
+static void test_encoder_refuses_oversize(void **state)
+{
+	struct smig_buf b;
+	uint8_t big[300] = { 0 };
+	size_t mark;
+
+	(void)state;
+	smig_buf_init(&b, 4096);
+	assert_int_equal(smig_frame_put(&b, SMIG_MSG_HELLO, big, sizeof(big)), SMIG_ETOOBIG);
+	assert_int_equal(b.len, 0);
+	assert_int_equal(smig_frame_put(&b, SMIG_MSG_BYE, big, 1), SMIG_ETOOBIG);
+	assert_int_equal(smig_frame_begin(&b, 0x7f, &mark), SMIG_ETYPE);
+	smig_buf_clear(&b);
+}
+
+static void test_hello_checks_names(void **state)
+{
+	struct smig_buf b;
+	struct smig_hello h = { .host = "bad name", .version = "1" };
+	const uint8_t evil[] = { SMIG_PROTO_VERSION, SMIG_MSG_HELLO, 0, 0, 0, 0, 0, 10,
+				 0, 2, '.', '.', 0, 0, 0, 0, 0, 0 };
+	struct smig_frame f;
+
+	(void)state;
+	smig_buf_init(&b, 256);
+	assert_int_equal(smig_msg_put_hello(&b, &h), SMIG_EINVAL);
+	assert_int_equal(smig_frame_parse(evil, sizeof(evil), &f), 0);
+	assert_int_equal(smig_msg_get_hello(&f, &h), SMIG_EPROTO);
+	assert_true(smig_name_valid("web-1.prod_a"));
+	assert_false(smig_name_valid(""));
+	assert_false(smig_name_valid("-x"));
+	assert_false(smig_name_valid("a/b"));
+	smig_buf_clear(&b);
+}
+
+static void test_wrong_type_decoders_refuse(void **state)
+{
+	struct smig_buf b;
+	struct smig_frame f;
+	struct smig_hello h;
+	struct smig_ping p = { 1, 2 };
+
+	(void)state;
+	smig_buf_init(&b, 256);
+	assert_int_equal(smig_msg_put_ping(&b, SMIG_MSG_PING, &p), 0);
+	assert_int_equal(smig_frame_parse(b.data, b.len, &f), 0);
+	assert_int_equal(smig_msg_get_hello(&f, &h), SMIG_EPROTO);
+	assert_int_equal(smig_msg_get_ping(&f, SMIG_MSG_PONG, &p), SMIG_EPROTO);
+	assert_int_equal(smig_msg_get_bye(&f), SMIG_EPROTO);
+	smig_buf_clear(&b);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_roundtrip_every_type),
+		cmocka_unit_test(test_every_truncation_fails),
+		cmocka_unit_test(test_truncated_payloads_fail),
+		cmocka_unit_test(test_every_oversize_length_fails),
+		cmocka_unit_test(test_every_unknown_type_fails),
+		cmocka_unit_test(test_bad_version_and_reserved),
+		cmocka_unit_test(test_trailing_bytes_fail),
+		cmocka_unit_test(test_stream_byte_by_byte),
+		cmocka_unit_test(test_encoder_refuses_oversize),
+		cmocka_unit_test(test_hello_checks_names),
+		cmocka_unit_test(test_wrong_type_decoders_refuse),
+	};
+	return cmocka_run_group_tests_name("frame", tests, NULL, NULL);
+}
