@@ -59,6 +59,9 @@ for t in build-san/fuzz/fuzz_*; do
 	name=$(basename "$t")
 	run_tap "fuzz-corpus/$name" "$t" "fuzz/corpus/${name#fuzz_}"
 done
+# integration tests drive the sanitizer build of smigd and smig, so memory
+# errors on real network paths fail the run too
+export SMIG_BUILD=$PWD/build-san
 for t in tests/integration/test_*.sh; do
 	run_tap "integration/$(basename "$t" .sh)" bash "$t"
 done

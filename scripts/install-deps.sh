@@ -7,7 +7,7 @@ packages=(
 	gcc make pkg-config meson ninja-build
 	libssl-dev libjansson-dev libcmocka-dev
 	clang libclang-rt-14-dev
-	openssl iproute2 jq procps psmisc
+	openssl iproute2 jq procps psmisc socat
 )
 
 missing=()

@@ -189,8 +189,9 @@ int smig_json_load_text(struct smig_json_doc *doc, const char *name, const char 
 	snprintf(doc->name, sizeof(doc->name), "%s", name);
 	doc->root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (doc->root == NULL) {
-		snprintf(err, errlen, "%s:%d:%d: %s", doc->name, jerr.line, jerr.column,
-			 jerr.text);
+		/* jansson reports column 0 at the start of a line (e.g. at EOF) */
+		snprintf(err, errlen, "%s:%d:%d: %s", doc->name, jerr.line,
+			 jerr.column < 1 ? 1 : jerr.column, jerr.text);
 		return SMIG_ECONFIG;
 	}
 	if (scan_value(&sc, doc->root, &top) < 0) {

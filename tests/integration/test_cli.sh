@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# The smig CLI and smigd's start-up: exit codes, --json, the control
+# protocol's answers to bad requests, config errors and key permissions.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/../harness/lib.sh"
+. "$here/../harness/tap.sh"
+
+dir=$(mktemp -d /tmp/smig-cli.XXXXXX)
+trap 'cluster_stop "$dir"; [ -n "${SMIG_KEEP:-}" ] || rm -rf "$dir"' EXIT
+cluster_make "$dir" 2 || { echo "Bail out! cluster_make"; exit 1; }
+
+plan 16
+
+"$SMIG" >/dev/null 2>&1
+ok $([ $? -eq 2 ] && echo 0 || echo 1) "smig without a command: exit 2"
+"$SMIG" frobnicate >/dev/null 2>&1
+ok $([ $? -eq 2 ] && echo 0 || echo 1) "an unknown command: exit 2"
+"$SMIG" ping >/dev/null 2>&1
+ok $([ $? -eq 2 ] && echo 0 || echo 1) "ping without a host: exit 2"
+
+msg=$("$SMIG" --socket "$dir/none.sock" status 2>&1)
+[ $? -eq 1 ] && grep -q "cannot connect to smigd at $dir/none.sock" <<<"$msg"
+ok $? "no daemon: exit 1 naming the socket"
+
+smigd_start "$dir" h1
+ok $? "h1 starts"
+[ "$(stat -c %a "$dir/h1.sock")" = 660 ]
+ok $? "the control socket is mode 0660"
+
+SMIG_SOCKET="$dir/h1.sock" "$SMIG" --json status | jq -e '.host == "h1" and .caller.uid == 0' >/dev/null
+ok $? "SMIG_SOCKET is honoured and status reports the caller's credentials"
+
+hsmig "$dir" h1 --json hosts | jq -e '.hosts | length == 2' >/dev/null
+ok $? "smig hosts --json lists the host table"
+
+msg=$(hsmig "$dir" h1 ping h2 2>&1)
+ok $([ $? -eq 4 ] && echo 0 || echo 1) "ping to a host that is down: exit 4 ($msg)"
+hsmig "$dir" h1 hosts | grep -E '^h2 ' | grep -q 'connect'
+ok $? "smig hosts remembers the last error for h2"
+
+msg=$(hsmig "$dir" h1 --json ping nosuch)
+[ $? -eq 1 ] && jq -e '.error.code == "not_found"' <<<"$msg" >/dev/null
+ok $? "ping to a host not in the table: exit 1, error code not_found"
+
+replies=$(printf '%s\n' '{"id":1,"cmd":"status","extra":1}' 'not json' '{"id":2,"cmd":"fly"}' \
+	'{"id":3,"cmd":"ping","args":{"host":5}}' '{"id":4,"cmd":"status"}' |
+	timeout 5 socat -t 2 - "UNIX-CONNECT:$dir/h1.sock")
+[ "$(jq -s 'map(select(.ok == false and .error.code == "bad_request")) | length' <<<"$replies")" = 4 ] &&
+	[ "$(jq -s '.[4].ok and .[4].id == 4' <<<"$replies")" = true ]
+ok $? "bad control requests get bad_request answers and the connection keeps serving"
+
+printf '{\n  "host": "h1",\n  "listn": "127.0.0.1"\n}\n' >"$dir/bad.json"
+msg=$("$SMIGD" --config "$dir/bad.json" --check-config 2>&1)
+[ $? -eq 1 ] && grep -q "bad.json:3:3: unknown key \"listn\"" <<<"$msg"
+ok $? "smigd refuses a bad config naming file:line:column"
+
+"$SMIGD" --config "$dir/h2.json" --check-config >/dev/null
+ok $? "smigd --check-config accepts a good config"
+
+chmod 0644 "$dir/pki/h2.key"
+msg=$("$SMIGD" --config "$dir/h2.json" --foreground 2>&1)
+[ $? -eq 1 ] && grep -q "accessible by group or others" <<<"$msg"
+ok $? "smigd refuses a private key readable by others"
+chmod 0600 "$dir/pki/h2.key"
+
+smigd_start "$dir" h2 && hsmig "$dir" h1 ping h2 >/dev/null
+ok $? "once h2 is up, ping succeeds"
+
+done_testing

@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# Two smigd on loopback: they authenticate each other both ways, and every
+# kind of bad peer is refused with a clear log line while the daemon keeps
+# serving the next good one.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/../harness/lib.sh"
+. "$here/../harness/tap.sh"
+
+dir=$(mktemp -d /tmp/smig-peers.XXXXXX)
+trap 'cluster_stop "$dir"; [ -n "${SMIG_KEEP:-}" ] || rm -rf "$dir"' EXIT
+SMIG_HANDSHAKE_MS=800 cluster_make "$dir" 2 || { echo "Bail out! cluster_make"; exit 1; }
+p2=$(cat "$dir/h2.port")
+
+plan 19
+
+smigd_start "$dir" h1
+ok $? "h1 starts"
+smigd_start "$dir" h2
+ok $? "h2 starts"
+
+out=$(hsmig "$dir" h1 --json ping h2)
+ok $? "smig ping h2 from h1 succeeds"
+[ "$(jq -r .tls_version <<<"$out")" = TLSv1.3 ] && [ "$(jq -r .cipher <<<"$out")" = TLS_AES_256_GCM_SHA384 ]
+ok $? "the channel is TLS 1.3 with AES-256-GCM ($(jq -r .cipher <<<"$out"))"
+hsmig "$dir" h2 ping h1 >/dev/null
+ok $? "smig ping h1 from h2 succeeds"
+
+# log_has HOST REGEX: waits up to 3 s for a line in HOST's log.
+log_has() { wait_for 3 grep -qE "$2" "$dir/$1.log"; }
+
+# s_client CERT_DIR NAME [extra openssl args]: a TLS client with a chosen identity.
+s_client() {
+	local cdir=$1 name=$2
+	shift 2
+	local id=()
+	[ -n "$name" ] && id=(-cert "$cdir/$name.crt" -key "$cdir/$name.key")
+	timeout 5 openssl s_client -connect "127.0.0.1:$p2" "${id[@]}" -CAfile "$dir/pki/ca.crt" \
+		-quiet -no_ign_eof "$@" </dev/null >/dev/null 2>&1
+}
+
+"$SMIG" pki init "$dir/other" >/dev/null && "$SMIG" pki issue "$dir/other" evil >/dev/null
+s_client "$dir/other" evil -tls1_3
+log_has h2 'peer_refused .*certificate verify failed: unable to get local issuer'
+ok $? "a certificate from another CA is refused"
+
+s_client "" "" -tls1_3
+log_has h2 'peer_refused .*peer did not return a certificate'
+ok $? "a client without a certificate is refused"
+
+"$SMIG" pki issue "$dir/pki" rogue --ip 127.0.0.1 >/dev/null
+s_client "$dir/pki" rogue -tls1_3
+log_has h2 'peer_refused .*sha256:[0-9a-f]+ is not in the host table'
+ok $? "a valid cluster certificate not in the host table is refused"
+
+# an expired certificate, made with openssl from the cluster CA
+openssl req -new -newkey ed25519 -nodes -keyout "$dir/old.key" -subj /CN=old \
+	-out "$dir/old.csr" 2>/dev/null
+printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n' >"$dir/old.ext"
+openssl x509 -req -in "$dir/old.csr" -CA "$dir/pki/ca.crt" -CAkey "$dir/pki/ca.key" \
+	-set_serial 77 -not_before 20200101000000Z -not_after 20200102000000Z \
+	-extfile "$dir/old.ext" -out "$dir/old.crt" 2>/dev/null ||
+	openssl x509 -req -in "$dir/old.csr" -CA "$dir/pki/ca.crt" -CAkey "$dir/pki/ca.key" \
+		-set_serial 77 -days -1 -extfile "$dir/old.ext" -out "$dir/old.crt" 2>/dev/null
+s_client "$dir" old -tls1_3
+log_has h2 'peer_refused .*certificate has expired'
+ok $? "an expired certificate is refused"
+
+s_client "$dir/pki" h1 -tls1_2
+log_has h2 'peer_refused .*unsupported protocol'
+ok $? "a TLS 1.2 client is refused"
+
+s_client "$dir/pki" h1 -tls1_3 -ciphersuites TLS_AES_128_GCM_SHA256
+log_has h2 'peer_refused .*no shared cipher'
+ok $? "a client without our cipher suites is refused"
+
+# raw_send BYTES_CMD: a plain TCP client in a subshell, so that a reset
+# connection never takes this script with it.
+raw_send() { (exec 3<>"/dev/tcp/127.0.0.1/$p2" && "$@" >&3) 2>/dev/null; }
+
+raw_send printf 'GET / HTTP/1.1\r\nHost: x\r\n\r\n'
+log_has h2 'peer_refused .*http request'
+ok $? "a plain TCP (HTTP) client is refused"
+
+raw_send head -c 4096 /dev/urandom
+n_refused=$(grep -c peer_refused "$dir/h2.log")
+[ "$n_refused" -ge 8 ]
+ok $? "random garbage is refused ($n_refused refusals logged)"
+
+raw_send sleep 2 &
+silent=$!
+log_has h2 'peer_refused .*timed out in state handshake'
+ok $? "a silent connection is dropped at the handshake timeout"
+wait "$silent"
+
+kill -0 "$(cat "$dir/h2.pid")" && hsmig "$dir" h1 ping h2 >/dev/null && hsmig "$dir" h2 ping h1 >/dev/null
+ok $? "after all of that both daemons still serve good peers both ways"
+
+# h1's table pins the rogue certificate for a host at h2's address
+cp "$dir/hosts.json" "$dir/hosts.good"
+fp_rogue=$("$SMIG" pki fingerprint "$dir/pki/rogue.crt")
+jq --arg fp "$fp_rogue" --arg a "127.0.0.1:$p2" \
+	'.hosts += [{"name": "imposter", "address": $a, "fingerprint": $fp}]' \
+	"$dir/hosts.good" >"$dir/hosts.json"
+kill -HUP "$(cat "$dir/h1.pid")"
+log_has h1 'reload_done hosts=3'
+msg=$(hsmig "$dir" h1 ping imposter 2>&1)
+rc=$?
+[ $rc -eq 4 ] && grep -q "does not match the host table" <<<"$msg"
+ok $? "a server whose fingerprint differs from the pinned one: exit 4 ($msg)"
+
+hsmig "$dir" h1 hosts | grep -q imposter
+ok $? "smig hosts shows the reloaded table"
+
+echo '{"hosts": [' >"$dir/hosts.json"
+kill -HUP "$(cat "$dir/h1.pid")"
+log_has h1 'reload_failed .*hosts.json:2:1: ' && hsmig "$dir" h1 ping h2 >/dev/null
+ok $? "a broken host table on SIGHUP keeps the old one and names file:line:col"
+
+sock="$dir/h1.sock"
+smigd_stop "$dir" h1
+[ ! -e "$sock" ] && grep -q 'event=stopped' "$dir/h1.log"
+ok $? "SIGTERM stops smigd cleanly and removes its control socket"
+
+done_testing
