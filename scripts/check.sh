@@ -59,6 +59,8 @@ for t in build-san/fuzz/fuzz_*; do
 	name=$(basename "$t")
 	run_tap "fuzz-corpus/$name" "$t" "fuzz/corpus/${name#fuzz_}"
 done
+run_tap "lint" scripts/lint.sh --tap
+
 # integration tests drive the sanitizer build of smigd and smig, so memory
 # errors on real network paths fail the run too
 export SMIG_BUILD=$PWD/build-san

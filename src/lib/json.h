@@ -15,7 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define SMIG_JSON_MAX_FILE (1024 * 1024)
+#define SMIG_JSON_MAX_FILE (1024L * 1024L)
 
 struct smig_json_pos;
 

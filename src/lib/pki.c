@@ -163,7 +163,6 @@ int smig_pki_init(const char *dir, int days, char *err, size_t errlen)
 	if (key == NULL)
 		return pki_fail(err, errlen, "CA key generation", SMIG_ECRYPTO);
 	cert = cert_new(key, "smig cluster CA", &o);
-	rc = SMIG_ECRYPTO;
 	if (cert == NULL ||
 	    X509_set_issuer_name(cert, X509_get_subject_name(cert)) != 1 ||
 	    add_ext(cert, cert, NID_basic_constraints, "critical,CA:TRUE,pathlen:0") < 0 ||

@@ -14,7 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define REPLY_MAX (4 * 1024 * 1024)
+#define REPLY_MAX ((size_t)4 * 1024 * 1024)
 
 static long now_ms(void)
 {

@@ -22,8 +22,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#define CTL_LINE_MAX (64 * 1024)
-#define CTL_OUT_MAX (4 * 1024 * 1024)
+#define CTL_LINE_MAX ((size_t)64 * 1024)
+#define CTL_OUT_MAX ((size_t)4 * 1024 * 1024)
 #define CTL_CLIENTS_MAX 128
 
 struct ctl_client {
@@ -41,21 +41,25 @@ struct ctl_client {
 typedef void (*ctl_handler)(struct smigd *d, struct ctl_client *c, const json_t *args,
 			    struct ctl_ref *ref);
 
+/* Releases a client already taken off the list. */
+static void client_destroy(struct ctl_client *c)
+{
+	loop_watch_del(c->d->loop, c->w);
+	close(c->fd);
+	smig_buf_clear(&c->rx);
+	smig_buf_clear(&c->tx);
+	free(c);
+}
+
 static void client_free(struct ctl_client *c)
 {
-	struct smigd *d = c->d;
-
-	for (struct ctl_client **pp = &d->clients; *pp; pp = &(*pp)->next) {
+	for (struct ctl_client **pp = &c->d->clients; *pp; pp = &(*pp)->next) {
 		if (*pp == c) {
 			*pp = c->next;
 			break;
 		}
 	}
-	loop_watch_del(d->loop, c->w);
-	close(c->fd);
-	smig_buf_clear(&c->rx);
-	smig_buf_clear(&c->tx);
-	free(c);
+	client_destroy(c);
 }
 
 static struct ctl_client *client_find(struct smigd *d, uint64_t id)
@@ -66,7 +70,8 @@ static struct ctl_client *client_find(struct smigd *d, uint64_t id)
 	return NULL;
 }
 
-static void client_flush(struct ctl_client *c)
+/* Sends what tx holds; false if the client was freed. */
+static bool client_flush(struct ctl_client *c)
 {
 	while (smig_buf_remaining(&c->tx) > 0) {
 		ssize_t w = send(c->fd, smig_buf_peek(&c->tx), smig_buf_remaining(&c->tx),
@@ -77,16 +82,17 @@ static void client_flush(struct ctl_client *c)
 			break;
 		if (w <= 0) {
 			client_free(c);
-			return;
+			return false;
 		}
 		(void)smig_buf_consume(&c->tx, (size_t)w);
 	}
 	if (smig_buf_remaining(&c->tx) == 0 && c->closing) {
 		client_free(c);
-		return;
+		return false;
 	}
 	(void)loop_watch_mod(c->d->loop, c->w,
 			     EPOLLIN | (smig_buf_remaining(&c->tx) ? EPOLLOUT : 0));
+	return true;
 }
 
 static void client_send(struct ctl_client *c, json_t *msg)
@@ -99,7 +105,7 @@ static void client_send(struct ctl_client *c, json_t *msg)
 		c->closing = true;
 	}
 	free(text);
-	client_flush(c);
+	(void)client_flush(c);
 }
 
 static void ref_send(struct smigd *d, struct ctl_ref *ref, json_t *msg)
@@ -261,7 +267,7 @@ static void client_request(struct ctl_client *c, const char *line, size_t len)
 	}
 	ref.id = json_incref(json_object_get(req, "id"));
 	json_object_foreach(req, key, v) {
-		if (strcmp(key, "id") && strcmp(key, "cmd") && strcmp(key, "args")) {
+		if (strcmp(key, "id") != 0 && strcmp(key, "cmd") != 0 && strcmp(key, "args") != 0) {
 			ctl_reply_err(d, &ref, "bad_request", "unknown request key \"%s\"", key);
 			json_decref(req);
 			return;
@@ -318,13 +324,8 @@ static void client_io(void *arg, uint32_t events)
 {
 	struct ctl_client *c = arg;
 
-	if (events & EPOLLOUT) {
-		uint64_t id = c->id;
-		struct smigd *d = c->d;
-		client_flush(c);
-		if (client_find(d, id) == NULL)
-			return;
-	}
+	if ((events & EPOLLOUT) && !client_flush(c))
+		return;
 	if (!(events & (EPOLLIN | EPOLLHUP | EPOLLERR)) || c->closing)
 		return;
 	for (;;) {
@@ -332,7 +333,7 @@ static void client_io(void *arg, uint32_t events)
 		ssize_t r;
 
 		if (smig_buf_reserve(&c->rx, 4096, &dst) < 0) {
-			smig_warn("event=control_line_too_long uid=%d max=%d", (int)c->cred.uid,
+			smig_warn("event=control_line_too_long uid=%d max=%zu", (int)c->cred.uid,
 				  CTL_LINE_MAX);
 			client_free(c);
 			return;
@@ -440,8 +441,11 @@ int ctl_open(struct smigd *d)
 
 void ctl_close_all(struct smigd *d)
 {
-	while (d->clients)
-		client_free(d->clients);
+	while (d->clients) {
+		struct ctl_client *c = d->clients;
+		d->clients = c->next;
+		client_destroy(c);
+	}
 	if (d->ctl_fd >= 0) {
 		loop_watch_del(d->loop, d->ctl_w);
 		close(d->ctl_fd);

@@ -31,9 +31,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define PEER_CHUNK (16 * 1024)
+#define PEER_CHUNK ((size_t)16 * 1024)
 #define PEER_RX_MAX (SMIG_FRAME_HDR_LEN + SMIG_FRAME_MAX_PAYLOAD + PEER_CHUNK)
-#define PEER_TX_MAX (8 * 1024 * 1024)
+#define PEER_TX_MAX ((size_t)8 * 1024 * 1024)
 #define PEER_IDLE_MS 120000
 
 enum peer_state { PS_CONNECTING, PS_HANDSHAKE, PS_HELLO, PS_READY };
@@ -67,17 +67,11 @@ size_t peer_count(const struct smigd *d)
 	return d->npeers;
 }
 
-static void peer_free(struct peer *p)
+/* Releases a peer already taken off the list. */
+static void peer_destroy(struct peer *p)
 {
 	struct smigd *d = p->d;
 
-	for (struct peer **pp = &d->peers; *pp; pp = &(*pp)->next) {
-		if (*pp == p) {
-			*pp = p->next;
-			d->npeers--;
-			break;
-		}
-	}
 	loop_watch_del(d->loop, p->w);
 	loop_timer_cancel(d->loop, p->timer);
 	if (p->tls) {
@@ -89,6 +83,20 @@ static void peer_free(struct peer *p)
 	smig_buf_clear(&p->tx);
 	json_decref(p->ref.id);
 	free(p);
+}
+
+static void peer_free(struct peer *p)
+{
+	struct smigd *d = p->d;
+
+	for (struct peer **pp = &d->peers; *pp; pp = &(*pp)->next) {
+		if (*pp == p) {
+			*pp = p->next;
+			d->npeers--;
+			break;
+		}
+	}
+	peer_destroy(p);
 }
 
 static void host_note(struct smigd *d, const char *name, bool ok, double rtt, const char *why)
@@ -499,7 +507,7 @@ static void peer_accept(void *arg, uint32_t events)
 
 	(void)events;
 	for (;;) {
-		struct sockaddr_storage ss;
+		struct sockaddr_storage ss = { 0 };
 		socklen_t len = sizeof(ss);
 		char addr[SMIG_ADDR_MAX + 8];
 		char ip[INET6_ADDRSTRLEN];
@@ -582,8 +590,12 @@ int peer_listen(struct smigd *d)
 
 void peer_close_all(struct smigd *d)
 {
-	while (d->peers)
-		peer_free(d->peers);
+	while (d->peers) {
+		struct peer *p = d->peers;
+		d->peers = p->next;
+		d->npeers--;
+		peer_destroy(p);
+	}
 	if (d->listen_fd >= 0) {
 		loop_watch_del(d->loop, d->listen_w);
 		close(d->listen_fd);

@@ -19,6 +19,7 @@
 #include "config.h"
 #include "error.h"
 #include "pki.h"
+#include "testutil.h"
 #include "tls.h"
 
 static char dir[64];
@@ -26,17 +27,13 @@ static char dir[64];
 static int setup(void **state)
 {
 	(void)state;
-	snprintf(dir, sizeof(dir), "/tmp/smig-pki-XXXXXX");
-	return mkdtemp(dir) ? 0 : -1;
+	return test_mkdtemp(dir, sizeof(dir), "pki");
 }
 
 static int teardown(void **state)
 {
-	char cmd[128];
-
 	(void)state;
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	return system(cmd) == 0 ? 0 : -1;
+	return test_rmtree(dir);
 }
 
 static mode_t mode_of(const char *name)

@@ -25,6 +25,7 @@
 #include "config.h"
 #include "error.h"
 #include "pki.h"
+#include "testutil.h"
 #include "tls.h"
 
 static char dir[64];
@@ -62,12 +63,11 @@ static struct smig_tls_ctx *load(const char *d, const char *host)
 static int setup(void **state)
 {
 	struct smig_pki_opts ok = { .days = 30, .not_before_shift = -60 };
-	struct smig_pki_opts expired = { .days = 1, .not_before_shift = -3 * 86400 };
+	struct smig_pki_opts expired = { .days = 1, .not_before_shift = -3L * 86400 };
 	char err[512];
 
 	(void)state;
-	snprintf(dir, sizeof(dir), "/tmp/smig-tls-XXXXXX");
-	assert_non_null(mkdtemp(dir));
+	assert_int_equal(test_mkdtemp(dir, sizeof(dir), "tls"), 0);
 	snprintf(other, sizeof(other), "%s/other", dir);
 	assert_int_equal(smig_pki_init(dir, 30, err, sizeof(err)), 0);
 	assert_int_equal(smig_pki_issue(dir, "h1", &ok, NULL, err, sizeof(err)), 0);
@@ -80,11 +80,8 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-	char cmd[128];
-
 	(void)state;
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	return system(cmd) == 0 ? 0 : -1;
+	return test_rmtree(dir);
 }
 
 static void timeouts(int fd)
