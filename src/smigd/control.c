@@ -8,6 +8,7 @@
  */
 #include "smigd.h"
 #include "buf.h"
+#include "ctl.h"
 #include "error.h"
 #include "log.h"
 
@@ -156,21 +157,16 @@ static json_t *host_json(struct smigd *d, const struct smig_host *h)
 	return o;
 }
 
-static int args_only(const json_t *args, const char *const *allowed, const char **bad)
+/* Answers bad_request and returns false unless args only has allowed keys. */
+static bool args_ok(struct smigd *d, const char *cmd, const json_t *args,
+		    const char *const *allowed, struct ctl_ref *ref)
 {
-	const char *key;
-	json_t *v;
+	char err[128];
 
-	json_object_foreach((json_t *)args, key, v) {
-		bool ok = false;
-		for (size_t i = 0; allowed[i] && !ok; i++)
-			ok = strcmp(allowed[i], key) == 0;
-		if (!ok) {
-			*bad = key;
-			return SMIG_EINVAL;
-		}
-	}
-	return 0;
+	if (smig_ctl_args_only(args, allowed, err, sizeof(err)) == 0)
+		return true;
+	ctl_reply_err(d, ref, "bad_request", "%s: %s", cmd, err);
+	return false;
 }
 
 static void cmd_status(struct smigd *d, struct ctl_client *c, const json_t *args,
@@ -178,12 +174,9 @@ static void cmd_status(struct smigd *d, struct ctl_client *c, const json_t *args
 {
 	static const char *const allowed[] = { NULL };
 	char fp[SMIG_FP_STR_LEN];
-	const char *bad;
 
-	if (args_only(args, allowed, &bad) < 0) {
-		ctl_reply_err(d, ref, "bad_request", "status takes no argument \"%s\"", bad);
+	if (!args_ok(d, "status", args, allowed, ref))
 		return;
-	}
 	smig_fp_format(smig_tls_ctx_fp(d->tls), fp);
 	ctl_reply_ok(d, ref,
 		     json_pack("{s:s,s:s,s:i,s:I,s:s,s:i,s:s,s:s,s:i,s:i,"
@@ -205,15 +198,12 @@ static void cmd_hosts(struct smigd *d, struct ctl_client *c, const json_t *args,
 		      struct ctl_ref *ref)
 {
 	static const char *const allowed[] = { NULL };
-	json_t *arr = json_array();
-	const char *bad;
+	json_t *arr;
 
 	(void)c;
-	if (args_only(args, allowed, &bad) < 0) {
-		json_decref(arr);
-		ctl_reply_err(d, ref, "bad_request", "hosts takes no argument \"%s\"", bad);
+	if (!args_ok(d, "hosts", args, allowed, ref))
 		return;
-	}
+	arr = json_array();
 	for (size_t i = 0; i < d->hosts.n; i++)
 		json_array_append_new(arr, host_json(d, &d->hosts.v[i]));
 	ctl_reply_ok(d, ref, json_pack("{s:o}", "hosts", arr));
@@ -224,13 +214,10 @@ static void cmd_ping(struct smigd *d, struct ctl_client *c, const json_t *args,
 {
 	static const char *const allowed[] = { "host", NULL };
 	const json_t *host = json_object_get(args, "host");
-	const char *bad;
 
 	(void)c;
-	if (args_only(args, allowed, &bad) < 0) {
-		ctl_reply_err(d, ref, "bad_request", "ping takes no argument \"%s\"", bad);
+	if (!args_ok(d, "ping", args, allowed, ref))
 		return;
-	}
 	if (!json_is_string(host)) {
 		ctl_reply_err(d, ref, "bad_request", "ping needs args.host, a string");
 		return;
@@ -251,50 +238,28 @@ static void client_request(struct ctl_client *c, const char *line, size_t len)
 {
 	struct smigd *d = c->d;
 	struct ctl_ref ref = { .client_id = c->id };
-	json_error_t jerr;
-	json_t *req = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
-	const json_t *cmd;
-	const json_t *args;
-	const char *key;
-	json_t *v;
+	struct smig_ctl_req req;
+	char err[256];
 
 	d->stats.requests++;
-	if (req == NULL || !json_is_object(req)) {
-		ctl_reply_err(d, &ref, "bad_request", "request is not a JSON object (column %d: %s)",
-			      req ? 1 : jerr.column, req ? "not an object" : jerr.text);
-		json_decref(req);
+	if (smig_ctl_parse(line, len, &req, err, sizeof(err)) < 0) {
+		ref.id = json_incref(req.id);
+		smig_ctl_req_clear(&req);
+		ctl_reply_err(d, &ref, "bad_request", "%s", err);
 		return;
 	}
-	ref.id = json_incref(json_object_get(req, "id"));
-	json_object_foreach(req, key, v) {
-		if (strcmp(key, "id") != 0 && strcmp(key, "cmd") != 0 && strcmp(key, "args") != 0) {
-			ctl_reply_err(d, &ref, "bad_request", "unknown request key \"%s\"", key);
-			json_decref(req);
-			return;
-		}
-	}
-	cmd = json_object_get(req, "cmd");
-	args = json_object_get(req, "args");
-	if (!json_is_string(cmd) || (args && !json_is_object(args)) ||
-	    !(json_is_integer(ref.id) || json_is_string(ref.id))) {
-		ctl_reply_err(d, &ref, "bad_request",
-			      "request needs id (integer or string), cmd (string), args (object)");
-		json_decref(req);
-		return;
-	}
-	smig_info("event=request cmd=%.32s uid=%d gid=%d pid=%d", json_string_value(cmd),
-		  (int)c->cred.uid, (int)c->cred.gid, (int)c->cred.pid);
+	ref.id = json_incref(req.id);
+	smig_info("event=request cmd=%s uid=%d gid=%d pid=%d", req.cmd, (int)c->cred.uid,
+		  (int)c->cred.gid, (int)c->cred.pid);
 	for (size_t i = 0; i < sizeof(ctl_cmds) / sizeof(ctl_cmds[0]); i++) {
-		if (strcmp(ctl_cmds[i].name, json_string_value(cmd)) == 0) {
-			json_t *empty = json_object();
-			ctl_cmds[i].fn(d, c, args ? args : empty, &ref);
-			json_decref(empty);
-			json_decref(req);
+		if (strcmp(ctl_cmds[i].name, req.cmd) == 0) {
+			ctl_cmds[i].fn(d, c, req.args, &ref);
+			smig_ctl_req_clear(&req);
 			return;
 		}
 	}
-	ctl_reply_err(d, &ref, "bad_request", "unknown command \"%.32s\"", json_string_value(cmd));
-	json_decref(req);
+	ctl_reply_err(d, &ref, "bad_request", "unknown command \"%s\"", req.cmd);
+	smig_ctl_req_clear(&req);
 }
 
 /* Handles complete lines; returns false if the client was freed. */
