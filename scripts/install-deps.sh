@@ -8,6 +8,7 @@ packages=(
 	libssl-dev libjansson-dev libcmocka-dev
 	clang libclang-rt-14-dev
 	openssl iproute2 jq procps psmisc socat
+	gcc-multilib qemu-system-x86 swtpm swtpm-tools
 )
 
 missing=()

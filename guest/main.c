@@ -1,0 +1,299 @@
+/*
+ * main.c - the smig test guest: proves from inside a VM that migration lost
+ * nothing.
+ *
+ * Kernel command line: mem=MiB (working set, default 32), dirty=N|max
+ * (pages per second to rewrite, default 0), seed=N, hb=MS (heartbeat
+ * period, default 250), corrupt=N (self-test: damage a page behind the
+ * verifier's back at heartbeat N).
+ *
+ * Every page of the working set holds a pattern derived from (seed, page,
+ * generation). Dirtying a page bumps its generation and rewrites it; the
+ * verifier sweeps all pages continuously and checks every word against the
+ * generation last written. A lost, stale or corrupt page is reported as
+ *   FAIL page <index> gen <g> word <w> want <hex> got <hex>
+ * The serial heartbeat is
+ *   HB <counter> <pages-verified> <errors>
+ * With a TPM, each heartbeat extends PCR 16 and reads it back against the
+ * guest's own SHA-256 chain ("FAIL vtpm" on mismatch, "VTPM ok <n>" every
+ * tenth heartbeat, "VTPM none" at boot without one).
+ */
+#include "io.h"
+#include "sha256.h"
+#include "tpm.h"
+
+#include <stdint.h>
+
+#define PAGE 4096u
+#define WORDS (PAGE / 4)
+#define WS_BASE (16u << 20)
+#define MAX_WS_MIB 2048u
+#define MAX_PAGES (MAX_WS_MIB * 256u)
+#define VERIFY_CHUNK 64u
+#define PCR 16u
+
+struct params {
+	uint32_t mem_mib;
+	uint32_t dirty; /* pages per second; UINT32_MAX for max */
+	uint32_t seed;
+	uint32_t hb_ms;
+	uint32_t corrupt_at;
+};
+
+static uint32_t gen[MAX_PAGES];
+static uint32_t npages;
+static struct params P = { 32, 0, 1, 250, 0 };
+static uint64_t verified;
+static uint64_t errors;
+static uint32_t fails_printed;
+
+static uint32_t parse_u32(const char *s, const char **end)
+{
+	uint32_t v = 0;
+
+	while (*s >= '0' && *s <= '9')
+		v = v * 10 + (uint32_t)(*s++ - '0');
+	*end = s;
+	return v;
+}
+
+static int starts(const char *s, const char *p)
+{
+	while (*p)
+		if (*s++ != *p++)
+			return 0;
+	return 1;
+}
+
+static void parse_cmdline(const char *s)
+{
+	while (s && *s) {
+		const char *end = s;
+
+		if (starts(s, "mem="))
+			P.mem_mib = parse_u32(s + 4, &end);
+		else if (starts(s, "dirty=max"))
+			P.dirty = UINT32_MAX, end = s + 9;
+		else if (starts(s, "dirty="))
+			P.dirty = parse_u32(s + 6, &end);
+		else if (starts(s, "seed="))
+			P.seed = parse_u32(s + 5, &end);
+		else if (starts(s, "hb="))
+			P.hb_ms = parse_u32(s + 3, &end);
+		else if (starts(s, "corrupt="))
+			P.corrupt_at = parse_u32(s + 8, &end);
+		while (*end && *end != ' ')
+			end++;
+		while (*end == ' ')
+			end++;
+		s = end;
+	}
+	if (P.hb_ms == 0)
+		P.hb_ms = 250;
+}
+
+static uint32_t page_base(uint32_t page, uint32_t g)
+{
+	uint32_t x = P.seed ^ (page * 0x9E3779B1u) ^ (g * 0x85EBCA77u);
+
+	x ^= x >> 15;
+	x *= 0x2C1B3C6Du;
+	x ^= x >> 12;
+	x *= 0x297A2D39u;
+	x ^= x >> 15;
+	return x;
+}
+
+static volatile uint32_t *page_ptr(uint32_t page)
+{
+	return (volatile uint32_t *)(WS_BASE + page * PAGE);
+}
+
+static void page_write(uint32_t page)
+{
+	volatile uint32_t *w = page_ptr(page);
+	uint32_t base = page_base(page, gen[page]);
+
+	for (uint32_t j = 0; j < WORDS; j++)
+		w[j] = base ^ (j * 0x01000193u);
+}
+
+static void page_verify(uint32_t page)
+{
+	volatile uint32_t *w = page_ptr(page);
+	uint32_t base = page_base(page, gen[page]);
+
+	for (uint32_t j = 0; j < WORDS; j++) {
+		uint32_t want = base ^ (j * 0x01000193u);
+		if (w[j] != want) {
+			errors++;
+			if (fails_printed++ < 8) {
+				put_str("FAIL page ");
+				put_u64(page);
+				put_str(" gen ");
+				put_u64(gen[page]);
+				put_str(" word ");
+				put_u64(j);
+				put_str(" want ");
+				put_hex32(want);
+				put_str(" got ");
+				put_hex32(w[j]);
+				put_str("\n");
+			}
+			return;
+		}
+	}
+	verified++;
+}
+
+struct vtpm {
+	int present;
+	int failed;
+	uint8_t chain[32];
+	uint64_t extends;
+};
+
+static void vtpm_init(struct vtpm *t)
+{
+	t->present = tpm_present();
+	if (!t->present) {
+		put_str("VTPM none\n");
+		return;
+	}
+	if (tpm_startup() < 0 || tpm_read(PCR, t->chain) < 0) {
+		put_str("FAIL vtpm startup\n");
+		t->failed = 1;
+		return;
+	}
+	put_str("VTPM present\n");
+}
+
+static void vtpm_beat(struct vtpm *t, uint64_t counter)
+{
+	struct sha256 s;
+	uint8_t digest[32];
+	uint8_t pcr[32];
+
+	if (!t->present || t->failed)
+		return;
+	sha256_init(&s);
+	sha256_update(&s, "smig-hb", 7);
+	sha256_update(&s, &counter, sizeof(counter));
+	sha256_final(&s, digest);
+	if (tpm_extend(PCR, digest) < 0) {
+		put_str("FAIL vtpm extend\n");
+		t->failed = 1;
+		return;
+	}
+	sha256_init(&s);
+	sha256_update(&s, t->chain, 32);
+	sha256_update(&s, digest, 32);
+	sha256_final(&s, t->chain);
+	t->extends++;
+	if (tpm_read(PCR, pcr) < 0 || memcmp(pcr, t->chain, 32) != 0) {
+		put_str("FAIL vtpm pcr16 differs from the guest's own chain\n");
+		t->failed = 1;
+		return;
+	}
+	if (t->extends % 10 == 0) {
+		put_str("VTPM ok ");
+		put_u64(t->extends);
+		put_str("\n");
+	}
+}
+
+static uint32_t rng_state = 2463534242u;
+
+static uint32_t rng(void)
+{
+	rng_state ^= rng_state << 13;
+	rng_state ^= rng_state >> 17;
+	rng_state ^= rng_state << 5;
+	return rng_state;
+}
+
+static void dirty_some(uint64_t *done, uint64_t t0, uint64_t now)
+{
+	uint64_t target;
+	uint32_t n = 0;
+
+	if (P.dirty == 0 || npages == 0)
+		return;
+	target = P.dirty == UINT32_MAX ? *done + 256 : (uint64_t)P.dirty * (now - t0) / 1000;
+	while (*done < target && n++ < 4096) {
+		uint32_t page = rng() % npages;
+		gen[page]++;
+		page_write(page);
+		(*done)++;
+	}
+}
+
+void guest_main(uint32_t magic, const uint32_t *mbi);
+
+void guest_main(uint32_t magic, const uint32_t *mbi)
+{
+	struct vtpm tpm = { 0 };
+	uint64_t counter = 0;
+	uint64_t dirtied = 0;
+	uint32_t sweep = 0;
+	uint64_t t0;
+	uint64_t next_hb;
+
+	serial_init();
+	clock_init();
+	if (magic == 0x2BADB002u && (mbi[0] & 4))
+		parse_cmdline((const char *)mbi[4]);
+	if (P.mem_mib == 0 || P.mem_mib > MAX_WS_MIB ||
+	    (magic == 0x2BADB002u && (mbi[0] & 1) &&
+	     (uint64_t)WS_BASE + ((uint64_t)P.mem_mib << 20) > (1u << 20) + ((uint64_t)mbi[2] << 10))) {
+		put_str("FAIL config: working set does not fit in guest RAM\n");
+		return;
+	}
+	npages = P.mem_mib * 256u;
+	rng_state ^= P.seed * 0x9E3779B9u;
+	put_str("BOOT smig-guest mem=");
+	put_u64(P.mem_mib);
+	put_str(" dirty=");
+	if (P.dirty == UINT32_MAX)
+		put_str("max");
+	else
+		put_u64(P.dirty);
+	put_str(" seed=");
+	put_u64(P.seed);
+	put_str("\n");
+	vtpm_init(&tpm);
+	for (uint32_t p = 0; p < npages; p++) {
+		gen[p] = 1;
+		page_write(p);
+	}
+	put_str("READY pages=");
+	put_u64(npages);
+	put_str("\n");
+	t0 = now_ms();
+	next_hb = t0;
+	for (;;) {
+		uint64_t now = now_ms();
+
+		dirty_some(&dirtied, t0, now);
+		for (uint32_t i = 0; i < VERIFY_CHUNK; i++) {
+			page_verify(sweep);
+			sweep = sweep + 1 == npages ? 0 : sweep + 1;
+		}
+		if (now >= next_hb) {
+			counter++;
+			if (P.corrupt_at && counter == P.corrupt_at)
+				page_ptr(npages / 2)[7] ^= 0x10; /* behind the verifier's back */
+			put_str("HB ");
+			put_u64(counter);
+			put_str(" ");
+			put_u64(verified);
+			put_str(" ");
+			put_u64(errors);
+			put_str("\n");
+			vtpm_beat(&tpm, counter);
+			next_hb += P.hb_ms;
+			if (next_hb < now)
+				next_hb = now + P.hb_ms;
+		}
+	}
+}
