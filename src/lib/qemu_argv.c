@@ -1,0 +1,153 @@
+/*
+ * qemu_argv.c - QEMU's command line from a validated VM spec (vmspec.h).
+ *
+ * Only this function decides QEMU arguments. Values come from the spec,
+ * whose strings vmspec.c has already restricted, or from smigd's own
+ * paths, which are checked here too.
+ */
+#include "error.h"
+#include "vmspec.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void smig_argv_clear(struct smig_argv *a)
+{
+	for (size_t i = 0; i < a->n; i++)
+		free(a->v[i]);
+	free(a->v);
+	memset(a, 0, sizeof(*a));
+}
+
+__attribute__((format(printf, 2, 3)))
+static int add(struct smig_argv *a, const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+	int n;
+
+	if (a->n + 2 > a->cap) {
+		size_t ncap = a->cap ? a->cap * 2 : 32;
+		char **nv = realloc(a->v, ncap * sizeof(*nv));
+		SMIG_ENSURE(nv != NULL, SMIG_ENOMEM);
+		a->v = nv;
+		a->cap = ncap;
+	}
+	va_start(ap, fmt);
+	n = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	SMIG_ENSURE(n >= 0, SMIG_ENOMEM);
+	a->v[a->n++] = s;
+	a->v[a->n] = NULL;
+	return 0;
+}
+
+static bool host_path_ok(const char *p)
+{
+	if (p == NULL || p[0] != '/')
+		return false;
+	for (; *p; p++)
+		if (*p == ',' || (unsigned char)*p < 0x20)
+			return false;
+	return true;
+}
+
+static int add_accel(struct smig_argv *a, const char *accel)
+{
+	if (strcmp(accel, "kvm:tcg") == 0) {
+		SMIG_GUARD(add(a, "-accel"));
+		SMIG_GUARD(add(a, "kvm"));
+		SMIG_GUARD(add(a, "-accel"));
+		return add(a, "tcg");
+	}
+	SMIG_ENSURE(strcmp(accel, "kvm") == 0 || strcmp(accel, "tcg") == 0, SMIG_EINVAL);
+	SMIG_GUARD(add(a, "-accel"));
+	return add(a, "%s", accel);
+}
+
+static int add_boot(struct smig_argv *a, const struct smig_vmspec *s)
+{
+	if (s->firmware[0]) {
+		SMIG_GUARD(add(a, "-bios"));
+		return add(a, "%s", s->firmware);
+	}
+	SMIG_GUARD(add(a, "-kernel"));
+	SMIG_GUARD(add(a, "%s", s->kernel));
+	if (s->initrd[0]) {
+		SMIG_GUARD(add(a, "-initrd"));
+		SMIG_GUARD(add(a, "%s", s->initrd));
+	}
+	if (s->cmdline[0]) {
+		SMIG_GUARD(add(a, "-append"));
+		SMIG_GUARD(add(a, "%s", s->cmdline));
+	}
+	return 0;
+}
+
+static int add_devices(struct smig_argv *a, const struct smig_vmspec *s,
+		       const struct smig_vm_paths *p)
+{
+	for (size_t i = 0; i < s->ndisks; i++) {
+		SMIG_GUARD(add(a, "-drive"));
+		SMIG_GUARD(add(a, "file=%s,format=%s,if=virtio,cache=none%s", s->disks[i].path,
+			       s->disks[i].qcow2 ? "qcow2" : "raw",
+			       s->disks[i].readonly ? ",readonly=on" : ""));
+	}
+	if (s->vtpm) {
+		SMIG_ENSURE(host_path_ok(p->tpm), SMIG_EINVAL);
+		SMIG_GUARD(add(a, "-chardev"));
+		SMIG_GUARD(add(a, "socket,id=tpmchr,path=%s", p->tpm));
+		SMIG_GUARD(add(a, "-tpmdev"));
+		SMIG_GUARD(add(a, "emulator,id=tpm0,chardev=tpmchr"));
+		SMIG_GUARD(add(a, "-device"));
+		SMIG_GUARD(add(a, "tpm-tis,tpmdev=tpm0"));
+	}
+	return 0;
+}
+
+int smig_qemu_argv(const struct smig_vmspec *s, const struct smig_vm_paths *p,
+		   const char *qemu_binary, const char *accel, bool incoming,
+		   struct smig_argv *a)
+{
+	/* fixed options: no device the spec did not ask for, no escape hatches */
+	static const char *const fixed[] = {
+		"-nodefaults", "-no-user-config", "-display", "none", "-S", "-sandbox",
+		"on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny",
+		"-serial", "chardev:ser0",
+	};
+	int rc = 0;
+
+	memset(a, 0, sizeof(*a));
+	if (!smig_name_valid(s->name) || !host_path_ok(p->qmp) || !host_path_ok(p->serial) ||
+	    !host_path_ok(p->pidfile))
+		return SMIG_EINVAL;
+	SMIG_GUARD_GOTO(add(a, "%s", qemu_binary), rc, fail);
+	SMIG_GUARD_GOTO(add_accel(a, accel), rc, fail);
+	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+		SMIG_GUARD_GOTO(add(a, "%s", fixed[i]), rc, fail);
+	SMIG_GUARD_GOTO(add(a, "-name"), rc, fail);
+	SMIG_GUARD_GOTO(add(a, "guest=%s", s->name), rc, fail);
+	SMIG_GUARD_GOTO(add(a, "-m"), rc, fail);
+	SMIG_GUARD_GOTO(add(a, "%u", s->memory_mib), rc, fail);
+	SMIG_GUARD_GOTO(add(a, "-smp"), rc, fail);
+	SMIG_GUARD_GOTO(add(a, "%u", s->vcpus), rc, fail);
+	SMIG_GUARD_GOTO(add(a, "-qmp"), rc, fail);
+	SMIG_GUARD_GOTO(add(a, "unix:%s,server=on,wait=off", p->qmp), rc, fail);
+	SMIG_GUARD_GOTO(add(a, "-chardev"), rc, fail);
+	SMIG_GUARD_GOTO(add(a, "socket,id=ser0,path=%s,server=on,wait=off", p->serial), rc,
+			fail);
+	SMIG_GUARD_GOTO(add(a, "-pidfile"), rc, fail);
+	SMIG_GUARD_GOTO(add(a, "%s", p->pidfile), rc, fail);
+	SMIG_GUARD_GOTO(add_boot(a, s), rc, fail);
+	SMIG_GUARD_GOTO(add_devices(a, s, p), rc, fail);
+	if (incoming) {
+		SMIG_GUARD_GOTO(add(a, "-incoming"), rc, fail);
+		SMIG_GUARD_GOTO(add(a, "defer"), rc, fail);
+	}
+	return 0;
+fail:
+	smig_argv_clear(a);
+	return rc;
+}
