@@ -200,6 +200,31 @@ static int config_limits(const struct smig_json_doc *doc, const json_t *lim,
 	return 0;
 }
 
+static int config_qemu(const struct smig_json_doc *doc, const json_t *q,
+		       struct smig_config *cfg, char *err, size_t errlen)
+{
+	static const struct smig_jfield fields[] = {
+		{ "binary", SMIG_J_STRING, false, 0, 0 },
+		{ "accel", SMIG_J_STRING, false, 0, 0 },
+		{ "swtpm", SMIG_J_STRING, false, 0, 0 },
+	};
+	const json_t *v;
+
+	SMIG_GUARD(smig_json_check(doc, q, "qemu", fields, ARRAY_LEN(fields), err, errlen));
+	if ((v = json_object_get(q, "binary")))
+		snprintf(cfg->qemu_binary, sizeof(cfg->qemu_binary), "%s", json_string_value(v));
+	if ((v = json_object_get(q, "swtpm")))
+		snprintf(cfg->swtpm_binary, sizeof(cfg->swtpm_binary), "%s", json_string_value(v));
+	v = json_object_get(q, "accel");
+	if (v && strcmp(json_string_value(v), "kvm:tcg") != 0 &&
+	    strcmp(json_string_value(v), "kvm") != 0 && strcmp(json_string_value(v), "tcg") != 0)
+		return smig_json_fail(doc, q, "accel", err, errlen,
+				      "qemu.accel must be kvm:tcg, kvm or tcg");
+	if (v)
+		snprintf(cfg->qemu_accel, sizeof(cfg->qemu_accel), "%s", json_string_value(v));
+	return 0;
+}
+
 static int config_top(const struct smig_json_doc *doc, struct smig_config *cfg, char *err,
 		      size_t errlen)
 {
@@ -212,6 +237,7 @@ static int config_top(const struct smig_json_doc *doc, struct smig_config *cfg, 
 		{ "hosts_file", SMIG_J_STRING, true, 0, 0 },
 		{ "log", SMIG_J_OBJECT, false, 0, 0 },
 		{ "limits", SMIG_J_OBJECT, false, 0, 0 },
+		{ "qemu", SMIG_J_OBJECT, false, 0, 0 },
 	};
 	const json_t *root = doc->root;
 	const json_t *v;
@@ -237,6 +263,8 @@ static int config_top(const struct smig_json_doc *doc, struct smig_config *cfg, 
 		SMIG_GUARD(config_log(doc, v, cfg, err, errlen));
 	if ((v = json_object_get(root, "limits")))
 		SMIG_GUARD(config_limits(doc, v, cfg, err, errlen));
+	if ((v = json_object_get(root, "qemu")))
+		SMIG_GUARD(config_qemu(doc, v, cfg, err, errlen));
 	return 0;
 }
 
@@ -248,6 +276,9 @@ static void config_defaults(struct smig_config *cfg, const char *name)
 	cfg->handshake_timeout_ms = 5000;
 	cfg->request_timeout_ms = 10000;
 	cfg->max_peers = 64;
+	snprintf(cfg->qemu_binary, sizeof(cfg->qemu_binary), "qemu-system-x86_64");
+	snprintf(cfg->qemu_accel, sizeof(cfg->qemu_accel), "kvm:tcg");
+	snprintf(cfg->swtpm_binary, sizeof(cfg->swtpm_binary), "swtpm");
 }
 
 int smig_config_parse(const char *name, const char *text, size_t len,

@@ -51,6 +51,9 @@ struct smig_config {
 	char hosts_file[PATH_MAX];
 	enum smig_log_level log_level;
 	bool log_syslog;
+	char qemu_binary[PATH_MAX];
+	char qemu_accel[16]; /* "kvm:tcg", "kvm" or "tcg" */
+	char swtpm_binary[PATH_MAX];
 	int handshake_timeout_ms;
 	int request_timeout_ms;
 	int max_peers;

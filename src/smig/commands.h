@@ -18,6 +18,7 @@ int cmd_status(struct cli *cli, int argc, char **argv);
 int cmd_hosts(struct cli *cli, int argc, char **argv);
 int cmd_ping(struct cli *cli, int argc, char **argv);
 int cmd_pki(struct cli *cli, int argc, char **argv);
+int cmd_vm(struct cli *cli, int argc, char **argv);
 int cmd_version(struct cli *cli, int argc, char **argv);
 
 /*

@@ -19,6 +19,9 @@ static void usage(FILE *f)
 		"  status                      this host's daemon: identity, listener, counters\n"
 		"  hosts                       the host table and what is known of each host\n"
 		"  ping HOST                   authenticate to HOST over the peer channel\n"
+		"  vm define FILE              define a VM from a JSON spec (docs/vmspec.md)\n"
+		"  vm list                     the VMs on this host\n"
+		"  vm start|stop|show|console|undefine NAME\n"
 		"  pki init DIR [--days N]     create a cluster CA in DIR\n"
 		"  pki issue DIR HOST [--ip ADDR] [--days N]\n"
 		"                              create HOST's key and certificate in DIR\n"
@@ -67,6 +70,7 @@ int main(int argc, char **argv)
 		{ "hosts", cmd_hosts },
 		{ "ping", cmd_ping },
 		{ "pki", cmd_pki },
+		{ "vm", cmd_vm },
 		{ "version", cmd_version },
 	};
 	struct cli cli = { .socket = getenv("SMIG_SOCKET"), .timeout_ms = 60000 };

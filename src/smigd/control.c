@@ -11,6 +11,7 @@
 #include "ctl.h"
 #include "error.h"
 #include "log.h"
+#include "vm.h"
 
 #include <errno.h>
 #include <grp.h>
@@ -225,10 +226,42 @@ static void cmd_ping(struct smigd *d, struct ctl_client *c, const json_t *args,
 	peer_ping(d, json_string_value(host), ref);
 }
 
+static void cmd_vm(struct smigd *d, struct ctl_client *c, const json_t *args,
+		   struct ctl_ref *ref, const char *sub)
+{
+	static const char *const allowed[] = { "vm", "spec", NULL };
+
+	(void)c;
+	if (!args_ok(d, sub, args, allowed, ref))
+		return;
+	vm_cmd(d, sub, args, ref);
+}
+
+#define VM_CMD(sub)                                                                    \
+	static void cmd_vm_##sub(struct smigd *d, struct ctl_client *c, const json_t *args, \
+				 struct ctl_ref *ref)                                   \
+	{                                                                              \
+		cmd_vm(d, c, args, ref, #sub);                                         \
+	}
+VM_CMD(define)
+VM_CMD(undefine)
+VM_CMD(start)
+VM_CMD(stop)
+VM_CMD(list)
+VM_CMD(show)
+VM_CMD(console)
+
 static const struct {
 	const char *name;
 	ctl_handler fn;
 } ctl_cmds[] = {
+	{ "vm.define", cmd_vm_define },
+	{ "vm.undefine", cmd_vm_undefine },
+	{ "vm.start", cmd_vm_start },
+	{ "vm.stop", cmd_vm_stop },
+	{ "vm.list", cmd_vm_list },
+	{ "vm.show", cmd_vm_show },
+	{ "vm.console", cmd_vm_console },
 	{ "status", cmd_status },
 	{ "hosts", cmd_hosts },
 	{ "ping", cmd_ping },

@@ -11,6 +11,7 @@
 #include "error.h"
 #include "file.h"
 #include "log.h"
+#include "vm.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -116,6 +117,9 @@ static void smigd_signal(void *arg, uint32_t events)
 		case SIGHUP:
 			smigd_reload(d);
 			break;
+		case SIGCHLD:
+			vm_reap(d);
+			break;
 		default:
 			break;
 		}
@@ -131,6 +135,7 @@ static int smigd_signals(struct smigd *d)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGCHLD);
 	SMIG_ENSURE(sigprocmask(SIG_BLOCK, &set, NULL) == 0, SMIG_EIO);
 	d->sig_fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
 	SMIG_ENSURE(d->sig_fd >= 0, SMIG_EIO);
@@ -169,6 +174,7 @@ static int smigd_start(struct smigd *d, const char *config_path, bool check_only
 		return SMIG_EIO;
 	}
 	SMIG_GUARD(loop_new(&d->loop));
+	SMIG_GUARD(vm_load_all(d));
 	SMIG_GUARD(smigd_signals(d));
 	SMIG_GUARD(peer_listen(d));
 	return ctl_open(d);
@@ -183,6 +189,7 @@ static void smigd_stop(struct smigd *d)
 	}
 	if (d->sig_fd >= 0)
 		close(d->sig_fd);
+	vm_free_all(d);
 	loop_free(d->loop);
 	smig_tls_ctx_free(d->tls);
 	smig_hosts_clear(&d->hosts);

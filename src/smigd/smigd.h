@@ -18,6 +18,7 @@
 
 struct ctl_client;
 struct peer;
+struct vm;
 
 /* What smigd remembers about each host of the table between contacts. */
 struct host_state {
@@ -51,6 +52,7 @@ struct smigd {
 	struct peer *peers;
 	size_t npeers;
 	struct ctl_client *clients;
+	struct vm *vms;
 	uint64_t next_client_id;
 	time_t started;
 	struct smigd_stats stats;

@@ -44,7 +44,8 @@ cluster_make() {
   "tls": {"ca": "pki/ca.crt", "cert": "pki/h$i.crt", "key": "pki/h$i.key"},
   "hosts_file": "hosts.json",
   "log": {"level": "${SMIG_LOG_LEVEL:-info}"},
-  "limits": {"handshake_timeout_ms": ${SMIG_HANDSHAKE_MS:-3000}}
+  "limits": {"handshake_timeout_ms": ${SMIG_HANDSHAKE_MS:-3000}},
+  "qemu": {"accel": "${SMIG_ACCEL:-tcg}"}
 }
 JSON
 	done

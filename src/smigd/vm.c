@@ -1,0 +1,796 @@
+/*
+ * vm.c - the VM manager (vm.h): define, start, stop, reap; QMP and the
+ * serial console of each running VM.
+ */
+#include "vm.h"
+#include "error.h"
+#include "file.h"
+#include "log.h"
+#include "qmpconn.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define VM_START_MS 15000
+#define VM_STOP_GRACE_MS 5000
+#define SERIAL_LINE_MAX 4096
+
+struct vm {
+	struct vm *next;
+	struct smigd *d;
+	struct smig_vmspec spec;
+	enum vm_state state;
+	char dir[PATH_MAX];
+	pid_t qemu_pid;
+	pid_t swtpm_pid;
+	struct qmpconn *qmp;
+	int serial_fd;
+	struct loop_watch *serial_w;
+	struct smig_buf serial_rx;
+	int console_fd;
+	struct loop_timer *timer;
+	uint64_t deadline;
+	struct ctl_ref ref; /* the start or stop request waiting */
+	bool adopted;       /* QEMU outlived an earlier smigd: not our child */
+	char last_error[256];
+};
+
+static const char *const state_names[] = { "defined", "starting", "running", "paused",
+					   "incoming", "stopping", "shutoff" };
+
+const char *vm_state_name(enum vm_state s)
+{
+	return state_names[s];
+}
+
+struct vm *vm_find(struct smigd *d, const char *name)
+{
+	for (struct vm *vm = d->vms; vm; vm = vm->next)
+		if (strcmp(vm->spec.name, name) == 0)
+			return vm;
+	return NULL;
+}
+
+const struct smig_vmspec *vm_spec(const struct vm *vm)
+{
+	return &vm->spec;
+}
+
+enum vm_state vm_state(const struct vm *vm)
+{
+	return vm->state;
+}
+
+static void vm_path(const struct vm *vm, const char *leaf, char *out, size_t outlen)
+{
+	snprintf(out, outlen, "%s/%s", vm->dir, leaf);
+}
+
+json_t *vm_json(const struct vm *vm)
+{
+	return json_pack("{s:s,s:s,s:i,s:i,s:b,s:s,s:i,s:s}", "name", vm->spec.name, "state",
+			 vm_state_name(vm->state), "memory_mib", (int)vm->spec.memory_mib, "vcpus",
+			 (int)vm->spec.vcpus, "vtpm", vm->spec.vtpm, "min_trust",
+			 smig_trust_name(vm->spec.min_trust), "pid", (int)vm->qemu_pid,
+			 "last_error", vm->last_error);
+}
+
+static struct vm *vm_new(struct smigd *d, const struct smig_vmspec *spec)
+{
+	struct vm *vm = calloc(1, sizeof(*vm));
+
+	if (vm == NULL)
+		return NULL;
+	vm->d = d;
+	vm->spec = *spec;
+	vm->serial_fd = -1;
+	vm->console_fd = -1;
+	snprintf(vm->dir, sizeof(vm->dir), "%s/vms/%s", d->cfg.state_dir, spec->name);
+	smig_buf_init(&vm->serial_rx, SERIAL_LINE_MAX * 2);
+	vm->next = d->vms;
+	d->vms = vm;
+	return vm;
+}
+
+/* Closes QMP and the console, keeps the VM defined. */
+static void vm_detach(struct vm *vm)
+{
+	qmpconn_free(vm->qmp);
+	vm->qmp = NULL;
+	loop_watch_del(vm->d->loop, vm->serial_w);
+	vm->serial_w = NULL;
+	if (vm->serial_fd >= 0)
+		close(vm->serial_fd);
+	vm->serial_fd = -1;
+	if (vm->console_fd >= 0)
+		close(vm->console_fd);
+	vm->console_fd = -1;
+	smig_buf_reset(&vm->serial_rx);
+	loop_timer_cancel(vm->d->loop, vm->timer);
+	vm->timer = NULL;
+}
+
+static void vm_destroy(struct vm *vm)
+{
+	vm_detach(vm);
+	smig_buf_clear(&vm->serial_rx);
+	json_decref(vm->ref.id);
+	free(vm);
+}
+
+void vm_free_all(struct smigd *d)
+{
+	while (d->vms) {
+		struct vm *vm = d->vms;
+		d->vms = vm->next;
+		vm_destroy(vm);
+	}
+}
+
+int vm_define(struct smigd *d, const struct smig_vmspec *spec, char *err, size_t errlen)
+{
+	char path[PATH_MAX];
+	char *text;
+	struct vm *vm;
+	int rc;
+
+	if (vm_find(d, spec->name)) {
+		snprintf(err, errlen, "a VM named %s is already defined here", spec->name);
+		return SMIG_EEXIST;
+	}
+	SMIG_GUARD(smig_vmspec_dump(spec, &text));
+	vm = vm_new(d, spec);
+	if (vm == NULL) {
+		free(text);
+		return SMIG_ENOMEM;
+	}
+	vm_path(vm, "spec.json", path, sizeof(path));
+	rc = smig_file_mkdirs(vm->dir, 0700);
+	if (rc == 0)
+		rc = smig_file_write_atomic(path, text, strlen(text), 0600);
+	free(text);
+	if (rc < 0) {
+		snprintf(err, errlen, "%s: cannot save the spec: %s", vm->dir, strerror(errno));
+		d->vms = vm->next;
+		vm_destroy(vm);
+		return rc;
+	}
+	smig_info("event=vm_defined vm=%s memory_mib=%u vtpm=%d", spec->name, spec->memory_mib,
+		  spec->vtpm);
+	return 0;
+}
+
+static int rmtree(const char *dir)
+{
+	DIR *dp = opendir(dir);
+	struct dirent *e;
+	char p[PATH_MAX];
+
+	if (dp == NULL)
+		return errno == ENOENT ? 0 : -1;
+	while ((e = readdir(dp)) != NULL) {
+		struct stat st;
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
+		if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode))
+			(void)rmtree(p);
+		else
+			(void)unlink(p);
+	}
+	closedir(dp);
+	return rmdir(dir);
+}
+
+int vm_undefine(struct smigd *d, struct vm *vm, char *err, size_t errlen)
+{
+	if (vm->state != VM_DEFINED && vm->state != VM_SHUTOFF) {
+		snprintf(err, errlen, "%s is %s; stop it first", vm->spec.name,
+			 vm_state_name(vm->state));
+		return SMIG_EBUSY;
+	}
+	for (struct vm **pp = &d->vms; *pp; pp = &(*pp)->next) {
+		if (*pp == vm) {
+			*pp = vm->next;
+			break;
+		}
+	}
+	(void)rmtree(vm->dir);
+	smig_info("event=vm_undefined vm=%s", vm->spec.name);
+	vm_destroy(vm);
+	return 0;
+}
+
+static void vm_adopt(struct vm *vm);
+
+int vm_load_all(struct smigd *d)
+{
+	char dir[PATH_MAX];
+	DIR *dp;
+	struct dirent *e;
+
+	snprintf(dir, sizeof(dir), "%s/vms", d->cfg.state_dir);
+	SMIG_GUARD(smig_file_mkdirs(dir, 0700));
+	dp = opendir(dir);
+	SMIG_ENSURE(dp != NULL, SMIG_EIO);
+	while ((e = readdir(dp)) != NULL) {
+		struct smig_vmspec spec;
+		char path[PATH_MAX];
+		char err[512];
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s/spec.json", dir, e->d_name);
+		if (smig_vmspec_load(path, &spec, err, sizeof(err)) < 0 ||
+		    strcmp(spec.name, e->d_name) != 0) {
+			smig_warn("event=vm_load_failed path=%s reason=\"%s\"", path, err);
+			continue;
+		}
+		if (vm_new(d, &spec))
+			vm_adopt(d->vms);
+	}
+	closedir(dp);
+	return 0;
+}
+
+__attribute__((format(printf, 2, 3)))
+static void vm_note_error(struct vm *vm, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(vm->last_error, sizeof(vm->last_error), fmt, ap);
+	va_end(ap);
+	smig_warn("event=vm_error vm=%s reason=\"%s\"", vm->spec.name, vm->last_error);
+}
+
+/* fork + exec with a clean signal state and output to logpath. */
+static pid_t spawn(char *const *argv, const char *logpath)
+{
+	pid_t pid = fork();
+	sigset_t none;
+	int fd;
+
+	if (pid != 0)
+		return pid;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	signal(SIGPIPE, SIG_DFL);
+	setsid();
+	fd = open("/dev/null", O_RDONLY);
+	if (fd >= 0)
+		dup2(fd, 0);
+	fd = open(logpath, O_WRONLY | O_CREAT | O_APPEND, 0600);
+	if (fd >= 0) {
+		dup2(fd, 1);
+		dup2(fd, 2);
+	}
+	execvp(argv[0], argv);
+	dprintf(2, "exec %s: %s\n", argv[0], strerror(errno));
+	_exit(127);
+}
+
+static void vm_reply_err(struct vm *vm, const char *code, const char *why)
+{
+	if (vm->ref.client_id)
+		ctl_reply_err(vm->d, &vm->ref, code, "%s: %s", vm->spec.name, why);
+}
+
+static void vm_kill(struct vm *vm)
+{
+	if (vm->qemu_pid > 0)
+		kill(vm->qemu_pid, SIGKILL);
+	if (vm->swtpm_pid > 0)
+		kill(vm->swtpm_pid, SIGKILL);
+}
+
+/* The last line QEMU or swtpm wrote to its log: usually the real reason. */
+static void log_tail(const struct vm *vm, const char *leaf, char *out, size_t outlen)
+{
+	char path[PATH_MAX];
+	char line[512];
+	FILE *f;
+
+	out[0] = '\0';
+	vm_path(vm, leaf, path, sizeof(path));
+	f = fopen(path, "r");
+	while (f && fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = '\0';
+		if (line[0])
+			snprintf(out, outlen, "%s", line);
+	}
+	if (f)
+		fclose(f);
+}
+
+static void start_fail(struct vm *vm, const char *why)
+{
+	char tail[256];
+
+	log_tail(vm, "qemu.log", tail, sizeof(tail));
+	if (tail[0] == '\0' && vm->spec.vtpm)
+		log_tail(vm, "swtpm.log", tail, sizeof(tail));
+	if (tail[0])
+		vm_note_error(vm, "start failed: %s (%s)", tail, why);
+	else
+		vm_note_error(vm, "start failed: %s", why);
+	vm_detach(vm);
+	vm_kill(vm);
+	vm->state = VM_SHUTOFF;
+	vm_reply_err(vm, "error", vm->last_error);
+}
+
+static void vm_running(struct vm *vm)
+{
+	vm->state = VM_RUNNING;
+	vm->last_error[0] = '\0';
+	smig_info("event=vm_started vm=%s pid=%d", vm->spec.name, (int)vm->qemu_pid);
+	if (vm->ref.client_id)
+		ctl_reply_ok(vm->d, &vm->ref, vm_json(vm));
+}
+
+static void on_cont(void *arg, const struct smig_qmp_msg *r)
+{
+	struct vm *vm = arg;
+
+	if (r == NULL || r->kind != SMIG_QMP_RETURN)
+		start_fail(vm, r ? r->error_desc : "no answer to cont");
+	else
+		vm_running(vm);
+}
+
+static void console_line(struct vm *vm, const char *line, size_t len)
+{
+	struct timespec ts;
+	char stamp[32];
+	int n;
+
+	if (vm->console_fd < 0)
+		return;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	n = snprintf(stamp, sizeof(stamp), "%lld ",
+		     (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+	if (write(vm->console_fd, stamp, (size_t)n) < 0 || write(vm->console_fd, line, len) < 0 ||
+	    write(vm->console_fd, "\n", 1) < 0)
+		smig_debug("event=console_write_failed vm=%s", vm->spec.name);
+}
+
+static void serial_io(void *arg, uint32_t events)
+{
+	struct vm *vm = arg;
+
+	(void)events;
+	for (;;) {
+		uint8_t *dst;
+		ssize_t r;
+
+		if (smig_buf_reserve(&vm->serial_rx, 1024, &dst) < 0) {
+			/* an overlong line: flush what we have as one line */
+			console_line(vm, (const char *)smig_buf_peek(&vm->serial_rx),
+				     smig_buf_remaining(&vm->serial_rx));
+			smig_buf_reset(&vm->serial_rx);
+			continue;
+		}
+		r = recv(vm->serial_fd, dst, 1024, MSG_DONTWAIT);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			if (r == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
+				loop_watch_del(vm->d->loop, vm->serial_w);
+				vm->serial_w = NULL;
+			}
+			return;
+		}
+		smig_buf_commit(&vm->serial_rx, (size_t)r);
+		for (;;) {
+			const uint8_t *p = smig_buf_peek(&vm->serial_rx);
+			const uint8_t *nl = memchr(p, '\n', smig_buf_remaining(&vm->serial_rx));
+			size_t len;
+
+			if (nl == NULL)
+				break;
+			len = (size_t)(nl - p);
+			console_line(vm, (const char *)p, len > 0 && p[len - 1] == '\r' ? len - 1 : len);
+			(void)smig_buf_consume(&vm->serial_rx, len + 1);
+		}
+	}
+}
+
+static int serial_connect(struct vm *vm)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char path[PATH_MAX];
+	int fd;
+
+	vm_path(vm, "serial.sock", path, sizeof(path));
+	SMIG_ENSURE(strlen(path) < sizeof(sa.sun_path), SMIG_EINVAL);
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	SMIG_ENSURE(fd >= 0, SMIG_EIO);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		close(fd);
+		return SMIG_EAGAIN;
+	}
+	vm_path(vm, "console.log", path, sizeof(path));
+	vm->console_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	vm->serial_fd = fd;
+	return loop_watch_add(vm->d->loop, fd, EPOLLIN, serial_io, vm, &vm->serial_w);
+}
+
+static void vm_exited(struct vm *vm, int status);
+
+static void on_qmp_event(void *arg, const struct smig_qmp_msg *ev)
+{
+	struct vm *vm = arg;
+
+	smig_debug("event=qmp_event vm=%s name=%s", vm->spec.name, ev->event);
+	if (strcmp(ev->event, "STOP") == 0 && vm->state == VM_RUNNING)
+		vm->state = VM_PAUSED;
+	else if (strcmp(ev->event, "RESUME") == 0 && vm->state == VM_PAUSED)
+		vm->state = VM_RUNNING;
+	else if (strcmp(ev->event, "SHUTDOWN") == 0 && vm->state != VM_STARTING)
+		vm->state = VM_STOPPING;
+}
+
+static void on_qmp_state(void *arg, bool ok, const char *why)
+{
+	struct vm *vm = arg;
+
+	if (!ok) {
+		if (vm->state == VM_STARTING)
+			start_fail(vm, why);
+		else if (vm->adopted)
+			vm_exited(vm, 0); /* not our child: the closed QMP socket is the exit */
+		else
+			smig_debug("event=qmp_closed vm=%s reason=\"%s\"", vm->spec.name, why);
+		return;
+	}
+	if (vm->adopted && vm->state == VM_RUNNING) {
+		if (serial_connect(vm) < 0)
+			smig_warn("event=vm_console_lost vm=%s", vm->spec.name);
+		smig_info("event=vm_adopted vm=%s pid=%d", vm->spec.name, (int)vm->qemu_pid);
+		return;
+	}
+	if (vm->state != VM_STARTING)
+		return;
+	if (serial_connect(vm) < 0) {
+		start_fail(vm, "cannot connect to the serial console");
+		return;
+	}
+	if (qmpconn_send(vm->qmp, "cont", NULL, -1, on_cont, vm) < 0)
+		start_fail(vm, "cannot send cont");
+}
+
+static void start_qemu(struct vm *vm)
+{
+	char qmp[PATH_MAX], serial[PATH_MAX], tpm[PATH_MAX], pid[PATH_MAX], log[PATH_MAX];
+	struct smig_vm_paths paths = { .qmp = qmp, .serial = serial, .tpm = tpm, .pidfile = pid };
+	struct smig_argv argv;
+
+	vm_path(vm, "qmp.sock", qmp, sizeof(qmp));
+	vm_path(vm, "serial.sock", serial, sizeof(serial));
+	vm_path(vm, "swtpm.sock", tpm, sizeof(tpm));
+	vm_path(vm, "qemu.pid", pid, sizeof(pid));
+	vm_path(vm, "qemu.log", log, sizeof(log));
+	(void)unlink(qmp);
+	(void)unlink(serial);
+	if (smig_qemu_argv(&vm->spec, &paths, vm->d->cfg.qemu_binary, vm->d->cfg.qemu_accel,
+			   false, &argv) < 0) {
+		start_fail(vm, "cannot build the QEMU command line");
+		return;
+	}
+	vm->qemu_pid = spawn(argv.v, log);
+	smig_argv_clear(&argv);
+	if (vm->qemu_pid < 0) {
+		start_fail(vm, "fork failed");
+		return;
+	}
+	vm->qmp = qmpconn_new(vm->d->loop, qmp, on_qmp_state, on_qmp_event, vm);
+	if (vm->qmp == NULL)
+		start_fail(vm, "cannot create the QMP connection");
+}
+
+static void swtpm_wait(void *arg)
+{
+	struct vm *vm = arg;
+	char sock[PATH_MAX];
+
+	vm->timer = NULL;
+	vm_path(vm, "swtpm.sock", sock, sizeof(sock));
+	if (access(sock, F_OK) == 0) {
+		start_qemu(vm);
+		return;
+	}
+	if (loop_now_ms() > vm->deadline || vm->swtpm_pid <= 0) {
+		start_fail(vm, "swtpm did not come up (see swtpm.log)");
+		return;
+	}
+	(void)loop_timer_add(vm->d->loop, 20, swtpm_wait, vm, &vm->timer);
+}
+
+/* The per-VM key that encrypts the vTPM state at rest; made once. */
+static int tpm_key(struct vm *vm, char *path, size_t pathlen)
+{
+	uint8_t key[32];
+	int rc;
+
+	vm_path(vm, "tpm.key", path, pathlen);
+	if (access(path, F_OK) == 0)
+		return 0;
+	SMIG_ENSURE(RAND_bytes(key, sizeof(key)) == 1, SMIG_ECRYPTO);
+	rc = smig_file_write_atomic(path, key, sizeof(key), 0600);
+	OPENSSL_cleanse(key, sizeof(key));
+	return rc;
+}
+
+static int start_swtpm(struct vm *vm)
+{
+	char dir[PATH_MAX], sock[PATH_MAX], key[PATH_MAX], log[PATH_MAX];
+	char a_state[PATH_MAX + 32], a_ctrl[PATH_MAX + 32], a_key[PATH_MAX + 64],
+		a_log[PATH_MAX + 16];
+	char *argv[16];
+	int n = 0;
+
+	vm_path(vm, "tpm", dir, sizeof(dir));
+	vm_path(vm, "swtpm.sock", sock, sizeof(sock));
+	vm_path(vm, "swtpm.log", log, sizeof(log));
+	SMIG_GUARD(smig_file_mkdirs(dir, 0700));
+	SMIG_GUARD(tpm_key(vm, key, sizeof(key)));
+	(void)unlink(sock);
+	snprintf(a_state, sizeof(a_state), "dir=%s,mode=0600", dir);
+	snprintf(a_ctrl, sizeof(a_ctrl), "type=unixio,path=%s,mode=0600", sock);
+	snprintf(a_key, sizeof(a_key), "file=%s,format=binary,mode=aes-256-cbc", key);
+	snprintf(a_log, sizeof(a_log), "file=%s", log);
+	argv[n++] = vm->d->cfg.swtpm_binary;
+	argv[n++] = "socket";
+	argv[n++] = "--tpm2";
+	argv[n++] = "--tpmstate";
+	argv[n++] = a_state;
+	argv[n++] = "--ctrl";
+	argv[n++] = a_ctrl;
+	argv[n++] = "--key";
+	argv[n++] = a_key;
+	argv[n++] = "--log";
+	argv[n++] = a_log;
+	argv[n++] = "--terminate";
+	argv[n] = NULL;
+	vm->swtpm_pid = spawn(argv, log);
+	return vm->swtpm_pid > 0 ? 0 : SMIG_EIO;
+}
+
+void vm_start(struct smigd *d, struct vm *vm, struct ctl_ref *ref)
+{
+	if (vm->state != VM_DEFINED && vm->state != VM_SHUTOFF) {
+		ctl_reply_err(d, ref, "error", "%s is already %s", vm->spec.name,
+			      vm_state_name(vm->state));
+		return;
+	}
+	vm->ref = *ref;
+	ref->id = NULL;
+	ref->client_id = 0;
+	vm->state = VM_STARTING;
+	vm->qemu_pid = vm->swtpm_pid = 0;
+	vm->deadline = loop_now_ms() + VM_START_MS;
+	if (smig_file_mkdirs(vm->dir, 0700) < 0) {
+		start_fail(vm, "cannot create the VM directory");
+		return;
+	}
+	if (!vm->spec.vtpm) {
+		start_qemu(vm);
+		return;
+	}
+	if (start_swtpm(vm) < 0) {
+		start_fail(vm, "cannot start swtpm");
+		return;
+	}
+	swtpm_wait(vm);
+}
+
+static void stop_grace(void *arg)
+{
+	struct vm *vm = arg;
+
+	vm->timer = NULL;
+	if (vm->state == VM_STOPPING) {
+		smig_warn("event=vm_kill vm=%s reason=\"no exit within %d ms of quit\"",
+			  vm->spec.name, VM_STOP_GRACE_MS);
+		vm_kill(vm);
+	}
+}
+
+void vm_stop(struct smigd *d, struct vm *vm, struct ctl_ref *ref)
+{
+	if (vm->state == VM_DEFINED || vm->state == VM_SHUTOFF || vm->state == VM_STOPPING) {
+		ctl_reply_err(d, ref, "error", "%s is %s", vm->spec.name, vm_state_name(vm->state));
+		return;
+	}
+	if (vm->ref.client_id)
+		ctl_reply_err(d, &vm->ref, "error", "%s: stopped before it finished starting",
+			      vm->spec.name);
+	vm->ref = *ref;
+	ref->id = NULL;
+	ref->client_id = 0;
+	vm->state = VM_STOPPING;
+	if (vm->qmp == NULL || qmpconn_send(vm->qmp, "quit", NULL, -1, NULL, NULL) < 0)
+		vm_kill(vm);
+	loop_timer_cancel(d->loop, vm->timer);
+	(void)loop_timer_add(d->loop, VM_STOP_GRACE_MS, stop_grace, vm, &vm->timer);
+}
+
+static void vm_exited(struct vm *vm, int status)
+{
+	enum vm_state was = vm->state;
+
+	vm->qemu_pid = 0;
+	vm->adopted = false;
+	vm_detach(vm);
+	if (vm->swtpm_pid > 0)
+		kill(vm->swtpm_pid, SIGTERM);
+	vm->state = VM_SHUTOFF;
+	smig_info("event=vm_exited vm=%s was=%s status=%d", vm->spec.name, vm_state_name(was),
+		  WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+	if (was == VM_STARTING) {
+		start_fail(vm, "QEMU exited during start-up");
+	} else if (vm->ref.client_id) {
+		ctl_reply_ok(vm->d, &vm->ref, vm_json(vm));
+	}
+}
+
+void vm_reap(struct smigd *d)
+{
+	int status;
+	pid_t pid;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		for (struct vm *vm = d->vms; vm; vm = vm->next) {
+			if (vm->qemu_pid == pid) {
+				vm_exited(vm, status);
+				break;
+			}
+			if (vm->swtpm_pid == pid) {
+				vm->swtpm_pid = 0;
+				smig_debug("event=swtpm_exited vm=%s", vm->spec.name);
+				break;
+			}
+		}
+	}
+}
+
+static void cmd_define(struct smigd *d, const json_t *args, struct ctl_ref *ref)
+{
+	const json_t *spec = json_object_get(args, "spec");
+	struct smig_vmspec s;
+	char err[512];
+	char *text;
+	struct vm *vm;
+
+	if (!json_is_object(spec)) {
+		ctl_reply_err(d, ref, "bad_request", "vm.define needs args.spec, an object");
+		return;
+	}
+	text = json_dumps(spec, JSON_COMPACT);
+	if (text == NULL || smig_vmspec_parse("spec", text, strlen(text), &s, err, sizeof(err)) < 0 ||
+	    vm_define(d, &s, err, sizeof(err)) < 0) {
+		free(text);
+		ctl_reply_err(d, ref, "error", "%s", text ? err : "out of memory");
+		return;
+	}
+	free(text);
+	vm = vm_find(d, s.name);
+	ctl_reply_ok(d, ref, vm_json(vm));
+}
+
+static void cmd_console(struct smigd *d, struct vm *vm, struct ctl_ref *ref)
+{
+	char path[PATH_MAX];
+	json_t *lines = json_array();
+	char buf[SERIAL_LINE_MAX + 32];
+	FILE *f;
+
+	vm_path(vm, "console.log", path, sizeof(path));
+	f = fopen(path, "r");
+	while (f && fgets(buf, sizeof(buf), f)) {
+		buf[strcspn(buf, "\n")] = '\0';
+		json_array_append_new(lines, json_string(buf));
+		if (json_array_size(lines) > 200)
+			json_array_remove(lines, 0);
+	}
+	if (f)
+		fclose(f);
+	ctl_reply_ok(d, ref, json_pack("{s:s,s:s,s:o}", "vm", vm->spec.name, "path", path,
+				       "lines", lines));
+}
+
+void vm_cmd(struct smigd *d, const char *sub, const json_t *args, struct ctl_ref *ref)
+{
+	const json_t *name = json_object_get(args, "vm");
+	struct vm *vm;
+	char err[256];
+
+	if (strcmp(sub, "define") == 0) {
+		cmd_define(d, args, ref);
+		return;
+	}
+	if (strcmp(sub, "list") == 0) {
+		json_t *arr = json_array();
+		for (vm = d->vms; vm; vm = vm->next)
+			json_array_append_new(arr, vm_json(vm));
+		ctl_reply_ok(d, ref, json_pack("{s:o}", "vms", arr));
+		return;
+	}
+	if (!json_is_string(name)) {
+		ctl_reply_err(d, ref, "bad_request", "vm.%s needs args.vm, a string", sub);
+		return;
+	}
+	vm = vm_find(d, json_string_value(name));
+	if (vm == NULL) {
+		ctl_reply_err(d, ref, "not_found", "no VM named %s on this host",
+			      json_string_value(name));
+		return;
+	}
+	if (strcmp(sub, "start") == 0)
+		vm_start(d, vm, ref);
+	else if (strcmp(sub, "stop") == 0)
+		vm_stop(d, vm, ref);
+	else if (strcmp(sub, "show") == 0)
+		ctl_reply_ok(d, ref, vm_json(vm));
+	else if (strcmp(sub, "console") == 0)
+		cmd_console(d, vm, ref);
+	else if (strcmp(sub, "undefine") == 0) {
+		if (vm_undefine(d, vm, err, sizeof(err)) < 0)
+			ctl_reply_err(d, ref, "error", "%s", err);
+		else
+			ctl_reply_ok(d, ref, json_pack("{s:s}", "undefined", json_string_value(name)));
+	} else {
+		ctl_reply_err(d, ref, "bad_request", "unknown command vm.%s", sub);
+	}
+}
+
+/*
+ * A VM whose QEMU is still running from an earlier smigd (its pidfile
+ * names a live QEMU) is adopted: QMP and the console are reconnected, and
+ * its exit is noticed when QMP closes.
+ */
+static void vm_adopt(struct vm *vm)
+{
+	char path[PATH_MAX];
+	char comm[64] = "";
+	long pid = 0;
+	FILE *f;
+
+	vm_path(vm, "qemu.pid", path, sizeof(path));
+	f = fopen(path, "r");
+	if (f && fscanf(f, "%ld", &pid) != 1)
+		pid = 0;
+	if (f)
+		fclose(f);
+	snprintf(path, sizeof(path), "/proc/%ld/comm", pid);
+	f = pid > 0 ? fopen(path, "r") : NULL;
+	if (f && fgets(comm, sizeof(comm), f) == NULL)
+		comm[0] = '\0';
+	if (f)
+		fclose(f);
+	if (strncmp(comm, "qemu", 4) != 0) {
+		smig_info("event=vm_loaded vm=%s state=defined", vm->spec.name);
+		return;
+	}
+	vm->qemu_pid = (pid_t)pid;
+	vm->adopted = true;
+	vm->state = VM_RUNNING;
+	vm_path(vm, "qmp.sock", path, sizeof(path));
+	vm->qmp = qmpconn_new(vm->d->loop, path, on_qmp_state, on_qmp_event, vm);
+}

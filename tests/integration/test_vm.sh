@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# The VM manager: smig vm define/start/console/stop/undefine drive a real
+# QEMU (TCG) with a real swtpm; bad specs are refused with file:line:col;
+# a VM whose QEMU cannot start ends shut off with the reason.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/../harness/lib.sh"
+. "$here/../harness/tap.sh"
+
+dir=$(mktemp -d /tmp/smig-vm.XXXXXX)
+cleanup() {
+	cluster_stop "$dir"
+	pkill -KILL -f "$dir/" 2>/dev/null
+	[ -n "${SMIG_KEEP:-}" ] || rm -rf "$dir"
+}
+trap cleanup EXIT
+cluster_make "$dir" 1 || { echo "Bail out! cluster_make"; exit 1; }
+guest=$SMIG_BUILD/guest/smig-guest.elf
+
+plan 13
+
+smigd_start "$dir" h1
+ok $? "h1 starts"
+
+printf '{"name": "web1", "memory_mib": 96,\n "kernal": "/x"}\n' >"$dir/bad.json"
+msg=$(hsmig "$dir" h1 vm define "$dir/bad.json" 2>&1)
+[ $? -eq 1 ] && grep -q "bad.json:2:2: unknown key \"kernal\"" <<<"$msg"
+ok $? "a bad spec is refused with file:line:column ($msg)"
+
+cat >"$dir/web1.json" <<JSON
+{"name": "web1", "memory_mib": 96, "kernel": "$guest",
+ "cmdline": "mem=32 dirty=500 hb=100", "vtpm": true, "labels": {"tier": "web"}}
+JSON
+hsmig "$dir" h1 vm define "$dir/web1.json" >/dev/null
+ok $? "a good spec is defined"
+hsmig "$dir" h1 vm define "$dir/web1.json" >/dev/null 2>&1
+ok $([ $? -eq 1 ] && echo 0 || echo 1) "defining the same name twice is refused"
+
+out=$(hsmig "$dir" h1 --json vm start web1)
+[ $? -eq 0 ] && [ "$(jq -r .state <<<"$out")" = running ]
+ok $? "vm start brings the VM to running"
+
+has_console() { hsmig "$dir" h1 vm console web1 | grep -qE "$1"; }
+wait_for 20 has_console '^[0-9]{13} VTPM ok 10$'
+ok $? "the console log carries host timestamps and the guest's vTPM checks pass"
+! has_console 'FAIL' && has_console '^[0-9]{13} HB [0-9]+ [0-9]+ 0$'
+ok $? "the guest's memory checks are clean"
+
+stat -c %a "$dir/state-h1/vms/web1/tpm.key" | grep -qx 600 &&
+	ls "$dir/state-h1/vms/web1/tpm/" | grep -q . &&
+	! grep -qa 'smig-hb' "$dir"/state-h1/vms/web1/tpm/* 2>/dev/null
+ok $? "the vTPM state is on disk with a 0600 per-VM key"
+
+out=$(hsmig "$dir" h1 --json vm stop web1)
+[ "$(jq -r .state <<<"$out")" = shutoff ] && ! pgrep -f "$dir/state-h1/vms/web1/" >/dev/null
+ok $? "vm stop ends QEMU and swtpm"
+
+cat >"$dir/broken.json" <<JSON
+{"name": "broken", "memory_mib": 64, "kernel": "/nonexistent/kernel"}
+JSON
+hsmig "$dir" h1 vm define "$dir/broken.json" >/dev/null
+msg=$(hsmig "$dir" h1 vm start broken 2>&1)
+[ $? -eq 1 ] && grep -q "could not open kernel file" <<<"$msg" &&
+	hsmig "$dir" h1 --json vm show broken | jq -e '.state == "shutoff"' >/dev/null
+ok $? "a VM whose QEMU cannot start is reported shut off with the reason"
+
+hsmig "$dir" h1 vm start web1 >/dev/null && smigd_stop "$dir" h1 && smigd_start "$dir" h1 &&
+	hsmig "$dir" h1 --json vm list | jq -e '[.vms[].name] | sort == ["broken", "web1"]' >/dev/null
+ok $? "defined VMs survive a smigd restart"
+n=$(hsmig "$dir" h1 vm console web1 | wc -l)
+wait_for 10 bash -c "[ \$($SMIG --socket $dir/h1.sock vm console web1 | wc -l) -gt $n ]" &&
+	hsmig "$dir" h1 --json vm show web1 | jq -e '.state == "running"' >/dev/null &&
+	hsmig "$dir" h1 vm stop web1 >/dev/null
+ok $? "a VM left running across a smigd restart is adopted: running, console live, stoppable"
+
+hsmig "$dir" h1 vm undefine web1 >/dev/null && [ ! -d "$dir/state-h1/vms/web1" ]
+ok $? "vm undefine removes the VM and its state"
+
+done_testing
