@@ -16,7 +16,15 @@ static void decode(const struct smig_frame *f)
 	struct smig_hello h;
 	struct smig_ping p;
 	struct smig_error_msg e;
+	struct smig_mig_prepare mp;
+	struct smig_mig_commit_req cr;
+	struct smig_mig_abort ab;
+	uint64_t id;
 
+	(void)smig_msg_get_mig_prepare(f, &mp);
+	(void)smig_msg_get_mig_commit_req(f, &cr);
+	(void)smig_msg_get_mig_abort(f, &ab);
+	(void)smig_msg_get_mig_id(f, f->type, &id);
 	(void)smig_msg_get_hello(f, &h);
 	(void)smig_msg_get_ping(f, SMIG_MSG_PING, &p);
 	(void)smig_msg_get_ping(f, SMIG_MSG_PONG, &p);

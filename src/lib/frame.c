@@ -18,6 +18,14 @@ static const struct frame_type frame_types[] = {
 	{ SMIG_MSG_PONG, "PONG", 16 },
 	{ SMIG_MSG_ERROR, "ERROR", 260 },
 	{ SMIG_MSG_BYE, "BYE", 0 },
+	{ SMIG_MSG_MIG_PREPARE, "MIG_PREPARE", 8 + 2 + 16 * 1024 + 1 + 32 },
+	{ SMIG_MSG_MIG_PREPARED, "MIG_PREPARED", 8 },
+	{ SMIG_MSG_MIG_DATA, "MIG_DATA", SMIG_FRAME_MAX_PAYLOAD },
+	{ SMIG_MSG_MIG_COMMIT_REQ, "MIG_COMMIT_REQ", 16 },
+	{ SMIG_MSG_MIG_READY, "MIG_READY", 8 },
+	{ SMIG_MSG_MIG_COMMIT, "MIG_COMMIT", 8 },
+	{ SMIG_MSG_MIG_COMMITTED, "MIG_COMMITTED", 8 },
+	{ SMIG_MSG_MIG_ABORT, "MIG_ABORT", 8 + 2 + 2 + 255 },
 };
 
 static const struct frame_type *frame_type_find(uint8_t type)

@@ -29,6 +29,15 @@ enum smig_msg_type {
 	SMIG_MSG_PONG = 0x03,
 	SMIG_MSG_ERROR = 0x04,
 	SMIG_MSG_BYE = 0x05,
+	/* migration (docs/protocol.md, "Migration") */
+	SMIG_MSG_MIG_PREPARE = 0x10,
+	SMIG_MSG_MIG_PREPARED = 0x11,
+	SMIG_MSG_MIG_DATA = 0x12,
+	SMIG_MSG_MIG_COMMIT_REQ = 0x13,
+	SMIG_MSG_MIG_READY = 0x14,
+	SMIG_MSG_MIG_COMMIT = 0x15,
+	SMIG_MSG_MIG_COMMITTED = 0x16,
+	SMIG_MSG_MIG_ABORT = 0x17,
 };
 
 struct smig_frame {

@@ -4,6 +4,7 @@
 #include "msg.h"
 #include "error.h"
 
+#include <stdbool.h>
 #include <string.h>
 
 int smig_name_valid(const char *s)
@@ -120,5 +121,120 @@ int smig_msg_get_bye(const struct smig_frame *f)
 	struct smig_buf b;
 
 	SMIG_GUARD(msg_view(f, SMIG_MSG_BYE, &b));
+	return smig_buf_expect_end(&b);
+}
+
+int smig_msg_put_mig_prepare(struct smig_buf *out, const struct smig_mig_prepare *m)
+{
+	size_t mark;
+	int rc;
+
+	SMIG_ENSURE(m->spec_len <= 16 * 1024, SMIG_ETOOBIG);
+	SMIG_GUARD(smig_frame_begin(out, SMIG_MSG_MIG_PREPARE, &mark));
+	rc = smig_buf_put_u64(out, m->id);
+	if (rc == 0)
+		rc = smig_buf_put_u16(out, (uint16_t)m->spec_len);
+	if (rc == 0)
+		rc = smig_buf_put_bytes(out, m->spec, m->spec_len);
+	if (rc == 0)
+		rc = smig_buf_put_u8(out, m->has_key ? 1 : 0);
+	if (rc == 0 && m->has_key)
+		rc = smig_buf_put_bytes(out, m->key, SMIG_MIG_KEY_LEN);
+	return msg_finish(out, mark, rc);
+}
+
+int smig_msg_get_mig_prepare(const struct smig_frame *f, struct smig_mig_prepare *m)
+{
+	struct smig_buf b;
+	const uint8_t *spec;
+	uint16_t n;
+
+	SMIG_GUARD(msg_view(f, SMIG_MSG_MIG_PREPARE, &b));
+	SMIG_GUARD(smig_buf_get_u64(&b, &m->id));
+	SMIG_GUARD(smig_buf_get_u16(&b, &n));
+	SMIG_ENSURE(n <= 16 * 1024, SMIG_ETOOBIG);
+	SMIG_GUARD(smig_buf_get_ptr(&b, &spec, n));
+	m->spec = (char *)(uintptr_t)spec; // NOLINT(performance-no-int-to-ptr)
+	m->spec_len = n;
+	SMIG_GUARD(smig_buf_get_u8(&b, &m->has_key));
+	SMIG_ENSURE(m->has_key <= 1, SMIG_EPROTO);
+	if (m->has_key)
+		SMIG_GUARD(smig_buf_get_bytes(&b, m->key, SMIG_MIG_KEY_LEN));
+	return smig_buf_expect_end(&b);
+}
+
+static bool mig_id_type(uint8_t type)
+{
+	return type == SMIG_MSG_MIG_PREPARED || type == SMIG_MSG_MIG_READY ||
+	       type == SMIG_MSG_MIG_COMMIT || type == SMIG_MSG_MIG_COMMITTED;
+}
+
+int smig_msg_put_mig_id(struct smig_buf *out, uint8_t type, uint64_t id)
+{
+	uint8_t raw[8];
+	struct smig_buf b;
+
+	SMIG_ENSURE(mig_id_type(type), SMIG_EINVAL);
+	smig_buf_init(&b, sizeof(raw));
+	SMIG_GUARD(smig_buf_put_u64(&b, id));
+	memcpy(raw, b.data, sizeof(raw));
+	smig_buf_clear(&b);
+	return smig_frame_put(out, type, raw, sizeof(raw));
+}
+
+int smig_msg_get_mig_id(const struct smig_frame *f, uint8_t type, uint64_t *id)
+{
+	struct smig_buf b;
+
+	SMIG_ENSURE(mig_id_type(type), SMIG_EINVAL);
+	SMIG_GUARD(msg_view(f, type, &b));
+	SMIG_GUARD(smig_buf_get_u64(&b, id));
+	return smig_buf_expect_end(&b);
+}
+
+int smig_msg_put_mig_commit_req(struct smig_buf *out, const struct smig_mig_commit_req *m)
+{
+	size_t mark;
+	int rc;
+
+	SMIG_GUARD(smig_frame_begin(out, SMIG_MSG_MIG_COMMIT_REQ, &mark));
+	rc = smig_buf_put_u64(out, m->id);
+	if (rc == 0)
+		rc = smig_buf_put_u64(out, m->bytes);
+	return msg_finish(out, mark, rc);
+}
+
+int smig_msg_get_mig_commit_req(const struct smig_frame *f, struct smig_mig_commit_req *m)
+{
+	struct smig_buf b;
+
+	SMIG_GUARD(msg_view(f, SMIG_MSG_MIG_COMMIT_REQ, &b));
+	SMIG_GUARD(smig_buf_get_u64(&b, &m->id));
+	SMIG_GUARD(smig_buf_get_u64(&b, &m->bytes));
+	return smig_buf_expect_end(&b);
+}
+
+int smig_msg_put_mig_abort(struct smig_buf *out, const struct smig_mig_abort *m)
+{
+	size_t mark;
+	int rc;
+
+	SMIG_GUARD(smig_frame_begin(out, SMIG_MSG_MIG_ABORT, &mark));
+	rc = smig_buf_put_u64(out, m->id);
+	if (rc == 0)
+		rc = smig_buf_put_u16(out, m->code);
+	if (rc == 0)
+		rc = smig_buf_put_string(out, m->reason, SMIG_REASON_MAX);
+	return msg_finish(out, mark, rc);
+}
+
+int smig_msg_get_mig_abort(const struct smig_frame *f, struct smig_mig_abort *m)
+{
+	struct smig_buf b;
+
+	SMIG_GUARD(msg_view(f, SMIG_MSG_MIG_ABORT, &b));
+	SMIG_GUARD(smig_buf_get_u64(&b, &m->id));
+	SMIG_GUARD(smig_buf_get_u16(&b, &m->code));
+	SMIG_GUARD(smig_buf_get_string(&b, m->reason, sizeof(m->reason), SMIG_REASON_MAX));
 	return smig_buf_expect_end(&b);
 }

@@ -41,6 +41,41 @@ int smig_msg_get_ping(const struct smig_frame *f, uint8_t type, struct smig_ping
 int smig_msg_put_error(struct smig_buf *out, const struct smig_error_msg *m);
 int smig_msg_get_error(const struct smig_frame *f, struct smig_error_msg *m);
 
+/*
+ * Migration messages. Every one carries the migration id the source chose,
+ * so a frame from another migration is a protocol violation.
+ */
+#define SMIG_MIG_KEY_LEN 32
+
+struct smig_mig_prepare {
+	uint64_t id;
+	char *spec;  /* JSON text; decode: points into the frame, not NUL-terminated */
+	size_t spec_len;
+	uint8_t has_key;
+	uint8_t key[SMIG_MIG_KEY_LEN]; /* the vTPM state key, when has_key */
+};
+
+struct smig_mig_commit_req {
+	uint64_t id;
+	uint64_t bytes; /* every byte of the stream the source sent */
+};
+
+struct smig_mig_abort {
+	uint64_t id;
+	uint16_t code;
+	char reason[SMIG_REASON_MAX + 1];
+};
+
+int smig_msg_put_mig_prepare(struct smig_buf *out, const struct smig_mig_prepare *m);
+int smig_msg_get_mig_prepare(const struct smig_frame *f, struct smig_mig_prepare *m);
+/* PREPARED, READY, COMMIT, COMMITTED: the id alone. */
+int smig_msg_put_mig_id(struct smig_buf *out, uint8_t type, uint64_t id);
+int smig_msg_get_mig_id(const struct smig_frame *f, uint8_t type, uint64_t *id);
+int smig_msg_put_mig_commit_req(struct smig_buf *out, const struct smig_mig_commit_req *m);
+int smig_msg_get_mig_commit_req(const struct smig_frame *f, struct smig_mig_commit_req *m);
+int smig_msg_put_mig_abort(struct smig_buf *out, const struct smig_mig_abort *m);
+int smig_msg_get_mig_abort(const struct smig_frame *f, struct smig_mig_abort *m);
+
 int smig_msg_put_bye(struct smig_buf *out);
 int smig_msg_get_bye(const struct smig_frame *f);
 
