@@ -113,7 +113,8 @@ int smig_frame_begin(struct smig_buf *out, uint8_t type, size_t *mark)
 	uint32_t max;
 
 	SMIG_GUARD(smig_frame_type_max(type, &max));
-	*mark = out->len;
+	/* relative to the read offset: compaction while the payload grows keeps it valid */
+	*mark = out->len - out->off;
 	SMIG_GUARD(smig_buf_put_u8(out, SMIG_PROTO_VERSION));
 	SMIG_GUARD(smig_buf_put_u8(out, type));
 	SMIG_GUARD(smig_buf_put_u16(out, 0));
@@ -126,12 +127,12 @@ int smig_frame_end(struct smig_buf *out, size_t mark)
 	uint32_t max;
 	uint8_t *hdr;
 
-	SMIG_ENSURE(mark + SMIG_FRAME_HDR_LEN <= out->len && mark >= out->off, SMIG_EINVAL);
-	hdr = out->data + mark;
-	payload = out->len - mark - SMIG_FRAME_HDR_LEN;
+	SMIG_ENSURE(out->off + mark + SMIG_FRAME_HDR_LEN <= out->len, SMIG_EINVAL);
+	hdr = out->data + out->off + mark;
+	payload = out->len - out->off - mark - SMIG_FRAME_HDR_LEN;
 	SMIG_GUARD(smig_frame_type_max(hdr[1], &max));
 	if (payload > max) {
-		out->len = mark; /* drop the oversize frame entirely */
+		smig_frame_cancel(out, mark); /* drop the oversize frame entirely */
 		return SMIG_ETOOBIG;
 	}
 	hdr[4] = (uint8_t)(payload >> 24);
@@ -149,8 +150,14 @@ int smig_frame_put(struct smig_buf *out, uint8_t type, const void *payload, uint
 	SMIG_GUARD(smig_frame_begin(out, type, &mark));
 	rc = smig_buf_put_bytes(out, payload, len);
 	if (rc < 0) {
-		out->len = mark;
+		smig_frame_cancel(out, mark);
 		return rc;
 	}
 	return smig_frame_end(out, mark);
+}
+
+void smig_frame_cancel(struct smig_buf *out, size_t mark)
+{
+	if (out->off + mark <= out->len)
+		out->len = out->off + mark;
 }

@@ -21,7 +21,7 @@
 #define SMIG_PROTO_VERSION 1
 #define SMIG_FRAME_HDR_LEN 8
 /* The largest payload of any type; a receive buffer never needs more. */
-#define SMIG_FRAME_MAX_PAYLOAD (1024u * 1024u)
+#define SMIG_FRAME_MAX_PAYLOAD (1u << 20)
 
 enum smig_msg_type {
 	SMIG_MSG_HELLO = 0x01,
@@ -74,5 +74,7 @@ int smig_frame_put(struct smig_buf *out, uint8_t type, const void *payload, uint
  */
 int smig_frame_begin(struct smig_buf *out, uint8_t type, size_t *mark);
 int smig_frame_end(struct smig_buf *out, size_t mark);
+/* Drops a frame begun with smig_frame_begin() and everything after it. */
+void smig_frame_cancel(struct smig_buf *out, size_t mark);
 
 #endif

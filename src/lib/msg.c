@@ -32,7 +32,7 @@ static int msg_view(const struct smig_frame *f, uint8_t type, struct smig_buf *b
 static int msg_finish(struct smig_buf *out, size_t mark, int rc)
 {
 	if (rc < 0) {
-		out->len = mark;
+		smig_frame_cancel(out, mark);
 		return rc;
 	}
 	return smig_frame_end(out, mark);
@@ -129,7 +129,7 @@ int smig_msg_put_mig_prepare(struct smig_buf *out, const struct smig_mig_prepare
 	size_t mark;
 	int rc;
 
-	SMIG_ENSURE(m->spec_len <= 16 * 1024, SMIG_ETOOBIG);
+	SMIG_ENSURE(m->spec_len <= SMIG_MIG_SPEC_MAX, SMIG_ETOOBIG);
 	SMIG_GUARD(smig_frame_begin(out, SMIG_MSG_MIG_PREPARE, &mark));
 	rc = smig_buf_put_u64(out, m->id);
 	if (rc == 0)
@@ -152,7 +152,7 @@ int smig_msg_get_mig_prepare(const struct smig_frame *f, struct smig_mig_prepare
 	SMIG_GUARD(msg_view(f, SMIG_MSG_MIG_PREPARE, &b));
 	SMIG_GUARD(smig_buf_get_u64(&b, &m->id));
 	SMIG_GUARD(smig_buf_get_u16(&b, &n));
-	SMIG_ENSURE(n <= 16 * 1024, SMIG_ETOOBIG);
+	SMIG_ENSURE(n <= SMIG_MIG_SPEC_MAX, SMIG_ETOOBIG);
 	SMIG_GUARD(smig_buf_get_ptr(&b, &spec, n));
 	m->spec = (char *)(uintptr_t)spec; // NOLINT(performance-no-int-to-ptr)
 	m->spec_len = n;

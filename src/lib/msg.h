@@ -46,6 +46,7 @@ int smig_msg_get_error(const struct smig_frame *f, struct smig_error_msg *m);
  * so a frame from another migration is a protocol violation.
  */
 #define SMIG_MIG_KEY_LEN 32
+#define SMIG_MIG_SPEC_MAX ((size_t)16 * 1024)
 
 struct smig_mig_prepare {
 	uint64_t id;

@@ -58,60 +58,85 @@ static int send_all(int fd, const char *p, size_t n)
 	return 0;
 }
 
-/* Reads one line (without the newline) into a malloc'd buffer. */
-static char *read_line(int fd, int timeout_ms, size_t *len)
+/* Bytes received from smigd that have not been handed out as lines yet. */
+struct linebuf {
+	char *buf;
+	size_t len;
+	size_t cap;
+};
+
+/* Takes the next line (without its newline) out of lb into a malloc'd string. */
+static char *take_line(struct linebuf *lb, size_t *len)
+{
+	char *nl = lb->len ? memchr(lb->buf, '\n', lb->len) : NULL;
+	char *line;
+
+	if (nl == NULL)
+		return NULL;
+	*len = (size_t)(nl - lb->buf);
+	line = malloc(*len + 1);
+	if (line == NULL)
+		return NULL;
+	memcpy(line, lb->buf, *len);
+	line[*len] = '\0';
+	memmove(lb->buf, nl + 1, lb->len - *len - 1);
+	lb->len -= *len + 1;
+	return line;
+}
+
+/* Reads one line from smigd, waiting at most timeout_ms. */
+static char *read_line(int fd, struct linebuf *lb, int timeout_ms, size_t *len)
 {
 	long deadline = now_ms() + timeout_ms;
-	size_t cap = 4096;
-	size_t n = 0;
-	char *buf = malloc(cap);
+	char *line;
 
-	while (buf) {
+	while ((line = take_line(lb, len)) == NULL) {
 		struct pollfd pfd = { .fd = fd, .events = POLLIN };
 		long left = deadline - now_ms();
-		char *nl;
 		ssize_t r;
 
 		if (left <= 0 || poll(&pfd, 1, (int)left) <= 0) {
 			if (left > 0 && errno == EINTR)
 				continue;
 			fprintf(stderr, "smig: no reply from smigd within %d ms\n", timeout_ms);
-			break;
+			return NULL;
 		}
-		if (n == cap) {
-			char *nb = cap < REPLY_MAX ? realloc(buf, cap * 2) : NULL;
+		if (lb->len == lb->cap) {
+			size_t ncap = lb->cap ? lb->cap * 2 : 4096;
+			char *nb = ncap <= REPLY_MAX ? realloc(lb->buf, ncap) : NULL;
 			if (nb == NULL) {
 				fprintf(stderr, "smig: reply too large\n");
-				break;
+				return NULL;
 			}
-			buf = nb;
-			cap *= 2;
+			lb->buf = nb;
+			lb->cap = ncap;
 		}
-		r = recv(fd, buf + n, cap - n, 0);
+		r = recv(fd, lb->buf + lb->len, lb->cap - lb->len, 0);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0) {
 			fprintf(stderr, "smig: smigd closed the connection\n");
-			break;
+			return NULL;
 		}
-		nl = memchr(buf + n, '\n', (size_t)r);
-		n += (size_t)r;
-		if (nl) {
-			*len = (size_t)(nl - buf);
-			return buf;
-		}
+		lb->len += (size_t)r;
 	}
-	free(buf);
-	return NULL;
+	return line;
 }
 
 int client_call(const char *socket_path, const char *cmd, json_t *args, int timeout_ms,
 		json_t **reply)
 {
+	return client_call_progress(socket_path, cmd, args, timeout_ms, NULL, NULL, reply);
+}
+
+int client_call_progress(const char *socket_path, const char *cmd, json_t *args,
+			 int timeout_ms, client_progress_fn progress, void *arg, json_t **reply)
+{
 	json_t *req = json_pack("{s:i,s:s,s:o}", "id", 1, "cmd", cmd, "args",
 				args ? args : json_object());
 	json_error_t jerr;
 	char *text = req ? json_dumps(req, JSON_COMPACT) : NULL;
+	struct linebuf lb = { 0 };
 	char *line;
 	size_t len = 0;
 	int fd;
@@ -129,17 +154,31 @@ int client_call(const char *socket_path, const char *cmd, json_t *args, int time
 		return EXIT_ERROR;
 	}
 	free(text);
-	line = read_line(fd, timeout_ms, &len);
-	close(fd);
-	if (line == NULL)
-		return EXIT_ERROR;
-	*reply = json_loadb(line, len, 0, &jerr);
-	free(line);
-	if (*reply == NULL || !json_is_object(*reply)) {
-		fprintf(stderr, "smig: malformed reply from smigd: %s\n", jerr.text);
+	for (;;) {
+		line = read_line(fd, &lb, timeout_ms, &len);
+		if (line == NULL) {
+			free(lb.buf);
+			close(fd);
+			return EXIT_ERROR;
+		}
+		*reply = json_loadb(line, len, 0, &jerr);
+		free(line);
+		if (*reply == NULL || !json_is_object(*reply)) {
+			fprintf(stderr, "smig: malformed reply from smigd: %s\n",
+				*reply ? "not an object" : jerr.text);
+			json_decref(*reply);
+			free(lb.buf);
+			close(fd);
+			return EXIT_ERROR;
+		}
+		if (json_object_get(*reply, "progress") == NULL)
+			break;
+		if (progress)
+			progress(arg, json_object_get(*reply, "progress"));
 		json_decref(*reply);
-		return EXIT_ERROR;
 	}
+	free(lb.buf);
+	close(fd);
 	return 0;
 }
 

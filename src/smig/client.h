@@ -26,6 +26,13 @@ enum smig_exit {
  */
 int client_call(const char *socket_path, const char *cmd, json_t *args, int timeout_ms,
 		json_t **reply);
+/*
+ * Same, for requests that report progress first: each {"progress": P}
+ * line before the reply is handed to progress(arg, P).
+ */
+typedef void (*client_progress_fn)(void *arg, const json_t *progress);
+int client_call_progress(const char *socket_path, const char *cmd, json_t *args,
+			 int timeout_ms, client_progress_fn progress, void *arg, json_t **reply);
 /* Maps a daemon error code ("denied", "unreachable", ...) to an exit code. */
 int client_exit_code(const char *code);
 

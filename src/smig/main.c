@@ -19,6 +19,9 @@ static void usage(FILE *f)
 		"  status                      this host's daemon: identity, listener, counters\n"
 		"  hosts                       the host table and what is known of each host\n"
 		"  ping HOST                   authenticate to HOST over the peer channel\n"
+		"  migrate VM --to HOST [--downtime-ms N] [--max-bandwidth MiB/s]\n"
+		"                              live-migrate VM to HOST through the encrypted channel\n"
+		"  migrate --cancel VM         cancel a migration; the VM keeps running here\n"
 		"  vm define FILE              define a VM from a JSON spec (docs/vmspec.md)\n"
 		"  vm list                     the VMs on this host\n"
 		"  vm start|stop|show|console|undefine NAME\n"
@@ -71,6 +74,7 @@ int main(int argc, char **argv)
 		{ "ping", cmd_ping },
 		{ "pki", cmd_pki },
 		{ "vm", cmd_vm },
+		{ "migrate", cmd_migrate },
 		{ "version", cmd_version },
 	};
 	struct cli cli = { .socket = getenv("SMIG_SOCKET"), .timeout_ms = 60000 };

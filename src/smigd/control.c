@@ -11,6 +11,7 @@
 #include "ctl.h"
 #include "error.h"
 #include "log.h"
+#include "migrate.h"
 #include "vm.h"
 
 #include <errno.h>
@@ -120,6 +121,16 @@ static void ref_send(struct smigd *d, struct ctl_ref *ref, json_t *msg)
 	json_decref(ref->id);
 	ref->id = NULL;
 	ref->client_id = 0;
+}
+
+void ctl_progress(struct smigd *d, const struct ctl_ref *ref, json_t *progress)
+{
+	struct ctl_client *c = ref->client_id ? client_find(d, ref->client_id) : NULL;
+	json_t *msg = json_pack("{s:O?,s:o}", "id", ref->id, "progress", progress);
+
+	if (c && msg)
+		client_send(c, msg);
+	json_decref(msg);
 }
 
 void ctl_reply_ok(struct smigd *d, struct ctl_ref *ref, json_t *result)
@@ -251,10 +262,47 @@ VM_CMD(list)
 VM_CMD(show)
 VM_CMD(console)
 
+static void cmd_migrate(struct smigd *d, struct ctl_client *c, const json_t *args,
+			struct ctl_ref *ref)
+{
+	static const char *const allowed[] = { "vm", "to", "downtime_ms", "max_bandwidth",
+					       "cancel", NULL };
+	const json_t *vm = json_object_get(args, "vm");
+	const json_t *to = json_object_get(args, "to");
+	const json_t *dt = json_object_get(args, "downtime_ms");
+	const json_t *bw = json_object_get(args, "max_bandwidth");
+	struct mig_opts o = { 0 };
+
+	(void)c;
+	if (!args_ok(d, "migrate", args, allowed, ref))
+		return;
+	if (!json_is_string(vm)) {
+		ctl_reply_err(d, ref, "bad_request", "migrate needs args.vm, a string");
+		return;
+	}
+	if (json_is_true(json_object_get(args, "cancel"))) {
+		mig_cancel(d, json_string_value(vm), ref);
+		return;
+	}
+	if (!json_is_string(to) || (dt && (!json_is_integer(dt) || json_integer_value(dt) < 1 ||
+					   json_integer_value(dt) > 60000)) ||
+	    (bw && (!json_is_integer(bw) || json_integer_value(bw) < 1 ||
+		    json_integer_value(bw) > 1000000))) {
+		ctl_reply_err(d, ref, "bad_request",
+			      "migrate needs args.to (a host) and optional downtime_ms "
+			      "(1-60000) and max_bandwidth (1-1000000 MiB/s)");
+		return;
+	}
+	o.downtime_ms = dt ? (int)json_integer_value(dt) : 0;
+	o.max_bandwidth = bw ? (int)json_integer_value(bw) : 0;
+	mig_start(d, json_string_value(vm), json_string_value(to), &o, ref);
+}
+
 static const struct {
 	const char *name;
 	ctl_handler fn;
 } ctl_cmds[] = {
+	{ "migrate", cmd_migrate },
 	{ "vm.define", cmd_vm_define },
 	{ "vm.undefine", cmd_vm_undefine },
 	{ "vm.start", cmd_vm_start },

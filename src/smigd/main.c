@@ -11,6 +11,7 @@
 #include "error.h"
 #include "file.h"
 #include "log.h"
+#include "migrate.h"
 #include "vm.h"
 
 #include <errno.h>
@@ -183,6 +184,7 @@ static int smigd_start(struct smigd *d, const char *config_path, bool check_only
 static void smigd_stop(struct smigd *d)
 {
 	if (d->loop) {
+		mig_free_all(d);
 		peer_close_all(d);
 		ctl_close_all(d);
 		loop_watch_del(d->loop, d->sig_w);

@@ -16,6 +16,7 @@
 #include "error.h"
 #include "frame.h"
 #include "log.h"
+#include "migrate.h"
 #include "msg.h"
 
 #include <arpa/inet.h>
@@ -35,6 +36,7 @@
 #define PEER_RX_MAX (SMIG_FRAME_HDR_LEN + SMIG_FRAME_MAX_PAYLOAD + PEER_CHUNK)
 #define PEER_TX_MAX ((size_t)8 * 1024 * 1024)
 #define PEER_IDLE_MS 120000
+#define PEER_TX_LOW ((size_t)1024 * 1024) /* below this a migration may queue more */
 
 enum peer_state { PS_CONNECTING, PS_HANDSHAKE, PS_HELLO, PS_READY };
 
@@ -54,6 +56,10 @@ struct peer {
 	struct smig_buf rx;
 	struct smig_buf tx;
 	struct ctl_ref ref; /* the control request waiting on this peer */
+	struct mig *mig;    /* the migration carried by this connection */
+	bool for_mig;       /* outbound connection opened for a migration */
+	bool rx_paused;     /* the migration cannot take more input right now */
+	struct loop_timer *resume_timer;
 	uint64_t nonce;
 	uint64_t t_start;
 	uint64_t t_connected;
@@ -74,6 +80,7 @@ static void peer_destroy(struct peer *p)
 
 	loop_watch_del(d->loop, p->w);
 	loop_timer_cancel(d->loop, p->timer);
+	loop_timer_cancel(d->loop, p->resume_timer);
 	if (p->tls) {
 		smig_tls_close(p->tls);
 		smig_tls_conn_free(p->tls);
@@ -85,10 +92,20 @@ static void peer_destroy(struct peer *p)
 	free(p);
 }
 
+static void peer_free_why(struct peer *p, const char *why)
+{
+	struct mig *m = p->mig;
+
+	p->mig = NULL;
+	if (m)
+		mig_peer_lost(m, why);
+}
+
 static void peer_free(struct peer *p)
 {
 	struct smigd *d = p->d;
 
+	peer_free_why(p, "connection closed");
 	for (struct peer **pp = &d->peers; *pp; pp = &(*pp)->next) {
 		if (*pp == p) {
 			*pp = p->next;
@@ -142,6 +159,7 @@ static void peer_fail(struct peer *p, const char *code, const char *fmt, ...)
 	}
 	if (p->ref.client_id)
 		ctl_reply_err(p->d, &p->ref, code, "%s: %s", p->name[0] ? p->name : p->addr, why);
+	peer_free_why(p, why);
 	peer_free(p);
 }
 
@@ -180,6 +198,8 @@ static bool peer_flush(struct peer *p)
 			return false;
 		}
 		(void)smig_buf_consume(&p->tx, n);
+		if (p->mig && smig_buf_remaining(&p->tx) < PEER_TX_LOW)
+			mig_peer_tx_space(p->mig);
 	}
 	if (p->closing) {
 		smig_debug("event=peer_closed host=%s addr=%s", p->name, p->addr);
@@ -191,7 +211,7 @@ static bool peer_flush(struct peer *p)
 
 static void peer_interest(struct peer *p)
 {
-	uint32_t ev = EPOLLIN;
+	uint32_t ev = p->rx_paused ? 0 : EPOLLIN;
 
 	if (p->state == PS_CONNECTING || smig_buf_remaining(&p->tx) > 0 ||
 	    (p->tls && smig_tls_want_write(p->tls)))
@@ -265,7 +285,8 @@ static bool peer_secure(struct peer *p)
 	if (p->outbound) {
 		struct smig_ping ping = { .nonce = p->nonce, .sent_ns = loop_now_ns() };
 
-		if (peer_send_hello(p) < 0 || smig_msg_put_ping(&p->tx, SMIG_MSG_PING, &ping) < 0) {
+		if (peer_send_hello(p) < 0 ||
+		    (!p->for_mig && smig_msg_put_ping(&p->tx, SMIG_MSG_PING, &ping) < 0)) {
 			peer_fail(p, "protocol", "cannot encode HELLO");
 			return false;
 		}
@@ -317,6 +338,11 @@ static void peer_on_hello(struct peer *p, const struct smig_frame *f)
 		peer_rearm(p, PEER_IDLE_MS);
 	}
 	smig_debug("event=peer_ready host=%s version=%s", h.host, h.version);
+	if (p->outbound && p->mig) {
+		loop_timer_cancel(p->d->loop, p->timer);
+		p->timer = NULL;
+		mig_peer_ready(p->mig);
+	}
 }
 
 static void peer_on_frame(struct peer *p, const struct smig_frame *f)
@@ -331,6 +357,10 @@ static void peer_on_frame(struct peer *p, const struct smig_frame *f)
 				   smig_frame_type_name(f->type));
 		else
 			peer_on_hello(p, f);
+		return;
+	}
+	if (f->type >= SMIG_MSG_MIG_PREPARE && f->type <= SMIG_MSG_MIG_ABORT) {
+		mig_peer_frame(p->d, p, p->mig, f);
 		return;
 	}
 	switch (f->type) {
@@ -365,17 +395,29 @@ static void peer_on_frame(struct peer *p, const struct smig_frame *f)
 	}
 }
 
+/* Handles the complete frames already received. */
+static void peer_frames(struct peer *p)
+{
+	struct smig_frame f;
+	int rc = SMIG_EAGAIN;
+
+	while (!p->closing && !p->rx_paused && (rc = smig_frame_next(&p->rx, &f)) == 0)
+		peer_on_frame(p, &f);
+	if (rc < 0 && rc != SMIG_EAGAIN && !p->closing)
+		peer_abort(p, rc, "bad frame: %s", smig_strerror(rc));
+}
+
 /* Reads and handles frames; false if the peer was freed. */
 static bool peer_read(struct peer *p)
 {
+	peer_frames(p);
 	for (;;) {
-		struct smig_frame f;
 		uint8_t *dst;
 		size_t n;
 		int rc;
 
-		if (p->closing)
-			return true; /* ignore input after our last word */
+		if (p->closing || p->rx_paused)
+			return true; /* our last word is said, or the migration is full */
 		if (smig_buf_reserve(&p->rx, PEER_CHUNK, &dst) < 0) {
 			peer_fail(p, "protocol", "receive buffer overflow");
 			return false;
@@ -384,7 +426,7 @@ static bool peer_read(struct peer *p)
 		if (rc == SMIG_EAGAIN)
 			return true;
 		if (rc == SMIG_ECLOSED) {
-			if (p->ref.client_id || p->state != PS_READY) {
+			if (p->ref.client_id || p->mig || p->state != PS_READY) {
 				peer_fail(p, "protocol", "%s", smig_tls_reason(p->tls));
 				return false;
 			}
@@ -398,10 +440,7 @@ static bool peer_read(struct peer *p)
 			return false;
 		}
 		smig_buf_commit(&p->rx, n);
-		while (!p->closing && (rc = smig_frame_next(&p->rx, &f)) == 0)
-			peer_on_frame(p, &f);
-		if (rc < 0 && rc != SMIG_EAGAIN && !p->closing)
-			peer_abort(p, rc, "bad frame: %s", smig_strerror(rc));
+		peer_frames(p);
 	}
 }
 
@@ -646,4 +685,105 @@ void peer_ping(struct smigd *d, const char *host, struct ctl_ref *ref)
 	ref->id = NULL;
 	ref->client_id = 0;
 	peer_rearm(p, (uint64_t)d->cfg.request_timeout_ms);
+}
+
+struct peer *peer_connect_mig(struct smigd *d, const char *host, struct mig *m, char *err,
+			      size_t errlen)
+{
+	const struct smig_host *h = smig_hosts_by_name(&d->hosts, host);
+	struct sockaddr_storage ss;
+	char addr[SMIG_ADDR_MAX + 8];
+	socklen_t len;
+	struct peer *p;
+	int one = 1;
+	int fd;
+
+	if (h == NULL) {
+		snprintf(err, errlen, "%s is not in the host table", host);
+		return NULL;
+	}
+	if (addr_fill(h->addr, h->port, &ss, &len) < 0 ||
+	    (fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0) {
+		snprintf(err, errlen, "cannot create a socket for %s", host);
+		return NULL;
+	}
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	snprintf(addr, sizeof(addr), ss.ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u", h->addr,
+		 h->port);
+	if (connect(fd, (struct sockaddr *)&ss, len) < 0 && errno != EINPROGRESS) {
+		snprintf(err, errlen, "%s (%s): connect: %s", host, addr, strerror(errno));
+		close(fd);
+		return NULL;
+	}
+	p = peer_new(d, fd, true, addr);
+	if (p == NULL) {
+		close(fd);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	snprintf(p->name, sizeof(p->name), "%s", h->name);
+	memcpy(p->expect_fp, h->fp, SMIG_FP_LEN);
+	p->for_mig = true;
+	p->mig = m;
+	peer_rearm(p, (uint64_t)d->cfg.request_timeout_ms);
+	return p;
+}
+
+struct smig_buf *peer_tx(struct peer *p)
+{
+	return &p->tx;
+}
+
+size_t peer_tx_pending(const struct peer *p)
+{
+	return smig_buf_remaining(&p->tx);
+}
+
+void peer_kick(struct peer *p)
+{
+	peer_interest(p);
+}
+
+static void peer_resume_rx(void *arg)
+{
+	struct peer *p = arg;
+
+	p->resume_timer = NULL;
+	peer_io(p, EPOLLIN);
+}
+
+void peer_rx_pause(struct peer *p, bool pause)
+{
+	if (p->rx_paused == pause)
+		return;
+	p->rx_paused = pause;
+	peer_interest(p);
+	if (!pause && p->resume_timer == NULL)
+		(void)loop_timer_add(p->d->loop, 0, peer_resume_rx, p, &p->resume_timer);
+}
+
+void peer_release(struct peer *p)
+{
+	p->mig = NULL;
+	p->rx_paused = false;
+	(void)smig_msg_put_bye(&p->tx);
+	p->closing = true;
+	peer_interest(p);
+}
+
+const char *peer_name(const struct peer *p)
+{
+	return p->name;
+}
+
+const char *peer_cipher(const struct peer *p)
+{
+	return p->tls ? smig_tls_cipher(p->tls) : "";
+}
+
+void peer_attach_mig(struct peer *p, struct mig *m)
+{
+	p->mig = m;
+	loop_timer_cancel(p->d->loop, p->timer); /* the migration watches for stalls */
+	p->timer = NULL;
 }

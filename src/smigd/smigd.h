@@ -17,6 +17,7 @@
 #include <time.h>
 
 struct ctl_client;
+struct mig;
 struct peer;
 struct vm;
 
@@ -53,6 +54,8 @@ struct smigd {
 	size_t npeers;
 	struct ctl_client *clients;
 	struct vm *vms;
+	struct mig *migs;
+	uint64_t next_mig_id;
 	uint64_t next_client_id;
 	time_t started;
 	struct smigd_stats stats;
@@ -79,6 +82,25 @@ void peer_close_all(struct smigd *d);
 /* Starts a ping of host; the reply goes to ref (taken over). */
 void peer_ping(struct smigd *d, const char *host, struct ctl_ref *ref);
 size_t peer_count(const struct smigd *d);
+
+/* for migrate.c */
+struct mig;
+/* Opens an authenticated connection to host for migration m; NULL + err on failure. */
+struct peer *peer_connect_mig(struct smigd *d, const char *host, struct mig *m, char *err,
+			      size_t errlen);
+struct smig_buf *peer_tx(struct peer *p);
+size_t peer_tx_pending(const struct peer *p);
+/* Wants the loop to flush the send buffer (never frees p synchronously). */
+void peer_kick(struct peer *p);
+/* Stops or restarts reading frames from the peer (destination backpressure). */
+void peer_rx_pause(struct peer *p, bool pause);
+/* Detaches the migration and closes after what is queued has been sent. */
+void peer_release(struct peer *p);
+const char *peer_name(const struct peer *p);
+const char *peer_cipher(const struct peer *p);
+void peer_attach_mig(struct peer *p, struct mig *m);
+/* Sends a control progress line without ending the request. */
+void ctl_progress(struct smigd *d, const struct ctl_ref *ref, json_t *progress);
 
 /* main.c */
 struct host_state *smigd_host_state(struct smigd *d, const char *name);

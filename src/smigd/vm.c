@@ -6,11 +6,13 @@
 #include "error.h"
 #include "file.h"
 #include "log.h"
+#include "migrate.h"
 #include "qmpconn.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <signal.h>
@@ -46,6 +48,11 @@ struct vm {
 	uint64_t deadline;
 	struct ctl_ref ref; /* the start or stop request waiting */
 	bool adopted;       /* QEMU outlived an earlier smigd: not our child */
+	bool incoming;      /* started with -incoming defer */
+	bool retire;        /* forget the VM once QEMU has exited */
+	struct mig *mig;    /* the migration this VM is part of */
+	vm_done_fn done;    /* start/resume completion for the migration engine */
+	void *done_arg;
 	char last_error[256];
 };
 
@@ -80,6 +87,20 @@ static void vm_path(const struct vm *vm, const char *leaf, char *out, size_t out
 	snprintf(out, outlen, "%s/%s", vm->dir, leaf);
 }
 
+/*
+ * The console log lives outside the VM's directory so that it outlasts the
+ * VM's stay on this host: after a migration, the logs of every host the VM
+ * ran on together tell its whole story.
+ */
+static void console_path(const struct vm *vm, char *out, size_t outlen)
+{
+	char dir[PATH_MAX];
+
+	snprintf(dir, sizeof(dir), "%s/consoles", vm->d->cfg.state_dir);
+	(void)smig_file_mkdirs(dir, 0700);
+	snprintf(out, outlen, "%s/%s.log", dir, vm->spec.name);
+}
+
 json_t *vm_json(const struct vm *vm)
 {
 	return json_pack("{s:s,s:s,s:i,s:i,s:b,s:s,s:i,s:s}", "name", vm->spec.name, "state",
@@ -100,7 +121,7 @@ static struct vm *vm_new(struct smigd *d, const struct smig_vmspec *spec)
 	vm->serial_fd = -1;
 	vm->console_fd = -1;
 	snprintf(vm->dir, sizeof(vm->dir), "%s/vms/%s", d->cfg.state_dir, spec->name);
-	smig_buf_init(&vm->serial_rx, SERIAL_LINE_MAX * 2);
+	smig_buf_init(&vm->serial_rx, (size_t)SERIAL_LINE_MAX * 2);
 	vm->next = d->vms;
 	d->vms = vm;
 	return vm;
@@ -174,26 +195,46 @@ int vm_define(struct smigd *d, const struct smig_vmspec *spec, char *err, size_t
 	return 0;
 }
 
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+/* Removes a VM's directory tree (no symlink is followed). */
 static int rmtree(const char *dir)
 {
-	DIR *dp = opendir(dir);
-	struct dirent *e;
-	char p[PATH_MAX];
+	return nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+}
 
-	if (dp == NULL)
-		return errno == ENOENT ? 0 : -1;
-	while ((e = readdir(dp)) != NULL) {
-		struct stat st;
-		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-			continue;
-		snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
-		if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode))
-			(void)rmtree(p);
-		else
-			(void)unlink(p);
-	}
-	closedir(dp);
-	return rmdir(dir);
+/* The pid in pidfile if that process is alive, else 0. */
+static pid_t live_pid(const char *pidfile)
+{
+	char buf[32] = "";
+	long pid = 0;
+	FILE *f = fopen(pidfile, "r");
+
+	if (f && fgets(buf, sizeof(buf), f))
+		pid = strtol(buf, NULL, 10);
+	if (f)
+		fclose(f);
+	return pid > 0 && kill((pid_t)pid, 0) == 0 ? (pid_t)pid : 0;
+}
+
+/*
+ * A swtpm saves its state as it exits after QEMU; removing the directory
+ * must wait for that, or the state would be written back into it.
+ */
+static void swtpm_wait_exit(const struct vm *vm)
+{
+	struct timespec ten_ms = { .tv_nsec = 10000000 };
+	char pidfile[PATH_MAX];
+
+	snprintf(pidfile, sizeof(pidfile), "%s/swtpm.pid", vm->dir);
+	for (int i = 0; i < 200 && live_pid(pidfile) > 0; i++)
+		nanosleep(&ten_ms, NULL);
 }
 
 int vm_undefine(struct smigd *d, struct vm *vm, char *err, size_t errlen)
@@ -203,6 +244,7 @@ int vm_undefine(struct smigd *d, struct vm *vm, char *err, size_t errlen)
 			 vm_state_name(vm->state));
 		return SMIG_EBUSY;
 	}
+	swtpm_wait_exit(vm);
 	for (struct vm **pp = &d->vms; *pp; pp = &(*pp)->next) {
 		if (*pp == vm) {
 			*pp = vm->next;
@@ -216,6 +258,19 @@ int vm_undefine(struct smigd *d, struct vm *vm, char *err, size_t errlen)
 }
 
 static void vm_adopt(struct vm *vm);
+static pid_t live_qemu(const char *pidfile);
+
+/* Kills a QEMU left behind in dir by an uncommitted incoming migration. */
+static void leftover_kill(const char *dir)
+{
+	char pidfile[PATH_MAX];
+	pid_t pid;
+
+	snprintf(pidfile, sizeof(pidfile), "%s/qemu.pid", dir);
+	pid = live_qemu(pidfile);
+	if (pid > 0)
+		kill(pid, SIGKILL);
+}
 
 int vm_load_all(struct smigd *d)
 {
@@ -235,6 +290,14 @@ int vm_load_all(struct smigd *d)
 		if (e->d_name[0] == '.')
 			continue;
 		snprintf(path, sizeof(path), "%s/%s/spec.json", dir, e->d_name);
+		if (access(path, F_OK) != 0) {
+			/* an incoming VM that never committed: nothing of it is ours */
+			snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+			smig_warn("event=vm_leftover_removed path=%s", path);
+			leftover_kill(path);
+			(void)rmtree(path);
+			continue;
+		}
 		if (smig_vmspec_load(path, &spec, err, sizeof(err)) < 0 ||
 		    strcmp(spec.name, e->d_name) != 0) {
 			smig_warn("event=vm_load_failed path=%s reason=\"%s\"", path, err);
@@ -317,6 +380,16 @@ static void log_tail(const struct vm *vm, const char *leaf, char *out, size_t ou
 		fclose(f);
 }
 
+/* Calls and clears the migration engine's completion callback. */
+static void vm_notify(struct vm *vm, bool ok, const char *why)
+{
+	vm_done_fn done = vm->done;
+
+	vm->done = NULL;
+	if (done)
+		done(vm->done_arg, ok, why);
+}
+
 static void start_fail(struct vm *vm, const char *why)
 {
 	char tail[256];
@@ -332,6 +405,7 @@ static void start_fail(struct vm *vm, const char *why)
 	vm_kill(vm);
 	vm->state = VM_SHUTOFF;
 	vm_reply_err(vm, "error", vm->last_error);
+	vm_notify(vm, false, vm->last_error);
 }
 
 static void vm_running(struct vm *vm)
@@ -425,7 +499,7 @@ static int serial_connect(struct vm *vm)
 		close(fd);
 		return SMIG_EAGAIN;
 	}
-	vm_path(vm, "console.log", path, sizeof(path));
+	console_path(vm, path, sizeof(path));
 	vm->console_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 	vm->serial_fd = fd;
 	return loop_watch_add(vm->d->loop, fd, EPOLLIN, serial_io, vm, &vm->serial_w);
@@ -438,6 +512,8 @@ static void on_qmp_event(void *arg, const struct smig_qmp_msg *ev)
 	struct vm *vm = arg;
 
 	smig_debug("event=qmp_event vm=%s name=%s", vm->spec.name, ev->event);
+	if (vm->mig)
+		mig_vm_event(vm->mig, ev);
 	if (strcmp(ev->event, "STOP") == 0 && vm->state == VM_RUNNING)
 		vm->state = VM_PAUSED;
 	else if (strcmp(ev->event, "RESUME") == 0 && vm->state == VM_PAUSED)
@@ -471,6 +547,12 @@ static void on_qmp_state(void *arg, bool ok, const char *why)
 		start_fail(vm, "cannot connect to the serial console");
 		return;
 	}
+	if (vm->incoming) {
+		vm->state = VM_INCOMING;
+		smig_info("event=vm_incoming_ready vm=%s pid=%d", vm->spec.name, (int)vm->qemu_pid);
+		vm_notify(vm, true, NULL);
+		return;
+	}
 	if (qmpconn_send(vm->qmp, "cont", NULL, -1, on_cont, vm) < 0)
 		start_fail(vm, "cannot send cont");
 }
@@ -489,7 +571,7 @@ static void start_qemu(struct vm *vm)
 	(void)unlink(qmp);
 	(void)unlink(serial);
 	if (smig_qemu_argv(&vm->spec, &paths, vm->d->cfg.qemu_binary, vm->d->cfg.qemu_accel,
-			   false, &argv) < 0) {
+			   vm->incoming, &argv) < 0) {
 		start_fail(vm, "cannot build the QEMU command line");
 		return;
 	}
@@ -541,8 +623,8 @@ static int start_swtpm(struct vm *vm)
 {
 	char dir[PATH_MAX], sock[PATH_MAX], key[PATH_MAX], log[PATH_MAX];
 	char a_state[PATH_MAX + 32], a_ctrl[PATH_MAX + 32], a_key[PATH_MAX + 64],
-		a_log[PATH_MAX + 16];
-	char *argv[16];
+		a_log[PATH_MAX + 16], a_pid[PATH_MAX + 16];
+	char *argv[18];
 	int n = 0;
 
 	vm_path(vm, "tpm", dir, sizeof(dir));
@@ -555,6 +637,7 @@ static int start_swtpm(struct vm *vm)
 	snprintf(a_ctrl, sizeof(a_ctrl), "type=unixio,path=%s,mode=0600", sock);
 	snprintf(a_key, sizeof(a_key), "file=%s,format=binary,mode=aes-256-cbc", key);
 	snprintf(a_log, sizeof(a_log), "file=%s", log);
+	snprintf(a_pid, sizeof(a_pid), "file=%s/swtpm.pid", vm->dir);
 	argv[n++] = vm->d->cfg.swtpm_binary;
 	argv[n++] = "socket";
 	argv[n++] = "--tpm2";
@@ -567,10 +650,14 @@ static int start_swtpm(struct vm *vm)
 	argv[n++] = "--log";
 	argv[n++] = a_log;
 	argv[n++] = "--terminate";
+	argv[n++] = "--pid";
+	argv[n++] = a_pid;
 	argv[n] = NULL;
 	vm->swtpm_pid = spawn(argv, log);
 	return vm->swtpm_pid > 0 ? 0 : SMIG_EIO;
 }
+
+static void vm_launch(struct vm *vm);
 
 void vm_start(struct smigd *d, struct vm *vm, struct ctl_ref *ref)
 {
@@ -582,6 +669,20 @@ void vm_start(struct smigd *d, struct vm *vm, struct ctl_ref *ref)
 	vm->ref = *ref;
 	ref->id = NULL;
 	ref->client_id = 0;
+	vm->incoming = false;
+	vm_launch(vm);
+}
+
+void vm_start_incoming(struct vm *vm, vm_done_fn done, void *arg)
+{
+	vm->done = done;
+	vm->done_arg = arg;
+	vm->incoming = true;
+	vm_launch(vm);
+}
+
+static void vm_launch(struct vm *vm)
+{
 	vm->state = VM_STARTING;
 	vm->qemu_pid = vm->swtpm_pid = 0;
 	vm->deadline = loop_now_ms() + VM_START_MS;
@@ -631,6 +732,24 @@ void vm_stop(struct smigd *d, struct vm *vm, struct ctl_ref *ref)
 	(void)loop_timer_add(d->loop, VM_STOP_GRACE_MS, stop_grace, vm, &vm->timer);
 }
 
+/* Removes a VM and its directory (after it migrated away or was discarded). */
+static void vm_forget(struct vm *vm)
+{
+	struct smigd *d = vm->d;
+
+	for (struct vm **pp = &d->vms; *pp; pp = &(*pp)->next) {
+		if (*pp == vm) {
+			*pp = vm->next;
+			break;
+		}
+	}
+	if (vm->swtpm_pid > 0)
+		kill(vm->swtpm_pid, SIGKILL);
+	(void)rmtree(vm->dir);
+	smig_info("event=vm_forgotten vm=%s", vm->spec.name);
+	vm_destroy(vm);
+}
+
 static void vm_exited(struct vm *vm, int status)
 {
 	enum vm_state was = vm->state;
@@ -643,6 +762,12 @@ static void vm_exited(struct vm *vm, int status)
 	vm->state = VM_SHUTOFF;
 	smig_info("event=vm_exited vm=%s was=%s status=%d", vm->spec.name, vm_state_name(was),
 		  WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+	if (vm->retire) {
+		vm_forget(vm);
+		return;
+	}
+	if (vm->mig)
+		mig_vm_exited(vm->mig);
 	if (was == VM_STARTING) {
 		start_fail(vm, "QEMU exited during start-up");
 	} else if (vm->ref.client_id) {
@@ -701,7 +826,7 @@ static void cmd_console(struct smigd *d, struct vm *vm, struct ctl_ref *ref)
 	char buf[SERIAL_LINE_MAX + 32];
 	FILE *f;
 
-	vm_path(vm, "console.log", path, sizeof(path));
+	console_path(vm, path, sizeof(path));
 	f = fopen(path, "r");
 	while (f && fgets(buf, sizeof(buf), f)) {
 		buf[strcspn(buf, "\n")] = '\0';
@@ -765,17 +890,17 @@ void vm_cmd(struct smigd *d, const char *sub, const json_t *args, struct ctl_ref
  * names a live QEMU) is adopted: QMP and the console are reconnected, and
  * its exit is noticed when QMP closes.
  */
-static void vm_adopt(struct vm *vm)
+/* The pid in pidfile if it names a live QEMU process, else 0. */
+static pid_t live_qemu(const char *pidfile)
 {
-	char path[PATH_MAX];
+	char path[64];
 	char comm[64] = "";
+	char buf[32] = "";
 	long pid = 0;
-	FILE *f;
+	FILE *f = fopen(pidfile, "r");
 
-	vm_path(vm, "qemu.pid", path, sizeof(path));
-	f = fopen(path, "r");
-	if (f && fscanf(f, "%ld", &pid) != 1)
-		pid = 0;
+	if (f && fgets(buf, sizeof(buf), f))
+		pid = strtol(buf, NULL, 10);
 	if (f)
 		fclose(f);
 	snprintf(path, sizeof(path), "/proc/%ld/comm", pid);
@@ -784,13 +909,163 @@ static void vm_adopt(struct vm *vm)
 		comm[0] = '\0';
 	if (f)
 		fclose(f);
-	if (strncmp(comm, "qemu", 4) != 0) {
+	return strncmp(comm, "qemu", 4) == 0 ? (pid_t)pid : 0;
+}
+
+static void vm_adopt(struct vm *vm)
+{
+	char path[PATH_MAX];
+	pid_t pid;
+
+	vm_path(vm, "qemu.pid", path, sizeof(path));
+	pid = live_qemu(path);
+	if (pid == 0) {
 		smig_info("event=vm_loaded vm=%s state=defined", vm->spec.name);
 		return;
 	}
-	vm->qemu_pid = (pid_t)pid;
+	vm->qemu_pid = pid;
 	vm->adopted = true;
 	vm->state = VM_RUNNING;
 	vm_path(vm, "qmp.sock", path, sizeof(path));
 	vm->qmp = qmpconn_new(vm->d->loop, path, on_qmp_state, on_qmp_event, vm);
+}
+
+struct qmpconn *vm_qmp(struct vm *vm)
+{
+	return vm->qmp;
+}
+
+void vm_set_mig(struct vm *vm, struct mig *m)
+{
+	vm->mig = m;
+}
+
+struct mig *vm_mig(const struct vm *vm)
+{
+	return vm->mig;
+}
+
+const char *vm_dir(const struct vm *vm)
+{
+	return vm->dir;
+}
+
+struct vm *vm_new_incoming(struct smigd *d, const struct smig_vmspec *spec, char *err,
+			   size_t errlen)
+{
+	struct vm *vm;
+
+	if (vm_find(d, spec->name)) {
+		snprintf(err, errlen, "a VM named %s already exists on %s", spec->name, d->cfg.host);
+		return NULL;
+	}
+	vm = vm_new(d, spec);
+	if (vm == NULL || smig_file_mkdirs(vm->dir, 0700) < 0) {
+		snprintf(err, errlen, "cannot create the VM directory");
+		if (vm) {
+			d->vms = vm->next;
+			vm_destroy(vm);
+		}
+		return NULL;
+	}
+	vm->incoming = true;
+	vm->state = VM_DEFINED;
+	return vm;
+}
+
+static void on_resume(void *arg, const struct smig_qmp_msg *r)
+{
+	struct vm *vm = arg;
+
+	if (r == NULL || r->kind != SMIG_QMP_RETURN) {
+		vm_notify(vm, false, r ? r->error_desc : "no answer to cont");
+		return;
+	}
+	vm->state = VM_RUNNING;
+	vm->incoming = false;
+	vm_notify(vm, true, NULL);
+}
+
+void vm_resume(struct vm *vm, vm_done_fn done, void *arg)
+{
+	vm->done = done;
+	vm->done_arg = arg;
+	if (vm->qmp == NULL || qmpconn_send(vm->qmp, "cont", NULL, -1, on_resume, vm) < 0)
+		vm_notify(vm, false, "no QMP connection");
+}
+
+static void vm_save_spec(struct vm *vm)
+{
+	char path[PATH_MAX];
+	char *text;
+
+	vm_path(vm, "spec.json", path, sizeof(path));
+	if (smig_vmspec_dump(&vm->spec, &text) == 0) {
+		(void)smig_file_write_atomic(path, text, strlen(text), 0600);
+		free(text);
+	}
+}
+
+void vm_discard(struct vm *vm)
+{
+	vm->done = NULL;
+	vm->mig = NULL;
+	if (vm->qemu_pid > 0 && vm->state != VM_SHUTOFF) {
+		vm->retire = true;
+		vm_detach(vm);
+		vm_kill(vm);
+		return; /* vm_exited() forgets it */
+	}
+	vm_forget(vm);
+}
+
+void vm_retire(struct vm *vm)
+{
+	char path[PATH_MAX];
+
+	vm->mig = NULL;
+	vm->retire = true;
+	/* the vTPM state now lives on the destination: wipe ours first */
+	vm_path(vm, "tpm.key", path, sizeof(path));
+	(void)unlink(path);
+	vm_path(vm, "tpm", path, sizeof(path));
+	(void)rmtree(path);
+	if (vm->qemu_pid <= 0 || vm->state == VM_SHUTOFF) {
+		vm_forget(vm);
+		return;
+	}
+	vm->state = VM_STOPPING;
+	if (vm->qmp == NULL || qmpconn_send(vm->qmp, "quit", NULL, -1, NULL, NULL) < 0)
+		vm_kill(vm);
+	loop_timer_cancel(vm->d->loop, vm->timer);
+	(void)loop_timer_add(vm->d->loop, VM_STOP_GRACE_MS, stop_grace, vm, &vm->timer);
+}
+
+int vm_set_tpm_key(struct vm *vm, const uint8_t *key, size_t len)
+{
+	char path[PATH_MAX];
+
+	vm_path(vm, "tpm.key", path, sizeof(path));
+	return smig_file_write_atomic(path, key, len, 0600);
+}
+
+int vm_get_tpm_key(struct vm *vm, uint8_t *key, size_t len)
+{
+	char path[PATH_MAX];
+	ssize_t n;
+	int fd;
+
+	vm_path(vm, "tpm.key", path, sizeof(path));
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	SMIG_ENSURE(fd >= 0, SMIG_ENOENT);
+	n = read(fd, key, len);
+	close(fd);
+	return n == (ssize_t)len ? 0 : SMIG_EIO;
+}
+
+/* The destination keeps the spec once the VM is its own. */
+void vm_adopt_incoming(struct vm *vm)
+{
+	vm->incoming = false;
+	vm_save_spec(vm);
 }

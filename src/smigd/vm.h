@@ -47,6 +47,34 @@ void vm_stop(struct smigd *d, struct vm *vm, struct ctl_ref *ref);
 /* Reaps exited children (SIGCHLD). */
 void vm_reap(struct smigd *d);
 
+/* --- for the migration engine (migrate.c) --- */
+struct mig;
+struct qmpconn;
+typedef void (*vm_done_fn)(void *arg, bool ok, const char *why);
+
+struct qmpconn *vm_qmp(struct vm *vm);
+/* Migration events (MIGRATION, STOP, RESUME) of vm go to m while set. */
+void vm_set_mig(struct vm *vm, struct mig *m);
+struct mig *vm_mig(const struct vm *vm);
+const char *vm_dir(const struct vm *vm);
+/* Defines an incoming VM (not yet listed as running here) from a peer's spec. */
+struct vm *vm_new_incoming(struct smigd *d, const struct smig_vmspec *spec, char *err,
+			   size_t errlen);
+/* Starts it with -incoming defer; done(ok) once QMP and the console are up. */
+void vm_start_incoming(struct vm *vm, vm_done_fn done, void *arg);
+/* The committed incoming VM: cont, then done(ok) once it runs. */
+void vm_resume(struct vm *vm, vm_done_fn done, void *arg);
+/* Kills an incoming VM and removes every trace of it (abort). */
+void vm_discard(struct vm *vm);
+/* The source after commit: quit QEMU, wipe the vTPM state, forget the VM. */
+void vm_retire(struct vm *vm);
+/* After commit on the destination: the VM is ours; save its spec. */
+void vm_adopt_incoming(struct vm *vm);
+/* Writes the vTPM state key (from the peer) for an incoming VM. */
+int vm_set_tpm_key(struct vm *vm, const uint8_t *key, size_t len);
+/* Reads the vTPM state key of a VM for the peer; 0 or a negative code. */
+int vm_get_tpm_key(struct vm *vm, uint8_t *key, size_t len);
+
 /* Control commands of the vm family (control.c dispatches to these). */
 void vm_cmd(struct smigd *d, const char *sub, const json_t *args, struct ctl_ref *ref);
 

@@ -11,7 +11,7 @@ SMIGD=$SMIG_BUILD/src/smigd/smigd
 free_port() {
 	local p
 	while :; do
-		p=$((20000 + RANDOM % 30000))
+		p=$((10000 + RANDOM % 20000)) # below the ephemeral range (32768+)
 		ss -Htln "sport = :$p" 2>/dev/null | grep -q . || { echo "$p"; return; }
 	done
 }
@@ -67,6 +67,7 @@ smigd_start() {
 	local dir=$1 h=$2
 	"$SMIGD" --config "$dir/$h.json" --foreground >>"$dir/$h.log" 2>&1 &
 	echo $! >"$dir/$h.pid"
+	disown $! # a daemon killed by a test is not news for the test's output
 	wait_for 10 "$SMIG" --socket "$dir/$h.sock" status
 }
 

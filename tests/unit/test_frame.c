@@ -344,6 +344,36 @@ static void test_wrong_type_decoders_refuse(void **state)
 	smig_buf_clear(&b);
 }
 
+/* A frame built in place while the buffer compacts under it stays intact. */
+static void test_frame_survives_compaction(void **state)
+{
+	struct smig_buf b;
+	struct smig_frame f;
+	uint8_t *dst;
+	size_t mark;
+	uint8_t junk[3000];
+
+	(void)state;
+	memset(junk, 0x5a, sizeof(junk));
+	smig_buf_init(&b, 4096);
+	assert_int_equal(smig_buf_put_bytes(&b, junk, sizeof(junk)), 0);
+	assert_int_equal(smig_buf_consume(&b, 2900), 0); /* 100 unread bytes at offset 2900 */
+	assert_int_equal(smig_frame_begin(&b, SMIG_MSG_MIG_DATA, &mark), 0);
+	/* needs 3000 more: only fits after compaction, which moves everything */
+	assert_int_equal(smig_buf_reserve(&b, 3000, &dst), 0);
+	assert_int_equal(b.off, 0);
+	memset(dst, 0xc3, 3000);
+	smig_buf_commit(&b, 3000);
+	assert_int_equal(smig_frame_end(&b, mark), 0);
+	assert_int_equal(smig_buf_consume(&b, 100), 0);
+	assert_int_equal(smig_frame_next(&b, &f), 0);
+	assert_int_equal(f.type, SMIG_MSG_MIG_DATA);
+	assert_int_equal(f.len, 3000);
+	assert_int_equal(f.payload[0], 0xc3);
+	assert_int_equal(f.payload[2999], 0xc3);
+	smig_buf_clear(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -358,6 +388,7 @@ int main(void)
 		cmocka_unit_test(test_encoder_refuses_oversize),
 		cmocka_unit_test(test_hello_checks_names),
 		cmocka_unit_test(test_wrong_type_decoders_refuse),
+		cmocka_unit_test(test_frame_survives_compaction),
 	};
 	return cmocka_run_group_tests_name("frame", tests, NULL, NULL);
 }

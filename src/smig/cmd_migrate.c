@@ -1,0 +1,151 @@
+/*
+ * cmd_migrate.c - smig migrate VM --to HOST [--downtime-ms N]
+ * [--max-bandwidth MiB/s] and smig migrate --cancel VM.
+ *
+ * On a terminal a live progress bar; with --json one object per progress
+ * event and the final result object.
+ */
+#include "client.h"
+#include "commands.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct progress_ctx {
+	bool json;
+	bool tty;
+	bool drawn;
+};
+
+static void show_progress(void *arg, const json_t *p)
+{
+	struct progress_ctx *c = arg;
+	const char *phase = json_string_value(json_object_get(p, "phase"));
+	double pct = json_number_value(json_object_get(p, "percent"));
+	char bar[31];
+	int fill;
+
+	if (c->json) {
+		json_t *o = json_pack("{s:O}", "progress", p);
+		cli_print_json(o);
+		json_decref(o);
+		fflush(stdout);
+		return;
+	}
+	if (!c->tty)
+		return;
+	fill = (int)(pct * 30 / 100);
+	for (int i = 0; i < 30; i++)
+		bar[i] = i < fill ? '#' : '.';
+	bar[30] = '\0';
+	if (phase && strcmp(phase, "streaming") == 0)
+		fprintf(stderr, "\r[%s] %5.1f%%  %7.1f MiB/s  dirty %6lld p/s  pass %lld  ETA %4.0fs ",
+			bar, pct, json_number_value(json_object_get(p, "mbps")) / 8.388608,
+			json_integer_value(json_object_get(p, "dirty_pages_rate")),
+			json_integer_value(json_object_get(p, "pass")),
+			json_number_value(json_object_get(p, "eta_s")));
+	else
+		fprintf(stderr, "\r[%s] %5.1f%%  %-50s", bar, pct, phase ? phase : "");
+	c->drawn = true;
+}
+
+static int usage(void)
+{
+	fprintf(stderr, "usage: smig migrate VM --to HOST [--downtime-ms N] [--max-bandwidth MiB/s]\n"
+			"       smig migrate --cancel VM\n");
+	return EXIT_USAGE;
+}
+
+static int parse_int(const char *s, int lo, int hi, int *out)
+{
+	char *end;
+	long v = strtol(s, &end, 10);
+
+	if (*s == '\0' || *end != '\0' || v < lo || v > hi)
+		return -1;
+	*out = (int)v;
+	return 0;
+}
+
+int cmd_migrate(struct cli *cli, int argc, char **argv)
+{
+	struct progress_ctx pc = { .json = cli->json, .tty = isatty(2) != 0 };
+	const char *vm = NULL;
+	const char *to = NULL;
+	bool cancel = false;
+	int downtime = 0;
+	int bw = 0;
+	json_t *args;
+	json_t *reply = NULL;
+	json_t *err;
+	int rc;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--to") == 0 && i + 1 < argc)
+			to = argv[++i];
+		else if (strcmp(argv[i], "--cancel") == 0)
+			cancel = true;
+		else if (strcmp(argv[i], "--downtime-ms") == 0 && i + 1 < argc) {
+			if (parse_int(argv[++i], 1, 60000, &downtime) < 0)
+				return usage();
+		} else if (strcmp(argv[i], "--max-bandwidth") == 0 && i + 1 < argc) {
+			if (parse_int(argv[++i], 1, 1000000, &bw) < 0)
+				return usage();
+		} else if (argv[i][0] != '-' && vm == NULL)
+			vm = argv[i];
+		else
+			return usage();
+	}
+	if (vm == NULL || (!cancel && to == NULL))
+		return usage();
+	args = json_pack("{s:s}", "vm", vm);
+	if (cancel)
+		json_object_set_new(args, "cancel", json_true());
+	else
+		json_object_set_new(args, "to", json_string(to));
+	if (downtime)
+		json_object_set_new(args, "downtime_ms", json_integer(downtime));
+	if (bw)
+		json_object_set_new(args, "max_bandwidth", json_integer(bw));
+	rc = client_call_progress(cli->socket, "migrate", args, cli->timeout_ms, show_progress, &pc,
+				  &reply);
+	if (pc.drawn)
+		fputc('\n', stderr);
+	if (rc)
+		return rc;
+	if (!json_is_true(json_object_get(reply, "ok"))) {
+		err = json_object_get(reply, "error");
+		rc = client_exit_code(json_string_value(json_object_get(err, "code")));
+		if (cli->json)
+			cli_print_json(reply);
+		else
+			fprintf(stderr, "smig migrate: %s\n",
+				json_string_value(json_object_get(err, "message")));
+		json_decref(reply);
+		return rc;
+	}
+	if (cli->json) {
+		cli_print_json(json_object_get(reply, "result"));
+	} else {
+		const json_t *r = json_object_get(reply, "result");
+		if (cancel)
+			printf("%s: migration cancelled, the VM runs here\n", vm);
+		else
+			printf("%s: %s -> %s in %.0f ms (setup %.1f ms, downtime %.1f ms, QEMU "
+			       "downtime %lld ms), %.1f MiB in %lld passes at %.0f Mbit/s, %s\n",
+			       vm, json_string_value(json_object_get(r, "from")),
+			       json_string_value(json_object_get(r, "to")),
+			       json_number_value(json_object_get(r, "total_ms")),
+			       json_number_value(json_object_get(r, "setup_ms")),
+			       json_number_value(json_object_get(r, "downtime_ms")),
+			       json_integer_value(json_object_get(r, "qemu_downtime_ms")),
+			       (double)json_integer_value(json_object_get(r, "bytes")) / 1048576.0,
+			       json_integer_value(json_object_get(r, "passes")),
+			       json_number_value(json_object_get(r, "mbps")),
+			       json_string_value(json_object_get(r, "cipher")));
+	}
+	json_decref(reply);
+	return EXIT_OK;
+}

@@ -1,0 +1,53 @@
+/*
+ * migrate.h - the migration engine: both ends of a live migration through
+ * the peer channel (DESIGN.md "Migration, end to end").
+ *
+ * Source: connect and authenticate the target, PREPARE with the VM spec
+ * (and the vTPM key), hand QEMU one end of a socketpair (getfd + migrate
+ * fd:), relay the stream as DATA frames, then the two-phase switch-over:
+ * COMMIT_REQ -> READY -> COMMIT -> COMMITTED. Destination: start QEMU
+ * with -incoming defer from the validated spec, feed it the DATA, check it
+ * holds the whole state, resume it on COMMIT.
+ *
+ * Invariant: the VM runs in exactly one place. Before COMMIT every failure
+ * resumes the source and discards the destination's copy; after COMMIT
+ * without COMMITTED the source stays paused until resolved.
+ */
+#ifndef SMIGD_MIGRATE_H
+#define SMIGD_MIGRATE_H
+
+#include "frame.h"
+#include "qmp.h"
+#include "smigd.h"
+
+#include <stdbool.h>
+
+struct mig;
+struct vm;
+
+struct mig_opts {
+	int downtime_ms;   /* QEMU downtime-limit; 0 keeps QEMU's default */
+	int max_bandwidth; /* MiB/s; 0 means unlimited */
+};
+
+/* smig migrate: the reply (and progress) go to ref. */
+void mig_start(struct smigd *d, const char *vm, const char *to, const struct mig_opts *o,
+	       struct ctl_ref *ref);
+void mig_cancel(struct smigd *d, const char *vm, struct ctl_ref *ref);
+void mig_free_all(struct smigd *d);
+
+/* --- called by peer.c --- */
+/* An outbound migration connection finished its HELLO exchange. */
+void mig_peer_ready(struct mig *m);
+/* A MIG_* frame on connection p (m is p's migration, NULL if none yet). */
+void mig_peer_frame(struct smigd *d, struct peer *p, struct mig *m, const struct smig_frame *f);
+/* The connection is gone (m must forget it). */
+void mig_peer_lost(struct mig *m, const char *why);
+/* The connection's send buffer drained below the low-water mark. */
+void mig_peer_tx_space(struct mig *m);
+
+/* --- called by vm.c --- */
+void mig_vm_event(struct mig *m, const struct smig_qmp_msg *ev);
+void mig_vm_exited(struct mig *m);
+
+#endif

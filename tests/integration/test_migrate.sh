@@ -1,0 +1,177 @@
+#!/usr/bin/env bash
+# Live migration between two smigd hosts on loopback with real QEMU (TCG),
+# real swtpm and the test guest. After every case the VM runs in exactly
+# one place and the guest's own checks (every page, heartbeat continuity,
+# vTPM PCR chain) are clean.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/../harness/lib.sh"
+. "$here/../harness/tap.sh"
+check_guest=$here/../harness/guest-check
+
+dir=$(mktemp -d /tmp/smig-mig.XXXXXX)
+cleanup() {
+	cluster_stop "$dir"
+	pkill -KILL -f "$dir/" 2>/dev/null
+	[ -n "${SMIG_KEEP:-}" ] || rm -rf "$dir"
+}
+trap cleanup EXIT
+cluster_make "$dir" 2 || { echo "Bail out! cluster_make"; exit 1; }
+guest=$SMIG_BUILD/guest/smig-guest.elf
+
+plan 25
+
+smigd_start "$dir" h1 && smigd_start "$dir" h2
+ok $? "h1 and h2 start"
+
+# define_start HOST NAME MEM_MIB GUEST_ARGS VTPM: defines and starts a test guest
+define_start() {
+	cat >"$dir/$2.json" <<JSON
+{"name": "$2", "memory_mib": $3, "kernel": "$guest", "cmdline": "$4", "vtpm": $5}
+JSON
+	hsmig "$dir" "$1" vm define "$dir/$2.json" >/dev/null &&
+		hsmig "$dir" "$1" vm start "$2" >/dev/null &&
+		wait_for 20 grep -q ' HB 5 ' "$dir/state-$1/consoles/$2.log"
+}
+
+# where NAME: the hosts on which NAME is running, space-separated
+where() {
+	local h out=""
+	for h in h1 h2; do
+		hsmig "$dir" "$h" --json vm list 2>/dev/null |
+			jq -e --arg n "$1" '.vms[] | select(.name == $n and .state == "running")' \
+				>/dev/null && out="$out $h"
+	done
+	echo "${out# }"
+}
+
+# runs_only_on NAME HOST: running on HOST, on no other host, and beating there
+runs_only_on() {
+	local n
+	[ "$(where "$1")" = "$2" ] || return 1
+	n=$(grep -c ' HB ' "$dir/state-$2/consoles/$1.log")
+	wait_for 10 bash -c "[ \$(grep -c ' HB ' '$dir/state-$2/consoles/$1.log') -gt $((n + 3)) ]"
+}
+
+# mark HOST: remembers how long HOST's log is; wait_log then looks only past it
+declare -A marks
+mark() { marks[$1]=$(wc -l <"$dir/$1.log"); }
+wait_log() { wait_for 15 bash -c "tail -n +$((${marks[$1]} + 1)) '$dir/$1.log' | grep -qE '$2'"; }
+
+guest_ok() {
+	local out
+	out=$("$check_guest" "$@" "$dir/state-h1" "$dir/state-h2")
+	local rc=$?
+	diag "$out"
+	return $rc
+}
+
+# ---- idle guest with a vTPM, h1 -> h2 -------------------------------------
+define_start h1 idle 96 "mem=48 seed=1 hb=100" true
+ok $? "an idle guest with a vTPM runs on h1"
+res=$(hsmig "$dir" h1 --json migrate idle --to h2 | tail -1)
+ok $? "smig migrate idle --to h2 succeeds"
+jq -e '.status == "completed" and .from == "h1" and .to == "h2" and .bytes > 0 and
+	.total_ms > 0 and .downtime_ms > 0 and .setup_ms > 0 and .passes >= 1 and .mbps > 0 and
+	(.cipher | test("AES_256_GCM|CHACHA20")) and .peer_trust != null and
+	.qemu_downtime_ms >= 0' <<<"$res" >/dev/null
+ok $? "the result names status, hosts, times, bytes, passes, throughput, cipher ($(jq -c '{total_ms,downtime_ms,setup_ms,bytes,passes}' <<<"$res"))"
+runs_only_on idle h2
+ok $? "the VM now runs on h2 and only there"
+[ ! -d "$dir/state-h1/vms/idle" ] && [ -f "$dir/state-h2/vms/idle/tpm.key" ]
+ok $? "the source wiped its copy and vTPM state; the destination holds the vTPM key"
+guest_ok idle --vtpm
+ok $? "the guest found every page intact and its PCR chain continued"
+
+# ---- back again, h2 -> h1 ---------------------------------------------------
+hsmig "$dir" h2 migrate idle --to h1 >/dev/null && runs_only_on idle h1
+ok $? "A -> B -> A: the same VM goes back to h1"
+guest_ok idle --vtpm
+ok $? "after two moves the guest's checks are still clean"
+
+# ---- a busy guest that needs several passes ------------------------------
+define_start h1 busy 160 "mem=128 dirty=20000 seed=2 hb=100" false
+res=$(hsmig "$dir" h1 --json migrate busy --to h2 | tail -1)
+[ "$(jq -r .status <<<"$res")" = completed ] && [ "$(jq -r .passes <<<"$res")" -ge 2 ]
+ok $? "a busy guest (20000 dirty pages/s) migrates in $(jq -r .passes <<<"$res") passes"
+runs_only_on busy h2 && guest_ok busy
+ok $? "the busy guest runs on h2 with every page verified"
+
+# ---- progress events --------------------------------------------------------
+define_start h1 slow 96 "mem=64 dirty=2000 seed=3 hb=100" false
+out=$(hsmig "$dir" h1 --json migrate slow --to h2 --max-bandwidth 40)
+jq -se '[.[] | select(.progress.phase == "streaming")] | length >= 2' <<<"$out" >/dev/null &&
+	jq -se '.[-1].status == "completed"' <<<"$out" >/dev/null
+ok $? "with --json, progress objects stream before the result"
+jq -se '[.[] | select(.progress.phase == "streaming") | .progress |
+	has("percent") and has("mbps") and has("dirty_pages_rate") and has("pass") and has("eta_s")] | all' \
+	<<<"$out" >/dev/null
+ok $? "progress carries percent, throughput, dirty rate, pass and ETA"
+
+# ---- cancel mid-way ---------------------------------------------------------
+mark h2
+hsmig "$dir" h2 migrate slow --to h1 --max-bandwidth 8 >"$dir/cancel.out" 2>&1 &
+mpid=$!
+wait_log h2 'migration_streaming vm=slow'
+sleep 0.5
+hsmig "$dir" h2 migrate --cancel slow >/dev/null
+ok $? "smig migrate --cancel stops a running migration"
+wait "$mpid"
+rc=$?
+[ $rc -eq 5 ] && grep -q 'cancelled by the operator' "$dir/cancel.out"
+ok $? "the cancelled migrate exits 5 and says why"
+runs_only_on slow h2 && guest_ok slow
+ok $? "after the cancel the VM runs on its source only, guest checks clean"
+
+# ---- kill -9 the destination QEMU mid-stream -------------------------------
+mark h2
+hsmig "$dir" h2 migrate slow --to h1 --max-bandwidth 8 >"$dir/kq.out" 2>&1 &
+mpid=$!
+wait_log h2 'migration_streaming vm=slow'
+wait_for 10 test -s "$dir/state-h1/vms/slow/qemu.pid"
+sleep 0.5
+kill -9 "$(cat "$dir/state-h1/vms/slow/qemu.pid")"
+wait "$mpid"
+ok $([ $? -eq 5 ] && echo 0 || echo 1) "killing the destination's QEMU fails the migration (exit 5)"
+runs_only_on slow h2 && guest_ok slow && [ ! -d "$dir/state-h1/vms/slow" ]
+ok $? "the VM keeps running on the source; the destination kept nothing"
+
+# ---- kill -9 the destination smigd mid-stream ------------------------------
+mark h2
+hsmig "$dir" h2 migrate slow --to h1 --max-bandwidth 8 >"$dir/kd.out" 2>&1 &
+mpid=$!
+wait_log h2 'migration_streaming vm=slow'
+sleep 0.5
+kill -9 "$(cat "$dir/h1.pid")"
+wait "$mpid"
+ok $([ $? -eq 5 ] && echo 0 || echo 1) "killing the destination smigd fails the migration (exit 5)"
+smigd_start "$dir" h1 && runs_only_on slow h2 && guest_ok slow &&
+	[ ! -d "$dir/state-h1/vms/slow" ] && ! pgrep -f "$dir/state-h1/vms/slow" >/dev/null
+ok $? "the VM runs on the source; the restarted destination cleaned up its half copy"
+
+# ---- kill -9 the source smigd mid-stream -----------------------------------
+mark h1
+mark h2
+hsmig "$dir" h2 migrate slow --to h1 --max-bandwidth 8 >/dev/null 2>&1 &
+wait_log h2 'migration_streaming vm=slow'
+sleep 0.5
+kill -9 "$(cat "$dir/h2.pid")"
+wait_log h1 'migration_aborted vm=slow'
+ok $? "when the source smigd dies the destination aborts"
+smigd_start "$dir" h2 && runs_only_on slow h2 && guest_ok slow
+ok $? "the restarted source adopts its still-running VM; guest checks clean"
+
+# ---- refusals ---------------------------------------------------------------
+msg=$(hsmig "$dir" h2 migrate nosuch --to h1 2>&1)
+ok $([ $? -eq 1 ] && echo 0 || echo 1) "migrating a VM that is not here: exit 1 ($msg)"
+define_start h2 twin 64 "mem=16 seed=5 hb=100" false && define_start h1 twin2 64 "mem=16 seed=6 hb=100" false
+cp "$dir/twin.json" "$dir/twin-h1.json"
+hsmig "$dir" h1 vm define "$dir/twin-h1.json" >/dev/null
+msg=$(hsmig "$dir" h2 migrate twin --to h1 2>&1)
+rc=$?
+[ $rc -eq 5 ] && grep -q 'already exists' <<<"$msg" && runs_only_on twin h2
+ok $? "a destination that already has a VM of that name refuses; the VM stays ($msg)"
+msg=$(hsmig "$dir" h1 migrate twin2 --to h1 2>&1)
+ok $([ $? -eq 1 ] && echo 0 || echo 1) "migrating to oneself is refused ($msg)"
+
+done_testing
