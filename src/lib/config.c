@@ -187,6 +187,7 @@ static int config_limits(const struct smig_json_doc *doc, const json_t *lim,
 		{ "handshake_timeout_ms", SMIG_J_INT, false, 100, 600000 },
 		{ "request_timeout_ms", SMIG_J_INT, false, 100, 3600000 },
 		{ "max_peers", SMIG_J_INT, false, 1, 4096 },
+		{ "stall_timeout_ms", SMIG_J_INT, false, 500, 3600000 },
 	};
 	const json_t *v;
 
@@ -197,6 +198,8 @@ static int config_limits(const struct smig_json_doc *doc, const json_t *lim,
 		cfg->request_timeout_ms = (int)json_integer_value(v);
 	if ((v = json_object_get(lim, "max_peers")))
 		cfg->max_peers = (int)json_integer_value(v);
+	if ((v = json_object_get(lim, "stall_timeout_ms")))
+		cfg->stall_timeout_ms = (int)json_integer_value(v);
 	return 0;
 }
 
@@ -276,6 +279,7 @@ static void config_defaults(struct smig_config *cfg, const char *name)
 	cfg->handshake_timeout_ms = 5000;
 	cfg->request_timeout_ms = 10000;
 	cfg->max_peers = 64;
+	cfg->stall_timeout_ms = 30000;
 	snprintf(cfg->qemu_binary, sizeof(cfg->qemu_binary), "qemu-system-x86_64");
 	snprintf(cfg->qemu_accel, sizeof(cfg->qemu_accel), "kvm:tcg");
 	snprintf(cfg->swtpm_binary, sizeof(cfg->swtpm_binary), "swtpm");

@@ -56,6 +56,7 @@ struct smig_config {
 	char swtpm_binary[PATH_MAX];
 	int handshake_timeout_ms;
 	int request_timeout_ms;
+	int stall_timeout_ms; /* a migration that moves nothing this long fails */
 	int max_peers;
 };
 

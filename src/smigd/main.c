@@ -97,6 +97,7 @@ static void smigd_reload(struct smigd *d)
 	d->cfg.handshake_timeout_ms = cfg.handshake_timeout_ms;
 	d->cfg.request_timeout_ms = cfg.request_timeout_ms;
 	d->cfg.max_peers = cfg.max_peers;
+	d->cfg.stall_timeout_ms = cfg.stall_timeout_ms;
 	smig_log_set_level(cfg.log_level);
 	smig_info("event=reload_done hosts=%zu", d->hosts.n);
 }

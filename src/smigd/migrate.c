@@ -38,7 +38,6 @@
 #define MIG_PEND_HIGH ((size_t)8 * 1024 * 1024)
 #define MIG_PEND_LOW ((size_t)1024 * 1024)
 #define MIG_PROGRESS_MS 250
-#define MIG_STALL_MS 30000
 
 enum mig_state {
 	MS_CONNECTING,
@@ -75,7 +74,7 @@ struct mig {
 	struct ctl_ref ref;
 	struct loop_timer *timer;
 	uint64_t t_start, t_prepared, t_stop, t_commit, t_end;
-	uint64_t last_bytes, last_progress_ms;
+	uint64_t last_activity_ms; /* last frame or stream byte moved */
 	uint64_t passes, qemu_downtime_ms, ram_total, dirty_rate;
 	double mbps;
 	char cipher[64];
@@ -102,7 +101,7 @@ static struct mig *mig_new(struct smigd *d, bool source)
 	m->source = source;
 	m->fd = -1;
 	m->t_start = loop_now_ns();
-	m->last_progress_ms = loop_now_ms();
+	m->last_activity_ms = loop_now_ms();
 	smig_buf_init(&m->pend, MIG_PEND_HIGH + SMIG_FRAME_MAX_PAYLOAD);
 	m->next = d->migs;
 	d->migs = m;
@@ -289,11 +288,9 @@ static void src_tick(void *arg)
 	uint64_t now = loop_now_ms();
 
 	m->timer = NULL;
-	if (m->bytes != m->last_bytes) {
-		m->last_bytes = m->bytes;
-		m->last_progress_ms = now;
-	} else if (now - m->last_progress_ms > MIG_STALL_MS && m->state == MS_STREAMING) {
-		src_fail(m, SMIG_ETIMEDOUT, "the stream stalled for %d s", MIG_STALL_MS / 1000);
+	if (now - m->last_activity_ms > (uint64_t)m->d->cfg.stall_timeout_ms) {
+		src_fail(m, SMIG_ETIMEDOUT, "nothing moved for %d ms while %s",
+			 m->d->cfg.stall_timeout_ms, state_names[m->state]);
 		return;
 	}
 	if (m->vm && vm_qmp(m->vm))
@@ -342,6 +339,7 @@ static void src_read(struct mig *m)
 			smig_buf_commit(tx, (size_t)r);
 			(void)smig_frame_end(tx, mark);
 			m->bytes += (uint64_t)r;
+			m->last_activity_ms = loop_now_ms();
 			continue;
 		}
 		smig_frame_cancel(tx, mark); /* no data after all: drop the empty frame */
@@ -371,6 +369,7 @@ static void src_fd_io(void *arg, uint32_t events)
 
 void mig_peer_tx_space(struct mig *m)
 {
+	m->last_activity_ms = loop_now_ms(); /* the peer is taking our data */
 	if (!m->source || !m->reading_paused || m->fd < 0)
 		return;
 	m->reading_paused = false;
@@ -435,7 +434,6 @@ static void src_stream(struct mig *m)
 	m->state = MS_STREAMING;
 	smig_info("event=migration_streaming vm=%s to=%s setup_ms=%.1f", m->vm_name, m->peer_host,
 		  ms_between(m->t_start, m->t_prepared));
-	(void)loop_timer_add(m->d->loop, MIG_PROGRESS_MS, src_tick, m, &m->timer);
 }
 
 static void src_done(struct mig *m)
@@ -586,6 +584,7 @@ void mig_start(struct smigd *d, const char *name, const char *to, const struct m
 		return;
 	}
 	ctl_progress(d, &m->ref, json_pack("{s:s,s:s}", "phase", "connecting", "to", to));
+	(void)loop_timer_add(d->loop, MIG_PROGRESS_MS, src_tick, m, &m->timer);
 }
 
 void mig_cancel(struct smigd *d, const char *vm, struct ctl_ref *ref)
@@ -736,6 +735,20 @@ static void dst_incoming_reply(void *arg, const struct smig_qmp_msg *r)
 	send_id(m, SMIG_MSG_MIG_PREPARED);
 }
 
+static void dst_tick(void *arg)
+{
+	struct mig *m = arg;
+
+	m->timer = NULL;
+	if (m->state != MS_COMMITTING &&
+	    loop_now_ms() - m->last_activity_ms > (uint64_t)m->d->cfg.stall_timeout_ms) {
+		dst_abort(m, true, SMIG_ETIMEDOUT, "nothing arrived for %d ms while %s",
+			  m->d->cfg.stall_timeout_ms, state_names[m->state]);
+		return;
+	}
+	(void)loop_timer_add(m->d->loop, MIG_PROGRESS_MS, dst_tick, m, &m->timer);
+}
+
 static void dst_abort_later(void *arg)
 {
 	struct mig *m = arg;
@@ -757,6 +770,7 @@ static void dst_started(void *arg, bool ok, const char *why)
 	if (!ok) {
 		/* inside the VM manager's own callback: discard the VM on the next turn */
 		snprintf(m->why, sizeof(m->why), "cannot start the VM here: %s", why);
+		loop_timer_cancel(m->d->loop, m->timer);
 		(void)loop_timer_add(m->d->loop, 0, dst_abort_later, m, &m->timer);
 		return;
 	}
@@ -832,6 +846,7 @@ static void dst_prepare(struct smigd *d, struct peer *p, const struct smig_frame
 	m->state = MS_PREPARING;
 	smig_info("event=migration_incoming vm=%s from=%s id=%016llx", m->vm_name, m->peer_host,
 		  (unsigned long long)m->id);
+	(void)loop_timer_add(d->loop, MIG_PROGRESS_MS, dst_tick, m, &m->timer);
 	vm_start_incoming(m->vm, dst_started, m);
 }
 
@@ -841,6 +856,7 @@ static void dst_resumed(void *arg, bool ok, const char *why)
 
 	if (!ok) {
 		snprintf(m->why, sizeof(m->why), "cannot resume the VM here: %s", why);
+		loop_timer_cancel(m->d->loop, m->timer);
 		(void)loop_timer_add(m->d->loop, 0, dst_abort_later, m, &m->timer);
 		return;
 	}
@@ -893,6 +909,8 @@ static void dst_frame(struct mig *m, const struct smig_frame *f)
 
 void mig_peer_frame(struct smigd *d, struct peer *p, struct mig *m, const struct smig_frame *f)
 {
+	if (m)
+		m->last_activity_ms = loop_now_ms();
 	if (m == NULL) {
 		if (f->type == SMIG_MSG_MIG_PREPARE) {
 			dst_prepare(d, p, f);

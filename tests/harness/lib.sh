@@ -16,18 +16,26 @@ free_port() {
 	done
 }
 
-# cluster_make DIR N [ADDR]: hosts h1..hN on ADDR (default 127.0.0.1),
-# each with its own port, certificate, config DIR/hK.json and state.
+# cluster_make DIR N [PREFIX]: hosts h1..hN, each with its own certificate,
+# config DIR/hK.json and state. Without PREFIX all listen on 127.0.0.1 on
+# free ports; with PREFIX (e.g. 10.77.0.) host K listens on PREFIX.K:7450.
 cluster_make() {
-	local dir=$1 n=$2 addr=${3:-127.0.0.1} i port fp
+	local dir=$1 n=$2 prefix=${3:-} addr i port fp
 	mkdir -p "$dir"
 	"$SMIG" pki init "$dir/pki" >/dev/null || return 1
 	{
 		echo '{"hosts": ['
 		for i in $(seq 1 "$n"); do
+			if [ -n "$prefix" ]; then
+				addr=$prefix$i
+				port=7450
+			else
+				addr=127.0.0.1
+				port=$(free_port)
+			fi
 			"$SMIG" pki issue "$dir/pki" "h$i" --ip "$addr" >/dev/null || return 1
-			port=$(free_port)
 			echo "$port" >"$dir/h$i.port"
+			echo "$addr" >"$dir/h$i.addr"
 			fp=$("$SMIG" pki fingerprint "$dir/pki/h$i.crt")
 			printf '  {"name": "h%d", "address": "%s:%d", "fingerprint": "%s"}%s\n' \
 				"$i" "$addr" "$port" "$fp" "$([ "$i" -lt "$n" ] && echo ,)"
@@ -38,13 +46,13 @@ cluster_make() {
 		cat >"$dir/h$i.json" <<JSON
 {
   "host": "h$i",
-  "listen": "$addr:$(cat "$dir/h$i.port")",
+  "listen": "$(cat "$dir/h$i.addr"):$(cat "$dir/h$i.port")",
   "control": {"socket": "h$i.sock"},
   "state_dir": "state-h$i",
   "tls": {"ca": "pki/ca.crt", "cert": "pki/h$i.crt", "key": "pki/h$i.key"},
   "hosts_file": "hosts.json",
   "log": {"level": "${SMIG_LOG_LEVEL:-info}"},
-  "limits": {"handshake_timeout_ms": ${SMIG_HANDSHAKE_MS:-3000}},
+  "limits": {"handshake_timeout_ms": ${SMIG_HANDSHAKE_MS:-3000}, "stall_timeout_ms": ${SMIG_STALL_MS:-30000}},
   "qemu": {"accel": "${SMIG_ACCEL:-tcg}"}
 }
 JSON
@@ -62,10 +70,14 @@ wait_for() {
 }
 
 # smigd_start DIR HOST: starts smigd in the foreground (background job),
-# logging to DIR/HOST.log, and waits for its control socket.
+# logging to DIR/HOST.log, and waits for its control socket. If the
+# network namespace smig-HOST exists, smigd runs inside it.
 smigd_start() {
 	local dir=$1 h=$2
-	"$SMIGD" --config "$dir/$h.json" --foreground >>"$dir/$h.log" 2>&1 &
+	local ns=()
+	ip netns list 2>/dev/null | grep -qw "smig-$h" && [ -f "$dir/netns" ] &&
+		ns=(ip netns exec "smig-$h")
+	"${ns[@]}" "$SMIGD" --config "$dir/$h.json" --foreground >>"$dir/$h.log" 2>&1 &
 	echo $! >"$dir/$h.pid"
 	disown $! # a daemon killed by a test is not news for the test's output
 	wait_for 10 "$SMIG" --socket "$dir/$h.sock" status
