@@ -1,0 +1,155 @@
+/*
+ * mitm.c - a man in the middle for tests: a TCP relay between a smig host
+ * and its peer that can damage or record the stream, and a replayer.
+ *
+ *   smig-mitm relay LISTEN_PORT TO_ADDR TO_PORT [--flip-after N] [--record FILE]
+ *       relays every connection (one child process each); with --flip-after
+ *       it flips one bit of the client-to-server byte at offset N; with
+ *       --record it appends the client-to-server bytes to FILE.
+ *   smig-mitm replay TO_ADDR TO_PORT FILE
+ *       connects and sends FILE's bytes as if it were the recorded client.
+ *
+ * Listens on 127.0.0.1 or, with SMIG_MITM_ADDR, on that address only.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static int tcp_connect(const char *addr, int port)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	if (fd < 0 || inet_pton(AF_INET, addr, &sa.sin_addr) != 1 ||
+	    connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		perror("smig-mitm: connect");
+		exit(1);
+	}
+	return fd;
+}
+
+static int write_all(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static void relay(int client, const char *to, int port, long long flip_at, int rec)
+{
+	int server = tcp_connect(to, port);
+	long long sent = 0;
+	char buf[65536];
+
+	for (;;) {
+		struct pollfd p[2] = { { .fd = client, .events = POLLIN },
+				       { .fd = server, .events = POLLIN } };
+		if (poll(p, 2, -1) < 0 && errno != EINTR)
+			break;
+		if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+			ssize_t r = read(client, buf, sizeof(buf));
+			if (r <= 0)
+				break;
+			if (flip_at >= 0 && sent <= flip_at && flip_at < sent + r) {
+				buf[flip_at - sent] ^= 0x04;
+				fprintf(stderr, "smig-mitm: flipped a bit at byte %lld\n", flip_at);
+			}
+			if (rec >= 0 && write_all(rec, buf, (size_t)r) < 0)
+				break;
+			sent += r;
+			if (write_all(server, buf, (size_t)r) < 0)
+				break;
+		}
+		if (p[1].revents & (POLLIN | POLLHUP | POLLERR)) {
+			ssize_t r = read(server, buf, sizeof(buf));
+			if (r <= 0 || write_all(client, buf, (size_t)r) < 0)
+				break;
+		}
+	}
+	close(server);
+	close(client);
+}
+
+static int cmd_relay(int argc, char **argv)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	const char *bind_addr = getenv("SMIG_MITM_ADDR");
+	long long flip_at = -1;
+	int rec = -1;
+	int one = 1;
+	int lfd;
+
+	for (int i = 5; i + 1 < argc; i += 2) {
+		if (strcmp(argv[i], "--flip-after") == 0)
+			flip_at = atoll(argv[i + 1]);
+		else if (strcmp(argv[i], "--record") == 0)
+			rec = open(argv[i + 1], O_WRONLY | O_CREAT | O_APPEND, 0600);
+	}
+	sa.sin_port = htons((uint16_t)atoi(argv[2]));
+	inet_pton(AF_INET, bind_addr ? bind_addr : "127.0.0.1", &sa.sin_addr);
+	lfd = socket(AF_INET, SOCK_STREAM, 0);
+	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(lfd, 16) < 0) {
+		perror("smig-mitm: listen");
+		return 1;
+	}
+	signal(SIGCHLD, SIG_IGN);
+	for (;;) {
+		int c = accept(lfd, NULL, NULL);
+		if (c < 0)
+			continue;
+		if (fork() == 0) {
+			close(lfd);
+			relay(c, argv[3], atoi(argv[4]), flip_at, rec);
+			_exit(0);
+		}
+		close(c);
+	}
+}
+
+static int cmd_replay(char **argv)
+{
+	int fd = tcp_connect(argv[2], atoi(argv[3]));
+	int in = open(argv[4], O_RDONLY);
+	char buf[65536];
+	ssize_t r;
+
+	if (in < 0) {
+		perror(argv[4]);
+		return 1;
+	}
+	while ((r = read(in, buf, sizeof(buf))) > 0)
+		if (write_all(fd, buf, (size_t)r) < 0)
+			break;
+	shutdown(fd, SHUT_WR);
+	while (read(fd, buf, sizeof(buf)) > 0)
+		;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc >= 5 && strcmp(argv[1], "relay") == 0)
+		return cmd_relay(argc, argv);
+	if (argc == 5 && strcmp(argv[1], "replay") == 0)
+		return cmd_replay(argv);
+	fprintf(stderr, "usage: smig-mitm relay LISTEN_PORT TO_ADDR TO_PORT [--flip-after N] "
+			"[--record FILE]\n       smig-mitm replay TO_ADDR TO_PORT FILE\n");
+	return 2;
+}
