@@ -642,52 +642,12 @@ void peer_close_all(struct smigd *d)
 	}
 }
 
-void peer_ping(struct smigd *d, const char *host, struct ctl_ref *ref)
-{
-	const struct smig_host *h = smig_hosts_by_name(&d->hosts, host);
-	struct sockaddr_storage ss;
-	char addr[SMIG_ADDR_MAX + 8];
-	socklen_t len;
-	struct peer *p;
-	int one = 1;
-	int fd;
-
-	if (h == NULL) {
-		ctl_reply_err(d, ref, "not_found", "%s is not in the host table %s", host,
-			      d->cfg.hosts_file);
-		return;
-	}
-	if (addr_fill(h->addr, h->port, &ss, &len) < 0 ||
-	    (fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0) {
-		ctl_reply_err(d, ref, "error", "cannot create a socket for %s", host);
-		return;
-	}
-	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	snprintf(addr, sizeof(addr), ss.ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u", h->addr,
-		 h->port);
-	if (connect(fd, (struct sockaddr *)&ss, len) < 0 && errno != EINPROGRESS) {
-		ctl_reply_err(d, ref, "unreachable", "%s (%s): connect: %s", host, addr,
-			      strerror(errno));
-		host_note(d, host, false, 0, strerror(errno));
-		close(fd);
-		return;
-	}
-	p = peer_new(d, fd, true, addr);
-	if (p == NULL) {
-		close(fd);
-		ctl_reply_err(d, ref, "error", "out of memory");
-		return;
-	}
-	snprintf(p->name, sizeof(p->name), "%s", h->name);
-	memcpy(p->expect_fp, h->fp, SMIG_FP_LEN);
-	(void)RAND_bytes((unsigned char *)&p->nonce, sizeof(p->nonce));
-	p->ref = *ref;
-	ref->id = NULL;
-	ref->client_id = 0;
-	peer_rearm(p, (uint64_t)d->cfg.request_timeout_ms);
-}
-
-struct peer *peer_connect_mig(struct smigd *d, const char *host, struct mig *m, char *err,
+/*
+ * Starts an outbound connection to host from the table: the peer is left
+ * connecting, with the host's pinned fingerprint and the request timeout.
+ * On failure returns NULL with a control error code in *code and why in err.
+ */
+static struct peer *peer_open(struct smigd *d, const char *host, const char **code, char *err,
 			      size_t errlen)
 {
 	const struct smig_host *h = smig_hosts_by_name(&d->hosts, host);
@@ -698,8 +658,10 @@ struct peer *peer_connect_mig(struct smigd *d, const char *host, struct mig *m, 
 	int one = 1;
 	int fd;
 
+	*code = "error";
 	if (h == NULL) {
-		snprintf(err, errlen, "%s is not in the host table", host);
+		*code = "not_found";
+		snprintf(err, errlen, "%s is not in the host table %s", host, d->cfg.hosts_file);
 		return NULL;
 	}
 	if (addr_fill(h->addr, h->port, &ss, &len) < 0 ||
@@ -711,7 +673,9 @@ struct peer *peer_connect_mig(struct smigd *d, const char *host, struct mig *m, 
 	snprintf(addr, sizeof(addr), ss.ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u", h->addr,
 		 h->port);
 	if (connect(fd, (struct sockaddr *)&ss, len) < 0 && errno != EINPROGRESS) {
+		*code = "unreachable";
 		snprintf(err, errlen, "%s (%s): connect: %s", host, addr, strerror(errno));
+		host_note(d, host, false, 0, strerror(errno));
 		close(fd);
 		return NULL;
 	}
@@ -723,9 +687,36 @@ struct peer *peer_connect_mig(struct smigd *d, const char *host, struct mig *m, 
 	}
 	snprintf(p->name, sizeof(p->name), "%s", h->name);
 	memcpy(p->expect_fp, h->fp, SMIG_FP_LEN);
+	peer_rearm(p, (uint64_t)d->cfg.request_timeout_ms);
+	return p;
+}
+
+void peer_ping(struct smigd *d, const char *host, struct ctl_ref *ref)
+{
+	const char *code;
+	char err[256];
+	struct peer *p = peer_open(d, host, &code, err, sizeof(err));
+
+	if (p == NULL) {
+		ctl_reply_err(d, ref, code, "%s", err);
+		return;
+	}
+	(void)RAND_bytes((unsigned char *)&p->nonce, sizeof(p->nonce));
+	p->ref = *ref;
+	ref->id = NULL;
+	ref->client_id = 0;
+}
+
+struct peer *peer_connect_mig(struct smigd *d, const char *host, struct mig *m, char *err,
+			      size_t errlen)
+{
+	const char *code;
+	struct peer *p = peer_open(d, host, &code, err, errlen);
+
+	if (p == NULL)
+		return NULL;
 	p->for_mig = true;
 	p->mig = m;
-	peer_rearm(p, (uint64_t)d->cfg.request_timeout_ms);
 	return p;
 }
 

@@ -4,8 +4,9 @@
 
 SMIG_GUEST=${SMIG_GUEST:-$SMIG_BUILD/guest/smig-guest.elf}
 
-# SMIG_ACCEL picks the accelerator (default tcg: on the project's machines
-# /dev/kvm exists but runs this guest far slower than TCG does).
+# SMIG_QEMU_ACCEL picks the accelerator (default single-threaded TCG, as
+# smigd runs it: on the project's machines /dev/kvm exists but runs this guest
+# far slower than TCG, and multi-threaded TCG can miss dirty pages).
 
 # swtpm_start DIR: a TPM 2.0 emulator with its control socket DIR/swtpm.sock.
 swtpm_start() {
@@ -34,7 +35,7 @@ qemu_start() {
 			;;
 		esac
 	done
-	qemu-system-x86_64 -accel "${SMIG_ACCEL:-tcg}" -m "$mem" -nodefaults -display none \
+	qemu-system-x86_64 -accel "${SMIG_QEMU_ACCEL:-tcg,thread=single}" -m "$mem" -nodefaults -display none \
 		-kernel "$SMIG_GUEST" -append "$append" -serial "file:$d/serial.log" \
 		-qmp "unix:$d/qmp.sock,server=on,wait=off" -pidfile "$d/qemu.pid" -daemonize \
 		"${extra[@]}" >"$d/qemu.log" 2>&1 || return 1

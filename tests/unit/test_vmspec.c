@@ -107,7 +107,7 @@ static void test_qemu_argv(void **state)
 	for (size_t i = 0, used = 0; i < a.n; i++)
 		used += (size_t)snprintf(joined + used, sizeof(joined) - used, "%s ", a.v[i]);
 	assert_null(a.v[a.n]);
-	assert_non_null(strstr(joined, "-accel kvm -accel tcg "));
+	assert_non_null(strstr(joined, "-accel kvm -accel tcg,thread=single "));
 	assert_non_null(strstr(joined, "-m 128 -smp 2 "));
 	assert_non_null(strstr(joined, "-sandbox on,"));
 	assert_non_null(strstr(joined, " -S "));

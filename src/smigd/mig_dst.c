@@ -1,0 +1,322 @@
+/*
+ * mig_dst.c - the destination side of a migration: check the peer's spec,
+ * start the incoming QEMU (and swtpm with the key from PREPARE), feed it
+ * the stream, answer COMMIT_REQ with READY once QEMU holds the whole state,
+ * resume on COMMIT; any failure discards every trace of the incoming VM.
+ */
+#include "mig_int.h"
+#include "error.h"
+#include "log.h"
+#include "msg.h"
+#include "qmpconn.h"
+#include "vm.h"
+
+#include <errno.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+
+/* Drops the incoming VM and the migration; tells the source when send is set. */
+void mig_dst_abort(struct mig *m, bool send, int code, const char *fmt, ...)
+{
+	char why[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	smig_warn("event=migration_aborted vm=%s from=%s state=%s reason=\"%s\" "
+		  "action=discard_incoming",
+		  m->vm_name, m->peer_host, mig_state_names[m->state], why);
+	mig_close_fd(m);
+	if (m->vm) {
+		vm_discard(m->vm); /* QEMU and swtpm killed, state removed, before ABORT */
+		m->vm = NULL;
+	}
+	if (send)
+		mig_send_abort(m, code, why);
+	mig_free(m);
+}
+
+void mig_dst_maybe_ready(struct mig *m)
+{
+	if (m->state != MS_COMMIT_WAIT || m->ready_sent || !m->qemu_done ||
+	    smig_buf_remaining(&m->pend) > 0)
+		return;
+	mig_close_fd(m);
+	m->ready_sent = true;
+	smig_info("event=migration_ready vm=%s from=%s bytes=%llu", m->vm_name, m->peer_host,
+		  (unsigned long long)m->bytes);
+	mig_send_id(m, SMIG_MSG_MIG_READY);
+}
+
+/* Writes pending stream bytes into QEMU. */
+static void dst_flush(struct mig *m)
+{
+	while (smig_buf_remaining(&m->pend) > 0) {
+		ssize_t w = send(m->fd, smig_buf_peek(&m->pend), smig_buf_remaining(&m->pend),
+				 MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		if (w <= 0) {
+			mig_dst_abort(m, true, SMIG_EIO, "QEMU stopped taking the stream: %s",
+				  strerror(errno));
+			return;
+		}
+		(void)smig_buf_consume(&m->pend, (size_t)w);
+	}
+	if (m->w)
+		(void)loop_watch_mod(m->d->loop, m->w, smig_buf_remaining(&m->pend) ? EPOLLOUT : 0);
+	if (m->peer && smig_buf_remaining(&m->pend) < MIG_PEND_LOW)
+		peer_rx_pause(m->peer, false);
+	mig_dst_maybe_ready(m);
+}
+
+static void dst_fd_io(void *arg, uint32_t events)
+{
+	struct mig *m = arg;
+
+	if ((events & (EPOLLERR | EPOLLHUP)) && smig_buf_remaining(&m->pend) == 0) {
+		/*
+		 * QEMU closes its end once it has loaded the whole state; whether it
+		 * succeeded is told by its MIGRATION event, which may come later.
+		 */
+		mig_close_fd(m);
+		return;
+	}
+	if (events & (EPOLLERR | EPOLLHUP)) {
+		mig_dst_abort(m, true, SMIG_EIO, "QEMU closed the incoming stream with %zu bytes unread",
+			  smig_buf_remaining(&m->pend));
+		return;
+	}
+	dst_flush(m);
+}
+
+static void dst_data(struct mig *m, const struct smig_frame *f)
+{
+	size_t off = 0;
+
+	if (m->fd < 0) {
+		mig_dst_abort(m, true, SMIG_EPROTO, "stream data after QEMU finished loading");
+		return;
+	}
+	m->bytes += f->len;
+	if (smig_buf_remaining(&m->pend) == 0) {
+		ssize_t w = send(m->fd, f->payload, f->len, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (w > 0)
+			off = (size_t)w;
+	}
+	if (off < f->len && smig_buf_put_bytes(&m->pend, f->payload + off, f->len - off) < 0) {
+		mig_dst_abort(m, true, SMIG_ENOMEM, "stream buffer exhausted");
+		return;
+	}
+	if (smig_buf_remaining(&m->pend) > 0) {
+		(void)loop_watch_mod(m->d->loop, m->w, EPOLLOUT);
+		if (smig_buf_remaining(&m->pend) > MIG_PEND_HIGH)
+			peer_rx_pause(m->peer, true);
+	}
+}
+
+static void dst_qmp_reply(void *arg, const struct smig_qmp_msg *r)
+{
+	struct mig *m = mig_cb_take(arg);
+
+	if (m == NULL || (r && r->kind == SMIG_QMP_RETURN))
+		return;
+	mig_dst_abort(m, true, SMIG_EIO, "QEMU refused the incoming migration: %s",
+		  r ? r->error_desc : "no answer");
+}
+
+static void dst_incoming_reply(void *arg, const struct smig_qmp_msg *r)
+{
+	struct mig *m = mig_cb_take(arg);
+
+	if (m == NULL)
+		return;
+	if (r == NULL || r->kind != SMIG_QMP_RETURN) {
+		mig_dst_abort(m, true, SMIG_EIO, "migrate-incoming failed: %s",
+			  r ? r->error_desc : "no answer");
+		return;
+	}
+	m->state = MS_STREAMING;
+	mig_send_id(m, SMIG_MSG_MIG_PREPARED);
+}
+
+static void dst_tick(void *arg)
+{
+	struct mig *m = arg;
+
+	m->timer = NULL;
+	if (m->state != MS_COMMITTING &&
+	    loop_now_ms() - m->last_activity_ms > (uint64_t)m->d->cfg.stall_timeout_ms) {
+		mig_dst_abort(m, true, SMIG_ETIMEDOUT, "nothing arrived for %d ms while %s",
+			  m->d->cfg.stall_timeout_ms, mig_state_names[m->state]);
+		return;
+	}
+	(void)loop_timer_add(m->d->loop, MIG_PROGRESS_MS, dst_tick, m, &m->timer);
+}
+
+void mig_dst_abort_later(void *arg)
+{
+	struct mig *m = arg;
+
+	m->timer = NULL;
+	mig_dst_abort(m, true, SMIG_EIO, "%s", m->why);
+}
+
+/* The incoming QEMU is up: give it the stream socket and wait for DATA. */
+static void dst_started(void *arg, bool ok, const char *why)
+{
+	struct mig *m = arg;
+	struct qmpconn *q;
+	char fdname[40];
+	char uri[48];
+	int sv[2];
+	int rc;
+
+	if (!ok) {
+		/* inside the VM manager's own callback: discard the VM on the next turn */
+		snprintf(m->why, sizeof(m->why), "cannot start the VM here: %s", why);
+		loop_timer_cancel(m->d->loop, m->timer);
+		(void)loop_timer_add(m->d->loop, 0, mig_dst_abort_later, m, &m->timer);
+		return;
+	}
+	q = vm_qmp(m->vm);
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+		mig_dst_abort(m, true, SMIG_EIO, "cannot create the stream socket");
+		return;
+	}
+	m->fd = sv[0];
+	snprintf(fdname, sizeof(fdname), "smig-%016llx", (unsigned long long)m->id);
+	snprintf(uri, sizeof(uri), "fd:%s", fdname);
+	rc = loop_watch_add(m->d->loop, sv[0], 0, dst_fd_io, m, &m->w);
+	if (rc == 0)
+		rc = qmpconn_send(q, "migrate-set-capabilities",
+				  json_pack("{s:[{s:s,s:b}]}", "capabilities", "capability",
+					    "events", "state", 1),
+				  -1, dst_qmp_reply, mig_cb_new(m));
+	if (rc == 0)
+		rc = qmpconn_send(q, "getfd", json_pack("{s:s}", "fdname", fdname), sv[1],
+				  dst_qmp_reply, mig_cb_new(m));
+	close(sv[1]);
+	if (rc == 0)
+		rc = qmpconn_send(q, "migrate-incoming", json_pack("{s:s}", "uri", uri), -1,
+				  dst_incoming_reply, mig_cb_new(m));
+	if (rc < 0)
+		mig_dst_abort(m, true, SMIG_EIO, "cannot talk to the incoming QEMU");
+}
+
+void mig_dst_prepare(struct smigd *d, struct peer *p, const struct smig_frame *f)
+{
+	struct smig_mig_prepare mp;
+	struct smig_vmspec spec;
+	char name[SMIG_NAME_MAX + 16];
+	char err[512];
+	struct mig *m;
+
+	m = mig_new(d, false);
+	if (m == NULL)
+		return;
+	m->peer = p;
+	snprintf(m->peer_host, sizeof(m->peer_host), "%s", peer_name(p));
+	peer_attach_mig(p, m);
+	if (smig_msg_get_mig_prepare(f, &mp) < 0) {
+		mig_dst_abort(m, true, SMIG_EPROTO, "malformed PREPARE");
+		return;
+	}
+	m->id = mp.id;
+	snprintf(name, sizeof(name), "spec from %s", m->peer_host);
+	if (smig_vmspec_parse(name, mp.spec, mp.spec_len, &spec, err, sizeof(err)) < 0) {
+		OPENSSL_cleanse(mp.key, sizeof(mp.key));
+		mig_dst_abort(m, true, SMIG_ECONFIG, "%s", err);
+		return;
+	}
+	snprintf(m->vm_name, sizeof(m->vm_name), "%s", spec.name);
+	if (spec.vtpm != (mp.has_key == 1)) {
+		OPENSSL_cleanse(mp.key, sizeof(mp.key));
+		mig_dst_abort(m, true, SMIG_EPROTO, "vTPM key %s", spec.vtpm ? "missing" : "unexpected");
+		return;
+	}
+	m->vm = vm_new_incoming(d, &spec, err, sizeof(err));
+	if (m->vm == NULL) {
+		OPENSSL_cleanse(mp.key, sizeof(mp.key));
+		mig_dst_abort(m, true, SMIG_EEXIST, "%s", err);
+		return;
+	}
+	if (spec.vtpm && vm_set_tpm_key(m->vm, mp.key, sizeof(mp.key)) < 0) {
+		OPENSSL_cleanse(mp.key, sizeof(mp.key));
+		mig_dst_abort(m, true, SMIG_EIO, "cannot store the vTPM key");
+		return;
+	}
+	OPENSSL_cleanse(mp.key, sizeof(mp.key));
+	vm_set_mig(m->vm, m);
+	m->state = MS_PREPARING;
+	smig_info("event=migration_incoming vm=%s from=%s id=%016llx", m->vm_name, m->peer_host,
+		  (unsigned long long)m->id);
+	(void)loop_timer_add(d->loop, MIG_PROGRESS_MS, dst_tick, m, &m->timer);
+	vm_start_incoming(m->vm, dst_started, m);
+}
+
+static void dst_resumed(void *arg, bool ok, const char *why)
+{
+	struct mig *m = arg;
+
+	if (!ok) {
+		snprintf(m->why, sizeof(m->why), "cannot resume the VM here: %s", why);
+		loop_timer_cancel(m->d->loop, m->timer);
+		(void)loop_timer_add(m->d->loop, 0, mig_dst_abort_later, m, &m->timer);
+		return;
+	}
+	m->state = MS_DONE;
+	vm_adopt_incoming(m->vm);
+	vm_set_mig(m->vm, NULL);
+	m->vm = NULL;
+	smig_info("event=migration_committed vm=%s from=%s bytes=%llu", m->vm_name, m->peer_host,
+		  (unsigned long long)m->bytes);
+	mig_send_id(m, SMIG_MSG_MIG_COMMITTED);
+	mig_free(m);
+}
+
+void mig_dst_frame(struct mig *m, const struct smig_frame *f)
+{
+	struct smig_mig_commit_req cr;
+	struct smig_mig_abort ab;
+	uint64_t id = 0;
+
+	if (f->type == SMIG_MSG_MIG_DATA && m->state == MS_STREAMING) {
+		dst_data(m, f);
+	} else if (f->type == SMIG_MSG_MIG_COMMIT_REQ && m->state == MS_STREAMING) {
+		if (smig_msg_get_mig_commit_req(f, &cr) < 0 || cr.id != m->id) {
+			mig_dst_abort(m, true, SMIG_EPROTO, "bad COMMIT_REQ");
+		} else if (cr.bytes != m->bytes) {
+			mig_dst_abort(m, true, SMIG_EPROTO, "stream length differs: sent %llu, got %llu",
+				  (unsigned long long)cr.bytes, (unsigned long long)m->bytes);
+		} else {
+			m->state = MS_COMMIT_WAIT;
+			mig_dst_maybe_ready(m);
+		}
+	} else if (f->type == SMIG_MSG_MIG_COMMIT && m->state == MS_COMMIT_WAIT && m->ready_sent) {
+		if (smig_msg_get_mig_id(f, f->type, &id) < 0 || id != m->id) {
+			mig_dst_abort(m, true, SMIG_EPROTO, "bad COMMIT");
+			return;
+		}
+		m->state = MS_COMMITTING;
+		vm_resume(m->vm, dst_resumed, m);
+	} else if (f->type == SMIG_MSG_MIG_ABORT) {
+		if (smig_msg_get_mig_abort(f, &ab) < 0)
+			snprintf(ab.reason, sizeof(ab.reason), "malformed ABORT");
+		mig_dst_abort(m, false, SMIG_EPROTO, "the source aborted: %s", ab.reason);
+	} else {
+		mig_dst_abort(m, true, SMIG_EPROTO, "unexpected %s while %s",
+			  smig_frame_type_name(f->type), mig_state_names[m->state]);
+	}
+}
+

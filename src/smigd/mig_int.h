@@ -1,0 +1,100 @@
+/*
+ * mig_int.h - what the parts of the migration engine share: the migration
+ * record and its helpers (migrate.c), the source side (mig_src.c) and the
+ * destination side (mig_dst.c). Not for use outside the engine.
+ */
+#ifndef SMIGD_MIG_INT_H
+#define SMIGD_MIG_INT_H
+
+#include "buf.h"
+#include "frame.h"
+#include "migrate.h"
+#include "qmp.h"
+#include "smigd.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define MIG_CHUNK ((size_t)256 * 1024)
+#define MIG_TX_HIGH ((size_t)4 * 1024 * 1024) /* stop reading QEMU above this */
+#define MIG_PEND_HIGH ((size_t)8 * 1024 * 1024)
+#define MIG_PEND_LOW ((size_t)1024 * 1024)
+#define MIG_PROGRESS_MS 250
+
+enum mig_state {
+	MS_CONNECTING,
+	MS_PREPARING,
+	MS_STREAMING,
+	MS_COMMIT_WAIT,
+	MS_COMMITTING,
+	MS_DONE,
+};
+
+extern const char *const mig_state_names[];
+
+struct mig {
+	struct mig *next;
+	struct smigd *d;
+	bool source;
+	uint64_t id;
+	enum mig_state state;
+	char vm_name[SMIG_NAME_MAX + 1];
+	char peer_host[SMIG_NAME_MAX + 1];
+	struct vm *vm;
+	struct peer *peer;
+	int fd; /* our end of the socketpair with QEMU */
+	struct loop_watch *w;
+	bool reading_paused;
+	struct smig_buf pend; /* destination: stream bytes QEMU has not taken yet */
+	uint64_t bytes;
+	uint64_t expect;
+	bool qemu_done;
+	bool eof;
+	bool ready_sent;
+	struct mig_opts opts;
+	struct ctl_ref ref;
+	struct loop_timer *timer;
+	uint64_t t_start, t_prepared, t_stop, t_commit, t_end;
+	uint64_t last_activity_ms; /* last frame or stream byte moved */
+	uint64_t passes, qemu_downtime_ms, ram_total, dirty_rate;
+	double mbps;
+	char cipher[64];
+	char why[256]; /* a failure to report from a later turn of the loop */
+};
+
+
+/* migrate.c */
+struct mig *mig_new(struct smigd *d, bool source);
+/* Ends the record: closes its socket and timer, releases its peer connection. */
+void mig_free(struct mig *m);
+void mig_close_fd(struct mig *m);
+double mig_ms_between(uint64_t a_ns, uint64_t b_ns);
+/* MIG_ABORT with code and why to the peer, if still connected. */
+void mig_send_abort(struct mig *m, int code, const char *why);
+/* A message carrying only the migration id (PREPARED, READY, COMMIT, COMMITTED). */
+void mig_send_id(struct mig *m, uint8_t type);
+/*
+ * QMP replies may outlive a migration, so their callbacks carry the
+ * migration's id (mig_cb_new) and look it up again (mig_cb_take: NULL once
+ * the migration is gone).
+ */
+void *mig_cb_new(struct mig *m);
+struct mig *mig_cb_take(void *arg);
+
+/* mig_src.c */
+__attribute__((format(printf, 3, 4)))
+void mig_src_fail(struct mig *m, int code, const char *fmt, ...);
+void mig_src_frame(struct mig *m, const struct smig_frame *f);
+void mig_src_commit_req(struct mig *m);
+void mig_src_progress_reply(void *arg, const struct smig_qmp_msg *r);
+
+/* mig_dst.c */
+__attribute__((format(printf, 4, 5)))
+void mig_dst_abort(struct mig *m, bool send, int code, const char *fmt, ...);
+void mig_dst_prepare(struct smigd *d, struct peer *p, const struct smig_frame *f);
+void mig_dst_frame(struct mig *m, const struct smig_frame *f);
+void mig_dst_maybe_ready(struct mig *m);
+/* Aborts from a later turn of the loop (when called back by the VM manager). */
+void mig_dst_abort_later(void *arg);
+
+#endif

@@ -1,0 +1,441 @@
+/*
+ * mig_src.c - the source side of a migration: connect and PREPARE, hand
+ * QEMU its end of the stream socket, relay QEMU's stream as MIG_DATA with
+ * flow control, progress, and the switch-over from COMMIT_REQ to
+ * COMMITTED; every failure before COMMIT resumes the VM here.
+ */
+#include "mig_int.h"
+#include "error.h"
+#include "log.h"
+#include "msg.h"
+#include "qmpconn.h"
+#include "vm.h"
+
+#include <errno.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+
+static void src_resume_source(struct mig *m);
+
+/* Ends a source migration that failed before COMMIT: the VM stays here, running. */
+void mig_src_fail(struct mig *m, int code, const char *fmt, ...)
+{
+	char why[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	if (m->state == MS_COMMITTING) {
+		/* COMMIT is out: the destination may be running the VM. Stay paused. */
+		smig_err("event=migration_unresolved vm=%s to=%s reason=\"%s\" action=source_paused",
+			 m->vm_name, m->peer_host, why);
+		if (m->ref.client_id)
+			ctl_reply_err(m->d, &m->ref, "migration_failed",
+				      "%s: commit sent to %s but not confirmed (%s); the VM stays "
+				      "paused here until resolved",
+				      m->vm_name, m->peer_host, why);
+		mig_free(m);
+		return;
+	}
+	smig_warn("event=migration_failed vm=%s to=%s state=%s reason=\"%s\" action=resume_source",
+		  m->vm_name, m->peer_host, mig_state_names[m->state], why);
+	mig_send_abort(m, code, why);
+	mig_close_fd(m);
+	src_resume_source(m);
+	if (m->ref.client_id)
+		ctl_reply_err(m->d, &m->ref, "migration_failed",
+			      "%s to %s failed while %s: %s; the VM is running on %s", m->vm_name,
+			      m->peer_host, mig_state_names[m->state], why, m->d->cfg.host);
+	mig_free(m);
+}
+
+static void on_cancel_cont(void *arg, const struct smig_qmp_msg *r)
+{
+	const char *vm = arg;
+
+	if (r && r->kind == SMIG_QMP_RETURN)
+		smig_info("event=vm_resumed vm=%s reason=migration_failed", vm);
+	free(arg);
+}
+
+/* migrate_cancel, then cont: QEMU runs the VM again wherever the stream stopped. */
+static void src_resume_source(struct mig *m)
+{
+	struct qmpconn *q = m->vm ? vm_qmp(m->vm) : NULL;
+
+	if (q == NULL)
+		return;
+	(void)qmpconn_send(q, "migrate_cancel", NULL, -1, NULL, NULL);
+	(void)qmpconn_send(q, "cont", NULL, -1, on_cancel_cont, strdup(m->vm_name));
+}
+
+static void src_stats(struct mig *m, const json_t *ret)
+{
+	const json_t *ram = json_object_get(ret, "ram");
+	const json_t *v;
+
+	if ((v = json_object_get(ram, "dirty-sync-count")))
+		m->passes = (uint64_t)json_integer_value(v);
+	if ((v = json_object_get(ram, "total")))
+		m->ram_total = (uint64_t)json_integer_value(v);
+	if ((v = json_object_get(ram, "dirty-pages-rate")))
+		m->dirty_rate = (uint64_t)json_integer_value(v);
+	if ((v = json_object_get(ram, "mbps")))
+		m->mbps = json_number_value(v);
+	if ((v = json_object_get(ret, "downtime")))
+		m->qemu_downtime_ms = (uint64_t)json_integer_value(v);
+}
+
+void mig_src_progress_reply(void *arg, const struct smig_qmp_msg *r)
+{
+	struct mig *m = mig_cb_take(arg);
+	const json_t *ram;
+	double total, remaining, pct, eta;
+
+	if (m == NULL || r == NULL || r->kind != SMIG_QMP_RETURN || !json_is_object(r->ret))
+		return;
+	src_stats(m, r->ret);
+	ram = json_object_get(r->ret, "ram");
+	if (ram == NULL || m->state != MS_STREAMING)
+		return;
+	total = (double)json_integer_value(json_object_get(ram, "total"));
+	remaining = (double)json_integer_value(json_object_get(ram, "remaining"));
+	pct = total > 0 ? 100.0 * (total - remaining) / total : 0;
+	eta = m->mbps > 0 ? remaining * 8 / (m->mbps * 1e6) : -1;
+	ctl_progress(m->d, &m->ref,
+		     json_pack("{s:s,s:f,s:f,s:I,s:I,s:I,s:I,s:f}", "phase", "streaming", "percent",
+			       pct, "mbps", m->mbps, "dirty_pages_rate", (json_int_t)m->dirty_rate,
+			       "pass", (json_int_t)m->passes, "bytes", (json_int_t)m->bytes,
+			       "remaining_bytes", (json_int_t)remaining, "eta_s", eta));
+}
+
+static void src_tick(void *arg)
+{
+	struct mig *m = arg;
+	uint64_t now = loop_now_ms();
+
+	m->timer = NULL;
+	if (now - m->last_activity_ms > (uint64_t)m->d->cfg.stall_timeout_ms) {
+		mig_src_fail(m, SMIG_ETIMEDOUT, "nothing moved for %d ms while %s",
+			 m->d->cfg.stall_timeout_ms, mig_state_names[m->state]);
+		return;
+	}
+	if (m->vm && vm_qmp(m->vm))
+		(void)qmpconn_send(vm_qmp(m->vm), "query-migrate", NULL, -1, mig_src_progress_reply,
+				   mig_cb_new(m));
+	(void)loop_timer_add(m->d->loop, MIG_PROGRESS_MS, src_tick, m, &m->timer);
+}
+
+void mig_src_commit_req(struct mig *m)
+{
+	struct smig_mig_commit_req cr = { .id = m->id, .bytes = m->bytes };
+
+	if (m->state != MS_STREAMING || !m->qemu_done || !m->eof)
+		return;
+	m->state = MS_COMMIT_WAIT;
+	smig_info("event=migration_commit_request vm=%s to=%s bytes=%llu", m->vm_name,
+		  m->peer_host, (unsigned long long)m->bytes);
+	ctl_progress(m->d, &m->ref, json_pack("{s:s,s:f}", "phase", "switch-over", "percent", 100.0));
+	(void)smig_msg_put_mig_commit_req(peer_tx(m->peer), &cr);
+	peer_kick(m->peer);
+}
+
+/* Moves what QEMU wrote into DATA frames, as long as the channel keeps up. */
+static void src_read(struct mig *m)
+{
+	struct smig_buf *tx = peer_tx(m->peer);
+
+	for (;;) {
+		size_t mark;
+		uint8_t *dst;
+		ssize_t r;
+
+		if (peer_tx_pending(m->peer) > MIG_TX_HIGH) {
+			if (!m->reading_paused && m->w)
+				(void)loop_watch_mod(m->d->loop, m->w, 0);
+			m->reading_paused = true;
+			break;
+		}
+		if (smig_frame_begin(tx, SMIG_MSG_MIG_DATA, &mark) < 0 ||
+		    smig_buf_reserve(tx, MIG_CHUNK, &dst) < 0) {
+			mig_src_fail(m, SMIG_ENOMEM, "send buffer exhausted");
+			return;
+		}
+		r = recv(m->fd, dst, MIG_CHUNK, MSG_DONTWAIT);
+		if (r > 0) {
+			smig_buf_commit(tx, (size_t)r);
+			(void)smig_frame_end(tx, mark);
+			m->bytes += (uint64_t)r;
+			m->last_activity_ms = loop_now_ms();
+			continue;
+		}
+		smig_frame_cancel(tx, mark); /* no data after all: drop the empty frame */
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		if (r < 0) {
+			mig_src_fail(m, SMIG_EIO, "reading QEMU's stream: %s", strerror(errno));
+			return;
+		}
+		m->eof = true; /* QEMU closed its end: the stream is complete or dead */
+		mig_close_fd(m);
+		mig_src_commit_req(m);
+		break;
+	}
+	peer_kick(m->peer);
+}
+
+static void src_fd_io(void *arg, uint32_t events)
+{
+	struct mig *m = arg;
+
+	(void)events;
+	src_read(m);
+}
+
+void mig_peer_tx_space(struct mig *m)
+{
+	m->last_activity_ms = loop_now_ms(); /* the peer is taking our data */
+	if (!m->source || !m->reading_paused || m->fd < 0)
+		return;
+	m->reading_paused = false;
+	(void)loop_watch_mod(m->d->loop, m->w, EPOLLIN);
+}
+
+static void src_qmp_reply(void *arg, const struct smig_qmp_msg *r)
+{
+	struct mig *m = mig_cb_take(arg);
+
+	if (m == NULL || (r && r->kind == SMIG_QMP_RETURN))
+		return;
+	mig_src_fail(m, SMIG_EIO, "QEMU refused the migration: %s",
+		 r ? r->error_desc : "no answer");
+}
+
+/* PREPARED: the destination's QEMU waits for the stream. Start QEMU's side. */
+static void src_stream(struct mig *m)
+{
+	struct qmpconn *q = vm_qmp(m->vm);
+	char fdname[40];
+	int sv[2];
+	int rc;
+
+	m->t_prepared = loop_now_ns();
+	if (q == NULL || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+		mig_src_fail(m, SMIG_EIO, "cannot create the stream socket");
+		return;
+	}
+	snprintf(fdname, sizeof(fdname), "smig-%016llx", (unsigned long long)m->id);
+	m->fd = sv[0];
+	rc = loop_watch_add(m->d->loop, sv[0], EPOLLIN, src_fd_io, m, &m->w);
+	if (rc == 0)
+		rc = qmpconn_send(q, "migrate-set-capabilities",
+				  json_pack("{s:[{s:s,s:b}]}", "capabilities", "capability",
+					    "events", "state", 1),
+				  -1, src_qmp_reply, mig_cb_new(m));
+	if (rc == 0)
+		rc = qmpconn_send(q, "migrate-set-parameters",
+				  json_pack("{s:I,s:I}", "downtime-limit",
+					    (json_int_t)(m->opts.downtime_ms ? m->opts.downtime_ms : 300),
+					    "max-bandwidth",
+					    (json_int_t)(m->opts.max_bandwidth
+								 ? (json_int_t)m->opts.max_bandwidth << 20
+								 : (json_int_t)1 << 40)),
+				  -1, src_qmp_reply, mig_cb_new(m));
+	if (rc == 0)
+		rc = qmpconn_send(q, "getfd", json_pack("{s:s}", "fdname", fdname), sv[1],
+				  src_qmp_reply, mig_cb_new(m));
+	close(sv[1]); /* QEMU holds its own copy now */
+	if (rc == 0) {
+		char uri[48];
+
+		snprintf(uri, sizeof(uri), "fd:%s", fdname);
+		rc = qmpconn_send(q, "migrate", json_pack("{s:s}", "uri", uri), -1, src_qmp_reply,
+				  mig_cb_new(m));
+	}
+	if (rc < 0) {
+		mig_src_fail(m, SMIG_EIO, "cannot start QEMU's migration");
+		return;
+	}
+	m->state = MS_STREAMING;
+	smig_info("event=migration_streaming vm=%s to=%s setup_ms=%.1f", m->vm_name, m->peer_host,
+		  mig_ms_between(m->t_start, m->t_prepared));
+}
+
+static void src_done(struct mig *m)
+{
+	json_t *result;
+
+	m->t_end = loop_now_ns();
+	m->state = MS_DONE;
+	result = json_pack("{s:s,s:s,s:s,s:s,s:f,s:f,s:I,s:f,s:I,s:I,s:f,s:s,s:s}", "status",
+			   "completed", "vm", m->vm_name, "from", m->d->cfg.host, "to",
+			   m->peer_host, "total_ms", mig_ms_between(m->t_start, m->t_end),
+			   "downtime_ms", m->t_stop ? mig_ms_between(m->t_stop, m->t_end) : 0.0,
+			   "qemu_downtime_ms", (json_int_t)m->qemu_downtime_ms, "setup_ms",
+			   mig_ms_between(m->t_start, m->t_prepared), "bytes", (json_int_t)m->bytes,
+			   "passes", (json_int_t)m->passes, "mbps",
+			   mig_ms_between(m->t_prepared, m->t_end) > 0
+				   ? (double)m->bytes * 8 / 1e3 / mig_ms_between(m->t_prepared, m->t_end)
+				   : 0.0,
+			   "cipher", m->cipher, "peer_trust", "authenticated");
+	smig_info("event=migration_completed vm=%s to=%s total_ms=%.1f downtime_ms=%.1f bytes=%llu",
+		  m->vm_name, m->peer_host, mig_ms_between(m->t_start, m->t_end),
+		  m->t_stop ? mig_ms_between(m->t_stop, m->t_end) : 0.0, (unsigned long long)m->bytes);
+	vm_retire(m->vm); /* quit QEMU, wipe the vTPM state, forget the VM */
+	m->vm = NULL;
+	if (m->ref.client_id)
+		ctl_reply_ok(m->d, &m->ref, result);
+	else
+		json_decref(result);
+	mig_free(m);
+}
+
+void mig_src_frame(struct mig *m, const struct smig_frame *f)
+{
+	struct smig_mig_abort ab;
+	uint64_t id = 0;
+
+	if (f->type == SMIG_MSG_MIG_ABORT) {
+		if (smig_msg_get_mig_abort(f, &ab) < 0 || ab.id != m->id)
+			snprintf(ab.reason, sizeof(ab.reason), "malformed ABORT");
+		if (m->state == MS_COMMITTING) {
+			/* the destination discarded its copy before saying so: safe to resume */
+			m->state = MS_COMMIT_WAIT;
+		}
+		mig_src_fail(m, SMIG_EPROTO, "%s refused: %s", m->peer_host, ab.reason);
+		return;
+	}
+	if ((f->type == SMIG_MSG_MIG_PREPARED || f->type == SMIG_MSG_MIG_READY ||
+	     f->type == SMIG_MSG_MIG_COMMITTED) &&
+	    (smig_msg_get_mig_id(f, f->type, &id) < 0 || id != m->id)) {
+		mig_src_fail(m, SMIG_EPROTO, "bad %s from %s", smig_frame_type_name(f->type),
+			 m->peer_host);
+		return;
+	}
+	if (f->type == SMIG_MSG_MIG_PREPARED && m->state == MS_PREPARING) {
+		src_stream(m);
+	} else if (f->type == SMIG_MSG_MIG_READY && m->state == MS_COMMIT_WAIT) {
+		m->state = MS_COMMITTING;
+		m->t_commit = loop_now_ns();
+		mig_send_id(m, SMIG_MSG_MIG_COMMIT);
+	} else if (f->type == SMIG_MSG_MIG_COMMITTED && m->state == MS_COMMITTING) {
+		src_done(m);
+	} else {
+		mig_src_fail(m, SMIG_EPROTO, "unexpected %s from %s while %s",
+			 smig_frame_type_name(f->type), m->peer_host, mig_state_names[m->state]);
+	}
+}
+
+void mig_peer_ready(struct mig *m)
+{
+	struct smig_mig_prepare mp = { .id = m->id };
+	uint8_t key[SMIG_MIG_KEY_LEN];
+	char *spec;
+	int rc;
+
+	snprintf(m->cipher, sizeof(m->cipher), "%s", peer_cipher(m->peer));
+	if (smig_vmspec_dump(vm_spec(m->vm), &spec) < 0) {
+		mig_src_fail(m, SMIG_ENOMEM, "cannot serialise the spec");
+		return;
+	}
+	mp.spec = spec;
+	mp.spec_len = strlen(spec);
+	if (vm_spec(m->vm)->vtpm) {
+		if (vm_get_tpm_key(m->vm, key, sizeof(key)) < 0) {
+			free(spec);
+			mig_src_fail(m, SMIG_ENOENT, "the vTPM state key is missing");
+			return;
+		}
+		mp.has_key = 1;
+		memcpy(mp.key, key, sizeof(key));
+		OPENSSL_cleanse(key, sizeof(key));
+	}
+	rc = smig_msg_put_mig_prepare(peer_tx(m->peer), &mp);
+	OPENSSL_cleanse(mp.key, sizeof(mp.key));
+	free(spec);
+	if (rc < 0) {
+		mig_src_fail(m, rc, "cannot encode PREPARE");
+		return;
+	}
+	m->state = MS_PREPARING;
+	ctl_progress(m->d, &m->ref, json_pack("{s:s,s:s}", "phase", "preparing", "cipher",
+					       m->cipher));
+	peer_kick(m->peer);
+}
+
+void mig_start(struct smigd *d, const char *name, const char *to, const struct mig_opts *o,
+	       struct ctl_ref *ref)
+{
+	struct vm *vm = vm_find(d, name);
+	struct mig *m;
+	char err[256];
+
+	if (vm == NULL) {
+		ctl_reply_err(d, ref, "not_found", "no VM named %s on %s", name, d->cfg.host);
+		return;
+	}
+	if (vm_state(vm) != VM_RUNNING || vm_mig(vm)) {
+		ctl_reply_err(d, ref, "error", "%s is %s%s; only a running VM migrates", name,
+			      vm_state_name(vm_state(vm)), vm_mig(vm) ? " and migrating" : "");
+		return;
+	}
+	if (strcmp(to, d->cfg.host) == 0 || smig_hosts_by_name(&d->hosts, to) == NULL) {
+		ctl_reply_err(d, ref, "not_found", "%s is %s", to,
+			      strcmp(to, d->cfg.host) == 0 ? "this host"
+							   : "not in the host table");
+		return;
+	}
+	m = mig_new(d, true);
+	if (m == NULL) {
+		ctl_reply_err(d, ref, "error", "out of memory");
+		return;
+	}
+	(void)RAND_bytes((unsigned char *)&m->id, sizeof(m->id));
+	m->id ^= ++d->next_mig_id;
+	m->vm = vm;
+	m->opts = *o;
+	m->ref = *ref;
+	ref->id = NULL;
+	ref->client_id = 0;
+	snprintf(m->vm_name, sizeof(m->vm_name), "%s", name);
+	snprintf(m->peer_host, sizeof(m->peer_host), "%s", to);
+	vm_set_mig(vm, m);
+	smig_info("event=migration_start vm=%s to=%s id=%016llx", name, to,
+		  (unsigned long long)m->id);
+	m->peer = peer_connect_mig(d, to, m, err, sizeof(err));
+	if (m->peer == NULL) {
+		ctl_reply_err(d, &m->ref, "unreachable", "%s", err);
+		mig_free(m);
+		return;
+	}
+	ctl_progress(d, &m->ref, json_pack("{s:s,s:s}", "phase", "connecting", "to", to));
+	(void)loop_timer_add(d->loop, MIG_PROGRESS_MS, src_tick, m, &m->timer);
+}
+
+void mig_cancel(struct smigd *d, const char *vm, struct ctl_ref *ref)
+{
+	for (struct mig *m = d->migs; m; m = m->next) {
+		if (m->source && strcmp(m->vm_name, vm) == 0) {
+			if (m->state >= MS_COMMITTING) {
+				ctl_reply_err(d, ref, "error", "%s is already committing", vm);
+				return;
+			}
+			mig_src_fail(m, SMIG_EINVAL, "cancelled by the operator");
+			ctl_reply_ok(d, ref, json_pack("{s:s,s:s}", "vm", vm, "status", "cancelled"));
+			return;
+		}
+	}
+	ctl_reply_err(d, ref, "not_found", "%s is not migrating from here", vm);
+}
+
+

@@ -1,0 +1,60 @@
+/*
+ * vm_int.h - what the two halves of the VM manager share: the VM record,
+ * kept and looked up by vm.c, and run (processes, QMP, console) by vm_run.c.
+ * Not for use outside the VM manager.
+ */
+#ifndef SMIGD_VM_INT_H
+#define SMIGD_VM_INT_H
+
+#include "buf.h"
+#include "qmp.h"
+#include "vm.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#define VM_START_MS 15000
+#define VM_STOP_GRACE_MS 5000
+#define SERIAL_LINE_MAX 4096
+
+struct vm {
+	struct vm *next;
+	struct smigd *d;
+	struct smig_vmspec spec;
+	enum vm_state state;
+	char dir[PATH_MAX];
+	pid_t qemu_pid;
+	pid_t swtpm_pid;
+	struct qmpconn *qmp;
+	int serial_fd;
+	struct loop_watch *serial_w;
+	struct smig_buf serial_rx;
+	int console_fd;
+	struct loop_timer *timer;
+	uint64_t deadline;
+	struct ctl_ref ref; /* the start or stop request waiting */
+	bool adopted;       /* QEMU outlived an earlier smigd: not our child */
+	bool incoming;      /* started with -incoming defer */
+	bool retire;        /* forget the VM once QEMU has exited */
+	struct mig *mig;    /* the migration this VM is part of */
+	vm_done_fn done;    /* start/resume completion for the migration engine */
+	void *done_arg;
+	char last_error[256];
+};
+
+/* vm.c */
+void vm_path(const struct vm *vm, const char *leaf, char *out, size_t outlen);
+/* STATE_DIR/consoles/NAME.log: outlives the VM's stay on this host. */
+void vm_console_path(const struct vm *vm, char *out, size_t outlen);
+struct vm *vm_new(struct smigd *d, const struct smig_vmspec *spec);
+/* Closes QMP, the console and the timer; the VM stays known. */
+void vm_detach(struct vm *vm);
+void vm_destroy(struct vm *vm);
+int vm_rmtree(const char *dir);
+
+/* vm_run.c */
+void vm_on_qmp_state(void *arg, bool ok, const char *why);
+void vm_on_qmp_event(void *arg, const struct smig_qmp_msg *ev);
+
+#endif

@@ -1,0 +1,590 @@
+/*
+ * vm_run.c - running VMs (vm.h): QEMU and swtpm processes started from a
+ * spec, QMP and the serial console, start/stop/reap, and the steps a
+ * migration asks of a VM (incoming start, resume, discard, retire).
+ */
+#include "vm_int.h"
+#include "error.h"
+#include "file.h"
+#include "log.h"
+#include "migrate.h"
+#include "qmpconn.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+__attribute__((format(printf, 2, 3)))
+static void vm_note_error(struct vm *vm, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(vm->last_error, sizeof(vm->last_error), fmt, ap);
+	va_end(ap);
+	smig_warn("event=vm_error vm=%s reason=\"%s\"", vm->spec.name, vm->last_error);
+}
+
+/* fork + exec with a clean signal state and output to logpath. */
+static pid_t spawn(char *const *argv, const char *logpath)
+{
+	pid_t pid = fork();
+	sigset_t none;
+	int fd;
+
+	if (pid != 0)
+		return pid;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	signal(SIGPIPE, SIG_DFL);
+	setsid();
+	fd = open("/dev/null", O_RDONLY);
+	if (fd >= 0)
+		dup2(fd, 0);
+	fd = open(logpath, O_WRONLY | O_CREAT | O_APPEND, 0600);
+	if (fd >= 0) {
+		dup2(fd, 1);
+		dup2(fd, 2);
+	}
+	execvp(argv[0], argv);
+	dprintf(2, "exec %s: %s\n", argv[0], strerror(errno));
+	_exit(127);
+}
+
+static void vm_reply_err(struct vm *vm, const char *code, const char *why)
+{
+	if (vm->ref.client_id)
+		ctl_reply_err(vm->d, &vm->ref, code, "%s: %s", vm->spec.name, why);
+}
+
+static void vm_kill(struct vm *vm)
+{
+	if (vm->qemu_pid > 0)
+		kill(vm->qemu_pid, SIGKILL);
+	if (vm->swtpm_pid > 0)
+		kill(vm->swtpm_pid, SIGKILL);
+}
+
+/* The last line QEMU or swtpm wrote to its log: usually the real reason. */
+static void log_tail(const struct vm *vm, const char *leaf, char *out, size_t outlen)
+{
+	char path[PATH_MAX];
+	char line[512];
+	FILE *f;
+
+	out[0] = '\0';
+	vm_path(vm, leaf, path, sizeof(path));
+	f = fopen(path, "r");
+	while (f && fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = '\0';
+		if (line[0])
+			snprintf(out, outlen, "%s", line);
+	}
+	if (f)
+		fclose(f);
+}
+
+/* Calls and clears the migration engine's completion callback. */
+static void vm_notify(struct vm *vm, bool ok, const char *why)
+{
+	vm_done_fn done = vm->done;
+
+	vm->done = NULL;
+	if (done)
+		done(vm->done_arg, ok, why);
+}
+
+static void start_fail(struct vm *vm, const char *why)
+{
+	char tail[256];
+
+	log_tail(vm, "qemu.log", tail, sizeof(tail));
+	if (tail[0] == '\0' && vm->spec.vtpm)
+		log_tail(vm, "swtpm.log", tail, sizeof(tail));
+	if (tail[0])
+		vm_note_error(vm, "start failed: %s (%s)", tail, why);
+	else
+		vm_note_error(vm, "start failed: %s", why);
+	vm_detach(vm);
+	vm_kill(vm);
+	vm->state = VM_SHUTOFF;
+	vm_reply_err(vm, "error", vm->last_error);
+	vm_notify(vm, false, vm->last_error);
+}
+
+static void vm_running(struct vm *vm)
+{
+	vm->state = VM_RUNNING;
+	vm->last_error[0] = '\0';
+	smig_info("event=vm_started vm=%s pid=%d", vm->spec.name, (int)vm->qemu_pid);
+	if (vm->ref.client_id)
+		ctl_reply_ok(vm->d, &vm->ref, vm_json(vm));
+}
+
+static void on_cont(void *arg, const struct smig_qmp_msg *r)
+{
+	struct vm *vm = arg;
+
+	if (r == NULL || r->kind != SMIG_QMP_RETURN)
+		start_fail(vm, r ? r->error_desc : "no answer to cont");
+	else
+		vm_running(vm);
+}
+
+static void console_line(struct vm *vm, const char *line, size_t len)
+{
+	struct timespec ts;
+	char stamp[32];
+	int n;
+
+	if (vm->console_fd < 0)
+		return;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	n = snprintf(stamp, sizeof(stamp), "%lld ",
+		     (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+	if (write(vm->console_fd, stamp, (size_t)n) < 0 || write(vm->console_fd, line, len) < 0 ||
+	    write(vm->console_fd, "\n", 1) < 0)
+		smig_debug("event=console_write_failed vm=%s", vm->spec.name);
+}
+
+static void serial_io(void *arg, uint32_t events)
+{
+	struct vm *vm = arg;
+
+	(void)events;
+	for (;;) {
+		uint8_t *dst;
+		ssize_t r;
+
+		if (smig_buf_reserve(&vm->serial_rx, 1024, &dst) < 0) {
+			/* an overlong line: flush what we have as one line */
+			console_line(vm, (const char *)smig_buf_peek(&vm->serial_rx),
+				     smig_buf_remaining(&vm->serial_rx));
+			smig_buf_reset(&vm->serial_rx);
+			continue;
+		}
+		r = recv(vm->serial_fd, dst, 1024, MSG_DONTWAIT);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			if (r == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
+				loop_watch_del(vm->d->loop, vm->serial_w);
+				vm->serial_w = NULL;
+			}
+			return;
+		}
+		smig_buf_commit(&vm->serial_rx, (size_t)r);
+		for (;;) {
+			const uint8_t *p = smig_buf_peek(&vm->serial_rx);
+			const uint8_t *nl = memchr(p, '\n', smig_buf_remaining(&vm->serial_rx));
+			size_t len;
+
+			if (nl == NULL)
+				break;
+			len = (size_t)(nl - p);
+			console_line(vm, (const char *)p, len > 0 && p[len - 1] == '\r' ? len - 1 : len);
+			(void)smig_buf_consume(&vm->serial_rx, len + 1);
+		}
+	}
+}
+
+static int serial_connect(struct vm *vm)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char path[PATH_MAX];
+	int fd;
+
+	vm_path(vm, "serial.sock", path, sizeof(path));
+	SMIG_ENSURE(strlen(path) < sizeof(sa.sun_path), SMIG_EINVAL);
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	SMIG_ENSURE(fd >= 0, SMIG_EIO);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		close(fd);
+		return SMIG_EAGAIN;
+	}
+	vm_console_path(vm, path, sizeof(path));
+	vm->console_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	vm->serial_fd = fd;
+	return loop_watch_add(vm->d->loop, fd, EPOLLIN, serial_io, vm, &vm->serial_w);
+}
+
+static void vm_exited(struct vm *vm, int status);
+
+void vm_on_qmp_event(void *arg, const struct smig_qmp_msg *ev)
+{
+	struct vm *vm = arg;
+
+	smig_debug("event=qmp_event vm=%s name=%s", vm->spec.name, ev->event);
+	if (vm->mig)
+		mig_vm_event(vm->mig, ev);
+	if (strcmp(ev->event, "STOP") == 0 && vm->state == VM_RUNNING)
+		vm->state = VM_PAUSED;
+	else if (strcmp(ev->event, "RESUME") == 0 && vm->state == VM_PAUSED)
+		vm->state = VM_RUNNING;
+	else if (strcmp(ev->event, "SHUTDOWN") == 0 && vm->state != VM_STARTING)
+		vm->state = VM_STOPPING;
+}
+
+void vm_on_qmp_state(void *arg, bool ok, const char *why)
+{
+	struct vm *vm = arg;
+
+	if (!ok) {
+		if (vm->state == VM_STARTING)
+			start_fail(vm, why);
+		else if (vm->adopted)
+			vm_exited(vm, 0); /* not our child: the closed QMP socket is the exit */
+		else
+			smig_debug("event=qmp_closed vm=%s reason=\"%s\"", vm->spec.name, why);
+		return;
+	}
+	if (vm->adopted && vm->state == VM_RUNNING) {
+		if (serial_connect(vm) < 0)
+			smig_warn("event=vm_console_lost vm=%s", vm->spec.name);
+		smig_info("event=vm_adopted vm=%s pid=%d", vm->spec.name, (int)vm->qemu_pid);
+		return;
+	}
+	if (vm->state != VM_STARTING)
+		return;
+	if (serial_connect(vm) < 0) {
+		start_fail(vm, "cannot connect to the serial console");
+		return;
+	}
+	if (vm->incoming) {
+		vm->state = VM_INCOMING;
+		smig_info("event=vm_incoming_ready vm=%s pid=%d", vm->spec.name, (int)vm->qemu_pid);
+		vm_notify(vm, true, NULL);
+		return;
+	}
+	if (qmpconn_send(vm->qmp, "cont", NULL, -1, on_cont, vm) < 0)
+		start_fail(vm, "cannot send cont");
+}
+
+static void start_qemu(struct vm *vm)
+{
+	char qmp[PATH_MAX], serial[PATH_MAX], tpm[PATH_MAX], pid[PATH_MAX], log[PATH_MAX];
+	struct smig_vm_paths paths = { .qmp = qmp, .serial = serial, .tpm = tpm, .pidfile = pid };
+	struct smig_argv argv;
+
+	vm_path(vm, "qmp.sock", qmp, sizeof(qmp));
+	vm_path(vm, "serial.sock", serial, sizeof(serial));
+	vm_path(vm, "swtpm.sock", tpm, sizeof(tpm));
+	vm_path(vm, "qemu.pid", pid, sizeof(pid));
+	vm_path(vm, "qemu.log", log, sizeof(log));
+	(void)unlink(qmp);
+	(void)unlink(serial);
+	if (smig_qemu_argv(&vm->spec, &paths, vm->d->cfg.qemu_binary, vm->d->cfg.qemu_accel,
+			   vm->incoming, &argv) < 0) {
+		start_fail(vm, "cannot build the QEMU command line");
+		return;
+	}
+	vm->qemu_pid = spawn(argv.v, log);
+	smig_argv_clear(&argv);
+	if (vm->qemu_pid < 0) {
+		start_fail(vm, "fork failed");
+		return;
+	}
+	vm->qmp = qmpconn_new(vm->d->loop, qmp, vm_on_qmp_state, vm_on_qmp_event, vm);
+	if (vm->qmp == NULL)
+		start_fail(vm, "cannot create the QMP connection");
+}
+
+static void swtpm_wait(void *arg)
+{
+	struct vm *vm = arg;
+	char sock[PATH_MAX];
+
+	vm->timer = NULL;
+	vm_path(vm, "swtpm.sock", sock, sizeof(sock));
+	if (access(sock, F_OK) == 0) {
+		start_qemu(vm);
+		return;
+	}
+	if (loop_now_ms() > vm->deadline || vm->swtpm_pid <= 0) {
+		start_fail(vm, "swtpm did not come up (see swtpm.log)");
+		return;
+	}
+	(void)loop_timer_add(vm->d->loop, 20, swtpm_wait, vm, &vm->timer);
+}
+
+/* The per-VM key that encrypts the vTPM state at rest; made once. */
+static int tpm_key(struct vm *vm, char *path, size_t pathlen)
+{
+	uint8_t key[32];
+	int rc;
+
+	vm_path(vm, "tpm.key", path, pathlen);
+	if (access(path, F_OK) == 0)
+		return 0;
+	SMIG_ENSURE(RAND_bytes(key, sizeof(key)) == 1, SMIG_ECRYPTO);
+	rc = smig_file_write_atomic(path, key, sizeof(key), 0600);
+	OPENSSL_cleanse(key, sizeof(key));
+	return rc;
+}
+
+static int start_swtpm(struct vm *vm)
+{
+	char dir[PATH_MAX], sock[PATH_MAX], key[PATH_MAX], log[PATH_MAX];
+	char a_state[PATH_MAX + 32], a_ctrl[PATH_MAX + 32], a_key[PATH_MAX + 64],
+		a_log[PATH_MAX + 16], a_pid[PATH_MAX + 16];
+	char *argv[18];
+	int n = 0;
+
+	vm_path(vm, "tpm", dir, sizeof(dir));
+	vm_path(vm, "swtpm.sock", sock, sizeof(sock));
+	vm_path(vm, "swtpm.log", log, sizeof(log));
+	SMIG_GUARD(smig_file_mkdirs(dir, 0700));
+	SMIG_GUARD(tpm_key(vm, key, sizeof(key)));
+	(void)unlink(sock);
+	snprintf(a_state, sizeof(a_state), "dir=%s,mode=0600", dir);
+	snprintf(a_ctrl, sizeof(a_ctrl), "type=unixio,path=%s,mode=0600", sock);
+	snprintf(a_key, sizeof(a_key), "file=%s,format=binary,mode=aes-256-cbc", key);
+	snprintf(a_log, sizeof(a_log), "file=%s", log);
+	snprintf(a_pid, sizeof(a_pid), "file=%s/swtpm.pid", vm->dir);
+	argv[n++] = vm->d->cfg.swtpm_binary;
+	argv[n++] = "socket";
+	argv[n++] = "--tpm2";
+	argv[n++] = "--tpmstate";
+	argv[n++] = a_state;
+	argv[n++] = "--ctrl";
+	argv[n++] = a_ctrl;
+	argv[n++] = "--key";
+	argv[n++] = a_key;
+	argv[n++] = "--log";
+	argv[n++] = a_log;
+	argv[n++] = "--terminate";
+	argv[n++] = "--pid";
+	argv[n++] = a_pid;
+	argv[n] = NULL;
+	vm->swtpm_pid = spawn(argv, log);
+	return vm->swtpm_pid > 0 ? 0 : SMIG_EIO;
+}
+
+static void vm_launch(struct vm *vm);
+
+void vm_start(struct smigd *d, struct vm *vm, struct ctl_ref *ref)
+{
+	if (vm->state != VM_DEFINED && vm->state != VM_SHUTOFF) {
+		ctl_reply_err(d, ref, "error", "%s is already %s", vm->spec.name,
+			      vm_state_name(vm->state));
+		return;
+	}
+	vm->ref = *ref;
+	ref->id = NULL;
+	ref->client_id = 0;
+	vm->incoming = false;
+	vm_launch(vm);
+}
+
+void vm_start_incoming(struct vm *vm, vm_done_fn done, void *arg)
+{
+	vm->done = done;
+	vm->done_arg = arg;
+	vm->incoming = true;
+	vm_launch(vm);
+}
+
+static void vm_launch(struct vm *vm)
+{
+	vm->state = VM_STARTING;
+	vm->qemu_pid = vm->swtpm_pid = 0;
+	vm->deadline = loop_now_ms() + VM_START_MS;
+	if (smig_file_mkdirs(vm->dir, 0700) < 0) {
+		start_fail(vm, "cannot create the VM directory");
+		return;
+	}
+	if (!vm->spec.vtpm) {
+		start_qemu(vm);
+		return;
+	}
+	if (start_swtpm(vm) < 0) {
+		start_fail(vm, "cannot start swtpm");
+		return;
+	}
+	swtpm_wait(vm);
+}
+
+static void stop_grace(void *arg)
+{
+	struct vm *vm = arg;
+
+	vm->timer = NULL;
+	if (vm->state == VM_STOPPING) {
+		smig_warn("event=vm_kill vm=%s reason=\"no exit within %d ms of quit\"",
+			  vm->spec.name, VM_STOP_GRACE_MS);
+		vm_kill(vm);
+	}
+}
+
+void vm_stop(struct smigd *d, struct vm *vm, struct ctl_ref *ref)
+{
+	if (vm->state == VM_DEFINED || vm->state == VM_SHUTOFF || vm->state == VM_STOPPING) {
+		ctl_reply_err(d, ref, "error", "%s is %s", vm->spec.name, vm_state_name(vm->state));
+		return;
+	}
+	if (vm->ref.client_id)
+		ctl_reply_err(d, &vm->ref, "error", "%s: stopped before it finished starting",
+			      vm->spec.name);
+	vm->ref = *ref;
+	ref->id = NULL;
+	ref->client_id = 0;
+	vm->state = VM_STOPPING;
+	if (vm->qmp == NULL || qmpconn_send(vm->qmp, "quit", NULL, -1, NULL, NULL) < 0)
+		vm_kill(vm);
+	loop_timer_cancel(d->loop, vm->timer);
+	(void)loop_timer_add(d->loop, VM_STOP_GRACE_MS, stop_grace, vm, &vm->timer);
+}
+
+/* Removes a VM and its directory (after it migrated away or was discarded). */
+static void vm_forget(struct vm *vm)
+{
+	struct smigd *d = vm->d;
+
+	for (struct vm **pp = &d->vms; *pp; pp = &(*pp)->next) {
+		if (*pp == vm) {
+			*pp = vm->next;
+			break;
+		}
+	}
+	if (vm->swtpm_pid > 0)
+		kill(vm->swtpm_pid, SIGKILL);
+	(void)vm_rmtree(vm->dir);
+	smig_info("event=vm_forgotten vm=%s", vm->spec.name);
+	vm_destroy(vm);
+}
+
+static void vm_exited(struct vm *vm, int status)
+{
+	enum vm_state was = vm->state;
+
+	vm->qemu_pid = 0;
+	vm->adopted = false;
+	vm_detach(vm);
+	if (vm->swtpm_pid > 0)
+		kill(vm->swtpm_pid, SIGTERM);
+	vm->state = VM_SHUTOFF;
+	smig_info("event=vm_exited vm=%s was=%s status=%d", vm->spec.name, vm_state_name(was),
+		  WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+	if (vm->retire) {
+		vm_forget(vm);
+		return;
+	}
+	if (vm->mig)
+		mig_vm_exited(vm->mig);
+	if (was == VM_STARTING) {
+		start_fail(vm, "QEMU exited during start-up");
+	} else if (vm->ref.client_id) {
+		ctl_reply_ok(vm->d, &vm->ref, vm_json(vm));
+	}
+}
+
+void vm_reap(struct smigd *d)
+{
+	int status;
+	pid_t pid;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		for (struct vm *vm = d->vms; vm; vm = vm->next) {
+			if (vm->qemu_pid == pid) {
+				vm_exited(vm, status);
+				break;
+			}
+			if (vm->swtpm_pid == pid) {
+				vm->swtpm_pid = 0;
+				smig_debug("event=swtpm_exited vm=%s", vm->spec.name);
+				break;
+			}
+		}
+	}
+}
+
+static void on_resume(void *arg, const struct smig_qmp_msg *r)
+{
+	struct vm *vm = arg;
+
+	if (r == NULL || r->kind != SMIG_QMP_RETURN) {
+		vm_notify(vm, false, r ? r->error_desc : "no answer to cont");
+		return;
+	}
+	vm->state = VM_RUNNING;
+	vm->incoming = false;
+	vm_notify(vm, true, NULL);
+}
+
+void vm_resume(struct vm *vm, vm_done_fn done, void *arg)
+{
+	vm->done = done;
+	vm->done_arg = arg;
+	if (vm->qmp == NULL || qmpconn_send(vm->qmp, "cont", NULL, -1, on_resume, vm) < 0)
+		vm_notify(vm, false, "no QMP connection");
+}
+
+void vm_discard(struct vm *vm)
+{
+	vm->done = NULL;
+	vm->mig = NULL;
+	if (vm->qemu_pid > 0 && vm->state != VM_SHUTOFF) {
+		vm->retire = true;
+		vm_detach(vm);
+		vm_kill(vm);
+		return; /* vm_exited() forgets it */
+	}
+	vm_forget(vm);
+}
+
+void vm_retire(struct vm *vm)
+{
+	char path[PATH_MAX];
+
+	vm->mig = NULL;
+	vm->retire = true;
+	/* the vTPM state now lives on the destination: wipe ours first */
+	vm_path(vm, "tpm.key", path, sizeof(path));
+	(void)unlink(path);
+	vm_path(vm, "tpm", path, sizeof(path));
+	(void)vm_rmtree(path);
+	if (vm->qemu_pid <= 0 || vm->state == VM_SHUTOFF) {
+		vm_forget(vm);
+		return;
+	}
+	vm->state = VM_STOPPING;
+	if (vm->qmp == NULL || qmpconn_send(vm->qmp, "quit", NULL, -1, NULL, NULL) < 0)
+		vm_kill(vm);
+	loop_timer_cancel(vm->d->loop, vm->timer);
+	(void)loop_timer_add(vm->d->loop, VM_STOP_GRACE_MS, stop_grace, vm, &vm->timer);
+}
+
+int vm_set_tpm_key(struct vm *vm, const uint8_t *key, size_t len)
+{
+	char path[PATH_MAX];
+
+	vm_path(vm, "tpm.key", path, sizeof(path));
+	return smig_file_write_atomic(path, key, len, 0600);
+}
+
+int vm_get_tpm_key(struct vm *vm, uint8_t *key, size_t len)
+{
+	char path[PATH_MAX];
+	ssize_t n;
+	int fd;
+
+	vm_path(vm, "tpm.key", path, sizeof(path));
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	SMIG_ENSURE(fd >= 0, SMIG_ENOENT);
+	n = read(fd, key, len);
+	close(fd);
+	return n == (ssize_t)len ? 0 : SMIG_EIO;
+}
