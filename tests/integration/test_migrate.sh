@@ -88,6 +88,8 @@ hsmig "$dir" h2 migrate idle --to h1 >/dev/null && runs_only_on idle h1
 ok $? "A -> B -> A: the same VM goes back to h1"
 guest_ok idle --vtpm
 ok $? "after two moves the guest's checks are still clean"
+# each case runs on its own: a finished guest stops rather than compete for the CPUs
+hsmig "$dir" h1 vm stop idle >/dev/null
 
 # ---- a busy guest that needs several passes ------------------------------
 define_start h1 busy 160 "mem=128 dirty=20000 seed=2 hb=100" false
@@ -96,6 +98,7 @@ res=$(hsmig "$dir" h1 --json migrate busy --to h2 | tail -1)
 ok $? "a busy guest (20000 dirty pages/s) migrates in $(jq -r .passes <<<"$res") passes"
 runs_only_on busy h2 && guest_ok busy
 ok $? "the busy guest runs on h2 with every page verified"
+hsmig "$dir" h2 vm stop busy >/dev/null
 
 # ---- progress events --------------------------------------------------------
 define_start h1 slow 96 "mem=64 dirty=2000 seed=3 hb=100" false
