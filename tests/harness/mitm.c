@@ -24,6 +24,19 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* A number from the command line, or exit with a message. */
+static long long number(const char *s, long long lo, long long hi)
+{
+	char *end;
+	long long v = strtoll(s, &end, 10);
+
+	if (*s == '\0' || *end != '\0' || v < lo || v > hi) {
+		fprintf(stderr, "smig-mitm: bad number \"%s\"\n", s);
+		exit(2);
+	}
+	return v;
+}
+
 static int tcp_connect(const char *addr, int port)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
@@ -97,11 +110,11 @@ static int cmd_relay(int argc, char **argv)
 
 	for (int i = 5; i + 1 < argc; i += 2) {
 		if (strcmp(argv[i], "--flip-after") == 0)
-			flip_at = atoll(argv[i + 1]);
+			flip_at = number(argv[i + 1], 0, 1LL << 50);
 		else if (strcmp(argv[i], "--record") == 0)
 			rec = open(argv[i + 1], O_WRONLY | O_CREAT | O_APPEND, 0600);
 	}
-	sa.sin_port = htons((uint16_t)atoi(argv[2]));
+	sa.sin_port = htons((uint16_t)number(argv[2], 1, 65535));
 	inet_pton(AF_INET, bind_addr ? bind_addr : "127.0.0.1", &sa.sin_addr);
 	lfd = socket(AF_INET, SOCK_STREAM, 0);
 	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
@@ -116,7 +129,7 @@ static int cmd_relay(int argc, char **argv)
 			continue;
 		if (fork() == 0) {
 			close(lfd);
-			relay(c, argv[3], atoi(argv[4]), flip_at, rec);
+			relay(c, argv[3], (int)number(argv[4], 1, 65535), flip_at, rec);
 			_exit(0);
 		}
 		close(c);
@@ -125,7 +138,7 @@ static int cmd_relay(int argc, char **argv)
 
 static int cmd_replay(char **argv)
 {
-	int fd = tcp_connect(argv[2], atoi(argv[3]));
+	int fd = tcp_connect(argv[2], (int)number(argv[3], 1, 65535));
 	int in = open(argv[4], O_RDONLY);
 	char buf[65536];
 	ssize_t r;
