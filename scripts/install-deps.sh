@@ -6,8 +6,8 @@ set -euo pipefail
 packages=(
 	gcc make pkg-config meson ninja-build
 	libssl-dev libjansson-dev libcmocka-dev
-	clang libclang-rt-14-dev
-	openssl iproute2 jq procps psmisc socat
+	clang libclang-rt-14-dev clang-tidy cppcheck
+	openssl iproute2 jq procps psmisc socat git
 	gcc-multilib qemu-system-x86 swtpm swtpm-tools
 )
 
