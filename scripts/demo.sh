@@ -38,11 +38,7 @@ JSON
 			wait_for 60 grep -q ' HB 3 ' "$dir/state-$h/consoles/$name.log"
 	}
 	cl_check() { "$root/tests/harness/guest-check" "$@" "$dir"/state-h*; }
-	cl_down() {
-		cluster_stop "$dir" 2>/dev/null
-		pkill -KILL -f "$dir/state-" 2>/dev/null
-		rm -rf "$dir"
-	}
+	cl_down() { cluster_clean "$dir" 2>/dev/null; }
 fi
 run_on() { printf '%s$ smig %s\n' "$1" "${*:2}"; on "$@"; }
 

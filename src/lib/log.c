@@ -35,11 +35,6 @@ void smig_log_set_level(enum smig_log_level level)
 	log_level = level;
 }
 
-enum smig_log_level smig_log_get_level(void)
-{
-	return log_level;
-}
-
 int smig_log_level_parse(const char *name, enum smig_log_level *out)
 {
 	for (int i = 0; i < 4; i++) {

@@ -20,7 +20,6 @@ enum smig_log_level {
 /* prog is kept by reference; pass a string literal or argv[0]. */
 void smig_log_init(const char *prog, enum smig_log_level level, bool use_syslog);
 void smig_log_set_level(enum smig_log_level level);
-enum smig_log_level smig_log_get_level(void);
 /* Parses "error", "warn", "info" or "debug"; 0 or SMIG_EINVAL. */
 int smig_log_level_parse(const char *name, enum smig_log_level *out);
 

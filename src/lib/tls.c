@@ -253,13 +253,6 @@ bool smig_tls_want_write(const struct smig_tls_conn *c)
 	return c->want_write;
 }
 
-size_t smig_tls_pending(const struct smig_tls_conn *c)
-{
-	int n = SSL_pending(c->ssl);
-
-	return n > 0 ? (size_t)n : 0;
-}
-
 const char *smig_tls_reason(const struct smig_tls_conn *c)
 {
 	return c->reason[0] ? c->reason : "no error";

@@ -49,8 +49,6 @@ int smig_tls_write(struct smig_tls_conn *c, const void *buf, size_t len, size_t 
 void smig_tls_close(struct smig_tls_conn *c);
 /* After SMIG_EAGAIN: true if the socket must become writable, else readable. */
 bool smig_tls_want_write(const struct smig_tls_conn *c);
-/* Bytes already decrypted and waiting in the TLS layer. */
-size_t smig_tls_pending(const struct smig_tls_conn *c);
 /* Why the last call failed, for logs ("certificate verify failed: ..."). */
 const char *smig_tls_reason(const struct smig_tls_conn *c);
 

@@ -423,10 +423,6 @@ struct mig *vm_mig(const struct vm *vm)
 	return vm->mig;
 }
 
-const char *vm_dir(const struct vm *vm)
-{
-	return vm->dir;
-}
 
 struct vm *vm_new_incoming(struct smigd *d, const struct smig_vmspec *spec, char *err,
 			   size_t errlen)

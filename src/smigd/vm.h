@@ -56,7 +56,6 @@ struct qmpconn *vm_qmp(struct vm *vm);
 /* Migration events (MIGRATION, STOP, RESUME) of vm go to m while set. */
 void vm_set_mig(struct vm *vm, struct mig *m);
 struct mig *vm_mig(const struct vm *vm);
-const char *vm_dir(const struct vm *vm);
 /* Defines an incoming VM (not yet listed as running here) from a peer's spec. */
 struct vm *vm_new_incoming(struct smigd *d, const struct smig_vmspec *spec, char *err,
 			   size_t errlen);

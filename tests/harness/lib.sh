@@ -105,6 +105,15 @@ cluster_stop() {
 	done
 }
 
+# cluster_clean DIR: stops every host and VM made in DIR and removes DIR,
+# unless SMIG_KEEP is set (to look at the logs afterwards).
+cluster_clean() {
+	local dir=$1
+	cluster_stop "$dir"
+	pkill -KILL -f "$dir/" 2>/dev/null
+	[ -n "${SMIG_KEEP:-}" ] || rm -rf "$dir"
+}
+
 # hsmig DIR HOST ARGS...: runs the smig CLI against HOST's daemon.
 hsmig() {
 	local dir=$1 h=$2

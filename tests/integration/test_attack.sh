@@ -12,9 +12,7 @@ MITM=$SMIG_BUILD/tests/harness/smig-mitm
 dir=$(mktemp -d /tmp/smig-mitm.XXXXXX)
 cleanup() {
 	[ -n "${relay_pid:-}" ] && kill "$relay_pid" 2>/dev/null
-	cluster_stop "$dir"
-	pkill -KILL -f "$dir/" 2>/dev/null
-	[ -n "${SMIG_KEEP:-}" ] || rm -rf "$dir"
+	cluster_clean "$dir"
 }
 trap cleanup EXIT
 cluster_make "$dir" 2 || { echo "Bail out! cluster_make"; exit 1; }

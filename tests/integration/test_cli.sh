@@ -7,7 +7,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../harness/tap.sh"
 
 dir=$(mktemp -d /tmp/smig-cli.XXXXXX)
-trap 'cluster_stop "$dir"; [ -n "${SMIG_KEEP:-}" ] || rm -rf "$dir"' EXIT
+trap 'cluster_clean "$dir"' EXIT
 cluster_make "$dir" 2 || { echo "Bail out! cluster_make"; exit 1; }
 
 plan 16

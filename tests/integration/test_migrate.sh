@@ -10,12 +10,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 check_guest=$here/../harness/guest-check
 
 dir=$(mktemp -d /tmp/smig-mig.XXXXXX)
-cleanup() {
-	cluster_stop "$dir"
-	pkill -KILL -f "$dir/" 2>/dev/null
-	[ -n "${SMIG_KEEP:-}" ] || rm -rf "$dir"
-}
-trap cleanup EXIT
+trap 'cluster_clean "$dir"' EXIT
 cluster_make "$dir" 2 || { echo "Bail out! cluster_make"; exit 1; }
 guest=$SMIG_BUILD/guest/smig-guest.elf
 

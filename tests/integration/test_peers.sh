@@ -8,7 +8,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../harness/tap.sh"
 
 dir=$(mktemp -d /tmp/smig-peers.XXXXXX)
-trap 'cluster_stop "$dir"; [ -n "${SMIG_KEEP:-}" ] || rm -rf "$dir"' EXIT
+trap 'cluster_clean "$dir"' EXIT
 SMIG_HANDSHAKE_MS=800 cluster_make "$dir" 2 || { echo "Bail out! cluster_make"; exit 1; }
 p2=$(cat "$dir/h2.port")
 

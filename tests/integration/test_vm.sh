@@ -8,12 +8,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../harness/tap.sh"
 
 dir=$(mktemp -d /tmp/smig-vm.XXXXXX)
-cleanup() {
-	cluster_stop "$dir"
-	pkill -KILL -f "$dir/" 2>/dev/null
-	[ -n "${SMIG_KEEP:-}" ] || rm -rf "$dir"
-}
-trap cleanup EXIT
+trap 'cluster_clean "$dir"' EXIT
 cluster_make "$dir" 1 || { echo "Bail out! cluster_make"; exit 1; }
 guest=$SMIG_BUILD/guest/smig-guest.elf
 
