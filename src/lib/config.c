@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 int smig_addr_parse(const char *s, char *addr, size_t addrlen, uint16_t *port)
 {
@@ -317,8 +316,10 @@ static int hosts_entry(const struct smig_json_doc *doc, const json_t *arr, size_
 		{ "name", SMIG_J_STRING, true, 0, 0 },
 		{ "address", SMIG_J_STRING, true, 0, 0 },
 		{ "fingerprint", SMIG_J_STRING, true, 0, 0 },
+		{ "labels", SMIG_J_OBJECT, false, 0, 0 },
 	};
 	const json_t *e = json_array_get(arr, i);
+	const json_t *labels;
 	struct smig_host *host = &h->v[i];
 	char what[32];
 	const char *name;
@@ -345,6 +346,9 @@ static int hosts_entry(const struct smig_json_doc *doc, const json_t *arr, size_
 	if (smig_hosts_by_fp(h, host->fp))
 		return smig_json_fail(doc, e, "fingerprint", err, errlen,
 				      "fingerprint of %s already belongs to another host", name);
+	if ((labels = json_object_get(e, "labels")))
+		SMIG_GUARD(smig_labels_parse(doc, labels, host->labels, SMIG_HOST_LABELS_MAX,
+					     &host->nlabels, err, errlen));
 	snprintf(host->name, sizeof(host->name), "%s", name);
 	h->n++;
 	return 0;

@@ -11,6 +11,7 @@
 #ifndef SMIG_CONFIG_H
 #define SMIG_CONFIG_H
 
+#include "label.h"
 #include "log.h"
 #include "msg.h"
 
@@ -24,12 +25,15 @@
 #define SMIG_ADDR_MAX 64
 #define SMIG_DEFAULT_PORT 7450
 #define SMIG_HOSTS_MAX 1024
+#define SMIG_HOST_LABELS_MAX 16
 
 struct smig_host {
 	char name[SMIG_NAME_MAX + 1];
 	char addr[SMIG_ADDR_MAX]; /* numeric IPv4 or IPv6 */
 	uint16_t port;
 	uint8_t fp[SMIG_FP_LEN];
+	struct smig_label labels[SMIG_HOST_LABELS_MAX];
+	size_t nlabels;
 };
 
 struct smig_hosts {

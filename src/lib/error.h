@@ -40,6 +40,9 @@ enum smig_err {
 	SMIG_ERR_MIN = -22,
 };
 
+/* Number of elements of a true array. */
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
 /* A static string for code (never NULL). */
 const char *smig_strerror(int code);
 

@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 static const char *const trust_names[] = { "none", "attested", "trusted" };
 
@@ -141,28 +140,6 @@ static int parse_security(struct ctx *c, const json_t *sec, struct smig_vmspec *
 	return 0;
 }
 
-static int parse_labels(struct ctx *c, const json_t *labels, struct smig_vmspec *s)
-{
-	const char *key;
-	json_t *v;
-
-	if (json_object_size(labels) > SMIG_VM_LABELS_MAX)
-		return smig_json_fail(c->doc, labels, NULL, c->err, c->errlen,
-				      "at most %d labels", SMIG_VM_LABELS_MAX);
-	json_object_foreach((json_t *)labels, key, v) {
-		if (!smig_name_valid(key) || !json_is_string(v) ||
-		    !smig_name_valid(json_string_value(v)))
-			return smig_json_fail(c->doc, labels, key, c->err, c->errlen,
-					      "label %.64s: keys and values are names "
-					      "(1-63 of A-Z a-z 0-9 . _ -)", key);
-		snprintf(s->labels[s->nlabels].key, sizeof(s->labels[0].key), "%s", key);
-		snprintf(s->labels[s->nlabels].value, sizeof(s->labels[0].value), "%s",
-			 json_string_value(v));
-		s->nlabels++;
-	}
-	return 0;
-}
-
 static int parse_boot(struct ctx *c, const json_t *root, struct smig_vmspec *s)
 {
 	const json_t *v;
@@ -221,7 +198,8 @@ static int parse_root(struct ctx *c, struct smig_vmspec *s)
 	if ((v = json_object_get(root, "security")))
 		SMIG_GUARD(parse_security(c, v, s));
 	if ((v = json_object_get(root, "labels")))
-		SMIG_GUARD(parse_labels(c, v, s));
+		SMIG_GUARD(smig_labels_parse(c->doc, v, s->labels, SMIG_VM_LABELS_MAX, &s->nlabels,
+					     c->err, c->errlen));
 	for (size_t i = 0; i < s->nrequires; i++)
 		if (strcmp(s->requires[i], "vtpm") == 0 && !s->vtpm)
 			return smig_json_fail(c->doc, json_object_get(root, "security"),

@@ -11,6 +11,7 @@
 #ifndef SMIG_VMSPEC_H
 #define SMIG_VMSPEC_H
 
+#include "label.h"
 #include "msg.h"
 
 #include <limits.h>
@@ -29,11 +30,6 @@ enum smig_trust {
 	SMIG_TRUST_NONE = 0,      /* no requirement */
 	SMIG_TRUST_ATTESTED = 1,  /* evidence verified */
 	SMIG_TRUST_TRUSTED = 2,   /* evidence matches a golden set */
-};
-
-struct smig_vm_label {
-	char key[SMIG_NAME_MAX + 1];
-	char value[SMIG_NAME_MAX + 1];
 };
 
 struct smig_vm_disk {
@@ -56,7 +52,7 @@ struct smig_vmspec {
 	enum smig_trust min_trust;
 	char requires[SMIG_VM_REQUIRES_MAX][SMIG_NAME_MAX + 1];
 	size_t nrequires;
-	struct smig_vm_label labels[SMIG_VM_LABELS_MAX];
+	struct smig_label labels[SMIG_VM_LABELS_MAX];
 	size_t nlabels;
 };
 
