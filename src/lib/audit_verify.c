@@ -1,0 +1,394 @@
+/*
+ * audit_verify.c - checks an audit log (see audit.h).
+ *
+ * The records are read once into a table; then each kind of damage has
+ * its own pass, so that one kind never hides another:
+ *  - edited: a record whose content does not match its hash, or whose hash
+ *    is not what the next record chained to (edited and re-hashed), or
+ *    that differs from the signed head;
+ *  - inserted: a second record with the same seq that the chain does not
+ *    go through, or records after the signed head;
+ *  - deleted: a seq missing between 1 and the last;
+ *  - reordered: a record that comes after a record with a higher seq;
+ *  - truncated: the log ends before the seq its signed head names;
+ *  - signature: a checkpoint or head whose signature is not the host's.
+ */
+#include "audit.h"
+#include "error.h"
+#include "sign.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define AUDIT_LINES_MAX ((size_t)16 * 1024 * 1024)
+
+struct ent {
+	size_t line;
+	bool ok; /* a well-formed record */
+	uint64_t seq;
+	uint8_t prev[SMIG_AUDIT_HASH_LEN];
+	uint8_t hash[SMIG_AUDIT_HASH_LEN];
+	bool hash_ok;
+	bool checkpoint;
+	bool has_sig;
+	uint8_t sig[SMIG_SIG_LEN];
+	bool inserted;
+};
+
+struct vctx {
+	struct ent *e;
+	size_t n;
+	size_t *by_seq; /* indexes of ok entries, sorted by (seq, line) */
+	size_t nseq;
+	struct smig_audit_report *rep;
+	EVP_PKEY *pub;
+};
+
+const char *smig_audit_damage_name(enum smig_audit_damage k)
+{
+	static const char *const names[SMIG_AUDIT_DAMAGE_KINDS] = {
+		"edited", "deleted", "reordered", "inserted", "truncated", "signature",
+	};
+	return (unsigned)k < SMIG_AUDIT_DAMAGE_KINDS ? names[k] : "unknown";
+}
+
+static void found(struct vctx *v, enum smig_audit_damage k, size_t line, uint64_t seq,
+		  const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static void found(struct vctx *v, enum smig_audit_damage k, size_t line, uint64_t seq,
+		  const char *fmt, ...)
+{
+	struct smig_audit_finding *f = &v->rep->kind[k];
+	va_list ap;
+
+	v->rep->damaged = true;
+	if (f->found)
+		return;
+	f->found = true;
+	f->line = line;
+	f->seq = seq;
+	va_start(ap, fmt);
+	vsnprintf(f->msg, sizeof(f->msg), fmt, ap);
+	va_end(ap);
+}
+
+static void parse_entry(struct ent *e, const char *s, size_t n)
+{
+	json_t *o = json_loadb(s, n, JSON_REJECT_DUPLICATES, NULL);
+	static const char *const strs[] = { "time", "host", "actor", "action", "target",
+					    "decision", "rule", "outcome" };
+	const json_t *seq = json_object_get(o, "seq");
+	const json_t *sig = json_object_get(o, "sig");
+	uint8_t h[SMIG_AUDIT_HASH_LEN];
+
+	e->ok = json_is_object(o) && json_is_integer(seq) && json_integer_value(seq) > 0 &&
+		smig_unhex(json_string_value(json_object_get(o, "prev")), e->prev,
+			   SMIG_AUDIT_HASH_LEN) == 0 &&
+		smig_unhex(json_string_value(json_object_get(o, "hash")), e->hash,
+			   SMIG_AUDIT_HASH_LEN) == 0;
+	for (size_t i = 0; e->ok && i < ARRAY_LEN(strs); i++)
+		e->ok = json_is_string(json_object_get(o, strs[i]));
+	if (e->ok) {
+		e->seq = (uint64_t)json_integer_value(seq);
+		e->checkpoint = strcmp(json_string_value(json_object_get(o, "action")),
+				       SMIG_AUDIT_CHECKPOINT) == 0;
+		e->has_sig = sig && smig_unhex(json_string_value(sig), e->sig, SMIG_SIG_LEN) == 0;
+		e->hash_ok = smig_audit_hash_json(o, h) == 0 &&
+			     memcmp(h, e->hash, SMIG_AUDIT_HASH_LEN) == 0;
+	}
+	json_decref(o);
+}
+
+static int read_entries(struct vctx *v, const char *text, size_t len)
+{
+	size_t off = 0, cap = 0;
+
+	while (off < len) {
+		const char *nl = memchr(text + off, '\n', len - off);
+		size_t n = nl ? (size_t)(nl - (text + off)) : len - off;
+
+		if (v->n == cap) {
+			struct ent *ne;
+
+			SMIG_ENSURE(cap < AUDIT_LINES_MAX, SMIG_ETOOBIG);
+			cap = cap ? 2 * cap : 256;
+			ne = realloc(v->e, cap * sizeof(*ne));
+			SMIG_ENSURE(ne != NULL, SMIG_ENOMEM);
+			v->e = ne;
+		}
+		memset(&v->e[v->n], 0, sizeof(v->e[0]));
+		v->e[v->n].line = v->n + 1;
+		parse_entry(&v->e[v->n], text + off, n);
+		v->n++;
+		off += n + (nl ? 1 : 0);
+	}
+	return 0;
+}
+
+static int cmp_seq(const void *a, const void *b, void *arg)
+{
+	const struct ent *base = arg;
+	const struct ent *x = &base[*(const size_t *)a];
+	const struct ent *y = &base[*(const size_t *)b];
+
+	if (x->seq != y->seq)
+		return x->seq < y->seq ? -1 : 1;
+	return x->line < y->line ? -1 : (x->line > y->line);
+}
+
+static int index_by_seq(struct vctx *v)
+{
+	v->by_seq = calloc(v->n + 1, sizeof(*v->by_seq));
+	SMIG_ENSURE(v->by_seq != NULL, SMIG_ENOMEM);
+	for (size_t i = 0; i < v->n; i++)
+		if (v->e[i].ok)
+			v->by_seq[v->nseq++] = i;
+	qsort_r(v->by_seq, v->nseq, sizeof(*v->by_seq), cmp_seq, v->e);
+	return 0;
+}
+
+static void check_malformed(struct vctx *v)
+{
+	for (size_t i = 0; i < v->n; i++)
+		if (!v->e[i].ok)
+			found(v, SMIG_AUDIT_EDITED, v->e[i].line, 0,
+			      "line %zu is not an audit record", v->e[i].line);
+}
+
+/* True if some record with seq s+1 chains to e. */
+static bool chained_to(const struct vctx *v, size_t from, const struct ent *e)
+{
+	for (size_t i = from; i < v->nseq && v->e[v->by_seq[i]].seq <= e->seq + 1; i++) {
+		const struct ent *n = &v->e[v->by_seq[i]];
+
+		if (n->seq == e->seq + 1 && memcmp(n->prev, e->hash, SMIG_AUDIT_HASH_LEN) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* Of several records with one seq, the chain goes through one; the rest are inserted. */
+static void check_duplicates(struct vctx *v, const uint8_t *head_hash, uint64_t head_seq)
+{
+	for (size_t i = 0, j; i < v->nseq; i = j) {
+		uint64_t seq = v->e[v->by_seq[i]].seq;
+		size_t keep = i;
+
+		for (j = i + 1; j < v->nseq && v->e[v->by_seq[j]].seq == seq; j++)
+			;
+		if (j - i == 1)
+			continue;
+		for (size_t k = i; k < j; k++) {
+			const struct ent *e = &v->e[v->by_seq[k]];
+
+			if (chained_to(v, j, e) ||
+			    (head_hash && seq == head_seq &&
+			     memcmp(e->hash, head_hash, SMIG_AUDIT_HASH_LEN) == 0)) {
+				keep = k;
+				break;
+			}
+		}
+		for (size_t k = i; k < j; k++) {
+			struct ent *e = &v->e[v->by_seq[k]];
+
+			if (k == keep)
+				continue;
+			e->inserted = true;
+			found(v, SMIG_AUDIT_INSERTED, e->line, seq,
+			      "line %zu: a second record with seq %llu, outside the chain",
+			      e->line, (unsigned long long)seq);
+		}
+	}
+}
+
+static void check_link(struct vctx *v, const struct ent *prev, const struct ent *e)
+{
+	static const uint8_t zero[SMIG_AUDIT_HASH_LEN];
+
+	if (prev == NULL && e->seq > 1)
+		found(v, SMIG_AUDIT_DELETED, e->line, 1,
+		      "records 1..%llu are missing (before line %zu)",
+		      (unsigned long long)e->seq - 1, e->line);
+	else if (prev == NULL && memcmp(e->prev, zero, sizeof(zero)) != 0)
+		found(v, SMIG_AUDIT_EDITED, e->line, e->seq,
+		      "line %zu: the first record does not start a chain", e->line);
+	else if (prev && e->seq > prev->seq + 1)
+		found(v, SMIG_AUDIT_DELETED, e->line, prev->seq + 1,
+		      "records %llu..%llu are missing (before line %zu)",
+		      (unsigned long long)prev->seq + 1, (unsigned long long)e->seq - 1,
+		      e->line);
+	else if (prev && memcmp(e->prev, prev->hash, SMIG_AUDIT_HASH_LEN) != 0 &&
+		 prev->hash_ok)
+		found(v, SMIG_AUDIT_EDITED, prev->line, prev->seq,
+		      "line %zu (seq %llu) was changed and re-hashed: seq %llu chains to "
+		      "another hash", prev->line, (unsigned long long)prev->seq,
+		      (unsigned long long)e->seq);
+}
+
+/* Walks the chain in seq order: content vs hash, links, gaps. */
+static void check_chain(struct vctx *v)
+{
+	const struct ent *prev = NULL;
+
+	for (size_t i = 0; i < v->nseq; i++) {
+		const struct ent *e = &v->e[v->by_seq[i]];
+
+		if (e->inserted)
+			continue;
+		if (!e->hash_ok)
+			found(v, SMIG_AUDIT_EDITED, e->line, e->seq,
+			      "line %zu (seq %llu): content does not match its hash", e->line,
+			      (unsigned long long)e->seq);
+		check_link(v, prev, e);
+		prev = e;
+		v->rep->last_seq = e->seq;
+	}
+}
+
+static void check_order(struct vctx *v)
+{
+	uint64_t max = 0;
+
+	for (size_t i = 0; i < v->n; i++) {
+		const struct ent *e = &v->e[i];
+
+		if (!e->ok || e->inserted)
+			continue;
+		if (e->seq < max)
+			found(v, SMIG_AUDIT_REORDERED, e->line, e->seq,
+			      "line %zu: seq %llu comes after seq %llu", e->line,
+			      (unsigned long long)e->seq, (unsigned long long)max);
+		if (e->seq > max)
+			max = e->seq;
+	}
+}
+
+/* Returns the highest seq a good checkpoint covers. */
+static uint64_t check_checkpoints(struct vctx *v)
+{
+	uint64_t covered = 0;
+
+	for (size_t i = 0; i < v->n; i++) {
+		const struct ent *e = &v->e[i];
+
+		if (!e->ok || e->inserted || !e->checkpoint)
+			continue;
+		if (!e->has_sig || smig_sign_verify(v->pub, SMIG_AUDIT_CTX_CHECKPOINT, e->hash,
+						    SMIG_AUDIT_HASH_LEN, e->sig) < 0) {
+			found(v, SMIG_AUDIT_SIGNATURE, e->line, e->seq,
+			      "line %zu (seq %llu): checkpoint signature is not this host's",
+			      e->line, (unsigned long long)e->seq);
+			continue;
+		}
+		if (e->hash_ok) {
+			v->rep->checkpoints++;
+			if (e->seq > covered)
+				covered = e->seq;
+		}
+	}
+	return covered;
+}
+
+struct head {
+	uint64_t seq;
+	uint8_t hash[SMIG_AUDIT_HASH_LEN];
+	uint8_t sig[SMIG_SIG_LEN];
+};
+
+static int parse_head(const char *text, size_t len, struct head *h)
+{
+	json_t *o = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
+	const json_t *seq = json_object_get(o, "seq");
+	int ok = json_is_object(o) && json_object_size(o) == 3 && json_is_integer(seq) &&
+		 json_integer_value(seq) >= 0 &&
+		 smig_unhex(json_string_value(json_object_get(o, "hash")), h->hash,
+			    sizeof(h->hash)) == 0 &&
+		 smig_unhex(json_string_value(json_object_get(o, "sig")), h->sig,
+			    sizeof(h->sig)) == 0;
+
+	if (ok)
+		h->seq = (uint64_t)json_integer_value(seq);
+	json_decref(o);
+	return ok ? 0 : SMIG_EINVAL;
+}
+
+static const struct ent *genuine(const struct vctx *v, uint64_t seq)
+{
+	for (size_t i = 0; i < v->nseq; i++) {
+		const struct ent *e = &v->e[v->by_seq[i]];
+
+		if (e->seq == seq && !e->inserted)
+			return e;
+	}
+	return NULL;
+}
+
+static void check_head(struct vctx *v, const struct head *h)
+{
+	uint8_t msg[8 + SMIG_AUDIT_HASH_LEN];
+	const struct ent *at;
+
+	smig_audit_head_msg(h->seq, h->hash, msg);
+	if (smig_sign_verify(v->pub, SMIG_AUDIT_CTX_HEAD, msg, sizeof(msg), h->sig) < 0) {
+		found(v, SMIG_AUDIT_SIGNATURE, 0, h->seq,
+		      "head: signature is not this host's");
+		return;
+	}
+	v->rep->head_checked = true;
+	if (h->seq > v->rep->last_seq) {
+		found(v, SMIG_AUDIT_TRUNCATED, v->n, v->rep->last_seq + 1,
+		      "the log ends at seq %llu (line %zu); its signed head says seq %llu",
+		      (unsigned long long)v->rep->last_seq, v->n, (unsigned long long)h->seq);
+		return;
+	}
+	at = genuine(v, h->seq);
+	if (at && memcmp(at->hash, h->hash, SMIG_AUDIT_HASH_LEN) != 0)
+		found(v, SMIG_AUDIT_EDITED, at->line, at->seq,
+		      "line %zu (seq %llu) differs from the signed head", at->line,
+		      (unsigned long long)at->seq);
+	for (size_t i = 0; i < v->n; i++) {
+		const struct ent *e = &v->e[i];
+
+		if (e->ok && !e->inserted && e->seq > h->seq)
+			found(v, SMIG_AUDIT_INSERTED, e->line, e->seq,
+			      "line %zu (seq %llu) comes after the signed head (seq %llu)",
+			      e->line, (unsigned long long)e->seq, (unsigned long long)h->seq);
+	}
+}
+
+int smig_audit_verify(const char *text, size_t len, const char *head, size_t head_len,
+		      EVP_PKEY *pub, struct smig_audit_report *rep)
+{
+	struct vctx v = { .rep = rep, .pub = pub };
+	struct head h;
+	bool have_head = false;
+	uint64_t covered;
+	int rc;
+
+	memset(rep, 0, sizeof(*rep));
+	SMIG_GUARD_GOTO(read_entries(&v, text, len), rc, out);
+	SMIG_GUARD_GOTO(index_by_seq(&v), rc, out);
+	rep->records = v.n;
+	if (head) {
+		have_head = parse_head(head, head_len, &h) == 0;
+		if (!have_head)
+			found(&v, SMIG_AUDIT_SIGNATURE, 0, 0, "head: not a signed head");
+	}
+	check_malformed(&v);
+	check_duplicates(&v, have_head ? h.hash : NULL, have_head ? h.seq : 0);
+	check_chain(&v);
+	check_order(&v);
+	covered = check_checkpoints(&v);
+	if (have_head)
+		check_head(&v, &h);
+	for (size_t i = 0; !rep->head_checked && i < v.nseq; i++)
+		if (!v.e[v.by_seq[i]].inserted && v.e[v.by_seq[i]].seq > covered)
+			rep->unsigned_tail++;
+	rc = 0;
+out:
+	free(v.e);
+	free(v.by_seq);
+	return rc;
+}
