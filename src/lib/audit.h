@@ -116,4 +116,10 @@ struct smig_audit_report {
 int smig_audit_verify(const char *text, size_t len, const char *head, size_t head_len,
 		      EVP_PKEY *pub, struct smig_audit_report *rep);
 
+/*
+ * The report as JSON: {ok, records, checkpoints, last_seq, head_checked,
+ * unsigned_tail, damage: [{kind, line, seq, message}]}.
+ */
+json_t *smig_audit_report_json(const struct smig_audit_report *rep);
+
 #endif

@@ -392,3 +392,23 @@ out:
 	free(v.by_seq);
 	return rc;
 }
+
+json_t *smig_audit_report_json(const struct smig_audit_report *rep)
+{
+	json_t *damage = json_array();
+
+	for (int k = 0; k < SMIG_AUDIT_DAMAGE_KINDS; k++) {
+		const struct smig_audit_finding *f = &rep->kind[k];
+
+		if (f->found)
+			json_array_append_new(
+				damage, json_pack("{s:s,s:I,s:I,s:s}", "kind",
+						  smig_audit_damage_name((enum smig_audit_damage)k),
+						  "line", (json_int_t)f->line, "seq",
+						  (json_int_t)f->seq, "message", f->msg));
+	}
+	return json_pack("{s:b,s:I,s:I,s:I,s:b,s:I,s:o}", "ok", !rep->damaged, "records",
+			 (json_int_t)rep->records, "checkpoints", (json_int_t)rep->checkpoints,
+			 "last_seq", (json_int_t)rep->last_seq, "head_checked", rep->head_checked,
+			 "unsigned_tail", (json_int_t)rep->unsigned_tail, "damage", damage);
+}

@@ -227,6 +227,27 @@ static int config_qemu(const struct smig_json_doc *doc, const json_t *q,
 	return 0;
 }
 
+static int config_audit(const struct smig_json_doc *doc, const json_t *a,
+			struct smig_config *cfg, char *err, size_t errlen)
+{
+	static const struct smig_jfield fields[] = {
+		{ "file", SMIG_J_STRING, false, 0, 0 },
+		{ "checkpoint_records", SMIG_J_INT, false, 1, 1000000 },
+		{ "checkpoint_interval_s", SMIG_J_INT, false, 1, 86400 },
+	};
+	const json_t *v;
+
+	SMIG_GUARD(smig_json_check(doc, a, "audit", fields, ARRAY_LEN(fields), err, errlen));
+	if (json_object_get(a, "file"))
+		SMIG_GUARD(config_path(doc, a, "file", cfg->path, cfg->audit_file,
+				       sizeof(cfg->audit_file), err, errlen));
+	if ((v = json_object_get(a, "checkpoint_records")))
+		cfg->audit_checkpoint_records = (int)json_integer_value(v);
+	if ((v = json_object_get(a, "checkpoint_interval_s")))
+		cfg->audit_checkpoint_interval_s = (int)json_integer_value(v);
+	return 0;
+}
+
 static int config_top(const struct smig_json_doc *doc, struct smig_config *cfg, char *err,
 		      size_t errlen)
 {
@@ -240,6 +261,8 @@ static int config_top(const struct smig_json_doc *doc, struct smig_config *cfg, 
 		{ "log", SMIG_J_OBJECT, false, 0, 0 },
 		{ "limits", SMIG_J_OBJECT, false, 0, 0 },
 		{ "qemu", SMIG_J_OBJECT, false, 0, 0 },
+		{ "policy", SMIG_J_STRING, false, 0, 0 },
+		{ "audit", SMIG_J_OBJECT, false, 0, 0 },
 	};
 	const json_t *root = doc->root;
 	const json_t *v;
@@ -267,6 +290,11 @@ static int config_top(const struct smig_json_doc *doc, struct smig_config *cfg, 
 		SMIG_GUARD(config_limits(doc, v, cfg, err, errlen));
 	if ((v = json_object_get(root, "qemu")))
 		SMIG_GUARD(config_qemu(doc, v, cfg, err, errlen));
+	if (json_object_get(root, "policy"))
+		SMIG_GUARD(config_path(doc, root, "policy", cfg->path, cfg->policy_file,
+				       sizeof(cfg->policy_file), err, errlen));
+	if ((v = json_object_get(root, "audit")))
+		SMIG_GUARD(config_audit(doc, v, cfg, err, errlen));
 	return 0;
 }
 
@@ -279,6 +307,8 @@ static void config_defaults(struct smig_config *cfg, const char *name)
 	cfg->request_timeout_ms = 10000;
 	cfg->max_peers = 64;
 	cfg->stall_timeout_ms = 30000;
+	cfg->audit_checkpoint_records = 64;
+	cfg->audit_checkpoint_interval_s = 60;
 	snprintf(cfg->qemu_binary, sizeof(cfg->qemu_binary), "qemu-system-x86_64");
 	snprintf(cfg->qemu_accel, sizeof(cfg->qemu_accel), "kvm:tcg");
 	snprintf(cfg->swtpm_binary, sizeof(cfg->swtpm_binary), "swtpm");

@@ -62,6 +62,10 @@ struct smig_config {
 	int request_timeout_ms;
 	int stall_timeout_ms; /* a migration that moves nothing this long fails */
 	int max_peers;
+	char policy_file[PATH_MAX]; /* empty: the built-in policy */
+	char audit_file[PATH_MAX];  /* empty: STATE_DIR/audit.log */
+	int audit_checkpoint_records;
+	int audit_checkpoint_interval_s;
 };
 
 int smig_config_load(const char *path, struct smig_config *cfg, char *err, size_t errlen);

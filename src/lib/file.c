@@ -1,5 +1,5 @@
 /*
- * file.c - permission checks and atomic writes (file.h).
+ * file.c - permission checks, whole-file reads and atomic writes (file.h).
  */
 #include "file.h"
 #include "error.h"
@@ -7,7 +7,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -79,5 +81,48 @@ int smig_file_mkdirs(const char *dir, mode_t mode)
 			return SMIG_EIO;
 		tmp[i] = i < n ? '/' : '\0';
 	}
+	return 0;
+}
+
+int smig_file_read(const char *path, size_t max, char **out, size_t *len, char *err,
+		   size_t errlen)
+{
+	struct stat st;
+	size_t got = 0;
+	char *text;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0) {
+		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+		return errno == ENOENT ? SMIG_ENOENT : SMIG_EIO;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > max) {
+		snprintf(err, errlen, "%s: not a regular file of at most %zu bytes", path, max);
+		close(fd);
+		return SMIG_ETOOBIG;
+	}
+	text = malloc((size_t)st.st_size + 1);
+	if (text == NULL) {
+		close(fd);
+		return SMIG_ENOMEM;
+	}
+	while (got < (size_t)st.st_size) {
+		ssize_t r = read(fd, text + got, (size_t)st.st_size - got);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
+	close(fd);
+	if (got != (size_t)st.st_size) {
+		snprintf(err, errlen, "%s: short read", path);
+		free(text);
+		return SMIG_EIO;
+	}
+	text[got] = '\0';
+	*out = text;
+	*len = got;
 	return 0;
 }

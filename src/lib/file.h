@@ -13,6 +13,13 @@
 int smig_file_check_private(const char *path, char *err, size_t errlen);
 /* Writes data to path.tmp with mode, fsyncs it and renames it over path. */
 int smig_file_write_atomic(const char *path, const void *data, size_t len, mode_t mode);
+/*
+ * Reads a whole regular file of at most max bytes into *out (malloc'd,
+ * NUL-terminated; *len without the NUL). SMIG_ENOENT, SMIG_ETOOBIG or
+ * SMIG_EIO with err saying which file and why.
+ */
+int smig_file_read(const char *path, size_t max, char **out, size_t *len, char *err,
+		   size_t errlen);
 /* Creates dir (and parents) with mode if missing. */
 int smig_file_mkdirs(const char *dir, mode_t mode);
 

@@ -11,6 +11,7 @@
  */
 #include "json.h"
 #include "error.h"
+#include "file.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -214,42 +215,15 @@ int smig_json_load_text(struct smig_json_doc *doc, const char *name, const char 
 
 int smig_json_load_file(struct smig_json_doc *doc, const char *path, char *err, size_t errlen)
 {
-	struct stat st;
 	char *text;
-	ssize_t got = 0;
-	int fd;
+	size_t len;
 	int rc;
 
 	memset(doc, 0, sizeof(*doc));
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-		return errno == ENOENT ? SMIG_ENOENT : SMIG_EIO;
-	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > SMIG_JSON_MAX_FILE) {
-		snprintf(err, errlen, "%s: not a regular file of at most %ld bytes", path,
-			 SMIG_JSON_MAX_FILE);
-		close(fd);
-		return SMIG_ECONFIG;
-	}
-	text = malloc((size_t)st.st_size + 1);
-	if (text == NULL) {
-		close(fd);
-		return SMIG_ENOMEM;
-	}
-	while (got < st.st_size) {
-		ssize_t r = read(fd, text + got, (size_t)(st.st_size - got));
-		if (r <= 0)
-			break;
-		got += r;
-	}
-	close(fd);
-	if (got != st.st_size) {
-		snprintf(err, errlen, "%s: short read", path);
-		free(text);
-		return SMIG_EIO;
-	}
-	rc = smig_json_load_text(doc, path, text, (size_t)got, err, errlen);
+	rc = smig_file_read(path, (size_t)SMIG_JSON_MAX_FILE, &text, &len, err, errlen);
+	if (rc < 0)
+		return rc == SMIG_ETOOBIG ? SMIG_ECONFIG : rc;
+	rc = smig_json_load_text(doc, path, text, len, err, errlen);
 	free(text);
 	return rc;
 }

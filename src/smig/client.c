@@ -84,7 +84,7 @@ static char *take_line(struct linebuf *lb, size_t *len)
 	return line;
 }
 
-/* Reads one line from smigd, waiting at most timeout_ms. */
+/* Reads one line from smigd, waiting at most timeout_ms (< 0: for ever). */
 static char *read_line(int fd, struct linebuf *lb, int timeout_ms, size_t *len)
 {
 	long deadline = now_ms() + timeout_ms;
@@ -92,10 +92,10 @@ static char *read_line(int fd, struct linebuf *lb, int timeout_ms, size_t *len)
 
 	while ((line = take_line(lb, len)) == NULL) {
 		struct pollfd pfd = { .fd = fd, .events = POLLIN };
-		long left = deadline - now_ms();
+		long left = timeout_ms < 0 ? 1 : deadline - now_ms();
 		ssize_t r;
 
-		if (left <= 0 || poll(&pfd, 1, (int)left) <= 0) {
+		if (left <= 0 || poll(&pfd, 1, timeout_ms < 0 ? -1 : (int)left) <= 0) {
 			if (left > 0 && errno == EINTR)
 				continue;
 			fprintf(stderr, "smig: no reply from smigd within %d ms\n", timeout_ms);

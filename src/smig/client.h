@@ -21,7 +21,7 @@ enum smig_exit {
 
 /*
  * Sends {"id":1,"cmd":cmd,"args":args} (args may be NULL; stolen) and waits
- * up to timeout_ms for the reply, stored in *reply. Returns 0 or an exit
+ * up to timeout_ms (< 0: for ever) for the reply, stored in *reply. Returns 0 or an exit
  * code with a message printed to stderr.
  */
 int client_call(const char *socket_path, const char *cmd, json_t *args, int timeout_ms,

@@ -25,6 +25,13 @@ static void usage(FILE *f)
 		"  vm define FILE              define a VM from a JSON spec (docs/vmspec.md)\n"
 		"  vm list                     the VMs on this host\n"
 		"  vm start|stop|show|console|undefine NAME\n"
+		"  policy check (--user U | --peer H) --action A [--vm VM] [--to HOST]\n"
+		"                              how the policy answers, and the rule that decides\n"
+		"  policy lint FILE            check a policy file; every problem with its line\n"
+		"  audit show [--follow] [--last N]\n"
+		"                              this host's audit records\n"
+		"  audit verify [FILE --cert CERT [--head HEAD]]\n"
+		"                              check the audit chain, checkpoints and head\n"
 		"  pki init DIR [--days N]     create a cluster CA in DIR\n"
 		"  pki issue DIR HOST [--ip ADDR] [--days N]\n"
 		"                              create HOST's key and certificate in DIR\n"
@@ -75,6 +82,8 @@ int main(int argc, char **argv)
 		{ "pki", cmd_pki },
 		{ "vm", cmd_vm },
 		{ "migrate", cmd_migrate },
+		{ "policy", cmd_policy },
+		{ "audit", cmd_audit },
 		{ "version", cmd_version },
 	};
 	struct cli cli = { .socket = getenv("SMIG_SOCKET"), .timeout_ms = 60000 };

@@ -111,10 +111,29 @@ static void client_send(struct ctl_client *c, json_t *msg)
 	(void)client_flush(c);
 }
 
+bool ctl_ref_alive(struct smigd *d, const struct ctl_ref *ref)
+{
+	return ref->client_id && client_find(d, ref->client_id) != NULL;
+}
+
+/* An allowed request's outcome goes to the audit log with its reply. */
+static void ref_audit(struct smigd *d, struct ctl_ref *ref, const json_t *msg)
+{
+	const json_t *err = json_object_get(msg, "error");
+	struct ctl_audit *a = &ref->audit;
+
+	if (!a->on)
+		return;
+	a->on = false;
+	audit_write(d, a->actor, a->action, a->target, "allow", a->rule, err ? "failed" : "ok",
+		    err ? json_string_value(json_object_get(err, "message")) : NULL);
+}
+
 static void ref_send(struct smigd *d, struct ctl_ref *ref, json_t *msg)
 {
 	struct ctl_client *c = ref->client_id ? client_find(d, ref->client_id) : NULL;
 
+	ref_audit(d, ref, msg);
 	if (c)
 		client_send(c, msg);
 	json_decref(msg);
@@ -295,31 +314,83 @@ static void cmd_migrate(struct smigd *d, struct ctl_client *c, const json_t *arg
 	}
 	o.downtime_ms = dt ? (int)json_integer_value(dt) : 0;
 	o.max_bandwidth = bw ? (int)json_integer_value(bw) : 0;
+	/* Migrations are long: their start is audited too, not only the outcome. */
+	audit_write(d, ref->audit.actor, ref->audit.action, ref->audit.target, "allow",
+		    ref->audit.rule, "started", NULL);
 	mig_start(d, json_string_value(vm), json_string_value(to), &o, ref);
 }
+
+static void cmd_policy_check(struct smigd *d, struct ctl_client *c, const json_t *args,
+			     struct ctl_ref *ref)
+{
+	(void)c;
+	authz_cmd_check(d, args, ref);
+}
+
+static void cmd_audit_show(struct smigd *d, struct ctl_client *c, const json_t *args,
+			   struct ctl_ref *ref)
+{
+	(void)c;
+	audit_cmd_show(d, args, ref);
+}
+
+static void cmd_audit_verify(struct smigd *d, struct ctl_client *c, const json_t *args,
+			     struct ctl_ref *ref)
+{
+	static const char *const allowed[] = { NULL };
+
+	(void)c;
+	if (args_ok(d, "audit.verify", args, allowed, ref))
+		audit_cmd_verify(d, ref);
+}
+
+/* NO_CHECK: the handler decides per item (vm.list shows what the caller may view). */
+#define NO_CHECK SMIG_ACT_COUNT
 
 static const struct {
 	const char *name;
 	ctl_handler fn;
+	enum smig_action action;
 } ctl_cmds[] = {
-	{ "migrate", cmd_migrate },
-	{ "vm.define", cmd_vm_define },
-	{ "vm.undefine", cmd_vm_undefine },
-	{ "vm.start", cmd_vm_start },
-	{ "vm.stop", cmd_vm_stop },
-	{ "vm.list", cmd_vm_list },
-	{ "vm.show", cmd_vm_show },
-	{ "vm.console", cmd_vm_console },
-	{ "status", cmd_status },
-	{ "hosts", cmd_hosts },
-	{ "ping", cmd_ping },
+	{ "migrate", cmd_migrate, SMIG_ACT_VM_MIGRATE },
+	{ "vm.define", cmd_vm_define, SMIG_ACT_VM_DEFINE },
+	{ "vm.undefine", cmd_vm_undefine, SMIG_ACT_VM_DEFINE },
+	{ "vm.start", cmd_vm_start, SMIG_ACT_VM_START },
+	{ "vm.stop", cmd_vm_stop, SMIG_ACT_VM_STOP },
+	{ "vm.list", cmd_vm_list, NO_CHECK },
+	{ "vm.show", cmd_vm_show, SMIG_ACT_VM_VIEW },
+	{ "vm.console", cmd_vm_console, SMIG_ACT_VM_VIEW },
+	{ "status", cmd_status, SMIG_ACT_HOST_VIEW },
+	{ "hosts", cmd_hosts, SMIG_ACT_HOST_VIEW },
+	{ "ping", cmd_ping, SMIG_ACT_HOST_VIEW },
+	{ "policy.check", cmd_policy_check, SMIG_ACT_POLICY_VIEW },
+	{ "audit.show", cmd_audit_show, SMIG_ACT_AUDIT_VIEW },
+	{ "audit.verify", cmd_audit_verify, SMIG_ACT_AUDIT_VIEW },
 };
+
+/* The VM and target host a request is about, for the policy. */
+static void request_scope(struct smigd *d, const struct smig_ctl_req *req, const char **vm,
+			  const char **target)
+{
+	const json_t *spec = json_object_get(req->args, "spec");
+
+	*vm = json_string_value(json_object_get(req->args, "vm"));
+	*target = NULL;
+	if (strcmp(req->cmd, "vm.define") == 0)
+		*vm = json_string_value(json_object_get(spec, "name"));
+	if (strcmp(req->cmd, "migrate") != 0)
+		return;
+	*target = json_string_value(json_object_get(req->args, "to"));
+	if (*target == NULL && *vm)
+		*target = mig_target(d, *vm); /* --cancel: where it is going */
+}
 
 static void client_request(struct ctl_client *c, const char *line, size_t len)
 {
 	struct smigd *d = c->d;
-	struct ctl_ref ref = { .client_id = c->id };
+	struct ctl_ref ref = { .client_id = c->id, .has_cred = true, .cred = c->cred };
 	struct smig_ctl_req req;
+	const char *vm, *target;
 	char err[256];
 
 	d->stats.requests++;
@@ -334,7 +405,10 @@ static void client_request(struct ctl_client *c, const char *line, size_t len)
 		  (int)c->cred.gid, (int)c->cred.pid);
 	for (size_t i = 0; i < sizeof(ctl_cmds) / sizeof(ctl_cmds[0]); i++) {
 		if (strcmp(ctl_cmds[i].name, req.cmd) == 0) {
-			ctl_cmds[i].fn(d, c, req.args, &ref);
+			request_scope(d, &req, &vm, &target);
+			if (ctl_cmds[i].action == NO_CHECK ||
+			    authz_request(d, ctl_cmds[i].action, vm, target, &ref))
+				ctl_cmds[i].fn(d, c, req.args, &ref);
 			smig_ctl_req_clear(&req);
 			return;
 		}

@@ -73,6 +73,12 @@ static int hosts_check_self(struct smigd *d, const struct smig_hosts *h, char *e
 	return 0;
 }
 
+static void reload_failed(struct smigd *d, const char *err)
+{
+	smig_err("event=reload_failed reason=\"%s\" action=kept_previous", err);
+	audit_write(d, "smigd", "config.reload", d->cfg.path, "none", "-", "failed", err);
+}
+
 static void smigd_reload(struct smigd *d)
 {
 	struct smig_config cfg;
@@ -80,16 +86,13 @@ static void smigd_reload(struct smigd *d)
 	char err[512];
 
 	smig_info("event=reload_start config=%s", d->cfg.path);
-	if (smig_config_load(d->cfg.path, &cfg, err, sizeof(err)) < 0) {
-		smig_err("event=reload_failed reason=\"%s\" action=kept_previous", err);
-		return;
-	}
-	if (smig_hosts_load(cfg.hosts_file, &nh, err, sizeof(err)) < 0) {
-		smig_err("event=reload_failed reason=\"%s\" action=kept_previous", err);
+	if (smig_config_load(d->cfg.path, &cfg, err, sizeof(err)) < 0 ||
+	    smig_hosts_load(cfg.hosts_file, &nh, err, sizeof(err)) < 0) {
+		reload_failed(d, err);
 		return;
 	}
 	if (hosts_check_self(d, &nh, err, sizeof(err)) < 0 || hosts_install(d, &nh) < 0) {
-		smig_err("event=reload_failed reason=\"%s\" action=kept_previous", err);
+		reload_failed(d, err);
 		smig_hosts_clear(&nh);
 		return;
 	}
@@ -98,8 +101,10 @@ static void smigd_reload(struct smigd *d)
 	d->cfg.request_timeout_ms = cfg.request_timeout_ms;
 	d->cfg.max_peers = cfg.max_peers;
 	d->cfg.stall_timeout_ms = cfg.stall_timeout_ms;
+	d->cfg.audit_checkpoint_records = cfg.audit_checkpoint_records;
 	smig_log_set_level(cfg.log_level);
 	smig_info("event=reload_done hosts=%zu", d->hosts.n);
+	authz_reload(d, &cfg);
 }
 
 static void smigd_signal(void *arg, uint32_t events)
@@ -167,6 +172,7 @@ static int smigd_start(struct smigd *d, const char *config_path, bool check_only
 		smig_err("event=config_invalid reason=\"%s\"", err);
 		return rc;
 	}
+	SMIG_GUARD(authz_init(d));
 	if (check_only)
 		return 0;
 	smig_log_init("smigd", d->cfg.log_level, d->cfg.log_syslog);
@@ -176,6 +182,7 @@ static int smigd_start(struct smigd *d, const char *config_path, bool check_only
 		return SMIG_EIO;
 	}
 	SMIG_GUARD(loop_new(&d->loop));
+	SMIG_GUARD(audit_open(d));
 	SMIG_GUARD(vm_load_all(d));
 	SMIG_GUARD(smigd_signals(d));
 	SMIG_GUARD(peer_listen(d));
@@ -190,6 +197,8 @@ static void smigd_stop(struct smigd *d)
 		ctl_close_all(d);
 		loop_watch_del(d->loop, d->sig_w);
 	}
+	audit_close(d);
+	authz_free(d);
 	if (d->sig_fd >= 0)
 		close(d->sig_fd);
 	vm_free_all(d);

@@ -22,6 +22,16 @@
 #include <unistd.h>
 
 
+/* The outcome of an incoming migration the policy allowed. */
+static void dst_audit(const struct mig *m, const char *outcome, const char *detail)
+{
+	char actor[SMIG_NAME_MAX + 8], target[2 * SMIG_NAME_MAX + 16];
+
+	snprintf(actor, sizeof(actor), "peer:%s", m->peer_host);
+	snprintf(target, sizeof(target), "vm:%s from:%s", m->vm_name, m->peer_host);
+	audit_write(m->d, actor, "vm.migrate", target, "allow", m->rule, outcome, detail);
+}
+
 /* Drops the incoming VM and the migration; tells the source when send is set. */
 void mig_dst_abort(struct mig *m, bool send, int code, const char *fmt, ...)
 {
@@ -34,6 +44,8 @@ void mig_dst_abort(struct mig *m, bool send, int code, const char *fmt, ...)
 	smig_warn("event=migration_aborted vm=%s from=%s state=%s reason=\"%s\" "
 		  "action=discard_incoming",
 		  m->vm_name, m->peer_host, mig_state_names[m->state], why);
+	if (m->rule[0])
+		dst_audit(m, "failed", why);
 	mig_close_fd(m);
 	if (m->vm) {
 		vm_discard(m->vm); /* QEMU and swtpm killed, state removed, before ABORT */
@@ -216,6 +228,7 @@ static void dst_started(void *arg, bool ok, const char *why)
 
 void mig_dst_prepare(struct smigd *d, struct peer *p, const struct smig_frame *f)
 {
+	struct smig_policy_decision dec;
 	struct smig_mig_prepare mp;
 	struct smig_vmspec spec;
 	char name[SMIG_NAME_MAX + 16];
@@ -240,6 +253,13 @@ void mig_dst_prepare(struct smigd *d, struct peer *p, const struct smig_frame *f
 		return;
 	}
 	snprintf(m->vm_name, sizeof(m->vm_name), "%s", spec.name);
+	if (!authz_peer_migrate(d, m->peer_host, &spec, &dec)) {
+		OPENSSL_cleanse(mp.key, sizeof(mp.key));
+		mig_dst_abort(m, true, SMIG_EDENIED, "%s (rule %s on %s)", dec.reason, dec.rule,
+			      d->cfg.host);
+		return;
+	}
+	snprintf(m->rule, sizeof(m->rule), "%s", dec.rule);
 	if (spec.vtpm != (mp.has_key == 1)) {
 		OPENSSL_cleanse(mp.key, sizeof(mp.key));
 		mig_dst_abort(m, true, SMIG_EPROTO, "vTPM key %s", spec.vtpm ? "missing" : "unexpected");
@@ -281,6 +301,8 @@ static void dst_resumed(void *arg, bool ok, const char *why)
 	m->vm = NULL;
 	smig_info("event=migration_committed vm=%s from=%s bytes=%llu", m->vm_name, m->peer_host,
 		  (unsigned long long)m->bytes);
+	dst_audit(m, "committed", NULL);
+	m->rule[0] = '\0';
 	mig_send_id(m, SMIG_MSG_MIG_COMMITTED);
 	mig_free(m);
 }

@@ -60,6 +60,7 @@ struct mig {
 	double mbps;
 	char cipher[64];
 	char why[256]; /* a failure to report from a later turn of the loop */
+	char rule[SMIG_RULE_MAX]; /* destination: the binding that let the peer in */
 };
 
 

@@ -51,7 +51,7 @@ void mig_src_fail(struct mig *m, int code, const char *fmt, ...)
 	mig_close_fd(m);
 	src_resume_source(m);
 	if (m->ref.client_id)
-		ctl_reply_err(m->d, &m->ref, "migration_failed",
+		ctl_reply_err(m->d, &m->ref, code == SMIG_EDENIED ? "denied" : "migration_failed",
 			      "%s to %s failed while %s: %s; the VM is running on %s", m->vm_name,
 			      m->peer_host, mig_state_names[m->state], why, m->d->cfg.host);
 	mig_free(m);
@@ -312,7 +312,8 @@ void mig_src_frame(struct mig *m, const struct smig_frame *f)
 			/* the destination discarded its copy before saying so: safe to resume */
 			m->state = MS_COMMIT_WAIT;
 		}
-		mig_src_fail(m, SMIG_EPROTO, "%s refused: %s", m->peer_host, ab.reason);
+		mig_src_fail(m, ab.code == (uint16_t)-SMIG_EDENIED ? SMIG_EDENIED : SMIG_EPROTO,
+			     "%s refused: %s", m->peer_host, ab.reason);
 		return;
 	}
 	if ((f->type == SMIG_MSG_MIG_PREPARED || f->type == SMIG_MSG_MIG_READY ||

@@ -107,6 +107,23 @@ void mig_free_all(struct smigd *d)
 	}
 }
 
+int mig_count(const struct smigd *d)
+{
+	int n = 0;
+
+	for (const struct mig *m = d->migs; m; m = m->next)
+		n += m->state != MS_DONE;
+	return n;
+}
+
+const char *mig_target(const struct smigd *d, const char *vm)
+{
+	for (const struct mig *m = d->migs; m; m = m->next)
+		if (m->source && strcmp(m->vm_name, vm) == 0)
+			return m->peer_host;
+	return NULL;
+}
+
 double mig_ms_between(uint64_t a_ns, uint64_t b_ns)
 {
 	return b_ns > a_ns ? (double)(b_ns - a_ns) / 1e6 : 0.0;

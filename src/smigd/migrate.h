@@ -35,6 +35,10 @@ void mig_start(struct smigd *d, const char *vm, const char *to, const struct mig
 	       struct ctl_ref *ref);
 void mig_cancel(struct smigd *d, const char *vm, struct ctl_ref *ref);
 void mig_free_all(struct smigd *d);
+/* Migrations running on this host, either way. */
+int mig_count(const struct smigd *d);
+/* The host an outbound migration of vm goes to, or NULL. */
+const char *mig_target(const struct smigd *d, const char *vm);
 
 /* --- called by peer.c --- */
 /* An outbound migration connection finished its HELLO exchange. */

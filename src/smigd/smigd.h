@@ -7,15 +7,18 @@
 #define SMIGD_H
 
 #include "config.h"
+#include "policy.h"
 #include "loop.h"
 #include "tls.h"
 
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 #include <time.h>
 
+struct auditlog;
 struct ctl_client;
 struct mig;
 struct peer;
@@ -28,6 +31,7 @@ struct host_state {
 	time_t last_fail;    /* last failure, 0 if none */
 	double last_rtt_ms;
 	char last_error[160];
+	enum smig_trust trust; /* its attestation verdict; none until attested */
 };
 
 struct smigd_stats {
@@ -59,12 +63,29 @@ struct smigd {
 	uint64_t next_client_id;
 	time_t started;
 	struct smigd_stats stats;
+	struct smig_policy *policy;
+	struct auditlog *audit;
+};
+
+/*
+ * What the audit log records about a request when its reply is sent: the
+ * decision was "allow" by rule; the outcome is the reply (ok or its error).
+ */
+struct ctl_audit {
+	bool on;
+	char actor[96];
+	char action[32];
+	char target[160];
+	char rule[SMIG_RULE_MAX];
 };
 
 /* The reply to a control request, sent when an operation finishes. */
 struct ctl_ref {
 	uint64_t client_id; /* 0: nobody waits */
 	json_t *id;         /* the request's id (owned reference) */
+	bool has_cred;
+	struct ucred cred;  /* who asked */
+	struct ctl_audit audit;
 };
 
 /* control.c */
@@ -101,6 +122,41 @@ const char *peer_cipher(const struct peer *p);
 void peer_attach_mig(struct peer *p, struct mig *m);
 /* Sends a control progress line without ending the request. */
 void ctl_progress(struct smigd *d, const struct ctl_ref *ref, json_t *progress);
+
+/* True while the control client that sent ref's request is connected. */
+bool ctl_ref_alive(struct smigd *d, const struct ctl_ref *ref);
+
+/* auditlog.c: the host's audit log (audit.h has the format) */
+int audit_open(struct smigd *d);
+void audit_close(struct smigd *d);
+/* Appends one record (and a checkpoint when one is due); never fails the caller. */
+void audit_write(struct smigd *d, const char *actor, const char *action, const char *target,
+		 const char *decision, const char *rule, const char *outcome,
+		 const char *detail);
+void audit_cmd_show(struct smigd *d, const json_t *args, struct ctl_ref *ref);
+void audit_cmd_verify(struct smigd *d, struct ctl_ref *ref);
+
+/* authz.c: policy decisions for control and peer requests */
+int authz_init(struct smigd *d);
+void authz_reload(struct smigd *d, const struct smig_config *cfg);
+void authz_free(struct smigd *d);
+/*
+ * Decides a control request. Allowed: fills ref->audit (so the outcome is
+ * audited with the reply) and returns true. Denied: audits, answers
+ * "denied" naming the rule, and returns false.
+ */
+bool authz_request(struct smigd *d, enum smig_action a, const char *vm, const char *target,
+		   struct ctl_ref *ref);
+/* True if ref's caller may do a to vm (no audit; for filtering lists). */
+bool authz_allows(struct smigd *d, const struct ctl_ref *ref, enum smig_action a,
+		  const char *vm);
+/* May peer push the VM of spec here? Audits a refusal. */
+bool authz_peer_migrate(struct smigd *d, const char *peer, const struct smig_vmspec *spec,
+			struct smig_policy_decision *out);
+/* "user:alice(1000)" for ref's caller. */
+void authz_actor(const struct ctl_ref *ref, char *out, size_t len);
+/* Policy check for another user (smig policy check). */
+void authz_cmd_check(struct smigd *d, const json_t *args, struct ctl_ref *ref);
 
 /* main.c */
 struct host_state *smigd_host_state(struct smigd *d, const char *name);

@@ -336,7 +336,8 @@ void vm_cmd(struct smigd *d, const char *sub, const json_t *args, struct ctl_ref
 	if (strcmp(sub, "list") == 0) {
 		json_t *arr = json_array();
 		for (vm = d->vms; vm; vm = vm->next)
-			json_array_append_new(arr, vm_json(vm));
+			if (authz_allows(d, ref, SMIG_ACT_VM_VIEW, vm->spec.name))
+				json_array_append_new(arr, vm_json(vm));
 		ctl_reply_ok(d, ref, json_pack("{s:o}", "vms", arr));
 		return;
 	}

@@ -17,7 +17,8 @@ free_port() {
 }
 
 # cluster_make DIR N [PREFIX]: hosts h1..hN, each with its own certificate,
-# config DIR/hK.json and state. Without PREFIX all listen on 127.0.0.1 on
+# config DIR/hK.json, policy DIR/hK.policy.json (root is admin; every host
+# of the cluster may push VMs) and state. Without PREFIX all listen on 127.0.0.1 on
 # free ports; with PREFIX (e.g. 10.77.0.) host K listens on PREFIX.K:7450.
 cluster_make() {
 	local dir=$1 n=$2 prefix=${3:-} addr i port fp
@@ -43,6 +44,15 @@ cluster_make() {
 		echo ']}'
 	} >"$dir/hosts.json"
 	for i in $(seq 1 "$n"); do
+		cat >"$dir/h$i.policy.json" <<JSON
+{
+  "roles": {"admin": ["*"], "migrate-in": ["vm.migrate"]},
+  "bindings": [
+    {"name": "root-is-admin", "users": ["root"], "role": "admin"},
+    {"name": "cluster-peers", "peers": ["h*"], "role": "migrate-in"}
+  ]
+}
+JSON
 		cat >"$dir/h$i.json" <<JSON
 {
   "host": "h$i",
@@ -51,6 +61,7 @@ cluster_make() {
   "state_dir": "state-h$i",
   "tls": {"ca": "pki/ca.crt", "cert": "pki/h$i.crt", "key": "pki/h$i.key"},
   "hosts_file": "hosts.json",
+  "policy": "h$i.policy.json",
   "log": {"level": "${SMIG_LOG_LEVEL:-info}"},
   "limits": {"handshake_timeout_ms": ${SMIG_HANDSHAKE_MS:-3000}, "stall_timeout_ms": ${SMIG_STALL_MS:-30000}},
   "qemu": {"accel": "${SMIG_ACCEL:-tcg}"}

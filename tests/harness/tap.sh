@@ -26,6 +26,6 @@ check() {
 	ok $? "$desc"
 }
 
-diag() { echo "# $*"; }
+diag() { sed "s/^/# /" <<<"$*"; }
 
 done_testing() { [ "$_tap_failed" -eq 0 ]; }

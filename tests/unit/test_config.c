@@ -22,7 +22,9 @@ static const char good_config[] =
 	"  \"tls\": {\"ca\": \"pki/ca.crt\", \"cert\": \"pki/h1.crt\", \"key\": \"/k/h1.key\"},\n"
 	"  \"hosts_file\": \"hosts.json\",\n"
 	"  \"log\": {\"level\": \"debug\", \"syslog\": true},\n"
-	"  \"limits\": {\"handshake_timeout_ms\": 2000, \"max_peers\": 8}\n"
+	"  \"limits\": {\"handshake_timeout_ms\": 2000, \"max_peers\": 8},\n"
+	"  \"policy\": \"policy.json\",\n"
+	"  \"audit\": {\"file\": \"/var/log/smig/audit.log\", \"checkpoint_records\": 10}\n"
 	"}\n";
 
 #define FP1 "sha256:" \
@@ -78,6 +80,10 @@ static void test_good_config(void **state)
 	assert_int_equal(cfg.handshake_timeout_ms, 2000);
 	assert_int_equal(cfg.request_timeout_ms, 10000); /* default kept */
 	assert_int_equal(cfg.max_peers, 8);
+	assert_string_equal(cfg.policy_file, "/etc/smig/policy.json");
+	assert_string_equal(cfg.audit_file, "/var/log/smig/audit.log");
+	assert_int_equal(cfg.audit_checkpoint_records, 10);
+	assert_int_equal(cfg.audit_checkpoint_interval_s, 60); /* default kept */
 }
 
 static void test_unknown_key_names_position(void **state)
@@ -138,6 +144,10 @@ static void test_bad_values(void **state)
 			    "\"state_dir\":\"d\",\"tls\":{\"ca\":\"a\",\"cert\":\"b\",\"key\":\"c\"},"
 			    "\"hosts_file\":\"h\",\"log\":{\"level\": \"loud\"}}",
 			    "/etc/smig/c.json:1:147: log.level must be one of");
+	expect_config_error("{\"host\":\"h1\",\"listen\":\"127.0.0.1\",\"control\":{\"socket\":\"s\"},"
+			    "\"state_dir\":\"d\",\"tls\":{\"ca\":\"a\",\"cert\":\"b\",\"key\":\"c\"},"
+			    "\"hosts_file\":\"h\",\"audit\":{\"checkpoint_interval_s\": 0}}",
+			    "/etc/smig/c.json:1:");
 }
 
 static void test_addresses(void **state)
@@ -186,7 +196,8 @@ static void test_good_hosts(void **state)
 {
 	const char *text = "{\"hosts\": [\n"
 			   " {\"name\": \"h1\", \"address\": \"10.1.0.1:7450\", \"fingerprint\": \"" FP1 "\"},\n"
-			   " {\"name\": \"h2\", \"address\": \"[fd00::2]\", \"fingerprint\": \"" FP2 "\"}\n"
+			   " {\"name\": \"h2\", \"address\": \"[fd00::2]\", \"fingerprint\": \"" FP2 "\",\n"
+			   "  \"labels\": {\"zone\": \"a1\", \"rack\": \"r7\"}}\n"
 			   "]}";
 	struct smig_hosts h;
 	uint8_t fp[SMIG_FP_LEN];
@@ -201,6 +212,9 @@ static void test_good_hosts(void **state)
 	assert_int_equal(smig_fp_parse(FP1, fp), 0);
 	assert_string_equal(smig_hosts_by_fp(&h, fp)->name, "h1");
 	assert_string_equal(smig_hosts_by_addr(&h, "fd00::2")->name, "h2");
+	assert_int_equal(smig_hosts_by_name(&h, "h1")->nlabels, 0);
+	assert_int_equal(smig_hosts_by_name(&h, "h2")->nlabels, 2);
+	assert_string_equal(smig_labels_get(h.v[1].labels, h.v[1].nlabels, "rack"), "r7");
 	smig_hosts_clear(&h);
 }
 
@@ -221,6 +235,9 @@ static void test_hosts_errors(void **state)
 			   "hosts.json:2:54: fingerprint of h2 already belongs to another host");
 	expect_hosts_error("{\"hosts\": {}}", "hosts.json:1:11: host table.hosts must be an array");
 	expect_hosts_error("{}", "hosts.json:1:1: host table: missing required key \"hosts\"");
+	expect_hosts_error("{\"hosts\": [{\"name\": \"h1\", \"address\": \"10.0.0.1\", \"fingerprint\": \"" FP1 "\",\n"
+			   "\"labels\": {\"zone\": \"a b\"}}]}",
+			   "hosts.json:2:20: label zone: keys and values are names");
 }
 
 static void test_json_positions_with_unicode_and_escapes(void **state)

@@ -1,0 +1,312 @@
+/*
+ * authz.c - smigd's access control: who is asking (a local user from the
+ * control socket's SO_PEERCRED, with the groups NSS knows for them, or a
+ * peer host by its certificate), what they ask for, and the policy's
+ * answer (libsmig policy.c decides; this file gathers the facts and acts).
+ *
+ * Every refusal is audited here with the deciding rule. Allowed control
+ * requests are audited with their outcome when they are answered
+ * (control.c); allowed incoming migrations when they end (mig_dst.c).
+ */
+#include "smigd.h"
+#include "ctl.h"
+#include "error.h"
+#include "log.h"
+#include "migrate.h"
+#include "vm.h"
+
+#include <grp.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define WHO_GROUPS_MAX 64
+
+/* A local user as the policy sees them. */
+struct who {
+	char name[64];
+	char gnames[WHO_GROUPS_MAX][64];
+	const char *groups[WHO_GROUPS_MAX];
+	struct smig_subject subj;
+};
+
+static void who_groups(struct who *w, gid_t gid)
+{
+	gid_t gids[WHO_GROUPS_MAX];
+	int n = WHO_GROUPS_MAX;
+	char buf[4096];
+
+	if (w->name[0] == '\0' || getgrouplist(w->name, gid, gids, &n) < 0) {
+		gids[0] = gid;
+		n = 1;
+	}
+	for (int i = 0; i < n && w->subj.ngroups < WHO_GROUPS_MAX; i++) {
+		struct group g, *gp = NULL;
+
+		if (getgrgid_r(gids[i], &g, buf, sizeof(buf), &gp) != 0 || gp == NULL)
+			continue;
+		snprintf(w->gnames[w->subj.ngroups], sizeof(w->gnames[0]), "%s", gp->gr_name);
+		w->groups[w->subj.ngroups] = w->gnames[w->subj.ngroups];
+		w->subj.ngroups++;
+	}
+	w->subj.groups = w->groups;
+}
+
+static void who_from_uid(uid_t uid, gid_t gid, struct who *w)
+{
+	struct passwd pw, *pp = NULL;
+	char buf[4096];
+
+	memset(w, 0, sizeof(*w));
+	if (getpwuid_r(uid, &pw, buf, sizeof(buf), &pp) == 0 && pp)
+		snprintf(w->name, sizeof(w->name), "%s", pp->pw_name);
+	w->subj.kind = SMIG_SUBJ_USER;
+	w->subj.name = w->name;
+	w->subj.uid = (uint32_t)uid;
+	who_groups(w, gid);
+}
+
+/* A named user, known to NSS or not (then with no uid and no groups). */
+static void who_from_name(const char *name, struct who *w)
+{
+	struct passwd pw, *pp = NULL;
+	char buf[4096];
+
+	if (getpwnam_r(name, &pw, buf, sizeof(buf), &pp) == 0 && pp) {
+		who_from_uid(pp->pw_uid, pp->pw_gid, w);
+		return;
+	}
+	memset(w, 0, sizeof(*w));
+	snprintf(w->name, sizeof(w->name), "%s", name);
+	w->subj.kind = SMIG_SUBJ_USER;
+	w->subj.name = w->name;
+	w->subj.uid = UINT32_MAX;
+}
+
+void authz_actor(const struct ctl_ref *ref, char *out, size_t len)
+{
+	struct passwd pw, *pp = NULL;
+	char buf[4096];
+
+	if (!ref->has_cred) {
+		snprintf(out, len, "smigd");
+		return;
+	}
+	if (getpwuid_r(ref->cred.uid, &pw, buf, sizeof(buf), &pp) == 0 && pp)
+		snprintf(out, len, "user:%s(%u)", pp->pw_name, (unsigned)ref->cred.uid);
+	else
+		snprintf(out, len, "uid:%u", (unsigned)ref->cred.uid);
+}
+
+/* The facts about vm and target that bindings and constraints look at. */
+static void fill_req(struct smigd *d, struct smig_policy_req *r, enum smig_action a,
+		     const char *vm, const char *target)
+{
+	const struct vm *v = vm ? vm_find(d, vm) : NULL;
+	const struct smig_host *h = target ? smig_hosts_by_name(&d->hosts, target) : NULL;
+	const struct host_state *hs = target ? smigd_host_state(d, target) : NULL;
+
+	r->action = a;
+	r->vm = vm;
+	if (v) {
+		r->vm_labels = vm_spec(v)->labels;
+		r->vm_nlabels = vm_spec(v)->nlabels;
+		r->vm_min_trust = vm_spec(v)->min_trust;
+	}
+	r->target = target;
+	if (h) {
+		r->target_labels = h->labels;
+		r->target_nlabels = h->nlabels;
+	}
+	r->check_trust = a == SMIG_ACT_VM_MIGRATE && target != NULL;
+	r->target_trust = hs ? hs->trust : SMIG_TRUST_NONE;
+	r->migrations_active = mig_count(d);
+}
+
+static void target_str(const char *vm, const char *target, char *out, size_t len)
+{
+	snprintf(out, len, "%s%s%s%s", vm ? "vm:" : "", vm ? vm : "",
+		 target ? (vm ? " to:" : "host:") : "", target ? target : "");
+	if (out[0] == '\0')
+		snprintf(out, len, "-");
+}
+
+bool authz_request(struct smigd *d, enum smig_action a, const char *vm, const char *target,
+		   struct ctl_ref *ref)
+{
+	struct smig_policy_req r = { 0 };
+	struct smig_policy_decision dec;
+	struct ctl_audit *au = &ref->audit;
+	struct who w;
+
+	who_from_uid(ref->cred.uid, ref->cred.gid, &w);
+	r.who = w.subj;
+	fill_req(d, &r, a, vm, target);
+	smig_policy_eval(d->policy, &r, &dec);
+	memset(au, 0, sizeof(*au));
+	authz_actor(ref, au->actor, sizeof(au->actor));
+	snprintf(au->action, sizeof(au->action), "%s", smig_action_name(a));
+	target_str(vm, target, au->target, sizeof(au->target));
+	snprintf(au->rule, sizeof(au->rule), "%s", dec.rule);
+	if (!dec.allow) {
+		smig_warn("event=denied actor=%s action=%s target=\"%s\" rule=%s", au->actor,
+			  au->action, au->target, dec.rule);
+		audit_write(d, au->actor, au->action, au->target, "deny", dec.rule, "refused",
+			    dec.reason);
+		ctl_reply_err(d, ref, "denied", "%s (rule %s)", dec.reason, dec.rule);
+		return false;
+	}
+	/* Looking is not audited when allowed; everything else is, with its outcome. */
+	au->on = strstr(au->action, ".view") == NULL;
+	return true;
+}
+
+bool authz_allows(struct smigd *d, const struct ctl_ref *ref, enum smig_action a,
+		  const char *vm)
+{
+	struct smig_policy_req r = { 0 };
+	struct smig_policy_decision dec;
+	struct who w;
+
+	if (!ref->has_cred)
+		return true;
+	who_from_uid(ref->cred.uid, ref->cred.gid, &w);
+	r.who = w.subj;
+	fill_req(d, &r, a, vm, NULL);
+	smig_policy_eval(d->policy, &r, &dec);
+	return dec.allow;
+}
+
+bool authz_peer_migrate(struct smigd *d, const char *peer, const struct smig_vmspec *spec,
+			struct smig_policy_decision *out)
+{
+	const struct smig_host *self = smig_hosts_by_name(&d->hosts, d->cfg.host);
+	struct smig_policy_req r = {
+		.who = { .kind = SMIG_SUBJ_PEER, .name = peer },
+		.action = SMIG_ACT_VM_MIGRATE,
+		.vm = spec->name,
+		.vm_labels = spec->labels,
+		.vm_nlabels = spec->nlabels,
+		.vm_min_trust = spec->min_trust,
+		.target = d->cfg.host,
+		.target_labels = self ? self->labels : NULL,
+		.target_nlabels = self ? self->nlabels : 0,
+		/* this migration is already counted */
+		.migrations_active = mig_count(d) - 1,
+	};
+	char actor[96], target[160];
+
+	smig_policy_eval(d->policy, &r, out);
+	if (out->allow)
+		return true;
+	snprintf(actor, sizeof(actor), "peer:%s", peer);
+	snprintf(target, sizeof(target), "vm:%s from:%s", spec->name, peer);
+	smig_warn("event=denied actor=%s action=vm.migrate target=\"%s\" rule=%s", actor,
+		  target, out->rule);
+	audit_write(d, actor, "vm.migrate", target, "deny", out->rule, "refused", out->reason);
+	return false;
+}
+
+/* Loads cfg's policy (or the built-in one); the first problem in err. */
+static int policy_load(const struct smig_config *cfg, struct smig_policy **out, char *err,
+		       size_t errlen)
+{
+	struct smig_diags *diags;
+	int rc;
+
+	if (cfg->policy_file[0] == '\0')
+		return smig_policy_builtin(out);
+	diags = calloc(1, sizeof(*diags));
+	SMIG_ENSURE(diags != NULL, SMIG_ENOMEM);
+	rc = smig_policy_load(cfg->policy_file, out, diags);
+	if (rc < 0)
+		snprintf(err, errlen, "%s%s", diags->n ? diags->msg[0] : smig_strerror(rc),
+			 diags->n > 1 ? " (and more: smig policy lint)" : "");
+	free(diags);
+	return rc;
+}
+
+int authz_init(struct smigd *d)
+{
+	char err[400];
+	int rc = policy_load(&d->cfg, &d->policy, err, sizeof(err));
+
+	if (rc < 0) {
+		smig_err("event=policy_invalid reason=\"%s\"", err);
+		return rc;
+	}
+	smig_info("event=policy_loaded file=%s bindings=%zu",
+		  smig_policy_name(d->policy), smig_policy_bindings(d->policy));
+	return 0;
+}
+
+void authz_reload(struct smigd *d, const struct smig_config *cfg)
+{
+	struct smig_policy *np = NULL;
+	char err[400], detail[PATH_MAX + 64];
+
+	if (policy_load(cfg, &np, err, sizeof(err)) < 0) {
+		smig_err("event=policy_reload_failed reason=\"%s\" action=kept_previous", err);
+		audit_write(d, "smigd", "policy.reload", smig_policy_name(d->policy), "none", "-",
+			    "failed", err);
+		return;
+	}
+	smig_policy_free(d->policy);
+	d->policy = np;
+	snprintf(d->cfg.policy_file, sizeof(d->cfg.policy_file), "%s", cfg->policy_file);
+	snprintf(detail, sizeof(detail), "bindings=%zu", smig_policy_bindings(np));
+	smig_info("event=policy_reloaded file=%s %s", smig_policy_name(np), detail);
+	audit_write(d, "smigd", "policy.reload", smig_policy_name(np), "none", "-", "ok", detail);
+}
+
+void authz_free(struct smigd *d)
+{
+	smig_policy_free(d->policy);
+	d->policy = NULL;
+}
+
+static const char *opt_str(const json_t *args, const char *key)
+{
+	return json_string_value(json_object_get(args, key));
+}
+
+/* policy.check: how the policy answers another user's (or a peer's) request. */
+void authz_cmd_check(struct smigd *d, const json_t *args, struct ctl_ref *ref)
+{
+	static const char *const allowed[] = { "user", "peer", "action", "vm", "to", NULL };
+	const char *user = opt_str(args, "user"), *peer = opt_str(args, "peer");
+	const char *action = opt_str(args, "action");
+	struct smig_policy_req r = { 0 };
+	struct smig_policy_decision dec;
+	enum smig_action a;
+	char err[128];
+	struct who w;
+
+	if (smig_ctl_args_only(args, allowed, err, sizeof(err)) < 0 || action == NULL ||
+	    (user == NULL) == (peer == NULL) || smig_action_parse(action, &a) < 0) {
+		ctl_reply_err(d, ref, "bad_request",
+			      "policy.check needs args.action (a permission) and one of args.user "
+			      "and args.peer%s%s", err[0] ? ": " : "", err);
+		return;
+	}
+	if (user) {
+		who_from_name(user, &w);
+		r.who = w.subj;
+	} else {
+		r.who.kind = SMIG_SUBJ_PEER;
+		r.who.name = peer;
+	}
+	if (peer) {
+		/* a peer pushes to this host; the source judged this host's trust */
+		fill_req(d, &r, a, opt_str(args, "vm"), d->cfg.host);
+		r.check_trust = false;
+		r.migrations_active = 0;
+	} else {
+		fill_req(d, &r, a, opt_str(args, "vm"), opt_str(args, "to"));
+	}
+	smig_policy_eval(d->policy, &r, &dec);
+	ctl_reply_ok(d, ref, json_pack("{s:s,s:s,s:s,s:s}", "decision",
+				       dec.allow ? "allow" : "deny", "rule", dec.rule, "reason",
+				       dec.reason, "policy", smig_policy_name(d->policy)));
+}
