@@ -99,13 +99,11 @@ static int seal(struct smig_audit_chain *c, json_t *o, EVP_PKEY *key, char **lin
 	text = json_dumps(o, JSON_COMPACT);
 	SMIG_ENSURE(text != NULL, SMIG_ENOMEM);
 	n = strlen(text);
-	*line = realloc(text, n + 2);
-	if (*line == NULL) {
-		free(text);
-		return SMIG_ENOMEM;
-	}
-	(*line)[n] = '\n';
-	(*line)[n + 1] = '\0';
+	*line = malloc(n + 2);
+	if (*line)
+		snprintf(*line, n + 2, "%s\n", text);
+	free(text);
+	SMIG_ENSURE(*line != NULL, SMIG_ENOMEM);
 	c->seq++;
 	memcpy(c->head, hash, sizeof(hash));
 	c->since_checkpoint = key ? 0 : c->since_checkpoint + 1;

@@ -88,17 +88,15 @@ static void log_free(struct log *l)
 
 static char *join(const struct log *l)
 {
-	size_t len = 1;
+	size_t len = 1, off = 0;
 	char *s;
 
 	for (size_t i = 0; i < l->n; i++)
 		len += strlen(l->line[i]) + 1;
 	s = calloc(1, len);
 	assert_non_null(s);
-	for (size_t i = 0; i < l->n; i++) {
-		strcat(s, l->line[i]);
-		strcat(s, "\n");
-	}
+	for (size_t i = 0; i < l->n; i++)
+		off += (size_t)snprintf(s + off, len - off, "%s\n", l->line[i]);
 	return s;
 }
 
@@ -166,14 +164,14 @@ static const char *hash_of(const struct log *l, size_t i)
 static void replace(struct log *l, size_t i, const char *from, const char *to)
 {
 	char *p = strstr(l->line[i], from);
+	size_t len;
 	char *n;
 
 	assert_non_null(p);
-	n = malloc(strlen(l->line[i]) + strlen(to) + 1);
+	len = strlen(l->line[i]) + strlen(to) + 1;
+	n = malloc(len);
 	assert_non_null(n);
-	memcpy(n, l->line[i], (size_t)(p - l->line[i]));
-	strcpy(n + (p - l->line[i]), to);
-	strcat(n, p + strlen(from));
+	snprintf(n, len, "%.*s%s%s", (int)(p - l->line[i]), l->line[i], to, p + strlen(from));
 	free(l->line[i]);
 	l->line[i] = n;
 }
