@@ -32,10 +32,26 @@ int smig_file_check_private(const char *path, char *err, size_t errlen)
 	return 0;
 }
 
+int smig_file_write_all(int fd, const void *data, size_t len)
+{
+	const char *p = data;
+
+	while (len > 0) {
+		ssize_t w = write(fd, p, len);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return SMIG_EIO;
+		p += w;
+		len -= (size_t)w;
+	}
+	return 0;
+}
+
 int smig_file_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
 {
 	char tmp[PATH_MAX];
-	const char *p = data;
 	int fd;
 
 	SMIG_ENSURE(snprintf(tmp, sizeof(tmp), "%s.tmp", path) < (int)sizeof(tmp), SMIG_EINVAL);
@@ -43,16 +59,7 @@ int smig_file_write_atomic(const char *path, const void *data, size_t len, mode_
 	SMIG_ENSURE(fd >= 0, SMIG_EIO);
 	if (fchmod(fd, mode) < 0)
 		goto fail;
-	while (len > 0) {
-		ssize_t w = write(fd, p, len);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			goto fail;
-		p += w;
-		len -= (size_t)w;
-	}
-	if (fsync(fd) < 0)
+	if (smig_file_write_all(fd, data, len) < 0 || fsync(fd) < 0)
 		goto fail;
 	close(fd);
 	if (rename(tmp, path) < 0) {

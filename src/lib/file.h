@@ -11,6 +11,8 @@
 
 /* 0, or SMIG_EPERM with a message if path is readable by group or others. */
 int smig_file_check_private(const char *path, char *err, size_t errlen);
+/* Writes all of data to fd (retrying short writes and EINTR); 0 or SMIG_EIO. */
+int smig_file_write_all(int fd, const void *data, size_t len);
 /* Writes data to path.tmp with mode, fsyncs it and renames it over path. */
 int smig_file_write_atomic(const char *path, const void *data, size_t len, mode_t mode);
 /*

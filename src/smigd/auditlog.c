@@ -57,21 +57,6 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int write_all(int fd, const char *s, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, s, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return SMIG_EIO;
-		s += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 static void follow_send(struct smigd *d, const char *line)
 {
 	struct auditlog *a = d->audit;
@@ -99,7 +84,7 @@ static void append(struct smigd *d, char *line)
 	struct auditlog *a = d->audit;
 	char *head = NULL;
 
-	if (write_all(a->fd, line, strlen(line)) < 0 || fdatasync(a->fd) < 0 ||
+	if (smig_file_write_all(a->fd, line, strlen(line)) < 0 || fdatasync(a->fd) < 0 ||
 	    smig_audit_head(&a->chain, a->key, &head) < 0 ||
 	    smig_file_write_atomic(a->head_path, head, strlen(head), 0600) < 0) {
 		if (!a->write_failed)
