@@ -78,15 +78,25 @@ static void follow_send(struct smigd *d, const char *line)
 	json_decref(rec);
 }
 
+/* Signs the head again; 0 once it is on disk. */
+static int head_write(struct auditlog *a)
+{
+	char *head = NULL;
+	int rc = smig_audit_head(&a->chain, a->key, &head);
+
+	if (rc == 0)
+		rc = smig_file_write_atomic(a->head_path, head, strlen(head), 0600);
+	free(head);
+	return rc;
+}
+
 /* Appends a sealed line, fsyncs it, then re-signs the head. */
 static void append(struct smigd *d, char *line)
 {
 	struct auditlog *a = d->audit;
-	char *head = NULL;
 
 	if (smig_file_write_all(a->fd, line, strlen(line)) < 0 || fdatasync(a->fd) < 0 ||
-	    smig_audit_head(&a->chain, a->key, &head) < 0 ||
-	    smig_file_write_atomic(a->head_path, head, strlen(head), 0600) < 0) {
+	    head_write(a) < 0) {
 		if (!a->write_failed)
 			smig_err("event=audit_write_failed path=%s reason=\"%s\"", a->path,
 				 strerror(errno));
@@ -94,9 +104,23 @@ static void append(struct smigd *d, char *line)
 	} else {
 		a->write_failed = false;
 	}
-	free(head);
 	follow_send(d, line);
 	free(line);
+}
+
+
+bool audit_writable(struct smigd *d)
+{
+	struct auditlog *a = d->audit;
+
+	if (a == NULL || a->fd < 0)
+		return false;
+	/* After a failure, the next question tries again: sync the log, re-sign the head. */
+	if (a->write_failed && fdatasync(a->fd) == 0 && head_write(a) == 0) {
+		smig_info("event=audit_writable path=%s", a->path);
+		a->write_failed = false;
+	}
+	return !a->write_failed;
 }
 
 static void checkpoint(struct smigd *d)

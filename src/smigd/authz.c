@@ -31,15 +31,26 @@ struct who {
 	struct smig_subject subj;
 };
 
-static void who_groups(struct who *w, gid_t gid)
+/*
+ * The names of gid and of the supplementary groups: those the caller's
+ * process has (given) or, when unknown (n < 0), those NSS lists for w.
+ */
+static void who_groups(struct who *w, gid_t gid, const gid_t *given, int n)
 {
-	gid_t gids[WHO_GROUPS_MAX];
-	int n = WHO_GROUPS_MAX;
+	gid_t gids[WHO_GROUPS_MAX + 1];
 	char buf[4096];
 
-	if (w->name[0] == '\0' || getgrouplist(w->name, gid, gids, &n) < 0) {
+	if (n >= 0) {
 		gids[0] = gid;
-		n = 1;
+		for (int i = 0; i < n && i < WHO_GROUPS_MAX; i++)
+			gids[i + 1] = given[i];
+		n = n < WHO_GROUPS_MAX ? n + 1 : WHO_GROUPS_MAX + 1;
+	} else {
+		n = WHO_GROUPS_MAX;
+		if (w->name[0] == '\0' || getgrouplist(w->name, gid, gids, &n) < 0) {
+			gids[0] = gid;
+			n = 1;
+		}
 	}
 	for (int i = 0; i < n && w->subj.ngroups < WHO_GROUPS_MAX; i++) {
 		struct group g, *gp = NULL;
@@ -53,7 +64,8 @@ static void who_groups(struct who *w, gid_t gid)
 	w->subj.groups = w->groups;
 }
 
-static void who_from_uid(uid_t uid, gid_t gid, struct who *w)
+static void who_from_uid(uid_t uid, gid_t gid, const gid_t *groups, int ngroups,
+			 struct who *w)
 {
 	struct passwd pw, *pp = NULL;
 	char buf[4096];
@@ -64,7 +76,7 @@ static void who_from_uid(uid_t uid, gid_t gid, struct who *w)
 	w->subj.kind = SMIG_SUBJ_USER;
 	w->subj.name = w->name;
 	w->subj.uid = (uint32_t)uid;
-	who_groups(w, gid);
+	who_groups(w, gid, groups, ngroups);
 }
 
 /* A named user, known to NSS or not (then with no uid and no groups). */
@@ -74,7 +86,7 @@ static void who_from_name(const char *name, struct who *w)
 	char buf[4096];
 
 	if (getpwnam_r(name, &pw, buf, sizeof(buf), &pp) == 0 && pp) {
-		who_from_uid(pp->pw_uid, pp->pw_gid, w);
+		who_from_uid(pp->pw_uid, pp->pw_gid, NULL, -1, w);
 		return;
 	}
 	memset(w, 0, sizeof(*w));
@@ -132,6 +144,18 @@ static void target_str(const char *vm, const char *target, char *out, size_t len
 		snprintf(out, len, "-");
 }
 
+/* What cannot be audited is not done (looking excepted). */
+static void unaudited_refuse(struct smigd *d, enum smig_action a,
+			     struct smig_policy_decision *dec)
+{
+	if (!dec->allow || audit_writable(d) || strstr(smig_action_name(a), ".view"))
+		return;
+	dec->allow = false;
+	snprintf(dec->rule, sizeof(dec->rule), "audit-unavailable");
+	snprintf(dec->reason, sizeof(dec->reason),
+		 "the audit log cannot be written, so nothing that changes state is done");
+}
+
 bool authz_request(struct smigd *d, enum smig_action a, const char *vm, const char *target,
 		   struct ctl_ref *ref)
 {
@@ -140,10 +164,11 @@ bool authz_request(struct smigd *d, enum smig_action a, const char *vm, const ch
 	struct ctl_audit *au = &ref->audit;
 	struct who w;
 
-	who_from_uid(ref->cred.uid, ref->cred.gid, &w);
+	who_from_uid(ref->cred.uid, ref->cred.gid, ref->groups, ref->ngroups, &w);
 	r.who = w.subj;
 	fill_req(d, &r, a, vm, target);
 	smig_policy_eval(d->policy, &r, &dec);
+	unaudited_refuse(d, a, &dec);
 	memset(au, 0, sizeof(*au));
 	authz_actor(ref, au->actor, sizeof(au->actor));
 	snprintf(au->action, sizeof(au->action), "%s", smig_action_name(a));
@@ -171,7 +196,7 @@ bool authz_allows(struct smigd *d, const struct ctl_ref *ref, enum smig_action a
 
 	if (!ref->has_cred)
 		return true;
-	who_from_uid(ref->cred.uid, ref->cred.gid, &w);
+	who_from_uid(ref->cred.uid, ref->cred.gid, ref->groups, ref->ngroups, &w);
 	r.who = w.subj;
 	fill_req(d, &r, a, vm, NULL);
 	smig_policy_eval(d->policy, &r, &dec);
@@ -198,6 +223,7 @@ bool authz_peer_migrate(struct smigd *d, const char *peer, const struct smig_vms
 	char actor[96], target[160];
 
 	smig_policy_eval(d->policy, &r, out);
+	unaudited_refuse(d, SMIG_ACT_VM_MIGRATE, out);
 	if (out->allow)
 		return true;
 	snprintf(actor, sizeof(actor), "peer:%s", peer);

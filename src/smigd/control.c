@@ -36,6 +36,8 @@ struct ctl_client {
 	int fd;
 	struct loop_watch *w;
 	struct ucred cred;
+	int ngroups; /* -1 when the kernel could not say */
+	gid_t groups[CTL_GROUPS_MAX];
 	struct smig_buf rx;
 	struct smig_buf tx;
 	bool closing; /* close once tx drains */
@@ -388,7 +390,8 @@ static void request_scope(struct smigd *d, const struct smig_ctl_req *req, const
 static void client_request(struct ctl_client *c, const char *line, size_t len)
 {
 	struct smigd *d = c->d;
-	struct ctl_ref ref = { .client_id = c->id, .has_cred = true, .cred = c->cred };
+	struct ctl_ref ref = { .client_id = c->id, .has_cred = true, .cred = c->cred,
+			       .ngroups = c->ngroups };
 	struct smig_ctl_req req;
 	const char *vm, *target;
 	char err[256];
@@ -400,6 +403,7 @@ static void client_request(struct ctl_client *c, const char *line, size_t len)
 		ctl_reply_err(d, &ref, "bad_request", "%s", err);
 		return;
 	}
+	memcpy(ref.groups, c->groups, sizeof(ref.groups));
 	ref.id = json_incref(req.id);
 	smig_info("event=request cmd=%s uid=%d gid=%d pid=%d", req.cmd, (int)c->cred.uid,
 		  (int)c->cred.gid, (int)c->cred.pid);
@@ -473,6 +477,17 @@ static void client_io(void *arg, uint32_t events)
 	}
 }
 
+/* The caller's supplementary groups as the kernel has them for its process. */
+static void peer_groups(struct ctl_client *c)
+{
+	socklen_t len = sizeof(c->groups);
+
+	if (getsockopt(c->fd, SOL_SOCKET, SO_PEERGROUPS, c->groups, &len) < 0)
+		c->ngroups = -1;
+	else
+		c->ngroups = (int)(len / sizeof(gid_t));
+}
+
 static void ctl_accept(void *arg, uint32_t events)
 {
 	struct smigd *d = arg;
@@ -508,6 +523,7 @@ static void ctl_accept(void *arg, uint32_t events)
 			free(c);
 			continue;
 		}
+		peer_groups(c);
 		smig_buf_init(&c->rx, CTL_LINE_MAX);
 		smig_buf_init(&c->tx, CTL_OUT_MAX);
 		if (loop_watch_add(d->loop, fd, EPOLLIN, client_io, c, &c->w) < 0) {

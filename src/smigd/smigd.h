@@ -67,6 +67,8 @@ struct smigd {
 	struct auditlog *audit;
 };
 
+#define CTL_GROUPS_MAX 64
+
 /*
  * What the audit log records about a request when its reply is sent: the
  * decision was "allow" by rule; the outcome is the reply (ok or its error).
@@ -85,6 +87,8 @@ struct ctl_ref {
 	json_t *id;         /* the request's id (owned reference) */
 	bool has_cred;
 	struct ucred cred;  /* who asked */
+	int ngroups;        /* their supplementary groups (SO_PEERGROUPS); -1: unknown */
+	gid_t groups[CTL_GROUPS_MAX];
 	struct ctl_audit audit;
 };
 
@@ -133,6 +137,8 @@ void audit_close(struct smigd *d);
 void audit_write(struct smigd *d, const char *actor, const char *action, const char *target,
 		 const char *decision, const char *rule, const char *outcome,
 		 const char *detail);
+/* False after a record could not be written (until one can again). */
+bool audit_writable(struct smigd *d);
 void audit_cmd_show(struct smigd *d, const json_t *args, struct ctl_ref *ref);
 void audit_cmd_verify(struct smigd *d, struct ctl_ref *ref);
 

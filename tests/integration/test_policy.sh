@@ -45,7 +45,7 @@ h2_policy() { # h2_policy WITH_DENY
 }
 h2_policy yes
 
-plan 30
+plan 32
 
 smigd_start "$dir" h1 && smigd_start "$dir" h2
 ok $? "h1 and h2 start with their policies"
@@ -170,6 +170,18 @@ ok $? "sec-1 runs on h2 only"
 audited h2 '.actor == "peer:h1" and .target == "vm:sec-1 from:h1" and .decision == "allow" and .rule == "cluster-peers" and .outcome == "committed"'
 ok $? "h2 audited the committed migration with the rule that let it in"
 kill "$follow_pid" 2>/dev/null
+
+# --- what cannot be audited is not done ---------------------------------------
+head2=$dir/state-h2/audit.log.head
+mv "$head2" "$dir/h2.head.saved" && mkdir -p "$head2/blocked"
+hsmig "$dir" h2 vm define "$dir/web-1.json" >/dev/null # allowed; its record's head cannot be written
+out=$(hsmig "$dir" h2 vm undefine web-1 2>&1)
+rc=$?
+[ $rc -eq 3 ] && grep -q "audit-unavailable" <<<"$out" && [ "$(state h2 web-1)" != absent ]
+ok $? "with its audit log unwritable h2 refuses changes (exit $rc): $out"
+rm -rf "$head2"
+hsmig "$dir" h2 vm list >/dev/null && hsmig "$dir" h2 vm undefine web-1 >/dev/null
+ok $? "once the log can be written again, changes are allowed again"
 
 # --- the audit log itself ------------------------------------------------------
 hsmig "$dir" h1 audit verify >/dev/null && hsmig "$dir" h2 audit verify >/dev/null
