@@ -1,0 +1,247 @@
+/*
+ * evidence.c - attestation evidence: measuring, signing, strict parsing
+ * (see evidence.h).
+ *
+ * The digest is computed from the parsed structure, never from the bytes
+ * received: a verifier rebuilds the canonical JSON, so a field it did not
+ * understand can never be covered by a signature it accepts.
+ */
+#include "evidence.h"
+#include "error.h"
+#include "json.h"
+#include "sign.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int smig_measure_file(const char *path, uint8_t out[SMIG_DIGEST_LEN], char *err,
+		      size_t errlen)
+{
+	uint8_t buf[65536];
+	EVP_MD_CTX *md;
+	ssize_t r = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0) {
+		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+		return SMIG_EIO;
+	}
+	md = EVP_MD_CTX_new();
+	if (md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
+		EVP_MD_CTX_free(md);
+		close(fd);
+		return SMIG_ENOMEM;
+	}
+	while ((r = read(fd, buf, sizeof(buf))) != 0) {
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0 || EVP_DigestUpdate(md, buf, (size_t)r) != 1)
+			break;
+	}
+	if (r < 0)
+		snprintf(err, errlen, "%s: read: %s", path, strerror(errno));
+	close(fd);
+	if (r == 0 && EVP_DigestFinal_ex(md, out, NULL) != 1)
+		r = -1;
+	EVP_MD_CTX_free(md);
+	return r == 0 ? 0 : SMIG_EIO;
+}
+
+static json_t *hex_json(const uint8_t *p, size_t n)
+{
+	char hex[2 * 64 + 1];
+
+	smig_hex(p, n, hex);
+	return json_string(hex);
+}
+
+/* The evidence without its signature, members in a fixed order. */
+static json_t *evidence_json(const struct smig_evidence *e)
+{
+	json_t *o = json_object(), *comps = json_array(), *caps = json_array();
+
+	for (size_t i = 0; i < e->ncomp; i++)
+		json_array_append_new(comps, json_pack("{s:s,s:o}", "name", e->comp[i].name,
+						       "sha256",
+						       hex_json(e->comp[i].sha256, SMIG_DIGEST_LEN)));
+	for (size_t i = 0; i < e->ncaps; i++)
+		json_array_append_new(caps, json_string(e->caps[i]));
+	json_object_set_new(o, "v", json_integer(1));
+	json_object_set_new(o, "host", json_string(e->host));
+	json_object_set_new(o, "time", json_integer((json_int_t)e->time_ms));
+	json_object_set_new(o, "nonce", hex_json(e->nonce, SMIG_NONCE_LEN));
+	json_object_set_new(o, "binding", hex_json(e->binding, SMIG_BINDING_LEN));
+	json_object_set_new(o, "components", comps);
+	json_object_set_new(o, "capabilities", caps);
+	return o;
+}
+
+/* nonce || binding || SHA-256(canonical JSON): what the signature covers. */
+static int signed_message(const struct smig_evidence *e, uint8_t msg[96])
+{
+	json_t *o = evidence_json(e);
+	char *text = o ? json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+
+	json_decref(o);
+	SMIG_ENSURE(text != NULL, SMIG_ENOMEM);
+	memcpy(msg, e->nonce, SMIG_NONCE_LEN);
+	memcpy(msg + SMIG_NONCE_LEN, e->binding, SMIG_BINDING_LEN);
+	SHA256((const unsigned char *)text, strlen(text), msg + 64);
+	free(text);
+	return 0;
+}
+
+int smig_evidence_sign(struct smig_evidence *e, EVP_PKEY *key, char **text)
+{
+	uint8_t msg[96];
+	json_t *o;
+
+	SMIG_GUARD(signed_message(e, msg));
+	SMIG_GUARD(smig_sign(key, SMIG_EVIDENCE_CTX, msg, sizeof(msg), e->sig));
+	o = evidence_json(e);
+	SMIG_ENSURE(o != NULL, SMIG_ENOMEM);
+	json_object_set_new(o, "sig", hex_json(e->sig, sizeof(e->sig)));
+	*text = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	return *text ? 0 : SMIG_ENOMEM;
+}
+
+int smig_evidence_check_sig(const struct smig_evidence *e, EVP_PKEY *pub)
+{
+	uint8_t msg[96];
+
+	SMIG_GUARD(signed_message(e, msg));
+	return smig_sign_verify(pub, SMIG_EVIDENCE_CTX, msg, sizeof(msg), e->sig);
+}
+
+static int parse_components(const struct smig_json_doc *doc, const json_t *arr,
+			    struct smig_evidence *e, char *err, size_t errlen)
+{
+	static const struct smig_jfield fields[] = {
+		{ "name", SMIG_J_STRING, true, 0, 0 },
+		{ "sha256", SMIG_J_STRING, true, 0, 0 },
+	};
+	const json_t *c;
+	size_t i;
+
+	if (json_array_size(arr) > SMIG_COMPONENTS_MAX)
+		return smig_json_fail(doc, doc->root, "components", err, errlen,
+				      "more than %d components", SMIG_COMPONENTS_MAX);
+	json_array_foreach(arr, i, c) {
+		struct smig_component *k = &e->comp[e->ncomp];
+		const char *name;
+
+		if (!json_is_object(c))
+			return smig_json_fail_at(doc, arr, i, err, errlen,
+						 "components[%zu] must be an object", i);
+		SMIG_GUARD(smig_json_check(doc, c, "component", fields, ARRAY_LEN(fields), err,
+					   errlen));
+		name = json_string_value(json_object_get(c, "name"));
+		if (!smig_name_valid(name) || smig_evidence_find(e, name))
+			return smig_json_fail(doc, c, "name", err, errlen,
+					      "component name \"%.64s\" is not a name or repeats",
+					      name);
+		if (smig_unhex(json_string_value(json_object_get(c, "sha256")), k->sha256,
+			       SMIG_DIGEST_LEN) < 0)
+			return smig_json_fail(doc, c, "sha256", err, errlen,
+					      "component %s: sha256 must be 64 hex digits", name);
+		snprintf(k->name, sizeof(k->name), "%s", name);
+		e->ncomp++;
+	}
+	return 0;
+}
+
+static int parse_caps(const struct smig_json_doc *doc, const json_t *arr,
+		      struct smig_evidence *e, char *err, size_t errlen)
+{
+	const json_t *c;
+	size_t i;
+
+	if (json_array_size(arr) > SMIG_CAPS_MAX)
+		return smig_json_fail(doc, doc->root, "capabilities", err, errlen,
+				      "more than %d capabilities", SMIG_CAPS_MAX);
+	json_array_foreach(arr, i, c) {
+		if (!json_is_string(c) || !smig_name_valid(json_string_value(c)))
+			return smig_json_fail_at(doc, arr, i, err, errlen,
+						 "capabilities[%zu] must be a name", i);
+		snprintf(e->caps[e->ncaps++], sizeof(e->caps[0]), "%s", json_string_value(c));
+	}
+	return 0;
+}
+
+static int parse_hex(const struct smig_json_doc *doc, const char *key, uint8_t *out,
+		     size_t n, char *err, size_t errlen)
+{
+	if (smig_unhex(json_string_value(json_object_get(doc->root, key)), out, n) < 0)
+		return smig_json_fail(doc, doc->root, key, err, errlen,
+				      "%s must be %zu hex digits", key, 2 * n);
+	return 0;
+}
+
+static int evidence_top(const struct smig_json_doc *doc, struct smig_evidence *e, char *err,
+			size_t errlen)
+{
+	static const struct smig_jfield fields[] = {
+		{ "v", SMIG_J_INT, true, 0, 0 },
+		{ "host", SMIG_J_STRING, true, 0, 0 },
+		{ "time", SMIG_J_INT, true, 0, INT64_MAX },
+		{ "nonce", SMIG_J_STRING, true, 0, 0 },
+		{ "binding", SMIG_J_STRING, true, 0, 0 },
+		{ "components", SMIG_J_ARRAY, true, 0, 0 },
+		{ "capabilities", SMIG_J_ARRAY, true, 0, 0 },
+		{ "sig", SMIG_J_STRING, true, 0, 0 },
+	};
+	const json_t *root = doc->root;
+
+	SMIG_GUARD(smig_json_check(doc, root, "evidence", fields, ARRAY_LEN(fields), err, errlen));
+	if (json_integer_value(json_object_get(root, "v")) != 1)
+		return smig_json_fail(doc, root, "v", err, errlen, "evidence version must be 1");
+	if (!smig_name_valid(json_string_value(json_object_get(root, "host"))))
+		return smig_json_fail(doc, root, "host", err, errlen, "host must be a name");
+	snprintf(e->host, sizeof(e->host), "%s", json_string_value(json_object_get(root, "host")));
+	e->time_ms = (int64_t)json_integer_value(json_object_get(root, "time"));
+	SMIG_GUARD(parse_hex(doc, "nonce", e->nonce, SMIG_NONCE_LEN, err, errlen));
+	SMIG_GUARD(parse_hex(doc, "binding", e->binding, SMIG_BINDING_LEN, err, errlen));
+	SMIG_GUARD(parse_hex(doc, "sig", e->sig, sizeof(e->sig), err, errlen));
+	SMIG_GUARD(parse_components(doc, json_object_get(root, "components"), e, err, errlen));
+	return parse_caps(doc, json_object_get(root, "capabilities"), e, err, errlen);
+}
+
+int smig_evidence_parse(const char *text, size_t len, struct smig_evidence *e, char *err,
+			size_t errlen)
+{
+	struct smig_json_doc doc;
+	int rc;
+
+	memset(e, 0, sizeof(*e));
+	if (len > SMIG_EVIDENCE_MAX) {
+		snprintf(err, errlen, "evidence: %zu bytes, more than %zu", len, SMIG_EVIDENCE_MAX);
+		return SMIG_ETOOBIG;
+	}
+	SMIG_GUARD(smig_json_load_text(&doc, "evidence", text, len, err, errlen));
+	rc = evidence_top(&doc, e, err, errlen);
+	smig_json_doc_clear(&doc);
+	return rc;
+}
+
+const struct smig_component *smig_evidence_find(const struct smig_evidence *e,
+						const char *name)
+{
+	for (size_t i = 0; i < e->ncomp; i++)
+		if (strcmp(e->comp[i].name, name) == 0)
+			return &e->comp[i];
+	return NULL;
+}
+
+bool smig_evidence_has_cap(const struct smig_evidence *e, const char *cap)
+{
+	for (size_t i = 0; i < e->ncaps; i++)
+		if (strcmp(e->caps[i], cap) == 0)
+			return true;
+	return false;
+}

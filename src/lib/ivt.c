@@ -1,0 +1,342 @@
+/*
+ * ivt.c - the integrity validation table and attestation verdicts (see
+ * ivt.h).
+ */
+#include "ivt.h"
+#include "error.h"
+#include "json.h"
+#include "sign.h"
+
+#include <openssl/crypto.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define IVT_HOSTS_MAX SMIG_HOSTS_MAX
+
+static int parse_golden(const struct smig_json_doc *doc, const json_t *arr, size_t i,
+			struct smig_golden *g, char *err, size_t errlen)
+{
+	static const struct smig_jfield fields[] = {
+		{ "name", SMIG_J_STRING, true, 0, 0 },
+		{ "components", SMIG_J_OBJECT, true, 0, 0 },
+	};
+	const json_t *o = json_array_get(arr, i), *comps;
+	const char *key;
+	json_t *v;
+
+	if (!json_is_object(o))
+		return smig_json_fail_at(doc, arr, i, err, errlen, "golden[%zu] must be an object",
+					 i);
+	SMIG_GUARD(smig_json_check(doc, o, "golden set", fields, ARRAY_LEN(fields), err, errlen));
+	if (!smig_name_valid(json_string_value(json_object_get(o, "name"))))
+		return smig_json_fail(doc, o, "name", err, errlen, "golden set name must be a name");
+	snprintf(g->name, sizeof(g->name), "%s", json_string_value(json_object_get(o, "name")));
+	comps = json_object_get(o, "components");
+	if (json_object_size(comps) > SMIG_COMPONENTS_MAX)
+		return smig_json_fail(doc, o, "components", err, errlen,
+				      "more than %d components", SMIG_COMPONENTS_MAX);
+	json_object_foreach((json_t *)comps, key, v) {
+		struct smig_component *c = &g->comp[g->ncomp];
+
+		if (!smig_name_valid(key) ||
+		    smig_unhex(json_string_value(v), c->sha256, SMIG_DIGEST_LEN) < 0)
+			return smig_json_fail(doc, comps, key, err, errlen,
+					      "component %.64s: a name and 64 hex digits", key);
+		snprintf(c->name, sizeof(c->name), "%s", key);
+		g->ncomp++;
+	}
+	return 0;
+}
+
+static int parse_host(const struct smig_json_doc *doc, const json_t *hosts, const char *name,
+		      struct smig_ivt_host *h, char *err, size_t errlen)
+{
+	static const struct smig_jfield fields[] = {
+		{ "fingerprint", SMIG_J_STRING, true, 0, 0 },
+		{ "trust", SMIG_J_STRING, true, 0, 0 },
+		{ "golden", SMIG_J_ARRAY, true, 0, 0 },
+	};
+	const json_t *o = json_object_get(hosts, name), *golden;
+
+	if (!smig_name_valid(name) || !json_is_object(o))
+		return smig_json_fail(doc, hosts, name, err, errlen,
+				      "hosts.%.64s: a host name and an object", name);
+	SMIG_GUARD(smig_json_check(doc, o, "IVT host", fields, ARRAY_LEN(fields), err, errlen));
+	snprintf(h->name, sizeof(h->name), "%s", name);
+	if (smig_fp_parse(json_string_value(json_object_get(o, "fingerprint")), h->fp) < 0)
+		return smig_json_fail(doc, o, "fingerprint", err, errlen,
+				      "%s.fingerprint must be sha256: and 64 hex digits", name);
+	if (smig_trust_parse(json_string_value(json_object_get(o, "trust")), &h->trust) < 0 ||
+	    h->trust == SMIG_TRUST_NONE)
+		return smig_json_fail(doc, o, "trust", err, errlen,
+				      "%s.trust must be attested or trusted", name);
+	golden = json_object_get(o, "golden");
+	if (json_array_size(golden) > SMIG_GOLDEN_MAX)
+		return smig_json_fail(doc, o, "golden", err, errlen, "%s: at most %d golden sets",
+				      name, SMIG_GOLDEN_MAX);
+	for (size_t i = 0; i < json_array_size(golden); i++, h->ngolden++)
+		SMIG_GUARD(parse_golden(doc, golden, i, &h->golden[i], err, errlen));
+	return 0;
+}
+
+static int ivt_top(const struct smig_json_doc *doc, struct smig_ivt *ivt, char *err,
+		   size_t errlen)
+{
+	static const struct smig_jfield fields[] = {
+		{ "hosts", SMIG_J_OBJECT, true, 0, 0 },
+	};
+	const json_t *hosts;
+	const char *name;
+	json_t *v;
+
+	SMIG_GUARD(smig_json_check(doc, doc->root, "IVT", fields, ARRAY_LEN(fields), err, errlen));
+	hosts = json_object_get(doc->root, "hosts");
+	if (json_object_size(hosts) > IVT_HOSTS_MAX)
+		return smig_json_fail(doc, doc->root, "hosts", err, errlen, "more than %d hosts",
+				      IVT_HOSTS_MAX);
+	ivt->v = calloc(json_object_size(hosts) + 1, sizeof(*ivt->v));
+	SMIG_ENSURE(ivt->v != NULL, SMIG_ENOMEM);
+	json_object_foreach((json_t *)hosts, name, v) {
+		SMIG_GUARD(parse_host(doc, hosts, name, &ivt->v[ivt->n], err, errlen));
+		ivt->n++;
+	}
+	return 0;
+}
+
+static int ivt_finish(struct smig_json_doc *doc, struct smig_ivt *ivt, char *err,
+		      size_t errlen)
+{
+	int rc = ivt_top(doc, ivt, err, errlen);
+
+	smig_json_doc_clear(doc);
+	if (rc < 0)
+		smig_ivt_clear(ivt);
+	return rc;
+}
+
+int smig_ivt_parse(const char *name, const char *text, size_t len, struct smig_ivt *ivt,
+		   char *err, size_t errlen)
+{
+	struct smig_json_doc doc;
+
+	memset(ivt, 0, sizeof(*ivt));
+	SMIG_GUARD(smig_json_load_text(&doc, name, text, len, err, errlen));
+	return ivt_finish(&doc, ivt, err, errlen);
+}
+
+int smig_ivt_load(const char *path, struct smig_ivt *ivt, char *err, size_t errlen)
+{
+	struct smig_json_doc doc;
+
+	memset(ivt, 0, sizeof(*ivt));
+	SMIG_GUARD(smig_json_load_file(&doc, path, err, errlen));
+	return ivt_finish(&doc, ivt, err, errlen);
+}
+
+void smig_ivt_clear(struct smig_ivt *ivt)
+{
+	free(ivt->v);
+	memset(ivt, 0, sizeof(*ivt));
+}
+
+const struct smig_ivt_host *smig_ivt_find(const struct smig_ivt *ivt, const char *host)
+{
+	for (size_t i = 0; ivt && i < ivt->n; i++)
+		if (strcmp(ivt->v[i].name, host) == 0)
+			return &ivt->v[i];
+	return NULL;
+}
+
+static json_t *golden_json(const struct smig_golden *g)
+{
+	json_t *comps = json_object();
+	char hex[2 * SMIG_DIGEST_LEN + 1];
+
+	for (size_t i = 0; i < g->ncomp; i++) {
+		smig_hex(g->comp[i].sha256, SMIG_DIGEST_LEN, hex);
+		json_object_set_new(comps, g->comp[i].name, json_string(hex));
+	}
+	return json_pack("{s:s,s:o}", "name", g->name, "components", comps);
+}
+
+int smig_ivt_dump(const struct smig_ivt *ivt, char **text)
+{
+	json_t *hosts = json_object(), *root;
+	char fp[SMIG_FP_STR_LEN];
+
+	for (size_t i = 0; i < ivt->n; i++) {
+		const struct smig_ivt_host *h = &ivt->v[i];
+		json_t *golden = json_array();
+
+		for (size_t k = 0; k < h->ngolden; k++)
+			json_array_append_new(golden, golden_json(&h->golden[k]));
+		smig_fp_format(h->fp, fp);
+		json_object_set_new(hosts, h->name,
+				    json_pack("{s:s,s:s,s:o}", "fingerprint", fp, "trust",
+					      smig_trust_name(h->trust), "golden", golden));
+	}
+	root = json_pack("{s:o}", "hosts", hosts);
+	*text = root ? json_dumps(root, JSON_INDENT(2)) : NULL;
+	json_decref(root);
+	return *text ? 0 : SMIG_ENOMEM;
+}
+
+int smig_ivt_enrol(struct smig_ivt *ivt, const char *host, const uint8_t fp[SMIG_FP_LEN],
+		   enum smig_trust trust, const char *golden, const struct smig_evidence *e)
+{
+	struct smig_ivt_host *h = (struct smig_ivt_host *)smig_ivt_find(ivt, host);
+	struct smig_golden *g = NULL;
+
+	SMIG_ENSURE(smig_name_valid(host) && smig_name_valid(golden) &&
+			    trust != SMIG_TRUST_NONE,
+		    SMIG_EINVAL);
+	if (h == NULL) {
+		struct smig_ivt_host *nv = realloc(ivt->v, (ivt->n + 1) * sizeof(*nv));
+
+		SMIG_ENSURE(nv != NULL, SMIG_ENOMEM);
+		ivt->v = nv;
+		h = &ivt->v[ivt->n++];
+		memset(h, 0, sizeof(*h));
+		snprintf(h->name, sizeof(h->name), "%s", host);
+	}
+	memcpy(h->fp, fp, SMIG_FP_LEN);
+	h->trust = trust;
+	for (size_t i = 0; i < h->ngolden; i++)
+		if (strcmp(h->golden[i].name, golden) == 0)
+			g = &h->golden[i];
+	if (g == NULL) {
+		if (h->ngolden == SMIG_GOLDEN_MAX) {
+			memmove(&h->golden[0], &h->golden[1], (SMIG_GOLDEN_MAX - 1) * sizeof(*g));
+			h->ngolden--;
+		}
+		g = &h->golden[h->ngolden++];
+	}
+	memset(g, 0, sizeof(*g));
+	snprintf(g->name, sizeof(g->name), "%s", golden);
+	memcpy(g->comp, e->comp, e->ncomp * sizeof(e->comp[0]));
+	g->ncomp = e->ncomp;
+	return 0;
+}
+
+const char *smig_verdict_name(enum smig_verdict_kind k)
+{
+	static const char *const names[] = { "unknown", "untrusted", "attested", "trusted" };
+
+	return (unsigned)k < ARRAY_LEN(names) ? names[k] : "unknown";
+}
+
+static void verdict(struct smig_verdict *v, enum smig_verdict_kind k, const char *component,
+		    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static void verdict(struct smig_verdict *v, enum smig_verdict_kind k, const char *component,
+		    const char *fmt, ...)
+{
+	va_list ap;
+
+	v->kind = k;
+	v->trust = SMIG_TRUST_NONE;
+	snprintf(v->component, sizeof(v->component), "%s", component ? component : "");
+	va_start(ap, fmt);
+	vsnprintf(v->reason, sizeof(v->reason), fmt, ap);
+	va_end(ap);
+}
+
+/* Problems of e against g: the count, and the first one described in v. */
+static size_t golden_diff(const struct smig_golden *g, const struct smig_evidence *e,
+			  struct smig_verdict *v)
+{
+	char got[2 * SMIG_DIGEST_LEN + 1], want[2 * SMIG_DIGEST_LEN + 1];
+	size_t n = 0;
+
+	for (size_t i = 0; i < e->ncomp; i++) {
+		const struct smig_component *c = &e->comp[i];
+		const struct smig_component *w = NULL;
+
+		for (size_t k = 0; k < g->ncomp; k++)
+			if (strcmp(g->comp[k].name, c->name) == 0)
+				w = &g->comp[k];
+		smig_hex(c->sha256, SMIG_DIGEST_LEN, got);
+		if (w == NULL) {
+			if (n++ == 0)
+				verdict(v, SMIG_VERDICT_UNTRUSTED, c->name,
+					"unknown component %s (sha256 %s), not in golden set %s",
+					c->name, got, g->name);
+		} else if (CRYPTO_memcmp(w->sha256, c->sha256, SMIG_DIGEST_LEN) != 0) {
+			smig_hex(w->sha256, SMIG_DIGEST_LEN, want);
+			if (n++ == 0)
+				verdict(v, SMIG_VERDICT_UNTRUSTED, c->name,
+					"component %s: sha256 %s, golden set %s has %s", c->name,
+					got, g->name, want);
+		}
+	}
+	for (size_t k = 0; k < g->ncomp; k++) {
+		if (smig_evidence_find(e, g->comp[k].name) == NULL && n++ == 0) {
+			smig_hex(g->comp[k].sha256, SMIG_DIGEST_LEN, want);
+			verdict(v, SMIG_VERDICT_UNTRUSTED, g->comp[k].name,
+				"component %s was not measured; golden set %s has %s",
+				g->comp[k].name, g->name, want);
+		}
+	}
+	return n;
+}
+
+void smig_ivt_match(const struct smig_ivt_host *h, const struct smig_evidence *e,
+		    struct smig_verdict *v)
+{
+	struct smig_verdict best = { 0 }, cur;
+	size_t best_n = (size_t)-1;
+
+	for (size_t i = 0; i < h->ngolden; i++) {
+		size_t n = golden_diff(&h->golden[i], e, &cur);
+
+		if (n == 0) {
+			verdict(v, h->trust == SMIG_TRUST_TRUSTED ? SMIG_VERDICT_TRUSTED
+								  : SMIG_VERDICT_ATTESTED,
+				NULL, "matches golden set %s", h->golden[i].name);
+			v->trust = h->trust;
+			snprintf(v->golden, sizeof(v->golden), "%s", h->golden[i].name);
+			return;
+		}
+		if (n < best_n) {
+			best = cur;
+			best_n = n;
+		}
+	}
+	if (h->ngolden == 0)
+		verdict(v, SMIG_VERDICT_UNTRUSTED, NULL, "the IVT has no golden set for %s",
+			h->name);
+	else
+		*v = best;
+}
+
+void smig_attest_verify(const struct smig_ivt *ivt, const struct smig_evidence *e,
+			const struct smig_attest_ctx *x, struct smig_verdict *v)
+{
+	const struct smig_ivt_host *h = smig_ivt_find(ivt, x->host);
+
+	memset(v, 0, sizeof(*v));
+	if (strcmp(e->host, x->host) != 0)
+		verdict(v, SMIG_VERDICT_UNTRUSTED, NULL,
+			"evidence is from %s, the session is with %s", e->host, x->host);
+	else if (CRYPTO_memcmp(e->nonce, x->nonce, SMIG_NONCE_LEN) != 0)
+		verdict(v, SMIG_VERDICT_UNTRUSTED, NULL,
+			"evidence answers another nonce (replayed)");
+	else if (CRYPTO_memcmp(e->binding, x->binding, SMIG_BINDING_LEN) != 0)
+		verdict(v, SMIG_VERDICT_UNTRUSTED, NULL,
+			"evidence is bound to another TLS session (relayed)");
+	else if (smig_evidence_check_sig(e, x->pub) < 0)
+		verdict(v, SMIG_VERDICT_UNTRUSTED, NULL, "evidence signature is not %s's",
+			x->host);
+	else if (h && CRYPTO_memcmp(h->fp, x->fp, SMIG_FP_LEN) != 0)
+		verdict(v, SMIG_VERDICT_UNTRUSTED, NULL,
+			"the IVT names another certificate for %s", x->host);
+	else if (h)
+		smig_ivt_match(h, e, v);
+	else {
+		verdict(v, SMIG_VERDICT_ATTESTED, NULL,
+			"authentic and fresh; the IVT has no golden values for %s", x->host);
+		v->trust = SMIG_TRUST_ATTESTED;
+	}
+}

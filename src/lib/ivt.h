@@ -1,0 +1,96 @@
+/*
+ * ivt.h - the integrity validation table and the attestation verdict.
+ *
+ * The IVT (strict JSON, one file for the cluster like the host table)
+ * says, for each host, the fingerprint of its certificate, the trust level
+ * it earns, and one or more accepted golden sets (component name ->
+ * SHA-256), so that a fleet can accept an old and a new QEMU at once
+ * during an upgrade:
+ *   {"hosts": {"h2": {"fingerprint": "sha256:...", "trust": "trusted",
+ *     "golden": [{"name": "2026-11-24", "components": {"qemu": HEX, ...}}]}}}
+ *
+ * smig_attest_verify() turns one host's evidence into a verdict, a pure
+ * function of the IVT, the evidence and what the verifier knows of the
+ * session (the peer's name, fingerprint and key, its own nonce, the
+ * session's exporter value). A refusal names the component and both
+ * values.
+ */
+#ifndef SMIG_IVT_H
+#define SMIG_IVT_H
+
+#include "config.h"
+#include "evidence.h"
+#include "vmspec.h"
+
+#include <openssl/evp.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#define SMIG_GOLDEN_MAX 8
+
+struct smig_golden {
+	char name[SMIG_NAME_MAX + 1];
+	struct smig_component comp[SMIG_COMPONENTS_MAX];
+	size_t ncomp;
+};
+
+struct smig_ivt_host {
+	char name[SMIG_NAME_MAX + 1];
+	uint8_t fp[SMIG_FP_LEN];
+	enum smig_trust trust; /* what a match earns: attested or trusted */
+	struct smig_golden golden[SMIG_GOLDEN_MAX];
+	size_t ngolden;
+};
+
+struct smig_ivt {
+	struct smig_ivt_host *v;
+	size_t n;
+};
+
+int smig_ivt_parse(const char *name, const char *text, size_t len, struct smig_ivt *ivt,
+		   char *err, size_t errlen);
+int smig_ivt_load(const char *path, struct smig_ivt *ivt, char *err, size_t errlen);
+void smig_ivt_clear(struct smig_ivt *ivt);
+const struct smig_ivt_host *smig_ivt_find(const struct smig_ivt *ivt, const char *host);
+/* The IVT as JSON text (malloc'd), the format smig_ivt_parse reads. */
+int smig_ivt_dump(const struct smig_ivt *ivt, char **text);
+/*
+ * Makes e's components a golden set of host (named golden; a set of that
+ * name is replaced, else added, the oldest dropped beyond SMIG_GOLDEN_MAX),
+ * adding the host with fp and trust if it is not in the table.
+ */
+int smig_ivt_enrol(struct smig_ivt *ivt, const char *host, const uint8_t fp[SMIG_FP_LEN],
+		   enum smig_trust trust, const char *golden, const struct smig_evidence *e);
+
+enum smig_verdict_kind {
+	SMIG_VERDICT_UNKNOWN,   /* not attested (yet) */
+	SMIG_VERDICT_UNTRUSTED, /* evidence refused */
+	SMIG_VERDICT_ATTESTED,  /* authentic, fresh, no golden values to compare */
+	SMIG_VERDICT_TRUSTED,   /* matches a golden set */
+};
+
+struct smig_verdict {
+	enum smig_verdict_kind kind;
+	enum smig_trust trust; /* none unless attested or trusted */
+	char golden[SMIG_NAME_MAX + 1];
+	char component[SMIG_NAME_MAX + 1]; /* the component a refusal is about */
+	char reason[400];
+};
+
+/* What the verifier knows of the session the evidence came in. */
+struct smig_attest_ctx {
+	const char *host;        /* the peer, as its certificate proved */
+	const uint8_t *fp;       /* its certificate's fingerprint */
+	EVP_PKEY *pub;           /* its certificate's key */
+	const uint8_t *nonce;    /* the nonce this verifier sent */
+	const uint8_t *binding;  /* this session's exporter value */
+};
+
+const char *smig_verdict_name(enum smig_verdict_kind k);
+void smig_attest_verify(const struct smig_ivt *ivt, const struct smig_evidence *e,
+			const struct smig_attest_ctx *x, struct smig_verdict *v);
+/* Compares evidence with a host's golden sets only (a host checking itself). */
+void smig_ivt_match(const struct smig_ivt_host *h, const struct smig_evidence *e,
+		    struct smig_verdict *v);
+
+#endif
