@@ -19,8 +19,13 @@ static void decode(const struct smig_frame *f)
 	struct smig_mig_prepare mp;
 	struct smig_mig_commit_req cr;
 	struct smig_mig_abort ab;
+	uint8_t nonce[SMIG_ATTEST_NONCE_LEN];
+	const char *text;
+	size_t len;
 	uint64_t id;
 
+	(void)smig_msg_get_attest_req(f, nonce);
+	(void)smig_msg_get_attest(f, &text, &len);
 	(void)smig_msg_get_mig_prepare(f, &mp);
 	(void)smig_msg_get_mig_commit_req(f, &cr);
 	(void)smig_msg_get_mig_abort(f, &ab);

@@ -78,6 +78,7 @@ static json_t *evidence_json(const struct smig_evidence *e)
 	json_object_set_new(o, "binding", hex_json(e->binding, SMIG_BINDING_LEN));
 	json_object_set_new(o, "components", comps);
 	json_object_set_new(o, "capabilities", caps);
+	json_object_set_new(o, "free_mib", json_integer((json_int_t)e->free_mib));
 	return o;
 }
 
@@ -194,6 +195,7 @@ static int evidence_top(const struct smig_json_doc *doc, struct smig_evidence *e
 		{ "binding", SMIG_J_STRING, true, 0, 0 },
 		{ "components", SMIG_J_ARRAY, true, 0, 0 },
 		{ "capabilities", SMIG_J_ARRAY, true, 0, 0 },
+		{ "free_mib", SMIG_J_INT, true, 0, INT64_MAX },
 		{ "sig", SMIG_J_STRING, true, 0, 0 },
 	};
 	const json_t *root = doc->root;
@@ -205,6 +207,7 @@ static int evidence_top(const struct smig_json_doc *doc, struct smig_evidence *e
 		return smig_json_fail(doc, root, "host", err, errlen, "host must be a name");
 	snprintf(e->host, sizeof(e->host), "%s", json_string_value(json_object_get(root, "host")));
 	e->time_ms = (int64_t)json_integer_value(json_object_get(root, "time"));
+	e->free_mib = (uint64_t)json_integer_value(json_object_get(root, "free_mib"));
 	SMIG_GUARD(parse_hex(doc, "nonce", e->nonce, SMIG_NONCE_LEN, err, errlen));
 	SMIG_GUARD(parse_hex(doc, "binding", e->binding, SMIG_BINDING_LEN, err, errlen));
 	SMIG_GUARD(parse_hex(doc, "sig", e->sig, sizeof(e->sig), err, errlen));

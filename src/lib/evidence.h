@@ -5,7 +5,7 @@
  * Evidence is JSON:
  *   {"v":1, "host":"h2", "time":MS, "nonce":HEX32, "binding":HEX32,
  *    "components":[{"name":"qemu", "sha256":HEX32}, ...],
- *    "capabilities":["vtpm", ...], "sig":HEX64}
+ *    "capabilities":["vtpm", ...], "free_mib":N, "sig":HEX64}
  * The signature (context "smig-evidence-v1") covers nonce || binding ||
  * digest, the digest being SHA-256 of the compact sorted-key JSON without
  * sig. binding is the TLS exporter value of the session it travels in, so
@@ -46,6 +46,7 @@ struct smig_evidence {
 	size_t ncomp;
 	char caps[SMIG_CAPS_MAX][SMIG_NAME_MAX + 1];
 	size_t ncaps;
+	uint64_t free_mib; /* memory available for VMs, for placement */
 	uint8_t sig[64];
 };
 

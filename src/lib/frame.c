@@ -18,6 +18,8 @@ static const struct frame_type frame_types[] = {
 	{ SMIG_MSG_PONG, "PONG", 16 },
 	{ SMIG_MSG_ERROR, "ERROR", 260 },
 	{ SMIG_MSG_BYE, "BYE", 0 },
+	{ SMIG_MSG_ATTEST_REQ, "ATTEST_REQ", 32 },
+	{ SMIG_MSG_ATTEST, "ATTEST", 16 * 1024 },
 	{ SMIG_MSG_MIG_PREPARE, "MIG_PREPARE", 8 + 2 + 16 * 1024 + 1 + 32 },
 	{ SMIG_MSG_MIG_PREPARED, "MIG_PREPARED", 8 },
 	{ SMIG_MSG_MIG_DATA, "MIG_DATA", SMIG_FRAME_MAX_PAYLOAD },

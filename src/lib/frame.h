@@ -29,6 +29,8 @@ enum smig_msg_type {
 	SMIG_MSG_PONG = 0x03,
 	SMIG_MSG_ERROR = 0x04,
 	SMIG_MSG_BYE = 0x05,
+	SMIG_MSG_ATTEST_REQ = 0x06, /* a verifier's nonce */
+	SMIG_MSG_ATTEST = 0x07,     /* evidence answering it (evidence.h) */
 	/* migration (docs/protocol.md, "Migration") */
 	SMIG_MSG_MIG_PREPARE = 0x10,
 	SMIG_MSG_MIG_PREPARED = 0x11,

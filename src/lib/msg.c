@@ -111,6 +111,39 @@ int smig_msg_get_error(const struct smig_frame *f, struct smig_error_msg *m)
 	return smig_buf_expect_end(&b);
 }
 
+int smig_msg_put_attest_req(struct smig_buf *out, const uint8_t nonce[SMIG_ATTEST_NONCE_LEN])
+{
+	return smig_frame_put(out, SMIG_MSG_ATTEST_REQ, nonce, SMIG_ATTEST_NONCE_LEN);
+}
+
+int smig_msg_get_attest_req(const struct smig_frame *f, uint8_t nonce[SMIG_ATTEST_NONCE_LEN])
+{
+	struct smig_buf b;
+
+	SMIG_GUARD(msg_view(f, SMIG_MSG_ATTEST_REQ, &b));
+	SMIG_GUARD(smig_buf_get_bytes(&b, nonce, SMIG_ATTEST_NONCE_LEN));
+	return smig_buf_expect_end(&b);
+}
+
+int smig_msg_put_attest(struct smig_buf *out, const char *text, size_t len)
+{
+	SMIG_ENSURE(len > 0 && len <= SMIG_ATTEST_MAX, SMIG_ETOOBIG);
+	return smig_frame_put(out, SMIG_MSG_ATTEST, text, len);
+}
+
+int smig_msg_get_attest(const struct smig_frame *f, const char **text, size_t *len)
+{
+	struct smig_buf b;
+	const uint8_t *p;
+
+	SMIG_GUARD(msg_view(f, SMIG_MSG_ATTEST, &b));
+	*len = smig_buf_remaining(&b);
+	SMIG_ENSURE(*len > 0, SMIG_ESHORT);
+	SMIG_GUARD(smig_buf_get_ptr(&b, &p, *len));
+	*text = (const char *)p;
+	return 0;
+}
+
 int smig_msg_put_bye(struct smig_buf *out)
 {
 	return smig_frame_put(out, SMIG_MSG_BYE, NULL, 0);

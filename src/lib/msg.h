@@ -77,6 +77,15 @@ int smig_msg_get_mig_commit_req(const struct smig_frame *f, struct smig_mig_comm
 int smig_msg_put_mig_abort(struct smig_buf *out, const struct smig_mig_abort *m);
 int smig_msg_get_mig_abort(const struct smig_frame *f, struct smig_mig_abort *m);
 
+/* ATTEST_REQ: the verifier's fresh nonce. ATTEST: evidence text (evidence.h). */
+#define SMIG_ATTEST_NONCE_LEN 32
+#define SMIG_ATTEST_MAX ((size_t)16 * 1024)
+int smig_msg_put_attest_req(struct smig_buf *out, const uint8_t nonce[SMIG_ATTEST_NONCE_LEN]);
+int smig_msg_get_attest_req(const struct smig_frame *f, uint8_t nonce[SMIG_ATTEST_NONCE_LEN]);
+int smig_msg_put_attest(struct smig_buf *out, const char *text, size_t len);
+/* *text points into the frame (not NUL-terminated). */
+int smig_msg_get_attest(const struct smig_frame *f, const char **text, size_t *len);
+
 int smig_msg_put_bye(struct smig_buf *out);
 int smig_msg_get_bye(const struct smig_frame *f);
 

@@ -266,6 +266,13 @@ int smig_tls_peer_fp(const struct smig_tls_conn *c, uint8_t fp[SMIG_FP_LEN])
 	return x509_fp(peer, fp);
 }
 
+EVP_PKEY *smig_tls_peer_key(const struct smig_tls_conn *c)
+{
+	X509 *peer = SSL_get0_peer_certificate(c->ssl);
+
+	return peer ? X509_get0_pubkey(peer) : NULL;
+}
+
 const char *smig_tls_cipher(const struct smig_tls_conn *c)
 {
 	return SSL_get_cipher_name(c->ssl);

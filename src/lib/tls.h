@@ -16,6 +16,7 @@
 #define SMIG_TLS_H
 
 #include <stdbool.h>
+#include <openssl/evp.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -53,6 +54,8 @@ bool smig_tls_want_write(const struct smig_tls_conn *c);
 const char *smig_tls_reason(const struct smig_tls_conn *c);
 
 int smig_tls_peer_fp(const struct smig_tls_conn *c, uint8_t fp[SMIG_FP_LEN]);
+/* The public key of the peer's certificate (borrowed; NULL if none). */
+EVP_PKEY *smig_tls_peer_key(const struct smig_tls_conn *c);
 const char *smig_tls_cipher(const struct smig_tls_conn *c);
 const char *smig_tls_version(const struct smig_tls_conn *c);
 /* RFC 8446 section 7.5 exporter: out[0..outlen) for label and context. */

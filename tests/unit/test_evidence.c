@@ -49,6 +49,7 @@ static void sample(struct smig_evidence *e)
 	e->ncomp = 2;
 	snprintf(e->caps[0], sizeof(e->caps[0]), "vtpm");
 	e->ncaps = 1;
+	e->free_mib = 4096;
 }
 
 static void test_round_trip(void **state)
@@ -69,6 +70,7 @@ static void test_round_trip(void **state)
 	assert_non_null(smig_evidence_find(&p, "smigd"));
 	assert_null(smig_evidence_find(&p, "swtpm"));
 	assert_true(smig_evidence_has_cap(&p, "vtpm"));
+	assert_int_equal(p.free_mib, 4096);
 	assert_false(smig_evidence_has_cap(&p, "tpm2"));
 	assert_int_equal(smig_evidence_check_sig(&p, key), 0);
 	free(text);
@@ -95,6 +97,9 @@ static void test_tamper(void **state)
 	assert_int_equal(smig_evidence_check_sig(&t, key), SMIG_ECRYPTO);
 	t = e;
 	t.time_ms++;
+	assert_int_equal(smig_evidence_check_sig(&t, key), SMIG_ECRYPTO);
+	t = e;
+	t.free_mib = 1 << 20;
 	assert_int_equal(smig_evidence_check_sig(&t, key), SMIG_ECRYPTO);
 	t = e;
 	t.ncaps = 0;
@@ -127,22 +132,22 @@ static void expect_bad(const char *text, const char *want)
 static void test_strict(void **state)
 {
 	(void)state;
-	expect_bad(HEAD "\"components\":[],\"capabilities\":[],\"sig\":\"" SIG "\",\"x\":1}",
+	expect_bad(HEAD "\"components\":[],\"capabilities\":[],\"free_mib\":1,\"sig\":\"" SIG "\",\"x\":1}",
 		   "unknown key \"x\"");
 	expect_bad("{\"v\":2,\"host\":\"h2\",\"time\":1,\"nonce\":\"" H64 "\",\"binding\":\"" H64
-		   "\",\"components\":[],\"capabilities\":[],\"sig\":\"" SIG "\"}",
+		   "\",\"components\":[],\"capabilities\":[],\"free_mib\":1,\"sig\":\"" SIG "\"}",
 		   "version must be 1");
 	expect_bad(HEAD "\"components\":[{\"name\":\"q\",\"sha256\":\"12\"}],\"capabilities\":[],"
-			"\"sig\":\"" SIG "\"}",
+			"\"free_mib\":1,\"sig\":\"" SIG "\"}",
 		   "sha256 must be 64 hex digits");
 	expect_bad(HEAD "\"components\":[{\"name\":\"q\",\"sha256\":\"" H64 "\"},{\"name\":\"q\","
-			"\"sha256\":\"" H64 "\"}],\"capabilities\":[],\"sig\":\"" SIG "\"}",
+			"\"sha256\":\"" H64 "\"}],\"capabilities\":[],\"free_mib\":1,\"sig\":\"" SIG "\"}",
 		   "repeats");
-	expect_bad(HEAD "\"components\":[],\"capabilities\":[\"a b\"],\"sig\":\"" SIG "\"}",
+	expect_bad(HEAD "\"components\":[],\"capabilities\":[\"a b\"],\"free_mib\":1,\"sig\":\"" SIG "\"}",
 		   "must be a name");
-	expect_bad(HEAD "\"components\":[],\"capabilities\":[],\"sig\":\"11\"}",
+	expect_bad(HEAD "\"components\":[],\"capabilities\":[],\"free_mib\":1,\"sig\":\"11\"}",
 		   "sig must be 128 hex digits");
-	expect_bad(HEAD "\"components\":[],\"capabilities\":[]}", "missing required key \"sig\"");
+	expect_bad(HEAD "\"components\":[],\"capabilities\":[],\"free_mib\":1}", "missing required key \"sig\"");
 	expect_bad("[]", "must be an object");
 }
 
