@@ -248,6 +248,64 @@ static int config_audit(const struct smig_json_doc *doc, const json_t *a,
 	return 0;
 }
 
+static int config_components(const struct smig_json_doc *doc, const json_t *arr,
+			     struct smig_config *cfg, char *err, size_t errlen)
+{
+	static const struct smig_jfield fields[] = {
+		{ "name", SMIG_J_STRING, true, 0, 0 },
+		{ "path", SMIG_J_STRING, true, 0, 0 },
+	};
+	const json_t *c;
+	size_t i;
+
+	if (json_array_size(arr) > ARRAY_LEN(cfg->components))
+		return smig_json_fail_at(doc, arr, 0, err, errlen, "at most %zu components",
+					 ARRAY_LEN(cfg->components));
+	json_array_foreach(arr, i, c) {
+		struct smig_config_component *k = &cfg->components[i];
+
+		if (!json_is_object(c))
+			return smig_json_fail_at(doc, arr, i, err, errlen,
+						 "components[%zu] must be an object", i);
+		SMIG_GUARD(smig_json_check(doc, c, "component", fields, ARRAY_LEN(fields), err,
+					   errlen));
+		if (!smig_name_valid(json_string_value(json_object_get(c, "name"))))
+			return smig_json_fail(doc, c, "name", err, errlen,
+					      "component name must be a name");
+		snprintf(k->name, sizeof(k->name), "%s",
+			 json_string_value(json_object_get(c, "name")));
+		SMIG_GUARD(config_path(doc, c, "path", cfg->path, k->path, sizeof(k->path), err,
+				       errlen));
+		cfg->ncomponents++;
+	}
+	return 0;
+}
+
+static int config_attestation(const struct smig_json_doc *doc, const json_t *a,
+			      struct smig_config *cfg, char *err, size_t errlen)
+{
+	static const struct smig_jfield fields[] = {
+		{ "ivt", SMIG_J_STRING, false, 0, 0 },
+		{ "components", SMIG_J_ARRAY, false, 0, 0 },
+		{ "interval_s", SMIG_J_INT, false, 1, 3600 },
+		{ "evacuate", SMIG_J_BOOL, false, 0, 0 },
+	};
+	const json_t *v;
+
+	SMIG_GUARD(smig_json_check(doc, a, "attestation", fields, ARRAY_LEN(fields), err,
+				   errlen));
+	if (json_object_get(a, "ivt"))
+		SMIG_GUARD(config_path(doc, a, "ivt", cfg->path, cfg->ivt_file,
+				       sizeof(cfg->ivt_file), err, errlen));
+	if ((v = json_object_get(a, "components")))
+		SMIG_GUARD(config_components(doc, v, cfg, err, errlen));
+	if ((v = json_object_get(a, "interval_s")))
+		cfg->attest_interval_s = (int)json_integer_value(v);
+	if ((v = json_object_get(a, "evacuate")))
+		cfg->evacuate = json_is_true(v);
+	return 0;
+}
+
 static int config_top(const struct smig_json_doc *doc, struct smig_config *cfg, char *err,
 		      size_t errlen)
 {
@@ -263,6 +321,7 @@ static int config_top(const struct smig_json_doc *doc, struct smig_config *cfg, 
 		{ "qemu", SMIG_J_OBJECT, false, 0, 0 },
 		{ "policy", SMIG_J_STRING, false, 0, 0 },
 		{ "audit", SMIG_J_OBJECT, false, 0, 0 },
+		{ "attestation", SMIG_J_OBJECT, false, 0, 0 },
 	};
 	const json_t *root = doc->root;
 	const json_t *v;
@@ -295,6 +354,8 @@ static int config_top(const struct smig_json_doc *doc, struct smig_config *cfg, 
 				       sizeof(cfg->policy_file), err, errlen));
 	if ((v = json_object_get(root, "audit")))
 		SMIG_GUARD(config_audit(doc, v, cfg, err, errlen));
+	if ((v = json_object_get(root, "attestation")))
+		SMIG_GUARD(config_attestation(doc, v, cfg, err, errlen));
 	return 0;
 }
 
@@ -309,6 +370,8 @@ static void config_defaults(struct smig_config *cfg, const char *name)
 	cfg->stall_timeout_ms = 30000;
 	cfg->audit_checkpoint_records = 64;
 	cfg->audit_checkpoint_interval_s = 60;
+	cfg->attest_interval_s = 10;
+	cfg->evacuate = true;
 	snprintf(cfg->qemu_binary, sizeof(cfg->qemu_binary), "qemu-system-x86_64");
 	snprintf(cfg->qemu_accel, sizeof(cfg->qemu_accel), "kvm:tcg");
 	snprintf(cfg->swtpm_binary, sizeof(cfg->swtpm_binary), "swtpm");

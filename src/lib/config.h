@@ -66,6 +66,15 @@ struct smig_config {
 	char audit_file[PATH_MAX];  /* empty: STATE_DIR/audit.log */
 	int audit_checkpoint_records;
 	int audit_checkpoint_interval_s;
+	/* attestation */
+	char ivt_file[PATH_MAX]; /* empty: no golden values, verdicts are "attested" */
+	struct smig_config_component {
+		char name[SMIG_NAME_MAX + 1];
+		char path[PATH_MAX];
+	} components[16]; /* measured in addition to the built-in list */
+	size_t ncomponents;
+	int attest_interval_s;
+	bool evacuate; /* move the VMs away when this host fails its own check */
 };
 
 int smig_config_load(const char *path, struct smig_config *cfg, char *err, size_t errlen);

@@ -332,11 +332,13 @@ void smig_attest_verify(const struct smig_ivt *ivt, const struct smig_evidence *
 	else if (h && CRYPTO_memcmp(h->fp, x->fp, SMIG_FP_LEN) != 0)
 		verdict(v, SMIG_VERDICT_UNTRUSTED, NULL,
 			"the IVT names another certificate for %s", x->host);
-	else if (h)
+	else if (h) {
 		smig_ivt_match(h, e, v);
-	else {
+		v->authentic = true;
+	} else {
 		verdict(v, SMIG_VERDICT_ATTESTED, NULL,
 			"authentic and fresh; the IVT has no golden values for %s", x->host);
 		v->trust = SMIG_TRUST_ATTESTED;
+		v->authentic = true;
 	}
 }

@@ -71,6 +71,7 @@ enum smig_verdict_kind {
 
 struct smig_verdict {
 	enum smig_verdict_kind kind;
+	bool authentic; /* from that host, for this nonce and session: it is who it says */
 	enum smig_trust trust; /* none unless attested or trusted */
 	char golden[SMIG_NAME_MAX + 1];
 	char component[SMIG_NAME_MAX + 1]; /* the component a refusal is about */

@@ -43,7 +43,7 @@ struct auditlog {
 	char path[PATH_MAX];
 	char head_path[PATH_MAX + 8];
 	struct smig_audit_chain chain;
-	EVP_PKEY *key;
+	EVP_PKEY *key; /* the host key (smigd's, not ours to free) */
 	struct loop_timer *timer;
 	struct audit_follower *followers;
 	bool write_failed;
@@ -259,17 +259,14 @@ static int audit_paths(struct smigd *d, struct auditlog *a)
 int audit_open(struct smigd *d)
 {
 	struct auditlog *a = calloc(1, sizeof(*a));
-	char damage[1024], err[512], detail[64];
+	char damage[1024], detail[64];
 	size_t cut = 0;
 
 	SMIG_ENSURE(a != NULL, SMIG_ENOMEM);
 	a->fd = -1;
 	d->audit = a;
 	SMIG_GUARD(audit_paths(d, a));
-	if (smig_sign_load_key(d->cfg.tls_key, &a->key, err, sizeof(err)) < 0) {
-		smig_err("event=audit_open_failed reason=\"%s\"", err);
-		return SMIG_ECRYPTO;
-	}
+	a->key = d->host_key;
 	SMIG_GUARD(audit_examine(d, damage, sizeof(damage), &cut));
 	a->fd = open(a->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
 	if (a->fd < 0) {
@@ -312,7 +309,6 @@ void audit_close(struct smigd *d)
 	}
 	if (d->loop)
 		loop_timer_cancel(d->loop, a->timer);
-	EVP_PKEY_free(a->key);
 	free(a);
 	d->audit = NULL;
 }

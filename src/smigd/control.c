@@ -134,8 +134,12 @@ static void ref_audit(struct smigd *d, struct ctl_ref *ref, const json_t *msg)
 static void ref_send(struct smigd *d, struct ctl_ref *ref, json_t *msg)
 {
 	struct ctl_client *c = ref->client_id ? client_find(d, ref->client_id) : NULL;
+	void (*done)(struct smigd *, void *, const json_t *) = ref->done;
 
 	ref_audit(d, ref, msg);
+	ref->done = NULL;
+	if (done)
+		done(d, ref->done_arg, msg);
 	if (c)
 		client_send(c, msg);
 	json_decref(msg);
@@ -186,6 +190,14 @@ static json_t *host_json(struct smigd *d, const struct smig_host *h)
 		json_object_set_new(o, "last_fail", json_integer((json_int_t)hs->last_fail));
 		json_object_set_new(o, "last_rtt_ms", json_real(hs->last_rtt_ms));
 		json_object_set_new(o, "last_error", json_string(hs->last_error));
+		if (strcmp(h->name, d->cfg.host) == 0)
+			json_object_set_new(o, "attestation", attest_self_json(d));
+		else
+			json_object_set_new(o, "attestation",
+					    attest_verdict_json(&hs->verdict, hs->attested_at));
+		if (hs->verdict.authentic)
+			json_object_set_new(o, "free_mib",
+					    json_integer((json_int_t)hs->evidence.free_mib));
 	}
 	return o;
 }
@@ -207,12 +219,12 @@ static void cmd_status(struct smigd *d, struct ctl_client *c, const json_t *args
 {
 	static const char *const allowed[] = { NULL };
 	char fp[SMIG_FP_STR_LEN];
+	json_t *res;
 
 	if (!args_ok(d, "status", args, allowed, ref))
 		return;
 	smig_fp_format(smig_tls_ctx_fp(d->tls), fp);
-	ctl_reply_ok(d, ref,
-		     json_pack("{s:s,s:s,s:i,s:I,s:s,s:i,s:s,s:s,s:i,s:i,"
+	res = json_pack("{s:s,s:s,s:i,s:I,s:s,s:i,s:s,s:s,s:i,s:i,"
 			       "s:{s:I,s:I,s:I,s:I,s:I},s:{s:i,s:i,s:i}}",
 			       "host", d->cfg.host, "version", SMIG_VERSION, "pid", (int)getpid(),
 			       "uptime_s", (json_int_t)(time(NULL) - d->started), "listen",
@@ -224,7 +236,10 @@ static void cmd_status(struct smigd *d, struct ctl_client *c, const json_t *args
 			       "handshakes_ok", (json_int_t)d->stats.handshakes_ok,
 			       "handshakes_failed", (json_int_t)d->stats.handshakes_failed,
 			       "requests", (json_int_t)d->stats.requests, "caller", "uid",
-			       (int)c->cred.uid, "gid", (int)c->cred.gid, "pid", (int)c->cred.pid));
+			       (int)c->cred.uid, "gid", (int)c->cred.gid, "pid", (int)c->cred.pid);
+	json_object_set_new(res, "attestation", attest_self_json(d));
+	json_object_set_new(res, "evacuating", json_boolean(d->evac != NULL));
+	ctl_reply_ok(d, ref, res);
 }
 
 static void cmd_hosts(struct smigd *d, struct ctl_client *c, const json_t *args,
@@ -322,19 +337,6 @@ static void cmd_migrate(struct smigd *d, struct ctl_client *c, const json_t *arg
 	mig_start(d, json_string_value(vm), json_string_value(to), &o, ref);
 }
 
-static void cmd_policy_check(struct smigd *d, struct ctl_client *c, const json_t *args,
-			     struct ctl_ref *ref)
-{
-	(void)c;
-	authz_cmd_check(d, args, ref);
-}
-
-static void cmd_audit_show(struct smigd *d, struct ctl_client *c, const json_t *args,
-			   struct ctl_ref *ref)
-{
-	(void)c;
-	audit_cmd_show(d, args, ref);
-}
 
 static void cmd_audit_verify(struct smigd *d, struct ctl_client *c, const json_t *args,
 			     struct ctl_ref *ref)
@@ -345,6 +347,19 @@ static void cmd_audit_verify(struct smigd *d, struct ctl_client *c, const json_t
 	if (args_ok(d, "audit.verify", args, allowed, ref))
 		audit_cmd_verify(d, ref);
 }
+
+#define FORWARD(fname, target)                                                        \
+	static void fname(struct smigd *d, struct ctl_client *c, const json_t *args,   \
+			  struct ctl_ref *ref)                                           \
+	{                                                                              \
+		(void)c;                                                               \
+		target(d, args, ref);                                                  \
+	}
+FORWARD(cmd_policy_check, authz_cmd_check)
+FORWARD(cmd_audit_show, audit_cmd_show)
+FORWARD(cmd_ivt_enrol, attest_cmd_enrol)
+FORWARD(cmd_ivt_show, attest_cmd_show)
+FORWARD(cmd_evacuate, attest_cmd_evacuate)
 
 /* NO_CHECK: the handler decides per item (vm.list shows what the caller may view). */
 #define NO_CHECK SMIG_ACT_COUNT
@@ -368,6 +383,9 @@ static const struct {
 	{ "policy.check", cmd_policy_check, SMIG_ACT_POLICY_VIEW },
 	{ "audit.show", cmd_audit_show, SMIG_ACT_AUDIT_VIEW },
 	{ "audit.verify", cmd_audit_verify, SMIG_ACT_AUDIT_VIEW },
+	{ "ivt.show", cmd_ivt_show, SMIG_ACT_HOST_VIEW },
+	{ "ivt.enrol", cmd_ivt_enrol, SMIG_ACT_IVT_ENROL },
+	{ "evacuate", cmd_evacuate, SMIG_ACT_HOST_EVACUATE },
 };
 
 /* The VM and target host a request is about, for the policy. */

@@ -11,6 +11,7 @@
 #include "error.h"
 #include "file.h"
 #include "log.h"
+#include "sign.h"
 #include "migrate.h"
 #include "vm.h"
 
@@ -102,9 +103,14 @@ static void smigd_reload(struct smigd *d)
 	d->cfg.max_peers = cfg.max_peers;
 	d->cfg.stall_timeout_ms = cfg.stall_timeout_ms;
 	d->cfg.audit_checkpoint_records = cfg.audit_checkpoint_records;
+	memcpy(d->cfg.ivt_file, cfg.ivt_file, sizeof(cfg.ivt_file));
+	memcpy(d->cfg.components, cfg.components, sizeof(cfg.components));
+	d->cfg.ncomponents = cfg.ncomponents;
+	d->cfg.evacuate = cfg.evacuate;
 	smig_log_set_level(cfg.log_level);
 	smig_info("event=reload_done hosts=%zu", d->hosts.n);
 	authz_reload(d, &cfg);
+	attest_reload(d);
 }
 
 static void smigd_signal(void *arg, uint32_t events)
@@ -149,7 +155,8 @@ static int smigd_signals(struct smigd *d)
 	return loop_watch_add(d->loop, d->sig_fd, EPOLLIN, smigd_signal, d, &d->sig_w);
 }
 
-static int smigd_start(struct smigd *d, const char *config_path, bool check_only)
+static int smigd_start(struct smigd *d, const char *config_path, bool check_only,
+		       bool measure)
 {
 	struct smig_hosts nh;
 	char err[512];
@@ -173,6 +180,8 @@ static int smigd_start(struct smigd *d, const char *config_path, bool check_only
 		return rc;
 	}
 	SMIG_GUARD(authz_init(d));
+	if (measure)
+		return attest_print_measurement(d);
 	if (check_only)
 		return 0;
 	smig_log_init("smigd", d->cfg.log_level, d->cfg.log_syslog);
@@ -182,7 +191,12 @@ static int smigd_start(struct smigd *d, const char *config_path, bool check_only
 		return SMIG_EIO;
 	}
 	SMIG_GUARD(loop_new(&d->loop));
+	if (smig_sign_load_key(d->cfg.tls_key, &d->host_key, err, sizeof(err)) < 0) {
+		smig_err("event=key_failed reason=\"%s\"", err);
+		return SMIG_ECRYPTO;
+	}
 	SMIG_GUARD(audit_open(d));
+	SMIG_GUARD(attest_init(d));
 	SMIG_GUARD(vm_load_all(d));
 	SMIG_GUARD(smigd_signals(d));
 	SMIG_GUARD(peer_listen(d));
@@ -197,8 +211,11 @@ static void smigd_stop(struct smigd *d)
 		ctl_close_all(d);
 		loop_watch_del(d->loop, d->sig_w);
 	}
+	evac_free(d);
+	attest_free(d);
 	audit_close(d);
 	authz_free(d);
+	EVP_PKEY_free(d->host_key);
 	if (d->sig_fd >= 0)
 		close(d->sig_fd);
 	vm_free_all(d);
@@ -232,10 +249,12 @@ static int daemonize(void)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: smigd [--config PATH] [--foreground] [--check-config] [--version]\n"
+	fprintf(f, "usage: smigd [--config PATH] [--foreground] [--check-config] [--measure]\n"
+		   "             [--version]\n"
 		   "  --config PATH    configuration file (default %s)\n"
 		   "  --foreground     stay in the foreground and log to stderr\n"
-		   "  --check-config   validate the configuration and exit\n",
+		   "  --check-config   validate the configuration and exit\n"
+		   "  --measure        print this host's measurement (for the IVT) and exit\n",
 		DEFAULT_CONFIG);
 }
 
@@ -245,6 +264,7 @@ int main(int argc, char **argv)
 		{ "config", required_argument, NULL, 'c' },
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "check-config", no_argument, NULL, 'k' },
+		{ "measure", no_argument, NULL, 'm' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -253,11 +273,13 @@ int main(int argc, char **argv)
 	const char *config = DEFAULT_CONFIG;
 	bool foreground = false;
 	bool check = false;
+	bool measure = false;
 	int c;
 	int rc;
 
-	while ((c = getopt_long(argc, argv, "c:fkVh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:fkmVh", opts, NULL)) != -1) {
 		switch (c) {
+		case 'm': measure = check = true; break;
 		case 'c': config = optarg; break;
 		case 'f': foreground = true; break;
 		case 'k': check = true; break;
@@ -272,8 +294,10 @@ int main(int argc, char **argv)
 	}
 	smig_log_init("smigd", SMIG_LOG_INFO, false);
 	d.started = time(NULL);
-	rc = smigd_start(&d, config, check);
-	if (rc == 0 && check) {
+	rc = smigd_start(&d, config, check, measure);
+	if (rc == 0 && measure) {
+		/* printed by attest_print_measurement */
+	} else if (rc == 0 && check) {
 		printf("%s: configuration ok (%zu hosts)\n", config, d.hosts.n);
 	} else if (rc == 0) {
 		if (!foreground) {

@@ -61,6 +61,7 @@ struct mig {
 	char cipher[64];
 	char why[256]; /* a failure to report from a later turn of the loop */
 	char rule[SMIG_RULE_MAX]; /* destination: the binding that let the peer in */
+	char trust[16];           /* source: the target's verdict in this session */
 };
 
 

@@ -37,7 +37,7 @@ void mig_src_fail(struct mig *m, int code, const char *fmt, ...)
 		/* COMMIT is out: the destination may be running the VM. Stay paused. */
 		smig_err("event=migration_unresolved vm=%s to=%s reason=\"%s\" action=source_paused",
 			 m->vm_name, m->peer_host, why);
-		if (m->ref.client_id)
+		if (ctl_ref_waits(&m->ref))
 			ctl_reply_err(m->d, &m->ref, "migration_failed",
 				      "%s: commit sent to %s but not confirmed (%s); the VM stays "
 				      "paused here until resolved",
@@ -50,8 +50,11 @@ void mig_src_fail(struct mig *m, int code, const char *fmt, ...)
 	mig_send_abort(m, code, why);
 	mig_close_fd(m);
 	src_resume_source(m);
-	if (m->ref.client_id)
-		ctl_reply_err(m->d, &m->ref, code == SMIG_EDENIED ? "denied" : "migration_failed",
+	if (ctl_ref_waits(&m->ref))
+		ctl_reply_err(m->d, &m->ref,
+			      code == SMIG_EDENIED ? "denied"
+			      : code == SMIG_EAUTH ? "untrusted"
+						   : "migration_failed",
 			      "%s to %s failed while %s: %s; the VM is running on %s", m->vm_name,
 			      m->peer_host, mig_state_names[m->state], why, m->d->cfg.host);
 	mig_free(m);
@@ -287,13 +290,13 @@ static void src_done(struct mig *m)
 			   mig_ms_between(m->t_prepared, m->t_end) > 0
 				   ? (double)m->bytes * 8 / 1e3 / mig_ms_between(m->t_prepared, m->t_end)
 				   : 0.0,
-			   "cipher", m->cipher, "peer_trust", "authenticated");
+			   "cipher", m->cipher, "peer_trust", m->trust);
 	smig_info("event=migration_completed vm=%s to=%s total_ms=%.1f downtime_ms=%.1f bytes=%llu",
 		  m->vm_name, m->peer_host, mig_ms_between(m->t_start, m->t_end),
 		  m->t_stop ? mig_ms_between(m->t_stop, m->t_end) : 0.0, (unsigned long long)m->bytes);
 	vm_retire(m->vm); /* quit QEMU, wipe the vTPM state, forget the VM */
 	m->vm = NULL;
-	if (m->ref.client_id)
+	if (ctl_ref_waits(&m->ref))
 		ctl_reply_ok(m->d, &m->ref, result);
 	else
 		json_decref(result);
@@ -337,6 +340,46 @@ void mig_src_frame(struct mig *m, const struct smig_frame *f)
 	}
 }
 
+/*
+ * The security-preservation check: the target, as it attested just now in
+ * this session, must be trustworthy, meet the VM's min_trust and have every
+ * capability the VM requires. A refusal is audited with its rule.
+ */
+static bool target_fits(struct mig *m)
+{
+	const struct smig_verdict *v = peer_verdict(m->peer);
+	const struct smig_vmspec *spec = vm_spec(m->vm);
+	const char *rule = NULL;
+	char why[512];
+
+	if (v == NULL || v->kind == SMIG_VERDICT_UNTRUSTED || v->kind == SMIG_VERDICT_UNKNOWN) {
+		rule = "attestation";
+		snprintf(why, sizeof(why), "%s is untrusted: %s", m->peer_host,
+			 v ? v->reason : "no evidence");
+	} else if (v->trust < spec->min_trust) {
+		rule = "constraint:min_trust";
+		snprintf(why, sizeof(why), "%s is %s; %s needs %s", m->peer_host,
+			 smig_trust_name(v->trust), spec->name, smig_trust_name(spec->min_trust));
+	}
+	for (size_t i = 0; rule == NULL && i < spec->nrequires; i++) {
+		const struct host_state *hs = smigd_host_state(m->d, m->peer_host);
+
+		if (hs == NULL || !smig_evidence_has_cap(&hs->evidence, spec->requires[i])) {
+			rule = "capability";
+			snprintf(why, sizeof(why), "%s lacks %s, which %s requires", m->peer_host,
+				 spec->requires[i], spec->name);
+		}
+	}
+	if (rule == NULL) {
+		snprintf(m->trust, sizeof(m->trust), "%s", smig_verdict_name(v->kind));
+		return true;
+	}
+	audit_write(m->d, m->ref.audit.on ? m->ref.audit.actor : "smigd", "vm.migrate",
+		    m->ref.audit.target, "deny", rule, "refused", why);
+	mig_src_fail(m, SMIG_EAUTH, "%s (rule %s)", why, rule);
+	return false;
+}
+
 void mig_peer_ready(struct mig *m)
 {
 	struct smig_mig_prepare mp = { .id = m->id };
@@ -345,6 +388,8 @@ void mig_peer_ready(struct mig *m)
 	int rc;
 
 	snprintf(m->cipher, sizeof(m->cipher), "%s", peer_cipher(m->peer));
+	if (!target_fits(m))
+		return;
 	if (smig_vmspec_dump(vm_spec(m->vm), &spec) < 0) {
 		mig_src_fail(m, SMIG_ENOMEM, "cannot serialise the spec");
 		return;

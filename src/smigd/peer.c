@@ -11,7 +11,7 @@
  *
  *   CONNECTING -> HANDSHAKE -> HELLO -> READY
  */
-#include "smigd.h"
+#include "peer_int.h"
 #include "buf.h"
 #include "error.h"
 #include "frame.h"
@@ -32,41 +32,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define PEER_CHUNK ((size_t)16 * 1024)
-#define PEER_RX_MAX (SMIG_FRAME_HDR_LEN + SMIG_FRAME_MAX_PAYLOAD + PEER_CHUNK)
-#define PEER_TX_MAX ((size_t)8 * 1024 * 1024)
-#define PEER_IDLE_MS 120000
-#define PEER_TX_LOW ((size_t)1024 * 1024) /* below this a migration may queue more */
-
-enum peer_state { PS_CONNECTING, PS_HANDSHAKE, PS_HELLO, PS_READY };
-
-struct peer {
-	struct peer *next;
-	struct smigd *d;
-	int fd;
-	struct loop_watch *w;
-	struct loop_timer *timer;
-	struct smig_tls_conn *tls;
-	bool outbound;
-	bool closing; /* close once tx has drained */
-	enum peer_state state;
-	char addr[SMIG_ADDR_MAX + 8]; /* remote "address:port" for logs */
-	char name[SMIG_NAME_MAX + 1]; /* the peer host, once known */
-	uint8_t expect_fp[SMIG_FP_LEN];
-	struct smig_buf rx;
-	struct smig_buf tx;
-	struct ctl_ref ref; /* the control request waiting on this peer */
-	struct mig *mig;    /* the migration carried by this connection */
-	bool for_mig;       /* outbound connection opened for a migration */
-	bool rx_paused;     /* the migration cannot take more input right now */
-	struct loop_timer *resume_timer;
-	uint64_t nonce;
-	uint64_t t_start;
-	uint64_t t_connected;
-	uint64_t t_secure;
-};
-
-static const char *const state_names[] = { "connecting", "handshake", "hello", "ready" };
+const char *const peer_state_names[] = { "connecting", "handshake", "hello", "ready" };
 
 size_t peer_count(const struct smigd *d)
 {
@@ -101,7 +67,7 @@ static void peer_free_why(struct peer *p, const char *why)
 		mig_peer_lost(m, why);
 }
 
-static void peer_free(struct peer *p)
+void peer_free(struct peer *p)
 {
 	struct smigd *d = p->d;
 
@@ -150,14 +116,14 @@ static void peer_fail(struct peer *p, const char *code, const char *fmt, ...)
 	if (p->outbound) {
 		smig_warn("event=peer_failed direction=out host=%s addr=%s state=%s code=%s "
 			  "reason=\"%s\"",
-			  p->name, p->addr, state_names[p->state], code, why);
+			  p->name, p->addr, peer_state_names[p->state], code, why);
 		host_note(p->d, p->name, false, 0, why);
 	} else {
 		smig_warn("event=peer_refused direction=in addr=%s host=%s state=%s reason=\"%s\"",
-			  p->addr, p->name[0] ? p->name : "-", state_names[p->state], why);
+			  p->addr, p->name[0] ? p->name : "-", peer_state_names[p->state], why);
 		p->d->stats.peers_refused++;
 	}
-	if (p->ref.client_id)
+	if (ctl_ref_waits(&p->ref))
 		ctl_reply_err(p->d, &p->ref, code, "%s: %s", p->name[0] ? p->name : p->addr, why);
 	peer_free_why(p, why);
 	peer_free(p);
@@ -174,7 +140,7 @@ static void peer_timeout(void *arg)
 		return;
 	}
 	peer_fail(p, p->state == PS_CONNECTING ? "unreachable" : "timeout",
-		  "timed out in state %s", state_names[p->state]);
+		  "timed out in state %s", peer_state_names[p->state]);
 }
 
 static void peer_rearm(struct peer *p, uint64_t ms)
@@ -220,10 +186,7 @@ static void peer_interest(struct peer *p)
 }
 
 /* Sends an ERROR frame and closes after it; for protocol violations. */
-static void peer_abort(struct peer *p, int code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void peer_abort(struct peer *p, int code, const char *fmt, ...)
+void peer_abort(struct peer *p, int code, const char *fmt, ...)
 {
 	struct smig_error_msg m = { .code = (uint16_t)-code };
 	va_list ap;
@@ -232,8 +195,8 @@ static void peer_abort(struct peer *p, int code, const char *fmt, ...)
 	vsnprintf(m.reason, sizeof(m.reason), fmt, ap);
 	va_end(ap);
 	smig_warn("event=protocol_violation host=%s addr=%s state=%s reason=\"%s\"",
-		  p->name[0] ? p->name : "-", p->addr, state_names[p->state], m.reason);
-	if (p->ref.client_id)
+		  p->name[0] ? p->name : "-", p->addr, peer_state_names[p->state], m.reason);
+	if (ctl_ref_waits(&p->ref))
 		ctl_reply_err(p->d, &p->ref, "protocol", "%s: %s", p->name, m.reason);
 	(void)smig_msg_put_error(&p->tx, &m);
 	p->closing = true;
@@ -286,7 +249,8 @@ static bool peer_secure(struct peer *p)
 		struct smig_ping ping = { .nonce = p->nonce, .sent_ns = loop_now_ns() };
 
 		if (peer_send_hello(p) < 0 ||
-		    (!p->for_mig && smig_msg_put_ping(&p->tx, SMIG_MSG_PING, &ping) < 0)) {
+		    (!p->for_mig && !p->for_attest &&
+		     smig_msg_put_ping(&p->tx, SMIG_MSG_PING, &ping) < 0)) {
 			peer_fail(p, "protocol", "cannot encode HELLO");
 			return false;
 		}
@@ -294,23 +258,34 @@ static bool peer_secure(struct peer *p)
 	return true;
 }
 
-static void peer_ping_done(struct peer *p, const struct smig_ping *pong)
+/* A ping is answered once its PONG came and the peer is attested. */
+void peer_ping_done(struct peer *p)
 {
 	uint64_t now = loop_now_ns();
-	double rtt = (double)(now - pong->sent_ns) / 1e6;
+	double rtt = (double)(now - p->pong.sent_ns) / 1e6;
 	char fps[SMIG_FP_STR_LEN];
+	json_t *res;
 
+	if (!p->pong_seen || !p->attested || p->ref.client_id == 0)
+		return;
+	if (p->verdict.kind == SMIG_VERDICT_UNTRUSTED) {
+		ctl_reply_err(p->d, &p->ref, "untrusted", "%s is authenticated but untrusted: %s",
+			      p->name, p->verdict.reason);
+		(void)smig_msg_put_bye(&p->tx);
+		p->closing = true;
+		return;
+	}
 	smig_fp_format(p->expect_fp, fps);
 	host_note(p->d, p->name, true, rtt, NULL);
 	smig_info("event=ping_ok host=%s rtt_ms=%.3f", p->name, rtt);
-	ctl_reply_ok(p->d, &p->ref,
-		     json_pack("{s:s,s:s,s:f,s:f,s:f,s:f,s:s,s:s,s:s}", "host", p->name,
-			       "address", p->addr, "rtt_ms", rtt, "connect_ms",
-			       (double)(p->t_connected - p->t_start) / 1e6, "handshake_ms",
-			       (double)(p->t_secure - p->t_connected) / 1e6, "total_ms",
-			       (double)(now - p->t_start) / 1e6, "tls_version",
-			       smig_tls_version(p->tls), "cipher", smig_tls_cipher(p->tls),
-			       "fingerprint", fps));
+	res = json_pack("{s:s,s:s,s:f,s:f,s:f,s:f,s:s,s:s,s:s}", "host", p->name, "address",
+			p->addr, "rtt_ms", rtt, "connect_ms",
+			(double)(p->t_connected - p->t_start) / 1e6, "handshake_ms",
+			(double)(p->t_secure - p->t_connected) / 1e6, "total_ms",
+			(double)(now - p->t_start) / 1e6, "tls_version", smig_tls_version(p->tls),
+			"cipher", smig_tls_cipher(p->tls), "fingerprint", fps);
+	json_object_set_new(res, "attestation", attest_verdict_json(&p->verdict, time(NULL)));
+	ctl_reply_ok(p->d, &p->ref, res);
 	(void)smig_msg_put_bye(&p->tx);
 	p->closing = true;
 }
@@ -338,11 +313,7 @@ static void peer_on_hello(struct peer *p, const struct smig_frame *f)
 		peer_rearm(p, PEER_IDLE_MS);
 	}
 	smig_debug("event=peer_ready host=%s version=%s", h.host, h.version);
-	if (p->outbound && p->mig) {
-		loop_timer_cancel(p->d->loop, p->timer);
-		p->timer = NULL;
-		mig_peer_ready(p->mig);
-	}
+	peer_attest_ask(p);
 }
 
 static void peer_on_frame(struct peer *p, const struct smig_frame *f)
@@ -363,6 +334,10 @@ static void peer_on_frame(struct peer *p, const struct smig_frame *f)
 		mig_peer_frame(p->d, p, p->mig, f);
 		return;
 	}
+	if (f->type == SMIG_MSG_ATTEST_REQ || f->type == SMIG_MSG_ATTEST) {
+		peer_attest_frame(p, f);
+		return;
+	}
 	switch (f->type) {
 	case SMIG_MSG_PING:
 		rc = smig_msg_get_ping(f, SMIG_MSG_PING, &ping);
@@ -375,10 +350,13 @@ static void peer_on_frame(struct peer *p, const struct smig_frame *f)
 		return;
 	case SMIG_MSG_PONG:
 		rc = smig_msg_get_ping(f, SMIG_MSG_PONG, &ping);
-		if (rc < 0 || !p->outbound || ping.nonce != p->nonce)
+		if (rc < 0 || !p->outbound || ping.nonce != p->nonce || p->pong_seen) {
 			peer_abort(p, SMIG_EPROTO, "unexpected or bad PONG");
-		else
-			peer_ping_done(p, &ping);
+			return;
+		}
+		p->pong_seen = true;
+		p->pong = ping;
+		peer_ping_done(p);
 		return;
 	case SMIG_MSG_BYE:
 		p->closing = true;
@@ -391,7 +369,7 @@ static void peer_on_frame(struct peer *p, const struct smig_frame *f)
 		return;
 	default:
 		peer_abort(p, SMIG_EPROTO, "unexpected %s in state %s",
-			   smig_frame_type_name(f->type), state_names[p->state]);
+			   smig_frame_type_name(f->type), peer_state_names[p->state]);
 	}
 }
 
@@ -647,8 +625,8 @@ void peer_close_all(struct smigd *d)
  * connecting, with the host's pinned fingerprint and the request timeout.
  * On failure returns NULL with a control error code in *code and why in err.
  */
-static struct peer *peer_open(struct smigd *d, const char *host, const char **code, char *err,
-			      size_t errlen)
+struct peer *peer_open(struct smigd *d, const char *host, const char **code, char *err,
+		       size_t errlen)
 {
 	const struct smig_host *h = smig_hosts_by_name(&d->hosts, host);
 	struct sockaddr_storage ss;

@@ -7,6 +7,7 @@
 #define SMIGD_H
 
 #include "config.h"
+#include "ivt.h"
 #include "policy.h"
 #include "loop.h"
 #include "tls.h"
@@ -18,8 +19,10 @@
 #include <sys/types.h>
 #include <time.h>
 
+struct attest;
 struct auditlog;
 struct ctl_client;
+struct evac;
 struct mig;
 struct peer;
 struct vm;
@@ -31,7 +34,10 @@ struct host_state {
 	time_t last_fail;    /* last failure, 0 if none */
 	double last_rtt_ms;
 	char last_error[160];
-	enum smig_trust trust; /* its attestation verdict; none until attested */
+	enum smig_trust trust; /* from its verdict; none until attested */
+	struct smig_verdict verdict; /* the last attestation of it */
+	time_t attested_at;          /* 0: never */
+	struct smig_evidence evidence; /* its last authentic evidence */
 };
 
 struct smigd_stats {
@@ -65,6 +71,9 @@ struct smigd {
 	struct smigd_stats stats;
 	struct smig_policy *policy;
 	struct auditlog *audit;
+	EVP_PKEY *host_key; /* the key of this host's certificate: signs audit and evidence */
+	struct attest *attest;
+	struct evac *evac;
 };
 
 #define CTL_GROUPS_MAX 64
@@ -85,12 +94,21 @@ struct ctl_audit {
 struct ctl_ref {
 	uint64_t client_id; /* 0: nobody waits */
 	json_t *id;         /* the request's id (owned reference) */
+	/* An internal request: called with the reply instead of a client (may be NULL). */
+	void (*done)(struct smigd *d, void *arg, const json_t *reply);
+	void *done_arg;
 	bool has_cred;
 	struct ucred cred;  /* who asked */
 	int ngroups;        /* their supplementary groups (SO_PEERGROUPS); -1: unknown */
 	gid_t groups[CTL_GROUPS_MAX];
 	struct ctl_audit audit;
 };
+
+/* True if someone waits for ref's reply (a client or an internal caller). */
+static inline bool ctl_ref_waits(const struct ctl_ref *r)
+{
+	return r->client_id != 0 || r->done != NULL;
+}
 
 /* control.c */
 int ctl_open(struct smigd *d);
@@ -163,6 +181,39 @@ bool authz_peer_migrate(struct smigd *d, const char *peer, const struct smig_vms
 void authz_actor(const struct ctl_ref *ref, char *out, size_t len);
 /* Policy check for another user (smig policy check). */
 void authz_cmd_check(struct smigd *d, const json_t *args, struct ctl_ref *ref);
+
+/* attest.c: this host's measurement and its verdicts on others */
+int attest_init(struct smigd *d);
+/* smigd --measure: prints {host, fingerprint, components} for the IVT. */
+int attest_print_measurement(const struct smigd *d);
+void attest_free(struct smigd *d);
+void attest_reload(struct smigd *d);
+const struct smig_verdict *attest_self(const struct smigd *d);
+/* Signed evidence for a verifier's nonce, bound to binding (malloc'd text). */
+int attest_evidence(struct smigd *d, const uint8_t *nonce, const uint8_t *binding,
+		    char **text);
+/* Checks a peer's evidence into v and records it in the host's state. */
+void attest_check(struct smigd *d, const struct smig_attest_ctx *x, const char *text,
+		  size_t len, struct smig_verdict *v);
+json_t *attest_verdict_json(const struct smig_verdict *v, time_t at);
+json_t *attest_self_json(const struct smigd *d);
+const struct smig_ivt *attest_ivt(const struct smigd *d);
+const struct smig_evidence *attest_measurement(const struct smigd *d);
+
+/* peer_attest.c */
+/* Opens a connection to attest host; the verdict goes to ref (may be NULL). */
+void peer_attest(struct smigd *d, const char *host, struct ctl_ref *ref);
+/* The peer's verdict on this connection, NULL until its evidence came. */
+const struct smig_verdict *peer_verdict(const struct peer *p);
+
+/* attest_cmd.c: control commands ivt.enrol, ivt.show, evacuate */
+void attest_cmd_enrol(struct smigd *d, const json_t *args, struct ctl_ref *ref);
+void attest_cmd_show(struct smigd *d, const json_t *args, struct ctl_ref *ref);
+void attest_cmd_evacuate(struct smigd *d, const json_t *args, struct ctl_ref *ref);
+
+/* evac.c: moving every VM off this host */
+void evac_start(struct smigd *d, const char *why, struct ctl_ref *ref, bool dry_run);
+void evac_free(struct smigd *d);
 
 /* main.c */
 struct host_state *smigd_host_state(struct smigd *d, const char *name);

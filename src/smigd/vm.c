@@ -39,6 +39,11 @@ struct vm *vm_find(struct smigd *d, const char *name)
 	return NULL;
 }
 
+struct vm *vm_next(const struct vm *vm)
+{
+	return vm->next;
+}
+
 const struct smig_vmspec *vm_spec(const struct vm *vm)
 {
 	return &vm->spec;

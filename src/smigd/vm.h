@@ -29,6 +29,8 @@ struct vm;
 
 const char *vm_state_name(enum vm_state s);
 struct vm *vm_find(struct smigd *d, const char *name);
+/* The VM after vm in the registry (d->vms is the first), or NULL. */
+struct vm *vm_next(const struct vm *vm);
 const struct smig_vmspec *vm_spec(const struct vm *vm);
 enum vm_state vm_state(const struct vm *vm);
 json_t *vm_json(const struct vm *vm);

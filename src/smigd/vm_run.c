@@ -65,7 +65,7 @@ static pid_t spawn(char *const *argv, const char *logpath)
 
 static void vm_reply_err(struct vm *vm, const char *code, const char *why)
 {
-	if (vm->ref.client_id)
+	if (ctl_ref_waits(&vm->ref))
 		ctl_reply_err(vm->d, &vm->ref, code, "%s: %s", vm->spec.name, why);
 }
 
@@ -129,7 +129,7 @@ static void vm_running(struct vm *vm)
 	vm->state = VM_RUNNING;
 	vm->last_error[0] = '\0';
 	smig_info("event=vm_started vm=%s pid=%d", vm->spec.name, (int)vm->qemu_pid);
-	if (vm->ref.client_id)
+	if (ctl_ref_waits(&vm->ref))
 		ctl_reply_ok(vm->d, &vm->ref, vm_json(vm));
 }
 
@@ -435,7 +435,7 @@ void vm_stop(struct smigd *d, struct vm *vm, struct ctl_ref *ref)
 		ctl_reply_err(d, ref, "error", "%s is %s", vm->spec.name, vm_state_name(vm->state));
 		return;
 	}
-	if (vm->ref.client_id)
+	if (ctl_ref_waits(&vm->ref))
 		ctl_reply_err(d, &vm->ref, "error", "%s: stopped before it finished starting",
 			      vm->spec.name);
 	vm->ref = *ref;
@@ -486,7 +486,7 @@ static void vm_exited(struct vm *vm, int status)
 		mig_vm_exited(vm->mig);
 	if (was == VM_STARTING) {
 		start_fail(vm, "QEMU exited during start-up");
-	} else if (vm->ref.client_id) {
+	} else if (ctl_ref_waits(&vm->ref)) {
 		ctl_reply_ok(vm->d, &vm->ref, vm_json(vm));
 	}
 }

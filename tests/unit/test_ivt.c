@@ -87,6 +87,12 @@ static void check(const struct smig_ivt *ivt, const struct smig_evidence *e, con
 	memset(nonce, 7, sizeof(nonce));
 	memset(binding, 9, sizeof(binding));
 	smig_attest_verify(ivt, e, &x, &v);
+	/* authentic unless the nonce, session, host, key or certificate was wrong */
+	assert_true(v.authentic == (strstr(v.reason, "replayed") == NULL &&
+				    strstr(v.reason, "relayed") == NULL &&
+				    strstr(v.reason, "evidence is from") == NULL &&
+				    strstr(v.reason, "signature") == NULL &&
+				    strstr(v.reason, "another certificate") == NULL));
 	if (v.kind != want || strstr(v.reason, reason) == NULL)
 		fail_msg("got %s \"%s\", want %s \"%s\"", smig_verdict_name(v.kind), v.reason,
 			 smig_verdict_name(want), reason);

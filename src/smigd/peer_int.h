@@ -1,0 +1,78 @@
+/*
+ * peer_int.h - what the parts of the peer channel share: the connection
+ * record (peer.c: connections, framing, HELLO, PING) and the attestation
+ * exchange (peer_attest.c). Not for use outside them.
+ */
+#ifndef SMIGD_PEER_INT_H
+#define SMIGD_PEER_INT_H
+
+#include "buf.h"
+#include "evidence.h"
+#include "frame.h"
+#include "ivt.h"
+#include "smigd.h"
+#include "tls.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define PEER_CHUNK ((size_t)16 * 1024)
+#define PEER_RX_MAX (SMIG_FRAME_HDR_LEN + SMIG_FRAME_MAX_PAYLOAD + PEER_CHUNK)
+#define PEER_TX_MAX ((size_t)8 * 1024 * 1024)
+#define PEER_IDLE_MS 120000
+#define PEER_TX_LOW ((size_t)1024 * 1024) /* below this a migration may queue more */
+
+enum peer_state { PS_CONNECTING, PS_HANDSHAKE, PS_HELLO, PS_READY };
+
+struct peer {
+	struct peer *next;
+	struct smigd *d;
+	int fd;
+	struct loop_watch *w;
+	struct loop_timer *timer;
+	struct smig_tls_conn *tls;
+	bool outbound;
+	bool closing; /* close once tx has drained */
+	enum peer_state state;
+	char addr[SMIG_ADDR_MAX + 8]; /* remote "address:port" for logs */
+	char name[SMIG_NAME_MAX + 1]; /* the peer host, once known */
+	uint8_t expect_fp[SMIG_FP_LEN];
+	struct smig_buf rx;
+	struct smig_buf tx;
+	struct ctl_ref ref; /* the control request waiting on this peer */
+	struct mig *mig;    /* the migration carried by this connection */
+	bool for_mig;       /* outbound connection opened for a migration */
+	bool rx_paused;     /* the migration cannot take more input right now */
+	struct loop_timer *resume_timer;
+	uint64_t nonce;
+	uint64_t t_start;
+	uint64_t t_connected;
+	uint64_t t_secure;
+	/* attestation: each side asks the other once the HELLOs are exchanged */
+	bool for_attest;      /* outbound connection opened to attest the peer */
+	bool att_asked;       /* our ATTEST_REQ is out */
+	bool attested;        /* the peer's ATTEST was checked: verdict is set */
+	bool pong_seen;       /* ping: the PONG came (the reply waits for both) */
+	struct smig_ping pong;
+	uint8_t att_nonce[SMIG_NONCE_LEN];
+	struct smig_verdict verdict;
+};
+
+
+extern const char *const peer_state_names[];
+
+/* peer.c */
+__attribute__((format(printf, 3, 4)))
+void peer_abort(struct peer *p, int code, const char *fmt, ...);
+void peer_free(struct peer *p);
+struct peer *peer_open(struct smigd *d, const char *host, const char **code, char *err,
+		       size_t errlen);
+void peer_ping_done(struct peer *p);
+
+/* peer_attest.c */
+/* The HELLOs are exchanged: ask the peer for evidence. */
+void peer_attest_ask(struct peer *p);
+/* ATTEST_REQ and ATTEST frames. */
+void peer_attest_frame(struct peer *p, const struct smig_frame *f);
+
+#endif
