@@ -104,20 +104,24 @@ int cmd_hosts(struct cli *cli, int argc, char **argv)
 		json_decref(r);
 		return EXIT_OK;
 	}
-	printf("%-16s %-24s %-5s %-12s %-9s %s\n", "NAME", "ADDRESS", "SELF", "LAST-OK", "RTT-MS",
-	       "LAST-ERROR");
+	printf("%-12s %-22s %-4s %-10s %-10s %-9s %s\n", "NAME", "ADDRESS", "SELF", "VERDICT",
+	       "ATTESTED", "LAST-OK", "REASON / LAST-ERROR");
 	json_array_foreach(json_object_get(r, "hosts"), i, h) {
-		char addr[80];
-		char when[32];
+		const json_t *att = json_object_get(h, "attestation");
+		const char *err = json_string_value(json_object_get(h, "last_error"));
+		char addr[80], when[32], at[32];
+
 		snprintf(addr, sizeof(addr), "%s:%lld",
 			 json_string_value(json_object_get(h, "address")),
 			 json_integer_value(json_object_get(h, "port")));
-		printf("%-16s %-24s %-5s %-12s %-9.3f %s\n",
+		printf("%-12s %-22s %-4s %-10s %-10s %-9s %s%s%s\n",
 		       json_string_value(json_object_get(h, "name")), addr,
 		       json_is_true(json_object_get(h, "self")) ? "yes" : "",
+		       att ? json_string_value(json_object_get(att, "verdict")) : "-",
+		       ago(json_integer_value(json_object_get(att, "attested_at")), at, sizeof(at)),
 		       ago(json_integer_value(json_object_get(h, "last_ok")), when, sizeof(when)),
-		       json_real_value(json_object_get(h, "last_rtt_ms")),
-		       json_string_value(json_object_get(h, "last_error")));
+		       att ? json_string_value(json_object_get(att, "reason")) : "",
+		       err && err[0] ? " / " : "", err ? err : "");
 	}
 	json_decref(r);
 	return EXIT_OK;
@@ -138,10 +142,12 @@ int cmd_ping(struct cli *cli, int argc, char **argv)
 	if (cli->json)
 		cli_print_json(r);
 	else
-		printf("%s (%s): authenticated, rtt %.3f ms (connect %.3f ms, handshake %.3f ms), "
-		       "%s %s\n",
+		printf("%s (%s): authenticated, %s, rtt %.3f ms (connect %.3f ms, handshake %.3f "
+		       "ms), %s %s\n",
 		       json_string_value(json_object_get(r, "host")),
 		       json_string_value(json_object_get(r, "address")),
+		       json_string_value(
+			       json_object_get(json_object_get(r, "attestation"), "verdict")),
 		       json_real_value(json_object_get(r, "rtt_ms")),
 		       json_real_value(json_object_get(r, "connect_ms")),
 		       json_real_value(json_object_get(r, "handshake_ms")),

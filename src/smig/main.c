@@ -32,6 +32,10 @@ static void usage(FILE *f)
 		"                              this host's audit records\n"
 		"  audit verify [FILE --cert CERT [--head HEAD]]\n"
 		"                              check the audit chain, checkpoints and head\n"
+		"  ivt show                    the integrity validation table and this host's measurement\n"
+		"  ivt enrol HOST [--golden NAME] [--trust trusted|attested]\n"
+		"                              take HOST's current evidence as a golden set\n"
+		"  evacuate [--dry-run]        move every VM to the best trusted host (or show the plan)\n"
 		"  pki init DIR [--days N]     create a cluster CA in DIR\n"
 		"  pki issue DIR HOST [--ip ADDR] [--days N]\n"
 		"                              create HOST's key and certificate in DIR\n"
@@ -84,6 +88,8 @@ int main(int argc, char **argv)
 		{ "migrate", cmd_migrate },
 		{ "policy", cmd_policy },
 		{ "audit", cmd_audit },
+		{ "ivt", cmd_ivt },
+		{ "evacuate", cmd_evacuate },
 		{ "version", cmd_version },
 	};
 	struct cli cli = { .socket = getenv("SMIG_SOCKET"), .timeout_ms = 60000 };

@@ -18,7 +18,10 @@ free_port() {
 
 # cluster_make DIR N [PREFIX]: hosts h1..hN, each with its own certificate,
 # config DIR/hK.json, policy DIR/hK.policy.json (root is admin; every host
-# of the cluster may push VMs) and state. Without PREFIX all listen on 127.0.0.1 on
+# of the cluster may push VMs), a stand-in firmware file DIR/hK.fw that
+# each host measures, the integrity validation table DIR/ivt.json with
+# every host's current measurement as its golden set (all trusted), and
+# state. SMIG_ATTEST_S sets the attestation interval (default 10 s). Without PREFIX all listen on 127.0.0.1 on
 # free ports; with PREFIX (e.g. 10.77.0.) host K listens on PREFIX.K:7450.
 cluster_make() {
 	local dir=$1 n=$2 prefix=${3:-} addr i port fp
@@ -62,12 +65,26 @@ JSON
   "tls": {"ca": "pki/ca.crt", "cert": "pki/h$i.crt", "key": "pki/h$i.key"},
   "hosts_file": "hosts.json",
   "policy": "h$i.policy.json",
+  "attestation": {"ivt": "ivt.json", "interval_s": ${SMIG_ATTEST_S:-10},
+                  "components": [{"name": "firmware", "path": "h$i.fw"}]},
   "log": {"level": "${SMIG_LOG_LEVEL:-info}"},
   "limits": {"handshake_timeout_ms": ${SMIG_HANDSHAKE_MS:-3000}, "stall_timeout_ms": ${SMIG_STALL_MS:-30000}},
   "qemu": {"accel": "${SMIG_ACCEL:-tcg}"}
 }
 JSON
+		head -c 4096 /dev/urandom >"$dir/h$i.fw"
 	done
+	ivt_make "$dir" "$n"
+}
+
+# ivt_make DIR N: the IVT of hosts h1..hN from what each measures now.
+ivt_make() {
+	local dir=$1 n=$2 i
+	for i in $(seq 1 "$n"); do
+		"$SMIGD" --config "$dir/h$i.json" --measure 2>/dev/null || return 1
+	done | jq -s '{hosts: (map({(.host): {fingerprint, trust: "trusted",
+		golden: [{name: "cluster-up", components}]}}) | add)}' >"$dir/ivt.json.tmp" &&
+		mv "$dir/ivt.json.tmp" "$dir/ivt.json"
 }
 
 # wait_for SECONDS CMD...: retries CMD every 50 ms until it succeeds.

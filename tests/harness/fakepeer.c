@@ -1,0 +1,214 @@
+/*
+ * fakepeer.c - smig-fakepeer: a peer that holds a real host key but does
+ * not play fair, for attestation tests.
+ *
+ *   smig-fakepeer capture OPTS            ask the target for evidence and
+ *                                         print what it sends
+ *   smig-fakepeer present OPTS --evidence FILE [--rebind yes]
+ *                                         answer the target's attestation
+ *                                         request with FILE (e.g. evidence
+ *                                         captured in another session);
+ *                                         --rebind puts this request's nonce
+ *                                         and this session's exporter value
+ *                                         into it, keeping its signature
+ * OPTS: --ca CA --cert CERT --key KEY --name HOST --to ADDR:PORT
+ *
+ * It speaks the real protocol through libsmig (TLS 1.3, HELLO, frames)
+ * over a blocking socket, so the target sees an authenticated peer.
+ */
+#include "buf.h"
+#include "config.h"
+#include "error.h"
+#include "evidence.h"
+#include "file.h"
+#include "frame.h"
+#include "msg.h"
+#include "sign.h"
+#include "tls.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <openssl/rand.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+struct opts {
+	const char *mode, *ca, *cert, *key, *name, *to, *evidence, *rebind;
+};
+
+static int usage(void)
+{
+	fprintf(stderr, "usage: smig-fakepeer capture|present --ca CA --cert CERT --key KEY "
+			"--name HOST --to ADDR:PORT [--evidence FILE]\n");
+	return 2;
+}
+
+static int dial(const char *to)
+{
+	char addr[SMIG_ADDR_MAX];
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	uint16_t port;
+	int fd;
+
+	if (smig_addr_parse(to, addr, sizeof(addr), &port) < 0 ||
+	    inet_pton(AF_INET, addr, &sa.sin_addr) != 1)
+		return -1;
+	sa.sin_port = htons(port);
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static int send_buf(struct smig_tls_conn *c, struct smig_buf *b)
+{
+	while (smig_buf_remaining(b) > 0) {
+		size_t n;
+
+		if (smig_tls_write(c, smig_buf_peek(b), smig_buf_remaining(b), &n) < 0)
+			return -1;
+		(void)smig_buf_consume(b, n);
+	}
+	return 0;
+}
+
+/* The next frame from the peer (blocking, at most 5 s); 0 or -1. */
+static int next_frame(int fd, struct smig_tls_conn *c, struct smig_buf *rx,
+		      struct smig_frame *f)
+{
+	for (;;) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		uint8_t *dst;
+		size_t n;
+
+		if (smig_frame_next(rx, f) == 0)
+			return 0;
+		if (smig_buf_reserve(rx, 16384, &dst) < 0 || poll(&pfd, 1, 5000) <= 0 ||
+		    smig_tls_read(c, dst, 16384, &n) < 0)
+			return -1;
+		smig_buf_commit(rx, n);
+	}
+}
+
+/* Swaps the evidence's nonce and binding for this request's and session's. */
+static int rebind(struct smig_tls_conn *c, const uint8_t *nonce, char **ev)
+{
+	uint8_t binding[SMIG_BINDING_LEN];
+	char hex[2 * SMIG_BINDING_LEN + 1];
+	json_t *o = json_loads(*ev, 0, NULL);
+	char *text;
+
+	if (o == NULL ||
+	    smig_tls_export(c, SMIG_EXPORTER_LABEL, NULL, 0, binding, sizeof(binding)) < 0)
+		return -1;
+	smig_hex(nonce, SMIG_NONCE_LEN, hex);
+	json_object_set_new(o, "nonce", json_string(hex));
+	smig_hex(binding, sizeof(binding), hex);
+	json_object_set_new(o, "binding", json_string(hex));
+	text = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	if (text == NULL)
+		return -1;
+	free(*ev);
+	*ev = text;
+	return 0;
+}
+
+static int run(const struct opts *o, int fd, struct smig_tls_conn *c)
+{
+	struct smig_hello h = { 0 };
+	struct smig_buf tx, rx;
+	struct smig_frame f;
+	uint8_t nonce[SMIG_ATTEST_NONCE_LEN];
+	char *ev = NULL, err[256];
+	size_t evlen = 0;
+	int rc = -1;
+
+	smig_buf_init(&tx, 1 << 20);
+	smig_buf_init(&rx, 1 << 21);
+	snprintf(h.host, sizeof(h.host), "%s", o->name);
+	snprintf(h.version, sizeof(h.version), "fake");
+	if (o->evidence && smig_file_read(o->evidence, 65536, &ev, &evlen, err, sizeof(err)) < 0) {
+		fprintf(stderr, "smig-fakepeer: %s\n", err);
+		goto out;
+	}
+	if (smig_msg_put_hello(&tx, &h) < 0 || send_buf(c, &tx) < 0)
+		goto out;
+	while (next_frame(fd, c, &rx, &f) == 0) {
+		if (f.type == SMIG_MSG_HELLO && strcmp(o->mode, "capture") == 0) {
+			(void)RAND_bytes(nonce, sizeof(nonce));
+			if (smig_msg_put_attest_req(&tx, nonce) < 0 || send_buf(c, &tx) < 0)
+				goto out;
+		} else if (f.type == SMIG_MSG_ATTEST && strcmp(o->mode, "capture") == 0) {
+			printf("%.*s\n", (int)f.len, (const char *)f.payload);
+			rc = 0;
+			goto out;
+		} else if (f.type == SMIG_MSG_ATTEST_REQ && ev) {
+			if (o->rebind && (smig_msg_get_attest_req(&f, nonce) < 0 ||
+					  rebind(c, nonce, &ev) < 0))
+				goto out;
+			if (smig_msg_put_attest(&tx, ev, strcspn(ev, "\n")) < 0 ||
+			    send_buf(c, &tx) < 0)
+				goto out;
+			rc = 0;
+			/* let the target judge it before the connection goes */
+			(void)next_frame(fd, c, &rx, &f);
+			goto out;
+		}
+	}
+out:
+	free(ev);
+	smig_buf_clear(&tx);
+	smig_buf_clear(&rx);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	struct opts o = { 0 };
+	struct smig_tls_ctx *ctx;
+	struct smig_tls_conn *c;
+	char err[512];
+	int fd, rc;
+
+	if (argc < 2)
+		return usage();
+	o.mode = argv[1];
+	for (int i = 2; i + 1 < argc; i += 2) {
+		const char **slot = strcmp(argv[i], "--ca") == 0	 ? &o.ca
+				    : strcmp(argv[i], "--cert") == 0	 ? &o.cert
+				    : strcmp(argv[i], "--key") == 0	 ? &o.key
+				    : strcmp(argv[i], "--name") == 0	 ? &o.name
+				    : strcmp(argv[i], "--to") == 0	 ? &o.to
+				    : strcmp(argv[i], "--evidence") == 0 ? &o.evidence
+				    : strcmp(argv[i], "--rebind") == 0	 ? &o.rebind
+									 : NULL;
+		if (slot == NULL)
+			return usage();
+		*slot = argv[i + 1];
+	}
+	if (!o.ca || !o.cert || !o.key || !o.name || !o.to ||
+	    (strcmp(o.mode, "capture") != 0 && (strcmp(o.mode, "present") != 0 || !o.evidence)))
+		return usage();
+	if (smig_tls_ctx_new(&ctx, o.ca, o.cert, o.key, err, sizeof(err)) < 0) {
+		fprintf(stderr, "smig-fakepeer: %s\n", err);
+		return 1;
+	}
+	fd = dial(o.to);
+	if (fd < 0 || smig_tls_conn_new(ctx, fd, false, &c) < 0 || smig_tls_handshake(c) < 0) {
+		fprintf(stderr, "smig-fakepeer: cannot reach %s\n", o.to);
+		return 1;
+	}
+	rc = run(&o, fd, c);
+	smig_tls_close(c);
+	smig_tls_conn_free(c);
+	close(fd);
+	smig_tls_ctx_free(ctx);
+	return rc == 0 ? 0 : 1;
+}

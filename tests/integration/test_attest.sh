@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Attestation with real daemons on three loopback hosts, their IVT made
+# from what each measured at start (all trusted): evidence replayed from
+# another session is refused; a tampered measured file on h2 makes h1
+# refuse to migrate there, naming the component and both values; tampering
+# on h1 makes h1 evacuate its VM to the only trusted host left, h3, and the
+# guest's own checks stay clean. The time from tamper to the VM running on
+# h3 is printed.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/../harness/lib.sh"
+. "$here/../harness/tap.sh"
+check_guest=$here/../harness/guest-check
+fakepeer=$SMIG_BUILD/tests/harness/smig-fakepeer
+
+dir=$(mktemp -d /tmp/smig-att.XXXXXX)
+trap 'cluster_clean "$dir"' EXIT
+SMIG_ATTEST_S=2 cluster_make "$dir" 3 || { echo "Bail out! cluster_make"; exit 1; }
+guest=$SMIG_BUILD/guest/smig-guest.elf
+
+plan 16
+
+smigd_start "$dir" h1 && smigd_start "$dir" h2 && smigd_start "$dir" h3
+ok $? "h1, h2 and h3 start"
+
+verdict() { # verdict ON HOST: ON's verdict on HOST
+	hsmig "$dir" "$1" --json hosts | jq -r --arg h "$2" '.hosts[] | select(.name == $h) | .attestation.verdict'
+}
+trusted_all() { [ "$(verdict h1 h2)" = trusted ] && [ "$(verdict h1 h3)" = trusted ] && [ "$(verdict h1 h1)" = trusted ]; }
+wait_for 15 trusted_all
+ok $? "h1 holds h1, h2 and h3 trusted after its first attestation round"
+out=$(hsmig "$dir" h1 ping h3)
+ok $? "smig ping reports the peer's verdict: $out"
+
+# --- replayed evidence ----------------------------------------------------------
+fake() { # fake MODE AS TARGET [ARGS]
+	"$fakepeer" "$1" --ca "$dir/pki/ca.crt" --cert "$dir/pki/$2.crt" --key "$dir/pki/$2.key" \
+		--name "$2" --to "127.0.0.1:$(cat "$dir/$3.port")" "${@:4}"
+}
+fake capture h3 h2 >"$dir/h2.evidence"
+jq -e '.host == "h2" and (.sig | length == 128)' "$dir/h2.evidence" >/dev/null
+ok $? "evidence of h2 captured in a session with h3"
+fake present h2 h1 --evidence "$dir/h2.evidence"
+wait_for 5 grep -q 'event=peer_attested host=h2 verdict=untrusted trust=none reason="evidence answers another nonce (replayed)"' "$dir/h1.log"
+ok $? "replayed in a session with h1 it is refused: another nonce"
+fake present h2 h1 --evidence "$dir/h2.evidence" --rebind yes
+wait_for 5 grep -q 'event=peer_attested host=h2 verdict=untrusted trust=none reason="evidence signature is not h2.s"' "$dir/h1.log"
+ok $? "with this session's nonce and exporter value put in, its signature fails"
+
+# --- a VM that needs a trusted host with a vTPM -------------------------------------
+cat >"$dir/vm1.json" <<JSON
+{"name": "vm1", "memory_mib": 48, "kernel": "$guest", "cmdline": "mem=16 dirty=200 hb=100",
+ "vtpm": true, "security": {"min_trust": "trusted", "requires": ["vtpm"]}}
+JSON
+hsmig "$dir" h1 vm define "$dir/vm1.json" >/dev/null && hsmig "$dir" h1 vm start vm1 >/dev/null &&
+	wait_for 20 grep -q ' HB 5 ' "$dir/state-h1/consoles/vm1.log"
+ok $? "vm1 (min_trust trusted, requires vtpm) runs on h1"
+
+# --- tamper on h2: h1 refuses to send it anything ---------------------------------
+fw2=$(sha256sum "$dir/h2.fw" | cut -d' ' -f1)
+echo tampered >>"$dir/h2.fw"
+fw2new=$(sha256sum "$dir/h2.fw" | cut -d' ' -f1)
+wait_for 5 bash -c "hsmig() { '$SMIG' --socket '$dir/\$1.sock' \"\${@:2}\"; }; hsmig h2 --json status | jq -e '.attestation.verdict == \"untrusted\"'"
+ok $? "h2 notices its own change at once (inotify)"
+out=$(hsmig "$dir" h1 migrate vm1 --to h2 2>&1)
+rc=$?
+[ $rc -eq 4 ] && grep -q "component firmware: sha256 $fw2new, golden set cluster-up has $fw2" <<<"$out"
+ok $? "h1 refuses to migrate vm1 to h2 (exit $rc) naming the component and both values"
+diag "$out"
+[ "$(hsmig "$dir" h1 --json vm show vm1 | jq -r .state)" = running ] &&
+	hsmig "$dir" h1 --json audit show --last 0 | jq -e -s 'map(select(.action == "vm.migrate" and .decision == "deny" and .rule == "attestation" and (.detail | test("firmware")))) | length > 0' >/dev/null
+ok $? "vm1 still runs on h1; the refusal is audited with its rule"
+wait_for 10 bash -c "[ \"\$('$SMIG' --socket '$dir/h1.sock' --json hosts | jq -r '.hosts[] | select(.name == \"h2\") | .attestation.verdict')\" = untrusted ]"
+ok $? "h1's next round marks h2 untrusted (smig hosts)"
+out=$(hsmig "$dir" h1 --json evacuate --dry-run)
+[ "$(jq -r '.steps[0].vm + " " + .steps[0].to' <<<"$out")" = "vm1 h3" ]
+ok $? "evacuate --dry-run plans vm1 to h3, never to untrusted h2: $(jq -c .steps <<<"$out")"
+
+# --- tamper on h1: its VM leaves for h3 ----------------------------------------------
+t0=$(date +%s%N)
+echo tampered >>"$dir/h1.fw"
+running_on_h3() { [ "$(hsmig "$dir" h3 --json vm show vm1 2>/dev/null | jq -r .state)" = running ]; }
+wait_for 30 running_on_h3
+rc=$?
+t1=$(date +%s%N)
+ok $rc "tamper on h1: vm1 runs on h3 $(((t1 - t0) / 1000000)) ms later"
+diag "tamper-to-running on h3: $(((t1 - t0) / 1000000)) ms (bound 30000)"
+! hsmig "$dir" h1 vm show vm1 >/dev/null 2>&1 && ! hsmig "$dir" h2 vm show vm1 >/dev/null 2>&1
+ok $? "vm1 is on h3 only"
+out=$("$check_guest" vm1 --vtpm "$dir/state-h1" "$dir/state-h3")
+ok $? "the guest's own checks are clean: $out"
+hsmig "$dir" h1 --json audit show --last 0 | jq -e -s '
+	(map(select(.action == "host.integrity" and .outcome == "failed")) | length > 0) and
+	(map(select(.action == "host.evacuate" and .target == "vm:vm1 to:h3" and .outcome == "ok")) | length > 0)' >/dev/null &&
+	hsmig "$dir" h3 --json audit show --last 0 | jq -e -s 'map(select(.actor == "peer:h1" and .outcome == "committed")) | length > 0' >/dev/null
+ok $? "h1 audited its failed integrity check and the evacuation; h3 the migration"
+
+done_testing
