@@ -131,7 +131,8 @@ static void fill_req(struct smigd *d, struct smig_policy_req *r, enum smig_actio
 		r->target_labels = h->labels;
 		r->target_nlabels = h->nlabels;
 	}
-	r->check_trust = a == SMIG_ACT_VM_MIGRATE && target != NULL;
+	/* Known verdicts only: the migration's own session attests the target again. */
+	r->check_trust = a == SMIG_ACT_VM_MIGRATE && hs != NULL && hs->attested_at != 0;
 	r->target_trust = hs ? hs->trust : SMIG_TRUST_NONE;
 	r->migrations_active = mig_count(d);
 }

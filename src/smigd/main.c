@@ -1,11 +1,11 @@
 /*
  * main.c - smigd start-up, signals and reload.
  *
- * smigd [--config PATH] [--foreground] [--check-config]
+ * smigd [--config PATH] [--foreground] [--check-config] [--measure]
  *
  * SIGTERM/SIGINT: close the listeners and connections, remove the control
- * socket, exit 0. SIGHUP: re-read the host table and log settings; a bad
- * file keeps the old state and logs why.
+ * socket, exit 0. SIGHUP: re-read the config, host table, policy and IVT;
+ * a bad file keeps the old state and logs why.
  */
 #include "smigd.h"
 #include "error.h"
