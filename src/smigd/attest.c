@@ -102,9 +102,12 @@ static uint64_t free_mib(void)
 	char line[128];
 	unsigned long long kb = 0;
 
-	while (f && fgets(line, sizeof(line), f))
-		if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1)
+	while (f && fgets(line, sizeof(line), f)) {
+		if (strncmp(line, "MemAvailable:", 13) == 0) {
+			kb = strtoull(line + 13, NULL, 10);
 			break;
+		}
+	}
 	if (f)
 		fclose(f);
 	return kb / 1024;

@@ -142,8 +142,7 @@ static void evac_next(struct smigd *d);
 
 static void step_done(struct smigd *d, void *arg, const json_t *reply)
 {
-	struct evac *e = d->evac;
-	struct evac_step *st = &e->step[(size_t)(uintptr_t)arg];
+	struct evac_step *st = arg;
 	const json_t *err = json_object_get(reply, "error");
 
 	st->outcome = err ? "failed" : "migrated";
@@ -182,9 +181,8 @@ static void evac_next(struct smigd *d)
 	struct evac *e = d->evac;
 
 	while (e->next < e->n) {
-		size_t i = e->next++;
-		struct evac_step *st = &e->step[i];
-		struct ctl_ref ref = { .done = step_done, .done_arg = (void *)(uintptr_t)i };
+		struct evac_step *st = &e->step[e->next++];
+		struct ctl_ref ref = { .done = step_done, .done_arg = st };
 		struct mig_opts o = { 0 };
 		char target[160];
 
