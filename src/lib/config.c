@@ -281,6 +281,40 @@ static int config_components(const struct smig_json_doc *doc, const json_t *arr,
 	return 0;
 }
 
+static int config_tpm(const struct smig_json_doc *doc, const json_t *t, struct smig_config *cfg,
+		      char *err, size_t errlen)
+{
+	static const struct smig_jfield fields[] = {
+		{ "tcti", SMIG_J_STRING, true, 0, 0 },
+		{ "pcrs", SMIG_J_ARRAY, true, 0, 0 },
+	};
+	const json_t *pcrs, *v;
+	const char *tcti;
+	size_t i;
+
+	SMIG_GUARD(smig_json_check(doc, t, "attestation.tpm", fields, ARRAY_LEN(fields), err,
+				   errlen));
+	tcti = json_string_value(json_object_get(t, "tcti"));
+	if (tcti[0] == '\0' || strlen(tcti) >= sizeof(cfg->tpm_tcti))
+		return smig_json_fail(doc, t, "tcti", err, errlen,
+				      "tpm.tcti: a TCTI such as \"device:/dev/tpmrm0\"");
+	snprintf(cfg->tpm_tcti, sizeof(cfg->tpm_tcti), "%s", tcti);
+	pcrs = json_object_get(t, "pcrs");
+	if (json_array_size(pcrs) == 0 || json_array_size(pcrs) > 24)
+		return smig_json_fail(doc, t, "pcrs", err, errlen, "tpm.pcrs: 1 to 24 PCR numbers");
+	json_array_foreach(pcrs, i, v) {
+		if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 23)
+			return smig_json_fail_at(doc, pcrs, i, err, errlen,
+						 "tpm.pcrs[%zu] must be a PCR number 0-23", i);
+		for (size_t k = 0; k < cfg->ntpm_pcrs; k++)
+			if (cfg->tpm_pcrs[k] == (unsigned)json_integer_value(v))
+				return smig_json_fail_at(doc, pcrs, i, err, errlen,
+							 "tpm.pcrs[%zu] repeats", i);
+		cfg->tpm_pcrs[cfg->ntpm_pcrs++] = (unsigned)json_integer_value(v);
+	}
+	return 0;
+}
+
 static int config_attestation(const struct smig_json_doc *doc, const json_t *a,
 			      struct smig_config *cfg, char *err, size_t errlen)
 {
@@ -289,6 +323,7 @@ static int config_attestation(const struct smig_json_doc *doc, const json_t *a,
 		{ "components", SMIG_J_ARRAY, false, 0, 0 },
 		{ "interval_s", SMIG_J_INT, false, 1, 3600 },
 		{ "evacuate", SMIG_J_BOOL, false, 0, 0 },
+		{ "tpm", SMIG_J_OBJECT, false, 0, 0 },
 	};
 	const json_t *v;
 
@@ -303,6 +338,8 @@ static int config_attestation(const struct smig_json_doc *doc, const json_t *a,
 		cfg->attest_interval_s = (int)json_integer_value(v);
 	if ((v = json_object_get(a, "evacuate")))
 		cfg->evacuate = json_is_true(v);
+	if ((v = json_object_get(a, "tpm")))
+		SMIG_GUARD(config_tpm(doc, v, cfg, err, errlen));
 	return 0;
 }
 

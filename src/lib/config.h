@@ -75,6 +75,9 @@ struct smig_config {
 	size_t ncomponents;
 	int attest_interval_s;
 	bool evacuate; /* move the VMs away when this host fails its own check */
+	char tpm_tcti[256]; /* empty: no host TPM */
+	unsigned tpm_pcrs[24];
+	size_t ntpm_pcrs;
 };
 
 int smig_config_load(const char *path, struct smig_config *cfg, char *err, size_t errlen);

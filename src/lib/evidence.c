@@ -54,10 +54,15 @@ int smig_measure_file(const char *path, uint8_t out[SMIG_DIGEST_LEN], char *err,
 
 static json_t *hex_json(const uint8_t *p, size_t n)
 {
-	char hex[2 * 64 + 1];
+	char *hex = malloc(2 * n + 1);
+	json_t *s;
 
+	if (hex == NULL)
+		return NULL;
 	smig_hex(p, n, hex);
-	return json_string(hex);
+	s = json_string(hex);
+	free(hex);
+	return s;
 }
 
 /* The evidence without its signature, members in a fixed order. */
@@ -79,6 +84,12 @@ static json_t *evidence_json(const struct smig_evidence *e)
 	json_object_set_new(o, "components", comps);
 	json_object_set_new(o, "capabilities", caps);
 	json_object_set_new(o, "free_mib", json_integer((json_int_t)e->free_mib));
+	if (e->has_quote)
+		json_object_set_new(o, "tpm",
+				    json_pack("{s:o,s:o,s:o}", "ak",
+					      hex_json(e->quote.ak, SMIG_AK_LEN), "quote",
+					      hex_json(e->quote.attest, e->quote.attest_len), "sig",
+					      hex_json(e->quote.sig, sizeof(e->quote.sig))));
 	return o;
 }
 
@@ -184,6 +195,32 @@ static int parse_hex(const struct smig_json_doc *doc, const char *key, uint8_t *
 	return 0;
 }
 
+static int parse_tpm(const struct smig_json_doc *doc, const json_t *t, struct smig_evidence *e,
+		     char *err, size_t errlen)
+{
+	static const struct smig_jfield fields[] = {
+		{ "ak", SMIG_J_STRING, true, 0, 0 },
+		{ "quote", SMIG_J_STRING, true, 0, 0 },
+		{ "sig", SMIG_J_STRING, true, 0, 0 },
+	};
+	const char *q;
+	size_t n;
+
+	SMIG_GUARD(smig_json_check(doc, t, "tpm", fields, ARRAY_LEN(fields), err, errlen));
+	q = json_string_value(json_object_get(t, "quote"));
+	n = strlen(q) / 2;
+	if (smig_unhex(json_string_value(json_object_get(t, "ak")), e->quote.ak, SMIG_AK_LEN) < 0 ||
+	    smig_unhex(json_string_value(json_object_get(t, "sig")), e->quote.sig,
+		       sizeof(e->quote.sig)) < 0 ||
+	    n == 0 || n > SMIG_QUOTE_MAX || smig_unhex(q, e->quote.attest, n) < 0)
+		return smig_json_fail(doc, t, NULL, err, errlen,
+				      "tpm: ak (128 hex digits), quote (hex, at most %d bytes) and "
+				      "sig (128 hex digits)", SMIG_QUOTE_MAX);
+	e->quote.attest_len = n;
+	e->has_quote = true;
+	return 0;
+}
+
 static int evidence_top(const struct smig_json_doc *doc, struct smig_evidence *e, char *err,
 			size_t errlen)
 {
@@ -196,6 +233,7 @@ static int evidence_top(const struct smig_json_doc *doc, struct smig_evidence *e
 		{ "components", SMIG_J_ARRAY, true, 0, 0 },
 		{ "capabilities", SMIG_J_ARRAY, true, 0, 0 },
 		{ "free_mib", SMIG_J_INT, true, 0, INT64_MAX },
+		{ "tpm", SMIG_J_OBJECT, false, 0, 0 },
 		{ "sig", SMIG_J_STRING, true, 0, 0 },
 	};
 	const json_t *root = doc->root;
@@ -212,6 +250,8 @@ static int evidence_top(const struct smig_json_doc *doc, struct smig_evidence *e
 	SMIG_GUARD(parse_hex(doc, "binding", e->binding, SMIG_BINDING_LEN, err, errlen));
 	SMIG_GUARD(parse_hex(doc, "sig", e->sig, sizeof(e->sig), err, errlen));
 	SMIG_GUARD(parse_components(doc, json_object_get(root, "components"), e, err, errlen));
+	if (json_object_get(root, "tpm"))
+		SMIG_GUARD(parse_tpm(doc, json_object_get(root, "tpm"), e, err, errlen));
 	return parse_caps(doc, json_object_get(root, "capabilities"), e, err, errlen);
 }
 

@@ -5,7 +5,9 @@
  * Evidence is JSON:
  *   {"v":1, "host":"h2", "time":MS, "nonce":HEX32, "binding":HEX32,
  *    "components":[{"name":"qemu", "sha256":HEX32}, ...],
- *    "capabilities":["vtpm", ...], "free_mib":N, "sig":HEX64}
+ *    "capabilities":["vtpm", ...], "free_mib":N,
+ *    "tpm":{"ak":HEX64, "quote":HEX, "sig":HEX64} (with a host TPM), "sig":HEX64}
+ * With a TPM, the values of the quoted PCRs are components "pcr16", ...
  * The signature (context "smig-evidence-v1") covers nonce || binding ||
  * digest, the digest being SHA-256 of the compact sorted-key JSON without
  * sig. binding is the TLS exporter value of the session it travels in, so
@@ -16,6 +18,7 @@
 #define SMIG_EVIDENCE_H
 
 #include "msg.h"
+#include "quote.h"
 
 #include <openssl/evp.h>
 #include <stdbool.h>
@@ -47,6 +50,8 @@ struct smig_evidence {
 	char caps[SMIG_CAPS_MAX][SMIG_NAME_MAX + 1];
 	size_t ncaps;
 	uint64_t free_mib; /* memory available for VMs, for placement */
+	bool has_quote;
+	struct smig_quote quote;
 	uint8_t sig[64];
 };
 

@@ -57,6 +57,7 @@ static int parse_host(const struct smig_json_doc *doc, const json_t *hosts, cons
 		{ "fingerprint", SMIG_J_STRING, true, 0, 0 },
 		{ "trust", SMIG_J_STRING, true, 0, 0 },
 		{ "golden", SMIG_J_ARRAY, true, 0, 0 },
+		{ "ak", SMIG_J_STRING, false, 0, 0 },
 	};
 	const json_t *o = json_object_get(hosts, name), *golden;
 
@@ -72,6 +73,12 @@ static int parse_host(const struct smig_json_doc *doc, const json_t *hosts, cons
 	    h->trust == SMIG_TRUST_NONE)
 		return smig_json_fail(doc, o, "trust", err, errlen,
 				      "%s.trust must be attested or trusted", name);
+	if (json_object_get(o, "ak")) {
+		if (smig_unhex(json_string_value(json_object_get(o, "ak")), h->ak, SMIG_AK_LEN) < 0)
+			return smig_json_fail(doc, o, "ak", err, errlen,
+					      "%s.ak must be 128 hex digits (a P-256 point)", name);
+		h->has_ak = true;
+	}
 	golden = json_object_get(o, "golden");
 	if (json_array_size(golden) > SMIG_GOLDEN_MAX)
 		return smig_json_fail(doc, o, "golden", err, errlen, "%s: at most %d golden sets",
@@ -176,6 +183,12 @@ int smig_ivt_dump(const struct smig_ivt *ivt, char **text)
 		json_object_set_new(hosts, h->name,
 				    json_pack("{s:s,s:s,s:o}", "fingerprint", fp, "trust",
 					      smig_trust_name(h->trust), "golden", golden));
+		if (h->has_ak) {
+			char ak[2 * SMIG_AK_LEN + 1];
+
+			smig_hex(h->ak, SMIG_AK_LEN, ak);
+			json_object_set_new(json_object_get(hosts, h->name), "ak", json_string(ak));
+		}
 	}
 	root = json_pack("{s:o}", "hosts", hosts);
 	*text = root ? json_dumps(root, JSON_INDENT(2)) : NULL;
@@ -203,6 +216,10 @@ int smig_ivt_enrol(struct smig_ivt *ivt, const char *host, const uint8_t fp[SMIG
 	}
 	memcpy(h->fp, fp, SMIG_FP_LEN);
 	h->trust = trust;
+	if (e->has_quote) {
+		h->has_ak = true;
+		memcpy(h->ak, e->quote.ak, SMIG_AK_LEN);
+	}
 	for (size_t i = 0; i < h->ngolden; i++)
 		if (strcmp(h->golden[i].name, golden) == 0)
 			g = &h->golden[i];
@@ -311,6 +328,50 @@ void smig_ivt_match(const struct smig_ivt_host *h, const struct smig_evidence *e
 		*v = best;
 }
 
+/*
+ * The TPM part: a host whose AK the IVT pins must bring a quote by that
+ * key; any quote must be fresh for this nonce and session and cover
+ * exactly the PCR values the evidence reports. False with v set if not.
+ */
+static bool tpm_ok(const struct smig_ivt_host *h, const struct smig_evidence *e,
+		   const struct smig_attest_ctx *x, struct smig_verdict *v)
+{
+	unsigned idx[SMIG_PCR_MAX];
+	uint8_t val[SMIG_PCR_MAX][32], extra[32];
+	char why[256];
+	size_t n = 0;
+
+	for (unsigned pcr = 0; pcr < SMIG_PCR_MAX; pcr++) {
+		for (size_t i = 0; i < e->ncomp; i++) {
+			unsigned k;
+
+			if (smig_pcr_name(e->comp[i].name, &k) && k == pcr) {
+				idx[n] = k;
+				memcpy(val[n++], e->comp[i].sha256, 32);
+			}
+		}
+	}
+	if (h && h->has_ak && !e->has_quote)
+		verdict(v, SMIG_VERDICT_UNTRUSTED, NULL,
+			"no TPM quote, though the IVT pins a TPM attestation key for %s", x->host);
+	else if (h && h->has_ak && CRYPTO_memcmp(h->ak, e->quote.ak, SMIG_AK_LEN) != 0)
+		verdict(v, SMIG_VERDICT_UNTRUSTED, NULL,
+			"the TPM attestation key is not the one the IVT pins for %s", x->host);
+	else if (!e->has_quote && n > 0)
+		verdict(v, SMIG_VERDICT_UNTRUSTED, NULL, "PCR values without a TPM quote");
+	else if (e->has_quote) {
+		smig_quote_extra(x->nonce, x->binding, extra);
+		if (smig_quote_verify(&e->quote, extra, idx, (const uint8_t(*)[32])val, n, why,
+				      sizeof(why)) == 0)
+			return true;
+		verdict(v, SMIG_VERDICT_UNTRUSTED, NULL, "%s", why);
+	} else {
+		return true;
+	}
+	v->authentic = true; /* the host is who it says; its TPM's word failed */
+	return false;
+}
+
 void smig_attest_verify(const struct smig_ivt *ivt, const struct smig_evidence *e,
 			const struct smig_attest_ctx *x, struct smig_verdict *v)
 {
@@ -332,6 +393,8 @@ void smig_attest_verify(const struct smig_ivt *ivt, const struct smig_evidence *
 	else if (h && CRYPTO_memcmp(h->fp, x->fp, SMIG_FP_LEN) != 0)
 		verdict(v, SMIG_VERDICT_UNTRUSTED, NULL,
 			"the IVT names another certificate for %s", x->host);
+	else if (!tpm_ok(h, e, x, v))
+		; /* v says why */
 	else if (h) {
 		smig_ivt_match(h, e, v);
 		v->authentic = true;

@@ -40,6 +40,8 @@ struct smig_ivt_host {
 	enum smig_trust trust; /* what a match earns: attested or trusted */
 	struct smig_golden golden[SMIG_GOLDEN_MAX];
 	size_t ngolden;
+	bool has_ak; /* its TPM's attestation key: its evidence must carry a quote by it */
+	uint8_t ak[SMIG_AK_LEN];
 };
 
 struct smig_ivt {
@@ -55,7 +57,8 @@ const struct smig_ivt_host *smig_ivt_find(const struct smig_ivt *ivt, const char
 /* The IVT as JSON text (malloc'd), the format smig_ivt_parse reads. */
 int smig_ivt_dump(const struct smig_ivt *ivt, char **text);
 /*
- * Makes e's components a golden set of host (named golden; a set of that
+ * Makes e's components a golden set of host (and pins e's TPM attestation
+ * key, when it has a quote) (named golden; a set of that
  * name is replaced, else added, the oldest dropped beyond SMIG_GOLDEN_MAX),
  * adding the host with fp and trust if it is not in the table.
  */

@@ -43,6 +43,7 @@ struct attest {
 	struct loop_watch *ino_w;
 	struct loop_timer *tick;
 	struct loop_timer *debounce;
+	struct host_tpm *tpm; /* NULL without attestation.tpm */
 };
 
 static void on_inotify(void *arg, uint32_t events);
@@ -156,8 +157,8 @@ static void self_changed(struct smigd *d, const struct smig_verdict *old)
  * Hashes every component into e (host and capabilities too). The first
  * component that cannot be read is named in bad and err; it is left out.
  */
-static size_t measure_into(const struct smigd *d, struct smig_evidence *e, char *bad,
-			   char *err, size_t errlen, char paths[][PATH_MAX])
+static size_t measure_into(const struct smigd *d, struct host_tpm *tpm, struct smig_evidence *e,
+			   char *bad, char *err, size_t errlen, char paths[][PATH_MAX])
 {
 	char names[SMIG_COMPONENTS_MAX][SMIG_NAME_MAX + 1];
 	size_t n = components(d, names, paths, SMIG_COMPONENTS_MAX);
@@ -184,6 +185,13 @@ static size_t measure_into(const struct smigd *d, struct smig_evidence *e, char 
 		snprintf(e->caps[e->ncaps++], sizeof(e->caps[0]), "kvm");
 	if (smig_evidence_find(e, "swtpm"))
 		snprintf(e->caps[e->ncaps++], sizeof(e->caps[0]), "vtpm");
+	if (tpm) {
+		snprintf(e->caps[e->ncaps++], sizeof(e->caps[0]), "tpm2");
+		if (tpm_pcrs(tpm, e, why, sizeof(why)) < 0 && !bad[0]) {
+			snprintf(bad, SMIG_NAME_MAX + 1, "tpm");
+			snprintf(err, errlen, "%s", why);
+		}
+	}
 	return n;
 }
 
@@ -196,7 +204,7 @@ static void measure_self(struct smigd *d)
 	const struct smig_ivt_host *mine = smig_ivt_find(&a->ivt, d->cfg.host);
 	char bad[SMIG_NAME_MAX + 1], err[256];
 	uint64_t t0 = loop_now_ns();
-	size_t n = measure_into(d, &a->self, bad, err, sizeof(err), paths);
+	size_t n = measure_into(d, a->tpm, &a->self, bad, err, sizeof(err), paths);
 
 	a->measure_ms = (double)(loop_now_ns() - t0) / 1e6;
 	memset(&a->self_v, 0, sizeof(a->self_v));
@@ -289,6 +297,16 @@ int attest_init(struct smigd *d)
 	SMIG_ENSURE(a != NULL, SMIG_ENOMEM);
 	d->attest = a;
 	a->ino_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (d->cfg.tpm_tcti[0]) {
+		char err[512];
+
+		if (tpm_open(d->cfg.tpm_tcti, d->cfg.tpm_pcrs, d->cfg.ntpm_pcrs, &a->tpm, err,
+			     sizeof(err)) < 0) {
+			smig_err("event=tpm_failed tcti=%s reason=\"%s\"", d->cfg.tpm_tcti, err);
+			return SMIG_EIO;
+		}
+		smig_info("event=tpm_open tcti=%s pcrs=%zu", d->cfg.tpm_tcti, d->cfg.ntpm_pcrs);
+	}
 	ivt_refresh(d, true);
 	measure_self(d);
 	return loop_timer_add(d->loop, (uint64_t)d->cfg.attest_interval_s * 1000, on_tick, d,
@@ -299,14 +317,22 @@ int attest_print_measurement(const struct smigd *d)
 {
 	static char paths[SMIG_COMPONENTS_MAX][PATH_MAX];
 	struct smig_evidence e;
-	char bad[SMIG_NAME_MAX + 1], err[256], hex[2 * SMIG_DIGEST_LEN + 1], fp[SMIG_FP_STR_LEN];
+	char bad[SMIG_NAME_MAX + 1], err[512], hex[2 * SMIG_AK_LEN + 1], fp[SMIG_FP_STR_LEN];
 	json_t *comps = json_object(), *out;
+	struct host_tpm *tpm = NULL;
 	char *text;
 
-	(void)measure_into(d, &e, bad, err, sizeof(err), paths);
+	if (d->cfg.tpm_tcti[0] && tpm_open(d->cfg.tpm_tcti, d->cfg.tpm_pcrs, d->cfg.ntpm_pcrs,
+					   &tpm, err, sizeof(err)) < 0) {
+		fprintf(stderr, "smigd: %s\n", err);
+		json_decref(comps);
+		return SMIG_EIO;
+	}
+	(void)measure_into(d, tpm, &e, bad, err, sizeof(err), paths);
 	if (bad[0]) {
 		fprintf(stderr, "smigd: component %s cannot be measured: %s\n", bad, err);
 		json_decref(comps);
+		tpm_close(tpm);
 		return SMIG_EIO;
 	}
 	for (size_t i = 0; i < e.ncomp; i++) {
@@ -316,6 +342,11 @@ int attest_print_measurement(const struct smigd *d)
 	smig_fp_format(smig_tls_ctx_fp(d->tls), fp);
 	out = json_pack("{s:s,s:s,s:o}", "host", d->cfg.host, "fingerprint", fp, "components",
 			comps);
+	if (tpm) {
+		smig_hex(tpm_ak(tpm), SMIG_AK_LEN, hex);
+		json_object_set_new(out, "ak", json_string(hex));
+		tpm_close(tpm);
+	}
 	text = out ? json_dumps(out, JSON_COMPACT) : NULL;
 	json_decref(out);
 	if (text == NULL)
@@ -338,6 +369,7 @@ void attest_free(struct smigd *d)
 	}
 	if (a->ino_fd >= 0)
 		close(a->ino_fd);
+	tpm_close(a->tpm);
 	smig_ivt_clear(&a->ivt);
 	free(a);
 	d->attest = NULL;
@@ -365,6 +397,14 @@ int attest_evidence(struct smigd *d, const uint8_t *nonce, const uint8_t *bindin
 	memcpy(e.nonce, nonce, SMIG_NONCE_LEN);
 	memcpy(e.binding, binding, SMIG_BINDING_LEN);
 	e.free_mib = free_mib();
+	if (d->attest->tpm) {
+		uint8_t extra[32];
+		char err[512];
+
+		smig_quote_extra(nonce, binding, extra);
+		if (tpm_quote(d->attest->tpm, extra, &e, err, sizeof(err)) < 0)
+			smig_err("event=tpm_quote_failed reason=\"%s\"", err);
+	}
 	return smig_evidence_sign(&e, d->host_key, text);
 }
 

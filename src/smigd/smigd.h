@@ -200,6 +200,18 @@ json_t *attest_self_json(const struct smigd *d);
 const struct smig_ivt *attest_ivt(const struct smigd *d);
 const struct smig_evidence *attest_measurement(const struct smigd *d);
 
+/* attest_tpm.c: the host's TPM (tpm2-tss ESAPI) */
+struct host_tpm;
+int tpm_open(const char *tcti, const unsigned *pcrs, size_t n, struct host_tpm **out,
+	     char *err, size_t errlen);
+void tpm_close(struct host_tpm *t);
+const uint8_t *tpm_ak(const struct host_tpm *t);
+/* Replaces e's pcrN components with the TPM's current values. */
+int tpm_pcrs(struct host_tpm *t, struct smig_evidence *e, char *err, size_t errlen);
+/* Fresh PCR values into e and a quote over them for extra (quote.h). */
+int tpm_quote(struct host_tpm *t, const uint8_t extra[32], struct smig_evidence *e, char *err,
+	      size_t errlen);
+
 /* peer_attest.c */
 /* Opens a connection to attest host; the verdict goes to ref (may be NULL). */
 void peer_attest(struct smigd *d, const char *host, struct ctl_ref *ref);

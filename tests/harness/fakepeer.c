@@ -10,7 +10,10 @@
  *                                         captured in another session);
  *                                         --rebind puts this request's nonce
  *                                         and this session's exporter value
- *                                         into it, keeping its signature
+ *                                         into it, keeping its signature;
+ *                                         --resign also signs it again with
+ *                                         KEY, as a host whose key (but not
+ *                                         whose TPM) is stolen could
  * OPTS: --ca CA --cert CERT --key KEY --name HOST --to ADDR:PORT
  *
  * It speaks the real protocol through libsmig (TLS 1.3, HELLO, frames)
@@ -37,7 +40,7 @@
 #include <unistd.h>
 
 struct opts {
-	const char *mode, *ca, *cert, *key, *name, *to, *evidence, *rebind;
+	const char *mode, *ca, *cert, *key, *name, *to, *evidence, *rebind, *resign;
 };
 
 static int usage(void)
@@ -120,6 +123,26 @@ static int rebind(struct smig_tls_conn *c, const uint8_t *nonce, char **ev)
 	return 0;
 }
 
+/* Signs the (re-bound) evidence again with the host key at path. */
+static int resign(const char *path, char **ev)
+{
+	struct smig_evidence e;
+	EVP_PKEY *key = NULL;
+	char err[256], *text = NULL;
+	int rc = smig_evidence_parse(*ev, strlen(*ev), &e, err, sizeof(err));
+
+	if (rc == 0)
+		rc = smig_sign_load_key(path, &key, err, sizeof(err));
+	if (rc == 0)
+		rc = smig_evidence_sign(&e, key, &text);
+	EVP_PKEY_free(key);
+	if (rc < 0)
+		return -1;
+	free(*ev);
+	*ev = text;
+	return 0;
+}
+
 static int run(const struct opts *o, int fd, struct smig_tls_conn *c)
 {
 	struct smig_hello h = { 0 };
@@ -150,8 +173,10 @@ static int run(const struct opts *o, int fd, struct smig_tls_conn *c)
 			rc = 0;
 			goto out;
 		} else if (f.type == SMIG_MSG_ATTEST_REQ && ev) {
-			if (o->rebind && (smig_msg_get_attest_req(&f, nonce) < 0 ||
-					  rebind(c, nonce, &ev) < 0))
+			if ((o->rebind || o->resign) &&
+			    (smig_msg_get_attest_req(&f, nonce) < 0 || rebind(c, nonce, &ev) < 0))
+				goto out;
+			if (o->resign && resign(o->key, &ev) < 0)
 				goto out;
 			if (smig_msg_put_attest(&tx, ev, strcspn(ev, "\n")) < 0 ||
 			    send_buf(c, &tx) < 0)
@@ -188,6 +213,7 @@ int main(int argc, char **argv)
 				    : strcmp(argv[i], "--to") == 0	 ? &o.to
 				    : strcmp(argv[i], "--evidence") == 0 ? &o.evidence
 				    : strcmp(argv[i], "--rebind") == 0	 ? &o.rebind
+				    : strcmp(argv[i], "--resign") == 0	 ? &o.resign
 									 : NULL;
 		if (slot == NULL)
 			return usage();

@@ -21,7 +21,10 @@ free_port() {
 # of the cluster may push VMs), a stand-in firmware file DIR/hK.fw that
 # each host measures, the integrity validation table DIR/ivt.json with
 # every host's current measurement as its golden set (all trusted), and
-# state. SMIG_ATTEST_S sets the attestation interval (default 10 s). Without PREFIX all listen on 127.0.0.1 on
+# state. SMIG_ATTEST_S sets the attestation interval (default 10 s). With
+# SMIG_HOST_TPM=1 each host also gets a swtpm as its host TPM (state in
+# DIR/tpm-hK, TCP port in DIR/hK.tpmport), PCR 16 extended as measured boot
+# would, and quotes over PCR 16 in its evidence. Without PREFIX all listen on 127.0.0.1 on
 # free ports; with PREFIX (e.g. 10.77.0.) host K listens on PREFIX.K:7450.
 cluster_make() {
 	local dir=$1 n=$2 prefix=${3:-} addr i port fp
@@ -73,8 +76,28 @@ JSON
 }
 JSON
 		head -c 4096 /dev/urandom >"$dir/h$i.fw"
+		if [ -n "${SMIG_HOST_TPM:-}" ]; then
+			host_tpm "$dir" "h$i" || return 1
+		fi
 	done
 	ivt_make "$dir" "$n"
+}
+
+# host_tpm DIR HOST: a swtpm as HOST's TPM, PCR 16 extended with a stand-in
+# boot measurement, and HOST's config pointed at it.
+host_tpm() {
+	local dir=$1 h=$2 port
+	port=$(free_port)
+	mkdir -p "$dir/tpm-$h"
+	swtpm socket --tpm2 --tpmstate dir="$dir/tpm-$h" --daemon \
+		--server type=tcp,port="$port",bindaddr=127.0.0.1 \
+		--ctrl type=tcp,port=$((port + 1)),bindaddr=127.0.0.1 \
+		--flags not-need-init,startup-clear --pid file="$dir/tpm-$h/pid" || return 1
+	echo "$port" >"$dir/$h.tpmport"
+	wait_for 5 tpm2_pcrextend -T "swtpm:host=127.0.0.1,port=$port" \
+		"16:sha256=$(echo "boot $h" | sha256sum | cut -d' ' -f1)" || return 1
+	jq --arg t "swtpm:host=127.0.0.1,port=$port" '.attestation.tpm = {tcti: $t, pcrs: [16]}' \
+		"$dir/$h.json" >"$dir/$h.json.tmp" && mv "$dir/$h.json.tmp" "$dir/$h.json"
 }
 
 # ivt_make DIR N: the IVT of hosts h1..hN from what each measures now.
@@ -82,8 +105,9 @@ ivt_make() {
 	local dir=$1 n=$2 i
 	for i in $(seq 1 "$n"); do
 		"$SMIGD" --config "$dir/h$i.json" --measure 2>/dev/null || return 1
-	done | jq -s '{hosts: (map({(.host): {fingerprint, trust: "trusted",
-		golden: [{name: "cluster-up", components}]}}) | add)}' >"$dir/ivt.json.tmp" &&
+	done | jq -s '{hosts: (map({(.host): ({fingerprint, trust: "trusted",
+		golden: [{name: "cluster-up", components}]} + if .ak then {ak} else {} end)}) | add)}' \
+		>"$dir/ivt.json.tmp" &&
 		mv "$dir/ivt.json.tmp" "$dir/ivt.json"
 }
 
@@ -139,6 +163,7 @@ cluster_clean() {
 	local dir=$1
 	cluster_stop "$dir"
 	pkill -KILL -f "$dir/" 2>/dev/null
+	pkill -KILL -f "tpmstate dir=$dir" 2>/dev/null
 	[ -n "${SMIG_KEEP:-}" ] || rm -rf "$dir"
 }
 

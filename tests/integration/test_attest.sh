@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Attestation with real daemons on three loopback hosts, their IVT made
-# from what each measured at start (all trusted): evidence replayed from
-# another session is refused; a tampered measured file on h2 makes h1
-# refuse to migrate there, naming the component and both values; tampering
-# on h1 makes h1 evacuate its VM to the only trusted host left, h3, and the
-# guest's own checks stay clean. The time from tamper to the VM running on
-# h3 is printed.
+# Attestation with real daemons on four loopback hosts, each with a swtpm
+# as its host TPM, their IVT made from what each measured at start (all
+# trusted, TPM attestation keys pinned): evidence replayed from another
+# session is refused, and so is a TPM quote for another nonce even when the
+# evidence around it is re-signed with the stolen host key; a PCR extended
+# off-policy on h4's TPM makes h4 untrusted; a tampered measured file on h2
+# makes h1 refuse to migrate there, naming the component and both values;
+# tampering on h1 makes h1 evacuate its VM to the only trusted host left,
+# h3, and the guest's own checks stay clean. The time from tamper to the VM
+# running on h3 is printed.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../harness/lib.sh"
@@ -15,20 +18,23 @@ fakepeer=$SMIG_BUILD/tests/harness/smig-fakepeer
 
 dir=$(mktemp -d /tmp/smig-att.XXXXXX)
 trap 'cluster_clean "$dir"' EXIT
-SMIG_ATTEST_S=2 cluster_make "$dir" 3 || { echo "Bail out! cluster_make"; exit 1; }
+SMIG_ATTEST_S=2 SMIG_HOST_TPM=1 cluster_make "$dir" 4 || { echo "Bail out! cluster_make"; exit 1; }
 guest=$SMIG_BUILD/guest/smig-guest.elf
 
-plan 16
+plan 20
 
-smigd_start "$dir" h1 && smigd_start "$dir" h2 && smigd_start "$dir" h3
-ok $? "h1, h2 and h3 start"
+jq -e '[.hosts[] | select(.ak and .golden[0].components.pcr16)] | length == 4' "$dir/ivt.json" >/dev/null
+ok $? "the IVT pins each host's TPM attestation key and its PCR 16"
+smigd_start "$dir" h1 && smigd_start "$dir" h2 && smigd_start "$dir" h3 && smigd_start "$dir" h4
+ok $? "h1, h2, h3 and h4 start, each with its host TPM"
 
 verdict() { # verdict ON HOST: ON's verdict on HOST
 	hsmig "$dir" "$1" --json hosts | jq -r --arg h "$2" '.hosts[] | select(.name == $h) | .attestation.verdict'
 }
-trusted_all() { [ "$(verdict h1 h2)" = trusted ] && [ "$(verdict h1 h3)" = trusted ] && [ "$(verdict h1 h1)" = trusted ]; }
+trusted_all() { [ "$(verdict h1 h2)" = trusted ] && [ "$(verdict h1 h3)" = trusted ] &&
+	[ "$(verdict h1 h4)" = trusted ] && [ "$(verdict h1 h1)" = trusted ]; }
 wait_for 15 trusted_all
-ok $? "h1 holds h1, h2 and h3 trusted after its first attestation round"
+ok $? "h1 holds every host trusted after its first attestation round"
 out=$(hsmig "$dir" h1 ping h3)
 ok $? "smig ping reports the peer's verdict: $out"
 
@@ -46,6 +52,20 @@ ok $? "replayed in a session with h1 it is refused: another nonce"
 fake present h2 h1 --evidence "$dir/h2.evidence" --rebind yes
 wait_for 5 grep -q 'event=peer_attested host=h2 verdict=untrusted trust=none reason="evidence signature is not h2.s"' "$dir/h1.log"
 ok $? "with this session's nonce and exporter value put in, its signature fails"
+
+# --- the host TPM --------------------------------------------------------------------
+fake capture h3 h4 >"$dir/h4.evidence"
+jq -e '(.tpm.quote | length > 0) and ([.components[] | select(.name == "pcr16")] | length == 1)' "$dir/h4.evidence" >/dev/null
+ok $? "h4's evidence carries PCR 16 and a TPM quote"
+fake present h4 h1 --evidence "$dir/h4.evidence" --resign yes
+wait_for 5 grep -q 'event=peer_attested host=h4 verdict=untrusted trust=none reason="TPM quote answers another nonce or session (replayed)"' "$dir/h1.log"
+ok $? "re-bound and re-signed with h4's own key, its old quote still answers another nonce"
+pcr_before=$(jq -r '.hosts.h4.golden[0].components.pcr16' "$dir/ivt.json")
+tpm2_pcrextend -T "swtpm:host=127.0.0.1,port=$(cat "$dir/h4.tpmport")" \
+	"16:sha256=$(echo rootkit | sha256sum | cut -d' ' -f1)"
+reason4() { hsmig "$dir" h1 --json hosts | jq -r '.hosts[] | select(.name == "h4") | .attestation.reason'; }
+wait_for 10 bash -c "$(declare -f hsmig reason4); dir='$dir' SMIG='$SMIG'; reason4 | grep -q 'component pcr16: sha256 [0-9a-f]*, golden set cluster-up has $pcr_before'"
+ok $? "PCR 16 extended off-policy on h4's TPM: h1 holds h4 untrusted ($(reason4))"
 
 # --- a VM that needs a trusted host with a vTPM -------------------------------------
 cat >"$dir/vm1.json" <<JSON
@@ -74,7 +94,7 @@ wait_for 10 bash -c "[ \"\$('$SMIG' --socket '$dir/h1.sock' --json hosts | jq -r
 ok $? "h1's next round marks h2 untrusted (smig hosts)"
 out=$(hsmig "$dir" h1 --json evacuate --dry-run)
 [ "$(jq -r '.steps[0].vm + " " + .steps[0].to' <<<"$out")" = "vm1 h3" ]
-ok $? "evacuate --dry-run plans vm1 to h3, never to untrusted h2: $(jq -c .steps <<<"$out")"
+ok $? "evacuate --dry-run plans vm1 to h3, never to untrusted h2 or h4: $(jq -c .steps <<<"$out")"
 
 # --- tamper on h1: its VM leaves for h3 ----------------------------------------------
 t0=$(date +%s%N)
@@ -85,7 +105,8 @@ rc=$?
 t1=$(date +%s%N)
 ok $rc "tamper on h1: vm1 runs on h3 $(((t1 - t0) / 1000000)) ms later"
 diag "tamper-to-running on h3: $(((t1 - t0) / 1000000)) ms (bound 30000)"
-! hsmig "$dir" h1 vm show vm1 >/dev/null 2>&1 && ! hsmig "$dir" h2 vm show vm1 >/dev/null 2>&1
+! hsmig "$dir" h1 vm show vm1 >/dev/null 2>&1 && ! hsmig "$dir" h2 vm show vm1 >/dev/null 2>&1 &&
+	! hsmig "$dir" h4 vm show vm1 >/dev/null 2>&1
 ok $? "vm1 is on h3 only"
 out=$("$check_guest" vm1 --vtpm "$dir/state-h1" "$dir/state-h3")
 ok $? "the guest's own checks are clean: $out"

@@ -1,0 +1,199 @@
+/*
+ * attest_tpm.c - the host's own TPM 2.0, through tpm2-tss's ESAPI: the
+ * attestation key and quotes over the configured PCRs (quote.h says why).
+ *
+ * The AK is a primary ECC P-256 restricted signing key (ECDSA, SHA-256)
+ * in the endorsement hierarchy: the same template on the same TPM gives
+ * the same key after every restart, so the IVT can pin it. Calls to the
+ * TPM are synchronous; a quote takes a few milliseconds.
+ */
+#include "smigd.h"
+#include "error.h"
+#include "log.h"
+
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <tss2/tss2_esys.h>
+#include <tss2/tss2_mu.h>
+#include <tss2/tss2_rc.h>
+#include <tss2/tss2_tctildr.h>
+
+struct host_tpm {
+	TSS2_TCTI_CONTEXT *tcti;
+	ESYS_CONTEXT *esys;
+	ESYS_TR ak;
+	uint8_t ak_pub[SMIG_AK_LEN];
+	TPML_PCR_SELECTION sel;
+	unsigned pcrs[SMIG_PCR_MAX];
+	size_t npcrs;
+};
+
+static int tss_fail(const char *what, TSS2_RC rc, char *err, size_t errlen)
+{
+	snprintf(err, errlen, "TPM: %s: %s", what, Tss2_RC_Decode(rc));
+	return SMIG_EIO;
+}
+
+/* Left-pads a TPM ECC parameter to 32 bytes. */
+static int ecc32(const TPM2B_ECC_PARAMETER *p, uint8_t out[32])
+{
+	SMIG_ENSURE(p->size <= 32, SMIG_EPROTO);
+	memset(out, 0, 32);
+	memcpy(out + 32 - p->size, p->buffer, p->size);
+	return 0;
+}
+
+static int make_ak(struct host_tpm *t, char *err, size_t errlen)
+{
+	TPM2B_SENSITIVE_CREATE sens = { 0 };
+	TPM2B_DATA outside = { 0 };
+	TPML_PCR_SELECTION creation = { 0 };
+	TPM2B_PUBLIC *pub = NULL;
+	TPM2B_PUBLIC tmpl = { .publicArea = {
+		.type = TPM2_ALG_ECC,
+		.nameAlg = TPM2_ALG_SHA256,
+		.objectAttributes = TPMA_OBJECT_USERWITHAUTH | TPMA_OBJECT_RESTRICTED |
+				    TPMA_OBJECT_SIGN_ENCRYPT | TPMA_OBJECT_FIXEDTPM |
+				    TPMA_OBJECT_FIXEDPARENT | TPMA_OBJECT_SENSITIVEDATAORIGIN,
+		.parameters.eccDetail = {
+			.symmetric.algorithm = TPM2_ALG_NULL,
+			.scheme = { .scheme = TPM2_ALG_ECDSA,
+				    .details.ecdsa.hashAlg = TPM2_ALG_SHA256 },
+			.curveID = TPM2_ECC_NIST_P256,
+			.kdf.scheme = TPM2_ALG_NULL,
+		},
+	} };
+	TSS2_RC rc = Esys_CreatePrimary(t->esys, ESYS_TR_RH_ENDORSEMENT, ESYS_TR_PASSWORD,
+					ESYS_TR_NONE, ESYS_TR_NONE, &sens, &tmpl, &outside,
+					&creation, &t->ak, &pub, NULL, NULL, NULL);
+	int r;
+
+	if (rc != TSS2_RC_SUCCESS)
+		return tss_fail("create the attestation key", rc, err, errlen);
+	r = ecc32(&pub->publicArea.unique.ecc.x, t->ak_pub);
+	if (r == 0)
+		r = ecc32(&pub->publicArea.unique.ecc.y, t->ak_pub + 32);
+	Esys_Free(pub);
+	return r;
+}
+
+int tpm_open(const char *tcti, const unsigned *pcrs, size_t n, struct host_tpm **out,
+	     char *err, size_t errlen)
+{
+	struct host_tpm *t = calloc(1, sizeof(*t));
+	TSS2_RC rc;
+
+	SMIG_ENSURE(t != NULL, SMIG_ENOMEM);
+	t->ak = ESYS_TR_NONE;
+	t->sel.count = 1;
+	t->sel.pcrSelections[0].hash = TPM2_ALG_SHA256;
+	t->sel.pcrSelections[0].sizeofSelect = 3;
+	for (size_t i = 0; i < n && i < SMIG_PCR_MAX; i++) {
+		t->pcrs[t->npcrs++] = pcrs[i];
+		t->sel.pcrSelections[0].pcrSelect[pcrs[i] / 8] |= (uint8_t)(1u << (pcrs[i] % 8));
+	}
+	rc = Tss2_TctiLdr_Initialize(tcti, &t->tcti);
+	if (rc == TSS2_RC_SUCCESS)
+		rc = Esys_Initialize(&t->esys, t->tcti, NULL);
+	if (rc != TSS2_RC_SUCCESS) {
+		tpm_close(t);
+		return tss_fail(tcti, rc, err, errlen);
+	}
+	if (make_ak(t, err, errlen) < 0) {
+		tpm_close(t);
+		return SMIG_EIO;
+	}
+	*out = t;
+	return 0;
+}
+
+void tpm_close(struct host_tpm *t)
+{
+	if (t == NULL)
+		return;
+	if (t->esys && t->ak != ESYS_TR_NONE)
+		(void)Esys_FlushContext(t->esys, t->ak);
+	if (t->esys)
+		Esys_Finalize(&t->esys);
+	if (t->tcti)
+		Tss2_TctiLdr_Finalize(&t->tcti);
+	free(t);
+}
+
+const uint8_t *tpm_ak(const struct host_tpm *t)
+{
+	return t->ak_pub;
+}
+
+/* Replaces e's pcrN components by the TPM's current values. */
+int tpm_pcrs(struct host_tpm *t, struct smig_evidence *e, char *err, size_t errlen)
+{
+	TPML_PCR_SELECTION *out = NULL;
+	TPML_DIGEST *vals = NULL;
+	UINT32 counter;
+	size_t k = 0;
+	TSS2_RC rc = Esys_PCR_Read(t->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &t->sel,
+				   &counter, &out, &vals);
+
+	if (rc != TSS2_RC_SUCCESS)
+		return tss_fail("read PCRs", rc, err, errlen);
+	for (size_t i = 0; i < e->ncomp;) {
+		unsigned idx;
+
+		if (smig_pcr_name(e->comp[i].name, &idx))
+			e->comp[i] = e->comp[--e->ncomp];
+		else
+			i++;
+	}
+	/* the TPM returns the selected PCRs in ascending order */
+	for (unsigned pcr = 0; pcr < SMIG_PCR_MAX && k < vals->count; pcr++) {
+		struct smig_component *c;
+
+		if (!(t->sel.pcrSelections[0].pcrSelect[pcr / 8] & (1u << (pcr % 8))))
+			continue;
+		if (e->ncomp == SMIG_COMPONENTS_MAX || vals->digests[k].size != 32)
+			break;
+		c = &e->comp[e->ncomp++];
+		snprintf(c->name, sizeof(c->name), "pcr%u", pcr);
+		memcpy(c->sha256, vals->digests[k++].buffer, 32);
+	}
+	Esys_Free(out);
+	Esys_Free(vals);
+	return 0;
+}
+
+int tpm_quote(struct host_tpm *t, const uint8_t extra[32], struct smig_evidence *e, char *err,
+	      size_t errlen)
+{
+	TPMT_SIG_SCHEME scheme = { .scheme = TPM2_ALG_ECDSA,
+				   .details.ecdsa.hashAlg = TPM2_ALG_SHA256 };
+	TPM2B_DATA qd = { .size = 32 };
+	TPM2B_ATTEST *quoted = NULL;
+	TPMT_SIGNATURE *sig = NULL;
+	TSS2_RC rc;
+	int r;
+
+	memcpy(qd.buffer, extra, 32);
+	SMIG_GUARD(tpm_pcrs(t, e, err, errlen));
+	rc = Esys_Quote(t->esys, t->ak, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &qd, &scheme,
+			&t->sel, &quoted, &sig);
+	if (rc != TSS2_RC_SUCCESS)
+		return tss_fail("quote", rc, err, errlen);
+	r = quoted->size <= SMIG_QUOTE_MAX ? 0 : SMIG_ETOOBIG;
+	if (r == 0) {
+		memcpy(e->quote.attest, quoted->attestationData, quoted->size);
+		e->quote.attest_len = quoted->size;
+		memcpy(e->quote.ak, t->ak_pub, SMIG_AK_LEN);
+		r = ecc32(&sig->signature.ecdsa.signatureR, e->quote.sig);
+	}
+	if (r == 0)
+		r = ecc32(&sig->signature.ecdsa.signatureS, e->quote.sig + 32);
+	e->has_quote = r == 0;
+	Esys_Free(quoted);
+	Esys_Free(sig);
+	if (r < 0)
+		snprintf(err, errlen, "TPM: the quote does not fit");
+	return r;
+}
