@@ -64,7 +64,8 @@ pcr_before=$(jq -r '.hosts.h4.golden[0].components.pcr16' "$dir/ivt.json")
 tpm2_pcrextend -T "swtpm:host=127.0.0.1,port=$(cat "$dir/h4.tpmport")" \
 	"16:sha256=$(echo rootkit | sha256sum | cut -d' ' -f1)"
 reason4() { hsmig "$dir" h1 --json hosts | jq -r '.hosts[] | select(.name == "h4") | .attestation.reason'; }
-wait_for 10 bash -c "$(declare -f hsmig reason4); dir='$dir' SMIG='$SMIG'; reason4 | grep -q 'component pcr16: sha256 [0-9a-f]*, golden set cluster-up has $pcr_before'"
+pcr_refused() { reason4 | grep -q "component pcr16: sha256 [0-9a-f]*, golden set cluster-up has $pcr_before"; }
+wait_for 10 pcr_refused
 ok $? "PCR 16 extended off-policy on h4's TPM: h1 holds h4 untrusted ($(reason4))"
 
 # --- a VM that needs a trusted host with a vTPM -------------------------------------
@@ -80,7 +81,8 @@ ok $? "vm1 (min_trust trusted, requires vtpm) runs on h1"
 fw2=$(sha256sum "$dir/h2.fw" | cut -d' ' -f1)
 echo tampered >>"$dir/h2.fw"
 fw2new=$(sha256sum "$dir/h2.fw" | cut -d' ' -f1)
-wait_for 5 bash -c "hsmig() { '$SMIG' --socket '$dir/\$1.sock' \"\${@:2}\"; }; hsmig h2 --json status | jq -e '.attestation.verdict == \"untrusted\"'"
+self_verdict_is() { [ "$(hsmig "$dir" "$1" --json status | jq -r .attestation.verdict)" = "$2" ]; }
+wait_for 5 self_verdict_is h2 untrusted
 ok $? "h2 notices its own change at once (inotify)"
 out=$(hsmig "$dir" h1 migrate vm1 --to h2 2>&1)
 rc=$?
@@ -90,7 +92,8 @@ diag "$out"
 [ "$(hsmig "$dir" h1 --json vm show vm1 | jq -r .state)" = running ] &&
 	hsmig "$dir" h1 --json audit show --last 0 | jq -e -s 'map(select(.action == "vm.migrate" and .decision == "deny" and .rule == "attestation" and (.detail | test("firmware")))) | length > 0' >/dev/null
 ok $? "vm1 still runs on h1; the refusal is audited with its rule"
-wait_for 10 bash -c "[ \"\$('$SMIG' --socket '$dir/h1.sock' --json hosts | jq -r '.hosts[] | select(.name == \"h2\") | .attestation.verdict')\" = untrusted ]"
+verdict_is() { [ "$(verdict "$1" "$2")" = "$3" ]; }
+wait_for 10 verdict_is h1 h2 untrusted
 ok $? "h1's next round marks h2 untrusted (smig hosts)"
 out=$(hsmig "$dir" h1 --json evacuate --dry-run)
 [ "$(jq -r '.steps[0].vm + " " + .steps[0].to' <<<"$out")" = "vm1 h3" ]
