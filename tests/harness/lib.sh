@@ -111,6 +111,14 @@ ivt_make() {
 		mv "$dir/ivt.json.tmp" "$dir/ivt.json"
 }
 
+# jqe ARGS...: jq -e that also fails when jq produced nothing (jq 1.6 exits
+# 0 on empty input, so a failed smig call piped into jq -e would pass).
+jqe() {
+	local out
+	out=$(jq -e "$@") || return 1
+	[ -n "$out" ] && [ "$out" != false ] && [ "$out" != null ]
+}
+
 # wait_for SECONDS CMD...: retries CMD every 50 ms until it succeeds.
 wait_for() {
 	local deadline=$((SECONDS + $1))

@@ -50,8 +50,8 @@ ok $? "one bit flipped 3 MB into the stream: the migration fails with exit 5 ($m
 wait_for 5 grep -qE 'bad record mac|decrypt' "$dir/h2.log"
 ok $? "h2 detected the damaged TLS record ($(grep -oE 'bad record mac|decryption failed' "$dir/h2.log" | head -1))"
 on_h1_only() {
-	hsmig "$dir" h1 --json vm show g | jq -e '.state == "running"' >/dev/null &&
-		! hsmig "$dir" h2 --json vm list | jq -e '.vms[] | select(.name == "g")' >/dev/null &&
+	hsmig "$dir" h1 --json vm show g | jqe '.state == "running"' >/dev/null &&
+		! hsmig "$dir" h2 --json vm list | jqe '.vms[] | select(.name == "g")' >/dev/null &&
 		! pgrep -f "$dir/state-h2/vms/g/" >/dev/null
 }
 sleep 1

@@ -23,7 +23,7 @@ guest=$SMIG_BUILD/guest/smig-guest.elf
 
 plan 20
 
-jq -e '[.hosts[] | select(.ak and .golden[0].components.pcr16)] | length == 4' "$dir/ivt.json" >/dev/null
+jqe '[.hosts[] | select(.ak and .golden[0].components.pcr16)] | length == 4' "$dir/ivt.json" >/dev/null
 ok $? "the IVT pins each host's TPM attestation key and its PCR 16"
 smigd_start "$dir" h1 && smigd_start "$dir" h2 && smigd_start "$dir" h3 && smigd_start "$dir" h4
 ok $? "h1, h2, h3 and h4 start, each with its host TPM"
@@ -44,7 +44,7 @@ fake() { # fake MODE AS TARGET [ARGS]
 		--name "$2" --to "127.0.0.1:$(cat "$dir/$3.port")" "${@:4}"
 }
 fake capture h3 h2 >"$dir/h2.evidence"
-jq -e '.host == "h2" and (.sig | length == 128)' "$dir/h2.evidence" >/dev/null
+jqe '.host == "h2" and (.sig | length == 128)' "$dir/h2.evidence" >/dev/null
 ok $? "evidence of h2 captured in a session with h3"
 fake present h2 h1 --evidence "$dir/h2.evidence"
 wait_for 5 grep -q 'event=peer_attested host=h2 verdict=untrusted trust=none reason="evidence answers another nonce (replayed)"' "$dir/h1.log"
@@ -55,7 +55,7 @@ ok $? "with this session's nonce and exporter value put in, its signature fails"
 
 # --- the host TPM --------------------------------------------------------------------
 fake capture h3 h4 >"$dir/h4.evidence"
-jq -e '(.tpm.quote | length > 0) and ([.components[] | select(.name == "pcr16")] | length == 1)' "$dir/h4.evidence" >/dev/null
+jqe '(.tpm.quote | length > 0) and ([.components[] | select(.name == "pcr16")] | length == 1)' "$dir/h4.evidence" >/dev/null
 ok $? "h4's evidence carries PCR 16 and a TPM quote"
 fake present h4 h1 --evidence "$dir/h4.evidence" --resign yes
 wait_for 5 grep -q 'event=peer_attested host=h4 verdict=untrusted trust=none reason="TPM quote answers another nonce or session (replayed)"' "$dir/h1.log"
@@ -90,7 +90,7 @@ rc=$?
 ok $? "h1 refuses to migrate vm1 to h2 (exit $rc) naming the component and both values"
 diag "$out"
 [ "$(hsmig "$dir" h1 --json vm show vm1 | jq -r .state)" = running ] &&
-	hsmig "$dir" h1 --json audit show --last 0 | jq -e -s 'map(select(.action == "vm.migrate" and .decision == "deny" and .rule == "attestation" and (.detail | test("firmware")))) | length > 0' >/dev/null
+	hsmig "$dir" h1 --json audit show --last 0 | jqe -s 'map(select(.action == "vm.migrate" and .decision == "deny" and .rule == "attestation" and (.detail | test("firmware")))) | length > 0' >/dev/null
 ok $? "vm1 still runs on h1; the refusal is audited with its rule"
 verdict_is() { [ "$(verdict "$1" "$2")" = "$3" ]; }
 wait_for 10 verdict_is h1 h2 untrusted
@@ -113,10 +113,10 @@ diag "tamper-to-running on h3: $(((t1 - t0) / 1000000)) ms (bound 30000)"
 ok $? "vm1 is on h3 only"
 out=$("$check_guest" vm1 --vtpm "$dir/state-h1" "$dir/state-h3")
 ok $? "the guest's own checks are clean: $out"
-hsmig "$dir" h1 --json audit show --last 0 | jq -e -s '
+hsmig "$dir" h1 --json audit show --last 0 | jqe -s '
 	(map(select(.action == "host.integrity" and .outcome == "failed")) | length > 0) and
 	(map(select(.action == "host.evacuate" and .target == "vm:vm1 to:h3" and .outcome == "ok")) | length > 0)' >/dev/null &&
-	hsmig "$dir" h3 --json audit show --last 0 | jq -e -s 'map(select(.actor == "peer:h1" and .outcome == "committed")) | length > 0' >/dev/null
+	hsmig "$dir" h3 --json audit show --last 0 | jqe -s 'map(select(.actor == "peer:h1" and .outcome == "committed")) | length > 0' >/dev/null
 ok $? "h1 audited its failed integrity check and the evacuation; h3 the migration"
 
 done_testing

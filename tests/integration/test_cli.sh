@@ -28,10 +28,10 @@ ok $? "h1 starts"
 [ "$(stat -c %a "$dir/h1.sock")" = 660 ]
 ok $? "the control socket is mode 0660"
 
-SMIG_SOCKET="$dir/h1.sock" "$SMIG" --json status | jq -e '.host == "h1" and .caller.uid == 0' >/dev/null
+SMIG_SOCKET="$dir/h1.sock" "$SMIG" --json status | jqe '.host == "h1" and .caller.uid == 0' >/dev/null
 ok $? "SMIG_SOCKET is honoured and status reports the caller's credentials"
 
-hsmig "$dir" h1 --json hosts | jq -e '.hosts | length == 2' >/dev/null
+hsmig "$dir" h1 --json hosts | jqe '.hosts | length == 2' >/dev/null
 ok $? "smig hosts --json lists the host table"
 
 msg=$(hsmig "$dir" h1 ping h2 2>&1)
@@ -40,7 +40,7 @@ hsmig "$dir" h1 hosts | grep -E '^h2 ' | grep -q 'connect'
 ok $? "smig hosts remembers the last error for h2"
 
 msg=$(hsmig "$dir" h1 --json ping nosuch)
-[ $? -eq 1 ] && jq -e '.error.code == "not_found"' <<<"$msg" >/dev/null
+[ $? -eq 1 ] && jqe '.error.code == "not_found"' <<<"$msg" >/dev/null
 ok $? "ping to a host not in the table: exit 1, error code not_found"
 
 replies=$(printf '%s\n' '{"id":1,"cmd":"status","extra":1}' 'not json' '{"id":2,"cmd":"fly"}' \

@@ -50,8 +50,8 @@ rc=$?
 ok $([ $rc -eq 5 ] && echo 0 || echo 1) "cutting h1's link mid-stream fails the migration: $(head -c 200 "$SMIG_CLUSTER_DIR/cut.out")"
 "$cluster" link h1 up
 sleep 4
-on h3 --json vm show cut | jq -e '.state == "running"' >/dev/null &&
-	! on h1 --json vm list | jq -e '.vms[] | select(.name == "cut")' >/dev/null
+on h3 --json vm show cut | jqe '.state == "running"' >/dev/null &&
+	! on h1 --json vm list | jqe '.vms[] | select(.name == "cut")' >/dev/null
 ok $? "the VM runs on h3 only; h1 dropped its half copy when the stream stalled"
 out=$("$cluster" check cut)
 ok $? "the guest's own verdict: $out"

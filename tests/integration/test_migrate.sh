@@ -34,7 +34,7 @@ where() {
 	local h out=""
 	for h in h1 h2; do
 		hsmig "$dir" "$h" --json vm list 2>/dev/null |
-			jq -e --arg n "$1" '.vms[] | select(.name == $n and .state == "running")' \
+			jqe --arg n "$1" '.vms[] | select(.name == $n and .state == "running")' \
 				>/dev/null && out="$out $h"
 	done
 	echo "${out# }"
@@ -66,7 +66,7 @@ define_start h1 idle 96 "mem=48 seed=1 hb=100" true
 ok $? "an idle guest with a vTPM runs on h1"
 res=$(hsmig "$dir" h1 --json migrate idle --to h2 | tail -1)
 ok $? "smig migrate idle --to h2 succeeds"
-jq -e '.status == "completed" and .from == "h1" and .to == "h2" and .bytes > 0 and
+jqe '.status == "completed" and .from == "h1" and .to == "h2" and .bytes > 0 and
 	.total_ms > 0 and .downtime_ms > 0 and .setup_ms > 0 and .passes >= 1 and .mbps > 0 and
 	(.cipher | test("AES_256_GCM|CHACHA20")) and .peer_trust != null and
 	.qemu_downtime_ms >= 0' <<<"$res" >/dev/null

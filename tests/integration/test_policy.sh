@@ -93,7 +93,7 @@ beating() { # beating VM: its heartbeat on h1 goes on
 }
 # audited HOST JQ-FILTER: some record of HOST's log matches
 audited() {
-	hsmig "$dir" "$1" --json audit show --last 0 | jq -e -s "map(select($2)) | length > 0" >/dev/null
+	hsmig "$dir" "$1" --json audit show --last 0 | jqe -s "map(select($2)) | length > 0" >/dev/null
 }
 
 # --- smig policy check -------------------------------------------------------
@@ -156,12 +156,12 @@ echo '{"roles": {}, "bindings": [' >"$dir/h2.policy.json"
 kill -HUP "$(cat "$dir/h2.pid")"
 wait_for 5 grep -q 'policy_reload_failed' "$dir/h2.log"
 ok $? "a bad policy file on SIGHUP is refused and logged"
-hsmig "$dir" h2 --json policy check --peer h1 --action vm.migrate | jq -e '.decision == "allow"' >/dev/null &&
-	wait_for 5 jq -e -s 'map(select(.action == "policy.reload" and .outcome == "failed")) | length == 1' "$dir/follow.out"
+hsmig "$dir" h2 --json policy check --peer h1 --action vm.migrate | jqe '.decision == "allow"' >/dev/null &&
+	wait_for 5 jqe -s 'map(select(.action == "policy.reload" and .outcome == "failed")) | length == 1' "$dir/follow.out"
 ok $? "the old policy stays in force; the failed reload is audited"
 h2_policy no
 kill -HUP "$(cat "$dir/h2.pid")"
-wait_for 5 jq -e -s 'map(select(.action == "policy.reload" and .outcome == "ok")) | length == 1' "$dir/follow.out"
+wait_for 5 jqe -s 'map(select(.action == "policy.reload" and .outcome == "ok")) | length == 1' "$dir/follow.out"
 ok $? "a good policy is loaded on SIGHUP; an open audit session saw both reloads"
 out=$(hsmig "$dir" h1 migrate sec-1 --to h2 2>&1)
 ok $? "with the new policy sec-1 migrates to h2"

@@ -56,15 +56,15 @@ JSON
 hsmig "$dir" h1 vm define "$dir/broken.json" >/dev/null
 msg=$(hsmig "$dir" h1 vm start broken 2>&1)
 [ $? -eq 1 ] && grep -q "could not open kernel file" <<<"$msg" &&
-	hsmig "$dir" h1 --json vm show broken | jq -e '.state == "shutoff"' >/dev/null
+	hsmig "$dir" h1 --json vm show broken | jqe '.state == "shutoff"' >/dev/null
 ok $? "a VM whose QEMU cannot start is reported shut off with the reason"
 
 hsmig "$dir" h1 vm start web1 >/dev/null && smigd_stop "$dir" h1 && smigd_start "$dir" h1 &&
-	hsmig "$dir" h1 --json vm list | jq -e '[.vms[].name] | sort == ["broken", "web1"]' >/dev/null
+	hsmig "$dir" h1 --json vm list | jqe '[.vms[].name] | sort == ["broken", "web1"]' >/dev/null
 ok $? "defined VMs survive a smigd restart"
 n=$(hsmig "$dir" h1 vm console web1 | wc -l)
 wait_for 10 bash -c "[ \$($SMIG --socket $dir/h1.sock vm console web1 | wc -l) -gt $n ]" &&
-	hsmig "$dir" h1 --json vm show web1 | jq -e '.state == "running"' >/dev/null &&
+	hsmig "$dir" h1 --json vm show web1 | jqe '.state == "running"' >/dev/null &&
 	hsmig "$dir" h1 vm stop web1 >/dev/null
 ok $? "a VM left running across a smigd restart is adopted: running, console live, stoppable"
 
