@@ -167,8 +167,8 @@ int tpm_pcrs(struct host_tpm *t, struct smig_evidence *e, char *err, size_t errl
 int tpm_quote(struct host_tpm *t, const uint8_t extra[32], struct smig_evidence *e, char *err,
 	      size_t errlen)
 {
-	TPMT_SIG_SCHEME scheme = { .scheme = TPM2_ALG_ECDSA,
-				   .details.ecdsa.hashAlg = TPM2_ALG_SHA256 };
+	TPMT_SIG_SCHEME ecdsa = { .scheme = TPM2_ALG_ECDSA,
+				  .details.ecdsa.hashAlg = TPM2_ALG_SHA256 };
 	TPM2B_DATA qd = { .size = 32 };
 	TPM2B_ATTEST *quoted = NULL;
 	TPMT_SIGNATURE *sig = NULL;
@@ -177,7 +177,7 @@ int tpm_quote(struct host_tpm *t, const uint8_t extra[32], struct smig_evidence 
 
 	memcpy(qd.buffer, extra, 32);
 	SMIG_GUARD(tpm_pcrs(t, e, err, errlen));
-	rc = Esys_Quote(t->esys, t->ak, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &qd, &scheme,
+	rc = Esys_Quote(t->esys, t->ak, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &qd, &ecdsa,
 			&t->sel, &quoted, &sig);
 	if (rc != TSS2_RC_SUCCESS)
 		return tss_fail("quote", rc, err, errlen);
