@@ -59,8 +59,8 @@ run_on h1 vm list
 on h1 vm console demo | tail -4
 
 say "4. live migration h1 -> h2"
-printf 'h1$ smig migrate demo --to h2\n'
-on h1 --json migrate demo --to h2 >"$SMIG_CLUSTER_DIR/result.jsonl" &
+printf 'h1$ smig migrate demo --to h2 --downtime-ms 50\n'
+on h1 --json migrate demo --to h2 --downtime-ms 50 >"$SMIG_CLUSTER_DIR/result.jsonl" &
 mpid=$!
 # a progress bar on a terminal, from the progress events
 while kill -0 "$mpid" 2>/dev/null; do
@@ -86,10 +86,12 @@ run_on h2 vm list
 on h2 vm console demo | tail -4
 verdict=$(cl_check demo --vtpm)
 echo "$verdict"
+run_on h1 audit show --last 3
 
 say "summary"
 jq -r '"VM \(.vm): \(.from) -> \(.to), \(.status)",
 	"  total \(.total_ms | floor) ms, set-up \(.setup_ms | floor) ms, downtime \(.downtime_ms | floor) ms (QEMU alone: \(.qemu_downtime_ms) ms)",
-	"  \(.bytes / 1048576 | floor) MiB in \(.passes) passes at \(.mbps | floor) Mbit/s over \(.cipher)"' <<<"$result"
+	"  \(.bytes / 1048576 | floor) MiB in \(.passes) passes at \(.mbps | floor) Mbit/s over \(.cipher)",
+	"  target attested in the migration session as: \(.peer_trust)"' <<<"$result"
 echo "  guest: $verdict"
 case $verdict in OK*) exit 0 ;; *) exit 1 ;; esac
