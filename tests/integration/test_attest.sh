@@ -21,7 +21,7 @@ trap 'cluster_clean "$dir"' EXIT
 SMIG_ATTEST_S=2 SMIG_HOST_TPM=1 cluster_make "$dir" 4 || { echo "Bail out! cluster_make"; exit 1; }
 guest=$SMIG_BUILD/guest/smig-guest.elf
 
-plan 20
+plan 22
 
 jqe '[.hosts[] | select(.ak and .golden[0].components.pcr16)] | length == 4' "$dir/ivt.json" >/dev/null
 ok $? "the IVT pins each host's TPM attestation key and its PCR 16"
@@ -118,5 +118,12 @@ hsmig "$dir" h1 --json audit show --last 0 | jqe -s '
 	(map(select(.action == "host.evacuate" and .target == "vm:vm1 to:h3" and .outcome == "ok")) | length > 0)' >/dev/null &&
 	hsmig "$dir" h3 --json audit show --last 0 | jqe -s 'map(select(.actor == "peer:h1" and .outcome == "committed")) | length > 0' >/dev/null
 ok $? "h1 audited its failed integrity check and the evacuation; h3 the migration"
+
+# --- enrolment: h2's new firmware becomes a golden set ---------------------------------
+out=$(hsmig "$dir" h3 ivt enrol h2 --golden firmware-2)
+ok $? "smig ivt enrol takes h2's current evidence as a golden set: $out"
+wait_for 10 verdict_is h3 h2 trusted && wait_for 10 self_verdict_is h2 trusted &&
+	hsmig "$dir" h3 ivt show | grep -q "golden set firmware-2"
+ok $? "h2 is trusted again, by h3 and by itself; smig ivt show lists both golden sets"
 
 done_testing
