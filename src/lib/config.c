@@ -414,29 +414,29 @@ static void config_defaults(struct smig_config *cfg, const char *name)
 	snprintf(cfg->swtpm_binary, sizeof(cfg->swtpm_binary), "swtpm");
 }
 
-int smig_config_parse(const char *name, const char *text, size_t len,
-		      struct smig_config *cfg, char *err, size_t errlen)
+/* Reads the config in text, or in the file name when text is NULL. */
+static int config_read(const char *name, const char *text, size_t len, struct smig_config *cfg,
+		       char *err, size_t errlen)
 {
 	struct smig_json_doc doc;
 	int rc;
 
 	config_defaults(cfg, name);
-	SMIG_GUARD(smig_json_load_text(&doc, name, text, len, err, errlen));
+	SMIG_GUARD(smig_json_load(&doc, name, text, len, err, errlen));
 	rc = config_top(&doc, cfg, err, errlen);
 	smig_json_doc_clear(&doc);
 	return rc;
 }
 
+int smig_config_parse(const char *name, const char *text, size_t len,
+		      struct smig_config *cfg, char *err, size_t errlen)
+{
+	return config_read(name, text, len, cfg, err, errlen);
+}
+
 int smig_config_load(const char *path, struct smig_config *cfg, char *err, size_t errlen)
 {
-	struct smig_json_doc doc;
-	int rc;
-
-	config_defaults(cfg, path);
-	SMIG_GUARD(smig_json_load_file(&doc, path, err, errlen));
-	rc = config_top(&doc, cfg, err, errlen);
-	smig_json_doc_clear(&doc);
-	return rc;
+	return config_read(path, NULL, 0, cfg, err, errlen);
 }
 
 static int hosts_entry(const struct smig_json_doc *doc, const json_t *arr, size_t i,
@@ -507,12 +507,17 @@ static int hosts_top(const struct smig_json_doc *doc, struct smig_hosts *h, char
 	return 0;
 }
 
-static int hosts_finish(struct smig_json_doc *doc, struct smig_hosts *h, char *err,
-			size_t errlen)
+/* Reads the host table in text, or in the file name when text is NULL. */
+static int hosts_read(const char *name, const char *text, size_t len, struct smig_hosts *h,
+		      char *err, size_t errlen)
 {
-	int rc = hosts_top(doc, h, err, errlen);
+	struct smig_json_doc doc;
+	int rc;
 
-	smig_json_doc_clear(doc);
+	memset(h, 0, sizeof(*h));
+	SMIG_GUARD(smig_json_load(&doc, name, text, len, err, errlen));
+	rc = hosts_top(&doc, h, err, errlen);
+	smig_json_doc_clear(&doc);
 	if (rc < 0)
 		smig_hosts_clear(h);
 	return rc;
@@ -521,20 +526,12 @@ static int hosts_finish(struct smig_json_doc *doc, struct smig_hosts *h, char *e
 int smig_hosts_parse(const char *name, const char *text, size_t len, struct smig_hosts *h,
 		     char *err, size_t errlen)
 {
-	struct smig_json_doc doc;
-
-	memset(h, 0, sizeof(*h));
-	SMIG_GUARD(smig_json_load_text(&doc, name, text, len, err, errlen));
-	return hosts_finish(&doc, h, err, errlen);
+	return hosts_read(name, text, len, h, err, errlen);
 }
 
 int smig_hosts_load(const char *path, struct smig_hosts *h, char *err, size_t errlen)
 {
-	struct smig_json_doc doc;
-
-	memset(h, 0, sizeof(*h));
-	SMIG_GUARD(smig_json_load_file(&doc, path, err, errlen));
-	return hosts_finish(&doc, h, err, errlen);
+	return hosts_read(path, NULL, 0, h, err, errlen);
 }
 
 void smig_hosts_clear(struct smig_hosts *h)

@@ -112,12 +112,17 @@ static int ivt_top(const struct smig_json_doc *doc, struct smig_ivt *ivt, char *
 	return 0;
 }
 
-static int ivt_finish(struct smig_json_doc *doc, struct smig_ivt *ivt, char *err,
-		      size_t errlen)
+/* Reads the IVT in text, or in the file name when text is NULL. */
+static int ivt_read(const char *name, const char *text, size_t len, struct smig_ivt *ivt,
+		    char *err, size_t errlen)
 {
-	int rc = ivt_top(doc, ivt, err, errlen);
+	struct smig_json_doc doc;
+	int rc;
 
-	smig_json_doc_clear(doc);
+	memset(ivt, 0, sizeof(*ivt));
+	SMIG_GUARD(smig_json_load(&doc, name, text, len, err, errlen));
+	rc = ivt_top(&doc, ivt, err, errlen);
+	smig_json_doc_clear(&doc);
 	if (rc < 0)
 		smig_ivt_clear(ivt);
 	return rc;
@@ -126,20 +131,12 @@ static int ivt_finish(struct smig_json_doc *doc, struct smig_ivt *ivt, char *err
 int smig_ivt_parse(const char *name, const char *text, size_t len, struct smig_ivt *ivt,
 		   char *err, size_t errlen)
 {
-	struct smig_json_doc doc;
-
-	memset(ivt, 0, sizeof(*ivt));
-	SMIG_GUARD(smig_json_load_text(&doc, name, text, len, err, errlen));
-	return ivt_finish(&doc, ivt, err, errlen);
+	return ivt_read(name, text, len, ivt, err, errlen);
 }
 
 int smig_ivt_load(const char *path, struct smig_ivt *ivt, char *err, size_t errlen)
 {
-	struct smig_json_doc doc;
-
-	memset(ivt, 0, sizeof(*ivt));
-	SMIG_GUARD(smig_json_load_file(&doc, path, err, errlen));
-	return ivt_finish(&doc, ivt, err, errlen);
+	return ivt_read(path, NULL, 0, ivt, err, errlen);
 }
 
 void smig_ivt_clear(struct smig_ivt *ivt)

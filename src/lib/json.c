@@ -213,6 +213,14 @@ int smig_json_load_text(struct smig_json_doc *doc, const char *name, const char 
 	return 0;
 }
 
+int smig_json_load(struct smig_json_doc *doc, const char *name, const char *text, size_t len,
+		   char *err, size_t errlen)
+{
+	if (text == NULL)
+		return smig_json_load_file(doc, name, err, errlen);
+	return smig_json_load_text(doc, name, text, len, err, errlen);
+}
+
 int smig_json_load_file(struct smig_json_doc *doc, const char *path, char *err, size_t errlen)
 {
 	char *text;

@@ -48,6 +48,9 @@ int smig_json_load_file(struct smig_json_doc *doc, const char *path, char *err, 
 /* Same for text in memory; name stands for the file in messages. */
 int smig_json_load_text(struct smig_json_doc *doc, const char *name, const char *text,
 			size_t len, char *err, size_t errlen);
+/* The file name when text is NULL, else text (len bytes) named name. */
+int smig_json_load(struct smig_json_doc *doc, const char *name, const char *text, size_t len,
+		   char *err, size_t errlen);
 void smig_json_doc_clear(struct smig_json_doc *doc);
 
 /*

@@ -446,31 +446,30 @@ static int load_failed(struct smig_diags *diags, const char *err, int rc)
 	return rc;
 }
 
-int smig_policy_parse(const char *name, const char *text, size_t len, struct smig_policy **out,
-		      struct smig_diags *diags)
+/* Reads a policy in text, or in the file name when text is NULL. */
+static int policy_read(const char *name, const char *text, size_t len, struct smig_policy **out,
+		       struct smig_diags *diags)
 {
 	struct smig_json_doc doc;
 	char err[320];
 	int rc;
 
 	*out = NULL;
-	rc = smig_json_load_text(&doc, name, text, len, err, sizeof(err));
+	rc = smig_json_load(&doc, name, text, len, err, sizeof(err));
 	if (rc < 0)
 		return load_failed(diags, err, rc);
 	return policy_finish(&doc, out, diags);
 }
 
+int smig_policy_parse(const char *name, const char *text, size_t len, struct smig_policy **out,
+		      struct smig_diags *diags)
+{
+	return policy_read(name, text, len, out, diags);
+}
+
 int smig_policy_load(const char *path, struct smig_policy **out, struct smig_diags *diags)
 {
-	struct smig_json_doc doc;
-	char err[320];
-	int rc;
-
-	*out = NULL;
-	rc = smig_json_load_file(&doc, path, err, sizeof(err));
-	if (rc < 0)
-		return load_failed(diags, err, rc);
-	return policy_finish(&doc, out, diags);
+	return policy_read(path, NULL, 0, out, diags);
 }
 
 int smig_policy_builtin(struct smig_policy **out)
