@@ -343,6 +343,82 @@ static int config_attestation(const struct smig_json_doc *doc, const json_t *a,
 	return 0;
 }
 
+static int config_ids_rules(const struct smig_json_doc *doc, const json_t *arr,
+			    struct smig_config *cfg, char *err, size_t errlen)
+{
+	static const struct smig_jfield fields[] = {
+		{ "kind", SMIG_J_STRING, true, 0, 0 },
+		{ "count", SMIG_J_INT, true, 1, 16 },
+		{ "window_s", SMIG_J_INT, true, 1, 86400 },
+		{ "ban_s", SMIG_J_INT, true, 1, SMIG_IDS_BAN_MAX_S },
+	};
+	const json_t *r;
+	size_t i;
+
+	if (json_array_size(arr) > ARRAY_LEN(cfg->ids_rules))
+		return smig_json_fail_at(doc, arr, 0, err, errlen, "at most %zu rules",
+					 ARRAY_LEN(cfg->ids_rules));
+	json_array_foreach(arr, i, r) {
+		struct smig_ids_rule *k = &cfg->ids_rules[i];
+
+		if (!json_is_object(r))
+			return smig_json_fail_at(doc, arr, i, err, errlen,
+						 "rules[%zu] must be an object", i);
+		SMIG_GUARD(smig_json_check(doc, r, "IDS rule", fields, ARRAY_LEN(fields), err,
+					   errlen));
+		if (smig_sec_kind_parse(json_string_value(json_object_get(r, "kind")), &k->kind) < 0)
+			return smig_json_fail(doc, r, "kind", err, errlen,
+					      "rules[%zu].kind is not an event kind (tls_failure, "
+					      "unknown_peer, protocol_violation, ...)", i);
+		k->count = (int)json_integer_value(json_object_get(r, "count"));
+		k->window_s = (int)json_integer_value(json_object_get(r, "window_s"));
+		k->ban_s = (int)json_integer_value(json_object_get(r, "ban_s"));
+		cfg->nids_rules++;
+	}
+	return 0;
+}
+
+static int config_firewall(const struct smig_json_doc *doc, const json_t *f,
+			   struct smig_config *cfg, char *err, size_t errlen)
+{
+	static const struct smig_jfield fields[] = {
+		{ "hosts_only", SMIG_J_BOOL, false, 0, 0 },
+		{ "conn_per_s", SMIG_J_INT, false, 1, 100000 },
+		{ "conn_burst", SMIG_J_INT, false, 1, 100000 },
+		{ "never_ban", SMIG_J_ARRAY, false, 0, 0 },
+		{ "pending_per_source", SMIG_J_INT, false, 1, 4096 },
+		{ "rules", SMIG_J_ARRAY, false, 0, 0 },
+	};
+	const json_t *v;
+	size_t i;
+
+	SMIG_GUARD(smig_json_check(doc, f, "firewall", fields, ARRAY_LEN(fields), err, errlen));
+	if ((v = json_object_get(f, "pending_per_source")))
+		cfg->pending_per_source = (int)json_integer_value(v);
+	if ((v = json_object_get(f, "rules")))
+		SMIG_GUARD(config_ids_rules(doc, v, cfg, err, errlen));
+	if ((v = json_object_get(f, "hosts_only")))
+		cfg->hosts_only = json_is_true(v);
+	if ((v = json_object_get(f, "conn_per_s")))
+		cfg->conn_rate = (double)json_integer_value(v);
+	if ((v = json_object_get(f, "conn_burst")))
+		cfg->conn_burst = (double)json_integer_value(v);
+	v = json_object_get(f, "never_ban");
+	if (json_array_size(v) > ARRAY_LEN(cfg->never_ban))
+		return smig_json_fail(doc, f, "never_ban", err, errlen, "at most %zu addresses",
+				      ARRAY_LEN(cfg->never_ban));
+	for (i = 0; i < json_array_size(v); i++) {
+		uint16_t port;
+
+		if (smig_addr_parse(json_string_value(json_array_get(v, i)),
+				    cfg->never_ban[i], SMIG_ADDR_MAX, &port) < 0)
+			return smig_json_fail_at(doc, v, i, err, errlen,
+						 "never_ban[%zu] must be a numeric address", i);
+		cfg->nnever_ban++;
+	}
+	return 0;
+}
+
 static int config_top(const struct smig_json_doc *doc, struct smig_config *cfg, char *err,
 		      size_t errlen)
 {
@@ -359,6 +435,7 @@ static int config_top(const struct smig_json_doc *doc, struct smig_config *cfg, 
 		{ "policy", SMIG_J_STRING, false, 0, 0 },
 		{ "audit", SMIG_J_OBJECT, false, 0, 0 },
 		{ "attestation", SMIG_J_OBJECT, false, 0, 0 },
+		{ "firewall", SMIG_J_OBJECT, false, 0, 0 },
 	};
 	const json_t *root = doc->root;
 	const json_t *v;
@@ -393,6 +470,8 @@ static int config_top(const struct smig_json_doc *doc, struct smig_config *cfg, 
 		SMIG_GUARD(config_audit(doc, v, cfg, err, errlen));
 	if ((v = json_object_get(root, "attestation")))
 		SMIG_GUARD(config_attestation(doc, v, cfg, err, errlen));
+	if ((v = json_object_get(root, "firewall")))
+		SMIG_GUARD(config_firewall(doc, v, cfg, err, errlen));
 	return 0;
 }
 
@@ -409,6 +488,10 @@ static void config_defaults(struct smig_config *cfg, const char *name)
 	cfg->audit_checkpoint_interval_s = 60;
 	cfg->attest_interval_s = 10;
 	cfg->evacuate = true;
+	cfg->hosts_only = true;
+	cfg->conn_rate = 20;
+	cfg->conn_burst = 40;
+	cfg->pending_per_source = 8;
 	snprintf(cfg->qemu_binary, sizeof(cfg->qemu_binary), "qemu-system-x86_64");
 	snprintf(cfg->qemu_accel, sizeof(cfg->qemu_accel), "kvm:tcg");
 	snprintf(cfg->swtpm_binary, sizeof(cfg->swtpm_binary), "swtpm");

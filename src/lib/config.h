@@ -11,6 +11,7 @@
 #ifndef SMIG_CONFIG_H
 #define SMIG_CONFIG_H
 
+#include "ids.h"
 #include "label.h"
 #include "log.h"
 #include "msg.h"
@@ -75,6 +76,15 @@ struct smig_config {
 	size_t ncomponents;
 	int attest_interval_s;
 	bool evacuate; /* move the VMs away when this host fails its own check */
+	/* firewall and IDS */
+	bool hosts_only; /* only host-table addresses may connect (before TLS) */
+	double conn_rate; /* new connections per second a source may open */
+	double conn_burst;
+	char never_ban[8][SMIG_ADDR_MAX]; /* addresses the IDS never bans */
+	size_t nnever_ban;
+	int pending_per_source; /* connections not yet authenticated, per address */
+	struct smig_ids_rule ids_rules[8]; /* empty: the default rules */
+	size_t nids_rules;
 	char tpm_tcti[256]; /* empty: no host TPM */
 	unsigned tpm_pcrs[24];
 	size_t ntpm_pcrs;

@@ -193,7 +193,8 @@ enum smig_ids_admit smig_ids_admit(struct smig_ids *ids, const char *addr, int64
 	if (s == NULL)
 		return SMIG_ADMIT_RATE;
 	s->last_seen = now_ms;
-	s->tokens += (double)(now_ms - s->tokens_at) * ids->lim.rate_per_s / 1000.0;
+	if (now_ms > s->tokens_at)
+		s->tokens += (double)(now_ms - s->tokens_at) * ids->lim.rate_per_s / 1000.0;
 	if (s->tokens > ids->lim.burst)
 		s->tokens = ids->lim.burst;
 	s->tokens_at = now_ms;
@@ -203,9 +204,10 @@ enum smig_ids_admit smig_ids_admit(struct smig_ids *ids, const char *addr, int64
 	return SMIG_ADMIT_OK;
 }
 
-int smig_ids_ban(struct smig_ids *ids, const char *addr, int64_t until_ms, int strikes)
+int smig_ids_ban(struct smig_ids *ids, const char *addr, int64_t now_ms, int64_t until_ms,
+		 int strikes)
 {
-	struct source *s = get(ids, addr, until_ms);
+	struct source *s = get(ids, addr, now_ms);
 
 	SMIG_ENSURE(s != NULL, SMIG_ENOMEM);
 	s->ban_until = until_ms;

@@ -76,8 +76,9 @@ enum smig_ids_admit {
 
 /* May addr open a connection at now_ms? Spends one token when it may. */
 enum smig_ids_admit smig_ids_admit(struct smig_ids *ids, const char *addr, int64_t now_ms);
-/* Bans addr until until_ms (an operator's ban or one restored from disk). */
-int smig_ids_ban(struct smig_ids *ids, const char *addr, int64_t until_ms, int strikes);
+/* Bans addr until until_ms (a ban restored from disk), as of now_ms. */
+int smig_ids_ban(struct smig_ids *ids, const char *addr, int64_t now_ms, int64_t until_ms,
+		 int strikes);
 /* Lifts a ban; SMIG_ENOENT if addr is not banned. */
 int smig_ids_unban(struct smig_ids *ids, const char *addr, int64_t now_ms);
 

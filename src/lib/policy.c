@@ -27,6 +27,7 @@ static const char *const action_names[SMIG_ACT_COUNT] = {
 	[SMIG_ACT_VM_VIEW] = "vm.view",           [SMIG_ACT_HOST_EVACUATE] = "host.evacuate",
 	[SMIG_ACT_HOST_VIEW] = "host.view",       [SMIG_ACT_POLICY_VIEW] = "policy.view",
 	[SMIG_ACT_AUDIT_VIEW] = "audit.view",     [SMIG_ACT_IVT_ENROL] = "ivt.enrol",
+	[SMIG_ACT_IDS_MANAGE] = "ids.manage",
 };
 
 struct patterns {
@@ -192,7 +193,8 @@ static int parse_actions(struct pctx *c, const json_t *arr, const char *what, ui
 							 "%s[%zu] names no permission (known: "
 							 "vm.migrate vm.start vm.stop vm.define "
 							 "vm.view host.evacuate host.view "
-							 "policy.view audit.view ivt.enrol)",
+							 "policy.view audit.view ivt.enrol "
+							 "ids.manage)",
 							 what, i));
 		*out |= bits;
 	}

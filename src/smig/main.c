@@ -36,6 +36,10 @@ static void usage(FILE *f)
 		"  ivt enrol HOST [--golden NAME] [--trust trusted|attested]\n"
 		"                              take HOST's current evidence as a golden set\n"
 		"  evacuate [--dry-run]        move every VM to the best trusted host (or show the plan)\n"
+		"  events [--follow] [--last N] security events: refused connections, TLS and\n"
+		"                              attestation failures, denials, anomalies, bans\n"
+		"  ids status                  bans in force, event counts, firewall settings\n"
+		"  ids unban ADDR              lift a ban\n"
 		"  pki init DIR [--days N]     create a cluster CA in DIR\n"
 		"  pki issue DIR HOST [--ip ADDR] [--days N]\n"
 		"                              create HOST's key and certificate in DIR\n"
@@ -90,6 +94,8 @@ int main(int argc, char **argv)
 		{ "audit", cmd_audit },
 		{ "ivt", cmd_ivt },
 		{ "evacuate", cmd_evacuate },
+		{ "events", cmd_events },
+		{ "ids", cmd_ids },
 		{ "version", cmd_version },
 	};
 	struct cli cli = { .socket = getenv("SMIG_SOCKET"), .timeout_ms = 60000 };

@@ -180,6 +180,7 @@ bool authz_request(struct smigd *d, enum smig_action a, const char *vm, const ch
 			  au->action, au->target, dec.rule);
 		audit_write(d, au->actor, au->action, au->target, "deny", dec.rule, "refused",
 			    dec.reason);
+		sec_event(d, SMIG_SEC_POLICY_DENIAL, "local", NULL, "%s: %s", au->actor, dec.reason);
 		ctl_reply_err(d, ref, "denied", "%s (rule %s)", dec.reason, dec.rule);
 		return false;
 	}
@@ -232,6 +233,11 @@ bool authz_peer_migrate(struct smigd *d, const char *peer, const struct smig_vms
 	smig_warn("event=denied actor=%s action=vm.migrate target=\"%s\" rule=%s", actor,
 		  target, out->rule);
 	audit_write(d, actor, "vm.migrate", target, "deny", out->rule, "refused", out->reason);
+	{
+		const struct smig_host *h = smig_hosts_by_name(&d->hosts, peer);
+
+		sec_event(d, SMIG_SEC_POLICY_DENIAL, h ? h->addr : "", peer, "%s", out->reason);
+	}
 	return false;
 }
 

@@ -360,6 +360,9 @@ FORWARD(cmd_audit_show, audit_cmd_show)
 FORWARD(cmd_ivt_enrol, attest_cmd_enrol)
 FORWARD(cmd_ivt_show, attest_cmd_show)
 FORWARD(cmd_evacuate, attest_cmd_evacuate)
+FORWARD(cmd_events, monitor_cmd_events)
+FORWARD(cmd_ids_status, monitor_cmd_status)
+FORWARD(cmd_ids_unban, monitor_cmd_unban)
 
 /* NO_CHECK: the handler decides per item (vm.list shows what the caller may view). */
 #define NO_CHECK SMIG_ACT_COUNT
@@ -386,6 +389,9 @@ static const struct {
 	{ "ivt.show", cmd_ivt_show, SMIG_ACT_HOST_VIEW },
 	{ "ivt.enrol", cmd_ivt_enrol, SMIG_ACT_IVT_ENROL },
 	{ "evacuate", cmd_evacuate, SMIG_ACT_HOST_EVACUATE },
+	{ "events", cmd_events, SMIG_ACT_HOST_VIEW },
+	{ "ids.status", cmd_ids_status, SMIG_ACT_HOST_VIEW },
+	{ "ids.unban", cmd_ids_unban, SMIG_ACT_IDS_MANAGE },
 };
 
 /* The VM and target host a request is about, for the policy. */

@@ -196,6 +196,7 @@ static int smigd_start(struct smigd *d, const char *config_path, bool check_only
 		return SMIG_ECRYPTO;
 	}
 	SMIG_GUARD(audit_open(d));
+	SMIG_GUARD(monitor_init(d));
 	SMIG_GUARD(attest_init(d));
 	SMIG_GUARD(vm_load_all(d));
 	SMIG_GUARD(smigd_signals(d));
@@ -213,6 +214,7 @@ static void smigd_stop(struct smigd *d)
 	}
 	evac_free(d);
 	attest_free(d);
+	monitor_free(d);
 	audit_close(d);
 	authz_free(d);
 	EVP_PKEY_free(d->host_key);

@@ -121,6 +121,15 @@ static void dst_data(struct mig *m, const struct smig_frame *f)
 		return;
 	}
 	m->bytes += f->len;
+	if (m->bytes > m->budget) {
+		sec_event(m->d, SMIG_SEC_STREAM_ANOMALY, "", m->peer_host,
+			  "migration of %s sent %llu bytes, more than %llu that %u MiB of memory "
+			  "allows in %d passes", m->vm_name, (unsigned long long)m->bytes,
+			  (unsigned long long)m->budget, m->mem_mib, MIG_MAX_PASSES);
+		mig_dst_abort(m, true, SMIG_EPROTO, "stream larger than the VM allows (%llu bytes)",
+			      (unsigned long long)m->bytes);
+		return;
+	}
 	if (smig_buf_remaining(&m->pend) == 0) {
 		ssize_t w = send(m->fd, f->payload, f->len, MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (w > 0)
@@ -169,6 +178,9 @@ static void dst_tick(void *arg)
 	m->timer = NULL;
 	if (m->state != MS_COMMITTING &&
 	    loop_now_ms() - m->last_activity_ms > (uint64_t)m->d->cfg.stall_timeout_ms) {
+		sec_event(m->d, SMIG_SEC_STREAM_ANOMALY, "", m->peer_host,
+			  "migration of %s stalled: nothing for %d ms while %s", m->vm_name,
+			  m->d->cfg.stall_timeout_ms, mig_state_names[m->state]);
 		mig_dst_abort(m, true, SMIG_ETIMEDOUT, "nothing arrived for %d ms while %s",
 			  m->d->cfg.stall_timeout_ms, mig_state_names[m->state]);
 		return;
@@ -290,6 +302,9 @@ void mig_dst_prepare(struct smigd *d, struct peer *p, const struct smig_frame *f
 		return;
 	}
 	snprintf(m->rule, sizeof(m->rule), "%s", dec.rule);
+	/* every pass sends at most all the memory, plus device state */
+	m->mem_mib = spec.memory_mib;
+	m->budget = ((uint64_t)spec.memory_mib << 20) * MIG_MAX_PASSES + MIG_STATE_SLACK;
 	if (spec.vtpm != (mp.has_key == 1)) {
 		OPENSSL_cleanse(mp.key, sizeof(mp.key));
 		mig_dst_abort(m, true, SMIG_EPROTO, "vTPM key %s", spec.vtpm ? "missing" : "unexpected");

@@ -20,6 +20,9 @@
 #define MIG_PEND_HIGH ((size_t)8 * 1024 * 1024)
 #define MIG_PEND_LOW ((size_t)1024 * 1024)
 #define MIG_PROGRESS_MS 250
+/* The destination refuses a stream longer than this many passes over the memory. */
+#define MIG_MAX_PASSES 64
+#define MIG_STATE_SLACK ((uint64_t)256 << 20) /* device and vTPM state on top */
 
 enum mig_state {
 	MS_CONNECTING,
@@ -62,6 +65,8 @@ struct mig {
 	char why[256]; /* a failure to report from a later turn of the loop */
 	char rule[SMIG_RULE_MAX]; /* destination: the binding that let the peer in */
 	char trust[16];           /* source: the target's verdict in this session */
+	uint64_t budget;          /* destination: the most stream bytes it accepts */
+	uint32_t mem_mib;
 };
 
 

@@ -39,6 +39,15 @@ size_t peer_count(const struct smigd *d)
 	return d->npeers;
 }
 
+size_t peer_pending_from(const struct smigd *d, const char *ip)
+{
+	size_t n = 0;
+
+	for (const struct peer *p = d->peers; p; p = p->next)
+		n += !p->outbound && p->state != PS_READY && strcmp(p->ip, ip) == 0;
+	return n;
+}
+
 /* Releases a peer already taken off the list. */
 static void peer_destroy(struct peer *p)
 {
@@ -196,6 +205,7 @@ void peer_abort(struct peer *p, int code, const char *fmt, ...)
 	va_end(ap);
 	smig_warn("event=protocol_violation host=%s addr=%s state=%s reason=\"%s\"",
 		  p->name[0] ? p->name : "-", p->addr, peer_state_names[p->state], m.reason);
+	sec_event(p->d, SMIG_SEC_PROTOCOL_VIOLATION, p->ip, p->name, "%s", m.reason);
 	if (ctl_ref_waits(&p->ref))
 		ctl_reply_err(p->d, &p->ref, "protocol", "%s: %s", p->name, m.reason);
 	(void)smig_msg_put_error(&p->tx, &m);
@@ -228,6 +238,8 @@ static bool peer_secure(struct peer *p)
 	smig_fp_format(fp, fps);
 	if (p->outbound) {
 		if (CRYPTO_memcmp(fp, p->expect_fp, SMIG_FP_LEN) != 0) {
+			sec_event(d, SMIG_SEC_UNKNOWN_PEER, p->ip, p->name,
+				  "certificate %s is not the one pinned for %s", fps, p->name);
 			peer_fail(p, "untrusted",
 				  "certificate fingerprint %s does not match the host table", fps);
 			return false;
@@ -235,6 +247,8 @@ static bool peer_secure(struct peer *p)
 	} else {
 		h = smig_hosts_by_fp(&d->hosts, fp);
 		if (h == NULL) {
+			sec_event(d, SMIG_SEC_UNKNOWN_PEER, p->ip, NULL,
+				  "certificate %s is not in the host table", fps);
 			peer_fail(p, "untrusted",
 				  "certificate fingerprint %s is not in the host table", fps);
 			return false;
@@ -413,6 +427,9 @@ static bool peer_read(struct peer *p)
 			return false;
 		}
 		if (rc < 0) {
+			sec_event(p->d, p->state == PS_HELLO ? SMIG_SEC_TLS_FAILURE
+							      : SMIG_SEC_RECORD_AUTH_FAILURE,
+				  p->ip, p->name, "%s", smig_tls_reason(p->tls));
 			peer_fail(p, p->state == PS_HELLO ? "untrusted" : "protocol", "%s",
 				  smig_tls_reason(p->tls));
 			return false;
@@ -459,6 +476,8 @@ static void peer_io(void *arg, uint32_t events)
 		}
 		if (rc < 0) {
 			p->d->stats.handshakes_failed++;
+			sec_event(p->d, SMIG_SEC_TLS_FAILURE, p->ip, p->name, "%s",
+				  smig_tls_reason(p->tls));
 			peer_fail(p, "untrusted", "%s", smig_tls_reason(p->tls));
 			return;
 		}
@@ -536,10 +555,14 @@ static void peer_accept(void *arg, uint32_t events)
 		if (fd < 0)
 			return;
 		sockaddr_str(&ss, addr, sizeof(addr), ip, sizeof(ip));
+		if (!monitor_admit(d, ip)) {
+			d->stats.peers_refused++;
+			close(fd);
+			continue;
+		}
 		if (d->npeers >= (size_t)d->cfg.max_peers) {
-			smig_warn("event=peer_refused direction=in addr=%s reason=\"too many "
-				  "connections (max_peers %d)\"",
-				  addr, d->cfg.max_peers);
+			sec_event(d, SMIG_SEC_CONN_REFUSED, ip, NULL,
+				  "too many connections (max_peers %d)", d->cfg.max_peers);
 			d->stats.peers_refused++;
 			close(fd);
 			continue;
@@ -554,6 +577,8 @@ static void peer_accept(void *arg, uint32_t events)
 			continue;
 		}
 		d->stats.peers_accepted++;
+		snprintf(p->ip, sizeof(p->ip), "%s", ip);
+		sec_event(d, SMIG_SEC_CONN_ACCEPTED, ip, NULL, "%s", addr);
 		p->state = PS_HANDSHAKE;
 		peer_rearm(p, (uint64_t)d->cfg.handshake_timeout_ms);
 		smig_debug("event=peer_accept addr=%s", addr);
@@ -664,6 +689,7 @@ struct peer *peer_open(struct smigd *d, const char *host, const char **code, cha
 		return NULL;
 	}
 	snprintf(p->name, sizeof(p->name), "%s", h->name);
+	snprintf(p->ip, sizeof(p->ip), "%s", h->addr);
 	memcpy(p->expect_fp, h->fp, SMIG_FP_LEN);
 	peer_rearm(p, (uint64_t)d->cfg.request_timeout_ms);
 	return p;

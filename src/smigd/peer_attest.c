@@ -102,6 +102,8 @@ static void on_evidence(struct peer *p, const struct smig_frame *f)
 	}
 	attest_check(p->d, &x, text, len, &p->verdict);
 	p->attested = true;
+	if (p->verdict.kind == SMIG_VERDICT_UNTRUSTED)
+		sec_event(p->d, SMIG_SEC_ATTEST_FAILURE, p->ip, p->name, "%s", p->verdict.reason);
 	smig_info("event=peer_attested host=%s verdict=%s trust=%s reason=\"%s\"", p->name,
 		  smig_verdict_name(p->verdict.kind), smig_trust_name(p->verdict.trust),
 		  p->verdict.reason);

@@ -35,6 +35,7 @@ struct peer {
 	bool closing; /* close once tx has drained */
 	enum peer_state state;
 	char addr[SMIG_ADDR_MAX + 8]; /* remote "address:port" for logs */
+	char ip[SMIG_ADDR_MAX];       /* remote address alone, for the IDS */
 	char name[SMIG_NAME_MAX + 1]; /* the peer host, once known */
 	uint8_t expect_fp[SMIG_FP_LEN];
 	struct smig_buf rx;

@@ -7,6 +7,7 @@
 #define SMIGD_H
 
 #include "config.h"
+#include "ids.h"
 #include "ivt.h"
 #include "policy.h"
 #include "loop.h"
@@ -23,6 +24,7 @@ struct attest;
 struct auditlog;
 struct ctl_client;
 struct evac;
+struct monitor;
 struct mig;
 struct peer;
 struct vm;
@@ -74,6 +76,7 @@ struct smigd {
 	EVP_PKEY *host_key; /* the key of this host's certificate: signs audit and evidence */
 	struct attest *attest;
 	struct evac *evac;
+	struct monitor *monitor;
 };
 
 #define CTL_GROUPS_MAX 64
@@ -125,6 +128,8 @@ void peer_close_all(struct smigd *d);
 /* Starts a ping of host; the reply goes to ref (taken over). */
 void peer_ping(struct smigd *d, const char *host, struct ctl_ref *ref);
 size_t peer_count(const struct smigd *d);
+/* Inbound connections from ip that have not finished TLS and HELLO. */
+size_t peer_pending_from(const struct smigd *d, const char *ip);
 
 /* for migrate.c */
 struct mig;
@@ -226,6 +231,19 @@ void attest_cmd_evacuate(struct smigd *d, const json_t *args, struct ctl_ref *re
 /* evac.c: moving every VM off this host */
 void evac_start(struct smigd *d, const char *why, struct ctl_ref *ref, bool dry_run);
 void evac_free(struct smigd *d);
+
+/* monitor.c: security events, firewall, IDS */
+int monitor_init(struct smigd *d);
+void monitor_free(struct smigd *d);
+/* A security event: logged, kept for `smig events`, audited, fed to the IDS. */
+__attribute__((format(printf, 5, 6)))
+void sec_event(struct smigd *d, enum smig_sec_kind kind, const char *addr, const char *host,
+	       const char *fmt, ...);
+/* May ip open a peer connection (host table, bans, rate)? Refusals are events. */
+bool monitor_admit(struct smigd *d, const char *ip);
+void monitor_cmd_events(struct smigd *d, const json_t *args, struct ctl_ref *ref);
+void monitor_cmd_status(struct smigd *d, const json_t *args, struct ctl_ref *ref);
+void monitor_cmd_unban(struct smigd *d, const json_t *args, struct ctl_ref *ref);
 
 /* main.c */
 struct host_state *smigd_host_state(struct smigd *d, const char *name);

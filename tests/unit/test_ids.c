@@ -81,7 +81,7 @@ static void test_unban_and_restore(void **state)
 	assert_int_equal(smig_ids_admit(ids, "fd00::7", t + 3), SMIG_ADMIT_OK);
 	assert_int_equal(smig_ids_unban(ids, "fd00::7", t + 4), SMIG_ENOENT);
 	assert_int_equal(smig_ids_unban(ids, "10.9.9.9", t + 4), SMIG_ENOENT);
-	assert_int_equal(smig_ids_ban(ids, "10.1.1.1", t + 9000, 3), 0);
+	assert_int_equal(smig_ids_ban(ids, "10.1.1.1", t + 4, t + 9000, 3), 0);
 	assert_int_equal(smig_ids_admit(ids, "10.1.1.1", t + 8999), SMIG_ADMIT_BANNED);
 	assert_int_equal(smig_ids_bans(ids, t + 8999, b, 4), 1);
 	assert_int_equal(b[0].strikes, 3);
@@ -104,6 +104,12 @@ static void test_rate_limit(void **state)
 	assert_int_equal(smig_ids_admit(ids, "s", t + 499), SMIG_ADMIT_RATE);
 	assert_int_equal(smig_ids_admit(ids, "s", t + 500), SMIG_ADMIT_OK); /* one token back */
 	assert_int_equal(smig_ids_admit(ids, "s", t + 10000), SMIG_ADMIT_OK);
+	/* a ban restored for a new source leaves it its full credit once lifted */
+	assert_int_equal(smig_ids_ban(ids, "r", t, t + 60000, 1), 0);
+	assert_int_equal(smig_ids_admit(ids, "r", t + 1), SMIG_ADMIT_BANNED);
+	assert_int_equal(smig_ids_unban(ids, "r", t + 2), 0);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(smig_ids_admit(ids, "r", t + 3), SMIG_ADMIT_OK);
 	smig_ids_free(ids);
 }
 
@@ -115,7 +121,7 @@ static void test_bounded_state(void **state)
 
 	(void)state;
 	assert_int_equal(smig_ids_new(rules, 2, NULL, &ids), 0);
-	assert_int_equal(smig_ids_ban(ids, "keep-banned", t + 100000, 1), 0);
+	assert_int_equal(smig_ids_ban(ids, "keep-banned", t, t + 100000, 1), 0);
 	for (int i = 0; i < 3 * SMIG_IDS_SOURCES; i++) {
 		snprintf(addr, sizeof(addr), "10.%d.%d.%d", i >> 16, (i >> 8) & 255, i & 255);
 		(void)smig_ids_event(ids, addr, SMIG_SEC_TLS_FAILURE, t + i, NULL, NULL);
@@ -129,6 +135,7 @@ static void test_bounded_state(void **state)
 static void test_names_and_bad_rules(void **state)
 {
 	const struct smig_ids_rule bad = { SMIG_SEC_TLS_FAILURE, 0, 10, 10 };
+	const struct smig_ids_rule *defaults;
 	struct smig_ids *ids;
 	enum smig_sec_kind k;
 	size_t n;
@@ -140,9 +147,13 @@ static void test_names_and_bad_rules(void **state)
 	}
 	assert_int_equal(smig_sec_kind_parse("nope", &k), SMIG_EINVAL);
 	assert_int_equal(smig_ids_new(&bad, 1, NULL, &ids), SMIG_EINVAL);
-	assert_non_null(smig_ids_default_rules(&n));
+	defaults = smig_ids_default_rules(&n);
 	assert_true(n >= 4);
-	assert_int_equal(smig_ids_new(smig_ids_default_rules(&n), n, NULL, &ids), 0);
+	assert_int_equal(smig_ids_new(defaults, n, NULL, &ids), 0);
+	/* the default rules ban: five TLS failures within a minute */
+	for (int i = 0; i < 4; i++)
+		assert_false(smig_ids_event(ids, "x", SMIG_SEC_TLS_FAILURE, 1000 + i, NULL, NULL));
+	assert_true(smig_ids_event(ids, "x", SMIG_SEC_TLS_FAILURE, 1004, NULL, NULL));
 	smig_ids_free(ids);
 }
 

@@ -1,0 +1,366 @@
+/*
+ * monitor.c - smigd's security monitor: one event type for everything that
+ * matters on the wire, the firewall at accept, and the IDS that turns
+ * repeated failures into timed bans (libsmig ids.c decides).
+ *
+ * Every event goes to the log (and syslog), to the last-events ring that
+ * `smig events` reads and follows, and, unless it is a plain accepted
+ * connection, to the audit log; a burst of the same event from one
+ * address is written to the audit log once a second with the count of the
+ * ones folded into it, so a flood cannot turn into an fsync storm. Bans
+ * are kept in STATE_DIR/bans.json so a restart does not lift them.
+ */
+#include "smigd.h"
+#include "ctl.h"
+#include "error.h"
+#include "file.h"
+#include "log.h"
+
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define RING 1024
+#define FOLD 64 /* recent (kind, address) pairs folded for the audit log */
+#define BANS_MAX 1024
+
+struct sec_event {
+	uint64_t seq;
+	int64_t time_ms;
+	enum smig_sec_kind kind;
+	char addr[SMIG_IDS_ADDR_MAX];
+	char host[SMIG_NAME_MAX + 1];
+	char detail[256];
+};
+
+struct fold {
+	enum smig_sec_kind kind;
+	char addr[SMIG_IDS_ADDR_MAX];
+	int64_t last_ms;
+	unsigned folded;
+};
+
+struct follower {
+	struct follower *next;
+	struct ctl_ref ref;
+};
+
+struct monitor {
+	struct sec_event ring[RING];
+	size_t n, head;
+	uint64_t seq;
+	struct fold fold[FOLD];
+	struct follower *followers;
+	struct smig_ids *ids;
+	char bans_path[PATH_MAX];
+	uint64_t counts[SMIG_SEC_KINDS];
+};
+
+static int64_t wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static json_t *event_json(const struct sec_event *e)
+{
+	return json_pack("{s:I,s:I,s:s,s:s,s:s,s:s}", "seq", (json_int_t)e->seq, "time_ms",
+			 (json_int_t)e->time_ms, "kind", smig_sec_kind_name(e->kind), "addr",
+			 e->addr, "host", e->host, "detail", e->detail);
+}
+
+/* Audits e unless the same (kind, address) was audited less than 1 s ago. */
+static void audit_folded(struct smigd *d, const struct sec_event *e)
+{
+	struct monitor *m = d->monitor;
+	struct fold *f = NULL, *oldest = &m->fold[0];
+	char actor[SMIG_IDS_ADDR_MAX + 8], action[48], detail[320];
+
+	for (size_t i = 0; i < FOLD && f == NULL; i++) {
+		if (m->fold[i].kind == e->kind && strcmp(m->fold[i].addr, e->addr) == 0)
+			f = &m->fold[i];
+		else if (m->fold[i].last_ms < oldest->last_ms)
+			oldest = &m->fold[i];
+	}
+	if (f && e->time_ms - f->last_ms < 1000) {
+		f->folded++;
+		return;
+	}
+	if (f == NULL) {
+		f = oldest;
+		memset(f, 0, sizeof(*f));
+		f->kind = e->kind;
+		snprintf(f->addr, sizeof(f->addr), "%s", e->addr);
+	}
+	snprintf(actor, sizeof(actor), "%s%s", e->host[0] ? "peer:" : "addr:",
+		 e->host[0] ? e->host : e->addr);
+	snprintf(action, sizeof(action), "security.%s", smig_sec_kind_name(e->kind));
+	if (f->folded)
+		snprintf(detail, sizeof(detail), "%s (and %u like it in the second before)",
+			 e->detail, f->folded);
+	else
+		snprintf(detail, sizeof(detail), "%s", e->detail);
+	audit_write(d, actor, action, e->addr, "none", "-", "observed", detail);
+	f->last_ms = e->time_ms;
+	f->folded = 0;
+}
+
+static void bans_save(struct smigd *d)
+{
+	struct monitor *m = d->monitor;
+	struct smig_ids_ban_info *b = calloc(BANS_MAX, sizeof(*b));
+	json_t *arr = json_array();
+	size_t n = b ? smig_ids_bans(m->ids, wall_ms(), b, BANS_MAX) : 0;
+	char *text;
+
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(arr, json_pack("{s:s,s:I,s:i}", "addr", b[i].addr, "until_ms",
+						     (json_int_t)b[i].until_ms, "strikes",
+						     b[i].strikes));
+	text = json_dumps(arr, JSON_INDENT(1));
+	if (text == NULL || smig_file_write_atomic(m->bans_path, text, strlen(text), 0600) < 0)
+		smig_err("event=bans_save_failed path=%s", m->bans_path);
+	free(text);
+	json_decref(arr);
+	free(b);
+}
+
+static bool never_ban(const struct smigd *d, const char *addr)
+{
+	for (size_t i = 0; i < d->cfg.nnever_ban; i++)
+		if (strcmp(d->cfg.never_ban[i], addr) == 0)
+			return true;
+	return false;
+}
+
+static void ids_feed(struct smigd *d, const struct sec_event *e)
+{
+	struct monitor *m = d->monitor;
+	int64_t ban_ms = 0;
+
+	if (e->kind == SMIG_SEC_BAN || e->kind == SMIG_SEC_UNBAN ||
+	    e->kind == SMIG_SEC_CONN_ACCEPTED || e->kind == SMIG_SEC_CONN_REFUSED ||
+	    e->addr[0] == '\0' || never_ban(d, e->addr))
+		return;
+	if (!smig_ids_event(m->ids, e->addr, e->kind, e->time_ms, &ban_ms, NULL))
+		return;
+	bans_save(d);
+	sec_event(d, SMIG_SEC_BAN, e->addr, e->host, "banned for %lld s after repeated %s",
+		  (long long)(ban_ms / 1000), smig_sec_kind_name(e->kind));
+}
+
+void sec_event(struct smigd *d, enum smig_sec_kind kind, const char *addr, const char *host,
+	       const char *fmt, ...)
+{
+	struct monitor *m = d->monitor;
+	struct sec_event *e;
+	va_list ap;
+
+	if (m == NULL)
+		return;
+	e = &m->ring[m->head];
+	memset(e, 0, sizeof(*e));
+	e->seq = ++m->seq;
+	e->time_ms = wall_ms();
+	e->kind = kind;
+	snprintf(e->addr, sizeof(e->addr), "%s", addr ? addr : "");
+	snprintf(e->host, sizeof(e->host), "%s", host ? host : "");
+	va_start(ap, fmt);
+	vsnprintf(e->detail, sizeof(e->detail), fmt, ap);
+	va_end(ap);
+	m->head = (m->head + 1) % RING;
+	m->n += m->n < RING;
+	m->counts[kind]++;
+	if (kind == SMIG_SEC_CONN_ACCEPTED)
+		smig_debug("event=security kind=%s addr=%s", smig_sec_kind_name(kind), e->addr);
+	else
+		smig_warn("event=security kind=%s addr=%s host=%s detail=\"%s\"",
+			  smig_sec_kind_name(kind), e->addr, e->host[0] ? e->host : "-", e->detail);
+	for (struct follower **pp = &m->followers; *pp;) {
+		struct follower *f = *pp;
+
+		if (!ctl_ref_alive(d, &f->ref)) {
+			*pp = f->next;
+			json_decref(f->ref.id);
+			free(f);
+			continue;
+		}
+		ctl_progress(d, &f->ref, event_json(e));
+		pp = &f->next;
+	}
+	if (kind != SMIG_SEC_CONN_ACCEPTED)
+		audit_folded(d, e);
+	ids_feed(d, e);
+}
+
+static void bans_load(struct smigd *d)
+{
+	struct monitor *m = d->monitor;
+	char *text = NULL, err[256];
+	json_t *arr, *b;
+	size_t len, i;
+
+	if (smig_file_read(m->bans_path, (size_t)1 << 20, &text, &len, err, sizeof(err)) < 0)
+		return;
+	arr = json_loadb(text, len, 0, NULL);
+	free(text);
+	json_array_foreach(arr, i, b) {
+		const char *addr = json_string_value(json_object_get(b, "addr"));
+		json_int_t until = json_integer_value(json_object_get(b, "until_ms"));
+		json_int_t strikes = json_integer_value(json_object_get(b, "strikes"));
+
+		if (addr && strlen(addr) < SMIG_IDS_ADDR_MAX && until > wall_ms() &&
+		    strikes >= 0 && strikes < 64)
+			(void)smig_ids_ban(m->ids, addr, wall_ms(), (int64_t)until, (int)strikes);
+	}
+	if (arr && !json_is_array(arr))
+		smig_warn("event=bans_ignored path=%s reason=\"not a list\"", m->bans_path);
+	json_decref(arr);
+}
+
+int monitor_init(struct smigd *d)
+{
+	const struct smig_ids_limits lim = { .rate_per_s = d->cfg.conn_rate,
+					     .burst = d->cfg.conn_burst };
+	struct monitor *m = calloc(1, sizeof(*m));
+	size_t n = 0;
+	int rc;
+
+	SMIG_ENSURE(m != NULL, SMIG_ENOMEM);
+	d->monitor = m;
+	if (d->cfg.nids_rules)
+		rc = smig_ids_new(d->cfg.ids_rules, d->cfg.nids_rules, &lim, &m->ids);
+	else {
+		const struct smig_ids_rule *rules = smig_ids_default_rules(&n);
+
+		rc = smig_ids_new(rules, n, &lim, &m->ids);
+	}
+	SMIG_GUARD(rc);
+	snprintf(m->bans_path, sizeof(m->bans_path), "%s/bans.json", d->cfg.state_dir);
+	bans_load(d);
+	return 0;
+}
+
+void monitor_free(struct smigd *d)
+{
+	struct monitor *m = d->monitor;
+
+	if (m == NULL)
+		return;
+	while (m->followers) {
+		struct follower *f = m->followers;
+
+		m->followers = f->next;
+		ctl_reply_ok(d, &f->ref, json_pack("{s:s}", "end", "smigd stopped"));
+		free(f);
+	}
+	smig_ids_free(m->ids);
+	free(m);
+	d->monitor = NULL;
+}
+
+bool monitor_admit(struct smigd *d, const char *ip)
+{
+	enum smig_ids_admit a;
+
+	if (d->cfg.hosts_only && smig_hosts_by_addr(&d->hosts, ip) == NULL) {
+		sec_event(d, SMIG_SEC_CONN_REFUSED, ip, NULL, "not an address of the host table");
+		return false;
+	}
+	if (never_ban(d, ip))
+		return true;
+	if (peer_pending_from(d, ip) >= (size_t)d->cfg.pending_per_source) {
+		sec_event(d, SMIG_SEC_CONN_REFUSED, ip, NULL,
+			  "%d connections from it are still unauthenticated",
+			  d->cfg.pending_per_source);
+		return false;
+	}
+	a = smig_ids_admit(d->monitor->ids, ip, wall_ms());
+	if (a == SMIG_ADMIT_OK)
+		return true;
+	sec_event(d, SMIG_SEC_CONN_REFUSED, ip, NULL, "%s",
+		  a == SMIG_ADMIT_BANNED ? "banned" : "over its connection rate");
+	return false;
+}
+
+void monitor_cmd_events(struct smigd *d, const json_t *args, struct ctl_ref *ref)
+{
+	static const char *const allowed[] = { "last", "follow", NULL };
+	struct monitor *m = d->monitor;
+	const json_t *last = json_object_get(args, "last");
+	size_t want = last ? (size_t)json_integer_value(last) : 100;
+	json_t *arr = json_array();
+	struct follower *f;
+	char err[128];
+
+	if (smig_ctl_args_only(args, allowed, err, sizeof(err)) < 0 ||
+	    (last && (!json_is_integer(last) || json_integer_value(last) < 0))) {
+		json_decref(arr);
+		ctl_reply_err(d, ref, "bad_request", "events takes last (a count) and follow");
+		return;
+	}
+	for (size_t i = m->n > want && want ? m->n - want : 0; i < m->n; i++)
+		json_array_append_new(arr, event_json(&m->ring[(m->head + RING - m->n + i) % RING]));
+	if (!json_is_true(json_object_get(args, "follow"))) {
+		ctl_reply_ok(d, ref, json_pack("{s:o}", "events", arr));
+		return;
+	}
+	for (size_t i = 0; i < json_array_size(arr); i++)
+		ctl_progress(d, ref, json_incref(json_array_get(arr, i)));
+	json_decref(arr);
+	f = calloc(1, sizeof(*f));
+	if (f == NULL) {
+		ctl_reply_err(d, ref, "error", "out of memory");
+		return;
+	}
+	f->ref = *ref;
+	ref->id = NULL;
+	ref->client_id = 0;
+	f->next = m->followers;
+	m->followers = f;
+}
+
+void monitor_cmd_status(struct smigd *d, const json_t *args, struct ctl_ref *ref)
+{
+	struct monitor *m = d->monitor;
+	struct smig_ids_ban_info *b = calloc(BANS_MAX, sizeof(*b));
+	json_t *bans = json_array(), *counts = json_object();
+	size_t n = b ? smig_ids_bans(m->ids, wall_ms(), b, BANS_MAX) : 0;
+
+	(void)args;
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(bans, json_pack("{s:s,s:I,s:i}", "addr", b[i].addr,
+						      "until_ms", (json_int_t)b[i].until_ms,
+						      "strikes", b[i].strikes));
+	free(b);
+	for (int k = 0; k < SMIG_SEC_KINDS; k++)
+		json_object_set_new(counts, smig_sec_kind_name((enum smig_sec_kind)k),
+				    json_integer((json_int_t)m->counts[k]));
+	ctl_reply_ok(d, ref, json_pack("{s:o,s:o,s:I,s:b,s:f,s:f}", "bans", bans, "events",
+				       counts, "sources_tracked",
+				       (json_int_t)smig_ids_sources(m->ids), "hosts_only",
+				       d->cfg.hosts_only, "conn_per_s", d->cfg.conn_rate,
+				       "conn_burst", d->cfg.conn_burst));
+}
+
+void monitor_cmd_unban(struct smigd *d, const json_t *args, struct ctl_ref *ref)
+{
+	const char *addr = json_string_value(json_object_get(args, "addr"));
+
+	if (addr == NULL || json_object_size(args) != 1) {
+		ctl_reply_err(d, ref, "bad_request", "ids.unban needs args.addr");
+		return;
+	}
+	if (smig_ids_unban(d->monitor->ids, addr, wall_ms()) < 0) {
+		ctl_reply_err(d, ref, "not_found", "%s is not banned", addr);
+		return;
+	}
+	bans_save(d);
+	sec_event(d, SMIG_SEC_UNBAN, addr, NULL, "lifted by an operator");
+	ctl_reply_ok(d, ref, json_pack("{s:s}", "unbanned", addr));
+}
