@@ -5,6 +5,7 @@
 #include "ids.h"
 #include "error.h"
 
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -247,4 +248,50 @@ size_t smig_ids_bans(const struct smig_ids *ids, int64_t now_ms, struct smig_ids
 size_t smig_ids_sources(const struct smig_ids *ids)
 {
 	return ids->nused;
+}
+
+int smig_ids_bans_dump(const struct smig_ids *ids, int64_t now_ms, char **text)
+{
+	json_t *arr = json_array();
+
+	for (size_t i = 0; arr && i < SMIG_IDS_SOURCES; i++) {
+		const struct source *s = &ids->src[i];
+
+		if (s->used && s->ban_until > now_ms)
+			json_array_append_new(arr, json_pack("{s:s,s:I,s:i}", "addr", s->addr,
+							     "until_ms", (json_int_t)s->ban_until,
+							     "strikes", s->strikes));
+	}
+	*text = arr ? json_dumps(arr, JSON_INDENT(1)) : NULL;
+	json_decref(arr);
+	return *text ? 0 : SMIG_ENOMEM;
+}
+
+int smig_ids_bans_load(struct smig_ids *ids, const char *text, size_t len, int64_t now_ms)
+{
+	json_t *arr = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL), *b;
+	int n = 0;
+	size_t i;
+
+	if (!json_is_array(arr)) {
+		json_decref(arr);
+		return SMIG_EPROTO;
+	}
+	json_array_foreach(arr, i, b) {
+		const char *addr = json_string_value(json_object_get(b, "addr"));
+		const json_t *until = json_object_get(b, "until_ms");
+		const json_t *strikes = json_object_get(b, "strikes");
+
+		if (addr == NULL || addr[0] == '\0' || strlen(addr) >= SMIG_IDS_ADDR_MAX ||
+		    !json_is_integer(until) || json_integer_value(until) <= now_ms ||
+		    json_integer_value(until) > now_ms + (json_int_t)SMIG_IDS_BAN_MAX_S * 1000 ||
+		    !json_is_integer(strikes) || json_integer_value(strikes) < 0 ||
+		    json_integer_value(strikes) > 64)
+			continue;
+		if (smig_ids_ban(ids, addr, now_ms, (int64_t)json_integer_value(until),
+				 (int)json_integer_value(strikes)) == 0)
+			n++;
+	}
+	json_decref(arr);
+	return n;
 }

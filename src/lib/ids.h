@@ -91,6 +91,13 @@ struct smig_ids_ban_info {
 /* The bans in force at now_ms, at most max, into out; returns how many. */
 size_t smig_ids_bans(const struct smig_ids *ids, int64_t now_ms, struct smig_ids_ban_info *out,
 		     size_t max);
+/*
+ * The bans in force as JSON text [{"addr", "until_ms", "strikes"}, ...]
+ * (malloc'd), and back: entries that are malformed or expired are skipped;
+ * returns how many bans were restored, or SMIG_EPROTO if text is not a list.
+ */
+int smig_ids_bans_dump(const struct smig_ids *ids, int64_t now_ms, char **text);
+int smig_ids_bans_load(struct smig_ids *ids, const char *text, size_t len, int64_t now_ms);
 /* Sources tracked now (for status: memory stays bounded). */
 size_t smig_ids_sources(const struct smig_ids *ids);
 

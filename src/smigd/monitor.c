@@ -113,21 +113,12 @@ static void audit_folded(struct smigd *d, const struct sec_event *e)
 static void bans_save(struct smigd *d)
 {
 	struct monitor *m = d->monitor;
-	struct smig_ids_ban_info *b = calloc(BANS_MAX, sizeof(*b));
-	json_t *arr = json_array();
-	size_t n = b ? smig_ids_bans(m->ids, wall_ms(), b, BANS_MAX) : 0;
-	char *text;
+	char *text = NULL;
 
-	for (size_t i = 0; i < n; i++)
-		json_array_append_new(arr, json_pack("{s:s,s:I,s:i}", "addr", b[i].addr, "until_ms",
-						     (json_int_t)b[i].until_ms, "strikes",
-						     b[i].strikes));
-	text = json_dumps(arr, JSON_INDENT(1));
-	if (text == NULL || smig_file_write_atomic(m->bans_path, text, strlen(text), 0600) < 0)
+	if (smig_ids_bans_dump(m->ids, wall_ms(), &text) < 0 ||
+	    smig_file_write_atomic(m->bans_path, text, strlen(text), 0600) < 0)
 		smig_err("event=bans_save_failed path=%s", m->bans_path);
 	free(text);
-	json_decref(arr);
-	free(b);
 }
 
 static bool never_ban(const struct smigd *d, const char *addr)
@@ -138,41 +129,20 @@ static bool never_ban(const struct smigd *d, const char *addr)
 	return false;
 }
 
-static void ids_feed(struct smigd *d, const struct sec_event *e)
+/* Keeps, logs, sends to followers and audits one event; returns it. */
+static const struct sec_event *record(struct smigd *d, enum smig_sec_kind kind, const char *addr,
+				      const char *host, const char *detail)
 {
 	struct monitor *m = d->monitor;
-	int64_t ban_ms = 0;
+	struct sec_event *e = &m->ring[m->head];
 
-	if (e->kind == SMIG_SEC_BAN || e->kind == SMIG_SEC_UNBAN ||
-	    e->kind == SMIG_SEC_CONN_ACCEPTED || e->kind == SMIG_SEC_CONN_REFUSED ||
-	    e->addr[0] == '\0' || never_ban(d, e->addr))
-		return;
-	if (!smig_ids_event(m->ids, e->addr, e->kind, e->time_ms, &ban_ms, NULL))
-		return;
-	bans_save(d);
-	sec_event(d, SMIG_SEC_BAN, e->addr, e->host, "banned for %lld s after repeated %s",
-		  (long long)(ban_ms / 1000), smig_sec_kind_name(e->kind));
-}
-
-void sec_event(struct smigd *d, enum smig_sec_kind kind, const char *addr, const char *host,
-	       const char *fmt, ...)
-{
-	struct monitor *m = d->monitor;
-	struct sec_event *e;
-	va_list ap;
-
-	if (m == NULL)
-		return;
-	e = &m->ring[m->head];
 	memset(e, 0, sizeof(*e));
 	e->seq = ++m->seq;
 	e->time_ms = wall_ms();
 	e->kind = kind;
 	snprintf(e->addr, sizeof(e->addr), "%s", addr ? addr : "");
 	snprintf(e->host, sizeof(e->host), "%s", host ? host : "");
-	va_start(ap, fmt);
-	vsnprintf(e->detail, sizeof(e->detail), fmt, ap);
-	va_end(ap);
+	snprintf(e->detail, sizeof(e->detail), "%s", detail);
 	m->head = (m->head + 1) % RING;
 	m->n += m->n < RING;
 	m->counts[kind]++;
@@ -195,32 +165,57 @@ void sec_event(struct smigd *d, enum smig_sec_kind kind, const char *addr, const
 	}
 	if (kind != SMIG_SEC_CONN_ACCEPTED)
 		audit_folded(d, e);
-	ids_feed(d, e);
+	return e;
+}
+
+/* Failures count towards the IDS rules; a ban is an event of its own. */
+static void ids_feed(struct smigd *d, const struct sec_event *e)
+{
+	struct monitor *m = d->monitor;
+	int64_t ban_ms = 0;
+	char detail[128];
+
+	if (e->kind == SMIG_SEC_BAN || e->kind == SMIG_SEC_UNBAN ||
+	    e->kind == SMIG_SEC_CONN_ACCEPTED || e->kind == SMIG_SEC_CONN_REFUSED ||
+	    e->addr[0] == '\0' || never_ban(d, e->addr))
+		return;
+	if (!smig_ids_event(m->ids, e->addr, e->kind, e->time_ms, &ban_ms, NULL))
+		return;
+	bans_save(d);
+	snprintf(detail, sizeof(detail), "banned for %lld s after repeated %s",
+		 (long long)(ban_ms / 1000), smig_sec_kind_name(e->kind));
+	(void)record(d, SMIG_SEC_BAN, e->addr, e->host, detail);
+}
+
+void sec_event(struct smigd *d, enum smig_sec_kind kind, const char *addr, const char *host,
+	       const char *fmt, ...)
+{
+	char detail[256];
+	va_list ap;
+
+	if (d->monitor == NULL)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof(detail), fmt, ap);
+	va_end(ap);
+	ids_feed(d, record(d, kind, addr, host, detail));
 }
 
 static void bans_load(struct smigd *d)
 {
 	struct monitor *m = d->monitor;
 	char *text = NULL, err[256];
-	json_t *arr, *b;
-	size_t len, i;
+	size_t len;
+	int n;
 
 	if (smig_file_read(m->bans_path, (size_t)1 << 20, &text, &len, err, sizeof(err)) < 0)
 		return;
-	arr = json_loadb(text, len, 0, NULL);
+	n = smig_ids_bans_load(m->ids, text, len, wall_ms());
 	free(text);
-	json_array_foreach(arr, i, b) {
-		const char *addr = json_string_value(json_object_get(b, "addr"));
-		json_int_t until = json_integer_value(json_object_get(b, "until_ms"));
-		json_int_t strikes = json_integer_value(json_object_get(b, "strikes"));
-
-		if (addr && strlen(addr) < SMIG_IDS_ADDR_MAX && until > wall_ms() &&
-		    strikes >= 0 && strikes < 64)
-			(void)smig_ids_ban(m->ids, addr, wall_ms(), (int64_t)until, (int)strikes);
-	}
-	if (arr && !json_is_array(arr))
-		smig_warn("event=bans_ignored path=%s reason=\"not a list\"", m->bans_path);
-	json_decref(arr);
+	if (n < 0)
+		smig_warn("event=bans_ignored path=%s reason=\"not a list of bans\"", m->bans_path);
+	else if (n > 0)
+		smig_info("event=bans_restored path=%s bans=%d", m->bans_path, n);
 }
 
 int monitor_init(struct smigd *d)

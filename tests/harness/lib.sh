@@ -21,7 +21,10 @@ free_port() {
 # of the cluster may push VMs), a stand-in firmware file DIR/hK.fw that
 # each host measures, the integrity validation table DIR/ivt.json with
 # every host's current measurement as its golden set (all trusted), and
-# state. SMIG_ATTEST_S sets the attestation interval (default 10 s). With
+# state. SMIG_ATTEST_S sets the attestation interval (default 10 s).
+# Loopback hosts share 127.0.0.1, so the IDS never bans it there (a ban
+# would cut the whole cluster off); with PREFIX each host has its own
+# address and the IDS runs as configured. With
 # SMIG_HOST_TPM=1 each host also gets a swtpm as its host TPM (state in
 # DIR/tpm-hK, TCP port in DIR/hK.tpmport), PCR 16 extended as measured boot
 # would, and quotes over PCR 16 in its evidence. Without PREFIX all listen on 127.0.0.1 on
@@ -68,6 +71,7 @@ JSON
   "tls": {"ca": "pki/ca.crt", "cert": "pki/h$i.crt", "key": "pki/h$i.key"},
   "hosts_file": "hosts.json",
   "policy": "h$i.policy.json",
+  "firewall": {"never_ban": [$([ -z "$prefix" ] && echo '"127.0.0.1"')]},
   "attestation": {"ivt": "ivt.json", "interval_s": ${SMIG_ATTEST_S:-10},
                   "components": [{"name": "firmware", "path": "h$i.fw"}]},
   "log": {"level": "${SMIG_LOG_LEVEL:-info}"},

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "error.h"
@@ -89,6 +90,31 @@ static void test_unban_and_restore(void **state)
 	smig_ids_free(ids);
 }
 
+static void test_bans_persist(void **state)
+{
+	static const char junk[] = "[{\"addr\": \"x\", \"until_ms\": \"soon\", \"strikes\": 1},"
+				   " {\"addr\": \"old\", \"until_ms\": 5, \"strikes\": 1}, 7]";
+	struct smig_ids *a, *b;
+	int64_t t = 1795000000000LL;
+	char *text;
+
+	(void)state;
+	assert_int_equal(smig_ids_new(rules, 2, NULL, &a), 0);
+	assert_true(smig_ids_event(a, "10.0.0.1", SMIG_SEC_PROTOCOL_VIOLATION, t, NULL, NULL));
+	assert_int_equal(smig_ids_bans_dump(a, t + 1, &text), 0);
+	assert_int_equal(smig_ids_new(rules, 2, NULL, &b), 0);
+	assert_int_equal(smig_ids_bans_load(b, text, strlen(text), t + 2), 1);
+	assert_int_equal(smig_ids_admit(b, "10.0.0.1", t + 3), SMIG_ADMIT_BANNED);
+	assert_int_equal(smig_ids_admit(b, "10.0.0.1", t + 5000), SMIG_ADMIT_OK); /* expired */
+	/* restored with its strikes: the next ban lasts twice as long */
+	assert_int_equal(smig_ids_bans_load(b, text, strlen(text), t + 6000), 0); /* expired now */
+	assert_int_equal(smig_ids_bans_load(b, junk, strlen(junk), t), 0);
+	assert_int_equal(smig_ids_bans_load(b, "{}", 2, t), SMIG_EPROTO);
+	free(text);
+	smig_ids_free(a);
+	smig_ids_free(b);
+}
+
 static void test_rate_limit(void **state)
 {
 	const struct smig_ids_limits lim = { .rate_per_s = 2, .burst = 4 };
@@ -163,6 +189,7 @@ int main(void)
 		cmocka_unit_test(test_threshold_and_doubling),
 		cmocka_unit_test(test_window),
 		cmocka_unit_test(test_unban_and_restore),
+		cmocka_unit_test(test_bans_persist),
 		cmocka_unit_test(test_rate_limit),
 		cmocka_unit_test(test_bounded_state),
 		cmocka_unit_test(test_names_and_bad_rules),
