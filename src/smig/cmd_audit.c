@@ -45,42 +45,8 @@ static void print_record(void *arg, const json_t *rec)
 
 static int audit_show(struct cli *cli, int argc, char **argv)
 {
-	json_t *args = json_object();
-	bool follow = false;
-	json_t *reply = NULL;
-	char *end;
-	int rc;
-
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--follow") == 0) {
-			follow = true;
-		} else if (strcmp(argv[i], "--last") == 0 && i + 1 < argc &&
-			   strtol(argv[i + 1], &end, 10) >= 0 && *end == '\0' && argv[i + 1][0]) {
-			json_object_set_new(args, "last", json_integer(strtol(argv[++i], NULL, 10)));
-		} else {
-			json_decref(args);
-			fprintf(stderr, "usage: smig audit show [--follow] [--last N (0: all)]\n");
-			return EXIT_USAGE;
-		}
-	}
-	json_object_set_new(args, "follow", json_boolean(follow));
-	rc = client_call_progress(cli->socket, "audit.show", args, follow ? -1 : cli->timeout_ms,
-				  print_record, cli, &reply);
-	if (rc)
-		return rc;
-	if (!json_is_true(json_object_get(reply, "ok"))) {
-		const json_t *err = json_object_get(reply, "error");
-
-		fprintf(stderr, "smig audit show: %s\n", str(err, "message"));
-		rc = client_exit_code(json_string_value(json_object_get(err, "code")));
-	} else {
-		const json_t *recs = json_object_get(json_object_get(reply, "result"), "records");
-
-		for (size_t i = 0; i < json_array_size(recs); i++)
-			print_record(cli, json_array_get(recs, i));
-	}
-	json_decref(reply);
-	return rc;
+	return cli_stream(cli, "audit.show", "records", argc, argv,
+			  "smig audit show [--follow] [--last N (0: all)]", print_record);
 }
 
 /* Prints a verification report; returns the exit code it calls for. */

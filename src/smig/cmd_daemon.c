@@ -44,6 +44,47 @@ int cli_request(struct cli *cli, const char *cmd, json_t *args, json_t **result)
 	return rc;
 }
 
+int cli_stream(struct cli *cli, const char *cmd, const char *key, int argc, char **argv,
+	       const char *usage, void (*print)(void *arg, const json_t *item))
+{
+	json_t *args = json_object(), *reply = NULL;
+	const json_t *err, *items;
+	bool follow = false;
+	char *end;
+	int rc;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--follow") == 0) {
+			follow = true;
+		} else if (strcmp(argv[i], "--last") == 0 && i + 1 < argc && argv[i + 1][0] &&
+			   strtol(argv[i + 1], &end, 10) >= 0 && *end == '\0') {
+			json_object_set_new(args, "last", json_integer(strtol(argv[++i], NULL, 10)));
+		} else {
+			json_decref(args);
+			fprintf(stderr, "usage: %s\n", usage);
+			return EXIT_USAGE;
+		}
+	}
+	json_object_set_new(args, "follow", json_boolean(follow));
+	rc = client_call_progress(cli->socket, cmd, args, follow ? -1 : cli->timeout_ms, print,
+				  cli, &reply);
+	if (rc)
+		return rc;
+	err = json_object_get(reply, "error");
+	if (!json_is_true(json_object_get(reply, "ok"))) {
+		fprintf(stderr, "smig %s: %s\n", cmd,
+			json_string_value(json_object_get(err, "message"))
+				? json_string_value(json_object_get(err, "message"))
+				: "failed");
+		rc = client_exit_code(json_string_value(json_object_get(err, "code")));
+	}
+	items = json_object_get(json_object_get(reply, "result"), key);
+	for (size_t i = 0; i < json_array_size(items); i++)
+		print(cli, json_array_get(items, i));
+	json_decref(reply);
+	return rc;
+}
+
 static int no_args(const char *name, int argc)
 {
 	if (argc == 1)

@@ -42,41 +42,8 @@ static void print_event(void *arg, const json_t *e)
 
 int cmd_events(struct cli *cli, int argc, char **argv)
 {
-	json_t *args = json_object(), *reply = NULL;
-	bool follow = false;
-	char *end;
-	int rc;
-
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--follow") == 0) {
-			follow = true;
-		} else if (strcmp(argv[i], "--last") == 0 && i + 1 < argc &&
-			   strtol(argv[i + 1], &end, 10) >= 0 && *end == '\0' && argv[i + 1][0]) {
-			json_object_set_new(args, "last", json_integer(strtol(argv[++i], NULL, 10)));
-		} else {
-			json_decref(args);
-			fprintf(stderr, "usage: smig events [--follow] [--last N]\n");
-			return EXIT_USAGE;
-		}
-	}
-	json_object_set_new(args, "follow", json_boolean(follow));
-	rc = client_call_progress(cli->socket, "events", args, follow ? -1 : cli->timeout_ms,
-				  print_event, cli, &reply);
-	if (rc)
-		return rc;
-	if (!json_is_true(json_object_get(reply, "ok"))) {
-		const json_t *err = json_object_get(reply, "error");
-
-		fprintf(stderr, "smig events: %s\n", str(err, "message"));
-		rc = client_exit_code(json_string_value(json_object_get(err, "code")));
-	} else {
-		const json_t *ev = json_object_get(json_object_get(reply, "result"), "events");
-
-		for (size_t i = 0; i < json_array_size(ev); i++)
-			print_event(cli, json_array_get(ev, i));
-	}
-	json_decref(reply);
-	return rc;
+	return cli_stream(cli, "events", "events", argc, argv,
+			  "smig events [--follow] [--last N]", print_event);
 }
 
 static int ids_status(struct cli *cli)

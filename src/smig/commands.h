@@ -33,6 +33,13 @@ int cmd_version(struct cli *cli, int argc, char **argv);
  * returns its exit code, else stores the result in *result and returns 0.
  */
 int cli_request(struct cli *cli, const char *cmd, json_t *args, json_t **result);
+/*
+ * A listing that can be followed: parses [--follow] [--last N] (usage on
+ * anything else), calls cmd, and hands every item to print (arg: the cli)
+ * whether it comes as progress or in the reply's result[key].
+ */
+int cli_stream(struct cli *cli, const char *cmd, const char *key, int argc, char **argv,
+	       const char *usage, void (*print)(void *arg, const json_t *item));
 /* Prints v as one line of JSON on stdout. */
 void cli_print_json(const json_t *v);
 

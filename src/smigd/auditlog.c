@@ -33,11 +33,6 @@
 #define AUDIT_SHOW_DEFAULT 100
 #define AUDIT_SHOW_MAX 10000
 
-struct audit_follower {
-	struct audit_follower *next;
-	struct ctl_ref ref;
-};
-
 struct auditlog {
 	int fd;
 	char path[PATH_MAX];
@@ -45,7 +40,7 @@ struct auditlog {
 	struct smig_audit_chain chain;
 	EVP_PKEY *key; /* the host key (smigd's, not ours to free) */
 	struct loop_timer *timer;
-	struct audit_follower *followers;
+	struct ctl_followers followers;
 	bool write_failed;
 };
 
@@ -59,22 +54,10 @@ static int64_t now_ms(void)
 
 static void follow_send(struct smigd *d, const char *line)
 {
-	struct auditlog *a = d->audit;
 	json_t *rec = json_loads(line, 0, NULL);
 
-	for (struct audit_follower **pp = &a->followers; *pp;) {
-		struct audit_follower *f = *pp;
-
-		if (!ctl_ref_alive(d, &f->ref)) {
-			*pp = f->next;
-			json_decref(f->ref.id);
-			free(f);
-			continue;
-		}
-		if (rec)
-			ctl_progress(d, &f->ref, json_incref(rec));
-		pp = &f->next;
-	}
+	if (rec)
+		ctl_followers_send(d, &d->audit->followers, rec);
 	json_decref(rec);
 }
 
@@ -300,13 +283,7 @@ void audit_close(struct smigd *d)
 		checkpoint(d);
 		close(a->fd);
 	}
-	while (a->followers) {
-		struct audit_follower *f = a->followers;
-
-		a->followers = f->next;
-		ctl_reply_ok(d, &f->ref, json_pack("{s:s}", "end", "smigd stopped"));
-		free(f);
-	}
+	ctl_followers_end(d, &a->followers);
 	if (d->loop)
 		loop_timer_cancel(d->loop, a->timer);
 	free(a);
@@ -346,7 +323,6 @@ void audit_cmd_show(struct smigd *d, const json_t *args, struct ctl_ref *ref)
 	static const char *const allowed[] = { "last", "follow", NULL };
 	const json_t *last = json_object_get(args, "last");
 	struct auditlog *a = d->audit;
-	struct audit_follower *f;
 	char *log, *head = NULL, err[512];
 	size_t len, hlen;
 	json_t *recs;
@@ -370,19 +346,8 @@ void audit_cmd_show(struct smigd *d, const json_t *args, struct ctl_ref *ref)
 		ctl_reply_ok(d, ref, json_pack("{s:s,s:o}", "file", a->path, "records", recs));
 		return;
 	}
-	for (size_t i = 0; i < json_array_size(recs); i++)
-		ctl_progress(d, ref, json_incref(json_array_get(recs, i)));
+	ctl_follow(d, &a->followers, ref, recs);
 	json_decref(recs);
-	f = calloc(1, sizeof(*f));
-	if (f == NULL) {
-		ctl_reply_err(d, ref, "error", "out of memory");
-		return;
-	}
-	f->ref = *ref;
-	ref->id = NULL;
-	ref->client_id = 0;
-	f->next = a->followers;
-	a->followers = f;
 }
 
 void audit_cmd_verify(struct smigd *d, struct ctl_ref *ref)

@@ -158,6 +158,56 @@ void ctl_progress(struct smigd *d, const struct ctl_ref *ref, json_t *progress)
 	json_decref(msg);
 }
 
+struct ctl_follower {
+	struct ctl_follower *next;
+	struct ctl_ref ref;
+};
+
+void ctl_follow(struct smigd *d, struct ctl_followers *list, struct ctl_ref *ref,
+		const json_t *items)
+{
+	struct ctl_follower *f = calloc(1, sizeof(*f));
+
+	for (size_t i = 0; i < json_array_size(items); i++)
+		ctl_progress(d, ref, json_incref(json_array_get(items, i)));
+	if (f == NULL) {
+		ctl_reply_err(d, ref, "error", "out of memory");
+		return;
+	}
+	f->ref = *ref;
+	ref->id = NULL;
+	ref->client_id = 0;
+	f->next = list->head;
+	list->head = f;
+}
+
+void ctl_followers_send(struct smigd *d, struct ctl_followers *list, const json_t *item)
+{
+	for (struct ctl_follower **pp = &list->head; *pp;) {
+		struct ctl_follower *f = *pp;
+
+		if (!ctl_ref_alive(d, &f->ref)) {
+			*pp = f->next;
+			json_decref(f->ref.id);
+			free(f);
+			continue;
+		}
+		ctl_progress(d, &f->ref, json_incref((json_t *)item));
+		pp = &f->next;
+	}
+}
+
+void ctl_followers_end(struct smigd *d, struct ctl_followers *list)
+{
+	while (list->head) {
+		struct ctl_follower *f = list->head;
+
+		list->head = f->next;
+		ctl_reply_ok(d, &f->ref, json_pack("{s:s}", "end", "smigd stopped"));
+		free(f);
+	}
+}
+
 void ctl_reply_ok(struct smigd *d, struct ctl_ref *ref, json_t *result)
 {
 	ref_send(d, ref, json_pack("{s:O?,s:b,s:o}", "id", ref->id, "ok", 1, "result", result));

@@ -43,17 +43,12 @@ struct fold {
 	unsigned folded;
 };
 
-struct follower {
-	struct follower *next;
-	struct ctl_ref ref;
-};
-
 struct monitor {
 	struct sec_event ring[RING];
 	size_t n, head;
 	uint64_t seq;
 	struct fold fold[FOLD];
-	struct follower *followers;
+	struct ctl_followers followers;
 	struct smig_ids *ids;
 	char bans_path[PATH_MAX];
 	uint64_t counts[SMIG_SEC_KINDS];
@@ -151,17 +146,11 @@ static const struct sec_event *record(struct smigd *d, enum smig_sec_kind kind, 
 	else
 		smig_warn("event=security kind=%s addr=%s host=%s detail=\"%s\"",
 			  smig_sec_kind_name(kind), e->addr, e->host[0] ? e->host : "-", e->detail);
-	for (struct follower **pp = &m->followers; *pp;) {
-		struct follower *f = *pp;
+	if (m->followers.head) {
+		json_t *ev = event_json(e);
 
-		if (!ctl_ref_alive(d, &f->ref)) {
-			*pp = f->next;
-			json_decref(f->ref.id);
-			free(f);
-			continue;
-		}
-		ctl_progress(d, &f->ref, event_json(e));
-		pp = &f->next;
+		ctl_followers_send(d, &m->followers, ev);
+		json_decref(ev);
 	}
 	if (kind != SMIG_SEC_CONN_ACCEPTED)
 		audit_folded(d, e);
@@ -247,13 +236,7 @@ void monitor_free(struct smigd *d)
 
 	if (m == NULL)
 		return;
-	while (m->followers) {
-		struct follower *f = m->followers;
-
-		m->followers = f->next;
-		ctl_reply_ok(d, &f->ref, json_pack("{s:s}", "end", "smigd stopped"));
-		free(f);
-	}
+	ctl_followers_end(d, &m->followers);
 	smig_ids_free(m->ids);
 	free(m);
 	d->monitor = NULL;
@@ -290,7 +273,6 @@ void monitor_cmd_events(struct smigd *d, const json_t *args, struct ctl_ref *ref
 	const json_t *last = json_object_get(args, "last");
 	size_t want = last ? (size_t)json_integer_value(last) : 100;
 	json_t *arr = json_array();
-	struct follower *f;
 	char err[128];
 
 	if (smig_ctl_args_only(args, allowed, err, sizeof(err)) < 0 ||
@@ -305,19 +287,8 @@ void monitor_cmd_events(struct smigd *d, const json_t *args, struct ctl_ref *ref
 		ctl_reply_ok(d, ref, json_pack("{s:o}", "events", arr));
 		return;
 	}
-	for (size_t i = 0; i < json_array_size(arr); i++)
-		ctl_progress(d, ref, json_incref(json_array_get(arr, i)));
+	ctl_follow(d, &m->followers, ref, arr);
 	json_decref(arr);
-	f = calloc(1, sizeof(*f));
-	if (f == NULL) {
-		ctl_reply_err(d, ref, "error", "out of memory");
-		return;
-	}
-	f->ref = *ref;
-	ref->id = NULL;
-	ref->client_id = 0;
-	f->next = m->followers;
-	m->followers = f;
 }
 
 void monitor_cmd_status(struct smigd *d, const json_t *args, struct ctl_ref *ref)

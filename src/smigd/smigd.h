@@ -150,6 +150,19 @@ void peer_attach_mig(struct peer *p, struct mig *m);
 /* Sends a control progress line without ending the request. */
 void ctl_progress(struct smigd *d, const struct ctl_ref *ref, json_t *progress);
 
+/* Requests that stay open and get every new item as progress (--follow). */
+struct ctl_follower;
+struct ctl_followers {
+	struct ctl_follower *head;
+};
+/* Sends items (a JSON array; borrowed) to ref as progress and keeps ref on list. */
+void ctl_follow(struct smigd *d, struct ctl_followers *list, struct ctl_ref *ref,
+		const json_t *items);
+/* Sends item to every follower still connected (borrowed). */
+void ctl_followers_send(struct smigd *d, struct ctl_followers *list, const json_t *item);
+/* Answers every follower with a last reply and forgets them. */
+void ctl_followers_end(struct smigd *d, struct ctl_followers *list);
+
 /* True while the control client that sent ref's request is connected. */
 bool ctl_ref_alive(struct smigd *d, const struct ctl_ref *ref);
 

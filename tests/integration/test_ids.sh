@@ -16,7 +16,7 @@ SMIG_CLUSTER_DIR=$(mktemp -d /tmp/smig-ids.XXXXXX)
 dir=$SMIG_CLUSTER_DIR
 trap '"$cluster" down >/dev/null 2>&1' EXIT
 
-plan 14
+plan 15
 
 "$cluster" up --hosts 3 >/dev/null
 ok $? "three hosts up in their own namespaces"
@@ -37,9 +37,14 @@ bad() { # a TLS client with a certificate of another CA, from h3's address
 		-cert "$dir/rogue/h3.crt" -key "$dir/rogue/h3.key" </dev/null >/dev/null 2>&1
 }
 banned() { on h2 --json ids status | jqe --arg a "$1" '[.bans[] | select(.addr == $a)] | length == 1'; }
+on h2 --json events --follow --last 0 >"$dir/follow.out" 2>/dev/null &
+follower=$!
 for _ in 1 2 3; do bad; done
 wait_for 5 banned $h3ip
 ok $? "three handshakes with a foreign certificate from $h3ip: banned"
+wait_for 5 jqe -s '[.[] | .progress // . | select(.kind == "ban")] | length == 1' "$dir/follow.out"
+ok $? "smig events --follow saw the ban as it happened"
+kill $follower 2>/dev/null
 on h2 --json events --last 0 | jqe -s --arg a $h3ip \
 	'(map(select(.kind == "tls_failure" and .addr == $a)) | length >= 3) and
 	 (map(select(.kind == "ban" and .addr == $a)) | length == 1)'
