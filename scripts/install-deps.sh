@@ -9,7 +9,7 @@ packages=(
 	clang libclang-rt-14-dev clang-tidy cppcheck
 	openssl iproute2 jq procps psmisc socat git
 	gcc-multilib qemu-system-x86 swtpm swtpm-tools
-	libtss2-dev tpm2-tools
+	libtss2-dev tpm2-tools libnftables-dev nftables
 )
 
 missing=()

@@ -388,11 +388,14 @@ static int config_firewall(const struct smig_json_doc *doc, const json_t *f,
 		{ "never_ban", SMIG_J_ARRAY, false, 0, 0 },
 		{ "pending_per_source", SMIG_J_INT, false, 1, 4096 },
 		{ "rules", SMIG_J_ARRAY, false, 0, 0 },
+		{ "nftables", SMIG_J_BOOL, false, 0, 0 },
 	};
 	const json_t *v;
 	size_t i;
 
 	SMIG_GUARD(smig_json_check(doc, f, "firewall", fields, ARRAY_LEN(fields), err, errlen));
+	if ((v = json_object_get(f, "nftables")))
+		cfg->nftables = json_is_true(v);
 	if ((v = json_object_get(f, "pending_per_source")))
 		cfg->pending_per_source = (int)json_integer_value(v);
 	if ((v = json_object_get(f, "rules")))

@@ -83,6 +83,7 @@ struct smig_config {
 	char never_ban[8][SMIG_ADDR_MAX]; /* addresses the IDS never bans */
 	size_t nnever_ban;
 	int pending_per_source; /* connections not yet authenticated, per address */
+	bool nftables; /* also drop banned addresses in the kernel */
 	struct smig_ids_rule ids_rules[8]; /* empty: the default rules */
 	size_t nids_rules;
 	char tpm_tcti[256]; /* empty: no host TPM */

@@ -50,6 +50,7 @@ struct monitor {
 	struct fold fold[FOLD];
 	struct ctl_followers followers;
 	struct smig_ids *ids;
+	struct nft *nft; /* NULL unless firewall.nftables */
 	char bans_path[PATH_MAX];
 	uint64_t counts[SMIG_SEC_KINDS];
 };
@@ -171,6 +172,8 @@ static void ids_feed(struct smigd *d, const struct sec_event *e)
 	if (!smig_ids_event(m->ids, e->addr, e->kind, e->time_ms, &ban_ms, NULL))
 		return;
 	bans_save(d);
+	if (m->nft)
+		(void)nft_ban(m->nft, e->addr, ban_ms);
 	snprintf(detail, sizeof(detail), "banned for %lld s after repeated %s",
 		 (long long)(ban_ms / 1000), smig_sec_kind_name(e->kind));
 	(void)record(d, SMIG_SEC_BAN, e->addr, e->host, detail);
@@ -227,6 +230,15 @@ int monitor_init(struct smigd *d)
 	SMIG_GUARD(rc);
 	snprintf(m->bans_path, sizeof(m->bans_path), "%s/bans.json", d->cfg.state_dir);
 	bans_load(d);
+	if (d->cfg.nftables) {
+		struct smig_ids_ban_info b[64];
+		size_t nb;
+
+		SMIG_GUARD(nft_open(d, &m->nft));
+		nb = smig_ids_bans(m->ids, wall_ms(), b, ARRAY_LEN(b));
+		for (size_t i = 0; i < nb; i++)
+			(void)nft_ban(m->nft, b[i].addr, b[i].until_ms - wall_ms());
+	}
 	return 0;
 }
 
@@ -237,6 +249,7 @@ void monitor_free(struct smigd *d)
 	if (m == NULL)
 		return;
 	ctl_followers_end(d, &m->followers);
+	nft_close(m->nft);
 	smig_ids_free(m->ids);
 	free(m);
 	d->monitor = NULL;
@@ -327,6 +340,8 @@ void monitor_cmd_unban(struct smigd *d, const json_t *args, struct ctl_ref *ref)
 		return;
 	}
 	bans_save(d);
+	if (d->monitor->nft)
+		(void)nft_unban(d->monitor->nft, addr);
 	sec_event(d, SMIG_SEC_UNBAN, addr, NULL, "lifted by an operator");
 	ctl_reply_ok(d, ref, json_pack("{s:s}", "unbanned", addr));
 }

@@ -245,6 +245,13 @@ void attest_cmd_evacuate(struct smigd *d, const json_t *args, struct ctl_ref *re
 void evac_start(struct smigd *d, const char *why, struct ctl_ref *ref, bool dry_run);
 void evac_free(struct smigd *d);
 
+/* nft.c: banned addresses dropped in the kernel (firewall.nftables) */
+struct nft;
+int nft_open(struct smigd *d, struct nft **out);
+void nft_close(struct nft *n);
+int nft_ban(struct nft *n, const char *addr, int64_t ms);
+int nft_unban(struct nft *n, const char *addr);
+
 /* monitor.c: security events, firewall, IDS */
 int monitor_init(struct smigd *d);
 void monitor_free(struct smigd *d);

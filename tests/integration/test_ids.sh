@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The firewall and the reactive IDS, with hosts in their own network
 # namespaces; h3's namespace (a host-table address) plays the attacker
-# against h2: certificates from another CA until banned, the ban's expiry,
-# doubling, persistence across a restart and unban; a legitimate peer is
-# served all along; silent (slowloris) connections and a flood of 1,000
+# against h2: certificates from another CA until banned, the ban enforced
+# by an nftables set in h2's namespace, the ban's expiry, doubling,
+# persistence across a restart and unban; a legitimate peer is served all
+# along; silent (slowloris) connections and a flood of 1,000
 # connection attempts do not stop a migration or smigd, and its memory
 # stays bounded.
 set -u
@@ -21,7 +22,8 @@ plan 15
 "$cluster" up --hosts 3 >/dev/null
 ok $? "three hosts up in their own namespaces"
 # short bans so that expiry and doubling fit in a test
-jq '.firewall = {rules: [{kind: "tls_failure", count: 3, window_s: 30, ban_s: 3},
+jq '.firewall = {nftables: true,
+                 rules: [{kind: "tls_failure", count: 3, window_s: 30, ban_s: 3},
                          {kind: "unknown_peer", count: 3, window_s: 30, ban_s: 3}]}' \
 	"$dir/h2.json" >"$dir/h2.tmp" && mv "$dir/h2.tmp" "$dir/h2.json"
 ivt_make "$dir" 3 # h2's config is measured: its golden set changes with it
@@ -49,8 +51,11 @@ on h2 --json events --last 0 | jqe -s --arg a $h3ip \
 	'(map(select(.kind == "tls_failure" and .addr == $a)) | length >= 3) and
 	 (map(select(.kind == "ban" and .addr == $a)) | length == 1)'
 ok $? "smig events shows the TLS failures and the ban"
-on h3 ping h2 >/dev/null 2>&1
-ok $([ $? -eq 4 ]; echo $?) "while banned even h3's own smigd is refused before TLS"
+refused() { on h2 --json ids status | jq .events.conn_refused; }
+ip netns exec smig-h2 nft list set inet smig banned4 | grep -q "$h3ip" && r0=$(refused) &&
+	! ip netns exec smig-h3 timeout 2 bash -c "exec 3<>/dev/tcp/$h2ip/7450" 2>/dev/null &&
+	[ "$(refused)" = "$r0" ]
+ok $? "while banned its packets are dropped in the kernel (nftables set inet smig banned4)"
 on h1 ping h2 >/dev/null
 ok $? "h1, a legitimate peer, is served meanwhile"
 wait_for 10 on h3 ping h2
@@ -59,9 +64,9 @@ for _ in 1 2 3; do bad; done
 wait_for 5 banned $h3ip &&
 	[ "$(on h2 --json ids status | jq --arg a $h3ip '.bans[] | select(.addr == $a) | .strikes')" = 2 ]
 ok $? "banned again, for twice as long (ban #2)"
-for _ in 1 2 3; do bad; done # keeps it banned across the restart below
-smigd_stop "$dir" h2 && smigd_start "$dir" h2 && banned $h3ip
-ok $? "the ban survives a restart of smigd (state/bans.json)"
+smigd_stop "$dir" h2 && smigd_start "$dir" h2 && banned $h3ip &&
+	ip netns exec smig-h2 nft list set inet smig banned4 | grep -q "$h3ip"
+ok $? "the ban survives a restart of smigd (state/bans.json, and back in the nftables set)"
 on h2 ids unban $h3ip >/dev/null && on h3 ping h2 >/dev/null
 ok $? "smig ids unban lifts it"
 
