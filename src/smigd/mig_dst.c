@@ -382,6 +382,11 @@ void mig_dst_frame(struct mig *m, const struct smig_frame *f)
 			snprintf(ab.reason, sizeof(ab.reason), "malformed ABORT");
 		mig_dst_abort(m, false, SMIG_EPROTO, "the source aborted: %s", ab.reason);
 	} else {
+		const struct smig_host *h = smig_hosts_by_name(&m->d->hosts, m->peer_host);
+
+		sec_event(m->d, SMIG_SEC_PROTOCOL_VIOLATION, h ? h->addr : "", m->peer_host,
+			  "%s sent %s while the migration of %s was %s", m->peer_host,
+			  smig_frame_type_name(f->type), m->vm_name, mig_state_names[m->state]);
 		mig_dst_abort(m, true, SMIG_EPROTO, "unexpected %s while %s",
 			  smig_frame_type_name(f->type), mig_state_names[m->state]);
 	}

@@ -335,6 +335,11 @@ void mig_src_frame(struct mig *m, const struct smig_frame *f)
 	} else if (f->type == SMIG_MSG_MIG_COMMITTED && m->state == MS_COMMITTING) {
 		src_done(m);
 	} else {
+		const struct smig_host *h = smig_hosts_by_name(&m->d->hosts, m->peer_host);
+
+		sec_event(m->d, SMIG_SEC_PROTOCOL_VIOLATION, h ? h->addr : "", m->peer_host,
+			  "%s sent %s while the migration of %s was %s", m->peer_host,
+			  smig_frame_type_name(f->type), m->vm_name, mig_state_names[m->state]);
 		mig_src_fail(m, SMIG_EPROTO, "unexpected %s from %s while %s",
 			 smig_frame_type_name(f->type), m->peer_host, mig_state_names[m->state]);
 	}

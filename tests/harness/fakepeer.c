@@ -14,7 +14,12 @@
  *                                         --resign also signs it again with
  *                                         KEY, as a host whose key (but not
  *                                         whose TPM) is stolen could
- * OPTS: --ca CA --cert CERT --key KEY --name HOST --to ADDR:PORT
+ *   smig-fakepeer serve OPTS --listen ADDR:PORT --ivt IVT
+ *                                         stand in for HOST as a destination:
+ *                                         answer attestation with HOST's golden
+ *                                         values from IVT (signed with KEY), then
+ *                                         answer PREPARE out of order (READY)
+ * OPTS: --ca CA --cert CERT --key KEY --name HOST [--to ADDR:PORT]
  *
  * It speaks the real protocol through libsmig (TLS 1.3, HELLO, frames)
  * over a blocking socket, so the target sees an authenticated peer.
@@ -25,6 +30,7 @@
 #include "evidence.h"
 #include "file.h"
 #include "frame.h"
+#include "ivt.h"
 #include "msg.h"
 #include "sign.h"
 #include "tls.h"
@@ -40,7 +46,7 @@
 #include <unistd.h>
 
 struct opts {
-	const char *mode, *ca, *cert, *key, *name, *to, *evidence, *rebind, *resign;
+	const char *mode, *ca, *cert, *key, *name, *to, *evidence, *rebind, *resign, *listen, *ivt;
 };
 
 static int usage(void)
@@ -194,6 +200,118 @@ out:
 	return rc;
 }
 
+/* Evidence of o->name made from its first golden set in the IVT. */
+static int forge(const struct opts *o, struct smig_tls_conn *c, const uint8_t *nonce,
+		 char **text)
+{
+	struct smig_evidence e = { .free_mib = 100000, .ncaps = 2,
+				   .caps = { "tcg", "vtpm" } };
+	const struct smig_ivt_host *h;
+	struct smig_ivt ivt;
+	EVP_PKEY *key = NULL;
+	char err[512];
+	int rc = smig_ivt_load(o->ivt, &ivt, err, sizeof(err));
+
+	if (rc < 0)
+		return rc;
+	h = smig_ivt_find(&ivt, o->name);
+	rc = h && h->ngolden ? 0 : SMIG_ENOENT;
+	if (rc == 0) {
+		snprintf(e.host, sizeof(e.host), "%s", o->name);
+		memcpy(e.comp, h->golden[0].comp, sizeof(e.comp));
+		e.ncomp = h->golden[0].ncomp;
+		memcpy(e.nonce, nonce, SMIG_NONCE_LEN);
+		rc = smig_tls_export(c, SMIG_EXPORTER_LABEL, NULL, 0, e.binding, SMIG_BINDING_LEN);
+	}
+	if (rc == 0)
+		rc = smig_sign_load_key(o->key, &key, err, sizeof(err));
+	if (rc == 0)
+		rc = smig_evidence_sign(&e, key, text);
+	EVP_PKEY_free(key);
+	smig_ivt_clear(&ivt);
+	return rc;
+}
+
+/* The destination's part: 1 once a source gave up on its migration, else 0. */
+static int serve_conn(const struct opts *o, int fd, struct smig_tls_conn *c)
+{
+	struct smig_hello h = { 0 };
+	struct smig_buf tx, rx;
+	struct smig_frame f;
+	struct smig_mig_prepare mp;
+	uint8_t nonce[SMIG_ATTEST_NONCE_LEN];
+	bool prepared = false;
+	char *ev = NULL;
+	int rc = 0;
+
+	smig_buf_init(&tx, 1 << 20);
+	smig_buf_init(&rx, 1 << 21);
+	snprintf(h.host, sizeof(h.host), "%s", o->name);
+	snprintf(h.version, sizeof(h.version), "fake");
+	while (next_frame(fd, c, &rx, &f) == 0) {
+		if (f.type == SMIG_MSG_HELLO) {
+			if (smig_msg_put_hello(&tx, &h) < 0 || send_buf(c, &tx) < 0)
+				break;
+		} else if (f.type == SMIG_MSG_ATTEST_REQ) {
+			free(ev);
+			ev = NULL;
+			if (smig_msg_get_attest_req(&f, nonce) < 0 || forge(o, c, nonce, &ev) < 0 ||
+			    smig_msg_put_attest(&tx, ev, strlen(ev)) < 0 || send_buf(c, &tx) < 0)
+				break;
+		} else if (f.type == SMIG_MSG_MIG_PREPARE) {
+			/* READY before the stream: out of the protocol's order */
+			if (smig_msg_get_mig_prepare(&f, &mp) < 0 ||
+			    smig_msg_put_mig_id(&tx, SMIG_MSG_MIG_READY, mp.id) < 0 ||
+			    send_buf(c, &tx) < 0)
+				break;
+			prepared = true;
+		} else if (f.type == SMIG_MSG_MIG_ABORT || f.type == SMIG_MSG_ERROR ||
+			   f.type == SMIG_MSG_BYE) {
+			rc = prepared; /* a source that saw through it, or a mere neighbour */
+			break;
+		}
+	}
+	free(ev);
+	smig_buf_clear(&tx);
+	smig_buf_clear(&rx);
+	return rc;
+}
+
+static int serve(const struct opts *o)
+{
+	char addr[SMIG_ADDR_MAX], err[512];
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	struct smig_tls_ctx *ctx;
+	struct smig_tls_conn *c;
+	uint16_t port;
+	int one = 1, lfd, fd, rc = 1;
+
+	if (smig_addr_parse(o->listen, addr, sizeof(addr), &port) < 0 ||
+	    inet_pton(AF_INET, addr, &sa.sin_addr) != 1 ||
+	    smig_tls_ctx_new(&ctx, o->ca, o->cert, o->key, err, sizeof(err)) < 0)
+		return usage();
+	sa.sin_port = htons(port);
+	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	(void)setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(lfd, 4) < 0) {
+		fprintf(stderr, "smig-fakepeer: cannot listen on %s\n", o->listen);
+		return 1;
+	}
+	/* neighbours come and go; stop once a migration was tried and given up */
+	while (rc != 0 && (fd = accept(lfd, NULL, NULL)) >= 0) {
+		if (smig_tls_conn_new(ctx, fd, true, &c) == 0) {
+			if (smig_tls_handshake(c) == 0 && serve_conn(o, fd, c) == 1)
+				rc = 0;
+			smig_tls_close(c);
+			smig_tls_conn_free(c);
+		}
+		close(fd);
+	}
+	close(lfd);
+	smig_tls_ctx_free(ctx);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	struct opts o = { 0 };
@@ -214,11 +332,15 @@ int main(int argc, char **argv)
 				    : strcmp(argv[i], "--evidence") == 0 ? &o.evidence
 				    : strcmp(argv[i], "--rebind") == 0	 ? &o.rebind
 				    : strcmp(argv[i], "--resign") == 0	 ? &o.resign
+				    : strcmp(argv[i], "--listen") == 0	 ? &o.listen
+				    : strcmp(argv[i], "--ivt") == 0	 ? &o.ivt
 									 : NULL;
 		if (slot == NULL)
 			return usage();
 		*slot = argv[i + 1];
 	}
+	if (strcmp(o.mode, "serve") == 0)
+		return o.ca && o.cert && o.key && o.name && o.listen && o.ivt ? serve(&o) : usage();
 	if (!o.ca || !o.cert || !o.key || !o.name || !o.to ||
 	    (strcmp(o.mode, "capture") != 0 && (strcmp(o.mode, "present") != 0 || !o.evidence)))
 		return usage();

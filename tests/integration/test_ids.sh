@@ -6,7 +6,8 @@
 # persistence across a restart and unban; a legitimate peer is served all
 # along; silent (slowloris) connections and a flood of 1,000
 # connection attempts do not stop a migration or smigd, and its memory
-# stays bounded.
+# stays bounded; a destination that answers out of the protocol's order
+# has the migration aborted with the VM running on its source.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../harness/lib.sh"
@@ -17,7 +18,7 @@ SMIG_CLUSTER_DIR=$(mktemp -d /tmp/smig-ids.XXXXXX)
 dir=$SMIG_CLUSTER_DIR
 trap '"$cluster" down >/dev/null 2>&1' EXIT
 
-plan 15
+plan 18
 
 "$cluster" up --hosts 3 >/dev/null
 ok $? "three hosts up in their own namespaces"
@@ -71,6 +72,11 @@ on h2 ids unban $h3ip >/dev/null && on h3 ping h2 >/dev/null
 ok $? "smig ids unban lifts it"
 
 # --- slow and silent connections do not stop a migration ------------------------------
+# from here on bans stay in smigd, so that the flood below reaches it
+jq '.firewall.nftables = false' "$dir/h2.json" >"$dir/h2.tmp" && mv "$dir/h2.tmp" "$dir/h2.json"
+ivt_make "$dir" 3
+smigd_stop "$dir" h2 && smigd_start "$dir" h2
+kill -HUP "$(cat "$dir/h1.pid")" "$(cat "$dir/h3.pid")"
 "$cluster" guest h1 g --mem 16 --dirty 500 >/dev/null
 ip netns exec smig-h3 bash -c "for i in \$(seq 40); do exec {fd}<>/dev/tcp/$h2ip/7450 || true; done; sleep 6" \
 	>/dev/null 2>&1 &
@@ -91,7 +97,7 @@ pid=$(cat "$dir/h2.pid")
 rss() { awk '/^VmRSS/ {print $2}' "/proc/$pid/status"; }
 before=$(rss)
 t0=$(date +%s%N)
-timeout 60 ip netns exec smig-h3 bash -c \
+timeout 30 ip netns exec smig-h3 bash -c \
 	"for i in \$(seq 1000); do exec 3<>/dev/tcp/$h2ip/7450 && exec 3>&-; done" >/dev/null 2>&1
 t1=$(date +%s%N)
 after=$(rss)
@@ -103,5 +109,25 @@ ok $? "1,000 connection attempts in $(((t1 - t0) / 1000000)) ms: status answers 
 on h2 --json ids status | jqe '.events.conn_refused > 100' &&
 	on h2 --json migrate g --to h1 | tail -1 | jqe '.status == "completed"'
 ok $? "most were refused at accept (rate limit, bans); h2 still migrates g to h1"
+
+# --- a destination that breaks the protocol's order -------------------------------------
+smigd_stop "$dir" h2
+ip netns exec smig-h2 timeout 60 "$SMIG_BUILD/tests/harness/smig-fakepeer" serve \
+	--ca "$dir/pki/ca.crt" --cert "$dir/pki/h2.crt" --key "$dir/pki/h2.key" --name h2 \
+	--listen $h2ip:7450 --ivt "$dir/ivt.json" &
+fake=$!
+sleep 0.5
+out=$(on h1 migrate g --to h2 2>&1)
+rc=$?
+[ $rc -eq 5 ] && grep -q "unexpected MIG_READY from h2 while preparing" <<<"$out" &&
+	[ "$(on h1 --json vm show g | jq -r .state)" = running ]
+ok $? "h2 answers PREPARE with READY: aborted (exit $rc), g runs on h1"
+diag "$out"
+on h1 --json events --last 0 | jqe -s 'map(select(.kind == "protocol_violation" and .host == "h2")) | length > 0'
+ok $? "h1 raised a protocol_violation event naming h2"
+wait $fake
+sleep 1.5
+out=$("$cluster" check g)
+ok $? "the guest's own checks are clean: $out"
 
 done_testing
