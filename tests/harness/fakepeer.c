@@ -256,7 +256,8 @@ static int serve_conn(const struct opts *o, int fd, struct smig_tls_conn *c)
 			free(ev);
 			ev = NULL;
 			if (smig_msg_get_attest_req(&f, nonce) < 0 || forge(o, c, nonce, &ev) < 0 ||
-			    smig_msg_put_attest(&tx, ev, strlen(ev)) < 0 || send_buf(c, &tx) < 0)
+			    ev == NULL || smig_msg_put_attest(&tx, ev, strlen(ev)) < 0 ||
+			    send_buf(c, &tx) < 0)
 				break;
 		} else if (f.type == SMIG_MSG_MIG_PREPARE) {
 			/* READY before the stream: out of the protocol's order */
