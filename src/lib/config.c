@@ -187,6 +187,7 @@ static int config_limits(const struct smig_json_doc *doc, const json_t *lim,
 		{ "request_timeout_ms", SMIG_J_INT, false, 100, 3600000 },
 		{ "max_peers", SMIG_J_INT, false, 1, 4096 },
 		{ "stall_timeout_ms", SMIG_J_INT, false, 500, 3600000 },
+		{ "stream_passes", SMIG_J_INT, false, 1, 10000 },
 	};
 	const json_t *v;
 
@@ -199,6 +200,8 @@ static int config_limits(const struct smig_json_doc *doc, const json_t *lim,
 		cfg->max_peers = (int)json_integer_value(v);
 	if ((v = json_object_get(lim, "stall_timeout_ms")))
 		cfg->stall_timeout_ms = (int)json_integer_value(v);
+	if ((v = json_object_get(lim, "stream_passes")))
+		cfg->stream_passes = (int)json_integer_value(v);
 	return 0;
 }
 
@@ -487,6 +490,7 @@ static void config_defaults(struct smig_config *cfg, const char *name)
 	cfg->request_timeout_ms = 10000;
 	cfg->max_peers = 64;
 	cfg->stall_timeout_ms = 30000;
+	cfg->stream_passes = 64;
 	cfg->audit_checkpoint_records = 64;
 	cfg->audit_checkpoint_interval_s = 60;
 	cfg->attest_interval_s = 10;

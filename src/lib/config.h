@@ -62,6 +62,7 @@ struct smig_config {
 	int handshake_timeout_ms;
 	int request_timeout_ms;
 	int stall_timeout_ms; /* a migration that moves nothing this long fails */
+	int stream_passes;    /* a stream longer than this many times the memory fails */
 	int max_peers;
 	char policy_file[PATH_MAX]; /* empty: the built-in policy */
 	char audit_file[PATH_MAX];  /* empty: STATE_DIR/audit.log */

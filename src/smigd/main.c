@@ -102,6 +102,7 @@ static void smigd_reload(struct smigd *d)
 	d->cfg.request_timeout_ms = cfg.request_timeout_ms;
 	d->cfg.max_peers = cfg.max_peers;
 	d->cfg.stall_timeout_ms = cfg.stall_timeout_ms;
+	d->cfg.stream_passes = cfg.stream_passes;
 	d->cfg.audit_checkpoint_records = cfg.audit_checkpoint_records;
 	memcpy(d->cfg.ivt_file, cfg.ivt_file, sizeof(cfg.ivt_file));
 	memcpy(d->cfg.components, cfg.components, sizeof(cfg.components));

@@ -125,7 +125,7 @@ static void dst_data(struct mig *m, const struct smig_frame *f)
 		sec_event(m->d, SMIG_SEC_STREAM_ANOMALY, "", m->peer_host,
 			  "migration of %s sent %llu bytes, more than %llu that %u MiB of memory "
 			  "allows in %d passes", m->vm_name, (unsigned long long)m->bytes,
-			  (unsigned long long)m->budget, m->mem_mib, MIG_MAX_PASSES);
+			  (unsigned long long)m->budget, m->mem_mib, m->d->cfg.stream_passes);
 		mig_dst_abort(m, true, SMIG_EPROTO, "stream larger than the VM allows (%llu bytes)",
 			      (unsigned long long)m->bytes);
 		return;
@@ -304,7 +304,8 @@ void mig_dst_prepare(struct smigd *d, struct peer *p, const struct smig_frame *f
 	snprintf(m->rule, sizeof(m->rule), "%s", dec.rule);
 	/* every pass sends at most all the memory, plus device state */
 	m->mem_mib = spec.memory_mib;
-	m->budget = ((uint64_t)spec.memory_mib << 20) * MIG_MAX_PASSES + MIG_STATE_SLACK;
+	m->budget = ((uint64_t)spec.memory_mib << 20) * (uint64_t)d->cfg.stream_passes +
+		    MIG_STATE_SLACK;
 	if (spec.vtpm != (mp.has_key == 1)) {
 		OPENSSL_cleanse(mp.key, sizeof(mp.key));
 		mig_dst_abort(m, true, SMIG_EPROTO, "vTPM key %s", spec.vtpm ? "missing" : "unexpected");

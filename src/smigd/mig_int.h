@@ -20,9 +20,8 @@
 #define MIG_PEND_HIGH ((size_t)8 * 1024 * 1024)
 #define MIG_PEND_LOW ((size_t)1024 * 1024)
 #define MIG_PROGRESS_MS 250
-/* The destination refuses a stream longer than this many passes over the memory. */
-#define MIG_MAX_PASSES 64
-#define MIG_STATE_SLACK ((uint64_t)256 << 20) /* device and vTPM state on top */
+/* Device and vTPM state on top of limits.stream_passes passes over the memory. */
+#define MIG_STATE_SLACK ((uint64_t)64 << 20)
 
 enum mig_state {
 	MS_CONNECTING,

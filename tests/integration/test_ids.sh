@@ -7,7 +7,8 @@
 # along; silent (slowloris) connections and a flood of 1,000
 # connection attempts do not stop a migration or smigd, and its memory
 # stays bounded; a destination that answers out of the protocol's order
-# has the migration aborted with the VM running on its source.
+# has the migration aborted with the VM running on its source, and so has
+# a stream longer than the VM's memory allows.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../harness/lib.sh"
@@ -18,7 +19,7 @@ SMIG_CLUSTER_DIR=$(mktemp -d /tmp/smig-ids.XXXXXX)
 dir=$SMIG_CLUSTER_DIR
 trap '"$cluster" down >/dev/null 2>&1' EXIT
 
-plan 18
+plan 20
 
 "$cluster" up --hosts 3 >/dev/null
 ok $? "three hosts up in their own namespaces"
@@ -129,5 +130,20 @@ wait $fake
 sleep 1.5
 out=$("$cluster" check g)
 ok $? "the guest's own checks are clean: $out"
+
+# --- a stream longer than the VM's memory allows -------------------------------------------
+jq '.limits.stream_passes = 1' "$dir/h2.json" >"$dir/h2.tmp" && mv "$dir/h2.tmp" "$dir/h2.json"
+ivt_make "$dir" 3
+smigd_start "$dir" h2
+kill -HUP "$(cat "$dir/h1.pid")" "$(cat "$dir/h3.pid")"
+"$cluster" guest h1 busy --mem 32 --dirty max >/dev/null
+out=$(on h1 migrate busy --to h2 --max-bandwidth 20 2>&1)
+rc=$?
+[ $rc -eq 5 ] && grep -q "stream larger than the VM allows" <<<"$out" &&
+	[ "$(on h1 --json vm show busy | jq -r .state)" = running ] && ! on h2 vm show busy >/dev/null 2>&1
+ok $? "a stream that never converges passes one memory's worth: aborted (exit $rc), the VM runs on h1"
+diag "$out"
+on h2 --json events --last 0 | jqe -s 'map(select(.kind == "stream_anomaly" and .host == "h1")) | length == 1'
+ok $? "h2 raised a stream_anomaly event naming h1"
 
 done_testing
