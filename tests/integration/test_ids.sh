@@ -23,8 +23,11 @@ plan 20
 
 "$cluster" up --hosts 3 >/dev/null
 ok $? "three hosts up in their own namespaces"
-# short bans so that expiry and doubling fit in a test
-jq '.firewall = {nftables: true,
+# short bans so that expiry and doubling fit in a test; the kernel-level drop
+# where this kernel has nf_tables
+nft=false
+ip netns exec smig-h2 nft list tables >/dev/null 2>&1 && nft=true
+jq --argjson nft $nft '.firewall = {nftables: $nft,
                  rules: [{kind: "tls_failure", count: 3, window_s: 30, ban_s: 3},
                          {kind: "unknown_peer", count: 3, window_s: 30, ban_s: 3}]}' \
 	"$dir/h2.json" >"$dir/h2.tmp" && mv "$dir/h2.tmp" "$dir/h2.json"
@@ -54,10 +57,15 @@ on h2 --json events --last 0 | jqe -s --arg a $h3ip \
 	 (map(select(.kind == "ban" and .addr == $a)) | length == 1)'
 ok $? "smig events shows the TLS failures and the ban"
 refused() { on h2 --json ids status | jq .events.conn_refused; }
-ip netns exec smig-h2 nft list set inet smig banned4 | grep -q "$h3ip" && r0=$(refused) &&
-	! ip netns exec smig-h3 timeout 2 bash -c "exec 3<>/dev/tcp/$h2ip/7450" 2>/dev/null &&
-	[ "$(refused)" = "$r0" ]
-ok $? "while banned its packets are dropped in the kernel (nftables set inet smig banned4)"
+if $nft; then
+	ip netns exec smig-h2 nft list set inet smig banned4 | grep -q "$h3ip" && r0=$(refused) &&
+		! ip netns exec smig-h3 timeout 2 bash -c "exec 3<>/dev/tcp/$h2ip/7450" 2>/dev/null &&
+		[ "$(refused)" = "$r0" ]
+	ok $? "while banned its packets are dropped in the kernel (nftables set inet smig banned4)"
+else
+	on h3 ping h2 >/dev/null 2>&1
+	ok $([ $? -eq 4 ]; echo $?) "while banned even h3's own smigd is refused before TLS (no nf_tables here)"
+fi
 on h1 ping h2 >/dev/null
 ok $? "h1, a legitimate peer, is served meanwhile"
 wait_for 10 on h3 ping h2
@@ -67,7 +75,7 @@ wait_for 5 banned $h3ip &&
 	[ "$(on h2 --json ids status | jq --arg a $h3ip '.bans[] | select(.addr == $a) | .strikes')" = 2 ]
 ok $? "banned again, for twice as long (ban #2)"
 smigd_stop "$dir" h2 && smigd_start "$dir" h2 && banned $h3ip &&
-	ip netns exec smig-h2 nft list set inet smig banned4 | grep -q "$h3ip"
+	{ ! $nft || ip netns exec smig-h2 nft list set inet smig banned4 | grep -q "$h3ip"; }
 ok $? "the ban survives a restart of smigd (state/bans.json, and back in the nftables set)"
 on h2 ids unban $h3ip >/dev/null && on h3 ping h2 >/dev/null
 ok $? "smig ids unban lifts it"
