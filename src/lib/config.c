@@ -4,6 +4,7 @@
 #include "config.h"
 #include "error.h"
 #include "json.h"
+#include "sign.h"
 
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -93,14 +94,8 @@ int smig_fp_parse(const char *s, uint8_t fp[SMIG_FP_LEN])
 
 void smig_fp_format(const uint8_t fp[SMIG_FP_LEN], char out[SMIG_FP_STR_LEN])
 {
-	static const char hex[] = "0123456789abcdef";
-
 	memcpy(out, "sha256:", 7);
-	for (size_t i = 0; i < SMIG_FP_LEN; i++) {
-		out[7 + 2 * i] = hex[fp[i] >> 4];
-		out[8 + 2 * i] = hex[fp[i] & 15];
-	}
-	out[SMIG_FP_STR_LEN - 1] = '\0';
+	smig_hex(fp, SMIG_FP_LEN, out + 7);
 }
 
 /* Resolves a relative path against the directory of the config file. */
