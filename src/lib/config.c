@@ -94,7 +94,7 @@ int smig_fp_parse(const char *s, uint8_t fp[SMIG_FP_LEN])
 
 void smig_fp_format(const uint8_t fp[SMIG_FP_LEN], char out[SMIG_FP_STR_LEN])
 {
-	memcpy(out, "sha256:", 7);
+	snprintf(out, SMIG_FP_STR_LEN, "sha256:");
 	smig_hex(fp, SMIG_FP_LEN, out + 7);
 }
 
