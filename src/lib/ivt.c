@@ -402,3 +402,28 @@ void smig_attest_verify(const struct smig_ivt *ivt, const struct smig_evidence *
 		v->authentic = true;
 	}
 }
+
+const char *smig_attest_fits(const char *host, const struct smig_verdict *v,
+			     const struct smig_evidence *e, const struct smig_vmspec *spec,
+			     char *why, size_t whylen)
+{
+	if (v == NULL || (v->kind != SMIG_VERDICT_ATTESTED && v->kind != SMIG_VERDICT_TRUSTED)) {
+		snprintf(why, whylen, "%s is %s: %s", host,
+			 smig_verdict_name(v ? v->kind : SMIG_VERDICT_UNKNOWN),
+			 v && v->reason[0] ? v->reason : "no evidence");
+		return "attestation";
+	}
+	if (v->trust < spec->min_trust) {
+		snprintf(why, whylen, "%s is %s; %s needs %s", host, smig_trust_name(v->trust),
+			 spec->name, smig_trust_name(spec->min_trust));
+		return "constraint:min_trust";
+	}
+	for (size_t i = 0; i < spec->nrequires; i++) {
+		if (e == NULL || !smig_evidence_has_cap(e, spec->requires[i])) {
+			snprintf(why, whylen, "%s lacks %s, which %s requires", host,
+				 spec->requires[i], spec->name);
+			return "capability";
+		}
+	}
+	return NULL;
+}

@@ -93,6 +93,15 @@ struct smig_attest_ctx {
 const char *smig_verdict_name(enum smig_verdict_kind k);
 void smig_attest_verify(const struct smig_ivt *ivt, const struct smig_evidence *e,
 			const struct smig_attest_ctx *x, struct smig_verdict *v);
+/*
+ * The security-preservation check: may a VM with spec go to host, whose
+ * verdict is v (NULL: none) and whose evidence e lists its capabilities?
+ * NULL if so; otherwise the refusing rule ("attestation",
+ * "constraint:min_trust" or "capability") with why naming the reason.
+ */
+const char *smig_attest_fits(const char *host, const struct smig_verdict *v,
+			     const struct smig_evidence *e, const struct smig_vmspec *spec,
+			     char *why, size_t whylen);
 /* Compares evidence with a host's golden sets only (a host checking itself). */
 void smig_ivt_match(const struct smig_ivt_host *h, const struct smig_evidence *e,
 		    struct smig_verdict *v);

@@ -47,27 +47,12 @@ static time_t fresh_s(const struct smigd *d)
 static bool host_fits(const struct smigd *d, const struct host_state *hs,
 		      const struct smig_vmspec *spec, char *why, size_t len)
 {
-	const struct smig_verdict *v = &hs->verdict;
-
-	if (v->kind != SMIG_VERDICT_ATTESTED && v->kind != SMIG_VERDICT_TRUSTED) {
-		snprintf(why, len, "%s is %s", hs->name, smig_verdict_name(v->kind));
+	if (smig_attest_fits(hs->name, &hs->verdict, &hs->evidence, spec, why, len))
 		return false;
-	}
 	if (time(NULL) - hs->attested_at > fresh_s(d)) {
 		snprintf(why, len, "%s was last attested %lds ago", hs->name,
 			 (long)(time(NULL) - hs->attested_at));
 		return false;
-	}
-	if (v->trust < spec->min_trust) {
-		snprintf(why, len, "%s is %s, %s needs %s", hs->name, smig_trust_name(v->trust),
-			 spec->name, smig_trust_name(spec->min_trust));
-		return false;
-	}
-	for (size_t i = 0; i < spec->nrequires; i++) {
-		if (!smig_evidence_has_cap(&hs->evidence, spec->requires[i])) {
-			snprintf(why, len, "%s lacks %s", hs->name, spec->requires[i]);
-			return false;
-		}
 	}
 	return true;
 }

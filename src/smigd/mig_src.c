@@ -353,28 +353,11 @@ void mig_src_frame(struct mig *m, const struct smig_frame *f)
 static bool target_fits(struct mig *m)
 {
 	const struct smig_verdict *v = peer_verdict(m->peer);
-	const struct smig_vmspec *spec = vm_spec(m->vm);
-	const char *rule = NULL;
+	const struct host_state *hs = smigd_host_state(m->d, m->peer_host);
 	char why[512];
+	const char *rule = smig_attest_fits(m->peer_host, v, hs ? &hs->evidence : NULL,
+					    vm_spec(m->vm), why, sizeof(why));
 
-	if (v == NULL || v->kind == SMIG_VERDICT_UNTRUSTED || v->kind == SMIG_VERDICT_UNKNOWN) {
-		rule = "attestation";
-		snprintf(why, sizeof(why), "%s is untrusted: %s", m->peer_host,
-			 v ? v->reason : "no evidence");
-	} else if (v->trust < spec->min_trust) {
-		rule = "constraint:min_trust";
-		snprintf(why, sizeof(why), "%s is %s; %s needs %s", m->peer_host,
-			 smig_trust_name(v->trust), spec->name, smig_trust_name(spec->min_trust));
-	}
-	for (size_t i = 0; rule == NULL && i < spec->nrequires; i++) {
-		const struct host_state *hs = smigd_host_state(m->d, m->peer_host);
-
-		if (hs == NULL || !smig_evidence_has_cap(&hs->evidence, spec->requires[i])) {
-			rule = "capability";
-			snprintf(why, sizeof(why), "%s lacks %s, which %s requires", m->peer_host,
-				 spec->requires[i], spec->name);
-		}
-	}
 	if (rule == NULL) {
 		snprintf(m->trust, sizeof(m->trust), "%s", smig_verdict_name(v->kind));
 		return true;

@@ -233,6 +233,35 @@ static void test_strict(void **state)
 		   "unknown key \"x\"");
 }
 
+static void test_fits(void **state)
+{
+	struct smig_vmspec spec = { .name = "web", .min_trust = SMIG_TRUST_TRUSTED, .nrequires = 1,
+				    .requires = { "vtpm" } };
+	struct smig_verdict v = { .kind = SMIG_VERDICT_TRUSTED, .trust = SMIG_TRUST_TRUSTED };
+	struct smig_evidence e = { .ncaps = 1, .caps = { "vtpm" } };
+	char why[256];
+
+	(void)state;
+	assert_null(smig_attest_fits("h2", &v, &e, &spec, why, sizeof(why)));
+	assert_string_equal(smig_attest_fits("h2", NULL, &e, &spec, why, sizeof(why)),
+			    "attestation");
+	assert_string_equal(why, "h2 is unknown: no evidence");
+	v.kind = SMIG_VERDICT_UNTRUSTED;
+	snprintf(v.reason, sizeof(v.reason), "component qemu: sha256 x");
+	assert_string_equal(smig_attest_fits("h2", &v, &e, &spec, why, sizeof(why)),
+			    "attestation");
+	assert_string_equal(why, "h2 is untrusted: component qemu: sha256 x");
+	v.kind = SMIG_VERDICT_ATTESTED;
+	v.trust = SMIG_TRUST_ATTESTED;
+	assert_string_equal(smig_attest_fits("h2", &v, &e, &spec, why, sizeof(why)),
+			    "constraint:min_trust");
+	spec.min_trust = SMIG_TRUST_ATTESTED;
+	e.ncaps = 0;
+	assert_string_equal(smig_attest_fits("h2", &v, &e, &spec, why, sizeof(why)),
+			    "capability");
+	assert_string_equal(why, "h2 lacks vtpm, which web requires");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -241,6 +270,7 @@ int main(void)
 		cmocka_unit_test(test_freshness_and_identity),
 		cmocka_unit_test(test_enrol_and_dump),
 		cmocka_unit_test(test_strict),
+		cmocka_unit_test(test_fits),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
