@@ -45,6 +45,7 @@ struct attest {
 	struct loop_timer *tick;
 	struct loop_timer *debounce;
 	struct host_tpm *tpm; /* NULL without attestation.tpm */
+	bool incomplete;      /* the last measurement missed a component */
 };
 
 static void on_inotify(void *arg, uint32_t events);
@@ -208,6 +209,7 @@ static void measure_self(struct smigd *d)
 	size_t n = measure_into(d, a->tpm, &a->self, bad, err, sizeof(err), paths);
 
 	a->measure_ms = (double)(loop_now_ns() - t0) / 1e6;
+	a->incomplete = bad[0] != '\0';
 	memset(&a->self_v, 0, sizeof(a->self_v));
 	if (bad[0]) {
 		a->self_v.kind = SMIG_VERDICT_UNTRUSTED;
@@ -481,4 +483,9 @@ const struct smig_ivt *attest_ivt(const struct smigd *d)
 const struct smig_evidence *attest_measurement(const struct smigd *d)
 {
 	return &d->attest->self;
+}
+
+bool attest_complete(const struct smigd *d)
+{
+	return !d->attest->incomplete;
 }

@@ -121,7 +121,7 @@ void attest_cmd_enrol(struct smigd *d, const json_t *args, struct ctl_ref *ref)
 	ref->id = NULL;
 	ref->client_id = 0;
 	if (strcmp(host, d->cfg.host) == 0) {
-		if (attest_self(d)->component[0] && strstr(attest_self(d)->reason, "cannot be")) {
+		if (!attest_complete(d)) {
 			ctl_reply_err(d, &r->client, "error", "%s", attest_self(d)->reason);
 			free(r);
 			return;

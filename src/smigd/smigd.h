@@ -217,6 +217,8 @@ json_t *attest_verdict_json(const struct smig_verdict *v, time_t at);
 json_t *attest_self_json(const struct smigd *d);
 const struct smig_ivt *attest_ivt(const struct smigd *d);
 const struct smig_evidence *attest_measurement(const struct smigd *d);
+/* False when the last measurement missed a component (unreadable file, TPM). */
+bool attest_complete(const struct smigd *d);
 
 /* attest_tpm.c: the host's TPM (tpm2-tss ESAPI) */
 struct host_tpm;
