@@ -101,6 +101,7 @@ static void dst_fd_io(void *arg, uint32_t events)
 		 * QEMU closes its end once it has loaded the whole state; whether it
 		 * succeeded is told by its MIGRATION event, which may come later.
 		 */
+		smig_debug("event=qemu_stream_closed vm=%s", m->vm_name);
 		mig_close_fd(m);
 		return;
 	}
@@ -369,6 +370,8 @@ void mig_dst_frame(struct mig *m, const struct smig_frame *f)
 				  (unsigned long long)cr.bytes, (unsigned long long)m->bytes);
 		} else {
 			m->state = MS_COMMIT_WAIT;
+			smig_debug("event=commit_request vm=%s pending=%zu", m->vm_name,
+				   smig_buf_remaining(&m->pend));
 			mig_dst_maybe_ready(m);
 		}
 	} else if (f->type == SMIG_MSG_MIG_COMMIT && m->state == MS_COMMIT_WAIT && m->ready_sent) {

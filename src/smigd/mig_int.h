@@ -16,9 +16,16 @@
 #include <stdint.h>
 
 #define MIG_CHUNK ((size_t)256 * 1024)
-#define MIG_TX_HIGH ((size_t)4 * 1024 * 1024) /* stop reading QEMU above this */
-#define MIG_PEND_HIGH ((size_t)8 * 1024 * 1024)
-#define MIG_PEND_LOW ((size_t)1024 * 1024)
+/*
+ * Flow control. What waits in smigd's buffers when the source pauses the VM
+ * has to cross before the destination can run it, so the buffers stay
+ * small: the source stops reading QEMU above MIG_TX_HIGH unsent, the
+ * destination stops reading the channel above MIG_PEND_HIGH not yet taken
+ * by its QEMU and resumes below MIG_PEND_LOW.
+ */
+#define MIG_TX_HIGH ((size_t)1024 * 1024)
+#define MIG_PEND_HIGH ((size_t)1024 * 1024)
+#define MIG_PEND_LOW ((size_t)256 * 1024)
 #define MIG_PROGRESS_MS 250
 /* Device and vTPM state on top of limits.stream_passes passes over the memory. */
 #define MIG_STATE_SLACK ((uint64_t)64 << 20)
@@ -56,7 +63,8 @@ struct mig {
 	struct mig_opts opts;
 	struct ctl_ref ref;
 	struct loop_timer *timer;
-	uint64_t t_start, t_prepared, t_stop, t_commit, t_end;
+	/* t_prepare: PREPARE sent, i.e. connected and both sides attested */
+	uint64_t t_start, t_prepare, t_prepared, t_stop, t_commit, t_end;
 	uint64_t last_activity_ms; /* last frame or stream byte moved */
 	uint64_t passes, qemu_downtime_ms, ram_total, dirty_rate;
 	double mbps;

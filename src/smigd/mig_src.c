@@ -280,12 +280,13 @@ static void src_done(struct mig *m)
 
 	m->t_end = loop_now_ns();
 	m->state = MS_DONE;
-	result = json_pack("{s:s,s:s,s:s,s:s,s:f,s:f,s:I,s:f,s:I,s:I,s:f,s:s,s:s}", "status",
+	result = json_pack("{s:s,s:s,s:s,s:s,s:f,s:f,s:I,s:f,s:f,s:I,s:I,s:f,s:s,s:s}", "status",
 			   "completed", "vm", m->vm_name, "from", m->d->cfg.host, "to",
 			   m->peer_host, "total_ms", mig_ms_between(m->t_start, m->t_end),
 			   "downtime_ms", m->t_stop ? mig_ms_between(m->t_stop, m->t_end) : 0.0,
 			   "qemu_downtime_ms", (json_int_t)m->qemu_downtime_ms, "setup_ms",
-			   mig_ms_between(m->t_start, m->t_prepared), "bytes", (json_int_t)m->bytes,
+			   mig_ms_between(m->t_start, m->t_prepared), "handshake_ms",
+			   mig_ms_between(m->t_start, m->t_prepare), "bytes", (json_int_t)m->bytes,
 			   "passes", (json_int_t)m->passes, "mbps",
 			   mig_ms_between(m->t_prepared, m->t_end) > 0
 				   ? (double)m->bytes * 8 / 1e3 / mig_ms_between(m->t_prepared, m->t_end)
@@ -402,6 +403,7 @@ void mig_peer_ready(struct mig *m)
 		return;
 	}
 	m->state = MS_PREPARING;
+	m->t_prepare = loop_now_ns();
 	ctl_progress(m->d, &m->ref, json_pack("{s:s,s:s}", "phase", "preparing", "cipher",
 					       m->cipher));
 	peer_kick(m->peer);

@@ -206,6 +206,8 @@ void mig_vm_event(struct mig *m, const struct smig_qmp_msg *ev)
 
 	if (m->source && strcmp(ev->event, "STOP") == 0 && m->state == MS_STREAMING) {
 		m->t_stop = loop_now_ns();
+		smig_debug("event=source_stopped vm=%s relayed=%llu queued=%zu", m->vm_name,
+			   (unsigned long long)m->bytes, peer_tx_pending(m->peer));
 		return;
 	}
 	if (strcmp(ev->event, "MIGRATION") != 0 || status == NULL)

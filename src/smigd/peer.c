@@ -658,7 +658,7 @@ struct peer *peer_open(struct smigd *d, const char *host, const char **code, cha
 	char addr[SMIG_ADDR_MAX + 8];
 	socklen_t len;
 	struct peer *p;
-	int one = 1;
+	int one = 1, sndbuf = PEER_SNDBUF;
 	int fd;
 
 	*code = "error";
@@ -673,6 +673,7 @@ struct peer *peer_open(struct smigd *d, const char *host, const char **code, cha
 		return NULL;
 	}
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
 	snprintf(addr, sizeof(addr), ss.ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u", h->addr,
 		 h->port);
 	if (connect(fd, (struct sockaddr *)&ss, len) < 0 && errno != EINPROGRESS) {

@@ -67,7 +67,7 @@ ok $? "an idle guest with a vTPM runs on h1"
 res=$(hsmig "$dir" h1 --json migrate idle --to h2 | tail -1)
 ok $? "smig migrate idle --to h2 succeeds"
 jqe '.status == "completed" and .from == "h1" and .to == "h2" and .bytes > 0 and
-	.total_ms > 0 and .downtime_ms > 0 and .setup_ms > 0 and .passes >= 1 and .mbps > 0 and
+	.total_ms > 0 and .downtime_ms > 0 and .setup_ms > 0 and .handshake_ms > 0 and .handshake_ms < .setup_ms and .passes >= 1 and .mbps > 0 and
 	(.cipher | test("AES_256_GCM|CHACHA20")) and .peer_trust != null and
 	.qemu_downtime_ms >= 0' <<<"$res" >/dev/null
 ok $? "the result names status, hosts, times, bytes, passes, throughput, cipher ($(jq -c '{total_ms,downtime_ms,setup_ms,bytes,passes}' <<<"$res"))"
