@@ -1,7 +1,7 @@
 # smig - the two commands (make demo, make check) and their helpers.
 # Everything real happens in scripts/; this file only names the entry points.
 
-.PHONY: all deps build check demo fuzz lint clean
+.PHONY: all deps build check demo bench fuzz lint clean
 
 all: build
 
@@ -16,6 +16,11 @@ check: deps
 
 demo: deps build
 	@scripts/demo.sh
+
+# QEMU plain vs QEMU TLS vs smig, and the relay vs openssl speed; results in
+# build/bench-results (BENCH_ARGS: --runs N, --cases "idle busy vtpm", --out DIR)
+bench: deps build
+	@bench/bench.sh $(BENCH_ARGS)
 
 fuzz: deps
 	@scripts/fuzz.sh $(or $(FUZZ_SECONDS),60)

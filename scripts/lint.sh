@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 tap=false
 [ "${1:-}" = --tap ] && tap=true
 build=${SMIG_LINT_BUILD:-build}
-mapfile -t srcs < <(git ls-files 'src/*.c' 'tests/unit/*.c' 'tests/harness/*.c' 'fuzz/*.c')
+mapfile -t srcs < <(git ls-files 'src/*.c' 'tests/unit/*.c' 'tests/harness/*.c' 'fuzz/*.c' 'bench/*.c')
 
 run() {
 	local n=$1 name=$2 out

@@ -1,0 +1,239 @@
+#!/usr/bin/env bash
+# make bench: the same test guest migrated by (a) QEMU's plain TCP
+# migration, (b) QEMU's native TLS migration (tls-creds-x509) and (c) smig,
+# alternating a, b, c, a, b, c ... on three cases:
+#   idle  a 400 MiB random-filled working set, nothing dirtied;
+#   busy  a 128 MiB working set rewritten fast enough to need several passes;
+#   vtpm  the demo guest: 64 MiB, dirtying, with a vTPM.
+# Every variant starts the destination QEMU inside the measured time (smig
+# does that on the destination host), asks for the same downtime limit and
+# sets no bandwidth cap. After each run the guest on the destination must
+# still beat and have found no bad page, or the run counts as failed.
+# Then the encrypted channel alone against `openssl speed` on one core.
+#
+# usage: bench/bench.sh [--runs N] [--cases "idle busy vtpm"] [--out DIR]
+#                       [--downtime-ms N] [--relay-mib N]
+# Writes DIR/results.jsonl (one line per run), DIR/relay.json,
+# DIR/report.md (medians and ratios) and DIR/throughput.png.
+set -uo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+export SMIG_BUILD=${SMIG_BUILD:-$root/build}
+. "$root/tests/harness/lib.sh"
+. "$root/tests/harness/qemu.sh"
+
+runs=5
+cases="idle busy vtpm"
+out=$root/build/bench-results
+downtime=50
+relay_mib=4096
+while [ $# -gt 0 ]; do
+	case $1 in
+	--runs) runs=$2 ;;
+	--cases) cases=$2 ;;
+	--out) out=$2 ;;
+	--downtime-ms) downtime=$2 ;;
+	--relay-mib) relay_mib=$2 ;;
+	*) echo "usage: bench.sh [--runs N] [--cases LIST] [--out DIR] [--downtime-ms N] [--relay-mib N]" >&2
+	   exit 2 ;;
+	esac
+	shift 2
+done
+BENCHQ=$SMIG_BUILD/bench/smig-bench-qemu
+RELAY=$SMIG_BUILD/bench/smig-bench-relay
+work=$(mktemp -d /tmp/smig-bench.XXXXXX)
+cl=$work/cluster
+mkdir -p "$out"
+: >"$out/results.jsonl"
+hz=$(getconf CLK_TCK)
+
+cleanup() {
+	cluster_clean "$cl" 2>/dev/null
+	pkill -KILL -f "$work/" 2>/dev/null
+	[ -n "${SMIG_KEEP:-}" ] || rm -rf "$work"
+}
+trap cleanup EXIT
+
+# case_spec CASE: "memory_mib|guest args|vtpm"
+case_spec() {
+	case $1 in
+	idle) echo "448|mem=400 seed=7 hb=250|false" ;;
+	busy) echo "160|mem=128 dirty=30000 seed=7 hb=250|false" ;;
+	vtpm) echo "96|mem=64 dirty=2000 seed=7 hb=100|true" ;;
+	*) echo "bench: unknown case $1" >&2; return 1 ;;
+	esac
+}
+
+# ticks PID: CPU time (user + system) of PID in clock ticks, builtins only
+ticks() {
+	local l a
+	read -r l 2>/dev/null <"/proc/$1/stat" || { echo 0; return; }
+	read -r -a a <<<"${l##*) }"
+	echo $((a[11] + a[12]))
+}
+
+# cpu_watch DIR "NAME=PIDFILE ...": every 100 ms keeps the last CPU ticks of
+# each process in DIR/cpu.NAME (a process that exits keeps its last value),
+# until DIR/stop exists. Pid files that appear late are picked up.
+cpu_watch() {
+	local d=$1 spec=$2 kv pid t
+	while [ ! -e "$d/stop" ]; do
+		for kv in $spec; do
+			[ -s "${kv#*=}" ] || continue
+			pid=$(<"${kv#*=}")
+			t=$(ticks "$pid")
+			[ "$t" -gt 0 ] && echo "$t" >"$d/cpu.${kv%%=*}"
+		done
+		sleep 0.1
+	done
+}
+cpu_s() { awk -v t="$(cat "$1" 2>/dev/null || echo 0)" -v b="${2:-0}" -v hz="$hz" \
+	'BEGIN { printf "%.2f", (t - b) / hz }'; }
+
+# jq: throughput measured alike for all three, stream bytes over the time
+# from the end of set-up to the VM running on the destination
+JQ_DEFS='def stream_mbps: if .bytes and .total_ms > .setup_ms then
+	. + {stream_mbps: (.bytes * 8 / (.total_ms - .setup_ms) / 1000)} else . end;'
+
+# the QEMU TLS baseline's credentials: a CA, a server and a client
+# certificate (P-256), in the file names QEMU's tls-creds-x509 looks for
+qemu_tls_pki() {
+	local d=$work/qtls
+	mkdir -p "$d/server" "$d/client"
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+		-subj /CN=bench-ca -keyout "$d/ca.key" -out "$d/ca.pem" \
+		-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign 2>/dev/null || return 1
+	for role in server client; do
+		openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$role" \
+			-keyout "$d/$role/$role-key.pem" -out "$d/$role.csr" 2>/dev/null &&
+			openssl x509 -req -in "$d/$role.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" \
+				-CAcreateserial -days 2 -out "$d/$role/$role-cert.pem" -extfile <(
+				printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=%sAuth\n' "$role"
+				printf 'keyUsage=digitalSignature,keyEncipherment\n') 2>/dev/null || return 1
+		cp "$d/ca.pem" "$d/$role/ca-cert.pem"
+	done
+}
+# TLS 1.3 with AES-256-GCM, as smig's channel negotiates here
+QEMU_TLS_PRIO="NORMAL:-VERS-ALL:+VERS-TLS1.3:-CIPHER-ALL:+AES-256-GCM"
+
+# guest_alive SERIAL_SRC SERIAL_DST: the guest carried on where it stopped
+# (next heartbeat on the destination, no FAIL line, no errors counted)
+guest_alive() {
+	local last first
+	wait_for 10 grep -q '^HB ' "$2" || return 1
+	sleep 1
+	last=$(serial_last_hb "$1")
+	first=$(grep -a '^HB ' "$2" | head -1 | awk '{print $2}')
+	! grep -aq FAIL "$1" "$2" && [ "$first" -eq $((last + 1)) ] &&
+		[ "$(grep -a '^HB ' "$2" | tail -1 | awk '{print $4}')" = 0 ]
+}
+
+# run_qemu VARIANT CASE RUN: one of QEMU's own migrations
+run_qemu() {
+	local v=$1 c=$2 n=$3 mem args vtpm d src dst port t0 b res ok=true
+	IFS='|' read -r mem args vtpm <<<"$(case_spec "$c")"
+	d=$work/$v-$c-$n src=$work/$v-$c-$n/src dst=$work/$v-$c-$n/dst
+	mkdir -p "$d"
+	local sx=() dx=() tx=()
+	[ "$vtpm" = true ] && sx+=(--vtpm) && dx+=(--vtpm)
+	if [ "$v" = tls ]; then
+		sx+=("--object=tls-creds-x509,id=tls0,dir=$work/qtls/client,endpoint=client,priority=$QEMU_TLS_PRIO")
+		dx+=("--object=tls-creds-x509,id=tls0,dir=$work/qtls/server,endpoint=server,verify-peer=on,priority=$QEMU_TLS_PRIO")
+		tx=(--tls-hostname 127.0.0.1)
+	fi
+	qemu_start "$src" "$mem" "$args" "${sx[@]}" || return 1
+	wait_for 120 grep -aq '^HB 2 ' "$src/serial.log" || { qemu_stop "$src"; return 1; }
+	port=$(free_port)
+	cpu_watch "$d" "src=$src/qemu.pid dst=$dst/qemu.pid" &
+	b=$(ticks "$(cat "$src/qemu.pid")")
+	t0=$(date +%s%N)
+	if qemu_start "$dst" "$mem" "$args" --incoming "${dx[@]}" &&
+		res=$("$BENCHQ" --src "$src/qmp.sock" --dst "$dst/qmp.sock" --uri "tcp:127.0.0.1:$port" \
+			"${tx[@]}" --downtime-ms "$downtime" --samples "$d/samples" --t0-ns "$t0"); then
+		touch "$d/stop"
+		wait
+		guest_alive "$src/serial.log" "$dst/serial.log" || ok=false
+	else
+		res='{"status": "failed"}'
+		ok=false
+	fi
+	touch "$d/stop"
+	wait
+	jq -c --arg v "$v" --arg c "$c" --argjson n "$n" --argjson ok "$ok" \
+		--argjson qc "$(cpu_s "$d/cpu.src" "$b")" --argjson qd "$(cpu_s "$d/cpu.dst")" \
+		"$JQ_DEFS"'{case: $c, variant: $v, run: $n, guest_ok: $ok, qemu_cpu_s: ($qc + $qd),
+		  smigd_cpu_s: 0} + . | stream_mbps' <<<"$res" >>"$out/results.jsonl"
+	cp "$d/samples" "$out/samples-$v-$c-$n" 2>/dev/null
+	qemu_stop "$src"
+	qemu_stop "$dst"
+}
+
+smig_cluster() {
+	SMIG_LOG_LEVEL=warn cluster_make "$cl" 2 >/dev/null && smigd_start "$cl" h1 && smigd_start "$cl" h2
+}
+
+# run_smig CASE RUN: smig migrate h1 -> h2
+run_smig() {
+	local c=$1 n=$2 mem args vtpm d name b1 b2 bq t0 res ok=true
+	IFS='|' read -r mem args vtpm <<<"$(case_spec "$c")"
+	d=$work/smig-$c-$n name=b-$c-$n
+	mkdir -p "$d"
+	printf '{"name": "%s", "memory_mib": %s, "kernel": "%s", "cmdline": "%s", "vtpm": %s}\n' \
+		"$name" "$mem" "$SMIG_BUILD/guest/smig-guest.elf" "$args" "$vtpm" >"$d/spec.json"
+	hsmig "$cl" h1 vm define "$d/spec.json" >/dev/null && hsmig "$cl" h1 vm start "$name" >/dev/null &&
+		wait_for 120 grep -aq ' HB 2 ' "$cl/state-h1/consoles/$name.log" || return 1
+	local vq1=$cl/state-h1/vms/$name/qemu.pid vq2=$cl/state-h2/vms/$name/qemu.pid
+	cpu_watch "$d" "src=$vq1 dst=$vq2 h1=$cl/h1.pid h2=$cl/h2.pid" &
+	bq=$(ticks "$(cat "$vq1")") b1=$(ticks "$(cat "$cl/h1.pid")") b2=$(ticks "$(cat "$cl/h2.pid")")
+	t0=$(date +%s%N)
+	hsmig "$cl" h1 --json migrate "$name" --to h2 --downtime-ms "$downtime" |
+		while IFS= read -r l; do printf '%s %s\n' "$EPOCHREALTIME" "$l"; done >"$d/events"
+	res=$(tail -1 "$d/events" | cut -d' ' -f2-)
+	jq -e '.status == "completed"' <<<"$res" >/dev/null 2>&1 || { res='{"status": "failed"}'; ok=false; }
+	touch "$d/stop"
+	wait
+	if [ "$ok" = true ]; then
+		sleep 1
+		"$root/tests/harness/guest-check" "$name" "$([ "$vtpm" = true ] && echo --vtpm)" \
+			"$cl/state-h1" "$cl/state-h2" >"$d/verdict" 2>&1 || ok=false
+	fi
+	# progress events carry the relayed bytes: "ms since t0, bytes" for the plot
+	awk -v t0="$t0" '/"progress"/ { t = $1 * 1000 - t0 / 1e6; if (match($0, /"bytes": *[0-9]+/)) {
+		b = substr($0, RSTART, RLENGTH); sub(/.*: */, "", b); printf "%.1f %s\n", t, b } }' \
+		"$d/events" >"$out/samples-smig-$c-$n"
+	local smigd_s
+	smigd_s=$(awk -v a="$(cpu_s "$d/cpu.h1" "$b1")" -v b="$(cpu_s "$d/cpu.h2" "$b2")" 'BEGIN { printf "%.2f", a + b }')
+	jq -c --arg c "$c" --argjson n "$n" --argjson ok "$ok" \
+		--argjson qc "$(cpu_s "$d/cpu.src" "$bq")" --argjson qd "$(cpu_s "$d/cpu.dst")" \
+		--argjson sc "$smigd_s" \
+		"$JQ_DEFS"'{case: $c, variant: "smig", run: $n, guest_ok: $ok, qemu_cpu_s: ($qc + $qd),
+		  smigd_cpu_s: $sc} + . | stream_mbps' <<<"$res" >>"$out/results.jsonl"
+	hsmig "$cl" h2 vm stop "$name" >/dev/null 2>&1
+	hsmig "$cl" h2 vm undefine "$name" >/dev/null 2>&1
+}
+
+echo "bench: $runs runs of plain, tls, smig alternating; cases: $cases; downtime limit $downtime ms"
+qemu_tls_pki || { echo "bench: cannot make the QEMU TLS certificates" >&2; exit 1; }
+smig_cluster || { echo "bench: cannot start the smig hosts" >&2; exit 1; }
+for c in $cases; do
+	case_spec "$c" >/dev/null || exit 2
+	for n in $(seq 1 "$runs"); do
+		for v in plain tls smig; do
+			if [ "$v" = smig ]; then run_smig "$c" "$n"; else run_qemu "$v" "$c" "$n"; fi ||
+				echo "{\"case\": \"$c\", \"variant\": \"$v\", \"run\": $n, \"status\": \"failed\", \"guest_ok\": false}" >>"$out/results.jsonl"
+			tail -1 "$out/results.jsonl" | jq -r '"  \(.case) \(.variant) #\(.run): \(.status) total \(.total_ms // 0 | floor) ms, downtime \(.downtime_ms // 0 | floor) ms, set-up \(.setup_ms // 0 | floor) ms, \(.stream_mbps // 0 | floor) Mbit/s, guest \(if .guest_ok then "ok" else "FAILED" end)"'
+		done
+	done
+done
+cluster_clean "$cl"
+
+echo "bench: relay alone vs openssl speed (one core)"
+"$SMIG" pki init "$work/rpki" >/dev/null && "$SMIG" pki issue "$work/rpki" h1 >/dev/null &&
+	"$SMIG" pki issue "$work/rpki" h2 >/dev/null
+relay=$("$RELAY" "$work/rpki" "$relay_mib") || relay='{}'
+aes=$(openssl speed -elapsed -seconds 3 -evp aes-256-gcm -bytes 16384 2>/dev/null |
+	awk '/^AES-256-GCM/ { v = $2; sub(/k$/, "", v); printf "%.1f", v / 1000 }')
+jq -c --argjson aes "${aes:-0}" '. + {openssl_aes_256_gcm_mbytes_per_s: $aes,
+	ratio: (if $aes > 0 then .mbytes_per_s / $aes else null end)}' <<<"$relay" >"$out/relay.json"
+cat "$out/relay.json"
+
+"$root/bench/report.sh" "$out" && echo "bench: $out/report.md, $out/throughput.png"

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# report.sh DIR: turns make bench's DIR/results.jsonl and DIR/relay.json into
+# DIR/report.md (medians per case and variant, the ratios smig/plain and
+# smig/tls, the targets met or missed) and DIR/throughput.png (throughput
+# over time of each variant's median run, one panel per case).
+set -uo pipefail
+dir=$1
+res=$dir/results.jsonl
+[ -s "$res" ] || { echo "report: no results in $res" >&2; exit 1; }
+
+# per case and variant: medians over the runs that completed with the guest intact
+summary=$(jq -s '
+	def median: sort | if length == 0 then null
+		elif length % 2 == 1 then .[length / 2 | floor]
+		else (.[length / 2 - 1] + .[length / 2]) / 2 end;
+	def r1: if . == null then null else (. * 10 | round) / 10 end;
+	group_by(.case) | map({key: .[0].case, value: (group_by(.variant) | map({key: .[0].variant,
+		value: (map(select(.status == "completed" and .guest_ok)) as $ok | {
+			runs: length, ok: ($ok | length),
+			total_ms: ($ok | map(.total_ms) | median | r1),
+			downtime_ms: ($ok | map(.downtime_ms) | median | r1),
+			setup_ms: ($ok | map(.setup_ms) | median | r1),
+			handshake_ms: ($ok | map(.handshake_ms // empty) | median | r1),
+			mbps: ($ok | map(.stream_mbps) | median | r1),
+			qemu_cpu_s: ($ok | map(.qemu_cpu_s) | median | r1),
+			smigd_cpu_s: ($ok | map(.smigd_cpu_s) | median | r1),
+			median_run: ($ok | sort_by(.total_ms) | if length > 0 then .[(length - 1) / 2 | floor].run else null end)
+		})}) | from_entries)}) | from_entries' "$res")
+echo "$summary" >"$dir/summary.json"
+relay=$(cat "$dir/relay.json" 2>/dev/null || echo '{}')
+
+{
+	echo "# smig benchmark"
+	echo
+	echo "$(date -u +%Y-%m-%d), $(nproc) cores ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), QEMU $(qemu-system-x86_64 --version | awk 'NR == 1 { print $4 }'), TCG single-threaded, loopback."
+	echo "Medians of the runs that completed with the guest intact; ratios are smig / QEMU."
+	echo
+	echo "| case | variant | ok/runs | total ms | downtime ms | set-up ms | Mbit/s | QEMU CPU s | smigd CPU s |"
+	echo "|---|---|---|---|---|---|---|---|---|"
+	jq -r 'to_entries[] | .key as $c | .value | to_entries[] |
+		"| \($c) | \(.key) | \(.value.ok)/\(.value.runs) | \(.value.total_ms) | \(.value.downtime_ms) | \(.value.setup_ms)\(if .value.handshake_ms then " (\(.value.handshake_ms) before QEMU)" else "" end) | \(.value.mbps) | \(.value.qemu_cpu_s) | \(.value.smigd_cpu_s) |"' <<<"$summary"
+	echo
+	echo "| case | total smig/plain | total smig/tls | downtime smig − plain ms | set-up smig/plain | throughput smig/plain | throughput smig/tls | CPU smig/tls |"
+	echo "|---|---|---|---|---|---|---|---|"
+	jq -r 'def q(a; b): if a == null or b == null or b == 0 then "–" else (a / b * 100 | round) / 100 end;
+		to_entries[] | .key as $c | .value as $v |
+		($v.smig.qemu_cpu_s + $v.smig.smigd_cpu_s) as $sc |
+		"| \($c) | \(q($v.smig.total_ms; $v.plain.total_ms)) | \(q($v.smig.total_ms; $v.tls.total_ms)) | \(if $v.smig.downtime_ms and $v.plain.downtime_ms then ($v.smig.downtime_ms - $v.plain.downtime_ms | . * 10 | round / 10) else "–" end) | \(q($v.smig.setup_ms; $v.plain.setup_ms)) | \(q($v.smig.mbps; $v.plain.mbps)) | \(q($v.smig.mbps; $v.tls.mbps)) | \(q($sc; $v.tls.qemu_cpu_s)) |"' <<<"$summary"
+	echo
+	echo "Relay alone (no QEMU): $(jq -r '"\(.mbytes_per_s) MB/s through the channel (\(.cipher)); openssl speed -evp aes-256-gcm, 16 KiB blocks, one core: \(.openssl_aes_256_gcm_mbytes_per_s) MB/s; ratio \(.ratio // 0 | . * 100 | round) %"' <<<"$relay")"
+	echo
+	echo "## Targets"
+	echo
+	echo "| target | measured | met |"
+	echo "|---|---|---|"
+	jq -r --argjson relay "$relay" '
+		def yes(c): if c == null then "–" elif c then "yes" else "no" end;
+		def ok(a; b): a != null and b != null;
+		(to_entries[] | .key as $c | .value as $v |
+			"| \($c): total ≤ 1.15 × plain | \($v.smig.total_ms) vs \($v.plain.total_ms) ms | \(yes(if ok($v.smig.total_ms; $v.plain.total_ms) then $v.smig.total_ms <= 1.15 * $v.plain.total_ms else null end)) |",
+			"| \($c): faster than QEMU TLS | \($v.smig.total_ms) vs \($v.tls.total_ms) ms | \(yes(if ok($v.smig.total_ms; $v.tls.total_ms) then $v.smig.total_ms < $v.tls.total_ms else null end)) |",
+			"| \($c): downtime ≤ plain + 5 ms | \($v.smig.downtime_ms) vs \($v.plain.downtime_ms) ms | \(yes(if ok($v.smig.downtime_ms; $v.plain.downtime_ms) then $v.smig.downtime_ms <= $v.plain.downtime_ms + 5 else null end)) |",
+			"| \($c): set-up (connect + attestation + policy) ≤ 50 ms | \($v.smig.handshake_ms // $v.smig.setup_ms) ms | \(yes(($v.smig.handshake_ms // $v.smig.setup_ms) as $s | if $s then $s <= 50 else null end)) |"),
+		(if .vtpm then "| vTPM guest downtime ≤ 50 ms | \(.vtpm.smig.downtime_ms) ms | \(yes(if .vtpm.smig.downtime_ms then .vtpm.smig.downtime_ms <= 50 else null end)) |" else empty end),
+		"| relay ≥ 80 % of one core AES-256-GCM | \($relay.ratio // 0 | . * 100 | round) % | \(yes(if $relay.ratio then $relay.ratio >= 0.8 else null end)) |"' <<<"$summary"
+	echo
+	echo "![throughput over time](throughput.png)"
+} >"$dir/report.md"
+
+# the plot: Mbit/s between consecutive samples of each variant's median run
+command -v gnuplot >/dev/null || { echo "report: gnuplot missing, no plot" >&2; exit 0; }
+plot=""
+ncases=$(jq 'length' <<<"$summary")
+for c in $(jq -r 'keys[]' <<<"$summary"); do
+	lines=""
+	for v in plain tls smig; do
+		n=$(jq -r --arg c "$c" --arg v "$v" '.[$c][$v].median_run // empty' <<<"$summary")
+		f=$dir/samples-$v-$c-$n
+		[ -n "$n" ] && [ -s "$f" ] || continue
+		awk 'NR > 1 && $1 > t { printf "%.3f %.1f\n", $1 / 1000, ($2 - b) * 8 / ($1 - t) / 1000 }
+			{ t = $1; b = $2 }' "$f" >"$dir/plot-$v-$c.dat"
+		[ -s "$dir/plot-$v-$c.dat" ] || continue
+		lines="$lines${lines:+, }'$dir/plot-$v-$c.dat' using 1:2 with linespoints title '$v'"
+	done
+	[ -n "$lines" ] && plot="${plot}set title '$c'; plot $lines
+"
+done
+gnuplot <<GP
+set terminal pngcairo size 900,$((300 * ncases)) font ',10'
+set output '$dir/throughput.png'
+set multiplot layout $ncases,1
+set xlabel 'seconds since the migration was asked for'
+set ylabel 'Mbit/s'
+set grid
+set key top right
+$plot
+unset multiplot
+GP

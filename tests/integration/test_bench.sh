@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# make bench's machinery on one short round: QEMU plain, QEMU TLS and smig
+# each migrate the vTPM guest once, the relay runs against openssl speed,
+# and the report and plot come out with every variant in them. (The
+# figures themselves come from make bench, not from here.)
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/../harness/lib.sh"
+. "$here/../harness/tap.sh"
+
+out=$(mktemp -d /tmp/smig-bench-test.XXXXXX)
+trap '[ -n "${SMIG_KEEP:-}" ] || rm -rf "$out"' EXIT
+plan 7
+
+"$SMIG_ROOT/bench/bench.sh" --runs 1 --cases vtpm --relay-mib 64 --out "$out" >"$out/log" 2>&1
+ok $? "bench.sh runs one round"
+diag "$(grep -E '^  vtpm' "$out/log")"
+for v in plain tls smig; do
+	jqe -s --arg v "$v" 'map(select(.variant == $v))[0] | .status == "completed" and .guest_ok and
+		.total_ms > 0 and .downtime_ms > 0 and .setup_ms > 0 and .bytes > 60000000 and
+		.stream_mbps > 0 and .qemu_cpu_s > 0' "$out/results.jsonl"
+	ok $? "$v moved the guest, which carried on intact, and was measured"
+done
+jqe '.mbytes_per_s > 0 and .openssl_aes_256_gcm_mbytes_per_s > 0 and .ratio > 0 and
+	.bytes == 67108864' "$out/relay.json"
+ok $? "the relay moved every byte and is set against openssl speed ($(jq -c '{mbytes_per_s, ratio}' "$out/relay.json"))"
+grep -q '^| vtpm | smig | 1/1 |' "$out/report.md" && grep -q '^| vtpm | tls | 1/1 |' "$out/report.md" &&
+	grep -q '^| vTPM guest downtime ≤ 50 ms |' "$out/report.md" && grep -q 'total smig/plain' "$out/report.md"
+ok $? "report.md has the medians, the ratios and the targets"
+[ "$(head -c 8 "$out/throughput.png" | od -An -tx1 | tr -d ' ')" = 89504e470d0a1a0a ]
+ok $? "throughput.png is a PNG"
+done_testing
