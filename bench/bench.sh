@@ -71,11 +71,13 @@ ticks() {
 	echo $((a[11] + a[12]))
 }
 
-# cpu_watch DIR "NAME=PIDFILE ...": every 100 ms keeps the last CPU ticks of
+# watch DIR "NAME=PIDFILE ...": every 50 ms keeps the last CPU ticks of
 # each process in DIR/cpu.NAME (a process that exits keeps its last value),
-# until DIR/stop exists. Pid files that appear late are picked up.
-cpu_watch() {
-	local d=$1 spec=$2 kv pid t
+# until DIR/stop exists. Pid files that appear late are picked up. Bash
+# builtins only: the watcher must not compete with what it watches.
+watch() {
+	local d=$1 spec=$2 kv pid t nap
+	exec {nap}<> <(:)
 	while [ ! -e "$d/stop" ]; do
 		for kv in $spec; do
 			[ -s "${kv#*=}" ] || continue
@@ -83,9 +85,11 @@ cpu_watch() {
 			t=$(ticks "$pid")
 			[ "$t" -gt 0 ] && echo "$t" >"$d/cpu.${kv%%=*}"
 		done
-		sleep 0.1
+		read -r -t 0.05 -u "$nap"
 	done
+	exec {nap}<&-
 }
+now_us() { echo "${EPOCHREALTIME/./}"; }
 cpu_s() { awk -v t="$(cat "$1" 2>/dev/null || echo 0)" -v b="${2:-0}" -v hz="$hz" \
 	'BEGIN { printf "%.2f", (t - b) / hz }'; }
 
@@ -143,12 +147,12 @@ run_qemu() {
 	qemu_start "$src" "$mem" "$args" "${sx[@]}" || return 1
 	wait_for 120 grep -aq '^HB 2 ' "$src/serial.log" || { qemu_stop "$src"; return 1; }
 	port=$(free_port)
-	cpu_watch "$d" "src=$src/qemu.pid dst=$dst/qemu.pid" &
 	b=$(ticks "$(cat "$src/qemu.pid")")
-	t0=$(date +%s%N)
+	t0=$(now_us)
+	watch "$d" "src=$src/qemu.pid dst=$dst/qemu.pid" &
 	if qemu_start "$dst" "$mem" "$args" --incoming "${dx[@]}" &&
 		res=$("$BENCHQ" --src "$src/qmp.sock" --dst "$dst/qmp.sock" --uri "tcp:127.0.0.1:$port" \
-			"${tx[@]}" --downtime-ms "$downtime" --samples "$d/samples" --t0-ns "$t0"); then
+			"${tx[@]}" --downtime-ms "$downtime" --samples "$d/samples" --t0-ns "${t0}000"); then
 		touch "$d/stop"
 		wait
 		guest_alive "$src/serial.log" "$dst/serial.log" || ok=false
@@ -173,7 +177,7 @@ smig_cluster() {
 
 # run_smig CASE RUN: smig migrate h1 -> h2
 run_smig() {
-	local c=$1 n=$2 mem args vtpm d name b1 b2 bq t0 res ok=true
+	local c=$1 n=$2 mem args vtpm d name b1 b2 bq t0 t l b res ok=true
 	IFS='|' read -r mem args vtpm <<<"$(case_spec "$c")"
 	d=$work/smig-$c-$n name=b-$c-$n
 	mkdir -p "$d"
@@ -182,12 +186,21 @@ run_smig() {
 	hsmig "$cl" h1 vm define "$d/spec.json" >/dev/null && hsmig "$cl" h1 vm start "$name" >/dev/null &&
 		wait_for 120 grep -aq ' HB 2 ' "$cl/state-h1/consoles/$name.log" || return 1
 	local vq1=$cl/state-h1/vms/$name/qemu.pid vq2=$cl/state-h2/vms/$name/qemu.pid
-	cpu_watch "$d" "src=$vq1 dst=$vq2 h1=$cl/h1.pid h2=$cl/h2.pid" &
 	bq=$(ticks "$(cat "$vq1")") b1=$(ticks "$(cat "$cl/h1.pid")") b2=$(ticks "$(cat "$cl/h2.pid")")
-	t0=$(date +%s%N)
+	t0=$(now_us)
+	watch "$d" "src=$vq1 dst=$vq2 h1=$cl/h1.pid h2=$cl/h2.pid" &
+	# progress events (every 100 ms) carry the relayed bytes: the plot's samples
 	hsmig "$cl" h1 --json migrate "$name" --to h2 --downtime-ms "$downtime" |
-		while IFS= read -r l; do printf '%s %s\n' "$EPOCHREALTIME" "$l"; done >"$d/events"
-	res=$(tail -1 "$d/events" | cut -d' ' -f2-)
+		while IFS= read -r l; do
+			t=$(now_us)
+			case $l in *'"progress"'*'"bytes":'*)
+				b=${l#*\"bytes\":}
+				b=${b# }
+				echo "$(((t - t0) / 1000)) ${b%%[!0-9]*}" >>"$d/samples" ;;
+			esac
+			echo "$l" >>"$d/events"
+		done
+	res=$(tail -1 "$d/events")
 	jq -e '.status == "completed"' <<<"$res" >/dev/null 2>&1 || { res='{"status": "failed"}'; ok=false; }
 	touch "$d/stop"
 	wait
@@ -196,10 +209,7 @@ run_smig() {
 		"$root/tests/harness/guest-check" "$name" "$([ "$vtpm" = true ] && echo --vtpm)" \
 			"$cl/state-h1" "$cl/state-h2" >"$d/verdict" 2>&1 || ok=false
 	fi
-	# progress events carry the relayed bytes: "ms since t0, bytes" for the plot
-	awk -v t0="$t0" '/"progress"/ { t = $1 * 1000 - t0 / 1e6; if (match($0, /"bytes": *[0-9]+/)) {
-		b = substr($0, RSTART, RLENGTH); sub(/.*: */, "", b); printf "%.1f %s\n", t, b } }' \
-		"$d/events" >"$out/samples-smig-$c-$n"
+	cp "$d/samples" "$out/samples-smig-$c-$n" 2>/dev/null
 	local smigd_s
 	smigd_s=$(awk -v a="$(cpu_s "$d/cpu.h1" "$b1")" -v b="$(cpu_s "$d/cpu.h2" "$b2")" 'BEGIN { printf "%.2f", a + b }')
 	jq -c --arg c "$c" --argjson n "$n" --argjson ok "$ok" \

@@ -29,7 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SAMPLE_MS 100
+#define SAMPLE_MS 100 /* as smigd's progress events */
 #define TIMEOUT_MS 600000
 
 struct qmp_end {

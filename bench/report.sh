@@ -67,7 +67,7 @@ relay=$(cat "$dir/relay.json" 2>/dev/null || echo '{}')
 	echo "![throughput over time](throughput.png)"
 } >"$dir/report.md"
 
-# the plot: Mbit/s between consecutive samples of each variant's median run
+# the plot: throughput over time of each variant's median run
 command -v gnuplot >/dev/null || { echo "report: gnuplot missing, no plot" >&2; exit 0; }
 plot=""
 ncases=$(jq 'length' <<<"$summary")
@@ -77,10 +77,12 @@ for c in $(jq -r 'keys[]' <<<"$summary"); do
 		n=$(jq -r --arg c "$c" --arg v "$v" '.[$c][$v].median_run // empty' <<<"$summary")
 		f=$dir/samples-$v-$c-$n
 		[ -n "$n" ] && [ -s "$f" ] || continue
-		awk 'NR > 1 && $1 > t { printf "%.3f %.1f\n", $1 / 1000, ($2 - b) * 8 / ($1 - t) / 1000 }
-			{ t = $1; b = $2 }' "$f" >"$dir/plot-$v-$c.dat"
+		# bytes sent, sampled every 100 ms
+		awk 'NR == 1 { t = 0; b = 0 }
+			$1 - t >= 50 { printf "%.3f %.1f\n", $1 / 1000, ($2 - b) * 8 / ($1 - t) / 1000; t = $1; b = $2 }' \
+			"$f" >"$dir/plot-$v-$c.dat"
 		[ -s "$dir/plot-$v-$c.dat" ] || continue
-		lines="$lines${lines:+, }'$dir/plot-$v-$c.dat' using 1:2 with linespoints title '$v'"
+		lines="$lines${lines:+, }'$dir/plot-$v-$c.dat' using 1:2 with lines lw 2 title '$v'"
 	done
 	[ -n "$lines" ] && plot="${plot}set title '$c'; plot $lines
 "
@@ -93,6 +95,8 @@ set xlabel 'seconds since the migration was asked for'
 set ylabel 'Mbit/s'
 set grid
 set key top right
+set xrange [0:*]
+set yrange [0:*]
 $plot
 unset multiplot
 GP

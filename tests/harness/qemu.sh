@@ -61,7 +61,7 @@ qemu_stop() {
 	local d=$1 p
 	for p in qemu swtpm; do
 		[ -f "$d/$p.pid" ] || continue
-		kill "$(cat "$d/$p.pid")" 2>/dev/null || true
+		kill "$(cat "$d/$p.pid" 2>/dev/null)" 2>/dev/null || true
 		rm -f "$d/$p.pid"
 	done
 }
