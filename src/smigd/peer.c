@@ -159,22 +159,42 @@ static void peer_rearm(struct peer *p, uint64_t ms)
 	(void)loop_timer_add(p->d->loop, ms, peer_timeout, p, &p->timer);
 }
 
+/*
+ * TCP_CORK on or off. A migration stream leaves as runs of 16 KiB TLS
+ * records, one write each; corked, the kernel sends them as full segments
+ * and pushes the tail when uncorked, which saves the sending side about a
+ * quarter of its CPU per byte (bench/relay.c).
+ */
+static void peer_cork(const struct peer *p, int on)
+{
+	(void)setsockopt(p->fd, IPPROTO_TCP, TCP_CORK, &on, sizeof(on));
+}
+
 /* Writes what tx holds; false if the peer was freed. */
 static bool peer_flush(struct peer *p)
 {
+	bool cork = smig_buf_remaining(&p->tx) > PEER_CORK_MIN;
+	int rc = 0;
+
+	if (cork)
+		peer_cork(p, 1);
 	while (smig_buf_remaining(&p->tx) > 0) {
 		size_t n;
-		int rc = smig_tls_write(p->tls, smig_buf_peek(&p->tx), smig_buf_remaining(&p->tx),
-					&n);
-		if (rc == SMIG_EAGAIN)
-			return true;
-		if (rc < 0) {
-			peer_fail(p, "protocol", "%s", smig_tls_reason(p->tls));
-			return false;
-		}
+
+		rc = smig_tls_write(p->tls, smig_buf_peek(&p->tx), smig_buf_remaining(&p->tx), &n);
+		if (rc < 0)
+			break;
 		(void)smig_buf_consume(&p->tx, n);
 		if (p->mig && smig_buf_remaining(&p->tx) < PEER_TX_LOW)
 			mig_peer_tx_space(p->mig);
+	}
+	if (cork)
+		peer_cork(p, 0);
+	if (rc == SMIG_EAGAIN)
+		return true;
+	if (rc < 0) {
+		peer_fail(p, "protocol", "%s", smig_tls_reason(p->tls));
+		return false;
 	}
 	if (p->closing) {
 		smig_debug("event=peer_closed host=%s addr=%s", p->name, p->addr);

@@ -29,6 +29,7 @@
  * a 0.5 ms round trip.
  */
 #define PEER_SNDBUF (512 * 1024)
+#define PEER_CORK_MIN ((size_t)64 * 1024) /* more to send than this: cork (peer.c) */
 
 enum peer_state { PS_CONNECTING, PS_HANDSHAKE, PS_HELLO, PS_READY };
 
