@@ -240,9 +240,13 @@ echo "bench: relay alone vs openssl speed (one core)"
 "$SMIG" pki init "$work/rpki" >/dev/null && "$SMIG" pki issue "$work/rpki" h1 >/dev/null &&
 	"$SMIG" pki issue "$work/rpki" h2 >/dev/null
 relay=$("$RELAY" "$work/rpki" "$relay_mib") || relay='{}'
+# the same frames over the same kind of connection without TLS: what the
+# kernel's TCP and the copies alone allow
+ceiling=$("$RELAY" "$work/rpki" "$relay_mib" --plain | jq '.mbytes_per_s') || ceiling=0
 aes=$(openssl speed -elapsed -seconds 3 -evp aes-256-gcm -bytes 16384 2>/dev/null |
 	awk '/^AES-256-GCM/ { v = $2; sub(/k$/, "", v); printf "%.1f", v / 1000 }')
-jq -c --argjson aes "${aes:-0}" '. + {openssl_aes_256_gcm_mbytes_per_s: $aes,
+jq -c --argjson aes "${aes:-0}" --argjson plain "${ceiling:-0}" '. + {openssl_aes_256_gcm_mbytes_per_s: $aes,
+	without_tls_mbytes_per_s: $plain,
 	ratio: (if $aes > 0 then .mbytes_per_s / $aes else null end)}' <<<"$relay" >"$out/relay.json"
 cat "$out/relay.json"
 

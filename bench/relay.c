@@ -5,9 +5,11 @@
  * the source copies stream bytes into MIG_DATA frames of smigd's relay
  * size and writes them through TLS; the destination reads in smigd's
  * read size and takes the frames apart. make bench sets the result
- * against `openssl speed -evp aes-256-gcm` on one core.
+ * against `openssl speed -evp aes-256-gcm` on one core. With --plain the
+ * same frames cross the same connection without TLS: the ceiling that the
+ * kernel's TCP and the copies alone leave.
  *
- * usage: smig-bench-relay PKI_DIR [MiB]   (certificates h1, h2 of PKI_DIR)
+ * usage: smig-bench-relay PKI_DIR [MiB] [--plain]   (certificates h1, h2)
  * Prints one JSON object: bytes, seconds, MB/s, cipher, CPU of each side.
  */
 #include "buf.h"
@@ -37,6 +39,12 @@ struct side_result {
 	double cpu_s;
 	unsigned long long bytes;
 	char cipher[64];
+};
+
+/* one end of the connection: through TLS, or (plain) straight to the socket */
+struct chan {
+	struct smig_tls_conn *tls;
+	int fd;
 };
 
 static void die(const char *what, const char *why)
@@ -83,10 +91,62 @@ static struct smig_tls_conn *tls_open(const char *pki, const char *host, int fd,
 	return c;
 }
 
-/* The destination: read, take frames apart, count their payload. */
-static void receive(const char *pki, int fd, struct side_result *res)
+static struct chan chan_open(const char *pki, const char *host, int fd, bool server, bool plain)
 {
-	struct smig_tls_conn *c = tls_open(pki, "h2", fd, true);
+	struct chan c = { .tls = plain ? NULL : tls_open(pki, host, fd, server), .fd = fd };
+
+	return c;
+}
+
+/* 0 with *n > 0, SMIG_ECLOSED at the end, or another negative code */
+static int chan_read(struct chan *c, uint8_t *dst, size_t len, size_t *n)
+{
+	ssize_t r;
+
+	if (c->tls != NULL)
+		return smig_tls_read(c->tls, dst, len, n);
+	do
+		r = read(c->fd, dst, len);
+	while (r < 0 && errno == EINTR);
+	*n = r > 0 ? (size_t)r : 0;
+	return r > 0 ? 0 : r == 0 ? SMIG_ECLOSED : SMIG_EIO;
+}
+
+static int chan_write(struct chan *c, const uint8_t *src, size_t len, size_t *n)
+{
+	ssize_t w;
+
+	if (c->tls != NULL)
+		return smig_tls_write(c->tls, src, len, n);
+	do
+		w = write(c->fd, src, len);
+	while (w < 0 && errno == EINTR);
+	*n = w > 0 ? (size_t)w : 0;
+	return w > 0 ? 0 : SMIG_EIO;
+}
+
+static void chan_cork(const struct chan *c, int on)
+{
+	(void)setsockopt(c->fd, IPPROTO_TCP, TCP_CORK, &on, sizeof(on));
+}
+
+static const char *chan_why(const struct chan *c)
+{
+	return c->tls != NULL ? smig_tls_reason(c->tls) : strerror(errno);
+}
+
+static void chan_close(struct chan *c)
+{
+	if (c->tls != NULL) {
+		smig_tls_close(c->tls);
+		smig_tls_conn_free(c->tls);
+	}
+	shutdown(c->fd, SHUT_WR);
+}
+
+/* The destination: read, take frames apart, count their payload. */
+static void receive(struct chan *c, struct side_result *res)
+{
 	struct smig_buf rx;
 	double t0 = 0, c0 = cpu_s();
 
@@ -99,11 +159,11 @@ static void receive(const char *pki, int fd, struct side_result *res)
 
 		if (smig_buf_reserve(&rx, READ, &dst) < 0)
 			die("receive", "buffer overflow");
-		rc = smig_tls_read(c, dst, READ, &n);
+		rc = chan_read(c, dst, READ, &n);
 		if (rc == SMIG_ECLOSED)
 			break;
 		if (rc < 0)
-			die("receive", smig_tls_reason(c));
+			die("receive", chan_why(c));
 		if (t0 == 0)
 			t0 = mono_s();
 		smig_buf_commit(&rx, n);
@@ -117,15 +177,15 @@ static void receive(const char *pki, int fd, struct side_result *res)
 	}
 	res->seconds = mono_s() - t0;
 	res->cpu_s = cpu_s() - c0;
-	snprintf(res->cipher, sizeof(res->cipher), "%s", smig_tls_cipher(c));
+	snprintf(res->cipher, sizeof(res->cipher), "%s", c->tls ? smig_tls_cipher(c->tls) : "none");
 	smig_buf_clear(&rx);
-	smig_tls_conn_free(c);
+	if (c->tls != NULL)
+		smig_tls_conn_free(c->tls);
 }
 
 /* The source: frame the stream and write it through TLS. */
-static void send_all(const char *pki, int fd, unsigned long long total, struct side_result *res)
+static void send_all(struct chan *c, unsigned long long total, struct side_result *res)
 {
-	struct smig_tls_conn *c = tls_open(pki, "h1", fd, false);
 	uint8_t *stream = malloc(CHUNK);
 	struct smig_buf tx;
 	double t0 = mono_s(), c0 = cpu_s();
@@ -145,19 +205,20 @@ static void send_all(const char *pki, int fd, unsigned long long total, struct s
 		memcpy(dst, stream, CHUNK); /* stands in for smigd's recv() from QEMU */
 		smig_buf_commit(&tx, CHUNK);
 		(void)smig_frame_end(&tx, mark);
+		chan_cork(c, 1); /* as smigd's peer_flush() does */
 		while (smig_buf_remaining(&tx) > 0) {
-			if (smig_tls_write(c, smig_buf_peek(&tx), smig_buf_remaining(&tx), &n) < 0)
-				die("send", smig_tls_reason(c));
+			if (chan_write(c, smig_buf_peek(&tx), smig_buf_remaining(&tx), &n) < 0)
+				die("send", chan_why(c));
 			(void)smig_buf_consume(&tx, n);
 		}
+		chan_cork(c, 0);
 		res->bytes += CHUNK;
 	}
-	smig_tls_close(c);
+	chan_close(c);
 	res->seconds = mono_s() - t0;
 	res->cpu_s = cpu_s() - c0;
 	smig_buf_clear(&tx);
 	free(stream);
-	smig_tls_conn_free(c);
 }
 
 static int listen_any(uint16_t *port)
@@ -177,12 +238,14 @@ int main(int argc, char **argv)
 {
 	struct side_result rx = { 0 }, tx = { 0 };
 	unsigned long long mib = argc > 2 ? strtoull(argv[2], NULL, 10) : 4096;
+	bool plain = argc > 3 && strcmp(argv[3], "--plain") == 0;
 	int pipefd[2], one = 1, lfd, fd;
+	struct chan c;
 	uint16_t port;
 	pid_t pid;
 
-	if (argc < 2 || mib == 0)
-		die("usage", "smig-bench-relay PKI_DIR [MiB]");
+	if (argc < 2 || mib == 0 || (argc > 3 && !plain))
+		die("usage", "smig-bench-relay PKI_DIR [MiB] [--plain]");
 	lfd = listen_any(&port);
 	if (pipe(pipefd) < 0)
 		die("pipe", strerror(errno));
@@ -193,7 +256,8 @@ int main(int argc, char **argv)
 		fd = accept(lfd, NULL, NULL);
 		if (fd < 0)
 			die("accept", strerror(errno));
-		receive(argv[1], fd, &rx);
+		c = chan_open(argv[1], "h2", fd, true, plain);
+		receive(&c, &rx);
 		if (write(pipefd[1], &rx, sizeof(rx)) != (ssize_t)sizeof(rx))
 			die("pipe", "short write");
 		_exit(0);
@@ -207,7 +271,8 @@ int main(int argc, char **argv)
 			die("connect", strerror(errno));
 		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	}
-	send_all(argv[1], fd, mib << 20, &tx);
+	c = chan_open(argv[1], "h1", fd, false, plain);
+	send_all(&c, mib << 20, &tx);
 	close(fd);
 	if (read(pipefd[0], &rx, sizeof(rx)) != (ssize_t)sizeof(rx))
 		die("receiver", "no result");

@@ -47,7 +47,7 @@ relay=$(cat "$dir/relay.json" 2>/dev/null || echo '{}')
 		($v.smig.qemu_cpu_s + $v.smig.smigd_cpu_s) as $sc |
 		"| \($c) | \(q($v.smig.total_ms; $v.plain.total_ms)) | \(q($v.smig.total_ms; $v.tls.total_ms)) | \(if $v.smig.downtime_ms and $v.plain.downtime_ms then ($v.smig.downtime_ms - $v.plain.downtime_ms | . * 10 | round / 10) else "–" end) | \(q($v.smig.setup_ms; $v.plain.setup_ms)) | \(q($v.smig.mbps; $v.plain.mbps)) | \(q($v.smig.mbps; $v.tls.mbps)) | \(q($sc; $v.tls.qemu_cpu_s)) |"' <<<"$summary"
 	echo
-	echo "Relay alone (no QEMU): $(jq -r '"\(.mbytes_per_s) MB/s through the channel (\(.cipher)); openssl speed -evp aes-256-gcm, 16 KiB blocks, one core: \(.openssl_aes_256_gcm_mbytes_per_s) MB/s; ratio \(.ratio // 0 | . * 100 | round) %"' <<<"$relay")"
+	echo "Relay alone (no QEMU): $(jq -r '"\(.mbytes_per_s) MB/s through the channel (\(.cipher)); openssl speed -evp aes-256-gcm, 16 KiB blocks, one core: \(.openssl_aes_256_gcm_mbytes_per_s) MB/s; ratio \(.ratio // 0 | . * 100 | round) %. The same frames without TLS: \(.without_tls_mbytes_per_s) MB/s. CPU per side: sender \(.sender_cpu_s) s, receiver \(.receiver_cpu_s) s for \(.bytes / 1048576) MiB."' <<<"$relay")"
 	echo
 	echo "## Targets"
 	echo

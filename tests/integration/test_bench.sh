@@ -22,7 +22,7 @@ for v in plain tls smig; do
 	ok $? "$v moved the guest, which carried on intact, and was measured"
 done
 jqe '.mbytes_per_s > 0 and .openssl_aes_256_gcm_mbytes_per_s > 0 and .ratio > 0 and
-	.bytes == 67108864' "$out/relay.json"
+	.bytes == 67108864 and .without_tls_mbytes_per_s > 0' "$out/relay.json"
 ok $? "the relay moved every byte and is set against openssl speed ($(jq -c '{mbytes_per_s, ratio}' "$out/relay.json"))"
 grep -q '^| vtpm | smig | 1/1 |' "$out/report.md" && grep -q '^| vtpm | tls | 1/1 |' "$out/report.md" &&
 	grep -q '^| vTPM guest downtime ≤ 50 ms |' "$out/report.md" && grep -q 'total smig/plain' "$out/report.md"
