@@ -346,11 +346,12 @@ static void dst_resumed(void *arg, bool ok, const char *why)
 	vm_adopt_incoming(m->vm);
 	vm_set_mig(m->vm, NULL);
 	m->vm = NULL;
+	/* the source waits with the VM paused there: answer before the audit's fsyncs */
+	mig_send_id(m, SMIG_MSG_MIG_COMMITTED);
 	smig_info("event=migration_committed vm=%s from=%s bytes=%llu", m->vm_name, m->peer_host,
 		  (unsigned long long)m->bytes);
 	dst_audit(m, "committed", NULL);
 	m->rule[0] = '\0';
-	mig_send_id(m, SMIG_MSG_MIG_COMMITTED);
 	mig_free(m);
 }
 

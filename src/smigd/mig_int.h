@@ -27,6 +27,7 @@
 #define MIG_PEND_HIGH ((size_t)1024 * 1024)
 #define MIG_PEND_LOW ((size_t)256 * 1024)
 #define MIG_PROGRESS_MS 100
+#define MIG_DOWNTIME_MS 300 /* the guest-visible budget without --downtime-ms */
 /* Device and vTPM state on top of limits.stream_passes passes over the memory. */
 #define MIG_STATE_SLACK ((uint64_t)64 << 20)
 

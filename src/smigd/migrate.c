@@ -145,7 +145,7 @@ void mig_send_id(struct mig *m, uint8_t type)
 	if (m->peer == NULL)
 		return;
 	(void)smig_msg_put_mig_id(peer_tx(m->peer), type, m->id);
-	peer_kick(m->peer);
+	peer_send_now(m->peer); /* PREPARED, READY, COMMIT, COMMITTED: each one waits on it */
 }
 
 static struct mig *mig_by_id(struct smigd *d, uint64_t id)

@@ -760,6 +760,18 @@ void peer_kick(struct peer *p)
 	peer_interest(p);
 }
 
+void peer_send_now(struct peer *p)
+{
+	while (p->tls != NULL && p->state == PS_READY && smig_buf_remaining(&p->tx) > 0) {
+		size_t n;
+
+		if (smig_tls_write(p->tls, smig_buf_peek(&p->tx), smig_buf_remaining(&p->tx), &n) < 0)
+			break; /* EAGAIN: the loop goes on when writable; an error: it fails p */
+		(void)smig_buf_consume(&p->tx, n);
+	}
+	peer_interest(p);
+}
+
 static void peer_resume_rx(void *arg)
 {
 	struct peer *p = arg;

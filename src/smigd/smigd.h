@@ -140,6 +140,12 @@ struct smig_buf *peer_tx(struct peer *p);
 size_t peer_tx_pending(const struct peer *p);
 /* Wants the loop to flush the send buffer (never frees p synchronously). */
 void peer_kick(struct peer *p);
+/*
+ * Writes what the send buffer holds right away, as far as the socket takes
+ * it, then leaves the rest and any failure to the loop (never frees p).
+ * For the switch-over's messages: the VM is paused while they travel.
+ */
+void peer_send_now(struct peer *p);
 /* Stops or restarts reading frames from the peer (destination backpressure). */
 void peer_rx_pause(struct peer *p, bool pause);
 /* Detaches the migration and closes after what is queued has been sent. */

@@ -429,6 +429,34 @@ struct mig *vm_mig(const struct vm *vm)
 	return vm->mig;
 }
 
+/*
+ * An incoming VM's spec under a name that start-up does not adopt
+ * (spec.staged): a restart before the commit still discards the VM.
+ */
+static int vm_stage_spec(struct vm *vm)
+{
+	char path[PATH_MAX];
+	char *text;
+	int rc;
+
+	vm_path(vm, "spec.staged", path, sizeof(path));
+	SMIG_GUARD(smig_vmspec_dump(&vm->spec, &text));
+	rc = smig_file_write_atomic(path, text, strlen(text), 0600);
+	free(text);
+	return rc;
+}
+
+static void vm_save_spec(struct vm *vm)
+{
+	char path[PATH_MAX];
+	char *text;
+
+	vm_path(vm, "spec.json", path, sizeof(path));
+	if (smig_vmspec_dump(&vm->spec, &text) == 0) {
+		(void)smig_file_write_atomic(path, text, strlen(text), 0600);
+		free(text);
+	}
+}
 
 struct vm *vm_new_incoming(struct smigd *d, const struct smig_vmspec *spec, char *err,
 			   size_t errlen)
@@ -450,24 +478,28 @@ struct vm *vm_new_incoming(struct smigd *d, const struct smig_vmspec *spec, char
 	}
 	vm->incoming = true;
 	vm->state = VM_DEFINED;
+	if (vm_stage_spec(vm) < 0) {
+		snprintf(err, errlen, "%s: cannot save the spec: %s", vm->dir, strerror(errno));
+		d->vms = vm->next;
+		(void)vm_rmtree(vm->dir);
+		vm_destroy(vm);
+		return NULL;
+	}
 	return vm;
 }
 
-static void vm_save_spec(struct vm *vm)
-{
-	char path[PATH_MAX];
-	char *text;
-
-	vm_path(vm, "spec.json", path, sizeof(path));
-	if (smig_vmspec_dump(&vm->spec, &text) == 0) {
-		(void)smig_file_write_atomic(path, text, strlen(text), 0600);
-		free(text);
-	}
-}
-
-/* The destination keeps the spec once the VM is its own. */
+/*
+ * The destination keeps the spec once the VM is its own: the staged copy,
+ * written and synced when the migration came in, becomes spec.json by a
+ * rename, so no fsync falls into the switch-over.
+ */
 void vm_adopt_incoming(struct vm *vm)
 {
+	char staged[PATH_MAX], path[PATH_MAX];
+
 	vm->incoming = false;
-	vm_save_spec(vm);
+	vm_path(vm, "spec.staged", staged, sizeof(staged));
+	vm_path(vm, "spec.json", path, sizeof(path));
+	if (rename(staged, path) < 0)
+		vm_save_spec(vm);
 }

@@ -14,7 +14,7 @@ trap 'cluster_clean "$dir"' EXIT
 cluster_make "$dir" 2 || { echo "Bail out! cluster_make"; exit 1; }
 guest=$SMIG_BUILD/guest/smig-guest.elf
 
-plan 25
+plan 26
 
 smigd_start "$dir" h1 && smigd_start "$dir" h2
 ok $? "h1 and h2 start"
@@ -79,8 +79,11 @@ guest_ok idle --vtpm
 ok $? "the guest found every page intact and its PCR chain continued"
 
 # ---- back again, h2 -> h1 ---------------------------------------------------
-hsmig "$dir" h2 migrate idle --to h1 >/dev/null && runs_only_on idle h1
+res=$(hsmig "$dir" h2 --json migrate idle --to h1 --downtime-ms 40 | tail -1) && runs_only_on idle h1
 ok $? "A -> B -> A: the same VM goes back to h1"
+jqe '.qemu_downtime_limit_ms == 40' <<<"$res" && [ -f "$dir/state-h1/vms/idle/spec.json" ] &&
+	[ ! -e "$dir/state-h1/vms/idle/spec.staged" ]
+ok $? "QEMU got the 40 ms budget; the spec staged on arrival became the host's own at commit"
 guest_ok idle --vtpm
 ok $? "after two moves the guest's checks are still clean"
 # each case runs on its own: a finished guest stops rather than compete for the CPUs
