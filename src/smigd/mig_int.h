@@ -23,9 +23,9 @@
  * destination stops reading the channel above MIG_PEND_HIGH not yet taken
  * by its QEMU and resumes below MIG_PEND_LOW.
  */
-#define MIG_TX_HIGH ((size_t)1024 * 1024)
-#define MIG_PEND_HIGH ((size_t)1024 * 1024)
-#define MIG_PEND_LOW ((size_t)256 * 1024)
+#define MIG_TX_HIGH ((size_t)512 * 1024)
+#define MIG_PEND_HIGH ((size_t)512 * 1024)
+#define MIG_PEND_LOW ((size_t)128 * 1024)
 #define MIG_PROGRESS_MS 100
 #define MIG_DOWNTIME_MS 300 /* the guest-visible budget without --downtime-ms */
 /* Device and vTPM state on top of limits.stream_passes passes over the memory. */

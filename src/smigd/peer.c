@@ -631,13 +631,14 @@ int peer_listen(struct smigd *d)
 {
 	struct sockaddr_storage ss;
 	socklen_t len;
-	int one = 1;
+	int one = 1, rcvbuf = PEER_RCVBUF;
 	int fd;
 
 	SMIG_GUARD(addr_fill(d->cfg.listen_addr, d->cfg.listen_port, &ss, &len));
 	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	SMIG_ENSURE(fd >= 0, SMIG_EIO);
 	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)); /* accepted ones inherit it */
 	if (bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, 128) < 0 ||
 	    loop_watch_add(d->loop, fd, EPOLLIN, peer_accept, d, &d->listen_w) < 0) {
 		smig_err("event=listen_failed addr=%s port=%u reason=\"%s\"", d->cfg.listen_addr,

@@ -20,15 +20,17 @@
 #define PEER_RX_MAX (SMIG_FRAME_HDR_LEN + SMIG_FRAME_MAX_PAYLOAD + PEER_CHUNK)
 #define PEER_TX_MAX ((size_t)8 * 1024 * 1024)
 #define PEER_IDLE_MS 120000
-#define PEER_TX_LOW ((size_t)1024 * 1024) /* below this a migration may queue more */
+#define PEER_TX_LOW ((size_t)256 * 1024) /* below this a migration may queue more */
 /*
- * The kernel send buffer of connections this host opens (the kernel doubles
- * it). Without a cap loopback and LAN autotuning grow it to several MiB; the
- * stream's tail then waits in it when the source pauses the VM, and every
- * such MiB is downtime. 1 MiB in flight still covers a 10 Gbit/s link with
- * a 0.5 ms round trip.
+ * The kernel's send buffer of connections this host opens, and receive
+ * buffer of those it accepts (the kernel doubles both). Without a cap
+ * loopback and LAN autotuning grow them to several MiB; the stream's tail
+ * then waits in them when the source pauses the VM, and every such MiB is
+ * downtime. 512 KiB each way still covers a 10 Gbit/s link with a 0.4 ms
+ * round trip.
  */
-#define PEER_SNDBUF (512 * 1024)
+#define PEER_SNDBUF (256 * 1024)
+#define PEER_RCVBUF (256 * 1024)
 #define PEER_CORK_MIN ((size_t)64 * 1024) /* more to send than this: cork (peer.c) */
 
 enum peer_state { PS_CONNECTING, PS_HANDSHAKE, PS_HELLO, PS_READY };
