@@ -43,6 +43,7 @@ struct side_result {
 
 /* one end of the connection: through TLS, or (plain) straight to the socket */
 struct chan {
+	struct smig_tls_ctx *ctx;
 	struct smig_tls_conn *tls;
 	int fd;
 };
@@ -70,31 +71,32 @@ static double cpu_s(void)
 	       (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 }
 
-static struct smig_tls_conn *tls_open(const char *pki, const char *host, int fd, bool server)
+static void tls_open(struct chan *ch, const char *pki, const char *host, bool server)
 {
 	char ca[4096], crt[4096], key[4096], err[256];
-	struct smig_tls_ctx *ctx;
 	struct smig_tls_conn *c;
 	int rc;
 
 	snprintf(ca, sizeof(ca), "%s/ca.crt", pki);
 	snprintf(crt, sizeof(crt), "%s/%s.crt", pki, host);
 	snprintf(key, sizeof(key), "%s/%s.key", pki, host);
-	if (smig_tls_ctx_new(&ctx, ca, crt, key, err, sizeof(err)) < 0)
+	if (smig_tls_ctx_new(&ch->ctx, ca, crt, key, err, sizeof(err)) < 0)
 		die(host, err);
-	if (smig_tls_conn_new(ctx, fd, server, &c) < 0)
+	if (smig_tls_conn_new(ch->ctx, ch->fd, server, &c) < 0)
 		die(host, "cannot create the TLS connection");
 	while ((rc = smig_tls_handshake(c)) == SMIG_EAGAIN)
 		;
 	if (rc < 0)
 		die("handshake", smig_tls_reason(c));
-	return c;
+	ch->tls = c;
 }
 
 static struct chan chan_open(const char *pki, const char *host, int fd, bool server, bool plain)
 {
-	struct chan c = { .tls = plain ? NULL : tls_open(pki, host, fd, server), .fd = fd };
+	struct chan c = { .fd = fd };
 
+	if (!plain)
+		tls_open(&c, pki, host, server);
 	return c;
 }
 
@@ -135,13 +137,22 @@ static const char *chan_why(const struct chan *c)
 	return c->tls != NULL ? smig_tls_reason(c->tls) : strerror(errno);
 }
 
-static void chan_close(struct chan *c)
+/*
+ * Frees the TLS state; the sending side first ends the stream (close_notify,
+ * then the TCP FIN). The receiving side says nothing: its peer is gone.
+ */
+static void chan_close(struct chan *c, bool sender)
 {
 	if (c->tls != NULL) {
-		smig_tls_close(c->tls);
+		if (sender)
+			smig_tls_close(c->tls);
 		smig_tls_conn_free(c->tls);
+		c->tls = NULL;
 	}
-	shutdown(c->fd, SHUT_WR);
+	smig_tls_ctx_free(c->ctx);
+	c->ctx = NULL;
+	if (sender)
+		shutdown(c->fd, SHUT_WR);
 }
 
 /* The destination: read, take frames apart, count their payload. */
@@ -179,8 +190,7 @@ static void receive(struct chan *c, struct side_result *res)
 	res->cpu_s = cpu_s() - c0;
 	snprintf(res->cipher, sizeof(res->cipher), "%s", c->tls ? smig_tls_cipher(c->tls) : "none");
 	smig_buf_clear(&rx);
-	if (c->tls != NULL)
-		smig_tls_conn_free(c->tls);
+	chan_close(c, false);
 }
 
 /* The source: frame the stream and write it through TLS. */
@@ -214,7 +224,7 @@ static void send_all(struct chan *c, unsigned long long total, struct side_resul
 		chan_cork(c, 0);
 		res->bytes += CHUNK;
 	}
-	chan_close(c);
+	chan_close(c, true);
 	res->seconds = mono_s() - t0;
 	res->cpu_s = cpu_s() - c0;
 	smig_buf_clear(&tx);
