@@ -10,7 +10,7 @@ packages=(
 	openssl iproute2 jq procps psmisc socat git
 	gcc-multilib qemu-system-x86 swtpm swtpm-tools
 	libtss2-dev tpm2-tools libnftables-dev nftables
-	gnuplot-nox linux-perf
+	gnuplot-nox
 )
 
 missing=()
