@@ -77,9 +77,17 @@ extern const char *const peer_state_names[];
 __attribute__((format(printf, 3, 4)))
 void peer_abort(struct peer *p, int code, const char *fmt, ...);
 void peer_free(struct peer *p);
+void peer_ping_done(struct peer *p);
+/* A connection on fd (taken over) in the daemon's list, watched by the loop. */
+struct peer *peer_new(struct smigd *d, int fd, bool outbound, const char *addr);
+/* (Re)starts p's timeout: ms from now, p fails in the state it is in. */
+void peer_rearm(struct peer *p, uint64_t ms);
+/* Records how the last contact with host name went (smig hosts). */
+void peer_host_note(struct smigd *d, const char *name, bool ok, double rtt, const char *why);
+
+/* peer_net.c */
 struct peer *peer_open(struct smigd *d, const char *host, const char **code, char *err,
 		       size_t errlen);
-void peer_ping_done(struct peer *p);
 
 /* peer_attest.c */
 /* The HELLOs are exchanged: ask the peer for evidence. */
