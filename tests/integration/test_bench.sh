@@ -15,11 +15,14 @@ plan 7
 "$SMIG_ROOT/bench/bench.sh" --runs 1 --cases vtpm --relay-mib 64 --out "$out" >"$out/log" 2>&1
 ok $? "bench.sh runs one round"
 diag "$(grep -E '^  vtpm' "$out/log")"
+# QEMU's own migrations can lose guest writes under TCG (docs/benchmarks.md):
+# for them the guest's verdict must be recorded; smig's must be clean
 for v in plain tls smig; do
-	jqe -s --arg v "$v" 'map(select(.variant == $v))[0] | .status == "completed" and .guest_ok and
+	jqe -s --arg v "$v" 'map(select(.variant == $v))[0] | .status == "completed" and
+		(.guest_ok | type) == "boolean" and (.variant != "smig" or .guest_ok) and
 		.total_ms > 0 and .downtime_ms > 0 and .setup_ms > 0 and .bytes > 60000000 and
 		.stream_mbps > 0 and .qemu_cpu_s > 0' "$out/results.jsonl"
-	ok $? "$v moved the guest, which carried on intact, and was measured"
+	ok $? "$v moved the guest and was measured, with the guest's verdict"
 done
 jqe '.mbytes_per_s > 0 and .openssl_aes_256_gcm_mbytes_per_s > 0 and .ratio > 0 and
 	.bytes == 67108864 and .without_tls_mbytes_per_s > 0' "$out/relay.json"
