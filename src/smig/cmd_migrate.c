@@ -145,6 +145,12 @@ int cmd_migrate(struct cli *cli, int argc, char **argv)
 			       json_integer_value(json_object_get(r, "passes")),
 			       json_number_value(json_object_get(r, "mbps")),
 			       json_string_value(json_object_get(r, "cipher")));
+		if (!cancel && json_is_string(json_object_get(r, "accel")) &&
+		    strcmp(json_string_value(json_object_get(r, "accel")), "tcg") == 0)
+			fprintf(stderr, "smig migrate: warning: %s ran under QEMU's TCG, whose "
+					"migration can miss writes of a busy guest "
+					"(docs/threat-model.md)\n",
+				vm);
 	}
 	json_decref(reply);
 	return EXIT_OK;

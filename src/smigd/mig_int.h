@@ -59,6 +59,7 @@ struct mig {
 	uint64_t bytes;
 	uint64_t expect;
 	bool qemu_done;
+	const char *accel; /* source: "kvm" or "tcg" once QEMU said (query-kvm), else NULL */
 	bool eof;
 	bool ready_sent;
 	struct mig_opts opts;

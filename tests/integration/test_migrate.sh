@@ -14,7 +14,7 @@ trap 'cluster_clean "$dir"' EXIT
 cluster_make "$dir" 2 || { echo "Bail out! cluster_make"; exit 1; }
 guest=$SMIG_BUILD/guest/smig-guest.elf
 
-plan 26
+plan 27
 
 smigd_start "$dir" h1 && smigd_start "$dir" h2
 ok $? "h1 and h2 start"
@@ -69,7 +69,7 @@ ok $? "smig migrate idle --to h2 succeeds"
 jqe '.status == "completed" and .from == "h1" and .to == "h2" and .bytes > 0 and
 	.total_ms > 0 and .downtime_ms > 0 and .setup_ms > 0 and .handshake_ms > 0 and .handshake_ms < .setup_ms and .passes >= 1 and .mbps > 0 and
 	(.cipher | test("AES_256_GCM|CHACHA20")) and .peer_trust != null and
-	.qemu_downtime_ms >= 0' <<<"$res" >/dev/null
+	.qemu_downtime_ms >= 0 and .accel == "tcg"' <<<"$res" >/dev/null
 ok $? "the result names status, hosts, times, bytes, passes, throughput, cipher ($(jq -c '{total_ms,downtime_ms,setup_ms,bytes,passes}' <<<"$res"))"
 runs_only_on idle h2
 ok $? "the VM now runs on h2 and only there"
@@ -84,10 +84,14 @@ ok $? "A -> B -> A: the same VM goes back to h1"
 jqe '.qemu_downtime_limit_ms == 40' <<<"$res" && [ -f "$dir/state-h1/vms/idle/spec.json" ] &&
 	[ ! -e "$dir/state-h1/vms/idle/spec.staged" ]
 ok $? "QEMU got the 40 ms budget; the spec staged on arrival became the host's own at commit"
+hsmig "$dir" h1 migrate idle --to h2 >"$dir/tcg.out" 2>"$dir/tcg.err" &&
+	grep -q '^idle: h1 -> h2 in ' "$dir/tcg.out" && grep -q "ran under QEMU's TCG" "$dir/tcg.err" &&
+	grep -q 'event=migration_under_tcg vm=idle' "$dir/h1.log"
+ok $? "without --json: one line of figures, and a warning that the VM ran under TCG"
 guest_ok idle --vtpm
 ok $? "after two moves the guest's checks are still clean"
 # each case runs on its own: a finished guest stops rather than compete for the CPUs
-hsmig "$dir" h1 vm stop idle >/dev/null
+hsmig "$dir" h2 vm stop idle >/dev/null
 
 # ---- a busy guest that needs several passes ------------------------------
 define_start h1 busy 160 "mem=128 dirty=20000 seed=2 hb=100" false
