@@ -4,15 +4,14 @@
  *
  * The socket is 0660 and owned by the configured group; every accepted
  * client's credentials (SO_PEERCRED) are captured and logged with each
- * request so that authorisation and audit can name the caller.
+ * request so that authorisation and audit can name the caller. What the
+ * commands do is in control_cmd.c.
  */
 #include "smigd.h"
 #include "buf.h"
 #include "ctl.h"
 #include "error.h"
 #include "log.h"
-#include "migrate.h"
-#include "vm.h"
 
 #include <errno.h>
 #include <grp.h>
@@ -42,9 +41,6 @@ struct ctl_client {
 	struct smig_buf tx;
 	bool closing; /* close once tx drains */
 };
-
-typedef void (*ctl_handler)(struct smigd *d, struct ctl_client *c, const json_t *args,
-			    struct ctl_ref *ref);
 
 /* Releases a client already taken off the list. */
 static void client_destroy(struct ctl_client *c)
@@ -226,248 +222,12 @@ void ctl_reply_err(struct smigd *d, struct ctl_ref *ref, const char *code, const
 				   "code", code, "message", msg));
 }
 
-static json_t *host_json(struct smigd *d, const struct smig_host *h)
-{
-	struct host_state *hs = smigd_host_state(d, h->name);
-	char fp[SMIG_FP_STR_LEN];
-	json_t *o;
-
-	smig_fp_format(h->fp, fp);
-	o = json_pack("{s:s,s:s,s:i,s:s,s:b}", "name", h->name, "address", h->addr, "port",
-		      (int)h->port, "fingerprint", fp, "self", strcmp(h->name, d->cfg.host) == 0);
-	if (o && hs) {
-		json_object_set_new(o, "last_ok", json_integer((json_int_t)hs->last_ok));
-		json_object_set_new(o, "last_fail", json_integer((json_int_t)hs->last_fail));
-		json_object_set_new(o, "last_rtt_ms", json_real(hs->last_rtt_ms));
-		json_object_set_new(o, "last_error", json_string(hs->last_error));
-		if (strcmp(h->name, d->cfg.host) == 0)
-			json_object_set_new(o, "attestation", attest_self_json(d));
-		else
-			json_object_set_new(o, "attestation",
-					    attest_verdict_json(&hs->verdict, hs->attested_at));
-		if (hs->verdict.authentic)
-			json_object_set_new(o, "free_mib",
-					    json_integer((json_int_t)hs->evidence.free_mib));
-	}
-	return o;
-}
-
-/* Answers bad_request and returns false unless args only has allowed keys. */
-static bool args_ok(struct smigd *d, const char *cmd, const json_t *args,
-		    const char *const *allowed, struct ctl_ref *ref)
-{
-	char err[128];
-
-	if (smig_ctl_args_only(args, allowed, err, sizeof(err)) == 0)
-		return true;
-	ctl_reply_err(d, ref, "bad_request", "%s: %s", cmd, err);
-	return false;
-}
-
-static void cmd_status(struct smigd *d, struct ctl_client *c, const json_t *args,
-		       struct ctl_ref *ref)
-{
-	static const char *const allowed[] = { NULL };
-	char fp[SMIG_FP_STR_LEN];
-	json_t *res;
-
-	if (!args_ok(d, "status", args, allowed, ref))
-		return;
-	smig_fp_format(smig_tls_ctx_fp(d->tls), fp);
-	res = json_pack("{s:s,s:s,s:i,s:I,s:s,s:i,s:s,s:s,s:i,s:i,"
-			       "s:{s:I,s:I,s:I,s:I,s:I},s:{s:i,s:i,s:i}}",
-			       "host", d->cfg.host, "version", SMIG_VERSION, "pid", (int)getpid(),
-			       "uptime_s", (json_int_t)(time(NULL) - d->started), "listen",
-			       d->cfg.listen_addr, "port", (int)d->cfg.listen_port,
-			       "control_socket", d->cfg.control_socket, "fingerprint", fp,
-			       "hosts", (int)d->hosts.n, "peers_connected", (int)peer_count(d),
-			       "stats", "peers_accepted", (json_int_t)d->stats.peers_accepted,
-			       "peers_refused", (json_int_t)d->stats.peers_refused,
-			       "handshakes_ok", (json_int_t)d->stats.handshakes_ok,
-			       "handshakes_failed", (json_int_t)d->stats.handshakes_failed,
-			       "requests", (json_int_t)d->stats.requests, "caller", "uid",
-			       (int)c->cred.uid, "gid", (int)c->cred.gid, "pid", (int)c->cred.pid);
-	json_object_set_new(res, "attestation", attest_self_json(d));
-	json_object_set_new(res, "evacuating", json_boolean(d->evac != NULL));
-	ctl_reply_ok(d, ref, res);
-}
-
-static void cmd_hosts(struct smigd *d, struct ctl_client *c, const json_t *args,
-		      struct ctl_ref *ref)
-{
-	static const char *const allowed[] = { NULL };
-	json_t *arr;
-
-	(void)c;
-	if (!args_ok(d, "hosts", args, allowed, ref))
-		return;
-	arr = json_array();
-	for (size_t i = 0; i < d->hosts.n; i++)
-		json_array_append_new(arr, host_json(d, &d->hosts.v[i]));
-	ctl_reply_ok(d, ref, json_pack("{s:o}", "hosts", arr));
-}
-
-static void cmd_ping(struct smigd *d, struct ctl_client *c, const json_t *args,
-		     struct ctl_ref *ref)
-{
-	static const char *const allowed[] = { "host", NULL };
-	const json_t *host = json_object_get(args, "host");
-
-	(void)c;
-	if (!args_ok(d, "ping", args, allowed, ref))
-		return;
-	if (!json_is_string(host)) {
-		ctl_reply_err(d, ref, "bad_request", "ping needs args.host, a string");
-		return;
-	}
-	peer_ping(d, json_string_value(host), ref);
-}
-
-static void cmd_vm(struct smigd *d, struct ctl_client *c, const json_t *args,
-		   struct ctl_ref *ref, const char *sub)
-{
-	static const char *const allowed[] = { "vm", "spec", NULL };
-
-	(void)c;
-	if (!args_ok(d, sub, args, allowed, ref))
-		return;
-	vm_cmd(d, sub, args, ref);
-}
-
-#define VM_CMD(sub)                                                                    \
-	static void cmd_vm_##sub(struct smigd *d, struct ctl_client *c, const json_t *args, \
-				 struct ctl_ref *ref)                                   \
-	{                                                                              \
-		cmd_vm(d, c, args, ref, #sub);                                         \
-	}
-VM_CMD(define)
-VM_CMD(undefine)
-VM_CMD(start)
-VM_CMD(stop)
-VM_CMD(list)
-VM_CMD(show)
-VM_CMD(console)
-
-static void cmd_migrate(struct smigd *d, struct ctl_client *c, const json_t *args,
-			struct ctl_ref *ref)
-{
-	static const char *const allowed[] = { "vm", "to", "downtime_ms", "max_bandwidth",
-					       "cancel", NULL };
-	const json_t *vm = json_object_get(args, "vm");
-	const json_t *to = json_object_get(args, "to");
-	const json_t *dt = json_object_get(args, "downtime_ms");
-	const json_t *bw = json_object_get(args, "max_bandwidth");
-	struct mig_opts o = { 0 };
-
-	(void)c;
-	if (!args_ok(d, "migrate", args, allowed, ref))
-		return;
-	if (!json_is_string(vm)) {
-		ctl_reply_err(d, ref, "bad_request", "migrate needs args.vm, a string");
-		return;
-	}
-	if (json_is_true(json_object_get(args, "cancel"))) {
-		mig_cancel(d, json_string_value(vm), ref);
-		return;
-	}
-	if (!json_is_string(to) || (dt && (!json_is_integer(dt) || json_integer_value(dt) < 1 ||
-					   json_integer_value(dt) > 60000)) ||
-	    (bw && (!json_is_integer(bw) || json_integer_value(bw) < 1 ||
-		    json_integer_value(bw) > 1000000))) {
-		ctl_reply_err(d, ref, "bad_request",
-			      "migrate needs args.to (a host) and optional downtime_ms "
-			      "(1-60000) and max_bandwidth (1-1000000 MiB/s)");
-		return;
-	}
-	o.downtime_ms = dt ? (int)json_integer_value(dt) : 0;
-	o.max_bandwidth = bw ? (int)json_integer_value(bw) : 0;
-	/* Migrations are long: their start is audited too, not only the outcome. */
-	audit_write(d, ref->audit.actor, ref->audit.action, ref->audit.target, "allow",
-		    ref->audit.rule, "started", NULL);
-	mig_start(d, json_string_value(vm), json_string_value(to), &o, ref);
-}
-
-
-static void cmd_audit_verify(struct smigd *d, struct ctl_client *c, const json_t *args,
-			     struct ctl_ref *ref)
-{
-	static const char *const allowed[] = { NULL };
-
-	(void)c;
-	if (args_ok(d, "audit.verify", args, allowed, ref))
-		audit_cmd_verify(d, ref);
-}
-
-#define FORWARD(fname, target)                                                        \
-	static void fname(struct smigd *d, struct ctl_client *c, const json_t *args,   \
-			  struct ctl_ref *ref)                                           \
-	{                                                                              \
-		(void)c;                                                               \
-		target(d, args, ref);                                                  \
-	}
-FORWARD(cmd_policy_check, authz_cmd_check)
-FORWARD(cmd_audit_show, audit_cmd_show)
-FORWARD(cmd_ivt_enrol, attest_cmd_enrol)
-FORWARD(cmd_ivt_show, attest_cmd_show)
-FORWARD(cmd_evacuate, attest_cmd_evacuate)
-FORWARD(cmd_events, monitor_cmd_events)
-FORWARD(cmd_ids_status, monitor_cmd_status)
-FORWARD(cmd_ids_unban, monitor_cmd_unban)
-
-/* NO_CHECK: the handler decides per item (vm.list shows what the caller may view). */
-#define NO_CHECK SMIG_ACT_COUNT
-
-static const struct {
-	const char *name;
-	ctl_handler fn;
-	enum smig_action action;
-} ctl_cmds[] = {
-	{ "migrate", cmd_migrate, SMIG_ACT_VM_MIGRATE },
-	{ "vm.define", cmd_vm_define, SMIG_ACT_VM_DEFINE },
-	{ "vm.undefine", cmd_vm_undefine, SMIG_ACT_VM_DEFINE },
-	{ "vm.start", cmd_vm_start, SMIG_ACT_VM_START },
-	{ "vm.stop", cmd_vm_stop, SMIG_ACT_VM_STOP },
-	{ "vm.list", cmd_vm_list, NO_CHECK },
-	{ "vm.show", cmd_vm_show, SMIG_ACT_VM_VIEW },
-	{ "vm.console", cmd_vm_console, SMIG_ACT_VM_VIEW },
-	{ "status", cmd_status, SMIG_ACT_HOST_VIEW },
-	{ "hosts", cmd_hosts, SMIG_ACT_HOST_VIEW },
-	{ "ping", cmd_ping, SMIG_ACT_HOST_VIEW },
-	{ "policy.check", cmd_policy_check, SMIG_ACT_POLICY_VIEW },
-	{ "audit.show", cmd_audit_show, SMIG_ACT_AUDIT_VIEW },
-	{ "audit.verify", cmd_audit_verify, SMIG_ACT_AUDIT_VIEW },
-	{ "ivt.show", cmd_ivt_show, SMIG_ACT_HOST_VIEW },
-	{ "ivt.enrol", cmd_ivt_enrol, SMIG_ACT_IVT_ENROL },
-	{ "evacuate", cmd_evacuate, SMIG_ACT_HOST_EVACUATE },
-	{ "events", cmd_events, SMIG_ACT_HOST_VIEW },
-	{ "ids.status", cmd_ids_status, SMIG_ACT_HOST_VIEW },
-	{ "ids.unban", cmd_ids_unban, SMIG_ACT_IDS_MANAGE },
-};
-
-/* The VM and target host a request is about, for the policy. */
-static void request_scope(struct smigd *d, const struct smig_ctl_req *req, const char **vm,
-			  const char **target)
-{
-	const json_t *spec = json_object_get(req->args, "spec");
-
-	*vm = json_string_value(json_object_get(req->args, "vm"));
-	*target = NULL;
-	if (strcmp(req->cmd, "vm.define") == 0)
-		*vm = json_string_value(json_object_get(spec, "name"));
-	if (strcmp(req->cmd, "migrate") != 0)
-		return;
-	*target = json_string_value(json_object_get(req->args, "to"));
-	if (*target == NULL && *vm)
-		*target = mig_target(d, *vm); /* --cancel: where it is going */
-}
-
 static void client_request(struct ctl_client *c, const char *line, size_t len)
 {
 	struct smigd *d = c->d;
 	struct ctl_ref ref = { .client_id = c->id, .has_cred = true, .cred = c->cred,
 			       .ngroups = c->ngroups };
 	struct smig_ctl_req req;
-	const char *vm, *target;
 	char err[256];
 
 	d->stats.requests++;
@@ -481,17 +241,8 @@ static void client_request(struct ctl_client *c, const char *line, size_t len)
 	ref.id = json_incref(req.id);
 	smig_info("event=request cmd=%s uid=%d gid=%d pid=%d", req.cmd, (int)c->cred.uid,
 		  (int)c->cred.gid, (int)c->cred.pid);
-	for (size_t i = 0; i < sizeof(ctl_cmds) / sizeof(ctl_cmds[0]); i++) {
-		if (strcmp(ctl_cmds[i].name, req.cmd) == 0) {
-			request_scope(d, &req, &vm, &target);
-			if (ctl_cmds[i].action == NO_CHECK ||
-			    authz_request(d, ctl_cmds[i].action, vm, target, &ref))
-				ctl_cmds[i].fn(d, c, req.args, &ref);
-			smig_ctl_req_clear(&req);
-			return;
-		}
-	}
-	ctl_reply_err(d, &ref, "bad_request", "unknown command \"%s\"", req.cmd);
+	if (!ctl_dispatch(d, &req, &ref))
+		ctl_reply_err(d, &ref, "bad_request", "unknown command \"%s\"", req.cmd);
 	smig_ctl_req_clear(&req);
 }
 

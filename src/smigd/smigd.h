@@ -122,7 +122,15 @@ void ctl_reply_ok(struct smigd *d, struct ctl_ref *ref, json_t *result);
 void ctl_reply_err(struct smigd *d, struct ctl_ref *ref, const char *code,
 		   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
-/* peer.c */
+/* control_cmd.c */
+struct smig_ctl_req;
+/*
+ * Runs req's command for ref's caller if the policy allows it (else the
+ * refusal is the reply); false if there is no such command.
+ */
+bool ctl_dispatch(struct smigd *d, const struct smig_ctl_req *req, struct ctl_ref *ref);
+
+/* peer.c, peer_net.c */
 int peer_listen(struct smigd *d);
 void peer_close_all(struct smigd *d);
 /* Starts a ping of host; the reply goes to ref (taken over). */
