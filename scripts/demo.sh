@@ -92,6 +92,7 @@ say "summary"
 jq -r '"VM \(.vm): \(.from) -> \(.to), \(.status)",
 	"  total \(.total_ms | floor) ms, set-up \(.setup_ms | floor) ms, downtime \(.downtime_ms | floor) ms (QEMU alone: \(.qemu_downtime_ms) ms)",
 	"  \(.bytes / 1048576 | floor) MiB in \(.passes) passes at \(.mbps | floor) Mbit/s over \(.cipher)",
-	"  target attested in the migration session as: \(.peer_trust)"' <<<"$result"
+	"  target attested in the migration session as: \(.peer_trust)",
+	"  the VM ran under \(.accel)\(if .accel == "tcg" then " (QEMU'"'"'s TCG can miss a busy guest'"'"'s writes while migrating; see docs/threat-model.md)" else "" end)"' <<<"$result"
 echo "  guest: $verdict"
 case $verdict in OK*) exit 0 ;; *) exit 1 ;; esac
