@@ -76,13 +76,20 @@ for c in $(jq -r 'keys[]' <<<"$summary"); do
 	for v in plain tls smig; do
 		n=$(jq -r --arg c "$c" --arg v "$v" '.[$c][$v].median_run // empty' <<<"$summary")
 		f=$dir/samples-$v-$c-$n
-		[ -n "$n" ] && [ -s "$f" ] || continue
-		# bytes sent, sampled every 100 ms
-		awk 'NR == 1 { t = 0; b = 0 }
-			$1 - t >= 50 { printf "%.3f %.1f\n", $1 / 1000, ($2 - b) * 8 / ($1 - t) / 1000; t = $1; b = $2 }' \
-			"$f" >"$dir/plot-$v-$c.dat"
+		[ -n "$n" ] || continue
+		# bytes sent, sampled every 100 ms, between the end of set-up (0 bytes)
+		# and the end (all bytes): Mbit/s over each interval, drawn as steps
+		jq -r --arg c "$c" --arg v "$v" --argjson n "$n" \
+			'select(.case == $c and .variant == $v and .run == $n) |
+			 "\(.setup_ms) 0 start", "\(.total_ms) \(.bytes) end"' "$res" >"$dir/plot-$v-$c.pts"
+		{ head -1 "$dir/plot-$v-$c.pts"; cat "$f" 2>/dev/null; tail -1 "$dir/plot-$v-$c.pts"; } |
+			awk 'NR == 1 { t = $1; b = $2; next }
+				$1 - t >= 20 && $2 >= b { printf "%.3f %.1f\n", t / 1000, ($2 - b) * 8 / ($1 - t) / 1000
+					last = sprintf("%.3f %.1f", $1 / 1000, ($2 - b) * 8 / ($1 - t) / 1000); t = $1; b = $2 }
+				END { if (last != "") print last }' >"$dir/plot-$v-$c.dat"
 		[ -s "$dir/plot-$v-$c.dat" ] || continue
-		lines="$lines${lines:+, }'$dir/plot-$v-$c.dat' using 1:2 with lines lw 2 title '$v'"
+		rm -f "$dir/plot-$v-$c.pts"
+		lines="$lines${lines:+, }'$dir/plot-$v-$c.dat' using 1:2 with steps lw 2 title '$v'"
 	done
 	[ -n "$lines" ] && plot="${plot}set title '$c'; plot $lines
 "
