@@ -189,20 +189,27 @@ bool authz_request(struct smigd *d, enum smig_action a, const char *vm, const ch
 	return true;
 }
 
-bool authz_allows(struct smigd *d, const struct ctl_ref *ref, enum smig_action a,
-		  const char *vm)
+void authz_allows_each(struct smigd *d, const struct ctl_ref *ref, enum smig_action a,
+		       const char *const *vms, size_t n, bool *allowed)
 {
-	struct smig_policy_req r = { 0 };
-	struct smig_policy_decision dec;
 	struct who w;
 
-	if (!ref->has_cred)
-		return true;
+	if (!ref->has_cred) {
+		for (size_t i = 0; i < n; i++)
+			allowed[i] = true;
+		return;
+	}
+	/* one look-up of the caller (NSS may be a directory server) for all of them */
 	who_from_uid(ref->cred.uid, ref->cred.gid, ref->groups, ref->ngroups, &w);
-	r.who = w.subj;
-	fill_req(d, &r, a, vm, NULL);
-	smig_policy_eval(d->policy, &r, &dec);
-	return dec.allow;
+	for (size_t i = 0; i < n; i++) {
+		struct smig_policy_req r = { 0 };
+		struct smig_policy_decision dec;
+
+		r.who = w.subj;
+		fill_req(d, &r, a, vms[i], NULL);
+		smig_policy_eval(d->policy, &r, &dec);
+		allowed[i] = dec.allow;
+	}
 }
 
 bool authz_peer_migrate(struct smigd *d, const char *peer, const struct smig_vmspec *spec,

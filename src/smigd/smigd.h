@@ -203,9 +203,12 @@ void authz_free(struct smigd *d);
  */
 bool authz_request(struct smigd *d, enum smig_action a, const char *vm, const char *target,
 		   struct ctl_ref *ref);
-/* True if ref's caller may do a to vm (no audit; for filtering lists). */
-bool authz_allows(struct smigd *d, const struct ctl_ref *ref, enum smig_action a,
-		  const char *vm);
+/*
+ * allowed[i]: may ref's caller do a to vms[i] (no audit; for filtering
+ * lists). The caller is looked up once for all n.
+ */
+void authz_allows_each(struct smigd *d, const struct ctl_ref *ref, enum smig_action a,
+		       const char *const *vms, size_t n, bool *allowed);
 /* May peer push the VM of spec here? Audits a refusal. */
 bool authz_peer_migrate(struct smigd *d, const char *peer, const struct smig_vmspec *spec,
 			struct smig_policy_decision *out);

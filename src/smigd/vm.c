@@ -283,6 +283,37 @@ int vm_load_all(struct smigd *d)
 	return 0;
 }
 
+/* The VMs the caller may view. */
+static void cmd_list(struct smigd *d, struct ctl_ref *ref)
+{
+	const char **names;
+	bool *allowed;
+	size_t n = 0, i = 0;
+	json_t *arr = json_array();
+
+	for (const struct vm *vm = d->vms; vm; vm = vm->next)
+		n++;
+	names = calloc(n ? n : 1, sizeof(*names));
+	allowed = calloc(n ? n : 1, sizeof(*allowed));
+	if (names == NULL || allowed == NULL || arr == NULL) {
+		free(names);
+		free(allowed);
+		json_decref(arr);
+		ctl_reply_err(d, ref, "error", "out of memory");
+		return;
+	}
+	for (const struct vm *vm = d->vms; vm; vm = vm->next)
+		names[i++] = vm->spec.name;
+	authz_allows_each(d, ref, SMIG_ACT_VM_VIEW, names, n, allowed);
+	i = 0;
+	for (struct vm *vm = d->vms; vm; vm = vm->next, i++)
+		if (allowed[i])
+			json_array_append_new(arr, vm_json(vm));
+	free(names);
+	free(allowed);
+	ctl_reply_ok(d, ref, json_pack("{s:o}", "vms", arr));
+}
+
 static void cmd_define(struct smigd *d, const json_t *args, struct ctl_ref *ref)
 {
 	const json_t *spec = json_object_get(args, "spec");
@@ -339,11 +370,7 @@ void vm_cmd(struct smigd *d, const char *sub, const json_t *args, struct ctl_ref
 		return;
 	}
 	if (strcmp(sub, "list") == 0) {
-		json_t *arr = json_array();
-		for (vm = d->vms; vm; vm = vm->next)
-			if (authz_allows(d, ref, SMIG_ACT_VM_VIEW, vm->spec.name))
-				json_array_append_new(arr, vm_json(vm));
-		ctl_reply_ok(d, ref, json_pack("{s:o}", "vms", arr));
+		cmd_list(d, ref);
 		return;
 	}
 	if (!json_is_string(name)) {
