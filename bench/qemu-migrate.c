@@ -47,6 +47,7 @@ struct run {
 	FILE *samples;
 	double t0, t_migrate, t_stop, t_resume;
 	const char *status; /* the source's last MIGRATION status */
+	struct smig_qmp_msg *want; /* where the awaited reply goes, while one is awaited */
 	json_t *final;      /* the source's query-migrate after completion */
 };
 
@@ -129,17 +130,16 @@ static int qmp_pump(struct run *r, struct qmp_end *e,
 	return 0;
 }
 
-/* Blocks until the next RETURN or ERROR on e (events are passed to on_msg). */
-static struct smig_qmp_msg *want;
 static void keep_reply(struct run *r, struct qmp_end *e, struct smig_qmp_msg *m);
 
+/* Sends cmd and blocks until its RETURN (events seen meanwhile are handled). */
 static void qmp_call(struct run *r, struct qmp_end *e, const char *cmd, json_t *args)
 {
 	struct smig_qmp_msg m = { 0 };
 
 	qmp_send(e, cmd, args);
-	want = &m;
-	while (want != NULL)
+	r->want = &m;
+	while (r->want != NULL)
 		if (qmp_pump(r, e, keep_reply) < 0)
 			die("QEMU at %s hung up", e->path);
 	if (m.kind == SMIG_QMP_ERROR) {
@@ -172,13 +172,13 @@ static void keep_reply(struct run *r, struct qmp_end *e, struct smig_qmp_msg *m)
 		on_event(r, e, m);
 		return;
 	}
-	if (m->kind == SMIG_QMP_ERROR && want == NULL)
+	if (m->kind == SMIG_QMP_ERROR && r->want == NULL)
 		die("QEMU refused: %s", m->error_desc);
-	if (m->kind == SMIG_QMP_GREETING || want == NULL)
+	if (m->kind == SMIG_QMP_GREETING || r->want == NULL)
 		return;
-	*want = *m;
+	*r->want = *m;
 	m->root = NULL; /* moved */
-	want = NULL;
+	r->want = NULL;
 }
 
 static void sample(struct run *r)
@@ -187,8 +187,8 @@ static void sample(struct run *r)
 	const json_t *ram;
 
 	qmp_send(&r->src, "query-migrate", NULL);
-	want = &m;
-	while (want != NULL)
+	r->want = &m;
+	while (r->want != NULL)
 		if (qmp_pump(r, &r->src, keep_reply) < 0)
 			die("QEMU at %s hung up", r->src.path);
 	ram = json_object_get(m.ret, "ram");
