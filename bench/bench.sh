@@ -165,7 +165,8 @@ run_qemu() {
 	jq -c --arg v "$v" --arg c "$c" --argjson n "$n" --argjson ok "$ok" \
 		--argjson qc "$(cpu_s "$d/cpu.src" "$b")" --argjson qd "$(cpu_s "$d/cpu.dst")" \
 		"$JQ_DEFS"'{case: $c, variant: $v, run: $n, guest_ok: $ok, qemu_cpu_s: ($qc + $qd),
-		  smigd_cpu_s: 0} + . | stream_mbps' <<<"$res" >>"$out/results.jsonl"
+		  qemu_src_cpu_s: $qc, qemu_dst_cpu_s: $qd, smigd_cpu_s: 0} + . | stream_mbps' \
+		<<<"$res" >>"$out/results.jsonl"
 	cp "$d/samples" "$out/samples-$v-$c-$n" 2>/dev/null
 	qemu_stop "$src"
 	qemu_stop "$dst"
@@ -210,13 +211,13 @@ run_smig() {
 			"$cl/state-h1" "$cl/state-h2" >"$d/verdict" 2>&1 || ok=false
 	fi
 	cp "$d/samples" "$out/samples-smig-$c-$n" 2>/dev/null
-	local smigd_s
-	smigd_s=$(awk -v a="$(cpu_s "$d/cpu.h1" "$b1")" -v b="$(cpu_s "$d/cpu.h2" "$b2")" 'BEGIN { printf "%.2f", a + b }')
 	jq -c --arg c "$c" --argjson n "$n" --argjson ok "$ok" \
 		--argjson qc "$(cpu_s "$d/cpu.src" "$bq")" --argjson qd "$(cpu_s "$d/cpu.dst")" \
-		--argjson sc "$smigd_s" \
+		--argjson s1 "$(cpu_s "$d/cpu.h1" "$b1")" --argjson s2 "$(cpu_s "$d/cpu.h2" "$b2")" \
 		"$JQ_DEFS"'{case: $c, variant: "smig", run: $n, guest_ok: $ok, qemu_cpu_s: ($qc + $qd),
-		  smigd_cpu_s: $sc} + . | stream_mbps' <<<"$res" >>"$out/results.jsonl"
+		  qemu_src_cpu_s: $qc, qemu_dst_cpu_s: $qd, smigd_cpu_s: ($s1 + $s2),
+		  smigd_src_cpu_s: $s1, smigd_dst_cpu_s: $s2} + . | stream_mbps' \
+		<<<"$res" >>"$out/results.jsonl"
 	hsmig "$cl" h2 vm stop "$name" >/dev/null 2>&1
 	hsmig "$cl" h2 vm undefine "$name" >/dev/null 2>&1
 }

@@ -14,6 +14,7 @@ summary=$(jq -s '
 		elif length % 2 == 1 then .[length / 2 | floor]
 		else (.[length / 2 - 1] + .[length / 2]) / 2 end;
 	def r1: if . == null then null else (. * 10 | round) / 10 end;
+	def r2: if . == null then null else (. * 100 | round) / 100 end;
 	group_by(.case) | map({key: .[0].case, value: (group_by(.variant) | map({key: .[0].variant,
 		value: (map(select(.status == "completed" and .guest_ok)) as $ok | {
 			runs: length, ok: ($ok | length),
@@ -22,8 +23,12 @@ summary=$(jq -s '
 			setup_ms: ($ok | map(.setup_ms) | median | r1),
 			handshake_ms: ($ok | map(.handshake_ms // empty) | median | r1),
 			mbps: ($ok | map(.stream_mbps) | median | r1),
-			qemu_cpu_s: ($ok | map(.qemu_cpu_s) | median | r1),
-			smigd_cpu_s: ($ok | map(.smigd_cpu_s) | median | r1),
+			qemu_cpu_s: ($ok | map(.qemu_cpu_s) | median | r2),
+			qemu_src_cpu_s: ($ok | map(.qemu_src_cpu_s // 0) | median | r2),
+			qemu_dst_cpu_s: ($ok | map(.qemu_dst_cpu_s // 0) | median | r2),
+			smigd_cpu_s: ($ok | map(.smigd_cpu_s) | median | r2),
+			smigd_src_cpu_s: ($ok | map(.smigd_src_cpu_s // 0) | median | r2),
+			smigd_dst_cpu_s: ($ok | map(.smigd_dst_cpu_s // 0) | median | r2),
 			median_run: ($ok | sort_by(.total_ms) | if length > 0 then .[(length - 1) / 2 | floor].run else null end)
 		})}) | from_entries)}) | from_entries' "$res")
 echo "$summary" >"$dir/summary.json"
@@ -35,10 +40,10 @@ relay=$(cat "$dir/relay.json" 2>/dev/null || echo '{}')
 	echo "$(date -u +%Y-%m-%d), $(nproc) cores ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), QEMU $(qemu-system-x86_64 --version | awk 'NR == 1 { print $4 }'), TCG single-threaded, loopback."
 	echo "Medians of the runs that completed with the guest intact; ratios are smig / QEMU."
 	echo
-	echo "| case | variant | ok/runs | total ms | downtime ms | set-up ms | Mbit/s | QEMU CPU s | smigd CPU s |"
+	echo "| case | variant | ok/runs | total ms | downtime ms | set-up ms | Mbit/s | QEMU CPU s (source + destination) | smigd CPU s (source + destination) |"
 	echo "|---|---|---|---|---|---|---|---|---|"
 	jq -r 'to_entries[] | .key as $c | .value | to_entries[] |
-		"| \($c) | \(.key) | \(.value.ok)/\(.value.runs) | \(.value.total_ms) | \(.value.downtime_ms) | \(.value.setup_ms)\(if .value.handshake_ms then " (\(.value.handshake_ms) before QEMU)" else "" end) | \(.value.mbps) | \(.value.qemu_cpu_s) | \(.value.smigd_cpu_s) |"' <<<"$summary"
+		"| \($c) | \(.key) | \(.value.ok)/\(.value.runs) | \(.value.total_ms) | \(.value.downtime_ms) | \(.value.setup_ms)\(if .value.handshake_ms then " (\(.value.handshake_ms) before QEMU)" else "" end) | \(.value.mbps) | \(.value.qemu_cpu_s) (\(.value.qemu_src_cpu_s) + \(.value.qemu_dst_cpu_s)) | \(if .key == "smig" then "\(.value.smigd_cpu_s) (\(.value.smigd_src_cpu_s) + \(.value.smigd_dst_cpu_s))" else "–" end) |"' <<<"$summary"
 	echo
 	echo "| case | total smig/plain | total smig/tls | downtime smig − plain ms | set-up smig/plain | throughput smig/plain | throughput smig/tls | CPU smig/tls |"
 	echo "|---|---|---|---|---|---|---|---|"
