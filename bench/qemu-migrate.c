@@ -47,7 +47,8 @@ struct run {
 	FILE *samples;
 	double t0, t_migrate, t_stop, t_resume;
 	const char *status; /* the source's last MIGRATION status */
-	struct smig_qmp_msg *want; /* where the awaited reply goes, while one is awaited */
+	bool awaiting;             /* a command's reply is awaited ... */
+	struct smig_qmp_msg reply; /* ... and lands here */
 	json_t *final;      /* the source's query-migrate after completion */
 };
 
@@ -132,21 +133,25 @@ static int qmp_pump(struct run *r, struct qmp_end *e,
 
 static void keep_reply(struct run *r, struct qmp_end *e, struct smig_qmp_msg *m);
 
+/* Blocks until the reply to the command just sent on e is in r->reply. */
+static void qmp_await(struct run *r, struct qmp_end *e)
+{
+	r->awaiting = true;
+	while (r->awaiting)
+		if (qmp_pump(r, e, keep_reply) < 0)
+			die("QEMU at %s hung up", e->path);
+}
+
 /* Sends cmd and blocks until its RETURN (events seen meanwhile are handled). */
 static void qmp_call(struct run *r, struct qmp_end *e, const char *cmd, json_t *args)
 {
-	struct smig_qmp_msg m = { 0 };
-
 	qmp_send(e, cmd, args);
-	r->want = &m;
-	while (r->want != NULL)
-		if (qmp_pump(r, e, keep_reply) < 0)
-			die("QEMU at %s hung up", e->path);
-	if (m.kind == SMIG_QMP_ERROR) {
-		fprintf(stderr, "smig-bench-qemu: %s: %s\n", cmd, m.error_desc);
+	qmp_await(r, e);
+	if (r->reply.kind == SMIG_QMP_ERROR) {
+		fprintf(stderr, "smig-bench-qemu: %s: %s\n", cmd, r->reply.error_desc);
 		exit(1);
 	}
-	smig_qmp_msg_clear(&m);
+	smig_qmp_msg_clear(&r->reply);
 }
 
 static void on_event(struct run *r, struct qmp_end *e, const struct smig_qmp_msg *m)
@@ -172,32 +177,28 @@ static void keep_reply(struct run *r, struct qmp_end *e, struct smig_qmp_msg *m)
 		on_event(r, e, m);
 		return;
 	}
-	if (m->kind == SMIG_QMP_ERROR && r->want == NULL)
+	if (m->kind == SMIG_QMP_ERROR && !r->awaiting)
 		die("QEMU refused: %s", m->error_desc);
-	if (m->kind == SMIG_QMP_GREETING || r->want == NULL)
+	if (m->kind == SMIG_QMP_GREETING || !r->awaiting)
 		return;
-	*r->want = *m;
+	r->reply = *m;
 	m->root = NULL; /* moved */
-	r->want = NULL;
+	r->awaiting = false;
 }
 
 static void sample(struct run *r)
 {
-	struct smig_qmp_msg m = { 0 };
 	const json_t *ram;
 
 	qmp_send(&r->src, "query-migrate", NULL);
-	r->want = &m;
-	while (r->want != NULL)
-		if (qmp_pump(r, &r->src, keep_reply) < 0)
-			die("QEMU at %s hung up", r->src.path);
-	ram = json_object_get(m.ret, "ram");
+	qmp_await(r, &r->src);
+	ram = json_object_get(r->reply.ret, "ram");
 	if (ram != NULL && r->samples != NULL)
 		fprintf(r->samples, "%.1f %lld\n", now_ms() - r->t0,
 			(long long)json_integer_value(json_object_get(ram, "transferred")));
 	if (r->status != NULL && strcmp(r->status, "completed") == 0 && r->final == NULL)
-		r->final = json_incref(m.root);
-	smig_qmp_msg_clear(&m);
+		r->final = json_incref(r->reply.root);
+	smig_qmp_msg_clear(&r->reply);
 }
 
 static void setup(struct run *r)
