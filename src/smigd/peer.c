@@ -169,24 +169,35 @@ static void peer_cork(const struct peer *p, int on)
 	(void)setsockopt(p->fd, IPPROTO_TCP, TCP_CORK, &on, sizeof(on));
 }
 
-/* Writes what tx holds; false if the peer was freed. */
-static bool peer_flush(struct peer *p)
+/*
+ * Writes tx through TLS until it is empty or the socket takes no more:
+ * 0, SMIG_EAGAIN or the failure. A migration may queue more meanwhile.
+ */
+static int peer_write(struct peer *p)
 {
-	bool cork = smig_buf_remaining(&p->tx) > PEER_CORK_MIN;
-	int rc = 0;
-
-	if (cork)
-		peer_cork(p, 1);
 	while (smig_buf_remaining(&p->tx) > 0) {
 		size_t n;
+		int rc = smig_tls_write(p->tls, smig_buf_peek(&p->tx), smig_buf_remaining(&p->tx),
+					&n);
 
-		rc = smig_tls_write(p->tls, smig_buf_peek(&p->tx), smig_buf_remaining(&p->tx), &n);
 		if (rc < 0)
-			break;
+			return rc;
 		(void)smig_buf_consume(&p->tx, n);
 		if (p->mig && smig_buf_remaining(&p->tx) < PEER_TX_LOW)
 			mig_peer_tx_space(p->mig);
 	}
+	return 0;
+}
+
+/* Writes what tx holds; false if the peer was freed. */
+static bool peer_flush(struct peer *p)
+{
+	bool cork = smig_buf_remaining(&p->tx) > PEER_CORK_MIN;
+	int rc;
+
+	if (cork)
+		peer_cork(p, 1);
+	rc = peer_write(p);
 	if (cork)
 		peer_cork(p, 0);
 	if (rc == SMIG_EAGAIN)
@@ -566,13 +577,9 @@ void peer_kick(struct peer *p)
 
 void peer_send_now(struct peer *p)
 {
-	while (p->tls != NULL && p->state == PS_READY && smig_buf_remaining(&p->tx) > 0) {
-		size_t n;
-
-		if (smig_tls_write(p->tls, smig_buf_peek(&p->tx), smig_buf_remaining(&p->tx), &n) < 0)
-			break; /* EAGAIN: the loop goes on when writable; an error: it fails p */
-		(void)smig_buf_consume(&p->tx, n);
-	}
+	/* EAGAIN: the loop goes on when writable; a failure: peer_flush() fails p there */
+	if (p->tls != NULL && p->state == PS_READY)
+		(void)peer_write(p);
 	peer_interest(p);
 }
 
