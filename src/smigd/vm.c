@@ -457,32 +457,21 @@ struct mig *vm_mig(const struct vm *vm)
 }
 
 /*
- * An incoming VM's spec under a name that start-up does not adopt
- * (spec.staged): a restart before the commit still discards the VM.
+ * Writes the VM's spec (synced) as file NAME in its directory. An incoming
+ * VM's goes to spec.staged, a name start-up does not adopt: a restart
+ * before the commit still discards the VM.
  */
-static int vm_stage_spec(struct vm *vm)
+static int vm_write_spec(struct vm *vm, const char *name)
 {
 	char path[PATH_MAX];
 	char *text;
 	int rc;
 
-	vm_path(vm, "spec.staged", path, sizeof(path));
+	vm_path(vm, name, path, sizeof(path));
 	SMIG_GUARD(smig_vmspec_dump(&vm->spec, &text));
 	rc = smig_file_write_atomic(path, text, strlen(text), 0600);
 	free(text);
 	return rc;
-}
-
-static void vm_save_spec(struct vm *vm)
-{
-	char path[PATH_MAX];
-	char *text;
-
-	vm_path(vm, "spec.json", path, sizeof(path));
-	if (smig_vmspec_dump(&vm->spec, &text) == 0) {
-		(void)smig_file_write_atomic(path, text, strlen(text), 0600);
-		free(text);
-	}
 }
 
 struct vm *vm_new_incoming(struct smigd *d, const struct smig_vmspec *spec, char *err,
@@ -505,7 +494,7 @@ struct vm *vm_new_incoming(struct smigd *d, const struct smig_vmspec *spec, char
 	}
 	vm->incoming = true;
 	vm->state = VM_DEFINED;
-	if (vm_stage_spec(vm) < 0) {
+	if (vm_write_spec(vm, "spec.staged") < 0) {
 		snprintf(err, errlen, "%s: cannot save the spec: %s", vm->dir, strerror(errno));
 		d->vms = vm->next;
 		(void)vm_rmtree(vm->dir);
@@ -528,5 +517,5 @@ void vm_adopt_incoming(struct vm *vm)
 	vm_path(vm, "spec.staged", staged, sizeof(staged));
 	vm_path(vm, "spec.json", path, sizeof(path));
 	if (rename(staged, path) < 0)
-		vm_save_spec(vm);
+		(void)vm_write_spec(vm, "spec.json");
 }
