@@ -131,6 +131,23 @@ guest_alive() {
 		[ "$(grep -a '^HB ' "$2" | tail -1 | awk '{print $4}')" = 0 ]
 }
 
+# record VARIANT CASE RUN GUEST_OK RESULT DIR QEMU_T0 [SMIGD1_T0 SMIGD2_T0]: one
+# line of results.jsonl: the variant's result with the guest's verdict, the
+# CPU seconds the watcher saw in DIR since the given ticks (smigd: none for
+# QEMU's own migrations), and the throughput; DIR's samples for the plot
+record() {
+	local v=$1 c=$2 n=$3 ok=$4 res=$5 d=$6 s1=0 s2=0
+	[ $# -gt 7 ] && s1=$(cpu_s "$d/cpu.h1" "$8") s2=$(cpu_s "$d/cpu.h2" "$9")
+	jq -c --arg v "$v" --arg c "$c" --argjson n "$n" --argjson ok "$ok" \
+		--argjson qc "$(cpu_s "$d/cpu.src" "$7")" --argjson qd "$(cpu_s "$d/cpu.dst")" \
+		--argjson s1 "$s1" --argjson s2 "$s2" \
+		"$JQ_DEFS"'{case: $c, variant: $v, run: $n, guest_ok: $ok, qemu_cpu_s: ($qc + $qd),
+		  qemu_src_cpu_s: $qc, qemu_dst_cpu_s: $qd, smigd_cpu_s: ($s1 + $s2),
+		  smigd_src_cpu_s: $s1, smigd_dst_cpu_s: $s2} + . | stream_mbps' \
+		<<<"$res" >>"$out/results.jsonl"
+	cp "$d/samples" "$out/samples-$v-$c-$n" 2>/dev/null
+}
+
 # run_qemu VARIANT CASE RUN: one of QEMU's own migrations
 run_qemu() {
 	local v=$1 c=$2 n=$3 mem args vtpm d src dst port t0 b res ok=true
@@ -150,24 +167,14 @@ run_qemu() {
 	b=$(ticks "$(cat "$src/qemu.pid")")
 	t0=$(now_us)
 	watch "$d" "src=$src/qemu.pid dst=$dst/qemu.pid" &
-	if qemu_start "$dst" "$mem" "$args" --incoming "${dx[@]}" &&
+	qemu_start "$dst" "$mem" "$args" --incoming "${dx[@]}" &&
 		res=$("$BENCHQ" --src "$src/qmp.sock" --dst "$dst/qmp.sock" --uri "tcp:127.0.0.1:$port" \
-			"${tx[@]}" --downtime-ms "$downtime" --samples "$d/samples" --t0-ns "${t0}000"); then
-		touch "$d/stop"
-		wait
-		guest_alive "$src/serial.log" "$dst/serial.log" || ok=false
-	else
-		res='{"status": "failed"}'
-		ok=false
-	fi
+			"${tx[@]}" --downtime-ms "$downtime" --samples "$d/samples" --t0-ns "${t0}000") ||
+		{ res='{"status": "failed"}'; ok=false; }
 	touch "$d/stop"
 	wait
-	jq -c --arg v "$v" --arg c "$c" --argjson n "$n" --argjson ok "$ok" \
-		--argjson qc "$(cpu_s "$d/cpu.src" "$b")" --argjson qd "$(cpu_s "$d/cpu.dst")" \
-		"$JQ_DEFS"'{case: $c, variant: $v, run: $n, guest_ok: $ok, qemu_cpu_s: ($qc + $qd),
-		  qemu_src_cpu_s: $qc, qemu_dst_cpu_s: $qd, smigd_cpu_s: 0} + . | stream_mbps' \
-		<<<"$res" >>"$out/results.jsonl"
-	cp "$d/samples" "$out/samples-$v-$c-$n" 2>/dev/null
+	[ "$ok" = true ] && { guest_alive "$src/serial.log" "$dst/serial.log" || ok=false; }
+	record "$v" "$c" "$n" "$ok" "$res" "$d" "$b"
 	qemu_stop "$src"
 	qemu_stop "$dst"
 }
@@ -210,14 +217,7 @@ run_smig() {
 		"$root/tests/harness/guest-check" "$name" "$([ "$vtpm" = true ] && echo --vtpm)" \
 			"$cl/state-h1" "$cl/state-h2" >"$d/verdict" 2>&1 || ok=false
 	fi
-	cp "$d/samples" "$out/samples-smig-$c-$n" 2>/dev/null
-	jq -c --arg c "$c" --argjson n "$n" --argjson ok "$ok" \
-		--argjson qc "$(cpu_s "$d/cpu.src" "$bq")" --argjson qd "$(cpu_s "$d/cpu.dst")" \
-		--argjson s1 "$(cpu_s "$d/cpu.h1" "$b1")" --argjson s2 "$(cpu_s "$d/cpu.h2" "$b2")" \
-		"$JQ_DEFS"'{case: $c, variant: "smig", run: $n, guest_ok: $ok, qemu_cpu_s: ($qc + $qd),
-		  qemu_src_cpu_s: $qc, qemu_dst_cpu_s: $qd, smigd_cpu_s: ($s1 + $s2),
-		  smigd_src_cpu_s: $s1, smigd_dst_cpu_s: $s2} + . | stream_mbps' \
-		<<<"$res" >>"$out/results.jsonl"
+	record smig "$c" "$n" "$ok" "$res" "$d" "$bq" "$b1" "$b2"
 	hsmig "$cl" h2 vm stop "$name" >/dev/null 2>&1
 	hsmig "$cl" h2 vm undefine "$name" >/dev/null 2>&1
 }
