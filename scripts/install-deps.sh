@@ -10,7 +10,7 @@ packages=(
 	openssl iproute2 jq procps psmisc socat git
 	gcc-multilib qemu-system-x86 swtpm swtpm-tools
 	libtss2-dev tpm2-tools libnftables-dev nftables
-	gnuplot-nox
+	gnuplot-nox cpio
 )
 
 missing=()
@@ -19,13 +19,43 @@ for p in "${packages[@]}"; do
 		missing+=("$p")
 	fi
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
+# The Linux test guest boots Debian's own kernel: the linux-image package,
+# unpacked here (not installed), with only the kernel, its config and the
+# pvpanic modules kept.
+kdir=${SMIG_GUEST_KERNEL_DIR:-/var/cache/smig/guest-kernel}
+need_kernel=false
+compgen -G "$kdir/boot/vmlinuz-*" >/dev/null || need_kernel=true
+
+[ ${#missing[@]} -eq 0 ] && ! $need_kernel && exit 0
 
 if [ "$(id -u)" -ne 0 ]; then
-	echo "install-deps: missing packages: ${missing[*]}; run as root or install them" >&2
+	what="${missing[*]}"
+	$need_kernel && what="${what:+$what, }the Linux test guest's kernel in $kdir"
+	echo "install-deps: missing $what; run this as root (it uses apt-get)" >&2
 	exit 1
 fi
-echo "install-deps: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq >/dev/null
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+if [ ${#missing[@]} -gt 0 ]; then
+	echo "install-deps: installing ${missing[*]}" >&2
+	apt-get update -qq >/dev/null
+	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+if $need_kernel; then
+	pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ { print $2; exit }')
+	if [ -z "$pkg" ]; then
+		apt-get update -qq >/dev/null
+		pkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/ { print $2; exit }')
+	fi
+	echo "install-deps: fetching $pkg (the Linux test guest's kernel) into $kdir" >&2
+	tmp=$(mktemp -d)
+	trap 'rm -rf "$tmp"' EXIT
+	(cd "$tmp" && apt-get download -q "$pkg" >/dev/null 2>&1) ||
+		{ echo "install-deps: apt-get download $pkg failed" >&2; exit 1; }
+	dpkg-deb -x "$tmp"/"$pkg"_*.deb "$tmp/x"
+	kver=${pkg#linux-image-}
+	mkdir -p "$kdir/boot" "$kdir/lib/modules/$kver/kernel/drivers/misc"
+	cp -a "$tmp/x/lib/modules/$kver/kernel/drivers/misc/pvpanic" \
+		"$kdir/lib/modules/$kver/kernel/drivers/misc/"
+	cp "$tmp/x/boot/config-$kver" "$kdir/boot/"
+	cp "$tmp/x/boot/vmlinuz-$kver" "$kdir/boot/" # last: its presence means done
+fi
