@@ -147,8 +147,9 @@ int cmd_migrate(struct cli *cli, int argc, char **argv)
 			       json_string_value(json_object_get(r, "cipher")));
 		if (!cancel && json_is_string(json_object_get(r, "accel")) &&
 		    strcmp(json_string_value(json_object_get(r, "accel")), "tcg") == 0)
-			fprintf(stderr, "smig migrate: warning: %s ran under QEMU's TCG, whose "
-					"migration can miss writes of a busy guest "
+			fprintf(stderr, "smig migrate: note: %s ran under QEMU's TCG (software "
+					"emulation, no KVM): far slower than KVM, and its guest RAM is "
+					"8 KiB short of the spec to keep QEMU's dirty tracking whole "
 					"(docs/threat-model.md)\n",
 				vm);
 	}
