@@ -1,7 +1,7 @@
 # smig - the two commands (make demo, make check) and their helpers.
 # Everything real happens in scripts/; this file only names the entry points.
 
-.PHONY: all deps build check demo bench fuzz lint clean
+.PHONY: all deps build check demo bench fuzz lint soak clean
 
 all: build
 
@@ -21,6 +21,11 @@ demo: deps build
 # build/bench-results (BENCH_ARGS: --runs N, --cases "idle busy vtpm", --out DIR)
 bench: deps build
 	@bench/bench.sh $(BENCH_ARGS)
+
+# the guest-survival scenarios (contention, cancel x3 then migrate) 20 times
+# each, and QEMU alone with smig's work-around 20 times (SOAK_RUNS=N)
+soak: deps build
+	@scripts/soak.sh $(or $(SOAK_RUNS),20)
 
 fuzz: deps
 	@scripts/fuzz.sh $(or $(FUZZ_SECONDS),60)

@@ -19,6 +19,7 @@ static void decode(const struct smig_frame *f)
 	struct smig_mig_prepare mp;
 	struct smig_mig_commit_req cr;
 	struct smig_mig_abort ab;
+	struct smig_mig_settled st;
 	uint8_t nonce[SMIG_ATTEST_NONCE_LEN];
 	const char *text;
 	size_t len;
@@ -29,6 +30,7 @@ static void decode(const struct smig_frame *f)
 	(void)smig_msg_get_mig_prepare(f, &mp);
 	(void)smig_msg_get_mig_commit_req(f, &cr);
 	(void)smig_msg_get_mig_abort(f, &ab);
+	(void)smig_msg_get_mig_settled(f, &st);
 	(void)smig_msg_get_mig_id(f, f->type, &id);
 	(void)smig_msg_get_hello(f, &h);
 	(void)smig_msg_get_ping(f, SMIG_MSG_PING, &p);

@@ -5,7 +5,9 @@
  * Kernel command line: mem=MiB (working set, default 32), dirty=N|max
  * (pages per second to rewrite, default 0), seed=N, hb=MS (heartbeat
  * period, default 250), corrupt=N (self-test: damage a page behind the
- * verifier's back at heartbeat N).
+ * verifier's back at heartbeat N), panic_after_pause=MS (self-test: once the
+ * VM was stopped for MS ms or more, e.g. across a migration's switch-over,
+ * report a panic through the pvpanic port and halt).
  *
  * Every page of the working set holds a pattern derived from (seed, page,
  * generation). Dirtying a page bumps its generation and rewrites it; the
@@ -38,11 +40,12 @@ struct params {
 	uint32_t seed;
 	uint32_t hb_ms;
 	uint32_t corrupt_at;
+	uint32_t panic_pause_ms;
 };
 
 static uint32_t gen[MAX_PAGES];
 static uint32_t npages;
-static struct params P = { 32, 0, 1, 250, 0 };
+static struct params P = { 32, 0, 1, 250, 0, 0 };
 static uint64_t verified;
 static uint64_t errors;
 static uint32_t fails_printed;
@@ -82,6 +85,8 @@ static void parse_cmdline(const char *s)
 			P.hb_ms = parse_u32(s + 3, &end);
 		else if (starts(s, "corrupt="))
 			P.corrupt_at = parse_u32(s + 8, &end);
+		else if (starts(s, "panic_after_pause="))
+			P.panic_pause_ms = parse_u32(s + 18, &end);
 		while (*end && *end != ' ')
 			end++;
 		while (*end == ' ')
@@ -202,6 +207,67 @@ static void vtpm_beat(struct vtpm *t, uint64_t counter)
 	}
 }
 
+/*
+ * A stopped VM does not see its own clock move (the TSC stops with it),
+ * but the CMOS clock follows the host's. Each change of the RTC's second
+ * comes one host second after the last, which the guest measures as about
+ * the same number of its own ms every time (its TSC calibration may be a
+ * few per cent off, steadily); a second that looks shorter than the one
+ * before by MS or more held a stop of the VM that long.
+ */
+struct pause_watch {
+	uint8_t last_sec;
+	int seen; /* second changes observed */
+	uint64_t last_ms;
+	uint32_t per_sec; /* guest ms of the last whole host second */
+};
+
+static uint8_t rtc_seconds(void)
+{
+	uint8_t v;
+
+	outb(0x70, 0x0A);
+	while (inb(0x71) & 0x80) /* update in progress */
+		outb(0x70, 0x0A);
+	outb(0x70, 0x00);
+	v = inb(0x71);
+	outb(0x70, 0x0B);
+	if (!(inb(0x71) & 0x04)) /* BCD */
+		v = (uint8_t)((v >> 4) * 10 + (v & 0x0F));
+	return v;
+}
+
+static void pause_check(struct pause_watch *pw, uint64_t now)
+{
+	uint8_t sec = rtc_seconds();
+	uint32_t host_ms, guest_ms;
+
+	if (pw->seen > 0 && sec == pw->last_sec)
+		return;
+	if (pw->seen >= 2) {
+		uint32_t secs = (uint32_t)((sec + 60 - pw->last_sec) % 60);
+		uint32_t expect;
+
+		guest_ms = (uint32_t)(now - pw->last_ms);
+		expect = pw->per_sec ? pw->per_sec * secs : 1000u * secs;
+		host_ms = expect;
+		if (pw->seen >= 3 && expect > guest_ms && expect - guest_ms >= P.panic_pause_ms) {
+			put_str("PANIC on purpose: the VM was stopped (a host second ");
+			put_u64(host_ms - guest_ms);
+			put_str(" guest ms short)\n");
+			outb(0x70, 0x80); /* NMI off */
+			outb(0x505, 1);   /* pvpanic: guest panicked */
+			for (;;)
+				__asm__ volatile("cli; hlt");
+		}
+	}
+	if (pw->seen >= 2 && (sec + 60 - pw->last_sec) % 60 == 1)
+		pw->per_sec = (uint32_t)(now - pw->last_ms);
+	pw->last_sec = sec;
+	pw->last_ms = now;
+	pw->seen++;
+}
+
 static uint32_t rng_state = 2463534242u;
 
 static uint32_t rng(void)
@@ -233,6 +299,7 @@ void guest_main(uint32_t magic, const uint32_t *mbi);
 void guest_main(uint32_t magic, const uint32_t *mbi)
 {
 	struct vtpm tpm = { 0 };
+	struct pause_watch pw = { 0 };
 	uint64_t counter = 0;
 	uint64_t dirtied = 0;
 	uint32_t sweep = 0;
@@ -275,6 +342,8 @@ void guest_main(uint32_t magic, const uint32_t *mbi)
 		uint64_t now = now_ms();
 
 		dirty_some(&dirtied, t0, now);
+		if (P.panic_pause_ms)
+			pause_check(&pw, now);
 		for (uint32_t i = 0; i < VERIFY_CHUNK; i++) {
 			page_verify(sweep);
 			sweep = sweep + 1 == npages ? 0 : sweep + 1;

@@ -93,6 +93,7 @@ static int config_limits(const struct smig_json_doc *doc, const json_t *lim,
 		{ "max_peers", SMIG_J_INT, false, 1, 4096 },
 		{ "stall_timeout_ms", SMIG_J_INT, false, 500, 3600000 },
 		{ "stream_passes", SMIG_J_INT, false, 1, 10000 },
+		{ "guest_watch_ms", SMIG_J_INT, false, 0, 600000 },
 	};
 	const json_t *v;
 
@@ -107,6 +108,8 @@ static int config_limits(const struct smig_json_doc *doc, const json_t *lim,
 		cfg->stall_timeout_ms = (int)json_integer_value(v);
 	if ((v = json_object_get(lim, "stream_passes")))
 		cfg->stream_passes = (int)json_integer_value(v);
+	if ((v = json_object_get(lim, "guest_watch_ms")))
+		cfg->guest_watch_ms = (int)json_integer_value(v);
 	return 0;
 }
 
@@ -117,6 +120,7 @@ static int config_qemu(const struct smig_json_doc *doc, const json_t *q,
 		{ "binary", SMIG_J_STRING, false, 0, 0 },
 		{ "accel", SMIG_J_STRING, false, 0, 0 },
 		{ "swtpm", SMIG_J_STRING, false, 0, 0 },
+		{ "auto_converge", SMIG_J_BOOL, false, 0, 0 },
 	};
 	const json_t *v;
 
@@ -125,6 +129,8 @@ static int config_qemu(const struct smig_json_doc *doc, const json_t *q,
 		snprintf(cfg->qemu_binary, sizeof(cfg->qemu_binary), "%s", json_string_value(v));
 	if ((v = json_object_get(q, "swtpm")))
 		snprintf(cfg->swtpm_binary, sizeof(cfg->swtpm_binary), "%s", json_string_value(v));
+	if ((v = json_object_get(q, "auto_converge")))
+		cfg->auto_converge = json_is_true(v);
 	v = json_object_get(q, "accel");
 	if (v && strcmp(json_string_value(v), "kvm:tcg") != 0 &&
 	    strcmp(json_string_value(v), "kvm") != 0 && strcmp(json_string_value(v), "tcg") != 0)
@@ -396,6 +402,8 @@ static void config_defaults(struct smig_config *cfg, const char *name)
 	cfg->max_peers = 64;
 	cfg->stall_timeout_ms = 30000;
 	cfg->stream_passes = 64;
+	cfg->guest_watch_ms = 5000;
+	cfg->auto_converge = true;
 	cfg->audit_checkpoint_records = 64;
 	cfg->audit_checkpoint_interval_s = 60;
 	cfg->attest_interval_s = 10;

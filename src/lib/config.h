@@ -59,10 +59,12 @@ struct smig_config {
 	char qemu_binary[PATH_MAX];
 	char qemu_accel[16]; /* "kvm:tcg", "kvm" or "tcg" */
 	char swtpm_binary[PATH_MAX];
+	bool auto_converge; /* QEMU throttles a guest that outruns the link */
 	int handshake_timeout_ms;
 	int request_timeout_ms;
 	int stall_timeout_ms; /* a migration that moves nothing this long fails */
 	int stream_passes;    /* a stream longer than this many times the memory fails */
+	int guest_watch_ms;   /* destination: how long a resumed guest is watched for a crash */
 	int max_peers;
 	char policy_file[PATH_MAX]; /* empty: the built-in policy */
 	char audit_file[PATH_MAX];  /* empty: STATE_DIR/audit.log */

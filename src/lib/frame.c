@@ -28,6 +28,7 @@ static const struct frame_type frame_types[] = {
 	{ SMIG_MSG_MIG_COMMIT, "MIG_COMMIT", 8 },
 	{ SMIG_MSG_MIG_COMMITTED, "MIG_COMMITTED", 8 },
 	{ SMIG_MSG_MIG_ABORT, "MIG_ABORT", 8 + 2 + 2 + 255 },
+	{ SMIG_MSG_MIG_SETTLED, "MIG_SETTLED", 8 + 1 + 2 + 255 },
 };
 
 static const struct frame_type *frame_type_find(uint8_t type)

@@ -40,6 +40,7 @@ enum smig_msg_type {
 	SMIG_MSG_MIG_COMMIT = 0x15,
 	SMIG_MSG_MIG_COMMITTED = 0x16,
 	SMIG_MSG_MIG_ABORT = 0x17,
+	SMIG_MSG_MIG_SETTLED = 0x18, /* the guest's fate after switch-over */
 };
 
 struct smig_frame {

@@ -271,3 +271,30 @@ int smig_msg_get_mig_abort(const struct smig_frame *f, struct smig_mig_abort *m)
 	SMIG_GUARD(smig_buf_get_string(&b, m->reason, sizeof(m->reason), SMIG_REASON_MAX));
 	return smig_buf_expect_end(&b);
 }
+
+int smig_msg_put_mig_settled(struct smig_buf *out, const struct smig_mig_settled *m)
+{
+	size_t mark;
+	int rc;
+
+	SMIG_ENSURE(m->fate <= SMIG_GUEST_CRASHED, SMIG_EINVAL);
+	SMIG_GUARD(smig_frame_begin(out, SMIG_MSG_MIG_SETTLED, &mark));
+	rc = smig_buf_put_u64(out, m->id);
+	if (rc == 0)
+		rc = smig_buf_put_u8(out, m->fate);
+	if (rc == 0)
+		rc = smig_buf_put_string(out, m->detail, SMIG_REASON_MAX);
+	return msg_finish(out, mark, rc);
+}
+
+int smig_msg_get_mig_settled(const struct smig_frame *f, struct smig_mig_settled *m)
+{
+	struct smig_buf b;
+
+	SMIG_GUARD(msg_view(f, SMIG_MSG_MIG_SETTLED, &b));
+	SMIG_GUARD(smig_buf_get_u64(&b, &m->id));
+	SMIG_GUARD(smig_buf_get_u8(&b, &m->fate));
+	SMIG_ENSURE(m->fate <= SMIG_GUEST_CRASHED, SMIG_EPROTO);
+	SMIG_GUARD(smig_buf_get_string(&b, m->detail, sizeof(m->detail), SMIG_REASON_MAX));
+	return smig_buf_expect_end(&b);
+}

@@ -77,6 +77,24 @@ int smig_msg_get_mig_commit_req(const struct smig_frame *f, struct smig_mig_comm
 int smig_msg_put_mig_abort(struct smig_buf *out, const struct smig_mig_abort *m);
 int smig_msg_get_mig_abort(const struct smig_frame *f, struct smig_mig_abort *m);
 
+/*
+ * SETTLED: after COMMITTED, what the destination saw of the guest during its
+ * watch window: alive, or crashed (GUEST_PANICKED) with the detail.
+ */
+enum smig_guest_fate {
+	SMIG_GUEST_ALIVE = 0,
+	SMIG_GUEST_CRASHED = 1,
+};
+
+struct smig_mig_settled {
+	uint64_t id;
+	uint8_t fate; /* enum smig_guest_fate */
+	char detail[SMIG_REASON_MAX + 1];
+};
+
+int smig_msg_put_mig_settled(struct smig_buf *out, const struct smig_mig_settled *m);
+int smig_msg_get_mig_settled(const struct smig_frame *f, struct smig_mig_settled *m);
+
 /* ATTEST_REQ: the verifier's fresh nonce. ATTEST: evidence text (evidence.h). */
 #define SMIG_ATTEST_NONCE_LEN 32
 #define SMIG_ATTEST_MAX ((size_t)16 * 1024)

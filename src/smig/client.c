@@ -193,6 +193,7 @@ int client_exit_code(const char *code)
 		{ "untrusted", EXIT_PEER },
 		{ "timeout", EXIT_PEER },
 		{ "migration_failed", EXIT_MIGRATION },
+		{ "guest_crashed", EXIT_MIGRATION },
 	};
 
 	for (size_t i = 0; code && i < sizeof(map) / sizeof(map[0]); i++)

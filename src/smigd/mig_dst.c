@@ -3,6 +3,10 @@
  * start the incoming QEMU (and swtpm with the key from PREPARE), feed it
  * the stream, answer COMMIT_REQ with READY once QEMU holds the whole state,
  * resume on COMMIT; any failure discards every trace of the incoming VM.
+ * After COMMITTED the resumed guest is watched for limits.guest_watch_ms
+ * (SETTLING): a panic or a dead QEMU in that window is reported to the
+ * source as SETTLED(crashed), and the VM stays here, crashed, for the
+ * operator: it has run here, so the source's copy is not current any more.
  */
 #include "mig_int.h"
 #include "error.h"
@@ -41,6 +45,16 @@ void mig_dst_abort(struct mig *m, bool send, int code, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
+	if (m->state >= MS_SETTLING) {
+		/* committed: the VM runs here and is ours; nothing may discard it now */
+		smig_warn("event=migration_settle_ended vm=%s from=%s reason=\"%s\"", m->vm_name,
+			  m->peer_host, why);
+		if (m->vm)
+			vm_set_mig(m->vm, NULL);
+		m->vm = NULL;
+		mig_free(m);
+		return;
+	}
 	smig_warn("event=migration_aborted vm=%s from=%s state=%s reason=\"%s\" "
 		  "action=discard_incoming",
 		  m->vm_name, m->peer_host, mig_state_names[m->state], why);
@@ -172,12 +186,53 @@ static void dst_incoming_reply(void *arg, const struct smig_qmp_msg *r)
 	mig_send_id(m, SMIG_MSG_MIG_PREPARED);
 }
 
+/* Ends the watch: SETTLED to the source (if still connected), audit, done. */
+static void dst_settle(struct mig *m, uint8_t fate, const char *detail)
+{
+	struct smig_mig_settled st = { .id = m->id, .fate = fate };
+
+	snprintf(st.detail, sizeof(st.detail), "%s", detail);
+	if (m->peer && smig_msg_put_mig_settled(peer_tx(m->peer), &st) == 0)
+		peer_send_now(m->peer);
+	if (fate == SMIG_GUEST_CRASHED) {
+		smig_err("event=guest_crashed_after_switchover vm=%s from=%s detail=\"%s\" "
+			 "action=kept_crashed_here",
+			 m->vm_name, m->peer_host, detail);
+		dst_audit(m, "guest_crashed", detail);
+	} else {
+		smig_info("event=migration_settled vm=%s from=%s guest=alive watch_ms=%d", m->vm_name,
+			  m->peer_host, m->d->cfg.guest_watch_ms);
+	}
+	m->rule[0] = '\0';
+	m->state = MS_DONE;
+	if (m->vm)
+		vm_set_mig(m->vm, NULL);
+	m->vm = NULL;
+	mig_free(m);
+}
+
+void mig_dst_guest_crashed(struct mig *m, const char *fmt, ...)
+{
+	char detail[SMIG_REASON_MAX + 1];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof(detail), fmt, ap);
+	va_end(ap);
+	dst_settle(m, SMIG_GUEST_CRASHED, detail);
+}
+
 static void dst_tick(void *arg)
 {
 	struct mig *m = arg;
 
 	m->timer = NULL;
-	if (m->state != MS_COMMITTING &&
+	if (m->state == MS_SETTLING) {
+		if (loop_now_ms() >= m->settle_by_ms) {
+			dst_settle(m, SMIG_GUEST_ALIVE, "no panic and QEMU alive through the watch");
+			return;
+		}
+	} else if (m->state != MS_COMMITTING &&
 	    loop_now_ms() - m->last_activity_ms > (uint64_t)m->d->cfg.stall_timeout_ms) {
 		sec_event(m->d, SMIG_SEC_STREAM_ANOMALY, "", m->peer_host,
 			  "migration of %s stalled: nothing for %d ms while %s", m->vm_name,
@@ -342,17 +397,18 @@ static void dst_resumed(void *arg, bool ok, const char *why)
 		(void)loop_timer_add(m->d->loop, 0, mig_dst_abort_later, m, &m->timer);
 		return;
 	}
-	m->state = MS_DONE;
 	vm_adopt_incoming(m->vm);
-	vm_set_mig(m->vm, NULL);
-	m->vm = NULL;
 	/* the source waits with the VM paused there: answer before the audit's fsyncs */
 	mig_send_id(m, SMIG_MSG_MIG_COMMITTED);
 	smig_info("event=migration_committed vm=%s from=%s bytes=%llu", m->vm_name, m->peer_host,
 		  (unsigned long long)m->bytes);
 	dst_audit(m, "committed", NULL);
-	m->rule[0] = '\0';
-	mig_free(m);
+	/* the VM's events still come here: watch the resumed guest for a while */
+	m->state = MS_SETTLING;
+	m->t_resumed = loop_now_ns();
+	m->settle_by_ms = loop_now_ms() + (uint64_t)m->d->cfg.guest_watch_ms;
+	if (m->d->cfg.guest_watch_ms == 0)
+		dst_settle(m, SMIG_GUEST_ALIVE, "not watched (limits.guest_watch_ms 0)");
 }
 
 void mig_dst_frame(struct mig *m, const struct smig_frame *f)

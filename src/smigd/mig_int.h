@@ -37,6 +37,7 @@ enum mig_state {
 	MS_STREAMING,
 	MS_COMMIT_WAIT,
 	MS_COMMITTING,
+	MS_SETTLING, /* committed: the destination watches the resumed guest */
 	MS_DONE,
 };
 
@@ -75,6 +76,8 @@ struct mig {
 	char rule[SMIG_RULE_MAX]; /* destination: the binding that let the peer in */
 	char trust[16];           /* source: the target's verdict in this session */
 	uint64_t budget;          /* destination: the most stream bytes it accepts */
+	uint64_t settle_by_ms;    /* MS_SETTLING: the watch (dst) or the wait (src) ends */
+	uint64_t t_resumed;       /* destination: cont answered */
 	uint32_t mem_mib;
 };
 
@@ -103,6 +106,8 @@ void mig_src_fail(struct mig *m, int code, const char *fmt, ...);
 void mig_src_frame(struct mig *m, const struct smig_frame *f);
 void mig_src_commit_req(struct mig *m);
 void mig_src_progress_reply(void *arg, const struct smig_qmp_msg *r);
+/* SETTLING, the connection gone: the VM left here; its fate is not known. */
+void mig_src_settle_lost(struct mig *m, const char *why);
 
 /* mig_dst.c */
 __attribute__((format(printf, 4, 5)))
@@ -112,5 +117,7 @@ void mig_dst_frame(struct mig *m, const struct smig_frame *f);
 void mig_dst_maybe_ready(struct mig *m);
 /* Aborts from a later turn of the loop (when called back by the VM manager). */
 void mig_dst_abort_later(void *arg);
+/* SETTLING: the guest panicked or its QEMU died in the watch window. */
+void mig_dst_guest_crashed(struct mig *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #endif

@@ -2,7 +2,9 @@
  * mig_src.c - the source side of a migration: connect and PREPARE, hand
  * QEMU its end of the stream socket, relay QEMU's stream as MIG_DATA with
  * flow control, progress, and the switch-over from COMMIT_REQ to
- * COMMITTED; every failure before COMMIT resumes the VM here.
+ * COMMITTED; every failure before COMMIT resumes the VM here. After
+ * COMMITTED the VM is gone from here; the result waits for the
+ * destination's SETTLED, which says whether the guest survived its watch.
  */
 #include "mig_int.h"
 #include "error.h"
@@ -33,6 +35,10 @@ void mig_src_fail(struct mig *m, int code, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
+	if (m->state == MS_SETTLING) {
+		mig_src_settle_lost(m, why);
+		return;
+	}
 	if (m->state == MS_COMMITTING) {
 		/* COMMIT is out: the destination may be running the VM. Stay paused. */
 		smig_err("event=migration_unresolved vm=%s to=%s reason=\"%s\" action=source_paused",
@@ -126,6 +132,13 @@ static void src_tick(void *arg)
 	uint64_t now = loop_now_ms();
 
 	m->timer = NULL;
+	if (m->state == MS_SETTLING) {
+		if (now >= m->settle_by_ms)
+			mig_src_settle_lost(m, "no SETTLED in time");
+		else
+			(void)loop_timer_add(m->d->loop, MIG_PROGRESS_MS, src_tick, m, &m->timer);
+		return;
+	}
 	if (now - m->last_activity_ms > (uint64_t)m->d->cfg.stall_timeout_ms) {
 		mig_src_fail(m, SMIG_ETIMEDOUT, "nothing moved for %d ms while %s",
 			 m->d->cfg.stall_timeout_ms, mig_state_names[m->state]);
@@ -227,8 +240,9 @@ static void src_qmp_reply(void *arg, const struct smig_qmp_msg *r)
 /*
  * QEMU's own downtime limit: the whole budget. Giving QEMU half (to leave
  * the other half for the relay's tail and the commit round trip) cut the
- * busy guest's downtime by half, but under TCG the extra passes made QEMU
- * lose guest writes far more often (docs/benchmarks.md).
+ * busy guest's downtime by half, but each extra pass gave QEMU's TCG dirty
+ * tracking defect another chance (qemu_argv.c; docs/benchmarks.md). With
+ * that worked around the half budget is worth a new measurement.
  */
 static int64_t qemu_downtime(const struct mig *m)
 {
@@ -236,9 +250,9 @@ static int64_t qemu_downtime(const struct mig *m)
 }
 
 /*
- * query-kvm: which accelerator runs the VM. Under TCG QEMU's dirty tracking
- * can miss guest writes during migration (docs/threat-model.md): the
- * operator is told, in the log and in the result.
+ * query-kvm: which accelerator runs the VM, named in the result and the
+ * log: TCG is software emulation, and QEMU before 9.0 needs smig's
+ * work-around for its TCG dirty tracking (qemu_argv.c).
  */
 static void src_kvm_reply(void *arg, const struct smig_qmp_msg *r)
 {
@@ -248,8 +262,7 @@ static void src_kvm_reply(void *arg, const struct smig_qmp_msg *r)
 		return;
 	m->accel = json_is_true(json_object_get(r->ret, "enabled")) ? "kvm" : "tcg";
 	if (m->accel[0] == 't')
-		smig_warn("event=migration_under_tcg vm=%s to=%s reason=\"QEMU's TCG can miss "
-			  "writes of a busy guest while it migrates\"", m->vm_name, m->peer_host);
+		smig_info("event=migration_under_tcg vm=%s to=%s", m->vm_name, m->peer_host);
 }
 
 /* PREPARED: the destination's QEMU waits for the stream. Start QEMU's side. */
@@ -272,8 +285,9 @@ static void src_stream(struct mig *m)
 		rc = qmpconn_send(q, "query-kvm", NULL, -1, src_kvm_reply, mig_cb_new(m));
 	if (rc == 0)
 		rc = qmpconn_send(q, "migrate-set-capabilities",
-				  json_pack("{s:[{s:s,s:b}]}", "capabilities", "capability",
-					    "events", "state", 1),
+				  json_pack("{s:[{s:s,s:b},{s:s,s:b}]}", "capabilities",
+					    "capability", "events", "state", 1, "capability",
+					    "auto-converge", "state", m->d->cfg.auto_converge),
 				  -1, src_qmp_reply, mig_cb_new(m));
 	if (rc == 0)
 		rc = qmpconn_send(q, "migrate-set-parameters",
@@ -303,11 +317,32 @@ static void src_stream(struct mig *m)
 		  mig_ms_between(m->t_start, m->t_prepared));
 }
 
-static void src_done(struct mig *m)
+/* COMMITTED: the VM runs on the destination. Ours goes; wait for SETTLED. */
+static void src_committed(struct mig *m)
 {
+	m->t_end = loop_now_ns();
+	m->state = MS_SETTLING;
+	smig_info("event=migration_committed vm=%s to=%s total_ms=%.1f downtime_ms=%.1f", m->vm_name,
+		  m->peer_host, mig_ms_between(m->t_start, m->t_end),
+		  m->t_stop ? mig_ms_between(m->t_stop, m->t_end) : 0.0);
+	vm_retire(m->vm); /* quit QEMU, wipe the vTPM state, forget the VM */
+	m->vm = NULL;
+	m->settle_by_ms = loop_now_ms() + (uint64_t)m->d->cfg.guest_watch_ms +
+			  (uint64_t)m->d->cfg.stall_timeout_ms;
+	ctl_progress(m->d, &m->ref,
+		     json_pack("{s:s,s:f,s:i}", "phase", "watching-guest", "percent", 100.0,
+			       "watch_ms", m->d->cfg.guest_watch_ms));
+}
+
+/*
+ * The end of a committed migration. guest is "alive", "crashed" or
+ * "unknown" (no SETTLED: the connection went, or it came too late).
+ */
+static void src_finish(struct mig *m, const char *guest, const char *detail)
+{
+	bool crashed = strcmp(guest, "crashed") == 0;
 	json_t *result;
 
-	m->t_end = loop_now_ns();
 	m->state = MS_DONE;
 	result = json_pack("{s:s,s:s,s:s,s:s,s:f,s:f,s:I,s:I,s:f,s:f,s:I,s:I,s:f,s:s,s:s,s:s}",
 			   "status",
@@ -324,16 +359,45 @@ static void src_done(struct mig *m)
 				   : 0.0,
 			   "cipher", m->cipher, "peer_trust", m->trust, "accel",
 			   m->accel ? m->accel : "unknown");
-	smig_info("event=migration_completed vm=%s to=%s total_ms=%.1f downtime_ms=%.1f bytes=%llu",
-		  m->vm_name, m->peer_host, mig_ms_between(m->t_start, m->t_end),
-		  m->t_stop ? mig_ms_between(m->t_stop, m->t_end) : 0.0, (unsigned long long)m->bytes);
-	vm_retire(m->vm); /* quit QEMU, wipe the vTPM state, forget the VM */
-	m->vm = NULL;
-	if (ctl_ref_waits(&m->ref))
-		ctl_reply_ok(m->d, &m->ref, result);
-	else
+	if (result) {
+		(void)json_object_set_new(result, "guest", json_string(guest));
+		(void)json_object_set_new(result, "guest_detail", json_string(detail));
+		if (crashed)
+			(void)json_object_set_new(result, "status", json_string("failed"));
+	}
+	if (crashed) {
+		smig_err("event=migration_failed vm=%s to=%s reason=\"guest crashed after "
+			 "switch-over: %s\" action=none_source_copy_retired",
+			 m->vm_name, m->peer_host, detail);
+		if (ctl_ref_waits(&m->ref))
+			ctl_reply_err(m->d, &m->ref, "guest_crashed",
+				      "%s to %s: failed (guest crashed after switch-over): %s; the VM "
+				      "is on %s, crashed (QEMU holds it paused); its copy here was "
+				      "retired at commit, since the guest had run there. Read its "
+				      "console log on %s, then stop and start it there",
+				      m->vm_name, m->peer_host, detail, m->peer_host, m->peer_host);
 		json_decref(result);
+	} else {
+		smig_info("event=migration_completed vm=%s to=%s total_ms=%.1f downtime_ms=%.1f "
+			  "bytes=%llu guest=%s",
+			  m->vm_name, m->peer_host, mig_ms_between(m->t_start, m->t_end),
+			  m->t_stop ? mig_ms_between(m->t_stop, m->t_end) : 0.0,
+			  (unsigned long long)m->bytes, guest);
+		if (ctl_ref_waits(&m->ref))
+			ctl_reply_ok(m->d, &m->ref, result);
+		else
+			json_decref(result);
+	}
 	mig_free(m);
+}
+
+void mig_src_settle_lost(struct mig *m, const char *why)
+{
+	char detail[SMIG_REASON_MAX + 1];
+
+	snprintf(detail, sizeof(detail), "%s did not say how the guest fared after resume (%s)",
+		 m->peer_host, why);
+	src_finish(m, "unknown", detail);
 }
 
 void mig_src_frame(struct mig *m, const struct smig_frame *f)
@@ -352,6 +416,15 @@ void mig_src_frame(struct mig *m, const struct smig_frame *f)
 			     "%s refused: %s", m->peer_host, ab.reason);
 		return;
 	}
+	if (f->type == SMIG_MSG_MIG_SETTLED && m->state == MS_SETTLING) {
+		struct smig_mig_settled st;
+
+		if (smig_msg_get_mig_settled(f, &st) < 0 || st.id != m->id)
+			mig_src_settle_lost(m, "malformed SETTLED");
+		else
+			src_finish(m, st.fate == SMIG_GUEST_CRASHED ? "crashed" : "alive", st.detail);
+		return;
+	}
 	if ((f->type == SMIG_MSG_MIG_PREPARED || f->type == SMIG_MSG_MIG_READY ||
 	     f->type == SMIG_MSG_MIG_COMMITTED) &&
 	    (smig_msg_get_mig_id(f, f->type, &id) < 0 || id != m->id)) {
@@ -366,7 +439,7 @@ void mig_src_frame(struct mig *m, const struct smig_frame *f)
 		m->t_commit = loop_now_ns();
 		mig_send_id(m, SMIG_MSG_MIG_COMMIT);
 	} else if (f->type == SMIG_MSG_MIG_COMMITTED && m->state == MS_COMMITTING) {
-		src_done(m);
+		src_committed(m);
 	} else {
 		const struct smig_host *h = smig_hosts_by_name(&m->d->hosts, m->peer_host);
 

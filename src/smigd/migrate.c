@@ -35,7 +35,7 @@
 #include <unistd.h>
 
 const char *const mig_state_names[] = { "connecting", "preparing", "streaming",
-					 "commit-wait", "committing", "done" };
+					 "commit-wait", "committing", "settling", "done" };
 
 /* ------------------------------------------------------------------ */
 
@@ -191,6 +191,12 @@ void mig_peer_frame(struct smigd *d, struct peer *p, struct mig *m, const struct
 void mig_peer_lost(struct mig *m, const char *why)
 {
 	m->peer = NULL;
+	if (m->state == MS_SETTLING) {
+		/* committed: the destination keeps watching; the source reports what it knows */
+		if (m->source)
+			mig_src_settle_lost(m, why);
+		return;
+	}
 	if (m->source) {
 		mig_src_fail(m, SMIG_ECLOSED, "lost the connection to %s: %s", m->peer_host, why);
 		return;
@@ -204,6 +210,11 @@ void mig_vm_event(struct mig *m, const struct smig_qmp_msg *ev)
 {
 	const char *status = json_string_value(json_object_get(ev->data, "status"));
 
+	if (!m->source && m->state == MS_SETTLING && strcmp(ev->event, "GUEST_PANICKED") == 0) {
+		mig_dst_guest_crashed(m, "the guest panicked %.1f s after resume (GUEST_PANICKED)",
+				      mig_ms_between(m->t_resumed, loop_now_ns()) / 1000.0);
+		return;
+	}
 	if (m->source && strcmp(ev->event, "STOP") == 0 && m->state == MS_STREAMING) {
 		m->t_stop = loop_now_ns();
 		smig_debug("event=source_stopped vm=%s relayed=%llu queued=%zu", m->vm_name,
@@ -237,6 +248,9 @@ void mig_vm_exited(struct mig *m)
 	if (m->source) {
 		m->vm = NULL;
 		mig_src_fail(m, SMIG_EIO, "QEMU exited during the migration");
+	} else if (m->state == MS_SETTLING) {
+		mig_dst_guest_crashed(m, "QEMU exited %.1f s after resume",
+				      mig_ms_between(m->t_resumed, loop_now_ns()) / 1000.0);
 	} else {
 		/* called by the VM manager: discard the VM on the next turn of the loop */
 		snprintf(m->why, sizeof(m->why), "the incoming QEMU exited");

@@ -24,7 +24,7 @@
 #include <unistd.h>
 
 static const char *const state_names[] = { "defined", "starting", "running", "paused",
-					   "incoming", "stopping", "shutoff" };
+					   "incoming", "stopping", "shutoff", "crashed" };
 
 const char *vm_state_name(enum vm_state s)
 {

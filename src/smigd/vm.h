@@ -23,6 +23,7 @@ enum vm_state {
 	VM_INCOMING, /* destination of a migration, not yet committed */
 	VM_STOPPING,
 	VM_SHUTOFF,  /* process gone */
+	VM_CRASHED,  /* the guest panicked (pvpanic); QEMU holds it paused for inspection */
 };
 
 struct vm;

@@ -230,12 +230,36 @@ void vm_on_qmp_event(void *arg, const struct smig_qmp_msg *ev)
 	smig_debug("event=qmp_event vm=%s name=%s", vm->spec.name, ev->event);
 	if (vm->mig)
 		mig_vm_event(vm->mig, ev);
-	if (strcmp(ev->event, "STOP") == 0 && vm->state == VM_RUNNING)
+	if (strcmp(ev->event, "GUEST_PANICKED") == 0) {
+		smig_err("event=vm_crashed vm=%s reason=\"the guest kernel panicked (pvpanic)\" "
+			 "action=kept_paused",
+			 vm->spec.name);
+		vm->state = VM_CRASHED;
+		snprintf(vm->last_error, sizeof(vm->last_error),
+			 "the guest panicked; QEMU keeps it paused: read its console log, then stop "
+			 "and start it");
+	} else if (strcmp(ev->event, "STOP") == 0 && vm->state == VM_RUNNING)
 		vm->state = VM_PAUSED;
 	else if (strcmp(ev->event, "RESUME") == 0 && vm->state == VM_PAUSED)
 		vm->state = VM_RUNNING;
 	else if (strcmp(ev->event, "SHUTDOWN") == 0 && vm->state != VM_STARTING)
 		vm->state = VM_STOPPING;
+}
+
+/* An adopted QEMU: what it is doing now, not what the last smigd left it doing. */
+static void on_adopt_status(void *arg, const struct smig_qmp_msg *r)
+{
+	struct vm *vm = arg;
+	const char *st;
+
+	if (r == NULL || r->kind != SMIG_QMP_RETURN || vm->state != VM_RUNNING)
+		return;
+	st = json_string_value(json_object_get(r->ret, "status"));
+	if (st == NULL || strcmp(st, "running") == 0)
+		return;
+	vm->state = strcmp(st, "guest-panicked") == 0 ? VM_CRASHED : VM_PAUSED;
+	smig_warn("event=vm_adopted_not_running vm=%s qemu_status=%s state=%s", vm->spec.name, st,
+		  vm_state_name(vm->state));
 }
 
 void vm_on_qmp_state(void *arg, bool ok, const char *why)
@@ -255,6 +279,7 @@ void vm_on_qmp_state(void *arg, bool ok, const char *why)
 		if (serial_connect(vm) < 0)
 			smig_warn("event=vm_console_lost vm=%s", vm->spec.name);
 		smig_info("event=vm_adopted vm=%s pid=%d", vm->spec.name, (int)vm->qemu_pid);
+		(void)qmpconn_send(vm->qmp, "query-status", NULL, -1, on_adopt_status, vm);
 		return;
 	}
 	if (vm->state != VM_STARTING)

@@ -75,7 +75,7 @@ JSON
   "attestation": {"ivt": "ivt.json", "interval_s": ${SMIG_ATTEST_S:-10},
                   "components": [{"name": "firmware", "path": "h$i.fw"}]},
   "log": {"level": "${SMIG_LOG_LEVEL:-info}"},
-  "limits": {"handshake_timeout_ms": ${SMIG_HANDSHAKE_MS:-3000}, "stall_timeout_ms": ${SMIG_STALL_MS:-30000}},
+  "limits": {"handshake_timeout_ms": ${SMIG_HANDSHAKE_MS:-3000}, "stall_timeout_ms": ${SMIG_STALL_MS:-30000}, "guest_watch_ms": ${SMIG_GUEST_WATCH_MS:-2000}},
   "qemu": {"accel": "${SMIG_ACCEL:-tcg}"}
 }
 JSON

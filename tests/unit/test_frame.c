@@ -18,6 +18,7 @@ static const uint8_t known_types[] = {
 	SMIG_MSG_HELLO, SMIG_MSG_PING, SMIG_MSG_PONG, SMIG_MSG_ERROR, SMIG_MSG_BYE,
 	SMIG_MSG_ATTEST_REQ, SMIG_MSG_ATTEST, SMIG_MSG_MIG_PREPARE, SMIG_MSG_MIG_PREPARED, SMIG_MSG_MIG_DATA, SMIG_MSG_MIG_COMMIT_REQ,
 	SMIG_MSG_MIG_READY, SMIG_MSG_MIG_COMMIT, SMIG_MSG_MIG_COMMITTED, SMIG_MSG_MIG_ABORT,
+	SMIG_MSG_MIG_SETTLED,
 };
 
 static void encode_mig(struct smig_buf *out)
@@ -26,6 +27,8 @@ static void encode_mig(struct smig_buf *out)
 				       .has_key = 1 };
 	struct smig_mig_commit_req cr = { .id = 9, .bytes = 123456789 };
 	struct smig_mig_abort ab = { .id = 9, .code = 5, .reason = "stream damaged" };
+	struct smig_mig_settled st = { .id = 9, .fate = SMIG_GUEST_CRASHED,
+				       .detail = "GUEST_PANICKED 1.2 s after resume" };
 
 	memset(mp.key, 0xab, sizeof(mp.key));
 	assert_int_equal(smig_msg_put_mig_prepare(out, &mp), 0);
@@ -36,6 +39,7 @@ static void encode_mig(struct smig_buf *out)
 	assert_int_equal(smig_msg_put_mig_id(out, SMIG_MSG_MIG_COMMIT, 9), 0);
 	assert_int_equal(smig_msg_put_mig_id(out, SMIG_MSG_MIG_COMMITTED, 9), 0);
 	assert_int_equal(smig_msg_put_mig_abort(out, &ab), 0);
+	assert_int_equal(smig_msg_put_mig_settled(out, &st), 0);
 }
 
 /* Decodes f with the decoder of its type; the result code. */
@@ -47,6 +51,7 @@ static int decode_any(const struct smig_frame *f)
 	struct smig_mig_prepare mp;
 	struct smig_mig_commit_req cr;
 	struct smig_mig_abort ab;
+	struct smig_mig_settled st;
 	uint8_t nonce[SMIG_ATTEST_NONCE_LEN];
 	const char *text;
 	size_t len;
@@ -63,6 +68,7 @@ static int decode_any(const struct smig_frame *f)
 	case SMIG_MSG_MIG_PREPARE: return smig_msg_get_mig_prepare(f, &mp);
 	case SMIG_MSG_MIG_COMMIT_REQ: return smig_msg_get_mig_commit_req(f, &cr);
 	case SMIG_MSG_MIG_ABORT: return smig_msg_get_mig_abort(f, &ab);
+	case SMIG_MSG_MIG_SETTLED: return smig_msg_get_mig_settled(f, &st);
 	case SMIG_MSG_MIG_DATA: return 0;
 	default: return smig_msg_get_mig_id(f, f->type, &id);
 	}
