@@ -93,6 +93,16 @@ static void test_no_option_injection(void **state)
 	bad("{\"name\": \"a,b\", \"memory_mib\": 64, \"kernel\": \"/k\"}", "name must be");
 }
 
+/* The arguments, each followed by one space, into out. */
+static void join_argv(const struct smig_argv *a, char *out, size_t outlen)
+{
+	size_t used = 0;
+
+	out[0] = '\0';
+	for (size_t i = 0; i < a->n; i++)
+		used += (size_t)snprintf(out + used, outlen - used, "%s ", a->v[i]);
+}
+
 static void test_qemu_argv(void **state)
 {
 	struct smig_vm_paths p = { .qmp = "/run/s/qmp.sock", .serial = "/run/s/serial.sock",
@@ -105,8 +115,7 @@ static void test_qemu_argv(void **state)
 	(void)state;
 	assert_int_equal(smig_vmspec_parse("vm.json", good, strlen(good), &s, err, sizeof(err)), 0);
 	assert_int_equal(smig_qemu_argv(&s, &p, "qemu-system-x86_64", "kvm:tcg", true, &a), 0);
-	for (size_t i = 0, used = 0; i < a.n; i++)
-		used += (size_t)snprintf(joined + used, sizeof(joined) - used, "%s ", a.v[i]);
+	join_argv(&a, joined, sizeof(joined));
 	assert_null(a.v[a.n]);
 	assert_non_null(strstr(joined, "-accel kvm -accel tcg,thread=single "));
 	/* without /dev/kvm kvm:tcg is TCG: 8 KiB less, off QEMU's lossy sync path */
@@ -121,16 +130,12 @@ static void test_qemu_argv(void **state)
 	smig_argv_clear(&a);
 
 	assert_int_equal(smig_qemu_argv(&s, &p, "qemu", "tcg", false, &a), 0);
-	joined[0] = '\0';
-	for (size_t i = 0, used = 0; i < a.n; i++)
-		used += (size_t)snprintf(joined + used, sizeof(joined) - used, "%s ", a.v[i]);
+	join_argv(&a, joined, sizeof(joined));
 	assert_non_null(strstr(joined, "-accel tcg,thread=single "));
 	assert_non_null(strstr(joined, "-m 131064k -smp 2 "));
 	smig_argv_clear(&a);
 	assert_int_equal(smig_qemu_argv(&s, &p, "qemu", "kvm", false, &a), 0);
-	joined[0] = '\0';
-	for (size_t i = 0, used = 0; i < a.n; i++)
-		used += (size_t)snprintf(joined + used, sizeof(joined) - used, "%s ", a.v[i]);
+	join_argv(&a, joined, sizeof(joined));
 	assert_non_null(strstr(joined, "-m 128 -smp 2 "));
 	smig_argv_clear(&a);
 
