@@ -113,10 +113,15 @@ diag "tamper-to-running on h3: $(((t1 - t0) / 1000000)) ms (bound 30000)"
 ok $? "vm1 is on h3 only"
 out=$("$check_guest" vm1 --vtpm "$dir/state-h1" "$dir/state-h3")
 ok $? "the guest's own checks are clean: $out"
-hsmig "$dir" h1 --json audit show --last 0 | jqe -s '
+# h1 writes the evacuation's "ok" when h3 has watched the resumed guest for
+# limits.guest_watch_ms and settled it, which is after vm1 already runs on h3.
+evac_audited() {
+	hsmig "$dir" h1 --json audit show --last 0 | jqe -s '
 	(map(select(.action == "host.integrity" and .outcome == "failed")) | length > 0) and
 	(map(select(.action == "host.evacuate" and .target == "vm:vm1 to:h3" and .outcome == "ok")) | length > 0)' >/dev/null &&
-	hsmig "$dir" h3 --json audit show --last 0 | jqe -s 'map(select(.actor == "peer:h1" and .outcome == "committed")) | length > 0' >/dev/null
+		hsmig "$dir" h3 --json audit show --last 0 | jqe -s 'map(select(.actor == "peer:h1" and .outcome == "committed")) | length > 0' >/dev/null
+}
+wait_for 15 evac_audited
 ok $? "h1 audited its failed integrity check and the evacuation; h3 the migration"
 
 # --- enrolment: h2's new firmware becomes a golden set ---------------------------------
