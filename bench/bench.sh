@@ -189,8 +189,8 @@ run_smig() {
 	IFS='|' read -r mem args vtpm <<<"$(case_spec "$c")"
 	d=$work/smig-$c-$n name=b-$c-$n
 	mkdir -p "$d"
-	printf '{"name": "%s", "memory_mib": %s, "kernel": "%s", "cmdline": "%s", "vtpm": %s}\n' \
-		"$name" "$mem" "$SMIG_BUILD/guest/smig-guest.elf" "$args" "$vtpm" >"$d/spec.json"
+	printf '{"name": "%s", "memory_mib": %s, %s, "vtpm": %s}\n' \
+		"$name" "$mem" "$(guest_boot smig-guest.elf "$args")" "$vtpm" >"$d/spec.json"
 	hsmig "$cl" h1 vm define "$d/spec.json" >/dev/null && hsmig "$cl" h1 vm start "$name" >/dev/null &&
 		wait_for 120 grep -aq ' HB 2 ' "$cl/state-h1/consoles/$name.log" || return 1
 	local vq1=$cl/state-h1/vms/$name/qemu.pid vq2=$cl/state-h2/vms/$name/qemu.pid

@@ -31,8 +31,8 @@ else
 	cl_guest() {
 		local h=$1 name=$2
 		cat >"$dir/$name.spec.json" <<JSON
-{"name": "$name", "memory_mib": 96, "kernel": "$SMIG_BUILD/guest/smig-guest.elf",
- "cmdline": "mem=64 dirty=2000 seed=42 hb=100", "vtpm": true}
+{"name": "$name", "memory_mib": 96,
+ $(guest_boot smig-guest.elf "mem=64 dirty=2000 seed=42 hb=100"), "vtpm": true}
 JSON
 		on "$h" vm define "$dir/$name.spec.json" >/dev/null && on "$h" vm start "$name" >/dev/null &&
 			wait_for 60 grep -q ' HB 3 ' "$dir/state-$h/consoles/$name.log"

@@ -8,7 +8,7 @@ packages=(
 	libssl-dev libjansson-dev libcmocka-dev
 	clang libclang-rt-14-dev clang-tidy cppcheck
 	openssl iproute2 jq procps psmisc socat git
-	gcc-multilib qemu-system-x86 swtpm swtpm-tools
+	gcc-multilib qemu-system-x86 qemu-utils ovmf swtpm swtpm-tools
 	libtss2-dev tpm2-tools libnftables-dev nftables
 	gnuplot-nox cpio
 )
@@ -24,7 +24,9 @@ done
 # pvpanic modules kept.
 kdir=${SMIG_GUEST_KERNEL_DIR:-/var/cache/smig/guest-kernel}
 need_kernel=false
-compgen -G "$kdir/boot/vmlinuz-*" >/dev/null || need_kernel=true
+# the kernel, and the modules the guest loads (virtio-net for the network tests)
+compgen -G "$kdir/boot/vmlinuz-*" >/dev/null &&
+	compgen -G "$kdir/lib/modules/*/kernel/drivers/net/virtio_net.ko" >/dev/null || need_kernel=true
 
 [ ${#missing[@]} -eq 0 ] && ! $need_kernel && exit 0
 
@@ -53,9 +55,16 @@ if $need_kernel; then
 		{ echo "install-deps: apt-get download $pkg failed" >&2; exit 1; }
 	dpkg-deb -x "$tmp"/"$pkg"_*.deb "$tmp/x"
 	kver=${pkg#linux-image-}
-	mkdir -p "$kdir/boot" "$kdir/lib/modules/$kver/kernel/drivers/misc"
-	cp -a "$tmp/x/lib/modules/$kver/kernel/drivers/misc/pvpanic" \
-		"$kdir/lib/modules/$kver/kernel/drivers/misc/"
+	mkdir -p "$kdir/boot"
+	rm -f "$kdir"/boot/vmlinuz-* # the marker of a complete fetch, written last
+	# pvpanic (a panic reaches QEMU), virtio PCI, virtio-net with its failover
+	# helpers, virtio-blk and efivarfs: all the guest's /init loads
+	for m in drivers/misc/pvpanic drivers/virtio drivers/net/virtio_net.ko \
+		drivers/net/net_failover.ko net/core/failover.ko drivers/block/virtio_blk.ko \
+		fs/efivarfs; do
+		mkdir -p "$(dirname "$kdir/lib/modules/$kver/kernel/$m")"
+		cp -a "$tmp/x/lib/modules/$kver/kernel/$m" "$(dirname "$kdir/lib/modules/$kver/kernel/$m")/"
+	done
 	cp "$tmp/x/boot/config-$kver" "$kdir/boot/"
 	cp "$tmp/x/boot/vmlinuz-$kver" "$kdir/boot/" # last: its presence means done
 fi

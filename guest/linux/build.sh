@@ -2,7 +2,7 @@
 # build.sh OUTDIR: the Linux test guest. OUTDIR/vmlinuz is the kernel of
 # Debian's linux-image package (unpacked by scripts/install-deps.sh into
 # SMIG_GUEST_KERNEL_DIR), OUTDIR/initrd.img a cpio archive holding only
-# memcheck as /init and the kernel's pvpanic modules.
+# memcheck as /init and the kernel modules it loads (pvpanic, virtio-net).
 set -euo pipefail
 out=$1
 src=$(cd "$(dirname "$0")" && pwd)
@@ -17,9 +17,17 @@ mkdir -p "$out"
 root=$(mktemp -d "$out/initrd.XXXXXX")
 trap 'rm -rf "$root"' EXIT
 mkdir -p "$root/lib/modules" "$root/dev" "$root/proc"
-${CC:-gcc} -O2 -Wall -Wextra -Werror -std=gnu11 -static -pthread -o "$root/init" "$src/memcheck.c"
-for m in pvpanic pvpanic-mmio; do
-	cp "$kdir/lib/modules/$kver/kernel/drivers/misc/pvpanic/$m.ko" "$root/lib/modules/"
+${CC:-gcc} -O2 -Wall -Wextra -Werror -std=gnu11 -static -pthread -o "$root/init" \
+	"$src/memcheck.c" "$src/net.c"
+mods=$kdir/lib/modules/$kver/kernel
+for m in drivers/misc/pvpanic/pvpanic drivers/misc/pvpanic/pvpanic-mmio drivers/virtio/virtio \
+	drivers/virtio/virtio_ring drivers/virtio/virtio_pci_legacy_dev \
+	drivers/virtio/virtio_pci_modern_dev drivers/virtio/virtio_pci net/core/failover \
+	drivers/net/net_failover drivers/net/virtio_net; do
+	cp "$mods/$m.ko" "$root/lib/modules/" || {
+		echo "guest/linux/build.sh: $mods/$m.ko is missing; run scripts/install-deps.sh (as root)" >&2
+		exit 1
+	}
 done
 (cd "$root" && find . | LC_ALL=C sort | cpio --quiet -o -H newc --owner 0:0) | gzip -1 >"$out/initrd.img.tmp"
 mv "$out/initrd.img.tmp" "$out/initrd.img"

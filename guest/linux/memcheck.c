@@ -10,6 +10,7 @@
  *   memcheck.seed=N  pattern seed (default 1)
  *   memcheck.spin=1  a second thread that only burns CPU (a busy neighbour
  *                    inside the guest, so the scheduler really switches)
+ *   memcheck.ip=, memcheck.echo=  the network and its echo service (net.c)
  *
  * Output on the console (the same lines the freestanding test guest
  * prints, so one checker reads both):
@@ -21,6 +22,8 @@
  * pvpanic loaded a kernel panic also reaches QEMU as GUEST_PANICKED.
  */
 #define _GNU_SOURCE
+#include "memcheck.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -46,12 +49,14 @@ struct params {
 	unsigned long hb_ms;
 	unsigned long seed;
 	unsigned long spin;
+	unsigned long echo;
+	char ip[32];
 };
 
-static struct params P = { 192, 20000, 250, 1, 0 };
+static struct params P = { 192, 20000, 250, 1, 0, 7, "" };
 static int con = -1;
 
-static void say(const char *fmt, ...)
+void say(const char *fmt, ...)
 {
 	char line[256];
 	va_list ap;
@@ -110,12 +115,19 @@ static void read_params(void)
 	param(buf, "memcheck.hb=", &P.hb_ms);
 	param(buf, "memcheck.seed=", &P.seed);
 	param(buf, "memcheck.spin=", &P.spin);
+	param(buf, "memcheck.echo=", &P.echo);
+	{
+		const char *ip = strstr(buf, "memcheck.ip=");
+
+		if (ip && (ip == buf || ip[-1] == ' '))
+			sscanf(ip + 12, "%31[0-9./]", P.ip);
+	}
 	if (P.hb_ms == 0)
 		P.hb_ms = 250;
 }
 
 /* pvpanic: the core and the ACPI (ISA port 0x505) front end */
-static void load_module(const char *path)
+void load_module(const char *path)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 
@@ -161,6 +173,7 @@ int main(void)
 	read_params();
 	load_module("/lib/modules/pvpanic.ko");
 	load_module("/lib/modules/pvpanic-mmio.ko");
+	net_start(P.ip, P.echo);
 	npages = (uint64_t)P.mib * 256;
 	rng_state ^= P.seed * 0x2545F4914F6CDD1Dull;
 	say("BOOT memcheck mib=%lu rate=%lu seed=%lu\n", P.mib, P.rate, P.seed);

@@ -9,24 +9,6 @@
 #include <stdio.h>
 #include <string.h>
 
-static int config_path(const struct smig_json_doc *doc, const json_t *obj, const char *key,
-		       const char *base, char *out, size_t outlen, char *err, size_t errlen)
-{
-	const char *v = json_string_value(json_object_get(obj, key));
-	const char *slash = strrchr(base, '/');
-	int w;
-
-	if (v[0] == '\0')
-		return smig_json_fail(doc, obj, key, err, errlen, "%s must not be empty", key);
-	if (v[0] == '/' || slash == NULL)
-		w = snprintf(out, outlen, "%s", v);
-	else
-		w = snprintf(out, outlen, "%.*s/%s", (int)(slash - base), base, v);
-	if (w < 0 || (size_t)w >= outlen)
-		return smig_json_fail(doc, obj, key, err, errlen, "%s is too long", key);
-	return 0;
-}
-
 static int config_tls(const struct smig_json_doc *doc, const json_t *tls,
 		      struct smig_config *cfg, char *err, size_t errlen)
 {
@@ -37,11 +19,11 @@ static int config_tls(const struct smig_json_doc *doc, const json_t *tls,
 	};
 
 	SMIG_GUARD(smig_json_check(doc, tls, "tls", fields, ARRAY_LEN(fields), err, errlen));
-	SMIG_GUARD(config_path(doc, tls, "ca", cfg->path, cfg->tls_ca, sizeof(cfg->tls_ca),
+	SMIG_GUARD(smig_json_path(doc, tls, "ca", cfg->path, cfg->tls_ca, sizeof(cfg->tls_ca),
 			       err, errlen));
-	SMIG_GUARD(config_path(doc, tls, "cert", cfg->path, cfg->tls_cert,
+	SMIG_GUARD(smig_json_path(doc, tls, "cert", cfg->path, cfg->tls_cert,
 			       sizeof(cfg->tls_cert), err, errlen));
-	return config_path(doc, tls, "key", cfg->path, cfg->tls_key, sizeof(cfg->tls_key),
+	return smig_json_path(doc, tls, "key", cfg->path, cfg->tls_key, sizeof(cfg->tls_key),
 			   err, errlen);
 }
 
@@ -55,7 +37,7 @@ static int config_control(const struct smig_json_doc *doc, const json_t *ctl,
 	const json_t *group;
 
 	SMIG_GUARD(smig_json_check(doc, ctl, "control", fields, ARRAY_LEN(fields), err, errlen));
-	SMIG_GUARD(config_path(doc, ctl, "socket", cfg->path, cfg->control_socket,
+	SMIG_GUARD(smig_json_path(doc, ctl, "socket", cfg->path, cfg->control_socket,
 			       sizeof(cfg->control_socket), err, errlen));
 	group = json_object_get(ctl, "group");
 	if (group && snprintf(cfg->control_group, sizeof(cfg->control_group), "%s",
@@ -153,7 +135,7 @@ static int config_audit(const struct smig_json_doc *doc, const json_t *a,
 
 	SMIG_GUARD(smig_json_check(doc, a, "audit", fields, ARRAY_LEN(fields), err, errlen));
 	if (json_object_get(a, "file"))
-		SMIG_GUARD(config_path(doc, a, "file", cfg->path, cfg->audit_file,
+		SMIG_GUARD(smig_json_path(doc, a, "file", cfg->path, cfg->audit_file,
 				       sizeof(cfg->audit_file), err, errlen));
 	if ((v = json_object_get(a, "checkpoint_records")))
 		cfg->audit_checkpoint_records = (int)json_integer_value(v);
@@ -188,7 +170,7 @@ static int config_components(const struct smig_json_doc *doc, const json_t *arr,
 					      "component name must be a name");
 		snprintf(k->name, sizeof(k->name), "%s",
 			 json_string_value(json_object_get(c, "name")));
-		SMIG_GUARD(config_path(doc, c, "path", cfg->path, k->path, sizeof(k->path), err,
+		SMIG_GUARD(smig_json_path(doc, c, "path", cfg->path, k->path, sizeof(k->path), err,
 				       errlen));
 		cfg->ncomponents++;
 	}
@@ -244,7 +226,7 @@ static int config_attestation(const struct smig_json_doc *doc, const json_t *a,
 	SMIG_GUARD(smig_json_check(doc, a, "attestation", fields, ARRAY_LEN(fields), err,
 				   errlen));
 	if (json_object_get(a, "ivt"))
-		SMIG_GUARD(config_path(doc, a, "ivt", cfg->path, cfg->ivt_file,
+		SMIG_GUARD(smig_json_path(doc, a, "ivt", cfg->path, cfg->ivt_file,
 				       sizeof(cfg->ivt_file), err, errlen));
 	if ((v = json_object_get(a, "components")))
 		SMIG_GUARD(config_components(doc, v, cfg, err, errlen));
@@ -353,6 +335,10 @@ static int config_top(const struct smig_json_doc *doc, struct smig_config *cfg, 
 		{ "audit", SMIG_J_OBJECT, false, 0, 0 },
 		{ "attestation", SMIG_J_OBJECT, false, 0, 0 },
 		{ "firewall", SMIG_J_OBJECT, false, 0, 0 },
+		{ "pools", SMIG_J_OBJECT, false, 0, 0 },
+		{ "networks", SMIG_J_OBJECT, false, 0, 0 },
+		{ "firmware", SMIG_J_OBJECT, false, 0, 0 },
+		{ "capacity", SMIG_J_OBJECT, false, 0, 0 },
 	};
 	const json_t *root = doc->root;
 	const json_t *v;
@@ -369,10 +355,10 @@ static int config_top(const struct smig_json_doc *doc, struct smig_config *cfg, 
 		return smig_json_fail(doc, root, "listen", err, errlen,
 				      "listen must be a numeric address with optional :port");
 	SMIG_GUARD(config_control(doc, json_object_get(root, "control"), cfg, err, errlen));
-	SMIG_GUARD(config_path(doc, root, "state_dir", cfg->path, cfg->state_dir,
+	SMIG_GUARD(smig_json_path(doc, root, "state_dir", cfg->path, cfg->state_dir,
 			       sizeof(cfg->state_dir), err, errlen));
 	SMIG_GUARD(config_tls(doc, json_object_get(root, "tls"), cfg, err, errlen));
-	SMIG_GUARD(config_path(doc, root, "hosts_file", cfg->path, cfg->hosts_file,
+	SMIG_GUARD(smig_json_path(doc, root, "hosts_file", cfg->path, cfg->hosts_file,
 			       sizeof(cfg->hosts_file), err, errlen));
 	if ((v = json_object_get(root, "log")))
 		SMIG_GUARD(config_log(doc, v, cfg, err, errlen));
@@ -381,7 +367,7 @@ static int config_top(const struct smig_json_doc *doc, struct smig_config *cfg, 
 	if ((v = json_object_get(root, "qemu")))
 		SMIG_GUARD(config_qemu(doc, v, cfg, err, errlen));
 	if (json_object_get(root, "policy"))
-		SMIG_GUARD(config_path(doc, root, "policy", cfg->path, cfg->policy_file,
+		SMIG_GUARD(smig_json_path(doc, root, "policy", cfg->path, cfg->policy_file,
 				       sizeof(cfg->policy_file), err, errlen));
 	if ((v = json_object_get(root, "audit")))
 		SMIG_GUARD(config_audit(doc, v, cfg, err, errlen));
@@ -389,13 +375,14 @@ static int config_top(const struct smig_json_doc *doc, struct smig_config *cfg, 
 		SMIG_GUARD(config_attestation(doc, v, cfg, err, errlen));
 	if ((v = json_object_get(root, "firewall")))
 		SMIG_GUARD(config_firewall(doc, v, cfg, err, errlen));
-	return 0;
+	return smig_catalog_parse(doc, root, cfg->path, &cfg->catalog, err, errlen);
 }
 
 static void config_defaults(struct smig_config *cfg, const char *name)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	snprintf(cfg->path, sizeof(cfg->path), "%s", name);
+	smig_catalog_defaults(&cfg->catalog);
 	cfg->log_level = SMIG_LOG_INFO;
 	cfg->handshake_timeout_ms = 5000;
 	cfg->request_timeout_ms = 10000;

@@ -11,6 +11,7 @@
 #ifndef SMIG_CONFIG_H
 #define SMIG_CONFIG_H
 
+#include "catalog.h"
 #include "ids.h"
 #include "label.h"
 #include "log.h"
@@ -89,6 +90,7 @@ struct smig_config {
 	bool nftables; /* also drop banned addresses in the kernel */
 	struct smig_ids_rule ids_rules[8]; /* empty: the default rules */
 	size_t nids_rules;
+	struct smig_catalog catalog; /* pools, networks, firmware, capacity */
 	char tpm_tcti[256]; /* empty: no host TPM */
 	unsigned tpm_pcrs[24];
 	size_t ntpm_pcrs;

@@ -29,6 +29,7 @@ const char *smig_strerror(int code)
 	case SMIG_EEXIST: return "already exists";
 	case SMIG_EUNREACH: return "peer unreachable";
 	case SMIG_EBUSY: return "busy";
+	case SMIG_ECAPACITY: return "not enough capacity";
 	}
 	return "unknown error";
 }

@@ -37,7 +37,8 @@ enum smig_err {
 	SMIG_EEXIST = -20,    /* item already exists */
 	SMIG_EUNREACH = -21,  /* peer unreachable */
 	SMIG_EBUSY = -22,     /* resource busy */
-	SMIG_ERR_MIN = -22,
+	SMIG_ECAPACITY = -23, /* the host has not the memory or vCPUs free */
+	SMIG_ERR_MIN = -23,
 };
 
 /* Number of elements of a true array. */

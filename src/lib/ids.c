@@ -36,7 +36,7 @@ struct smig_ids {
 static const char *const kind_names[SMIG_SEC_KINDS] = {
 	"conn_accepted", "conn_refused", "tls_failure", "unknown_peer",
 	"attestation_failure", "policy_denial", "protocol_violation", "record_auth_failure",
-	"stream_anomaly", "ban", "unban",
+	"stream_anomaly", "ban", "unban", "hostile_spec",
 };
 
 static const struct smig_ids_rule default_rules[] = {

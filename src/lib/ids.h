@@ -35,6 +35,7 @@ enum smig_sec_kind {
 	SMIG_SEC_STREAM_ANOMALY,
 	SMIG_SEC_BAN,
 	SMIG_SEC_UNBAN,
+	SMIG_SEC_HOSTILE_SPEC, /* a peer's spec names a path, an escape from a pool */
 	SMIG_SEC_KINDS
 };
 

@@ -305,7 +305,7 @@ int smig_json_fail_at(const struct smig_json_doc *doc, const json_t *arr, size_t
 static const char *jtype_name(enum smig_jtype t)
 {
 	static const char *const names[] = { "a string", "an integer", "a boolean",
-					     "an object", "an array" };
+					     "an object", "an array", "a number" };
 	return names[t];
 }
 
@@ -317,6 +317,7 @@ static bool jtype_is(enum smig_jtype t, const json_t *v)
 	case SMIG_J_BOOL: return json_is_boolean(v);
 	case SMIG_J_OBJECT: return json_is_object(v);
 	case SMIG_J_ARRAY: return json_is_array(v);
+	case SMIG_J_NUMBER: return json_is_number(v);
 	}
 	return false;
 }
@@ -371,5 +372,23 @@ int smig_json_check(const struct smig_json_doc *doc, const json_t *obj, const ch
 			return smig_json_fail(doc, obj, NULL, err, errlen,
 					      "%s: missing required key \"%s\"", what,
 					      fields[i].key);
+	return 0;
+}
+
+int smig_json_path(const struct smig_json_doc *doc, const json_t *obj, const char *key,
+		       const char *base, char *out, size_t outlen, char *err, size_t errlen)
+{
+	const char *v = json_string_value(json_object_get(obj, key));
+	const char *slash = strrchr(base, '/');
+	int w;
+
+	if (v[0] == '\0')
+		return smig_json_fail(doc, obj, key, err, errlen, "%s must not be empty", key);
+	if (v[0] == '/' || slash == NULL)
+		w = snprintf(out, outlen, "%s", v);
+	else
+		w = snprintf(out, outlen, "%.*s/%s", (int)(slash - base), base, v);
+	if (w < 0 || (size_t)w >= outlen)
+		return smig_json_fail(doc, obj, key, err, errlen, "%s is too long", key);
 	return 0;
 }

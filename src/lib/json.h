@@ -33,6 +33,7 @@ enum smig_jtype {
 	SMIG_J_BOOL,
 	SMIG_J_OBJECT,
 	SMIG_J_ARRAY,
+	SMIG_J_NUMBER, /* integer or real */
 };
 
 struct smig_jfield {
@@ -76,5 +77,12 @@ int smig_json_fail_at(const struct smig_json_doc *doc, const json_t *arr, size_t
 /* Line and column of a container value, or of a member's value; 0 if unknown. */
 void smig_json_where(const struct smig_json_doc *doc, const json_t *obj, const char *key,
 		     int *line, int *col);
+
+/*
+ * A path member key of obj into out: as written when absolute, else
+ * relative to the directory of base (the file the value came from).
+ */
+int smig_json_path(const struct smig_json_doc *doc, const json_t *obj, const char *key,
+		   const char *base, char *out, size_t outlen, char *err, size_t errlen);
 
 #endif

@@ -98,33 +98,130 @@ static int add_accel(struct smig_argv *a, const char *accel)
 	return add(a, "%s", strcmp(accel, "tcg") == 0 ? TCG_SAFE : accel);
 }
 
-static int add_boot(struct smig_argv *a, const struct smig_vmspec *s)
+static int add_machine(struct smig_argv *a, const struct smig_vmspec *s,
+		       const struct smig_vm_fds *f)
 {
-	if (s->firmware[0]) {
-		SMIG_GUARD(add(a, "-bios"));
-		return add(a, "%s", s->firmware);
-	}
-	SMIG_GUARD(add(a, "-kernel"));
-	SMIG_GUARD(add(a, "%s", s->kernel));
-	if (s->initrd[0]) {
-		SMIG_GUARD(add(a, "-initrd"));
-		SMIG_GUARD(add(a, "%s", s->initrd));
-	}
-	if (s->cmdline[0]) {
-		SMIG_GUARD(add(a, "-append"));
-		SMIG_GUARD(add(a, "%s", s->cmdline));
+	SMIG_GUARD(add(a, "-machine"));
+	if (s->firmware.kind == SMIG_FW_UEFI)
+		SMIG_GUARD(add(a, "%s,pflash0=fw-code,pflash1=fw-vars%s", s->machine,
+			       s->firmware.secure_boot ? ",smm=on" : ""));
+	else
+		SMIG_GUARD(add(a, "%s", s->machine));
+	SMIG_GUARD(add(a, "-cpu"));
+	SMIG_GUARD(add(a, "%s", s->cpu));
+	if (s->firmware.kind != SMIG_FW_UEFI)
+		return 0;
+	SMIG_ENSURE(f->fw_code >= 0 && f->fw_vars >= 0, SMIG_EINVAL);
+	/* fdsets 1 and 2; disks use 10 + index */
+	SMIG_GUARD(add(a, "-add-fd"));
+	SMIG_GUARD(add(a, "fd=%d,set=1,opaque=fw-code", f->fw_code));
+	SMIG_GUARD(add(a, "-add-fd"));
+	SMIG_GUARD(add(a, "fd=%d,set=2,opaque=fw-vars", f->fw_vars));
+	SMIG_GUARD(add(a, "-blockdev"));
+	SMIG_GUARD(add(a, "{\"driver\":\"file\",\"filename\":\"/dev/fdset/1\",\"node-name\":"
+			  "\"fw-code-file\",\"read-only\":true}"));
+	SMIG_GUARD(add(a, "-blockdev"));
+	SMIG_GUARD(add(a, "{\"driver\":\"raw\",\"file\":\"fw-code-file\",\"node-name\":"
+			  "\"fw-code\",\"read-only\":true}"));
+	SMIG_GUARD(add(a, "-blockdev"));
+	SMIG_GUARD(add(a, "{\"driver\":\"file\",\"filename\":\"/dev/fdset/2\",\"node-name\":"
+			  "\"fw-vars-file\"}"));
+	SMIG_GUARD(add(a, "-blockdev"));
+	SMIG_GUARD(add(a, "{\"driver\":\"raw\",\"file\":\"fw-vars-file\",\"node-name\":"
+			  "\"fw-vars\"}"));
+	if (s->firmware.secure_boot) {
+		SMIG_GUARD(add(a, "-global"));
+		SMIG_GUARD(add(a, "driver=cfi.pflash01,property=secure,value=on"));
 	}
 	return 0;
+}
+
+/*
+ * QEMU's x86 kernel loader opens a file name; /proc/self/fd/N is the
+ * volume smigd opened and handed over, not a path anyone chose.
+ */
+static int add_boot(struct smig_argv *a, const struct smig_vmspec *s,
+		    const struct smig_vm_fds *f)
+{
+	if (!s->boot.kernel_set)
+		return 0;
+	SMIG_ENSURE(f->kernel >= 0 && (!s->boot.initrd_set || f->initrd >= 0), SMIG_EINVAL);
+	SMIG_GUARD(add(a, "-kernel"));
+	SMIG_GUARD(add(a, "/proc/self/fd/%d", f->kernel));
+	if (s->boot.initrd_set) {
+		SMIG_GUARD(add(a, "-initrd"));
+		SMIG_GUARD(add(a, "/proc/self/fd/%d", f->initrd));
+	}
+	if (s->boot.cmdline[0]) {
+		SMIG_GUARD(add(a, "-append"));
+		SMIG_GUARD(add(a, "%s", s->boot.cmdline));
+	}
+	return 0;
+}
+
+/* cache mode -> the file node's direct/no-flush and the device's write cache */
+static void cache_flags(enum smig_disk_cache c, bool *direct, bool *no_flush, bool *wce)
+{
+	*direct = c == SMIG_CACHE_NONE || c == SMIG_CACHE_DIRECTSYNC;
+	*no_flush = c == SMIG_CACHE_UNSAFE;
+	*wce = !(c == SMIG_CACHE_WRITETHROUGH || c == SMIG_CACHE_DIRECTSYNC);
+}
+
+static int add_disk(struct smig_argv *a, const struct smig_vm_disk *d, size_t i,
+		    const struct smig_vm_fds *f, bool *scsi_added)
+{
+	bool direct, no_flush, wce;
+	const char *ro = d->readonly ? "true" : "false";
+
+	SMIG_ENSURE(f->disk_ro[i] >= 0 && (d->readonly || f->disk_rw[i] >= 0), SMIG_EINVAL);
+	cache_flags(d->cache, &direct, &no_flush, &wce);
+	if (!d->readonly) {
+		SMIG_GUARD(add(a, "-add-fd"));
+		SMIG_GUARD(add(a, "fd=%d,set=%zu,opaque=disk%zu-rw", f->disk_rw[i], 10 + i, i));
+	}
+	SMIG_GUARD(add(a, "-add-fd"));
+	SMIG_GUARD(add(a, "fd=%d,set=%zu,opaque=disk%zu-ro", f->disk_ro[i], 10 + i, i));
+	SMIG_GUARD(add(a, "-blockdev"));
+	SMIG_GUARD(add(a, "{\"driver\":\"file\",\"filename\":\"/dev/fdset/%zu\",\"node-name\":"
+			  "\"disk%zu-file\",\"read-only\":%s,\"cache\":{\"direct\":%s,"
+			  "\"no-flush\":%s}}",
+		       10 + i, i, ro, direct ? "true" : "false", no_flush ? "true" : "false"));
+	SMIG_GUARD(add(a, "-blockdev"));
+	SMIG_GUARD(add(a, "{\"driver\":\"%s\",\"file\":\"disk%zu-file\",\"node-name\":"
+			  "\"disk%zu\",\"read-only\":%s,\"cache\":{\"direct\":%s,"
+			  "\"no-flush\":%s}%s}",
+		       d->qcow2 ? "qcow2" : "raw", i, i, ro, direct ? "true" : "false",
+		       no_flush ? "true" : "false", d->qcow2 ? ",\"backing\":null" : ""));
+	SMIG_GUARD(add(a, "-device"));
+	if (d->bus == SMIG_BUS_VIRTIO_SCSI) {
+		if (!*scsi_added) {
+			SMIG_GUARD(add(a, "virtio-scsi-pci,id=scsi0"));
+			SMIG_GUARD(add(a, "-device"));
+			*scsi_added = true;
+		}
+		return add(a, "scsi-hd,drive=disk%zu,id=disk%zu-dev,bus=scsi0.0,write-cache=%s", i,
+			   i, wce ? "on" : "off");
+	}
+	return add(a, "virtio-blk-pci,drive=disk%zu,id=disk%zu-dev,write-cache=%s", i, i,
+		   wce ? "on" : "off");
 }
 
 static int add_devices(struct smig_argv *a, const struct smig_vmspec *s,
 		       const struct smig_vm_paths *p)
 {
-	for (size_t i = 0; i < s->ndisks; i++) {
-		SMIG_GUARD(add(a, "-drive"));
-		SMIG_GUARD(add(a, "file=%s,format=%s,if=virtio,cache=none%s", s->disks[i].path,
-			       s->disks[i].qcow2 ? "qcow2" : "raw",
-			       s->disks[i].readonly ? ",readonly=on" : ""));
+	bool scsi = false;
+
+	for (size_t i = 0; i < s->ndisks; i++)
+		SMIG_GUARD(add_disk(a, &s->disks[i], i, p->fds, &scsi));
+	for (size_t i = 0; i < s->nnics; i++) {
+		char mac[18];
+
+		SMIG_ENSURE(p->fds->tap[i] >= 0 && s->nics[i].has_mac, SMIG_EINVAL);
+		smig_mac_format(s->nics[i].mac, mac);
+		SMIG_GUARD(add(a, "-netdev"));
+		SMIG_GUARD(add(a, "tap,id=net%zu,fd=%d", i, p->fds->tap[i]));
+		SMIG_GUARD(add(a, "-device"));
+		SMIG_GUARD(add(a, "virtio-net-pci,netdev=net%zu,id=nic%zu,mac=%s", i, i, mac));
 	}
 	if (s->vtpm) {
 		SMIG_ENSURE(host_path_ok(p->tpm), SMIG_EINVAL);
@@ -154,7 +251,8 @@ int smig_qemu_argv(const struct smig_vmspec *s, const struct smig_vm_paths *p,
 
 	memset(a, 0, sizeof(*a));
 	if (!smig_name_valid(s->name) || !host_path_ok(p->qmp) || !host_path_ok(p->serial) ||
-	    !host_path_ok(p->pidfile))
+	    !host_path_ok(p->pidfile) || p->fds == NULL || s->machine[0] == '\0' ||
+	    s->cpu[0] == '\0')
 		return SMIG_EINVAL;
 	SMIG_GUARD_GOTO(add(a, "%s", qemu_binary), rc, fail);
 	SMIG_GUARD_GOTO(add_accel(a, accel), rc, fail);
@@ -162,6 +260,7 @@ int smig_qemu_argv(const struct smig_vmspec *s, const struct smig_vm_paths *p,
 		SMIG_GUARD_GOTO(add(a, "%s", fixed[i]), rc, fail);
 	SMIG_GUARD_GOTO(add(a, "-name"), rc, fail);
 	SMIG_GUARD_GOTO(add(a, "guest=%s", s->name), rc, fail);
+	SMIG_GUARD_GOTO(add_machine(a, s, p->fds), rc, fail);
 	SMIG_GUARD_GOTO(add(a, "-m"), rc, fail);
 	if (runs_tcg(accel))
 		SMIG_GUARD_GOTO(add(a, "%luk", (unsigned long)s->memory_mib * 1024ul - TCG_RAM_TRIM_KIB),
@@ -177,7 +276,7 @@ int smig_qemu_argv(const struct smig_vmspec *s, const struct smig_vm_paths *p,
 			fail);
 	SMIG_GUARD_GOTO(add(a, "-pidfile"), rc, fail);
 	SMIG_GUARD_GOTO(add(a, "%s", p->pidfile), rc, fail);
-	SMIG_GUARD_GOTO(add_boot(a, s), rc, fail);
+	SMIG_GUARD_GOTO(add_boot(a, s, p->fds), rc, fail);
 	SMIG_GUARD_GOTO(add_devices(a, s, p), rc, fail);
 	if (incoming) {
 		SMIG_GUARD_GOTO(add(a, "-incoming"), rc, fail);

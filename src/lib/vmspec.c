@@ -1,6 +1,13 @@
 /*
- * vmspec.c - strict VM specs and the QEMU command line built from them
- * (vmspec.h).
+ * vmspec.c - strict VM specs (vmspec.h): parsing and validation. The
+ * serialized form is in vmspec_dump.c, the QEMU command line in
+ * qemu_argv.c.
+ *
+ * No field of a spec is a host path: volumes are plain names in a pool,
+ * networks and firmware are names, and the host that runs the VM maps
+ * them through its own catalogue (catalog.h). The fields of the first
+ * spec format that were host paths are refused with a message that says
+ * what replaced them.
  */
 #include "vmspec.h"
 #include "error.h"
@@ -10,36 +17,87 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 static const char *const trust_names[] = { "none", "attested", "trusted" };
+static const char *const bus_names[] = { "virtio-blk", "virtio-scsi" };
+static const char *const cache_names[] = { "none", "writethrough", "writeback", "directsync",
+					   "unsafe" };
 
 const char *smig_trust_name(enum smig_trust t)
 {
 	return (unsigned)t < ARRAY_LEN(trust_names) ? trust_names[t] : "unknown";
 }
 
-int smig_trust_parse(const char *s, enum smig_trust *out)
+const char *smig_disk_bus_name(enum smig_disk_bus b)
 {
-	for (size_t i = 0; i < ARRAY_LEN(trust_names); i++) {
-		if (strcmp(s, trust_names[i]) == 0) {
-			*out = (enum smig_trust)i;
-			return 0;
-		}
-	}
-	return SMIG_EINVAL;
+	return (unsigned)b < ARRAY_LEN(bus_names) ? bus_names[b] : "unknown";
 }
 
-/*
- * A path QEMU may see: absolute, no comma (QEMU's option separator), no
- * control characters, no ".." component.
- */
-static bool path_ok(const char *p)
+const char *smig_disk_cache_name(enum smig_disk_cache c)
 {
-	if (p[0] != '/' || strlen(p) >= SMIG_VM_PATH_MAX || strstr(p, "/../") ||
-	    (strlen(p) >= 3 && strcmp(p + strlen(p) - 3, "/..") == 0))
+	return (unsigned)c < ARRAY_LEN(cache_names) ? cache_names[c] : "unknown";
+}
+
+static int name_index(const char *const *names, size_t n, const char *s)
+{
+	for (size_t i = 0; s && i < n; i++)
+		if (strcmp(s, names[i]) == 0)
+			return (int)i;
+	return -1;
+}
+
+int smig_trust_parse(const char *s, enum smig_trust *out)
+{
+	int i = name_index(trust_names, ARRAY_LEN(trust_names), s);
+
+	SMIG_ENSURE(i >= 0, SMIG_EINVAL);
+	*out = (enum smig_trust)i;
+	return 0;
+}
+
+void smig_mac_format(const uint8_t mac[6], char out[18])
+{
+	snprintf(out, 18, "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3],
+		 mac[4], mac[5]);
+}
+
+static int hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Six hex pairs separated by colons, unicast, not all zero. */
+int smig_mac_parse(const char *s, uint8_t mac[6])
+{
+	uint8_t any = 0;
+
+	SMIG_ENSURE(s != NULL && strlen(s) == 17, SMIG_EINVAL);
+	for (size_t i = 0; i < 6; i++) {
+		int hi = hex_digit(s[3 * i]), lo = hex_digit(s[3 * i + 1]);
+
+		SMIG_ENSURE(hi >= 0 && lo >= 0 && (i == 5 || s[3 * i + 2] == ':'), SMIG_EINVAL);
+		mac[i] = (uint8_t)(hi << 4 | lo);
+		any |= mac[i];
+	}
+	SMIG_ENSURE((mac[0] & 1) == 0 && any != 0, SMIG_EINVAL);
+	return 0;
+}
+
+/* Machine types and CPU models: QEMU's names, never an option string. */
+static bool model_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n >= SMIG_VM_MODEL_MAX || s[0] == '-')
 		return false;
-	for (const char *c = p; *c; c++)
-		if (*c == ',' || (unsigned char)*c < 0x20 || *c == 0x7f)
+	for (const char *c = s; *c; c++)
+		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+		      (*c >= '0' && *c <= '9') || *c == '.' || *c == '_' || *c == '-'))
 			return false;
 	return true;
 }
@@ -60,27 +118,110 @@ struct ctx {
 	size_t errlen;
 };
 
-static int get_path(struct ctx *c, const json_t *obj, const char *key, char *out)
+/* The first spec format's host-path fields, and what took their place. */
+static int refuse_old(struct ctx *c, const json_t *obj, const char *const (*old)[2], size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (json_object_get(obj, old[i][0]))
+			return smig_json_fail(c->doc, obj, old[i][0], c->err, c->errlen,
+					      "%s (a host path) is no longer accepted: %s "
+					      "(docs/vmspec.md)",
+					      old[i][0], old[i][1]);
+	return 0;
+}
+
+/* The pool and volume members of v (strings, already type-checked) into out. */
+static int volref_names(struct ctx *c, const json_t *v, const char *what,
+			struct smig_volref *out)
+{
+	const char *pool = json_string_value(json_object_get(v, "pool"));
+	const char *vol = json_string_value(json_object_get(v, "volume"));
+
+	if (!smig_name_valid(pool))
+		return smig_json_fail(c->doc, v, "pool", c->err, c->errlen,
+				      "%s.pool must be the name of a pool (1-63 of A-Z a-z 0-9 . _ -)",
+				      what);
+	if (!smig_name_valid(vol))
+		return smig_json_fail(c->doc, v, "volume", c->err, c->errlen,
+				      "%s.volume must be a plain file name in the pool (1-63 of "
+				      "A-Z a-z 0-9 . _ -, no \"/\", not starting with \".\" or \"-\")",
+				      what);
+	snprintf(out->pool, sizeof(out->pool), "%s", pool);
+	snprintf(out->volume, sizeof(out->volume), "%s", vol);
+	return 0;
+}
+
+/* Member key of obj: {"pool": NAME, "volume": NAME} */
+static int get_volref(struct ctx *c, const json_t *obj, const char *key, const char *what,
+		      struct smig_volref *out)
+{
+	static const struct smig_jfield fields[] = {
+		{ "pool", SMIG_J_STRING, true, 0, 0 },
+		{ "volume", SMIG_J_STRING, true, 0, 0 },
+	};
+	const json_t *v = json_object_get(obj, key);
+
+	if (!json_is_object(v))
+		return smig_json_fail(c->doc, obj, key, c->err, c->errlen,
+				      "%s must be {\"pool\": NAME, \"volume\": NAME}", what);
+	SMIG_GUARD(smig_json_check(c->doc, v, what, fields, ARRAY_LEN(fields), c->err, c->errlen));
+	return volref_names(c, v, what, out);
+}
+
+static int get_choice(struct ctx *c, const json_t *obj, const char *key, const char *what,
+		      const char *const *names, size_t n, int *out)
 {
 	const json_t *v = json_object_get(obj, key);
+	int i;
 
 	if (v == NULL)
 		return 0;
-	if (!path_ok(json_string_value(v)))
-		return smig_json_fail(c->doc, obj, key, c->err, c->errlen,
-				      "%s must be an absolute path without commas, control "
-				      "characters or \"..\"", key);
-	snprintf(out, SMIG_VM_PATH_MAX, "%s", json_string_value(v));
+	i = name_index(names, n, json_string_value(v));
+	if (i < 0) {
+		char list[128] = "";
+
+		for (size_t k = 0; k < n; k++)
+			snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s",
+				 k ? ", " : "", names[k]);
+		return smig_json_fail(c->doc, obj, key, c->err, c->errlen, "%s must be one of %s",
+				      what, list);
+	}
+	*out = i;
+	return 0;
+}
+
+static int parse_disk(struct ctx *c, const json_t *d, const char *what, struct smig_vm_disk *disk)
+{
+	static const struct smig_jfield fields[] = {
+		{ "pool", SMIG_J_STRING, true, 0, 0 },
+		{ "volume", SMIG_J_STRING, true, 0, 0 },
+		{ "format", SMIG_J_STRING, false, 0, 0 },
+		{ "bus", SMIG_J_STRING, false, 0, 0 },
+		{ "cache", SMIG_J_STRING, false, 0, 0 },
+		{ "readonly", SMIG_J_BOOL, false, 0, 0 },
+	};
+	static const char *const old[][2] = {
+		{ "path", "a disk is {\"pool\": NAME, \"volume\": NAME}, a file in a pool of the "
+			  "host's config" },
+	};
+	static const char *const formats[] = { "raw", "qcow2" };
+	int fmt = 0, bus = 0, cache = 0;
+
+	SMIG_GUARD(refuse_old(c, d, old, ARRAY_LEN(old)));
+	SMIG_GUARD(smig_json_check(c->doc, d, what, fields, ARRAY_LEN(fields), c->err, c->errlen));
+	SMIG_GUARD(volref_names(c, d, what, &disk->vol));
+	SMIG_GUARD(get_choice(c, d, "format", "format", formats, ARRAY_LEN(formats), &fmt));
+	SMIG_GUARD(get_choice(c, d, "bus", "bus", bus_names, ARRAY_LEN(bus_names), &bus));
+	SMIG_GUARD(get_choice(c, d, "cache", "cache", cache_names, ARRAY_LEN(cache_names), &cache));
+	disk->qcow2 = fmt == 1;
+	disk->bus = (enum smig_disk_bus)bus;
+	disk->cache = (enum smig_disk_cache)cache;
+	disk->readonly = json_is_true(json_object_get(d, "readonly"));
 	return 0;
 }
 
 static int parse_disks(struct ctx *c, const json_t *arr, struct smig_vmspec *s)
 {
-	static const struct smig_jfield fields[] = {
-		{ "path", SMIG_J_STRING, true, 0, 0 },
-		{ "format", SMIG_J_STRING, false, 0, 0 },
-		{ "readonly", SMIG_J_BOOL, false, 0, 0 },
-	};
 	size_t i;
 	json_t *d;
 
@@ -88,25 +229,142 @@ static int parse_disks(struct ctx *c, const json_t *arr, struct smig_vmspec *s)
 		return smig_json_fail_at(c->doc, arr, SMIG_VM_DISKS_MAX, c->err, c->errlen,
 					 "at most %d disks", SMIG_VM_DISKS_MAX);
 	json_array_foreach(arr, i, d) {
-		const json_t *fmt;
 		char what[16];
 
 		snprintf(what, sizeof(what), "disks[%zu]", i);
 		if (!json_is_object(d))
 			return smig_json_fail_at(c->doc, arr, i, c->err, c->errlen,
 						 "%s must be an object", what);
-		SMIG_GUARD(smig_json_check(c->doc, d, what, fields, ARRAY_LEN(fields), c->err,
-					   c->errlen));
-		SMIG_GUARD(get_path(c, d, "path", s->disks[i].path));
-		fmt = json_object_get(d, "format");
-		if (fmt && strcmp(json_string_value(fmt), "raw") != 0 &&
-		    strcmp(json_string_value(fmt), "qcow2") != 0)
-			return smig_json_fail(c->doc, d, "format", c->err, c->errlen,
-					      "format must be raw or qcow2");
-		s->disks[i].qcow2 = fmt && strcmp(json_string_value(fmt), "qcow2") == 0;
-		s->disks[i].readonly = json_is_true(json_object_get(d, "readonly"));
+		SMIG_GUARD(parse_disk(c, d, what, &s->disks[i]));
+		for (size_t k = 0; k < i; k++)
+			if (strcmp(s->disks[k].vol.pool, s->disks[i].vol.pool) == 0 &&
+			    strcmp(s->disks[k].vol.volume, s->disks[i].vol.volume) == 0)
+				return smig_json_fail_at(c->doc, arr, i, c->err, c->errlen,
+							 "%s is the same volume as disks[%zu]", what, k);
 		s->ndisks++;
 	}
+	return 0;
+}
+
+static int parse_nics(struct ctx *c, const json_t *arr, struct smig_vmspec *s)
+{
+	static const struct smig_jfield fields[] = {
+		{ "network", SMIG_J_STRING, true, 0, 0 },
+		{ "mac", SMIG_J_STRING, false, 0, 0 },
+		{ "model", SMIG_J_STRING, false, 0, 0 },
+	};
+	size_t i;
+	json_t *n;
+
+	if (json_array_size(arr) > SMIG_VM_NICS_MAX)
+		return smig_json_fail_at(c->doc, arr, SMIG_VM_NICS_MAX, c->err, c->errlen,
+					 "at most %d NICs", SMIG_VM_NICS_MAX);
+	json_array_foreach(arr, i, n) {
+		struct smig_vm_nic *nic = &s->nics[i];
+		const json_t *v;
+		char what[16];
+
+		snprintf(what, sizeof(what), "nics[%zu]", i);
+		if (!json_is_object(n))
+			return smig_json_fail_at(c->doc, arr, i, c->err, c->errlen,
+						 "%s must be an object", what);
+		SMIG_GUARD(smig_json_check(c->doc, n, what, fields, ARRAY_LEN(fields), c->err,
+					   c->errlen));
+		v = json_object_get(n, "network");
+		if (!smig_name_valid(json_string_value(v)))
+			return smig_json_fail(c->doc, n, "network", c->err, c->errlen,
+					      "%s.network must be the name of a network", what);
+		snprintf(nic->network, sizeof(nic->network), "%s", json_string_value(v));
+		v = json_object_get(n, "model");
+		if (v && strcmp(json_string_value(v), "virtio-net") != 0)
+			return smig_json_fail(c->doc, n, "model", c->err, c->errlen,
+					      "%s.model must be virtio-net", what);
+		v = json_object_get(n, "mac");
+		if (v && smig_mac_parse(json_string_value(v), nic->mac) < 0)
+			return smig_json_fail(c->doc, n, "mac", c->err, c->errlen,
+					      "%s.mac must be a unicast MAC address like "
+					      "52:54:00:12:34:56",
+					      what);
+		nic->has_mac = v != NULL;
+		for (size_t k = 0; nic->has_mac && k < i; k++)
+			if (s->nics[k].has_mac && memcmp(s->nics[k].mac, nic->mac, 6) == 0)
+				return smig_json_fail(c->doc, n, "mac", c->err, c->errlen,
+						      "%s has the MAC of nics[%zu]", what, k);
+		s->nnics++;
+	}
+	return 0;
+}
+
+static int parse_firmware(struct ctx *c, const json_t *fw, struct smig_vmspec *s)
+{
+	static const struct smig_jfield fields[] = {
+		{ "kind", SMIG_J_STRING, true, 0, 0 },
+		{ "name", SMIG_J_STRING, false, 0, 0 },
+		{ "secure_boot", SMIG_J_BOOL, false, 0, 0 },
+		{ "nvram", SMIG_J_OBJECT, false, 0, 0 },
+	};
+	static const char *const kinds[] = { "bios", "uefi" };
+	struct smig_vm_firmware *f = &s->firmware;
+	const json_t *v;
+	int kind = 0;
+
+	if (json_is_string(fw))
+		return smig_json_fail(c->doc, c->doc->root, "firmware", c->err, c->errlen,
+				      "firmware (a host path) is no longer accepted: firmware is "
+				      "{\"kind\": \"bios\"|\"uefi\", \"name\": NAME, \"nvram\": "
+				      "{\"pool\", \"volume\"}} (docs/vmspec.md)");
+	if (!json_is_object(fw))
+		return smig_json_fail(c->doc, c->doc->root, "firmware", c->err, c->errlen,
+				      "firmware must be an object");
+	SMIG_GUARD(smig_json_check(c->doc, fw, "firmware", fields, ARRAY_LEN(fields), c->err,
+				   c->errlen));
+	SMIG_GUARD(get_choice(c, fw, "kind", "firmware.kind", kinds, ARRAY_LEN(kinds), &kind));
+	f->kind = (enum smig_fw_kind)kind;
+	f->secure_boot = json_is_true(json_object_get(fw, "secure_boot"));
+	if (f->kind == SMIG_FW_BIOS) {
+		if (json_object_get(fw, "name") || json_object_get(fw, "nvram") || f->secure_boot)
+			return smig_json_fail(c->doc, fw, NULL, c->err, c->errlen,
+					      "firmware kind bios (QEMU's SeaBIOS) takes no name, "
+					      "nvram or secure_boot");
+		return 0;
+	}
+	v = json_object_get(fw, "name");
+	if (v == NULL || !smig_name_valid(json_string_value(v)))
+		return smig_json_fail(c->doc, fw, v ? "name" : NULL, c->err, c->errlen,
+				      "firmware kind uefi needs name: a firmware of the host's "
+				      "config");
+	snprintf(f->name, sizeof(f->name), "%s", json_string_value(v));
+	if (json_object_get(fw, "nvram") == NULL)
+		return smig_json_fail(c->doc, fw, NULL, c->err, c->errlen,
+				      "firmware kind uefi needs nvram: the volume that keeps the "
+				      "VM's UEFI variables");
+	return get_volref(c, fw, "nvram", "firmware.nvram", &f->nvram);
+}
+
+static int parse_boot(struct ctx *c, const json_t *b, struct smig_vmspec *s)
+{
+	static const struct smig_jfield fields[] = {
+		{ "kernel", SMIG_J_OBJECT, true, 0, 0 },
+		{ "initrd", SMIG_J_OBJECT, false, 0, 0 },
+		{ "cmdline", SMIG_J_STRING, false, 0, 0 },
+	};
+	const json_t *v;
+
+	SMIG_GUARD(smig_json_check(c->doc, b, "boot", fields, ARRAY_LEN(fields), c->err,
+				   c->errlen));
+	SMIG_GUARD(get_volref(c, b, "kernel", "boot.kernel", &s->boot.kernel));
+	s->boot.kernel_set = true;
+	if (json_object_get(b, "initrd")) {
+		SMIG_GUARD(get_volref(c, b, "initrd", "boot.initrd", &s->boot.initrd));
+		s->boot.initrd_set = true;
+	}
+	v = json_object_get(b, "cmdline");
+	if (v && !cmdline_ok(json_string_value(v)))
+		return smig_json_fail(c->doc, b, "cmdline", c->err, c->errlen,
+				      "cmdline must be printable ASCII, at most %d characters",
+				      SMIG_VM_CMDLINE_MAX);
+	if (v)
+		snprintf(s->boot.cmdline, sizeof(s->boot.cmdline), "%s", json_string_value(v));
 	return 0;
 }
 
@@ -140,26 +398,40 @@ static int parse_security(struct ctx *c, const json_t *sec, struct smig_vmspec *
 	return 0;
 }
 
-static int parse_boot(struct ctx *c, const json_t *root, struct smig_vmspec *s)
+static int get_model(struct ctx *c, const json_t *root, const char *key, char *out)
+{
+	const json_t *v = json_object_get(root, key);
+
+	if (v == NULL)
+		return 0;
+	if (!model_ok(json_string_value(v)))
+		return smig_json_fail(c->doc, root, key, c->err, c->errlen,
+				      "%s must be a QEMU %s name (A-Z a-z 0-9 . _ -, at most %d)",
+				      key, strcmp(key, "cpu") == 0 ? "CPU model" : "machine type",
+				      SMIG_VM_MODEL_MAX - 1);
+	snprintf(out, SMIG_VM_MODEL_MAX, "%s", json_string_value(v));
+	return 0;
+}
+
+static int parse_parts(struct ctx *c, const json_t *root, struct smig_vmspec *s)
 {
 	const json_t *v;
 
-	SMIG_GUARD(get_path(c, root, "kernel", s->kernel));
-	SMIG_GUARD(get_path(c, root, "initrd", s->initrd));
-	SMIG_GUARD(get_path(c, root, "firmware", s->firmware));
-	if ((s->kernel[0] != '\0') == (s->firmware[0] != '\0'))
-		return smig_json_fail(c->doc, root, NULL, c->err, c->errlen,
-				      "spec needs exactly one of kernel or firmware");
-	if (s->firmware[0] && (s->initrd[0] || json_object_get(root, "cmdline")))
-		return smig_json_fail(c->doc, root, s->initrd[0] ? "initrd" : "cmdline", c->err,
-				      c->errlen, "initrd and cmdline go with kernel, not firmware");
-	v = json_object_get(root, "cmdline");
-	if (v && !cmdline_ok(json_string_value(v)))
-		return smig_json_fail(c->doc, root, "cmdline", c->err, c->errlen,
-				      "cmdline must be printable ASCII, at most %d characters",
-				      SMIG_VM_CMDLINE_MAX);
-	if (v)
-		snprintf(s->cmdline, sizeof(s->cmdline), "%s", json_string_value(v));
+	SMIG_GUARD(get_model(c, root, "machine", s->machine));
+	SMIG_GUARD(get_model(c, root, "cpu", s->cpu));
+	if ((v = json_object_get(root, "firmware")))
+		SMIG_GUARD(parse_firmware(c, v, s));
+	if ((v = json_object_get(root, "boot")))
+		SMIG_GUARD(parse_boot(c, v, s));
+	if ((v = json_object_get(root, "disks")))
+		SMIG_GUARD(parse_disks(c, v, s));
+	if ((v = json_object_get(root, "nics")))
+		SMIG_GUARD(parse_nics(c, v, s));
+	if ((v = json_object_get(root, "security")))
+		SMIG_GUARD(parse_security(c, v, s));
+	if ((v = json_object_get(root, "labels")))
+		SMIG_GUARD(smig_labels_parse(c->doc, v, s->labels, SMIG_VM_LABELS_MAX, &s->nlabels,
+					     c->err, c->errlen));
 	return 0;
 }
 
@@ -167,20 +439,31 @@ static int parse_root(struct ctx *c, struct smig_vmspec *s)
 {
 	static const struct smig_jfield fields[] = {
 		{ "name", SMIG_J_STRING, true, 0, 0 },
+		{ "machine", SMIG_J_STRING, false, 0, 0 },
+		{ "cpu", SMIG_J_STRING, false, 0, 0 },
 		{ "memory_mib", SMIG_J_INT, true, 16, 1048576 },
 		{ "vcpus", SMIG_J_INT, false, 1, 64 },
-		{ "kernel", SMIG_J_STRING, false, 0, 0 },
-		{ "initrd", SMIG_J_STRING, false, 0, 0 },
-		{ "cmdline", SMIG_J_STRING, false, 0, 0 },
-		{ "firmware", SMIG_J_STRING, false, 0, 0 },
+		{ "firmware", SMIG_J_OBJECT, false, 0, 0 },
+		{ "boot", SMIG_J_OBJECT, false, 0, 0 },
 		{ "disks", SMIG_J_ARRAY, false, 0, 0 },
+		{ "nics", SMIG_J_ARRAY, false, 0, 0 },
 		{ "vtpm", SMIG_J_BOOL, false, 0, 0 },
 		{ "security", SMIG_J_OBJECT, false, 0, 0 },
 		{ "labels", SMIG_J_OBJECT, false, 0, 0 },
 	};
+	static const char *const old[][2] = {
+		{ "kernel", "a kernel is a volume: \"boot\": {\"kernel\": {\"pool\": NAME, "
+			    "\"volume\": NAME}}" },
+		{ "initrd", "an initrd is a volume: \"boot\": {\"initrd\": {\"pool\": NAME, "
+			    "\"volume\": NAME}}" },
+		{ "cmdline", "the kernel command line is \"boot\": {\"cmdline\": ...}" },
+	};
 	const json_t *root = c->doc->root;
 	const json_t *v;
 
+	SMIG_GUARD(refuse_old(c, root, old, ARRAY_LEN(old)));
+	if (json_is_string(json_object_get(root, "firmware")))
+		return parse_firmware(c, json_object_get(root, "firmware"), s);
 	SMIG_GUARD(smig_json_check(c->doc, root, "spec", fields, ARRAY_LEN(fields), c->err,
 				   c->errlen));
 	v = json_object_get(root, "name");
@@ -192,14 +475,7 @@ static int parse_root(struct ctx *c, struct smig_vmspec *s)
 	v = json_object_get(root, "vcpus");
 	s->vcpus = v ? (uint32_t)json_integer_value(v) : 1;
 	s->vtpm = json_is_true(json_object_get(root, "vtpm"));
-	SMIG_GUARD(parse_boot(c, root, s));
-	if ((v = json_object_get(root, "disks")))
-		SMIG_GUARD(parse_disks(c, v, s));
-	if ((v = json_object_get(root, "security")))
-		SMIG_GUARD(parse_security(c, v, s));
-	if ((v = json_object_get(root, "labels")))
-		SMIG_GUARD(smig_labels_parse(c->doc, v, s->labels, SMIG_VM_LABELS_MAX, &s->nlabels,
-					     c->err, c->errlen));
+	SMIG_GUARD(parse_parts(c, root, s));
 	for (size_t i = 0; i < s->nrequires; i++)
 		if (strcmp(s->requires[i], "vtpm") == 0 && !s->vtpm)
 			return smig_json_fail(c->doc, json_object_get(root, "security"),
@@ -237,50 +513,4 @@ int smig_vmspec_load(const char *path, struct smig_vmspec *spec, char *err, size
 	rc = parse_root(&c, spec);
 	smig_json_doc_clear(&doc);
 	return rc;
-}
-
-int smig_vmspec_dump(const struct smig_vmspec *s, char **out)
-{
-	json_t *o = json_pack("{s:s,s:i,s:i,s:b}", "name", s->name, "memory_mib",
-			      (int)s->memory_mib, "vcpus", (int)s->vcpus, "vtpm", s->vtpm);
-	json_t *req = json_array();
-	json_t *labels = json_object();
-	json_t *disks = json_array();
-
-	if (o == NULL || req == NULL || labels == NULL || disks == NULL)
-		goto fail;
-	if (s->kernel[0])
-		json_object_set_new(o, "kernel", json_string(s->kernel));
-	if (s->initrd[0])
-		json_object_set_new(o, "initrd", json_string(s->initrd));
-	if (s->kernel[0] && s->cmdline[0])
-		json_object_set_new(o, "cmdline", json_string(s->cmdline));
-	if (s->firmware[0])
-		json_object_set_new(o, "firmware", json_string(s->firmware));
-	for (size_t i = 0; i < s->ndisks; i++)
-		json_array_append_new(disks, json_pack("{s:s,s:s,s:b}", "path", s->disks[i].path,
-						       "format", s->disks[i].qcow2 ? "qcow2" : "raw",
-						       "readonly", s->disks[i].readonly));
-	for (size_t i = 0; i < s->nrequires; i++)
-		json_array_append_new(req, json_string(s->requires[i]));
-	for (size_t i = 0; i < s->nlabels; i++)
-		json_object_set_new(labels, s->labels[i].key, json_string(s->labels[i].value));
-	if (s->ndisks)
-		json_object_set(o, "disks", disks);
-	json_object_set_new(o, "security", json_pack("{s:s,s:O}", "min_trust",
-						      smig_trust_name(s->min_trust), "requires",
-						      req));
-	json_object_set(o, "labels", labels);
-	*out = json_dumps(o, JSON_COMPACT);
-	json_decref(o);
-	json_decref(req);
-	json_decref(labels);
-	json_decref(disks);
-	return *out ? 0 : SMIG_ENOMEM;
-fail:
-	json_decref(o);
-	json_decref(req);
-	json_decref(labels);
-	json_decref(disks);
-	return SMIG_ENOMEM;
 }

@@ -19,11 +19,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SMIG_VM_PATH_MAX 1024
 #define SMIG_VM_CMDLINE_MAX 1024
 #define SMIG_VM_LABELS_MAX 16
 #define SMIG_VM_REQUIRES_MAX 8
 #define SMIG_VM_DISKS_MAX 4
+#define SMIG_VM_NICS_MAX 4
+#define SMIG_VM_MODEL_MAX 48  /* machine type or CPU model name, with NUL */
 #define SMIG_VM_SPEC_MAX ((size_t)16 * 1024) /* serialized size limit */
 
 enum smig_trust {
@@ -32,22 +33,64 @@ enum smig_trust {
 	SMIG_TRUST_TRUSTED = 2,   /* evidence matches a golden set */
 };
 
+/* A volume: a plain file name inside a pool of the host's catalogue. */
+struct smig_volref {
+	char pool[SMIG_NAME_MAX + 1];
+	char volume[SMIG_NAME_MAX + 1];
+};
+
+enum smig_disk_bus { SMIG_BUS_VIRTIO_BLK = 0, SMIG_BUS_VIRTIO_SCSI };
+enum smig_disk_cache {
+	SMIG_CACHE_NONE = 0, /* O_DIRECT, the host page cache bypassed: safe to migrate */
+	SMIG_CACHE_WRITETHROUGH,
+	SMIG_CACHE_WRITEBACK,
+	SMIG_CACHE_DIRECTSYNC,
+	SMIG_CACHE_UNSAFE,
+};
+
 struct smig_vm_disk {
-	char path[SMIG_VM_PATH_MAX];
+	struct smig_volref vol;
 	bool qcow2;
 	bool readonly;
+	enum smig_disk_bus bus;
+	enum smig_disk_cache cache;
+};
+
+struct smig_vm_nic {
+	char network[SMIG_NAME_MAX + 1];
+	uint8_t mac[6];
+	bool has_mac; /* false only in a file before define, which generates it */
+};
+
+enum smig_fw_kind { SMIG_FW_BIOS = 0, SMIG_FW_UEFI };
+
+struct smig_vm_firmware {
+	enum smig_fw_kind kind;
+	char name[SMIG_NAME_MAX + 1]; /* uefi: a firmware of the host's catalogue */
+	bool secure_boot;
+	struct smig_volref nvram; /* uefi: the VM's own variable store */
+};
+
+struct smig_vm_boot {
+	bool kernel_set; /* direct kernel boot (-kernel) from a volume */
+	struct smig_volref kernel;
+	bool initrd_set;
+	struct smig_volref initrd;
+	char cmdline[SMIG_VM_CMDLINE_MAX + 1];
 };
 
 struct smig_vmspec {
 	char name[SMIG_NAME_MAX + 1];
+	char machine[SMIG_VM_MODEL_MAX]; /* pinned machine type; empty before define */
+	char cpu[SMIG_VM_MODEL_MAX];     /* CPU model */
 	uint32_t memory_mib;
 	uint32_t vcpus;
-	char kernel[SMIG_VM_PATH_MAX]; /* empty when booting firmware */
-	char initrd[SMIG_VM_PATH_MAX];
-	char cmdline[SMIG_VM_CMDLINE_MAX + 1];
-	char firmware[SMIG_VM_PATH_MAX];
+	struct smig_vm_firmware firmware;
+	struct smig_vm_boot boot;
 	struct smig_vm_disk disks[SMIG_VM_DISKS_MAX];
 	size_t ndisks;
+	struct smig_vm_nic nics[SMIG_VM_NICS_MAX];
+	size_t nnics;
 	bool vtpm;
 	enum smig_trust min_trust;
 	char requires[SMIG_VM_REQUIRES_MAX][SMIG_NAME_MAX + 1];
@@ -64,14 +107,33 @@ int smig_vmspec_load(const char *path, struct smig_vmspec *spec, char *err, size
 int smig_vmspec_dump(const struct smig_vmspec *spec, char **out);
 
 const char *smig_trust_name(enum smig_trust t);
+const char *smig_disk_bus_name(enum smig_disk_bus b);
+const char *smig_disk_cache_name(enum smig_disk_cache c);
+/* "52:54:00:12:34:56" */
+void smig_mac_format(const uint8_t mac[6], char out[18]);
+int smig_mac_parse(const char *s, uint8_t mac[6]);
 int smig_trust_parse(const char *s, enum smig_trust *out);
 
-/* Where a VM's host-side endpoints live. */
+/*
+ * What smigd opened for a VM (vm_res.c): QEMU gets these descriptors and
+ * never a path. A disk's set holds a read-write and a read-only
+ * descriptor (QEMU picks by access mode when it reopens the image); -1
+ * where there is none.
+ */
+struct smig_vm_fds {
+	int kernel, initrd;
+	int fw_code, fw_vars;
+	int disk_rw[SMIG_VM_DISKS_MAX], disk_ro[SMIG_VM_DISKS_MAX];
+	int tap[SMIG_VM_NICS_MAX];
+};
+
+/* Where a VM's host-side endpoints live, and what it was given. */
 struct smig_vm_paths {
 	const char *qmp;    /* QMP unix socket */
 	const char *serial; /* serial console unix socket */
 	const char *tpm;    /* swtpm control socket, when spec->vtpm */
 	const char *pidfile;
+	const struct smig_vm_fds *fds;
 };
 
 struct smig_argv {

@@ -103,6 +103,28 @@ static const char *ago(json_int_t t, char *buf, size_t len)
 	return buf;
 }
 
+static void print_capacity(const json_t *c)
+{
+	const json_t *used = json_object_get(c, "used"), *res = json_object_get(c, "reserved"),
+		     *fr = json_object_get(c, "free");
+
+	if (c == NULL)
+		return;
+	printf("capacity     %lld MiB, %lld vCPUs (overcommit memory %.2g, cpu %.2g)\n",
+	       json_integer_value(json_object_get(c, "memory_mib")),
+	       json_integer_value(json_object_get(c, "vcpus")),
+	       json_number_value(json_object_get(c, "memory_overcommit")),
+	       json_number_value(json_object_get(c, "cpu_overcommit")));
+	printf("  used       %lld MiB, %lld vCPUs; reserved by incoming %lld MiB, %lld vCPUs; "
+	       "free %lld MiB, %lld vCPUs\n",
+	       json_integer_value(json_object_get(used, "memory_mib")),
+	       json_integer_value(json_object_get(used, "vcpus")),
+	       json_integer_value(json_object_get(res, "memory_mib")),
+	       json_integer_value(json_object_get(res, "vcpus")),
+	       json_integer_value(json_object_get(fr, "memory_mib")),
+	       json_integer_value(json_object_get(fr, "vcpus")));
+}
+
 int cmd_status(struct cli *cli, int argc, char **argv)
 {
 	json_t *r;
@@ -125,6 +147,7 @@ int cmd_status(struct cli *cli, int argc, char **argv)
 		printf("hosts        %lld in table, %lld peer connections open\n",
 		       json_integer_value(json_object_get(r, "hosts")),
 		       json_integer_value(json_object_get(r, "peers_connected")));
+		print_capacity(json_object_get(r, "capacity"));
 	}
 	json_decref(r);
 	return EXIT_OK;

@@ -1,9 +1,11 @@
 /*
  * cmd_vm.c - smig vm define FILE | undefine | start | stop | list | show |
- * console NAME.
+ * console NAME | check FILE [--config CONF] [--incoming].
  */
 #include "client.h"
 #include "commands.h"
+#include "config.h"
+#include "vmcheck.h"
 #include "vmspec.h"
 
 #include <stdio.h>
@@ -102,10 +104,73 @@ static int vm_list(struct cli *cli)
 	return EXIT_OK;
 }
 
+#define DEFAULT_CONFIG "/etc/smig/smigd.json"
+
+/*
+ * smig vm check: what the host whose config is CONF would say about the
+ * spec FILE, offline (no daemon needed): the same schema, the same
+ * catalogue and QEMU checks, and every volume opened as a start would.
+ */
+static int vm_check_file(int argc, char **argv)
+{
+	const char *file = NULL, *conf = DEFAULT_CONFIG;
+	enum smig_check_mode mode = SMIG_CHECK_DEFINE;
+	static struct smig_qemu_caps caps;
+	struct smig_problems p = { .n = 0 };
+	struct smig_config cfg;
+	struct smig_vmspec spec;
+	bool hostile = false;
+	char err[1024];
+
+	for (int i = 2; i < argc; i++) {
+		if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+			conf = argv[++i];
+		else if (strcmp(argv[i], "--incoming") == 0)
+			mode = SMIG_CHECK_INCOMING;
+		else if (file == NULL && argv[i][0] != '-')
+			file = argv[i];
+		else {
+			fprintf(stderr, "usage: smig vm check FILE [--config CONF] [--incoming]\n");
+			return EXIT_USAGE;
+		}
+	}
+	if (file == NULL) {
+		fprintf(stderr, "usage: smig vm check FILE [--config CONF] [--incoming]\n");
+		return EXIT_USAGE;
+	}
+	if (smig_vmspec_load(file, &spec, err, sizeof(err)) < 0) {
+		printf("%s: %s\n", file, err);
+		return EXIT_ERROR;
+	}
+	if (smig_config_load(conf, &cfg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "smig vm check: %s\n", err);
+		return EXIT_ERROR;
+	}
+	if (smig_qemu_caps_probe(cfg.qemu_binary, &caps, err, sizeof(err)) < 0) {
+		fprintf(stderr, "smig vm check: %s\n", err);
+		return EXIT_ERROR;
+	}
+	(void)smig_vmspec_check(&spec, &cfg.catalog, &caps, mode, &p);
+	(void)smig_vmspec_probe(&spec, &cfg.catalog, &p, &hostile);
+	for (size_t i = 0; i < p.n; i++)
+		printf("%s: %s\n", file, p.v[i]);
+	if (p.dropped)
+		printf("%s: and %zu more problems\n", file, p.dropped);
+	if (p.n > 0)
+		return EXIT_ERROR;
+	printf("%s: %s can %s %s (machine %s, cpu %s)\n", file, cfg.host,
+	       mode == SMIG_CHECK_INCOMING ? "take in" : "run", spec.name,
+	       spec.machine[0] ? spec.machine : caps.default_machine,
+	       spec.cpu[0] ? spec.cpu : "qemu64");
+	return EXIT_OK;
+}
+
 int cmd_vm(struct cli *cli, int argc, char **argv)
 {
 	static const char *const named[] = { "start", "stop", "show", "console", "undefine" };
 
+	if (argc >= 2 && strcmp(argv[1], "check") == 0)
+		return vm_check_file(argc, argv);
 	if (argc == 2 && strcmp(argv[1], "list") == 0)
 		return vm_list(cli);
 	if (argc == 3 && strcmp(argv[1], "define") == 0)
@@ -113,6 +178,7 @@ int cmd_vm(struct cli *cli, int argc, char **argv)
 	for (size_t i = 0; argc == 3 && i < sizeof(named) / sizeof(named[0]); i++)
 		if (strcmp(argv[1], named[i]) == 0)
 			return vm_named(cli, named[i], argv[2]);
-	fprintf(stderr, "usage: smig vm define FILE | list | start|stop|show|console|undefine NAME\n");
+	fprintf(stderr, "usage: smig vm define FILE | check FILE [--config CONF] [--incoming] | list | "
+			"start|stop|show|console|undefine NAME\n");
 	return EXIT_USAGE;
 }

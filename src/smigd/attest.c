@@ -15,6 +15,7 @@
  * evacuation know who is trustworthy now.
  */
 #include "smigd.h"
+#include "vm.h"
 #include "error.h"
 #include "file.h"
 #include "log.h"
@@ -99,21 +100,15 @@ static size_t components(const struct smigd *d, char names[][SMIG_NAME_MAX + 1],
 	return n;
 }
 
-static uint64_t free_mib(void)
+/* What admission control would let a new VM have here, not what the kernel has free. */
+static uint64_t free_mib(struct smigd *d)
 {
-	FILE *f = fopen("/proc/meminfo", "re");
-	char line[128];
-	unsigned long long kb = 0;
+	struct vm_usage u;
+	uint64_t taken;
 
-	while (f && fgets(line, sizeof(line), f)) {
-		if (strncmp(line, "MemAvailable:", 13) == 0) {
-			kb = strtoull(line + 13, NULL, 10);
-			break;
-		}
-	}
-	if (f)
-		fclose(f);
-	return kb / 1024;
+	vm_res_usage(d, &u);
+	taken = u.used_memory_mib + u.reserved_memory_mib;
+	return u.memory_mib > taken ? u.memory_mib - taken : 0;
 }
 
 static void watch_all(struct smigd *d, char paths[][PATH_MAX], size_t n)
@@ -404,7 +399,7 @@ int attest_evidence(struct smigd *d, const uint8_t *nonce, const uint8_t *bindin
 	e.time_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 	memcpy(e.nonce, nonce, SMIG_NONCE_LEN);
 	memcpy(e.binding, binding, SMIG_BINDING_LEN);
-	e.free_mib = free_mib();
+	e.free_mib = free_mib(d);
 	if (d->attest->tpm) {
 		uint8_t extra[32];
 		char err[512];

@@ -80,6 +80,7 @@ static void cmd_status(struct smigd *d, const json_t *args,
 			       (int)ref->cred.uid, "gid", (int)ref->cred.gid, "pid", (int)ref->cred.pid);
 	json_object_set_new(res, "attestation", attest_self_json(d));
 	json_object_set_new(res, "evacuating", json_boolean(d->evac != NULL));
+	json_object_set_new(res, "capacity", vm_res_capacity_json(d));
 	ctl_reply_ok(d, ref, res);
 }
 

@@ -156,6 +156,49 @@ static int smigd_signals(struct smigd *d)
 	return loop_watch_add(d->loop, d->sig_fd, EPOLLIN, smigd_signal, d, &d->sig_w);
 }
 
+/*
+ * What this host offers to VMs: the configured capacity, or by default its
+ * memory less 1 GiB for itself and its online CPUs; and what its QEMU can
+ * emulate, learned once from QEMU itself.
+ */
+static int host_resources(struct smigd *d)
+{
+	struct smig_capacity *c = &d->cfg.catalog.capacity;
+	char err[512];
+
+	if (c->memory_mib == 0) {
+		unsigned long long kib = 0;
+		char line[128];
+		FILE *f = fopen("/proc/meminfo", "r");
+
+		while (f && fgets(line, sizeof(line), f))
+			if (strncmp(line, "MemTotal:", 9) == 0) {
+				kib = strtoull(line + 9, NULL, 10);
+				break;
+			}
+		if (f)
+			fclose(f);
+		c->memory_mib = kib / 1024 > 2048 ? (uint32_t)(kib / 1024 - 1024) : (uint32_t)(kib / 2048);
+	}
+	if (c->vcpus == 0) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+		c->vcpus = n > 0 ? (uint32_t)n : 1;
+	}
+	d->qemu_caps = calloc(1, sizeof(*d->qemu_caps));
+	SMIG_ENSURE(d->qemu_caps != NULL, SMIG_ENOMEM);
+	if (smig_qemu_caps_probe(d->cfg.qemu_binary, d->qemu_caps, err, sizeof(err)) < 0) {
+		smig_err("event=qemu_probe_failed reason=\"%s\"", err);
+		return SMIG_ECONFIG;
+	}
+	smig_info("event=host_resources memory_mib=%u vcpus=%u memory_overcommit=%.2f "
+		  "cpu_overcommit=%.2f machine=%s pools=%zu networks=%zu firmware=%zu",
+		  c->memory_mib, c->vcpus, c->memory_overcommit, c->cpu_overcommit,
+		  d->qemu_caps->default_machine, d->cfg.catalog.npools, d->cfg.catalog.nnetworks,
+		  d->cfg.catalog.nfirmware);
+	return 0;
+}
+
 static int smigd_start(struct smigd *d, const char *config_path, bool check_only,
 		       bool measure)
 {
@@ -199,6 +242,7 @@ static int smigd_start(struct smigd *d, const char *config_path, bool check_only
 	SMIG_GUARD(audit_open(d));
 	SMIG_GUARD(monitor_init(d));
 	SMIG_GUARD(attest_init(d));
+	SMIG_GUARD(host_resources(d));
 	SMIG_GUARD(vm_load_all(d));
 	SMIG_GUARD(smigd_signals(d));
 	SMIG_GUARD(peer_listen(d));
@@ -222,6 +266,7 @@ static void smigd_stop(struct smigd *d)
 	if (d->sig_fd >= 0)
 		close(d->sig_fd);
 	vm_free_all(d);
+	free(d->qemu_caps);
 	loop_free(d->loop);
 	smig_tls_ctx_free(d->tls);
 	smig_hosts_clear(&d->hosts);

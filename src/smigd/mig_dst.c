@@ -320,6 +320,38 @@ static bool source_attested(struct mig *m, struct peer *p)
 	return false;
 }
 
+/*
+ * The destination decides from its own catalogue: every name of the spec
+ * must be one of its pools, networks and firmware, its QEMU must provide
+ * the machine type and CPU model, every volume must open beneath its pool,
+ * and the VM must fit in what is free. A refusal names what is missing.
+ */
+static bool dst_resources_fit(struct mig *m, const struct smig_vmspec *spec)
+{
+	char err[1024];
+	bool hostile;
+	int rc;
+
+	rc = vm_res_check(m->d, spec, SMIG_CHECK_INCOMING, &hostile, err, sizeof(err));
+	if (rc < 0) {
+		if (hostile)
+			sec_event(m->d, SMIG_SEC_HOSTILE_SPEC, "", m->peer_host,
+				  "PREPARE of %s refused: %s", m->vm_name, err);
+		dst_audit(m, "refused", err);
+		m->rule[0] = '\0'; /* audited once, as refused */
+		mig_dst_abort(m, true, SMIG_ENOENT, "%s cannot host %s: %s", m->d->cfg.host,
+			      m->vm_name, err);
+		return false;
+	}
+	if (vm_res_admit(m->d, spec, err, sizeof(err)) < 0) {
+		dst_audit(m, "refused", err);
+		m->rule[0] = '\0';
+		mig_dst_abort(m, true, SMIG_ECAPACITY, "%s", err);
+		return false;
+	}
+	return true;
+}
+
 void mig_dst_prepare(struct smigd *d, struct peer *p, const struct smig_frame *f)
 {
 	struct smig_policy_decision dec;
@@ -343,6 +375,8 @@ void mig_dst_prepare(struct smigd *d, struct peer *p, const struct smig_frame *f
 	snprintf(name, sizeof(name), "spec from %s", m->peer_host);
 	if (smig_vmspec_parse(name, mp.spec, mp.spec_len, &spec, err, sizeof(err)) < 0) {
 		OPENSSL_cleanse(mp.key, sizeof(mp.key));
+		/* an authenticated peer that sends what no smig writes is probing */
+		sec_event(d, SMIG_SEC_HOSTILE_SPEC, "", m->peer_host, "PREPARE refused: %s", err);
 		mig_dst_abort(m, true, SMIG_ECONFIG, "%s", err);
 		return;
 	}
@@ -367,6 +401,11 @@ void mig_dst_prepare(struct smigd *d, struct peer *p, const struct smig_frame *f
 		mig_dst_abort(m, true, SMIG_EPROTO, "vTPM key %s", spec.vtpm ? "missing" : "unexpected");
 		return;
 	}
+	if (!dst_resources_fit(m, &spec)) {
+		OPENSSL_cleanse(mp.key, sizeof(mp.key));
+		return;
+	}
+	/* from here the incoming VM holds its memory and vCPUs until commit or abort */
 	m->vm = vm_new_incoming(d, &spec, err, sizeof(err));
 	if (m->vm == NULL) {
 		OPENSSL_cleanse(mp.key, sizeof(mp.key));

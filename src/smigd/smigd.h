@@ -10,6 +10,7 @@
 #include "ids.h"
 #include "ivt.h"
 #include "policy.h"
+#include "qemucaps.h"
 #include "loop.h"
 #include "tls.h"
 
@@ -77,6 +78,7 @@ struct smigd {
 	struct attest *attest;
 	struct evac *evac;
 	struct monitor *monitor;
+	struct smig_qemu_caps *qemu_caps; /* machine types and CPU models of qemu.binary */
 };
 
 #define CTL_GROUPS_MAX 64

@@ -92,6 +92,7 @@ struct vm *vm_new(struct smigd *d, const struct smig_vmspec *spec)
 	vm->spec = *spec;
 	vm->serial_fd = -1;
 	vm->console_fd = -1;
+	vm_res_fds_init(&vm->fds);
 	snprintf(vm->dir, sizeof(vm->dir), "%s/vms/%s", d->cfg.state_dir, spec->name);
 	smig_buf_init(&vm->serial_rx, (size_t)SERIAL_LINE_MAX * 2);
 	vm->next = d->vms;
@@ -134,9 +135,11 @@ void vm_free_all(struct smigd *d)
 	}
 }
 
-int vm_define(struct smigd *d, const struct smig_vmspec *spec, char *err, size_t errlen)
+int vm_define(struct smigd *d, const struct smig_vmspec *in, char *err, size_t errlen)
 {
+	struct smig_vmspec pinned = *in, *spec = &pinned;
 	char path[PATH_MAX];
+	bool hostile;
 	char *text;
 	struct vm *vm;
 	int rc;
@@ -145,6 +148,8 @@ int vm_define(struct smigd *d, const struct smig_vmspec *spec, char *err, size_t
 		snprintf(err, errlen, "a VM named %s is already defined here", spec->name);
 		return SMIG_EEXIST;
 	}
+	SMIG_GUARD(vm_res_pin(d, spec, err, errlen));
+	SMIG_GUARD(vm_res_check(d, spec, SMIG_CHECK_DEFINE, &hostile, err, errlen));
 	SMIG_GUARD(smig_vmspec_dump(spec, &text));
 	vm = vm_new(d, spec);
 	if (vm == NULL) {

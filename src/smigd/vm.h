@@ -11,6 +11,7 @@
 #define SMIGD_VM_H
 
 #include "smigd.h"
+#include "vmcheck.h"
 #include "vmspec.h"
 
 #include <sys/types.h>
@@ -76,6 +77,32 @@ void vm_adopt_incoming(struct vm *vm);
 int vm_set_tpm_key(struct vm *vm, const uint8_t *key, size_t len);
 /* Reads the vTPM state key of a VM for the peer; 0 or a negative code. */
 int vm_get_tpm_key(struct vm *vm, uint8_t *key, size_t len);
+
+/* --- resources (vm_res.c): the catalogue's names, descriptors for QEMU, capacity --- */
+struct vm_usage {
+	uint64_t memory_mib, vcpus; /* offered, after overcommit */
+	uint64_t used_memory_mib, used_vcpus;         /* VMs that run here */
+	uint64_t reserved_memory_mib, reserved_vcpus; /* incoming, not yet committed */
+};
+
+/* Pins what define fixes for life: machine type (versioned), CPU model, NIC MACs. */
+int vm_res_pin(struct smigd *d, struct smig_vmspec *s, char *err, size_t errlen);
+/*
+ * Checks s against this host's catalogue and QEMU, and opens (then closes)
+ * every volume as a start would; *hostile when a name or file looked like
+ * an escape from a pool.
+ */
+int vm_res_check(struct smigd *d, const struct smig_vmspec *s, enum smig_check_mode mode,
+		 bool *hostile, char *err, size_t errlen);
+/* Opens what QEMU gets for s (volumes, firmware, taps); vm_res_close() after the exec. */
+int vm_res_open(struct smigd *d, const struct smig_vmspec *s, struct smig_vm_fds *f,
+		bool *hostile, char *err, size_t errlen);
+void vm_res_fds_init(struct smig_vm_fds *f);
+void vm_res_close(struct smig_vm_fds *f);
+void vm_res_usage(struct smigd *d, struct vm_usage *u);
+/* 0 when s fits in what is free now, else SMIG_ECAPACITY with the figures in err. */
+int vm_res_admit(struct smigd *d, const struct smig_vmspec *s, char *err, size_t errlen);
+json_t *vm_res_capacity_json(struct smigd *d);
 
 /* Control commands of the vm family (control.c dispatches to these). */
 void vm_cmd(struct smigd *d, const char *sub, const json_t *args, struct ctl_ref *ref);

@@ -41,6 +41,7 @@ struct vm {
 	vm_done_fn done;    /* start/resume completion for the migration engine */
 	void *done_arg;
 	char last_error[256];
+	struct smig_vm_fds fds; /* opened for QEMU by vm_res_open(), closed once it runs */
 };
 
 /* vm.c */

@@ -37,8 +37,32 @@ static void vm_note_error(struct vm *vm, const char *fmt, ...)
 	smig_warn("event=vm_error vm=%s reason=\"%s\"", vm->spec.name, vm->last_error);
 }
 
-/* fork + exec with a clean signal state and output to logpath. */
-static pid_t spawn(char *const *argv, const char *logpath)
+/* The child keeps fd across exec (the parent opened it O_CLOEXEC). */
+static void keep_fd(int fd)
+{
+	if (fd >= 0)
+		(void)fcntl(fd, F_SETFD, 0);
+}
+
+static void keep_fds(const struct smig_vm_fds *f)
+{
+	keep_fd(f->kernel);
+	keep_fd(f->initrd);
+	keep_fd(f->fw_code);
+	keep_fd(f->fw_vars);
+	for (size_t i = 0; i < SMIG_VM_DISKS_MAX; i++) {
+		keep_fd(f->disk_rw[i]);
+		keep_fd(f->disk_ro[i]);
+	}
+	for (size_t i = 0; i < SMIG_VM_NICS_MAX; i++)
+		keep_fd(f->tap[i]);
+}
+
+/*
+ * fork + exec with a clean signal state and output to logpath; the child
+ * inherits the descriptors in keep (may be NULL) and no others of ours.
+ */
+static pid_t spawn(char *const *argv, const char *logpath, const struct smig_vm_fds *keep)
 {
 	pid_t pid = fork();
 	sigset_t none;
@@ -46,6 +70,8 @@ static pid_t spawn(char *const *argv, const char *logpath)
 
 	if (pid != 0)
 		return pid;
+	if (keep)
+		keep_fds(keep);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	signal(SIGPIPE, SIG_DFL);
@@ -119,6 +145,7 @@ static void start_fail(struct vm *vm, const char *why)
 		vm_note_error(vm, "start failed: %s", why);
 	vm_detach(vm);
 	vm_kill(vm);
+	vm_res_close(&vm->fds);
 	vm->state = VM_SHUTOFF;
 	vm_reply_err(vm, "error", vm->last_error);
 	vm_notify(vm, false, vm->last_error);
@@ -301,7 +328,8 @@ void vm_on_qmp_state(void *arg, bool ok, const char *why)
 static void start_qemu(struct vm *vm)
 {
 	char qmp[PATH_MAX], serial[PATH_MAX], tpm[PATH_MAX], pid[PATH_MAX], log[PATH_MAX];
-	struct smig_vm_paths paths = { .qmp = qmp, .serial = serial, .tpm = tpm, .pidfile = pid };
+	struct smig_vm_paths paths = { .qmp = qmp, .serial = serial, .tpm = tpm, .pidfile = pid,
+				       .fds = &vm->fds };
 	struct smig_argv argv;
 
 	vm_path(vm, "qmp.sock", qmp, sizeof(qmp));
@@ -316,8 +344,9 @@ static void start_qemu(struct vm *vm)
 		start_fail(vm, "cannot build the QEMU command line");
 		return;
 	}
-	vm->qemu_pid = spawn(argv.v, log);
+	vm->qemu_pid = spawn(argv.v, log, &vm->fds);
 	smig_argv_clear(&argv);
+	vm_res_close(&vm->fds); /* QEMU has its copies */
 	if (vm->qemu_pid < 0) {
 		start_fail(vm, "fork failed");
 		return;
@@ -394,7 +423,7 @@ static int start_swtpm(struct vm *vm)
 	argv[n++] = "--pid";
 	argv[n++] = a_pid;
 	argv[n] = NULL;
-	vm->swtpm_pid = spawn(argv, log);
+	vm->swtpm_pid = spawn(argv, log, NULL);
 	return vm->swtpm_pid > 0 ? 0 : SMIG_EIO;
 }
 
@@ -424,11 +453,22 @@ void vm_start_incoming(struct vm *vm, vm_done_fn done, void *arg)
 
 static void vm_launch(struct vm *vm)
 {
+	char err[512];
+	bool hostile;
+
 	vm->state = VM_STARTING;
 	vm->qemu_pid = vm->swtpm_pid = 0;
 	vm->deadline = loop_now_ms() + VM_START_MS;
 	if (smig_file_mkdirs(vm->dir, 0700) < 0) {
 		start_fail(vm, "cannot create the VM directory");
+		return;
+	}
+	if (vm_res_open(vm->d, &vm->spec, &vm->fds, &hostile, err, sizeof(err)) < 0) {
+		/* nothing ran: an older qemu.log has nothing to say about this */
+		vm_note_error(vm, "cannot start: %s", err);
+		vm->state = VM_SHUTOFF;
+		vm_reply_err(vm, "error", vm->last_error);
+		vm_notify(vm, false, vm->last_error);
 		return;
 	}
 	if (!vm->spec.vtpm) {
@@ -536,6 +576,32 @@ void vm_reap(struct smigd *d)
 	}
 }
 
+static void on_announce(void *arg, const struct smig_qmp_msg *r)
+{
+	struct vm *vm = arg;
+
+	if (r == NULL || r->kind != SMIG_QMP_RETURN)
+		smig_warn("event=announce_failed vm=%s reason=\"%s\"", vm->spec.name,
+			  r ? r->error_desc : "no answer");
+}
+
+/*
+ * The guest's NICs now sit behind this host's taps: QEMU sends gratuitous
+ * RARPs for each MAC so that every bridge and switch on the way learns the
+ * new port before the guest's peers notice (QEMU announces after an
+ * incoming migration by itself too; this does not depend on its defaults).
+ */
+static void announce(struct vm *vm)
+{
+	if (vm->spec.nnics == 0)
+		return;
+	if (qmpconn_send(vm->qmp, "announce-self",
+			 json_pack("{s:i,s:i,s:i,s:i}", "initial", 50, "max", 550, "rounds", 5,
+				   "step", 100),
+			 -1, on_announce, vm) < 0)
+		smig_warn("event=announce_failed vm=%s reason=\"cannot send\"", vm->spec.name);
+}
+
 static void on_resume(void *arg, const struct smig_qmp_msg *r)
 {
 	struct vm *vm = arg;
@@ -546,6 +612,7 @@ static void on_resume(void *arg, const struct smig_qmp_msg *r)
 	}
 	vm->state = VM_RUNNING;
 	vm->incoming = false;
+	announce(vm);
 	vm_notify(vm, true, NULL);
 }
 

@@ -16,12 +16,32 @@ free_port() {
 	done
 }
 
+# images_pool DIR: the test guests as volumes of DIR/images, the pool every
+# test host calls "images" (hard links where the file system allows, else
+# copies: a volume must be a regular file, never a symlink).
+images_pool() {
+	local dir=$1 f
+	mkdir -p "$dir/images" "$dir/shared"
+	for f in "$SMIG_BUILD/guest/smig-guest.elf" "$SMIG_BUILD/guest/linux/vmlinuz" \
+		"$SMIG_BUILD/guest/linux/initrd.img"; do
+		[ -f "$f" ] || continue
+		ln -f "$f" "$dir/images/" 2>/dev/null || cp -f "$f" "$dir/images/" || return 1
+	done
+}
+
+# guest_boot VOLUME CMDLINE: the spec's boot member for a guest of the images pool.
+guest_boot() {
+	printf '"boot": {"kernel": {"pool": "images", "volume": "%s"}, "cmdline": "%s"}' "$1" "$2"
+}
+
 # cluster_make DIR N [PREFIX]: hosts h1..hN, each with its own certificate,
 # config DIR/hK.json, policy DIR/hK.policy.json (root is admin; every host
 # of the cluster may push VMs), a stand-in firmware file DIR/hK.fw that
 # each host measures, the integrity validation table DIR/ivt.json with
 # every host's current measurement as its golden set (all trusted), and
-# state. SMIG_ATTEST_S sets the attestation interval (default 10 s).
+# state, and the pools "images" (DIR/images: the test guests), "shared"
+# (DIR/shared, shared by all hosts) and "local" (DIR/local-hK, this host's
+# own). SMIG_ATTEST_S sets the attestation interval (default 10 s).
 # Loopback hosts share 127.0.0.1, so the IDS never bans it there (a ban
 # would cut the whole cluster off); with PREFIX each host has its own
 # address and the IDS runs as configured. With
@@ -32,6 +52,7 @@ free_port() {
 cluster_make() {
 	local dir=$1 n=$2 prefix=${3:-} addr i port fp
 	mkdir -p "$dir"
+	images_pool "$dir" || return 1
 	"$SMIG" pki init "$dir/pki" >/dev/null || return 1
 	{
 		echo '{"hosts": ['
@@ -76,9 +97,12 @@ JSON
                   "components": [{"name": "firmware", "path": "h$i.fw"}]},
   "log": {"level": "${SMIG_LOG_LEVEL:-info}"},
   "limits": {"handshake_timeout_ms": ${SMIG_HANDSHAKE_MS:-3000}, "stall_timeout_ms": ${SMIG_STALL_MS:-30000}, "guest_watch_ms": ${SMIG_GUEST_WATCH_MS:-2000}},
-  "qemu": {"accel": "${SMIG_ACCEL:-tcg}"}
+  "qemu": {"accel": "${SMIG_ACCEL:-tcg}"},
+  "pools": {"images": {"path": "images"}, "shared": {"path": "shared", "shared": true},
+            "local": {"path": "local-h$i"}}
 }
 JSON
+		mkdir -p "$dir/local-h$i"
 		head -c 4096 /dev/urandom >"$dir/h$i.fw"
 		if [ -n "${SMIG_HOST_TPM:-}" ]; then
 			host_tpm "$dir" "h$i" || return 1

@@ -35,8 +35,8 @@ start_relay() {
 }
 
 cat >"$dir/g.json" <<JSON
-{"name": "g", "memory_mib": 96, "kernel": "$SMIG_BUILD/guest/smig-guest.elf",
- "cmdline": "mem=64 dirty=2000 seed=11 hb=100", "vtpm": true}
+{"name": "g", "memory_mib": 96,
+ $(guest_boot smig-guest.elf "mem=64 dirty=2000 seed=11 hb=100"), "vtpm": true}
 JSON
 hsmig "$dir" h1 vm define "$dir/g.json" >/dev/null && hsmig "$dir" h1 vm start g >/dev/null &&
 	wait_for 20 grep -q ' HB 5 ' "$dir/state-h1/consoles/g.log"

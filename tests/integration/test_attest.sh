@@ -70,7 +70,7 @@ ok $? "PCR 16 extended off-policy on h4's TPM: h1 holds h4 untrusted ($(reason4)
 
 # --- a VM that needs a trusted host with a vTPM -------------------------------------
 cat >"$dir/vm1.json" <<JSON
-{"name": "vm1", "memory_mib": 48, "kernel": "$guest", "cmdline": "mem=16 dirty=200 hb=100",
+{"name": "vm1", "memory_mib": 48, $(guest_boot smig-guest.elf "mem=16 dirty=200 hb=100"),
  "vtpm": true, "security": {"min_trust": "trusted", "requires": ["vtpm"]}}
 JSON
 hsmig "$dir" h1 vm define "$dir/vm1.json" >/dev/null && hsmig "$dir" h1 vm start vm1 >/dev/null &&

@@ -22,7 +22,7 @@ ok $? "h1 and h2 start"
 # define_start HOST NAME MEM_MIB GUEST_ARGS VTPM: defines and starts a test guest
 define_start() {
 	cat >"$dir/$2.json" <<JSON
-{"name": "$2", "memory_mib": $3, "kernel": "$guest", "cmdline": "$4", "vtpm": $5}
+{"name": "$2", "memory_mib": $3, $(guest_boot smig-guest.elf "$4"), "vtpm": $5}
 JSON
 	hsmig "$dir" "$1" vm define "$dir/$2.json" >/dev/null &&
 		hsmig "$dir" "$1" vm start "$2" >/dev/null &&

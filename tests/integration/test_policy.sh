@@ -71,7 +71,7 @@ diag "$out"
 # --- the test guests on h1 ---------------------------------------------------
 define() { # define NAME LABELS START
 	cat >"$dir/$1.json" <<JSON
-{"name": "$1", "memory_mib": 32, "kernel": "$guest", "cmdline": "mem=8 dirty=50 hb=100",
+{"name": "$1", "memory_mib": 32, $(guest_boot smig-guest.elf "mem=8 dirty=50 hb=100"),
  "labels": $2}
 JSON
 	hsmig "$dir" h1 vm define "$dir/$1.json" >/dev/null || return 1

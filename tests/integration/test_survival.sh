@@ -28,8 +28,9 @@ ok $? "h1 and h2 start"
 # linux_vm HOST NAME: defines and starts the Linux memcheck guest on HOST
 linux_vm() {
 	cat >"$dir/$2.json" <<JSON
-{"name": "$2", "memory_mib": 512, "kernel": "$kernel", "initrd": "$initrd",
- "cmdline": "console=ttyS0 quiet panic=-1 panic_on_oops=1 memcheck.mib=192 memcheck.rate=20000"}
+{"name": "$2", "memory_mib": 512,
+ "boot": {"kernel": {"pool": "images", "volume": "vmlinuz"}, "initrd": {"pool": "images", "volume": "initrd.img"},
+          "cmdline": "console=ttyS0 quiet panic=-1 panic_on_oops=1 memcheck.mib=192 memcheck.rate=20000"}}
 JSON
 	hsmig "$dir" "$1" vm define "$dir/$2.json" >/dev/null &&
 		hsmig "$dir" "$1" vm start "$2" >/dev/null &&
@@ -99,7 +100,7 @@ done
 
 # ---- a guest that panics right after switch-over --------------------------
 cat >"$dir/crash.json" <<JSON
-{"name": "crash", "memory_mib": 64, "kernel": "$guest", "cmdline": "mem=32 dirty=2000 hb=100 panic_after_pause=10"}
+{"name": "crash", "memory_mib": 64, $(guest_boot smig-guest.elf "mem=32 dirty=2000 hb=100 panic_after_pause=10")}
 JSON
 hsmig "$dir" h1 vm define "$dir/crash.json" >/dev/null && hsmig "$dir" h1 vm start crash >/dev/null &&
 	wait_for 20 grep -q ' HB 30 ' "$dir/state-h1/consoles/crash.log"

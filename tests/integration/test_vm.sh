@@ -12,7 +12,7 @@ trap 'cluster_clean "$dir"' EXIT
 cluster_make "$dir" 1 || { echo "Bail out! cluster_make"; exit 1; }
 guest=$SMIG_BUILD/guest/smig-guest.elf
 
-plan 13
+plan 14
 
 smigd_start "$dir" h1
 ok $? "h1 starts"
@@ -23,8 +23,8 @@ msg=$(hsmig "$dir" h1 vm define "$dir/bad.json" 2>&1)
 ok $? "a bad spec is refused with file:line:column ($msg)"
 
 cat >"$dir/web1.json" <<JSON
-{"name": "web1", "memory_mib": 96, "kernel": "$guest",
- "cmdline": "mem=32 dirty=500 hb=100", "vtpm": true, "labels": {"tier": "web"}}
+{"name": "web1", "memory_mib": 96, $(guest_boot smig-guest.elf "mem=32 dirty=500 hb=100"),
+ "vtpm": true, "labels": {"tier": "web"}}
 JSON
 hsmig "$dir" h1 vm define "$dir/web1.json" >/dev/null
 ok $? "a good spec is defined"
@@ -50,12 +50,21 @@ out=$(hsmig "$dir" h1 --json vm stop web1)
 [ "$(jq -r .state <<<"$out")" = shutoff ] && ! pgrep -f "$dir/state-h1/vms/web1/" >/dev/null
 ok $? "vm stop ends QEMU and swtpm"
 
+cat >"$dir/missing.json" <<JSON
+{"name": "missing", "memory_mib": 64, "boot": {"kernel": {"pool": "images", "volume": "nonexistent"}}}
+JSON
+msg=$(hsmig "$dir" h1 vm define "$dir/missing.json" 2>&1)
+[ $? -eq 1 ] && grep -q "boot.kernel: pool images: volume nonexistent: no such volume in the pool" <<<"$msg" &&
+	! hsmig "$dir" h1 vm show missing >/dev/null 2>&1
+ok $? "a spec naming a volume the pool lacks is refused at define, naming pool and volume: $msg"
+
+head -c 4096 /dev/urandom >"$dir/images/junk.bin"
 cat >"$dir/broken.json" <<JSON
-{"name": "broken", "memory_mib": 64, "kernel": "/nonexistent/kernel"}
+{"name": "broken", "memory_mib": 64, "boot": {"kernel": {"pool": "images", "volume": "junk.bin"}}}
 JSON
 hsmig "$dir" h1 vm define "$dir/broken.json" >/dev/null
 msg=$(hsmig "$dir" h1 vm start broken 2>&1)
-[ $? -eq 1 ] && grep -q "could not open kernel file" <<<"$msg" &&
+[ $? -eq 1 ] && grep -q "invalid kernel header" <<<"$msg" &&
 	hsmig "$dir" h1 --json vm show broken | jqe '.state == "shutoff"' >/dev/null
 ok $? "a VM whose QEMU cannot start is reported shut off with the reason"
 

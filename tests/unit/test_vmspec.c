@@ -1,6 +1,7 @@
 /*
  * test_vmspec.c - VM specs: valid specs round-trip, every invalid field is
- * named with its position, and no value can inject a QEMU option.
+ * named with its position, no field is a host path (the old ones are
+ * refused with what replaced them), and no value can inject a QEMU option.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,10 +17,21 @@
 #include "vmspec.h"
 
 static const char good[] =
-	"{\"name\": \"web1\", \"memory_mib\": 128, \"vcpus\": 2,\n"
-	" \"kernel\": \"/var/lib/smig/guest.elf\", \"cmdline\": \"mem=64 dirty=100\",\n"
+	"{\"name\": \"web1\", \"machine\": \"pc-q35-7.2\", \"cpu\": \"qemu64\",\n"
+	" \"memory_mib\": 128, \"vcpus\": 2,\n"
+	" \"firmware\": {\"kind\": \"uefi\", \"name\": \"ovmf\",\n"
+	"              \"nvram\": {\"pool\": \"local\", \"volume\": \"web1.vars\"}},\n"
+	" \"boot\": {\"kernel\": {\"pool\": \"images\", \"volume\": \"vmlinuz\"},\n"
+	"          \"initrd\": {\"pool\": \"images\", \"volume\": \"initrd.img\"},\n"
+	"          \"cmdline\": \"console=ttyS0\"},\n"
+	" \"disks\": [{\"pool\": \"shared\", \"volume\": \"web1.qcow2\", \"format\": \"qcow2\"},\n"
+	"           {\"pool\": \"shared\", \"volume\": \"data.raw\", \"bus\": \"virtio-scsi\",\n"
+	"            \"cache\": \"writeback\", \"readonly\": true}],\n"
+	" \"nics\": [{\"network\": \"lan\", \"mac\": \"52:54:00:12:34:56\", \"model\": \"virtio-net\"}],\n"
 	" \"vtpm\": true, \"security\": {\"min_trust\": \"trusted\", \"requires\": [\"vtpm\"]},\n"
 	" \"labels\": {\"tier\": \"web\"}}";
+
+#define BASE "{\"name\": \"a\", \"memory_mib\": 64, "
 
 static void bad(const char *text, const char *want)
 {
@@ -41,11 +53,23 @@ static void test_good_spec(void **state)
 	(void)state;
 	assert_int_equal(smig_vmspec_parse("vm.json", good, strlen(good), &s, err, sizeof(err)), 0);
 	assert_string_equal(s.name, "web1");
+	assert_string_equal(s.machine, "pc-q35-7.2");
 	assert_int_equal(s.memory_mib, 128);
 	assert_int_equal(s.vcpus, 2);
+	assert_int_equal(s.firmware.kind, SMIG_FW_UEFI);
+	assert_string_equal(s.firmware.nvram.volume, "web1.vars");
+	assert_true(s.boot.kernel_set && s.boot.initrd_set);
+	assert_string_equal(s.boot.kernel.pool, "images");
+	assert_int_equal(s.ndisks, 2);
+	assert_true(s.disks[0].qcow2);
+	assert_int_equal(s.disks[0].cache, SMIG_CACHE_NONE);
+	assert_int_equal(s.disks[1].bus, SMIG_BUS_VIRTIO_SCSI);
+	assert_int_equal(s.disks[1].cache, SMIG_CACHE_WRITEBACK);
+	assert_int_equal(s.nnics, 1);
+	assert_true(s.nics[0].has_mac);
+	assert_int_equal(s.nics[0].mac[5], 0x56);
 	assert_true(s.vtpm);
 	assert_int_equal(s.min_trust, SMIG_TRUST_TRUSTED);
-	assert_int_equal(s.nrequires, 1);
 	assert_string_equal(s.labels[0].key, "tier");
 	/* what a source sends is what the destination parses, unchanged */
 	assert_int_equal(smig_vmspec_dump(&s, &dump), 0);
@@ -57,40 +81,82 @@ static void test_good_spec(void **state)
 static void test_bad_specs(void **state)
 {
 	(void)state;
-	bad("{\"name\": \"a b\", \"memory_mib\": 64, \"kernel\": \"/k\"}", "vm.json:1:10: name must be");
-	bad("{\"name\": \"a\", \"memory_mib\": 8, \"kernel\": \"/k\"}",
+	bad("{\"name\": \"a b\", \"memory_mib\": 64}", "vm.json:1:10: name must be");
+	bad("{\"name\": \"a\", \"memory_mib\": 8}",
 	    "vm.json:1:29: spec.memory_mib must be between 16 and 1048576");
-	bad("{\"name\": \"a\", \"memory_mib\": 64}", "exactly one of kernel or firmware");
-	bad("{\"name\": \"a\", \"memory_mib\": 64, \"kernel\": \"/k\", \"firmware\": \"/f\"}",
-	    "exactly one of kernel or firmware");
-	bad("{\"name\": \"a\", \"memory_mib\": 64, \"kernel\": \"relative/k\"}",
-	    "vm.json:1:43: kernel must be an absolute path");
-	bad("{\"name\": \"a\", \"memory_mib\": 64, \"kernel\": \"/k\", \"qemu_args\": \"-x\"}",
-	    "unknown key \"qemu_args\"");
-	bad("{\"name\": \"a\", \"memory_mib\": 64, \"kernel\": \"/k\", \"cmdline\": \"a\\nb\"}",
+	bad(BASE "\"qemu_args\": \"-x\"}", "unknown key \"qemu_args\"");
+	bad(BASE "\"boot\": {\"kernel\": {\"pool\": \"p\", \"volume\": \"k\"}, \"cmdline\": \"a\\nb\"}}",
 	    "cmdline must be printable ASCII");
-	bad("{\"name\": \"a\", \"memory_mib\": 64, \"kernel\": \"/k\", \"security\": {\"min_trust\": \"high\"}}",
+	bad(BASE "\"boot\": {\"cmdline\": \"x\"}}", "boot: missing required key \"kernel\"");
+	bad(BASE "\"security\": {\"min_trust\": \"high\"}}",
 	    "min_trust must be none, attested or trusted");
-	bad("{\"name\": \"a\", \"memory_mib\": 64, \"kernel\": \"/k\", \"security\": {\"requires\": [\"vtpm\"]}}",
-	    "requires vtpm but the spec has no vtpm");
-	bad("{\"name\": \"a\", \"memory_mib\": 64, \"kernel\": \"/k\", \"labels\": {\"x\": 1}}",
-	    "label x: keys and values are names");
-	bad("{\"name\": \"a\", \"memory_mib\": 64, \"firmware\": \"/f\", \"cmdline\": \"x\"}",
-	    "initrd and cmdline go with kernel");
-	bad("{\"name\": \"a\", \"memory_mib\": 64, \"kernel\": \"/k\", \"disks\": [{\"path\": \"/d\", \"format\": \"vmdk\"}]}",
-	    "format must be raw or qcow2");
+	bad(BASE "\"security\": {\"requires\": [\"vtpm\"]}}", "requires vtpm but the spec has no vtpm");
+	bad(BASE "\"labels\": {\"x\": 1}}", "label x: keys and values are names");
+	bad(BASE "\"disks\": [{\"pool\": \"p\", \"volume\": \"d\", \"format\": \"vmdk\"}]}",
+	    "format must be one of raw, qcow2");
+	bad(BASE "\"disks\": [{\"pool\": \"p\", \"volume\": \"d\", \"bus\": \"ide\"}]}",
+	    "bus must be one of virtio-blk, virtio-scsi");
+	bad(BASE "\"disks\": [{\"pool\": \"p\", \"volume\": \"d\"}, {\"pool\": \"p\", \"volume\": \"d\"}]}",
+	    "disks[1] is the same volume as disks[0]");
+	bad(BASE "\"nics\": [{\"network\": \"lan\", \"mac\": \"01:00:5e:00:00:01\"}]}",
+	    "vm.json:1:68: nics[0].mac must be a unicast MAC");
+	bad(BASE "\"nics\": [{\"network\": \"lan\", \"model\": \"e1000\"}]}",
+	    "nics[0].model must be virtio-net");
+	bad(BASE "\"nics\": [{\"network\": \"lan\", \"mac\": \"52:54:00:00:00:01\"}, "
+		 "{\"network\": \"lan\", \"mac\": \"52:54:00:00:00:01\"}]}",
+	    "nics[1] has the MAC of nics[0]");
+	bad(BASE "\"firmware\": {\"kind\": \"uefi\", \"nvram\": {\"pool\": \"p\", \"volume\": \"v\"}}}",
+	    "firmware kind uefi needs name");
+	bad(BASE "\"firmware\": {\"kind\": \"uefi\", \"name\": \"ovmf\"}}",
+	    "firmware kind uefi needs nvram");
+	bad(BASE "\"firmware\": {\"kind\": \"bios\", \"name\": \"ovmf\"}}",
+	    "firmware kind bios (QEMU's SeaBIOS) takes no name");
+	bad(BASE "\"machine\": \"q35,accel=kvm\"}", "machine must be a QEMU machine type name");
+	bad(BASE "\"cpu\": \"host,+vmx\"}", "cpu must be a QEMU CPU model name");
 }
 
-static void test_no_option_injection(void **state)
+/* No field is a host path: the old ones say what replaced them; names stay names. */
+static void test_no_host_paths(void **state)
 {
 	(void)state;
-	/* a comma would start a new QEMU sub-option */
-	bad("{\"name\": \"a\", \"memory_mib\": 64, \"kernel\": \"/k,readonly=off\"}",
-	    "without commas");
-	bad("{\"name\": \"a\", \"memory_mib\": 64, \"kernel\": \"/k\", \"disks\": [{\"path\": \"/d,file.driver=ssh\"}]}",
-	    "without commas");
-	bad("{\"name\": \"a\", \"memory_mib\": 64, \"kernel\": \"/boot/../etc/shadow\"}", "\"..\"");
-	bad("{\"name\": \"a,b\", \"memory_mib\": 64, \"kernel\": \"/k\"}", "name must be");
+	bad(BASE "\"kernel\": \"/boot/vmlinuz\"}",
+	    "vm.json:1:43: kernel (a host path) is no longer accepted: a kernel is a volume");
+	bad(BASE "\"initrd\": \"/boot/initrd\"}", "initrd (a host path) is no longer accepted");
+	bad(BASE "\"firmware\": \"/usr/share/ovmf.fd\"}",
+	    "firmware (a host path) is no longer accepted");
+	bad(BASE "\"disks\": [{\"path\": \"/etc/shadow\"}]}",
+	    "path (a host path) is no longer accepted: a disk is {\"pool\": NAME, \"volume\": NAME}");
+	bad(BASE "\"disks\": [{\"pool\": \"p\", \"volume\": \"/etc/shadow\"}]}",
+	    "disks[0].volume must be a plain file name in the pool");
+	bad(BASE "\"disks\": [{\"pool\": \"p\", \"volume\": \"../../etc/shadow\"}]}",
+	    "disks[0].volume must be a plain file name");
+	bad(BASE "\"disks\": [{\"pool\": \"p\", \"volume\": \"..\"}]}", "must be a plain file name");
+	bad(BASE "\"disks\": [{\"pool\": \"/srv\", \"volume\": \"d\"}]}",
+	    "disks[0].pool must be the name of a pool");
+	bad(BASE "\"boot\": {\"kernel\": {\"pool\": \"p\", \"volume\": \"a/b\"}}}",
+	    "boot.kernel.volume must be a plain file name");
+	bad(BASE "\"firmware\": {\"kind\": \"uefi\", \"name\": \"o\", \"nvram\": "
+		 "{\"pool\": \"p\", \"volume\": \"/dev/sda\"}}}",
+	    "firmware.nvram.volume must be a plain file name");
+	bad(BASE "\"nics\": [{\"network\": \"/sys/class/net/br0\"}]}",
+	    "nics[0].network must be the name of a network");
+	bad("{\"name\": \"a,b\", \"memory_mib\": 64}", "name must be");
+}
+
+static void test_mac(void **state)
+{
+	uint8_t mac[6];
+	char s[18];
+
+	(void)state;
+	assert_int_equal(smig_mac_parse("52:54:00:ab:cd:ef", mac), 0);
+	smig_mac_format(mac, s);
+	assert_string_equal(s, "52:54:00:ab:cd:ef");
+	assert_int_equal(smig_mac_parse("52:54:00:ab:cd", mac), SMIG_EINVAL);
+	assert_int_equal(smig_mac_parse("52:54:00:ab:cd:ef:", mac), SMIG_EINVAL);
+	assert_int_equal(smig_mac_parse("00:00:00:00:00:00", mac), SMIG_EINVAL);
+	assert_int_equal(smig_mac_parse("ff:ff:ff:ff:ff:ff", mac), SMIG_EINVAL);
+	assert_int_equal(smig_mac_parse("52:54:00:-1:cd:ef", mac), SMIG_EINVAL);
 }
 
 /* The arguments, each followed by one space, into out. */
@@ -105,12 +171,15 @@ static void join_argv(const struct smig_argv *a, char *out, size_t outlen)
 
 static void test_qemu_argv(void **state)
 {
+	struct smig_vm_fds f = { .kernel = 20, .initrd = 21, .fw_code = 22, .fw_vars = 23,
+				 .disk_rw = { 24, -1, -1, -1 }, .disk_ro = { 25, 26, -1, -1 },
+				 .tap = { 27, -1, -1, -1 } };
 	struct smig_vm_paths p = { .qmp = "/run/s/qmp.sock", .serial = "/run/s/serial.sock",
-				   .tpm = "/run/s/tpm.sock", .pidfile = "/run/s/qemu.pid" };
+				   .tpm = "/run/s/tpm.sock", .pidfile = "/run/s/qemu.pid", .fds = &f };
 	struct smig_vmspec s;
 	struct smig_argv a;
 	char err[256];
-	char joined[4096] = "";
+	char joined[8192] = "";
 
 	(void)state;
 	assert_int_equal(smig_vmspec_parse("vm.json", good, strlen(good), &s, err, sizeof(err)), 0);
@@ -121,10 +190,25 @@ static void test_qemu_argv(void **state)
 	/* without /dev/kvm kvm:tcg is TCG: 8 KiB less, off QEMU's lossy sync path */
 	assert_non_null(strstr(joined, access("/dev/kvm", R_OK | W_OK) == 0 ? "-m 128 -smp 2 "
 									     : "-m 131064k -smp 2 "));
+	assert_non_null(strstr(joined, "-machine pc-q35-7.2,pflash0=fw-code,pflash1=fw-vars -cpu qemu64 "));
 	assert_non_null(strstr(joined, "-device pvpanic -action panic=pause "));
 	assert_non_null(strstr(joined, "-sandbox on,"));
 	assert_non_null(strstr(joined, " -S "));
-	assert_non_null(strstr(joined, "-kernel /var/lib/smig/guest.elf -append mem=64 dirty=100 "));
+	/* QEMU gets descriptors smigd opened, never a path from the spec */
+	assert_non_null(strstr(joined, "-kernel /proc/self/fd/20 -initrd /proc/self/fd/21 "
+				       "-append console=ttyS0 "));
+	assert_non_null(strstr(joined, "-add-fd fd=22,set=1,opaque=fw-code -add-fd fd=23,set=2,"));
+	assert_non_null(strstr(joined, "-add-fd fd=24,set=10,opaque=disk0-rw -add-fd fd=25,set=10,"));
+	assert_non_null(strstr(joined, "\"filename\":\"/dev/fdset/10\""));
+	assert_non_null(strstr(joined, "\"driver\":\"qcow2\",\"file\":\"disk0-file\""));
+	assert_non_null(strstr(joined, "\"backing\":null"));
+	assert_non_null(strstr(joined, "-add-fd fd=26,set=11,opaque=disk1-ro -blockdev"));
+	assert_null(strstr(joined, "disk1-rw"));
+	assert_non_null(strstr(joined, "-device virtio-scsi-pci,id=scsi0 -device scsi-hd,drive=disk1,"));
+	assert_non_null(strstr(joined, "-netdev tap,id=net0,fd=27 -device virtio-net-pci,netdev=net0,"
+				       "id=nic0,mac=52:54:00:12:34:56 "));
+	assert_null(strstr(joined, "web1.qcow2"));
+	assert_null(strstr(joined, "vmlinuz"));
 	assert_non_null(strstr(joined, "-tpmdev emulator,id=tpm0,chardev=tpmchr"));
 	assert_non_null(strstr(joined, "-incoming defer"));
 	smig_argv_clear(&a);
@@ -139,6 +223,12 @@ static void test_qemu_argv(void **state)
 	assert_non_null(strstr(joined, "-m 128 -smp 2 "));
 	smig_argv_clear(&a);
 
+	f.disk_rw[0] = -1; /* a writable disk without its read-write descriptor */
+	assert_int_equal(smig_qemu_argv(&s, &p, "qemu", "tcg", false, &a), SMIG_EINVAL);
+	f.disk_rw[0] = 24;
+	s.machine[0] = '\0'; /* never an unpinned machine type */
+	assert_int_equal(smig_qemu_argv(&s, &p, "qemu", "tcg", false, &a), SMIG_EINVAL);
+	snprintf(s.machine, sizeof(s.machine), "pc-q35-7.2");
 	p.qmp = "/run/x,server=off"; /* smigd's own paths are checked as well */
 	assert_int_equal(smig_qemu_argv(&s, &p, "qemu", "tcg", false, &a), SMIG_EINVAL);
 	p.qmp = "/run/s/qmp.sock";
@@ -150,7 +240,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_good_spec),
 		cmocka_unit_test(test_bad_specs),
-		cmocka_unit_test(test_no_option_injection),
+		cmocka_unit_test(test_no_host_paths),
+		cmocka_unit_test(test_mac),
 		cmocka_unit_test(test_qemu_argv),
 	};
 	return cmocka_run_group_tests_name("vmspec", tests, NULL, NULL);

@@ -1,0 +1,14 @@
+/*
+ * memcheck.h - what the parts of the Linux test guest's init share.
+ */
+#ifndef MEMCHECK_H
+#define MEMCHECK_H
+
+/* A line on the console. */
+void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Loads a kernel module file (errors go to the console). */
+void load_module(const char *path);
+/* Brings up the network (cidr "A.B.C.D/NN") and the TCP echo service. */
+void net_start(const char *cidr, unsigned long echo_port);
+
+#endif

@@ -1,0 +1,109 @@
+/*
+ * vmspec_dump.c - a validated spec as the JSON that smig_vmspec_parse()
+ * reads back (vmspec.h): what smigd saves and what PREPARE carries.
+ */
+#include "error.h"
+#include "vmspec.h"
+
+#include <jansson.h>
+
+static json_t *volref_json(const struct smig_volref *v)
+{
+	return json_pack("{s:s,s:s}", "pool", v->pool, "volume", v->volume);
+}
+
+static json_t *firmware_json(const struct smig_vm_firmware *f)
+{
+	if (f->kind == SMIG_FW_BIOS)
+		return json_pack("{s:s}", "kind", "bios");
+	return json_pack("{s:s,s:s,s:b,s:o}", "kind", "uefi", "name", f->name, "secure_boot",
+			 f->secure_boot, "nvram", volref_json(&f->nvram));
+}
+
+static json_t *boot_json(const struct smig_vm_boot *b)
+{
+	json_t *o = json_pack("{s:o}", "kernel", volref_json(&b->kernel));
+
+	if (o && b->initrd_set)
+		json_object_set_new(o, "initrd", volref_json(&b->initrd));
+	if (o && b->cmdline[0])
+		json_object_set_new(o, "cmdline", json_string(b->cmdline));
+	return o;
+}
+
+static json_t *disks_json(const struct smig_vmspec *s)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; a && i < s->ndisks; i++) {
+		const struct smig_vm_disk *d = &s->disks[i];
+
+		json_array_append_new(a, json_pack("{s:s,s:s,s:s,s:s,s:s,s:b}", "pool", d->vol.pool,
+						   "volume", d->vol.volume, "format",
+						   d->qcow2 ? "qcow2" : "raw", "bus",
+						   smig_disk_bus_name(d->bus), "cache",
+						   smig_disk_cache_name(d->cache), "readonly",
+						   d->readonly));
+	}
+	return a;
+}
+
+static json_t *nics_json(const struct smig_vmspec *s)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; a && i < s->nnics; i++) {
+		json_t *n = json_pack("{s:s,s:s}", "network", s->nics[i].network, "model",
+				      "virtio-net");
+		char mac[18];
+
+		if (n && s->nics[i].has_mac) {
+			smig_mac_format(s->nics[i].mac, mac);
+			json_object_set_new(n, "mac", json_string(mac));
+		}
+		json_array_append_new(a, n);
+	}
+	return a;
+}
+
+static json_t *security_json(const struct smig_vmspec *s)
+{
+	json_t *req = json_array();
+
+	for (size_t i = 0; req && i < s->nrequires; i++)
+		json_array_append_new(req, json_string(s->requires[i]));
+	return json_pack("{s:s,s:o}", "min_trust", smig_trust_name(s->min_trust), "requires",
+			 req);
+}
+
+int smig_vmspec_dump(const struct smig_vmspec *s, char **out)
+{
+	json_t *o = json_pack("{s:s,s:i,s:i,s:b}", "name", s->name, "memory_mib",
+			      (int)s->memory_mib, "vcpus", (int)s->vcpus, "vtpm", s->vtpm);
+	json_t *labels = json_object();
+
+	*out = NULL;
+	if (o == NULL || labels == NULL) {
+		json_decref(o);
+		json_decref(labels);
+		return SMIG_ENOMEM;
+	}
+	if (s->machine[0])
+		json_object_set_new(o, "machine", json_string(s->machine));
+	if (s->cpu[0])
+		json_object_set_new(o, "cpu", json_string(s->cpu));
+	json_object_set_new(o, "firmware", firmware_json(&s->firmware));
+	if (s->boot.kernel_set)
+		json_object_set_new(o, "boot", boot_json(&s->boot));
+	if (s->ndisks)
+		json_object_set_new(o, "disks", disks_json(s));
+	if (s->nnics)
+		json_object_set_new(o, "nics", nics_json(s));
+	json_object_set_new(o, "security", security_json(s));
+	for (size_t i = 0; i < s->nlabels; i++)
+		json_object_set_new(labels, s->labels[i].key, json_string(s->labels[i].value));
+	json_object_set_new(o, "labels", labels);
+	*out = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	return *out ? 0 : SMIG_ENOMEM;
+}

@@ -1,0 +1,302 @@
+/*
+ * vm_res.c - a VM's host-local resources (vm.h, "resources"): the spec's
+ * names resolved through this host's catalogue, volumes opened beneath
+ * their pool, taps made on the network's bridge, and the capacity that
+ * admission control reserves. QEMU gets descriptors, never paths.
+ */
+#include "vm_int.h"
+#include "error.h"
+#include "log.h"
+#include "vmcheck.h"
+#include "volume.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if.h>
+#include <linux/if_tun.h>
+#include <linux/sockios.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define DEFAULT_CPU "qemu64"
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+
+void vm_res_fds_init(struct smig_vm_fds *f)
+{
+	f->kernel = f->initrd = f->fw_code = f->fw_vars = -1;
+	for (size_t i = 0; i < SMIG_VM_DISKS_MAX; i++)
+		f->disk_rw[i] = f->disk_ro[i] = -1;
+	for (size_t i = 0; i < SMIG_VM_NICS_MAX; i++)
+		f->tap[i] = -1;
+}
+
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+void vm_res_close(struct smig_vm_fds *f)
+{
+	close_fd(&f->kernel);
+	close_fd(&f->initrd);
+	close_fd(&f->fw_code);
+	close_fd(&f->fw_vars);
+	for (size_t i = 0; i < SMIG_VM_DISKS_MAX; i++) {
+		close_fd(&f->disk_rw[i]);
+		close_fd(&f->disk_ro[i]);
+	}
+	for (size_t i = 0; i < SMIG_VM_NICS_MAX; i++)
+		close_fd(&f->tap[i]);
+}
+
+int vm_res_pin(struct smigd *d, struct smig_vmspec *s, char *err, size_t errlen)
+{
+	const char *m;
+
+	if (s->machine[0] == '\0')
+		snprintf(s->machine, sizeof(s->machine), "%s", d->qemu_caps->default_machine);
+	m = smig_qemu_caps_machine(d->qemu_caps, s->machine);
+	if (m == NULL) {
+		snprintf(err, errlen, "machine: this host's QEMU has no machine type %s (its default "
+				      "is %s)", s->machine, d->qemu_caps->default_machine);
+		return SMIG_ENOENT;
+	}
+	snprintf(s->machine, sizeof(s->machine), "%s", m);
+	if (s->cpu[0] == '\0')
+		snprintf(s->cpu, sizeof(s->cpu), DEFAULT_CPU);
+	for (size_t i = 0; i < s->nnics; i++) {
+		if (s->nics[i].has_mac)
+			continue;
+		/* QEMU's locally administered prefix; the rest random, kept for life */
+		s->nics[i].mac[0] = 0x52;
+		s->nics[i].mac[1] = 0x54;
+		s->nics[i].mac[2] = 0x00;
+		SMIG_ENSURE(RAND_bytes(s->nics[i].mac + 3, 3) == 1, SMIG_ECRYPTO);
+		s->nics[i].has_mac = true;
+	}
+	return 0;
+}
+
+static int open_vol(struct smigd *d, const struct smig_volref *v, int flags, bool qcow2,
+		    const char *what, int *fd, bool *hostile, char *err, size_t errlen)
+{
+	return smig_volume_open_ref(&d->cfg.catalog, v, flags, qcow2, what, fd, hostile, err,
+				    errlen);
+}
+
+/* The UEFI variable store: made from the firmware's template when it is not there yet. */
+static int open_nvram(struct smigd *d, const struct smig_vmspec *s, struct smig_vm_fds *f,
+		      bool *hostile, char *err, size_t errlen)
+{
+	const struct smig_firmware *fw = smig_catalog_firmware(&d->cfg.catalog, s->firmware.name);
+	const struct smig_pool *pool = smig_catalog_pool(&d->cfg.catalog, s->firmware.nvram.pool);
+	char e[256];
+
+	SMIG_ENSURE(fw != NULL && pool != NULL, SMIG_ENOENT);
+	f->fw_code = open(fw->code, O_RDONLY | O_CLOEXEC);
+	if (f->fw_code < 0) {
+		snprintf(err, errlen, "firmware %s: cannot open %s: %s", fw->name, fw->code,
+			 strerror(errno));
+		return SMIG_EIO;
+	}
+	if (smig_volume_create_from(pool, s->firmware.nvram.volume, fw->vars, e, sizeof(e)) < 0) {
+		snprintf(err, errlen, "firmware.nvram: %s", e);
+		return SMIG_EIO;
+	}
+	return open_vol(d, &s->firmware.nvram, O_RDWR, false, "firmware.nvram", &f->fw_vars,
+			hostile, err, errlen);
+}
+
+static int open_storage(struct smigd *d, const struct smig_vmspec *s, struct smig_vm_fds *f,
+			bool *hostile, char *err, size_t errlen)
+{
+	char what[32];
+
+	if (s->boot.kernel_set)
+		SMIG_GUARD(open_vol(d, &s->boot.kernel, O_RDONLY, false, "boot.kernel", &f->kernel,
+				    hostile, err, errlen));
+	if (s->boot.initrd_set)
+		SMIG_GUARD(open_vol(d, &s->boot.initrd, O_RDONLY, false, "boot.initrd", &f->initrd,
+				    hostile, err, errlen));
+	if (s->firmware.kind == SMIG_FW_UEFI)
+		SMIG_GUARD(open_nvram(d, s, f, hostile, err, errlen));
+	for (size_t i = 0; i < s->ndisks; i++) {
+		const struct smig_vm_disk *dk = &s->disks[i];
+
+		snprintf(what, sizeof(what), "disks[%zu]", i);
+		SMIG_GUARD(open_vol(d, &dk->vol, O_RDONLY, dk->qcow2, what, &f->disk_ro[i], hostile,
+				    err, errlen));
+		if (!dk->readonly)
+			SMIG_GUARD(open_vol(d, &dk->vol, O_RDWR, dk->qcow2, what, &f->disk_rw[i],
+					    hostile, err, errlen));
+	}
+	return 0;
+}
+
+/* A tap name unique on this host for (host, VM, NIC): "smig" + 8 hex + "n" + index. */
+static void tap_name(const struct smigd *d, const struct smig_vmspec *s, size_t i, char *out,
+		     size_t outlen)
+{
+	uint32_t h = 2166136261u; /* FNV-1a */
+
+	for (const char *p = d->cfg.host; *p; p++)
+		h = (h ^ (uint8_t)*p) * 16777619u;
+	h = (h ^ '/') * 16777619u;
+	for (const char *p = s->name; *p; p++)
+		h = (h ^ (uint8_t)*p) * 16777619u;
+	snprintf(out, outlen, "smig%08xn%zu", h, i);
+}
+
+/* A tap on the network's bridge, up, without persistence: it goes when QEMU does. */
+static int make_tap(struct smigd *d, const struct smig_vmspec *s, size_t i, int *fd, char *err,
+		    size_t errlen)
+{
+	const struct smig_network *net = smig_catalog_network(&d->cfg.catalog, s->nics[i].network);
+	struct ifreq ifr, br;
+	int sk, rc = 0;
+
+	SMIG_ENSURE(net != NULL, SMIG_ENOENT);
+	memset(&ifr, 0, sizeof(ifr));
+	tap_name(d, s, i, ifr.ifr_name, IFNAMSIZ);
+	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+	*fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+	if (*fd < 0 || ioctl(*fd, TUNSETIFF, &ifr) < 0) {
+		snprintf(err, errlen, "nics[%zu]: cannot create tap %s: %s", i, ifr.ifr_name,
+			 strerror(errno));
+		close_fd(fd);
+		return SMIG_EIO;
+	}
+	sk = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	memset(&br, 0, sizeof(br));
+	snprintf(br.ifr_name, IFNAMSIZ, "%s", ifr.ifr_name);
+	if (sk >= 0 && ioctl(sk, SIOCGIFINDEX, &br) == 0) {
+		snprintf(br.ifr_name, IFNAMSIZ, "%s", net->bridge);
+		if (ioctl(sk, SIOCBRADDIF, &br) < 0)
+			br.ifr_ifindex = 0;
+	} else {
+		br.ifr_ifindex = 0;
+	}
+	if (br.ifr_ifindex == 0) {
+		snprintf(err, errlen, "nics[%zu]: cannot attach tap %s to bridge %s of network %s: %s",
+			 i, ifr.ifr_name, net->bridge, net->name, strerror(errno));
+		rc = SMIG_EIO;
+	} else if (ioctl(sk, SIOCGIFFLAGS, &ifr) < 0 ||
+		   (ifr.ifr_flags |= IFF_UP, ioctl(sk, SIOCSIFFLAGS, &ifr) < 0)) {
+		snprintf(err, errlen, "nics[%zu]: cannot bring tap %s up: %s", i, ifr.ifr_name,
+			 strerror(errno));
+		rc = SMIG_EIO;
+	}
+	if (sk >= 0)
+		close(sk);
+	if (rc < 0)
+		close_fd(fd);
+	return rc;
+}
+
+int vm_res_open(struct smigd *d, const struct smig_vmspec *s, struct smig_vm_fds *f,
+		bool *hostile, char *err, size_t errlen)
+{
+	struct smig_problems p = { .n = 0 };
+	int rc;
+
+	*hostile = false;
+	vm_res_fds_init(f);
+	if (smig_vmspec_check(s, &d->cfg.catalog, d->qemu_caps, SMIG_CHECK_DEFINE, &p) < 0) {
+		smig_problems_join(&p, err, errlen);
+		return SMIG_ENOENT;
+	}
+	rc = open_storage(d, s, f, hostile, err, errlen);
+	for (size_t i = 0; rc == 0 && i < s->nnics; i++)
+		rc = make_tap(d, s, i, &f->tap[i], err, errlen);
+	if (rc < 0)
+		vm_res_close(f);
+	return rc;
+}
+
+int vm_res_check(struct smigd *d, const struct smig_vmspec *s, enum smig_check_mode mode,
+		 bool *hostile, char *err, size_t errlen)
+{
+	struct smig_problems p = { .n = 0 };
+	int rc;
+
+	*hostile = false;
+	rc = smig_vmspec_check(s, &d->cfg.catalog, d->qemu_caps, mode, &p);
+	/* open and close every volume: the start repeats this on the descriptors it keeps */
+	if (rc == 0)
+		rc = smig_vmspec_probe(s, &d->cfg.catalog, &p, hostile);
+	if (rc < 0)
+		smig_problems_join(&p, err, errlen);
+	return rc;
+}
+
+/* --- capacity --- */
+
+static bool consumes(const struct vm *vm)
+{
+	return vm->state != VM_DEFINED && vm->state != VM_SHUTOFF;
+}
+
+void vm_res_usage(struct smigd *d, struct vm_usage *u)
+{
+	const struct smig_capacity *c = &d->cfg.catalog.capacity;
+
+	memset(u, 0, sizeof(*u));
+	u->memory_mib = smig_capacity_memory(c);
+	u->vcpus = smig_capacity_vcpus(c);
+	for (const struct vm *vm = d->vms; vm; vm = vm->next) {
+		/* an incoming VM holds its reservation from PREPARE until commit or abort */
+		if (vm->incoming) {
+			u->reserved_memory_mib += vm->spec.memory_mib;
+			u->reserved_vcpus += vm->spec.vcpus;
+		} else if (consumes(vm)) {
+			u->used_memory_mib += vm->spec.memory_mib;
+			u->used_vcpus += vm->spec.vcpus;
+		}
+	}
+}
+
+int vm_res_admit(struct smigd *d, const struct smig_vmspec *s, char *err, size_t errlen)
+{
+	struct vm_usage u;
+	uint64_t mem_free, cpu_free;
+
+	vm_res_usage(d, &u);
+	mem_free = u.memory_mib - MIN(u.memory_mib, u.used_memory_mib + u.reserved_memory_mib);
+	cpu_free = u.vcpus - MIN(u.vcpus, u.used_vcpus + u.reserved_vcpus);
+	if (s->memory_mib <= mem_free && s->vcpus <= cpu_free)
+		return 0;
+	snprintf(err, errlen,
+		 "capacity: %s needs %u MiB and %u vCPUs; %s has %llu MiB and %llu vCPUs free "
+		 "(of %llu MiB and %llu vCPUs; %llu MiB and %llu vCPUs reserved by incoming "
+		 "migrations)",
+		 s->name, s->memory_mib, s->vcpus, d->cfg.host, (unsigned long long)mem_free,
+		 (unsigned long long)cpu_free, (unsigned long long)u.memory_mib,
+		 (unsigned long long)u.vcpus, (unsigned long long)u.reserved_memory_mib,
+		 (unsigned long long)u.reserved_vcpus);
+	return SMIG_ECAPACITY;
+}
+
+json_t *vm_res_capacity_json(struct smigd *d)
+{
+	struct vm_usage u;
+
+	vm_res_usage(d, &u);
+	return json_pack("{s:I,s:I,s:f,s:f,s:{s:I,s:I},s:{s:I,s:I},s:{s:I,s:I}}", "memory_mib",
+			 (json_int_t)u.memory_mib, "vcpus", (json_int_t)u.vcpus,
+			 "memory_overcommit", d->cfg.catalog.capacity.memory_overcommit,
+			 "cpu_overcommit", d->cfg.catalog.capacity.cpu_overcommit, "used",
+			 "memory_mib", (json_int_t)u.used_memory_mib, "vcpus",
+			 (json_int_t)u.used_vcpus, "reserved", "memory_mib",
+			 (json_int_t)u.reserved_memory_mib, "vcpus", (json_int_t)u.reserved_vcpus,
+			 "free", "memory_mib",
+			 (json_int_t)(u.memory_mib -
+				      MIN(u.memory_mib, u.used_memory_mib + u.reserved_memory_mib)),
+			 "vcpus",
+			 (json_int_t)(u.vcpus - MIN(u.vcpus, u.used_vcpus + u.reserved_vcpus)));
+}
