@@ -20,6 +20,7 @@ static void decode(const struct smig_frame *f)
 	struct smig_mig_commit_req cr;
 	struct smig_mig_abort ab;
 	struct smig_mig_settled st;
+	uint32_t prot;
 	uint8_t nonce[SMIG_ATTEST_NONCE_LEN];
 	const char *text;
 	size_t len;
@@ -32,6 +33,7 @@ static void decode(const struct smig_frame *f)
 	(void)smig_msg_get_mig_abort(f, &ab);
 	(void)smig_msg_get_mig_settled(f, &st);
 	(void)smig_msg_get_mig_id(f, f->type, &id);
+	(void)smig_msg_get_mig_ready(f, &id, &prot);
 	(void)smig_msg_get_hello(f, &h);
 	(void)smig_msg_get_ping(f, SMIG_MSG_PING, &p);
 	(void)smig_msg_get_ping(f, SMIG_MSG_PONG, &p);

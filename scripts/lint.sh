@@ -18,7 +18,8 @@ run() {
 			echo "ok $n - $name"
 		else
 			echo "not ok $n - $name"
-			sed 's/^/# /' <<<"$out" | head -40
+			grep -v ' warnings\? generated\.$\|^Suppressed \|^Use -header-filter' <<<"$out" |
+				sed 's/^/# /' | head -40
 			return 1
 		fi
 	else

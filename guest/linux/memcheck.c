@@ -51,9 +51,10 @@ struct params {
 	unsigned long spin;
 	unsigned long echo;
 	char ip[32];
+	char spoof[32];
 };
 
-static struct params P = { 192, 20000, 250, 1, 0, 7, "" };
+static struct params P = { 192, 20000, 250, 1, 0, 7, "", "" };
 static int con = -1;
 
 void say(const char *fmt, ...)
@@ -119,8 +120,12 @@ static void read_params(void)
 	{
 		const char *ip = strstr(buf, "memcheck.ip=");
 
+		const char *sp = strstr(buf, "memcheck.spoof=");
+
 		if (ip && (ip == buf || ip[-1] == ' '))
 			sscanf(ip + 12, "%31[0-9./]", P.ip);
+		if (sp && (sp == buf || sp[-1] == ' '))
+			sscanf(sp + 15, "%31[0-9.:]", P.spoof);
 	}
 	if (P.hb_ms == 0)
 		P.hb_ms = 250;
@@ -173,7 +178,7 @@ int main(void)
 	read_params();
 	load_module("/lib/modules/pvpanic.ko");
 	load_module("/lib/modules/pvpanic-mmio.ko");
-	net_start(P.ip, P.echo);
+	net_start(P.ip, P.echo, P.spoof);
 	npages = (uint64_t)P.mib * 256;
 	rng_state ^= P.seed * 0x2545F4914F6CDD1Dull;
 	say("BOOT memcheck mib=%lu rate=%lu seed=%lu\n", P.mib, P.rate, P.seed);

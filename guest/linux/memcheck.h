@@ -8,7 +8,10 @@
 void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Loads a kernel module file (errors go to the console). */
 void load_module(const char *path);
-/* Brings up the network (cidr "A.B.C.D/NN") and the TCP echo service. */
-void net_start(const char *cidr, unsigned long echo_port);
+/*
+ * Brings up the network (cidr "A.B.C.D/NN"), the TCP echo service and,
+ * with spoof ("A.B.C.D:PORT"), the spoofing datagrams.
+ */
+void net_start(const char *cidr, unsigned long echo_port, const char *spoof);
 
 #endif

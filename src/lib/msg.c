@@ -198,8 +198,8 @@ int smig_msg_get_mig_prepare(const struct smig_frame *f, struct smig_mig_prepare
 
 static bool mig_id_type(uint8_t type)
 {
-	return type == SMIG_MSG_MIG_PREPARED || type == SMIG_MSG_MIG_READY ||
-	       type == SMIG_MSG_MIG_COMMIT || type == SMIG_MSG_MIG_COMMITTED;
+	return type == SMIG_MSG_MIG_PREPARED || type == SMIG_MSG_MIG_COMMIT ||
+	       type == SMIG_MSG_MIG_COMMITTED;
 }
 
 int smig_msg_put_mig_id(struct smig_buf *out, uint8_t type, uint64_t id)
@@ -269,6 +269,30 @@ int smig_msg_get_mig_abort(const struct smig_frame *f, struct smig_mig_abort *m)
 	SMIG_GUARD(smig_buf_get_u64(&b, &m->id));
 	SMIG_GUARD(smig_buf_get_u16(&b, &m->code));
 	SMIG_GUARD(smig_buf_get_string(&b, m->reason, sizeof(m->reason), SMIG_REASON_MAX));
+	return smig_buf_expect_end(&b);
+}
+
+int smig_msg_put_mig_ready(struct smig_buf *out, uint64_t id, uint32_t protections)
+{
+	uint8_t raw[12];
+	struct smig_buf b;
+
+	smig_buf_init(&b, sizeof(raw));
+	SMIG_GUARD(smig_buf_put_u64(&b, id));
+	SMIG_GUARD(smig_buf_put_u32(&b, protections));
+	memcpy(raw, b.data, sizeof(raw));
+	smig_buf_clear(&b);
+	return smig_frame_put(out, SMIG_MSG_MIG_READY, raw, sizeof(raw));
+}
+
+int smig_msg_get_mig_ready(const struct smig_frame *f, uint64_t *id, uint32_t *protections)
+{
+	struct smig_buf b;
+
+	SMIG_GUARD(msg_view(f, SMIG_MSG_MIG_READY, &b));
+	SMIG_GUARD(smig_buf_get_u64(&b, id));
+	SMIG_GUARD(smig_buf_get_u32(&b, protections));
+	SMIG_ENSURE((*protections & ~SMIG_PROT_ALL) == 0, SMIG_EPROTO);
 	return smig_buf_expect_end(&b);
 }
 

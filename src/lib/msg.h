@@ -69,7 +69,17 @@ struct smig_mig_abort {
 
 int smig_msg_put_mig_prepare(struct smig_buf *out, const struct smig_mig_prepare *m);
 int smig_msg_get_mig_prepare(const struct smig_frame *f, struct smig_mig_prepare *m);
-/* PREPARED, READY, COMMIT, COMMITTED: the id alone. */
+/*
+ * READY: the id, and what the destination enforces for the VM there (PALM:
+ * the source commits only if that covers the VM's profile).
+ */
+#define SMIG_PROT_NIC_FILTER 0x1u /* every NIC filter of the spec, on the taps */
+#define SMIG_PROT_SANDBOX 0x2u    /* QEMU confined (-sandbox, no spawn, no privileges) */
+#define SMIG_PROT_VTPM 0x4u       /* the vTPM state arrived and runs under its key */
+#define SMIG_PROT_ALL 0x7u
+int smig_msg_put_mig_ready(struct smig_buf *out, uint64_t id, uint32_t protections);
+int smig_msg_get_mig_ready(const struct smig_frame *f, uint64_t *id, uint32_t *protections);
+/* PREPARED, COMMIT, COMMITTED: the id alone. */
 int smig_msg_put_mig_id(struct smig_buf *out, uint8_t type, uint64_t id);
 int smig_msg_get_mig_id(const struct smig_frame *f, uint8_t type, uint64_t *id);
 int smig_msg_put_mig_commit_req(struct smig_buf *out, const struct smig_mig_commit_req *m);

@@ -14,7 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define HELP_MAX (256 * 1024)
+#define HELP_MAX ((size_t)256 * 1024)
 
 /* The first word of line (up to the first space), if it fits. */
 static bool first_word(const char *line, size_t len, char *out, size_t outlen)

@@ -13,6 +13,7 @@
 #include "error.h"
 #include "json.h"
 
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -246,12 +247,49 @@ static int parse_disks(struct ctx *c, const json_t *arr, struct smig_vmspec *s)
 	return 0;
 }
 
+static int parse_filter(struct ctx *c, const json_t *f, const char *what, struct smig_vm_nic *nic)
+{
+	static const struct smig_jfield fields[] = {
+		{ "ips", SMIG_J_ARRAY, false, 0, 0 },
+		{ "tcp_ports", SMIG_J_ARRAY, false, 0, 0 },
+	};
+	const json_t *ips = json_object_get(f, "ips"), *ports = json_object_get(f, "tcp_ports");
+	size_t i;
+	json_t *v;
+
+	SMIG_GUARD(smig_json_check(c->doc, f, what, fields, ARRAY_LEN(fields), c->err, c->errlen));
+	if (json_array_size(ips) > SMIG_VM_NIC_IPS_MAX)
+		return smig_json_fail(c->doc, f, "ips", c->err, c->errlen, "at most %d addresses",
+				      SMIG_VM_NIC_IPS_MAX);
+	json_array_foreach(ips, i, v) {
+		struct in_addr a;
+
+		if (!json_is_string(v) || inet_pton(AF_INET, json_string_value(v), &a) != 1)
+			return smig_json_fail_at(c->doc, ips, i, c->err, c->errlen,
+						 "%s.ips[%zu] must be an IPv4 address", what, i);
+		nic->ips[nic->nips++] = a.s_addr;
+	}
+	if (json_array_size(ports) > SMIG_VM_NIC_PORTS_MAX)
+		return smig_json_fail(c->doc, f, "tcp_ports", c->err, c->errlen, "at most %d ports",
+				      SMIG_VM_NIC_PORTS_MAX);
+	json_array_foreach(ports, i, v) {
+		if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 65535)
+			return smig_json_fail_at(c->doc, ports, i, c->err, c->errlen,
+						 "%s.tcp_ports[%zu] must be a port from 1 to 65535", what,
+						 i);
+		nic->tcp_ports[nic->nports++] = (uint16_t)json_integer_value(v);
+	}
+	nic->filter = true;
+	return 0;
+}
+
 static int parse_nics(struct ctx *c, const json_t *arr, struct smig_vmspec *s)
 {
 	static const struct smig_jfield fields[] = {
 		{ "network", SMIG_J_STRING, true, 0, 0 },
 		{ "mac", SMIG_J_STRING, false, 0, 0 },
 		{ "model", SMIG_J_STRING, false, 0, 0 },
+		{ "filter", SMIG_J_OBJECT, false, 0, 0 },
 	};
 	size_t i;
 	json_t *n;
@@ -286,6 +324,12 @@ static int parse_nics(struct ctx *c, const json_t *arr, struct smig_vmspec *s)
 					      "52:54:00:12:34:56",
 					      what);
 		nic->has_mac = v != NULL;
+		if ((v = json_object_get(n, "filter"))) {
+			char fwhat[24];
+
+			snprintf(fwhat, sizeof(fwhat), "%s.filter", what);
+			SMIG_GUARD(parse_filter(c, v, fwhat, nic));
+		}
 		for (size_t k = 0; nic->has_mac && k < i; k++)
 			if (s->nics[k].has_mac && memcmp(s->nics[k].mac, nic->mac, 6) == 0)
 				return smig_json_fail(c->doc, n, "mac", c->err, c->errlen,

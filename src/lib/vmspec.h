@@ -24,6 +24,8 @@
 #define SMIG_VM_REQUIRES_MAX 8
 #define SMIG_VM_DISKS_MAX 4
 #define SMIG_VM_NICS_MAX 4
+#define SMIG_VM_NIC_IPS_MAX 4
+#define SMIG_VM_NIC_PORTS_MAX 16
 #define SMIG_VM_MODEL_MAX 48  /* machine type or CPU model name, with NUL */
 #define SMIG_VM_SPEC_MAX ((size_t)16 * 1024) /* serialized size limit */
 
@@ -60,6 +62,16 @@ struct smig_vm_nic {
 	char network[SMIG_NAME_MAX + 1];
 	uint8_t mac[6];
 	bool has_mac; /* false only in a file before define, which generates it */
+	/*
+	 * The NIC's filter, enforced on its tap by the host that runs it: frames
+	 * only from its MAC; IPv4 and ARP only from its addresses (none listed:
+	 * no IP at all); inbound TCP connections only to tcp_ports (none: any).
+	 */
+	bool filter;
+	uint32_t ips[SMIG_VM_NIC_IPS_MAX]; /* network byte order */
+	size_t nips;
+	uint16_t tcp_ports[SMIG_VM_NIC_PORTS_MAX];
+	size_t nports;
 };
 
 enum smig_fw_kind { SMIG_FW_BIOS = 0, SMIG_FW_UEFI };

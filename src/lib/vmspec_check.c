@@ -158,6 +158,8 @@ static void probe_one(const struct smig_catalog *cat, const struct smig_volref *
 	bool h = false;
 	int fd;
 
+	if (smig_catalog_pool(cat, ref->pool) == NULL)
+		return; /* smig_vmspec_check() says so */
 	if (smig_volume_open_ref(cat, ref, O_RDONLY, qcow2, what, &fd, &h, err, sizeof(err)) == 0 &&
 	    write) {
 		close(fd);
@@ -179,6 +181,8 @@ static void probe_nvram(const struct smig_vmspec *s, const struct smig_catalog *
 	bool h = false;
 	int fd;
 
+	if (fw == NULL || smig_catalog_pool(cat, s->firmware.nvram.pool) == NULL)
+		return; /* smig_vmspec_check() says so */
 	if (smig_volume_open_ref(cat, &s->firmware.nvram, O_RDWR, false, "firmware.nvram", &fd, &h,
 				 err, sizeof(err)) == 0) {
 		close(fd);

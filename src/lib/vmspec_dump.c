@@ -5,6 +5,7 @@
 #include "error.h"
 #include "vmspec.h"
 
+#include <arpa/inet.h>
 #include <jansson.h>
 
 static json_t *volref_json(const struct smig_volref *v)
@@ -48,6 +49,21 @@ static json_t *disks_json(const struct smig_vmspec *s)
 	return a;
 }
 
+static json_t *filter_json(const struct smig_vm_nic *n)
+{
+	json_t *ips = json_array(), *ports = json_array();
+
+	for (size_t i = 0; ips && i < n->nips; i++) {
+		char a[INET_ADDRSTRLEN];
+		struct in_addr in = { .s_addr = n->ips[i] };
+
+		json_array_append_new(ips, json_string(inet_ntop(AF_INET, &in, a, sizeof(a))));
+	}
+	for (size_t i = 0; ports && i < n->nports; i++)
+		json_array_append_new(ports, json_integer(n->tcp_ports[i]));
+	return json_pack("{s:o,s:o}", "ips", ips, "tcp_ports", ports);
+}
+
 static json_t *nics_json(const struct smig_vmspec *s)
 {
 	json_t *a = json_array();
@@ -61,6 +77,8 @@ static json_t *nics_json(const struct smig_vmspec *s)
 			smig_mac_format(s->nics[i].mac, mac);
 			json_object_set_new(n, "mac", json_string(mac));
 		}
+		if (n && s->nics[i].filter)
+			json_object_set_new(n, "filter", filter_json(&s->nics[i]));
 		json_array_append_new(a, n);
 	}
 	return a;

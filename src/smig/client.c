@@ -194,6 +194,8 @@ int client_exit_code(const char *code)
 		{ "timeout", EXIT_PEER },
 		{ "migration_failed", EXIT_MIGRATION },
 		{ "guest_crashed", EXIT_MIGRATION },
+		{ "capacity", EXIT_PEER },
+		{ "resources", EXIT_PEER },
 	};
 
 	for (size_t i = 0; code && i < sizeof(map) / sizeof(map[0]); i++)

@@ -58,9 +58,11 @@ void mig_src_fail(struct mig *m, int code, const char *fmt, ...)
 	src_resume_source(m);
 	if (ctl_ref_waits(&m->ref))
 		ctl_reply_err(m->d, &m->ref,
-			      code == SMIG_EDENIED ? "denied"
-			      : code == SMIG_EAUTH ? "untrusted"
-						   : "migration_failed",
+			      code == SMIG_EDENIED	? "denied"
+			      : code == SMIG_EAUTH	? "untrusted"
+			      : code == SMIG_ECAPACITY ? "capacity"
+			      : code == SMIG_ENOENT	? "resources"
+							: "migration_failed",
 			      "%s to %s failed while %s: %s; the VM is running on %s", m->vm_name,
 			      m->peer_host, mig_state_names[m->state], why, m->d->cfg.host);
 	mig_free(m);
@@ -400,9 +402,60 @@ void mig_src_settle_lost(struct mig *m, const char *why)
 	src_finish(m, "unknown", detail);
 }
 
+/*
+ * PALM: a migration must never weaken a VM's protection. The destination's
+ * READY says what it enforces for the VM; unless that covers everything the
+ * spec asks, COMMIT is not sent and the VM resumes here.
+ */
+static bool src_protection_kept(struct mig *m, uint32_t offered)
+{
+	static const struct {
+		uint32_t bit;
+		const char *name;
+	} names[] = {
+		{ SMIG_PROT_NIC_FILTER, "its NIC filters" },
+		{ SMIG_PROT_SANDBOX, "QEMU's confinement" },
+		{ SMIG_PROT_VTPM, "its vTPM" },
+	};
+	uint32_t missing = vm_spec_protections(vm_spec(m->vm)) & ~offered;
+	char what[128] = "";
+
+	if (missing == 0)
+		return true;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (missing & names[i].bit)
+			snprintf(what + strlen(what), sizeof(what) - strlen(what), "%s%s",
+				 what[0] ? ", " : "", names[i].name);
+	sec_event(m->d, SMIG_SEC_POLICY_DENIAL, "", m->peer_host,
+		  "%s would run %s without %s", m->peer_host, m->vm_name, what);
+	mig_src_fail(m, SMIG_EDENIED,
+		     "%s does not enforce %s for %s (PALM: a migration never weakens a VM's "
+		     "protection); not committing",
+		     m->peer_host, what, m->vm_name);
+	return false;
+}
+
+/*
+ * What a destination's ABORT code means here: a policy denial, no room, or
+ * a resource it does not have keep their meaning (and the CLI's exit
+ * code); anything else is a failed migration.
+ */
+static int abort_code(uint16_t code)
+{
+	switch (-(int)code) {
+	case SMIG_EDENIED:
+	case SMIG_ECAPACITY:
+	case SMIG_ENOENT:
+		return -(int)code;
+	default:
+		return SMIG_EPROTO;
+	}
+}
+
 void mig_src_frame(struct mig *m, const struct smig_frame *f)
 {
 	struct smig_mig_abort ab;
+	uint32_t offered = 0;
 	uint64_t id = 0;
 
 	if (f->type == SMIG_MSG_MIG_ABORT) {
@@ -412,8 +465,7 @@ void mig_src_frame(struct mig *m, const struct smig_frame *f)
 			/* the destination discarded its copy before saying so: safe to resume */
 			m->state = MS_COMMIT_WAIT;
 		}
-		mig_src_fail(m, ab.code == (uint16_t)-SMIG_EDENIED ? SMIG_EDENIED : SMIG_EPROTO,
-			     "%s refused: %s", m->peer_host, ab.reason);
+		mig_src_fail(m, abort_code(ab.code), "%s refused: %s", m->peer_host, ab.reason);
 		return;
 	}
 	if (f->type == SMIG_MSG_MIG_SETTLED && m->state == MS_SETTLING) {
@@ -425,8 +477,12 @@ void mig_src_frame(struct mig *m, const struct smig_frame *f)
 			src_finish(m, st.fate == SMIG_GUEST_CRASHED ? "crashed" : "alive", st.detail);
 		return;
 	}
-	if ((f->type == SMIG_MSG_MIG_PREPARED || f->type == SMIG_MSG_MIG_READY ||
-	     f->type == SMIG_MSG_MIG_COMMITTED) &&
+	if (f->type == SMIG_MSG_MIG_READY &&
+	    (smig_msg_get_mig_ready(f, &id, &offered) < 0 || id != m->id)) {
+		mig_src_fail(m, SMIG_EPROTO, "bad MIG_READY from %s", m->peer_host);
+		return;
+	}
+	if ((f->type == SMIG_MSG_MIG_PREPARED || f->type == SMIG_MSG_MIG_COMMITTED) &&
 	    (smig_msg_get_mig_id(f, f->type, &id) < 0 || id != m->id)) {
 		mig_src_fail(m, SMIG_EPROTO, "bad %s from %s", smig_frame_type_name(f->type),
 			 m->peer_host);
@@ -435,6 +491,8 @@ void mig_src_frame(struct mig *m, const struct smig_frame *f)
 	if (f->type == SMIG_MSG_MIG_PREPARED && m->state == MS_PREPARING) {
 		src_stream(m);
 	} else if (f->type == SMIG_MSG_MIG_READY && m->state == MS_COMMIT_WAIT) {
+		if (!src_protection_kept(m, offered))
+			return;
 		m->state = MS_COMMITTING;
 		m->t_commit = loop_now_ns();
 		mig_send_id(m, SMIG_MSG_MIG_COMMIT);
@@ -493,7 +551,7 @@ void mig_peer_ready(struct mig *m)
 	if (vm_spec(m->vm)->vtpm) {
 		if (vm_get_tpm_key(m->vm, key, sizeof(key)) < 0) {
 			free(spec);
-			mig_src_fail(m, SMIG_ENOENT, "the vTPM state key is missing");
+			mig_src_fail(m, SMIG_EIO, "the vTPM state key is missing");
 			return;
 		}
 		mp.has_key = 1;

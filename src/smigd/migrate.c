@@ -144,7 +144,10 @@ void mig_send_id(struct mig *m, uint8_t type)
 {
 	if (m->peer == NULL)
 		return;
-	(void)smig_msg_put_mig_id(peer_tx(m->peer), type, m->id);
+	if (type == SMIG_MSG_MIG_READY)
+		(void)smig_msg_put_mig_ready(peer_tx(m->peer), m->id, m->vm ? vm_protections(m->vm) : 0);
+	else
+		(void)smig_msg_put_mig_id(peer_tx(m->peer), type, m->id);
 	peer_send_now(m->peer); /* PREPARED, READY, COMMIT, COMMITTED: each one waits on it */
 }
 

@@ -103,6 +103,19 @@ void vm_res_usage(struct smigd *d, struct vm_usage *u);
 /* 0 when s fits in what is free now, else SMIG_ECAPACITY with the figures in err. */
 int vm_res_admit(struct smigd *d, const struct smig_vmspec *s, char *err, size_t errlen);
 json_t *vm_res_capacity_json(struct smigd *d);
+/* The tap of NIC i of s on this host: "smig" + 8 hex + "n" + i (unique per host and VM). */
+void vm_res_tap_name(const struct smigd *d, const struct smig_vmspec *s, size_t i, char *out,
+		     size_t outlen);
+
+/* --- NIC filters (vm_filter.c): nftables on the VM's taps --- */
+bool vm_filter_wanted(const struct smig_vmspec *s);
+/* Applies s's NIC filters (one nftables table for the VM); err says why not. */
+int vm_filter_apply(struct smigd *d, const struct smig_vmspec *s, char *err, size_t errlen);
+void vm_filter_remove(struct smigd *d, const struct smig_vmspec *s);
+/* What this host enforces for vm now (SMIG_PROT_*, msg.h). */
+uint32_t vm_protections(const struct vm *vm);
+/* What vm's spec asks of any host that runs it. */
+uint32_t vm_spec_protections(const struct smig_vmspec *s);
 
 /* Control commands of the vm family (control.c dispatches to these). */
 void vm_cmd(struct smigd *d, const char *sub, const json_t *args, struct ctl_ref *ref);

@@ -42,6 +42,7 @@ struct vm {
 	void *done_arg;
 	char last_error[256];
 	struct smig_vm_fds fds; /* opened for QEMU by vm_res_open(), closed once it runs */
+	bool filtered;          /* its NIC filters are in place (vm_filter.c) */
 };
 
 /* vm.c */

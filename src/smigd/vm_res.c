@@ -140,7 +140,7 @@ static int open_storage(struct smigd *d, const struct smig_vmspec *s, struct smi
 }
 
 /* A tap name unique on this host for (host, VM, NIC): "smig" + 8 hex + "n" + index. */
-static void tap_name(const struct smigd *d, const struct smig_vmspec *s, size_t i, char *out,
+void vm_res_tap_name(const struct smigd *d, const struct smig_vmspec *s, size_t i, char *out,
 		     size_t outlen)
 {
 	uint32_t h = 2166136261u; /* FNV-1a */
@@ -163,7 +163,7 @@ static int make_tap(struct smigd *d, const struct smig_vmspec *s, size_t i, int 
 
 	SMIG_ENSURE(net != NULL, SMIG_ENOENT);
 	memset(&ifr, 0, sizeof(ifr));
-	tap_name(d, s, i, ifr.ifr_name, IFNAMSIZ);
+	vm_res_tap_name(d, s, i, ifr.ifr_name, IFNAMSIZ);
 	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
 	*fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
 	if (*fd < 0 || ioctl(*fd, TUNSETIFF, &ifr) < 0) {

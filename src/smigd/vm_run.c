@@ -431,9 +431,15 @@ static void vm_launch(struct vm *vm);
 
 void vm_start(struct smigd *d, struct vm *vm, struct ctl_ref *ref)
 {
+	char err[512];
+
 	if (vm->state != VM_DEFINED && vm->state != VM_SHUTOFF) {
 		ctl_reply_err(d, ref, "error", "%s is already %s", vm->spec.name,
 			      vm_state_name(vm->state));
+		return;
+	}
+	if (vm_res_admit(d, &vm->spec, err, sizeof(err)) < 0) {
+		ctl_reply_err(d, ref, "capacity", "%s: %s", vm->spec.name, err);
 		return;
 	}
 	vm->ref = *ref;
@@ -470,6 +476,20 @@ static void vm_launch(struct vm *vm)
 		vm_reply_err(vm, "error", vm->last_error);
 		vm_notify(vm, false, vm->last_error);
 		return;
+	}
+	vm->filtered = false;
+	if (vm_filter_apply(vm->d, &vm->spec, err, sizeof(err)) == 0) {
+		vm->filtered = vm_filter_wanted(&vm->spec);
+	} else if (!vm->incoming) {
+		/* never run a VM here with less protection than its spec asks */
+		vm_res_close(&vm->fds);
+		vm_note_error(vm, "cannot start: %s", err);
+		vm->state = VM_SHUTOFF;
+		vm_reply_err(vm, "error", vm->last_error);
+		return;
+	} else {
+		/* the guest stays paused here; READY says so and the source will not commit */
+		smig_warn("event=nic_filter_missing vm=%s reason=\"%s\"", vm->spec.name, err);
 	}
 	if (!vm->spec.vtpm) {
 		start_qemu(vm);
@@ -534,6 +554,10 @@ static void vm_forget(struct vm *vm)
 static void vm_exited(struct vm *vm, int status)
 {
 	enum vm_state was = vm->state;
+
+	if (vm->filtered)
+		vm_filter_remove(vm->d, &vm->spec);
+	vm->filtered = false;
 
 	vm->qemu_pid = 0;
 	vm->adopted = false;

@@ -19,6 +19,12 @@
  *                                         answer attestation with HOST's golden
  *                                         values from IVT (signed with KEY), then
  *                                         answer PREPARE out of order (READY)
+ *   smig-fakepeer prepare OPTS --ivt IVT --spec FILE [--vtpm yes]
+ *                                         act as source HOST: attest with HOST's
+ *                                         golden values, then send FILE as the
+ *                                         PREPARE's spec, unchecked; prints
+ *                                         "refused: REASON" (exit 0) or
+ *                                         "prepared" (exit 3)
  * OPTS: --ca CA --cert CERT --key KEY --name HOST [--to ADDR:PORT]
  *
  * It speaks the real protocol through libsmig (TLS 1.3, HELLO, frames)
@@ -47,6 +53,7 @@
 
 struct opts {
 	const char *mode, *ca, *cert, *key, *name, *to, *evidence, *rebind, *resign, *listen, *ivt;
+	const char *spec, *vtpm;
 };
 
 static int usage(void)
@@ -147,6 +154,65 @@ static int resign(const char *path, char **ev)
 	free(*ev);
 	*ev = text;
 	return 0;
+}
+
+static int forge(const struct opts *o, struct smig_tls_conn *c, const uint8_t *nonce,
+		 char **text);
+
+/* PREPARE with o->spec as it is, once the target has our (forged) evidence. */
+static int prepare(const struct opts *o, int fd, struct smig_tls_conn *c)
+{
+	struct smig_mig_prepare mp = { .id = 0x5eed };
+	struct smig_hello h = { 0 };
+	struct smig_mig_abort ab;
+	struct smig_buf tx, rx;
+	struct smig_frame f;
+	uint8_t nonce[SMIG_ATTEST_NONCE_LEN];
+	char *ev = NULL, *spec = NULL, err[256];
+	bool sent = false;
+	int rc = 1;
+
+	smig_buf_init(&tx, 1 << 20);
+	smig_buf_init(&rx, 1 << 21);
+	snprintf(h.host, sizeof(h.host), "%s", o->name);
+	snprintf(h.version, sizeof(h.version), "fake");
+	if (smig_file_read(o->spec, 65536, &spec, &mp.spec_len, err, sizeof(err)) < 0) {
+		fprintf(stderr, "smig-fakepeer: %s\n", err);
+		goto out;
+	}
+	mp.spec = spec;
+	mp.has_key = o->vtpm != NULL;
+	(void)RAND_bytes(mp.key, sizeof(mp.key));
+	if (smig_msg_put_hello(&tx, &h) < 0 || send_buf(c, &tx) < 0)
+		goto out;
+	while (next_frame(fd, c, &rx, &f) == 0) {
+		if (f.type == SMIG_MSG_ATTEST_REQ && !sent) {
+			free(ev);
+			ev = NULL;
+			if (smig_msg_get_attest_req(&f, nonce) < 0 || forge(o, c, nonce, &ev) < 0 ||
+			    smig_msg_put_attest(&tx, ev, strlen(ev)) < 0 ||
+			    smig_msg_put_mig_prepare(&tx, &mp) < 0 || send_buf(c, &tx) < 0)
+				goto out;
+			sent = true;
+		} else if (f.type == SMIG_MSG_MIG_ABORT && sent) {
+			if (smig_msg_get_mig_abort(&f, &ab) < 0)
+				goto out;
+			printf("refused: %s\n", ab.reason);
+			rc = 0;
+			goto out;
+		} else if (f.type == SMIG_MSG_MIG_PREPARED && sent) {
+			printf("prepared\n");
+			rc = 3;
+			goto out;
+		}
+	}
+	fprintf(stderr, "smig-fakepeer: no answer to PREPARE\n");
+out:
+	free(ev);
+	free(spec);
+	smig_buf_clear(&tx);
+	smig_buf_clear(&rx);
+	return rc;
 }
 
 static int run(const struct opts *o, int fd, struct smig_tls_conn *c)
@@ -335,6 +401,8 @@ int main(int argc, char **argv)
 				    : strcmp(argv[i], "--resign") == 0	 ? &o.resign
 				    : strcmp(argv[i], "--listen") == 0	 ? &o.listen
 				    : strcmp(argv[i], "--ivt") == 0	 ? &o.ivt
+				    : strcmp(argv[i], "--spec") == 0	 ? &o.spec
+				    : strcmp(argv[i], "--vtpm") == 0	 ? &o.vtpm
 									 : NULL;
 		if (slot == NULL)
 			return usage();
@@ -343,7 +411,8 @@ int main(int argc, char **argv)
 	if (strcmp(o.mode, "serve") == 0)
 		return o.ca && o.cert && o.key && o.name && o.listen && o.ivt ? serve(&o) : usage();
 	if (!o.ca || !o.cert || !o.key || !o.name || !o.to ||
-	    (strcmp(o.mode, "capture") != 0 && (strcmp(o.mode, "present") != 0 || !o.evidence)))
+	    (strcmp(o.mode, "capture") != 0 && (strcmp(o.mode, "present") != 0 || !o.evidence) &&
+	     (strcmp(o.mode, "prepare") != 0 || !o.ivt || !o.spec)))
 		return usage();
 	if (smig_tls_ctx_new(&ctx, o.ca, o.cert, o.key, err, sizeof(err)) < 0) {
 		fprintf(stderr, "smig-fakepeer: %s\n", err);
@@ -354,10 +423,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "smig-fakepeer: cannot reach %s\n", o.to);
 		return 1;
 	}
-	rc = run(&o, fd, c);
+	rc = strcmp(o.mode, "prepare") == 0 ? prepare(&o, fd, c) : run(&o, fd, c) == 0 ? 0 : 1;
 	smig_tls_close(c);
 	smig_tls_conn_free(c);
 	close(fd);
 	smig_tls_ctx_free(ctx);
-	return rc == 0 ? 0 : 1;
+	return rc;
 }

@@ -41,7 +41,8 @@ guest_boot() {
 # every host's current measurement as its golden set (all trusted), and
 # state, and the pools "images" (DIR/images: the test guests), "shared"
 # (DIR/shared, shared by all hosts) and "local" (DIR/local-hK, this host's
-# own). SMIG_ATTEST_S sets the attestation interval (default 10 s).
+# own). SMIG_NETWORKS (JSON) is every host's networks catalogue (default
+# none). SMIG_ATTEST_S sets the attestation interval (default 10 s).
 # Loopback hosts share 127.0.0.1, so the IDS never bans it there (a ban
 # would cut the whole cluster off); with PREFIX each host has its own
 # address and the IDS runs as configured. With
@@ -50,7 +51,8 @@ guest_boot() {
 # would, and quotes over PCR 16 in its evidence. Without PREFIX all listen on 127.0.0.1 on
 # free ports; with PREFIX (e.g. 10.77.0.) host K listens on PREFIX.K:7450.
 cluster_make() {
-	local dir=$1 n=$2 prefix=${3:-} addr i port fp
+	local dir=$1 n=$2 prefix=${3:-} addr i port fp nets=${SMIG_NETWORKS:-}
+	[ -n "$nets" ] || nets='{}'
 	mkdir -p "$dir"
 	images_pool "$dir" || return 1
 	"$SMIG" pki init "$dir/pki" >/dev/null || return 1
@@ -99,7 +101,8 @@ JSON
   "limits": {"handshake_timeout_ms": ${SMIG_HANDSHAKE_MS:-3000}, "stall_timeout_ms": ${SMIG_STALL_MS:-30000}, "guest_watch_ms": ${SMIG_GUEST_WATCH_MS:-2000}},
   "qemu": {"accel": "${SMIG_ACCEL:-tcg}"},
   "pools": {"images": {"path": "images"}, "shared": {"path": "shared", "shared": true},
-            "local": {"path": "local-h$i"}}
+            "local": {"path": "local-h$i"}},
+  "networks": $nets
 }
 JSON
 		mkdir -p "$dir/local-h$i"

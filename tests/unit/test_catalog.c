@@ -228,10 +228,14 @@ static void test_volume_open(void **state)
 	close(fd);
 
 	/* a symlink in the pool that points outside it, and one that stays inside */
+	char link[600];
+
 	snprintf(path, sizeof(path), "%s/secret", dir);
-	assert_int_equal(symlink(path, strcat(strcpy((char[600]){ 0 }, pool.path), "/escape")), 0);
+	snprintf(link, sizeof(link), "%s/escape", pool.path);
+	assert_int_equal(symlink(path, link), 0);
 	open_fails(&pool, "escape", true, "volume escape: is a symbolic link");
-	assert_int_equal(symlink("root.raw", strcat(strcpy((char[600]){ 0 }, pool.path), "/alias")), 0);
+	snprintf(link, sizeof(link), "%s/alias", pool.path);
+	assert_int_equal(symlink("root.raw", link), 0);
 	open_fails(&pool, "alias", true, "is a symbolic link");
 	/* names that are not plain names never reach the file system */
 	open_fails(&pool, "../secret", true, "is not a plain volume name");

@@ -35,7 +35,7 @@ static void encode_mig(struct smig_buf *out)
 	assert_int_equal(smig_msg_put_mig_id(out, SMIG_MSG_MIG_PREPARED, 9), 0);
 	assert_int_equal(smig_frame_put(out, SMIG_MSG_MIG_DATA, "guest-ram", 9), 0);
 	assert_int_equal(smig_msg_put_mig_commit_req(out, &cr), 0);
-	assert_int_equal(smig_msg_put_mig_id(out, SMIG_MSG_MIG_READY, 9), 0);
+	assert_int_equal(smig_msg_put_mig_ready(out, 9, SMIG_PROT_NIC_FILTER | SMIG_PROT_SANDBOX), 0);
 	assert_int_equal(smig_msg_put_mig_id(out, SMIG_MSG_MIG_COMMIT, 9), 0);
 	assert_int_equal(smig_msg_put_mig_id(out, SMIG_MSG_MIG_COMMITTED, 9), 0);
 	assert_int_equal(smig_msg_put_mig_abort(out, &ab), 0);
@@ -52,6 +52,7 @@ static int decode_any(const struct smig_frame *f)
 	struct smig_mig_commit_req cr;
 	struct smig_mig_abort ab;
 	struct smig_mig_settled st;
+	uint32_t prot;
 	uint8_t nonce[SMIG_ATTEST_NONCE_LEN];
 	const char *text;
 	size_t len;
@@ -70,6 +71,7 @@ static int decode_any(const struct smig_frame *f)
 	case SMIG_MSG_MIG_ABORT: return smig_msg_get_mig_abort(f, &ab);
 	case SMIG_MSG_MIG_SETTLED: return smig_msg_get_mig_settled(f, &st);
 	case SMIG_MSG_MIG_DATA: return 0;
+	case SMIG_MSG_MIG_READY: return smig_msg_get_mig_ready(f, &id, &prot);
 	default: return smig_msg_get_mig_id(f, f->type, &id);
 	}
 }
