@@ -18,12 +18,12 @@ root=$(mktemp -d "$out/initrd.XXXXXX")
 trap 'rm -rf "$root"' EXIT
 mkdir -p "$root/lib/modules" "$root/dev" "$root/proc"
 ${CC:-gcc} -O2 -Wall -Wextra -Werror -std=gnu11 -static -pthread -o "$root/init" \
-	"$src/memcheck.c" "$src/net.c"
+	"$src/memcheck.c" "$src/net.c" "$src/efi.c"
 mods=$kdir/lib/modules/$kver/kernel
 for m in drivers/misc/pvpanic/pvpanic drivers/misc/pvpanic/pvpanic-mmio drivers/virtio/virtio \
 	drivers/virtio/virtio_ring drivers/virtio/virtio_pci_legacy_dev \
 	drivers/virtio/virtio_pci_modern_dev drivers/virtio/virtio_pci net/core/failover \
-	drivers/net/net_failover drivers/net/virtio_net; do
+	drivers/net/net_failover drivers/net/virtio_net fs/efivarfs/efivarfs; do
 	cp "$mods/$m.ko" "$root/lib/modules/" || {
 		echo "guest/linux/build.sh: $mods/$m.ko is missing; run scripts/install-deps.sh (as root)" >&2
 		exit 1

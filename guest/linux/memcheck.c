@@ -11,6 +11,7 @@
  *   memcheck.spin=1  a second thread that only burns CPU (a busy neighbour
  *                    inside the guest, so the scheduler really switches)
  *   memcheck.ip=, memcheck.echo=  the network and its echo service (net.c)
+ *   memcheck.efivar=, memcheck.pcr=  a UEFI variable, the vTPM's PCR 0 (efi.c)
  *
  * Output on the console (the same lines the freestanding test guest
  * prints, so one checker reads both):
@@ -50,11 +51,13 @@ struct params {
 	unsigned long seed;
 	unsigned long spin;
 	unsigned long echo;
+	unsigned long pcr;
 	char ip[32];
 	char spoof[32];
+	char efivar[64];
 };
 
-static struct params P = { 192, 20000, 250, 1, 0, 7, "", "" };
+static struct params P = { 192, 20000, 250, 1, 0, 7, 0, "", "", "" };
 static int con = -1;
 
 void say(const char *fmt, ...)
@@ -117,6 +120,7 @@ static void read_params(void)
 	param(buf, "memcheck.seed=", &P.seed);
 	param(buf, "memcheck.spin=", &P.spin);
 	param(buf, "memcheck.echo=", &P.echo);
+	param(buf, "memcheck.pcr=", &P.pcr);
 	{
 		const char *ip = strstr(buf, "memcheck.ip=");
 
@@ -124,8 +128,12 @@ static void read_params(void)
 
 		if (ip && (ip == buf || ip[-1] == ' '))
 			sscanf(ip + 12, "%31[0-9./]", P.ip);
+		const char *ev = strstr(buf, "memcheck.efivar=");
+
 		if (sp && (sp == buf || sp[-1] == ' '))
 			sscanf(sp + 15, "%31[0-9.:]", P.spoof);
+		if (ev && (ev == buf || ev[-1] == ' '))
+			sscanf(ev + 16, "%63[A-Za-z0-9._-]", P.efivar);
 	}
 	if (P.hb_ms == 0)
 		P.hb_ms = 250;
@@ -179,6 +187,9 @@ int main(void)
 	load_module("/lib/modules/pvpanic.ko");
 	load_module("/lib/modules/pvpanic-mmio.ko");
 	net_start(P.ip, P.echo, P.spoof);
+	efi_check(P.efivar);
+	if (P.pcr)
+		pcr_start();
 	npages = (uint64_t)P.mib * 256;
 	rng_state ^= P.seed * 0x2545F4914F6CDD1Dull;
 	say("BOOT memcheck mib=%lu rate=%lu seed=%lu\n", P.mib, P.rate, P.seed);

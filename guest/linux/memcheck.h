@@ -14,4 +14,10 @@ void load_module(const char *path);
  */
 void net_start(const char *cidr, unsigned long echo_port, const char *spoof);
 
+/* Under UEFI: prints the test variable, then stores value in it (efi.c). */
+void efi_check(const char *value);
+
+/* With a TPM: prints PCR 0 now and every 5 s (efi.c). */
+void pcr_start(void);
+
 #endif

@@ -41,7 +41,7 @@ guest_boot() {
 # every host's current measurement as its golden set (all trusted), and
 # state, and the pools "images" (DIR/images: the test guests), "shared"
 # (DIR/shared, shared by all hosts) and "local" (DIR/local-hK, this host's
-# own). SMIG_NETWORKS (JSON) is every host's networks catalogue (default
+# own), and the firmware "ovmf" (Debian's 4 MiB OVMF). SMIG_NETWORKS (JSON) is every host's networks catalogue (default
 # none). SMIG_ATTEST_S sets the attestation interval (default 10 s).
 # Loopback hosts share 127.0.0.1, so the IDS never bans it there (a ban
 # would cut the whole cluster off); with PREFIX each host has its own
@@ -102,7 +102,8 @@ JSON
   "qemu": {"accel": "${SMIG_ACCEL:-tcg}"},
   "pools": {"images": {"path": "images"}, "shared": {"path": "shared", "shared": true},
             "local": {"path": "local-h$i"}},
-  "networks": $nets
+  "networks": $nets,
+  "firmware": {"ovmf": {"code": "/usr/share/OVMF/OVMF_CODE_4M.fd", "vars": "/usr/share/OVMF/OVMF_VARS_4M.fd"}}
 }
 JSON
 		mkdir -p "$dir/local-h$i"
