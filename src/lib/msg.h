@@ -76,7 +76,8 @@ int smig_msg_get_mig_prepare(const struct smig_frame *f, struct smig_mig_prepare
 #define SMIG_PROT_NIC_FILTER 0x1u /* every NIC filter of the spec, on the taps */
 #define SMIG_PROT_SANDBOX 0x2u    /* QEMU confined (-sandbox, no spawn, no privileges) */
 #define SMIG_PROT_VTPM 0x4u       /* the vTPM state arrived and runs under its key */
-#define SMIG_PROT_ALL 0x7u
+#define SMIG_PROT_MIN_TRUST 0x8u  /* its own last self-check meets the VM's min_trust */
+#define SMIG_PROT_ALL 0xfu
 int smig_msg_put_mig_ready(struct smig_buf *out, uint64_t id, uint32_t protections);
 int smig_msg_get_mig_ready(const struct smig_frame *f, uint64_t *id, uint32_t *protections);
 /* PREPARED, COMMIT, COMMITTED: the id alone. */

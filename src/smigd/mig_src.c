@@ -416,6 +416,7 @@ static bool src_protection_kept(struct mig *m, uint32_t offered)
 		{ SMIG_PROT_NIC_FILTER, "its NIC filters" },
 		{ SMIG_PROT_SANDBOX, "QEMU's confinement" },
 		{ SMIG_PROT_VTPM, "its vTPM" },
+		{ SMIG_PROT_MIN_TRUST, "its trust requirement (by its own self-check)" },
 	};
 	uint32_t missing = vm_spec_protections(vm_spec(m->vm)) & ~offered;
 	char what[128] = "";

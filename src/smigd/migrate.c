@@ -140,12 +140,30 @@ void mig_send_abort(struct mig *m, int code, const char *why)
 	peer_kick(m->peer);
 }
 
+/*
+ * What this destination enforces for the incoming VM: what the VM manager
+ * has in place, and whether this host's own last self-check meets the
+ * VM's trust requirement.
+ */
+static uint32_t dst_protections(const struct mig *m)
+{
+	const struct smig_verdict *self = attest_self(m->d);
+	uint32_t p;
+
+	if (m->vm == NULL)
+		return 0;
+	p = vm_protections(m->vm);
+	if (self && self->trust >= vm_spec(m->vm)->min_trust)
+		p |= SMIG_PROT_MIN_TRUST;
+	return p;
+}
+
 void mig_send_id(struct mig *m, uint8_t type)
 {
 	if (m->peer == NULL)
 		return;
 	if (type == SMIG_MSG_MIG_READY)
-		(void)smig_msg_put_mig_ready(peer_tx(m->peer), m->id, m->vm ? vm_protections(m->vm) : 0);
+		(void)smig_msg_put_mig_ready(peer_tx(m->peer), m->id, dst_protections(m));
 	else
 		(void)smig_msg_put_mig_id(peer_tx(m->peer), type, m->id);
 	peer_send_now(m->peer); /* PREPARED, READY, COMMIT, COMMITTED: each one waits on it */

@@ -112,7 +112,7 @@ bool vm_filter_wanted(const struct smig_vmspec *s);
 /* Applies s's NIC filters (one nftables table for the VM); err says why not. */
 int vm_filter_apply(struct smigd *d, const struct smig_vmspec *s, char *err, size_t errlen);
 void vm_filter_remove(struct smigd *d, const struct smig_vmspec *s);
-/* What this host enforces for vm now (SMIG_PROT_*, msg.h). */
+/* What the VM manager enforces for vm now (SMIG_PROT_*, msg.h; not the trust bit). */
 uint32_t vm_protections(const struct vm *vm);
 /* What vm's spec asks of any host that runs it. */
 uint32_t vm_spec_protections(const struct smig_vmspec *s);

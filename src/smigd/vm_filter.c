@@ -180,7 +180,7 @@ void vm_filter_remove(struct smigd *d, const struct smig_vmspec *s)
 
 uint32_t vm_spec_protections(const struct smig_vmspec *s)
 {
-	return SMIG_PROT_SANDBOX | (s->vtpm ? SMIG_PROT_VTPM : 0) |
+	return SMIG_PROT_SANDBOX | SMIG_PROT_MIN_TRUST | (s->vtpm ? SMIG_PROT_VTPM : 0) |
 	       (vm_filter_wanted(s) ? SMIG_PROT_NIC_FILTER : 0);
 }
 

@@ -328,7 +328,7 @@ static int serve_conn(const struct opts *o, int fd, struct smig_tls_conn *c)
 		} else if (f.type == SMIG_MSG_MIG_PREPARE) {
 			/* READY before the stream: out of the protocol's order */
 			if (smig_msg_get_mig_prepare(&f, &mp) < 0 ||
-			    smig_msg_put_mig_id(&tx, SMIG_MSG_MIG_READY, mp.id) < 0 ||
+			    smig_msg_put_mig_ready(&tx, mp.id, SMIG_PROT_ALL) < 0 ||
 			    send_buf(c, &tx) < 0)
 				break;
 			prepared = true;
