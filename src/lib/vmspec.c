@@ -12,6 +12,7 @@
 #include "vmspec.h"
 #include "error.h"
 #include "json.h"
+#include "sign.h"
 
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -61,30 +62,22 @@ void smig_mac_format(const uint8_t mac[6], char out[18])
 		 mac[4], mac[5]);
 }
 
-static int hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Six hex pairs separated by colons, unicast, not all zero. */
 int smig_mac_parse(const char *s, uint8_t mac[6])
 {
+	char hex[13];
 	uint8_t any = 0;
 
 	SMIG_ENSURE(s != NULL && strlen(s) == 17, SMIG_EINVAL);
 	for (size_t i = 0; i < 6; i++) {
-		int hi = hex_digit(s[3 * i]), lo = hex_digit(s[3 * i + 1]);
-
-		SMIG_ENSURE(hi >= 0 && lo >= 0 && (i == 5 || s[3 * i + 2] == ':'), SMIG_EINVAL);
-		mac[i] = (uint8_t)(hi << 4 | lo);
-		any |= mac[i];
+		SMIG_ENSURE(i == 5 || s[3 * i + 2] == ':', SMIG_EINVAL);
+		hex[2 * i] = s[3 * i];
+		hex[2 * i + 1] = s[3 * i + 1];
 	}
+	hex[12] = '\0';
+	SMIG_GUARD(smig_unhex(hex, mac, 6));
+	for (size_t i = 0; i < 6; i++)
+		any |= mac[i];
 	SMIG_ENSURE((mac[0] & 1) == 0 && any != 0, SMIG_EINVAL);
 	return 0;
 }
