@@ -167,11 +167,16 @@ static void cache_flags(enum smig_disk_cache c, bool *direct, bool *no_flush, bo
 	*wce = !(c == SMIG_CACHE_WRITETHROUGH || c == SMIG_CACHE_DIRECTSYNC);
 }
 
+/*
+ * Without a kernel in the spec the guest boots from its first disk: that
+ * disk is the firmware's first boot device, ahead of a NIC's network boot.
+ */
 static int add_disk(struct smig_argv *a, const struct smig_vm_disk *d, size_t i,
-		    const struct smig_vm_fds *f, bool *scsi_added)
+		    const struct smig_vm_fds *f, bool boot, bool *scsi_added)
 {
 	bool direct, no_flush, wce;
 	const char *ro = d->readonly ? "true" : "false";
+	const char *bootindex = boot ? ",bootindex=0" : "";
 
 	SMIG_ENSURE(f->disk_ro[i] >= 0 && (d->readonly || f->disk_rw[i] >= 0), SMIG_EINVAL);
 	cache_flags(d->cache, &direct, &no_flush, &wce);
@@ -199,11 +204,11 @@ static int add_disk(struct smig_argv *a, const struct smig_vm_disk *d, size_t i,
 			SMIG_GUARD(add(a, "-device"));
 			*scsi_added = true;
 		}
-		return add(a, "scsi-hd,drive=disk%zu,id=disk%zu-dev,bus=scsi0.0,write-cache=%s", i,
-			   i, wce ? "on" : "off");
+		return add(a, "scsi-hd,drive=disk%zu,id=disk%zu-dev,bus=scsi0.0,write-cache=%s%s",
+			   i, i, wce ? "on" : "off", bootindex);
 	}
-	return add(a, "virtio-blk-pci,drive=disk%zu,id=disk%zu-dev,write-cache=%s", i, i,
-		   wce ? "on" : "off");
+	return add(a, "virtio-blk-pci,drive=disk%zu,id=disk%zu-dev,write-cache=%s%s", i, i,
+		   wce ? "on" : "off", bootindex);
 }
 
 static int add_devices(struct smig_argv *a, const struct smig_vmspec *s,
@@ -212,7 +217,8 @@ static int add_devices(struct smig_argv *a, const struct smig_vmspec *s,
 	bool scsi = false;
 
 	for (size_t i = 0; i < s->ndisks; i++)
-		SMIG_GUARD(add_disk(a, &s->disks[i], i, p->fds, &scsi));
+		SMIG_GUARD(add_disk(a, &s->disks[i], i, p->fds, i == 0 && !s->boot.kernel_set,
+				    &scsi));
 	for (size_t i = 0; i < s->nnics; i++) {
 		char mac[18];
 

@@ -221,7 +221,18 @@ static void test_qemu_argv(void **state)
 	assert_int_equal(smig_qemu_argv(&s, &p, "qemu", "kvm", false, &a), 0);
 	join_argv(&a, joined, sizeof(joined));
 	assert_non_null(strstr(joined, "-m 128 -smp 2 "));
+	/* a guest with a kernel boots that kernel: no disk is a boot device */
+	assert_null(strstr(joined, "bootindex"));
 	smig_argv_clear(&a);
+	/* without one the firmware boots the first disk, ahead of network boot */
+	s.boot.kernel_set = s.boot.initrd_set = false;
+	assert_int_equal(smig_qemu_argv(&s, &p, "qemu", "kvm", false, &a), 0);
+	join_argv(&a, joined, sizeof(joined));
+	assert_null(strstr(joined, "-kernel"));
+	assert_non_null(strstr(joined, "id=disk0-dev,write-cache=on,bootindex=0 "));
+	assert_null(strstr(joined, "disk1-dev,bus=scsi0.0,write-cache=on,bootindex"));
+	smig_argv_clear(&a);
+	s.boot.kernel_set = s.boot.initrd_set = true;
 
 	f.disk_rw[0] = -1; /* a writable disk without its read-write descriptor */
 	assert_int_equal(smig_qemu_argv(&s, &p, "qemu", "tcg", false, &a), SMIG_EINVAL);
