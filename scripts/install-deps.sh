@@ -11,6 +11,7 @@ packages=(
 	gcc-multilib qemu-system-x86 qemu-utils ovmf swtpm swtpm-tools
 	libtss2-dev tpm2-tools libnftables-dev nftables
 	gnuplot-nox cpio
+	mmdebstrap dosfstools mtools fdisk e2fsprogs
 )
 
 missing=()
