@@ -4,6 +4,7 @@
  */
 #include "catalog.h"
 #include "error.h"
+#include "sign.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -97,6 +98,33 @@ static int parse_networks(const struct smig_json_doc *doc, const json_t *map,
 	return 0;
 }
 
+/* "accepts": ["sha256:HEX", ...], other builds of the code image. */
+static int parse_accepts(const struct smig_json_doc *doc, const json_t *arr,
+			 struct smig_firmware *f, char *err, size_t errlen)
+{
+	size_t i;
+	json_t *v;
+
+	if (arr == NULL)
+		return 0;
+	if (json_array_size(arr) > SMIG_FW_ACCEPTS_MAX)
+		return smig_json_fail(doc, arr, NULL, err, errlen,
+				      "accepts: at most %d other firmware builds",
+				      SMIG_FW_ACCEPTS_MAX);
+	json_array_foreach(arr, i, v) {
+		const char *s = json_string_value(v);
+
+		if (s == NULL || strncmp(s, "sha256:", 7) != 0 ||
+		    smig_unhex(s + 7, f->accepts[f->naccepts], 32) < 0)
+			return smig_json_fail_at(doc, arr, i, err, errlen,
+						 "accepts[%zu]: a firmware build is \"sha256:\" and "
+						 "the 64 hex digits of its code image's SHA-256 (sha256sum "
+						 "FILE)", i);
+		f->naccepts++;
+	}
+	return 0;
+}
+
 static int parse_firmware(const struct smig_json_doc *doc, const json_t *map, const char *base,
 			  struct smig_catalog *cat, char *err, size_t errlen)
 {
@@ -104,6 +132,7 @@ static int parse_firmware(const struct smig_json_doc *doc, const json_t *map, co
 		{ "code", SMIG_J_STRING, true, 0, 0 },
 		{ "vars", SMIG_J_STRING, true, 0, 0 },
 		{ "secure_boot", SMIG_J_BOOL, false, 0, 0 },
+		{ "accepts", SMIG_J_ARRAY, false, 0, 0 },
 	};
 	const char *key;
 	json_t *val;
@@ -122,6 +151,7 @@ static int parse_firmware(const struct smig_json_doc *doc, const json_t *map, co
 		SMIG_GUARD(smig_json_path(doc, val, "vars", base, f->vars, sizeof(f->vars), err,
 					  errlen));
 		f->secure_boot = json_is_true(json_object_get(val, "secure_boot"));
+		SMIG_GUARD(parse_accepts(doc, json_object_get(val, "accepts"), f, err, errlen));
 		cat->nfirmware++;
 	}
 	return 0;

@@ -36,11 +36,20 @@ struct smig_network {
 	char bridge[SMIG_BRIDGE_MAX];
 };
 
+#define SMIG_FW_ACCEPTS_MAX 8
+
 struct smig_firmware {
 	char name[SMIG_NAME_MAX + 1];
 	char code[PATH_MAX]; /* OVMF code, opened read-only */
 	char vars[PATH_MAX]; /* the template a VM's NVRAM volume starts from */
 	bool secure_boot;    /* the code image enforces Secure Boot (needs SMM) */
+	/*
+	 * Other builds of this firmware (SHA-256 of their code image) whose VMs
+	 * this host takes in, e.g. the previous package during a rolling upgrade;
+	 * its own build is always accepted.
+	 */
+	uint8_t accepts[SMIG_FW_ACCEPTS_MAX][32];
+	size_t naccepts;
 };
 
 struct smig_capacity {

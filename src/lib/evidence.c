@@ -19,37 +19,50 @@
 #include <string.h>
 #include <unistd.h>
 
-int smig_measure_file(const char *path, uint8_t out[SMIG_DIGEST_LEN], char *err,
-		      size_t errlen)
+int smig_measure_fd(int fd, const char *name, uint8_t out[SMIG_DIGEST_LEN], uint64_t *size,
+		    char *err, size_t errlen)
 {
 	uint8_t buf[65536];
 	EVP_MD_CTX *md;
+	uint64_t off = 0;
 	ssize_t r = 0;
+
+	md = EVP_MD_CTX_new();
+	if (md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
+		EVP_MD_CTX_free(md);
+		return SMIG_ENOMEM;
+	}
+	/* pread: a descriptor shared with QEMU keeps its offset */
+	while ((r = pread(fd, buf, sizeof(buf), (off_t)off)) != 0) {
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0 || EVP_DigestUpdate(md, buf, (size_t)r) != 1)
+			break;
+		off += (uint64_t)r;
+	}
+	if (r < 0)
+		snprintf(err, errlen, "%s: read: %s", name, strerror(errno));
+	if (r == 0 && EVP_DigestFinal_ex(md, out, NULL) != 1)
+		r = -1;
+	EVP_MD_CTX_free(md);
+	if (size != NULL)
+		*size = off;
+	return r == 0 ? 0 : SMIG_EIO;
+}
+
+int smig_measure_file(const char *path, uint8_t out[SMIG_DIGEST_LEN], char *err,
+		      size_t errlen)
+{
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int rc;
 
 	if (fd < 0) {
 		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
 		return SMIG_EIO;
 	}
-	md = EVP_MD_CTX_new();
-	if (md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
-		EVP_MD_CTX_free(md);
-		close(fd);
-		return SMIG_ENOMEM;
-	}
-	while ((r = read(fd, buf, sizeof(buf))) != 0) {
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0 || EVP_DigestUpdate(md, buf, (size_t)r) != 1)
-			break;
-	}
-	if (r < 0)
-		snprintf(err, errlen, "%s: read: %s", path, strerror(errno));
+	rc = smig_measure_fd(fd, path, out, NULL, err, errlen);
 	close(fd);
-	if (r == 0 && EVP_DigestFinal_ex(md, out, NULL) != 1)
-		r = -1;
-	EVP_MD_CTX_free(md);
-	return r == 0 ? 0 : SMIG_EIO;
+	return rc;
 }
 
 static json_t *hex_json(const uint8_t *p, size_t n)

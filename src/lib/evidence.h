@@ -55,6 +55,9 @@ struct smig_evidence {
 	uint8_t sig[64];
 };
 
+/* SHA-256 and size of an open file's contents (from offset 0, the offset untouched). */
+int smig_measure_fd(int fd, const char *name, uint8_t out[SMIG_DIGEST_LEN], uint64_t *size,
+		    char *err, size_t errlen);
 /* SHA-256 of a file's contents; err names the file on failure. */
 int smig_measure_file(const char *path, uint8_t out[SMIG_DIGEST_LEN], char *err,
 		      size_t errlen);

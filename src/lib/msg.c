@@ -173,6 +173,12 @@ int smig_msg_put_mig_prepare(struct smig_buf *out, const struct smig_mig_prepare
 		rc = smig_buf_put_u8(out, m->has_key ? 1 : 0);
 	if (rc == 0 && m->has_key)
 		rc = smig_buf_put_bytes(out, m->key, SMIG_MIG_KEY_LEN);
+	if (rc == 0)
+		rc = smig_buf_put_u8(out, m->has_fw ? 1 : 0);
+	if (rc == 0 && m->has_fw)
+		rc = smig_buf_put_bytes(out, m->fw_sha256, sizeof(m->fw_sha256));
+	if (rc == 0 && m->has_fw)
+		rc = smig_buf_put_u64(out, m->fw_size);
 	return msg_finish(out, mark, rc);
 }
 
@@ -193,6 +199,12 @@ int smig_msg_get_mig_prepare(const struct smig_frame *f, struct smig_mig_prepare
 	SMIG_ENSURE(m->has_key <= 1, SMIG_EPROTO);
 	if (m->has_key)
 		SMIG_GUARD(smig_buf_get_bytes(&b, m->key, SMIG_MIG_KEY_LEN));
+	SMIG_GUARD(smig_buf_get_u8(&b, &m->has_fw));
+	SMIG_ENSURE(m->has_fw <= 1, SMIG_EPROTO);
+	if (m->has_fw) {
+		SMIG_GUARD(smig_buf_get_bytes(&b, m->fw_sha256, sizeof(m->fw_sha256)));
+		SMIG_GUARD(smig_buf_get_u64(&b, &m->fw_size));
+	}
 	return smig_buf_expect_end(&b);
 }
 

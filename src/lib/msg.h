@@ -54,6 +54,10 @@ struct smig_mig_prepare {
 	size_t spec_len;
 	uint8_t has_key;
 	uint8_t key[SMIG_MIG_KEY_LEN]; /* the vTPM state key, when has_key */
+	/* UEFI: the firmware build the VM runs (its flash travels in the stream) */
+	uint8_t has_fw;
+	uint8_t fw_sha256[32];
+	uint64_t fw_size;
 };
 
 struct smig_mig_commit_req {

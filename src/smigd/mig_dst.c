@@ -324,9 +324,11 @@ static bool source_attested(struct mig *m, struct peer *p)
  * The destination decides from its own catalogue: every name of the spec
  * must be one of its pools, networks and firmware, its QEMU must provide
  * the machine type and CPU model, every volume must open beneath its pool,
+ * a UEFI VM's firmware build (fw) must be this host's or one it accepts,
  * and the VM must fit in what is free. A refusal names what is missing.
  */
-static bool dst_resources_fit(struct mig *m, const struct smig_vmspec *spec)
+static bool dst_resources_fit(struct mig *m, const struct smig_vmspec *spec,
+			      const struct vm_fw_build *fw)
 {
 	char err[1024];
 	bool hostile;
@@ -339,6 +341,17 @@ static bool dst_resources_fit(struct mig *m, const struct smig_vmspec *spec)
 				  "PREPARE of %s refused: %s", m->vm_name, err);
 		dst_audit(m, "refused", err);
 		m->rule[0] = '\0'; /* audited once, as refused */
+		mig_dst_abort(m, true, SMIG_ENOENT, "%s cannot host %s: %s", m->d->cfg.host,
+			      m->vm_name, err);
+		return false;
+	}
+	if (spec->firmware.kind == SMIG_FW_UEFI && fw == NULL)
+		snprintf(err, sizeof(err), "the source did not say which firmware build %s runs",
+			 spec->name);
+	if (spec->firmware.kind == SMIG_FW_UEFI &&
+	    (fw == NULL || vm_res_fw_accept(m->d, spec, fw, err, sizeof(err)) < 0)) {
+		dst_audit(m, "refused", err);
+		m->rule[0] = '\0';
 		mig_dst_abort(m, true, SMIG_ENOENT, "%s cannot host %s: %s", m->d->cfg.host,
 			      m->vm_name, err);
 		return false;
@@ -357,6 +370,7 @@ void mig_dst_prepare(struct smigd *d, struct peer *p, const struct smig_frame *f
 	struct smig_policy_decision dec;
 	struct smig_mig_prepare mp;
 	struct smig_vmspec spec;
+	struct vm_fw_build fwb;
 	char name[SMIG_NAME_MAX + 16];
 	char err[512];
 	struct mig *m;
@@ -401,7 +415,9 @@ void mig_dst_prepare(struct smigd *d, struct peer *p, const struct smig_frame *f
 		mig_dst_abort(m, true, SMIG_EPROTO, "vTPM key %s", spec.vtpm ? "missing" : "unexpected");
 		return;
 	}
-	if (!dst_resources_fit(m, &spec)) {
+	memcpy(fwb.sha256, mp.fw_sha256, sizeof(fwb.sha256));
+	fwb.size = mp.fw_size;
+	if (!dst_resources_fit(m, &spec, mp.has_fw ? &fwb : NULL)) {
 		OPENSSL_cleanse(mp.key, sizeof(mp.key));
 		return;
 	}
@@ -418,6 +434,8 @@ void mig_dst_prepare(struct smigd *d, struct peer *p, const struct smig_frame *f
 		return;
 	}
 	OPENSSL_cleanse(mp.key, sizeof(mp.key));
+	if (mp.has_fw)
+		vm_fw_build_set(m->vm, &fwb); /* its flash comes in the stream: it runs that build */
 	vm_set_mig(m->vm, m);
 	m->state = MS_PREPARING;
 	smig_info("event=migration_incoming vm=%s from=%s id=%016llx", m->vm_name, m->peer_host,

@@ -559,6 +559,20 @@ void mig_peer_ready(struct mig *m)
 		memcpy(mp.key, key, sizeof(key));
 		OPENSSL_cleanse(key, sizeof(key));
 	}
+	if (vm_spec(m->vm)->firmware.kind == SMIG_FW_UEFI) {
+		struct vm_fw_build b;
+		char err[512];
+
+		if (vm_fw_build_get(m->vm, &b, err, sizeof(err)) < 0) {
+			OPENSSL_cleanse(mp.key, sizeof(mp.key));
+			free(spec);
+			mig_src_fail(m, SMIG_EIO, "the VM's firmware build is unknown: %s", err);
+			return;
+		}
+		mp.has_fw = 1;
+		memcpy(mp.fw_sha256, b.sha256, sizeof(mp.fw_sha256));
+		mp.fw_size = b.size;
+	}
 	rc = smig_msg_put_mig_prepare(peer_tx(m->peer), &mp);
 	OPENSSL_cleanse(mp.key, sizeof(mp.key));
 	free(spec);

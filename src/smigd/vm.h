@@ -103,6 +103,20 @@ void vm_res_usage(struct smigd *d, struct vm_usage *u);
 /* 0 when s fits in what is free now, else SMIG_ECAPACITY with the figures in err. */
 int vm_res_admit(struct smigd *d, const struct smig_vmspec *s, char *err, size_t errlen);
 json_t *vm_res_capacity_json(struct smigd *d);
+/* A UEFI VM's firmware build: SHA-256 and size of the code image it booted. */
+struct vm_fw_build {
+	uint8_t sha256[32];
+	uint64_t size;
+};
+/* This host's build of firmware fw_name (its catalogue's code image). */
+int vm_res_fw_host(struct smigd *d, const char *fw_name, struct vm_fw_build *b, char *err,
+		   size_t errlen);
+/* 0 when this host takes a VM of spec s running build b; else why not in err. */
+int vm_res_fw_accept(struct smigd *d, const struct smig_vmspec *s, const struct vm_fw_build *b,
+		     char *err, size_t errlen);
+/* The build the VM runs, kept in its directory (this host's, if none was kept). */
+int vm_fw_build_get(struct vm *vm, struct vm_fw_build *b, char *err, size_t errlen);
+void vm_fw_build_set(struct vm *vm, const struct vm_fw_build *b);
 /* The tap of NIC i of s on this host: "smig" + 8 hex + "n" + i (unique per host and VM). */
 void vm_res_tap_name(const struct smigd *d, const struct smig_vmspec *s, size_t i, char *out,
 		     size_t outlen);

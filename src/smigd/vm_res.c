@@ -6,7 +6,10 @@
  */
 #include "vm_int.h"
 #include "error.h"
+#include "evidence.h"
+#include "file.h"
 #include "log.h"
+#include "sign.h"
 #include "vmcheck.h"
 #include "volume.h"
 
@@ -17,6 +20,7 @@
 #include <linux/sockios.h>
 #include <openssl/rand.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -299,4 +303,97 @@ json_t *vm_res_capacity_json(struct smigd *d)
 				      MIN(u.memory_mib, u.used_memory_mib + u.reserved_memory_mib)),
 			 "vcpus",
 			 (json_int_t)(u.vcpus - MIN(u.vcpus, u.used_vcpus + u.reserved_vcpus)));
+}
+
+/*
+ * The firmware build a UEFI VM runs. QEMU migrates a VM's flash with its
+ * RAM, so the code the guest runs is the build it booted, wherever it has
+ * moved since: that build is kept in the VM's directory ("firmware.build",
+ * "sha256:HEX SIZE"), set when the VM starts cold or comes in, and sent in
+ * PREPARE. A destination takes the VM only if its own firmware of that
+ * name is the same build, or lists it in "accepts" (a rolling upgrade),
+ * and never with flash of another size.
+ */
+#define FW_BUILD_FILE "firmware.build"
+
+int vm_res_fw_host(struct smigd *d, const char *fw_name, struct vm_fw_build *b, char *err,
+		   size_t errlen)
+{
+	const struct smig_firmware *fw = smig_catalog_firmware(&d->cfg.catalog, fw_name);
+	int fd, rc;
+
+	if (fw == NULL) {
+		snprintf(err, errlen, "no firmware %s in %s's catalogue", fw_name, d->cfg.host);
+		return SMIG_ENOENT;
+	}
+	fd = open(fw->code, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(err, errlen, "firmware %s: cannot open %s: %s", fw->name, fw->code,
+			 strerror(errno));
+		return SMIG_EIO;
+	}
+	rc = smig_measure_fd(fd, fw->code, b->sha256, &b->size, err, errlen);
+	close(fd);
+	return rc;
+}
+
+void vm_fw_build_set(struct vm *vm, const struct vm_fw_build *b)
+{
+	char path[PATH_MAX], hex[65], line[96];
+
+	vm_path(vm, FW_BUILD_FILE, path, sizeof(path));
+	smig_hex(b->sha256, sizeof(b->sha256), hex);
+	snprintf(line, sizeof(line), "sha256:%s %llu\n", hex, (unsigned long long)b->size);
+	if (smig_file_write_atomic(path, line, strlen(line), 0600) < 0)
+		smig_warn("event=vm_fw_build_unsaved vm=%s path=%s", vm->spec.name, path);
+}
+
+int vm_fw_build_get(struct vm *vm, struct vm_fw_build *b, char *err, size_t errlen)
+{
+	char path[PATH_MAX], hex[65];
+	unsigned long long size;
+	char *text = NULL;
+	size_t len;
+
+	vm_path(vm, FW_BUILD_FILE, path, sizeof(path));
+	if (smig_file_read(path, 128, &text, &len, err, errlen) == 0 &&
+	    sscanf(text, "sha256:%64[0-9a-f] %llu", hex, &size) == 2 &&
+	    smig_unhex(hex, b->sha256, sizeof(b->sha256)) == 0) {
+		free(text);
+		b->size = size;
+		return 0;
+	}
+	free(text);
+	/* started before builds were kept: it booted this host's build, unless it was upgraded since */
+	smig_warn("event=vm_fw_build_unknown vm=%s assumed=host_firmware", vm->spec.name);
+	return vm_res_fw_host(vm->d, vm->spec.firmware.name, b, err, errlen);
+}
+
+int vm_res_fw_accept(struct smigd *d, const struct smig_vmspec *s, const struct vm_fw_build *b,
+		     char *err, size_t errlen)
+{
+	const struct smig_firmware *fw = smig_catalog_firmware(&d->cfg.catalog, s->firmware.name);
+	struct vm_fw_build own;
+	char vh[65], oh[65];
+
+	SMIG_GUARD(vm_res_fw_host(d, s->firmware.name, &own, err, errlen));
+	smig_hex(b->sha256, sizeof(b->sha256), vh);
+	smig_hex(own.sha256, sizeof(own.sha256), oh);
+	if (own.size != b->size) {
+		snprintf(err, errlen, "firmware %s: this host's code image is %llu bytes, %s's flash "
+				      "is %llu: a VM's flash cannot change size when it moves (same "
+				      "OVMF variant on both hosts, e.g. both _4M)", fw->name,
+			 (unsigned long long)own.size, s->name, (unsigned long long)b->size);
+		return SMIG_ENOENT;
+	}
+	if (memcmp(own.sha256, b->sha256, sizeof(own.sha256)) == 0)
+		return 0;
+	for (size_t i = 0; i < fw->naccepts; i++)
+		if (memcmp(fw->accepts[i], b->sha256, sizeof(b->sha256)) == 0)
+			return 0;
+	/* within an ABORT's reason: the VM's build in full, for the operator's accepts list */
+	snprintf(err, errlen, "firmware %s: %s runs build sha256:%s, not this host's sha256:%.12s...; "
+			      "install that build here or add it to firmware.%s.accepts",
+		 fw->name, s->name, vh, oh, fw->name);
+	return SMIG_ENOENT;
 }

@@ -5,6 +5,7 @@
  */
 #include "vm_int.h"
 #include "error.h"
+#include "evidence.h"
 #include "file.h"
 #include "log.h"
 #include "migrate.h"
@@ -476,6 +477,14 @@ static void vm_launch(struct vm *vm)
 		vm_reply_err(vm, "error", vm->last_error);
 		vm_notify(vm, false, vm->last_error);
 		return;
+	}
+	if (!vm->incoming && vm->spec.firmware.kind == SMIG_FW_UEFI) {
+		struct vm_fw_build b;
+
+		/* a cold start boots this host's build: the one the VM runs from now on */
+		if (smig_measure_fd(vm->fds.fw_code, "firmware code", b.sha256, &b.size, err,
+				    sizeof(err)) == 0)
+			vm_fw_build_set(vm, &b);
 	}
 	vm->filtered = false;
 	if (vm_filter_apply(vm->d, &vm->spec, err, sizeof(err)) == 0) {

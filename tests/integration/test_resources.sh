@@ -15,7 +15,7 @@ trap 'cluster_clean "$dir"' EXIT
 cluster_make "$dir" 2 || { echo "Bail out! cluster_make"; exit 1; }
 fakepeer=$SMIG_BUILD/tests/harness/smig-fakepeer
 
-plan 22
+plan 23
 
 # h2 offers 200 MiB: one 128 MiB VM fits, two do not
 jq '.capacity = {memory_mib: 200, vcpus: 4, cpu_overcommit: 1}' "$dir/h2.json" >"$dir/h2.json.tmp" &&
@@ -116,6 +116,11 @@ touch "$dir/local-h2/x.raw"
 out=$(prepare "$dir/p5.json")
 [ $? -eq 0 ] && grep -q "pool local is not shared on this host and the disk is not copied" <<<"$out"
 ok $? "a writable disk in a pool that is not shared cannot move: $out"
+spec p6 32 '"machine": "pc-q35-7.2", "cpu": "qemu64", "firmware": {"kind": "uefi", "name": "ovmf", "nvram": {"pool": "local", "volume": "p6.vars"}}' >"$dir/p6.json"
+out=$(prepare "$dir/p6.json")
+[ $? -eq 0 ] && grep -q "refused: h2 cannot host p6: the source did not say which firmware build p6 runs" <<<"$out" &&
+	no_qemu_on_h2
+ok $? "PREPARE of a UEFI VM that does not name its firmware build is refused: $out"
 n1=$(hostile_count)
 [ "$((n1 - n0))" -ge 3 ] &&
 	hsmig "$dir" h2 --json audit show --last 0 | jqe -s 'map(select(.action == "vm.migrate" and .outcome == "refused" and .actor == "peer:h1")) | length >= 3' >/dev/null

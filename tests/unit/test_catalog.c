@@ -33,7 +33,8 @@ static const char catalog_config[] =
 	     "\"shared\": true}},\n"
 	     "\"networks\": {\"lan\": {\"bridge\": \"br0\"}},\n"
 	     "\"firmware\": {\"ovmf\": {\"code\": \"/usr/share/OVMF/OVMF_CODE_4M.fd\", "
-	     "\"vars\": \"/usr/share/OVMF/OVMF_VARS_4M.fd\"}},\n"
+	     "\"vars\": \"/usr/share/OVMF/OVMF_VARS_4M.fd\", \"accepts\": [\"sha256:"
+	     "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\"]}},\n"
 	     "\"capacity\": {\"memory_mib\": 4096, \"vcpus\": 4, \"cpu_overcommit\": 2.5}}\n";
 
 static void config_error(const char *text, const char *want)
@@ -64,6 +65,9 @@ static void test_catalog_config(void **state)
 	assert_null(smig_catalog_pool(&cfg.catalog, "other"));
 	assert_string_equal(smig_catalog_network(&cfg.catalog, "lan")->bridge, "br0");
 	assert_non_null(smig_catalog_firmware(&cfg.catalog, "ovmf"));
+	/* another build this host takes VMs from */
+	assert_int_equal(smig_catalog_firmware(&cfg.catalog, "ovmf")->naccepts, 1);
+	assert_int_equal(smig_catalog_firmware(&cfg.catalog, "ovmf")->accepts[0][1], 0x11);
 	assert_int_equal(smig_capacity_memory(&cfg.catalog.capacity), 4096);
 	assert_int_equal(smig_capacity_vcpus(&cfg.catalog.capacity), 10);
 
@@ -78,6 +82,9 @@ static void test_catalog_config(void **state)
 		     "bridge must be an interface name");
 	config_error(HEAD "\"firmware\": {\"ovmf\": {\"code\": \"/c\"}}}",
 		     "ovmf: missing required key \"vars\"");
+	config_error(HEAD "\"firmware\": {\"ovmf\": {\"code\": \"/c\", \"vars\": \"/v\", "
+			  "\"accepts\": [\"0011\"]}}}",
+		     "c.json:2:63: accepts[0]: a firmware build is \"sha256:\" and the 64 hex digits");
 	config_error(HEAD "\"capacity\": {\"memory_mib\": 0}}", "capacity.memory_mib must be between");
 	config_error(HEAD "\"capacity\": {\"cpu_overcommit\": 0.5}}",
 		     "cpu_overcommit must be a number from 1 to 64");

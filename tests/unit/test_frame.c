@@ -24,13 +24,14 @@ static const uint8_t known_types[] = {
 static void encode_mig(struct smig_buf *out)
 {
 	struct smig_mig_prepare mp = { .id = 9, .spec = "{\"name\":\"a\"}", .spec_len = 12,
-				       .has_key = 1 };
+				       .has_key = 1, .has_fw = 1, .fw_size = 4194304 };
 	struct smig_mig_commit_req cr = { .id = 9, .bytes = 123456789 };
 	struct smig_mig_abort ab = { .id = 9, .code = 5, .reason = "stream damaged" };
 	struct smig_mig_settled st = { .id = 9, .fate = SMIG_GUEST_CRASHED,
 				       .detail = "GUEST_PANICKED 1.2 s after resume" };
 
 	memset(mp.key, 0xab, sizeof(mp.key));
+	memset(mp.fw_sha256, 0xcd, sizeof(mp.fw_sha256));
 	assert_int_equal(smig_msg_put_mig_prepare(out, &mp), 0);
 	assert_int_equal(smig_msg_put_mig_id(out, SMIG_MSG_MIG_PREPARED, 9), 0);
 	assert_int_equal(smig_frame_put(out, SMIG_MSG_MIG_DATA, "guest-ram", 9), 0);
@@ -362,6 +363,32 @@ static void test_wrong_type_decoders_refuse(void **state)
 }
 
 /* A frame built in place while the buffer compacts under it stays intact. */
+/* PREPARE carries the firmware build of a UEFI VM, and only then. */
+static void test_prepare_firmware(void **state)
+{
+	struct smig_mig_prepare in = { .id = 3, .spec = "{}", .spec_len = 2, .has_fw = 1,
+				       .fw_size = 2097152 }, out;
+	struct smig_buf b;
+	struct smig_frame f;
+
+	(void)state;
+	memset(in.fw_sha256, 0x5a, sizeof(in.fw_sha256));
+	smig_buf_init(&b, 1024);
+	assert_int_equal(smig_msg_put_mig_prepare(&b, &in), 0);
+	in.has_fw = 0;
+	assert_int_equal(smig_msg_put_mig_prepare(&b, &in), 0);
+	assert_int_equal(smig_frame_next(&b, &f), 0);
+	assert_int_equal(smig_msg_get_mig_prepare(&f, &out), 0);
+	assert_int_equal(out.has_fw, 1);
+	assert_int_equal(out.fw_size, 2097152);
+	assert_memory_equal(out.fw_sha256, in.fw_sha256, sizeof(in.fw_sha256));
+	assert_int_equal(out.has_key, 0);
+	assert_int_equal(smig_frame_next(&b, &f), 0);
+	assert_int_equal(smig_msg_get_mig_prepare(&f, &out), 0);
+	assert_int_equal(out.has_fw, 0);
+	smig_buf_clear(&b);
+}
+
 static void test_frame_survives_compaction(void **state)
 {
 	struct smig_buf b;
@@ -406,6 +433,7 @@ int main(void)
 		cmocka_unit_test(test_hello_checks_names),
 		cmocka_unit_test(test_wrong_type_decoders_refuse),
 		cmocka_unit_test(test_frame_survives_compaction),
+		cmocka_unit_test(test_prepare_firmware),
 	};
 	return cmocka_run_group_tests_name("frame", tests, NULL, NULL);
 }
