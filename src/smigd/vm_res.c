@@ -351,17 +351,21 @@ void vm_fw_build_set(struct vm *vm, const struct vm_fw_build *b)
 int vm_fw_build_get(struct vm *vm, struct vm_fw_build *b, char *err, size_t errlen)
 {
 	char path[PATH_MAX], hex[65];
-	unsigned long long size;
-	char *text = NULL;
+	char *text = NULL, *end = NULL;
 	size_t len;
 
 	vm_path(vm, FW_BUILD_FILE, path, sizeof(path));
-	if (smig_file_read(path, 128, &text, &len, err, errlen) == 0 &&
-	    sscanf(text, "sha256:%64[0-9a-f] %llu", hex, &size) == 2 &&
-	    smig_unhex(hex, b->sha256, sizeof(b->sha256)) == 0) {
-		free(text);
-		b->size = size;
-		return 0;
+	if (smig_file_read(path, 128, &text, &len, err, errlen) == 0 && len > 7 + 64 + 1 &&
+	    strncmp(text, "sha256:", 7) == 0 && text[7 + 64] == ' ') {
+		memcpy(hex, text + 7, 64);
+		hex[64] = '\0';
+		errno = 0;
+		b->size = strtoull(text + 7 + 64 + 1, &end, 10);
+		if (smig_unhex(hex, b->sha256, sizeof(b->sha256)) == 0 && errno == 0 &&
+		    end != text + 7 + 64 + 1 && (*end == '\n' || *end == '\0')) {
+			free(text);
+			return 0;
+		}
 	}
 	free(text);
 	/* started before builds were kept: it booted this host's build, unless it was upgraded since */
