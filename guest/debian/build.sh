@@ -39,6 +39,8 @@ case $addr in
 */*) ;;
 *) die "SMIG_DEBIAN_ADDR=$addr needs a prefix length, e.g. 10.77.0.240/24" ;;
 esac
+# stdout carries only the image's path; everything the tools print goes to stderr
+exec 3>&1 1>&2
 mkdir -p "$(dirname "$out")"
 work=$(mktemp -d "$(dirname "$out")/.build.XXXXXX")
 trap 'rm -rf "$work"' EXIT
@@ -126,5 +128,5 @@ dd if="$work/esp.img" of="$work/disk.raw" bs=1M seek=1 conv=notrunc,sparse statu
 dd if="$work/root.img" of="$work/disk.raw" bs=1M seek=$((1 + esp_mib)) conv=notrunc,sparse status=none
 qemu-img convert -f raw -O qcow2 "$work/disk.raw" "$work/disk.qcow2"
 mv "$work/disk.qcow2" "$out"
-echo "guest/debian/build.sh: $out ($(du -m "$out" | cut -f1) MiB, kernel $kver, address $addr) in $(($(date +%s) - t0)) s" >&2
-echo "$out"
+echo "guest/debian/build.sh: $out ($(du -m "$out" | cut -f1) MiB, kernel $kver, address $addr) in $(($(date +%s) - t0)) s"
+echo "$out" >&3
