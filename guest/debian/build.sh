@@ -13,7 +13,8 @@
 # The result is cached: OUT (default $SMIG_IMAGE_CACHE/debian-12-KEY.qcow2,
 # SMIG_IMAGE_CACHE defaulting to /var/cache/smig/images) where KEY is a digest
 # of this script and ADDR, so a changed recipe makes a new image and an
-# unchanged one is built once per machine. Prints the image's path.
+# unchanged one is built once per machine (and replaces the cached image of
+# an older recipe). Prints the image's path.
 #   SMIG_DEBIAN_ADDR   the guest's static address with prefix length
 #   SMIG_DEBIAN_MIRROR the Debian mirror (default http://deb.debian.org/debian,
 #                      with bookworm-updates and the security archive)
@@ -128,5 +129,7 @@ dd if="$work/esp.img" of="$work/disk.raw" bs=1M seek=1 conv=notrunc,sparse statu
 dd if="$work/root.img" of="$work/disk.raw" bs=1M seek=$((1 + esp_mib)) conv=notrunc,sparse status=none
 qemu-img convert -f raw -O qcow2 "$work/disk.raw" "$work/disk.qcow2"
 mv "$work/disk.qcow2" "$out"
+# images of older recipes in the cache go: each machine keeps one
+[ -n "${1:-}" ] || find "$cache" -maxdepth 1 -name 'debian-12-*.qcow2' ! -name "${out##*/}" -delete
 echo "guest/debian/build.sh: $out ($(du -m "$out" | cut -f1) MiB, kernel $kver, address $addr) in $(($(date +%s) - t0)) s"
 echo "$out" >&3
