@@ -335,23 +335,19 @@ static bool dst_resources_fit(struct mig *m, const struct smig_vmspec *spec,
 	int rc;
 
 	rc = vm_res_check(m->d, spec, SMIG_CHECK_INCOMING, &hostile, err, sizeof(err));
+	if (rc == 0 && spec->firmware.kind == SMIG_FW_UEFI && fw == NULL) {
+		snprintf(err, sizeof(err), "the source did not say which firmware build %s runs",
+			 spec->name);
+		rc = SMIG_ENOENT;
+	} else if (rc == 0 && spec->firmware.kind == SMIG_FW_UEFI) {
+		rc = vm_res_fw_accept(m->d, spec, fw, err, sizeof(err));
+	}
 	if (rc < 0) {
 		if (hostile)
 			sec_event(m->d, SMIG_SEC_HOSTILE_SPEC, "", m->peer_host,
 				  "PREPARE of %s refused: %s", m->vm_name, err);
 		dst_audit(m, "refused", err);
 		m->rule[0] = '\0'; /* audited once, as refused */
-		mig_dst_abort(m, true, SMIG_ENOENT, "%s cannot host %s: %s", m->d->cfg.host,
-			      m->vm_name, err);
-		return false;
-	}
-	if (spec->firmware.kind == SMIG_FW_UEFI && fw == NULL)
-		snprintf(err, sizeof(err), "the source did not say which firmware build %s runs",
-			 spec->name);
-	if (spec->firmware.kind == SMIG_FW_UEFI &&
-	    (fw == NULL || vm_res_fw_accept(m->d, spec, fw, err, sizeof(err)) < 0)) {
-		dst_audit(m, "refused", err);
-		m->rule[0] = '\0';
 		mig_dst_abort(m, true, SMIG_ENOENT, "%s cannot host %s: %s", m->d->cfg.host,
 			      m->vm_name, err);
 		return false;

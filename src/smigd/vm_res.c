@@ -94,6 +94,17 @@ static int open_vol(struct smigd *d, const struct smig_volref *v, int flags, boo
 				    errlen);
 }
 
+/* The firmware's code image, read-only; -1 with err set when it cannot be opened. */
+static int open_fw_code(const struct smig_firmware *fw, char *err, size_t errlen)
+{
+	int fd = open(fw->code, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		snprintf(err, errlen, "firmware %s: cannot open %s: %s", fw->name, fw->code,
+			 strerror(errno));
+	return fd;
+}
+
 /* The UEFI variable store: made from the firmware's template when it is not there yet. */
 static int open_nvram(struct smigd *d, const struct smig_vmspec *s, struct smig_vm_fds *f,
 		      bool *hostile, char *err, size_t errlen)
@@ -103,12 +114,9 @@ static int open_nvram(struct smigd *d, const struct smig_vmspec *s, struct smig_
 	char e[256];
 
 	SMIG_ENSURE(fw != NULL && pool != NULL, SMIG_ENOENT);
-	f->fw_code = open(fw->code, O_RDONLY | O_CLOEXEC);
-	if (f->fw_code < 0) {
-		snprintf(err, errlen, "firmware %s: cannot open %s: %s", fw->name, fw->code,
-			 strerror(errno));
+	f->fw_code = open_fw_code(fw, err, errlen);
+	if (f->fw_code < 0)
 		return SMIG_EIO;
-	}
 	if (smig_volume_create_from(pool, s->firmware.nvram.volume, fw->vars, e, sizeof(e)) < 0) {
 		snprintf(err, errlen, "firmware.nvram: %s", e);
 		return SMIG_EIO;
@@ -326,12 +334,9 @@ int vm_res_fw_host(struct smigd *d, const char *fw_name, struct vm_fw_build *b, 
 		snprintf(err, errlen, "no firmware %s in %s's catalogue", fw_name, d->cfg.host);
 		return SMIG_ENOENT;
 	}
-	fd = open(fw->code, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		snprintf(err, errlen, "firmware %s: cannot open %s: %s", fw->name, fw->code,
-			 strerror(errno));
+	fd = open_fw_code(fw, err, errlen);
+	if (fd < 0)
 		return SMIG_EIO;
-	}
 	rc = smig_measure_fd(fd, fw->code, b->sha256, &b->size, err, errlen);
 	close(fd);
 	return rc;
