@@ -7,6 +7,17 @@ SMIG_BUILD=${SMIG_BUILD:-$SMIG_ROOT/build}
 SMIG=$SMIG_BUILD/src/smig/smig
 SMIGD=$SMIG_BUILD/src/smigd/smigd
 
+# netns_test NAME: a test's cluster of network namespaces (tests/harness/cluster):
+# $cluster is the harness, SMIG_CLUSTER_DIR (exported) and $dir a fresh
+# /tmp/smig-NAME.XXXXXX, and the cluster comes down when the test exits.
+netns_test() {
+	cluster=$SMIG_ROOT/tests/harness/cluster
+	SMIG_CLUSTER_DIR=$(mktemp -d "/tmp/smig-$1.XXXXXX")
+	export SMIG_CLUSTER_DIR
+	dir=$SMIG_CLUSTER_DIR
+	trap '"$cluster" down >/dev/null 2>&1' EXIT
+}
+
 # free_port: prints a TCP port nothing listens on.
 free_port() {
 	local p

@@ -6,11 +6,8 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../harness/lib.sh"
 . "$here/../harness/tap.sh"
-cluster=$here/../harness/cluster
-export SMIG_CLUSTER_DIR
-SMIG_CLUSTER_DIR=$(mktemp -d /tmp/smig-cl.XXXXXX)
+netns_test cl
 export SMIG_STALL_MS=3000
-trap '"$cluster" down >/dev/null 2>&1' EXIT
 
 plan 10
 

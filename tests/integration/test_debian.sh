@@ -11,11 +11,7 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../harness/lib.sh"
 . "$here/../harness/tap.sh"
-cluster=$here/../harness/cluster
-export SMIG_CLUSTER_DIR
-SMIG_CLUSTER_DIR=$(mktemp -d /tmp/smig-debian.XXXXXX)
-dir=$SMIG_CLUSTER_DIR
-trap '"$cluster" down >/dev/null 2>&1' EXIT
+netns_test debian
 echoclient=$SMIG_BUILD/tests/harness/smig-echoclient
 
 plan 12
