@@ -97,7 +97,8 @@ jq -r '"VM \(.vm): \(.from) -> \(.to), \(.status)",
 	"  total \(.total_ms | floor) ms, set-up \(.setup_ms | floor) ms, downtime \(.downtime_ms | floor) ms (QEMU alone: \(.qemu_downtime_ms) ms)",
 	"  \(.bytes / 1048576 | floor) MiB in \(.passes) passes at \(.mbps | floor) Mbit/s over \(.cipher)",
 	"  target attested in the migration session as: \(.peer_trust)",
-	"  the VM ran under \(.accel)"' <<<"$result"
+	"  the VM ran under \(.accel)",
+	"  after the switch-over the guest was \(.guest): \(.guest_detail)"' <<<"$result"
 echo "  client stream: $stream"
 echo "  guest heartbeats: last on h1 #${last1:-none}, first on h2 #${first2:-none}, now #${last2:-none}$($beat_ok && echo ' (none lost, none twice)')"
 echo "  guest kernel: $bugs BUG/Oops/panic lines on either console"

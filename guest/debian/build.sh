@@ -7,6 +7,8 @@
 #     10.77.0.240/24, the test network of tests/harness/cluster);
 #   - a TCP echo service on port 7 (a systemd socket unit, one cat per
 #     connection);
+#   - the QEMU guest agent (qemu-ga) on the virtio-serial port
+#     org.qemu.guest_agent.0, when the VM has one (spec "guest_agent");
 #   - a line "smig-debian: up ADDR" on the serial console once the network
 #     is configured and the services listen, then "smig-debian: hb N up S"
 #     every 5 s (N counts from 1; S is the guest's uptime in seconds).
@@ -68,7 +70,7 @@ else
 fi
 echo "guest/debian/build.sh: mmdebstrap bookworm into $root" >&2
 mmdebstrap --quiet --variant=minbase --mode=root \
-	--include=systemd,systemd-sysv,udev,iproute2,linux-image-amd64,systemd-boot-efi,zstd \
+	--include=systemd,systemd-sysv,udev,iproute2,linux-image-amd64,systemd-boot-efi,zstd,qemu-guest-agent \
 	--dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
 	--dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-include=/usr/share/locale/locale.alias' \
 	"${excl[@]}" \

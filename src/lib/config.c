@@ -76,6 +76,7 @@ static int config_limits(const struct smig_json_doc *doc, const json_t *lim,
 		{ "stall_timeout_ms", SMIG_J_INT, false, 500, 3600000 },
 		{ "stream_passes", SMIG_J_INT, false, 1, 10000 },
 		{ "guest_watch_ms", SMIG_J_INT, false, 0, 600000 },
+		{ "agent_timeout_ms", SMIG_J_INT, false, 100, 60000 },
 	};
 	const json_t *v;
 
@@ -92,6 +93,8 @@ static int config_limits(const struct smig_json_doc *doc, const json_t *lim,
 		cfg->stream_passes = (int)json_integer_value(v);
 	if ((v = json_object_get(lim, "guest_watch_ms")))
 		cfg->guest_watch_ms = (int)json_integer_value(v);
+	if ((v = json_object_get(lim, "agent_timeout_ms")))
+		cfg->agent_timeout_ms = (int)json_integer_value(v);
 	return 0;
 }
 
@@ -390,6 +393,7 @@ static void config_defaults(struct smig_config *cfg, const char *name)
 	cfg->stall_timeout_ms = 30000;
 	cfg->stream_passes = 64;
 	cfg->guest_watch_ms = 5000;
+	cfg->agent_timeout_ms = 1000;
 	cfg->auto_converge = true;
 	cfg->audit_checkpoint_records = 64;
 	cfg->audit_checkpoint_interval_s = 60;

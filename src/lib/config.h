@@ -66,6 +66,7 @@ struct smig_config {
 	int stall_timeout_ms; /* a migration that moves nothing this long fails */
 	int stream_passes;    /* a stream longer than this many times the memory fails */
 	int guest_watch_ms;   /* destination: how long a resumed guest is watched for a crash */
+	int agent_timeout_ms; /* how long one guest agent ping waits for its answer */
 	int max_peers;
 	char policy_file[PATH_MAX]; /* empty: the built-in policy */
 	char audit_file[PATH_MAX];  /* empty: STATE_DIR/audit.log */

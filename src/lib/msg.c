@@ -179,6 +179,8 @@ int smig_msg_put_mig_prepare(struct smig_buf *out, const struct smig_mig_prepare
 		rc = smig_buf_put_bytes(out, m->fw_sha256, sizeof(m->fw_sha256));
 	if (rc == 0 && m->has_fw)
 		rc = smig_buf_put_u64(out, m->fw_size);
+	if (rc == 0)
+		rc = smig_buf_put_u8(out, m->agent_answered ? 1 : 0);
 	return msg_finish(out, mark, rc);
 }
 
@@ -205,6 +207,8 @@ int smig_msg_get_mig_prepare(const struct smig_frame *f, struct smig_mig_prepare
 		SMIG_GUARD(smig_buf_get_bytes(&b, m->fw_sha256, sizeof(m->fw_sha256)));
 		SMIG_GUARD(smig_buf_get_u64(&b, &m->fw_size));
 	}
+	SMIG_GUARD(smig_buf_get_u8(&b, &m->agent_answered));
+	SMIG_ENSURE(m->agent_answered <= 1, SMIG_EPROTO);
 	return smig_buf_expect_end(&b);
 }
 
@@ -313,7 +317,7 @@ int smig_msg_put_mig_settled(struct smig_buf *out, const struct smig_mig_settled
 	size_t mark;
 	int rc;
 
-	SMIG_ENSURE(m->fate <= SMIG_GUEST_CRASHED, SMIG_EINVAL);
+	SMIG_ENSURE(m->fate <= SMIG_GUEST_UNRESPONSIVE, SMIG_EINVAL);
 	SMIG_GUARD(smig_frame_begin(out, SMIG_MSG_MIG_SETTLED, &mark));
 	rc = smig_buf_put_u64(out, m->id);
 	if (rc == 0)
@@ -330,7 +334,7 @@ int smig_msg_get_mig_settled(const struct smig_frame *f, struct smig_mig_settled
 	SMIG_GUARD(msg_view(f, SMIG_MSG_MIG_SETTLED, &b));
 	SMIG_GUARD(smig_buf_get_u64(&b, &m->id));
 	SMIG_GUARD(smig_buf_get_u8(&b, &m->fate));
-	SMIG_ENSURE(m->fate <= SMIG_GUEST_CRASHED, SMIG_EPROTO);
+	SMIG_ENSURE(m->fate <= SMIG_GUEST_UNRESPONSIVE, SMIG_EPROTO);
 	SMIG_GUARD(smig_buf_get_string(&b, m->detail, sizeof(m->detail), SMIG_REASON_MAX));
 	return smig_buf_expect_end(&b);
 }

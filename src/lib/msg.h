@@ -58,6 +58,8 @@ struct smig_mig_prepare {
 	uint8_t has_fw;
 	uint8_t fw_sha256[32];
 	uint64_t fw_size;
+	/* the VM's guest agent answered the source's ping before PREPARE */
+	uint8_t agent_answered;
 };
 
 struct smig_mig_commit_req {
@@ -94,11 +96,14 @@ int smig_msg_get_mig_abort(const struct smig_frame *f, struct smig_mig_abort *m)
 
 /*
  * SETTLED: after COMMITTED, what the destination saw of the guest during its
- * watch window: alive, or crashed (GUEST_PANICKED) with the detail.
+ * watch window: alive, crashed (GUEST_PANICKED, QEMU gone), or
+ * unresponsive (its guest agent answered the source and not the
+ * destination), with the detail.
  */
 enum smig_guest_fate {
 	SMIG_GUEST_ALIVE = 0,
 	SMIG_GUEST_CRASHED = 1,
+	SMIG_GUEST_UNRESPONSIVE = 2,
 };
 
 struct smig_mig_settled {

@@ -238,6 +238,16 @@ static int add_devices(struct smig_argv *a, const struct smig_vmspec *s,
 		SMIG_GUARD(add(a, "-device"));
 		SMIG_GUARD(add(a, "tpm-tis,tpmdev=tpm0"));
 	}
+	if (s->guest_agent) {
+		/* the port name qemu-ga looks for; smigd connects to the socket to ping it */
+		SMIG_ENSURE(host_path_ok(p->agent), SMIG_EINVAL);
+		SMIG_GUARD(add(a, "-chardev"));
+		SMIG_GUARD(add(a, "socket,id=qga0,path=%s,server=on,wait=off", p->agent));
+		SMIG_GUARD(add(a, "-device"));
+		SMIG_GUARD(add(a, "virtio-serial-pci,id=vser0"));
+		SMIG_GUARD(add(a, "-device"));
+		SMIG_GUARD(add(a, "virtserialport,bus=vser0.0,nr=1,chardev=qga0,name=org.qemu.guest_agent.0"));
+	}
 	return 0;
 }
 

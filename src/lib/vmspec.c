@@ -485,6 +485,7 @@ static int parse_root(struct ctx *c, struct smig_vmspec *s)
 		{ "disks", SMIG_J_ARRAY, false, 0, 0 },
 		{ "nics", SMIG_J_ARRAY, false, 0, 0 },
 		{ "vtpm", SMIG_J_BOOL, false, 0, 0 },
+		{ "guest_agent", SMIG_J_BOOL, false, 0, 0 },
 		{ "security", SMIG_J_OBJECT, false, 0, 0 },
 		{ "labels", SMIG_J_OBJECT, false, 0, 0 },
 	};
@@ -512,6 +513,7 @@ static int parse_root(struct ctx *c, struct smig_vmspec *s)
 	v = json_object_get(root, "vcpus");
 	s->vcpus = v ? (uint32_t)json_integer_value(v) : 1;
 	s->vtpm = json_is_true(json_object_get(root, "vtpm"));
+	s->guest_agent = json_is_true(json_object_get(root, "guest_agent"));
 	SMIG_GUARD(parse_parts(c, root, s));
 	for (size_t i = 0; i < s->nrequires; i++)
 		if (strcmp(s->requires[i], "vtpm") == 0 && !s->vtpm)

@@ -104,6 +104,7 @@ struct smig_vmspec {
 	struct smig_vm_nic nics[SMIG_VM_NICS_MAX];
 	size_t nnics;
 	bool vtpm;
+	bool guest_agent; /* a virtio-serial port for the QEMU guest agent (qemu-ga) */
 	enum smig_trust min_trust;
 	char requires[SMIG_VM_REQUIRES_MAX][SMIG_NAME_MAX + 1];
 	size_t nrequires;
@@ -144,6 +145,7 @@ struct smig_vm_paths {
 	const char *qmp;    /* QMP unix socket */
 	const char *serial; /* serial console unix socket */
 	const char *tpm;    /* swtpm control socket, when spec->vtpm */
+	const char *agent;  /* guest agent unix socket, when spec->guest_agent */
 	const char *pidfile;
 	const struct smig_vm_fds *fds;
 };

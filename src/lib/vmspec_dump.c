@@ -106,6 +106,8 @@ int smig_vmspec_dump(const struct smig_vmspec *s, char **out)
 		json_decref(labels);
 		return SMIG_ENOMEM;
 	}
+	if (s->guest_agent)
+		json_object_set_new(o, "guest_agent", json_true());
 	if (s->machine[0])
 		json_object_set_new(o, "machine", json_string(s->machine));
 	if (s->cpu[0])

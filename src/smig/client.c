@@ -194,6 +194,7 @@ int client_exit_code(const char *code)
 		{ "timeout", EXIT_PEER },
 		{ "migration_failed", EXIT_MIGRATION },
 		{ "guest_crashed", EXIT_MIGRATION },
+		{ "guest_unresponsive", EXIT_MIGRATION },
 		{ "capacity", EXIT_PEER },
 		{ "resources", EXIT_PEER },
 	};

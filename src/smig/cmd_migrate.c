@@ -145,6 +145,10 @@ int cmd_migrate(struct cli *cli, int argc, char **argv)
 			       json_integer_value(json_object_get(r, "passes")),
 			       json_number_value(json_object_get(r, "mbps")),
 			       json_string_value(json_object_get(r, "cipher")));
+		if (!cancel && json_is_string(json_object_get(r, "guest_detail")))
+			printf("%s: the guest is %s after the switch-over: %s\n", vm,
+			       json_string_value(json_object_get(r, "guest")),
+			       json_string_value(json_object_get(r, "guest_detail")));
 		if (!cancel && json_is_string(json_object_get(r, "accel")) &&
 		    strcmp(json_string_value(json_object_get(r, "accel")), "tcg") == 0)
 			fprintf(stderr, "smig migrate: note: %s ran under QEMU's TCG (software "

@@ -1,6 +1,6 @@
 /*
  * cmd_vm.c - smig vm define FILE | undefine | start | stop | list | show |
- * console NAME | check FILE [--config CONF] [--incoming].
+ * console | ping NAME | check FILE [--config CONF] [--incoming].
  */
 #include "client.h"
 #include "commands.h"
@@ -76,6 +76,9 @@ static int vm_named(struct cli *cli, const char *sub, const char *name)
 			puts(json_string_value(l));
 	} else if (strcmp(sub, "undefine") == 0) {
 		printf("%s undefined\n", name);
+	} else if (strcmp(sub, "ping") == 0) {
+		printf("%s: the guest agent answered in %.0f ms\n", name,
+		       json_real_value(json_object_get(r, "ms")));
 	} else {
 		print_vm_header();
 		print_vm_row(r);
@@ -167,7 +170,8 @@ static int vm_check_file(int argc, char **argv)
 
 int cmd_vm(struct cli *cli, int argc, char **argv)
 {
-	static const char *const named[] = { "start", "stop", "show", "console", "undefine" };
+	static const char *const named[] = { "start", "stop", "show", "console", "ping",
+					     "undefine" };
 
 	if (argc >= 2 && strcmp(argv[1], "check") == 0)
 		return vm_check_file(argc, argv);
@@ -179,6 +183,6 @@ int cmd_vm(struct cli *cli, int argc, char **argv)
 		if (strcmp(argv[1], named[i]) == 0)
 			return vm_named(cli, named[i], argv[2]);
 	fprintf(stderr, "usage: smig vm define FILE | check FILE [--config CONF] [--incoming] | list | "
-			"start|stop|show|console|undefine NAME\n");
+			"start|stop|show|console|ping|undefine NAME\n");
 	return EXIT_USAGE;
 }

@@ -212,7 +212,7 @@ void ctl_reply_ok(struct smigd *d, struct ctl_ref *ref, json_t *result)
 void ctl_reply_err(struct smigd *d, struct ctl_ref *ref, const char *code, const char *fmt,
 		   ...)
 {
-	char msg[512];
+	char msg[1024];
 	va_list ap;
 
 	va_start(ap, fmt);

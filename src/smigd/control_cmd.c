@@ -135,6 +135,7 @@ VM_CMD(stop)
 VM_CMD(list)
 VM_CMD(show)
 VM_CMD(console)
+VM_CMD(ping)
 
 static void cmd_migrate(struct smigd *d, const json_t *args,
 			struct ctl_ref *ref)
@@ -213,6 +214,7 @@ static const struct {
 	{ "vm.list", cmd_vm_list, NO_CHECK },
 	{ "vm.show", cmd_vm_show, SMIG_ACT_VM_VIEW },
 	{ "vm.console", cmd_vm_console, SMIG_ACT_VM_VIEW },
+	{ "vm.ping", cmd_vm_ping, SMIG_ACT_VM_VIEW },
 	{ "status", cmd_status, SMIG_ACT_HOST_VIEW },
 	{ "hosts", cmd_hosts, SMIG_ACT_HOST_VIEW },
 	{ "ping", cmd_ping, SMIG_ACT_HOST_VIEW },

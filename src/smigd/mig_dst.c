@@ -7,6 +7,8 @@
  * (SETTLING): a panic or a dead QEMU in that window is reported to the
  * source as SETTLED(crashed), and the VM stays here, crashed, for the
  * operator: it has run here, so the source's copy is not current any more.
+ * A guest agent that answered the source is pinged until it answers here;
+ * silence through the window is SETTLED(unresponsive), the VM left running.
  */
 #include "mig_int.h"
 #include "error.h"
@@ -199,6 +201,18 @@ static void dst_settle(struct mig *m, uint8_t fate, const char *detail)
 			 "action=kept_crashed_here",
 			 m->vm_name, m->peer_host, detail);
 		dst_audit(m, "guest_crashed", detail);
+	} else if (fate == SMIG_GUEST_UNRESPONSIVE) {
+		smig_err("event=guest_unresponsive_after_switchover vm=%s from=%s detail=\"%s\" "
+			 "action=kept_running_here",
+			 m->vm_name, m->peer_host, detail);
+		dst_audit(m, "guest_unresponsive", detail);
+		if (m->vm)
+			vm_note_error(m->vm,
+				      "its guest agent answered on %s before the migration and not "
+				      "here after it: the guest may be hung. Read its console (smig "
+				      "vm console %s), ping it (smig vm ping %s); if it stays silent, "
+				      "stop and start it",
+				      m->peer_host, m->vm_name, m->vm_name);
 	} else {
 		smig_info("event=migration_settled vm=%s from=%s guest=alive watch_ms=%d", m->vm_name,
 			  m->peer_host, m->d->cfg.guest_watch_ms);
@@ -222,14 +236,60 @@ void mig_dst_guest_crashed(struct mig *m, const char *fmt, ...)
 	dst_settle(m, SMIG_GUEST_CRASHED, detail);
 }
 
+static void dst_agent_word(void *arg, bool answered, const char *why)
+{
+	struct mig *m = arg;
+
+	m->agent_ping = NULL;
+	if (!answered) {
+		snprintf(m->agent_why, sizeof(m->agent_why), "%s", why);
+		return; /* dst_tick pings again, or ends the watch */
+	}
+	m->agent = MA_ANSWERED;
+	m->agent_ms = mig_ms_between(m->t_resumed, loop_now_ns());
+	smig_info("event=guest_agent_answered vm=%s after_resume_ms=%.0f", m->vm_name,
+		  m->agent_ms);
+}
+
+/* The watch is over (and no agent ping is in flight): how did the guest fare? */
+static void dst_watch_end(struct mig *m)
+{
+	char detail[SMIG_REASON_MAX + 1];
+
+	if (m->agent == MA_EXPECTED) {
+		snprintf(detail, sizeof(detail),
+			 "its guest agent answered on %s before the switch-over, and not here in "
+			 "the %d ms after resume (%s)",
+			 m->peer_host, m->d->cfg.guest_watch_ms, m->agent_why);
+		dst_settle(m, SMIG_GUEST_UNRESPONSIVE, detail);
+		return;
+	}
+	if (m->agent == MA_ANSWERED)
+		snprintf(detail, sizeof(detail),
+			 "no panic and QEMU alive through the watch; the guest agent answered "
+			 "%.1f s after resume",
+			 m->agent_ms / 1000.0);
+	else
+		snprintf(detail, sizeof(detail), "no panic and QEMU alive through the watch");
+	dst_settle(m, SMIG_GUEST_ALIVE, detail);
+}
+
 static void dst_tick(void *arg)
 {
 	struct mig *m = arg;
 
 	m->timer = NULL;
 	if (m->state == MS_SETTLING) {
-		if (loop_now_ms() >= m->settle_by_ms) {
-			dst_settle(m, SMIG_GUEST_ALIVE, "no panic and QEMU alive through the watch");
+		uint64_t now = loop_now_ms();
+
+		if (m->agent == MA_EXPECTED && m->agent_ping == NULL && now >= m->agent_next_ms &&
+		    now < m->settle_by_ms) {
+			m->agent_next_ms = now + AGENT_RETRY_MS;
+			m->agent_ping = vm_agent_ping(m->vm, dst_agent_word, m);
+		}
+		/* a ping in flight at the end of the watch still gets its answer */
+		if (now >= m->settle_by_ms && m->agent_ping == NULL) {
+			dst_watch_end(m);
 			return;
 		}
 	} else if (m->state != MS_COMMITTING &&
@@ -432,6 +492,9 @@ void mig_dst_prepare(struct smigd *d, struct peer *p, const struct smig_frame *f
 	OPENSSL_cleanse(mp.key, sizeof(mp.key));
 	if (mp.has_fw)
 		vm_fw_build_set(m->vm, &fwb); /* its flash comes in the stream: it runs that build */
+	/* the guest's agent answered on the source: after resume it must answer here too */
+	if (mp.agent_answered && spec.guest_agent)
+		m->agent = MA_EXPECTED;
 	vm_set_mig(m->vm, m);
 	m->state = MS_PREPARING;
 	smig_info("event=migration_incoming vm=%s from=%s id=%016llx", m->vm_name, m->peer_host,
@@ -460,8 +523,15 @@ static void dst_resumed(void *arg, bool ok, const char *why)
 	m->state = MS_SETTLING;
 	m->t_resumed = loop_now_ns();
 	m->settle_by_ms = loop_now_ms() + (uint64_t)m->d->cfg.guest_watch_ms;
-	if (m->d->cfg.guest_watch_ms == 0)
+	if (m->d->cfg.guest_watch_ms == 0) {
 		dst_settle(m, SMIG_GUEST_ALIVE, "not watched (limits.guest_watch_ms 0)");
+		return;
+	}
+	if (m->agent == MA_EXPECTED) {
+		snprintf(m->agent_why, sizeof(m->agent_why), "no ping ended yet");
+		m->agent_next_ms = loop_now_ms() + AGENT_RETRY_MS;
+		m->agent_ping = vm_agent_ping(m->vm, dst_agent_word, m);
+	}
 }
 
 void mig_dst_frame(struct mig *m, const struct smig_frame *f)

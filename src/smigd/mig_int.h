@@ -6,6 +6,7 @@
 #ifndef SMIGD_MIG_INT_H
 #define SMIGD_MIG_INT_H
 
+#include "agent.h"
 #include "buf.h"
 #include "frame.h"
 #include "migrate.h"
@@ -28,6 +29,7 @@
 #define MIG_PEND_LOW ((size_t)128 * 1024)
 #define MIG_PROGRESS_MS 100
 #define MIG_DOWNTIME_MS 300 /* the guest-visible budget without --downtime-ms */
+#define AGENT_RETRY_MS 500 /* destination: a silent guest agent is pinged again after this */
 /* Device and vTPM state on top of limits.stream_passes passes over the memory. */
 #define MIG_STATE_SLACK ((uint64_t)64 << 20)
 
@@ -42,6 +44,15 @@ enum mig_state {
 };
 
 extern const char *const mig_state_names[];
+
+/* The guest agent's word, for a VM whose spec has one. */
+enum mig_agent {
+	MA_NONE,     /* no agent port, or the source did not hear it */
+	MA_PENDING,  /* source: pinged, no word yet */
+	MA_ANSWERED, /* source: before PREPARE; destination: after resume */
+	MA_SILENT,   /* source: no answer before PREPARE */
+	MA_EXPECTED, /* destination: answered on the source, not yet here */
+};
 
 struct mig {
 	struct mig *next;
@@ -79,6 +90,12 @@ struct mig {
 	uint64_t settle_by_ms;    /* MS_SETTLING: the watch (dst) or the wait (src) ends */
 	uint64_t t_resumed;       /* destination: cont answered */
 	uint32_t mem_mib;
+	struct agent_ping *agent_ping; /* a guest agent ping in flight */
+	enum mig_agent agent;
+	bool peer_waits_agent;         /* source: connected before the agent's word */
+	uint64_t agent_next_ms;        /* destination: when to ping again */
+	char agent_why[160];           /* the last ping's failure */
+	double agent_ms;               /* destination: answered this long after resume */
 };
 
 

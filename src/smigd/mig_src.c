@@ -337,12 +337,16 @@ static void src_committed(struct mig *m)
 }
 
 /*
- * The end of a committed migration. guest is "alive", "crashed" or
- * "unknown" (no SETTLED: the connection went, or it came too late).
+ * The end of a committed migration. guest is "alive", "crashed",
+ * "unresponsive" or "unknown" (no SETTLED: the connection went, or it came
+ * too late).
  */
 static void src_finish(struct mig *m, const char *guest, const char *detail)
 {
+	static const char *const agent_names[] = { "none", "pending", "answered", "silent",
+						   "expected" };
 	bool crashed = strcmp(guest, "crashed") == 0;
+	bool unresponsive = strcmp(guest, "unresponsive") == 0;
 	json_t *result;
 
 	m->state = MS_DONE;
@@ -364,20 +368,29 @@ static void src_finish(struct mig *m, const char *guest, const char *detail)
 	if (result) {
 		(void)json_object_set_new(result, "guest", json_string(guest));
 		(void)json_object_set_new(result, "guest_detail", json_string(detail));
-		if (crashed)
+		(void)json_object_set_new(result, "guest_agent_before",
+					  json_string(agent_names[m->agent]));
+		if (crashed || unresponsive)
 			(void)json_object_set_new(result, "status", json_string("failed"));
 	}
-	if (crashed) {
-		smig_err("event=migration_failed vm=%s to=%s reason=\"guest crashed after "
-			 "switch-over: %s\" action=none_source_copy_retired",
-			 m->vm_name, m->peer_host, detail);
+	if (crashed || unresponsive) {
+		const char *what = crashed ? "crashed" : "unresponsive";
+
+		smig_err("event=migration_failed vm=%s to=%s reason=\"guest %s after switch-over: "
+			 "%s\" action=none_source_copy_retired",
+			 m->vm_name, m->peer_host, what, detail);
 		if (ctl_ref_waits(&m->ref))
-			ctl_reply_err(m->d, &m->ref, "guest_crashed",
-				      "%s to %s: failed (guest crashed after switch-over): %s; the VM "
-				      "is on %s, crashed (QEMU holds it paused); its copy here was "
-				      "retired at commit, since the guest had run there. Read its "
-				      "console log on %s, then stop and start it there",
-				      m->vm_name, m->peer_host, detail, m->peer_host, m->peer_host);
+			ctl_reply_err(m->d, &m->ref, crashed ? "guest_crashed" : "guest_unresponsive",
+				      "%s to %s: failed (guest %s after switch-over): %s; the VM is on "
+				      "%s, %s; its copy here was retired at commit, since the guest "
+				      "had run there. Read its console log on %s (smig vm console), %s",
+				      m->vm_name, m->peer_host, what, detail, m->peer_host,
+				      crashed ? "crashed (QEMU holds it paused)"
+					      : "running, but its guest may be hung",
+				      m->peer_host,
+				      crashed ? "then stop and start it there"
+					      : "ping it (smig vm ping); if it stays silent, stop and "
+						"start it there");
 		json_decref(result);
 	} else {
 		smig_info("event=migration_completed vm=%s to=%s total_ms=%.1f downtime_ms=%.1f "
@@ -475,7 +488,11 @@ void mig_src_frame(struct mig *m, const struct smig_frame *f)
 		if (smig_msg_get_mig_settled(f, &st) < 0 || st.id != m->id)
 			mig_src_settle_lost(m, "malformed SETTLED");
 		else
-			src_finish(m, st.fate == SMIG_GUEST_CRASHED ? "crashed" : "alive", st.detail);
+			src_finish(m,
+				   st.fate == SMIG_GUEST_CRASHED	  ? "crashed"
+				   : st.fate == SMIG_GUEST_UNRESPONSIVE ? "unresponsive"
+									: "alive",
+				   st.detail);
 		return;
 	}
 	if (f->type == SMIG_MSG_MIG_READY &&
@@ -533,6 +550,28 @@ static bool target_fits(struct mig *m)
 	return false;
 }
 
+/*
+ * The source's guest agent ping, sent when the migration starts: an answer
+ * here is what the destination's pings after resume are held to.
+ */
+static void src_agent_word(void *arg, bool answered, const char *why)
+{
+	struct mig *m = arg;
+
+	m->agent_ping = NULL;
+	m->agent = answered ? MA_ANSWERED : MA_SILENT;
+	if (answered)
+		smig_info("event=guest_agent_ping vm=%s answered=yes", m->vm_name);
+	else
+		smig_warn("event=guest_agent_ping vm=%s answered=no reason=\"%s\" "
+			  "action=migrate_unwatched_by_agent",
+			  m->vm_name, why);
+	if (m->peer_waits_agent) {
+		m->peer_waits_agent = false;
+		mig_peer_ready(m);
+	}
+}
+
 void mig_peer_ready(struct mig *m)
 {
 	struct smig_mig_prepare mp = { .id = m->id };
@@ -540,6 +579,11 @@ void mig_peer_ready(struct mig *m)
 	char *spec;
 	int rc;
 
+	if (m->agent == MA_PENDING) {
+		m->peer_waits_agent = true; /* PREPARE says whether the agent answered */
+		return;
+	}
+	mp.agent_answered = m->agent == MA_ANSWERED;
 	snprintf(m->cipher, sizeof(m->cipher), "%s", peer_cipher(m->peer));
 	if (!target_fits(m))
 		return;
@@ -626,6 +670,12 @@ void mig_start(struct smigd *d, const char *name, const char *to, const struct m
 	vm_set_mig(vm, m);
 	smig_info("event=migration_start vm=%s to=%s id=%016llx", name, to,
 		  (unsigned long long)m->id);
+	if (vm_spec(vm)->guest_agent) {
+		m->agent = MA_PENDING;
+		m->agent_ping = vm_agent_ping(vm, src_agent_word, m);
+		if (m->agent_ping == NULL)
+			m->agent = MA_SILENT;
+	}
 	m->peer = peer_connect_mig(d, to, m, err, sizeof(err));
 	if (m->peer == NULL) {
 		ctl_reply_err(d, &m->ref, "unreachable", "%s", err);

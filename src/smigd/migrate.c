@@ -78,6 +78,7 @@ static void mig_release(struct mig *m)
 {
 	mig_close_fd(m);
 	loop_timer_cancel(m->d->loop, m->timer);
+	agent_ping_cancel(m->agent_ping);
 	if (m->vm && vm_mig(m->vm) == m)
 		vm_set_mig(m->vm, NULL);
 	if (m->peer)

@@ -364,6 +364,73 @@ static void cmd_console(struct smigd *d, struct vm *vm, struct ctl_ref *ref)
 				       "lines", lines));
 }
 
+struct agent_ping *vm_agent_ping(struct vm *vm, agent_ping_fn cb, void *arg)
+{
+	char path[PATH_MAX];
+
+	if (!vm->spec.guest_agent)
+		return NULL;
+	vm_path(vm, "agent.sock", path, sizeof(path));
+	return agent_ping_start(vm->d->loop, path, vm->d->cfg.agent_timeout_ms, cb, arg);
+}
+
+/* vm ping: one guest agent ping, answered when it ends. */
+struct ping_req {
+	struct smigd *d;
+	struct ctl_ref ref;
+	char vm[SMIG_NAME_MAX + 1];
+	uint64_t t0;
+};
+
+static void on_ping(void *arg, bool answered, const char *why)
+{
+	struct ping_req *r = arg;
+	double ms = (double)(loop_now_ns() - r->t0) / 1e6;
+
+	if (answered)
+		ctl_reply_ok(r->d, &r->ref, json_pack("{s:s,s:s,s:f}", "vm", r->vm, "agent",
+						      "answered", "ms", ms));
+	else
+		ctl_reply_err(r->d, &r->ref, "agent_silent",
+			      "%s: the guest agent did not answer in %.0f ms (%s); is qemu-ga "
+			      "running in the guest?",
+			      r->vm, ms, why);
+	free(r);
+}
+
+static void cmd_ping(struct smigd *d, struct vm *vm, struct ctl_ref *ref)
+{
+	struct ping_req *r;
+
+	if (!vm->spec.guest_agent) {
+		ctl_reply_err(d, ref, "error",
+			      "%s has no guest agent port: its spec needs \"guest_agent\": true "
+			      "(the port is there from the VM's next cold start)",
+			      vm->spec.name);
+		return;
+	}
+	if (vm->state != VM_RUNNING) {
+		ctl_reply_err(d, ref, "error", "%s is %s; only a running guest answers", vm->spec.name,
+			      vm_state_name(vm->state));
+		return;
+	}
+	r = calloc(1, sizeof(*r));
+	if (r == NULL) {
+		ctl_reply_err(d, ref, "error", "out of memory");
+		return;
+	}
+	r->d = d;
+	r->ref = *ref;
+	ref->id = NULL;
+	ref->client_id = 0;
+	snprintf(r->vm, sizeof(r->vm), "%s", vm->spec.name);
+	r->t0 = loop_now_ns();
+	if (vm_agent_ping(vm, on_ping, r) == NULL) {
+		ctl_reply_err(d, &r->ref, "error", "out of memory");
+		free(r);
+	}
+}
+
 void vm_cmd(struct smigd *d, const char *sub, const json_t *args, struct ctl_ref *ref)
 {
 	const json_t *name = json_object_get(args, "vm");
@@ -396,6 +463,8 @@ void vm_cmd(struct smigd *d, const char *sub, const json_t *args, struct ctl_ref
 		ctl_reply_ok(d, ref, vm_json(vm));
 	else if (strcmp(sub, "console") == 0)
 		cmd_console(d, vm, ref);
+	else if (strcmp(sub, "ping") == 0)
+		cmd_ping(d, vm, ref);
 	else if (strcmp(sub, "undefine") == 0) {
 		if (vm_undefine(d, vm, err, sizeof(err)) < 0)
 			ctl_reply_err(d, ref, "error", "%s", err);

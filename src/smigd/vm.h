@@ -10,6 +10,7 @@
 #ifndef SMIGD_VM_H
 #define SMIGD_VM_H
 
+#include "agent.h"
 #include "smigd.h"
 #include "vmcheck.h"
 #include "vmspec.h"
@@ -77,6 +78,13 @@ void vm_adopt_incoming(struct vm *vm);
 int vm_set_tpm_key(struct vm *vm, const uint8_t *key, size_t len);
 /* Reads the vTPM state key of a VM for the peer; 0 or a negative code. */
 int vm_get_tpm_key(struct vm *vm, uint8_t *key, size_t len);
+/*
+ * Pings vm's guest agent (limits.agent_timeout_ms); NULL when its spec has
+ * no guest_agent or out of memory.
+ */
+struct agent_ping *vm_agent_ping(struct vm *vm, agent_ping_fn cb, void *arg);
+/* What vm show reports as the VM's last error (and a warning in the log). */
+void vm_note_error(struct vm *vm, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* --- resources (vm_res.c): the catalogue's names, descriptors for QEMU, capacity --- */
 struct vm_usage {

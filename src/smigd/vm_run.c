@@ -27,8 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
-__attribute__((format(printf, 2, 3)))
-static void vm_note_error(struct vm *vm, const char *fmt, ...)
+void vm_note_error(struct vm *vm, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -329,8 +328,9 @@ void vm_on_qmp_state(void *arg, bool ok, const char *why)
 static void start_qemu(struct vm *vm)
 {
 	char qmp[PATH_MAX], serial[PATH_MAX], tpm[PATH_MAX], pid[PATH_MAX], log[PATH_MAX];
-	struct smig_vm_paths paths = { .qmp = qmp, .serial = serial, .tpm = tpm, .pidfile = pid,
-				       .fds = &vm->fds };
+	char agent[PATH_MAX];
+	struct smig_vm_paths paths = { .qmp = qmp, .serial = serial, .tpm = tpm, .agent = agent,
+				       .pidfile = pid, .fds = &vm->fds };
 	struct smig_argv argv;
 
 	vm_path(vm, "qmp.sock", qmp, sizeof(qmp));
@@ -338,8 +338,10 @@ static void start_qemu(struct vm *vm)
 	vm_path(vm, "swtpm.sock", tpm, sizeof(tpm));
 	vm_path(vm, "qemu.pid", pid, sizeof(pid));
 	vm_path(vm, "qemu.log", log, sizeof(log));
+	vm_path(vm, "agent.sock", agent, sizeof(agent));
 	(void)unlink(qmp);
 	(void)unlink(serial);
+	(void)unlink(agent);
 	if (smig_qemu_argv(&vm->spec, &paths, vm->d->cfg.qemu_binary, vm->d->cfg.qemu_accel,
 			   vm->incoming, &argv) < 0) {
 		start_fail(vm, "cannot build the QEMU command line");

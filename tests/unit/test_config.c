@@ -22,7 +22,7 @@ static const char good_config[] =
 	"  \"tls\": {\"ca\": \"pki/ca.crt\", \"cert\": \"pki/h1.crt\", \"key\": \"/k/h1.key\"},\n"
 	"  \"hosts_file\": \"hosts.json\",\n"
 	"  \"log\": {\"level\": \"debug\", \"syslog\": true},\n"
-	"  \"limits\": {\"handshake_timeout_ms\": 2000, \"max_peers\": 8},\n"
+	"  \"limits\": {\"handshake_timeout_ms\": 2000, \"max_peers\": 8, \"agent_timeout_ms\": 700},\n"
 	"  \"policy\": \"policy.json\",\n"
 	"  \"audit\": {\"file\": \"/var/log/smig/audit.log\", \"checkpoint_records\": 10}\n"
 	"}\n";
@@ -80,6 +80,8 @@ static void test_good_config(void **state)
 	assert_int_equal(cfg.handshake_timeout_ms, 2000);
 	assert_int_equal(cfg.request_timeout_ms, 10000); /* default kept */
 	assert_int_equal(cfg.max_peers, 8);
+	assert_int_equal(cfg.agent_timeout_ms, 700);
+	assert_int_equal(cfg.guest_watch_ms, 5000); /* default kept */
 	assert_string_equal(cfg.policy_file, "/etc/smig/policy.json");
 	assert_string_equal(cfg.audit_file, "/var/log/smig/audit.log");
 	assert_int_equal(cfg.audit_checkpoint_records, 10);

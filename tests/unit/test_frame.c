@@ -367,7 +367,7 @@ static void test_wrong_type_decoders_refuse(void **state)
 static void test_prepare_firmware(void **state)
 {
 	struct smig_mig_prepare in = { .id = 3, .spec = "{}", .spec_len = 2, .has_fw = 1,
-				       .fw_size = 2097152 }, out;
+				       .fw_size = 2097152, .agent_answered = 1 }, out;
 	struct smig_buf b;
 	struct smig_frame f;
 
@@ -376,6 +376,7 @@ static void test_prepare_firmware(void **state)
 	smig_buf_init(&b, 1024);
 	assert_int_equal(smig_msg_put_mig_prepare(&b, &in), 0);
 	in.has_fw = 0;
+	in.agent_answered = 0;
 	assert_int_equal(smig_msg_put_mig_prepare(&b, &in), 0);
 	assert_int_equal(smig_frame_next(&b, &f), 0);
 	assert_int_equal(smig_msg_get_mig_prepare(&f, &out), 0);
@@ -383,9 +384,35 @@ static void test_prepare_firmware(void **state)
 	assert_int_equal(out.fw_size, 2097152);
 	assert_memory_equal(out.fw_sha256, in.fw_sha256, sizeof(in.fw_sha256));
 	assert_int_equal(out.has_key, 0);
+	assert_int_equal(out.agent_answered, 1);
 	assert_int_equal(smig_frame_next(&b, &f), 0);
 	assert_int_equal(smig_msg_get_mig_prepare(&f, &out), 0);
 	assert_int_equal(out.has_fw, 0);
+	assert_int_equal(out.agent_answered, 0);
+	smig_buf_clear(&b);
+}
+
+/* SETTLED: the three fates a watched guest can have, and nothing else. */
+static void test_settled_fates(void **state)
+{
+	struct smig_mig_settled in = { .id = 4, .fate = SMIG_GUEST_UNRESPONSIVE,
+				       .detail = "agent silent" }, out;
+	struct smig_buf b;
+	struct smig_frame f;
+	uint8_t *fate;
+
+	(void)state;
+	smig_buf_init(&b, 1024);
+	assert_int_equal(smig_msg_put_mig_settled(&b, &in), 0);
+	assert_int_equal(smig_frame_next(&b, &f), 0);
+	assert_int_equal(smig_msg_get_mig_settled(&f, &out), 0);
+	assert_int_equal(out.fate, SMIG_GUEST_UNRESPONSIVE);
+	assert_string_equal(out.detail, "agent silent");
+	fate = (uint8_t *)(uintptr_t)f.payload + 8; // NOLINT(performance-no-int-to-ptr)
+	*fate = 3;
+	assert_int_equal(smig_msg_get_mig_settled(&f, &out), SMIG_EPROTO);
+	in.fate = 3;
+	assert_int_equal(smig_msg_put_mig_settled(&b, &in), SMIG_EINVAL);
 	smig_buf_clear(&b);
 }
 
@@ -434,6 +461,7 @@ int main(void)
 		cmocka_unit_test(test_wrong_type_decoders_refuse),
 		cmocka_unit_test(test_frame_survives_compaction),
 		cmocka_unit_test(test_prepare_firmware),
+		cmocka_unit_test(test_settled_fates),
 	};
 	return cmocka_run_group_tests_name("frame", tests, NULL, NULL);
 }

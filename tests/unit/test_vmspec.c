@@ -28,7 +28,7 @@ static const char good[] =
 	"           {\"pool\": \"shared\", \"volume\": \"data.raw\", \"bus\": \"virtio-scsi\",\n"
 	"            \"cache\": \"writeback\", \"readonly\": true}],\n"
 	" \"nics\": [{\"network\": \"lan\", \"mac\": \"52:54:00:12:34:56\", \"model\": \"virtio-net\"}],\n"
-	" \"vtpm\": true, \"security\": {\"min_trust\": \"trusted\", \"requires\": [\"vtpm\"]},\n"
+	" \"vtpm\": true, \"guest_agent\": true, \"security\": {\"min_trust\": \"trusted\", \"requires\": [\"vtpm\"]},\n"
 	" \"labels\": {\"tier\": \"web\"}}";
 
 #define BASE "{\"name\": \"a\", \"memory_mib\": 64, "
@@ -69,6 +69,7 @@ static void test_good_spec(void **state)
 	assert_true(s.nics[0].has_mac);
 	assert_int_equal(s.nics[0].mac[5], 0x56);
 	assert_true(s.vtpm);
+	assert_true(s.guest_agent);
 	assert_int_equal(s.min_trust, SMIG_TRUST_TRUSTED);
 	assert_string_equal(s.labels[0].key, "tier");
 	/* what a source sends is what the destination parses, unchanged */
@@ -175,7 +176,8 @@ static void test_qemu_argv(void **state)
 				 .disk_rw = { 24, -1, -1, -1 }, .disk_ro = { 25, 26, -1, -1 },
 				 .tap = { 27, -1, -1, -1 } };
 	struct smig_vm_paths p = { .qmp = "/run/s/qmp.sock", .serial = "/run/s/serial.sock",
-				   .tpm = "/run/s/tpm.sock", .pidfile = "/run/s/qemu.pid", .fds = &f };
+				   .tpm = "/run/s/tpm.sock", .agent = "/run/s/agent.sock",
+				   .pidfile = "/run/s/qemu.pid", .fds = &f };
 	struct smig_vmspec s;
 	struct smig_argv a;
 	char err[256];
@@ -211,7 +213,21 @@ static void test_qemu_argv(void **state)
 	assert_null(strstr(joined, "vmlinuz"));
 	assert_non_null(strstr(joined, "-tpmdev emulator,id=tpm0,chardev=tpmchr"));
 	assert_non_null(strstr(joined, "-incoming defer"));
+	/* the guest agent's port, by the name qemu-ga opens, on smigd's socket */
+	assert_non_null(strstr(joined, "-chardev socket,id=qga0,path=/run/s/agent.sock,server=on,"
+				       "wait=off -device virtio-serial-pci,id=vser0 -device "
+				       "virtserialport,bus=vser0.0,nr=1,chardev=qga0,"
+				       "name=org.qemu.guest_agent.0"));
 	smig_argv_clear(&a);
+	s.guest_agent = false;
+	assert_int_equal(smig_qemu_argv(&s, &p, "qemu", "tcg", false, &a), 0);
+	join_argv(&a, joined, sizeof(joined));
+	assert_null(strstr(joined, "virtio-serial"));
+	smig_argv_clear(&a);
+	s.guest_agent = true;
+	p.agent = NULL; /* a port without smigd's end of it is refused */
+	assert_int_equal(smig_qemu_argv(&s, &p, "qemu", "tcg", false, &a), SMIG_EINVAL);
+	p.agent = "/run/s/agent.sock";
 
 	assert_int_equal(smig_qemu_argv(&s, &p, "qemu", "tcg", false, &a), 0);
 	join_argv(&a, joined, sizeof(joined));
