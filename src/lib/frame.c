@@ -20,7 +20,8 @@ static const struct frame_type frame_types[] = {
 	{ SMIG_MSG_BYE, "BYE", 0 },
 	{ SMIG_MSG_ATTEST_REQ, "ATTEST_REQ", 32 },
 	{ SMIG_MSG_ATTEST, "ATTEST", 16 * 1024 },
-	{ SMIG_MSG_MIG_PREPARE, "MIG_PREPARE", 8 + 2 + 16 * 1024 + 1 + 32 },
+	/* id, spec, vTPM key, firmware build, agent */
+	{ SMIG_MSG_MIG_PREPARE, "MIG_PREPARE", 8 + 2 + 16 * 1024 + 1 + 32 + 1 + 32 + 8 + 1 },
 	{ SMIG_MSG_MIG_PREPARED, "MIG_PREPARED", 8 },
 	{ SMIG_MSG_MIG_DATA, "MIG_DATA", SMIG_FRAME_MAX_PAYLOAD },
 	{ SMIG_MSG_MIG_COMMIT_REQ, "MIG_COMMIT_REQ", 16 },
@@ -29,6 +30,8 @@ static const struct frame_type frame_types[] = {
 	{ SMIG_MSG_MIG_COMMITTED, "MIG_COMMITTED", 8 },
 	{ SMIG_MSG_MIG_ABORT, "MIG_ABORT", 8 + 2 + 2 + 255 },
 	{ SMIG_MSG_MIG_SETTLED, "MIG_SETTLED", 8 + 1 + 2 + 255 },
+	{ SMIG_MSG_MIG_QUERY, "MIG_QUERY", 8 },
+	{ SMIG_MSG_MIG_OUTCOME, "MIG_OUTCOME", 8 + 1 },
 };
 
 static const struct frame_type *frame_type_find(uint8_t type)

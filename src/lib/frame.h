@@ -41,6 +41,8 @@ enum smig_msg_type {
 	SMIG_MSG_MIG_COMMITTED = 0x16,
 	SMIG_MSG_MIG_ABORT = 0x17,
 	SMIG_MSG_MIG_SETTLED = 0x18, /* the guest's fate after switch-over */
+	SMIG_MSG_MIG_QUERY = 0x19,   /* a source that lost a commit asks how it ended */
+	SMIG_MSG_MIG_OUTCOME = 0x1a, /* ... and the destination answers */
 };
 
 struct smig_frame {

@@ -25,6 +25,14 @@ int smig_log_level_parse(const char *name, enum smig_log_level *out);
 
 __attribute__((format(printf, 2, 3)))
 void smig_log(enum smig_log_level level, const char *fmt, ...);
+/*
+ * Stop points, for fault tests: a comma-separated list of event names
+ * (smigd takes it from SMIG_STOP_AT). The first time the process logs one
+ * of them, at any level, it logs "event=stopped_at" and stops itself
+ * (SIGSTOP), so a test can inject a fault at exactly that step and then
+ * continue it (SIGCONT) or kill it. Empty or NULL: none.
+ */
+void smig_log_stop_at(const char *list);
 
 #define smig_err(...) smig_log(SMIG_LOG_ERROR, __VA_ARGS__)
 #define smig_warn(...) smig_log(SMIG_LOG_WARN, __VA_ARGS__)

@@ -215,7 +215,7 @@ int smig_msg_get_mig_prepare(const struct smig_frame *f, struct smig_mig_prepare
 static bool mig_id_type(uint8_t type)
 {
 	return type == SMIG_MSG_MIG_PREPARED || type == SMIG_MSG_MIG_COMMIT ||
-	       type == SMIG_MSG_MIG_COMMITTED;
+	       type == SMIG_MSG_MIG_COMMITTED || type == SMIG_MSG_MIG_QUERY;
 }
 
 int smig_msg_put_mig_id(struct smig_buf *out, uint8_t type, uint64_t id)
@@ -238,6 +238,30 @@ int smig_msg_get_mig_id(const struct smig_frame *f, uint8_t type, uint64_t *id)
 	SMIG_ENSURE(mig_id_type(type), SMIG_EINVAL);
 	SMIG_GUARD(msg_view(f, type, &b));
 	SMIG_GUARD(smig_buf_get_u64(&b, id));
+	return smig_buf_expect_end(&b);
+}
+
+int smig_msg_put_mig_outcome(struct smig_buf *out, uint64_t id, uint8_t outcome)
+{
+	size_t mark;
+	int rc;
+
+	SMIG_ENSURE(outcome <= SMIG_OUTCOME_PENDING, SMIG_EINVAL);
+	SMIG_GUARD(smig_frame_begin(out, SMIG_MSG_MIG_OUTCOME, &mark));
+	rc = smig_buf_put_u64(out, id);
+	if (rc == 0)
+		rc = smig_buf_put_u8(out, outcome);
+	return msg_finish(out, mark, rc);
+}
+
+int smig_msg_get_mig_outcome(const struct smig_frame *f, uint64_t *id, uint8_t *outcome)
+{
+	struct smig_buf b;
+
+	SMIG_GUARD(msg_view(f, SMIG_MSG_MIG_OUTCOME, &b));
+	SMIG_GUARD(smig_buf_get_u64(&b, id));
+	SMIG_GUARD(smig_buf_get_u8(&b, outcome));
+	SMIG_ENSURE(*outcome <= SMIG_OUTCOME_PENDING, SMIG_EPROTO);
 	return smig_buf_expect_end(&b);
 }
 

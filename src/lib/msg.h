@@ -86,7 +86,21 @@ int smig_msg_get_mig_prepare(const struct smig_frame *f, struct smig_mig_prepare
 #define SMIG_PROT_ALL 0xfu
 int smig_msg_put_mig_ready(struct smig_buf *out, uint64_t id, uint32_t protections);
 int smig_msg_get_mig_ready(const struct smig_frame *f, uint64_t *id, uint32_t *protections);
-/* PREPARED, COMMIT, COMMITTED: the id alone. */
+/*
+ * OUTCOME answers QUERY (the id alone): how did migration id end on the
+ * destination? A source asks when it sent COMMIT and lost the connection
+ * before COMMITTED, and acts on the answer: NOT_HERE or DISCARDED, it
+ * resumes its copy; COMMITTED, it retires it; PENDING, it asks again.
+ */
+enum smig_mig_outcome {
+	SMIG_OUTCOME_NOT_HERE = 0,  /* no such migration ever committed here */
+	SMIG_OUTCOME_DISCARDED = 1, /* it was under way; the copy here is gone */
+	SMIG_OUTCOME_COMMITTED = 2, /* the VM was resumed here */
+	SMIG_OUTCOME_PENDING = 3,   /* COMMIT arrived, the resume is under way */
+};
+int smig_msg_put_mig_outcome(struct smig_buf *out, uint64_t id, uint8_t outcome);
+int smig_msg_get_mig_outcome(const struct smig_frame *f, uint64_t *id, uint8_t *outcome);
+/* PREPARED, COMMIT, COMMITTED, QUERY: the id alone. */
 int smig_msg_put_mig_id(struct smig_buf *out, uint8_t type, uint64_t id);
 int smig_msg_get_mig_id(const struct smig_frame *f, uint8_t type, uint64_t *id);
 int smig_msg_put_mig_commit_req(struct smig_buf *out, const struct smig_mig_commit_req *m);

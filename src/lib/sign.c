@@ -125,6 +125,22 @@ static int hexval(char c)
 	return -1;
 }
 
+int smig_unhex_u64(const char *s, uint64_t *out)
+{
+	uint64_t v = 0;
+
+	SMIG_ENSURE(s != NULL, SMIG_EINVAL);
+	for (size_t i = 0; i < 16; i++) {
+		int d = hexval(s[i]);
+
+		SMIG_ENSURE(d >= 0, SMIG_EINVAL);
+		v = v << 4 | (uint64_t)d;
+	}
+	SMIG_ENSURE(hexval(s[16]) < 0, SMIG_EINVAL);
+	*out = v;
+	return 0;
+}
+
 int smig_unhex(const char *s, uint8_t *out, size_t n)
 {
 	SMIG_ENSURE(s != NULL && strlen(s) == 2 * n, SMIG_EINVAL);

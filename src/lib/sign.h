@@ -28,6 +28,8 @@ int smig_sign_verify(EVP_PKEY *pub, const char *ctx, const uint8_t *msg, size_t 
 
 /* Lowercase hex of n bytes into out (2n+1 bytes). */
 void smig_hex(const uint8_t *in, size_t n, char *out);
+/* The 16 hex digits that begin s (the next character is not one) as a number. */
+int smig_unhex_u64(const char *s, uint64_t *out);
 /* Exactly 2n hex digits into out; SMIG_EINVAL otherwise. */
 int smig_unhex(const char *s, uint8_t *out, size_t n);
 

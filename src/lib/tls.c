@@ -191,6 +191,19 @@ static int tls_result(struct smig_tls_conn *c, int ret, const char *what)
 			return SMIG_ECLOSED;
 		}
 		break;
+	case SSL_ERROR_SSL:
+		/*
+		 * EOF without close_notify: the peer's process or host went away (or
+		 * someone cut the connection, which no record can prevent). A lost
+		 * connection, not a record that failed to authenticate.
+		 */
+		if (ERR_GET_REASON(ERR_peek_error()) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
+			snprintf(c->reason, sizeof(c->reason),
+				 "%s: connection closed by peer without close_notify", what);
+			ERR_clear_error();
+			return SMIG_ECLOSED;
+		}
+		break;
 	default:
 		break;
 	}

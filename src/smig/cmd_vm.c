@@ -1,6 +1,7 @@
 /*
  * cmd_vm.c - smig vm define FILE | undefine | start | stop | list | show |
- * console | ping NAME | check FILE [--config CONF] [--incoming].
+ * console | ping | resume [--force] NAME | check FILE [--config CONF]
+ * [--incoming].
  */
 #include "client.h"
 #include "commands.h"
@@ -57,16 +58,19 @@ static int vm_define_file(struct cli *cli, const char *path)
 	return EXIT_OK;
 }
 
-static int vm_named(struct cli *cli, const char *sub, const char *name)
+static int vm_named(struct cli *cli, const char *sub, const char *name, bool force)
 {
 	char cmd[32];
+	json_t *args = json_pack("{s:s}", "vm", name);
 	json_t *r;
 	size_t i;
 	json_t *l;
 	int rc;
 
 	snprintf(cmd, sizeof(cmd), "vm.%s", sub);
-	rc = cli_request(cli, cmd, json_pack("{s:s}", "vm", name), &r);
+	if (force)
+		json_object_set_new(args, "force", json_true());
+	rc = cli_request(cli, cmd, args, &r);
 	if (rc)
 		return rc;
 	if (cli->json) {
@@ -82,6 +86,8 @@ static int vm_named(struct cli *cli, const char *sub, const char *name)
 	} else {
 		print_vm_header();
 		print_vm_row(r);
+		if (json_is_string(json_object_get(r, "resolve")))
+			printf("to resolve: %s\n", json_string_value(json_object_get(r, "resolve")));
 	}
 	json_decref(r);
 	return EXIT_OK;
@@ -171,7 +177,7 @@ static int vm_check_file(int argc, char **argv)
 int cmd_vm(struct cli *cli, int argc, char **argv)
 {
 	static const char *const named[] = { "start", "stop", "show", "console", "ping",
-					     "undefine" };
+					     "resume", "undefine" };
 
 	if (argc >= 2 && strcmp(argv[1], "check") == 0)
 		return vm_check_file(argc, argv);
@@ -179,10 +185,12 @@ int cmd_vm(struct cli *cli, int argc, char **argv)
 		return vm_list(cli);
 	if (argc == 3 && strcmp(argv[1], "define") == 0)
 		return vm_define_file(cli, argv[2]);
+	if (argc == 4 && strcmp(argv[1], "resume") == 0 && strcmp(argv[3], "--force") == 0)
+		return vm_named(cli, "resume", argv[2], true);
 	for (size_t i = 0; argc == 3 && i < sizeof(named) / sizeof(named[0]); i++)
 		if (strcmp(argv[1], named[i]) == 0)
-			return vm_named(cli, named[i], argv[2]);
+			return vm_named(cli, named[i], argv[2], false);
 	fprintf(stderr, "usage: smig vm define FILE | check FILE [--config CONF] [--incoming] | list | "
-			"start|stop|show|console|ping|undefine NAME\n");
+			"start|stop|show|console|ping|resume|undefine NAME | resume NAME --force\n");
 	return EXIT_USAGE;
 }

@@ -116,7 +116,7 @@ static void cmd_ping(struct smigd *d, const json_t *args,
 static void cmd_vm(struct smigd *d, const json_t *args,
 		   struct ctl_ref *ref, const char *sub)
 {
-	static const char *const allowed[] = { "vm", "spec", NULL };
+	static const char *const allowed[] = { "vm", "spec", "force", NULL };
 
 	if (!args_ok(d, sub, args, allowed, ref))
 		return;
@@ -136,6 +136,7 @@ VM_CMD(list)
 VM_CMD(show)
 VM_CMD(console)
 VM_CMD(ping)
+VM_CMD(resume)
 
 static void cmd_migrate(struct smigd *d, const json_t *args,
 			struct ctl_ref *ref)
@@ -215,6 +216,7 @@ static const struct {
 	{ "vm.show", cmd_vm_show, SMIG_ACT_VM_VIEW },
 	{ "vm.console", cmd_vm_console, SMIG_ACT_VM_VIEW },
 	{ "vm.ping", cmd_vm_ping, SMIG_ACT_VM_VIEW },
+	{ "vm.resume", cmd_vm_resume, SMIG_ACT_VM_START },
 	{ "status", cmd_status, SMIG_ACT_HOST_VIEW },
 	{ "hosts", cmd_hosts, SMIG_ACT_HOST_VIEW },
 	{ "ping", cmd_ping, SMIG_ACT_HOST_VIEW },

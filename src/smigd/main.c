@@ -341,6 +341,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	smig_log_init("smigd", SMIG_LOG_INFO, false);
+	smig_log_stop_at(getenv("SMIG_STOP_AT")); /* fault tests: stop at these events */
 	d.started = time(NULL);
 	rc = smigd_start(&d, config, check, measure);
 	if (rc == 0 && measure) {

@@ -12,7 +12,9 @@
  */
 #include "mig_int.h"
 #include "error.h"
+#include "file.h"
 #include "log.h"
+#include "sign.h"
 #include "msg.h"
 #include "qmpconn.h"
 #include "vm.h"
@@ -24,7 +26,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 
@@ -36,6 +40,148 @@ static void dst_audit(const struct mig *m, const char *outcome, const char *deta
 	snprintf(actor, sizeof(actor), "peer:%s", m->peer_host);
 	snprintf(target, sizeof(target), "vm:%s from:%s", m->vm_name, m->peer_host);
 	audit_write(m->d, actor, "vm.migrate", target, "allow", m->rule, outcome, detail);
+}
+
+/*
+ * STATE_DIR/incoming.log: one line per incoming migration that reached
+ * COMMIT here, "ID SOURCE VM committed", then "ID SOURCE VM resumed" once
+ * the guest runs here, or "ID SOURCE VM discarded" for one whose resume
+ * failed or never happened. A source that lost the answer to its
+ * COMMIT asks (MIG_QUERY), and this is what answers once the migration
+ * record itself is gone. Written before the VM resumes, without fsync (a
+ * host that loses power loses the resumed QEMU too); kept to the last
+ * INCOMING_LOG_MAX bytes or so (one older file).
+ */
+#define INCOMING_LOG_MAX ((off_t)256 * 1024)
+
+static void incoming_log_path(const struct smigd *d, bool old, char *out, size_t outlen)
+{
+	snprintf(out, outlen, "%s/incoming.log%s", d->cfg.state_dir, old ? ".1" : "");
+}
+
+static void dst_record(const struct mig *m, const char *what)
+{
+	char path[PATH_MAX], old[PATH_MAX], line[256];
+	struct stat st;
+	int fd, n;
+
+	incoming_log_path(m->d, false, path, sizeof(path));
+	if (stat(path, &st) == 0 && st.st_size > INCOMING_LOG_MAX) {
+		incoming_log_path(m->d, true, old, sizeof(old));
+		(void)rename(path, old);
+	}
+	n = snprintf(line, sizeof(line), "%016llx %s %s %s\n", (unsigned long long)m->id,
+		     m->peer_host, m->vm_name, what);
+	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (fd < 0 || smig_file_write_all(fd, line, (size_t)n) < 0)
+		smig_err("event=incoming_log_failed vm=%s id=%016llx reason=\"%s\"", m->vm_name,
+			 (unsigned long long)m->id, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+}
+
+enum dst_rec { REC_NONE, REC_DISCARDED, REC_COMMITTED, REC_RESUMED };
+
+/* The last word incoming.log has on migration id from host, and the VM's name. */
+static enum dst_rec dst_record_find(const struct smigd *d, uint64_t id, const char *host,
+				    char vm[SMIG_NAME_MAX + 1])
+{
+	char path[PATH_MAX], line[256], h[SMIG_NAME_MAX + 1], name[SMIG_NAME_MAX + 1], what[16];
+	enum dst_rec found = REC_NONE;
+	uint64_t v;
+
+	for (int old = 1; old >= 0; old--) {
+		FILE *f;
+
+		incoming_log_path(d, old == 1, path, sizeof(path));
+		f = fopen(path, "r");
+		while (f && fgets(line, sizeof(line), f)) {
+			if (smig_unhex_u64(line, &v) < 0 || v != id ||
+			    sscanf(line + 16, " %63s %63s %15s", h, name, what) != 3 ||
+			    strcmp(h, host) != 0)
+				continue;
+			found = strcmp(what, "resumed") == 0     ? REC_RESUMED
+				: strcmp(what, "committed") == 0 ? REC_COMMITTED
+								 : REC_DISCARDED;
+			snprintf(vm, SMIG_NAME_MAX + 1, "%s", name);
+		}
+		if (f)
+			fclose(f);
+	}
+	return found;
+}
+
+/*
+ * A migration recorded as committed but never as resumed: if its QEMU
+ * lives (smigd restarted, and resumes or has resumed it) the VM is here;
+ * if the QEMU died before the guest ran here, the source's paused copy is
+ * the latest one: the stale definition here goes and the answer is
+ * discarded.
+ */
+static uint8_t dst_unresumed(struct smigd *d, const struct mig *probe, const char *name)
+{
+	struct vm *vm = vm_find(d, name);
+	char err[256];
+
+	if (vm && !vm_state_known(vm))
+		return SMIG_OUTCOME_PENDING; /* adopted a moment ago: is its QEMU alive? */
+	if (vm && (vm_state(vm) == VM_RUNNING || vm_state(vm) == VM_PAUSED))
+		return SMIG_OUTCOME_COMMITTED;
+	if (vm && vm_mig(vm) == NULL && vm_undefine(d, vm, err, sizeof(err)) < 0)
+		return SMIG_OUTCOME_PENDING; /* cannot tell yet: let the source ask again */
+	dst_record(probe, "discarded");
+	smig_warn("event=incoming_never_resumed vm=%s from=%s action=discarded", name,
+		  probe->peer_host);
+	return SMIG_OUTCOME_DISCARDED;
+}
+
+void mig_dst_query(struct smigd *d, struct peer *p, const struct smig_frame *f)
+{
+	uint8_t outcome = SMIG_OUTCOME_NOT_HERE;
+	char name[SMIG_NAME_MAX + 1] = "";
+	struct mig *m = NULL;
+	uint64_t id = 0;
+	enum dst_rec rec;
+
+	if (smig_msg_get_mig_id(f, SMIG_MSG_MIG_QUERY, &id) < 0) {
+		sec_event(d, SMIG_SEC_PROTOCOL_VIOLATION, "", peer_name(p), "malformed MIG_QUERY");
+		peer_release(p);
+		return;
+	}
+	for (m = d->migs; m; m = m->next)
+		if (!m->source && m->id == id)
+			break;
+	if (m && strcmp(m->peer_host, peer_name(p)) != 0) {
+		/* only the source of a migration may ask about it */
+		sec_event(d, SMIG_SEC_PROTOCOL_VIOLATION, "", peer_name(p),
+			  "%s asked about the migration of %s from %s", peer_name(p), m->vm_name,
+			  m->peer_host);
+		peer_release(p);
+		return;
+	}
+	if (m && m->state == MS_COMMITTING) {
+		outcome = SMIG_OUTCOME_PENDING;
+	} else if (m && m->state >= MS_SETTLING) {
+		outcome = SMIG_OUTCOME_COMMITTED;
+	} else if (m) {
+		/* the source gave up that connection: it will never send COMMIT on it */
+		mig_dst_abort(m, false, SMIG_ECLOSED,
+			      "%s lost the connection and asked how the migration ended",
+			      peer_name(p));
+		outcome = SMIG_OUTCOME_DISCARDED;
+	} else if ((rec = dst_record_find(d, id, peer_name(p), name)) != REC_NONE) {
+		struct mig probe = { .d = d, .id = id };
+
+		snprintf(probe.peer_host, sizeof(probe.peer_host), "%s", peer_name(p));
+		snprintf(probe.vm_name, sizeof(probe.vm_name), "%s", name);
+		outcome = rec == REC_RESUMED	 ? SMIG_OUTCOME_COMMITTED
+			  : rec == REC_COMMITTED ? dst_unresumed(d, &probe, name)
+						 : SMIG_OUTCOME_DISCARDED;
+	}
+	smig_info("event=migration_query from=%s id=%016llx outcome=%u", peer_name(p),
+		  (unsigned long long)id, outcome);
+	(void)smig_msg_put_mig_outcome(peer_tx(p), id, outcome);
+	peer_kick(p);
 }
 
 /* Drops the incoming VM and the migration; tells the source when send is set. */
@@ -508,12 +654,13 @@ static void dst_resumed(void *arg, bool ok, const char *why)
 	struct mig *m = arg;
 
 	if (!ok) {
+		dst_record(m, "discarded");
 		snprintf(m->why, sizeof(m->why), "cannot resume the VM here: %s", why);
 		loop_timer_cancel(m->d->loop, m->timer);
 		(void)loop_timer_add(m->d->loop, 0, mig_dst_abort_later, m, &m->timer);
 		return;
 	}
-	vm_adopt_incoming(m->vm);
+	dst_record(m, "resumed");
 	/* the source waits with the VM paused there: answer before the audit's fsyncs */
 	mig_send_id(m, SMIG_MSG_MIG_COMMITTED);
 	smig_info("event=migration_committed vm=%s from=%s bytes=%llu", m->vm_name, m->peer_host,
@@ -560,6 +707,11 @@ void mig_dst_frame(struct mig *m, const struct smig_frame *f)
 			return;
 		}
 		m->state = MS_COMMITTING;
+		/* before the guest runs here: the record a query answers, the VM's own spec */
+		dst_record(m, "committed");
+		vm_adopt_incoming(m->vm);
+		smig_debug("event=migration_commit_recorded vm=%s from=%s", m->vm_name,
+			   m->peer_host);
 		vm_resume(m->vm, dst_resumed, m);
 	} else if (f->type == SMIG_MSG_MIG_ABORT) {
 		if (smig_msg_get_mig_abort(f, &ab) < 0)

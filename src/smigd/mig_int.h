@@ -40,6 +40,7 @@ enum mig_state {
 	MS_COMMIT_WAIT,
 	MS_COMMITTING,
 	MS_SETTLING, /* committed: the destination watches the resumed guest */
+	MS_RESOLVING, /* source: COMMIT out, no answer; asking the destination how it ended */
 	MS_DONE,
 };
 
@@ -96,6 +97,8 @@ struct mig {
 	uint64_t agent_next_ms;        /* destination: when to ping again */
 	char agent_why[160];           /* the last ping's failure */
 	double agent_ms;               /* destination: answered this long after resume */
+	uint64_t resolve_next_ms;      /* MS_RESOLVING: when to ask again */
+	bool src_gone;                 /* source: QEMU died after completing its stream */
 };
 
 
@@ -125,11 +128,25 @@ void mig_src_commit_req(struct mig *m);
 void mig_src_progress_reply(void *arg, const struct smig_qmp_msg *r);
 /* SETTLING, the connection gone: the VM left here; its fate is not known. */
 void mig_src_settle_lost(struct mig *m, const char *why);
+/* The end of a committed migration (guest: alive, crashed, unresponsive, unknown). */
+void mig_src_finish(struct mig *m, const char *guest, const char *detail);
+/* Resumes the source's copy (migrate_cancel, cont). */
+void mig_src_resume(struct mig *m);
+
+/* mig_resolve.c */
+/* COMMIT is out and the connection went: keep the copy paused, ask the destination. */
+void mig_resolve_begin(struct mig *m, const char *why);
+/* The query connection is ready: send QUERY. */
+void mig_resolve_ask(struct mig *m);
+/* A frame on the query connection. */
+void mig_resolve_frame(struct mig *m, const struct smig_frame *f);
 
 /* mig_dst.c */
 __attribute__((format(printf, 4, 5)))
 void mig_dst_abort(struct mig *m, bool send, int code, const char *fmt, ...);
 void mig_dst_prepare(struct smigd *d, struct peer *p, const struct smig_frame *f);
+/* QUERY from a source that lost its connection after COMMIT: answer OUTCOME. */
+void mig_dst_query(struct smigd *d, struct peer *p, const struct smig_frame *f);
 void mig_dst_frame(struct mig *m, const struct smig_frame *f);
 void mig_dst_maybe_ready(struct mig *m);
 /* Aborts from a later turn of the loop (when called back by the VM manager). */

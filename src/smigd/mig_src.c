@@ -24,12 +24,15 @@
 #include <unistd.h>
 
 
-static void src_resume_source(struct mig *m);
-
-/* Ends a source migration that failed before COMMIT: the VM stays here, running. */
+/*
+ * Ends a source migration that failed before COMMIT: the VM stays here,
+ * running, unless its QEMU here is gone. After COMMIT the answer may be
+ * lost, not the VM: mig_resolve.c finds out where it runs.
+ */
 void mig_src_fail(struct mig *m, int code, const char *fmt, ...)
 {
-	char why[256];
+	bool here = m->vm && vm_qmp(m->vm) && vm_qemu_alive(m->vm) && !m->src_gone;
+	char why[256], where[256];
 	va_list ap;
 
 	va_start(ap, fmt);
@@ -39,23 +42,35 @@ void mig_src_fail(struct mig *m, int code, const char *fmt, ...)
 		mig_src_settle_lost(m, why);
 		return;
 	}
+	if (m->state == MS_RESOLVING)
+		return; /* already asking the destination */
 	if (m->state == MS_COMMITTING) {
-		/* COMMIT is out: the destination may be running the VM. Stay paused. */
-		smig_err("event=migration_unresolved vm=%s to=%s reason=\"%s\" action=source_paused",
-			 m->vm_name, m->peer_host, why);
-		if (ctl_ref_waits(&m->ref))
-			ctl_reply_err(m->d, &m->ref, "migration_failed",
-				      "%s: commit sent to %s but not confirmed (%s); the VM stays "
-				      "paused here until resolved",
-				      m->vm_name, m->peer_host, why);
-		mig_free(m);
+		/* COMMIT is out: the destination may be running the VM. Stay paused, ask. */
+		mig_resolve_begin(m, why);
 		return;
 	}
-	smig_warn("event=migration_failed vm=%s to=%s state=%s reason=\"%s\" action=resume_source",
-		  m->vm_name, m->peer_host, mig_state_names[m->state], why);
+	if (here)
+		snprintf(where, sizeof(where), "the VM is running on %s", m->d->cfg.host);
+	else
+		snprintf(where, sizeof(where),
+			 "its QEMU on %s is gone and %s kept no copy, so the VM runs nowhere: "
+			 "start it again with smig vm start %s (its disks are as the guest left "
+			 "them)",
+			 m->d->cfg.host, m->peer_host, m->vm_name);
+	if (here)
+		smig_warn("event=migration_failed vm=%s to=%s state=%s reason=\"%s\" "
+			  "action=resume_source",
+			  m->vm_name, m->peer_host, mig_state_names[m->state], why);
+	else
+		smig_err("event=migration_failed vm=%s to=%s state=%s reason=\"%s\" "
+			 "action=none_vm_lost_here",
+			 m->vm_name, m->peer_host, mig_state_names[m->state], why);
 	mig_send_abort(m, code, why);
 	mig_close_fd(m);
-	src_resume_source(m);
+	if (m->vm)
+		vm_commit_clear(m->vm);
+	if (here)
+		mig_src_resume(m);
 	if (ctl_ref_waits(&m->ref))
 		ctl_reply_err(m->d, &m->ref,
 			      code == SMIG_EDENIED	? "denied"
@@ -63,29 +78,39 @@ void mig_src_fail(struct mig *m, int code, const char *fmt, ...)
 			      : code == SMIG_ECAPACITY ? "capacity"
 			      : code == SMIG_ENOENT	? "resources"
 							: "migration_failed",
-			      "%s to %s failed while %s: %s; the VM is running on %s", m->vm_name,
-			      m->peer_host, mig_state_names[m->state], why, m->d->cfg.host);
+			      "%s to %s failed while %s: %s; %s", m->vm_name, m->peer_host,
+			      mig_state_names[m->state], why, where);
 	mig_free(m);
 }
 
-static void on_cancel_cont(void *arg, const struct smig_qmp_msg *r)
+static void on_source_resumed(void *arg, bool ok, const char *why)
 {
-	const char *vm = arg;
+	char *vm = arg;
 
-	if (r && r->kind == SMIG_QMP_RETURN)
+	if (ok)
 		smig_info("event=vm_resumed vm=%s reason=migration_failed", vm);
-	free(arg);
+	else
+		smig_err("event=vm_resume_failed vm=%s reason=\"%s\" action=left_paused "
+			 "hint=\"smig vm resume %s\"",
+			 vm, why, vm);
+	free(vm);
 }
 
-/* migrate_cancel, then cont: QEMU runs the VM again wherever the stream stopped. */
-static void src_resume_source(struct mig *m)
+/*
+ * migrate_cancel, then cont: QEMU runs the VM again wherever the stream
+ * stopped. The VM's state comes from cont's answer, not from QEMU's
+ * events: a failing outgoing migration may resume the guest by itself.
+ */
+void mig_src_resume(struct mig *m)
 {
 	struct qmpconn *q = m->vm ? vm_qmp(m->vm) : NULL;
+	char *name;
 
 	if (q == NULL)
 		return;
 	(void)qmpconn_send(q, "migrate_cancel", NULL, -1, NULL, NULL);
-	(void)qmpconn_send(q, "cont", NULL, -1, on_cancel_cont, strdup(m->vm_name));
+	name = strdup(m->vm_name);
+	vm_resume(m->vm, name ? on_source_resumed : NULL, name);
 }
 
 static void src_stats(struct mig *m, const json_t *ret)
@@ -141,7 +166,12 @@ static void src_tick(void *arg)
 			(void)loop_timer_add(m->d->loop, MIG_PROGRESS_MS, src_tick, m, &m->timer);
 		return;
 	}
-	if (now - m->last_activity_ms > (uint64_t)m->d->cfg.stall_timeout_ms) {
+	/*
+	 * A source whose QEMU died after its stream waits for READY as long as
+	 * the connection lives: giving up would lose the only copy there is.
+	 */
+	if (now - m->last_activity_ms > (uint64_t)m->d->cfg.stall_timeout_ms &&
+	    !(m->src_gone && m->state == MS_COMMIT_WAIT)) {
 		mig_src_fail(m, SMIG_ETIMEDOUT, "nothing moved for %d ms while %s",
 			 m->d->cfg.stall_timeout_ms, mig_state_names[m->state]);
 		return;
@@ -159,11 +189,11 @@ void mig_src_commit_req(struct mig *m)
 	if (m->state != MS_STREAMING || !m->qemu_done || !m->eof)
 		return;
 	m->state = MS_COMMIT_WAIT;
+	(void)smig_msg_put_mig_commit_req(peer_tx(m->peer), &cr);
+	peer_send_now(m->peer); /* the VM is paused from here on */
 	smig_info("event=migration_commit_request vm=%s to=%s bytes=%llu", m->vm_name,
 		  m->peer_host, (unsigned long long)m->bytes);
 	ctl_progress(m->d, &m->ref, json_pack("{s:s,s:f}", "phase", "switch-over", "percent", 100.0));
-	(void)smig_msg_put_mig_commit_req(peer_tx(m->peer), &cr);
-	peer_send_now(m->peer); /* the VM is paused from here on */
 }
 
 /* Moves what QEMU wrote into DATA frames, as long as the channel keeps up. */
@@ -233,10 +263,10 @@ static void src_qmp_reply(void *arg, const struct smig_qmp_msg *r)
 {
 	struct mig *m = mig_cb_take(arg);
 
-	if (m == NULL || (r && r->kind == SMIG_QMP_RETURN))
+	/* no answer at all: QMP went with QEMU; its exit ends the migration, truthfully */
+	if (m == NULL || r == NULL || r->kind == SMIG_QMP_RETURN)
 		return;
-	mig_src_fail(m, SMIG_EIO, "QEMU refused the migration: %s",
-		 r ? r->error_desc : "no answer");
+	mig_src_fail(m, SMIG_EIO, "QEMU refused the migration: %s", r->error_desc);
 }
 
 /*
@@ -341,7 +371,7 @@ static void src_committed(struct mig *m)
  * "unresponsive" or "unknown" (no SETTLED: the connection went, or it came
  * too late).
  */
-static void src_finish(struct mig *m, const char *guest, const char *detail)
+void mig_src_finish(struct mig *m, const char *guest, const char *detail)
 {
 	static const char *const agent_names[] = { "none", "pending", "answered", "silent",
 						   "expected" };
@@ -412,7 +442,7 @@ void mig_src_settle_lost(struct mig *m, const char *why)
 
 	snprintf(detail, sizeof(detail), "%s did not say how the guest fared after resume (%s)",
 		 m->peer_host, why);
-	src_finish(m, "unknown", detail);
+	mig_src_finish(m, "unknown", detail);
 }
 
 /*
@@ -478,6 +508,7 @@ void mig_src_frame(struct mig *m, const struct smig_frame *f)
 		if (m->state == MS_COMMITTING) {
 			/* the destination discarded its copy before saying so: safe to resume */
 			m->state = MS_COMMIT_WAIT;
+			vm_commit_clear(m->vm);
 		}
 		mig_src_fail(m, abort_code(ab.code), "%s refused: %s", m->peer_host, ab.reason);
 		return;
@@ -488,8 +519,8 @@ void mig_src_frame(struct mig *m, const struct smig_frame *f)
 		if (smig_msg_get_mig_settled(f, &st) < 0 || st.id != m->id)
 			mig_src_settle_lost(m, "malformed SETTLED");
 		else
-			src_finish(m,
-				   st.fate == SMIG_GUEST_CRASHED	  ? "crashed"
+			mig_src_finish(m,
+				       st.fate == SMIG_GUEST_CRASHED	  ? "crashed"
 				   : st.fate == SMIG_GUEST_UNRESPONSIVE ? "unresponsive"
 									: "alive",
 				   st.detail);
@@ -509,11 +540,20 @@ void mig_src_frame(struct mig *m, const struct smig_frame *f)
 	if (f->type == SMIG_MSG_MIG_PREPARED && m->state == MS_PREPARING) {
 		src_stream(m);
 	} else if (f->type == SMIG_MSG_MIG_READY && m->state == MS_COMMIT_WAIT) {
-		if (!src_protection_kept(m, offered))
+		if (!m->src_gone && !src_protection_kept(m, offered))
 			return;
+		/* from the mark on, the copy here never runs before the destination's word */
+		if (vm_commit_mark(m->vm, m->id, m->peer_host) < 0) {
+			mig_src_fail(m, SMIG_EIO, "cannot record the commit in %s's directory",
+				     m->vm_name);
+			return;
+		}
+		smig_debug("event=migration_commit_marked vm=%s to=%s", m->vm_name, m->peer_host);
 		m->state = MS_COMMITTING;
 		m->t_commit = loop_now_ns();
 		mig_send_id(m, SMIG_MSG_MIG_COMMIT);
+		smig_info("event=migration_commit_sent vm=%s to=%s%s", m->vm_name, m->peer_host,
+			  m->src_gone ? " source_qemu=gone" : "");
 	} else if (f->type == SMIG_MSG_MIG_COMMITTED && m->state == MS_COMMITTING) {
 		src_committed(m);
 	} else {
@@ -579,6 +619,10 @@ void mig_peer_ready(struct mig *m)
 	char *spec;
 	int rc;
 
+	if (m->state == MS_RESOLVING) {
+		mig_resolve_ask(m);
+		return;
+	}
 	if (m->agent == MA_PENDING) {
 		m->peer_waits_agent = true; /* PREPARE says whether the agent answered */
 		return;

@@ -35,7 +35,8 @@
 #include <unistd.h>
 
 const char *const mig_state_names[] = { "connecting", "preparing", "streaming",
-					 "commit-wait", "committing", "settling", "done" };
+					 "commit-wait", "committing", "settling", "resolving",
+					 "done" };
 
 /* ------------------------------------------------------------------ */
 
@@ -115,6 +116,29 @@ int mig_count(const struct smigd *d)
 	for (const struct mig *m = d->migs; m; m = m->next)
 		n += m->state != MS_DONE;
 	return n;
+}
+
+json_t *mig_json(const struct mig *m)
+{
+	char id[24];
+
+	snprintf(id, sizeof(id), "%016llx", (unsigned long long)m->id);
+	return json_pack("{s:s,s:s,s:s,s:s}", m->source ? "to" : "from", m->peer_host, "id", id,
+			 "state", mig_state_names[m->state], "why", m->why);
+}
+
+void mig_abandon(struct mig *m)
+{
+	smig_warn("event=migration_abandoned vm=%s peer=%s id=%016llx state=%s", m->vm_name,
+		  m->peer_host, (unsigned long long)m->id, mig_state_names[m->state]);
+	if (m->vm)
+		vm_set_mig(m->vm, NULL);
+	m->vm = NULL;
+	if (ctl_ref_waits(&m->ref))
+		ctl_reply_err(m->d, &m->ref, "migration_failed",
+			      "%s: the operator resumed the VM here over the unconfirmed commit",
+			      m->vm_name);
+	mig_free(m);
 }
 
 const char *mig_target(const struct smigd *d, const char *vm)
@@ -199,12 +223,18 @@ void mig_peer_frame(struct smigd *d, struct peer *p, struct mig *m, const struct
 			mig_dst_prepare(d, p, f);
 			return;
 		}
+		if (f->type == SMIG_MSG_MIG_QUERY) {
+			mig_dst_query(d, p, f);
+			return;
+		}
 		smig_warn("event=protocol_violation host=%s reason=\"%s outside a migration\"",
 			  peer_name(p), smig_frame_type_name(f->type));
 		peer_release(p);
 		return;
 	}
-	if (m->source)
+	if (m->source && m->state == MS_RESOLVING)
+		mig_resolve_frame(m, f);
+	else if (m->source)
 		mig_src_frame(m, f);
 	else
 		mig_dst_frame(m, f);
@@ -213,6 +243,10 @@ void mig_peer_frame(struct smigd *d, struct peer *p, struct mig *m, const struct
 void mig_peer_lost(struct mig *m, const char *why)
 {
 	m->peer = NULL;
+	if (m->state == MS_RESOLVING) {
+		snprintf(m->why, sizeof(m->why), "%s", why); /* asked again on the next tick */
+		return;
+	}
 	if (m->state == MS_SETTLING) {
 		/* committed: the destination keeps watching; the source reports what it knows */
 		if (m->source)
@@ -267,9 +301,23 @@ void mig_vm_event(struct mig *m, const struct smig_qmp_msg *ev)
 
 void mig_vm_exited(struct mig *m)
 {
-	if (m->source) {
-		m->vm = NULL;
-		mig_src_fail(m, SMIG_EIO, "QEMU exited during the migration");
+	if (m->source && m->qemu_done && m->state >= MS_STREAMING && m->state <= MS_COMMITTING) {
+		/*
+		 * QEMU finished its stream and then died: the destination holds (or
+		 * is about to hold) the only whole copy. Hand the VM over to it
+		 * rather than lose it; without that copy the VM is lost either way.
+		 */
+		m->src_gone = true;
+		smig_err("event=source_qemu_died vm=%s to=%s state=%s action=hand_over_to_destination",
+			 m->vm_name, m->peer_host, mig_state_names[m->state]);
+	} else if (m->source && m->state == MS_RESOLVING) {
+		/* the paused copy is gone: whatever the answer, only the destination's can run */
+		m->src_gone = true;
+		smig_err("event=source_qemu_died vm=%s to=%s state=resolving", m->vm_name,
+			 m->peer_host);
+	} else if (m->source) {
+		m->src_gone = true;
+		mig_src_fail(m, SMIG_EIO, "QEMU exited here during the migration");
 	} else if (m->state == MS_SETTLING) {
 		mig_dst_guest_crashed(m, "QEMU exited %.1f s after resume",
 				      mig_ms_between(m->t_resumed, loop_now_ns()) / 1000.0);

@@ -37,6 +37,10 @@ void mig_cancel(struct smigd *d, const char *vm, struct ctl_ref *ref);
 void mig_free_all(struct smigd *d);
 /* Migrations running on this host, either way. */
 int mig_count(const struct smigd *d);
+/* What vm show says of a VM's migration: direction, peer, id, state. */
+json_t *mig_json(const struct mig *m);
+/* Forgets a migration record without acting on it (vm resume --force). */
+void mig_abandon(struct mig *m);
 /* The host an outbound migration of vm goes to, or NULL. */
 const char *mig_target(const struct smigd *d, const char *vm);
 
@@ -53,5 +57,10 @@ void mig_peer_tx_space(struct mig *m);
 /* --- called by vm.c --- */
 void mig_vm_event(struct mig *m, const struct smig_qmp_msg *ev);
 void mig_vm_exited(struct mig *m);
+/*
+ * After a restart: vm's directory says COMMIT of migration id went to host
+ * unconfirmed. Keeps it paused and asks host how it ended (mig_resolve.c).
+ */
+int mig_resolve_adopted(struct smigd *d, struct vm *vm, uint64_t id, const char *host);
 
 #endif

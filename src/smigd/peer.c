@@ -374,7 +374,7 @@ static void peer_on_frame(struct peer *p, const struct smig_frame *f)
 			peer_on_hello(p, f);
 		return;
 	}
-	if (f->type >= SMIG_MSG_MIG_PREPARE && f->type <= SMIG_MSG_MIG_SETTLED) {
+	if (f->type >= SMIG_MSG_MIG_PREPARE && f->type <= SMIG_MSG_MIG_OUTCOME) {
 		mig_peer_frame(p->d, p, p->mig, f);
 		return;
 	}

@@ -9,6 +9,7 @@
 #include "file.h"
 #include "log.h"
 #include "migrate.h"
+#include "sign.h"
 #include "qmpconn.h"
 
 #include <dirent.h>
@@ -73,13 +74,42 @@ void vm_console_path(const struct vm *vm, char *out, size_t outlen)
 	snprintf(out, outlen, "%s/%s.log", dir, vm->spec.name);
 }
 
+/* The one command that gets a VM out of a state it does not leave by itself. */
+static void vm_resolution(const struct vm *vm, char *out, size_t outlen)
+{
+	char host[SMIG_NAME_MAX + 1];
+	uint64_t id;
+	const char *n = vm->spec.name;
+
+	out[0] = '\0';
+	if (vm_commit_pending(vm, &id, host, sizeof(host)))
+		snprintf(out, outlen,
+			 "COMMIT of migration %016llx went to %s unconfirmed: smigd asks %s until "
+			 "it answers, then resumes or retires this copy by itself. Only if %s is "
+			 "gone for good and does not run %s: smig vm resume %s --force",
+			 (unsigned long long)id, host, host, host, n, n);
+	else if (vm->state == VM_PAUSED && vm->mig == NULL)
+		snprintf(out, outlen, "smig vm resume %s", n);
+	else if (vm->state == VM_CRASHED)
+		snprintf(out, outlen, "read smig vm console %s, then smig vm stop %s and smig vm "
+			 "start %s", n, n, n);
+}
+
 json_t *vm_json(const struct vm *vm)
 {
-	return json_pack("{s:s,s:s,s:i,s:i,s:b,s:s,s:i,s:s}", "name", vm->spec.name, "state",
-			 vm_state_name(vm->state), "memory_mib", (int)vm->spec.memory_mib, "vcpus",
-			 (int)vm->spec.vcpus, "vtpm", vm->spec.vtpm, "min_trust",
-			 smig_trust_name(vm->spec.min_trust), "pid", (int)vm->qemu_pid,
-			 "last_error", vm->last_error);
+	char fix[512];
+	json_t *o = json_pack("{s:s,s:s,s:i,s:i,s:b,s:s,s:i,s:s}", "name", vm->spec.name, "state",
+			      vm_state_name(vm->state), "memory_mib", (int)vm->spec.memory_mib,
+			      "vcpus", (int)vm->spec.vcpus, "vtpm", vm->spec.vtpm, "min_trust",
+			      smig_trust_name(vm->spec.min_trust), "pid", (int)vm->qemu_pid,
+			      "last_error", vm->last_error);
+
+	if (o && vm->mig)
+		(void)json_object_set_new(o, "migration", mig_json(vm->mig));
+	vm_resolution(vm, fix, sizeof(fix));
+	if (o && fix[0])
+		(void)json_object_set_new(o, "resolve", json_string(fix));
+	return o;
 }
 
 struct vm *vm_new(struct smigd *d, const struct smig_vmspec *spec)
@@ -374,8 +404,8 @@ struct agent_ping *vm_agent_ping(struct vm *vm, agent_ping_fn cb, void *arg)
 	return agent_ping_start(vm->d->loop, path, vm->d->cfg.agent_timeout_ms, cb, arg);
 }
 
-/* vm ping: one guest agent ping, answered when it ends. */
-struct ping_req {
+/* A vm command answered later (ping, resume): who waits, about which VM. */
+struct vm_req {
 	struct smigd *d;
 	struct ctl_ref ref;
 	char vm[SMIG_NAME_MAX + 1];
@@ -384,7 +414,7 @@ struct ping_req {
 
 static void on_ping(void *arg, bool answered, const char *why)
 {
-	struct ping_req *r = arg;
+	struct vm_req *r = arg;
 	double ms = (double)(loop_now_ns() - r->t0) / 1e6;
 
 	if (answered)
@@ -398,9 +428,90 @@ static void on_ping(void *arg, bool answered, const char *why)
 	free(r);
 }
 
+static struct vm_req *req_new(struct smigd *d, const struct vm *vm, struct ctl_ref *ref)
+{
+	struct vm_req *r = calloc(1, sizeof(*r));
+
+	if (r == NULL) {
+		ctl_reply_err(d, ref, "error", "out of memory");
+		return NULL;
+	}
+	r->d = d;
+	r->ref = *ref;
+	ref->id = NULL;
+	ref->client_id = 0;
+	snprintf(r->vm, sizeof(r->vm), "%s", vm->spec.name);
+	r->t0 = loop_now_ns();
+	return r;
+}
+
+static void on_resumed(void *arg, bool ok, const char *why)
+{
+	struct vm_req *r = arg;
+	struct vm *vm = vm_find(r->d, r->vm);
+
+	if (ok && vm) {
+		smig_info("event=vm_resumed vm=%s reason=operator", r->vm);
+		ctl_reply_ok(r->d, &r->ref, vm_json(vm));
+	} else {
+		ctl_reply_err(r->d, &r->ref, "error", "%s: QEMU did not resume it: %s", r->vm,
+			      why ? why : "the VM is gone");
+	}
+	free(r);
+}
+
+/*
+ * vm resume: a paused VM owned here runs again. Not while a commit of it is
+ * unconfirmed (the destination may run it) unless forced: the operator
+ * says the destination is gone for good and does not run it.
+ */
+static void cmd_resume(struct smigd *d, struct vm *vm, const json_t *args, struct ctl_ref *ref)
+{
+	bool force = json_is_true(json_object_get(args, "force"));
+	char host[SMIG_NAME_MAX + 1];
+	struct vm_req *r;
+	uint64_t id;
+	bool pending = vm_commit_pending(vm, &id, host, sizeof(host));
+
+	if (vm->state != VM_PAUSED) {
+		ctl_reply_err(d, ref, "error", "%s is %s; only a paused VM resumes", vm->spec.name,
+			      vm_state_name(vm->state));
+		return;
+	}
+	if (pending && !force) {
+		ctl_reply_err(d, ref, "error",
+			      "%s: COMMIT of migration %016llx went to %s and was not confirmed, "
+			      "so %s may be running it; smigd asks %s and resolves this by "
+			      "itself. Only if %s is gone for good and does not run %s: smig vm "
+			      "resume %s --force",
+			      vm->spec.name, (unsigned long long)id, host, host, host, host,
+			      vm->spec.name, vm->spec.name);
+		return;
+	}
+	if (vm->mig && !pending) {
+		ctl_reply_err(d, ref, "error", "%s is migrating; smig migrate --cancel %s first",
+			      vm->spec.name, vm->spec.name);
+		return;
+	}
+	r = req_new(d, vm, ref);
+	if (r == NULL)
+		return;
+	if (pending) {
+		smig_warn("event=vm_resume_forced vm=%s unconfirmed_to=%s id=%016llx", vm->spec.name,
+			  host, (unsigned long long)id);
+		audit_write(d, r->ref.audit.on ? r->ref.audit.actor : "smigd", "vm.resume",
+			    vm->spec.name, "allow", r->ref.audit.rule, "forced",
+			    "over an unconfirmed commit");
+		if (vm->mig)
+			mig_abandon(vm->mig);
+		vm_commit_clear(vm);
+	}
+	vm_resume(vm, on_resumed, r);
+}
+
 static void cmd_ping(struct smigd *d, struct vm *vm, struct ctl_ref *ref)
 {
-	struct ping_req *r;
+	struct vm_req *r;
 
 	if (!vm->spec.guest_agent) {
 		ctl_reply_err(d, ref, "error",
@@ -414,17 +525,9 @@ static void cmd_ping(struct smigd *d, struct vm *vm, struct ctl_ref *ref)
 			      vm_state_name(vm->state));
 		return;
 	}
-	r = calloc(1, sizeof(*r));
-	if (r == NULL) {
-		ctl_reply_err(d, ref, "error", "out of memory");
+	r = req_new(d, vm, ref);
+	if (r == NULL)
 		return;
-	}
-	r->d = d;
-	r->ref = *ref;
-	ref->id = NULL;
-	ref->client_id = 0;
-	snprintf(r->vm, sizeof(r->vm), "%s", vm->spec.name);
-	r->t0 = loop_now_ns();
 	if (vm_agent_ping(vm, on_ping, r) == NULL) {
 		ctl_reply_err(d, &r->ref, "error", "out of memory");
 		free(r);
@@ -465,6 +568,8 @@ void vm_cmd(struct smigd *d, const char *sub, const json_t *args, struct ctl_ref
 		cmd_console(d, vm, ref);
 	else if (strcmp(sub, "ping") == 0)
 		cmd_ping(d, vm, ref);
+	else if (strcmp(sub, "resume") == 0)
+		cmd_resume(d, vm, args, ref);
 	else if (strcmp(sub, "undefine") == 0) {
 		if (vm_undefine(d, vm, err, sizeof(err)) < 0)
 			ctl_reply_err(d, ref, "error", "%s", err);
@@ -513,6 +618,78 @@ static void vm_adopt(struct vm *vm)
 	vm->state = VM_RUNNING;
 	vm_path(vm, "qmp.sock", path, sizeof(path));
 	vm->qmp = qmpconn_new(vm->d->loop, path, vm_on_qmp_state, vm_on_qmp_event, vm);
+}
+
+/*
+ * commit.pending: the source wrote COMMIT for migration ID to HOST and has
+ * not heard how it ended. No fsync: it guards against smigd dying while
+ * its QEMU lives on, and a host that loses power loses that QEMU too.
+ */
+int vm_commit_mark(struct vm *vm, uint64_t id, const char *host)
+{
+	char path[PATH_MAX], line[96];
+	int fd, n, rc;
+
+	vm_path(vm, "commit.pending", path, sizeof(path));
+	n = snprintf(line, sizeof(line), "%016llx %s\n", (unsigned long long)id, host);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return SMIG_EIO;
+	rc = smig_file_write_all(fd, line, (size_t)n);
+	close(fd);
+	return rc;
+}
+
+bool vm_commit_pending(const struct vm *vm, uint64_t *id, char *host, size_t hostlen)
+{
+	char path[PATH_MAX], line[128] = "", name[SMIG_NAME_MAX + 1] = "";
+	uint64_t v = 0;
+	FILE *f;
+
+	vm_path(vm, "commit.pending", path, sizeof(path));
+	f = fopen(path, "r");
+	if (f == NULL)
+		return false;
+	/* unreadable still counts: the commit may be out, so the copy stays paused */
+	if (fgets(line, sizeof(line), f) == NULL || smig_unhex_u64(line, &v) < 0 ||
+	    sscanf(line + 16, " %63s", name) != 1)
+		snprintf(name, sizeof(name), "?");
+	fclose(f);
+	*id = v;
+	snprintf(host, hostlen, "%s", name);
+	return true;
+}
+
+void vm_commit_clear(struct vm *vm)
+{
+	char path[PATH_MAX];
+
+	vm_path(vm, "commit.pending", path, sizeof(path));
+	(void)unlink(path);
+}
+
+bool vm_qemu_alive(const struct vm *vm)
+{
+	char path[64], stat[128] = "";
+	const char *st;
+	FILE *f;
+
+	if (vm->qemu_pid <= 0)
+		return false;
+	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)vm->qemu_pid);
+	f = fopen(path, "r");
+	if (f == NULL)
+		return false;
+	if (fgets(stat, sizeof(stat), f) == NULL)
+		stat[0] = '\0';
+	fclose(f);
+	st = strrchr(stat, ')'); /* "PID (comm) STATE ..." */
+	return st && st[1] == ' ' && st[2] != 'Z' && st[2] != 'X' && st[2] != '\0';
+}
+
+bool vm_state_known(const struct vm *vm)
+{
+	return !vm->adopted || vm->adopt_checked;
 }
 
 struct qmpconn *vm_qmp(struct vm *vm)

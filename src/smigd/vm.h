@@ -58,6 +58,10 @@ struct qmpconn;
 typedef void (*vm_done_fn)(void *arg, bool ok, const char *why);
 
 struct qmpconn *vm_qmp(struct vm *vm);
+/* The VM's QEMU process exists and is not a zombie (smigd may not have reaped it yet). */
+bool vm_qemu_alive(const struct vm *vm);
+/* False while an adopted QEMU has not yet said what it is doing (after a restart). */
+bool vm_state_known(const struct vm *vm);
 /* Migration events (MIGRATION, STOP, RESUME) of vm go to m while set. */
 void vm_set_mig(struct vm *vm, struct mig *m);
 struct mig *vm_mig(const struct vm *vm);
@@ -76,6 +80,15 @@ void vm_retire(struct vm *vm);
 void vm_adopt_incoming(struct vm *vm);
 /* Writes the vTPM state key (from the peer) for an incoming VM. */
 int vm_set_tpm_key(struct vm *vm, const uint8_t *key, size_t len);
+/*
+ * The unconfirmed commit of an outgoing migration (commit.pending in the
+ * VM's directory): marked before COMMIT goes out, cleared once the
+ * destination's answer is known. While it is there the copy here must not
+ * run: the destination may be running the VM.
+ */
+int vm_commit_mark(struct vm *vm, uint64_t id, const char *host);
+bool vm_commit_pending(const struct vm *vm, uint64_t *id, char *host, size_t hostlen);
+void vm_commit_clear(struct vm *vm);
 /* Reads the vTPM state key of a VM for the peer; 0 or a negative code. */
 int vm_get_tpm_key(struct vm *vm, uint8_t *key, size_t len);
 /*

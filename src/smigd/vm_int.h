@@ -35,6 +35,7 @@ struct vm {
 	uint64_t deadline;
 	struct ctl_ref ref; /* the start or stop request waiting */
 	bool adopted;       /* QEMU outlived an earlier smigd: not our child */
+	bool adopt_checked; /* ... and QMP has said what it is doing */
 	bool incoming;      /* started with -incoming defer */
 	bool retire;        /* forget the VM once QEMU has exited */
 	struct mig *mig;    /* the migration this VM is part of */

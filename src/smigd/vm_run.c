@@ -273,20 +273,54 @@ void vm_on_qmp_event(void *arg, const struct smig_qmp_msg *ev)
 		vm->state = VM_STOPPING;
 }
 
-/* An adopted QEMU: what it is doing now, not what the last smigd left it doing. */
+static void on_adopt_resumed(void *arg, bool ok, const char *why)
+{
+	struct vm *vm = arg;
+
+	if (ok)
+		smig_info("event=vm_resumed vm=%s reason=adopted_paused_by_a_migration", vm->spec.name);
+	else
+		vm_note_error(vm, "paused by a migration that did not finish, and cont failed (%s): "
+			      "try smig vm resume %s",
+			      why, vm->spec.name);
+}
+
+/*
+ * An adopted QEMU: what it is doing now, not what the last smigd left it
+ * doing. A guest that a migration left paused (smig pauses guests for
+ * nothing else) runs again, unless the commit of that migration went out
+ * unconfirmed: then the destination may run it, and it is asked first.
+ */
 static void on_adopt_status(void *arg, const struct smig_qmp_msg *r)
 {
 	struct vm *vm = arg;
+	char host[SMIG_NAME_MAX + 1];
+	uint64_t id;
 	const char *st;
 
 	if (r == NULL || r->kind != SMIG_QMP_RETURN || vm->state != VM_RUNNING)
 		return;
+	vm->adopt_checked = true;
 	st = json_string_value(json_object_get(r->ret, "status"));
 	if (st == NULL || strcmp(st, "running") == 0)
 		return;
 	vm->state = strcmp(st, "guest-panicked") == 0 ? VM_CRASHED : VM_PAUSED;
 	smig_warn("event=vm_adopted_not_running vm=%s qemu_status=%s state=%s", vm->spec.name, st,
 		  vm_state_name(vm->state));
+	if (vm->state != VM_PAUSED)
+		return;
+	if (vm_commit_pending(vm, &id, host, sizeof(host))) {
+		if (mig_resolve_adopted(vm->d, vm, id, host) < 0)
+			vm_note_error(vm, "COMMIT of a migration to %s was not confirmed; cannot ask "
+				      "%s (out of memory)",
+				      host, host);
+		return;
+	}
+	if (strcmp(st, "postmigrate") == 0 || strcmp(st, "finish-migrate") == 0 ||
+	    strcmp(st, "paused") == 0 || strcmp(st, "prelaunch") == 0) {
+		(void)qmpconn_send(vm->qmp, "migrate_cancel", NULL, -1, NULL, NULL);
+		vm_resume(vm, on_adopt_resumed, vm);
+	}
 }
 
 void vm_on_qmp_state(void *arg, bool ok, const char *why)
@@ -434,11 +468,21 @@ static void vm_launch(struct vm *vm);
 
 void vm_start(struct smigd *d, struct vm *vm, struct ctl_ref *ref)
 {
+	char host[SMIG_NAME_MAX + 1];
 	char err[512];
+	uint64_t id;
 
 	if (vm->state != VM_DEFINED && vm->state != VM_SHUTOFF) {
 		ctl_reply_err(d, ref, "error", "%s is already %s", vm->spec.name,
 			      vm_state_name(vm->state));
+		return;
+	}
+	/* its QEMU died at switch-over: the destination may hold the only copy */
+	if (vm->mig || vm_commit_pending(vm, &id, host, sizeof(host))) {
+		ctl_reply_err(d, ref, "error",
+			      "%s is in a migration whose end is not known yet; smig vm show %s "
+			      "says what it waits for",
+			      vm->spec.name, vm->spec.name);
 		return;
 	}
 	if (vm_res_admit(d, &vm->spec, err, sizeof(err)) < 0) {

@@ -15,7 +15,9 @@ netns_test() {
 	SMIG_CLUSTER_DIR=$(mktemp -d "/tmp/smig-$1.XXXXXX")
 	export SMIG_CLUSTER_DIR
 	dir=$SMIG_CLUSTER_DIR
-	trap '"$cluster" down >/dev/null 2>&1' EXIT
+	# SMIG_KEEP: the hosts' logs and the VMs' consoles outlive the run, in DIR.kept
+	trap '[ -n "${SMIG_KEEP:-}" ] && mkdir -p "$dir.kept" && cp -r "$dir"/*.log "$dir"/*.out \
+		"$dir"/state-h*/consoles "$dir.kept/" 2>/dev/null; "$cluster" down >/dev/null 2>&1' EXIT
 }
 
 # free_port: prints a TCP port nothing listens on.
@@ -216,6 +218,20 @@ cluster_clean() {
 	pkill -KILL -f "$dir/" 2>/dev/null
 	pkill -KILL -f "tpmstate dir=$dir" 2>/dev/null
 	[ -n "${SMIG_KEEP:-}" ] || rm -rf "$dir"
+}
+
+# vm_where DIR NAME: the hosts of DIR (h1, h2, ...) on which VM NAME is
+# running, space-separated
+vm_where() {
+	local dir=$1 name=$2 s h out=""
+	for s in "$dir"/h*.sock; do
+		[ -S "$s" ] || continue
+		h=$(basename "$s" .sock)
+		hsmig "$dir" "$h" --json vm list 2>/dev/null |
+			jqe --arg n "$name" '.vms[] | select(.name == $n and .state == "running")' \
+				>/dev/null && out="$out $h"
+	done
+	echo "${out# }"
 }
 
 # hsmig DIR HOST ARGS...: runs the smig CLI against HOST's daemon.

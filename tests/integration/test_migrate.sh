@@ -30,16 +30,7 @@ JSON
 		wait_for 20 grep -q ' HB 5 ' "$dir/state-$1/consoles/$2.log"
 }
 
-# where NAME: the hosts on which NAME is running, space-separated
-where() {
-	local h out=""
-	for h in h1 h2; do
-		hsmig "$dir" "$h" --json vm list 2>/dev/null |
-			jqe --arg n "$1" '.vms[] | select(.name == $n and .state == "running")' \
-				>/dev/null && out="$out $h"
-	done
-	echo "${out# }"
-}
+where() { vm_where "$dir" "$1"; }
 
 # runs_only_on NAME HOST: running on HOST, on no other host, and beating there
 runs_only_on() {

@@ -18,7 +18,7 @@ static const uint8_t known_types[] = {
 	SMIG_MSG_HELLO, SMIG_MSG_PING, SMIG_MSG_PONG, SMIG_MSG_ERROR, SMIG_MSG_BYE,
 	SMIG_MSG_ATTEST_REQ, SMIG_MSG_ATTEST, SMIG_MSG_MIG_PREPARE, SMIG_MSG_MIG_PREPARED, SMIG_MSG_MIG_DATA, SMIG_MSG_MIG_COMMIT_REQ,
 	SMIG_MSG_MIG_READY, SMIG_MSG_MIG_COMMIT, SMIG_MSG_MIG_COMMITTED, SMIG_MSG_MIG_ABORT,
-	SMIG_MSG_MIG_SETTLED,
+	SMIG_MSG_MIG_SETTLED, SMIG_MSG_MIG_QUERY, SMIG_MSG_MIG_OUTCOME,
 };
 
 static void encode_mig(struct smig_buf *out)
@@ -41,6 +41,8 @@ static void encode_mig(struct smig_buf *out)
 	assert_int_equal(smig_msg_put_mig_id(out, SMIG_MSG_MIG_COMMITTED, 9), 0);
 	assert_int_equal(smig_msg_put_mig_abort(out, &ab), 0);
 	assert_int_equal(smig_msg_put_mig_settled(out, &st), 0);
+	assert_int_equal(smig_msg_put_mig_id(out, SMIG_MSG_MIG_QUERY, 9), 0);
+	assert_int_equal(smig_msg_put_mig_outcome(out, 9, SMIG_OUTCOME_COMMITTED), 0);
 }
 
 /* Decodes f with the decoder of its type; the result code. */
@@ -54,6 +56,7 @@ static int decode_any(const struct smig_frame *f)
 	struct smig_mig_abort ab;
 	struct smig_mig_settled st;
 	uint32_t prot;
+	uint8_t outcome;
 	uint8_t nonce[SMIG_ATTEST_NONCE_LEN];
 	const char *text;
 	size_t len;
@@ -73,6 +76,7 @@ static int decode_any(const struct smig_frame *f)
 	case SMIG_MSG_MIG_SETTLED: return smig_msg_get_mig_settled(f, &st);
 	case SMIG_MSG_MIG_DATA: return 0;
 	case SMIG_MSG_MIG_READY: return smig_msg_get_mig_ready(f, &id, &prot);
+	case SMIG_MSG_MIG_OUTCOME: return smig_msg_get_mig_outcome(f, &id, &outcome);
 	default: return smig_msg_get_mig_id(f, f->type, &id);
 	}
 }
@@ -416,6 +420,26 @@ static void test_settled_fates(void **state)
 	smig_buf_clear(&b);
 }
 
+/* OUTCOME: the four answers to a QUERY, and nothing else. */
+static void test_outcomes(void **state)
+{
+	struct smig_buf b;
+	struct smig_frame f;
+	uint64_t id = 0;
+	uint8_t outcome = 9;
+
+	(void)state;
+	smig_buf_init(&b, 256);
+	assert_int_equal(smig_msg_put_mig_outcome(&b, 77, SMIG_OUTCOME_PENDING), 0);
+	assert_int_equal(smig_msg_put_mig_outcome(&b, 77, SMIG_OUTCOME_PENDING + 1), SMIG_EINVAL);
+	assert_int_equal(smig_frame_next(&b, &f), 0);
+	assert_int_equal(smig_msg_get_mig_outcome(&f, &id, &outcome), 0);
+	assert_true(id == 77 && outcome == SMIG_OUTCOME_PENDING);
+	((uint8_t *)(uintptr_t)f.payload)[8] = 4; // NOLINT(performance-no-int-to-ptr)
+	assert_int_equal(smig_msg_get_mig_outcome(&f, &id, &outcome), SMIG_EPROTO);
+	smig_buf_clear(&b);
+}
+
 static void test_frame_survives_compaction(void **state)
 {
 	struct smig_buf b;
@@ -462,6 +486,7 @@ int main(void)
 		cmocka_unit_test(test_frame_survives_compaction),
 		cmocka_unit_test(test_prepare_firmware),
 		cmocka_unit_test(test_settled_fates),
+		cmocka_unit_test(test_outcomes),
 	};
 	return cmocka_run_group_tests_name("frame", tests, NULL, NULL);
 }

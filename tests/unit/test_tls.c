@@ -40,6 +40,7 @@ struct side {
 	uint8_t exported[32];
 	char cipher[64];
 	char version[16];
+	bool vanish; /* client: after the handshake, go without close_notify */
 };
 
 static void path(char *out, size_t n, const char *d, const char *name, const char *ext)
@@ -106,6 +107,11 @@ static void run_side(struct side *s, bool server)
 		smig_tls_export(c, "EXPORTER-smig-test", NULL, 0, s->exported, 32);
 		snprintf(s->cipher, sizeof(s->cipher), "%s", smig_tls_cipher(c));
 		snprintf(s->version, sizeof(s->version), "%s", smig_tls_version(c));
+		if (!server && s->vanish) {
+			shutdown(s->fd, SHUT_RDWR); /* a killed process: no close_notify */
+			smig_tls_conn_free(c);
+			return;
+		}
 		if (server) {
 			s->rc = smig_tls_read(c, buf, 4, &n);
 			if (s->rc == 0)
@@ -167,6 +173,20 @@ static void test_good_pair(void **state)
 	pair(&s2, &c2);
 	assert_int_equal(c2.rc, 0);
 	assert_memory_not_equal(c.exported, c2.exported, 32);
+	smig_tls_ctx_free(s.ctx);
+	smig_tls_ctx_free(c.ctx);
+}
+
+/* A peer that vanishes after the handshake is a lost connection, not a bad record. */
+static void test_vanished_peer_is_closed(void **state)
+{
+	struct side s = { .ctx = load(dir, "h1") };
+	struct side c = { .ctx = load(dir, "h2"), .vanish = true };
+
+	(void)state;
+	pair(&s, &c);
+	assert_int_equal(s.rc, SMIG_ECLOSED);
+	assert_non_null(strstr(s.reason, "closed by peer"));
 	smig_tls_ctx_free(s.ctx);
 	smig_tls_ctx_free(c.ctx);
 }
@@ -352,6 +372,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_good_pair),
+		cmocka_unit_test(test_vanished_peer_is_closed),
 		cmocka_unit_test(test_client_from_wrong_ca_refused),
 		cmocka_unit_test(test_server_from_wrong_ca_refused),
 		cmocka_unit_test(test_expired_cert_refused),
