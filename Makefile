@@ -1,7 +1,7 @@
 # smig - the two commands (make demo, make check) and their helpers.
 # Everything real happens in scripts/; this file only names the entry points.
 
-.PHONY: all deps build check demo bench fuzz lint soak clean
+.PHONY: all deps build check demo bench faults fuzz lint soak clean
 
 all: build
 
@@ -26,6 +26,13 @@ bench: deps build
 # each, and QEMU alone with smig's work-around 20 times (SOAK_RUNS=N)
 soak: deps build
 	@scripts/soak.sh $(or $(SOAK_RUNS),20)
+
+# the fault matrix: every step of a migration x every fault, the VM's place
+# and the guest's checks after each (FAULTS_ARGS: --steps "...", --faults "...");
+# the table goes to build/faults/matrix.md
+faults: deps
+	@scripts/build-san.sh
+	@SMIG_BUILD=$(CURDIR)/build-san tests/faults/matrix.sh $(FAULTS_ARGS)
 
 fuzz: deps
 	@scripts/fuzz.sh $(or $(FUZZ_SECONDS),60)

@@ -7,8 +7,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/build.sh build || exit 1
-scripts/build.sh build-san -Db_sanitize=address,undefined -Db_lundef=false \
-	-Dc_args=-fno-sanitize-recover=all -Dbuildtype=debug || exit 1
+scripts/build-san.sh || exit 1
 
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1

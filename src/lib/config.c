@@ -95,6 +95,14 @@ static int config_limits(const struct smig_json_doc *doc, const json_t *lim,
 		cfg->guest_watch_ms = (int)json_integer_value(v);
 	if ((v = json_object_get(lim, "agent_timeout_ms")))
 		cfg->agent_timeout_ms = (int)json_integer_value(v);
+	/* the source's ping runs while nothing else moves: it must end before the stall does */
+	if (cfg->agent_timeout_ms >= cfg->stall_timeout_ms)
+		return smig_json_fail(doc, lim, v ? "agent_timeout_ms" : "stall_timeout_ms", err,
+				      errlen,
+				      "limits.agent_timeout_ms (%d) must be below limits."
+				      "stall_timeout_ms (%d): a silent guest agent would stall every "
+				      "migration of its VM",
+				      cfg->agent_timeout_ms, cfg->stall_timeout_ms);
 	return 0;
 }
 

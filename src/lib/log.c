@@ -23,9 +23,13 @@ static const char *const level_names[] = { "error", "warn", "info", "debug" };
 static char stop_at[STOP_POINTS_MAX][48];
 static size_t nstop_at;
 
-void smig_log_stop_at(const char *list)
+int smig_log_stop_at(const char *list)
 {
 	nstop_at = 0;
+#ifndef SMIG_STOP_POINTS
+	if (list && *list)
+		return SMIG_EINVAL; /* a production build: never stops itself */
+#endif
 	while (list && *list && nstop_at < STOP_POINTS_MAX) {
 		size_t n = strcspn(list, ",");
 
@@ -35,6 +39,7 @@ void smig_log_stop_at(const char *list)
 		}
 		list += n + (list[n] == ',');
 	}
+	return 0;
 }
 
 /* Is msg "event=NAME ..." with NAME a stop point? Each stops once. */

@@ -30,9 +30,10 @@ void smig_log(enum smig_log_level level, const char *fmt, ...);
  * (smigd takes it from SMIG_STOP_AT). The first time the process logs one
  * of them, at any level, it logs "event=stopped_at" and stops itself
  * (SIGSTOP), so a test can inject a fault at exactly that step and then
- * continue it (SIGCONT) or kill it. Empty or NULL: none.
+ * continue it (SIGCONT) or kill it. Empty or NULL: none. Only in builds
+ * configured with -Dstop_points=true; elsewhere a list is SMIG_EINVAL.
  */
-void smig_log_stop_at(const char *list);
+int smig_log_stop_at(const char *list);
 
 #define smig_err(...) smig_log(SMIG_LOG_ERROR, __VA_ARGS__)
 #define smig_warn(...) smig_log(SMIG_LOG_WARN, __VA_ARGS__)

@@ -197,7 +197,8 @@ static int tls_result(struct smig_tls_conn *c, int ret, const char *what)
 		 * someone cut the connection, which no record can prevent). A lost
 		 * connection, not a record that failed to authenticate.
 		 */
-		if (ERR_GET_REASON(ERR_peek_error()) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
+		if (ERR_GET_LIB(ERR_peek_error()) == ERR_LIB_SSL &&
+		    ERR_GET_REASON(ERR_peek_error()) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
 			snprintf(c->reason, sizeof(c->reason),
 				 "%s: connection closed by peer without close_notify", what);
 			ERR_clear_error();

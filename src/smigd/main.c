@@ -325,6 +325,12 @@ int main(int argc, char **argv)
 	int c;
 	int rc;
 
+	/*
+	 * Nothing the starter left open (a lock, a pipe, a terminal) stays open
+	 * in the daemon or reaches its QEMUs and swtpms: they would hold it for
+	 * as long as they live.
+	 */
+	closefrom(3);
 	while ((c = getopt_long(argc, argv, "c:fkmVh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'm': measure = check = true; break;
@@ -341,7 +347,12 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	smig_log_init("smigd", SMIG_LOG_INFO, false);
-	smig_log_stop_at(getenv("SMIG_STOP_AT")); /* fault tests: stop at these events */
+	if (smig_log_stop_at(getenv("SMIG_STOP_AT")) < 0) { /* fault tests: stop at these events */
+		fprintf(stderr, "smigd: SMIG_STOP_AT is set, but this smigd was built without stop "
+				"points (meson -Dstop_points=true, as make check's sanitizer build "
+				"is); unset it\n");
+		return 2;
+	}
 	d.started = time(NULL);
 	rc = smigd_start(&d, config, check, measure);
 	if (rc == 0 && measure) {

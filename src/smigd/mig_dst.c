@@ -52,14 +52,14 @@ static void dst_audit(const struct mig *m, const char *outcome, const char *deta
  * host that loses power loses the resumed QEMU too); kept to the last
  * INCOMING_LOG_MAX bytes or so (one older file).
  */
-#define INCOMING_LOG_MAX ((off_t)256 * 1024)
+#define INCOMING_LOG_MAX ((off_t)4 * 1024 * 1024)
 
 static void incoming_log_path(const struct smigd *d, bool old, char *out, size_t outlen)
 {
 	snprintf(out, outlen, "%s/incoming.log%s", d->cfg.state_dir, old ? ".1" : "");
 }
 
-static void dst_record(const struct mig *m, const char *what)
+static int dst_record(const struct mig *m, const char *what)
 {
 	char path[PATH_MAX], old[PATH_MAX], line[256];
 	struct stat st;
@@ -73,20 +73,20 @@ static void dst_record(const struct mig *m, const char *what)
 	n = snprintf(line, sizeof(line), "%016llx %s %s %s\n", (unsigned long long)m->id,
 		     m->peer_host, m->vm_name, what);
 	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-	if (fd < 0 || smig_file_write_all(fd, line, (size_t)n) < 0)
+	if (fd < 0 || smig_file_write_all(fd, line, (size_t)n) < 0 || close(fd) < 0) {
 		smig_err("event=incoming_log_failed vm=%s id=%016llx reason=\"%s\"", m->vm_name,
 			 (unsigned long long)m->id, strerror(errno));
-	if (fd >= 0)
-		close(fd);
+		return SMIG_EIO;
+	}
+	return 0;
 }
 
-enum dst_rec { REC_NONE, REC_DISCARDED, REC_COMMITTED, REC_RESUMED };
+enum dst_rec { REC_NONE, REC_DISCARDED, REC_COMMITTED };
 
-/* The last word incoming.log has on migration id from host, and the VM's name. */
-static enum dst_rec dst_record_find(const struct smigd *d, uint64_t id, const char *host,
-				    char vm[SMIG_NAME_MAX + 1])
+/* The last word incoming.log has on migration id from host. */
+static enum dst_rec dst_record_find(const struct smigd *d, uint64_t id, const char *host)
 {
-	char path[PATH_MAX], line[256], h[SMIG_NAME_MAX + 1], name[SMIG_NAME_MAX + 1], what[16];
+	char path[PATH_MAX], line[256], h[SMIG_NAME_MAX + 1], what[16];
 	enum dst_rec found = REC_NONE;
 	uint64_t v;
 
@@ -97,13 +97,10 @@ static enum dst_rec dst_record_find(const struct smigd *d, uint64_t id, const ch
 		f = fopen(path, "r");
 		while (f && fgets(line, sizeof(line), f)) {
 			if (smig_unhex_u64(line, &v) < 0 || v != id ||
-			    sscanf(line + 16, " %63s %63s %15s", h, name, what) != 3 ||
+			    sscanf(line + 16, " %63s %*s %15s", h, what) != 2 ||
 			    strcmp(h, host) != 0)
 				continue;
-			found = strcmp(what, "resumed") == 0     ? REC_RESUMED
-				: strcmp(what, "committed") == 0 ? REC_COMMITTED
-								 : REC_DISCARDED;
-			snprintf(vm, SMIG_NAME_MAX + 1, "%s", name);
+			found = strcmp(what, "discarded") == 0 ? REC_DISCARDED : REC_COMMITTED;
 		}
 		if (f)
 			fclose(f);
@@ -112,33 +109,43 @@ static enum dst_rec dst_record_find(const struct smigd *d, uint64_t id, const ch
 }
 
 /*
- * A migration recorded as committed but never as resumed: if its QEMU
- * lives (smigd restarted, and resumes or has resumed it) the VM is here;
- * if the QEMU died before the guest ran here, the source's paused copy is
- * the latest one: the stale definition here goes and the answer is
- * discarded.
+ * The VM that migration id brought here, if it is still here: by its
+ * incoming.id, never by name (another VM may have that name by now).
+ * Resumed here, or its QEMU alive (resumed, or about to be after a
+ * restart): committed. QEMU gone before the guest ever ran here: the
+ * source's paused copy is the latest; this stale one goes. *out is the
+ * outcome; false when no VM here came with id.
  */
-static uint8_t dst_unresumed(struct smigd *d, const struct mig *probe, const char *name)
+static bool dst_vm_outcome(struct smigd *d, uint64_t id, struct mig *probe, uint8_t *out)
 {
-	struct vm *vm = vm_find(d, name);
-	char err[256];
+	char src[SMIG_NAME_MAX + 1], err[256];
+	struct vm *vm;
+	bool resumed = false;
+	uint64_t v = 0;
 
-	if (vm && !vm_state_known(vm))
-		return SMIG_OUTCOME_PENDING; /* adopted a moment ago: is its QEMU alive? */
-	if (vm && (vm_state(vm) == VM_RUNNING || vm_state(vm) == VM_PAUSED))
-		return SMIG_OUTCOME_COMMITTED;
-	if (vm && vm_mig(vm) == NULL && vm_undefine(d, vm, err, sizeof(err)) < 0)
-		return SMIG_OUTCOME_PENDING; /* cannot tell yet: let the source ask again */
-	dst_record(probe, "discarded");
-	smig_warn("event=incoming_never_resumed vm=%s from=%s action=discarded", name,
-		  probe->peer_host);
-	return SMIG_OUTCOME_DISCARDED;
+	for (vm = d->vms; vm; vm = vm_next(vm))
+		if (vm_incoming_get(vm, &v, src, &resumed) == 0 && v == id &&
+		    strcmp(src, probe->peer_host) == 0)
+			break;
+	if (vm == NULL)
+		return false;
+	snprintf(probe->vm_name, sizeof(probe->vm_name), "%s", vm_spec(vm)->name);
+	if (resumed || vm_qemu_alive(vm))
+		*out = vm_state_known(vm) || resumed ? SMIG_OUTCOME_COMMITTED : SMIG_OUTCOME_PENDING;
+	else if (vm_mig(vm) || vm_undefine(d, vm, err, sizeof(err)) < 0)
+		*out = SMIG_OUTCOME_PENDING; /* cannot tell yet: let the source ask again */
+	else {
+		(void)dst_record(probe, "discarded");
+		smig_warn("event=incoming_never_resumed vm=%s from=%s action=discarded",
+			  probe->vm_name, probe->peer_host);
+		*out = SMIG_OUTCOME_DISCARDED;
+	}
+	return true;
 }
 
 void mig_dst_query(struct smigd *d, struct peer *p, const struct smig_frame *f)
 {
 	uint8_t outcome = SMIG_OUTCOME_NOT_HERE;
-	char name[SMIG_NAME_MAX + 1] = "";
 	struct mig *m = NULL;
 	uint64_t id = 0;
 	enum dst_rec rec;
@@ -169,19 +176,24 @@ void mig_dst_query(struct smigd *d, struct peer *p, const struct smig_frame *f)
 			      "%s lost the connection and asked how the migration ended",
 			      peer_name(p));
 		outcome = SMIG_OUTCOME_DISCARDED;
-	} else if ((rec = dst_record_find(d, id, peer_name(p), name)) != REC_NONE) {
+	} else {
 		struct mig probe = { .d = d, .id = id };
 
 		snprintf(probe.peer_host, sizeof(probe.peer_host), "%s", peer_name(p));
-		snprintf(probe.vm_name, sizeof(probe.vm_name), "%s", name);
-		outcome = rec == REC_RESUMED	 ? SMIG_OUTCOME_COMMITTED
-			  : rec == REC_COMMITTED ? dst_unresumed(d, &probe, name)
-						 : SMIG_OUTCOME_DISCARDED;
+		/* a VM that left again, or was undefined, did run here: never say otherwise */
+		if (!dst_vm_outcome(d, id, &probe, &outcome)) {
+			rec = dst_record_find(d, id, peer_name(p));
+			outcome = rec == REC_COMMITTED	 ? SMIG_OUTCOME_COMMITTED
+				  : rec == REC_DISCARDED ? SMIG_OUTCOME_DISCARDED
+							 : SMIG_OUTCOME_NOT_HERE;
+		}
 	}
 	smig_info("event=migration_query from=%s id=%016llx outcome=%u", peer_name(p),
 		  (unsigned long long)id, outcome);
 	(void)smig_msg_put_mig_outcome(peer_tx(p), id, outcome);
-	peer_kick(p);
+	/* one question per connection: a peer asks again on a new one (rate-limited) */
+	(void)smig_msg_put_bye(peer_tx(p));
+	peer_release(p);
 }
 
 /* Drops the incoming VM and the migration; tells the source when send is set. */
@@ -206,6 +218,8 @@ void mig_dst_abort(struct mig *m, bool send, int code, const char *fmt, ...)
 	smig_warn("event=migration_aborted vm=%s from=%s state=%s reason=\"%s\" "
 		  "action=discard_incoming",
 		  m->vm_name, m->peer_host, mig_state_names[m->state], why);
+	if (m->state == MS_COMMITTING)
+		(void)dst_record(m, "discarded"); /* recorded as committed, never resumed */
 	if (m->rule[0])
 		dst_audit(m, "failed", why);
 	mig_close_fd(m);
@@ -654,13 +668,12 @@ static void dst_resumed(void *arg, bool ok, const char *why)
 	struct mig *m = arg;
 
 	if (!ok) {
-		dst_record(m, "discarded");
 		snprintf(m->why, sizeof(m->why), "cannot resume the VM here: %s", why);
 		loop_timer_cancel(m->d->loop, m->timer);
 		(void)loop_timer_add(m->d->loop, 0, mig_dst_abort_later, m, &m->timer);
 		return;
 	}
-	dst_record(m, "resumed");
+	(void)vm_incoming_mark(m->vm, m->id, m->peer_host, true);
 	/* the source waits with the VM paused there: answer before the audit's fsyncs */
 	mig_send_id(m, SMIG_MSG_MIG_COMMITTED);
 	smig_info("event=migration_committed vm=%s from=%s bytes=%llu", m->vm_name, m->peer_host,
@@ -707,8 +720,18 @@ void mig_dst_frame(struct mig *m, const struct smig_frame *f)
 			return;
 		}
 		m->state = MS_COMMITTING;
-		/* before the guest runs here: the record a query answers, the VM's own spec */
-		dst_record(m, "committed");
+		/*
+		 * Before the guest runs here: the records a query is answered from,
+		 * and the VM's own spec. Without them no resume: a source that lost
+		 * our answer would find nothing and run its copy too.
+		 */
+		if (dst_record(m, "committed") < 0 ||
+		    vm_incoming_mark(m->vm, m->id, m->peer_host, false) < 0) {
+			mig_dst_abort(m, true, SMIG_EIO,
+				      "cannot record the commit on %s (is its state directory full?)",
+				      m->d->cfg.host);
+			return;
+		}
 		vm_adopt_incoming(m->vm);
 		smig_debug("event=migration_commit_recorded vm=%s from=%s", m->vm_name,
 			   m->peer_host);

@@ -80,7 +80,8 @@ void mig_resolve_begin(struct mig *m, const char *why)
 	resolve_start(m);
 }
 
-int mig_resolve_adopted(struct smigd *d, struct vm *vm, uint64_t id, const char *host)
+int mig_resolve_adopted(struct smigd *d, struct vm *vm, uint64_t id, const char *host,
+			bool gone)
 {
 	struct mig *m = mig_new(d, true);
 
@@ -88,6 +89,7 @@ int mig_resolve_adopted(struct smigd *d, struct vm *vm, uint64_t id, const char 
 		return -1;
 	m->id = id;
 	m->vm = vm;
+	m->src_gone = gone;
 	snprintf(m->vm_name, sizeof(m->vm_name), "%s", vm_spec(vm)->name);
 	snprintf(m->peer_host, sizeof(m->peer_host), "%s", host);
 	snprintf(m->why, sizeof(m->why), "smigd restarted before the answer came");

@@ -59,8 +59,10 @@ void mig_vm_event(struct mig *m, const struct smig_qmp_msg *ev);
 void mig_vm_exited(struct mig *m);
 /*
  * After a restart: vm's directory says COMMIT of migration id went to host
- * unconfirmed. Keeps it paused and asks host how it ended (mig_resolve.c).
+ * unconfirmed. Keeps it paused and asks host how it ended (mig_resolve.c);
+ * gone: its QEMU here is dead or not paused, so it cannot be resumed.
  */
-int mig_resolve_adopted(struct smigd *d, struct vm *vm, uint64_t id, const char *host);
+int mig_resolve_adopted(struct smigd *d, struct vm *vm, uint64_t id, const char *host,
+			bool gone);
 
 #endif

@@ -246,9 +246,19 @@ static void swtpm_wait_exit(const struct vm *vm)
 
 int vm_undefine(struct smigd *d, struct vm *vm, char *err, size_t errlen)
 {
+	char host[SMIG_NAME_MAX + 1];
+	uint64_t id;
+
 	if (vm->state != VM_DEFINED && vm->state != VM_SHUTOFF) {
 		snprintf(err, errlen, "%s is %s; stop it first", vm->spec.name,
 			 vm_state_name(vm->state));
+		return SMIG_EBUSY;
+	}
+	/* a migration still holds it (its QEMU died at switch-over): wait for its end */
+	if (vm->mig || vm_commit_pending(vm, &id, host, sizeof(host))) {
+		snprintf(err, errlen, "%s is part of a migration whose end is not known yet; smig vm "
+			 "show %s says what it waits for",
+			 vm->spec.name, vm->spec.name);
 		return SMIG_EBUSY;
 	}
 	swtpm_wait_exit(vm);
@@ -525,6 +535,14 @@ static void cmd_ping(struct smigd *d, struct vm *vm, struct ctl_ref *ref)
 			      vm_state_name(vm->state));
 		return;
 	}
+	/* the agent's socket takes one client: during a migration the migration pings it */
+	if (vm->mig) {
+		ctl_reply_err(d, ref, "error",
+			      "%s is migrating; its migration pings the guest agent itself (see "
+			      "the result's guest_detail)",
+			      vm->spec.name);
+		return;
+	}
 	r = req_new(d, vm, ref);
 	if (r == NULL)
 		return;
@@ -610,7 +628,13 @@ static void vm_adopt(struct vm *vm)
 	vm_path(vm, "qemu.pid", path, sizeof(path));
 	pid = live_qemu(path);
 	if (pid == 0) {
+		char host[SMIG_NAME_MAX + 1];
+		uint64_t id;
+
 		smig_info("event=vm_loaded vm=%s state=defined", vm->spec.name);
+		/* its QEMU died while a commit was unconfirmed: is the VM on the destination? */
+		if (vm_commit_pending(vm, &id, host, sizeof(host)))
+			(void)mig_resolve_adopted(vm->d, vm, id, host, true);
 		return;
 	}
 	vm->qemu_pid = pid;
@@ -658,6 +682,48 @@ bool vm_commit_pending(const struct vm *vm, uint64_t *id, char *host, size_t hos
 	*id = v;
 	snprintf(host, hostlen, "%s", name);
 	return true;
+}
+
+/*
+ * incoming.id on the destination: the migration that brought the VM here,
+ * "ID SOURCE committed" from COMMIT on, "... resumed" once the guest has
+ * run here. What a source's MIG_QUERY is answered from, by id, not name.
+ */
+int vm_incoming_mark(struct vm *vm, uint64_t id, const char *source, bool resumed)
+{
+	char path[PATH_MAX], line[128];
+	int fd, n, rc;
+
+	vm_path(vm, "incoming.id", path, sizeof(path));
+	n = snprintf(line, sizeof(line), "%016llx %s %s\n", (unsigned long long)id, source,
+		     resumed ? "resumed" : "committed");
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return SMIG_EIO;
+	rc = smig_file_write_all(fd, line, (size_t)n);
+	if (close(fd) < 0)
+		rc = SMIG_EIO;
+	return rc;
+}
+
+int vm_incoming_get(const struct vm *vm, uint64_t *id, char src[SMIG_NAME_MAX + 1],
+		    bool *resumed)
+{
+	char path[PATH_MAX], line[128] = "", what[16];
+	FILE *f;
+	int rc = SMIG_ENOENT;
+
+	vm_path(vm, "incoming.id", path, sizeof(path));
+	f = fopen(path, "r");
+	if (f == NULL)
+		return SMIG_ENOENT;
+	if (fgets(line, sizeof(line), f) && smig_unhex_u64(line, id) == 0 &&
+	    sscanf(line + 16, " %63s %15s", src, what) == 2) {
+		*resumed = strcmp(what, "resumed") == 0;
+		rc = 0;
+	}
+	fclose(f);
+	return rc;
 }
 
 void vm_commit_clear(struct vm *vm)

@@ -89,6 +89,10 @@ int vm_set_tpm_key(struct vm *vm, const uint8_t *key, size_t len);
 int vm_commit_mark(struct vm *vm, uint64_t id, const char *host);
 bool vm_commit_pending(const struct vm *vm, uint64_t *id, char *host, size_t hostlen);
 void vm_commit_clear(struct vm *vm);
+/* Destination: the migration that brought vm here (incoming.id), and whether its guest ran here. */
+int vm_incoming_mark(struct vm *vm, uint64_t id, const char *source, bool resumed);
+int vm_incoming_get(const struct vm *vm, uint64_t *id, char src[SMIG_NAME_MAX + 1],
+		    bool *resumed);
 /* Reads the vTPM state key of a VM for the peer; 0 or a negative code. */
 int vm_get_tpm_key(struct vm *vm, uint8_t *key, size_t len);
 /*

@@ -276,7 +276,12 @@ void vm_on_qmp_event(void *arg, const struct smig_qmp_msg *ev)
 static void on_adopt_resumed(void *arg, bool ok, const char *why)
 {
 	struct vm *vm = arg;
+	char src[SMIG_NAME_MAX + 1];
+	bool resumed;
+	uint64_t id;
 
+	if (ok && vm_incoming_get(vm, &id, src, &resumed) == 0 && !resumed)
+		(void)vm_incoming_mark(vm, id, src, true); /* it came in and now has run here */
 	if (ok)
 		smig_info("event=vm_resumed vm=%s reason=adopted_paused_by_a_migration", vm->spec.name);
 	else
@@ -298,24 +303,27 @@ static void on_adopt_status(void *arg, const struct smig_qmp_msg *r)
 	uint64_t id;
 	const char *st;
 
-	if (r == NULL || r->kind != SMIG_QMP_RETURN || vm->state != VM_RUNNING)
+	if (r == NULL || r->kind != SMIG_QMP_RETURN)
 		return;
 	vm->adopt_checked = true;
+	if (vm->state != VM_RUNNING)
+		return;
 	st = json_string_value(json_object_get(r->ret, "status"));
-	if (st == NULL || strcmp(st, "running") == 0)
-		return;
-	vm->state = strcmp(st, "guest-panicked") == 0 ? VM_CRASHED : VM_PAUSED;
-	smig_warn("event=vm_adopted_not_running vm=%s qemu_status=%s state=%s", vm->spec.name, st,
-		  vm_state_name(vm->state));
-	if (vm->state != VM_PAUSED)
-		return;
+	if (st && strcmp(st, "running") != 0) {
+		vm->state = strcmp(st, "guest-panicked") == 0 ? VM_CRASHED : VM_PAUSED;
+		smig_warn("event=vm_adopted_not_running vm=%s qemu_status=%s state=%s",
+			  vm->spec.name, st, vm_state_name(vm->state));
+	}
 	if (vm_commit_pending(vm, &id, host, sizeof(host))) {
-		if (mig_resolve_adopted(vm->d, vm, id, host) < 0)
+		/* only a copy paused by the migration can still be the VM */
+		if (mig_resolve_adopted(vm->d, vm, id, host, vm->state != VM_PAUSED) < 0)
 			vm_note_error(vm, "COMMIT of a migration to %s was not confirmed; cannot ask "
 				      "%s (out of memory)",
 				      host, host);
 		return;
 	}
+	if (st == NULL || vm->state != VM_PAUSED)
+		return;
 	if (strcmp(st, "postmigrate") == 0 || strcmp(st, "finish-migrate") == 0 ||
 	    strcmp(st, "paused") == 0 || strcmp(st, "prelaunch") == 0) {
 		(void)qmpconn_send(vm->qmp, "migrate_cancel", NULL, -1, NULL, NULL);
@@ -626,8 +634,16 @@ static void vm_exited(struct vm *vm, int status)
 		vm_forget(vm);
 		return;
 	}
-	if (vm->mig)
+	if (vm->mig) {
 		mig_vm_exited(vm->mig);
+	} else {
+		char host[SMIG_NAME_MAX + 1];
+		uint64_t id;
+
+		/* an adopted copy gone while its commit is unconfirmed: ask where the VM is */
+		if (vm_commit_pending(vm, &id, host, sizeof(host)))
+			(void)mig_resolve_adopted(vm->d, vm, id, host, true);
+	}
 	if (was == VM_STARTING) {
 		start_fail(vm, "QEMU exited during start-up");
 	} else if (ctl_ref_waits(&vm->ref)) {

@@ -180,8 +180,8 @@ wait_for() {
 smigd_start() {
 	local dir=$1 h=$2
 	local ns=()
-	ip netns list 2>/dev/null | grep -qw "smig-$h" && [ -f "$dir/netns" ] &&
-		ns=(ip netns exec "smig-$h")
+	[ -s "$dir/netns" ] && ip netns list 2>/dev/null | grep -qw "$(cat "$dir/netns")-$h" &&
+		ns=(ip netns exec "$(cat "$dir/netns")-$h")
 	"${ns[@]}" "$SMIGD" --config "$dir/$h.json" --foreground >>"$dir/$h.log" 2>&1 &
 	echo $! >"$dir/$h.pid"
 	disown $! # a daemon killed by a test is not news for the test's output

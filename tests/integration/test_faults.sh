@@ -14,72 +14,21 @@ here=$(cd "$(dirname "$0")" && pwd)
 netns_test faults
 export SMIG_STALL_MS=3000
 
-plan 29
+plan 36
 
+# a lock the harness holds must not be held by the daemons it starts
+exec 9>"$dir.lock" && flock 9
 "$cluster" up --hosts 2 >/dev/null
 ok $? "two hosts up, each in its own network namespace"
-on() { local h=$1; shift; "$cluster" exec "$h" "$SMIG" "$@"; }
-
-# restart HOST [STOP_AT]: smigd on HOST again, stopping at the events STOP_AT
-restart() {
-	smigd_stop "$dir" "$1"
-	SMIG_STOP_AT=${2:-} smigd_start "$dir" "$1"
-}
-# crash HOST: kill -9 HOST's smigd (its VMs' QEMUs live on)
-crash() { kill -KILL "$(cat "$dir/$1.pid")" 2>/dev/null; rm -f "$dir/$1.pid"; }
-# kill_qemu HOST NAME: kill -9 NAME's QEMU on HOST and wait until it is gone
-kill_qemu() {
-	local pid
-	pid=$(cat "$dir/state-$1/vms/$2/qemu.pid")
-	kill -KILL "$pid"
-	wait_for 10 bash -c "[ ! -e /proc/$pid ] || grep -q '^[^ ]* ([^)]*) Z' /proc/$pid/stat"
-}
-# stopped HOST: HOST's smigd stopped itself at a stop point
-stopped() { [ "$(awk '{print $3}' "/proc/$(cat "$dir/$1.pid")/stat" 2>/dev/null)" = T ]; }
-resume() { kill -CONT "$(cat "$dir/$1.pid")"; }
-where() { vm_where "$dir" "$1"; }
-# listed NAME: every host that knows NAME, with its state
-listed() {
-	local h
-	for h in h1 h2; do
-		on "$h" --json vm list 2>/dev/null | jq -r --arg n "$1" --arg h "$h" \
-			'.vms[] | select(.name == $n) | "\($h):\(.state)"'
-	done | tr '\n' ' '
-}
-# beating NAME HOST: the guest's heartbeats go on on HOST
-beating() {
-	local n
-	n=$(grep -c ' HB ' "$dir/state-$2/consoles/$1.log" 2>/dev/null) || n=0
-	wait_for 10 bash -c "[ \$(grep -c ' HB ' '$dir/state-$2/consoles/$1.log') -gt $((n + 3)) ]"
-}
-# once NAME HOST: running on HOST, no other host holds a copy (within 20 s),
-# and beating there
-once() {
-	local t=$((SECONDS + 20))
-	until [ "$(listed "$1")" = "$2:running " ]; do
-		[ $SECONDS -ge $t ] && return 1
-		sleep 0.2
-	done
-	beating "$1" "$2"
-}
-check() { "$cluster" check "$@"; }
-# strike HOST EVENT NAME GUEST_OPTS...: the guest NAME on h1, smigd on HOST
-# set to stop at EVENT, NAME migrating to h2 in the background ($mig, its
-# output in $dir/NAME.out) until HOST stops there
-strike() {
-	local h=$1 ev=$2 name=$3
-	shift 3
-	"$cluster" guest h1 "$name" "$@" >/dev/null
-	restart "$h" "$ev"
-	on h1 migrate "$name" --to h2 >"$dir/$name.out" 2>&1 &
-	mig=$!
-	wait_for 60 stopped "$h"
-}
+. "$here/../harness/faults.sh"
 
 # ---- 1. source smigd killed at migration_commit_request ------------------
 # (the destination holds the whole state, COMMIT was not sent: the source's
 # paused QEMU is the VM, and the restarted source must run it again)
 strike h1 migration_commit_request f1 --mem 32 --dirty 2000 --vtpm
+! ls -l "/proc/$(cat "$dir/h1.pid")/fd" "/proc/$(cat "$dir/state-h1/vms/f1/qemu.pid")/fd" \
+	"/proc/$(cat "$dir/state-h1/vms/f1/swtpm.pid")/fd" | grep -qF "$dir.lock"
+ok $? "smigd, QEMU and swtpm do not hold the harness's lock (fd 9)"
 crash h1
 wait $mig
 wait_for 10 grep -q 'event=migration_aborted vm=f1' "$dir/h2.log"
@@ -106,6 +55,16 @@ out=$(check f2 --vtpm)
 ok $? "guest check: $out"
 on h2 vm stop f2 >/dev/null
 
+# ---- 2b. ... and its QEMU too: the restarted h1 still asks, then forgets --
+strike h1 migration_commit_sent f10 --mem 32 --dirty 2000
+crash h1
+kill_qemu h1 f10
+wait $mig
+restart h1
+once f10 h2
+ok $? "h1 restarted with its copy's QEMU dead: it still asks h2, learns the VM runs there and forgets it ($(listed f10))"
+on h2 vm stop f10 >/dev/null
+
 # ---- 3. destination smigd killed after COMMIT arrived, before resume -----
 strike h2 migration_commit_recorded f3 --mem 32 --dirty 2000
 crash h2
@@ -123,6 +82,8 @@ once f3 h2
 ok $? "the restarted h2 resumes its committed copy; h1 retires its own ($(listed f3))"
 [ $rc -eq 0 ] && grep -q 'confirmed it resumed' "$dir/f3.out"
 ok $? "the migrate command learns the outcome (exit $rc): $(tail -1 "$dir/f3.out" | head -c 160)"
+grep -q ' h1 resumed$' "$dir/state-h2/vms/f3/incoming.id"
+ok $? "h2 recorded that the guest has run there since (incoming.id: $(cat "$dir/state-h2/vms/f3/incoming.id"))"
 out=$(check f3)
 ok $? "guest check: $out"
 on h2 vm stop f3 >/dev/null
@@ -163,6 +124,9 @@ on h2 vm stop f9 >/dev/null
 strike h2 migration_ready f4 --mem 32 --dirty 2000 --vtpm
 kill -KILL "$(cat "$dir/state-h1/vms/f4/qemu.pid")"
 wait_for 10 grep -q 'event=source_qemu_died vm=f4 .*action=hand_over' "$dir/h1.log"
+out=$(on h1 vm undefine f4 2>&1)
+[ $? -ne 0 ] && grep -q 'part of a migration' <<<"$out"
+ok $? "its definition cannot be undefined while the hand-over runs: $(head -c 100 <<<"$out")"
 resume h2
 wait $mig
 rc=$?
@@ -226,5 +190,25 @@ on h1 vm start f7 >/dev/null && once f7 h1
 ok $? "smig vm start brings it back on h1"
 on h1 vm stop f7 >/dev/null
 restart h1
+
+# ---- 8. a destination that cannot record the commit does not resume -----
+"$cluster" guest h1 f11 --mem 32 --dirty 2000 >/dev/null
+# no record can be appended there, as on a full disk
+mv "$dir/state-h2/incoming.log" "$dir/incoming.log.h2" && mkdir "$dir/state-h2/incoming.log"
+on h1 migrate f11 --to h2 >"$dir/f11.out" 2>&1
+rc=$?
+rmdir "$dir/state-h2/incoming.log" && mv "$dir/incoming.log.h2" "$dir/state-h2/incoming.log"
+[ $rc -eq 5 ] && grep -q 'cannot record the commit on h2' "$dir/f11.out" && once f11 h1
+ok $? "h2 refuses COMMIT it cannot record; the VM runs on h1 (exit $rc, $(listed f11))"
+on h1 vm stop f11 >/dev/null
+
+# another cluster's "down" leaves this one alone (namespaces named per cluster)
+other=$(mktemp -d /tmp/smig-other.XXXXXX)
+SMIG_CLUSTER_DIR=$other "$cluster" up --hosts 1 >/dev/null &&
+	[ "$(SMIG_CLUSTER_DIR=$other "$cluster" ns h1)" != "$("$cluster" ns h1)" ] &&
+	SMIG_CLUSTER_DIR=$other "$cluster" down && ip netns list | grep -qw "$("$cluster" ns h1)" &&
+	on h1 ping h2 >/dev/null
+ok $? "a second cluster comes and goes; this one's namespaces and hosts stay ($("$cluster" ns h1))"
+rm -f "$dir.lock"
 
 done_testing

@@ -22,7 +22,7 @@ ok $? "three hosts up in their own namespaces"
 # short bans so that expiry and doubling fit in a test; the kernel-level drop
 # where this kernel has nf_tables
 nft=false
-ip netns exec smig-h2 nft list tables >/dev/null 2>&1 && nft=true
+"$cluster" exec h2 nft list tables >/dev/null 2>&1 && nft=true
 jq --argjson nft $nft '.firewall = {nftables: $nft,
                  rules: [{kind: "tls_failure", count: 3, window_s: 30, ban_s: 3},
                          {kind: "unknown_peer", count: 3, window_s: 30, ban_s: 3}]}' \
@@ -36,7 +36,7 @@ h3ip=10.77.0.3
 
 "$SMIG" pki init "$dir/rogue" >/dev/null && "$SMIG" pki issue "$dir/rogue" h3 --ip $h3ip >/dev/null
 bad() { # a TLS client with a certificate of another CA, from h3's address
-	ip netns exec smig-h3 timeout 5 openssl s_client -connect $h2ip:7450 -tls1_3 \
+	"$cluster" exec h3 timeout 5 openssl s_client -connect $h2ip:7450 -tls1_3 \
 		-cert "$dir/rogue/h3.crt" -key "$dir/rogue/h3.key" </dev/null >/dev/null 2>&1
 }
 banned() { on h2 --json ids status | jqe --arg a "$1" '[.bans[] | select(.addr == $a)] | length == 1'; }
@@ -54,8 +54,8 @@ on h2 --json events --last 0 | jqe -s --arg a $h3ip \
 ok $? "smig events shows the TLS failures and the ban"
 refused() { on h2 --json ids status | jq .events.conn_refused; }
 if $nft; then
-	ip netns exec smig-h2 nft list set inet smig banned4 | grep -q "$h3ip" && r0=$(refused) &&
-		! ip netns exec smig-h3 timeout 2 bash -c "exec 3<>/dev/tcp/$h2ip/7450" 2>/dev/null &&
+	"$cluster" exec h2 nft list set inet smig banned4 | grep -q "$h3ip" && r0=$(refused) &&
+		! "$cluster" exec h3 timeout 2 bash -c "exec 3<>/dev/tcp/$h2ip/7450" 2>/dev/null &&
 		[ "$(refused)" = "$r0" ]
 	ok $? "while banned its packets are dropped in the kernel (nftables set inet smig banned4)"
 else
@@ -71,7 +71,7 @@ wait_for 5 banned $h3ip &&
 	[ "$(on h2 --json ids status | jq --arg a $h3ip '.bans[] | select(.addr == $a) | .strikes')" = 2 ]
 ok $? "banned again, for twice as long (ban #2)"
 smigd_stop "$dir" h2 && smigd_start "$dir" h2 && banned $h3ip &&
-	{ ! $nft || ip netns exec smig-h2 nft list set inet smig banned4 | grep -q "$h3ip"; }
+	{ ! $nft || "$cluster" exec h2 nft list set inet smig banned4 | grep -q "$h3ip"; }
 ok $? "the ban survives a restart of smigd (state/bans.json, and back in the nftables set)"
 on h2 ids unban $h3ip >/dev/null && on h3 ping h2 >/dev/null
 ok $? "smig ids unban lifts it"
@@ -83,7 +83,7 @@ ivt_make "$dir" 3
 smigd_stop "$dir" h2 && smigd_start "$dir" h2
 kill -HUP "$(cat "$dir/h1.pid")" "$(cat "$dir/h3.pid")"
 "$cluster" guest h1 g --mem 16 --dirty 500 >/dev/null
-ip netns exec smig-h3 bash -c "for i in \$(seq 40); do exec {fd}<>/dev/tcp/$h2ip/7450 || true; done; sleep 6" \
+"$cluster" exec h3 bash -c "for i in \$(seq 40); do exec {fd}<>/dev/tcp/$h2ip/7450 || true; done; sleep 6" \
 	>/dev/null 2>&1 &
 slow=$!
 sleep 0.5
@@ -102,7 +102,7 @@ pid=$(cat "$dir/h2.pid")
 rss() { awk '/^VmRSS/ {print $2}' "/proc/$pid/status"; }
 before=$(rss)
 t0=$(date +%s%N)
-timeout 30 ip netns exec smig-h3 bash -c \
+timeout 30 "$cluster" exec h3 bash -c \
 	"for i in \$(seq 1000); do exec 3<>/dev/tcp/$h2ip/7450 && exec 3>&-; done" >/dev/null 2>&1
 t1=$(date +%s%N)
 after=$(rss)
@@ -117,7 +117,7 @@ ok $? "most were refused at accept (rate limit, bans); h2 still migrates g to h1
 
 # --- a destination that breaks the protocol's order -------------------------------------
 smigd_stop "$dir" h2
-ip netns exec smig-h2 timeout 60 "$SMIG_BUILD/tests/harness/smig-fakepeer" serve \
+"$cluster" exec h2 timeout 60 "$SMIG_BUILD/tests/harness/smig-fakepeer" serve \
 	--ca "$dir/pki/ca.crt" --cert "$dir/pki/h2.crt" --key "$dir/pki/h2.key" --name h2 \
 	--listen $h2ip:7450 --ivt "$dir/ivt.json" &
 fake=$!

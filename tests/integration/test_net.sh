@@ -85,21 +85,21 @@ fnv() {
 }
 table=smig_vm_$(fnv h2/guard)
 mkfifo "$dir/nft.fifo"
-ip netns exec smig-h2 nft -i <"$dir/nft.fifo" >/dev/null 2>&1 &
+"$cluster" exec h2 nft -i <"$dir/nft.fifo" >/dev/null 2>&1 &
 exec 7>"$dir/nft.fifo"
 echo "add table bridge $table { flags owner; }" >&7
-wait_for 5 ip netns exec smig-h2 nft list table bridge "$table"
+wait_for 5 "$cluster" exec h2 nft list table bridge "$table"
 out=$(on h1 migrate guard --to h2 2>&1)
 rc=$?
 [ $rc -eq 3 ] && grep -q "h2 does not enforce its NIC filters for guard" <<<"$out" &&
 	[ "$(on h1 --json vm show guard | jq -r .state)" = running ] && ! on h2 vm show guard >/dev/null 2>&1
 ok $? "a destination that cannot apply the filter is refused at COMMIT (exit $rc); guard runs on h1 only: $out"
 exec 7>&-
-wait_for 5 bash -c "! ip netns exec smig-h2 nft list table bridge $table"
+wait_for 5 bash -c "! '$cluster' exec h2 nft list table bridge $table"
 before=$(count 9999 legit)
 on h1 migrate guard --to h2 >"$dir/m3.out" 2>&1 &&
-	ip netns exec smig-h2 nft list table bridge "$table" >/dev/null &&
-	! ip netns exec smig-h1 nft list tables | grep -q "smig_vm_$(fnv h1/guard)"
+	"$cluster" exec h2 nft list table bridge "$table" >/dev/null &&
+	! "$cluster" exec h1 nft list tables | grep -q "smig_vm_$(fnv h1/guard)"
 ok $? "with the table free guard moves to h2, its filter with it (h2 has table $table, h1's is gone): $(tail -1 "$dir/m3.out")"
 wait_for 20 bash -c "[ \$(grep -c '^legit ' $dir/udp9999) -ge $((before + 4)) ]" &&
 	[ "$(count 9999 ipspoof)" = 0 ] && [ "$(count 9999 macspoof)" = 0 ]

@@ -144,6 +144,10 @@ static void test_bad_values(void **state)
 			    "/etc/smig/c.json:1:154: limits.max_peers must be between 1 and 4096");
 	expect_config_error("{\"host\":\"h1\",\"listen\":\"127.0.0.1\",\"control\":{\"socket\":\"s\"},"
 			    "\"state_dir\":\"d\",\"tls\":{\"ca\":\"a\",\"cert\":\"b\",\"key\":\"c\"},"
+			    "\"hosts_file\":\"h\",\"limits\":{\"stall_timeout_ms\": 3000, \"agent_timeout_ms\": 3000}}",
+			    "/etc/smig/c.json:1:187: limits.agent_timeout_ms (3000) must be below limits.stall_timeout_ms (3000)");
+	expect_config_error("{\"host\":\"h1\",\"listen\":\"127.0.0.1\",\"control\":{\"socket\":\"s\"},"
+			    "\"state_dir\":\"d\",\"tls\":{\"ca\":\"a\",\"cert\":\"b\",\"key\":\"c\"},"
 			    "\"hosts_file\":\"h\",\"log\":{\"level\": \"loud\"}}",
 			    "/etc/smig/c.json:1:147: log.level must be one of");
 	expect_config_error("{\"host\":\"h1\",\"listen\":\"127.0.0.1\",\"control\":{\"socket\":\"s\"},"
