@@ -47,7 +47,8 @@ once() {
 	done
 	beating "$1" "$2"
 }
-check() { "$cluster" check "$@"; }
+# guest_verdict NAME [--vtpm]: the guest's own checks over every host it ran on
+guest_verdict() { "$cluster" check "$@"; }
 # strike HOST EVENT NAME GUEST_OPTS...: the guest NAME on h1, smigd on HOST
 # set to stop at EVENT, NAME migrating to h2 in the background ($mig, its
 # output in $dir/NAME.out) until HOST stops there

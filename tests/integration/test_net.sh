@@ -26,7 +26,7 @@ ok $? "$out"
 mac=$(jq -r '.nics[0].mac' "$dir/state-h1/vms/web/spec.json")
 grep -q "NET .* 10.77.0.100/24 $mac" "$dir/state-h1/consoles/web.log"
 ok $? "define gave the NIC a MAC for life ($mac); the guest sees it"
-taps() { ip -n "smig-$1" -o link show master brlan 2>/dev/null | awk -F': ' '{print $2}' | grep -c '^smig'; }
+taps() { ip -n "$("$cluster" ns "$1")" -o link show master brlan 2>/dev/null | awk -F': ' '{print $2}' | grep -c '^smig'; }
 [ "$(taps h1)" = 1 ] && [ "$(taps h2)" = 0 ]
 ok $? "h1 made the VM's tap and put it on brlan; h2 has none"
 
