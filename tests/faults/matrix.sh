@@ -105,7 +105,7 @@ settled() {
 printf '| step (stop point) | %s |\n|---|' "$(echo "$faults" | sed 's/ / | /g')" >"$out/matrix.md"
 for _ in $faults; do printf -- '---|' >>"$out/matrix.md"; done
 echo >>"$out/matrix.md"
-declare -A count=([once]=0 [paused-once]=0 [lost]=0 [lost-expected]=0 [twice]=0 [dirty]=0)
+declare -A count=([once]=0 [once-vtpm-lost]=0 [paused-once]=0 [lost]=0 [lost-expected]=0 [twice]=0 [dirty]=0)
 i=0
 for s in $steps; do
 	row="| $s (\`${ev[$s]}\` on ${at[$s]}) |"
@@ -144,15 +144,24 @@ for s in $steps; do
 				verdict=paused-once || verdict=lost
 		else
 			beating "$name" "$run"
-			if "$cluster" check "$name" --vtpm >"$dir/$name.check" 2>&1; then
+			# a killed swtpm takes the running guest's TPM with it, migration or not
+			vt=--vtpm
+			[ "$f" = kill-src-swtpm ] && vt=
+			if "$cluster" check "$name" $vt >"$dir/$name.check" 2>&1; then
 				verdict=once
 			else
 				verdict=dirty
 			fi
+			# the guest's TPM failing after its swtpm was killed is the fault's doing:
+			# its memory checks must still be clean
+			if [ -z "$vt" ] && grep -q ' errors=0 ' "$dir/$name.check" &&
+				! cat "$dir"/state-h*/consoles/"$name".log | grep ' FAIL ' | grep -qv ' FAIL vtpm'; then
+				verdict=once-vtpm-lost
+			fi
 		fi
 		count[$verdict]=$((count[$verdict] + 1))
 		case $verdict in
-		once | paused-once | lost-expected) ok 0 "$s x $f: $verdict ${run:+on $run} ($copies)" ;;
+		once | once-vtpm-lost | paused-once | lost-expected) ok 0 "$s x $f: $verdict ${run:+on $run} ($copies)" ;;
 		*) ok 1 "$s x $f: $verdict ($copies) $(head -c 160 "$dir/$name.check" 2>/dev/null)" ;;
 		esac
 		row="$row $verdict${run:+ ($run)} |"
@@ -168,7 +177,8 @@ for s in $steps; do
 done
 {
 	echo
-	echo "cells: $ncells; running once: ${count[once]}; paused once with a resolution: ${count[paused-once]};" \
+	echo "cells: $ncells; running once: $((count[once] + count[once-vtpm-lost])) (${count[once-vtpm-lost]} of them with the vTPM the fault killed);" \
+		"paused once with a resolution: ${count[paused-once]};" \
 		"lost where the fault killed the only copy: ${count[lost-expected]}; lost otherwise: ${count[lost]};" \
 		"duplicated: ${count[twice]}; running once but the guest's checks failed: ${count[dirty]}"
 } >>"$out/matrix.md"
