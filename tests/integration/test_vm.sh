@@ -64,9 +64,10 @@ cat >"$dir/broken.json" <<JSON
 JSON
 hsmig "$dir" h1 vm define "$dir/broken.json" >/dev/null
 msg=$(hsmig "$dir" h1 vm start broken 2>&1)
-[ $? -eq 1 ] && grep -q "invalid kernel header" <<<"$msg" &&
-	hsmig "$dir" h1 --json vm show broken | jqe '.state == "shutoff"' >/dev/null
-ok $? "a VM whose QEMU cannot start is reported shut off with the reason"
+rc=$?
+[ $rc -eq 1 ] && grep -q "invalid kernel header" <<<"$msg" &&
+	wait_for 5 bash -c "'$SMIG' --socket '$dir/h1.sock' --json vm show broken | grep -q '\"state\": *\"shutoff\"'"
+ok $? "a VM whose QEMU cannot start is reported shut off with the reason (exit $rc: $msg; now $(hsmig "$dir" h1 --json vm show broken | jq -r .state))"
 
 hsmig "$dir" h1 vm start web1 >/dev/null && smigd_stop "$dir" h1 && smigd_start "$dir" h1 &&
 	hsmig "$dir" h1 --json vm list | jqe '[.vms[].name] | sort == ["broken", "web1"]' >/dev/null
