@@ -44,9 +44,9 @@ static void dst_audit(const struct mig *m, const char *outcome, const char *deta
 
 /*
  * STATE_DIR/incoming.log: one line per incoming migration that reached
- * COMMIT here, "ID SOURCE VM committed", then "ID SOURCE VM resumed" once
- * the guest runs here, or "ID SOURCE VM discarded" for one whose resume
- * failed or never happened. A source that lost the answer to its
+ * COMMIT here, "ID SOURCE VM committed", and "ID SOURCE VM discarded" for
+ * one whose resume failed or never happened (whether the guest has run
+ * here is in the VM's own incoming.id). A source that lost the answer to its
  * COMMIT asks (MIG_QUERY), and this is what answers once the migration
  * record itself is gone. Written before the VM resumes, without fsync (a
  * host that loses power loses the resumed QEMU too); kept to the last
@@ -81,13 +81,11 @@ static int dst_record(const struct mig *m, const char *what)
 	return 0;
 }
 
-enum dst_rec { REC_NONE, REC_DISCARDED, REC_COMMITTED };
-
-/* The last word incoming.log has on migration id from host. */
-static enum dst_rec dst_record_find(const struct smigd *d, uint64_t id, const char *host)
+/* What incoming.log's last word on migration id from host answers a query. */
+static uint8_t dst_record_find(const struct smigd *d, uint64_t id, const char *host)
 {
 	char path[PATH_MAX], line[256], h[SMIG_NAME_MAX + 1], what[16];
-	enum dst_rec found = REC_NONE;
+	uint8_t found = SMIG_OUTCOME_NOT_HERE;
 	uint64_t v;
 
 	for (int old = 1; old >= 0; old--) {
@@ -100,7 +98,8 @@ static enum dst_rec dst_record_find(const struct smigd *d, uint64_t id, const ch
 			    sscanf(line + 16, " %63s %*s %15s", h, what) != 2 ||
 			    strcmp(h, host) != 0)
 				continue;
-			found = strcmp(what, "discarded") == 0 ? REC_DISCARDED : REC_COMMITTED;
+			found = strcmp(what, "discarded") == 0 ? SMIG_OUTCOME_DISCARDED
+								: SMIG_OUTCOME_COMMITTED;
 		}
 		if (f)
 			fclose(f);
@@ -148,7 +147,6 @@ void mig_dst_query(struct smigd *d, struct peer *p, const struct smig_frame *f)
 	uint8_t outcome = SMIG_OUTCOME_NOT_HERE;
 	struct mig *m = NULL;
 	uint64_t id = 0;
-	enum dst_rec rec;
 
 	if (smig_msg_get_mig_id(f, SMIG_MSG_MIG_QUERY, &id) < 0) {
 		sec_event(d, SMIG_SEC_PROTOCOL_VIOLATION, "", peer_name(p), "malformed MIG_QUERY");
@@ -181,12 +179,8 @@ void mig_dst_query(struct smigd *d, struct peer *p, const struct smig_frame *f)
 
 		snprintf(probe.peer_host, sizeof(probe.peer_host), "%s", peer_name(p));
 		/* a VM that left again, or was undefined, did run here: never say otherwise */
-		if (!dst_vm_outcome(d, id, &probe, &outcome)) {
-			rec = dst_record_find(d, id, peer_name(p));
-			outcome = rec == REC_COMMITTED	 ? SMIG_OUTCOME_COMMITTED
-				  : rec == REC_DISCARDED ? SMIG_OUTCOME_DISCARDED
-							 : SMIG_OUTCOME_NOT_HERE;
-		}
+		if (!dst_vm_outcome(d, id, &probe, &outcome))
+			outcome = dst_record_find(d, id, peer_name(p));
 	}
 	smig_info("event=migration_query from=%s id=%016llx outcome=%u", peer_name(p),
 		  (unsigned long long)id, outcome);
@@ -396,6 +390,15 @@ void mig_dst_guest_crashed(struct mig *m, const char *fmt, ...)
 	dst_settle(m, SMIG_GUEST_CRASHED, detail);
 }
 
+static void dst_agent_word(void *arg, bool answered, const char *why);
+
+/* One more ping of a guest agent that answered on the source; the next one is due later. */
+static void dst_agent_ping(struct mig *m)
+{
+	m->agent_next_ms = loop_now_ms() + AGENT_RETRY_MS;
+	m->agent_ping = vm_agent_ping(m->vm, dst_agent_word, m);
+}
+
 static void dst_agent_word(void *arg, bool answered, const char *why)
 {
 	struct mig *m = arg;
@@ -443,10 +446,8 @@ static void dst_tick(void *arg)
 		uint64_t now = loop_now_ms();
 
 		if (m->agent == MA_EXPECTED && m->agent_ping == NULL && now >= m->agent_next_ms &&
-		    now < m->settle_by_ms) {
-			m->agent_next_ms = now + AGENT_RETRY_MS;
-			m->agent_ping = vm_agent_ping(m->vm, dst_agent_word, m);
-		}
+		    now < m->settle_by_ms)
+			dst_agent_ping(m);
 		/* a ping in flight at the end of the watch still gets its answer */
 		if (now >= m->settle_by_ms && m->agent_ping == NULL) {
 			dst_watch_end(m);
@@ -689,8 +690,7 @@ static void dst_resumed(void *arg, bool ok, const char *why)
 	}
 	if (m->agent == MA_EXPECTED) {
 		snprintf(m->agent_why, sizeof(m->agent_why), "no ping ended yet");
-		m->agent_next_ms = loop_now_ms() + AGENT_RETRY_MS;
-		m->agent_ping = vm_agent_ping(m->vm, dst_agent_word, m);
+		dst_agent_ping(m);
 	}
 }
 

@@ -160,15 +160,14 @@ void mig_resolve_frame(struct mig *m, const struct smig_frame *f)
 	uint64_t id = 0;
 	uint8_t outcome = 0;
 
+	/* one answer per connection, whatever it was */
+	peer_release(m->peer);
+	m->peer = NULL;
 	if (f->type != SMIG_MSG_MIG_OUTCOME ||
 	    smig_msg_get_mig_outcome(f, &id, &outcome) < 0 || id != m->id) {
 		smig_warn("event=protocol_violation host=%s reason=\"%s while resolving %016llx\"",
 			  m->peer_host, smig_frame_type_name(f->type), (unsigned long long)m->id);
-		peer_release(m->peer);
-		m->peer = NULL;
 		return;
 	}
-	peer_release(m->peer);
-	m->peer = NULL;
 	resolve_outcome(m, outcome);
 }

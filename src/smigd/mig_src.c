@@ -49,22 +49,21 @@ void mig_src_fail(struct mig *m, int code, const char *fmt, ...)
 		mig_resolve_begin(m, why);
 		return;
 	}
-	if (here)
+	if (here) {
 		snprintf(where, sizeof(where), "the VM is running on %s", m->d->cfg.host);
-	else
+		smig_warn("event=migration_failed vm=%s to=%s state=%s reason=\"%s\" "
+			  "action=resume_source",
+			  m->vm_name, m->peer_host, mig_state_names[m->state], why);
+	} else {
 		snprintf(where, sizeof(where),
 			 "its QEMU on %s is gone and %s kept no copy, so the VM runs nowhere: "
 			 "start it again with smig vm start %s (its disks are as the guest left "
 			 "them)",
 			 m->d->cfg.host, m->peer_host, m->vm_name);
-	if (here)
-		smig_warn("event=migration_failed vm=%s to=%s state=%s reason=\"%s\" "
-			  "action=resume_source",
-			  m->vm_name, m->peer_host, mig_state_names[m->state], why);
-	else
 		smig_err("event=migration_failed vm=%s to=%s state=%s reason=\"%s\" "
 			 "action=none_vm_lost_here",
 			 m->vm_name, m->peer_host, mig_state_names[m->state], why);
+	}
 	mig_send_abort(m, code, why);
 	mig_close_fd(m);
 	if (m->vm)

@@ -246,16 +246,13 @@ static void swtpm_wait_exit(const struct vm *vm)
 
 int vm_undefine(struct smigd *d, struct vm *vm, char *err, size_t errlen)
 {
-	char host[SMIG_NAME_MAX + 1];
-	uint64_t id;
-
 	if (vm->state != VM_DEFINED && vm->state != VM_SHUTOFF) {
 		snprintf(err, errlen, "%s is %s; stop it first", vm->spec.name,
 			 vm_state_name(vm->state));
 		return SMIG_EBUSY;
 	}
 	/* a migration still holds it (its QEMU died at switch-over): wait for its end */
-	if (vm->mig || vm_commit_pending(vm, &id, host, sizeof(host))) {
+	if (vm_migration_unfinished(vm)) {
 		snprintf(err, errlen, "%s is part of a migration whose end is not known yet; smig vm "
 			 "show %s says what it waits for",
 			 vm->spec.name, vm->spec.name);
@@ -628,13 +625,9 @@ static void vm_adopt(struct vm *vm)
 	vm_path(vm, "qemu.pid", path, sizeof(path));
 	pid = live_qemu(path);
 	if (pid == 0) {
-		char host[SMIG_NAME_MAX + 1];
-		uint64_t id;
-
 		smig_info("event=vm_loaded vm=%s state=defined", vm->spec.name);
 		/* its QEMU died while a commit was unconfirmed: is the VM on the destination? */
-		if (vm_commit_pending(vm, &id, host, sizeof(host)))
-			(void)mig_resolve_adopted(vm->d, vm, id, host, true);
+		(void)vm_resolve_pending(vm, true);
 		return;
 	}
 	vm->qemu_pid = pid;
@@ -724,6 +717,28 @@ int vm_incoming_get(const struct vm *vm, uint64_t *id, char src[SMIG_NAME_MAX + 
 	}
 	fclose(f);
 	return rc;
+}
+
+bool vm_migration_unfinished(const struct vm *vm)
+{
+	char host[SMIG_NAME_MAX + 1];
+	uint64_t id;
+
+	return vm->mig || vm_commit_pending(vm, &id, host, sizeof(host));
+}
+
+bool vm_resolve_pending(struct vm *vm, bool gone)
+{
+	char host[SMIG_NAME_MAX + 1];
+	uint64_t id;
+
+	if (!vm_commit_pending(vm, &id, host, sizeof(host)))
+		return false;
+	if (mig_resolve_adopted(vm->d, vm, id, host, gone) < 0)
+		vm_note_error(vm, "COMMIT of a migration to %s was not confirmed; cannot ask %s "
+			      "(out of memory)",
+			      host, host);
+	return true;
 }
 
 void vm_commit_clear(struct vm *vm)

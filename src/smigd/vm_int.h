@@ -56,6 +56,11 @@ void vm_detach(struct vm *vm);
 void vm_destroy(struct vm *vm);
 int vm_rmtree(const char *dir);
 
+/* A migration holds the VM, or a commit of it is unconfirmed (commit.pending). */
+bool vm_migration_unfinished(const struct vm *vm);
+/* With commit.pending: asks its destination where the VM runs (gone: no copy here). */
+bool vm_resolve_pending(struct vm *vm, bool gone);
+
 /* vm_run.c */
 void vm_on_qmp_state(void *arg, bool ok, const char *why);
 void vm_on_qmp_event(void *arg, const struct smig_qmp_msg *ev);

@@ -299,8 +299,6 @@ static void on_adopt_resumed(void *arg, bool ok, const char *why)
 static void on_adopt_status(void *arg, const struct smig_qmp_msg *r)
 {
 	struct vm *vm = arg;
-	char host[SMIG_NAME_MAX + 1];
-	uint64_t id;
 	const char *st;
 
 	if (r == NULL || r->kind != SMIG_QMP_RETURN)
@@ -314,14 +312,9 @@ static void on_adopt_status(void *arg, const struct smig_qmp_msg *r)
 		smig_warn("event=vm_adopted_not_running vm=%s qemu_status=%s state=%s",
 			  vm->spec.name, st, vm_state_name(vm->state));
 	}
-	if (vm_commit_pending(vm, &id, host, sizeof(host))) {
-		/* only a copy paused by the migration can still be the VM */
-		if (mig_resolve_adopted(vm->d, vm, id, host, vm->state != VM_PAUSED) < 0)
-			vm_note_error(vm, "COMMIT of a migration to %s was not confirmed; cannot ask "
-				      "%s (out of memory)",
-				      host, host);
+	/* only a copy paused by the migration can still be the VM */
+	if (vm_resolve_pending(vm, vm->state != VM_PAUSED))
 		return;
-	}
 	if (st == NULL || vm->state != VM_PAUSED)
 		return;
 	if (strcmp(st, "postmigrate") == 0 || strcmp(st, "finish-migrate") == 0 ||
@@ -476,9 +469,7 @@ static void vm_launch(struct vm *vm);
 
 void vm_start(struct smigd *d, struct vm *vm, struct ctl_ref *ref)
 {
-	char host[SMIG_NAME_MAX + 1];
 	char err[512];
-	uint64_t id;
 
 	if (vm->state != VM_DEFINED && vm->state != VM_SHUTOFF) {
 		ctl_reply_err(d, ref, "error", "%s is already %s", vm->spec.name,
@@ -486,7 +477,7 @@ void vm_start(struct smigd *d, struct vm *vm, struct ctl_ref *ref)
 		return;
 	}
 	/* its QEMU died at switch-over: the destination may hold the only copy */
-	if (vm->mig || vm_commit_pending(vm, &id, host, sizeof(host))) {
+	if (vm_migration_unfinished(vm)) {
 		ctl_reply_err(d, ref, "error",
 			      "%s is in a migration whose end is not known yet; smig vm show %s "
 			      "says what it waits for",
@@ -634,16 +625,10 @@ static void vm_exited(struct vm *vm, int status)
 		vm_forget(vm);
 		return;
 	}
-	if (vm->mig) {
+	if (vm->mig)
 		mig_vm_exited(vm->mig);
-	} else {
-		char host[SMIG_NAME_MAX + 1];
-		uint64_t id;
-
-		/* an adopted copy gone while its commit is unconfirmed: ask where the VM is */
-		if (vm_commit_pending(vm, &id, host, sizeof(host)))
-			(void)mig_resolve_adopted(vm->d, vm, id, host, true);
-	}
+	else /* an adopted copy gone while its commit is unconfirmed: ask where the VM is */
+		(void)vm_resolve_pending(vm, true);
 	if (was == VM_STARTING) {
 		start_fail(vm, "QEMU exited during start-up");
 	} else if (ctl_ref_waits(&vm->ref)) {
