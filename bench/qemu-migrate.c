@@ -285,7 +285,7 @@ int main(int argc, char **argv)
 	const char *samples = NULL;
 	double t0 = 0;
 
-	for (int i = 1; i < argc; i++) {
+	for (int i = 1; i < argc; i += 2) {
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
 
 		if (v == NULL)
@@ -306,7 +306,6 @@ int main(int argc, char **argv)
 			t0 = strtod(v, NULL) / 1e6;
 		else
 			usage();
-		i++;
 	}
 	if (r.src.path == NULL || r.dst.path == NULL || r.uri == NULL || r.downtime_ms <= 0)
 		usage();

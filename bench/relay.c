@@ -207,7 +207,7 @@ static void send_all(struct chan *c, unsigned long long total, struct side_resul
 	smig_buf_init(&tx, 2 * CHUNK);
 	while (res->bytes < total) {
 		size_t mark, n;
-		uint8_t *dst;
+		uint8_t *dst = NULL;
 
 		if (smig_frame_begin(&tx, SMIG_MSG_MIG_DATA, &mark) < 0 ||
 		    smig_buf_reserve(&tx, CHUNK, &dst) < 0)
