@@ -9,6 +9,8 @@
 #include <string.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+/* A target that needs setup defines it, as libFuzzer lets it. */
+int LLVMFuzzerInitialize(int *argc, char ***argv) __attribute__((weak));
 
 static int by_name(const struct dirent **a, const struct dirent **b)
 {
@@ -25,6 +27,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: %s CORPUS_DIR\n", argv[0]);
 		return 2;
 	}
+	if (LLVMFuzzerInitialize)
+		(void)LLVMFuzzerInitialize(&argc, &argv);
 	n = scandir(argv[1], &ents, NULL, by_name);
 	if (n < 0) {
 		perror(argv[1]);

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # make check: builds a normal and an ASan+UBSan tree, runs every unit test
-# in both, the fuzz targets over their seed corpora, and the integration
+# in both, the fuzz targets over their seed corpora, the stateful fuzz
+# targets (a migration's protocol, the control API of a whole daemon) under
+# libFuzzer for CHECK_FUZZ_SECONDS each (default 20), and the integration
 # tests against the real binaries. Every test speaks TAP; the last line is
 # "N passed, N failed" and the exit status is non-zero on any failure.
 set -uo pipefail
@@ -53,11 +55,15 @@ for t in build-san/tests/unit/test_*; do
 	[ -f "$t" ] && [ -x "$t" ] || continue
 	run_tap "unit-asan/$(basename "$t")" "$t"
 done
+# fuzz_control runs a whole daemon, on hosts of its own
+export SMIG_FUZZ_CONTROL=$log_dir/control-hosts
+SMIG_BUILD=$PWD/build-san fuzz/control-setup.sh "$SMIG_FUZZ_CONTROL" >/dev/null || exit 1
 for t in build-san/fuzz/fuzz_*; do
 	[ -f "$t" ] && [ -x "$t" ] || continue
 	name=$(basename "$t")
 	run_tap "fuzz-corpus/$name" "$t" "fuzz/corpus/${name#fuzz_}"
 done
+run_tap "fuzz-run" scripts/fuzz.sh --tap "${CHECK_FUZZ_SECONDS:-20}" migproto control
 run_tap "lint" scripts/lint.sh --tap
 
 # integration tests drive the sanitizer build of smigd and smig, so memory

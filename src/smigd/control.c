@@ -14,6 +14,7 @@
 #include "log.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -40,13 +41,57 @@ struct ctl_client {
 	struct smig_buf rx;
 	struct smig_buf tx;
 	bool closing; /* close once tx drains */
+	int trace_fd; /* test builds: what the client sent (SMIG_TRACE_DIR) */
 };
+
+#ifdef SMIG_STOP_POINTS
+/*
+ * Test builds: SMIG_TRACE_DIR=DIR keeps what each client sent in
+ * DIR/ctl-<pid>-<client>.trace, in fuzz_control's input format (a byte for
+ * the caller, then u8 length + bytes per read), so the CLI's real requests
+ * seed that target's corpus.
+ */
+static void client_trace(struct ctl_client *c, const uint8_t *p, size_t n)
+{
+	const char *dir = getenv("SMIG_TRACE_DIR");
+	char path[512];
+
+	if (dir == NULL || *dir == '\0')
+		return;
+	if (c->trace_fd < 0) {
+		uint8_t who = c->cred.uid != 0;
+
+		snprintf(path, sizeof(path), "%s/ctl-%d-%llu.trace", dir, (int)getpid(),
+			 (unsigned long long)c->id);
+		c->trace_fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		if (c->trace_fd < 0 || write(c->trace_fd, &who, 1) < 0)
+			return;
+	}
+	while (n > 0) {
+		uint8_t len = n > 255 ? 255 : (uint8_t)n;
+
+		if (write(c->trace_fd, &len, 1) < 0 || write(c->trace_fd, p, len) < 0)
+			return;
+		p += len;
+		n -= len;
+	}
+}
+#else
+static void client_trace(struct ctl_client *c, const uint8_t *p, size_t n)
+{
+	(void)c;
+	(void)p;
+	(void)n;
+}
+#endif
 
 /* Releases a client already taken off the list. */
 static void client_destroy(struct ctl_client *c)
 {
 	loop_watch_del(c->d->loop, c->w);
 	close(c->fd);
+	if (c->trace_fd >= 0)
+		close(c->trace_fd);
 	smig_buf_clear(&c->rx);
 	smig_buf_clear(&c->tx);
 	free(c);
@@ -296,21 +341,38 @@ static void client_io(void *arg, uint32_t events)
 			client_free(c);
 			return;
 		}
+		client_trace(c, dst, (size_t)r);
 		smig_buf_commit(&c->rx, (size_t)r);
 		if (!client_lines(c))
 			return;
 	}
 }
 
-/* The caller's supplementary groups as the kernel has them for its process. */
-static void peer_groups(struct ctl_client *c)
+int ctl_client_add(struct smigd *d, int fd, const struct ucred *cred, const gid_t *groups,
+		   int ngroups)
 {
-	socklen_t len = sizeof(c->groups);
+	struct ctl_client *c = calloc(1, sizeof(*c));
 
-	if (getsockopt(c->fd, SOL_SOCKET, SO_PEERGROUPS, c->groups, &len) < 0)
-		c->ngroups = -1;
-	else
-		c->ngroups = (int)(len / sizeof(gid_t));
+	SMIG_ENSURE(c != NULL, SMIG_ENOMEM);
+	c->d = d;
+	c->fd = fd;
+	c->trace_fd = -1;
+	c->id = ++d->next_client_id;
+	c->cred = *cred;
+	c->ngroups = ngroups < 0 ? -1 : ngroups > CTL_GROUPS_MAX ? CTL_GROUPS_MAX : ngroups;
+	if (c->ngroups > 0)
+		memcpy(c->groups, groups, (size_t)c->ngroups * sizeof(gid_t));
+	smig_buf_init(&c->rx, CTL_LINE_MAX);
+	smig_buf_init(&c->tx, CTL_OUT_MAX);
+	if (loop_watch_add(d->loop, fd, EPOLLIN, client_io, c, &c->w) < 0) {
+		free(c);
+		return SMIG_ENOMEM;
+	}
+	c->next = d->clients;
+	d->clients = c;
+	smig_debug("event=control_accept uid=%d gid=%d pid=%d", (int)c->cred.uid,
+		   (int)c->cred.gid, (int)c->cred.pid);
+	return 0;
 }
 
 static void ctl_accept(void *arg, uint32_t events)
@@ -323,7 +385,10 @@ static void ctl_accept(void *arg, uint32_t events)
 		n++;
 	for (;;) {
 		socklen_t len = sizeof(struct ucred);
-		struct ctl_client *c;
+		gid_t groups[CTL_GROUPS_MAX];
+		socklen_t glen = sizeof(groups);
+		int ngroups;
+		struct ucred cred;
 		int fd = accept4(d->ctl_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd < 0)
@@ -334,33 +399,20 @@ static void ctl_accept(void *arg, uint32_t events)
 			close(fd);
 			continue;
 		}
-		c = calloc(1, sizeof(*c));
-		if (c == NULL) {
-			close(fd);
-			continue;
-		}
-		c->d = d;
-		c->fd = fd;
-		c->id = ++d->next_client_id;
-		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &c->cred, &len) < 0) {
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
 			smig_warn("event=control_refused reason=no_peer_credentials");
 			close(fd);
-			free(c);
 			continue;
 		}
-		peer_groups(c);
-		smig_buf_init(&c->rx, CTL_LINE_MAX);
-		smig_buf_init(&c->tx, CTL_OUT_MAX);
-		if (loop_watch_add(d->loop, fd, EPOLLIN, client_io, c, &c->w) < 0) {
+		/* the groups the caller's process has; unknown: authz asks NSS */
+		ngroups = getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &glen) < 0
+				  ? -1
+				  : (int)(glen / sizeof(gid_t));
+		if (ctl_client_add(d, fd, &cred, groups, ngroups) < 0) {
 			close(fd);
-			free(c);
 			continue;
 		}
-		c->next = d->clients;
-		d->clients = c;
 		n++;
-		smig_debug("event=control_accept uid=%d gid=%d pid=%d", (int)c->cred.uid,
-			   (int)c->cred.gid, (int)c->cred.pid);
 	}
 }
 

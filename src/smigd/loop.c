@@ -169,29 +169,36 @@ static void loop_fire_timers(struct loop *l)
 	}
 }
 
-int loop_run(struct loop *l)
+int loop_run_once(struct loop *l, int max_wait_ms)
 {
 	struct epoll_event evs[LOOP_BATCH];
+	int timeout = max_wait_ms;
+	int n;
 
-	while (!l->stop) {
-		int timeout = -1;
-		int n;
+	if (l->timers) {
+		uint64_t now = loop_now_ms();
+		uint64_t due = l->timers->due_ms;
+		int until = due <= now ? 0 : (int)(due - now > 60000 ? 60000 : due - now);
 
-		if (l->timers) {
-			uint64_t now = loop_now_ms();
-			uint64_t due = l->timers->due_ms;
-			timeout = due <= now ? 0 : (int)(due - now > 60000 ? 60000 : due - now);
-		}
-		n = epoll_wait(l->epfd, evs, LOOP_BATCH, timeout);
-		if (n < 0 && errno != EINTR)
-			return SMIG_EIO;
-		for (int i = 0; i < n && !l->stop; i++) {
-			struct loop_watch *w = evs[i].data.ptr;
-			if (!w->dead)
-				w->fn(w->arg, evs[i].events);
-		}
-		loop_reap(l);
-		loop_fire_timers(l);
+		if (timeout < 0 || until < timeout)
+			timeout = until;
 	}
+	n = epoll_wait(l->epfd, evs, LOOP_BATCH, timeout);
+	if (n < 0 && errno != EINTR)
+		return SMIG_EIO;
+	for (int i = 0; i < n && !l->stop; i++) {
+		struct loop_watch *w = evs[i].data.ptr;
+		if (!w->dead)
+			w->fn(w->arg, evs[i].events);
+	}
+	loop_reap(l);
+	loop_fire_timers(l);
+	return 0;
+}
+
+int loop_run(struct loop *l)
+{
+	while (!l->stop)
+		SMIG_GUARD(loop_run_once(l, -1));
 	return 0;
 }

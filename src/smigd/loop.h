@@ -24,6 +24,8 @@ int loop_new(struct loop **out);
 void loop_free(struct loop *l);
 /* Runs until loop_stop(); returns 0 or a negative code on epoll failure. */
 int loop_run(struct loop *l);
+/* One turn: waits up to max_wait_ms (-1: until the next timer) for events. */
+int loop_run_once(struct loop *l, int max_wait_ms);
 void loop_stop(struct loop *l);
 
 int loop_watch_add(struct loop *l, int fd, uint32_t events, loop_io_fn fn, void *arg,

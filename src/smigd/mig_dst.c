@@ -70,12 +70,12 @@ static int dst_record(const struct mig *m, const char *what)
 		incoming_log_path(m->d, true, old, sizeof(old));
 		(void)rename(path, old);
 	}
-	n = snprintf(line, sizeof(line), "%016llx %s %s %s\n", (unsigned long long)m->id,
+	n = snprintf(line, sizeof(line), "%016llx %s %s %s\n", (unsigned long long)m->p.id,
 		     m->peer_host, m->vm_name, what);
 	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 	if (fd < 0 || smig_file_write_all(fd, line, (size_t)n) < 0 || close(fd) < 0) {
 		smig_err("event=incoming_log_failed vm=%s id=%016llx reason=\"%s\"", m->vm_name,
-			 (unsigned long long)m->id, strerror(errno));
+			 (unsigned long long)m->p.id, strerror(errno));
 		return SMIG_EIO;
 	}
 	return 0;
@@ -154,7 +154,7 @@ void mig_dst_query(struct smigd *d, struct peer *p, const struct smig_frame *f)
 		return;
 	}
 	for (m = d->migs; m; m = m->next)
-		if (!m->source && m->id == id)
+		if (!m->p.source && m->p.id == id)
 			break;
 	if (m && strcmp(m->peer_host, peer_name(p)) != 0) {
 		/* only the source of a migration may ask about it */
@@ -164,9 +164,9 @@ void mig_dst_query(struct smigd *d, struct peer *p, const struct smig_frame *f)
 		peer_release(p);
 		return;
 	}
-	if (m && m->state == MS_COMMITTING) {
+	if (m && m->p.state == SMIG_MST_COMMITTING) {
 		outcome = SMIG_OUTCOME_PENDING;
-	} else if (m && m->state >= MS_SETTLING) {
+	} else if (m && m->p.state >= SMIG_MST_SETTLING) {
 		outcome = SMIG_OUTCOME_COMMITTED;
 	} else if (m) {
 		/* the source gave up that connection: it will never send COMMIT on it */
@@ -175,7 +175,7 @@ void mig_dst_query(struct smigd *d, struct peer *p, const struct smig_frame *f)
 			      peer_name(p));
 		outcome = SMIG_OUTCOME_DISCARDED;
 	} else {
-		struct mig probe = { .d = d, .id = id };
+		struct mig probe = { .d = d, .p = { .id = id } };
 
 		snprintf(probe.peer_host, sizeof(probe.peer_host), "%s", peer_name(p));
 		/* a VM that left again, or was undefined, did run here: never say otherwise */
@@ -199,20 +199,22 @@ void mig_dst_abort(struct mig *m, bool send, int code, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
-	if (m->state >= MS_SETTLING) {
+	if (m->p.state >= SMIG_MST_SETTLING) {
 		/* committed: the VM runs here and is ours; nothing may discard it now */
 		smig_warn("event=migration_settle_ended vm=%s from=%s reason=\"%s\"", m->vm_name,
 			  m->peer_host, why);
 		if (m->vm)
 			vm_set_mig(m->vm, NULL);
 		m->vm = NULL;
+		if (m->p.state != SMIG_MST_DONE)
+			mig_set_state(m, SMIG_MST_DONE);
 		mig_free(m);
 		return;
 	}
 	smig_warn("event=migration_aborted vm=%s from=%s state=%s reason=\"%s\" "
 		  "action=discard_incoming",
-		  m->vm_name, m->peer_host, mig_state_names[m->state], why);
-	if (m->state == MS_COMMITTING)
+		  m->vm_name, m->peer_host, smig_mst_names[m->p.state], why);
+	if (m->p.state == SMIG_MST_COMMITTING)
 		(void)dst_record(m, "discarded"); /* recorded as committed, never resumed */
 	if (m->rule[0])
 		dst_audit(m, "failed", why);
@@ -223,18 +225,20 @@ void mig_dst_abort(struct mig *m, bool send, int code, const char *fmt, ...)
 	}
 	if (send)
 		mig_send_abort(m, code, why);
+	mig_set_state(m, SMIG_MST_DONE);
 	mig_free(m);
 }
 
 void mig_dst_maybe_ready(struct mig *m)
 {
-	if (m->state != MS_COMMIT_WAIT || m->ready_sent || !m->qemu_done ||
+	if (m->p.state != SMIG_MST_COMMIT_WAIT || m->p.ready_sent || !m->qemu_done ||
 	    smig_buf_remaining(&m->pend) > 0)
 		return;
 	mig_close_fd(m);
-	m->ready_sent = true;
+	(void)smig_migproto_ready_sent(&m->p);
+	mig_trace(m, 'R', NULL, 0);
 	smig_info("event=migration_ready vm=%s from=%s bytes=%llu", m->vm_name, m->peer_host,
-		  (unsigned long long)m->bytes);
+		  (unsigned long long)m->p.bytes);
 	mig_send_id(m, SMIG_MSG_MIG_READY);
 }
 
@@ -291,16 +295,6 @@ static void dst_data(struct mig *m, const struct smig_frame *f)
 		mig_dst_abort(m, true, SMIG_EPROTO, "stream data after QEMU finished loading");
 		return;
 	}
-	m->bytes += f->len;
-	if (m->bytes > m->budget) {
-		sec_event(m->d, SMIG_SEC_STREAM_ANOMALY, "", m->peer_host,
-			  "migration of %s sent %llu bytes, more than %llu that %u MiB of memory "
-			  "allows in %d passes", m->vm_name, (unsigned long long)m->bytes,
-			  (unsigned long long)m->budget, m->mem_mib, m->d->cfg.stream_passes);
-		mig_dst_abort(m, true, SMIG_EPROTO, "stream larger than the VM allows (%llu bytes)",
-			      (unsigned long long)m->bytes);
-		return;
-	}
 	if (smig_buf_remaining(&m->pend) == 0) {
 		ssize_t w = send(m->fd, f->payload, f->len, MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (w > 0)
@@ -338,14 +332,14 @@ static void dst_incoming_reply(void *arg, const struct smig_qmp_msg *r)
 			  r ? r->error_desc : "no answer");
 		return;
 	}
-	m->state = MS_STREAMING;
+	mig_set_state(m, SMIG_MST_STREAMING);
 	mig_send_id(m, SMIG_MSG_MIG_PREPARED);
 }
 
 /* Ends the watch: SETTLED to the source (if still connected), audit, done. */
 static void dst_settle(struct mig *m, uint8_t fate, const char *detail)
 {
-	struct smig_mig_settled st = { .id = m->id, .fate = fate };
+	struct smig_mig_settled st = { .id = m->p.id, .fate = fate };
 
 	snprintf(st.detail, sizeof(st.detail), "%s", detail);
 	if (m->peer && smig_msg_put_mig_settled(peer_tx(m->peer), &st) == 0)
@@ -372,7 +366,7 @@ static void dst_settle(struct mig *m, uint8_t fate, const char *detail)
 			  m->peer_host, m->d->cfg.guest_watch_ms);
 	}
 	m->rule[0] = '\0';
-	m->state = MS_DONE;
+	mig_set_state(m, SMIG_MST_DONE);
 	if (m->vm)
 		vm_set_mig(m->vm, NULL);
 	m->vm = NULL;
@@ -442,7 +436,7 @@ static void dst_tick(void *arg)
 	struct mig *m = arg;
 
 	m->timer = NULL;
-	if (m->state == MS_SETTLING) {
+	if (m->p.state == SMIG_MST_SETTLING) {
 		uint64_t now = loop_now_ms();
 
 		if (m->agent == MA_EXPECTED && m->agent_ping == NULL && now >= m->agent_next_ms &&
@@ -453,13 +447,13 @@ static void dst_tick(void *arg)
 			dst_watch_end(m);
 			return;
 		}
-	} else if (m->state != MS_COMMITTING &&
+	} else if (m->p.state != SMIG_MST_COMMITTING &&
 	    loop_now_ms() - m->last_activity_ms > (uint64_t)m->d->cfg.stall_timeout_ms) {
 		sec_event(m->d, SMIG_SEC_STREAM_ANOMALY, "", m->peer_host,
 			  "migration of %s stalled: nothing for %d ms while %s", m->vm_name,
-			  m->d->cfg.stall_timeout_ms, mig_state_names[m->state]);
+			  m->d->cfg.stall_timeout_ms, smig_mst_names[m->p.state]);
 		mig_dst_abort(m, true, SMIG_ETIMEDOUT, "nothing arrived for %d ms while %s",
-			  m->d->cfg.stall_timeout_ms, mig_state_names[m->state]);
+			  m->d->cfg.stall_timeout_ms, smig_mst_names[m->p.state]);
 		return;
 	}
 	(void)loop_timer_add(m->d->loop, MIG_PROGRESS_MS, dst_tick, m, &m->timer);
@@ -496,7 +490,7 @@ static void dst_started(void *arg, bool ok, const char *why)
 		return;
 	}
 	m->fd = sv[0];
-	snprintf(fdname, sizeof(fdname), "smig-%016llx", (unsigned long long)m->id);
+	snprintf(fdname, sizeof(fdname), "smig-%016llx", (unsigned long long)m->p.id);
 	snprintf(uri, sizeof(uri), "fd:%s", fdname);
 	rc = loop_watch_add(m->d->loop, sv[0], 0, dst_fd_io, m, &m->w);
 	if (rc == 0)
@@ -602,7 +596,7 @@ void mig_dst_prepare(struct smigd *d, struct peer *p, const struct smig_frame *f
 		mig_dst_abort(m, true, SMIG_EPROTO, "malformed PREPARE");
 		return;
 	}
-	m->id = mp.id;
+	m->p.id = mp.id;
 	snprintf(name, sizeof(name), "spec from %s", m->peer_host);
 	if (smig_vmspec_parse(name, mp.spec, mp.spec_len, &spec, err, sizeof(err)) < 0) {
 		OPENSSL_cleanse(mp.key, sizeof(mp.key));
@@ -625,7 +619,7 @@ void mig_dst_prepare(struct smigd *d, struct peer *p, const struct smig_frame *f
 	snprintf(m->rule, sizeof(m->rule), "%s", dec.rule);
 	/* every pass sends at most all the memory, plus device state */
 	m->mem_mib = spec.memory_mib;
-	m->budget = ((uint64_t)spec.memory_mib << 20) * (uint64_t)d->cfg.stream_passes +
+	m->p.budget = ((uint64_t)spec.memory_mib << 20) * (uint64_t)d->cfg.stream_passes +
 		    MIG_STATE_SLACK;
 	if (spec.vtpm != (mp.has_key == 1)) {
 		OPENSSL_cleanse(mp.key, sizeof(mp.key));
@@ -657,9 +651,9 @@ void mig_dst_prepare(struct smigd *d, struct peer *p, const struct smig_frame *f
 	if (mp.agent_answered && spec.guest_agent)
 		m->agent = MA_EXPECTED;
 	vm_set_mig(m->vm, m);
-	m->state = MS_PREPARING;
+	mig_set_state(m, SMIG_MST_PREPARING);
 	smig_info("event=migration_incoming vm=%s from=%s id=%016llx", m->vm_name, m->peer_host,
-		  (unsigned long long)m->id);
+		  (unsigned long long)m->p.id);
 	(void)loop_timer_add(d->loop, MIG_PROGRESS_MS, dst_tick, m, &m->timer);
 	vm_start_incoming(m->vm, dst_started, m);
 }
@@ -674,14 +668,14 @@ static void dst_resumed(void *arg, bool ok, const char *why)
 		(void)loop_timer_add(m->d->loop, 0, mig_dst_abort_later, m, &m->timer);
 		return;
 	}
-	(void)vm_incoming_mark(m->vm, m->id, m->peer_host, true);
+	(void)vm_incoming_mark(m->vm, m->p.id, m->peer_host, true);
 	/* the source waits with the VM paused there: answer before the audit's fsyncs */
 	mig_send_id(m, SMIG_MSG_MIG_COMMITTED);
 	smig_info("event=migration_committed vm=%s from=%s bytes=%llu", m->vm_name, m->peer_host,
-		  (unsigned long long)m->bytes);
+		  (unsigned long long)m->p.bytes);
 	dst_audit(m, "committed", NULL);
 	/* the VM's events still come here: watch the resumed guest for a while */
-	m->state = MS_SETTLING;
+	mig_set_state(m, SMIG_MST_SETTLING);
 	m->t_resumed = loop_now_ns();
 	m->settle_by_ms = loop_now_ms() + (uint64_t)m->d->cfg.guest_watch_ms;
 	if (m->d->cfg.guest_watch_ms == 0) {
@@ -694,60 +688,66 @@ static void dst_resumed(void *arg, bool ok, const char *why)
 	}
 }
 
+/* COMMIT: record it, then the guest runs here. */
+static void dst_commit(struct mig *m)
+{
+	mig_set_state(m, SMIG_MST_COMMITTING);
+	/*
+	 * Before the guest runs here: the records a query is answered from,
+	 * and the VM's own spec. Without them no resume: a source that lost
+	 * our answer would find nothing and run its copy too.
+	 */
+	if (dst_record(m, "committed") < 0 ||
+	    vm_incoming_mark(m->vm, m->p.id, m->peer_host, false) < 0) {
+		mig_dst_abort(m, true, SMIG_EIO,
+			      "cannot record the commit on %s (is its state directory full?)",
+			      m->d->cfg.host);
+		return;
+	}
+	vm_adopt_incoming(m->vm);
+	smig_debug("event=migration_commit_recorded vm=%s from=%s", m->vm_name, m->peer_host);
+	vm_resume(m->vm, dst_resumed, m);
+}
+
 void mig_dst_frame(struct mig *m, const struct smig_frame *f)
 {
-	struct smig_mig_commit_req cr;
-	struct smig_mig_abort ab;
-	uint64_t id = 0;
+	struct smig_mig_in_msg in;
+	const struct smig_host *h;
 
-	if (f->type == SMIG_MSG_MIG_DATA && m->state == MS_STREAMING) {
+	switch (smig_migproto_rx(&m->p, f, &in)) {
+	case SMIG_IN_DATA:
 		dst_data(m, f);
-	} else if (f->type == SMIG_MSG_MIG_COMMIT_REQ && m->state == MS_STREAMING) {
-		if (smig_msg_get_mig_commit_req(f, &cr) < 0 || cr.id != m->id) {
-			mig_dst_abort(m, true, SMIG_EPROTO, "bad COMMIT_REQ");
-		} else if (cr.bytes != m->bytes) {
-			mig_dst_abort(m, true, SMIG_EPROTO, "stream length differs: sent %llu, got %llu",
-				  (unsigned long long)cr.bytes, (unsigned long long)m->bytes);
-		} else {
-			m->state = MS_COMMIT_WAIT;
-			smig_debug("event=commit_request vm=%s pending=%zu", m->vm_name,
-				   smig_buf_remaining(&m->pend));
-			mig_dst_maybe_ready(m);
-		}
-	} else if (f->type == SMIG_MSG_MIG_COMMIT && m->state == MS_COMMIT_WAIT && m->ready_sent) {
-		if (smig_msg_get_mig_id(f, f->type, &id) < 0 || id != m->id) {
-			mig_dst_abort(m, true, SMIG_EPROTO, "bad COMMIT");
-			return;
-		}
-		m->state = MS_COMMITTING;
-		/*
-		 * Before the guest runs here: the records a query is answered from,
-		 * and the VM's own spec. Without them no resume: a source that lost
-		 * our answer would find nothing and run its copy too.
-		 */
-		if (dst_record(m, "committed") < 0 ||
-		    vm_incoming_mark(m->vm, m->id, m->peer_host, false) < 0) {
-			mig_dst_abort(m, true, SMIG_EIO,
-				      "cannot record the commit on %s (is its state directory full?)",
-				      m->d->cfg.host);
-			return;
-		}
-		vm_adopt_incoming(m->vm);
-		smig_debug("event=migration_commit_recorded vm=%s from=%s", m->vm_name,
-			   m->peer_host);
-		vm_resume(m->vm, dst_resumed, m);
-	} else if (f->type == SMIG_MSG_MIG_ABORT) {
-		if (smig_msg_get_mig_abort(f, &ab) < 0)
-			snprintf(ab.reason, sizeof(ab.reason), "malformed ABORT");
-		mig_dst_abort(m, false, SMIG_EPROTO, "the source aborted: %s", ab.reason);
-	} else {
-		const struct smig_host *h = smig_hosts_by_name(&m->d->hosts, m->peer_host);
-
+		return;
+	case SMIG_IN_COMMIT_REQ:
+		mig_set_state(m, SMIG_MST_COMMIT_WAIT);
+		smig_debug("event=commit_request vm=%s pending=%zu", m->vm_name,
+			   smig_buf_remaining(&m->pend));
+		mig_dst_maybe_ready(m);
+		return;
+	case SMIG_IN_COMMIT:
+		dst_commit(m);
+		return;
+	case SMIG_IN_ABORT:
+		mig_dst_abort(m, false, SMIG_EPROTO, "the source aborted: %s", in.text);
+		return;
+	case SMIG_IN_OVER_BUDGET:
+		sec_event(m->d, SMIG_SEC_STREAM_ANOMALY, "", m->peer_host,
+			  "migration of %s sent %llu bytes, more than %llu that %u MiB of memory "
+			  "allows in %d passes", m->vm_name, (unsigned long long)in.claimed,
+			  (unsigned long long)m->p.budget, m->mem_mib, m->d->cfg.stream_passes);
+		mig_dst_abort(m, true, SMIG_EPROTO, "%s", in.text);
+		return;
+	case SMIG_IN_BAD:
+	case SMIG_IN_WRONG_LENGTH:
+		mig_dst_abort(m, true, SMIG_EPROTO, "%s", in.text);
+		return;
+	default: /* a violation; the source's own messages are violations here too */
+		h = smig_hosts_by_name(&m->d->hosts, m->peer_host);
 		sec_event(m->d, SMIG_SEC_PROTOCOL_VIOLATION, h ? h->addr : "", m->peer_host,
 			  "%s sent %s while the migration of %s was %s", m->peer_host,
-			  smig_frame_type_name(f->type), m->vm_name, mig_state_names[m->state]);
-		mig_dst_abort(m, true, SMIG_EPROTO, "unexpected %s while %s",
-			  smig_frame_type_name(f->type), mig_state_names[m->state]);
+			  smig_frame_type_name(f->type), m->vm_name, smig_mst_names[m->p.state]);
+		mig_dst_abort(m, true, SMIG_EPROTO, "%s", in.text);
+		return;
 	}
 }
 

@@ -9,6 +9,7 @@
 #include "agent.h"
 #include "buf.h"
 #include "frame.h"
+#include "migproto.h"
 #include "migrate.h"
 #include "qmp.h"
 #include "smigd.h"
@@ -33,19 +34,6 @@
 /* Device and vTPM state on top of limits.stream_passes passes over the memory. */
 #define MIG_STATE_SLACK ((uint64_t)64 << 20)
 
-enum mig_state {
-	MS_CONNECTING,
-	MS_PREPARING,
-	MS_STREAMING,
-	MS_COMMIT_WAIT,
-	MS_COMMITTING,
-	MS_SETTLING, /* committed: the destination watches the resumed guest */
-	MS_RESOLVING, /* source: COMMIT out, no answer; asking the destination how it ended */
-	MS_DONE,
-};
-
-extern const char *const mig_state_names[];
-
 /* The guest agent's word, for a VM whose spec has one. */
 enum mig_agent {
 	MA_NONE,     /* no agent port, or the source did not hear it */
@@ -58,23 +46,19 @@ enum mig_agent {
 struct mig {
 	struct mig *next;
 	struct smigd *d;
-	bool source;
-	uint64_t id;
-	enum mig_state state;
+	struct smig_migproto p; /* role, id, state, stream bytes */
 	char vm_name[SMIG_NAME_MAX + 1];
 	char peer_host[SMIG_NAME_MAX + 1];
 	struct vm *vm;
 	struct peer *peer;
 	int fd; /* our end of the socketpair with QEMU */
+	int trace_fd; /* test builds: the frame trace (SMIG_TRACE_DIR) */
 	struct loop_watch *w;
 	bool reading_paused;
 	struct smig_buf pend; /* destination: stream bytes QEMU has not taken yet */
-	uint64_t bytes;
-	uint64_t expect;
 	bool qemu_done;
 	const char *accel; /* source: "kvm" or "tcg" once QEMU said (query-kvm), else NULL */
 	bool eof;
-	bool ready_sent;
 	struct mig_opts opts;
 	struct ctl_ref ref;
 	struct loop_timer *timer;
@@ -87,7 +71,6 @@ struct mig {
 	char why[256]; /* a failure to report from a later turn of the loop */
 	char rule[SMIG_RULE_MAX]; /* destination: the binding that let the peer in */
 	char trust[16];           /* source: the target's verdict in this session */
-	uint64_t budget;          /* destination: the most stream bytes it accepts */
 	uint64_t settle_by_ms;    /* MS_SETTLING: the watch (dst) or the wait (src) ends */
 	uint64_t t_resumed;       /* destination: cont answered */
 	uint32_t mem_mib;
@@ -104,6 +87,14 @@ struct mig {
 
 /* migrate.c */
 struct mig *mig_new(struct smigd *d, bool source);
+/*
+ * The one place a migration's state changes. A step the protocol does not
+ * have (smig_migproto_to) is a bug that could leave the VM running twice or
+ * nowhere: smigd logs it and aborts, and its restart resolves the VM.
+ */
+void mig_set_state(struct mig *m, enum smig_mst to);
+/* Test builds: one record of the migration's trace (no-op otherwise). */
+void mig_trace(struct mig *m, uint8_t op, const void *rec, size_t len);
 /* Ends the record: closes its socket and timer, releases its peer connection. */
 void mig_free(struct mig *m);
 void mig_close_fd(struct mig *m);

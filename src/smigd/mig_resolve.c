@@ -56,13 +56,13 @@ static void resolve_tick(void *arg)
 
 static void resolve_start(struct mig *m)
 {
-	m->state = MS_RESOLVING;
+	mig_set_state(m, SMIG_MST_RESOLVING);
 	m->resolve_next_ms = loop_now_ms();
 	m->settle_by_ms = loop_now_ms() + RESOLVE_REPLY_MS;
 	vm_note_error(m->vm,
 		      "COMMIT of migration %016llx went to %s and was not confirmed (%s): the "
 		      "copy here stays paused while smigd asks %s how it ended",
-		      (unsigned long long)m->id, m->peer_host, m->why, m->peer_host);
+		      (unsigned long long)m->p.id, m->peer_host, m->why, m->peer_host);
 	loop_timer_cancel(m->d->loop, m->timer);
 	(void)loop_timer_add(m->d->loop, 0, resolve_tick, m, &m->timer);
 }
@@ -71,7 +71,7 @@ void mig_resolve_begin(struct mig *m, const char *why)
 {
 	smig_err("event=migration_unresolved vm=%s to=%s id=%016llx reason=\"%s\" "
 		 "action=ask_destination",
-		 m->vm_name, m->peer_host, (unsigned long long)m->id, why);
+		 m->vm_name, m->peer_host, (unsigned long long)m->p.id, why);
 	snprintf(m->why, sizeof(m->why), "%s", why);
 	if (m->peer)
 		peer_release(m->peer);
@@ -87,7 +87,7 @@ int mig_resolve_adopted(struct smigd *d, struct vm *vm, uint64_t id, const char 
 
 	if (m == NULL)
 		return -1;
-	m->id = id;
+	m->p.id = id;
 	m->vm = vm;
 	m->src_gone = gone;
 	snprintf(m->vm_name, sizeof(m->vm_name), "%s", vm_spec(vm)->name);
@@ -103,7 +103,7 @@ int mig_resolve_adopted(struct smigd *d, struct vm *vm, uint64_t id, const char 
 
 void mig_resolve_ask(struct mig *m)
 {
-	(void)smig_msg_put_mig_id(peer_tx(m->peer), SMIG_MSG_MIG_QUERY, m->id);
+	(void)smig_msg_put_mig_id(peer_tx(m->peer), SMIG_MSG_MIG_QUERY, m->p.id);
 	peer_kick(m->peer);
 }
 
@@ -112,7 +112,7 @@ static void resolve_outcome(struct mig *m, uint8_t outcome)
 	char detail[SMIG_REASON_MAX + 1];
 
 	smig_info("event=migration_resolved vm=%s to=%s id=%016llx outcome=%s", m->vm_name,
-		  m->peer_host, (unsigned long long)m->id, outcome_names[outcome]);
+		  m->peer_host, (unsigned long long)m->p.id, outcome_names[outcome]);
 	if (outcome == SMIG_OUTCOME_PENDING) {
 		m->resolve_next_ms = loop_now_ms() + RESOLVE_PENDING_MS;
 		return;
@@ -141,7 +141,7 @@ static void resolve_outcome(struct mig *m, uint8_t outcome)
 	} else {
 		vm_note_error(m->vm, "the commit of migration %016llx to %s was lost (%s); %s had "
 			      "no copy, so it resumed here",
-			      (unsigned long long)m->id, m->peer_host, m->why, m->peer_host);
+			      (unsigned long long)m->p.id, m->peer_host, m->why, m->peer_host);
 		mig_src_resume(m);
 	}
 	if (ctl_ref_waits(&m->ref))
@@ -152,22 +152,21 @@ static void resolve_outcome(struct mig *m, uint8_t outcome)
 			      m->src_gone ? "the VM runs nowhere (its QEMU here died): start it "
 					    "again with smig vm start"
 					  : "the VM is running here again");
+	mig_set_state(m, SMIG_MST_DONE);
 	mig_free(m);
 }
 
 void mig_resolve_frame(struct mig *m, const struct smig_frame *f)
 {
-	uint64_t id = 0;
-	uint8_t outcome = 0;
+	struct smig_mig_in_msg in;
 
 	/* one answer per connection, whatever it was */
 	peer_release(m->peer);
 	m->peer = NULL;
-	if (f->type != SMIG_MSG_MIG_OUTCOME ||
-	    smig_msg_get_mig_outcome(f, &id, &outcome) < 0 || id != m->id) {
+	if (smig_migproto_rx(&m->p, f, &in) != SMIG_IN_OUTCOME) {
 		smig_warn("event=protocol_violation host=%s reason=\"%s while resolving %016llx\"",
-			  m->peer_host, smig_frame_type_name(f->type), (unsigned long long)m->id);
+			  m->peer_host, in.text, (unsigned long long)m->p.id);
 		return;
 	}
-	resolve_outcome(m, outcome);
+	resolve_outcome(m, in.outcome);
 }

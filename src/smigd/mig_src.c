@@ -38,13 +38,13 @@ void mig_src_fail(struct mig *m, int code, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
-	if (m->state == MS_SETTLING) {
+	if (m->p.state == SMIG_MST_SETTLING) {
 		mig_src_settle_lost(m, why);
 		return;
 	}
-	if (m->state == MS_RESOLVING)
+	if (m->p.state == SMIG_MST_RESOLVING)
 		return; /* already asking the destination */
-	if (m->state == MS_COMMITTING) {
+	if (m->p.state == SMIG_MST_COMMITTING) {
 		/* COMMIT is out: the destination may be running the VM. Stay paused, ask. */
 		mig_resolve_begin(m, why);
 		return;
@@ -53,7 +53,7 @@ void mig_src_fail(struct mig *m, int code, const char *fmt, ...)
 		snprintf(where, sizeof(where), "the VM is running on %s", m->d->cfg.host);
 		smig_warn("event=migration_failed vm=%s to=%s state=%s reason=\"%s\" "
 			  "action=resume_source",
-			  m->vm_name, m->peer_host, mig_state_names[m->state], why);
+			  m->vm_name, m->peer_host, smig_mst_names[m->p.state], why);
 	} else {
 		snprintf(where, sizeof(where),
 			 "its QEMU on %s is gone and %s kept no copy, so the VM runs nowhere: "
@@ -62,7 +62,7 @@ void mig_src_fail(struct mig *m, int code, const char *fmt, ...)
 			 m->d->cfg.host, m->peer_host, m->vm_name);
 		smig_err("event=migration_failed vm=%s to=%s state=%s reason=\"%s\" "
 			 "action=none_vm_lost_here",
-			 m->vm_name, m->peer_host, mig_state_names[m->state], why);
+			 m->vm_name, m->peer_host, smig_mst_names[m->p.state], why);
 	}
 	mig_send_abort(m, code, why);
 	mig_close_fd(m);
@@ -78,7 +78,8 @@ void mig_src_fail(struct mig *m, int code, const char *fmt, ...)
 			      : code == SMIG_ENOENT	? "resources"
 							: "migration_failed",
 			      "%s to %s failed while %s: %s; %s", m->vm_name, m->peer_host,
-			      mig_state_names[m->state], why, where);
+			      smig_mst_names[m->p.state], why, where);
+	mig_set_state(m, SMIG_MST_DONE);
 	mig_free(m);
 }
 
@@ -139,7 +140,7 @@ void mig_src_progress_reply(void *arg, const struct smig_qmp_msg *r)
 		return;
 	src_stats(m, r->ret);
 	ram = json_object_get(r->ret, "ram");
-	if (ram == NULL || m->state != MS_STREAMING)
+	if (ram == NULL || m->p.state != SMIG_MST_STREAMING)
 		return;
 	total = (double)json_integer_value(json_object_get(ram, "total"));
 	remaining = (double)json_integer_value(json_object_get(ram, "remaining"));
@@ -148,7 +149,7 @@ void mig_src_progress_reply(void *arg, const struct smig_qmp_msg *r)
 	ctl_progress(m->d, &m->ref,
 		     json_pack("{s:s,s:f,s:f,s:I,s:I,s:I,s:I,s:f}", "phase", "streaming", "percent",
 			       pct, "mbps", m->mbps, "dirty_pages_rate", (json_int_t)m->dirty_rate,
-			       "pass", (json_int_t)m->passes, "bytes", (json_int_t)m->bytes,
+			       "pass", (json_int_t)m->passes, "bytes", (json_int_t)m->p.bytes,
 			       "remaining_bytes", (json_int_t)remaining, "eta_s", eta));
 }
 
@@ -158,7 +159,7 @@ static void src_tick(void *arg)
 	uint64_t now = loop_now_ms();
 
 	m->timer = NULL;
-	if (m->state == MS_SETTLING) {
+	if (m->p.state == SMIG_MST_SETTLING) {
 		if (now >= m->settle_by_ms)
 			mig_src_settle_lost(m, "no SETTLED in time");
 		else
@@ -170,9 +171,9 @@ static void src_tick(void *arg)
 	 * the connection lives: giving up would lose the only copy there is.
 	 */
 	if (now - m->last_activity_ms > (uint64_t)m->d->cfg.stall_timeout_ms &&
-	    !(m->src_gone && m->state == MS_COMMIT_WAIT)) {
+	    !(m->src_gone && m->p.state == SMIG_MST_COMMIT_WAIT)) {
 		mig_src_fail(m, SMIG_ETIMEDOUT, "nothing moved for %d ms while %s",
-			 m->d->cfg.stall_timeout_ms, mig_state_names[m->state]);
+			 m->d->cfg.stall_timeout_ms, smig_mst_names[m->p.state]);
 		return;
 	}
 	if (m->vm && vm_qmp(m->vm))
@@ -183,15 +184,15 @@ static void src_tick(void *arg)
 
 void mig_src_commit_req(struct mig *m)
 {
-	struct smig_mig_commit_req cr = { .id = m->id, .bytes = m->bytes };
+	struct smig_mig_commit_req cr = { .id = m->p.id, .bytes = m->p.bytes };
 
-	if (m->state != MS_STREAMING || !m->qemu_done || !m->eof)
+	if (m->p.state != SMIG_MST_STREAMING || !m->qemu_done || !m->eof)
 		return;
-	m->state = MS_COMMIT_WAIT;
+	mig_set_state(m, SMIG_MST_COMMIT_WAIT);
 	(void)smig_msg_put_mig_commit_req(peer_tx(m->peer), &cr);
 	peer_send_now(m->peer); /* the VM is paused from here on */
 	smig_info("event=migration_commit_request vm=%s to=%s bytes=%llu", m->vm_name,
-		  m->peer_host, (unsigned long long)m->bytes);
+		  m->peer_host, (unsigned long long)m->p.bytes);
 	ctl_progress(m->d, &m->ref, json_pack("{s:s,s:f}", "phase", "switch-over", "percent", 100.0));
 }
 
@@ -220,7 +221,7 @@ static void src_read(struct mig *m)
 		if (r > 0) {
 			smig_buf_commit(tx, (size_t)r);
 			(void)smig_frame_end(tx, mark);
-			m->bytes += (uint64_t)r;
+			m->p.bytes += (uint64_t)r;
 			m->last_activity_ms = loop_now_ms();
 			continue;
 		}
@@ -252,7 +253,7 @@ static void src_fd_io(void *arg, uint32_t events)
 void mig_peer_tx_space(struct mig *m)
 {
 	m->last_activity_ms = loop_now_ms(); /* the peer is taking our data */
-	if (!m->source || !m->reading_paused || m->fd < 0)
+	if (!m->p.source || !m->reading_paused || m->fd < 0)
 		return;
 	m->reading_paused = false;
 	(void)loop_watch_mod(m->d->loop, m->w, EPOLLIN);
@@ -309,7 +310,7 @@ static void src_stream(struct mig *m)
 		mig_src_fail(m, SMIG_EIO, "cannot create the stream socket");
 		return;
 	}
-	snprintf(fdname, sizeof(fdname), "smig-%016llx", (unsigned long long)m->id);
+	snprintf(fdname, sizeof(fdname), "smig-%016llx", (unsigned long long)m->p.id);
 	m->fd = sv[0];
 	rc = loop_watch_add(m->d->loop, sv[0], EPOLLIN, src_fd_io, m, &m->w);
 	if (rc == 0)
@@ -343,7 +344,7 @@ static void src_stream(struct mig *m)
 		mig_src_fail(m, SMIG_EIO, "cannot start QEMU's migration");
 		return;
 	}
-	m->state = MS_STREAMING;
+	mig_set_state(m, SMIG_MST_STREAMING);
 	smig_info("event=migration_streaming vm=%s to=%s setup_ms=%.1f", m->vm_name, m->peer_host,
 		  mig_ms_between(m->t_start, m->t_prepared));
 }
@@ -352,7 +353,7 @@ static void src_stream(struct mig *m)
 static void src_committed(struct mig *m)
 {
 	m->t_end = loop_now_ns();
-	m->state = MS_SETTLING;
+	mig_set_state(m, SMIG_MST_SETTLING);
 	smig_info("event=migration_committed vm=%s to=%s total_ms=%.1f downtime_ms=%.1f", m->vm_name,
 		  m->peer_host, mig_ms_between(m->t_start, m->t_end),
 		  m->t_stop ? mig_ms_between(m->t_stop, m->t_end) : 0.0);
@@ -378,7 +379,7 @@ void mig_src_finish(struct mig *m, const char *guest, const char *detail)
 	bool unresponsive = strcmp(guest, "unresponsive") == 0;
 	json_t *result;
 
-	m->state = MS_DONE;
+	mig_set_state(m, SMIG_MST_DONE);
 	result = json_pack("{s:s,s:s,s:s,s:s,s:f,s:f,s:I,s:I,s:f,s:f,s:I,s:I,s:f,s:s,s:s,s:s}",
 			   "status",
 			   "completed", "vm", m->vm_name, "from", m->d->cfg.host, "to",
@@ -387,10 +388,10 @@ void mig_src_finish(struct mig *m, const char *guest, const char *detail)
 			   "qemu_downtime_ms", (json_int_t)m->qemu_downtime_ms,
 			   "qemu_downtime_limit_ms", (json_int_t)qemu_downtime(m), "setup_ms",
 			   mig_ms_between(m->t_start, m->t_prepared), "handshake_ms",
-			   mig_ms_between(m->t_start, m->t_prepare), "bytes", (json_int_t)m->bytes,
+			   mig_ms_between(m->t_start, m->t_prepare), "bytes", (json_int_t)m->p.bytes,
 			   "passes", (json_int_t)m->passes, "mbps",
 			   mig_ms_between(m->t_prepared, m->t_end) > 0
-				   ? (double)m->bytes * 8 / 1e3 / mig_ms_between(m->t_prepared, m->t_end)
+				   ? (double)m->p.bytes * 8 / 1e3 / mig_ms_between(m->t_prepared, m->t_end)
 				   : 0.0,
 			   "cipher", m->cipher, "peer_trust", m->trust, "accel",
 			   m->accel ? m->accel : "unknown");
@@ -426,7 +427,7 @@ void mig_src_finish(struct mig *m, const char *guest, const char *detail)
 			  "bytes=%llu guest=%s",
 			  m->vm_name, m->peer_host, mig_ms_between(m->t_start, m->t_end),
 			  m->t_stop ? mig_ms_between(m->t_stop, m->t_end) : 0.0,
-			  (unsigned long long)m->bytes, guest);
+			  (unsigned long long)m->p.bytes, guest);
 		if (ctl_ref_waits(&m->ref))
 			ctl_reply_ok(m->d, &m->ref, result);
 		else
@@ -495,74 +496,67 @@ static int abort_code(uint16_t code)
 	}
 }
 
+/* READY: the destination holds it all. From the mark on, ours waits for its word. */
+static void src_ready(struct mig *m, uint32_t offered)
+{
+	if (!m->src_gone && !src_protection_kept(m, offered))
+		return;
+	if (vm_commit_mark(m->vm, m->p.id, m->peer_host) < 0) {
+		mig_src_fail(m, SMIG_EIO, "cannot record the commit in %s's directory", m->vm_name);
+		return;
+	}
+	smig_debug("event=migration_commit_marked vm=%s to=%s", m->vm_name, m->peer_host);
+	mig_set_state(m, SMIG_MST_COMMITTING);
+	m->t_commit = loop_now_ns();
+	mig_send_id(m, SMIG_MSG_MIG_COMMIT);
+	smig_info("event=migration_commit_sent vm=%s to=%s%s", m->vm_name, m->peer_host,
+		  m->src_gone ? " source_qemu=gone" : "");
+}
+
 void mig_src_frame(struct mig *m, const struct smig_frame *f)
 {
-	struct smig_mig_abort ab;
-	uint32_t offered = 0;
-	uint64_t id = 0;
+	struct smig_mig_in_msg in;
+	const struct smig_host *h;
 
-	if (f->type == SMIG_MSG_MIG_ABORT) {
-		if (smig_msg_get_mig_abort(f, &ab) < 0 || ab.id != m->id)
-			snprintf(ab.reason, sizeof(ab.reason), "malformed ABORT");
-		if (m->state == MS_COMMITTING) {
+	switch (smig_migproto_rx(&m->p, f, &in)) {
+	case SMIG_IN_ABORT:
+		if (m->p.state == SMIG_MST_COMMITTING) {
 			/* the destination discarded its copy before saying so: safe to resume */
-			m->state = MS_COMMIT_WAIT;
+			mig_set_state(m, SMIG_MST_COMMIT_WAIT);
 			vm_commit_clear(m->vm);
 		}
-		mig_src_fail(m, abort_code(ab.code), "%s refused: %s", m->peer_host, ab.reason);
+		mig_src_fail(m, abort_code(in.code), "%s refused: %s", m->peer_host, in.text);
 		return;
-	}
-	if (f->type == SMIG_MSG_MIG_SETTLED && m->state == MS_SETTLING) {
-		struct smig_mig_settled st;
-
-		if (smig_msg_get_mig_settled(f, &st) < 0 || st.id != m->id)
-			mig_src_settle_lost(m, "malformed SETTLED");
-		else
-			mig_src_finish(m,
-				       st.fate == SMIG_GUEST_CRASHED	  ? "crashed"
-				   : st.fate == SMIG_GUEST_UNRESPONSIVE ? "unresponsive"
-									: "alive",
-				   st.detail);
+	case SMIG_IN_SETTLED:
+		mig_src_finish(m,
+			       in.fate == SMIG_GUEST_CRASHED	  ? "crashed"
+			       : in.fate == SMIG_GUEST_UNRESPONSIVE ? "unresponsive"
+								    : "alive",
+			       in.text);
 		return;
-	}
-	if (f->type == SMIG_MSG_MIG_READY &&
-	    (smig_msg_get_mig_ready(f, &id, &offered) < 0 || id != m->id)) {
-		mig_src_fail(m, SMIG_EPROTO, "bad MIG_READY from %s", m->peer_host);
-		return;
-	}
-	if ((f->type == SMIG_MSG_MIG_PREPARED || f->type == SMIG_MSG_MIG_COMMITTED) &&
-	    (smig_msg_get_mig_id(f, f->type, &id) < 0 || id != m->id)) {
-		mig_src_fail(m, SMIG_EPROTO, "bad %s from %s", smig_frame_type_name(f->type),
-			 m->peer_host);
-		return;
-	}
-	if (f->type == SMIG_MSG_MIG_PREPARED && m->state == MS_PREPARING) {
+	case SMIG_IN_PREPARED:
 		src_stream(m);
-	} else if (f->type == SMIG_MSG_MIG_READY && m->state == MS_COMMIT_WAIT) {
-		if (!m->src_gone && !src_protection_kept(m, offered))
-			return;
-		/* from the mark on, the copy here never runs before the destination's word */
-		if (vm_commit_mark(m->vm, m->id, m->peer_host) < 0) {
-			mig_src_fail(m, SMIG_EIO, "cannot record the commit in %s's directory",
-				     m->vm_name);
-			return;
-		}
-		smig_debug("event=migration_commit_marked vm=%s to=%s", m->vm_name, m->peer_host);
-		m->state = MS_COMMITTING;
-		m->t_commit = loop_now_ns();
-		mig_send_id(m, SMIG_MSG_MIG_COMMIT);
-		smig_info("event=migration_commit_sent vm=%s to=%s%s", m->vm_name, m->peer_host,
-			  m->src_gone ? " source_qemu=gone" : "");
-	} else if (f->type == SMIG_MSG_MIG_COMMITTED && m->state == MS_COMMITTING) {
+		return;
+	case SMIG_IN_READY:
+		src_ready(m, in.offered);
+		return;
+	case SMIG_IN_COMMITTED:
 		src_committed(m);
-	} else {
-		const struct smig_host *h = smig_hosts_by_name(&m->d->hosts, m->peer_host);
-
+		return;
+	case SMIG_IN_BAD:
+		/* after COMMIT this resolves by asking: a garbled ABORT proves nothing */
+		if (m->p.state == SMIG_MST_SETTLING)
+			mig_src_settle_lost(m, in.text);
+		else
+			mig_src_fail(m, SMIG_EPROTO, "%s from %s", in.text, m->peer_host);
+		return;
+	default:
+		h = smig_hosts_by_name(&m->d->hosts, m->peer_host);
 		sec_event(m->d, SMIG_SEC_PROTOCOL_VIOLATION, h ? h->addr : "", m->peer_host,
 			  "%s sent %s while the migration of %s was %s", m->peer_host,
-			  smig_frame_type_name(f->type), m->vm_name, mig_state_names[m->state]);
-		mig_src_fail(m, SMIG_EPROTO, "unexpected %s from %s while %s",
-			 smig_frame_type_name(f->type), m->peer_host, mig_state_names[m->state]);
+			  smig_frame_type_name(f->type), m->vm_name, smig_mst_names[m->p.state]);
+		mig_src_fail(m, SMIG_EPROTO, "%s from %s", in.text, m->peer_host);
+		return;
 	}
 }
 
@@ -613,12 +607,12 @@ static void src_agent_word(void *arg, bool answered, const char *why)
 
 void mig_peer_ready(struct mig *m)
 {
-	struct smig_mig_prepare mp = { .id = m->id };
+	struct smig_mig_prepare mp = { .id = m->p.id };
 	uint8_t key[SMIG_MIG_KEY_LEN];
 	char *spec;
 	int rc;
 
-	if (m->state == MS_RESOLVING) {
+	if (m->p.state == SMIG_MST_RESOLVING) {
 		mig_resolve_ask(m);
 		return;
 	}
@@ -667,7 +661,7 @@ void mig_peer_ready(struct mig *m)
 		mig_src_fail(m, rc, "cannot encode PREPARE");
 		return;
 	}
-	m->state = MS_PREPARING;
+	mig_set_state(m, SMIG_MST_PREPARING);
 	m->t_prepare = loop_now_ns();
 	ctl_progress(m->d, &m->ref, json_pack("{s:s,s:s}", "phase", "preparing", "cipher",
 					       m->cipher));
@@ -701,8 +695,8 @@ void mig_start(struct smigd *d, const char *name, const char *to, const struct m
 		ctl_reply_err(d, ref, "error", "out of memory");
 		return;
 	}
-	(void)RAND_bytes((unsigned char *)&m->id, sizeof(m->id));
-	m->id ^= ++d->next_mig_id;
+	(void)RAND_bytes((unsigned char *)&m->p.id, sizeof(m->p.id));
+	m->p.id ^= ++d->next_mig_id;
 	m->vm = vm;
 	m->opts = *o;
 	m->ref = *ref;
@@ -712,7 +706,7 @@ void mig_start(struct smigd *d, const char *name, const char *to, const struct m
 	snprintf(m->peer_host, sizeof(m->peer_host), "%s", to);
 	vm_set_mig(vm, m);
 	smig_info("event=migration_start vm=%s to=%s id=%016llx", name, to,
-		  (unsigned long long)m->id);
+		  (unsigned long long)m->p.id);
 	if (vm_spec(vm)->guest_agent) {
 		m->agent = MA_PENDING;
 		m->agent_ping = vm_agent_ping(vm, src_agent_word, m);
@@ -732,8 +726,8 @@ void mig_start(struct smigd *d, const char *name, const char *to, const struct m
 void mig_cancel(struct smigd *d, const char *vm, struct ctl_ref *ref)
 {
 	for (struct mig *m = d->migs; m; m = m->next) {
-		if (m->source && strcmp(m->vm_name, vm) == 0) {
-			if (m->state >= MS_COMMITTING) {
+		if (m->p.source && strcmp(m->vm_name, vm) == 0) {
+			if (m->p.state >= SMIG_MST_COMMITTING) {
 				ctl_reply_err(d, ref, "error", "%s is already committing", vm);
 				return;
 			}

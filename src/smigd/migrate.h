@@ -39,8 +39,10 @@ void mig_free_all(struct smigd *d);
 int mig_count(const struct smigd *d);
 /* What vm show says of a VM's migration: direction, peer, id, state. */
 json_t *mig_json(const struct mig *m);
-/* Forgets a migration record without acting on it (vm resume --force). */
+/* Forgets a migration that is resolving, without acting on it (vm resume --force). */
 void mig_abandon(struct mig *m);
+/* Whether m lost its answer to COMMIT and asks the destination how it ended. */
+bool mig_resolving(const struct mig *m);
 /* The host an outbound migration of vm goes to, or NULL. */
 const char *mig_target(const struct smigd *d, const char *vm);
 

@@ -1,7 +1,7 @@
 /*
  * smigd.h - the daemon's shared state and the entry points of its parts:
  * control.c (the unix control socket), peer.c (TLS peer connections),
- * main.c (start-up, signals, reload).
+ * daemon.c (start-up, signals, reload, stop).
  */
 #ifndef SMIGD_H
 #define SMIGD_H
@@ -117,6 +117,13 @@ static inline bool ctl_ref_waits(const struct ctl_ref *r)
 
 /* control.c */
 int ctl_open(struct smigd *d);
+/*
+ * A control client on fd (non-blocking) with the caller's credentials and
+ * groups (ngroups -1: unknown, asked of NSS). The fd is the client's from
+ * now on, on success.
+ */
+int ctl_client_add(struct smigd *d, int fd, const struct ucred *cred, const gid_t *groups,
+		   int ngroups);
 void ctl_close_all(struct smigd *d);
 /* Sends {"id","ok":true,"result"} and releases ref; steals result. */
 void ctl_reply_ok(struct smigd *d, struct ctl_ref *ref, json_t *result);
@@ -286,7 +293,14 @@ void monitor_cmd_events(struct smigd *d, const json_t *args, struct ctl_ref *ref
 void monitor_cmd_status(struct smigd *d, const json_t *args, struct ctl_ref *ref);
 void monitor_cmd_unban(struct smigd *d, const json_t *args, struct ctl_ref *ref);
 
-/* main.c */
+/* daemon.c */
 struct host_state *smigd_host_state(struct smigd *d, const char *name);
+/*
+ * Loads the configuration and starts every part (check_only: only checks
+ * it; measure: prints this host's measurement). Undo with smigd_stop(),
+ * also after a failure.
+ */
+int smigd_start(struct smigd *d, const char *config_path, bool check_only, bool measure);
+void smigd_stop(struct smigd *d);
 
 #endif
