@@ -10,6 +10,7 @@ packages=(
 	openssl iproute2 jq procps psmisc socat git
 	gcc-multilib qemu-system-x86 qemu-utils ovmf swtpm swtpm-tools
 	libtss2-dev tpm2-tools libnftables-dev nftables
+	iptables libnetfilter-queue-dev
 	gnuplot-nox cpio
 	mmdebstrap dosfstools mtools fdisk e2fsprogs
 )

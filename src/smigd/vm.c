@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -122,6 +123,7 @@ struct vm *vm_new(struct smigd *d, const struct smig_vmspec *spec)
 	vm->spec = *spec;
 	vm->serial_fd = -1;
 	vm->console_fd = -1;
+	vm->swtpm_pidfd = -1;
 	vm_res_fds_init(&vm->fds);
 	snprintf(vm->dir, sizeof(vm->dir), "%s/vms/%s", d->cfg.state_dir, spec->name);
 	smig_buf_init(&vm->serial_rx, (size_t)SERIAL_LINE_MAX * 2);
@@ -151,6 +153,7 @@ void vm_detach(struct vm *vm)
 void vm_destroy(struct vm *vm)
 {
 	vm_detach(vm);
+	vm_swtpm_unwatch(vm);
 	smig_buf_clear(&vm->serial_rx);
 	json_decref(vm->ref.id);
 	free(vm);
@@ -495,6 +498,13 @@ static void cmd_resume(struct smigd *d, struct vm *vm, const json_t *args, struc
 			      vm->spec.name, vm->spec.name);
 		return;
 	}
+	if (pending && vm->mig && !mig_resolving(vm->mig)) {
+		ctl_reply_err(d, ref, "error",
+			      "%s: COMMIT of migration %016llx is out and %s is still connected "
+			      "and answering; wait for its answer (smig vm show %s)",
+			      vm->spec.name, (unsigned long long)id, host, vm->spec.name);
+		return;
+	}
 	if (vm->mig && !pending) {
 		ctl_reply_err(d, ref, "error", "%s is migrating; smig migrate --cancel %s first",
 			      vm->spec.name, vm->spec.name);
@@ -617,6 +627,47 @@ static pid_t live_qemu(const char *pidfile)
 	return strncmp(comm, "qemu", 4) == 0 ? pid : 0;
 }
 
+void vm_swtpm_unwatch(struct vm *vm)
+{
+	loop_watch_del(vm->d->loop, vm->swtpm_w);
+	vm->swtpm_w = NULL;
+	if (vm->swtpm_pidfd >= 0)
+		close(vm->swtpm_pidfd);
+	vm->swtpm_pidfd = -1;
+}
+
+static void on_swtpm_gone(void *arg, uint32_t events)
+{
+	(void)events;
+	vm_swtpm_exited(arg);
+}
+
+/*
+ * An adopted VM's swtpm is an earlier smigd's child, so no SIGCHLD tells us
+ * it died: a pidfd does. Gone already while QEMU runs: the vTPM is lost.
+ */
+static void vm_adopt_swtpm(struct vm *vm)
+{
+	char path[PATH_MAX];
+	pid_t pid;
+
+	vm_path(vm, "swtpm.pid", path, sizeof(path));
+	pid = live_pid(path);
+	if (pid > 0) {
+		vm->swtpm_pid = pid;
+		vm->swtpm_pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+		if (vm->swtpm_pidfd >= 0 &&
+		    loop_watch_add(vm->d->loop, vm->swtpm_pidfd, EPOLLIN, on_swtpm_gone, vm,
+				   &vm->swtpm_w) == 0)
+			return;
+		smig_warn("event=swtpm_unwatched vm=%s pid=%d reason=\"%s\"", vm->spec.name,
+			  (int)pid, strerror(errno));
+		vm_swtpm_unwatch(vm);
+		return;
+	}
+	vm_swtpm_exited(vm);
+}
+
 static void vm_adopt(struct vm *vm)
 {
 	char path[PATH_MAX];
@@ -633,6 +684,8 @@ static void vm_adopt(struct vm *vm)
 	vm->qemu_pid = pid;
 	vm->adopted = true;
 	vm->state = VM_RUNNING;
+	if (vm->spec.vtpm)
+		vm_adopt_swtpm(vm);
 	vm_path(vm, "qmp.sock", path, sizeof(path));
 	vm->qmp = qmpconn_new(vm->d->loop, path, vm_on_qmp_state, vm_on_qmp_event, vm);
 }

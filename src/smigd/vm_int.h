@@ -26,6 +26,8 @@ struct vm {
 	char dir[PATH_MAX];
 	pid_t qemu_pid;
 	pid_t swtpm_pid;
+	int swtpm_pidfd; /* adopted: the swtpm is not our child; its exit comes here */
+	struct loop_watch *swtpm_w;
 	struct qmpconn *qmp;
 	int serial_fd;
 	struct loop_watch *serial_w;
@@ -55,6 +57,11 @@ struct vm *vm_new(struct smigd *d, const struct smig_vmspec *spec);
 void vm_detach(struct vm *vm);
 void vm_destroy(struct vm *vm);
 int vm_rmtree(const char *dir);
+
+/* vm_run.c: its swtpm exited (reaped, or an adopted one's pidfd said so). */
+void vm_swtpm_exited(struct vm *vm);
+/* vm.c: watch an adopted VM's swtpm (pidfd), so its death is noticed. */
+void vm_swtpm_unwatch(struct vm *vm);
 
 /* A migration holds the VM, or a commit of it is unconfirmed (commit.pending). */
 bool vm_migration_unfinished(const struct vm *vm);

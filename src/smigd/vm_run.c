@@ -636,6 +636,22 @@ static void vm_exited(struct vm *vm, int status)
 	}
 }
 
+void vm_swtpm_exited(struct vm *vm)
+{
+	vm->swtpm_pid = 0;
+	vm_swtpm_unwatch(vm);
+	smig_debug("event=swtpm_exited vm=%s", vm->spec.name);
+	/* QEMU cannot reconnect its TPM: the running guest has lost it */
+	if (vm->qemu_pid > 0 && (vm->state == VM_RUNNING || vm->state == VM_PAUSED)) {
+		smig_err("event=vtpm_lost vm=%s reason=\"swtpm exited while the VM ran\"",
+			 vm->spec.name);
+		vm_note_error(vm, "its vTPM (swtpm) exited while the VM ran: the guest's TPM no "
+			      "longer answers until a cold restart (smig vm stop %s, smig vm "
+			      "start %s)",
+			      vm->spec.name, vm->spec.name);
+	}
+}
+
 void vm_reap(struct smigd *d)
 {
 	int status;
@@ -648,20 +664,7 @@ void vm_reap(struct smigd *d)
 				break;
 			}
 			if (vm->swtpm_pid == pid) {
-				vm->swtpm_pid = 0;
-				smig_debug("event=swtpm_exited vm=%s", vm->spec.name);
-				/* QEMU cannot reconnect its TPM: the running guest has lost it */
-				if (vm->qemu_pid > 0 && (vm->state == VM_RUNNING ||
-							 vm->state == VM_PAUSED)) {
-					smig_err("event=vtpm_lost vm=%s reason=\"swtpm exited while "
-						 "the VM ran\"",
-						 vm->spec.name);
-					vm_note_error(vm, "its vTPM (swtpm) exited while the VM ran: "
-						      "the guest's TPM no longer answers until a "
-						      "cold restart (smig vm stop %s, smig vm "
-						      "start %s)",
-						      vm->spec.name, vm->spec.name);
-				}
+				vm_swtpm_exited(vm);
 				break;
 			}
 		}

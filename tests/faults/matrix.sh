@@ -24,7 +24,7 @@ declare -A ev=([connect]=migration_start [attest]=peer_authenticated [prepare]=m
 	[committed]=migration_committed)
 declare -A at=([connect]=h1 [attest]=h1 [prepare]=h2 [stream]=h1 [final-pass]=h1 [commit-req]=h1
 	[ready]=h2 [commit]=h1 [commit-recv]=h2 [committed]=h2)
-faults_all="kill-src-smigd kill-dst-smigd kill-src-qemu kill-dst-qemu kill-src-swtpm link-down loss-30 dst-disk-full clock-jump"
+faults_all="kill-src-smigd kill-dst-smigd kill-src-qemu kill-dst-qemu kill-src-swtpm link-down loss-30 delay-200 dst-disk-full clock-jump"
 steps=$steps_all faults=$faults_all out=$SMIG_ROOT/build/faults
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -70,6 +70,16 @@ inject() {
 			}
 		NFT
 		;;
+	delay-200)
+		# no sch_netem: what h1 sends arrives at h2 200 ms late. Queued on
+		# h2's side: held in h1's own stack, the packets would count against
+		# its sockets (TCP small queues) and throttle TCP far below a slow link.
+		"$cluster" exec h2 "$SMIG_BUILD/tests/harness/smig-delay" 7 200 >"$dir/delay.log" 2>&1 &
+		echo $! >"$dir/delay.pid"
+		wait_for 5 grep -q queue "$dir/delay.log"
+		"$cluster" exec h2 iptables -t mangle -A PREROUTING -s "$(cat "$dir/h1.addr")" \
+			-j NFQUEUE --queue-num 7
+		;;
 	dst-disk-full) dd if=/dev/zero of="$dir/state-h2/fill" bs=1M 2>/dev/null ;;
 	clock-jump) date -s "+1 hour" >/dev/null ;;
 	esac
@@ -81,6 +91,11 @@ heal() {
 	kill-dst-smigd) smigd_start "$dir" h2 ;;
 	link-down) sleep 6; "$cluster" link h1 up ;;
 	loss-30) sleep 20; "$cluster" exec h1 nft delete table inet smigfault ;;
+	delay-200)
+		sleep 20
+		"$cluster" exec h2 iptables -t mangle -F PREROUTING
+		kill "$(cat "$dir/delay.pid")"
+		;;
 	dst-disk-full) sleep 6; rm -f "$dir/state-h2/fill" ;;
 	clock-jump) sleep 6; date -s "-1 hour" >/dev/null ;;
 	esac

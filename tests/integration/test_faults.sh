@@ -14,7 +14,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 netns_test faults
 export SMIG_STALL_MS=3000
 
-plan 35
+plan 36
 
 # a lock the harness holds must not be held by the daemons it starts
 exec 9>"$dir.lock" && flock 9
@@ -201,6 +201,18 @@ rmdir "$dir/state-h2/incoming.log" && mv "$dir/incoming.log.h2" "$dir/state-h2/i
 [ $rc -eq 5 ] && grep -q 'cannot record the commit on h2' "$dir/f11.out" && once f11 h1
 ok $? "h2 refuses COMMIT it cannot record; the VM runs on h1 (exit $rc, $(listed f11))"
 on h1 vm stop f11 >/dev/null
+
+# ---- 8. the swtpm of a VM adopted after a restart dies ------------------
+# (not smigd's child any more: its pidfd, not SIGCHLD, says it is gone)
+"$cluster" guest h1 f12 --mem 32 --vtpm >/dev/null
+crash h1
+smigd_start "$dir" h1
+wait_for 20 grep -q 'event=vm_adopted vm=f12' "$dir/h1.log"
+kill -KILL "$(cat "$dir/state-h1/vms/f12/swtpm.pid")"
+wait_for 10 grep -q 'event=vtpm_lost vm=f12' "$dir/h1.log" &&
+	on h1 --json vm show f12 | jq -e '.last_error | test("vTPM")' >/dev/null
+ok $? "an adopted VM's swtpm killed: smigd notices (vtpm_lost) and vm show says to cold restart it"
+on h1 vm stop f12 >/dev/null
 
 # another cluster's "down" leaves this one alone (namespaces named per cluster)
 other=$(mktemp -d /tmp/smig-other.XXXXXX)
