@@ -46,7 +46,10 @@ mkdir -p "$dir/h2-state.orig"
 cp -a "$dir/state-h2/." "$dir/h2-state.orig/"
 mount -t tmpfs -o size=48m smig-faults "$dir/state-h2" && cp -a "$dir/h2-state.orig/." "$dir/state-h2/"
 smigd_start "$dir" h2
-trap 'umount -l "$dir/state-h2" 2>/dev/null; "$cluster" down >/dev/null 2>&1' EXIT
+# SMIG_KEEP: the hosts' logs and the guests' consoles outlive the run, in DIR.kept
+trap '[ -n "${SMIG_KEEP:-}" ] && mkdir -p "$dir.kept" && cp -r "$dir"/*.log "$dir"/*.check \
+	"$dir"/state-h*/consoles "$dir.kept/" 2>/dev/null; umount -l "$dir/state-h2" 2>/dev/null
+	"$cluster" down >/dev/null 2>&1' EXIT
 
 ncells=0
 for s in $steps; do for f in $faults; do ncells=$((ncells + 1)); done; done
