@@ -18,11 +18,14 @@
  * real sessions (the CLI's requests in the integration tests, recorded by
  * smigd's SMIG_TRACE_DIR in test builds).
  *
- * It aborts when a reply is not one JSON object per line or when there are
- * more final replies than requests; ASan and UBSan catch the rest, and
+ * It aborts when a reply is not one JSON object per line, when there are
+ * more final replies than requests, or when after the input the daemon no
+ * longer answers a status request from a new client; ASan and UBSan catch the rest, and
  * LeakSanitizer what a request or a hang-up leaves behind.
  */
+#include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <ftw.h>
 #include <jansson.h>
 #include <stdbool.h>
@@ -43,6 +46,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 
 static struct smigd d = { .listen_fd = -1, .ctl_fd = -1, .sig_fd = -1 };
 static char config[4096];
+/* Every input ends with this request on a fresh client: a wedged daemon fails. */
+#define CLOSING "{\"id\":\"fuzz-closing\",\"cmd\":\"status\"}\n"
+static json_t *closing_id;
 static bool show; /* SMIG_FUZZ_SHOW=1: every reply to stderr */
 static char state[4096];
 
@@ -79,6 +85,16 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 		fprintf(stderr, "fuzz_control: smigd did not start on %s\n", config);
 		exit(1);
 	}
+	/* the daemon's signalfd would take libFuzzer's SIGINT and stop the loop */
+	{
+		sigset_t set;
+
+		sigemptyset(&set);
+		sigaddset(&set, SIGINT);
+		sigaddset(&set, SIGTERM);
+		sigprocmask(SIG_UNBLOCK, &set, NULL);
+	}
+	closing_id = json_pack("{s:s}", "id", "fuzz-closing");
 	return 0;
 }
 
@@ -86,6 +102,8 @@ struct replies {
 	char buf[1 << 16];
 	size_t len;
 	unsigned finals;
+	bool skipping;     /* in a reply longer than buf: not judged, up to its end */
+	bool status_seen;  /* the closing status request was answered */
 };
 
 /* Takes what the daemon wrote; every complete line must be one JSON object. */
@@ -101,22 +119,34 @@ static void take_replies(int fd, struct replies *r)
 		while ((nl = memchr(r->buf, '\n', r->len)) != NULL) {
 			size_t line = (size_t)(nl - r->buf);
 			json_error_t jerr;
-			json_t *j = json_loadb(r->buf, line, 0, &jerr);
+			json_t *j;
 
+			if (r->skipping) {
+				r->skipping = false;
+				memmove(r->buf, nl + 1, r->len - line - 1);
+				r->len -= line + 1;
+				continue;
+			}
+			j = json_loadb(r->buf, line, 0, &jerr);
 			if (!json_is_object(j)) {
 				fprintf(stderr, "fuzz_control: reply is not a JSON object: %.*s\n",
 					(int)line, r->buf);
 				abort();
 			}
 			r->finals += json_object_get(j, "ok") != NULL;
+			r->status_seen |= json_equal(json_object_get(j, "id"),
+						     json_object_get(closing_id, "id")) &&
+					  json_object_get(j, "ok") != NULL;
 			if (show)
 				fprintf(stderr, "reply: %.*s\n", (int)line, r->buf);
 			json_decref(j);
 			memmove(r->buf, nl + 1, r->len - line - 1);
 			r->len -= line + 1;
 		}
-		if (r->len == sizeof(r->buf) - 1)
+		if (r->len == sizeof(r->buf) - 1) {
 			r->len = 0; /* a reply longer than we keep: not judged */
+			r->skipping = true;
+		}
 	}
 }
 
@@ -150,6 +180,45 @@ static void reset(void)
 	}
 }
 
+/* Writes a whole record, letting the daemon read; false once it hung up. */
+static bool feed(int fd, struct replies *r, const uint8_t *p, size_t n, unsigned *lines)
+{
+	size_t done = 0;
+
+	for (int tries = 0; done < n && tries < 50; tries++) {
+		ssize_t w = write(fd, p + done, n - done);
+
+		if (w < 0 && errno != EAGAIN)
+			return false;
+		for (ssize_t i = 0; i < w; i++)
+			*lines += p[done + (size_t)i] == '\n';
+		if (w > 0)
+			done += (size_t)w;
+		turn(fd, r, 2, 0);
+	}
+	return true;
+}
+
+/* A fresh client asks for status: the daemon must still answer. */
+static void still_answers(struct ucred *cred)
+{
+	struct replies *r = calloc(1, sizeof(*r));
+	int sv[2];
+
+	if (r == NULL || socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0 ||
+	    ctl_client_add(&d, sv[0], cred, &cred->gid, 1) < 0 ||
+	    write(sv[1], CLOSING, strlen(CLOSING)) != (ssize_t)strlen(CLOSING))
+		abort();
+	for (int i = 0; i < 200 && !r->status_seen; i++)
+		turn(sv[1], r, 1, 2);
+	if (!r->status_seen) {
+		fprintf(stderr, "fuzz_control: the daemon no longer answers a status request\n");
+		abort();
+	}
+	close(sv[1]);
+	free(r);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct ucred cred = { .pid = getpid(), .uid = 65534, .gid = 65534 };
@@ -175,12 +244,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			turn(sv[1], &r, 3, 2);
 			continue;
 		}
-		for (size_t i = 0; i < n; i++)
-			lines += data[off + i] == '\n';
-		if (write(sv[1], data + off, n) < 0)
-			break; /* the daemon hung up on us */
+		if (!feed(sv[1], &r, data + off, n, &lines))
+			break; /* it hung up on us */
 		off += n;
-		turn(sv[1], &r, 2, 0);
 	}
 	/* the client hangs up; what it started must end cleanly */
 	shutdown(sv[1], SHUT_WR);
@@ -192,6 +258,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	}
 	close(sv[1]);
+	reset();
+	cred.uid = cred.gid = 65534; /* nobody may see the status */
+	still_answers(&cred);
 	reset();
 	return 0;
 }

@@ -20,7 +20,8 @@
  * answer the transition table refuses) or when a frame got through that
  * must not: COMMIT before READY, a COMMIT_REQ whose length is not what was
  * streamed, stream beyond the budget, another migration's ABORT, anything
- * after DONE, a source that ends while COMMIT is unanswered.
+ * after DONE, a source that ends, or may resume its copy, while COMMIT is
+ * unanswered.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -38,6 +39,8 @@ static uint8_t zeros[SMIG_FRAME_MAX_PAYLOAD];
 struct run {
 	struct smig_migproto p;
 	uint64_t streamed; /* DATA bytes the peer sent while they were taken */
+	bool commit_out;   /* source: COMMIT went out */
+	bool cleared;      /* ... and the destination said it has no copy */
 };
 
 #define CHECK(c)                                                                  \
@@ -67,6 +70,9 @@ static void step(struct run *r, enum smig_mst to)
 /* How the engine ends a migration that failed in its current state. */
 static void fail(struct run *r)
 {
+	/* a source failing before COMMIT resumes its copy; after, only if cleared */
+	if (r->p.source && r->p.state <= SMIG_MST_COMMIT_WAIT)
+		CHECK(smig_migproto_may_resume(&r->p) && (!r->commit_out || r->cleared));
 	if (r->p.source && r->p.state == SMIG_MST_COMMITTING) {
 		/* COMMIT out: never simply over */
 		CHECK(smig_migproto_to(&r->p, SMIG_MST_DONE) < 0);
@@ -102,8 +108,10 @@ static void answer(struct run *r, enum smig_mig_in in, const struct smig_frame *
 		return;
 	case SMIG_IN_ABORT:
 		CHECK(smig_msg_get_mig_abort(f, &ab) == 0 && ab.id == r->p.id);
-		if (r->p.source && r->p.state == SMIG_MST_COMMITTING)
+		if (r->p.source && r->p.state == SMIG_MST_COMMITTING) {
+			r->cleared = true;
 			step(r, SMIG_MST_COMMIT_WAIT); /* the destination discarded its copy */
+		}
 		fail(r);
 		return;
 	case SMIG_IN_PREPARED:
@@ -112,6 +120,7 @@ static void answer(struct run *r, enum smig_mig_in in, const struct smig_frame *
 	case SMIG_IN_READY:
 		CHECK(r->p.source && r->p.state == SMIG_MST_COMMIT_WAIT);
 		step(r, SMIG_MST_COMMITTING);
+		r->commit_out = true;
 		return;
 	case SMIG_IN_COMMITTED:
 		step(r, SMIG_MST_SETTLING);
@@ -122,6 +131,9 @@ static void answer(struct run *r, enum smig_mig_in in, const struct smig_frame *
 		return;
 	case SMIG_IN_OUTCOME:
 		CHECK(r->p.state == SMIG_MST_RESOLVING && m->outcome <= SMIG_OUTCOME_PENDING);
+		r->cleared = m->outcome == SMIG_OUTCOME_NOT_HERE ||
+			     m->outcome == SMIG_OUTCOME_DISCARDED;
+		CHECK(smig_migproto_may_resume(&r->p) == r->cleared);
 		if (m->outcome != SMIG_OUTCOME_PENDING)
 			step(r, SMIG_MST_DONE);
 		return;
@@ -222,6 +234,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		if (r->p.state == SMIG_MST_DONE)
 			CHECK(smig_migproto_to(&r->p, SMIG_MST_DONE) < 0);
+		/* the source's copy never runs again while COMMIT is unanswered */
+		if (r->p.source && r->p.state != SMIG_MST_DONE && r->commit_out && !r->cleared)
+			CHECK(!smig_migproto_may_resume(&r->p));
 	}
 	return 0;
 }

@@ -73,6 +73,7 @@ void smig_migproto_init(struct smig_migproto *p, bool source, uint64_t id)
 	p->source = source;
 	p->id = id;
 	p->state = SMIG_MST_CONNECTING;
+	p->outcome = -1;
 }
 
 bool smig_migproto_legal(bool source, enum smig_mst from, enum smig_mst to)
@@ -85,6 +86,10 @@ bool smig_migproto_legal(bool source, enum smig_mst from, enum smig_mst to)
 int smig_migproto_to(struct smig_migproto *p, enum smig_mst to)
 {
 	SMIG_ENSURE(smig_migproto_legal(p->source, p->state, to), SMIG_EPROTO);
+	/* back from COMMITTING only on the destination's word that it discarded */
+	SMIG_ENSURE(!(p->source && p->state == SMIG_MST_COMMITTING && to == SMIG_MST_COMMIT_WAIT) ||
+			    p->abort_heard,
+		    SMIG_EPROTO);
 	p->state = to;
 	return 0;
 }
@@ -94,6 +99,16 @@ int smig_migproto_ready_sent(struct smig_migproto *p)
 	SMIG_ENSURE(!p->source && p->state == SMIG_MST_COMMIT_WAIT && !p->ready_sent, SMIG_EPROTO);
 	p->ready_sent = true;
 	return 0;
+}
+
+bool smig_migproto_may_resume(const struct smig_migproto *p)
+{
+	if (!p->source)
+		return false;
+	if (p->state <= SMIG_MST_COMMIT_WAIT)
+		return true;
+	return p->state == SMIG_MST_RESOLVING &&
+	       (p->outcome == SMIG_OUTCOME_NOT_HERE || p->outcome == SMIG_OUTCOME_DISCARDED);
 }
 
 static bool frame_allowed(const struct smig_migproto *p, uint8_t type)
@@ -150,7 +165,7 @@ static enum smig_mig_in rx_id_only(const struct smig_migproto *p, const struct s
 	return kind;
 }
 
-static enum smig_mig_in rx_source(const struct smig_migproto *p, const struct smig_frame *f,
+static enum smig_mig_in rx_source(struct smig_migproto *p, const struct smig_frame *f,
 				  struct smig_mig_in_msg *out)
 {
 	struct smig_mig_settled st;
@@ -174,6 +189,7 @@ static enum smig_mig_in rx_source(const struct smig_migproto *p, const struct sm
 	default: /* OUTCOME */
 		if (smig_msg_get_mig_outcome(f, &id, &out->outcome) < 0 || id != p->id)
 			return bad(out, "bad", f->type);
+		p->outcome = out->outcome;
 		return SMIG_IN_OUTCOME;
 	}
 }
@@ -198,6 +214,8 @@ enum smig_mig_in smig_migproto_rx(struct smig_migproto *p, const struct smig_fra
 			return bad(out, "malformed", f->type);
 		out->code = ab.code;
 		snprintf(out->text, sizeof(out->text), "%s", ab.reason);
+		if (p->source && p->state == SMIG_MST_COMMITTING)
+			p->abort_heard = true;
 		return SMIG_IN_ABORT;
 	}
 	if (p->source)

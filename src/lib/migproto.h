@@ -45,6 +45,8 @@ struct smig_migproto {
 	uint64_t bytes;  /* stream bytes relayed (source) or taken (destination) */
 	uint64_t budget; /* destination: the most stream bytes it takes */
 	bool ready_sent; /* destination: READY is out, COMMIT may come */
+	bool abort_heard; /* source: the destination's own ABORT came after COMMIT */
+	int outcome;      /* source: the destination's answer to QUERY, -1 none yet */
 };
 
 /* What a received frame is, once checked. */
@@ -74,7 +76,10 @@ struct smig_mig_in_msg {
 };
 
 void smig_migproto_init(struct smig_migproto *p, bool source, uint64_t id);
-/* Checks and decodes f; never changes the state (DATA adds to bytes). */
+/*
+ * Checks and decodes f; never changes the state (DATA adds to bytes, a
+ * genuine ABORT after COMMIT and an OUTCOME are remembered).
+ */
 enum smig_mig_in smig_migproto_rx(struct smig_migproto *p, const struct smig_frame *f,
 				  struct smig_mig_in_msg *out);
 /* Whether the protocol has the transition (for the role). */
@@ -83,5 +88,11 @@ bool smig_migproto_legal(bool source, enum smig_mst from, enum smig_mst to);
 int smig_migproto_to(struct smig_migproto *p, enum smig_mst to);
 /* The destination sent READY: only from COMMIT_WAIT, once. */
 int smig_migproto_ready_sent(struct smig_migproto *p);
+/*
+ * Whether the source's copy may run again: before COMMIT went out, after the
+ * destination's own ABORT of it, or once the destination answered that it
+ * has no copy (not here, discarded). Never while COMMIT is unanswered.
+ */
+bool smig_migproto_may_resume(const struct smig_migproto *p);
 
 #endif

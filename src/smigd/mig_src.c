@@ -108,6 +108,14 @@ void mig_src_resume(struct mig *m)
 
 	if (q == NULL)
 		return;
+	if (!smig_migproto_may_resume(&m->p)) {
+		/* a bug that could run the VM twice: the restarted smigd asks instead */
+		smig_err("event=migration_resume_illegal vm=%s to=%s id=%016llx state=%s "
+			 "action=abort",
+			 m->vm_name, m->peer_host, (unsigned long long)m->p.id,
+			 smig_mst_names[m->p.state]);
+		abort();
+	}
 	(void)qmpconn_send(q, "migrate_cancel", NULL, -1, NULL, NULL);
 	name = strdup(m->vm_name);
 	vm_resume(m->vm, name ? on_source_resumed : NULL, name);

@@ -209,6 +209,8 @@ json_t *mig_json(const struct mig *m)
 
 void mig_abandon(struct mig *m)
 {
+	if (!mig_resolving(m))
+		return; /* COMMIT still being answered: nothing to force (vm.c checks first) */
 	smig_warn("event=migration_abandoned vm=%s peer=%s id=%016llx state=%s", m->vm_name,
 		  m->peer_host, (unsigned long long)m->p.id, smig_mst_names[m->p.state]);
 	if (m->vm)

@@ -159,13 +159,34 @@ static void test_source_session(void **state)
 	assert_int_equal(smig_msg_put_mig_ready(&wire, ID, 0xf), 0);
 	assert_int_equal(smig_migproto_rx(&p, next_frame(), &m), SMIG_IN_READY);
 	assert_int_equal(m.offered, 0xf);
+	assert_true(smig_migproto_may_resume(&p));
 	assert_int_equal(smig_migproto_to(&p, SMIG_MST_COMMITTING), 0);
-	/* COMMIT is out: the source never just ends */
+	/* COMMIT is out: the source never just ends, nor runs its copy again */
 	assert_int_equal(smig_migproto_to(&p, SMIG_MST_DONE), SMIG_EPROTO);
+	assert_false(smig_migproto_may_resume(&p));
+	assert_int_equal(smig_migproto_to(&p, SMIG_MST_COMMIT_WAIT), SMIG_EPROTO);
 	assert_int_equal(rx(&p, abort_frame(ID + 1)), SMIG_IN_BAD);
+	assert_int_equal(smig_migproto_to(&p, SMIG_MST_COMMIT_WAIT), SMIG_EPROTO);
 	assert_int_equal(rx(&p, id_frame(SMIG_MSG_MIG_COMMITTED, ID)), SMIG_IN_COMMITTED);
 	assert_int_equal(smig_migproto_to(&p, SMIG_MST_SETTLING), 0);
+	assert_false(smig_migproto_may_resume(&p));
 	assert_int_equal(smig_migproto_to(&p, SMIG_MST_DONE), 0);
+}
+
+/* The destination's own ABORT after COMMIT: it discarded its copy, ours may run. */
+static void test_source_abort_after_commit(void **state)
+{
+	struct smig_migproto p;
+
+	(void)state;
+	smig_migproto_init(&p, true, ID);
+	assert_int_equal(smig_migproto_to(&p, SMIG_MST_PREPARING), 0);
+	assert_int_equal(smig_migproto_to(&p, SMIG_MST_STREAMING), 0);
+	assert_int_equal(smig_migproto_to(&p, SMIG_MST_COMMIT_WAIT), 0);
+	assert_int_equal(smig_migproto_to(&p, SMIG_MST_COMMITTING), 0);
+	assert_int_equal(rx(&p, abort_frame(ID)), SMIG_IN_ABORT);
+	assert_int_equal(smig_migproto_to(&p, SMIG_MST_COMMIT_WAIT), 0);
+	assert_true(smig_migproto_may_resume(&p));
 }
 
 static void test_source_resolving(void **state)
@@ -177,12 +198,17 @@ static void test_source_resolving(void **state)
 	smig_migproto_init(&p, true, ID);
 	/* after a restart: a commit found pending */
 	assert_int_equal(smig_migproto_to(&p, SMIG_MST_RESOLVING), 0);
+	assert_false(smig_migproto_may_resume(&p));
 	assert_int_equal(rx(&p, id_frame(SMIG_MSG_MIG_COMMITTED, ID)), SMIG_IN_VIOLATION);
+	assert_int_equal(smig_msg_put_mig_outcome(&wire, ID, SMIG_OUTCOME_PENDING), 0);
+	assert_int_equal(rx(&p, next_frame()), SMIG_IN_OUTCOME);
+	assert_false(smig_migproto_may_resume(&p));
 	assert_int_equal(smig_msg_put_mig_outcome(&wire, ID + 1, SMIG_OUTCOME_COMMITTED), 0);
 	assert_int_equal(rx(&p, next_frame()), SMIG_IN_BAD);
 	assert_int_equal(smig_msg_put_mig_outcome(&wire, ID, SMIG_OUTCOME_DISCARDED), 0);
 	assert_int_equal(smig_migproto_rx(&p, next_frame(), &m), SMIG_IN_OUTCOME);
 	assert_int_equal(m.outcome, SMIG_OUTCOME_DISCARDED);
+	assert_true(smig_migproto_may_resume(&p));
 	assert_int_equal(smig_migproto_to(&p, SMIG_MST_STREAMING), SMIG_EPROTO);
 	assert_int_equal(smig_migproto_to(&p, SMIG_MST_DONE), 0);
 }
@@ -211,6 +237,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_destination_session, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_destination_stream_checks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_source_session, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_source_abort_after_commit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_source_resolving, setup, teardown),
 		cmocka_unit_test(test_transitions),
 	};
