@@ -563,7 +563,8 @@ void mig_src_frame(struct mig *m, const struct smig_frame *f)
 		sec_event(m->d, SMIG_SEC_PROTOCOL_VIOLATION, h ? h->addr : "", m->peer_host,
 			  "%s sent %s while the migration of %s was %s", m->peer_host,
 			  smig_frame_type_name(f->type), m->vm_name, smig_mst_names[m->p.state]);
-		mig_src_fail(m, SMIG_EPROTO, "%s from %s", in.text, m->peer_host);
+		mig_src_fail(m, SMIG_EPROTO, "unexpected %s from %s while %s",
+			     smig_frame_type_name(f->type), m->peer_host, smig_mst_names[m->p.state]);
 		return;
 	}
 }
