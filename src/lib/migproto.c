@@ -131,7 +131,6 @@ static enum smig_mig_in rx_data(struct smig_migproto *p, const struct smig_frame
 {
 	p->bytes += f->len;
 	if (p->bytes > p->budget) {
-		out->claimed = p->bytes;
 		snprintf(out->text, sizeof(out->text), "stream larger than the VM allows (%llu bytes)",
 			 (unsigned long long)p->bytes);
 		return SMIG_IN_OVER_BUDGET;

@@ -53,7 +53,7 @@ struct smig_migproto {
 enum smig_mig_in {
 	SMIG_IN_VIOLATION,   /* not allowed in this state (why says what) */
 	SMIG_IN_BAD,         /* allowed here, but malformed or for another migration */
-	SMIG_IN_OVER_BUDGET, /* destination: DATA beyond the budget (bytes counts it) */
+	SMIG_IN_OVER_BUDGET, /* destination: DATA beyond the budget (the state's bytes count it) */
 	SMIG_IN_WRONG_LENGTH, /* destination: COMMIT_REQ claims another length (claimed) */
 	SMIG_IN_ABORT,       /* code, text: the peer's reason */
 	SMIG_IN_DATA,        /* destination: the frame's payload is stream */

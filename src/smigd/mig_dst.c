@@ -733,7 +733,7 @@ void mig_dst_frame(struct mig *m, const struct smig_frame *f)
 	case SMIG_IN_OVER_BUDGET:
 		sec_event(m->d, SMIG_SEC_STREAM_ANOMALY, "", m->peer_host,
 			  "migration of %s sent %llu bytes, more than %llu that %u MiB of memory "
-			  "allows in %d passes", m->vm_name, (unsigned long long)in.claimed,
+			  "allows in %d passes", m->vm_name, (unsigned long long)m->p.bytes,
 			  (unsigned long long)m->p.budget, m->mem_mib, m->d->cfg.stream_passes);
 		mig_dst_abort(m, true, SMIG_EPROTO, "%s", in.text);
 		return;

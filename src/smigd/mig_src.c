@@ -553,10 +553,7 @@ void mig_src_frame(struct mig *m, const struct smig_frame *f)
 		return;
 	case SMIG_IN_BAD:
 		/* after COMMIT this resolves by asking: a garbled ABORT proves nothing */
-		if (m->p.state == SMIG_MST_SETTLING)
-			mig_src_settle_lost(m, in.text);
-		else
-			mig_src_fail(m, SMIG_EPROTO, "%s from %s", in.text, m->peer_host);
+		mig_src_fail(m, SMIG_EPROTO, "%s from %s", in.text, m->peer_host);
 		return;
 	default:
 		h = smig_hosts_by_name(&m->d->hosts, m->peer_host);

@@ -70,7 +70,7 @@ struct mig *mig_new(struct smigd *d, bool source)
 /*
  * Test builds: SMIG_TRACE_DIR=DIR writes each migration's frames and
  * steps to DIR/<src|dst>-<id>.trace in fuzz_migproto's input format, so
- * real sessions become its seed corpus (fuzz/seed-migproto.sh).
+ * real sessions become its seed corpus (fuzz/seed-corpus.sh).
  */
 void mig_trace(struct mig *m, uint8_t op, const void *rec, size_t len)
 {
@@ -128,7 +128,6 @@ static void mig_trace_frame(struct mig *m, const struct smig_frame *f)
 void mig_set_state(struct mig *m, enum smig_mst to)
 {
 	uint8_t rec = (uint8_t)to;
-
 	enum smig_mst from = m->p.state;
 
 	if (smig_migproto_to(&m->p, to) < 0) {
