@@ -41,6 +41,7 @@ done
 BENCHQ=$SMIG_BUILD/bench/smig-bench-qemu
 RELAY=$SMIG_BUILD/bench/smig-bench-relay
 work=$(mktemp -d /tmp/smig-bench.XXXXXX)
+chmod 0711 "$work" # smig's VMs run as uids of their own below the cluster in it
 cl=$work/cluster
 mkdir -p "$out"
 : >"$out/results.jsonl"

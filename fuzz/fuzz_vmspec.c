@@ -44,9 +44,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct smig_vm_fds f = { .kernel = 10, .initrd = 11, .fw_code = 12, .fw_vars = 13,
 				 .disk_rw = { 14, 15, 16, 17 }, .disk_ro = { 18, 19, 20, 21 },
-				 .tap = { 22, 23, 24, 25 } };
-	struct smig_vm_paths p = { .qmp = "/q", .serial = "/s", .tpm = "/t", .pidfile = "/p",
-				   .fds = &f };
+				 .tap = { 22, 23, 24, 25 }, .qmp = 26, .serial = 27, .agent = 28 };
+	struct smig_vm_paths p = { .tpm = "/t", .pidfile = "/p", .fds = &f };
 	struct smig_vmspec s;
 	struct smig_vmspec s2;
 	struct smig_argv a;

@@ -19,6 +19,7 @@ passed=0
 failed=0
 failures=()
 log_dir=$(mktemp -d /tmp/smig-check.XXXXXX)
+chmod 0711 "$log_dir" # fuzz_control's daemon keeps its state below: VMs' uids pass through
 
 # run_tap NAME CMD...: runs a TAP producer, counts its results, and counts
 # a crash or a short plan as one more failure.

@@ -20,8 +20,9 @@ if [ ${#targets[@]} -eq 0 ]; then
 	done
 fi
 mkdir -p fuzz-out
-# fuzz_control runs a daemon on a configuration of its own
-export SMIG_FUZZ_CONTROL=$PWD/fuzz-out/control-hosts
+# fuzz_control runs a daemon on a configuration of its own, below /tmp: a
+# state directory's parents must let VMs' uids pass, and a clone's may not
+export SMIG_FUZZ_CONTROL=/tmp/smig-fuzz-control.$(printf '%s' "$PWD" | sha256sum | cut -c1-8)
 SMIG_BUILD=$PWD/build-fuzz fuzz/control-setup.sh "$SMIG_FUZZ_CONTROL" >/dev/null
 [ -n "$tap" ] && echo "1..${#targets[@]}"
 status=0 i=0

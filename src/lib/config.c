@@ -134,6 +134,39 @@ static int config_qemu(const struct smig_json_doc *doc, const json_t *q,
 	return 0;
 }
 
+/*
+ * Where VMs are confined: the uids their processes get (one per VM, never
+ * a uid of anything else: the range must not overlap the system's users)
+ * and what their cgroups allow.
+ */
+static int config_confinement(const struct smig_json_doc *doc, const json_t *c,
+			      struct smig_config *cfg, char *err, size_t errlen)
+{
+	static const struct smig_jfield fields[] = {
+		{ "vm_uid_first", SMIG_J_INT, false, 1000, 2147483647LL },
+		{ "vm_uid_count", SMIG_J_INT, false, 1, 1048576 },
+		{ "vm_memory_overhead_mib", SMIG_J_INT, false, 0, 1048576 },
+		{ "cgroups", SMIG_J_BOOL, false, 0, 0 },
+	};
+	const json_t *v;
+
+	SMIG_GUARD(smig_json_check(doc, c, "confinement", fields, ARRAY_LEN(fields), err,
+				   errlen));
+	if ((v = json_object_get(c, "vm_uid_first")))
+		cfg->vm_uid_first = (uint32_t)json_integer_value(v);
+	if ((v = json_object_get(c, "vm_uid_count")))
+		cfg->vm_uid_count = (uint32_t)json_integer_value(v);
+	if ((v = json_object_get(c, "vm_memory_overhead_mib")))
+		cfg->vm_memory_overhead_mib = (uint32_t)json_integer_value(v);
+	if ((v = json_object_get(c, "cgroups")))
+		cfg->cgroups = json_is_true(v);
+	if ((uint64_t)cfg->vm_uid_first + cfg->vm_uid_count > 2147483647ULL)
+		return smig_json_fail(doc, c, "vm_uid_count", err, errlen,
+				      "confinement.vm_uid_first + vm_uid_count must stay below "
+				      "2147483647");
+	return 0;
+}
+
 static int config_audit(const struct smig_json_doc *doc, const json_t *a,
 			struct smig_config *cfg, char *err, size_t errlen)
 {
@@ -350,6 +383,7 @@ static int config_top(const struct smig_json_doc *doc, struct smig_config *cfg, 
 		{ "networks", SMIG_J_OBJECT, false, 0, 0 },
 		{ "firmware", SMIG_J_OBJECT, false, 0, 0 },
 		{ "capacity", SMIG_J_OBJECT, false, 0, 0 },
+		{ "confinement", SMIG_J_OBJECT, false, 0, 0 },
 	};
 	const json_t *root = doc->root;
 	const json_t *v;
@@ -386,6 +420,8 @@ static int config_top(const struct smig_json_doc *doc, struct smig_config *cfg, 
 		SMIG_GUARD(config_attestation(doc, v, cfg, err, errlen));
 	if ((v = json_object_get(root, "firewall")))
 		SMIG_GUARD(config_firewall(doc, v, cfg, err, errlen));
+	if ((v = json_object_get(root, "confinement")))
+		SMIG_GUARD(config_confinement(doc, v, cfg, err, errlen));
 	return smig_catalog_parse(doc, root, cfg->path, &cfg->catalog, err, errlen);
 }
 
@@ -414,6 +450,10 @@ static void config_defaults(struct smig_config *cfg, const char *name)
 	snprintf(cfg->qemu_binary, sizeof(cfg->qemu_binary), "qemu-system-x86_64");
 	snprintf(cfg->qemu_accel, sizeof(cfg->qemu_accel), "kvm:tcg");
 	snprintf(cfg->swtpm_binary, sizeof(cfg->swtpm_binary), "swtpm");
+	cfg->vm_uid_first = SMIG_VM_UID_FIRST;
+	cfg->vm_uid_count = SMIG_VM_UID_COUNT;
+	cfg->vm_memory_overhead_mib = 512;
+	cfg->cgroups = true;
 }
 
 /* Reads the config in text, or in the file name when text is NULL. */

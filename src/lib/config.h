@@ -28,6 +28,9 @@
 #define SMIG_DEFAULT_PORT 7450
 #define SMIG_HOSTS_MAX 1024
 #define SMIG_HOST_LABELS_MAX 16
+/* VMs' uids: above people, services and the first user-namespace ranges (/etc/subuid) */
+#define SMIG_VM_UID_FIRST 16777216u
+#define SMIG_VM_UID_COUNT 65536u
 
 struct smig_host {
 	char name[SMIG_NAME_MAX + 1];
@@ -92,6 +95,11 @@ struct smig_config {
 	struct smig_ids_rule ids_rules[8]; /* empty: the default rules */
 	size_t nids_rules;
 	struct smig_catalog catalog; /* pools, networks, firmware, capacity */
+	/* confinement of the VMs' processes (docs/configuration.md, "Confinement") */
+	uint32_t vm_uid_first; /* each VM's QEMU and swtpm run as one uid of this range */
+	uint32_t vm_uid_count;
+	uint32_t vm_memory_overhead_mib; /* a VM's cgroup holds its memory plus this */
+	bool cgroups;                    /* false: VMs run without a cgroup of their own */
 	char tpm_tcti[256]; /* empty: no host TPM */
 	unsigned tpm_pcrs[24];
 	size_t ntpm_pcrs;

@@ -2,8 +2,8 @@
  * qemu_argv.c - QEMU's command line from a validated VM spec (vmspec.h).
  *
  * Only this function decides QEMU arguments. Values come from the spec,
- * whose strings vmspec.c has already restricted, or from smigd's own
- * paths, which are checked here too.
+ * whose strings vmspec.c has already restricted, from descriptors smigd
+ * opened, or from smigd's own paths, which are checked here too.
  */
 #include "error.h"
 #include "vmspec.h"
@@ -240,9 +240,9 @@ static int add_devices(struct smig_argv *a, const struct smig_vmspec *s,
 	}
 	if (s->guest_agent) {
 		/* the port name qemu-ga looks for; smigd connects to the socket to ping it */
-		SMIG_ENSURE(host_path_ok(p->agent), SMIG_EINVAL);
+		SMIG_ENSURE(p->fds->agent >= 0, SMIG_EINVAL);
 		SMIG_GUARD(add(a, "-chardev"));
-		SMIG_GUARD(add(a, "socket,id=qga0,path=%s,server=on,wait=off", p->agent));
+		SMIG_GUARD(add(a, "socket,id=qga0,fd=%d,server=on,wait=off", p->fds->agent));
 		SMIG_GUARD(add(a, "-device"));
 		SMIG_GUARD(add(a, "virtio-serial-pci,id=vser0"));
 		SMIG_GUARD(add(a, "-device"));
@@ -266,9 +266,8 @@ int smig_qemu_argv(const struct smig_vmspec *s, const struct smig_vm_paths *p,
 	int rc = 0;
 
 	memset(a, 0, sizeof(*a));
-	if (!smig_name_valid(s->name) || !host_path_ok(p->qmp) || !host_path_ok(p->serial) ||
-	    !host_path_ok(p->pidfile) || p->fds == NULL || s->machine[0] == '\0' ||
-	    s->cpu[0] == '\0')
+	if (!smig_name_valid(s->name) || !host_path_ok(p->pidfile) || p->fds == NULL ||
+	    p->fds->qmp < 0 || p->fds->serial < 0 || s->machine[0] == '\0' || s->cpu[0] == '\0')
 		return SMIG_EINVAL;
 	SMIG_GUARD_GOTO(add(a, "%s", qemu_binary), rc, fail);
 	SMIG_GUARD_GOTO(add_accel(a, accel), rc, fail);
@@ -285,10 +284,13 @@ int smig_qemu_argv(const struct smig_vmspec *s, const struct smig_vm_paths *p,
 		SMIG_GUARD_GOTO(add(a, "%u", s->memory_mib), rc, fail);
 	SMIG_GUARD_GOTO(add(a, "-smp"), rc, fail);
 	SMIG_GUARD_GOTO(add(a, "%u", s->vcpus), rc, fail);
-	SMIG_GUARD_GOTO(add(a, "-qmp"), rc, fail);
-	SMIG_GUARD_GOTO(add(a, "unix:%s,server=on,wait=off", p->qmp), rc, fail);
+	/* smigd's listening sockets: QEMU never makes a file, and only root can connect */
 	SMIG_GUARD_GOTO(add(a, "-chardev"), rc, fail);
-	SMIG_GUARD_GOTO(add(a, "socket,id=ser0,path=%s,server=on,wait=off", p->serial), rc,
+	SMIG_GUARD_GOTO(add(a, "socket,id=qmp,fd=%d,server=on,wait=off", p->fds->qmp), rc, fail);
+	SMIG_GUARD_GOTO(add(a, "-mon"), rc, fail);
+	SMIG_GUARD_GOTO(add(a, "chardev=qmp,mode=control"), rc, fail);
+	SMIG_GUARD_GOTO(add(a, "-chardev"), rc, fail);
+	SMIG_GUARD_GOTO(add(a, "socket,id=ser0,fd=%d,server=on,wait=off", p->fds->serial), rc,
 			fail);
 	SMIG_GUARD_GOTO(add(a, "-pidfile"), rc, fail);
 	SMIG_GUARD_GOTO(add(a, "%s", p->pidfile), rc, fail);

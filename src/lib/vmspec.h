@@ -138,14 +138,13 @@ struct smig_vm_fds {
 	int fw_code, fw_vars;
 	int disk_rw[SMIG_VM_DISKS_MAX], disk_ro[SMIG_VM_DISKS_MAX];
 	int tap[SMIG_VM_NICS_MAX];
+	/* listening unix sockets smigd made: QMP, the serial console, the guest agent */
+	int qmp, serial, agent;
 };
 
-/* Where a VM's host-side endpoints live, and what it was given. */
+/* What QEMU reaches by path (in the VM's own run directory), and what it was given. */
 struct smig_vm_paths {
-	const char *qmp;    /* QMP unix socket */
-	const char *serial; /* serial console unix socket */
-	const char *tpm;    /* swtpm control socket, when spec->vtpm */
-	const char *agent;  /* guest agent unix socket, when spec->guest_agent */
+	const char *tpm; /* swtpm control socket, when spec->vtpm */
 	const char *pidfile;
 	const struct smig_vm_fds *fds;
 };

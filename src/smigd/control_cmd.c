@@ -8,6 +8,7 @@
 #include "ctl.h"
 #include "log.h"
 #include "migrate.h"
+#include "testhooks.h"
 #include "vm.h"
 
 #include <stdio.h>
@@ -229,6 +230,9 @@ static const struct {
 	{ "events", cmd_events, SMIG_ACT_HOST_VIEW },
 	{ "ids.status", cmd_ids_status, SMIG_ACT_HOST_VIEW },
 	{ "ids.unban", cmd_ids_unban, SMIG_ACT_IDS_MANAGE },
+#ifdef SMIG_TEST_HOOKS
+	{ "debug.qmp", testhook_qmp, SMIG_ACT_VM_DEFINE },
+#endif
 };
 
 /* The VM and target host a request is about, for the policy. */

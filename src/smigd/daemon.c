@@ -196,6 +196,84 @@ static int host_resources(struct smigd *d)
 	return 0;
 }
 
+/*
+ * The VMs' processes run as uids of their own and reach their directories
+ * below STATE_DIR (docs/configuration.md, "Confinement"): every directory
+ * above it must let others pass (o+x); STATE_DIR itself is made so.
+ */
+static int state_dir_passable(const char *state_dir, char *err, size_t errlen)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	char *slash;
+
+	snprintf(path, sizeof(path), "%s", state_dir);
+	while ((slash = strrchr(path, '/')) != NULL && slash != path) {
+		*slash = '\0';
+		if (stat(path, &st) == 0 && S_ISDIR(st.st_mode) && !(st.st_mode & S_IXOTH)) {
+			snprintf(err, errlen, "state_dir %s: %s (mode %04o) does not let others pass, "
+				 "and each VM's QEMU and swtpm run as a uid of their own below it: "
+				 "chmod o+x %s, or choose a state_dir whose parents do",
+				 state_dir, path, (unsigned)(st.st_mode & 07777), path);
+			return SMIG_ECONFIG;
+		}
+	}
+	return 0;
+}
+
+/*
+ * A pool others may enter holds disks that another VM's uid could read by
+ * their mode: Landlock keeps every VM's QEMU out of pools all the same,
+ * but without Landlock the mode is the only barrier, and smigd refuses.
+ */
+static int pools_closed(const struct smigd *d)
+{
+	const struct smig_catalog *cat = &d->cfg.catalog;
+	struct stat st;
+
+	for (size_t i = 0; i < cat->npools; i++) {
+		if (stat(cat->pools[i].path, &st) < 0 || (st.st_mode & 0007) == 0)
+			continue;
+		if (d->confine.landlock_abi == 0) {
+			smig_err("event=pool_open_to_others pool=%s path=%s mode=%04o reason=\"without "
+				 "Landlock, any VM's uid could read its disks\" fix=\"chmod o-rwx %s\"",
+				 cat->pools[i].name, cat->pools[i].path,
+				 (unsigned)(st.st_mode & 07777), cat->pools[i].path);
+			return SMIG_ECONFIG;
+		}
+		smig_warn("event=pool_open_to_others pool=%s path=%s mode=%04o fix=\"chmod o-rwx %s\"",
+			  cat->pools[i].name, cat->pools[i].path, (unsigned)(st.st_mode & 07777),
+			  cat->pools[i].path);
+	}
+	return 0;
+}
+
+/* Makes STATE_DIR (0711: passable, not listable) and learns how VMs are confined here. */
+static int state_and_confinement(struct smigd *d)
+{
+	char err[512];
+
+	if (smig_file_mkdirs(d->cfg.state_dir, 0711) < 0 || chmod(d->cfg.state_dir, 0711) < 0) {
+		smig_err("event=state_dir_failed path=%s reason=\"%s\"", d->cfg.state_dir,
+			 strerror(errno));
+		return SMIG_EIO;
+	}
+	if (confine_host_init(&d->confine, &d->cfg, err, sizeof(err)) < 0) {
+		smig_err("event=confinement_failed reason=\"%s\"", err);
+		return SMIG_ECONFIG;
+	}
+	smig_info("event=confinement cgroups=\"%s\" landlock_abi=%d vm_uids=%u-%u",
+		  confine_cg_name(d->confine.cg), d->confine.landlock_abi, d->cfg.vm_uid_first,
+		  d->cfg.vm_uid_first + d->cfg.vm_uid_count - 1);
+	if (d->confine.cg == CONFINE_CG_NONE)
+		smig_warn("event=vm_memory_unlimited reason=\"%s\"",
+			  d->cfg.cgroups ? "no cgroup controller for memory" : "confinement.cgroups is false");
+	if (d->confine.landlock_abi == 0)
+		smig_warn("event=landlock_missing reason=\"the kernel offers no Landlock: VMs' processes "
+			  "keep the file access their uid has\"");
+	return pools_closed(d);
+}
+
 int smigd_start(struct smigd *d, const char *config_path, bool check_only, bool measure)
 {
 	struct smig_hosts nh;
@@ -215,6 +293,8 @@ int smigd_start(struct smigd *d, const char *config_path, bool check_only, bool 
 		else
 			smig_hosts_clear(&nh);
 	}
+	if (rc == 0 && !measure)
+		rc = state_dir_passable(d->cfg.state_dir, err, sizeof(err));
 	if (rc < 0) {
 		smig_err("event=config_invalid reason=\"%s\"", err);
 		return rc;
@@ -225,11 +305,7 @@ int smigd_start(struct smigd *d, const char *config_path, bool check_only, bool 
 	if (check_only)
 		return 0;
 	smig_log_init("smigd", d->cfg.log_level, d->cfg.log_syslog);
-	if (smig_file_mkdirs(d->cfg.state_dir, 0700) < 0) {
-		smig_err("event=state_dir_failed path=%s reason=\"%s\"", d->cfg.state_dir,
-			 strerror(errno));
-		return SMIG_EIO;
-	}
+	SMIG_GUARD(state_and_confinement(d));
 	SMIG_GUARD(loop_new(&d->loop));
 	if (smig_sign_load_key(d->cfg.tls_key, &d->host_key, err, sizeof(err)) < 0) {
 		smig_err("event=key_failed reason=\"%s\"", err);

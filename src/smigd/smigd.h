@@ -7,6 +7,7 @@
 #define SMIGD_H
 
 #include "config.h"
+#include "confine.h"
 #include "ids.h"
 #include "ivt.h"
 #include "policy.h"
@@ -79,6 +80,7 @@ struct smigd {
 	struct evac *evac;
 	struct monitor *monitor;
 	struct smig_qemu_caps *qemu_caps; /* machine types and CPU models of qemu.binary */
+	struct confine_host confine;      /* what confines the VMs' processes here */
 };
 
 #define CTL_GROUPS_MAX 64

@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -190,9 +191,11 @@ int vm_define(struct smigd *d, const struct smig_vmspec *in, char *err, size_t e
 		return SMIG_ENOMEM;
 	}
 	vm_path(vm, "spec.json", path, sizeof(path));
-	rc = smig_file_mkdirs(vm->dir, 0700);
+	rc = smig_file_mkdirs(vm->dir, 0710);
 	if (rc == 0)
 		rc = smig_file_write_atomic(path, text, strlen(text), 0600);
+	if (rc == 0)
+		rc = vm_uid_assign(vm);
 	free(text);
 	if (rc < 0) {
 		snprintf(err, errlen, "%s: cannot save the spec: %s", vm->dir, strerror(errno));
@@ -233,18 +236,48 @@ static pid_t live_pid(const char *pidfile)
 	return pid > 0 && kill((pid_t)pid, 0) == 0 ? (pid_t)pid : 0;
 }
 
+/* True when process pid's name starts with prefix ("qemu", "swtpm"). */
+static bool comm_is(pid_t pid, const char *prefix)
+{
+	char path[64], comm[64] = "";
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%ld/comm", (long)pid);
+	f = pid > 0 ? fopen(path, "r") : NULL;
+	if (f && fgets(comm, sizeof(comm), f) == NULL)
+		comm[0] = '\0';
+	if (f)
+		fclose(f);
+	return strncmp(comm, prefix, strlen(prefix)) == 0;
+}
+
+/* The live process of vm that smigd recorded in leaf ("qemu.pid", "swtpm.pid"), else 0. */
+static pid_t vm_live(const struct vm *vm, const char *leaf, const char *comm)
+{
+	char path[PATH_MAX];
+	pid_t pid;
+
+	vm_path(vm, leaf, path, sizeof(path));
+	pid = live_pid(path);
+	return pid > 0 && comm_is(pid, comm) && vm_pid_is_ours(vm, pid) ? pid : 0;
+}
+
 /*
  * A swtpm saves its state as it exits after QEMU; removing the directory
  * must wait for that, or the state would be written back into it.
  */
-static void swtpm_wait_exit(const struct vm *vm)
+static void swtpm_wait_exit(struct vm *vm)
 {
 	struct timespec ten_ms = { .tv_nsec = 10000000 };
-	char pidfile[PATH_MAX];
 
-	snprintf(pidfile, sizeof(pidfile), "%s/swtpm.pid", vm->dir);
-	for (int i = 0; i < 200 && live_pid(pidfile) > 0; i++)
+	for (int i = 0; i < 200; i++) {
+		/* our child: reaped here, or its zombie would keep its cgroup busy */
+		if (vm->swtpm_pid > 0 && waitpid(vm->swtpm_pid, NULL, WNOHANG) == vm->swtpm_pid)
+			vm->swtpm_pid = 0;
+		if (vm_live(vm, "swtpm.pid", "swtpm") == 0)
+			break;
 		nanosleep(&ten_ms, NULL);
+	}
 }
 
 int vm_undefine(struct smigd *d, struct vm *vm, char *err, size_t errlen)
@@ -269,14 +302,14 @@ int vm_undefine(struct smigd *d, struct vm *vm, char *err, size_t errlen)
 		}
 	}
 	(void)vm_rmtree(vm->dir);
+	vm_tpm_key_wipe(d, vm->spec.name);
+	vm_cgroup_drop(vm);
 	smig_info("event=vm_undefined vm=%s", vm->spec.name);
 	vm_destroy(vm);
 	return 0;
 }
 
 static void vm_adopt(struct vm *vm);
-
-static pid_t live_qemu(const char *pidfile);
 
 /* Kills a QEMU left behind in dir by an uncommitted incoming migration. */
 static void leftover_kill(const char *dir)
@@ -285,8 +318,8 @@ static void leftover_kill(const char *dir)
 	pid_t pid;
 
 	snprintf(pidfile, sizeof(pidfile), "%s/qemu.pid", dir);
-	pid = live_qemu(pidfile);
-	if (pid > 0)
+	pid = live_pid(pidfile);
+	if (pid > 0 && comm_is(pid, "qemu"))
 		kill(pid, SIGKILL);
 }
 
@@ -297,7 +330,9 @@ int vm_load_all(struct smigd *d)
 	struct dirent *e;
 
 	snprintf(dir, sizeof(dir), "%s/vms", d->cfg.state_dir);
-	SMIG_GUARD(smig_file_mkdirs(dir, 0700));
+	/* searchable, not readable: each VM's uid passes through to its own directory */
+	SMIG_GUARD(smig_file_mkdirs(dir, 0711));
+	SMIG_ENSURE(chmod(dir, 0711) == 0, SMIG_EIO);
 	dp = opendir(dir);
 	SMIG_ENSURE(dp != NULL, SMIG_EIO);
 	while ((e = readdir(dp)) != NULL) {
@@ -314,6 +349,8 @@ int vm_load_all(struct smigd *d)
 			smig_warn("event=vm_leftover_removed path=%s", path);
 			leftover_kill(path);
 			(void)vm_rmtree(path);
+			if (smig_name_valid(e->d_name))
+				vm_tpm_key_wipe(d, e->d_name);
 			continue;
 		}
 		if (smig_vmspec_load(path, &spec, err, sizeof(err)) < 0 ||
@@ -321,8 +358,10 @@ int vm_load_all(struct smigd *d)
 			smig_warn("event=vm_load_failed path=%s reason=\"%s\"", path, err);
 			continue;
 		}
-		if (vm_new(d, &spec))
+		if (vm_new(d, &spec)) {
+			vm_uid_load(d->vms);
 			vm_adopt(d->vms);
+		}
 	}
 	closedir(dp);
 	return 0;
@@ -605,28 +644,6 @@ void vm_cmd(struct smigd *d, const char *sub, const json_t *args, struct ctl_ref
 	}
 }
 
-/*
- * A VM whose QEMU is still running from an earlier smigd (its pidfile
- * names a live QEMU) is adopted: QMP and the console are reconnected, and
- * its exit is noticed when QMP closes.
- */
-/* The pid in pidfile if it names a live QEMU process, else 0. */
-static pid_t live_qemu(const char *pidfile)
-{
-	char path[64];
-	char comm[64] = "";
-	pid_t pid = live_pid(pidfile);
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%ld/comm", (long)pid);
-	f = pid > 0 ? fopen(path, "r") : NULL;
-	if (f && fgets(comm, sizeof(comm), f) == NULL)
-		comm[0] = '\0';
-	if (f)
-		fclose(f);
-	return strncmp(comm, "qemu", 4) == 0 ? pid : 0;
-}
-
 void vm_swtpm_unwatch(struct vm *vm)
 {
 	loop_watch_del(vm->d->loop, vm->swtpm_w);
@@ -648,11 +665,8 @@ static void on_swtpm_gone(void *arg, uint32_t events)
  */
 static void vm_adopt_swtpm(struct vm *vm)
 {
-	char path[PATH_MAX];
-	pid_t pid;
+	pid_t pid = vm_live(vm, "swtpm.pid", "swtpm");
 
-	vm_path(vm, "swtpm.pid", path, sizeof(path));
-	pid = live_pid(path);
 	if (pid > 0) {
 		vm->swtpm_pid = pid;
 		vm->swtpm_pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
@@ -668,13 +682,16 @@ static void vm_adopt_swtpm(struct vm *vm)
 	vm_swtpm_exited(vm);
 }
 
+/*
+ * A VM whose QEMU is still running from an earlier smigd (the pid smigd
+ * recorded names a live QEMU of the VM's uid) is adopted: QMP and the
+ * console are reconnected, and its exit is noticed when QMP closes.
+ */
 static void vm_adopt(struct vm *vm)
 {
 	char path[PATH_MAX];
-	pid_t pid;
+	pid_t pid = vm_live(vm, "qemu.pid", "qemu");
 
-	vm_path(vm, "qemu.pid", path, sizeof(path));
-	pid = live_qemu(path);
 	if (pid == 0) {
 		smig_info("event=vm_loaded vm=%s state=defined", vm->spec.name);
 		/* its QEMU died while a commit was unconfirmed: is the VM on the destination? */
@@ -869,8 +886,8 @@ struct vm *vm_new_incoming(struct smigd *d, const struct smig_vmspec *spec, char
 		return NULL;
 	}
 	vm = vm_new(d, spec);
-	if (vm == NULL || smig_file_mkdirs(vm->dir, 0700) < 0) {
-		snprintf(err, errlen, "cannot create the VM directory");
+	if (vm == NULL || smig_file_mkdirs(vm->dir, 0710) < 0 || vm_uid_assign(vm) < 0) {
+		snprintf(err, errlen, "cannot create the VM directory or give the VM a uid");
 		if (vm) {
 			d->vms = vm->next;
 			vm_destroy(vm);

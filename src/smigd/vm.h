@@ -3,9 +3,12 @@
  * a vTPM) that smigd starts from a validated spec, talks to over QMP,
  * watches through its serial console, and reaps.
  *
- * On disk, STATE_DIR/vms/NAME/ holds spec.json, the sockets (qmp, serial,
- * swtpm), tpm/ (the vTPM state, encrypted at rest with tpm.key), qemu.log,
- * and console.log: every serial line prefixed with the host's clock in ms.
+ * On disk, STATE_DIR/vms/NAME/ holds spec.json, smigd's sockets to QEMU
+ * (qmp, serial, agent), the pids smigd recorded, the VM's uid, qemu.log
+ * and swtpm.log, and the two directories the VM's uid owns: run/ (QEMU's
+ * pid file, swtpm's socket) and tpm/ (the vTPM state, encrypted at rest
+ * with a key kept in STATE_DIR/vtpm-keys). The console log, every serial
+ * line prefixed with the host's clock in ms, is STATE_DIR/consoles/NAME.log.
  */
 #ifndef SMIGD_VM_H
 #define SMIGD_VM_H
@@ -95,6 +98,8 @@ int vm_incoming_get(const struct vm *vm, uint64_t *id, char src[SMIG_NAME_MAX + 
 		    bool *resumed);
 /* Reads the vTPM state key of a VM for the peer; 0 or a negative code. */
 int vm_get_tpm_key(struct vm *vm, uint8_t *key, size_t len);
+/* Overwrites, syncs and unlinks the vTPM state key of VM name (it left or is gone). */
+void vm_tpm_key_wipe(struct smigd *d, const char *name);
 /*
  * Pings vm's guest agent (limits.agent_timeout_ms); NULL when its spec has
  * no guest_agent or out of memory.

@@ -24,6 +24,7 @@ struct vm {
 	struct smig_vmspec spec;
 	enum vm_state state;
 	char dir[PATH_MAX];
+	uid_t uid; /* its QEMU's and swtpm's, and its gid; 0 until assigned (vm_confine.c) */
 	pid_t qemu_pid;
 	pid_t swtpm_pid;
 	int swtpm_pidfd; /* adopted: the swtpm is not our child; its exit comes here */
@@ -47,6 +48,18 @@ struct vm {
 	struct smig_vm_fds fds; /* opened for QEMU by vm_res_open(), closed once it runs */
 	bool filtered;          /* its NIC filters are in place (vm_filter.c) */
 };
+
+/* vm_confine.c: the VM's uid and the directories it owns */
+void vm_uid_load(struct vm *vm);
+int vm_uid_assign(struct vm *vm);
+int vm_dirs_prepare(struct vm *vm);
+void vm_cgroup_name(const struct vm *vm, char *out, size_t outlen);
+/* Removes the VM's cgroup once its processes are gone. */
+void vm_cgroup_drop(const struct vm *vm);
+bool vm_pid_is_ours(const struct vm *vm, pid_t pid);
+
+/* vm_keys.c: the vTPM state key, opened for swtpm (created at the first start) */
+int vm_tpm_key_open(struct vm *vm);
 
 /* vm.c */
 void vm_path(const struct vm *vm, const char *leaf, char *out, size_t outlen);

@@ -36,6 +36,7 @@ void vm_res_fds_init(struct smig_vm_fds *f)
 		f->disk_rw[i] = f->disk_ro[i] = -1;
 	for (size_t i = 0; i < SMIG_VM_NICS_MAX; i++)
 		f->tap[i] = -1;
+	f->qmp = f->serial = f->agent = -1;
 }
 
 static void close_fd(int *fd)
@@ -57,6 +58,9 @@ void vm_res_close(struct smig_vm_fds *f)
 	}
 	for (size_t i = 0; i < SMIG_VM_NICS_MAX; i++)
 		close_fd(&f->tap[i]);
+	close_fd(&f->qmp);
+	close_fd(&f->serial);
+	close_fd(&f->agent);
 }
 
 int vm_res_pin(struct smigd *d, struct smig_vmspec *s, char *err, size_t errlen)

@@ -9,6 +9,7 @@
 #include "file.h"
 #include "log.h"
 #include "migrate.h"
+#include "confine.h"
 #include "qmpconn.h"
 
 #include <errno.h>
@@ -56,22 +57,44 @@ static void keep_fds(const struct smig_vm_fds *f)
 	}
 	for (size_t i = 0; i < SMIG_VM_NICS_MAX; i++)
 		keep_fd(f->tap[i]);
+	keep_fd(f->qmp);
+	keep_fd(f->serial);
+	keep_fd(f->agent);
 }
 
+/* What one of a VM's processes inherits: its descriptors and its confinement. */
+struct vm_child {
+	const struct smig_vm_fds *fds; /* may be NULL */
+	int extra_fd;                  /* one more descriptor it keeps, or -1 */
+	struct confine_proc confine;
+	const char *pidfile; /* where smigd records its pid (a leaf of the VM's directory) */
+};
+
 /*
- * fork + exec with a clean signal state and output to logpath; the child
- * inherits the descriptors in keep (may be NULL) and no others of ours.
+ * fork + exec as the VM's uid, confined (confine.h), with a clean signal
+ * state and output to logpath; the child inherits c's descriptors and no
+ * others of ours. smigd records the pid itself: what the child could
+ * write, it could also forge.
  */
-static pid_t spawn(char *const *argv, const char *logpath, const struct smig_vm_fds *keep)
+static pid_t spawn(struct vm *vm, char *const *argv, const char *logpath,
+		   const struct vm_child *c)
 {
+	char path[PATH_MAX], line[32];
 	pid_t pid = fork();
 	sigset_t none;
 	int fd;
 
+	if (pid > 0) {
+		vm_path(vm, c->pidfile, path, sizeof(path));
+		snprintf(line, sizeof(line), "%d\n", (int)pid);
+		if (smig_file_write_atomic(path, line, strlen(line), 0600) < 0)
+			smig_warn("event=pidfile_failed vm=%s path=%s", vm->spec.name, path);
+	}
 	if (pid != 0)
 		return pid;
-	if (keep)
-		keep_fds(keep);
+	if (c->fds)
+		keep_fds(c->fds);
+	keep_fd(c->extra_fd);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	signal(SIGPIPE, SIG_DFL);
@@ -84,6 +107,8 @@ static pid_t spawn(char *const *argv, const char *logpath, const struct smig_vm_
 		dup2(fd, 1);
 		dup2(fd, 2);
 	}
+	if (confine_enter(&vm->d->confine, &c->confine) < 0)
+		_exit(126);
 	execvp(argv[0], argv);
 	dprintf(2, "exec %s: %s\n", argv[0], strerror(errno));
 	_exit(127);
@@ -360,29 +385,78 @@ void vm_on_qmp_state(void *arg, bool ok, const char *why)
 		start_fail(vm, "cannot send cont");
 }
 
+/*
+ * A listening unix socket at leaf in the VM's directory for QEMU to
+ * inherit: made with mode 0600 (never chmod-ed after the fact), so only
+ * smigd connects.
+ */
+static int vm_listen(struct vm *vm, const char *leaf, int *fd)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char path[PATH_MAX];
+	mode_t old;
+	int rc;
+
+	vm_path(vm, leaf, path, sizeof(path));
+	SMIG_ENSURE(strlen(path) < sizeof(sa.sun_path), SMIG_EINVAL);
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	(void)unlink(path);
+	*fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	SMIG_ENSURE(*fd >= 0, SMIG_EIO);
+	old = umask(0177);
+	rc = bind(*fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 && listen(*fd, 4) == 0 ? 0
+										    : SMIG_EIO;
+	umask(old);
+	if (rc < 0) {
+		close(*fd);
+		*fd = -1;
+	}
+	return rc;
+}
+
+/* A descriptor of a directory of the VM's (for its Landlock rules), -1 if none. */
+static int vm_dir_fd(const struct vm *vm, const char *leaf)
+{
+	char path[PATH_MAX];
+
+	vm_path(vm, leaf, path, sizeof(path));
+	return open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+}
+
 static void start_qemu(struct vm *vm)
 {
-	char qmp[PATH_MAX], serial[PATH_MAX], tpm[PATH_MAX], pid[PATH_MAX], log[PATH_MAX];
-	char agent[PATH_MAX];
-	struct smig_vm_paths paths = { .qmp = qmp, .serial = serial, .tpm = tpm, .agent = agent,
-				       .pidfile = pid, .fds = &vm->fds };
+	char tpm[PATH_MAX], pid[PATH_MAX], log[PATH_MAX];
+	struct smig_vm_paths paths = { .tpm = tpm, .pidfile = pid, .fds = &vm->fds };
+	struct vm_child child = { .fds = &vm->fds, .extra_fd = -1, .pidfile = "qemu.pid" };
+	char cg[SMIG_NAME_MAX + 8];
 	struct smig_argv argv;
+	char qmp[PATH_MAX];
 
-	vm_path(vm, "qmp.sock", qmp, sizeof(qmp));
-	vm_path(vm, "serial.sock", serial, sizeof(serial));
-	vm_path(vm, "swtpm.sock", tpm, sizeof(tpm));
-	vm_path(vm, "qemu.pid", pid, sizeof(pid));
+	vm_path(vm, "run/swtpm.sock", tpm, sizeof(tpm));
+	vm_path(vm, "run/qemu.pid", pid, sizeof(pid)); /* QEMU's own: it locks it too */
 	vm_path(vm, "qemu.log", log, sizeof(log));
-	vm_path(vm, "agent.sock", agent, sizeof(agent));
-	(void)unlink(qmp);
-	(void)unlink(serial);
-	(void)unlink(agent);
+	vm_path(vm, "qmp.sock", qmp, sizeof(qmp));
+	if (vm_listen(vm, "qmp.sock", &vm->fds.qmp) < 0 ||
+	    vm_listen(vm, "serial.sock", &vm->fds.serial) < 0 ||
+	    (vm->spec.guest_agent && vm_listen(vm, "agent.sock", &vm->fds.agent) < 0)) {
+		start_fail(vm, "cannot make the QMP, console or agent socket");
+		return;
+	}
 	if (smig_qemu_argv(&vm->spec, &paths, vm->d->cfg.qemu_binary, vm->d->cfg.qemu_accel,
 			   vm->incoming, &argv) < 0) {
 		start_fail(vm, "cannot build the QEMU command line");
 		return;
 	}
-	vm->qemu_pid = spawn(argv.v, log, &vm->fds);
+	vm_cgroup_name(vm, cg, sizeof(cg));
+	child.confine = (struct confine_proc){ .uid = vm->uid, .cgroup = cg };
+	child.confine.rw_dirs[child.confine.nrw++] = vm_dir_fd(vm, "run");
+	if (vm->fds.kernel >= 0) /* -kernel /proc/self/fd/N opens the file again */
+		child.confine.ro_files[child.confine.nro++] = vm->fds.kernel;
+	if (vm->fds.initrd >= 0)
+		child.confine.ro_files[child.confine.nro++] = vm->fds.initrd;
+	vm->qemu_pid = child.confine.rw_dirs[0] >= 0 ? spawn(vm, argv.v, log, &child) : -1;
+	if (child.confine.rw_dirs[0] >= 0)
+		close(child.confine.rw_dirs[0]);
 	smig_argv_clear(&argv);
 	vm_res_close(&vm->fds); /* QEMU has its copies */
 	if (vm->qemu_pid < 0) {
@@ -400,7 +474,7 @@ static void swtpm_wait(void *arg)
 	char sock[PATH_MAX];
 
 	vm->timer = NULL;
-	vm_path(vm, "swtpm.sock", sock, sizeof(sock));
+	vm_path(vm, "run/swtpm.sock", sock, sizeof(sock));
 	if (access(sock, F_OK) == 0) {
 		start_qemu(vm);
 		return;
@@ -412,40 +486,28 @@ static void swtpm_wait(void *arg)
 	(void)loop_timer_add(vm->d->loop, 20, swtpm_wait, vm, &vm->timer);
 }
 
-/* The per-VM key that encrypts the vTPM state at rest; made once. */
-static int tpm_key(struct vm *vm, char *path, size_t pathlen)
-{
-	uint8_t key[32];
-	int rc;
-
-	vm_path(vm, "tpm.key", path, pathlen);
-	if (access(path, F_OK) == 0)
-		return 0;
-	SMIG_ENSURE(RAND_bytes(key, sizeof(key)) == 1, SMIG_ECRYPTO);
-	rc = smig_file_write_atomic(path, key, sizeof(key), 0600);
-	OPENSSL_cleanse(key, sizeof(key));
-	return rc;
-}
-
+/*
+ * swtpm as the VM's uid: its state in tpm/, its socket in run/, both the
+ * VM's own; the key that encrypts the state comes through a descriptor
+ * from where the state is not (vm_tpm_key_path()).
+ */
 static int start_swtpm(struct vm *vm)
 {
-	char dir[PATH_MAX], sock[PATH_MAX], key[PATH_MAX], log[PATH_MAX];
-	char a_state[PATH_MAX + 32], a_ctrl[PATH_MAX + 32], a_key[PATH_MAX + 64],
-		a_log[PATH_MAX + 16], a_pid[PATH_MAX + 16];
-	char *argv[18];
+	char dir[PATH_MAX], sock[PATH_MAX], log[PATH_MAX], cg[SMIG_NAME_MAX + 8];
+	char a_state[PATH_MAX + 32], a_ctrl[PATH_MAX + 32], a_key[64];
+	struct vm_child child = { .fds = NULL, .pidfile = "swtpm.pid" };
+	char *argv[16];
 	int n = 0;
 
 	vm_path(vm, "tpm", dir, sizeof(dir));
-	vm_path(vm, "swtpm.sock", sock, sizeof(sock));
+	vm_path(vm, "run/swtpm.sock", sock, sizeof(sock));
 	vm_path(vm, "swtpm.log", log, sizeof(log));
-	SMIG_GUARD(smig_file_mkdirs(dir, 0700));
-	SMIG_GUARD(tpm_key(vm, key, sizeof(key)));
-	(void)unlink(sock);
+	child.extra_fd = vm_tpm_key_open(vm);
+	if (child.extra_fd < 0)
+		return SMIG_EIO;
 	snprintf(a_state, sizeof(a_state), "dir=%s,mode=0600", dir);
 	snprintf(a_ctrl, sizeof(a_ctrl), "type=unixio,path=%s,mode=0600", sock);
-	snprintf(a_key, sizeof(a_key), "file=%s,format=binary,mode=aes-256-cbc", key);
-	snprintf(a_log, sizeof(a_log), "file=%s", log);
-	snprintf(a_pid, sizeof(a_pid), "file=%s/swtpm.pid", vm->dir);
+	snprintf(a_key, sizeof(a_key), "fd=%d,format=binary,mode=aes-256-cbc", child.extra_fd);
 	argv[n++] = vm->d->cfg.swtpm_binary;
 	argv[n++] = "socket";
 	argv[n++] = "--tpm2";
@@ -456,12 +518,21 @@ static int start_swtpm(struct vm *vm)
 	argv[n++] = "--key";
 	argv[n++] = a_key;
 	argv[n++] = "--log";
-	argv[n++] = a_log;
+	argv[n++] = "fd=1";
 	argv[n++] = "--terminate";
-	argv[n++] = "--pid";
-	argv[n++] = a_pid;
 	argv[n] = NULL;
-	vm->swtpm_pid = spawn(argv, log, NULL);
+	vm_cgroup_name(vm, cg, sizeof(cg));
+	child.confine = (struct confine_proc){ .uid = vm->uid, .cgroup = cg };
+	child.confine.rw_dirs[child.confine.nrw++] = vm_dir_fd(vm, "run");
+	child.confine.rw_dirs[child.confine.nrw++] = vm_dir_fd(vm, "tpm");
+	if (child.confine.rw_dirs[0] >= 0 && child.confine.rw_dirs[1] >= 0)
+		vm->swtpm_pid = spawn(vm, argv, log, &child);
+	else
+		vm->swtpm_pid = -1;
+	for (size_t i = 0; i < child.confine.nrw; i++)
+		if (child.confine.rw_dirs[i] >= 0)
+			close(child.confine.rw_dirs[i]);
+	close(child.extra_fd);
 	return vm->swtpm_pid > 0 ? 0 : SMIG_EIO;
 }
 
@@ -505,14 +576,14 @@ void vm_start_incoming(struct vm *vm, vm_done_fn done, void *arg)
 
 static void vm_launch(struct vm *vm)
 {
-	char err[512];
+	char err[512], cg[SMIG_NAME_MAX + 8];
 	bool hostile;
 
 	vm->state = VM_STARTING;
 	vm->qemu_pid = vm->swtpm_pid = 0;
 	vm->deadline = loop_now_ms() + VM_START_MS;
-	if (smig_file_mkdirs(vm->dir, 0700) < 0) {
-		start_fail(vm, "cannot create the VM directory");
+	if (vm_uid_assign(vm) < 0 || vm_dirs_prepare(vm) < 0) {
+		start_fail(vm, "cannot give the VM its uid and directories");
 		return;
 	}
 	if (vm_res_open(vm->d, &vm->spec, &vm->fds, &hostile, err, sizeof(err)) < 0) {
@@ -544,6 +615,12 @@ static void vm_launch(struct vm *vm)
 	} else {
 		/* the guest stays paused here; READY says so and the source will not commit */
 		smig_warn("event=nic_filter_missing vm=%s reason=\"%s\"", vm->spec.name, err);
+	}
+	vm_cgroup_name(vm, cg, sizeof(cg));
+	if (confine_cgroup_make(&vm->d->confine, cg, vm->spec.memory_mib, vm->spec.vcpus, err,
+				sizeof(err)) < 0) {
+		start_fail(vm, err);
+		return;
 	}
 	if (!vm->spec.vtpm) {
 		start_qemu(vm);
@@ -601,6 +678,8 @@ static void vm_forget(struct vm *vm)
 	if (vm->swtpm_pid > 0)
 		kill(vm->swtpm_pid, SIGKILL);
 	(void)vm_rmtree(vm->dir);
+	vm_tpm_key_wipe(d, vm->spec.name);
+	vm_cgroup_drop(vm);
 	smig_info("event=vm_forgotten vm=%s", vm->spec.name);
 	vm_destroy(vm);
 }
@@ -618,6 +697,8 @@ static void vm_exited(struct vm *vm, int status)
 	vm_detach(vm);
 	if (vm->swtpm_pid > 0)
 		kill(vm->swtpm_pid, SIGTERM);
+	else
+		vm_cgroup_drop(vm); /* empty now; else once swtpm has gone too */
 	vm->state = VM_SHUTOFF;
 	smig_info("event=vm_exited vm=%s was=%s status=%d", vm->spec.name, vm_state_name(was),
 		  WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
@@ -640,6 +721,8 @@ void vm_swtpm_exited(struct vm *vm)
 {
 	vm->swtpm_pid = 0;
 	vm_swtpm_unwatch(vm);
+	if (vm->qemu_pid <= 0)
+		vm_cgroup_drop(vm);
 	smig_debug("event=swtpm_exited vm=%s", vm->spec.name);
 	/* QEMU cannot reconnect its TPM: the running guest has lost it */
 	if (vm->qemu_pid > 0 && (vm->state == VM_RUNNING || vm->state == VM_PAUSED)) {
@@ -738,9 +821,8 @@ void vm_retire(struct vm *vm)
 
 	vm->mig = NULL;
 	vm->retire = true;
-	/* the vTPM state now lives on the destination: wipe ours first */
-	vm_path(vm, "tpm.key", path, sizeof(path));
-	(void)unlink(path);
+	/* the vTPM state now lives on the destination: its key goes first */
+	vm_tpm_key_wipe(vm->d, vm->spec.name);
 	vm_path(vm, "tpm", path, sizeof(path));
 	(void)vm_rmtree(path);
 	if (vm->qemu_pid <= 0 || vm->state == VM_SHUTOFF) {
@@ -752,26 +834,4 @@ void vm_retire(struct vm *vm)
 		vm_kill(vm);
 	loop_timer_cancel(vm->d->loop, vm->timer);
 	(void)loop_timer_add(vm->d->loop, VM_STOP_GRACE_MS, stop_grace, vm, &vm->timer);
-}
-
-int vm_set_tpm_key(struct vm *vm, const uint8_t *key, size_t len)
-{
-	char path[PATH_MAX];
-
-	vm_path(vm, "tpm.key", path, sizeof(path));
-	return smig_file_write_atomic(path, key, len, 0600);
-}
-
-int vm_get_tpm_key(struct vm *vm, uint8_t *key, size_t len)
-{
-	char path[PATH_MAX];
-	ssize_t n;
-	int fd;
-
-	vm_path(vm, "tpm.key", path, sizeof(path));
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	SMIG_ENSURE(fd >= 0, SMIG_ENOENT);
-	n = read(fd, key, len);
-	close(fd);
-	return n == (ssize_t)len ? 0 : SMIG_EIO;
 }

@@ -34,7 +34,7 @@ free_port() {
 # copies: a volume must be a regular file, never a symlink).
 images_pool() {
 	local dir=$1 f
-	mkdir -p "$dir/images" "$dir/shared"
+	mkdir -p "$dir/images" "$dir/shared" && chmod 0700 "$dir/images" "$dir/shared"
 	for f in "$SMIG_BUILD/guest/smig-guest.elf" "$SMIG_BUILD/guest/linux/vmlinuz" \
 		"$SMIG_BUILD/guest/linux/initrd.img"; do
 		[ -f "$f" ] || continue
@@ -56,6 +56,8 @@ guest_boot() {
 # (DIR/shared, shared by all hosts) and "local" (DIR/local-hK, this host's
 # own), and the firmware "ovmf" (Debian's 4 MiB OVMF). SMIG_NETWORKS (JSON) is every host's networks catalogue (default
 # none). SMIG_ATTEST_S sets the attestation interval (default 10 s).
+# Host K's VMs get uids from 16777216 + K * 4096 (a range of 4096), so
+# hosts on one machine never share a VM uid.
 # Loopback hosts share 127.0.0.1, so the IDS never bans it there (a ban
 # would cut the whole cluster off); with PREFIX each host has its own
 # address and the IDS runs as configured. With
@@ -67,6 +69,8 @@ cluster_make() {
 	local dir=$1 n=$2 prefix=${3:-} addr i port fp nets=${SMIG_NETWORKS:-}
 	[ -n "$nets" ] || nets='{}'
 	mkdir -p "$dir"
+	# the VMs' processes run as uids of their own and pass through DIR to their directories
+	chmod 0711 "$dir"
 	images_pool "$dir" || return 1
 	"$SMIG" pki init "$dir/pki" >/dev/null || return 1
 	{
@@ -116,10 +120,11 @@ JSON
   "pools": {"images": {"path": "images"}, "shared": {"path": "shared", "shared": true},
             "local": {"path": "local-h$i"}},
   "networks": $nets,
-  "firmware": {"ovmf": {"code": "/usr/share/OVMF/OVMF_CODE_4M.fd", "vars": "/usr/share/OVMF/OVMF_VARS_4M.fd"}}
+  "firmware": {"ovmf": {"code": "/usr/share/OVMF/OVMF_CODE_4M.fd", "vars": "/usr/share/OVMF/OVMF_VARS_4M.fd"}},
+  "confinement": {"vm_uid_first": $((16777216 + i * 4096)), "vm_uid_count": 4096}
 }
 JSON
-		mkdir -p "$dir/local-h$i"
+		mkdir -p "$dir/local-h$i" && chmod 0700 "$dir/local-h$i"
 		head -c 4096 /dev/urandom >"$dir/h$i.fw"
 		if [ -n "${SMIG_HOST_TPM:-}" ]; then
 			host_tpm "$dir" "h$i" || return 1
@@ -176,12 +181,14 @@ wait_for() {
 
 # smigd_start DIR HOST: starts smigd in the foreground (background job),
 # logging to DIR/HOST.log, and waits for its control socket. If the
-# network namespace smig-HOST exists, smigd runs inside it.
+# cluster's network namespace of HOST exists, smigd runs inside it: only
+# its network namespace (nsenter), not ip netns exec's mount namespace,
+# whose fresh /sys has no cgroup file systems for the VMs' cgroups.
 smigd_start() {
 	local dir=$1 h=$2
 	local ns=()
 	[ -s "$dir/netns" ] && ip netns list 2>/dev/null | grep -qw "$(cat "$dir/netns")-$h" &&
-		ns=(ip netns exec "$(cat "$dir/netns")-$h")
+		ns=(nsenter "--net=/run/netns/$(cat "$dir/netns")-$h")
 	"${ns[@]}" "$SMIGD" --config "$dir/$h.json" --foreground >>"$dir/$h.log" 2>&1 &
 	echo $! >"$dir/$h.pid"
 	disown $! # a daemon killed by a test is not news for the test's output
@@ -210,6 +217,14 @@ cluster_stop() {
 	done
 }
 
+# cgroups_clean: removes the test hosts' VM cgroups nothing runs in any more
+# (a killed smigd leaves them behind); rmdir never takes one in use.
+cgroups_clean() {
+	find /sys/fs/cgroup -mindepth 2 -maxdepth 9 -depth -type d \( -name 'vm-*' -path '*/smig.h*' -o \
+		-name 'smig.h*' \) -exec rmdir {} + 2>/dev/null
+	return 0
+}
+
 # cluster_clean DIR: stops every host and VM made in DIR and removes DIR,
 # unless SMIG_KEEP is set (to look at the logs afterwards).
 cluster_clean() {
@@ -217,6 +232,7 @@ cluster_clean() {
 	cluster_stop "$dir"
 	pkill -KILL -f "$dir/" 2>/dev/null
 	pkill -KILL -f "tpmstate dir=$dir" 2>/dev/null
+	cgroups_clean
 	[ -n "${SMIG_KEEP:-}" ] || rm -rf "$dir"
 }
 

@@ -65,7 +65,8 @@ jqe '.status == "completed" and .from == "h1" and .to == "h2" and .bytes > 0 and
 ok $? "the result names status, hosts, times, bytes, passes, throughput, cipher ($(jq -c '{total_ms,downtime_ms,setup_ms,bytes,passes}' <<<"$res"))"
 runs_only_on idle h2
 ok $? "the VM now runs on h2 and only there"
-[ ! -d "$dir/state-h1/vms/idle" ] && [ -f "$dir/state-h2/vms/idle/tpm.key" ]
+[ ! -d "$dir/state-h1/vms/idle" ] && [ ! -e "$dir/state-h1/vtpm-keys/idle.key" ] &&
+	[ -f "$dir/state-h2/vtpm-keys/idle.key" ]
 ok $? "the source wiped its copy and vTPM state; the destination holds the vTPM key"
 guest_ok idle --vtpm
 ok $? "the guest found every page intact and its PCR chain continued"

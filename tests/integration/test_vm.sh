@@ -41,7 +41,7 @@ ok $? "the console log carries host timestamps and the guest's vTPM checks pass"
 ! has_console 'FAIL' && has_console '^[0-9]{13} HB [0-9]+ [0-9]+ 0$'
 ok $? "the guest's memory checks are clean"
 
-stat -c %a "$dir/state-h1/vms/web1/tpm.key" | grep -qx 600 &&
+stat -c %a "$dir/state-h1/vtpm-keys/web1.key" | grep -qx 600 &&
 	ls "$dir/state-h1/vms/web1/tpm/" | grep -q . &&
 	! grep -qa 'smig-hb' "$dir"/state-h1/vms/web1/tpm/* 2>/dev/null
 ok $? "the vTPM state is on disk with a 0600 per-VM key"

@@ -174,10 +174,9 @@ static void test_qemu_argv(void **state)
 {
 	struct smig_vm_fds f = { .kernel = 20, .initrd = 21, .fw_code = 22, .fw_vars = 23,
 				 .disk_rw = { 24, -1, -1, -1 }, .disk_ro = { 25, 26, -1, -1 },
-				 .tap = { 27, -1, -1, -1 } };
-	struct smig_vm_paths p = { .qmp = "/run/s/qmp.sock", .serial = "/run/s/serial.sock",
-				   .tpm = "/run/s/tpm.sock", .agent = "/run/s/agent.sock",
-				   .pidfile = "/run/s/qemu.pid", .fds = &f };
+				 .tap = { 27, -1, -1, -1 }, .qmp = 28, .serial = 29, .agent = 30 };
+	struct smig_vm_paths p = { .tpm = "/run/s/tpm.sock", .pidfile = "/run/s/qemu.pid",
+				   .fds = &f };
 	struct smig_vmspec s;
 	struct smig_argv a;
 	char err[256];
@@ -213,8 +212,13 @@ static void test_qemu_argv(void **state)
 	assert_null(strstr(joined, "vmlinuz"));
 	assert_non_null(strstr(joined, "-tpmdev emulator,id=tpm0,chardev=tpmchr"));
 	assert_non_null(strstr(joined, "-incoming defer"));
+	/* QMP and the console on smigd's listening sockets, never a path QEMU binds */
+	assert_non_null(strstr(joined, "-chardev socket,id=qmp,fd=28,server=on,wait=off -mon "
+				       "chardev=qmp,mode=control -chardev socket,id=ser0,fd=29,"
+				       "server=on,wait=off "));
+	assert_null(strstr(joined, "unix:"));
 	/* the guest agent's port, by the name qemu-ga opens, on smigd's socket */
-	assert_non_null(strstr(joined, "-chardev socket,id=qga0,path=/run/s/agent.sock,server=on,"
+	assert_non_null(strstr(joined, "-chardev socket,id=qga0,fd=30,server=on,"
 				       "wait=off -device virtio-serial-pci,id=vser0 -device "
 				       "virtserialport,bus=vser0.0,nr=1,chardev=qga0,"
 				       "name=org.qemu.guest_agent.0"));
@@ -225,9 +229,9 @@ static void test_qemu_argv(void **state)
 	assert_null(strstr(joined, "virtio-serial"));
 	smig_argv_clear(&a);
 	s.guest_agent = true;
-	p.agent = NULL; /* a port without smigd's end of it is refused */
+	f.agent = -1; /* a port without smigd's end of it is refused */
 	assert_int_equal(smig_qemu_argv(&s, &p, "qemu", "tcg", false, &a), SMIG_EINVAL);
-	p.agent = "/run/s/agent.sock";
+	f.agent = 30;
 
 	assert_int_equal(smig_qemu_argv(&s, &p, "qemu", "tcg", false, &a), 0);
 	join_argv(&a, joined, sizeof(joined));
@@ -256,9 +260,12 @@ static void test_qemu_argv(void **state)
 	s.machine[0] = '\0'; /* never an unpinned machine type */
 	assert_int_equal(smig_qemu_argv(&s, &p, "qemu", "tcg", false, &a), SMIG_EINVAL);
 	snprintf(s.machine, sizeof(s.machine), "pc-q35-7.2");
-	p.qmp = "/run/x,server=off"; /* smigd's own paths are checked as well */
+	p.pidfile = "/run/x,server=off"; /* smigd's own paths are checked as well */
 	assert_int_equal(smig_qemu_argv(&s, &p, "qemu", "tcg", false, &a), SMIG_EINVAL);
-	p.qmp = "/run/s/qmp.sock";
+	p.pidfile = "/run/s/qemu.pid";
+	f.qmp = -1; /* no QMP socket, no QEMU */
+	assert_int_equal(smig_qemu_argv(&s, &p, "qemu", "tcg", false, &a), SMIG_EINVAL);
+	f.qmp = 28;
 	assert_int_equal(smig_qemu_argv(&s, &p, "qemu", "hvf", false, &a), SMIG_EINVAL);
 }
 
