@@ -5,8 +5,10 @@
  * migrate) run while more arrive, and the client hanging up in the middle.
  *
  * One daemon serves every input, as one smigd serves clients for weeks:
- * smigd_start() on the configuration fuzz/control-setup.sh made
- * (SMIG_FUZZ_CONTROL names it) with an empty state directory. Each input
+ * smigd_start() of a worker (unsandboxed) in this process, with a warden
+ * of its own in a child (warden_serve), on the configuration
+ * fuzz/control-setup.sh made (SMIG_FUZZ_CONTROL names it) with an empty
+ * state directory. Each input
  * is one client, handed in with chosen credentials; after it hangs up the
  * daemon must have let it go, and every VM it defined is undefined again.
  * The client is "nobody", whose role may do everything but start VMs and
@@ -40,6 +42,9 @@
 #include "log.h"
 #include "smigd.h"
 #include "vm.h"
+#include "warden/warden.h"
+
+#include <sys/prctl.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -63,6 +68,8 @@ static int rm_one(const char *path, const struct stat *st, int flag, struct FTW 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	const char *dir = getenv("SMIG_FUZZ_CONTROL");
+	pid_t warden;
+	int sv[2];
 
 	(void)argc;
 	(void)argv;
@@ -81,7 +88,19 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	}
 	(void)nftw(state, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 	d.started = time(NULL);
-	if (smigd_start(&d, config, false, false) < 0) {
+	/* the daemon's warden: a process of its own, as in smigd, ending with this one */
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+		perror("fuzz_control: socketpair");
+		exit(1);
+	}
+	warden = fork();
+	if (warden == 0) {
+		(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+		close(sv[0]);
+		_exit(warden_serve(config, sv[1]));
+	}
+	close(sv[1]);
+	if (warden < 0 || smigd_start(&d, config, false, sv[0], false) < 0) {
 		fprintf(stderr, "fuzz_control: smigd did not start on %s\n", config);
 		exit(1);
 	}

@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
 	gcc make pkg-config meson ninja-build
-	libssl-dev libjansson-dev libcmocka-dev
+	libssl-dev libjansson-dev libcmocka-dev libseccomp-dev
 	clang libclang-rt-14-dev clang-tidy cppcheck
 	openssl iproute2 jq procps psmisc socat git
 	gcc-multilib qemu-system-x86 qemu-utils ovmf swtpm swtpm-tools
@@ -30,13 +30,25 @@ need_kernel=false
 compgen -G "$kdir/boot/vmlinuz-*" >/dev/null &&
 	compgen -G "$kdir/lib/modules/*/kernel/drivers/net/virtio_net.ko" >/dev/null || need_kernel=true
 
-[ ${#missing[@]} -eq 0 ] && ! $need_kernel && exit 0
+# smigd's unprivileged worker runs as a system user of its own (its default
+# confinement.worker_user): made here for the tests and the demo, as the
+# Debian package makes it on a real host
+need_user=false
+getent passwd smig >/dev/null || need_user=true
+
+[ ${#missing[@]} -eq 0 ] && ! $need_kernel && ! $need_user && exit 0
 
 if [ "$(id -u)" -ne 0 ]; then
 	what="${missing[*]}"
 	$need_kernel && what="${what:+$what, }the Linux test guest's kernel in $kdir"
+	$need_user && what="${what:+$what, }the system user smig"
 	echo "install-deps: missing $what; run this as root (it uses apt-get)" >&2
 	exit 1
+fi
+if $need_user; then
+	echo "install-deps: adding the system user smig (smigd's worker)" >&2
+	useradd --system --user-group --no-create-home --home-dir /nonexistent \
+		--shell /usr/sbin/nologin --comment "smig worker" smig
 fi
 export DEBIAN_FRONTEND=noninteractive
 if [ ${#missing[@]} -gt 0 ]; then

@@ -147,6 +147,7 @@ static int config_confinement(const struct smig_json_doc *doc, const json_t *c,
 		{ "vm_uid_count", SMIG_J_INT, false, 1, 1048576 },
 		{ "vm_memory_overhead_mib", SMIG_J_INT, false, 0, 1048576 },
 		{ "cgroups", SMIG_J_BOOL, false, 0, 0 },
+		{ "worker_user", SMIG_J_STRING, false, 0, 0 },
 	};
 	const json_t *v;
 
@@ -160,6 +161,12 @@ static int config_confinement(const struct smig_json_doc *doc, const json_t *c,
 		cfg->vm_memory_overhead_mib = (uint32_t)json_integer_value(v);
 	if ((v = json_object_get(c, "cgroups")))
 		cfg->cgroups = json_is_true(v);
+	v = json_object_get(c, "worker_user");
+	if (v && !smig_name_valid(json_string_value(v)))
+		return smig_json_fail(doc, c, "worker_user", err, errlen,
+				      "confinement.worker_user must be a user name");
+	if (v)
+		snprintf(cfg->worker_user, sizeof(cfg->worker_user), "%s", json_string_value(v));
 	if ((uint64_t)cfg->vm_uid_first + cfg->vm_uid_count > 2147483647ULL)
 		return smig_json_fail(doc, c, "vm_uid_count", err, errlen,
 				      "confinement.vm_uid_first + vm_uid_count must stay below "
@@ -454,6 +461,7 @@ static void config_defaults(struct smig_config *cfg, const char *name)
 	cfg->vm_uid_count = SMIG_VM_UID_COUNT;
 	cfg->vm_memory_overhead_mib = 512;
 	cfg->cgroups = true;
+	snprintf(cfg->worker_user, sizeof(cfg->worker_user), "smig");
 }
 
 /* Reads the config in text, or in the file name when text is NULL. */

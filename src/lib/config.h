@@ -100,6 +100,7 @@ struct smig_config {
 	uint32_t vm_uid_count;
 	uint32_t vm_memory_overhead_mib; /* a VM's cgroup holds its memory plus this */
 	bool cgroups;                    /* false: VMs run without a cgroup of their own */
+	char worker_user[64];            /* the unprivileged worker's user (and its group) */
 	char tpm_tcti[256]; /* empty: no host TPM */
 	unsigned tpm_pcrs[24];
 	size_t ntpm_pcrs;

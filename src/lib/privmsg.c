@@ -34,7 +34,7 @@ static const struct {
 	{ SMIG_PM_VM_RETIRE, "vm.retire", "n", 0 },
 	{ SMIG_PM_VM_RETIRE + 1, "vm.retire.reply", "ut", 0 },
 	{ SMIG_PM_VM_START, "vm.start", "nb", 0 },
-	{ SMIG_PM_VM_START + 1, "vm.start.reply", "utub", 2 },
+	{ SMIG_PM_VM_START + 1, "vm.start.reply", "utuub", 2 },
 	{ SMIG_PM_VM_KILL, "vm.kill", "n", 0 },
 	{ SMIG_PM_VM_KILL + 1, "vm.kill.reply", "ut", 0 },
 	{ SMIG_PM_VM_CONNECT, "vm.connect", "nu", 0 },
@@ -57,7 +57,7 @@ static const struct {
 	{ SMIG_PM_IVT_WRITE + 1, "ivt.write.reply", "ut", 0 },
 	{ SMIG_PM_FW_HOST, "fw.host", "n", 0 },
 	{ SMIG_PM_FW_HOST + 1, "fw.host.reply", "utkq", 0 },
-	{ SMIG_PM_EV_VM_EXIT, "ev.vm_exit", "nuu", 0 },
+	{ SMIG_PM_EV_VM_EXIT, "ev.vm_exit", "nuut", 0 },
 	{ SMIG_PM_EV_MEASURED, "ev.measured", "satq", 0 },
 	{ SMIG_PM_EV_RELOAD, "ev.reload", "ssss", 0 },
 	{ SMIG_PM_EV_IVT, "ev.ivt", "s", 0 },
@@ -124,18 +124,16 @@ static int put_str(struct smig_buf *b, char kind, const char *s)
 	return smig_buf_put_u8(b, 0);
 }
 
-int smig_pm_build(struct smig_buf *b, uint16_t type, uint32_t id, ...)
+int smig_pm_vbuild(struct smig_buf *b, uint16_t type, uint32_t id, va_list ap)
 {
 	const char *fields;
 	size_t nfds;
-	va_list ap;
 	int rc = 0;
 
 	SMIG_GUARD(smig_pm_schema(type, &fields, &nfds));
 	smig_buf_reset(b);
 	SMIG_GUARD(smig_buf_put_u16(b, type));
 	SMIG_GUARD(smig_buf_put_u32(b, id));
-	va_start(ap, id);
 	for (const char *k = fields; *k && rc == 0; k++) {
 		switch (*k) {
 		case 'n':
@@ -161,6 +159,16 @@ int smig_pm_build(struct smig_buf *b, uint16_t type, uint32_t id, ...)
 			break;
 		}
 	}
+	return rc;
+}
+
+int smig_pm_build(struct smig_buf *b, uint16_t type, uint32_t id, ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, id);
+	rc = smig_pm_vbuild(b, type, id, ap);
 	va_end(ap);
 	return rc;
 }

@@ -28,6 +28,7 @@
 
 #include "buf.h"
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -50,7 +51,7 @@ enum smig_pm_type {
 	SMIG_PM_VM_DISCARD = 12,    /* n vm -> u status, t error */
 	SMIG_PM_VM_RETIRE = 14,     /* n vm -> u status, t error */
 	SMIG_PM_VM_START = 16,      /* n vm, b incoming -> u status, t error, u qemu pid,
-				       b filtered; descriptors: QMP, serial console */
+				       u swtpm pid, b filtered; descriptors: QMP, serial console */
 	SMIG_PM_VM_KILL = 18,       /* n vm -> u status, t error */
 	SMIG_PM_VM_CONNECT = 20,    /* n vm, u which (SMIG_PM_SOCK_*) -> u status, t error; one descriptor */
 	SMIG_PM_TPM_KEY = 22,       /* n vm -> u status, t error, k key */
@@ -64,7 +65,8 @@ enum smig_pm_type {
 	SMIG_PM_IVT_WRITE = 36,     /* s the new IVT -> u status, t error */
 	SMIG_PM_FW_HOST = 38,       /* n firmware -> u status, t error, k sha256, q size */
 	/* warden -> worker: notifications (id 0) */
-	SMIG_PM_EV_VM_EXIT = 64,    /* n vm, u which (SMIG_PM_PROC_*), u wait status */
+	SMIG_PM_EV_VM_EXIT = 64,    /* n vm, u which (SMIG_PM_PROC_*), u wait status, t the last
+				       line it wrote */
 	SMIG_PM_EV_MEASURED = 66,   /* s signed measurement, n bad component ("-": none), t reason,
 				       q microseconds it took */
 	SMIG_PM_EV_RELOAD = 68,     /* s config, s host table, s policy ("" none), s IVT ("" none) */
@@ -106,6 +108,7 @@ int smig_pm_schema(uint16_t type, const char **fields, size_t *nfds);
  * a value breaks its kind's rules.
  */
 int smig_pm_build(struct smig_buf *b, uint16_t type, uint32_t id, ...);
+int smig_pm_vbuild(struct smig_buf *b, uint16_t type, uint32_t id, va_list ap);
 
 /* Encodes m's fields (as smig_pm_parse left them) into b: the same bytes again. */
 int smig_pm_encode(struct smig_buf *b, const struct smig_pm *m);

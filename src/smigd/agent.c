@@ -91,21 +91,14 @@ static void on_io(void *arg, uint32_t events)
 	p->len -= drop;
 }
 
-static int ping_send(struct agent_ping *p, const char *path)
+static int ping_send(struct agent_ping *p, int fd)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	char req[SMIG_QGA_REQUEST_MAX];
 	int n;
 
-	if (strlen(path) >= sizeof(sa.sun_path)) {
-		snprintf(p->why, sizeof(p->why), "the agent socket path is too long");
-		return -1;
-	}
-	memcpy(sa.sun_path, path, strlen(path) + 1);
-	p->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (p->fd < 0 || connect(p->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		snprintf(p->why, sizeof(p->why), "cannot connect to the agent socket: %s",
-			 strerror(errno));
+	p->fd = fd;
+	if (fd < 0) {
+		snprintf(p->why, sizeof(p->why), "cannot connect to the agent socket");
 		return -1;
 	}
 	n = smig_qga_sync_request(p->id, req, sizeof(req));
@@ -118,13 +111,16 @@ static int ping_send(struct agent_ping *p, const char *path)
 	return loop_watch_add(p->loop, p->fd, EPOLLIN, on_io, p, &p->w) < 0 ? -1 : 0;
 }
 
-struct agent_ping *agent_ping_start(struct loop *loop, const char *sock_path, int timeout_ms,
-				    agent_ping_fn cb, void *arg)
+struct agent_ping *agent_ping_start(struct loop *loop, int fd, int timeout_ms, agent_ping_fn cb,
+				    void *arg)
 {
 	struct agent_ping *p = calloc(1, sizeof(*p));
 
-	if (p == NULL)
+	if (p == NULL) {
+		if (fd >= 0)
+			close(fd);
 		return NULL;
+	}
 	p->loop = loop;
 	p->fd = -1;
 	p->cb = cb;
@@ -133,7 +129,7 @@ struct agent_ping *agent_ping_start(struct loop *loop, const char *sock_path, in
 		p->id = (uint32_t)loop_now_ns();
 	p->id = (p->id & 0x7fffffffu) | 1u;
 	/* a failed connect ends the ping at once, but still from the loop */
-	if (ping_send(p, sock_path) < 0)
+	if (ping_send(p, fd) < 0)
 		timeout_ms = 0;
 	if (loop_timer_add(loop, (uint64_t)timeout_ms, on_timeout, p, &p->timer) < 0) {
 		agent_ping_cancel(p);

@@ -9,6 +9,7 @@
  * their next attestation round.
  */
 #include "smigd.h"
+#include "priv.h"
 #include "ctl.h"
 #include "error.h"
 #include "file.h"
@@ -27,30 +28,36 @@ struct enrol_req {
 	enum smig_trust trust;
 };
 
-/* Adds e as a golden set of the request's host to the IVT file. */
+/*
+ * Adds e as a golden set of the request's host to the IVT, which the
+ * warden writes (the file is not the worker's to change) and checks first.
+ */
 static int enrol_write(struct smigd *d, const struct enrol_req *r, const uint8_t *fp,
 		       const struct smig_evidence *e, char *err, size_t errlen)
 {
 	struct smig_ivt ivt;
+	struct smig_pm rep;
 	char *text = NULL;
-	int rc = smig_ivt_load(d->cfg.ivt_file, &ivt, err, errlen);
+	int rc;
 
-	if (rc == SMIG_ENOENT) {
-		memset(&ivt, 0, sizeof(ivt));
-		rc = 0;
-	}
+	SMIG_GUARD(smig_ivt_dump(attest_ivt(d), &text));
+	rc = smig_ivt_parse(d->cfg.ivt_file, text, strlen(text), &ivt, err, errlen);
+	free(text);
+	text = NULL;
 	SMIG_GUARD(rc);
 	rc = smig_ivt_enrol(&ivt, r->host, fp, r->trust, r->golden, e);
 	if (rc == 0)
 		rc = smig_ivt_dump(&ivt, &text);
 	if (rc == 0)
-		rc = smig_file_write_atomic(d->cfg.ivt_file, text, strlen(text), 0644);
-	if (rc < 0)
+		rc = priv_call(d->priv, &rep, SMIG_PM_IVT_WRITE, text);
+	if (rc == 0 && (rc = priv_status(&rep)) < 0)
+		snprintf(err, errlen, "%s", smig_pm_str(&rep, 1));
+	else if (rc < 0)
 		snprintf(err, errlen, "%s: cannot write: %s", d->cfg.ivt_file, smig_strerror(rc));
+	else
+		rc = attest_set_ivt(d, text); /* the warden's EV_IVT says the same again */
 	free(text);
 	smig_ivt_clear(&ivt);
-	if (rc == 0)
-		attest_reload(d);
 	return rc;
 }
 

@@ -1,15 +1,13 @@
 /*
- * auditlog.c - smigd's audit log on disk: appends records (libsmig audit.c
- * makes them), fsyncs each, rewrites the signed head after each, writes a
- * signed checkpoint every N records, every T seconds when something was
- * written, and at shutdown; answers audit.show (with --follow) and
- * audit.verify.
+ * auditlog.c - the worker's side of the audit log: a record is written by
+ * the warden (privmsg AUDIT), which alone can append to the log, fsync it
+ * and sign its head; the line it wrote comes back and goes to `audit show
+ * --follow` sessions. audit.show and audit.verify read the files, which
+ * are the warden's with the worker's group (mode 0640): readable, not
+ * writable, from here.
  *
  * The log is STATE_DIR/audit.log (or audit.file) and its head the same
- * path with ".head". At start the existing log is verified; damage is
- * logged and recorded as the first new record, and the chain goes on from
- * the last record found, so old damage stays visible to every later
- * verification.
+ * path with ".head" (docs/audit.md).
  */
 #include "smigd.h"
 #include "audit.h"
@@ -17,137 +15,86 @@
 #include "error.h"
 #include "file.h"
 #include "log.h"
+#include "priv.h"
 #include "sign.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
 
 #define AUDIT_FILE_MAX ((size_t)256 * 1024 * 1024)
 #define AUDIT_SHOW_DEFAULT 100
 #define AUDIT_SHOW_MAX 10000
 
 struct auditlog {
-	int fd;
 	char path[PATH_MAX];
 	char head_path[PATH_MAX + 8];
-	struct smig_audit_chain chain;
-	EVP_PKEY *key; /* the host key (smigd's, not ours to free) */
-	struct loop_timer *timer;
+	EVP_PKEY *key; /* the host key (smigd's, not ours to free): checks the signatures */
 	struct ctl_followers followers;
-	bool write_failed;
 };
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void follow_send(struct smigd *d, const char *line)
-{
-	json_t *rec = json_loads(line, 0, NULL);
-
-	if (rec)
-		ctl_followers_send(d, &d->audit->followers, rec);
-	json_decref(rec);
-}
-
-/* Signs the head again; 0 once it is on disk. */
-static int head_write(struct auditlog *a)
-{
-	char *head = NULL;
-	int rc = smig_audit_head(&a->chain, a->key, &head);
-
-	if (rc == 0)
-		rc = smig_file_write_atomic(a->head_path, head, strlen(head), 0600);
-	free(head);
-	return rc;
-}
-
-/* Appends a sealed line, fsyncs it, then re-signs the head. */
-static void append(struct smigd *d, char *line)
-{
-	struct auditlog *a = d->audit;
-
-	if (smig_file_write_all(a->fd, line, strlen(line)) < 0 || fdatasync(a->fd) < 0 ||
-	    head_write(a) < 0) {
-		if (!a->write_failed)
-			smig_err("event=audit_write_failed path=%s reason=\"%s\"", a->path,
-				 strerror(errno));
-		a->write_failed = true;
-	} else {
-		a->write_failed = false;
-	}
-	follow_send(d, line);
-	free(line);
-}
-
-
-bool audit_writable(struct smigd *d)
-{
-	struct auditlog *a = d->audit;
-
-	if (a == NULL || a->fd < 0)
-		return false;
-	/* After a failure, the next question tries again: sync the log, re-sign the head. */
-	if (a->write_failed && fdatasync(a->fd) == 0 && head_write(a) == 0) {
-		smig_info("event=audit_writable path=%s", a->path);
-		a->write_failed = false;
-	}
-	return !a->write_failed;
-}
-
-static void checkpoint(struct smigd *d)
-{
-	struct auditlog *a = d->audit;
-	char *line;
-
-	if (smig_audit_checkpoint(&a->chain, d->cfg.host, now_ms(), a->key, &line) == 0)
-		append(d, line);
-}
 
 void audit_write(struct smigd *d, const char *actor, const char *action, const char *target,
 		 const char *decision, const char *rule, const char *outcome,
 		 const char *detail)
 {
-	struct auditlog *a = d->audit;
-	struct smig_audit_entry e = {
-		.time_ms = now_ms(), .host = d->cfg.host, .actor = actor, .action = action,
-		.target = target, .decision = decision, .rule = rule, .outcome = outcome,
-		.detail = detail,
-	};
-	char *line;
+	struct smig_pm r;
+	json_t *rec;
 
-	if (a == NULL)
+	if (d->audit == NULL || d->priv == NULL)
 		return;
-	if (smig_audit_record(&a->chain, &e, &line) < 0) {
+	if (priv_call(d->priv, &r, SMIG_PM_AUDIT, actor ? actor : "-", action, target ? target : "-",
+		      decision ? decision : "-", rule ? rule : "-", outcome ? outcome : "-",
+		      detail ? detail : "") < 0) {
 		smig_err("event=audit_record_failed action=%s", action);
 		return;
 	}
-	append(d, line);
-	if (a->chain.since_checkpoint >= (uint64_t)d->cfg.audit_checkpoint_records)
-		checkpoint(d);
+	rec = json_loads(smig_pm_str(&r, 1), 0, NULL);
+	if (rec)
+		ctl_followers_send(d, &d->audit->followers, rec);
+	json_decref(rec);
 }
 
-static void checkpoint_tick(void *arg)
+bool audit_writable(struct smigd *d)
 {
-	struct smigd *d = arg;
+	struct smig_pm r;
+
+	return d->priv && priv_call(d->priv, &r, SMIG_PM_AUDIT_WRITABLE) == 0 &&
+	       smig_pm_int(&r, 0) != 0;
+}
+
+int audit_open(struct smigd *d)
+{
+	struct auditlog *a = calloc(1, sizeof(*a));
+	int n;
+
+	SMIG_ENSURE(a != NULL, SMIG_ENOMEM);
+	d->audit = a;
+	if (d->cfg.audit_file[0])
+		n = snprintf(a->path, sizeof(a->path), "%s", d->cfg.audit_file);
+	else
+		n = snprintf(a->path, sizeof(a->path), "%s/audit.log", d->cfg.state_dir);
+	SMIG_ENSURE(n > 0 && (size_t)n < sizeof(a->path), SMIG_ECONFIG);
+	snprintf(a->head_path, sizeof(a->head_path), "%s.head", a->path);
+	a->key = d->host_key;
+	return 0;
+}
+
+void audit_close(struct smigd *d)
+{
 	struct auditlog *a = d->audit;
 
-	a->timer = NULL;
-	if (a->chain.since_checkpoint > 0)
-		checkpoint(d);
-	(void)loop_timer_add(d->loop, (uint64_t)d->cfg.audit_checkpoint_interval_s * 1000,
-			     checkpoint_tick, d, &a->timer);
+	if (a == NULL)
+		return;
+	ctl_followers_end(d, &a->followers);
+	free(a);
+	d->audit = NULL;
+}
+
+const char *audit_path(const struct smigd *d)
+{
+	return d->audit ? d->audit->path : "";
 }
 
 /* Reads the log and its head (either may be missing); *log is never NULL on 0. */
@@ -165,129 +112,6 @@ static int read_log(const struct auditlog *a, char **log, size_t *len, char **he
 	if (smig_file_read(a->head_path, 4096, head, hlen, err, errlen) < 0)
 		*head = NULL;
 	return 0;
-}
-
-/* One line naming the first finding of each kind. */
-static void damage_summary(const struct smig_audit_report *rep, char *out, size_t len)
-{
-	size_t off = 0;
-
-	out[0] = '\0';
-	for (int k = 0; k < SMIG_AUDIT_DAMAGE_KINDS && off < len; k++) {
-		if (!rep->kind[k].found)
-			continue;
-		off += (size_t)snprintf(out + off, len - off, "%s%s: %s", off ? "; " : "",
-					smig_audit_damage_name((enum smig_audit_damage)k),
-					rep->kind[k].msg);
-	}
-}
-
-/* A crash can leave half a line at the end: cut it so appends stay lines. */
-static int cut_torn_tail(struct auditlog *a, const char *log, size_t len, size_t *cut)
-{
-	size_t keep = len;
-
-	*cut = 0;
-	while (keep > 0 && log[keep - 1] != '\n')
-		keep--;
-	if (keep == len)
-		return 0;
-	*cut = len - keep;
-	return truncate(a->path, (off_t)keep) == 0 ? 0 : SMIG_EIO;
-}
-
-/* Verifies what is on disk, cuts a torn tail and sets the chain to go on. */
-static int audit_examine(struct smigd *d, char *damage, size_t dlen, size_t *cut)
-{
-	struct auditlog *a = d->audit;
-	struct smig_audit_report rep;
-	char *log, *head = NULL;
-	size_t len, hlen = 0;
-	char err[512];
-	int rc;
-
-	damage[0] = '\0';
-	rc = read_log(a, &log, &len, &head, &hlen, err, sizeof(err));
-	if (rc < 0) {
-		smig_err("event=audit_open_failed reason=\"%s\"", err);
-		return rc;
-	}
-	rc = cut_torn_tail(a, log, len, cut);
-	len -= *cut;
-	if (rc == 0 && (len > 0 || head)) {
-		rc = smig_audit_verify(log, len, head, hlen, a->key, &rep);
-		if (rc == 0 && rep.damaged)
-			damage_summary(&rep, damage, dlen);
-	}
-	if (rc == 0 && smig_audit_resume(log, len, &a->chain, err, sizeof(err)) < 0)
-		smig_warn("event=audit_resume reason=\"%s\"", err);
-	free(log);
-	free(head);
-	return rc;
-}
-
-static int audit_paths(struct smigd *d, struct auditlog *a)
-{
-	int n;
-
-	if (d->cfg.audit_file[0])
-		n = snprintf(a->path, sizeof(a->path), "%s", d->cfg.audit_file);
-	else
-		n = snprintf(a->path, sizeof(a->path), "%s/audit.log", d->cfg.state_dir);
-	SMIG_ENSURE(n > 0 && (size_t)n < sizeof(a->path), SMIG_ECONFIG);
-	snprintf(a->head_path, sizeof(a->head_path), "%s.head", a->path);
-	return 0;
-}
-
-int audit_open(struct smigd *d)
-{
-	struct auditlog *a = calloc(1, sizeof(*a));
-	char damage[1024], detail[64];
-	size_t cut = 0;
-
-	SMIG_ENSURE(a != NULL, SMIG_ENOMEM);
-	a->fd = -1;
-	d->audit = a;
-	SMIG_GUARD(audit_paths(d, a));
-	a->key = d->host_key;
-	SMIG_GUARD(audit_examine(d, damage, sizeof(damage), &cut));
-	a->fd = open(a->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-	if (a->fd < 0) {
-		smig_err("event=audit_open_failed path=%s reason=\"%s\"", a->path, strerror(errno));
-		return SMIG_EIO;
-	}
-	smig_info("event=audit_open path=%s seq=%llu", a->path, (unsigned long long)a->chain.seq);
-	if (cut) {
-		snprintf(detail, sizeof(detail), "cut %zu bytes of a torn last line", cut);
-		smig_warn("event=audit_repaired path=%s detail=\"%s\"", a->path, detail);
-		audit_write(d, "smigd", "audit.repair", "log", "none", "-", "ok", detail);
-	}
-	if (damage[0]) {
-		smig_err("event=audit_damaged path=%s detail=\"%s\"", a->path, damage);
-		audit_write(d, "smigd", "audit.damage", "log", "none", "-", "found", damage);
-	}
-	audit_write(d, "smigd", "smigd.start", d->cfg.host, "none", "-", "ok",
-		    "version=" SMIG_VERSION);
-	return loop_timer_add(d->loop, (uint64_t)d->cfg.audit_checkpoint_interval_s * 1000,
-			      checkpoint_tick, d, &a->timer);
-}
-
-void audit_close(struct smigd *d)
-{
-	struct auditlog *a = d->audit;
-
-	if (a == NULL)
-		return;
-	if (a->fd >= 0) {
-		audit_write(d, "smigd", "smigd.stop", d->cfg.host, "none", "-", "ok", NULL);
-		checkpoint(d);
-		close(a->fd);
-	}
-	ctl_followers_end(d, &a->followers);
-	if (d->loop)
-		loop_timer_cancel(d->loop, a->timer);
-	free(a);
-	d->audit = NULL;
 }
 
 /* The last n lines of the log as records (n == 0: all). */

@@ -248,9 +248,13 @@ bool authz_peer_migrate(struct smigd *d, const char *peer, const struct smig_vms
 	return false;
 }
 
-/* Loads cfg's policy (or the built-in one); the first problem in err. */
-static int policy_load(const struct smig_config *cfg, struct smig_policy **out, char *err,
-		       size_t errlen)
+/*
+ * Loads cfg's policy (or the built-in one) from its file, or from text
+ * when that is not NULL (the warden read the file); the first problem in
+ * err.
+ */
+static int policy_load(const struct smig_config *cfg, const char *text,
+		       struct smig_policy **out, char *err, size_t errlen)
 {
 	struct smig_diags *diags;
 	int rc;
@@ -259,7 +263,10 @@ static int policy_load(const struct smig_config *cfg, struct smig_policy **out, 
 		return smig_policy_builtin(out);
 	diags = calloc(1, sizeof(*diags));
 	SMIG_ENSURE(diags != NULL, SMIG_ENOMEM);
-	rc = smig_policy_load(cfg->policy_file, out, diags);
+	if (text)
+		rc = smig_policy_parse(cfg->policy_file, text, strlen(text), out, diags);
+	else
+		rc = smig_policy_load(cfg->policy_file, out, diags);
 	if (rc < 0)
 		snprintf(err, errlen, "%s%s", diags->n ? diags->msg[0] : smig_strerror(rc),
 			 diags->n > 1 ? " (and more: smig policy lint)" : "");
@@ -270,7 +277,7 @@ static int policy_load(const struct smig_config *cfg, struct smig_policy **out, 
 int authz_init(struct smigd *d)
 {
 	char err[400];
-	int rc = policy_load(&d->cfg, &d->policy, err, sizeof(err));
+	int rc = policy_load(&d->cfg, NULL, &d->policy, err, sizeof(err));
 
 	if (rc < 0) {
 		smig_err("event=policy_invalid reason=\"%s\"", err);
@@ -281,12 +288,12 @@ int authz_init(struct smigd *d)
 	return 0;
 }
 
-void authz_reload(struct smigd *d, const struct smig_config *cfg)
+void authz_reload(struct smigd *d, const struct smig_config *cfg, const char *text)
 {
 	struct smig_policy *np = NULL;
 	char err[400], detail[PATH_MAX + 64];
 
-	if (policy_load(cfg, &np, err, sizeof(err)) < 0) {
+	if (policy_load(cfg, text, &np, err, sizeof(err)) < 0) {
 		smig_err("event=policy_reload_failed reason=\"%s\" action=kept_previous", err);
 		audit_write(d, "smigd", "policy.reload", smig_policy_name(d->policy), "none", "-",
 			    "failed", err);

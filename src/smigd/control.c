@@ -421,7 +421,8 @@ int ctl_open(struct smigd *d)
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	const char *path = d->cfg.control_socket;
 	gid_t gid = (gid_t)-1;
-	int fd;
+	mode_t old;
+	int fd, rc;
 
 	if (strlen(path) >= sizeof(sa.sun_path)) {
 		smig_err("event=control_failed path=%s reason=path_too_long", path);
@@ -440,8 +441,11 @@ int ctl_open(struct smigd *d)
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	SMIG_ENSURE(fd >= 0, SMIG_EIO);
 	(void)unlink(path);
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chmod(path, 0660) < 0 ||
-	    (gid != (gid_t)-1 && chown(path, (uid_t)-1, gid) < 0) || listen(fd, 64) < 0 ||
+	/* made 0660 (never chmod-ed after the bind), its group set before anyone may connect */
+	old = umask(0117);
+	rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+	umask(old);
+	if (rc < 0 || (gid != (gid_t)-1 && chown(path, (uid_t)-1, gid) < 0) || listen(fd, 64) < 0 ||
 	    loop_watch_add(d->loop, fd, EPOLLIN, ctl_accept, d, &d->ctl_w) < 0) {
 		smig_err("event=control_failed path=%s reason=\"%s\"", path, strerror(errno));
 		close(fd);

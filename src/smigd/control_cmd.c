@@ -232,6 +232,7 @@ static const struct {
 	{ "ids.unban", cmd_ids_unban, SMIG_ACT_IDS_MANAGE },
 #ifdef SMIG_TEST_HOOKS
 	{ "debug.qmp", testhook_qmp, SMIG_ACT_VM_DEFINE },
+	{ "debug.worker", testhook_worker, SMIG_ACT_VM_DEFINE },
 #endif
 };
 

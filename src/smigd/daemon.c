@@ -1,11 +1,14 @@
 /*
- * daemon.c - smigd's life: start-up (configuration, host table, policy,
- * every subsystem, the listeners), signals and reload, and the orderly
- * stop. main.c only parses the command line and runs the loop.
+ * daemon.c - the worker's life: start-up as root (configuration, host
+ * table, policy, the TLS key, every subsystem, the listeners, the link to
+ * the warden), then the sandbox (sandbox.h) for good, then the VMs the
+ * warden has; reload and the orderly stop. main.c only parses the command
+ * line and runs the loop.
  *
- * SIGTERM/SIGINT: close the listeners and connections, remove the control
- * socket, exit 0. SIGHUP: re-read the config, host table, policy and IVT;
- * a bad file keeps the old state and logs why.
+ * SIGTERM/SIGINT (from the warden): close the listeners and connections,
+ * remove the control socket, exit 0. Reload: the warden reads the config,
+ * host table, policy and IVT (the worker cannot) and sends their text
+ * (EV_RELOAD); a bad one keeps the old state and logs why.
  */
 #include "smigd.h"
 #include "error.h"
@@ -13,7 +16,10 @@
 #include "log.h"
 #include "sign.h"
 #include "migrate.h"
+#include "priv.h"
+#include "sandbox.h"
 #include "vm.h"
+#include "warden/warden.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -77,15 +83,18 @@ static void reload_failed(struct smigd *d, const char *err)
 	audit_write(d, "smigd", "config.reload", d->cfg.path, "none", "-", "failed", err);
 }
 
-static void smigd_reload(struct smigd *d)
+/* EV_RELOAD: the config, host table, policy and IVT as the warden read them. */
+static void smigd_reload(void *arg, const struct smig_pm *ev)
 {
+	struct smigd *d = arg;
+	const char *text = smig_pm_str(ev, 0), *hosts = smig_pm_str(ev, 1);
 	struct smig_config cfg;
 	struct smig_hosts nh;
 	char err[512];
 
 	smig_info("event=reload_start config=%s", d->cfg.path);
-	if (smig_config_load(d->cfg.path, &cfg, err, sizeof(err)) < 0 ||
-	    smig_hosts_load(cfg.hosts_file, &nh, err, sizeof(err)) < 0) {
+	if (smig_config_parse(d->cfg.path, text, strlen(text), &cfg, err, sizeof(err)) < 0 ||
+	    smig_hosts_parse(cfg.hosts_file, hosts, strlen(hosts), &nh, err, sizeof(err)) < 0) {
 		reload_failed(d, err);
 		return;
 	}
@@ -107,8 +116,8 @@ static void smigd_reload(struct smigd *d)
 	d->cfg.evacuate = cfg.evacuate;
 	smig_log_set_level(cfg.log_level);
 	smig_info("event=reload_done hosts=%zu", d->hosts.n);
-	authz_reload(d, &cfg);
-	attest_reload(d);
+	authz_reload(d, &cfg, smig_pm_str(ev, 2));
+	(void)attest_set_ivt(d, smig_pm_str(ev, 3));
 }
 
 static void smigd_signal(void *arg, uint32_t events)
@@ -125,13 +134,7 @@ static void smigd_signal(void *arg, uint32_t events)
 				  si.ssi_signo == SIGTERM ? "TERM" : "INT");
 			loop_stop(d->loop);
 			break;
-		case SIGHUP:
-			smigd_reload(d);
-			break;
-		case SIGCHLD:
-			vm_reap(d);
-			break;
-		default:
+		default: /* SIGHUP goes to the warden, which reads the files and sends them */
 			break;
 		}
 	}
@@ -145,9 +148,8 @@ static int smigd_signals(struct smigd *d)
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGCHLD);
 	SMIG_ENSURE(sigprocmask(SIG_BLOCK, &set, NULL) == 0, SMIG_EIO);
+	signal(SIGHUP, SIG_IGN); /* the warden's, not ours: a stray one must not end us */
 	d->sig_fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
 	SMIG_ENSURE(d->sig_fd >= 0, SMIG_EIO);
 	return loop_watch_add(d->loop, d->sig_fd, EPOLLIN, smigd_signal, d, &d->sig_w);
@@ -155,13 +157,11 @@ static int smigd_signals(struct smigd *d)
 
 /*
  * What this host offers to VMs: the configured capacity, or by default its
- * memory less 1 GiB for itself and its online CPUs; and what its QEMU can
- * emulate, learned once from QEMU itself.
+ * memory less 1 GiB for itself and its online CPUs.
  */
-static int host_resources(struct smigd *d)
+static void host_capacity(struct smigd *d)
 {
 	struct smig_capacity *c = &d->cfg.catalog.capacity;
-	char err[512];
 
 	if (c->memory_mib == 0) {
 		unsigned long long kib = 0;
@@ -182,102 +182,75 @@ static int host_resources(struct smigd *d)
 
 		c->vcpus = n > 0 ? (uint32_t)n : 1;
 	}
-	d->qemu_caps = calloc(1, sizeof(*d->qemu_caps));
-	SMIG_ENSURE(d->qemu_caps != NULL, SMIG_ENOMEM);
-	if (smig_qemu_caps_probe(d->cfg.qemu_binary, d->qemu_caps, err, sizeof(err)) < 0) {
-		smig_err("event=qemu_probe_failed reason=\"%s\"", err);
-		return SMIG_ECONFIG;
-	}
 	smig_info("event=host_resources memory_mib=%u vcpus=%u memory_overcommit=%.2f "
-		  "cpu_overcommit=%.2f machine=%s pools=%zu networks=%zu firmware=%zu",
+		  "cpu_overcommit=%.2f pools=%zu networks=%zu firmware=%zu",
 		  c->memory_mib, c->vcpus, c->memory_overcommit, c->cpu_overcommit,
-		  d->qemu_caps->default_machine, d->cfg.catalog.npools, d->cfg.catalog.nnetworks,
-		  d->cfg.catalog.nfirmware);
+		  d->cfg.catalog.npools, d->cfg.catalog.nnetworks, d->cfg.catalog.nfirmware);
+}
+
+/* What a start needs beyond a valid config (smigd --check-config says it too). */
+static int start_needs(const struct smigd *d, uid_t *uid, gid_t *gid, char *err, size_t errlen)
+{
+	SMIG_GUARD(wd_state_dir_passable(d->cfg.state_dir, err, errlen));
+	return wd_worker_user(&d->cfg, uid, gid, err, errlen);
+}
+
+/* The link to the warden, and where its notifications go. */
+static int warden_link(struct smigd *d, int fd)
+{
+	SMIG_GUARD(priv_open(d->loop, fd, &d->priv));
+	priv_on(d->priv, SMIG_PM_EV_VM_EXIT, vm_on_exit, d);
+	priv_on(d->priv, SMIG_PM_EV_MEASURED, attest_on_measured, d);
+	priv_on(d->priv, SMIG_PM_EV_IVT, attest_on_ivt, d);
+	priv_on(d->priv, SMIG_PM_EV_RELOAD, smigd_reload, d);
 	return 0;
 }
 
 /*
- * The VMs' processes run as uids of their own and reach their directories
- * below STATE_DIR (docs/configuration.md, "Confinement"): every directory
- * above it must let others pass (o+x); STATE_DIR itself is made so.
+ * The worker's sandbox: its own directories (the warden made them its
+ * user's), the audit log's directory to read, a test build's trace
+ * directory, its peer port.
  */
-static int state_dir_passable(const char *state_dir, char *err, size_t errlen)
+static int enter_sandbox(struct smigd *d, uid_t uid, gid_t gid)
 {
-	char path[PATH_MAX];
-	struct stat st;
+	struct sandbox_spec s = { .uid = uid, .gid = gid, .port = d->cfg.listen_port,
+				  .parent = d->warden_pid };
+	char path[PATH_MAX], audit_dir[PATH_MAX], err[512];
+	const char *trace = getenv("SMIG_TRACE_DIR");
+	const char *own[] = { "worker", "consoles" };
 	char *slash;
+	int rc;
 
-	snprintf(path, sizeof(path), "%s", state_dir);
-	while ((slash = strrchr(path, '/')) != NULL && slash != path) {
+	for (size_t i = 0; i < ARRAY_LEN(own); i++) {
+		snprintf(path, sizeof(path), "%s/%s", d->cfg.state_dir, own[i]);
+		s.own_dirs[s.nown_dirs++] = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	}
+	if (trace && trace[0])
+		s.own_dirs[s.nown_dirs++] = open(trace, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	snprintf(audit_dir, sizeof(audit_dir), "%s", audit_path(d));
+	slash = strrchr(audit_dir, '/');
+	if (slash && slash != audit_dir) {
 		*slash = '\0';
-		if (stat(path, &st) == 0 && S_ISDIR(st.st_mode) && !(st.st_mode & S_IXOTH)) {
-			snprintf(err, errlen, "state_dir %s: %s (mode %04o) does not let others pass, "
-				 "and each VM's QEMU and swtpm run as a uid of their own below it: "
-				 "chmod o+x %s, or choose a state_dir whose parents do",
-				 state_dir, path, (unsigned)(st.st_mode & 07777), path);
-			return SMIG_ECONFIG;
-		}
+		s.read_dirs[s.nread_dirs++] = audit_dir;
 	}
-	return 0;
+	rc = sandbox_enter(&s, err, sizeof(err));
+	for (size_t i = 0; i < s.nown_dirs; i++)
+		if (s.own_dirs[i] >= 0)
+			close(s.own_dirs[i]);
+	if (rc < 0)
+		smig_err("event=sandbox_failed reason=\"%s\"", err);
+	else
+		smig_info("event=sandboxed user=%s uid=%u", d->cfg.worker_user, (unsigned)uid);
+	return rc;
 }
 
-/*
- * A pool others may enter holds disks that another VM's uid could read by
- * their mode: Landlock keeps every VM's QEMU out of pools all the same,
- * but without Landlock the mode is the only barrier, and smigd refuses.
- */
-static int pools_closed(const struct smigd *d)
-{
-	const struct smig_catalog *cat = &d->cfg.catalog;
-	struct stat st;
-
-	for (size_t i = 0; i < cat->npools; i++) {
-		if (stat(cat->pools[i].path, &st) < 0 || (st.st_mode & 0007) == 0)
-			continue;
-		if (d->confine.landlock_abi == 0) {
-			smig_err("event=pool_open_to_others pool=%s path=%s mode=%04o reason=\"without "
-				 "Landlock, any VM's uid could read its disks\" fix=\"chmod o-rwx %s\"",
-				 cat->pools[i].name, cat->pools[i].path,
-				 (unsigned)(st.st_mode & 07777), cat->pools[i].path);
-			return SMIG_ECONFIG;
-		}
-		smig_warn("event=pool_open_to_others pool=%s path=%s mode=%04o fix=\"chmod o-rwx %s\"",
-			  cat->pools[i].name, cat->pools[i].path, (unsigned)(st.st_mode & 07777),
-			  cat->pools[i].path);
-	}
-	return 0;
-}
-
-/* Makes STATE_DIR (0711: passable, not listable) and learns how VMs are confined here. */
-static int state_and_confinement(struct smigd *d)
-{
-	char err[512];
-
-	if (smig_file_mkdirs(d->cfg.state_dir, 0711) < 0 || chmod(d->cfg.state_dir, 0711) < 0) {
-		smig_err("event=state_dir_failed path=%s reason=\"%s\"", d->cfg.state_dir,
-			 strerror(errno));
-		return SMIG_EIO;
-	}
-	if (confine_host_init(&d->confine, &d->cfg, err, sizeof(err)) < 0) {
-		smig_err("event=confinement_failed reason=\"%s\"", err);
-		return SMIG_ECONFIG;
-	}
-	smig_info("event=confinement cgroups=\"%s\" landlock_abi=%d vm_uids=%u-%u",
-		  confine_cg_name(d->confine.cg), d->confine.landlock_abi, d->cfg.vm_uid_first,
-		  d->cfg.vm_uid_first + d->cfg.vm_uid_count - 1);
-	if (d->confine.cg == CONFINE_CG_NONE)
-		smig_warn("event=vm_memory_unlimited reason=\"%s\"",
-			  d->cfg.cgroups ? "no cgroup controller for memory" : "confinement.cgroups is false");
-	if (d->confine.landlock_abi == 0)
-		smig_warn("event=landlock_missing reason=\"the kernel offers no Landlock: VMs' processes "
-			  "keep the file access their uid has\"");
-	return pools_closed(d);
-}
-
-int smigd_start(struct smigd *d, const char *config_path, bool check_only, bool measure)
+int smigd_start(struct smigd *d, const char *config_path, bool check_only, int warden_fd,
+		bool sandbox)
 {
 	struct smig_hosts nh;
 	char err[512];
+	uid_t uid = 0;
+	gid_t gid = 0;
 	int rc;
 
 	rc = smig_config_load(config_path, &d->cfg, err, sizeof(err));
@@ -293,20 +266,20 @@ int smigd_start(struct smigd *d, const char *config_path, bool check_only, bool 
 		else
 			smig_hosts_clear(&nh);
 	}
-	if (rc == 0 && !measure)
-		rc = state_dir_passable(d->cfg.state_dir, err, sizeof(err));
+	if (rc == 0)
+		rc = start_needs(d, &uid, &gid, err, sizeof(err));
 	if (rc < 0) {
 		smig_err("event=config_invalid reason=\"%s\"", err);
+		if (warden_fd >= 0)
+			close(warden_fd);
 		return rc;
 	}
 	SMIG_GUARD(authz_init(d));
-	if (measure)
-		return attest_print_measurement(d);
 	if (check_only)
 		return 0;
 	smig_log_init("smigd", d->cfg.log_level, d->cfg.log_syslog);
-	SMIG_GUARD(state_and_confinement(d));
 	SMIG_GUARD(loop_new(&d->loop));
+	SMIG_GUARD(warden_link(d, warden_fd));
 	if (smig_sign_load_key(d->cfg.tls_key, &d->host_key, err, sizeof(err)) < 0) {
 		smig_err("event=key_failed reason=\"%s\"", err);
 		return SMIG_ECRYPTO;
@@ -314,11 +287,13 @@ int smigd_start(struct smigd *d, const char *config_path, bool check_only, bool 
 	SMIG_GUARD(audit_open(d));
 	SMIG_GUARD(monitor_init(d));
 	SMIG_GUARD(attest_init(d));
-	SMIG_GUARD(host_resources(d));
-	SMIG_GUARD(vm_load_all(d));
+	host_capacity(d);
 	SMIG_GUARD(smigd_signals(d));
 	SMIG_GUARD(peer_listen(d));
-	return ctl_open(d);
+	SMIG_GUARD(ctl_open(d));
+	if (sandbox)
+		SMIG_GUARD(enter_sandbox(d, uid, gid));
+	return vm_load_all(d);
 }
 
 void smigd_stop(struct smigd *d)
@@ -338,7 +313,7 @@ void smigd_stop(struct smigd *d)
 	if (d->sig_fd >= 0)
 		close(d->sig_fd);
 	vm_free_all(d);
-	free(d->qemu_caps);
+	priv_close(d->priv);
 	loop_free(d->loop);
 	smig_tls_ctx_free(d->tls);
 	smig_hosts_clear(&d->hosts);

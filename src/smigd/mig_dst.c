@@ -56,7 +56,7 @@ static void dst_audit(const struct mig *m, const char *outcome, const char *deta
 
 static void incoming_log_path(const struct smigd *d, bool old, char *out, size_t outlen)
 {
-	snprintf(out, outlen, "%s/incoming.log%s", d->cfg.state_dir, old ? ".1" : "");
+	snprintf(out, outlen, "%s/worker/incoming.log%s", d->cfg.state_dir, old ? ".1" : "");
 }
 
 static int dst_record(const struct mig *m, const char *what)
@@ -536,44 +536,49 @@ static bool source_attested(struct mig *m, struct peer *p)
 }
 
 /*
- * The destination decides from its own catalogue: every name of the spec
- * must be one of its pools, networks and firmware, its QEMU must provide
- * the machine type and CPU model, every volume must open beneath its pool,
- * a UEFI VM's firmware build (fw) must be this host's or one it accepts,
- * and the VM must fit in what is free. A refusal names what is missing.
+ * The destination decides from its own catalogue: the VM must fit in what
+ * is free here, and then the warden stages it, which holds it against its
+ * catalogue (every name one of its pools, networks and firmware, its QEMU
+ * provides the machine type and CPU model, every volume opens beneath its
+ * pool, no writable volume is another VM's, a UEFI VM's firmware build
+ * (fw) is this host's or one it accepts) and keeps its vTPM key. A
+ * refusal names what is missing; a name that looked like an escape, or a
+ * volume of another VM, is a security event.
  */
-static bool dst_resources_fit(struct mig *m, const struct smig_vmspec *spec,
-			      const struct vm_fw_build *fw)
+static struct vm *dst_stage(struct mig *m, const struct smig_vmspec *spec,
+			    const struct smig_mig_prepare *mp, const struct vm_fw_build *fw)
 {
 	char err[1024];
-	bool hostile;
-	int rc;
+	bool hostile = false;
+	struct vm *vm = NULL;
+	int code = SMIG_ECAPACITY;
 
-	rc = vm_res_check(m->d, spec, SMIG_CHECK_INCOMING, &hostile, err, sizeof(err));
-	if (rc == 0 && spec->firmware.kind == SMIG_FW_UEFI && fw == NULL) {
-		snprintf(err, sizeof(err), "the source did not say which firmware build %s runs",
-			 spec->name);
-		rc = SMIG_ENOENT;
-	} else if (rc == 0 && spec->firmware.kind == SMIG_FW_UEFI) {
-		rc = vm_res_fw_accept(m->d, spec, fw, err, sizeof(err));
+	if (vm_res_admit(m->d, spec, err, sizeof(err)) == 0) {
+		code = SMIG_ENOENT;
+		if (spec->firmware.kind == SMIG_FW_UEFI && fw == NULL)
+			snprintf(err, sizeof(err), "the source did not say which firmware build %s "
+				 "runs", spec->name);
+		else
+			vm = vm_new_incoming(m->d, spec, m->peer_host, spec->vtpm ? mp->key : NULL, fw,
+					     &hostile, &code, err, sizeof(err));
 	}
-	if (rc < 0) {
-		if (hostile)
-			sec_event(m->d, SMIG_SEC_HOSTILE_SPEC, "", m->peer_host,
-				  "PREPARE of %s refused: %s", m->vm_name, err);
-		dst_audit(m, "refused", err);
-		m->rule[0] = '\0'; /* audited once, as refused */
+	if (vm)
+		return vm;
+	if (code == SMIG_EEXIST) { /* a name taken here: not a matter of resources */
+		mig_dst_abort(m, true, code, "%s", err);
+		return NULL;
+	}
+	if (hostile)
+		sec_event(m->d, SMIG_SEC_HOSTILE_SPEC, "", m->peer_host, "PREPARE of %s refused: %s",
+			  m->vm_name, err);
+	dst_audit(m, "refused", err);
+	m->rule[0] = '\0'; /* audited once, as refused */
+	if (code == SMIG_ECAPACITY)
+		mig_dst_abort(m, true, code, "%s", err);
+	else
 		mig_dst_abort(m, true, SMIG_ENOENT, "%s cannot host %s: %s", m->d->cfg.host,
 			      m->vm_name, err);
-		return false;
-	}
-	if (vm_res_admit(m->d, spec, err, sizeof(err)) < 0) {
-		dst_audit(m, "refused", err);
-		m->rule[0] = '\0';
-		mig_dst_abort(m, true, SMIG_ECAPACITY, "%s", err);
-		return false;
-	}
-	return true;
+	return NULL;
 }
 
 void mig_dst_prepare(struct smigd *d, struct peer *p, const struct smig_frame *f)
@@ -585,6 +590,7 @@ void mig_dst_prepare(struct smigd *d, struct peer *p, const struct smig_frame *f
 	char name[SMIG_NAME_MAX + 16];
 	char err[512];
 	struct mig *m;
+	struct vm *vm;
 
 	m = mig_new(d, false);
 	if (m == NULL)
@@ -628,25 +634,12 @@ void mig_dst_prepare(struct smigd *d, struct peer *p, const struct smig_frame *f
 	}
 	memcpy(fwb.sha256, mp.fw_sha256, sizeof(fwb.sha256));
 	fwb.size = mp.fw_size;
-	if (!dst_resources_fit(m, &spec, mp.has_fw ? &fwb : NULL)) {
-		OPENSSL_cleanse(mp.key, sizeof(mp.key));
-		return;
-	}
 	/* from here the incoming VM holds its memory and vCPUs until commit or abort */
-	m->vm = vm_new_incoming(d, &spec, err, sizeof(err));
-	if (m->vm == NULL) {
-		OPENSSL_cleanse(mp.key, sizeof(mp.key));
-		mig_dst_abort(m, true, SMIG_EEXIST, "%s", err);
-		return;
-	}
-	if (spec.vtpm && vm_set_tpm_key(m->vm, mp.key, sizeof(mp.key)) < 0) {
-		OPENSSL_cleanse(mp.key, sizeof(mp.key));
-		mig_dst_abort(m, true, SMIG_EIO, "cannot store the vTPM key");
-		return;
-	}
+	vm = dst_stage(m, &spec, &mp, mp.has_fw ? &fwb : NULL);
 	OPENSSL_cleanse(mp.key, sizeof(mp.key));
-	if (mp.has_fw)
-		vm_fw_build_set(m->vm, &fwb); /* its flash comes in the stream: it runs that build */
+	if (vm == NULL)
+		return; /* m is gone with its abort */
+	m->vm = vm;
 	/* the guest's agent answered on the source: after resume it must answer here too */
 	if (mp.agent_answered && spec.guest_agent)
 		m->agent = MA_EXPECTED;

@@ -11,6 +11,7 @@
  * are kept in STATE_DIR/bans.json so a restart does not lift them.
  */
 #include "smigd.h"
+#include "priv.h"
 #include "ctl.h"
 #include "error.h"
 #include "file.h"
@@ -50,7 +51,6 @@ struct monitor {
 	struct fold fold[FOLD];
 	struct ctl_followers followers;
 	struct smig_ids *ids;
-	struct nft *nft; /* NULL unless firewall.nftables */
 	char bans_path[PATH_MAX];
 	uint64_t counts[SMIG_SEC_KINDS];
 };
@@ -158,6 +158,19 @@ static const struct sec_event *record(struct smigd *d, enum smig_sec_kind kind, 
 	return e;
 }
 
+/* A ban (ms > 0) or an unban (0) in nftables too (firewall.nftables): the warden's job. */
+static void kernel_ban(struct smigd *d, const char *addr, int64_t ms)
+{
+	struct smig_pm r;
+
+	if (!d->cfg.nftables || d->priv == NULL)
+		return;
+	if (ms > 0)
+		(void)priv_call(d->priv, &r, SMIG_PM_BAN, addr, (uint64_t)ms);
+	else
+		(void)priv_call(d->priv, &r, SMIG_PM_UNBAN, addr);
+}
+
 /* Failures count towards the IDS rules; a ban is an event of its own. */
 static void ids_feed(struct smigd *d, const struct sec_event *e)
 {
@@ -172,8 +185,7 @@ static void ids_feed(struct smigd *d, const struct sec_event *e)
 	if (!smig_ids_event(m->ids, e->addr, e->kind, e->time_ms, &ban_ms, NULL))
 		return;
 	bans_save(d);
-	if (m->nft)
-		(void)nft_ban(m->nft, e->addr, ban_ms);
+	kernel_ban(d, e->addr, ban_ms);
 	snprintf(detail, sizeof(detail), "banned for %lld s after repeated %s",
 		 (long long)(ban_ms / 1000), smig_sec_kind_name(e->kind));
 	(void)record(d, SMIG_SEC_BAN, e->addr, e->host, detail);
@@ -228,16 +240,14 @@ int monitor_init(struct smigd *d)
 		rc = smig_ids_new(rules, n, &lim, &m->ids);
 	}
 	SMIG_GUARD(rc);
-	snprintf(m->bans_path, sizeof(m->bans_path), "%s/bans.json", d->cfg.state_dir);
+	snprintf(m->bans_path, sizeof(m->bans_path), "%s/worker/bans.json", d->cfg.state_dir);
 	bans_load(d);
-	if (d->cfg.nftables) {
+	if (d->cfg.nftables) { /* the warden made its table afresh: the bans in force go in again */
 		struct smig_ids_ban_info b[64];
-		size_t nb;
+		size_t nb = smig_ids_bans(m->ids, wall_ms(), b, ARRAY_LEN(b));
 
-		SMIG_GUARD(nft_open(d, &m->nft));
-		nb = smig_ids_bans(m->ids, wall_ms(), b, ARRAY_LEN(b));
 		for (size_t i = 0; i < nb; i++)
-			(void)nft_ban(m->nft, b[i].addr, b[i].until_ms - wall_ms());
+			kernel_ban(d, b[i].addr, b[i].until_ms - wall_ms());
 	}
 	return 0;
 }
@@ -249,7 +259,6 @@ void monitor_free(struct smigd *d)
 	if (m == NULL)
 		return;
 	ctl_followers_end(d, &m->followers);
-	nft_close(m->nft);
 	smig_ids_free(m->ids);
 	free(m);
 	d->monitor = NULL;
@@ -340,8 +349,7 @@ void monitor_cmd_unban(struct smigd *d, const json_t *args, struct ctl_ref *ref)
 		return;
 	}
 	bans_save(d);
-	if (d->monitor->nft)
-		(void)nft_unban(d->monitor->nft, addr);
+	kernel_ban(d, addr, 0);
 	sec_event(d, SMIG_SEC_UNBAN, addr, NULL, "lifted by an operator");
 	ctl_reply_ok(d, ref, json_pack("{s:s}", "unbanned", addr));
 }

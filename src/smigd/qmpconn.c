@@ -1,9 +1,10 @@
 /*
  * qmpconn.c - QMP over a unix socket on the event loop (qmpconn.h).
  *
- * QEMU creates its QMP socket a moment after it starts, so connecting is
- * retried every 20 ms until the deadline. Commands are short and written
- * with one sendmsg() each; the socket buffer is far larger than any of them.
+ * The socket comes connected (the warden connects to the listening socket
+ * QEMU inherited, before QEMU may even be up: its greeting says when it
+ * is). Commands are short and written with one sendmsg() each; the socket
+ * buffer is far larger than any of them.
  *
  * Callbacks may free the connection (a failed start tears the VM down from
  * inside a reply callback). Entry points from the loop therefore count
@@ -19,10 +20,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
-#define QMP_CONNECT_MS 10000
+#define QMP_GREETING_MS 10000
 #define QMP_REPLY_MS 30000
 
 struct pending {
@@ -35,13 +35,12 @@ struct pending {
 
 struct qmpconn {
 	struct loop *loop;
-	char path[108];
 	int fd;
 	bool ready;
 	bool failed;
 	bool doomed; /* freed while a callback ran; released on the way out */
 	int depth;   /* loop entry points currently on the stack */
-	uint64_t connect_deadline;
+	uint64_t greeting_deadline;
 	struct loop_watch *w;
 	struct loop_timer *timer;
 	struct smig_buf rx;
@@ -167,7 +166,7 @@ static void qmp_read(struct qmpconn *q)
 				qmp_dispatch(q, &m);
 				smig_qmp_msg_clear(&m);
 			} else {
-				smig_warn("event=qmp_bad_line path=%s", q->path);
+				smig_warn("event=qmp_bad_line fd=%d", q->fd);
 			}
 			(void)smig_buf_consume(&q->rx, len + 1);
 			if (q->failed || q->doomed)
@@ -186,43 +185,16 @@ static void qmp_io(void *arg, uint32_t events)
 	(void)qmp_leave(q);
 }
 
-static int qmp_try_connect(struct qmpconn *q)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-
-	SMIG_ENSURE(fd >= 0, SMIG_EIO);
-	memcpy(sa.sun_path, q->path, strlen(q->path) + 1);
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		close(fd);
-		return SMIG_EAGAIN;
-	}
-	q->fd = fd;
-	if (loop_watch_add(q->loop, fd, EPOLLIN, qmp_io, q, &q->w) < 0) {
-		close(fd);
-		q->fd = -1;
-		return SMIG_EIO;
-	}
-	return 0;
-}
-
-/* Connection retries, then reply timeouts, every 20 ms / 1 s. */
+/* The greeting in time, then reply timeouts, every second. */
 static void qmp_check(struct qmpconn *q)
 {
 	uint64_t now = loop_now_ms();
 
 	if (q->failed)
 		return;
-	if (q->fd < 0) {
-		int rc = qmp_try_connect(q);
-		if (rc == SMIG_EAGAIN && now < q->connect_deadline) {
-			(void)loop_timer_add(q->loop, 20, qmp_tick, q, &q->timer);
-			return;
-		}
-		if (rc < 0) {
-			qmp_fail(q, "cannot connect to QEMU's QMP socket");
-			return;
-		}
+	if (!q->ready && now > q->greeting_deadline) {
+		qmp_fail(q, "no QMP greeting from QEMU");
+		return;
 	}
 	for (struct pending *p = q->pending; p; p = p->next) {
 		if (p->deadline < now) {
@@ -243,24 +215,25 @@ static void qmp_tick(void *arg)
 	(void)qmp_leave(q);
 }
 
-struct qmpconn *qmpconn_new(struct loop *loop, const char *path, qmp_state_fn on_state,
+struct qmpconn *qmpconn_new(struct loop *loop, int fd, qmp_state_fn on_state,
 			    qmp_event_fn on_event, void *arg)
 {
 	struct qmpconn *q = calloc(1, sizeof(*q));
 
-	if (q == NULL || strlen(path) >= sizeof(q->path)) {
+	if (q == NULL || fd < 0 || loop_watch_add(loop, fd, EPOLLIN, qmp_io, q, &q->w) < 0) {
+		if (fd >= 0)
+			close(fd);
 		free(q);
 		return NULL;
 	}
 	q->loop = loop;
-	q->fd = -1;
-	memcpy(q->path, path, strlen(path) + 1);
-	q->connect_deadline = loop_now_ms() + QMP_CONNECT_MS;
+	q->fd = fd;
+	q->greeting_deadline = loop_now_ms() + QMP_GREETING_MS;
 	q->on_state = on_state;
 	q->on_event = on_event;
 	q->arg = arg;
 	smig_buf_init(&q->rx, SMIG_QMP_LINE_MAX + 65536);
-	(void)loop_timer_add(loop, 0, qmp_tick, q, &q->timer);
+	(void)loop_timer_add(loop, 1000, qmp_tick, q, &q->timer);
 	return q;
 }
 

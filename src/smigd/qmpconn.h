@@ -1,5 +1,5 @@
 /*
- * qmpconn.h - smigd's QMP connection to one QEMU: connect, negotiate,
+ * qmpconn.h - smigd's QMP connection to one QEMU: negotiate,
  * send commands (optionally passing a file descriptor) and match replies
  * by id, deliver events. Runs on the daemon's event loop.
  */
@@ -19,7 +19,8 @@ typedef void (*qmp_event_fn)(void *arg, const struct smig_qmp_msg *event);
 /* Called once when the connection is ready (ok) or failed (!ok). */
 typedef void (*qmp_state_fn)(void *arg, bool ok, const char *why);
 
-struct qmpconn *qmpconn_new(struct loop *loop, const char *path, qmp_state_fn on_state,
+/* A QMP connection on fd, a connected socket (taken over, closed on failure too). */
+struct qmpconn *qmpconn_new(struct loop *loop, int fd, qmp_state_fn on_state,
 			    qmp_event_fn on_event, void *arg);
 void qmpconn_free(struct qmpconn *q);
 /*

@@ -1,17 +1,18 @@
 /*
- * smigd.h - the daemon's shared state and the entry points of its parts:
+ * smigd.h - the worker's shared state and the entry points of its parts:
  * control.c (the unix control socket), peer.c (TLS peer connections),
- * daemon.c (start-up, signals, reload, stop).
+ * daemon.c (start-up, the sandbox, signals, reload, stop). The worker runs
+ * unprivileged and asks the warden (src/smigd/warden/) for what needs root
+ * through priv.h.
  */
 #ifndef SMIGD_H
 #define SMIGD_H
 
 #include "config.h"
-#include "confine.h"
 #include "ids.h"
 #include "ivt.h"
 #include "policy.h"
-#include "qemucaps.h"
+#include "privmsg.h"
 #include "loop.h"
 #include "tls.h"
 
@@ -29,6 +30,7 @@ struct evac;
 struct monitor;
 struct mig;
 struct peer;
+struct priv;
 struct vm;
 
 /* What smigd remembers about each host of the table between contacts. */
@@ -79,8 +81,8 @@ struct smigd {
 	struct attest *attest;
 	struct evac *evac;
 	struct monitor *monitor;
-	struct smig_qemu_caps *qemu_caps; /* machine types and CPU models of qemu.binary */
-	struct confine_host confine;      /* what confines the VMs' processes here */
+	struct priv *priv; /* the warden: what needs root */
+	pid_t warden_pid;
 };
 
 #define CTL_GROUPS_MAX 64
@@ -191,10 +193,12 @@ void ctl_followers_end(struct smigd *d, struct ctl_followers *list);
 /* True while the control client that sent ref's request is connected. */
 bool ctl_ref_alive(struct smigd *d, const struct ctl_ref *ref);
 
-/* auditlog.c: the host's audit log (audit.h has the format) */
+/* auditlog.c: the host's audit log (audit.h has the format; the warden writes it) */
 int audit_open(struct smigd *d);
 void audit_close(struct smigd *d);
-/* Appends one record (and a checkpoint when one is due); never fails the caller. */
+/* The log's path (for messages). */
+const char *audit_path(const struct smigd *d);
+/* Has the warden append one record (and a checkpoint when one is due); never fails the caller. */
 void audit_write(struct smigd *d, const char *actor, const char *action, const char *target,
 		 const char *decision, const char *rule, const char *outcome,
 		 const char *detail);
@@ -205,7 +209,8 @@ void audit_cmd_verify(struct smigd *d, struct ctl_ref *ref);
 
 /* authz.c: policy decisions for control and peer requests */
 int authz_init(struct smigd *d);
-void authz_reload(struct smigd *d, const struct smig_config *cfg);
+/* The policy of cfg again, from text (the warden read the file). */
+void authz_reload(struct smigd *d, const struct smig_config *cfg, const char *text);
 void authz_free(struct smigd *d);
 /*
  * Decides a control request. Allowed: fills ref->audit (so the outcome is
@@ -228,12 +233,14 @@ void authz_actor(const struct ctl_ref *ref, char *out, size_t len);
 /* Policy check for another user (smig policy check). */
 void authz_cmd_check(struct smigd *d, const json_t *args, struct ctl_ref *ref);
 
-/* attest.c: this host's measurement and its verdicts on others */
+/* attest.c: this host's self-check and its verdicts on others */
 int attest_init(struct smigd *d);
-/* smigd --measure: prints {host, fingerprint, components} for the IVT. */
-int attest_print_measurement(const struct smigd *d);
 void attest_free(struct smigd *d);
-void attest_reload(struct smigd *d);
+/* The warden's measurement (EV_MEASURED) and IVT (EV_IVT); priv.h handlers, arg is d. */
+void attest_on_measured(void *arg, const struct smig_pm *ev);
+void attest_on_ivt(void *arg, const struct smig_pm *ev);
+/* Takes the IVT in text ("" for none); a bad one keeps the old table. */
+int attest_set_ivt(struct smigd *d, const char *text);
 const struct smig_verdict *attest_self(const struct smigd *d);
 /* Signed evidence for a verifier's nonce, bound to binding (malloc'd text). */
 int attest_evidence(struct smigd *d, const uint8_t *nonce, const uint8_t *binding,
@@ -247,18 +254,6 @@ const struct smig_ivt *attest_ivt(const struct smigd *d);
 const struct smig_evidence *attest_measurement(const struct smigd *d);
 /* False when the last measurement missed a component (unreadable file, TPM). */
 bool attest_complete(const struct smigd *d);
-
-/* attest_tpm.c: the host's TPM (tpm2-tss ESAPI) */
-struct host_tpm;
-int tpm_open(const char *tcti, const unsigned *pcrs, size_t n, struct host_tpm **out,
-	     char *err, size_t errlen);
-void tpm_close(struct host_tpm *t);
-const uint8_t *tpm_ak(const struct host_tpm *t);
-/* Replaces e's pcrN components with the TPM's current values. */
-int tpm_pcrs(struct host_tpm *t, struct smig_evidence *e, char *err, size_t errlen);
-/* Fresh PCR values into e and a quote over them for extra (quote.h). */
-int tpm_quote(struct host_tpm *t, const uint8_t extra[32], struct smig_evidence *e, char *err,
-	      size_t errlen);
 
 /* peer_attest.c */
 /* Opens a connection to attest host; the verdict goes to ref (may be NULL). */
@@ -274,13 +269,6 @@ void attest_cmd_evacuate(struct smigd *d, const json_t *args, struct ctl_ref *re
 /* evac.c: moving every VM off this host */
 void evac_start(struct smigd *d, const char *why, struct ctl_ref *ref, bool dry_run);
 void evac_free(struct smigd *d);
-
-/* nft.c: banned addresses dropped in the kernel (firewall.nftables) */
-struct nft;
-int nft_open(struct smigd *d, struct nft **out);
-void nft_close(struct nft *n);
-int nft_ban(struct nft *n, const char *addr, int64_t ms);
-int nft_unban(struct nft *n, const char *addr);
 
 /* monitor.c: security events, firewall, IDS */
 int monitor_init(struct smigd *d);
@@ -298,11 +286,14 @@ void monitor_cmd_unban(struct smigd *d, const json_t *args, struct ctl_ref *ref)
 /* daemon.c */
 struct host_state *smigd_host_state(struct smigd *d, const char *name);
 /*
- * Loads the configuration and starts every part (check_only: only checks
- * it; measure: prints this host's measurement). Undo with smigd_stop(),
- * also after a failure.
+ * Loads the configuration and starts every part of the worker, talking to
+ * the warden on warden_fd (taken over); sandbox: then gives up root for
+ * good (sandbox.h). check_only (warden_fd -1): only checks the
+ * configuration and what a start would need. Undo with smigd_stop(), also
+ * after a failure.
  */
-int smigd_start(struct smigd *d, const char *config_path, bool check_only, bool measure);
+int smigd_start(struct smigd *d, const char *config_path, bool check_only, int warden_fd,
+		bool sandbox);
 void smigd_stop(struct smigd *d);
 
 #endif

@@ -8,6 +8,7 @@
 
 #ifdef SMIG_TEST_HOOKS
 void testhook_qmp(struct smigd *d, const json_t *args, struct ctl_ref *ref);
+void testhook_worker(struct smigd *d, const json_t *args, struct ctl_ref *ref);
 #endif
 
 #endif

@@ -1,29 +1,28 @@
 /*
- * vm.c - the VM manager's registry (vm.h): which VMs this host knows, their
- * specs on disk, loading and adopting them at start-up, the vm.* control
- * commands, and what the migration engine reads and writes of a VM.
- * Processes, QMP and the console are in vm_run.c.
+ * vm.c - the worker's VM registry (vm.h): which VMs this host has, as the
+ * warden lists them; defining, undefining and staging them through the
+ * warden; taking over those whose QEMU runs from before (a restart of the
+ * worker or of smigd); the worker's own records of a VM's migrations
+ * (commit.pending, incoming.id); and what the migration engine reads and
+ * writes of a VM. Running them (QMP, console, starts, exits) is vm_run.c.
  */
 #include "vm_int.h"
 #include "error.h"
 #include "file.h"
 #include "log.h"
 #include "migrate.h"
-#include "sign.h"
+#include "priv.h"
 #include "qmpconn.h"
+#include "sign.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 static const char *const state_names[] = { "defined", "starting", "running", "paused",
@@ -63,9 +62,9 @@ void vm_path(const struct vm *vm, const char *leaf, char *out, size_t outlen)
 }
 
 /*
- * The console log lives outside the VM's directory so that it outlasts the
- * VM's stay on this host: after a migration, the logs of every host the VM
- * ran on together tell its whole story.
+ * The console log lives apart from the VM's records so that it outlasts
+ * the VM's stay on this host: after a migration, the logs of every host
+ * the VM ran on together tell its whole story.
  */
 void vm_console_path(const struct vm *vm, char *out, size_t outlen)
 {
@@ -124,9 +123,7 @@ struct vm *vm_new(struct smigd *d, const struct smig_vmspec *spec)
 	vm->spec = *spec;
 	vm->serial_fd = -1;
 	vm->console_fd = -1;
-	vm->swtpm_pidfd = -1;
-	vm_res_fds_init(&vm->fds);
-	snprintf(vm->dir, sizeof(vm->dir), "%s/vms/%s", d->cfg.state_dir, spec->name);
+	snprintf(vm->dir, sizeof(vm->dir), "%s/worker/vms/%s", d->cfg.state_dir, spec->name);
 	smig_buf_init(&vm->serial_rx, (size_t)SERIAL_LINE_MAX * 2);
 	vm->next = d->vms;
 	d->vms = vm;
@@ -154,7 +151,6 @@ void vm_detach(struct vm *vm)
 void vm_destroy(struct vm *vm)
 {
 	vm_detach(vm);
-	vm_swtpm_unwatch(vm);
 	smig_buf_clear(&vm->serial_rx);
 	json_decref(vm->ref.id);
 	free(vm);
@@ -169,45 +165,6 @@ void vm_free_all(struct smigd *d)
 	}
 }
 
-int vm_define(struct smigd *d, const struct smig_vmspec *in, char *err, size_t errlen)
-{
-	struct smig_vmspec pinned = *in, *spec = &pinned;
-	char path[PATH_MAX];
-	bool hostile;
-	char *text;
-	struct vm *vm;
-	int rc;
-
-	if (vm_find(d, spec->name)) {
-		snprintf(err, errlen, "a VM named %s is already defined here", spec->name);
-		return SMIG_EEXIST;
-	}
-	SMIG_GUARD(vm_res_pin(d, spec, err, errlen));
-	SMIG_GUARD(vm_res_check(d, spec, SMIG_CHECK_DEFINE, &hostile, err, errlen));
-	SMIG_GUARD(smig_vmspec_dump(spec, &text));
-	vm = vm_new(d, spec);
-	if (vm == NULL) {
-		free(text);
-		return SMIG_ENOMEM;
-	}
-	vm_path(vm, "spec.json", path, sizeof(path));
-	rc = smig_file_mkdirs(vm->dir, 0710);
-	if (rc == 0)
-		rc = smig_file_write_atomic(path, text, strlen(text), 0600);
-	if (rc == 0)
-		rc = vm_uid_assign(vm);
-	free(text);
-	if (rc < 0) {
-		snprintf(err, errlen, "%s: cannot save the spec: %s", vm->dir, strerror(errno));
-		d->vms = vm->next;
-		vm_destroy(vm);
-		return rc;
-	}
-	smig_info("event=vm_defined vm=%s memory_mib=%u vtpm=%d", spec->name, spec->memory_mib,
-		  spec->vtpm);
-	return 0;
-}
-
 static int vm_rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
 	(void)st;
@@ -216,72 +173,62 @@ static int vm_rm_entry(const char *path, const struct stat *st, int flag, struct
 	return remove(path);
 }
 
-/* Removes a VM's directory tree (no symlink is followed). */
+/* Removes a directory tree (no symlink is followed). */
 int vm_rmtree(const char *dir)
 {
 	return nftw(dir, vm_rm_entry, 8, FTW_DEPTH | FTW_PHYS);
 }
 
-/* The pid in pidfile if that process is alive, else 0. */
-static pid_t live_pid(const char *pidfile)
+void vm_forget(struct vm *vm)
 {
-	char buf[32] = "";
-	long pid = 0;
-	FILE *f = fopen(pidfile, "r");
+	struct smigd *d = vm->d;
 
-	if (f && fgets(buf, sizeof(buf), f))
-		pid = strtol(buf, NULL, 10);
-	if (f)
-		fclose(f);
-	return pid > 0 && kill((pid_t)pid, 0) == 0 ? (pid_t)pid : 0;
-}
-
-/* True when process pid's name starts with prefix ("qemu", "swtpm"). */
-static bool comm_is(pid_t pid, const char *prefix)
-{
-	char path[64], comm[64] = "";
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%ld/comm", (long)pid);
-	f = pid > 0 ? fopen(path, "r") : NULL;
-	if (f && fgets(comm, sizeof(comm), f) == NULL)
-		comm[0] = '\0';
-	if (f)
-		fclose(f);
-	return strncmp(comm, prefix, strlen(prefix)) == 0;
-}
-
-/* The live process of vm that smigd recorded in leaf ("qemu.pid", "swtpm.pid"), else 0. */
-static pid_t vm_live(const struct vm *vm, const char *leaf, const char *comm)
-{
-	char path[PATH_MAX];
-	pid_t pid;
-
-	vm_path(vm, leaf, path, sizeof(path));
-	pid = live_pid(path);
-	return pid > 0 && comm_is(pid, comm) && vm_pid_is_ours(vm, pid) ? pid : 0;
-}
-
-/*
- * A swtpm saves its state as it exits after QEMU; removing the directory
- * must wait for that, or the state would be written back into it.
- */
-static void swtpm_wait_exit(struct vm *vm)
-{
-	struct timespec ten_ms = { .tv_nsec = 10000000 };
-
-	for (int i = 0; i < 200; i++) {
-		/* our child: reaped here, or its zombie would keep its cgroup busy */
-		if (vm->swtpm_pid > 0 && waitpid(vm->swtpm_pid, NULL, WNOHANG) == vm->swtpm_pid)
-			vm->swtpm_pid = 0;
-		if (vm_live(vm, "swtpm.pid", "swtpm") == 0)
+	for (struct vm **pp = &d->vms; *pp; pp = &(*pp)->next) {
+		if (*pp == vm) {
+			*pp = vm->next;
 			break;
-		nanosleep(&ten_ms, NULL);
+		}
 	}
+	(void)vm_rmtree(vm->dir);
+	smig_info("event=vm_forgotten vm=%s", vm->spec.name);
+	vm_destroy(vm);
+}
+
+/* The spec the warden pinned and saved, parsed as strictly as any other. */
+static int spec_from(const char *text, struct smig_vmspec *s, char *err, size_t errlen)
+{
+	return smig_vmspec_parse("the warden's spec", text, strlen(text), s, err, errlen);
+}
+
+int vm_define(struct smigd *d, const struct smig_vmspec *in, char *err, size_t errlen)
+{
+	struct smig_vmspec pinned;
+	struct smig_pm r;
+	char *text;
+	int rc;
+
+	if (vm_find(d, in->name)) {
+		snprintf(err, errlen, "a VM named %s is already defined here", in->name);
+		return SMIG_EEXIST;
+	}
+	SMIG_GUARD(smig_vmspec_dump(in, &text));
+	rc = priv_call(d->priv, &r, SMIG_PM_VM_DEFINE, text);
+	free(text);
+	SMIG_GUARD(rc);
+	if ((rc = priv_status(&r)) < 0) {
+		snprintf(err, errlen, "%s", smig_pm_str(&r, 1));
+		return rc;
+	}
+	SMIG_GUARD(spec_from(smig_pm_str(&r, 2), &pinned, err, errlen));
+	SMIG_ENSURE(vm_new(d, &pinned) != NULL, SMIG_ENOMEM);
+	return 0;
 }
 
 int vm_undefine(struct smigd *d, struct vm *vm, char *err, size_t errlen)
 {
+	struct smig_pm r;
+	int rc;
+
 	if (vm->state != VM_DEFINED && vm->state != VM_SHUTOFF) {
 		snprintf(err, errlen, "%s is %s; stop it first", vm->spec.name,
 			 vm_state_name(vm->state));
@@ -294,417 +241,163 @@ int vm_undefine(struct smigd *d, struct vm *vm, char *err, size_t errlen)
 			 vm->spec.name, vm->spec.name);
 		return SMIG_EBUSY;
 	}
-	swtpm_wait_exit(vm);
-	for (struct vm **pp = &d->vms; *pp; pp = &(*pp)->next) {
-		if (*pp == vm) {
-			*pp = vm->next;
-			break;
-		}
+	SMIG_GUARD(priv_call(d->priv, &r, SMIG_PM_VM_UNDEFINE, vm->spec.name));
+	if ((rc = priv_status(&r)) < 0) {
+		snprintf(err, errlen, "%s", smig_pm_str(&r, 1));
+		return rc;
 	}
-	(void)vm_rmtree(vm->dir);
-	vm_tpm_key_wipe(d, vm->spec.name);
-	vm_cgroup_drop(vm);
 	smig_info("event=vm_undefined vm=%s", vm->spec.name);
-	vm_destroy(vm);
+	vm_forget(vm);
 	return 0;
 }
 
-static void vm_adopt(struct vm *vm);
-
-/* Kills a QEMU left behind in dir by an uncommitted incoming migration. */
-static void leftover_kill(const char *dir)
+int vm_connect(struct vm *vm, unsigned which)
 {
-	char pidfile[PATH_MAX];
-	pid_t pid;
+	struct smig_pm r;
 
-	snprintf(pidfile, sizeof(pidfile), "%s/qemu.pid", dir);
-	pid = live_pid(pidfile);
-	if (pid > 0 && comm_is(pid, "qemu"))
-		kill(pid, SIGKILL);
+	if (priv_call(vm->d->priv, &r, SMIG_PM_VM_CONNECT, vm->spec.name, which) < 0 ||
+	    priv_status(&r) < 0 || r.nfds != 1)
+		return -1;
+	return r.fds[0];
+}
+
+static void vm_adopt(struct vm *vm);
+static void vm_settle_staged(struct vm *vm);
+
+/* One VM of the warden's list: its spec, uid, processes; false if it is not one. */
+static bool vm_from_list(struct smigd *d, const json_t *o)
+{
+	char *text = json_dumps(json_object_get(o, "spec"), JSON_COMPACT);
+	struct smig_vmspec spec;
+	char err[512];
+	struct vm *vm;
+
+	if (text == NULL || spec_from(text, &spec, err, sizeof(err)) < 0 ||
+	    strcmp(spec.name, json_string_value(json_object_get(o, "name")) ?: "") != 0) {
+		smig_warn("event=vm_load_failed reason=\"%s\"", text ? err : "no spec");
+		free(text);
+		return false;
+	}
+	free(text);
+	vm = vm_new(d, &spec);
+	if (vm == NULL)
+		return false;
+	vm->uid = (uid_t)json_integer_value(json_object_get(o, "uid"));
+	vm->qemu_pid = (pid_t)json_integer_value(json_object_get(o, "qemu_pid"));
+	vm->swtpm_pid = (pid_t)json_integer_value(json_object_get(o, "swtpm_pid"));
+	vm->filtered = json_is_true(json_object_get(o, "filtered"));
+	vm->incoming = json_is_true(json_object_get(o, "staged"));
+	return true;
+}
+
+/* The worker's records of VMs the warden does not have any more go. */
+static void records_prune(struct smigd *d)
+{
+	char dir[PATH_MAX], path[PATH_MAX * 2];
+	struct dirent *e;
+	DIR *dp;
+
+	snprintf(dir, sizeof(dir), "%s/worker/vms", d->cfg.state_dir);
+	dp = opendir(dir);
+	while (dp && (e = readdir(dp)) != NULL) {
+		if (e->d_name[0] == '.' || vm_find(d, e->d_name))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		(void)vm_rmtree(path);
+	}
+	if (dp)
+		closedir(dp);
 }
 
 int vm_load_all(struct smigd *d)
 {
-	char dir[PATH_MAX];
-	DIR *dp;
-	struct dirent *e;
+	struct smig_pm r;
+	json_t *arr;
+	size_t i;
+	json_t *o;
 
-	snprintf(dir, sizeof(dir), "%s/vms", d->cfg.state_dir);
-	/* searchable, not readable: each VM's uid passes through to its own directory */
-	SMIG_GUARD(smig_file_mkdirs(dir, 0711));
-	SMIG_ENSURE(chmod(dir, 0711) == 0, SMIG_EIO);
-	dp = opendir(dir);
-	SMIG_ENSURE(dp != NULL, SMIG_EIO);
-	while ((e = readdir(dp)) != NULL) {
-		struct smig_vmspec spec;
-		char path[PATH_MAX];
-		char err[512];
-
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "%s/%s/spec.json", dir, e->d_name);
-		if (access(path, F_OK) != 0) {
-			/* an incoming VM that never committed: nothing of it is ours */
-			snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-			smig_warn("event=vm_leftover_removed path=%s", path);
-			leftover_kill(path);
-			(void)vm_rmtree(path);
-			if (smig_name_valid(e->d_name))
-				vm_tpm_key_wipe(d, e->d_name);
-			continue;
-		}
-		if (smig_vmspec_load(path, &spec, err, sizeof(err)) < 0 ||
-		    strcmp(spec.name, e->d_name) != 0) {
-			smig_warn("event=vm_load_failed path=%s reason=\"%s\"", path, err);
-			continue;
-		}
-		if (vm_new(d, &spec)) {
-			vm_uid_load(d->vms);
-			vm_adopt(d->vms);
-		}
+	SMIG_GUARD(priv_call(d->priv, &r, SMIG_PM_VM_LIST));
+	SMIG_GUARD(priv_status(&r));
+	arr = json_loads(smig_pm_str(&r, 2), 0, NULL);
+	SMIG_ENSURE(json_is_array(arr), SMIG_EPROTO);
+	json_array_foreach(arr, i, o)
+		(void)vm_from_list(d, o);
+	json_decref(arr);
+	records_prune(d);
+	for (struct vm *vm = d->vms, *next; vm; vm = next) {
+		next = vm->next;
+		if (vm->incoming)
+			vm_settle_staged(vm);
+		else
+			vm_adopt(vm);
 	}
-	closedir(dp);
 	return 0;
-}
-
-/* The VMs the caller may view. */
-static void cmd_list(struct smigd *d, struct ctl_ref *ref)
-{
-	const char **names;
-	bool *allowed;
-	size_t n = 0, i = 0;
-	json_t *arr = json_array();
-
-	for (const struct vm *vm = d->vms; vm; vm = vm->next)
-		n++;
-	names = calloc(n ? n : 1, sizeof(*names));
-	allowed = calloc(n ? n : 1, sizeof(*allowed));
-	if (names == NULL || allowed == NULL || arr == NULL) {
-		free(names);
-		free(allowed);
-		json_decref(arr);
-		ctl_reply_err(d, ref, "error", "out of memory");
-		return;
-	}
-	for (const struct vm *vm = d->vms; vm; vm = vm->next)
-		names[i++] = vm->spec.name;
-	authz_allows_each(d, ref, SMIG_ACT_VM_VIEW, names, n, allowed);
-	i = 0;
-	for (struct vm *vm = d->vms; vm; vm = vm->next, i++)
-		if (allowed[i])
-			json_array_append_new(arr, vm_json(vm));
-	free(names);
-	free(allowed);
-	ctl_reply_ok(d, ref, json_pack("{s:o}", "vms", arr));
-}
-
-static void cmd_define(struct smigd *d, const json_t *args, struct ctl_ref *ref)
-{
-	const json_t *spec = json_object_get(args, "spec");
-	struct smig_vmspec s;
-	char err[512];
-	char *text;
-	struct vm *vm;
-
-	if (!json_is_object(spec)) {
-		ctl_reply_err(d, ref, "bad_request", "vm.define needs args.spec, an object");
-		return;
-	}
-	text = json_dumps(spec, JSON_COMPACT);
-	if (text == NULL || smig_vmspec_parse("spec", text, strlen(text), &s, err, sizeof(err)) < 0 ||
-	    vm_define(d, &s, err, sizeof(err)) < 0) {
-		free(text);
-		ctl_reply_err(d, ref, "error", "%s", text ? err : "out of memory");
-		return;
-	}
-	free(text);
-	vm = vm_find(d, s.name);
-	ctl_reply_ok(d, ref, vm_json(vm));
-}
-
-static void cmd_console(struct smigd *d, struct vm *vm, struct ctl_ref *ref)
-{
-	char path[PATH_MAX];
-	json_t *lines = json_array();
-	char buf[SERIAL_LINE_MAX + 32];
-	FILE *f;
-
-	vm_console_path(vm, path, sizeof(path));
-	f = fopen(path, "r");
-	while (f && fgets(buf, sizeof(buf), f)) {
-		buf[strcspn(buf, "\n")] = '\0';
-		json_array_append_new(lines, json_string(buf));
-		if (json_array_size(lines) > 200)
-			json_array_remove(lines, 0);
-	}
-	if (f)
-		fclose(f);
-	ctl_reply_ok(d, ref, json_pack("{s:s,s:s,s:o}", "vm", vm->spec.name, "path", path,
-				       "lines", lines));
 }
 
 struct agent_ping *vm_agent_ping(struct vm *vm, agent_ping_fn cb, void *arg)
 {
-	char path[PATH_MAX];
-
 	if (!vm->spec.guest_agent)
 		return NULL;
-	vm_path(vm, "agent.sock", path, sizeof(path));
-	return agent_ping_start(vm->d->loop, path, vm->d->cfg.agent_timeout_ms, cb, arg);
-}
-
-/* A vm command answered later (ping, resume): who waits, about which VM. */
-struct vm_req {
-	struct smigd *d;
-	struct ctl_ref ref;
-	char vm[SMIG_NAME_MAX + 1];
-	uint64_t t0;
-};
-
-static void on_ping(void *arg, bool answered, const char *why)
-{
-	struct vm_req *r = arg;
-	double ms = (double)(loop_now_ns() - r->t0) / 1e6;
-
-	if (answered)
-		ctl_reply_ok(r->d, &r->ref, json_pack("{s:s,s:s,s:f}", "vm", r->vm, "agent",
-						      "answered", "ms", ms));
-	else
-		ctl_reply_err(r->d, &r->ref, "agent_silent",
-			      "%s: the guest agent did not answer in %.0f ms (%s); is qemu-ga "
-			      "running in the guest?",
-			      r->vm, ms, why);
-	free(r);
-}
-
-static struct vm_req *req_new(struct smigd *d, const struct vm *vm, struct ctl_ref *ref)
-{
-	struct vm_req *r = calloc(1, sizeof(*r));
-
-	if (r == NULL) {
-		ctl_reply_err(d, ref, "error", "out of memory");
-		return NULL;
-	}
-	r->d = d;
-	r->ref = *ref;
-	ref->id = NULL;
-	ref->client_id = 0;
-	snprintf(r->vm, sizeof(r->vm), "%s", vm->spec.name);
-	r->t0 = loop_now_ns();
-	return r;
-}
-
-static void on_resumed(void *arg, bool ok, const char *why)
-{
-	struct vm_req *r = arg;
-	struct vm *vm = vm_find(r->d, r->vm);
-
-	if (ok && vm) {
-		smig_info("event=vm_resumed vm=%s reason=operator", r->vm);
-		ctl_reply_ok(r->d, &r->ref, vm_json(vm));
-	} else {
-		ctl_reply_err(r->d, &r->ref, "error", "%s: QEMU did not resume it: %s", r->vm,
-			      why ? why : "the VM is gone");
-	}
-	free(r);
+	/* a connection the warden made: a failed one ends the ping at once, from the loop */
+	return agent_ping_start(vm->d->loop, vm_connect(vm, SMIG_PM_SOCK_AGENT),
+				vm->d->cfg.agent_timeout_ms, cb, arg);
 }
 
 /*
- * vm resume: a paused VM owned here runs again. Not while a commit of it is
- * unconfirmed (the destination may run it) unless forced: the operator
- * says the destination is gone for good and does not run it.
- */
-static void cmd_resume(struct smigd *d, struct vm *vm, const json_t *args, struct ctl_ref *ref)
-{
-	bool force = json_is_true(json_object_get(args, "force"));
-	char host[SMIG_NAME_MAX + 1];
-	struct vm_req *r;
-	uint64_t id;
-	bool pending = vm_commit_pending(vm, &id, host, sizeof(host));
-
-	if (vm->state != VM_PAUSED) {
-		ctl_reply_err(d, ref, "error", "%s is %s; only a paused VM resumes", vm->spec.name,
-			      vm_state_name(vm->state));
-		return;
-	}
-	if (pending && !force) {
-		ctl_reply_err(d, ref, "error",
-			      "%s: COMMIT of migration %016llx went to %s and was not confirmed, "
-			      "so %s may be running it; smigd asks %s and resolves this by "
-			      "itself. Only if %s is gone for good and does not run %s: smig vm "
-			      "resume %s --force",
-			      vm->spec.name, (unsigned long long)id, host, host, host, host,
-			      vm->spec.name, vm->spec.name);
-		return;
-	}
-	if (pending && vm->mig && !mig_resolving(vm->mig)) {
-		ctl_reply_err(d, ref, "error",
-			      "%s: COMMIT of migration %016llx is out and %s is still connected "
-			      "and answering; wait for its answer (smig vm show %s)",
-			      vm->spec.name, (unsigned long long)id, host, vm->spec.name);
-		return;
-	}
-	if (vm->mig && !pending) {
-		ctl_reply_err(d, ref, "error", "%s is migrating; smig migrate --cancel %s first",
-			      vm->spec.name, vm->spec.name);
-		return;
-	}
-	r = req_new(d, vm, ref);
-	if (r == NULL)
-		return;
-	if (pending) {
-		smig_warn("event=vm_resume_forced vm=%s unconfirmed_to=%s id=%016llx", vm->spec.name,
-			  host, (unsigned long long)id);
-		audit_write(d, r->ref.audit.on ? r->ref.audit.actor : "smigd", "vm.resume",
-			    vm->spec.name, "allow", r->ref.audit.rule, "forced",
-			    "over an unconfirmed commit");
-		if (vm->mig)
-			mig_abandon(vm->mig);
-		vm_commit_clear(vm);
-	}
-	vm_resume(vm, on_resumed, r);
-}
-
-static void cmd_ping(struct smigd *d, struct vm *vm, struct ctl_ref *ref)
-{
-	struct vm_req *r;
-
-	if (!vm->spec.guest_agent) {
-		ctl_reply_err(d, ref, "error",
-			      "%s has no guest agent port: its spec needs \"guest_agent\": true "
-			      "(the port is there from the VM's next cold start)",
-			      vm->spec.name);
-		return;
-	}
-	if (vm->state != VM_RUNNING) {
-		ctl_reply_err(d, ref, "error", "%s is %s; only a running guest answers", vm->spec.name,
-			      vm_state_name(vm->state));
-		return;
-	}
-	/* the agent's socket takes one client: during a migration the migration pings it */
-	if (vm->mig) {
-		ctl_reply_err(d, ref, "error",
-			      "%s is migrating; its migration pings the guest agent itself (see "
-			      "the result's guest_detail)",
-			      vm->spec.name);
-		return;
-	}
-	r = req_new(d, vm, ref);
-	if (r == NULL)
-		return;
-	if (vm_agent_ping(vm, on_ping, r) == NULL) {
-		ctl_reply_err(d, &r->ref, "error", "out of memory");
-		free(r);
-	}
-}
-
-void vm_cmd(struct smigd *d, const char *sub, const json_t *args, struct ctl_ref *ref)
-{
-	const json_t *name = json_object_get(args, "vm");
-	struct vm *vm;
-	char err[256];
-
-	if (strcmp(sub, "define") == 0) {
-		cmd_define(d, args, ref);
-		return;
-	}
-	if (strcmp(sub, "list") == 0) {
-		cmd_list(d, ref);
-		return;
-	}
-	if (!json_is_string(name)) {
-		ctl_reply_err(d, ref, "bad_request", "vm.%s needs args.vm, a string", sub);
-		return;
-	}
-	vm = vm_find(d, json_string_value(name));
-	if (vm == NULL) {
-		ctl_reply_err(d, ref, "not_found", "no VM named %s on this host",
-			      json_string_value(name));
-		return;
-	}
-	if (strcmp(sub, "start") == 0)
-		vm_start(d, vm, ref);
-	else if (strcmp(sub, "stop") == 0)
-		vm_stop(d, vm, ref);
-	else if (strcmp(sub, "show") == 0)
-		ctl_reply_ok(d, ref, vm_json(vm));
-	else if (strcmp(sub, "console") == 0)
-		cmd_console(d, vm, ref);
-	else if (strcmp(sub, "ping") == 0)
-		cmd_ping(d, vm, ref);
-	else if (strcmp(sub, "resume") == 0)
-		cmd_resume(d, vm, args, ref);
-	else if (strcmp(sub, "undefine") == 0) {
-		if (vm_undefine(d, vm, err, sizeof(err)) < 0)
-			ctl_reply_err(d, ref, "error", "%s", err);
-		else
-			ctl_reply_ok(d, ref, json_pack("{s:s}", "undefined", json_string_value(name)));
-	} else {
-		ctl_reply_err(d, ref, "bad_request", "unknown command vm.%s", sub);
-	}
-}
-
-void vm_swtpm_unwatch(struct vm *vm)
-{
-	loop_watch_del(vm->d->loop, vm->swtpm_w);
-	vm->swtpm_w = NULL;
-	if (vm->swtpm_pidfd >= 0)
-		close(vm->swtpm_pidfd);
-	vm->swtpm_pidfd = -1;
-}
-
-static void on_swtpm_gone(void *arg, uint32_t events)
-{
-	(void)events;
-	vm_swtpm_exited(arg);
-}
-
-/*
- * An adopted VM's swtpm is an earlier smigd's child, so no SIGCHLD tells us
- * it died: a pidfd does. Gone already while QEMU runs: the vTPM is lost.
- */
-static void vm_adopt_swtpm(struct vm *vm)
-{
-	pid_t pid = vm_live(vm, "swtpm.pid", "swtpm");
-
-	if (pid > 0) {
-		vm->swtpm_pid = pid;
-		vm->swtpm_pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-		if (vm->swtpm_pidfd >= 0 &&
-		    loop_watch_add(vm->d->loop, vm->swtpm_pidfd, EPOLLIN, on_swtpm_gone, vm,
-				   &vm->swtpm_w) == 0)
-			return;
-		smig_warn("event=swtpm_unwatched vm=%s pid=%d reason=\"%s\"", vm->spec.name,
-			  (int)pid, strerror(errno));
-		vm_swtpm_unwatch(vm);
-		return;
-	}
-	vm_swtpm_exited(vm);
-}
-
-/*
- * A VM whose QEMU is still running from an earlier smigd (the pid smigd
- * recorded names a live QEMU of the VM's uid) is adopted: QMP and the
- * console are reconnected, and its exit is noticed when QMP closes.
+ * A VM whose QEMU runs from before this worker (the warden watched it
+ * meanwhile) is taken over: QMP and the console are connected again, and
+ * QMP says what it is doing. Its swtpm gone meanwhile: its vTPM is lost.
  */
 static void vm_adopt(struct vm *vm)
 {
-	char path[PATH_MAX];
-	pid_t pid = vm_live(vm, "qemu.pid", "qemu");
+	int fd;
 
-	if (pid == 0) {
+	if (vm->qemu_pid <= 0) {
 		smig_info("event=vm_loaded vm=%s state=defined", vm->spec.name);
 		/* its QEMU died while a commit was unconfirmed: is the VM on the destination? */
 		(void)vm_resolve_pending(vm, true);
 		return;
 	}
-	vm->qemu_pid = pid;
 	vm->adopted = true;
 	vm->state = VM_RUNNING;
-	if (vm->spec.vtpm)
-		vm_adopt_swtpm(vm);
-	vm_path(vm, "qmp.sock", path, sizeof(path));
-	vm->qmp = qmpconn_new(vm->d->loop, path, vm_on_qmp_state, vm_on_qmp_event, vm);
+	if (vm->spec.vtpm && vm->swtpm_pid <= 0)
+		vm_swtpm_exited(vm);
+	fd = vm_connect(vm, SMIG_PM_SOCK_QMP);
+	vm->qmp = fd >= 0 ? qmpconn_new(vm->d->loop, fd, vm_on_qmp_state, vm_on_qmp_event, vm)
+			  : NULL;
+	if (vm->qmp == NULL)
+		vm_note_error(vm, "cannot reach its QEMU's QMP socket");
+}
+
+/*
+ * A VM a migration brought in and the warden holds staged: if this
+ * worker's records say its COMMIT was recorded (incoming.id for it), it is
+ * this host's now and is committed and taken over (the source retires its
+ * copy once it hears so); otherwise the migration is gone with the last
+ * worker and the VM is discarded, as a restarted smigd always did.
+ */
+static void vm_settle_staged(struct vm *vm)
+{
+	char src[SMIG_NAME_MAX + 1];
+	struct smig_pm r;
+	bool resumed;
+	uint64_t id;
+
+	if (vm->qemu_pid > 0 && vm_incoming_get(vm, &id, src, &resumed) == 0) {
+		smig_warn("event=vm_staged_committed vm=%s from=%s id=%016llx action=adopt",
+			  vm->spec.name, src, (unsigned long long)id);
+		vm->incoming = false;
+		if (priv_call(vm->d->priv, &r, SMIG_PM_VM_COMMIT, vm->spec.name) < 0 ||
+		    priv_status(&r) < 0)
+			smig_err("event=vm_commit_failed vm=%s reason=\"%s\"", vm->spec.name,
+				 smig_pm_str(&r, 1));
+		vm_adopt(vm);
+		return;
+	}
+	smig_warn("event=vm_leftover_removed vm=%s reason=\"an incoming migration that did not "
+		  "commit\"", vm->spec.name);
+	(void)priv_call(vm->d->priv, &r, SMIG_PM_VM_DISCARD, vm->spec.name);
+	vm_forget(vm);
 }
 
 /*
@@ -717,6 +410,8 @@ int vm_commit_mark(struct vm *vm, uint64_t id, const char *host)
 	char path[PATH_MAX], line[96];
 	int fd, n, rc;
 
+	if (smig_file_mkdirs(vm->dir, 0700) < 0)
+		return SMIG_EIO;
 	vm_path(vm, "commit.pending", path, sizeof(path));
 	n = snprintf(line, sizeof(line), "%016llx %s\n", (unsigned long long)id, host);
 	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -757,6 +452,8 @@ int vm_incoming_mark(struct vm *vm, uint64_t id, const char *source, bool resume
 	char path[PATH_MAX], line[128];
 	int fd, n, rc;
 
+	if (smig_file_mkdirs(vm->dir, 0700) < 0)
+		return SMIG_EIO;
 	vm_path(vm, "incoming.id", path, sizeof(path));
 	n = snprintf(line, sizeof(line), "%016llx %s %s\n", (unsigned long long)id, source,
 		     resumed ? "resumed" : "committed");
@@ -858,66 +555,117 @@ struct mig *vm_mig(const struct vm *vm)
 	return vm->mig;
 }
 
-/*
- * Writes the VM's spec (synced) as file NAME in its directory. An incoming
- * VM's goes to spec.staged, a name start-up does not adopt: a restart
- * before the commit still discards the VM.
- */
-static int vm_write_spec(struct vm *vm, const char *name)
+struct vm *vm_new_incoming(struct smigd *d, const struct smig_vmspec *spec, const char *source,
+			   const uint8_t *tpm_key, const struct vm_fw_build *fw, bool *hostile,
+			   int *code, char *err, size_t errlen)
 {
-	char path[PATH_MAX];
+	static const uint8_t zero[32];
+	struct smig_vmspec staged;
+	struct smig_pm r;
+	struct vm *vm;
 	char *text;
 	int rc;
 
-	vm_path(vm, name, path, sizeof(path));
-	SMIG_GUARD(smig_vmspec_dump(&vm->spec, &text));
-	rc = smig_file_write_atomic(path, text, strlen(text), 0600);
-	free(text);
-	return rc;
-}
-
-struct vm *vm_new_incoming(struct smigd *d, const struct smig_vmspec *spec, char *err,
-			   size_t errlen)
-{
-	struct vm *vm;
-
+	*hostile = false;
+	*code = SMIG_EEXIST;
 	if (vm_find(d, spec->name)) {
 		snprintf(err, errlen, "a VM named %s already exists on %s", spec->name, d->cfg.host);
 		return NULL;
 	}
-	vm = vm_new(d, spec);
-	if (vm == NULL || smig_file_mkdirs(vm->dir, 0710) < 0 || vm_uid_assign(vm) < 0) {
-		snprintf(err, errlen, "cannot create the VM directory or give the VM a uid");
-		if (vm) {
-			d->vms = vm->next;
-			vm_destroy(vm);
-		}
+	*code = SMIG_ENOMEM;
+	if (smig_vmspec_dump(spec, &text) < 0) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	rc = priv_call(d->priv, &r, SMIG_PM_VM_STAGE, text, source, tpm_key ? tpm_key : zero,
+		       tpm_key != NULL, fw ? fw->sha256 : zero, fw ? fw->size : (uint64_t)0);
+	free(text);
+	if (rc == 0 && (rc = priv_status(&r)) < 0) {
+		*hostile = smig_pm_int(&r, 2) != 0;
+		*code = rc;
+		snprintf(err, errlen, "%s", smig_pm_str(&r, 1));
+		return NULL;
+	}
+	*code = rc;
+	if (rc < 0 || (staged = *spec, (vm = vm_new(d, &staged)) == NULL)) {
+		snprintf(err, errlen, "the warden did not stage %s (%s)", spec->name,
+			 smig_strerror(rc));
+		if (rc == 0)
+			(void)priv_call(d->priv, &r, SMIG_PM_VM_DISCARD, spec->name);
 		return NULL;
 	}
 	vm->incoming = true;
 	vm->state = VM_DEFINED;
-	if (vm_write_spec(vm, "spec.staged") < 0) {
-		snprintf(err, errlen, "%s: cannot save the spec: %s", vm->dir, strerror(errno));
-		d->vms = vm->next;
-		(void)vm_rmtree(vm->dir);
-		vm_destroy(vm);
-		return NULL;
-	}
+	(void)vm_rmtree(vm->dir); /* an old incoming.id of that name says nothing of this VM */
 	return vm;
 }
 
 /*
- * The destination keeps the spec once the VM is its own: the staged copy,
- * written and synced when the migration came in, becomes spec.json by a
- * rename, so no fsync falls into the switch-over.
+ * The destination keeps the spec once the VM is its own: the warden turns
+ * its staged copy, written and synced when the migration came in, into the
+ * VM's spec by a rename, so no fsync falls into the switch-over. Should it
+ * fail, the worker's incoming.id still says the VM came in: a restart
+ * commits it then.
  */
 void vm_adopt_incoming(struct vm *vm)
 {
-	char staged[PATH_MAX], path[PATH_MAX];
+	struct smig_pm r;
 
 	vm->incoming = false;
-	vm_path(vm, "spec.staged", staged, sizeof(staged));
-	vm_path(vm, "spec.json", path, sizeof(path));
-	if (rename(staged, path) < 0)
-		(void)vm_write_spec(vm, "spec.json");
+	if (priv_call(vm->d->priv, &r, SMIG_PM_VM_COMMIT, vm->spec.name) < 0 ||
+	    priv_status(&r) < 0)
+		smig_err("event=vm_commit_failed vm=%s reason=\"%s\"", vm->spec.name,
+			 smig_pm_str(&r, 1));
+}
+
+int vm_get_tpm_key(struct vm *vm, uint8_t *key, size_t len)
+{
+	struct smig_pm r;
+
+	SMIG_ENSURE(len == 32, SMIG_EINVAL);
+	SMIG_GUARD(priv_call(vm->d->priv, &r, SMIG_PM_TPM_KEY, vm->spec.name));
+	SMIG_GUARD(priv_status(&r));
+	memcpy(key, smig_pm_key(&r, 2), 32);
+	return 0;
+}
+
+int vm_fw_build_get(struct vm *vm, struct vm_fw_build *b, char *err, size_t errlen)
+{
+	struct smig_pm r;
+	int rc;
+
+	SMIG_GUARD(priv_call(vm->d->priv, &r, SMIG_PM_FW_BUILD, vm->spec.name));
+	if ((rc = priv_status(&r)) < 0) {
+		snprintf(err, errlen, "%s", smig_pm_str(&r, 1));
+		return rc;
+	}
+	memcpy(b->sha256, smig_pm_key(&r, 2), sizeof(b->sha256));
+	b->size = smig_pm_int(&r, 3);
+	return 0;
+}
+
+bool vm_filter_wanted(const struct smig_vmspec *s)
+{
+	for (size_t i = 0; i < s->nnics; i++)
+		if (s->nics[i].filter)
+			return true;
+	return false;
+}
+
+uint32_t vm_spec_protections(const struct smig_vmspec *s)
+{
+	return SMIG_PROT_SANDBOX | SMIG_PROT_MIN_TRUST | (s->vtpm ? SMIG_PROT_VTPM : 0) |
+	       (vm_filter_wanted(s) ? SMIG_PROT_NIC_FILTER : 0);
+}
+
+uint32_t vm_protections(const struct vm *vm)
+{
+	/* every QEMU the warden starts is confined (-sandbox, its uid, Landlock, a cgroup) */
+	uint32_t p = SMIG_PROT_SANDBOX;
+
+	if (vm->spec.vtpm && vm->swtpm_pid > 0)
+		p |= SMIG_PROT_VTPM;
+	if (vm->filtered)
+		p |= SMIG_PROT_NIC_FILTER;
+	return p;
 }

@@ -1,7 +1,7 @@
 /*
- * vm_int.h - what the two halves of the VM manager share: the VM record,
- * kept and looked up by vm.c, and run (processes, QMP, console) by vm_run.c.
- * Not for use outside the VM manager.
+ * vm_int.h - what the parts of the worker's VM manager share: the VM
+ * record, kept and looked up by vm.c, and run (QMP, console, the warden's
+ * starts and exits) by vm_run.c. Not for use outside the VM manager.
  */
 #ifndef SMIGD_VM_INT_H
 #define SMIGD_VM_INT_H
@@ -21,14 +21,12 @@
 struct vm {
 	struct vm *next;
 	struct smigd *d;
-	struct smig_vmspec spec;
+	struct smig_vmspec spec; /* as the warden pinned and saved it */
 	enum vm_state state;
-	char dir[PATH_MAX];
-	uid_t uid; /* its QEMU's and swtpm's, and its gid; 0 until assigned (vm_confine.c) */
+	char dir[PATH_MAX]; /* the worker's records: STATE_DIR/worker/vms/NAME */
+	uid_t uid;          /* its processes' uid (the warden's choice; shown) */
 	pid_t qemu_pid;
 	pid_t swtpm_pid;
-	int swtpm_pidfd; /* adopted: the swtpm is not our child; its exit comes here */
-	struct loop_watch *swtpm_w;
 	struct qmpconn *qmp;
 	int serial_fd;
 	struct loop_watch *serial_w;
@@ -37,29 +35,18 @@ struct vm {
 	struct loop_timer *timer;
 	uint64_t deadline;
 	struct ctl_ref ref; /* the start or stop request waiting */
-	bool adopted;       /* QEMU outlived an earlier smigd: not our child */
+	bool adopted;       /* QEMU outlived an earlier worker: its state comes from QMP */
 	bool adopt_checked; /* ... and QMP has said what it is doing */
-	bool incoming;      /* started with -incoming defer */
+	bool incoming;      /* staged by the warden, started with -incoming defer */
 	bool retire;        /* forget the VM once QEMU has exited */
+	bool starting;      /* a VM_START is with the warden ... */
+	uint32_t start_id;  /* ... as this request */
 	struct mig *mig;    /* the migration this VM is part of */
 	vm_done_fn done;    /* start/resume completion for the migration engine */
 	void *done_arg;
 	char last_error[256];
-	struct smig_vm_fds fds; /* opened for QEMU by vm_res_open(), closed once it runs */
-	bool filtered;          /* its NIC filters are in place (vm_filter.c) */
+	bool filtered;      /* its NIC filters are in place (the warden applied them) */
 };
-
-/* vm_confine.c: the VM's uid and the directories it owns */
-void vm_uid_load(struct vm *vm);
-int vm_uid_assign(struct vm *vm);
-int vm_dirs_prepare(struct vm *vm);
-void vm_cgroup_name(const struct vm *vm, char *out, size_t outlen);
-/* Removes the VM's cgroup once its processes are gone. */
-void vm_cgroup_drop(const struct vm *vm);
-bool vm_pid_is_ours(const struct vm *vm, pid_t pid);
-
-/* vm_keys.c: the vTPM state key, opened for swtpm (created at the first start) */
-int vm_tpm_key_open(struct vm *vm);
 
 /* vm.c */
 void vm_path(const struct vm *vm, const char *leaf, char *out, size_t outlen);
@@ -70,19 +57,22 @@ struct vm *vm_new(struct smigd *d, const struct smig_vmspec *spec);
 void vm_detach(struct vm *vm);
 void vm_destroy(struct vm *vm);
 int vm_rmtree(const char *dir);
-
-/* vm_run.c: its swtpm exited (reaped, or an adopted one's pidfd said so). */
-void vm_swtpm_exited(struct vm *vm);
-/* vm.c: watch an adopted VM's swtpm (pidfd), so its death is noticed. */
-void vm_swtpm_unwatch(struct vm *vm);
+/* Takes vm out of the registry and frees it, with the worker's records of it. */
+void vm_forget(struct vm *vm);
 
 /* A migration holds the VM, or a commit of it is unconfirmed (commit.pending). */
 bool vm_migration_unfinished(const struct vm *vm);
 /* With commit.pending: asks its destination where the VM runs (gone: no copy here). */
 bool vm_resolve_pending(struct vm *vm, bool gone);
+/* A socket to one of the VM's QEMU sockets (SMIG_PM_SOCK_*), from the warden; -1 if none. */
+int vm_connect(struct vm *vm, unsigned which);
 
 /* vm_run.c */
 void vm_on_qmp_state(void *arg, bool ok, const char *why);
 void vm_on_qmp_event(void *arg, const struct smig_qmp_msg *ev);
+/* Reads its console from fd (taken over). */
+int vm_serial_attach(struct vm *vm, int fd);
+/* Its swtpm ended (the warden said so, or it was gone at load). */
+void vm_swtpm_exited(struct vm *vm);
 
 #endif

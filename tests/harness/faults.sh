@@ -10,7 +10,7 @@ restart() {
 	smigd_stop "$dir" "$1"
 	SMIG_STOP_AT=${2:-} smigd_start "$dir" "$1"
 }
-# crash HOST: kill -9 HOST's smigd (its VMs' QEMUs live on)
+# crash HOST: kill -9 HOST's smigd, warden and so worker (its VMs' QEMUs live on)
 crash() { kill -KILL "$(cat "$dir/$1.pid")" 2>/dev/null; rm -f "$dir/$1.pid"; }
 # kill_qemu HOST NAME: kill -9 NAME's QEMU on HOST and wait until it is gone
 kill_qemu() {
@@ -19,9 +19,11 @@ kill_qemu() {
 	kill -KILL "$pid"
 	wait_for 10 bash -c "[ ! -e /proc/$pid ] || grep -q '^[^ ]* ([^)]*) Z' /proc/$pid/stat"
 }
+# worker HOST: the pid of HOST's smigd worker (stop points stop it, not the warden)
+worker() { pgrep -P "$(cat "$dir/$1.pid" 2>/dev/null)" -x smigd-worker; }
 # stopped HOST: HOST's smigd stopped itself at a stop point
-stopped() { [ "$(awk '{print $3}' "/proc/$(cat "$dir/$1.pid")/stat" 2>/dev/null)" = T ]; }
-resume() { kill -CONT "$(cat "$dir/$1.pid")"; }
+stopped() { [ "$(awk '{print $3}' "/proc/$(worker "$1")/stat" 2>/dev/null)" = T ]; }
+resume() { kill -CONT "$(worker "$1")"; }
 where() { vm_where "$dir" "$1"; }
 # listed NAME: every host that knows NAME, with its state
 listed() {

@@ -26,9 +26,10 @@ ok $? "two hosts up, each in its own network namespace"
 # (the destination holds the whole state, COMMIT was not sent: the source's
 # paused QEMU is the VM, and the restarted source must run it again)
 strike h1 migration_commit_request f1 --mem 32 --dirty 2000 --vtpm
-! ls -l "/proc/$(cat "$dir/h1.pid")/fd" "/proc/$(cat "$dir/state-h1/vms/f1/qemu.pid")/fd" \
+! ls -l "/proc/$(cat "$dir/h1.pid")/fd" "/proc/$(worker h1)/fd" \
+	"/proc/$(cat "$dir/state-h1/vms/f1/qemu.pid")/fd" \
 	"/proc/$(cat "$dir/state-h1/vms/f1/swtpm.pid")/fd" | grep -qF "$dir.lock"
-ok $? "smigd, QEMU and swtpm do not hold the harness's lock (fd 9)"
+ok $? "smigd (warden and worker), QEMU and swtpm do not hold the harness's lock (fd 9)"
 crash h1
 wait $mig
 wait_for 10 grep -q 'event=migration_aborted vm=f1' "$dir/h2.log"
@@ -82,8 +83,8 @@ once f3 h2
 ok $? "the restarted h2 resumes its committed copy; h1 retires its own ($(listed f3))"
 [ $rc -eq 0 ] && grep -q 'confirmed it resumed' "$dir/f3.out"
 ok $? "the migrate command learns the outcome (exit $rc): $(tail -1 "$dir/f3.out" | head -c 160)"
-grep -q ' h1 resumed$' "$dir/state-h2/vms/f3/incoming.id"
-ok $? "h2 recorded that the guest has run there since (incoming.id: $(cat "$dir/state-h2/vms/f3/incoming.id"))"
+grep -q ' h1 resumed$' "$dir/state-h2/worker/vms/f3/incoming.id"
+ok $? "h2 recorded that the guest has run there since (incoming.id: $(cat "$dir/state-h2/worker/vms/f3/incoming.id"))"
 out=$(guest_verdict f3)
 ok $? "guest check: $out"
 on h2 vm stop f3 >/dev/null
@@ -103,7 +104,7 @@ on h1 vm stop f8 >/dev/null
 strike h2 migration_commit_recorded f9 --mem 32 --dirty 2000
 crash h2
 kill_qemu h2 f9
-rm -rf "$dir/state-h2/vms/f9" "$dir/state-h2/incoming.log"* # the host is replaced
+rm -rf "$dir/state-h2/vms/f9" "$dir/state-h2/worker/vms/f9" "$dir/state-h2/worker/incoming.log"* # the host is replaced
 sleep 1
 out=$(on h1 vm resume f9 --force 2>&1) && once f9 h1
 ok $? "h2 gone for good: smig vm resume f9 --force runs h1's copy ($(listed f9))"
@@ -194,16 +195,16 @@ restart h1
 # ---- 8. a destination that cannot record the commit does not resume -----
 "$cluster" guest h1 f11 --mem 32 --dirty 2000 >/dev/null
 # no record can be appended there, as on a full disk
-mv "$dir/state-h2/incoming.log" "$dir/incoming.log.h2" && mkdir "$dir/state-h2/incoming.log"
+mv "$dir/state-h2/worker/incoming.log" "$dir/incoming.log.h2" && mkdir "$dir/state-h2/worker/incoming.log"
 on h1 migrate f11 --to h2 >"$dir/f11.out" 2>&1
 rc=$?
-rmdir "$dir/state-h2/incoming.log" && mv "$dir/incoming.log.h2" "$dir/state-h2/incoming.log"
+rmdir "$dir/state-h2/worker/incoming.log" && mv "$dir/incoming.log.h2" "$dir/state-h2/worker/incoming.log"
 [ $rc -eq 5 ] && grep -q 'cannot record the commit on h2' "$dir/f11.out" && once f11 h1
 ok $? "h2 refuses COMMIT it cannot record; the VM runs on h1 (exit $rc, $(listed f11))"
 on h1 vm stop f11 >/dev/null
 
 # ---- 8. the swtpm of a VM adopted after a restart dies ------------------
-# (not smigd's child any more: its pidfd, not SIGCHLD, says it is gone)
+# (not the warden's child any more: its pidfd, not SIGCHLD, says it is gone)
 "$cluster" guest h1 f12 --mem 32 --vtpm >/dev/null
 crash h1
 smigd_start "$dir" h1

@@ -47,7 +47,7 @@ static void test_round_trip(void **state)
 	assert_string_equal(smig_pm_name(m.type), "vm.stage");
 
 	/* a reply with descriptors: the schema says how many */
-	assert_int_equal(smig_pm_build(&b, SMIG_PM_VM_START + 1, 9, 0u, "", 1234u, 1), 0);
+	assert_int_equal(smig_pm_build(&b, SMIG_PM_VM_START + 1, 9, 0u, "", 1234u, 1235u, 1), 0);
 	assert_int_equal(smig_pm_parse(smig_buf_peek(&b), smig_buf_remaining(&b), fds, 2, &m), 0);
 	assert_int_equal(m.nfds, 2);
 	assert_int_equal(m.fds[1], 8);

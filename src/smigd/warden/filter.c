@@ -1,5 +1,5 @@
 /*
- * vm_filter.c - the NIC filters of a VM (vm.h, "filters"): what the spec
+ * filter.c - the NIC filters of a VM, applied by the warden: what the spec
  * says a NIC may send and receive, enforced with nftables on the VM's taps
  * by the host that runs it, before the guest runs there. One table per VM,
  * "bridge smig_vm_<tap base>", made before QEMU starts and deleted when
@@ -10,7 +10,7 @@
  * and ARP only from the listed addresses. To the guest: new TCP
  * connections only to the listed ports (established ones pass).
  */
-#include "vm_int.h"
+#include "wd_int.h"
 #include "error.h"
 #include "log.h"
 #include "msg.h"
@@ -24,7 +24,7 @@
 
 #define RULES_MAX 8192
 
-bool vm_filter_wanted(const struct smig_vmspec *s)
+bool wd_filter_wanted(const struct smig_vmspec *s)
 {
 	for (size_t i = 0; i < s->nnics; i++)
 		if (s->nics[i].filter)
@@ -32,11 +32,12 @@ bool vm_filter_wanted(const struct smig_vmspec *s)
 	return false;
 }
 
-static void table_name(struct smigd *d, const struct smig_vmspec *s, char *out, size_t outlen)
+static void table_name(const struct warden *w, const struct smig_vmspec *s, char *out,
+		       size_t outlen)
 {
 	char tap[16];
 
-	vm_res_tap_name(d, s, 0, tap, sizeof(tap));
+	wd_res_tap_name(w->cfg.host, s, 0, tap, sizeof(tap));
 	tap[strlen(tap) - 2] = '\0'; /* the per-VM part, without "n0" */
 	snprintf(out, outlen, "smig_vm_%s", tap);
 }
@@ -72,14 +73,14 @@ static void ip_set(const struct smig_vm_nic *n, char *out, size_t outlen)
 		snprintf(out + used, outlen - used, " }");
 }
 
-static void nic_rules(struct smigd *d, const struct smig_vmspec *s, size_t i, const char *t,
+static void nic_rules(const struct warden *w, const struct smig_vmspec *s, size_t i, const char *t,
 		      char *buf, size_t *used)
 {
 	const struct smig_vm_nic *n = &s->nics[i];
 	static const char *const hooks[] = { "vm_forward", "vm_input" };
 	char tap[16], mac[18], ips[128];
 
-	vm_res_tap_name(d, s, i, tap, sizeof(tap));
+	wd_res_tap_name(w->cfg.host, s, i, tap, sizeof(tap));
 	smig_mac_format(n->mac, mac);
 	ip_set(n, ips, sizeof(ips));
 	for (size_t h = 0; h < 2; h++) {
@@ -134,18 +135,18 @@ static int nft_run(const char *cmd, char *err, size_t errlen)
 	return rc;
 }
 
-int vm_filter_apply(struct smigd *d, const struct smig_vmspec *s, char *err, size_t errlen)
+int wd_filter_apply(struct warden *w, const struct smig_vmspec *s, char *err, size_t errlen)
 {
 	char t[64], e[256];
 	char *buf;
 	size_t used = 0;
 	int rc;
 
-	if (!vm_filter_wanted(s))
+	if (!wd_filter_wanted(s))
 		return 0;
 	buf = malloc(RULES_MAX);
 	SMIG_ENSURE(buf != NULL, SMIG_ENOMEM);
-	table_name(d, s, t, sizeof(t));
+	table_name(w, s, t, sizeof(t));
 	put(buf, &used, "table bridge %s {}\ndelete table bridge %s\nadd table bridge %s\n", t, t,
 	    t);
 	put(buf, &used,
@@ -154,7 +155,7 @@ int vm_filter_apply(struct smigd *d, const struct smig_vmspec *s, char *err, siz
 	    t, t);
 	for (size_t i = 0; i < s->nnics; i++)
 		if (s->nics[i].filter)
-			nic_rules(d, s, i, t, buf, &used);
+			nic_rules(w, s, i, t, buf, &used);
 	rc = used >= RULES_MAX ? SMIG_ETOOBIG : nft_run(buf, e, sizeof(e));
 	free(buf);
 	if (rc < 0) {
@@ -166,32 +167,14 @@ int vm_filter_apply(struct smigd *d, const struct smig_vmspec *s, char *err, siz
 	return 0;
 }
 
-void vm_filter_remove(struct smigd *d, const struct smig_vmspec *s)
+void wd_filter_remove(struct warden *w, const struct smig_vmspec *s)
 {
 	char t[64], cmd[160], e[256];
 
-	if (!vm_filter_wanted(s))
+	if (!wd_filter_wanted(s))
 		return;
-	table_name(d, s, t, sizeof(t));
+	table_name(w, s, t, sizeof(t));
 	snprintf(cmd, sizeof(cmd), "table bridge %s {}\ndelete table bridge %s\n", t, t);
 	if (nft_run(cmd, e, sizeof(e)) < 0)
 		smig_warn("event=nic_filter_remove_failed vm=%s reason=\"%s\"", s->name, e);
-}
-
-uint32_t vm_spec_protections(const struct smig_vmspec *s)
-{
-	return SMIG_PROT_SANDBOX | SMIG_PROT_MIN_TRUST | (s->vtpm ? SMIG_PROT_VTPM : 0) |
-	       (vm_filter_wanted(s) ? SMIG_PROT_NIC_FILTER : 0);
-}
-
-uint32_t vm_protections(const struct vm *vm)
-{
-	/* every QEMU smigd starts is confined (qemu_argv.c: -sandbox on, ...) */
-	uint32_t p = SMIG_PROT_SANDBOX;
-
-	if (vm->spec.vtpm && vm->swtpm_pid > 0)
-		p |= SMIG_PROT_VTPM;
-	if (vm->filtered)
-		p |= SMIG_PROT_NIC_FILTER;
-	return p;
 }

@@ -1,5 +1,5 @@
 /*
- * attest_tpm.c - the host's own TPM 2.0, through tpm2-tss's ESAPI: the
+ * tpm.c - the host's own TPM 2.0, which only the warden opens, through tpm2-tss's ESAPI: the
  * attestation key and quotes over the configured PCRs (quote.h says why).
  *
  * The AK is a primary ECC P-256 restricted signing key (ECDSA, SHA-256)
@@ -7,7 +7,7 @@
  * the same key after every restart, so the IVT can pin it. Calls to the
  * TPM are synchronous; a quote takes a few milliseconds.
  */
-#include "smigd.h"
+#include "tpm.h"
 #include "error.h"
 #include "log.h"
 

@@ -1,16 +1,18 @@
 /*
- * vm_res.c - a VM's host-local resources (vm.h, "resources"): the spec's
- * names resolved through this host's catalogue, volumes opened beneath
- * their pool, taps made on the network's bridge, and the capacity that
- * admission control reserves. QEMU gets descriptors, never paths.
+ * resources.c - a VM's host-local resources, opened by the warden: the
+ * spec's names resolved through this host's catalogue, machine type, CPU
+ * model and MACs pinned, volumes opened beneath their pool, taps made on
+ * the network's bridge, firmware builds. QEMU gets descriptors, never
+ * paths. A writable volume belongs to one VM of this host at a time
+ * (wd_res_claim), so no spec, a peer's or a compromised worker's, can
+ * point a VM at another VM's disk.
  */
-#include "vm_int.h"
+#include "wd_int.h"
 #include "error.h"
 #include "evidence.h"
 #include "file.h"
 #include "log.h"
 #include "sign.h"
-#include "vmcheck.h"
 #include "volume.h"
 
 #include <errno.h>
@@ -27,9 +29,8 @@
 #include <unistd.h>
 
 #define DEFAULT_CPU "qemu64"
-#define MIN(a, b) ((a) < (b) ? (a) : (b))
 
-void vm_res_fds_init(struct smig_vm_fds *f)
+void wd_fds_init(struct smig_vm_fds *f)
 {
 	f->kernel = f->initrd = f->fw_code = f->fw_vars = -1;
 	for (size_t i = 0; i < SMIG_VM_DISKS_MAX; i++)
@@ -46,7 +47,7 @@ static void close_fd(int *fd)
 	*fd = -1;
 }
 
-void vm_res_close(struct smig_vm_fds *f)
+void wd_fds_close(struct smig_vm_fds *f)
 {
 	close_fd(&f->kernel);
 	close_fd(&f->initrd);
@@ -63,16 +64,16 @@ void vm_res_close(struct smig_vm_fds *f)
 	close_fd(&f->agent);
 }
 
-int vm_res_pin(struct smigd *d, struct smig_vmspec *s, char *err, size_t errlen)
+int wd_res_pin(struct warden *w, struct smig_vmspec *s, char *err, size_t errlen)
 {
 	const char *m;
 
 	if (s->machine[0] == '\0')
-		snprintf(s->machine, sizeof(s->machine), "%s", d->qemu_caps->default_machine);
-	m = smig_qemu_caps_machine(d->qemu_caps, s->machine);
+		snprintf(s->machine, sizeof(s->machine), "%s", w->caps.default_machine);
+	m = smig_qemu_caps_machine(&w->caps, s->machine);
 	if (m == NULL) {
 		snprintf(err, errlen, "machine: this host's QEMU has no machine type %s (its default "
-				      "is %s)", s->machine, d->qemu_caps->default_machine);
+				      "is %s)", s->machine, w->caps.default_machine);
 		return SMIG_ENOENT;
 	}
 	snprintf(s->machine, sizeof(s->machine), "%s", m);
@@ -91,10 +92,10 @@ int vm_res_pin(struct smigd *d, struct smig_vmspec *s, char *err, size_t errlen)
 	return 0;
 }
 
-static int open_vol(struct smigd *d, const struct smig_volref *v, int flags, bool qcow2,
+static int open_vol(struct warden *w, const struct smig_volref *v, int flags, bool qcow2,
 		    const char *what, int *fd, bool *hostile, char *err, size_t errlen)
 {
-	return smig_volume_open_ref(&d->cfg.catalog, v, flags, qcow2, what, fd, hostile, err,
+	return smig_volume_open_ref(&w->cfg.catalog, v, flags, qcow2, what, fd, hostile, err,
 				    errlen);
 }
 
@@ -110,11 +111,11 @@ static int open_fw_code(const struct smig_firmware *fw, char *err, size_t errlen
 }
 
 /* The UEFI variable store: made from the firmware's template when it is not there yet. */
-static int open_nvram(struct smigd *d, const struct smig_vmspec *s, struct smig_vm_fds *f,
+static int open_nvram(struct warden *w, const struct smig_vmspec *s, struct smig_vm_fds *f,
 		      bool *hostile, char *err, size_t errlen)
 {
-	const struct smig_firmware *fw = smig_catalog_firmware(&d->cfg.catalog, s->firmware.name);
-	const struct smig_pool *pool = smig_catalog_pool(&d->cfg.catalog, s->firmware.nvram.pool);
+	const struct smig_firmware *fw = smig_catalog_firmware(&w->cfg.catalog, s->firmware.name);
+	const struct smig_pool *pool = smig_catalog_pool(&w->cfg.catalog, s->firmware.nvram.pool);
 	char e[256];
 
 	SMIG_ENSURE(fw != NULL && pool != NULL, SMIG_ENOENT);
@@ -125,43 +126,43 @@ static int open_nvram(struct smigd *d, const struct smig_vmspec *s, struct smig_
 		snprintf(err, errlen, "firmware.nvram: %s", e);
 		return SMIG_EIO;
 	}
-	return open_vol(d, &s->firmware.nvram, O_RDWR, false, "firmware.nvram", &f->fw_vars,
+	return open_vol(w, &s->firmware.nvram, O_RDWR, false, "firmware.nvram", &f->fw_vars,
 			hostile, err, errlen);
 }
 
-static int open_storage(struct smigd *d, const struct smig_vmspec *s, struct smig_vm_fds *f,
+static int open_storage(struct warden *w, const struct smig_vmspec *s, struct smig_vm_fds *f,
 			bool *hostile, char *err, size_t errlen)
 {
 	char what[32];
 
 	if (s->boot.kernel_set)
-		SMIG_GUARD(open_vol(d, &s->boot.kernel, O_RDONLY, false, "boot.kernel", &f->kernel,
+		SMIG_GUARD(open_vol(w, &s->boot.kernel, O_RDONLY, false, "boot.kernel", &f->kernel,
 				    hostile, err, errlen));
 	if (s->boot.initrd_set)
-		SMIG_GUARD(open_vol(d, &s->boot.initrd, O_RDONLY, false, "boot.initrd", &f->initrd,
+		SMIG_GUARD(open_vol(w, &s->boot.initrd, O_RDONLY, false, "boot.initrd", &f->initrd,
 				    hostile, err, errlen));
 	if (s->firmware.kind == SMIG_FW_UEFI)
-		SMIG_GUARD(open_nvram(d, s, f, hostile, err, errlen));
+		SMIG_GUARD(open_nvram(w, s, f, hostile, err, errlen));
 	for (size_t i = 0; i < s->ndisks; i++) {
 		const struct smig_vm_disk *dk = &s->disks[i];
 
 		snprintf(what, sizeof(what), "disks[%zu]", i);
-		SMIG_GUARD(open_vol(d, &dk->vol, O_RDONLY, dk->qcow2, what, &f->disk_ro[i], hostile,
+		SMIG_GUARD(open_vol(w, &dk->vol, O_RDONLY, dk->qcow2, what, &f->disk_ro[i], hostile,
 				    err, errlen));
 		if (!dk->readonly)
-			SMIG_GUARD(open_vol(d, &dk->vol, O_RDWR, dk->qcow2, what, &f->disk_rw[i],
+			SMIG_GUARD(open_vol(w, &dk->vol, O_RDWR, dk->qcow2, what, &f->disk_rw[i],
 					    hostile, err, errlen));
 	}
 	return 0;
 }
 
 /* A tap name unique on this host for (host, VM, NIC): "smig" + 8 hex + "n" + index. */
-void vm_res_tap_name(const struct smigd *d, const struct smig_vmspec *s, size_t i, char *out,
+void wd_res_tap_name(const char *host, const struct smig_vmspec *s, size_t i, char *out,
 		     size_t outlen)
 {
 	uint32_t h = 2166136261u; /* FNV-1a */
 
-	for (const char *p = d->cfg.host; *p; p++)
+	for (const char *p = host; *p; p++)
 		h = (h ^ (uint8_t)*p) * 16777619u;
 	h = (h ^ '/') * 16777619u;
 	for (const char *p = s->name; *p; p++)
@@ -170,16 +171,16 @@ void vm_res_tap_name(const struct smigd *d, const struct smig_vmspec *s, size_t 
 }
 
 /* A tap on the network's bridge, up, without persistence: it goes when QEMU does. */
-static int make_tap(struct smigd *d, const struct smig_vmspec *s, size_t i, int *fd, char *err,
+static int make_tap(struct warden *w, const struct smig_vmspec *s, size_t i, int *fd, char *err,
 		    size_t errlen)
 {
-	const struct smig_network *net = smig_catalog_network(&d->cfg.catalog, s->nics[i].network);
+	const struct smig_network *net = smig_catalog_network(&w->cfg.catalog, s->nics[i].network);
 	struct ifreq ifr, br;
 	int sk, rc = 0;
 
 	SMIG_ENSURE(net != NULL, SMIG_ENOENT);
 	memset(&ifr, 0, sizeof(ifr));
-	vm_res_tap_name(d, s, i, ifr.ifr_name, IFNAMSIZ);
+	wd_res_tap_name(w->cfg.host, s, i, ifr.ifr_name, IFNAMSIZ);
 	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
 	*fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
 	if (*fd < 0 || ioctl(*fd, TUNSETIFF, &ifr) < 0) {
@@ -215,106 +216,40 @@ static int make_tap(struct smigd *d, const struct smig_vmspec *s, size_t i, int 
 	return rc;
 }
 
-int vm_res_open(struct smigd *d, const struct smig_vmspec *s, struct smig_vm_fds *f,
+int wd_res_open(struct warden *w, const struct smig_vmspec *s, struct smig_vm_fds *f,
 		bool *hostile, char *err, size_t errlen)
 {
 	struct smig_problems p = { .n = 0 };
 	int rc;
 
 	*hostile = false;
-	vm_res_fds_init(f);
-	if (smig_vmspec_check(s, &d->cfg.catalog, d->qemu_caps, SMIG_CHECK_DEFINE, &p) < 0) {
+	wd_fds_init(f);
+	if (smig_vmspec_check(s, &w->cfg.catalog, &w->caps, SMIG_CHECK_DEFINE, &p) < 0) {
 		smig_problems_join(&p, err, errlen);
 		return SMIG_ENOENT;
 	}
-	rc = open_storage(d, s, f, hostile, err, errlen);
+	rc = open_storage(w, s, f, hostile, err, errlen);
 	for (size_t i = 0; rc == 0 && i < s->nnics; i++)
-		rc = make_tap(d, s, i, &f->tap[i], err, errlen);
+		rc = make_tap(w, s, i, &f->tap[i], err, errlen);
 	if (rc < 0)
-		vm_res_close(f);
+		wd_fds_close(f);
 	return rc;
 }
 
-int vm_res_check(struct smigd *d, const struct smig_vmspec *s, enum smig_check_mode mode,
+int wd_res_check(struct warden *w, const struct smig_vmspec *s, enum smig_check_mode mode,
 		 bool *hostile, char *err, size_t errlen)
 {
 	struct smig_problems p = { .n = 0 };
 	int rc;
 
 	*hostile = false;
-	rc = smig_vmspec_check(s, &d->cfg.catalog, d->qemu_caps, mode, &p);
+	rc = smig_vmspec_check(s, &w->cfg.catalog, &w->caps, mode, &p);
 	/* open and close every volume: the start repeats this on the descriptors it keeps */
 	if (rc == 0)
-		rc = smig_vmspec_probe(s, &d->cfg.catalog, &p, hostile);
+		rc = smig_vmspec_probe(s, &w->cfg.catalog, &p, hostile);
 	if (rc < 0)
 		smig_problems_join(&p, err, errlen);
 	return rc;
-}
-
-/* --- capacity --- */
-
-static bool consumes(const struct vm *vm)
-{
-	return vm->state != VM_DEFINED && vm->state != VM_SHUTOFF;
-}
-
-void vm_res_usage(struct smigd *d, struct vm_usage *u)
-{
-	const struct smig_capacity *c = &d->cfg.catalog.capacity;
-
-	memset(u, 0, sizeof(*u));
-	u->memory_mib = smig_capacity_memory(c);
-	u->vcpus = smig_capacity_vcpus(c);
-	for (const struct vm *vm = d->vms; vm; vm = vm->next) {
-		/* an incoming VM holds its reservation from PREPARE until commit or abort */
-		if (vm->incoming) {
-			u->reserved_memory_mib += vm->spec.memory_mib;
-			u->reserved_vcpus += vm->spec.vcpus;
-		} else if (consumes(vm)) {
-			u->used_memory_mib += vm->spec.memory_mib;
-			u->used_vcpus += vm->spec.vcpus;
-		}
-	}
-}
-
-int vm_res_admit(struct smigd *d, const struct smig_vmspec *s, char *err, size_t errlen)
-{
-	struct vm_usage u;
-	uint64_t mem_free, cpu_free;
-
-	vm_res_usage(d, &u);
-	mem_free = u.memory_mib - MIN(u.memory_mib, u.used_memory_mib + u.reserved_memory_mib);
-	cpu_free = u.vcpus - MIN(u.vcpus, u.used_vcpus + u.reserved_vcpus);
-	if (s->memory_mib <= mem_free && s->vcpus <= cpu_free)
-		return 0;
-	snprintf(err, errlen,
-		 "capacity: %s needs %u MiB and %u vCPUs; %s has %llu MiB and %llu vCPUs free "
-		 "(of %llu MiB and %llu vCPUs; %llu MiB and %llu vCPUs reserved by incoming "
-		 "migrations)",
-		 s->name, s->memory_mib, s->vcpus, d->cfg.host, (unsigned long long)mem_free,
-		 (unsigned long long)cpu_free, (unsigned long long)u.memory_mib,
-		 (unsigned long long)u.vcpus, (unsigned long long)u.reserved_memory_mib,
-		 (unsigned long long)u.reserved_vcpus);
-	return SMIG_ECAPACITY;
-}
-
-json_t *vm_res_capacity_json(struct smigd *d)
-{
-	struct vm_usage u;
-
-	vm_res_usage(d, &u);
-	return json_pack("{s:I,s:I,s:f,s:f,s:{s:I,s:I},s:{s:I,s:I},s:{s:I,s:I}}", "memory_mib",
-			 (json_int_t)u.memory_mib, "vcpus", (json_int_t)u.vcpus,
-			 "memory_overcommit", d->cfg.catalog.capacity.memory_overcommit,
-			 "cpu_overcommit", d->cfg.catalog.capacity.cpu_overcommit, "used",
-			 "memory_mib", (json_int_t)u.used_memory_mib, "vcpus",
-			 (json_int_t)u.used_vcpus, "reserved", "memory_mib",
-			 (json_int_t)u.reserved_memory_mib, "vcpus", (json_int_t)u.reserved_vcpus,
-			 "free", "memory_mib",
-			 (json_int_t)(u.memory_mib -
-				      MIN(u.memory_mib, u.used_memory_mib + u.reserved_memory_mib)),
-			 "vcpus",
-			 (json_int_t)(u.vcpus - MIN(u.vcpus, u.used_vcpus + u.reserved_vcpus)));
 }
 
 /*
@@ -328,14 +263,14 @@ json_t *vm_res_capacity_json(struct smigd *d)
  */
 #define FW_BUILD_FILE "firmware.build"
 
-int vm_res_fw_host(struct smigd *d, const char *fw_name, struct vm_fw_build *b, char *err,
-		   size_t errlen)
+int wd_fw_host(struct warden *w, const char *fw_name, struct wd_fw_build *b, char *err,
+	       size_t errlen)
 {
-	const struct smig_firmware *fw = smig_catalog_firmware(&d->cfg.catalog, fw_name);
+	const struct smig_firmware *fw = smig_catalog_firmware(&w->cfg.catalog, fw_name);
 	int fd, rc;
 
 	if (fw == NULL) {
-		snprintf(err, errlen, "no firmware %s in %s's catalogue", fw_name, d->cfg.host);
+		snprintf(err, errlen, "no firmware %s in %s's catalogue", fw_name, w->cfg.host);
 		return SMIG_ENOENT;
 	}
 	fd = open_fw_code(fw, err, errlen);
@@ -346,24 +281,24 @@ int vm_res_fw_host(struct smigd *d, const char *fw_name, struct vm_fw_build *b, 
 	return rc;
 }
 
-void vm_fw_build_set(struct vm *vm, const struct vm_fw_build *b)
+void wd_fw_build_set(struct wvm *v, const struct wd_fw_build *b)
 {
 	char path[PATH_MAX], hex[65], line[96];
 
-	vm_path(vm, FW_BUILD_FILE, path, sizeof(path));
+	wd_vm_path(v, FW_BUILD_FILE, path, sizeof(path));
 	smig_hex(b->sha256, sizeof(b->sha256), hex);
 	snprintf(line, sizeof(line), "sha256:%s %llu\n", hex, (unsigned long long)b->size);
 	if (smig_file_write_atomic(path, line, strlen(line), 0600) < 0)
-		smig_warn("event=vm_fw_build_unsaved vm=%s path=%s", vm->spec.name, path);
+		smig_warn("event=vm_fw_build_unsaved vm=%s path=%s", v->spec.name, path);
 }
 
-int vm_fw_build_get(struct vm *vm, struct vm_fw_build *b, char *err, size_t errlen)
+int wd_fw_build_get(struct wvm *v, struct wd_fw_build *b, char *err, size_t errlen)
 {
 	char path[PATH_MAX], hex[65];
 	char *text = NULL, *end = NULL;
 	size_t len;
 
-	vm_path(vm, FW_BUILD_FILE, path, sizeof(path));
+	wd_vm_path(v, FW_BUILD_FILE, path, sizeof(path));
 	if (smig_file_read(path, 128, &text, &len, err, errlen) == 0 && len > 7 + 64 + 1 &&
 	    strncmp(text, "sha256:", 7) == 0 && text[7 + 64] == ' ') {
 		memcpy(hex, text + 7, 64);
@@ -378,18 +313,18 @@ int vm_fw_build_get(struct vm *vm, struct vm_fw_build *b, char *err, size_t errl
 	}
 	free(text);
 	/* started before builds were kept: it booted this host's build, unless it was upgraded since */
-	smig_warn("event=vm_fw_build_unknown vm=%s assumed=host_firmware", vm->spec.name);
-	return vm_res_fw_host(vm->d, vm->spec.firmware.name, b, err, errlen);
+	smig_warn("event=vm_fw_build_unknown vm=%s assumed=host_firmware", v->spec.name);
+	return wd_fw_host(v->w, v->spec.firmware.name, b, err, errlen);
 }
 
-int vm_res_fw_accept(struct smigd *d, const struct smig_vmspec *s, const struct vm_fw_build *b,
-		     char *err, size_t errlen)
+int wd_fw_accept(struct warden *w, const struct smig_vmspec *s, const struct wd_fw_build *b,
+		 char *err, size_t errlen)
 {
-	const struct smig_firmware *fw = smig_catalog_firmware(&d->cfg.catalog, s->firmware.name);
-	struct vm_fw_build own;
+	const struct smig_firmware *fw = smig_catalog_firmware(&w->cfg.catalog, s->firmware.name);
+	struct wd_fw_build own;
 	char vh[65], oh[65];
 
-	SMIG_GUARD(vm_res_fw_host(d, s->firmware.name, &own, err, errlen));
+	SMIG_GUARD(wd_fw_host(w, s->firmware.name, &own, err, errlen));
 	smig_hex(b->sha256, sizeof(b->sha256), vh);
 	smig_hex(own.sha256, sizeof(own.sha256), oh);
 	if (own.size != b->size) {
@@ -409,4 +344,47 @@ int vm_res_fw_accept(struct smigd *d, const struct smig_vmspec *s, const struct 
 			      "install that build here or add it to firmware.%s.accepts",
 		 fw->name, s->name, vh, oh, fw->name);
 	return SMIG_ENOENT;
+}
+
+/* The writable volumes of s: its writable disks and its NVRAM. */
+static size_t writable_volumes(const struct smig_vmspec *s, const struct smig_volref **out,
+			       size_t max)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < s->ndisks && n < max; i++)
+		if (!s->disks[i].readonly)
+			out[n++] = &s->disks[i].vol;
+	if (s->firmware.kind == SMIG_FW_UEFI && n < max)
+		out[n++] = &s->firmware.nvram;
+	return n;
+}
+
+static bool same_volume(const struct smig_volref *a, const struct smig_volref *b)
+{
+	return strcmp(a->pool, b->pool) == 0 && strcmp(a->volume, b->volume) == 0;
+}
+
+int wd_res_claim(struct warden *w, const struct smig_vmspec *s, char *err, size_t errlen)
+{
+	const struct smig_volref *mine[SMIG_VM_DISKS_MAX + 1], *theirs[SMIG_VM_DISKS_MAX + 1];
+	size_t n = writable_volumes(s, mine, ARRAY_LEN(mine));
+
+	for (const struct wvm *v = w->vms; v; v = v->next) {
+		size_t k;
+
+		if (strcmp(v->spec.name, s->name) == 0)
+			continue;
+		k = writable_volumes(&v->spec, theirs, ARRAY_LEN(theirs));
+		for (size_t i = 0; i < n; i++)
+			for (size_t j = 0; j < k; j++)
+				if (same_volume(mine[i], theirs[j])) {
+					snprintf(err, errlen, "volume %s of pool %s is %s's on %s: a "
+						 "writable volume belongs to one VM",
+						 mine[i]->volume, mine[i]->pool, v->spec.name,
+						 w->cfg.host);
+					return SMIG_EBUSY;
+				}
+	}
+	return 0;
 }

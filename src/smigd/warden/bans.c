@@ -1,12 +1,14 @@
 /*
- * nft.c - the optional kernel-level drop of banned addresses
+ * bans.c - the optional kernel-level drop of banned addresses
  * (firewall.nftables): a table "inet smig" with two timed sets, banned4
  * and banned6, and an input chain that drops their packets to smigd's
  * port before they reach the listener. Bans from the IDS become set
  * elements with the ban's timeout, so the kernel lifts them by itself;
- * an unban deletes the element. The table is made afresh at start.
+ * an unban deletes the element. The table is made afresh at start. The
+ * worker's IDS decides the bans; the warden, which alone may change
+ * nftables, checks each address is a numeric IPv4 or IPv6 one.
  */
-#include "smigd.h"
+#include "wd_int.h"
 #include "error.h"
 #include "log.h"
 
@@ -16,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct nft {
+struct wd_bans {
 	struct nft_ctx *ctx;
 };
 
@@ -30,12 +32,15 @@ static int run(struct nft_ctx *ctx, const char *cmd)
 	return SMIG_EIO;
 }
 
-int nft_open(struct smigd *d, struct nft **out)
+int wd_bans_open(struct warden *w)
 {
-	struct nft *n = calloc(1, sizeof(*n));
+	struct wd_bans *n;
 	char cmd[512];
 	int rc;
 
+	if (!w->cfg.nftables)
+		return 0;
+	n = calloc(1, sizeof(*n));
 	SMIG_ENSURE(n != NULL, SMIG_ENOMEM);
 	n->ctx = nft_ctx_new(NFT_CTX_DEFAULT);
 	if (n->ctx == NULL) {
@@ -52,23 +57,25 @@ int nft_open(struct smigd *d, struct nft **out)
 		 "add chain inet smig input { type filter hook input priority -10; policy accept; }\n"
 		 "add rule inet smig input ip saddr @banned4 tcp dport %u drop\n"
 		 "add rule inet smig input ip6 saddr @banned6 tcp dport %u drop\n",
-		 (unsigned)d->cfg.listen_port, (unsigned)d->cfg.listen_port);
+		 (unsigned)w->cfg.listen_port, (unsigned)w->cfg.listen_port);
 	rc = run(n->ctx, cmd);
 	if (rc < 0) {
-		nft_close(n);
+		nft_ctx_free(n->ctx);
+		free(n);
 		return rc;
 	}
-	smig_info("event=nft_ready table=\"inet smig\" port=%u", (unsigned)d->cfg.listen_port);
-	*out = n;
+	smig_info("event=nft_ready table=\"inet smig\" port=%u", (unsigned)w->cfg.listen_port);
+	w->bans = n;
 	return 0;
 }
 
-void nft_close(struct nft *n)
+void wd_bans_close(struct warden *w)
 {
-	if (n == NULL)
+	if (w->bans == NULL)
 		return;
-	nft_ctx_free(n->ctx);
-	free(n);
+	nft_ctx_free(w->bans->ctx);
+	free(w->bans);
+	w->bans = NULL;
 }
 
 /* "banned4" or "banned6" for a numeric address; NULL if it is neither. */
@@ -84,23 +91,27 @@ static const char *set_for(const char *addr)
 	return NULL;
 }
 
-int nft_ban(struct nft *n, const char *addr, int64_t ms)
+int wd_ban(struct warden *w, const char *addr, int64_t ms)
 {
 	const char *set = set_for(addr);
 	char cmd[256];
 
 	SMIG_ENSURE(set != NULL && ms > 0, SMIG_EINVAL);
+	if (w->bans == NULL)
+		return 0;
 	snprintf(cmd, sizeof(cmd), "add element inet smig %s { %s timeout %llds }", set, addr,
 		 (long long)((ms + 999) / 1000));
-	return run(n->ctx, cmd);
+	return run(w->bans->ctx, cmd);
 }
 
-int nft_unban(struct nft *n, const char *addr)
+int wd_unban(struct warden *w, const char *addr)
 {
 	const char *set = set_for(addr);
 	char cmd[256];
 
 	SMIG_ENSURE(set != NULL, SMIG_EINVAL);
+	if (w->bans == NULL)
+		return 0;
 	snprintf(cmd, sizeof(cmd), "delete element inet smig %s { %s }", set, addr);
-	return run(n->ctx, cmd);
+	return run(w->bans->ctx, cmd);
 }

@@ -1,0 +1,267 @@
+/*
+ * audit.c - the audit log on disk, written only by the warden: each record
+ * (libsmig audit.c makes it) appended and fsynced, the signed head
+ * rewritten after each, a signed checkpoint every N records, every T
+ * seconds when something was written, and at shutdown. The worker asks
+ * for records (privmsg AUDIT) and reads the files for audit show and
+ * verify: they are root's with the worker's group, mode 0640, so it can
+ * read what it cannot change.
+ *
+ * The log is STATE_DIR/audit.log (or audit.file) and its head the same
+ * path with ".head". At start the existing log is verified; damage is
+ * logged and recorded as the first new record, and the chain goes on from
+ * the last record found, so old damage stays visible to every later
+ * verification.
+ */
+#include "wd_int.h"
+#include "audit.h"
+#include "error.h"
+#include "file.h"
+#include "log.h"
+#include "sign.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define AUDIT_FILE_MAX ((size_t)256 * 1024 * 1024)
+
+struct wd_audit {
+	int fd;
+	char path[PATH_MAX];
+	char head_path[PATH_MAX + 8];
+	struct smig_audit_chain chain;
+	struct loop_timer *timer;
+	bool write_failed;
+};
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Signs the head again; 0 once it is on disk, readable by the worker. */
+static int head_write(struct warden *w)
+{
+	struct wd_audit *a = w->audit;
+	char *head = NULL;
+	int rc = smig_audit_head(&a->chain, w->host_key, &head);
+
+	if (rc == 0)
+		rc = smig_file_write_atomic(a->head_path, head, strlen(head), 0640);
+	if (rc == 0 && chown(a->head_path, 0, w->worker_gid) < 0)
+		rc = SMIG_EIO;
+	free(head);
+	return rc;
+}
+
+/* Appends a sealed line, fsyncs it, then re-signs the head; false if any of it failed. */
+static bool append(struct warden *w, const char *line)
+{
+	struct wd_audit *a = w->audit;
+
+	if (smig_file_write_all(a->fd, line, strlen(line)) < 0 || fdatasync(a->fd) < 0 ||
+	    head_write(w) < 0) {
+		if (!a->write_failed)
+			smig_err("event=audit_write_failed path=%s reason=\"%s\"", a->path,
+				 strerror(errno));
+		a->write_failed = true;
+		return false;
+	}
+	a->write_failed = false;
+	return true;
+}
+
+bool wd_audit_writable(struct warden *w)
+{
+	struct wd_audit *a = w->audit;
+
+	if (a == NULL || a->fd < 0)
+		return false;
+	/* After a failure, the next question tries again: sync the log, re-sign the head. */
+	if (a->write_failed && fdatasync(a->fd) == 0 && head_write(w) == 0) {
+		smig_info("event=audit_writable path=%s", a->path);
+		a->write_failed = false;
+	}
+	return !a->write_failed;
+}
+
+static void checkpoint(struct warden *w)
+{
+	struct wd_audit *a = w->audit;
+	char *line;
+
+	if (smig_audit_checkpoint(&a->chain, w->cfg.host, now_ms(), w->host_key, &line) == 0) {
+		(void)append(w, line);
+		free(line);
+	}
+}
+
+bool wd_audit_write(struct warden *w, const char *actor, const char *action,
+		    const char *target, const char *decision, const char *rule,
+		    const char *outcome, const char *detail, char **out)
+{
+	struct wd_audit *a = w->audit;
+	struct smig_audit_entry e = {
+		.time_ms = now_ms(), .host = w->cfg.host, .actor = actor, .action = action,
+		.target = target, .decision = decision, .rule = rule, .outcome = outcome,
+		.detail = detail,
+	};
+	char *line;
+	bool ok;
+
+	if (out)
+		*out = NULL;
+	if (a == NULL || a->fd < 0)
+		return false;
+	if (smig_audit_record(&a->chain, &e, &line) < 0) {
+		smig_err("event=audit_record_failed action=%s", action);
+		return false;
+	}
+	ok = append(w, line);
+	if (out)
+		*out = line;
+	else
+		free(line);
+	if (a->chain.since_checkpoint >= (uint64_t)w->cfg.audit_checkpoint_records)
+		checkpoint(w);
+	return ok;
+}
+
+static void checkpoint_tick(void *arg)
+{
+	struct warden *w = arg;
+	struct wd_audit *a = w->audit;
+
+	a->timer = NULL;
+	if (a->chain.since_checkpoint > 0)
+		checkpoint(w);
+	(void)loop_timer_add(w->loop, (uint64_t)w->cfg.audit_checkpoint_interval_s * 1000,
+			     checkpoint_tick, w, &a->timer);
+}
+
+/* One line naming the first finding of each kind. */
+static void damage_summary(const struct smig_audit_report *rep, char *out, size_t len)
+{
+	size_t off = 0;
+
+	out[0] = '\0';
+	for (int k = 0; k < SMIG_AUDIT_DAMAGE_KINDS && off < len; k++) {
+		if (!rep->kind[k].found)
+			continue;
+		off += (size_t)snprintf(out + off, len - off, "%s%s: %s", off ? "; " : "",
+					smig_audit_damage_name((enum smig_audit_damage)k),
+					rep->kind[k].msg);
+	}
+}
+
+/* Verifies what is on disk, cuts a torn tail and sets the chain to go on. */
+static int examine(struct warden *w, char *damage, size_t dlen, size_t *cut)
+{
+	struct wd_audit *a = w->audit;
+	struct smig_audit_report rep;
+	char *log = NULL, *head = NULL;
+	size_t len = 0, hlen = 0, keep;
+	char err[512];
+	int rc;
+
+	damage[0] = '\0';
+	*cut = 0;
+	rc = smig_file_read(a->path, AUDIT_FILE_MAX, &log, &len, err, sizeof(err));
+	if (rc == SMIG_ENOENT) {
+		log = strdup("");
+		len = 0;
+		rc = log ? 0 : SMIG_ENOMEM;
+	}
+	if (rc < 0) {
+		smig_err("event=audit_open_failed reason=\"%s\"", err);
+		return rc;
+	}
+	if (smig_file_read(a->head_path, 4096, &head, &hlen, err, sizeof(err)) < 0)
+		head = NULL;
+	/* a crash can leave half a line at the end: cut it so appends stay lines */
+	for (keep = len; keep > 0 && log[keep - 1] != '\n'; keep--)
+		;
+	if (keep != len) {
+		*cut = len - keep;
+		len = keep;
+		rc = truncate(a->path, (off_t)keep) == 0 ? 0 : SMIG_EIO;
+	}
+	if (rc == 0 && (len > 0 || head)) {
+		rc = smig_audit_verify(log, len, head, hlen, w->host_key, &rep);
+		if (rc == 0 && rep.damaged)
+			damage_summary(&rep, damage, dlen);
+	}
+	if (rc == 0 && smig_audit_resume(log, len, &a->chain, err, sizeof(err)) < 0)
+		smig_warn("event=audit_resume reason=\"%s\"", err);
+	free(log);
+	free(head);
+	return rc;
+}
+
+int wd_audit_open(struct warden *w)
+{
+	struct wd_audit *a = calloc(1, sizeof(*a));
+	char damage[1024], detail[64];
+	size_t cut = 0;
+	int n;
+
+	SMIG_ENSURE(a != NULL, SMIG_ENOMEM);
+	a->fd = -1;
+	w->audit = a;
+	if (w->cfg.audit_file[0])
+		n = snprintf(a->path, sizeof(a->path), "%s", w->cfg.audit_file);
+	else
+		n = snprintf(a->path, sizeof(a->path), "%s/audit.log", w->cfg.state_dir);
+	SMIG_ENSURE(n > 0 && (size_t)n < sizeof(a->path), SMIG_ECONFIG);
+	snprintf(a->head_path, sizeof(a->head_path), "%s.head", a->path);
+	SMIG_GUARD(examine(w, damage, sizeof(damage), &cut));
+	a->fd = open(a->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	if (a->fd < 0 || fchown(a->fd, 0, w->worker_gid) < 0 || fchmod(a->fd, 0640) < 0) {
+		smig_err("event=audit_open_failed path=%s reason=\"%s\"", a->path, strerror(errno));
+		return SMIG_EIO;
+	}
+	smig_info("event=audit_open path=%s seq=%llu", a->path, (unsigned long long)a->chain.seq);
+	if (cut) {
+		snprintf(detail, sizeof(detail), "cut %zu bytes of a torn last line", cut);
+		smig_warn("event=audit_repaired path=%s detail=\"%s\"", a->path, detail);
+		(void)wd_audit_write(w, "smigd", "audit.repair", "log", "none", "-", "ok", detail,
+				     NULL);
+	}
+	if (damage[0]) {
+		smig_err("event=audit_damaged path=%s detail=\"%s\"", a->path, damage);
+		(void)wd_audit_write(w, "smigd", "audit.damage", "log", "none", "-", "found", damage,
+				     NULL);
+	}
+	(void)wd_audit_write(w, "smigd", "smigd.start", w->cfg.host, "none", "-", "ok",
+			     "version=" SMIG_VERSION, NULL);
+	return loop_timer_add(w->loop, (uint64_t)w->cfg.audit_checkpoint_interval_s * 1000,
+			      checkpoint_tick, w, &a->timer);
+}
+
+void wd_audit_close(struct warden *w)
+{
+	struct wd_audit *a = w->audit;
+
+	if (a == NULL)
+		return;
+	if (a->fd >= 0) {
+		(void)wd_audit_write(w, "smigd", "smigd.stop", w->cfg.host, "none", "-", "ok", NULL,
+				     NULL);
+		checkpoint(w);
+		close(a->fd);
+	}
+	if (w->loop)
+		loop_timer_cancel(w->loop, a->timer);
+	free(a);
+	w->audit = NULL;
+}

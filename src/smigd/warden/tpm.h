@@ -1,0 +1,25 @@
+/*
+ * tpm.h - the host TPM (tpm.c): its attestation key, PCR values and
+ * quotes. Opened only by the warden.
+ */
+#ifndef SMIGD_TPM_H
+#define SMIGD_TPM_H
+
+#include "evidence.h"
+#include "quote.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct host_tpm;
+int tpm_open(const char *tcti, const unsigned *pcrs, size_t n, struct host_tpm **out,
+	     char *err, size_t errlen);
+void tpm_close(struct host_tpm *t);
+const uint8_t *tpm_ak(const struct host_tpm *t);
+/* Replaces e's pcrN components with the TPM's current values. */
+int tpm_pcrs(struct host_tpm *t, struct smig_evidence *e, char *err, size_t errlen);
+/* Fresh PCR values into e and a quote over them for extra (quote.h). */
+int tpm_quote(struct host_tpm *t, const uint8_t extra[32], struct smig_evidence *e, char *err,
+	      size_t errlen);
+
+#endif

@@ -1,0 +1,200 @@
+/*
+ * wd_int.h - what the warden's files share: the warden itself and its VM
+ * table. Only code in src/smigd/warden/ includes this; the warden runs as
+ * root and never parses a peer's bytes (docs/architecture.md, "Process
+ * model").
+ *
+ * The warden's VM record holds what root must know of a VM: its spec as
+ * the warden itself parsed and saved it, its uid, its processes and
+ * whether a migration brought it in and it is not committed yet. A VM's
+ * runtime state (running, paused, migrating) is the worker's business.
+ */
+#ifndef SMIGD_WD_INT_H
+#define SMIGD_WD_INT_H
+
+#include "buf.h"
+#include "config.h"
+#include "confine.h"
+#include "loop.h"
+#include "privmsg.h"
+#include "qemucaps.h"
+#include "vmcheck.h"
+#include "vmspec.h"
+
+#include <openssl/evp.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define WD_START_MS 15000
+
+struct wd_audit;
+struct wd_measure;
+struct wd_bans;
+
+struct wvm {
+	struct wvm *next;
+	struct warden *w;
+	struct smig_vmspec spec;
+	char dir[PATH_MAX];
+	uid_t uid;      /* its processes' uid and gid; 0 until assigned */
+	bool staged;    /* came in by migration, not committed (spec.staged) */
+	bool retire;    /* forget it once its processes are gone */
+	bool filtered;  /* its NIC filters are applied */
+	pid_t qemu_pid, swtpm_pid;
+	int qemu_pidfd, swtpm_pidfd; /* adopted (not our children): their exits come here */
+	struct loop_watch *qemu_w, *swtpm_w;
+	/* a start in progress: the request waiting, the descriptors QEMU inherits */
+	uint32_t start_id;
+	bool incoming;
+	struct smig_vm_fds fds;
+	struct loop_timer *timer;
+	uint64_t deadline;
+};
+
+struct warden {
+	struct smig_config cfg;
+	struct loop *loop;
+	int sig_fd;
+	struct loop_watch *sig_w;
+	EVP_PKEY *host_key;
+	struct smig_qemu_caps caps;
+	struct confine_host confine;
+	struct wd_audit *audit;
+	struct wd_measure *measure;
+	struct wd_bans *bans;
+	struct wvm *vms;
+	/* the worker */
+	uid_t worker_uid;
+	gid_t worker_gid;
+	int self_exe; /* this binary, for the worker's exec */
+	pid_t worker_pid;
+	int sock;
+	struct loop_watch *sock_w;
+	uint8_t *rx;
+	struct smig_buf tx;
+	unsigned restarts;
+	uint64_t worker_started_ms;
+	struct loop_timer *restart_t;
+	bool foreground;
+	bool stopping;
+	bool serve_only; /* warden_serve(): a worker that is not ours, on a socket we were given */
+};
+
+/* warden.c */
+/* Sends a message to the worker (logged and dropped when it is gone). */
+void wd_send(struct warden *w, const struct smig_buf *b, const int *fds, size_t nfds);
+/* A request the worker should never have sent: logged, audited, refused by the caller. */
+void wd_violation(struct warden *w, const char *what, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* The worker's directories below STATE_DIR (its own, and the consoles). */
+int wd_worker_dirs(struct warden *w);
+
+/* serve.c: one datagram from the worker */
+void wd_serve(struct warden *w, const uint8_t *data, size_t len, const int *fds, size_t nfds);
+/* Replies to the request id of type (its reply type) with a status and an error text. */
+void wd_reply_status(struct warden *w, uint16_t type, uint32_t id, int status, const char *err);
+
+/* vmtab.c: the VM table */
+struct wvm *wd_vm_find(struct warden *w, const char *name);
+void wd_vm_path(const struct wvm *v, const char *leaf, char *out, size_t outlen);
+int wd_vm_load_all(struct warden *w);
+void wd_vm_free_all(struct warden *w);
+int wd_vm_define(struct warden *w, const char *text, char **pinned, char *err, size_t errlen);
+int wd_vm_undefine(struct warden *w, struct wvm *v, char *err, size_t errlen);
+int wd_vm_stage(struct warden *w, const struct smig_pm *m, bool *hostile, char *err,
+		size_t errlen);
+int wd_vm_commit(struct warden *w, struct wvm *v, char *err, size_t errlen);
+/* Kills its processes and removes every trace of it (now, or once they are gone). */
+void wd_vm_discard(struct warden *w, struct wvm *v);
+int wd_vm_retire(struct warden *w, struct wvm *v);
+/* The VM table as the worker sees it (JSON text, malloc'd). */
+char *wd_vm_list_json(struct warden *w);
+/* Removes v from the table and its directory, key and cgroup from the host. */
+void wd_vm_forget(struct warden *w, struct wvm *v);
+bool wd_vm_running(const struct wvm *v);
+
+/* launch.c: a VM's processes */
+void wd_vm_start(struct warden *w, struct wvm *v, bool incoming, uint32_t id);
+void wd_vm_kill(struct wvm *v, int sig);
+/* A connected socket to one of its QEMU's sockets (SMIG_PM_SOCK_*), -1 if none. */
+int wd_vm_connect(struct wvm *v, unsigned which);
+/* SIGCHLD: reaps children, the worker among them (true if it was). */
+bool wd_reap(struct warden *w, pid_t worker, int *worker_status);
+/* Watches an adopted QEMU or swtpm (not our child) through a pidfd. */
+void wd_vm_watch(struct wvm *v, bool swtpm);
+void wd_vm_unwatch(struct wvm *v);
+
+/* resources.c: the catalogue's names, descriptors for QEMU */
+void wd_fds_init(struct smig_vm_fds *f);
+void wd_fds_close(struct smig_vm_fds *f);
+int wd_res_pin(struct warden *w, struct smig_vmspec *s, char *err, size_t errlen);
+int wd_res_check(struct warden *w, const struct smig_vmspec *s, enum smig_check_mode mode,
+		 bool *hostile, char *err, size_t errlen);
+int wd_res_open(struct warden *w, const struct smig_vmspec *s, struct smig_vm_fds *f,
+		bool *hostile, char *err, size_t errlen);
+/* Refuses s when a writable volume of it belongs to another VM known here. */
+int wd_res_claim(struct warden *w, const struct smig_vmspec *s, char *err, size_t errlen);
+void wd_res_tap_name(const char *host, const struct smig_vmspec *s, size_t i, char *out,
+		     size_t outlen);
+struct wd_fw_build {
+	uint8_t sha256[32];
+	uint64_t size;
+};
+int wd_fw_host(struct warden *w, const char *fw_name, struct wd_fw_build *b, char *err,
+	       size_t errlen);
+int wd_fw_accept(struct warden *w, const struct smig_vmspec *s, const struct wd_fw_build *b,
+		 char *err, size_t errlen);
+int wd_fw_build_get(struct wvm *v, struct wd_fw_build *b, char *err, size_t errlen);
+void wd_fw_build_set(struct wvm *v, const struct wd_fw_build *b);
+
+/* filter.c: nftables NIC filters */
+bool wd_filter_wanted(const struct smig_vmspec *s);
+int wd_filter_apply(struct warden *w, const struct smig_vmspec *s, char *err, size_t errlen);
+void wd_filter_remove(struct warden *w, const struct smig_vmspec *s);
+
+/* vmconfine.c: the VM's uid, directories and cgroup */
+void wd_cgroup_name(const struct wvm *v, char *out, size_t outlen);
+void wd_cgroup_drop(const struct wvm *v);
+void wd_uid_load(struct wvm *v);
+int wd_uid_assign(struct wvm *v);
+int wd_dirs_prepare(struct wvm *v);
+bool wd_pid_is_ours(const struct wvm *v, pid_t pid);
+int wd_rmtree(const char *dir);
+
+/* keys.c: vTPM state keys */
+int wd_tpm_key_set(struct warden *w, const char *vm, const uint8_t *key, size_t len);
+int wd_tpm_key_get(struct warden *w, const char *vm, uint8_t *key, size_t len);
+int wd_tpm_key_open(struct wvm *v);
+void wd_tpm_key_wipe(struct warden *w, const char *vm);
+
+/* bans.c: banned addresses in nftables (firewall.nftables) */
+int wd_bans_open(struct warden *w);
+void wd_bans_close(struct warden *w);
+int wd_ban(struct warden *w, const char *addr, int64_t ms);
+int wd_unban(struct warden *w, const char *addr);
+
+/* audit.c: the audit log */
+int wd_audit_open(struct warden *w);
+void wd_audit_close(struct warden *w);
+/* Appends a record; *line (malloc'd, may be NULL) is what was written. */
+bool wd_audit_write(struct warden *w, const char *actor, const char *action,
+		    const char *target, const char *decision, const char *rule,
+		    const char *outcome, const char *detail, char **line);
+bool wd_audit_writable(struct warden *w);
+
+/* measure.c: this host's measurement, its TPM, its evidence */
+int wd_measure_open(struct warden *w);
+void wd_measure_close(struct warden *w);
+/* Sends the last measurement to the worker (after its start). */
+void wd_measure_send(struct warden *w);
+int wd_evidence(struct warden *w, const uint8_t *nonce, const uint8_t *binding,
+		uint64_t free_mib, char **text, char *err, size_t errlen);
+/* smigd --measure: prints this host's measurement for the IVT. */
+int wd_measure_print(const struct smig_config *cfg);
+/* Writes a new IVT (checked first) and tells the worker. */
+int wd_ivt_write(struct warden *w, const char *text, char *err, size_t errlen);
+/* The IVT's text as on disk ("" without one), for the worker. */
+char *wd_ivt_text(struct warden *w);
+
+#endif
