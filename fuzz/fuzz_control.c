@@ -39,17 +39,18 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "control/control.h"
 #include "log.h"
-#include "smigd.h"
-#include "vm.h"
+#include "vm/vm.h"
 #include "warden/warden.h"
+#include "worker/worker.h"
 
 #include <sys/prctl.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 
-static struct smigd d = { .listen_fd = -1, .ctl_fd = -1, .sig_fd = -1 };
+static struct smigd d = { .sig_fd = -1 };
 static char config[4096];
 /* Every input ends with this request on a fresh client: a wedged daemon fails. */
 #define CLOSING "{\"id\":\"fuzz-closing\",\"cmd\":\"status\"}\n"
@@ -184,13 +185,13 @@ static void reset(void)
 	char err[512];
 	struct vm *vm;
 
-	for (int i = 0; i < 50 && d.clients != NULL; i++)
+	for (int i = 0; i < 50 && ctl_clients(&d) != 0; i++)
 		(void)loop_run_once(d.loop, 2);
-	if (d.clients != NULL) {
+	if (ctl_clients(&d) != 0) {
 		fprintf(stderr, "fuzz_control: a client that hung up is still held\n");
 		abort();
 	}
-	while ((vm = d.vms) != NULL) {
+	while ((vm = vm_first(&d)) != NULL) {
 		if (vm_undefine(&d, vm, err, sizeof(err)) < 0) {
 			fprintf(stderr, "fuzz_control: cannot undefine %s: %s\n", vm_spec(vm)->name,
 				err);
@@ -269,7 +270,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	/* the client hangs up; what it started must end cleanly */
 	shutdown(sv[1], SHUT_WR);
-	for (int i = 0; i < 8 && d.clients != NULL; i++)
+	for (int i = 0; i < 8 && ctl_clients(&d) != 0; i++)
 		turn(sv[1], &r, 1, 1);
 	turn(sv[1], &r, 1, 0);
 	if (r.finals > lines) {

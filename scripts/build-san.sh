@@ -2,7 +2,7 @@
 # build-san.sh: the ASan+UBSan tree (build-san) that make check's unit and
 # integration tests and make faults run: sanitizers abort on the first
 # error, smigd honours SMIG_STOP_AT (stop points for fault injection) and
-# has the test hooks (debug.* control commands, src/smigd/testhooks.c).
+# has the test hooks (debug.* control commands, src/smigd/control/testhooks.c).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 exec scripts/build.sh build-san -Db_sanitize=address,undefined -Db_lundef=false \

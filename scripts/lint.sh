@@ -28,12 +28,57 @@ run() {
 	fi
 }
 
-$tap && echo "1..2"
+# smigd's layers (docs/architecture.md, "smigd's layers"): a file includes
+# headers of its own folder, or the face of a part below it (common/ has no
+# single face); the warden (root) nothing of the worker's but common/.
+layers() {
+	local rank=(common core vm trust policy peer migration control worker)
+	declare -A face=([core]=smigd.h [vm]=vm.h [trust]=trust.h [policy]=authz.h [peer]=peer.h
+		[migration]=migrate.h [control]=control.h [worker]=worker.h [warden]=warden.h)
+	local bad=0 f dir inc to rf rt
+	rank_of() {
+		local i
+		for i in "${!rank[@]}"; do
+			[ "${rank[$i]}" = "$1" ] && { echo "$i"; return; }
+		done
+		echo -1
+	}
+	while IFS= read -r f; do
+		dir=${f#src/smigd/}
+		dir=${dir%%/*}
+		[ "$dir" = main.c ] && dir=main
+		while IFS= read -r inc; do
+			to=${inc%%/*}
+			[ "$to" = "$dir" ] && continue
+			if [ "$to" != common ] && [ "$inc" != "$to/${face[$to]:-}" ]; then
+				echo "$f: includes $inc, the inside of $to/ (its face is $to/${face[$to]:-?})"
+				bad=1
+				continue
+			fi
+			if [ "$dir" = warden ]; then
+				[ "$to" = common ] || { echo "$f: the warden includes $inc (only common/ and its own)"; bad=1; }
+				continue
+			fi
+			[ "$dir" = main ] && continue
+			if [ "$to" = warden ]; then
+				echo "$f: the worker includes $inc (the warden's)"; bad=1; continue
+			fi
+			rf=$(rank_of "$dir"); rt=$(rank_of "$to")
+			if [ "$rt" -lt 0 ] || [ "$rf" -lt 0 ] || [ "$rt" -ge "$rf" ]; then
+				echo "$f: includes $inc: $to/ does not stand below $dir/"; bad=1
+			fi
+		done < <(sed -n 's/^#include "\([a-z_]*\/[^"]*\)".*/\1/p' "$f")
+	done < <(git ls-files 'src/smigd/*.c' 'src/smigd/*.h'; git ls-files --others --exclude-standard 'src/smigd/*.c' 'src/smigd/*.h')
+	return $bad
+}
+
+$tap && echo "1..3"
 status=0
 run 1 "clang-tidy clean (${#srcs[@]} files)" \
 	clang-tidy -p "$build" --quiet --extra-arg=-Wno-unknown-warning-option "${srcs[@]}" || status=1
 run 2 "cppcheck clean" \
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
-	--inline-suppr --suppress=unknownMacro --std=c11 -D_GNU_SOURCE -DSMIG_VERSION='"lint"' -I src/lib "${srcs[@]}" ||
+	--inline-suppr --suppress=unknownMacro --std=c11 -D_GNU_SOURCE -DSMIG_VERSION='"lint"' -I src/lib -I src/smigd "${srcs[@]}" ||
 	status=1
+run 3 "smigd's layers (each part includes only its own folder and those below)" layers || status=1
 exit $status

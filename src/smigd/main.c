@@ -6,10 +6,10 @@
  * A start runs the warden (warden/warden.c), which runs the worker: this
  * same binary again with --worker FD, never started by hand.
  */
-#include "smigd.h"
 #include "error.h"
 #include "log.h"
 #include "warden/warden.h"
+#include "worker/worker.h"
 
 #include <fcntl.h>
 #include <getopt.h>
@@ -35,7 +35,7 @@ static void usage(FILE *f)
 /* The worker: everything but what needs root, on the link fd to the warden. */
 static int worker_main(const char *config, int fd)
 {
-	struct smigd d = { .listen_fd = -1, .ctl_fd = -1, .sig_fd = -1 };
+	struct smigd d = { .sig_fd = -1 };
 	int rc;
 
 	(void)prctl(PR_SET_NAME, "smigd-worker", 0, 0, 0);
@@ -109,11 +109,11 @@ int main(int argc, char **argv)
 	if (measure)
 		return warden_measure(config);
 	if (check) {
-		struct smigd d = { .listen_fd = -1, .ctl_fd = -1, .sig_fd = -1 };
+		struct smigd d = { .sig_fd = -1 };
 		int rc = smigd_start(&d, config, true, -1, false);
 
 		if (rc == 0)
-			printf("%s: configuration ok (%zu hosts)\n", config, d.hosts.n);
+			printf("%s: configuration ok (%zu hosts)\n", config, smigd_hosts(&d)->n);
 		smigd_stop(&d);
 		return rc == 0 ? 0 : 1;
 	}

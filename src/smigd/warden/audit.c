@@ -13,7 +13,7 @@
  * the last record found, so old damage stays visible to every later
  * verification.
  */
-#include "wd_int.h"
+#include "warden/wd_int.h"
 #include "audit.h"
 #include "error.h"
 #include "file.h"

@@ -8,7 +8,7 @@
  * worker's IDS decides the bans; the warden, which alone may change
  * nftables, checks each address is a numeric IPv4 or IPv6 one.
  */
-#include "wd_int.h"
+#include "warden/wd_int.h"
 #include "error.h"
 #include "log.h"
 

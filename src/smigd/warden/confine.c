@@ -7,14 +7,14 @@
  * rights come from the ABI the kernel reports, so a newer kernel never
  * hands out a right this code did not mean to leave.
  */
-#include "confine.h"
+#include "warden/confine.h"
+#include "common/landlock.h"
 #include "error.h"
 #include "log.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
-#include <linux/landlock.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,26 +23,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-/* Landlock rights newer than the kernel headers of Debian 12 */
-#define LL_FS_TRUNCATE (1ULL << 14)
-#define LL_FS_IOCTL_DEV (1ULL << 15)
-#define LL_NET_BIND_TCP (1ULL << 0)
-#define LL_NET_CONNECT_TCP (1ULL << 1)
-#define LL_SCOPE_ABSTRACT_UNIX (1ULL << 0)
-#define LL_SCOPE_SIGNAL (1ULL << 1)
-
-/* The ruleset attribute as ABI 6 defines it; older ABIs read a prefix of it. */
-struct ll_ruleset_attr {
-	uint64_t handled_access_fs;
-	uint64_t handled_access_net;
-	uint64_t scoped;
-};
-
-#define LL_READ (LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR)
 #define LL_EXEC (LL_READ | LANDLOCK_ACCESS_FS_EXECUTE)
-#define LL_FILE_RIGHTS                                                                    \
-	(LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_WRITE_FILE |                     \
-	 LANDLOCK_ACCESS_FS_READ_FILE | LL_FS_TRUNCATE | LL_FS_IOCTL_DEV)
 /* what a process may do in its own directory: everything but run programs and devices */
 #define LL_OWN_DIR                                                                        \
 	(LL_READ | LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_REMOVE_DIR |        \
@@ -281,13 +262,11 @@ int confine_host_init(struct confine_host *c, const struct smig_config *cfg, cha
 {
 	char own[PATH_MAX], base[SMIG_NAME_MAX + 16];
 	struct stat st;
-	long abi;
 
 	memset(c, 0, sizeof(*c));
 	c->overhead_mib = cfg->vm_memory_overhead_mib;
 	c->kvm_gid = stat("/dev/kvm", &st) == 0 ? st.st_gid : (gid_t)-1;
-	abi = syscall(SYS_landlock_create_ruleset, NULL, 0, LANDLOCK_CREATE_RULESET_VERSION);
-	c->landlock_abi = abi > 0 ? (int)abi : 0;
+	c->landlock_abi = ll_abi();
 	if (!cfg->cgroups)
 		return 0;
 	base_name(cfg, base, sizeof(base));
@@ -380,85 +359,33 @@ static int cg_join(const struct confine_host *c, const char *name)
 	return 0;
 }
 
-static uint64_t ll_fs_rights(int abi)
-{
-	uint64_t r = (1ULL << 13) - 1; /* ABI 1: execute .. make_sym */
-
-	if (abi >= 2)
-		r |= LANDLOCK_ACCESS_FS_REFER;
-	if (abi >= 3)
-		r |= LL_FS_TRUNCATE;
-	if (abi >= 5)
-		r |= LL_FS_IOCTL_DEV;
-	return r;
-}
-
-/* Allows access beneath fd (a file: only its file rights), as far as the ABI knows them. */
-static int ll_allow_fd(int rs, int fd, uint64_t access, uint64_t handled)
-{
-	struct landlock_path_beneath_attr a = { .parent_fd = fd };
-	struct stat st;
-
-	if (fstat(fd, &st) < 0)
-		return SMIG_EIO;
-	if (!S_ISDIR(st.st_mode))
-		access &= LL_FILE_RIGHTS;
-	a.allowed_access = access & handled;
-	if (a.allowed_access == 0)
-		return 0;
-	return syscall(SYS_landlock_add_rule, rs, LANDLOCK_RULE_PATH_BENEATH, &a, 0) == 0 ? 0
-											 : SMIG_EIO;
-}
-
-static int ll_allow_path(int rs, const char *path, uint64_t access, uint64_t handled)
-{
-	int fd = open(path, O_PATH | O_CLOEXEC);
-	int rc;
-
-	if (fd < 0)
-		return errno == ENOENT ? 0 : SMIG_EIO; /* not on this host: nothing to allow */
-	rc = ll_allow_fd(rs, fd, access, handled);
-	close(fd);
-	return rc;
-}
-
 /* The ruleset for p; -1 (and why on stderr) when it cannot be built. */
 static int ll_ruleset(const struct confine_host *c, const struct confine_proc *p)
 {
-	int abi = c->landlock_abi > 6 ? 6 : c->landlock_abi;
-	struct ll_ruleset_attr attr = { .handled_access_fs = ll_fs_rights(abi) };
-	size_t size = sizeof(attr.handled_access_fs);
-	int rs;
+	struct ll_set ll;
+	int rc = 0;
 
-	if (abi >= 4) { /* no TCP at all: QEMU's and swtpm's sockets are handed to them */
-		attr.handled_access_net = LL_NET_BIND_TCP | LL_NET_CONNECT_TCP;
-		size += sizeof(attr.handled_access_net);
-	}
-	if (abi >= 6) { /* no signals or abstract sockets beyond their own processes */
-		attr.scoped = LL_SCOPE_ABSTRACT_UNIX | LL_SCOPE_SIGNAL;
-		size += sizeof(attr.scoped);
-	}
-	rs = (int)syscall(SYS_landlock_create_ruleset, &attr, size, 0);
-	if (rs < 0) {
+	/*
+	 * No TCP at all (QEMU's and swtpm's sockets are handed to them), no
+	 * signals or abstract sockets beyond their own processes.
+	 */
+	if (ll_open(&ll, c->landlock_abi, LL_NET_BIND_TCP | LL_NET_CONNECT_TCP,
+		    LL_SCOPE_ABSTRACT_UNIX | LL_SCOPE_SIGNAL) < 0) {
 		dprintf(2, "smigd: landlock_create_ruleset: %s\n", strerror(errno));
 		return -1;
 	}
-	for (size_t i = 0; i < ARRAY_LEN(system_paths); i++)
-		if (ll_allow_path(rs, system_paths[i].path, system_paths[i].access,
-				  attr.handled_access_fs) < 0)
-			goto fail;
-	for (size_t i = 0; i < p->nrw; i++)
-		if (ll_allow_fd(rs, p->rw_dirs[i], LL_OWN_DIR, attr.handled_access_fs) < 0)
-			goto fail;
-	for (size_t i = 0; i < p->nro; i++)
-		if (ll_allow_fd(rs, p->ro_files[i], LANDLOCK_ACCESS_FS_READ_FILE,
-				attr.handled_access_fs) < 0)
-			goto fail;
-	return rs;
-fail:
-	dprintf(2, "smigd: landlock_add_rule: %s\n", strerror(errno));
-	close(rs);
-	return -1;
+	for (size_t i = 0; rc == 0 && i < ARRAY_LEN(system_paths); i++)
+		rc = ll_allow_path(&ll, system_paths[i].path, system_paths[i].access);
+	for (size_t i = 0; rc == 0 && i < p->nrw; i++)
+		rc = ll_allow_fd(&ll, p->rw_dirs[i], LL_OWN_DIR);
+	for (size_t i = 0; rc == 0 && i < p->nro; i++)
+		rc = ll_allow_fd(&ll, p->ro_files[i], LANDLOCK_ACCESS_FS_READ_FILE);
+	if (rc < 0) {
+		dprintf(2, "smigd: landlock_add_rule: %s\n", strerror(errno));
+		close(ll.fd);
+		return -1;
+	}
+	return ll.fd;
 }
 
 int confine_enter(const struct confine_host *c, const struct confine_proc *p)

@@ -10,7 +10,7 @@
  * and ARP only from the listed addresses. To the guest: new TCP
  * connections only to the listed ports (established ones pass).
  */
-#include "wd_int.h"
+#include "warden/wd_int.h"
 #include "error.h"
 #include "log.h"
 #include "msg.h"

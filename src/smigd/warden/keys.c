@@ -6,7 +6,7 @@
  * to a destination inside the migration's encrypted channel, and is
  * overwritten on disk before it is unlinked when the VM leaves or goes.
  */
-#include "wd_int.h"
+#include "warden/wd_int.h"
 #include "error.h"
 #include "file.h"
 #include "log.h"

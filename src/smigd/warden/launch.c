@@ -10,7 +10,7 @@
  * QMP and the console connected, or with the reason it failed (usually
  * the last line QEMU or swtpm wrote).
  */
-#include "wd_int.h"
+#include "warden/wd_int.h"
 #include "error.h"
 #include "evidence.h"
 #include "file.h"
@@ -438,17 +438,23 @@ void wd_vm_unwatch(struct wvm *v)
 	unwatch_one(v, true);
 }
 
-static void swtpm_exited(struct wvm *v, int status)
+/* Every process of v is gone: a retiring VM goes from the table (v is then freed). */
+static void vm_ended(struct wvm *v)
 {
 	struct warden *w = v->w;
 
+	if (v->retire && w->vm_ended)
+		w->vm_ended(w, v);
+}
+
+static void swtpm_exited(struct wvm *v, int status)
+{
 	v->swtpm_pid = 0;
 	unwatch_one(v, true);
 	notify_exit(v, SMIG_PM_PROC_SWTPM, status);
 	if (v->qemu_pid <= 0) {
 		wd_cgroup_drop(v);
-		if (v->retire)
-			wd_vm_forget(w, v);
+		vm_ended(v); /* may free v */
 	}
 }
 
@@ -468,8 +474,8 @@ static void qemu_exited(struct wvm *v, int status)
 	smig_info("event=vm_exited vm=%s status=%d", v->spec.name,
 		  WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
 	notify_exit(v, SMIG_PM_PROC_QEMU, status);
-	if (v->retire && v->swtpm_pid <= 0)
-		wd_vm_forget(w, v);
+	if (v->swtpm_pid <= 0)
+		vm_ended(v); /* may free v */
 }
 
 bool wd_reap(struct warden *w, pid_t worker, int *worker_status)

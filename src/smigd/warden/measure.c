@@ -14,7 +14,7 @@
  * change on disk goes to the worker (EV_IVT), and `smig ivt enrol`
  * writes through the warden (IVT_WRITE), which checks it parses first.
  */
-#include "wd_int.h"
+#include "warden/wd_int.h"
 #include "error.h"
 #include "evidence.h"
 #include "file.h"
@@ -23,7 +23,7 @@
 #include "quote.h"
 #include "sign.h"
 #include "tls.h"
-#include "tpm.h"
+#include "warden/tpm.h"
 
 #include <errno.h>
 #include <limits.h>

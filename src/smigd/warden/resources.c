@@ -7,7 +7,7 @@
  * (wd_res_claim), so no spec, a peer's or a compromised worker's, can
  * point a VM at another VM's disk.
  */
-#include "wd_int.h"
+#include "warden/wd_int.h"
 #include "error.h"
 #include "evidence.h"
 #include "file.h"

@@ -13,7 +13,7 @@
  * malformed datagram also ends the worker, which the warden then starts
  * afresh.
  */
-#include "wd_int.h"
+#include "warden/wd_int.h"
 #include "error.h"
 #include "log.h"
 

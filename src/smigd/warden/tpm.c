@@ -7,7 +7,7 @@
  * the same key after every restart, so the IVT can pin it. Calls to the
  * TPM are synchronous; a quote takes a few milliseconds.
  */
-#include "tpm.h"
+#include "warden/tpm.h"
 #include "error.h"
 #include "log.h"
 

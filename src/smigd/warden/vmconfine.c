@@ -8,7 +8,7 @@
  * state), which the VM's uid owns (0700). Everything else in it (spec,
  * logs, smigd's sockets and records) stays root's.
  */
-#include "wd_int.h"
+#include "warden/wd_int.h"
 #include "error.h"
 #include "file.h"
 #include "log.h"

@@ -12,7 +12,7 @@
  * COMMIT was recorded, else discarded. A directory with neither is a
  * leftover: its processes are killed and it is removed.
  */
-#include "wd_int.h"
+#include "warden/wd_int.h"
 #include "error.h"
 #include "file.h"
 #include "log.h"
@@ -37,17 +37,7 @@ struct wvm *wd_vm_find(struct warden *w, const char *name)
 	return NULL;
 }
 
-void wd_vm_path(const struct wvm *v, const char *leaf, char *out, size_t outlen)
-{
-	snprintf(out, outlen, "%s/%s", v->dir, leaf);
-}
-
-bool wd_vm_running(const struct wvm *v)
-{
-	return v->qemu_pid > 0;
-}
-
-static struct wvm *vm_new(struct warden *w, const struct smig_vmspec *spec)
+static struct wvm *wvm_new(struct warden *w, const struct smig_vmspec *spec)
 {
 	struct wvm *v = calloc(1, sizeof(*v));
 
@@ -158,6 +148,7 @@ int wd_vm_load_all(struct warden *w)
 	struct dirent *e;
 	DIR *dp;
 
+	w->vm_ended = wd_vm_forget;
 	snprintf(dir, sizeof(dir), "%s/vms", w->cfg.state_dir);
 	/* searchable, not readable: each VM's uid passes through to its own directory */
 	SMIG_GUARD(smig_file_mkdirs(dir, 0711));
@@ -191,7 +182,7 @@ int wd_vm_load_all(struct warden *w)
 				leftover(w, vdir, e->d_name);
 			continue;
 		}
-		v = vm_new(w, &spec);
+		v = wvm_new(w, &spec);
 		if (v == NULL)
 			break;
 		v->staged = staged;
@@ -220,7 +211,7 @@ static int write_spec(struct wvm *v, const char *name)
 static struct wvm *vm_create(struct warden *w, const struct smig_vmspec *spec, bool staged,
 			     char *err, size_t errlen)
 {
-	struct wvm *v = vm_new(w, spec);
+	struct wvm *v = wvm_new(w, spec);
 
 	if (v == NULL) {
 		snprintf(err, errlen, "out of memory");

@@ -19,8 +19,9 @@
  * config is read again and, if it parses, sent with the host table, the
  * policy and the IVT to the worker (EV_RELOAD).
  */
-#include "wd_int.h"
-#include "warden.h"
+#include "warden/wd_int.h"
+#include "common/startcheck.h"
+#include "warden/warden.h"
 #include "error.h"
 #include "file.h"
 #include "log.h"
@@ -48,28 +49,6 @@
 extern char **environ;
 
 static void worker_spawn(void *arg);
-
-void wd_send(struct warden *w, const struct smig_buf *b, const int *fds, size_t nfds)
-{
-	if (w->sock < 0)
-		return; /* no worker now: the next one asks for what it needs */
-	if (smig_pm_send(w->sock, b, fds, nfds) < 0)
-		smig_warn("event=warden_send_failed reason=\"%s\"", strerror(errno));
-}
-
-void wd_violation(struct warden *w, const char *what, const char *fmt, ...)
-{
-	char detail[1024];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(detail, sizeof(detail), fmt, ap);
-	va_end(ap);
-	smig_err("event=security_event kind=privsep_violation request=%s detail=\"%s\"", what,
-		 detail);
-	(void)wd_audit_write(w, "worker", "privsep.violation", what, "deny", "-", "refused",
-			     detail, NULL);
-}
 
 /* Makes dir (below STATE_DIR) the worker's own, 0700, whatever it was. */
 static int worker_dir(struct warden *w, const char *leaf)
@@ -329,48 +308,6 @@ static int signals(struct warden *w)
 /* --- start and stop --- */
 
 /*
- * The VMs' processes run as uids of their own and reach their directories
- * below STATE_DIR (docs/configuration.md, "Confinement"): every directory
- * above it must let others pass (o+x); STATE_DIR itself is made so.
- */
-int wd_state_dir_passable(const char *state_dir, char *err, size_t errlen)
-{
-	char path[PATH_MAX];
-	struct stat st;
-	char *slash;
-
-	snprintf(path, sizeof(path), "%s", state_dir);
-	while ((slash = strrchr(path, '/')) != NULL && slash != path) {
-		*slash = '\0';
-		if (stat(path, &st) == 0 && S_ISDIR(st.st_mode) && !(st.st_mode & S_IXOTH)) {
-			snprintf(err, errlen, "state_dir %s: %s (mode %04o) does not let others pass, "
-				 "and each VM's QEMU and swtpm run as a uid of their own below it: "
-				 "chmod o+x %s, or choose a state_dir whose parents do",
-				 state_dir, path, (unsigned)(st.st_mode & 07777), path);
-			return SMIG_ECONFIG;
-		}
-	}
-	return 0;
-}
-
-int wd_worker_user(const struct smig_config *cfg, uid_t *uid, gid_t *gid, char *err,
-		   size_t errlen)
-{
-	struct passwd *pw = getpwnam(cfg->worker_user);
-
-	if (pw == NULL || pw->pw_uid == 0) {
-		snprintf(err, errlen, "confinement.worker_user %s: %s; make it a system user of its "
-			 "own (useradd --system --user-group --no-create-home --home-dir "
-			 "/nonexistent --shell /usr/sbin/nologin %s), or name another",
-			 cfg->worker_user, pw ? "is root" : "no such user", cfg->worker_user);
-		return SMIG_ECONFIG;
-	}
-	*uid = pw->pw_uid;
-	*gid = pw->pw_gid;
-	return 0;
-}
-
-/*
  * A pool others may enter holds disks that another VM's uid could read by
  * their mode: Landlock keeps every VM's QEMU out of pools all the same,
  * but without Landlock the mode is the only barrier, and smigd refuses.
@@ -428,8 +365,8 @@ static int warden_start(struct warden *w, const char *config_path)
 	char err[512];
 
 	if (smig_config_load(config_path, &w->cfg, err, sizeof(err)) < 0 ||
-	    wd_state_dir_passable(w->cfg.state_dir, err, sizeof(err)) < 0 ||
-	    wd_worker_user(&w->cfg, &w->worker_uid, &w->worker_gid, err, sizeof(err)) < 0) {
+	    startcheck_state_dir(w->cfg.state_dir, err, sizeof(err)) < 0 ||
+	    startcheck_worker_user(&w->cfg, &w->worker_uid, &w->worker_gid, err, sizeof(err)) < 0) {
 		smig_err("event=config_invalid reason=\"%s\"", err);
 		return SMIG_ECONFIG;
 	}

@@ -1,7 +1,7 @@
 /*
- * warden.h - smigd's privileged parent (warden.c), seen from main.c and
- * from the worker's start: the only entry points into code that runs as
- * root for the daemon's whole life.
+ * warden.h - smigd's privileged parent (warden.c), seen from main.c: the
+ * only entry points into code that runs as root for the daemon's whole
+ * life.
  */
 #ifndef SMIGD_WARDEN_H
 #define SMIGD_WARDEN_H
@@ -9,8 +9,6 @@
 #include "config.h"
 
 #include <stdbool.h>
-#include <stddef.h>
-#include <sys/types.h>
 
 /* Runs smigd: the warden, and the worker it starts (and restarts). */
 int warden_main(const char *config_path, bool foreground);
@@ -21,10 +19,5 @@ int warden_main(const char *config_path, bool foreground);
 int warden_serve(const char *config_path, int fd);
 /* smigd --measure: prints this host's measurement for the IVT; 0 or 1. */
 int warden_measure(const char *config_path);
-/* 0 when every directory above state_dir lets others pass; else why in err. */
-int wd_state_dir_passable(const char *state_dir, char *err, size_t errlen);
-/* The configured worker user's uid and gid; else why in err. */
-int wd_worker_user(const struct smig_config *cfg, uid_t *uid, gid_t *gid, char *err,
-		   size_t errlen);
 
 #endif

@@ -14,8 +14,8 @@
 
 #include "buf.h"
 #include "config.h"
-#include "confine.h"
-#include "loop.h"
+#include "warden/confine.h"
+#include "common/loop.h"
 #include "privmsg.h"
 #include "qemucaps.h"
 #include "vmcheck.h"
@@ -24,6 +24,7 @@
 #include <openssl/evp.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #define WD_START_MS 15000
@@ -39,7 +40,7 @@ struct wvm {
 	char dir[PATH_MAX];
 	uid_t uid;      /* its processes' uid and gid; 0 until assigned */
 	bool staged;    /* came in by migration, not committed (spec.staged) */
-	bool retire;    /* forget it once its processes are gone */
+	bool retire;    /* forget it once its processes are gone (w->vm_ended) */
 	bool filtered;  /* its NIC filters are applied */
 	pid_t qemu_pid, swtpm_pid;
 	int qemu_pidfd, swtpm_pidfd; /* adopted (not our children): their exits come here */
@@ -64,6 +65,12 @@ struct warden {
 	struct wd_measure *measure;
 	struct wd_bans *bans;
 	struct wvm *vms;
+	/*
+	 * The processes of a retiring VM are all gone (launch.c says so): the
+	 * table forgets it. vmtab.c sets it, so the processes' supervisor
+	 * below the table never calls up into it.
+	 */
+	void (*vm_ended)(struct warden *w, struct wvm *v);
 	/* the worker */
 	uid_t worker_uid;
 	gid_t worker_gid;
@@ -81,12 +88,25 @@ struct warden {
 	bool serve_only; /* warden_serve(): a worker that is not ours, on a socket we were given */
 };
 
-/* warden.c */
+/* The VM's own directory, STATE_DIR/vms/NAME, and a file in it. */
+static inline void wd_vm_path(const struct wvm *v, const char *leaf, char *out, size_t outlen)
+{
+	snprintf(out, outlen, "%s/%s", v->dir, leaf);
+}
+
+static inline bool wd_vm_running(const struct wvm *v)
+{
+	return v->qemu_pid > 0;
+}
+
+/* link.c: the link to the worker */
 /* Sends a message to the worker (logged and dropped when it is gone). */
 void wd_send(struct warden *w, const struct smig_buf *b, const int *fds, size_t nfds);
 /* A request the worker should never have sent: logged, audited, refused by the caller. */
 void wd_violation(struct warden *w, const char *what, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+
+/* warden.c */
 /* The worker's directories below STATE_DIR (its own, and the consoles). */
 int wd_worker_dirs(struct warden *w);
 
@@ -97,7 +117,6 @@ void wd_reply_status(struct warden *w, uint16_t type, uint32_t id, int status, c
 
 /* vmtab.c: the VM table */
 struct wvm *wd_vm_find(struct warden *w, const char *name);
-void wd_vm_path(const struct wvm *v, const char *leaf, char *out, size_t outlen);
 int wd_vm_load_all(struct warden *w);
 void wd_vm_free_all(struct warden *w);
 int wd_vm_define(struct warden *w, const char *text, char **pinned, char *err, size_t errlen);
@@ -112,14 +131,17 @@ int wd_vm_retire(struct warden *w, struct wvm *v);
 char *wd_vm_list_json(struct warden *w);
 /* Removes v from the table and its directory, key and cgroup from the host. */
 void wd_vm_forget(struct warden *w, struct wvm *v);
-bool wd_vm_running(const struct wvm *v);
+
 
 /* launch.c: a VM's processes */
 void wd_vm_start(struct warden *w, struct wvm *v, bool incoming, uint32_t id);
 void wd_vm_kill(struct wvm *v, int sig);
 /* A connected socket to one of its QEMU's sockets (SMIG_PM_SOCK_*), -1 if none. */
 int wd_vm_connect(struct wvm *v, unsigned which);
-/* SIGCHLD: reaps children, the worker among them (true if it was). */
+/*
+ * SIGCHLD: reaps children, the worker among them (true if it was). A
+ * retiring VM whose processes are all gone goes to w->vm_ended.
+ */
 bool wd_reap(struct warden *w, pid_t worker, int *worker_status);
 /* Watches an adopted QEMU or swtpm (not our child) through a pidfd. */
 void wd_vm_watch(struct wvm *v, bool swtpm);

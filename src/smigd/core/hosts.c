@@ -1,0 +1,93 @@
+/*
+ * hosts.c - the cluster's host table as this worker holds it, and what is
+ * known of each host between contacts (smigd.h, "hosts.c"): the last
+ * successful and failed exchange, the round trip, and the last verdict on
+ * it with its evidence. A new table (start, reload) is taken only when it
+ * names this host with its own certificate; what was known of each host
+ * carries over.
+ */
+#include "core/smigd.h"
+#include "error.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct hosts {
+	struct smig_hosts table;
+	struct host_state *state; /* parallel to table.v */
+};
+
+static const struct smig_hosts empty;
+
+const struct smig_hosts *smigd_hosts(const struct smigd *d)
+{
+	return d->hosts ? &d->hosts->table : &empty;
+}
+
+struct host_state *smigd_host_state(struct smigd *d, const char *name)
+{
+	struct hosts *h = d->hosts;
+
+	for (size_t i = 0; h && i < h->table.n; i++)
+		if (strcmp(h->state[i].name, name) == 0)
+			return &h->state[i];
+	return NULL;
+}
+
+struct host_state *smigd_host_state_at(struct smigd *d, size_t i)
+{
+	return d->hosts && i < d->hosts->table.n ? &d->hosts->state[i] : NULL;
+}
+
+static int check_self(const struct smigd *d, const struct smig_hosts *h, char *err,
+		      size_t errlen)
+{
+	const struct smig_host *self = smig_hosts_by_name(h, d->cfg.host);
+
+	if (self == NULL) {
+		snprintf(err, errlen, "%s: this host (%s) is not in the host table",
+			 d->cfg.hosts_file, d->cfg.host);
+		return SMIG_ECONFIG;
+	}
+	if (memcmp(self->fp, smig_tls_ctx_fp(d->tls), SMIG_FP_LEN) != 0) {
+		snprintf(err, errlen, "%s: the fingerprint of %s does not match %s",
+			 d->cfg.hosts_file, d->cfg.host, d->cfg.tls_cert);
+		return SMIG_ECONFIG;
+	}
+	return 0;
+}
+
+int hosts_install(struct smigd *d, struct smig_hosts *nh, char *err, size_t errlen)
+{
+	struct host_state *ns;
+
+	SMIG_GUARD(check_self(d, nh, err, errlen));
+	if (d->hosts == NULL && (d->hosts = calloc(1, sizeof(*d->hosts))) == NULL)
+		return SMIG_ENOMEM;
+	ns = calloc(nh->n ? nh->n : 1, sizeof(*ns));
+	SMIG_ENSURE(ns != NULL, SMIG_ENOMEM);
+	for (size_t i = 0; i < nh->n; i++) {
+		struct host_state *old = smigd_host_state(d, nh->v[i].name);
+
+		if (old)
+			ns[i] = *old;
+		snprintf(ns[i].name, sizeof(ns[i].name), "%s", nh->v[i].name);
+	}
+	smig_hosts_clear(&d->hosts->table);
+	free(d->hosts->state);
+	d->hosts->table = *nh;
+	d->hosts->state = ns;
+	memset(nh, 0, sizeof(*nh));
+	return 0;
+}
+
+void hosts_free(struct smigd *d)
+{
+	if (d->hosts == NULL)
+		return;
+	smig_hosts_clear(&d->hosts->table);
+	free(d->hosts->state);
+	free(d->hosts);
+	d->hosts = NULL;
+}

@@ -1,0 +1,334 @@
+/*
+ * monitor.c - smigd's security monitor: one event type for everything that
+ * matters on the wire, the firewall at accept, and the IDS that turns
+ * repeated failures into timed bans (libsmig ids.c decides).
+ *
+ * Every event goes to the log (and syslog), to the last-events ring that
+ * `smig events` reads and follows, and, unless it is a plain accepted
+ * connection, to the audit log; a burst of the same event from one
+ * address is written to the audit log once a second with the count of the
+ * ones folded into it, so a flood cannot turn into an fsync storm. Bans
+ * are kept in STATE_DIR/bans.json so a restart does not lift them.
+ */
+#include "core/smigd.h"
+#include "core/priv.h"
+#include "ctl.h"
+#include "error.h"
+#include "file.h"
+#include "log.h"
+
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define RING 1024
+#define FOLD 64 /* recent (kind, address) pairs folded for the audit log */
+#define BANS_MAX 1024
+
+struct sec_event {
+	uint64_t seq;
+	int64_t time_ms;
+	enum smig_sec_kind kind;
+	char addr[SMIG_IDS_ADDR_MAX];
+	char host[SMIG_NAME_MAX + 1];
+	char detail[256];
+};
+
+struct fold {
+	enum smig_sec_kind kind;
+	char addr[SMIG_IDS_ADDR_MAX];
+	int64_t last_ms;
+	unsigned folded;
+};
+
+struct monitor {
+	struct sec_event ring[RING];
+	size_t n, head;
+	uint64_t seq;
+	struct fold fold[FOLD];
+	struct ctl_followers followers;
+	struct smig_ids *ids;
+	char bans_path[PATH_MAX];
+	uint64_t counts[SMIG_SEC_KINDS];
+};
+
+static int64_t wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static json_t *event_json(const struct sec_event *e)
+{
+	return json_pack("{s:I,s:I,s:s,s:s,s:s,s:s}", "seq", (json_int_t)e->seq, "time_ms",
+			 (json_int_t)e->time_ms, "kind", smig_sec_kind_name(e->kind), "addr",
+			 e->addr, "host", e->host, "detail", e->detail);
+}
+
+/* Audits e unless the same (kind, address) was audited less than 1 s ago. */
+static void audit_folded(struct smigd *d, const struct sec_event *e)
+{
+	struct monitor *m = d->monitor;
+	struct fold *f = NULL, *oldest = &m->fold[0];
+	char actor[SMIG_IDS_ADDR_MAX + 8], action[48], detail[320];
+
+	for (size_t i = 0; i < FOLD && f == NULL; i++) {
+		if (m->fold[i].kind == e->kind && strcmp(m->fold[i].addr, e->addr) == 0)
+			f = &m->fold[i];
+		else if (m->fold[i].last_ms < oldest->last_ms)
+			oldest = &m->fold[i];
+	}
+	if (f && e->time_ms - f->last_ms < 1000) {
+		f->folded++;
+		return;
+	}
+	if (f == NULL) {
+		f = oldest;
+		memset(f, 0, sizeof(*f));
+		f->kind = e->kind;
+		snprintf(f->addr, sizeof(f->addr), "%s", e->addr);
+	}
+	snprintf(actor, sizeof(actor), "%s%s", e->host[0] ? "peer:" : "addr:",
+		 e->host[0] ? e->host : e->addr);
+	snprintf(action, sizeof(action), "security.%s", smig_sec_kind_name(e->kind));
+	if (f->folded)
+		snprintf(detail, sizeof(detail), "%s (and %u like it in the second before)",
+			 e->detail, f->folded);
+	else
+		snprintf(detail, sizeof(detail), "%s", e->detail);
+	audit_write(d, actor, action, e->addr, "none", "-", "observed", detail);
+	f->last_ms = e->time_ms;
+	f->folded = 0;
+}
+
+static void bans_save(struct smigd *d)
+{
+	struct monitor *m = d->monitor;
+	char *text = NULL;
+
+	if (smig_ids_bans_dump(m->ids, wall_ms(), &text) < 0 ||
+	    smig_file_write_atomic(m->bans_path, text, strlen(text), 0600) < 0)
+		smig_err("event=bans_save_failed path=%s", m->bans_path);
+	free(text);
+}
+
+static bool never_ban(const struct smigd *d, const char *addr)
+{
+	for (size_t i = 0; i < d->cfg.nnever_ban; i++)
+		if (strcmp(d->cfg.never_ban[i], addr) == 0)
+			return true;
+	return false;
+}
+
+/* Keeps, logs, sends to followers and audits one event; returns it. */
+static const struct sec_event *record(struct smigd *d, enum smig_sec_kind kind, const char *addr,
+				      const char *host, const char *detail)
+{
+	struct monitor *m = d->monitor;
+	struct sec_event *e = &m->ring[m->head];
+
+	memset(e, 0, sizeof(*e));
+	e->seq = ++m->seq;
+	e->time_ms = wall_ms();
+	e->kind = kind;
+	snprintf(e->addr, sizeof(e->addr), "%s", addr ? addr : "");
+	snprintf(e->host, sizeof(e->host), "%s", host ? host : "");
+	snprintf(e->detail, sizeof(e->detail), "%s", detail);
+	m->head = (m->head + 1) % RING;
+	m->n += m->n < RING;
+	m->counts[kind]++;
+	if (kind == SMIG_SEC_CONN_ACCEPTED)
+		smig_debug("event=security kind=%s addr=%s", smig_sec_kind_name(kind), e->addr);
+	else
+		smig_warn("event=security kind=%s addr=%s host=%s detail=\"%s\"",
+			  smig_sec_kind_name(kind), e->addr, e->host[0] ? e->host : "-", e->detail);
+	if (m->followers.head) {
+		json_t *ev = event_json(e);
+
+		ctl_followers_send(d, &m->followers, ev);
+		json_decref(ev);
+	}
+	if (kind != SMIG_SEC_CONN_ACCEPTED)
+		audit_folded(d, e);
+	return e;
+}
+
+/* A ban (ms > 0) or an unban (0) in nftables too (firewall.nftables): the warden's job. */
+static void kernel_ban(struct smigd *d, const char *addr, int64_t ms)
+{
+	struct smig_pm r;
+
+	if (!d->cfg.nftables || d->priv == NULL)
+		return;
+	if (ms > 0)
+		(void)priv_call(d->priv, &r, SMIG_PM_BAN, addr, (uint64_t)ms);
+	else
+		(void)priv_call(d->priv, &r, SMIG_PM_UNBAN, addr);
+}
+
+/* Failures count towards the IDS rules; a ban is an event of its own. */
+static void ids_feed(struct smigd *d, const struct sec_event *e)
+{
+	struct monitor *m = d->monitor;
+	int64_t ban_ms = 0;
+	char detail[128];
+
+	if (e->kind == SMIG_SEC_BAN || e->kind == SMIG_SEC_UNBAN ||
+	    e->kind == SMIG_SEC_CONN_ACCEPTED || e->kind == SMIG_SEC_CONN_REFUSED ||
+	    e->addr[0] == '\0' || never_ban(d, e->addr))
+		return;
+	if (!smig_ids_event(m->ids, e->addr, e->kind, e->time_ms, &ban_ms, NULL))
+		return;
+	bans_save(d);
+	kernel_ban(d, e->addr, ban_ms);
+	snprintf(detail, sizeof(detail), "banned for %lld s after repeated %s",
+		 (long long)(ban_ms / 1000), smig_sec_kind_name(e->kind));
+	(void)record(d, SMIG_SEC_BAN, e->addr, e->host, detail);
+}
+
+void sec_event(struct smigd *d, enum smig_sec_kind kind, const char *addr, const char *host,
+	       const char *fmt, ...)
+{
+	char detail[256];
+	va_list ap;
+
+	if (d->monitor == NULL)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof(detail), fmt, ap);
+	va_end(ap);
+	ids_feed(d, record(d, kind, addr, host, detail));
+}
+
+static void bans_load(struct smigd *d)
+{
+	struct monitor *m = d->monitor;
+	char *text = NULL, err[256];
+	size_t len;
+	int n;
+
+	if (smig_file_read(m->bans_path, (size_t)1 << 20, &text, &len, err, sizeof(err)) < 0)
+		return;
+	n = smig_ids_bans_load(m->ids, text, len, wall_ms());
+	free(text);
+	if (n < 0)
+		smig_warn("event=bans_ignored path=%s reason=\"not a list of bans\"", m->bans_path);
+	else if (n > 0)
+		smig_info("event=bans_restored path=%s bans=%d", m->bans_path, n);
+}
+
+int monitor_init(struct smigd *d)
+{
+	const struct smig_ids_limits lim = { .rate_per_s = d->cfg.conn_rate,
+					     .burst = d->cfg.conn_burst };
+	struct monitor *m = calloc(1, sizeof(*m));
+	size_t n = 0;
+	int rc;
+
+	SMIG_ENSURE(m != NULL, SMIG_ENOMEM);
+	d->monitor = m;
+	if (d->cfg.nids_rules)
+		rc = smig_ids_new(d->cfg.ids_rules, d->cfg.nids_rules, &lim, &m->ids);
+	else {
+		const struct smig_ids_rule *rules = smig_ids_default_rules(&n);
+
+		rc = smig_ids_new(rules, n, &lim, &m->ids);
+	}
+	SMIG_GUARD(rc);
+	snprintf(m->bans_path, sizeof(m->bans_path), "%s/worker/bans.json", d->cfg.state_dir);
+	bans_load(d);
+	if (d->cfg.nftables) { /* the warden made its table afresh: the bans in force go in again */
+		struct smig_ids_ban_info b[64];
+		size_t nb = smig_ids_bans(m->ids, wall_ms(), b, ARRAY_LEN(b));
+
+		for (size_t i = 0; i < nb; i++)
+			kernel_ban(d, b[i].addr, b[i].until_ms - wall_ms());
+	}
+	return 0;
+}
+
+void monitor_free(struct smigd *d)
+{
+	struct monitor *m = d->monitor;
+
+	if (m == NULL)
+		return;
+	ctl_followers_end(d, &m->followers);
+	smig_ids_free(m->ids);
+	free(m);
+	d->monitor = NULL;
+}
+
+bool monitor_admit(struct smigd *d, const char *ip, size_t pending)
+{
+	enum smig_ids_admit a;
+
+	if (d->cfg.hosts_only && smig_hosts_by_addr(smigd_hosts(d), ip) == NULL) {
+		sec_event(d, SMIG_SEC_CONN_REFUSED, ip, NULL, "not an address of the host table");
+		return false;
+	}
+	if (never_ban(d, ip))
+		return true;
+	if (pending >= (size_t)d->cfg.pending_per_source) {
+		sec_event(d, SMIG_SEC_CONN_REFUSED, ip, NULL,
+			  "%d connections from it are still unauthenticated",
+			  d->cfg.pending_per_source);
+		return false;
+	}
+	a = smig_ids_admit(d->monitor->ids, ip, wall_ms());
+	if (a == SMIG_ADMIT_OK)
+		return true;
+	sec_event(d, SMIG_SEC_CONN_REFUSED, ip, NULL, "%s",
+		  a == SMIG_ADMIT_BANNED ? "banned" : "over its connection rate");
+	return false;
+}
+
+json_t *monitor_events_json(struct smigd *d, size_t want)
+{
+	struct monitor *m = d->monitor;
+	json_t *arr = json_array();
+
+	for (size_t i = m->n > want && want ? m->n - want : 0; arr && i < m->n; i++)
+		json_array_append_new(arr, event_json(&m->ring[(m->head + RING - m->n + i) % RING]));
+	return arr;
+}
+
+void monitor_follow(struct smigd *d, struct ctl_ref *ref, const json_t *events)
+{
+	ctl_follow(d, &d->monitor->followers, ref, events);
+}
+
+json_t *monitor_status_json(struct smigd *d)
+{
+	struct monitor *m = d->monitor;
+	struct smig_ids_ban_info *b = calloc(BANS_MAX, sizeof(*b));
+	json_t *bans = json_array(), *counts = json_object();
+	size_t n = b ? smig_ids_bans(m->ids, wall_ms(), b, BANS_MAX) : 0;
+
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(bans, json_pack("{s:s,s:I,s:i}", "addr", b[i].addr,
+						      "until_ms", (json_int_t)b[i].until_ms,
+						      "strikes", b[i].strikes));
+	free(b);
+	for (int k = 0; k < SMIG_SEC_KINDS; k++)
+		json_object_set_new(counts, smig_sec_kind_name((enum smig_sec_kind)k),
+				    json_integer((json_int_t)m->counts[k]));
+	return json_pack("{s:o,s:o,s:I,s:b,s:f,s:f}", "bans", bans, "events", counts,
+			 "sources_tracked", (json_int_t)smig_ids_sources(m->ids), "hosts_only",
+			 d->cfg.hosts_only, "conn_per_s", d->cfg.conn_rate, "conn_burst",
+			 d->cfg.conn_burst);
+}
+
+int monitor_unban(struct smigd *d, const char *addr)
+{
+	SMIG_GUARD(smig_ids_unban(d->monitor->ids, addr, wall_ms()) < 0 ? SMIG_ENOENT : 0);
+	bans_save(d);
+	kernel_ban(d, addr, 0);
+	sec_event(d, SMIG_SEC_UNBAN, addr, NULL, "lifted by an operator");
+	return 0;
+}

@@ -1,0 +1,204 @@
+/*
+ * smigd.h - the worker's core: the state every part of the worker shares
+ * (its config, loop, TLS context and host key, its link to the warden),
+ * a pointer to each part's own state (opaque here: each part keeps its
+ * state to itself and is reached through its face header), and the core
+ * services every part may use: the host table and what is known of each
+ * host (hosts.c), answers to whoever asked (reply.c), the audit log
+ * (auditlog.c) and security events (monitor.c).
+ *
+ * The worker's parts stand on one another in this order, each using only
+ * those below it (docs/architecture.md, "Layers"; scripts/lint.sh checks
+ * the includes): core, vm, trust, policy, peer, migration, control,
+ * worker. A lower part that must tell a higher one something calls a
+ * function the higher part registered (an event), never the part itself.
+ */
+#ifndef SMIGD_H
+#define SMIGD_H
+
+#include "common/loop.h"
+#include "config.h"
+#include "core/priv.h"
+#include "ids.h"
+#include "ivt.h"
+#include "policy.h"
+#include "privmsg.h"
+#include "tls.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <time.h>
+
+struct attest;
+struct auditlog;
+struct authz;
+struct ctl;
+struct evac;
+struct hosts;
+struct migs;
+struct monitor;
+struct peers;
+struct priv;
+struct reply;
+struct vms;
+
+/* What smigd remembers about each host of the table between contacts. */
+struct host_state {
+	char name[SMIG_NAME_MAX + 1];
+	time_t last_ok;      /* last successful exchange, 0 if none */
+	time_t last_fail;    /* last failure, 0 if none */
+	double last_rtt_ms;
+	char last_error[160];
+	enum smig_trust trust; /* from its verdict; none until attested */
+	struct smig_verdict verdict; /* the last attestation of it */
+	time_t attested_at;          /* 0: never */
+	struct smig_evidence evidence; /* its last authentic evidence */
+};
+
+struct smigd {
+	/* shared by every part */
+	struct smig_config cfg;
+	struct loop *loop;
+	struct smig_tls_ctx *tls;
+	EVP_PKEY *host_key; /* the key of this host's certificate: TLS, checks of the audit log */
+	struct priv *priv;  /* the warden: what needs root */
+	pid_t warden_pid;
+	time_t started;
+	int sig_fd;
+	struct loop_watch *sig_w;
+	unsigned migrations; /* running, either way (the migration part keeps the count) */
+	/* the core services' state */
+	struct hosts *hosts;
+	struct reply *reply;
+	struct auditlog *audit;
+	struct monitor *monitor;
+	/* each part's own state, reached only through its face */
+	struct vms *vms;       /* vm/vm.h */
+	struct attest *attest; /* trust/trust.h */
+	struct authz *authz;   /* policy/authz.h */
+	struct peers *peers;   /* peer/peer.h */
+	struct migs *migs;     /* migration/migrate.h */
+	struct evac *evac;     /* migration/migrate.h */
+	struct ctl *ctl;       /* control/control.h */
+};
+
+#define CTL_GROUPS_MAX 64
+
+/*
+ * What the audit log records about a request when its reply is sent: the
+ * decision was "allow" by rule; the outcome is the reply (ok or its error).
+ */
+struct ctl_audit {
+	bool on;
+	char actor[96];
+	char action[32];
+	char target[160];
+	char rule[SMIG_RULE_MAX];
+};
+
+/*
+ * Whoever waits for the outcome of an operation: a control client (by its
+ * id; the reply goes out on its socket) or an internal caller (done). Any
+ * part may answer it; none needs to know who asked.
+ */
+struct ctl_ref {
+	uint64_t client_id; /* 0: nobody waits */
+	json_t *id;         /* the request's id (owned reference) */
+	/* An internal request: called with the reply instead of a client (may be NULL). */
+	void (*done)(struct smigd *d, void *arg, const json_t *reply);
+	void *done_arg;
+	bool has_cred;
+	struct ucred cred;  /* who asked */
+	int ngroups;        /* their supplementary groups (SO_PEERGROUPS); -1: unknown */
+	gid_t groups[CTL_GROUPS_MAX];
+	struct ctl_audit audit;
+};
+
+/* True if someone waits for ref's reply (a client or an internal caller). */
+static inline bool ctl_ref_waits(const struct ctl_ref *r)
+{
+	return r->client_id != 0 || r->done != NULL;
+}
+
+/* --- reply.c: answers to whoever asked --- */
+/* Where answers to control clients go: the control part registers itself. */
+struct reply_sink {
+	bool (*alive)(void *arg, uint64_t client);   /* is that client still connected? */
+	void (*send)(void *arg, uint64_t client, json_t *msg); /* msg borrowed */
+	void *arg;
+};
+int reply_init(struct smigd *d);
+void reply_free(struct smigd *d);
+void reply_set_sink(struct smigd *d, const struct reply_sink *sink);
+/* Sends {"id","ok":true,"result"} and releases ref; steals result. */
+void ctl_reply_ok(struct smigd *d, struct ctl_ref *ref, json_t *result);
+/* Sends {"id","ok":false,"error":{code,message}} and releases ref. */
+void ctl_reply_err(struct smigd *d, struct ctl_ref *ref, const char *code,
+		   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* Sends a progress line without ending the request. */
+void ctl_progress(struct smigd *d, const struct ctl_ref *ref, json_t *progress);
+/* True while the control client that sent ref's request is connected. */
+bool ctl_ref_alive(struct smigd *d, const struct ctl_ref *ref);
+
+/* Requests that stay open and get every new item as progress (--follow). */
+struct ctl_follower;
+struct ctl_followers {
+	struct ctl_follower *head;
+};
+/* Sends items (a JSON array; borrowed) to ref as progress and keeps ref on list. */
+void ctl_follow(struct smigd *d, struct ctl_followers *list, struct ctl_ref *ref,
+		const json_t *items);
+/* Sends item to every follower still connected (borrowed). */
+void ctl_followers_send(struct smigd *d, struct ctl_followers *list, const json_t *item);
+/* Answers every follower with a last reply and forgets them. */
+void ctl_followers_end(struct smigd *d, struct ctl_followers *list);
+
+/* --- hosts.c: the host table, and what is known of each host --- */
+/* Checks the table names this host with its own certificate, then takes it (nh emptied). */
+int hosts_install(struct smigd *d, struct smig_hosts *nh, char *err, size_t errlen);
+void hosts_free(struct smigd *d);
+const struct smig_hosts *smigd_hosts(const struct smigd *d);
+struct host_state *smigd_host_state(struct smigd *d, const char *name);
+/* The state of the table's host i (smigd_hosts(d)->v[i]). */
+struct host_state *smigd_host_state_at(struct smigd *d, size_t i);
+
+/* --- auditlog.c: the host's audit log (audit.h has the format; the warden writes it) --- */
+int audit_open(struct smigd *d);
+void audit_close(struct smigd *d);
+/* The log's and its head's paths. */
+const char *audit_path(const struct smigd *d);
+const char *audit_head_path(const struct smigd *d);
+/* Has the warden append one record (and a checkpoint when one is due); never fails the caller. */
+void audit_write(struct smigd *d, const char *actor, const char *action, const char *target,
+		 const char *decision, const char *rule, const char *outcome,
+		 const char *detail);
+/* False after a record could not be written (until one can again). */
+bool audit_writable(struct smigd *d);
+/* `audit show --follow`: ref gets every record from now on. */
+void audit_follow(struct smigd *d, struct ctl_ref *ref, const json_t *records);
+
+/* --- monitor.c: security events, firewall, IDS --- */
+int monitor_init(struct smigd *d);
+void monitor_free(struct smigd *d);
+/* A security event: logged, kept for `smig events`, audited, fed to the IDS. */
+__attribute__((format(printf, 5, 6)))
+void sec_event(struct smigd *d, enum smig_sec_kind kind, const char *addr, const char *host,
+	       const char *fmt, ...);
+/*
+ * May ip open a peer connection (host table, bans, rate, pending: how many
+ * of its connections have not yet finished TLS and HELLO)? Refusals are events.
+ */
+bool monitor_admit(struct smigd *d, const char *ip, size_t pending);
+/* The last n events (0: all kept), oldest first. */
+json_t *monitor_events_json(struct smigd *d, size_t n);
+/* `events --follow`: ref gets every event from now on. */
+void monitor_follow(struct smigd *d, struct ctl_ref *ref, const json_t *events);
+/* Bans in force, counts per kind, the firewall's settings. */
+json_t *monitor_status_json(struct smigd *d);
+/* Lifts addr's ban (in the kernel too); SMIG_ENOENT when it is not banned. */
+int monitor_unban(struct smigd *d, const char *addr);
+
+#endif

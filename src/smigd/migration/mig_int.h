@@ -1,0 +1,170 @@
+/*
+ * mig_int.h - what the files of the migration engine share: the migration
+ * record and its helpers (migrate.c), the source side (mig_src.c,
+ * mig_resolve.c) and the destination side (mig_dst.c), which the dispatch
+ * (engine.c) stands on. Not for use outside the engine.
+ */
+#ifndef SMIGD_MIG_INT_H
+#define SMIGD_MIG_INT_H
+
+#include "buf.h"
+#include "core/smigd.h"
+#include "frame.h"
+#include "migproto.h"
+#include "migration/migrate.h"
+#include "peer/peer.h"
+#include "policy/authz.h"
+#include "qmp.h"
+#include "trust/trust.h"
+#include "vm/vm.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define MIG_CHUNK ((size_t)256 * 1024)
+/*
+ * Flow control. What waits in smigd's buffers when the source pauses the VM
+ * has to cross before the destination can run it, so the buffers stay
+ * small: the source stops reading QEMU above MIG_TX_HIGH unsent, the
+ * destination stops reading the channel above MIG_PEND_HIGH not yet taken
+ * by its QEMU and resumes below MIG_PEND_LOW.
+ */
+#define MIG_TX_HIGH ((size_t)512 * 1024)
+#define MIG_PEND_HIGH ((size_t)512 * 1024)
+#define MIG_PEND_LOW ((size_t)128 * 1024)
+#define MIG_PROGRESS_MS 100
+#define MIG_DOWNTIME_MS 300 /* the guest-visible budget without --downtime-ms */
+#define AGENT_RETRY_MS 500 /* destination: a silent guest agent is pinged again after this */
+/* Device and vTPM state on top of limits.stream_passes passes over the memory. */
+#define MIG_STATE_SLACK ((uint64_t)64 << 20)
+
+/* The engine's state (d->migs): the migrations, both ways, and the serial of the next. */
+struct migs {
+	struct mig *head;
+	uint64_t next_id;
+};
+
+/* The guest agent's word, for a VM whose spec has one. */
+enum mig_agent {
+	MA_NONE,     /* no agent port, or the source did not hear it */
+	MA_PENDING,  /* source: pinged, no word yet */
+	MA_ANSWERED, /* source: before PREPARE; destination: after resume */
+	MA_SILENT,   /* source: no answer before PREPARE */
+	MA_EXPECTED, /* destination: answered on the source, not yet here */
+};
+
+struct mig {
+	struct mig *next;
+	struct smigd *d;
+	struct smig_migproto p; /* role, id, state, stream bytes */
+	char vm_name[SMIG_NAME_MAX + 1];
+	char peer_host[SMIG_NAME_MAX + 1];
+	struct vm *vm;
+	struct peer *peer;
+	int fd; /* our end of the socketpair with QEMU */
+	int trace_fd; /* test builds: the frame trace (SMIG_TRACE_DIR) */
+	struct loop_watch *w;
+	bool reading_paused;
+	struct smig_buf pend; /* destination: stream bytes QEMU has not taken yet */
+	bool qemu_done;
+	const char *accel; /* source: "kvm" or "tcg" once QEMU said (query-kvm), else NULL */
+	bool eof;
+	struct mig_opts opts;
+	struct ctl_ref ref;
+	struct loop_timer *timer;
+	/* t_prepare: PREPARE sent, i.e. connected and both sides attested */
+	uint64_t t_start, t_prepare, t_prepared, t_stop, t_commit, t_end;
+	uint64_t last_activity_ms; /* last frame or stream byte moved */
+	uint64_t passes, qemu_downtime_ms, ram_total, dirty_rate;
+	double mbps;
+	char cipher[64];
+	char why[256]; /* a failure to report from a later turn of the loop */
+	char rule[SMIG_RULE_MAX]; /* destination: the binding that let the peer in */
+	char trust[16];           /* source: the target's verdict in this session */
+	uint64_t settle_by_ms;    /* MS_SETTLING: the watch (dst) or the wait (src) ends */
+	uint64_t t_resumed;       /* destination: cont answered */
+	uint32_t mem_mib;
+	struct agent_ping *agent_ping; /* a guest agent ping in flight */
+	enum mig_agent agent;
+	bool peer_waits_agent;         /* source: connected before the agent's word */
+	uint64_t agent_next_ms;        /* destination: when to ping again */
+	char agent_why[160];           /* the last ping's failure */
+	double agent_ms;               /* destination: answered this long after resume */
+	uint64_t resolve_next_ms;      /* MS_RESOLVING: when to ask again */
+	bool src_gone;                 /* source: QEMU died after completing its stream */
+};
+
+
+/* migrate.c */
+/* The engine's list (d->migs), empty. */
+int mig_list_init(struct smigd *d);
+struct mig *mig_new(struct smigd *d, bool source);
+/* A number never handed out before in this process (mixed into migration ids). */
+uint64_t mig_next_serial(struct smigd *d);
+
+/*
+ * The one place a migration's state changes. A step the protocol does not
+ * have (smig_migproto_to) is a bug that could leave the VM running twice or
+ * nowhere: smigd logs it and aborts, and its restart resolves the VM.
+ */
+void mig_set_state(struct mig *m, enum smig_mst to);
+/* Test builds: one record of the migration's trace (no-op otherwise). */
+void mig_trace(struct mig *m, uint8_t op, const void *rec, size_t len);
+void mig_trace_frame(struct mig *m, const struct smig_frame *f);
+/* Ends the record: closes its socket and timer, releases its peer connection. */
+void mig_free(struct mig *m);
+void mig_close_fd(struct mig *m);
+double mig_ms_between(uint64_t a_ns, uint64_t b_ns);
+/* MIG_ABORT with code and why to the peer, if still connected. */
+void mig_send_abort(struct mig *m, int code, const char *why);
+/* A message carrying only the migration id (PREPARED, READY, COMMIT, COMMITTED). */
+void mig_send_id(struct mig *m, uint8_t type);
+/*
+ * QMP replies may outlive a migration, so their callbacks carry the
+ * migration's id (mig_cb_new) and look it up again (mig_cb_take: NULL once
+ * the migration is gone).
+ */
+void *mig_cb_new(struct mig *m);
+struct mig *mig_cb_take(void *arg);
+
+/* mig_src.c */
+/* The connection to the target finished HELLO and attestation. */
+void mig_peer_ready(struct mig *m);
+/* The connection's send buffer drained: read QEMU again. */
+void mig_peer_tx_space(struct mig *m);
+__attribute__((format(printf, 3, 4)))
+void mig_src_fail(struct mig *m, int code, const char *fmt, ...);
+void mig_src_frame(struct mig *m, const struct smig_frame *f);
+void mig_src_commit_req(struct mig *m);
+void mig_src_progress_reply(void *arg, const struct smig_qmp_msg *r);
+/* SETTLING, the connection gone: the VM left here; its fate is not known. */
+void mig_src_settle_lost(struct mig *m, const char *why);
+/* The end of a committed migration (guest: alive, crashed, unresponsive, unknown). */
+void mig_src_finish(struct mig *m, const char *guest, const char *detail);
+/* Resumes the source's copy (migrate_cancel, cont). */
+void mig_src_resume(struct mig *m);
+
+/* mig_resolve.c */
+/* After a restart: COMMIT of vm (migration id) to host was unconfirmed (struct vm_mig_ops). */
+int mig_resolve_adopted(struct smigd *d, struct vm *vm, uint64_t id, const char *host, bool gone);
+/* COMMIT is out and the connection went: keep the copy paused, ask the destination. */
+void mig_resolve_begin(struct mig *m, const char *why);
+/* The query connection is ready: send QUERY. */
+void mig_resolve_ask(struct mig *m);
+/* A frame on the query connection. */
+void mig_resolve_frame(struct mig *m, const struct smig_frame *f);
+
+/* mig_dst.c */
+__attribute__((format(printf, 4, 5)))
+void mig_dst_abort(struct mig *m, bool send, int code, const char *fmt, ...);
+void mig_dst_prepare(struct smigd *d, struct peer *p, const struct smig_frame *f);
+/* QUERY from a source that lost its connection after COMMIT: answer OUTCOME. */
+void mig_dst_query(struct smigd *d, struct peer *p, const struct smig_frame *f);
+void mig_dst_frame(struct mig *m, const struct smig_frame *f);
+void mig_dst_maybe_ready(struct mig *m);
+/* Aborts from a later turn of the loop (when called back by the VM manager). */
+void mig_dst_abort_later(void *arg);
+/* SETTLING: the guest panicked or its QEMU died in the watch window. */
+void mig_dst_guest_crashed(struct mig *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

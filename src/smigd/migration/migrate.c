@@ -1,0 +1,310 @@
+/*
+ * migrate.c - the migration record (mig_int.h): the engine's list of
+ * migrations, a record's life, its one place of state change, its trace
+ * in test builds, and what both sides send alike (ABORT, the id-only
+ * messages). Both sides (mig_src.c, mig_dst.c, mig_resolve.c) stand on
+ * it; the dispatch to them is engine.c's.
+ */
+#include "migration/mig_int.h"
+#include "buf.h"
+#include "error.h"
+#include "log.h"
+#include "msg.h"
+#include "vm/vm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------------ */
+
+/*
+ * QMP replies may outlive a migration, so their callbacks carry the
+ * migration's id, not a pointer, and look it up among the live ones. The
+ * daemon is one per process: the engine remembers it here.
+ */
+static struct smigd *mig_daemon;
+
+/* d->migrations: the migrations not yet done, either way (what the policy counts). */
+static void mig_recount(struct smigd *d)
+{
+	unsigned n = 0;
+
+	for (const struct mig *m = d->migs ? d->migs->head : NULL; m; m = m->next)
+		n += m->p.state != SMIG_MST_DONE;
+	d->migrations = n;
+}
+
+int mig_list_init(struct smigd *d)
+{
+	d->migs = calloc(1, sizeof(*d->migs));
+	if (d->migs == NULL)
+		return SMIG_ENOMEM;
+	mig_daemon = d;
+	d->migrations = 0;
+	return 0;
+}
+
+uint64_t mig_next_serial(struct smigd *d)
+{
+	return ++d->migs->next_id;
+}
+
+struct mig *mig_new(struct smigd *d, bool source)
+{
+	struct mig *m = calloc(1, sizeof(*m));
+
+	if (m == NULL)
+		return NULL;
+	m->d = d;
+	smig_migproto_init(&m->p, source, 0);
+	m->fd = -1;
+	m->trace_fd = -1;
+	m->t_start = loop_now_ns();
+	m->last_activity_ms = loop_now_ms();
+	smig_buf_init(&m->pend, MIG_PEND_HIGH + SMIG_FRAME_MAX_PAYLOAD);
+	m->next = d->migs->head;
+	d->migs->head = m;
+	mig_recount(d);
+	return m;
+}
+
+#ifdef SMIG_STOP_POINTS
+/*
+ * Test builds: SMIG_TRACE_DIR=DIR writes each migration's frames and
+ * steps to DIR/<src|dst>-<id>.trace in fuzz_migproto's input format, so
+ * real sessions become its seed corpus (fuzz/seed-corpus.sh).
+ */
+void mig_trace(struct mig *m, uint8_t op, const void *rec, size_t len)
+{
+	const char *dir = getenv("SMIG_TRACE_DIR");
+	uint8_t head[17];
+	char path[512];
+
+	if (dir == NULL || *dir == '\0')
+		return;
+	if (m->trace_fd < 0) {
+		snprintf(path, sizeof(path), "%s/%s-%016llx.trace", dir, m->p.source ? "src" : "dst",
+			 (unsigned long long)m->p.id);
+		m->trace_fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		if (m->trace_fd < 0)
+			return;
+		head[0] = m->p.source;
+		for (int i = 0; i < 8; i++) {
+			head[1 + i] = (uint8_t)(m->p.id >> (56 - 8 * i));
+			head[9 + i] = (uint8_t)(m->p.budget >> (56 - 8 * i));
+		}
+		if (write(m->trace_fd, head, sizeof(head)) < 0)
+			return;
+	}
+	if (write(m->trace_fd, &op, 1) < 0 || (len && write(m->trace_fd, rec, len) < 0))
+		smig_debug("event=trace_write_failed vm=%s", m->vm_name);
+}
+
+void mig_trace_frame(struct mig *m, const struct smig_frame *f)
+{
+	uint8_t hdr[SMIG_FRAME_HDR_LEN] = { SMIG_PROTO_VERSION, f->type, 0, 0,
+					    (uint8_t)(f->len >> 24), (uint8_t)(f->len >> 16),
+					    (uint8_t)(f->len >> 8), (uint8_t)f->len };
+	bool data = f->type == SMIG_MSG_MIG_DATA;
+
+	mig_trace(m, data ? 'D' : 'F', hdr, sizeof(hdr));
+	if (!data && f->len && m->trace_fd >= 0 && write(m->trace_fd, f->payload, f->len) < 0)
+		smig_debug("event=trace_write_failed vm=%s", m->vm_name);
+}
+#else
+void mig_trace(struct mig *m, uint8_t op, const void *rec, size_t len)
+{
+	(void)m;
+	(void)op;
+	(void)rec;
+	(void)len;
+}
+
+void mig_trace_frame(struct mig *m, const struct smig_frame *f)
+{
+	(void)m;
+	(void)f;
+}
+#endif
+
+void mig_set_state(struct mig *m, enum smig_mst to)
+{
+	uint8_t rec = (uint8_t)to;
+	enum smig_mst from = m->p.state;
+
+	if (smig_migproto_to(&m->p, to) < 0) {
+		smig_err("event=migration_state_illegal vm=%s %s=%s id=%016llx from=%s to=%s "
+			 "action=abort",
+			 m->vm_name, m->p.source ? "to" : "from", m->peer_host,
+			 (unsigned long long)m->p.id, smig_mst_names[from], smig_mst_names[to]);
+		abort();
+	}
+	smig_debug("event=migration_state vm=%s id=%016llx from=%s to=%s", m->vm_name,
+		   (unsigned long long)m->p.id, smig_mst_names[from], smig_mst_names[to]);
+	mig_trace(m, 'S', &rec, 1);
+	mig_recount(m->d);
+}
+
+void mig_close_fd(struct mig *m)
+{
+	loop_watch_del(m->d->loop, m->w);
+	m->w = NULL;
+	if (m->fd >= 0)
+		close(m->fd);
+	m->fd = -1;
+}
+
+/* Releases a record already taken off the daemon's list. */
+static void mig_release(struct mig *m)
+{
+	mig_close_fd(m);
+	loop_timer_cancel(m->d->loop, m->timer);
+	agent_ping_cancel(m->agent_ping);
+	if (m->vm && vm_mig(m->vm) == m)
+		vm_set_mig(m->vm, NULL);
+	if (m->peer)
+		peer_release(m->peer);
+	smig_buf_clear(&m->pend);
+	json_decref(m->ref.id);
+	if (m->trace_fd >= 0)
+		close(m->trace_fd);
+	free(m);
+}
+
+void mig_free(struct mig *m)
+{
+	struct smigd *d = m->d;
+
+	for (struct mig **pp = &d->migs->head; *pp; pp = &(*pp)->next) {
+		if (*pp == m) {
+			*pp = m->next;
+			break;
+		}
+	}
+	mig_release(m);
+	mig_recount(d);
+}
+
+void mig_free_all(struct smigd *d)
+{
+	if (d->migs == NULL)
+		return;
+	while (d->migs->head) {
+		struct mig *m = d->migs->head;
+		d->migs->head = m->next;
+		mig_release(m);
+	}
+	free(d->migs);
+	d->migs = NULL;
+	d->migrations = 0;
+}
+
+json_t *mig_json(const struct mig *m)
+{
+	char id[24];
+
+	snprintf(id, sizeof(id), "%016llx", (unsigned long long)m->p.id);
+	return json_pack("{s:s,s:s,s:s,s:s}", m->p.source ? "to" : "from", m->peer_host, "id", id,
+			 "state", smig_mst_names[m->p.state], "why", m->why);
+}
+
+void mig_abandon(struct mig *m)
+{
+	if (!mig_resolving(m))
+		return; /* COMMIT still being answered: nothing to force (vm.c checks first) */
+	smig_warn("event=migration_abandoned vm=%s peer=%s id=%016llx state=%s", m->vm_name,
+		  m->peer_host, (unsigned long long)m->p.id, smig_mst_names[m->p.state]);
+	if (m->vm)
+		vm_set_mig(m->vm, NULL);
+	m->vm = NULL;
+	if (ctl_ref_waits(&m->ref))
+		ctl_reply_err(m->d, &m->ref, "migration_failed",
+			      "%s: the operator resumed the VM here over the unconfirmed commit",
+			      m->vm_name);
+	mig_set_state(m, SMIG_MST_DONE);
+	mig_free(m);
+}
+
+bool mig_resolving(const struct mig *m)
+{
+	return m->p.state == SMIG_MST_RESOLVING;
+}
+
+const char *mig_target(const struct smigd *d, const char *vm)
+{
+	for (const struct mig *m = d->migs ? d->migs->head : NULL; m; m = m->next)
+		if (m->p.source && strcmp(m->vm_name, vm) == 0)
+			return m->peer_host;
+	return NULL;
+}
+
+double mig_ms_between(uint64_t a_ns, uint64_t b_ns)
+{
+	return b_ns > a_ns ? (double)(b_ns - a_ns) / 1e6 : 0.0;
+}
+
+void mig_send_abort(struct mig *m, int code, const char *why)
+{
+	struct smig_mig_abort ab = { .id = m->p.id, .code = (uint16_t)-code };
+
+	if (m->peer == NULL)
+		return;
+	snprintf(ab.reason, sizeof(ab.reason), "%s", why);
+	(void)smig_msg_put_mig_abort(peer_tx(m->peer), &ab);
+	peer_kick(m->peer);
+}
+
+/*
+ * What this destination enforces for the incoming VM: what the VM manager
+ * has in place, and whether this host's own last self-check meets the
+ * VM's trust requirement.
+ */
+static uint32_t dst_protections(const struct mig *m)
+{
+	const struct smig_verdict *self = attest_self(m->d);
+	uint32_t p;
+
+	if (m->vm == NULL)
+		return 0;
+	p = vm_protections(m->vm);
+	if (self && self->trust >= vm_spec(m->vm)->min_trust)
+		p |= SMIG_PROT_MIN_TRUST;
+	return p;
+}
+
+void mig_send_id(struct mig *m, uint8_t type)
+{
+	if (m->peer == NULL)
+		return;
+	if (type == SMIG_MSG_MIG_READY)
+		(void)smig_msg_put_mig_ready(peer_tx(m->peer), m->p.id, dst_protections(m));
+	else
+		(void)smig_msg_put_mig_id(peer_tx(m->peer), type, m->p.id);
+	peer_send_now(m->peer); /* PREPARED, READY, COMMIT, COMMITTED: each one waits on it */
+}
+
+static struct mig *mig_by_id(struct smigd *d, uint64_t id)
+{
+	for (struct mig *m = d && d->migs ? d->migs->head : NULL; m; m = m->next)
+		if (m->p.id == id)
+			return m;
+	return NULL;
+}
+
+void *mig_cb_new(struct mig *m)
+{
+	return (void *)(uintptr_t)m->p.id; // NOLINT(performance-no-int-to-ptr)
+}
+
+struct mig *mig_cb_take(void *arg)
+{
+	return mig_by_id(mig_daemon, (uint64_t)(uintptr_t)arg);
+}

@@ -1,0 +1,54 @@
+/*
+ * migrate.h - the migration engine: both ends of a live migration through
+ * the peer channel (DESIGN.md "Migration, end to end").
+ *
+ * Source: connect and authenticate the target, PREPARE with the VM spec
+ * (and the vTPM key), hand QEMU one end of a socketpair (getfd + migrate
+ * fd:), relay the stream as DATA frames, then the two-phase switch-over:
+ * COMMIT_REQ -> READY -> COMMIT -> COMMITTED. Destination: start QEMU
+ * with -incoming defer from the validated spec, feed it the DATA, check it
+ * holds the whole state, resume it on COMMIT.
+ *
+ * Invariant: the VM runs in exactly one place. Before COMMIT every failure
+ * resumes the source and discards the destination's copy; after COMMIT
+ * without COMMITTED the source stays paused until resolved.
+ */
+#ifndef SMIGD_MIGRATE_H
+#define SMIGD_MIGRATE_H
+
+#include "core/smigd.h"
+#include "frame.h"
+#include "qmp.h"
+
+#include <stdbool.h>
+
+struct mig;
+struct vm;
+
+struct mig_opts {
+	int downtime_ms;   /* QEMU downtime-limit; 0 keeps QEMU's default */
+	int max_bandwidth; /* MiB/s; 0 means unlimited */
+};
+
+/* The engine's state; it hands the peer and VM parts its callbacks. */
+int mig_init(struct smigd *d);
+void mig_free_all(struct smigd *d);
+/* smig migrate: the reply (and progress) go to ref. */
+void mig_start(struct smigd *d, const char *vm, const char *to, const struct mig_opts *o,
+	       struct ctl_ref *ref);
+void mig_cancel(struct smigd *d, const char *vm, struct ctl_ref *ref);
+/* What vm show says of a VM's migration: direction, peer, id, state. */
+json_t *mig_json(const struct mig *m);
+/* Forgets a migration that is resolving, without acting on it (vm resume --force). */
+void mig_abandon(struct mig *m);
+/* Whether m lost its answer to COMMIT and asks the destination how it ended. */
+bool mig_resolving(const struct mig *m);
+/* The host an outbound migration of vm goes to, or NULL. */
+const char *mig_target(const struct smigd *d, const char *vm);
+
+/* evac.c: moving every VM off this host */
+void evac_start(struct smigd *d, const char *why, struct ctl_ref *ref, bool dry_run);
+bool evac_running(const struct smigd *d);
+void evac_free(struct smigd *d);
+
+#endif

@@ -1,0 +1,79 @@
+/*
+ * peer.h - the peer part of the worker: TLS 1.3 connections to and from
+ * the other hosts of the table (peer.c: framing, HELLO, PING; peer_net.c:
+ * the listener, outbound connects, admission; peer_attest.c: the mutual
+ * attestation on every connection and the rounds that attest each
+ * neighbour). The migration engine above it rides on connections it asks
+ * for; it hands the part its callbacks (peer_set_mig_ops) so the part
+ * never calls the engine by name.
+ */
+#ifndef SMIGD_PEER_H
+#define SMIGD_PEER_H
+
+#include "buf.h"
+#include "core/smigd.h"
+#include "frame.h"
+#include "ivt.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct mig;
+struct peer;
+
+/* What carries a connection's migration: the migration engine's callbacks. */
+struct peer_mig_ops {
+	/* An outbound migration connection finished HELLO and attestation. */
+	void (*ready)(struct mig *m);
+	/* A MIG_* frame on connection p (m is p's migration, NULL if none yet). */
+	void (*frame)(struct smigd *d, struct peer *p, struct mig *m, const struct smig_frame *f);
+	/* The connection is gone (m must forget it). */
+	void (*lost)(struct mig *m, const char *why);
+	/* The connection's send buffer drained below the low-water mark. */
+	void (*tx_space)(struct mig *m);
+};
+
+struct peer_stats {
+	uint64_t accepted, refused, handshakes_ok, handshakes_failed;
+};
+
+int peer_init(struct smigd *d);
+void peer_set_mig_ops(struct smigd *d, const struct peer_mig_ops *ops);
+int peer_listen(struct smigd *d);
+void peer_close_all(struct smigd *d);
+void peer_free_all(struct smigd *d);
+/* Starts a ping of host; the reply goes to ref (taken over). */
+void peer_ping(struct smigd *d, const char *host, struct ctl_ref *ref);
+size_t peer_count(const struct smigd *d);
+const struct peer_stats *peer_stats(const struct smigd *d);
+
+/* Opens an authenticated connection to host for migration m; NULL + err on failure. */
+struct peer *peer_connect_mig(struct smigd *d, const char *host, struct mig *m, char *err,
+			      size_t errlen);
+struct smig_buf *peer_tx(struct peer *p);
+size_t peer_tx_pending(const struct peer *p);
+/* Wants the loop to flush the send buffer (never frees p synchronously). */
+void peer_kick(struct peer *p);
+/*
+ * Writes what the send buffer holds right away, as far as the socket takes
+ * it, then leaves the rest and any failure to the loop (never frees p).
+ * For the switch-over's messages: the VM is paused while they travel.
+ */
+void peer_send_now(struct peer *p);
+/* Stops or restarts reading frames from the peer (destination backpressure). */
+void peer_rx_pause(struct peer *p, bool pause);
+/* Detaches the migration and closes after what is queued has been sent. */
+void peer_release(struct peer *p);
+const char *peer_name(const struct peer *p);
+const char *peer_cipher(const struct peer *p);
+void peer_attach_mig(struct peer *p, struct mig *m);
+
+/* peer_attest.c */
+/* Opens a connection to attest host; the verdict goes to ref (may be NULL). */
+void peer_attest(struct smigd *d, const char *host, struct ctl_ref *ref);
+/* The peer's verdict on this connection, NULL until its evidence came. */
+const struct smig_verdict *peer_verdict(const struct peer *p);
+/* Attests every other host of the table every attestation.interval_s. */
+int peer_attest_rounds(struct smigd *d);
+
+#endif

@@ -1,0 +1,261 @@
+/*
+ * attest.c - this host's integrity and its view of its neighbours', in the
+ * worker.
+ *
+ * The warden measures the hypervisor stack (it alone reads those files as
+ * root and opens the host TPM) at start, on every change inotify reports
+ * and every attestation.interval_s, and sends each result here
+ * (EV_MEASURED). The worker checks it against this host's golden sets in
+ * the IVT; a host that fails its own check logs it, audits it and
+ * (attestation.evacuate) moves its VMs away.
+ *
+ * Evidence for a verifier is the warden's: the last measurement with fresh
+ * PCRs and a TPM quote over the verifier's nonce and this session, signed
+ * with the host key (privmsg EVIDENCE). The peer part above attests each
+ * neighbour every interval over a fresh connection and brings its
+ * evidence here (attest_check() records the verdict), so `smig hosts` and
+ * evacuation know who is trustworthy now. The IVT is read at start; the
+ * warden sends it again whenever it changes on disk (EV_IVT). A change of
+ * this host's own verdict goes to the layer above (attest_self_fn).
+ */
+#include "trust/trust.h"
+#include "error.h"
+#include "file.h"
+#include "log.h"
+#include "sign.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+struct attest {
+	attest_self_fn on_self; /* the layer above: evacuation */
+	struct smig_ivt ivt;
+	struct smig_evidence self; /* the warden's last measurement (no nonce, no signature) */
+	struct smig_verdict self_v;
+	char bad[SMIG_NAME_MAX + 1]; /* the component it could not measure, if any */
+	char bad_reason[256];
+	double measure_ms;
+};
+
+/* The self-check's outcome changed: say so, audit it, tell the layer above. */
+static void self_changed(struct smigd *d, const struct smig_verdict *old)
+{
+	const struct smig_verdict *v = &d->attest->self_v;
+
+	if (v->kind == SMIG_VERDICT_UNTRUSTED && old->kind != SMIG_VERDICT_UNTRUSTED) {
+		smig_err("event=integrity_failed host=%s component=%s reason=\"%s\"", d->cfg.host,
+			 v->component[0] ? v->component : "-", v->reason);
+		audit_write(d, "smigd", "host.integrity", d->cfg.host, "none", "-", "failed",
+			    v->reason);
+		if (d->attest->on_self)
+			d->attest->on_self(d, v->reason);
+	} else if (v->kind != SMIG_VERDICT_UNTRUSTED && old->kind == SMIG_VERDICT_UNTRUSTED) {
+		smig_info("event=integrity_restored host=%s reason=\"%s\"", d->cfg.host, v->reason);
+		audit_write(d, "smigd", "host.integrity", d->cfg.host, "none", "-", "restored",
+			    v->reason);
+		if (d->attest->on_self)
+			d->attest->on_self(d, NULL);
+	}
+}
+
+/* The last measurement against our own golden sets. */
+static void self_check(struct smigd *d)
+{
+	struct attest *a = d->attest;
+	struct smig_verdict old = a->self_v;
+	const struct smig_ivt_host *mine = smig_ivt_find(&a->ivt, d->cfg.host);
+
+	memset(&a->self_v, 0, sizeof(a->self_v));
+	if (a->bad[0]) {
+		a->self_v.kind = SMIG_VERDICT_UNTRUSTED;
+		snprintf(a->self_v.component, sizeof(a->self_v.component), "%s", a->bad);
+		snprintf(a->self_v.reason, sizeof(a->self_v.reason),
+			 "component %s cannot be measured: %s", a->bad, a->bad_reason);
+	} else if (mine) {
+		smig_ivt_match(mine, &a->self, &a->self_v);
+	} else {
+		a->self_v.kind = SMIG_VERDICT_ATTESTED;
+		a->self_v.trust = SMIG_TRUST_ATTESTED;
+		snprintf(a->self_v.reason, sizeof(a->self_v.reason),
+			 "measured; the IVT has no golden values for %s", d->cfg.host);
+	}
+	a->self_v.authentic = true;
+	smig_debug("event=self_check components=%zu verdict=%s", a->self.ncomp,
+		   smig_verdict_name(a->self_v.kind));
+	self_changed(d, &old);
+}
+
+void attest_on_measured(void *arg, const struct smig_pm *ev)
+{
+	struct smigd *d = arg;
+	struct attest *a = d->attest;
+	const char *text = smig_pm_str(ev, 0);
+	struct smig_evidence e;
+	char err[256];
+
+	/* signed with our own key: the warden's, not a peer's */
+	if (smig_evidence_parse(text, strlen(text), &e, err, sizeof(err)) < 0 ||
+	    smig_evidence_check_sig(&e, d->host_key) < 0) {
+		smig_err("event=measurement_bad reason=\"%s\"", err);
+		return;
+	}
+	memset(e.sig, 0, sizeof(e.sig));
+	a->self = e;
+	snprintf(a->bad, sizeof(a->bad), "%s", strcmp(smig_pm_str(ev, 1), "-") ? smig_pm_str(ev, 1) : "");
+	snprintf(a->bad_reason, sizeof(a->bad_reason), "%s", smig_pm_str(ev, 2));
+	a->measure_ms = (double)smig_pm_int(ev, 3) / 1000.0;
+	self_check(d);
+}
+
+int attest_set_ivt(struct smigd *d, const char *text)
+{
+	struct attest *a = d->attest;
+	struct smig_ivt nv;
+	char err[512];
+
+	if (text[0] == '\0') {
+		smig_ivt_clear(&a->ivt);
+		return 0;
+	}
+	if (smig_ivt_parse(d->cfg.ivt_file, text, strlen(text), &nv, err, sizeof(err)) < 0) {
+		smig_err("event=ivt_invalid reason=\"%s\" action=kept_previous", err);
+		return SMIG_ECONFIG;
+	}
+	smig_ivt_clear(&a->ivt);
+	a->ivt = nv;
+	smig_info("event=ivt_loaded file=%s hosts=%zu", d->cfg.ivt_file, a->ivt.n);
+	return 0;
+}
+
+void attest_on_ivt(void *arg, const struct smig_pm *ev)
+{
+	struct smigd *d = arg;
+
+	if (attest_set_ivt(d, smig_pm_str(ev, 0)) == 0 && d->attest->self.ncomp > 0)
+		self_check(d);
+}
+
+int attest_init(struct smigd *d, attest_self_fn on_self)
+{
+	struct attest *a = calloc(1, sizeof(*a));
+	char err[512];
+
+	SMIG_ENSURE(a != NULL, SMIG_ENOMEM);
+	a->on_self = on_self;
+	d->attest = a;
+	/* read as root at start; later versions come from the warden */
+	if (d->cfg.ivt_file[0] && smig_ivt_load(d->cfg.ivt_file, &a->ivt, err, sizeof(err)) < 0)
+		smig_err("event=ivt_invalid reason=\"%s\"", err);
+	else if (d->cfg.ivt_file[0])
+		smig_info("event=ivt_loaded file=%s hosts=%zu", d->cfg.ivt_file, a->ivt.n);
+	return 0;
+}
+
+void attest_free(struct smigd *d)
+{
+	struct attest *a = d->attest;
+
+	if (a == NULL)
+		return;
+	smig_ivt_clear(&a->ivt);
+	free(a);
+	d->attest = NULL;
+}
+
+const struct smig_verdict *attest_self(const struct smigd *d)
+{
+	return &d->attest->self_v;
+}
+
+int attest_evidence(struct smigd *d, const uint8_t *nonce, const uint8_t *binding,
+		    uint64_t free_mib, char **text)
+{
+	struct smig_pm r;
+
+	SMIG_GUARD(priv_call(d->priv, &r, SMIG_PM_EVIDENCE, nonce, binding, free_mib));
+	if (priv_status(&r) < 0) {
+		smig_err("event=evidence_failed reason=\"%s\"", smig_pm_str(&r, 1));
+		return priv_status(&r);
+	}
+	*text = strdup(smig_pm_str(&r, 2));
+	return *text ? 0 : SMIG_ENOMEM;
+}
+
+/* A neighbour's verdict changed: log and audit the change. */
+static void peer_changed(struct smigd *d, const char *host, const struct smig_verdict *old,
+			 const struct smig_verdict *v)
+{
+	if (old->kind == v->kind)
+		return;
+	if (v->kind == SMIG_VERDICT_UNTRUSTED) {
+		smig_warn("event=host_untrusted host=%s component=%s reason=\"%s\"", host,
+			  v->component[0] ? v->component : "-", v->reason);
+		audit_write(d, "smigd", "host.attest", host, "none", "-", "untrusted", v->reason);
+	} else {
+		smig_info("event=host_verdict host=%s verdict=%s reason=\"%s\"", host,
+			  smig_verdict_name(v->kind), v->reason);
+		audit_write(d, "smigd", "host.attest", host, "none", "-",
+			    smig_verdict_name(v->kind), v->reason);
+	}
+}
+
+void attest_check(struct smigd *d, const struct smig_attest_ctx *x, const char *text,
+		  size_t len, struct smig_verdict *v)
+{
+	struct host_state *hs = smigd_host_state(d, x->host);
+	struct smig_evidence e;
+	char err[256];
+
+	if (smig_evidence_parse(text, len, &e, err, sizeof(err)) < 0) {
+		memset(v, 0, sizeof(*v));
+		v->kind = SMIG_VERDICT_UNTRUSTED;
+		snprintf(v->reason, sizeof(v->reason), "malformed evidence: %s", err);
+	} else {
+		smig_attest_verify(&d->attest->ivt, &e, x, v);
+	}
+	if (hs == NULL)
+		return;
+	peer_changed(d, x->host, &hs->verdict, v);
+	hs->verdict = *v;
+	hs->trust = v->trust;
+	hs->attested_at = time(NULL);
+	if (v->authentic)
+		hs->evidence = e;
+}
+
+json_t *attest_verdict_json(const struct smig_verdict *v, time_t at)
+{
+	return json_pack("{s:s,s:s,s:s,s:s,s:I}", "verdict", smig_verdict_name(v->kind), "trust",
+			 smig_trust_name(v->trust), "reason", v->reason, "component",
+			 v->component, "attested_at", (json_int_t)at);
+}
+
+json_t *attest_self_json(const struct smigd *d)
+{
+	const struct attest *a = d->attest;
+	json_t *o = attest_verdict_json(&a->self_v, time(NULL));
+
+	json_object_set_new(o, "components", json_integer((json_int_t)a->self.ncomp));
+	json_object_set_new(o, "measure_ms", json_real(a->measure_ms));
+	return o;
+}
+
+const struct smig_ivt *attest_ivt(const struct smigd *d)
+{
+	return &d->attest->ivt;
+}
+
+const struct smig_evidence *attest_measurement(const struct smigd *d)
+{
+	return &d->attest->self;
+}
+
+bool attest_complete(const struct smigd *d)
+{
+	return d->attest->bad[0] == '\0';
+}

@@ -1,0 +1,39 @@
+/*
+ * trust.h - the trust part of the worker (attest.c): this host's
+ * self-check on each of the warden's measurements, the IVT, evidence for
+ * verifiers (the warden makes it), and the verdicts on other hosts. It
+ * tells the layer above when this host's own verdict turns untrusted (an
+ * event the worker wires to evacuation); it calls nothing above it.
+ */
+#ifndef SMIGD_TRUST_H
+#define SMIGD_TRUST_H
+
+#include "core/smigd.h"
+#include "evidence.h"
+#include "ivt.h"
+
+/* This host failed its own check (why), or passes again (why is NULL). */
+typedef void (*attest_self_fn)(struct smigd *d, const char *why);
+
+int attest_init(struct smigd *d, attest_self_fn on_self);
+void attest_free(struct smigd *d);
+/* The warden's measurement (EV_MEASURED) and IVT (EV_IVT); priv.h handlers, arg is d. */
+void attest_on_measured(void *arg, const struct smig_pm *ev);
+void attest_on_ivt(void *arg, const struct smig_pm *ev);
+/* Takes the IVT in text ("" for none); a bad one keeps the old table. */
+int attest_set_ivt(struct smigd *d, const char *text);
+const struct smig_verdict *attest_self(const struct smigd *d);
+/* Signed evidence for a verifier's nonce, bound to binding (malloc'd text); free_mib for placement. */
+int attest_evidence(struct smigd *d, const uint8_t *nonce, const uint8_t *binding,
+		    uint64_t free_mib, char **text);
+/* Checks a peer's evidence into v and records it in the host's state. */
+void attest_check(struct smigd *d, const struct smig_attest_ctx *x, const char *text,
+		  size_t len, struct smig_verdict *v);
+json_t *attest_verdict_json(const struct smig_verdict *v, time_t at);
+json_t *attest_self_json(const struct smigd *d);
+const struct smig_ivt *attest_ivt(const struct smigd *d);
+const struct smig_evidence *attest_measurement(const struct smigd *d);
+/* False when the last measurement missed a component (unreadable file, TPM). */
+bool attest_complete(const struct smigd *d);
+
+#endif

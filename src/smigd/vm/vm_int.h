@@ -1,0 +1,82 @@
+/*
+ * vm_int.h - what the parts of the worker's VM manager share: the VM
+ * record, kept and looked up by vm.c, and run (QMP, console, the warden's
+ * starts and exits) by vm_run.c. Not for use outside the VM manager.
+ */
+#ifndef SMIGD_VM_INT_H
+#define SMIGD_VM_INT_H
+
+#include "buf.h"
+#include "qmp.h"
+#include "vm/vm.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#define VM_START_MS 15000
+#define VM_STOP_GRACE_MS 5000
+#define SERIAL_LINE_MAX 4096
+
+/* The VM part's state: the registry, and the migration engine's callbacks. */
+struct vms {
+	struct vm *head;
+	struct vm_mig_ops ops;
+};
+
+struct vm {
+	struct vm *next;
+	struct smigd *d;
+	struct smig_vmspec spec; /* as the warden pinned and saved it */
+	enum vm_state state;
+	char dir[PATH_MAX]; /* the worker's records: STATE_DIR/worker/vms/NAME */
+	uid_t uid;          /* its processes' uid (the warden's choice; shown) */
+	pid_t qemu_pid;
+	pid_t swtpm_pid;
+	struct qmpconn *qmp;
+	int serial_fd;
+	struct loop_watch *serial_w;
+	struct smig_buf serial_rx;
+	int console_fd;
+	struct loop_timer *timer;
+	uint64_t deadline;
+	struct ctl_ref ref; /* the start or stop request waiting */
+	bool adopted;       /* QEMU outlived an earlier worker: its state comes from QMP */
+	bool adopt_checked; /* ... and QMP has said what it is doing */
+	bool incoming;      /* staged by the warden, started with -incoming defer */
+	bool retire;        /* forget the VM once QEMU has exited */
+	bool starting;      /* a VM_START is with the warden ... */
+	uint32_t start_id;  /* ... as this request */
+	struct mig *mig;    /* the migration this VM is part of */
+	vm_done_fn done;    /* start/resume completion for the migration engine */
+	void *done_arg;
+	char last_error[256];
+	bool filtered;      /* its NIC filters are in place (the warden applied them) */
+};
+
+/* vm.c */
+void vm_path(const struct vm *vm, const char *leaf, char *out, size_t outlen);
+struct vm *vm_new(struct smigd *d, const struct smig_vmspec *spec);
+/* Closes QMP, the console and the timer; the VM stays known. */
+void vm_detach(struct vm *vm);
+void vm_destroy(struct vm *vm);
+int vm_rmtree(const char *dir);
+/* Takes vm out of the registry and frees it, with the worker's records of it. */
+void vm_forget(struct vm *vm);
+
+/* A migration holds the VM, or a commit of it is unconfirmed (commit.pending). */
+bool vm_migration_unfinished(const struct vm *vm);
+/* With commit.pending: asks its destination where the VM runs (gone: no copy here). */
+bool vm_resolve_pending(struct vm *vm, bool gone);
+/* A socket to one of the VM's QEMU sockets (SMIG_PM_SOCK_*), from the warden; -1 if none. */
+int vm_connect(struct vm *vm, unsigned which);
+
+/* vm_run.c */
+void vm_on_qmp_state(void *arg, bool ok, const char *why);
+void vm_on_qmp_event(void *arg, const struct smig_qmp_msg *ev);
+/* Reads its console from fd (taken over). */
+int vm_serial_attach(struct vm *vm, int fd);
+/* Its swtpm ended (the warden said so, or it was gone at load). */
+void vm_swtpm_exited(struct vm *vm);
+
+#endif

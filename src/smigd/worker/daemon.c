@@ -1,0 +1,258 @@
+/*
+ * daemon.c - the worker's life (worker.h): start-up as root (configuration,
+ * host table, policy, the TLS key, every part, the listeners, the link to
+ * the warden), then the sandbox (sandbox.h) for good, then the VMs the
+ * warden has; reload and the orderly stop. It is the top of the worker: it
+ * starts each part in the order they stand on one another and wires the
+ * events a lower part raises to the part above that acts on them (this
+ * host's own verdict turning untrusted starts an evacuation).
+ *
+ * SIGTERM/SIGINT (from the warden): close the listeners and connections,
+ * exit 0. Reload: the warden reads the config, host table, policy and IVT
+ * (the worker cannot) and sends their text (EV_RELOAD); a bad one keeps
+ * the old state and logs why.
+ */
+#include "worker/worker.h"
+#include "common/startcheck.h"
+#include "control/control.h"
+#include "error.h"
+#include "log.h"
+#include "migration/migrate.h"
+#include "peer/peer.h"
+#include "policy/authz.h"
+#include "worker/sandbox.h"
+#include "sign.h"
+#include "trust/trust.h"
+#include "vm/vm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+static void reload_failed(struct smigd *d, const char *err)
+{
+	smig_err("event=reload_failed reason=\"%s\" action=kept_previous", err);
+	audit_write(d, "smigd", "config.reload", d->cfg.path, "none", "-", "failed", err);
+}
+
+/* EV_RELOAD: the config, host table, policy and IVT as the warden read them. */
+static void smigd_reload(void *arg, const struct smig_pm *ev)
+{
+	struct smigd *d = arg;
+	const char *text = smig_pm_str(ev, 0), *hosts = smig_pm_str(ev, 1);
+	struct smig_config cfg;
+	struct smig_hosts nh;
+	char err[512];
+
+	smig_info("event=reload_start config=%s", d->cfg.path);
+	if (smig_config_parse(d->cfg.path, text, strlen(text), &cfg, err, sizeof(err)) < 0 ||
+	    smig_hosts_parse(cfg.hosts_file, hosts, strlen(hosts), &nh, err, sizeof(err)) < 0) {
+		reload_failed(d, err);
+		return;
+	}
+	if (hosts_install(d, &nh, err, sizeof(err)) < 0) {
+		reload_failed(d, err);
+		smig_hosts_clear(&nh);
+		return;
+	}
+	d->cfg.log_level = cfg.log_level;
+	d->cfg.handshake_timeout_ms = cfg.handshake_timeout_ms;
+	d->cfg.request_timeout_ms = cfg.request_timeout_ms;
+	d->cfg.max_peers = cfg.max_peers;
+	d->cfg.stall_timeout_ms = cfg.stall_timeout_ms;
+	d->cfg.stream_passes = cfg.stream_passes;
+	d->cfg.audit_checkpoint_records = cfg.audit_checkpoint_records;
+	memcpy(d->cfg.ivt_file, cfg.ivt_file, sizeof(cfg.ivt_file));
+	memcpy(d->cfg.components, cfg.components, sizeof(cfg.components));
+	d->cfg.ncomponents = cfg.ncomponents;
+	d->cfg.evacuate = cfg.evacuate;
+	smig_log_set_level(cfg.log_level);
+	smig_info("event=reload_done hosts=%zu", smigd_hosts(d)->n);
+	authz_reload(d, &cfg, smig_pm_str(ev, 2));
+	(void)attest_set_ivt(d, smig_pm_str(ev, 3));
+}
+
+static void smigd_signal(void *arg, uint32_t events)
+{
+	struct smigd *d = arg;
+	struct signalfd_siginfo si;
+
+	(void)events;
+	while (read(d->sig_fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		switch (si.ssi_signo) {
+		case SIGTERM:
+		case SIGINT:
+			smig_info("event=shutdown signal=%s",
+				  si.ssi_signo == SIGTERM ? "TERM" : "INT");
+			loop_stop(d->loop);
+			break;
+		default: /* SIGHUP goes to the warden, which reads the files and sends them */
+			break;
+		}
+	}
+}
+
+static int smigd_signals(struct smigd *d)
+{
+	sigset_t set;
+
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	SMIG_ENSURE(sigprocmask(SIG_BLOCK, &set, NULL) == 0, SMIG_EIO);
+	signal(SIGHUP, SIG_IGN); /* the warden's, not ours: a stray one must not end us */
+	d->sig_fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	SMIG_ENSURE(d->sig_fd >= 0, SMIG_EIO);
+	return loop_watch_add(d->loop, d->sig_fd, EPOLLIN, smigd_signal, d, &d->sig_w);
+}
+
+/* The trust part's event: this host failed its own check, and may move its VMs away. */
+static void on_self_verdict(struct smigd *d, const char *why)
+{
+	if (why && d->cfg.evacuate)
+		evac_start(d, why, NULL, false);
+}
+
+/* The link to the warden, and where its notifications go. */
+static int warden_link(struct smigd *d, int fd)
+{
+	SMIG_GUARD(priv_open(d->loop, fd, &d->priv));
+	priv_on(d->priv, SMIG_PM_EV_VM_EXIT, vm_on_exit, d);
+	priv_on(d->priv, SMIG_PM_EV_MEASURED, attest_on_measured, d);
+	priv_on(d->priv, SMIG_PM_EV_IVT, attest_on_ivt, d);
+	priv_on(d->priv, SMIG_PM_EV_RELOAD, smigd_reload, d);
+	return 0;
+}
+
+/*
+ * The worker's sandbox: its own directories (the warden made them its
+ * user's), the audit log's directory to read, a test build's trace
+ * directory, its peer port.
+ */
+static int enter_sandbox(struct smigd *d, uid_t uid, gid_t gid)
+{
+	struct sandbox_spec s = { .uid = uid, .gid = gid, .port = d->cfg.listen_port,
+				  .parent = d->warden_pid };
+	char path[PATH_MAX], audit_dir[PATH_MAX], err[512];
+	const char *trace = getenv("SMIG_TRACE_DIR");
+	const char *own[] = { "worker", "consoles" };
+	char *slash;
+	int rc;
+
+	for (size_t i = 0; i < ARRAY_LEN(own); i++) {
+		snprintf(path, sizeof(path), "%s/%s", d->cfg.state_dir, own[i]);
+		s.own_dirs[s.nown_dirs++] = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	}
+	if (trace && trace[0])
+		s.own_dirs[s.nown_dirs++] = open(trace, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	snprintf(audit_dir, sizeof(audit_dir), "%s", audit_path(d));
+	slash = strrchr(audit_dir, '/');
+	if (slash && slash != audit_dir) {
+		*slash = '\0';
+		s.read_dirs[s.nread_dirs++] = audit_dir;
+	}
+	rc = sandbox_enter(&s, err, sizeof(err));
+	for (size_t i = 0; i < s.nown_dirs; i++)
+		if (s.own_dirs[i] >= 0)
+			close(s.own_dirs[i]);
+	if (rc < 0)
+		smig_err("event=sandbox_failed reason=\"%s\"", err);
+	else
+		smig_info("event=sandboxed user=%s uid=%u", d->cfg.worker_user, (unsigned)uid);
+	return rc;
+}
+
+/* The configuration and what a start needs beyond it (--check-config stops here). */
+static int configure(struct smigd *d, const char *config_path, uid_t *uid, gid_t *gid)
+{
+	struct smig_hosts nh;
+	char err[512];
+	int rc;
+
+	rc = smig_config_load(config_path, &d->cfg, err, sizeof(err));
+	if (rc == 0)
+		rc = smig_tls_ctx_new(&d->tls, d->cfg.tls_ca, d->cfg.tls_cert, d->cfg.tls_key, err,
+				      sizeof(err));
+	if (rc == 0)
+		rc = smig_hosts_load(d->cfg.hosts_file, &nh, err, sizeof(err));
+	if (rc == 0) {
+		rc = hosts_install(d, &nh, err, sizeof(err));
+		smig_hosts_clear(&nh);
+	}
+	if (rc == 0)
+		rc = startcheck_state_dir(d->cfg.state_dir, err, sizeof(err));
+	if (rc == 0)
+		rc = startcheck_worker_user(&d->cfg, uid, gid, err, sizeof(err));
+	if (rc < 0)
+		smig_err("event=config_invalid reason=\"%s\"", err);
+	return rc < 0 ? rc : authz_init(d);
+}
+
+int smigd_start(struct smigd *d, const char *config_path, bool check_only, int warden_fd,
+		bool sandbox)
+{
+	char err[512];
+	uid_t uid = 0;
+	gid_t gid = 0;
+	int rc = configure(d, config_path, &uid, &gid);
+
+	if (rc < 0 || check_only) {
+		if (warden_fd >= 0)
+			close(warden_fd);
+		return rc;
+	}
+	smig_log_init("smigd", d->cfg.log_level, d->cfg.log_syslog);
+	SMIG_GUARD(loop_new(&d->loop));
+	SMIG_GUARD(warden_link(d, warden_fd));
+	if (smig_sign_load_key(d->cfg.tls_key, &d->host_key, err, sizeof(err)) < 0) {
+		smig_err("event=key_failed reason=\"%s\"", err);
+		return SMIG_ECRYPTO;
+	}
+	/* each part in the order they stand on one another */
+	SMIG_GUARD(reply_init(d));
+	SMIG_GUARD(audit_open(d));
+	SMIG_GUARD(monitor_init(d));
+	SMIG_GUARD(vm_init(d));
+	SMIG_GUARD(attest_init(d, on_self_verdict));
+	SMIG_GUARD(peer_init(d));
+	SMIG_GUARD(mig_init(d));
+	SMIG_GUARD(smigd_signals(d));
+	SMIG_GUARD(peer_listen(d));
+	SMIG_GUARD(ctl_open(d));
+	SMIG_GUARD(peer_attest_rounds(d));
+	if (sandbox)
+		SMIG_GUARD(enter_sandbox(d, uid, gid));
+	return vm_load_all(d);
+}
+
+void smigd_stop(struct smigd *d)
+{
+	/* from the top down */
+	if (d->loop) {
+		ctl_close_all(d);
+		evac_free(d);
+		mig_free_all(d);
+		peer_close_all(d);
+		loop_watch_del(d->loop, d->sig_w);
+	}
+	peer_free_all(d);
+	vm_free_all(d);
+	attest_free(d);
+	authz_free(d);
+	monitor_free(d);
+	audit_close(d);
+	reply_free(d);
+	hosts_free(d);
+	EVP_PKEY_free(d->host_key);
+	if (d->sig_fd >= 0)
+		close(d->sig_fd);
+	priv_close(d->priv);
+	loop_free(d->loop);
+	smig_tls_ctx_free(d->tls);
+}
