@@ -24,5 +24,7 @@ int smig_file_read(const char *path, size_t max, char **out, size_t *len, char *
 		   size_t errlen);
 /* Creates dir (and parents) with mode if missing. */
 int smig_file_mkdirs(const char *dir, mode_t mode);
+/* Removes dir and everything beneath it, following no symlink; 0 or -1 with errno. */
+int smig_file_rmtree(const char *dir);
 
 #endif

@@ -16,7 +16,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -185,20 +184,6 @@ void vm_free_all(struct smigd *d)
 	d->vms = NULL;
 }
 
-static int vm_rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-/* Removes a directory tree (no symlink is followed). */
-int vm_rmtree(const char *dir)
-{
-	return nftw(dir, vm_rm_entry, 8, FTW_DEPTH | FTW_PHYS);
-}
-
 void vm_forget(struct vm *vm)
 {
 	struct smigd *d = vm->d;
@@ -209,7 +194,7 @@ void vm_forget(struct vm *vm)
 			break;
 		}
 	}
-	(void)vm_rmtree(vm->dir);
+	(void)smig_file_rmtree(vm->dir);
 	smig_info("event=vm_forgotten vm=%s", vm->spec.name);
 	vm_destroy(vm);
 }
@@ -323,7 +308,7 @@ static void records_prune(struct smigd *d)
 		if (e->d_name[0] == '.' || vm_find(d, e->d_name))
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-		(void)vm_rmtree(path);
+		(void)smig_file_rmtree(path);
 	}
 	if (dp)
 		closedir(dp);
@@ -616,7 +601,7 @@ struct vm *vm_new_incoming(struct smigd *d, const struct smig_vmspec *spec, cons
 	}
 	vm->incoming = true;
 	vm->state = VM_DEFINED;
-	(void)vm_rmtree(vm->dir); /* an old incoming.id of that name says nothing of this VM */
+	(void)smig_file_rmtree(vm->dir); /* an old incoming.id of that name says nothing of this VM */
 	return vm;
 }
 

@@ -60,7 +60,6 @@ struct vm *vm_new(struct smigd *d, const struct smig_vmspec *spec);
 /* Closes QMP, the console and the timer; the VM stays known. */
 void vm_detach(struct vm *vm);
 void vm_destroy(struct vm *vm);
-int vm_rmtree(const char *dir);
 /* Takes vm out of the registry and frees it, with the worker's records of it. */
 void vm_forget(struct vm *vm);
 

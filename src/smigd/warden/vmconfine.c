@@ -16,7 +16,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,19 +34,6 @@ void wd_cgroup_drop(const struct wvm *v)
 
 	wd_cgroup_name(v, cg, sizeof(cg));
 	confine_cgroup_drop(&v->w->confine, cg);
-}
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-int wd_rmtree(const char *dir)
-{
-	return nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
 }
 
 void wd_uid_load(struct wvm *v)
@@ -149,7 +135,7 @@ int wd_dirs_prepare(struct wvm *v)
 	SMIG_GUARD(own_dir(v, ".", 0, v->uid, 0710));
 	/* a fresh run/: nothing a process of an earlier start left there is kept */
 	wd_vm_path(v, "run", run, sizeof(run));
-	(void)wd_rmtree(run);
+	(void)smig_file_rmtree(run);
 	SMIG_GUARD(own_dir(v, "run", v->uid, v->uid, 0700));
 	if (!v->spec.vtpm)
 		return 0;

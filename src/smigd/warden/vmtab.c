@@ -137,7 +137,7 @@ static void leftover(struct warden *w, const char *dir, const char *name)
 	snprintf(path, sizeof(path), "%s/swtpm.pid", dir);
 	if ((pid = live_pid(path, "swtpm")) > 0)
 		kill(pid, SIGKILL);
-	(void)wd_rmtree(dir);
+	(void)smig_file_rmtree(dir);
 	if (smig_name_valid(name))
 		wd_tpm_key_wipe(w, name);
 }
@@ -222,7 +222,7 @@ static struct wvm *vm_create(struct warden *w, const struct smig_vmspec *spec, b
 	    write_spec(v, staged ? "spec.staged" : "spec.json") < 0) {
 		snprintf(err, errlen, "%s: cannot save the VM (%s)", v->dir, strerror(errno));
 		vm_unlink(w, v);
-		(void)wd_rmtree(v->dir);
+		(void)smig_file_rmtree(v->dir);
 		vm_free(v);
 		return NULL;
 	}
@@ -272,7 +272,7 @@ void wd_vm_forget(struct warden *w, struct wvm *v)
 		kill(v->swtpm_pid, SIGKILL);
 		swtpm_gone(v);
 	}
-	(void)wd_rmtree(v->dir);
+	(void)smig_file_rmtree(v->dir);
 	wd_tpm_key_wipe(w, v->spec.name);
 	wd_cgroup_drop(v);
 	smig_info("event=vm_forgotten vm=%s", v->spec.name);
@@ -371,7 +371,7 @@ int wd_vm_retire(struct warden *w, struct wvm *v)
 	/* the vTPM state now lives on the destination: its key goes first */
 	wd_tpm_key_wipe(w, v->spec.name);
 	wd_vm_path(v, "tpm", path, sizeof(path));
-	(void)wd_rmtree(path);
+	(void)smig_file_rmtree(path);
 	v->retire = true;
 	if (!wd_vm_running(v) && v->start_id == 0)
 		wd_vm_forget(w, v);

@@ -182,7 +182,6 @@ void wd_uid_load(struct wvm *v);
 int wd_uid_assign(struct wvm *v);
 int wd_dirs_prepare(struct wvm *v);
 bool wd_pid_is_ours(const struct wvm *v, pid_t pid);
-int wd_rmtree(const char *dir);
 
 /* keys.c: vTPM state keys */
 int wd_tpm_key_set(struct warden *w, const char *vm, const uint8_t *key, size_t len);
