@@ -132,13 +132,16 @@ guest_alive() {
 		[ "$(grep -a '^HB ' "$2" | tail -1 | awk '{print $4}')" = 0 ]
 }
 
-# record VARIANT CASE RUN GUEST_OK RESULT DIR QEMU_T0 [SMIGD1_T0 SMIGD2_T0]: one
-# line of results.jsonl: the variant's result with the guest's verdict, the
-# CPU seconds the watcher saw in DIR since the given ticks (smigd: none for
-# QEMU's own migrations), and the throughput; DIR's samples for the plot
+# record VARIANT CASE RUN GUEST_OK RESULT DIR QEMU_T0 [SMIGD1_T0 SMIGD2_T0
+# WORKER1_T0 WORKER2_T0]: one line of results.jsonl: the variant's result
+# with the guest's verdict, the CPU seconds the watcher saw in DIR since the
+# given ticks (smigd, its warden and its worker together: none for QEMU's
+# own migrations), and the throughput; DIR's samples for the plot
 record() {
 	local v=$1 c=$2 n=$3 ok=$4 res=$5 d=$6 s1=0 s2=0
-	[ $# -gt 7 ] && s1=$(cpu_s "$d/cpu.h1" "$8") s2=$(cpu_s "$d/cpu.h2" "$9")
+	[ $# -gt 7 ] && s1=$(awk -v a="$(cpu_s "$d/cpu.h1" "$8")" -v b="$(cpu_s "$d/cpu.w1" "${10}")" \
+		'BEGIN { printf "%.2f", a + b }') s2=$(awk -v a="$(cpu_s "$d/cpu.h2" "$9")" \
+		-v b="$(cpu_s "$d/cpu.w2" "${11}")" 'BEGIN { printf "%.2f", a + b }')
 	jq -c --arg v "$v" --arg c "$c" --argjson n "$n" --argjson ok "$ok" \
 		--argjson qc "$(cpu_s "$d/cpu.src" "$7")" --argjson qd "$(cpu_s "$d/cpu.dst")" \
 		--argjson s1 "$s1" --argjson s2 "$s2" \
@@ -186,7 +189,7 @@ smig_cluster() {
 
 # run_smig CASE RUN: smig migrate h1 -> h2
 run_smig() {
-	local c=$1 n=$2 mem args vtpm d name b1 b2 bq t0 t l b res ok=true
+	local c=$1 n=$2 mem args vtpm d name b1 b2 w1 w2 bq t0 t l b res ok=true
 	IFS='|' read -r mem args vtpm <<<"$(case_spec "$c")"
 	d=$work/smig-$c-$n name=b-$c-$n
 	mkdir -p "$d"
@@ -195,9 +198,14 @@ run_smig() {
 	hsmig "$cl" h1 vm define "$d/spec.json" >/dev/null && hsmig "$cl" h1 vm start "$name" >/dev/null &&
 		wait_for 120 grep -aq ' HB 2 ' "$cl/state-h1/consoles/$name.log" || return 1
 	local vq1=$cl/state-h1/vms/$name/qemu.pid vq2=$cl/state-h2/vms/$name/qemu.pid
+	# smigd is two processes: the warden (the pid the harness keeps) and its
+	# worker (its child), which does TLS, peers and the relay
+	pgrep -P "$(cat "$cl/h1.pid")" -x smigd | head -1 >"$d/w1.pid"
+	pgrep -P "$(cat "$cl/h2.pid")" -x smigd | head -1 >"$d/w2.pid"
 	bq=$(ticks "$(cat "$vq1")") b1=$(ticks "$(cat "$cl/h1.pid")") b2=$(ticks "$(cat "$cl/h2.pid")")
+	w1=$(ticks "$(cat "$d/w1.pid")") w2=$(ticks "$(cat "$d/w2.pid")")
 	t0=$(now_us)
-	watch "$d" "src=$vq1 dst=$vq2 h1=$cl/h1.pid h2=$cl/h2.pid" &
+	watch "$d" "src=$vq1 dst=$vq2 h1=$cl/h1.pid h2=$cl/h2.pid w1=$d/w1.pid w2=$d/w2.pid" &
 	# progress events (every 100 ms) carry the relayed bytes: the plot's samples
 	hsmig "$cl" h1 --json migrate "$name" --to h2 --downtime-ms "$downtime" |
 		while IFS= read -r l; do
@@ -218,7 +226,7 @@ run_smig() {
 		"$root/tests/harness/guest-check" "$name" "$([ "$vtpm" = true ] && echo --vtpm)" \
 			"$cl/state-h1" "$cl/state-h2" >"$d/verdict" 2>&1 || ok=false
 	fi
-	record smig "$c" "$n" "$ok" "$res" "$d" "$bq" "$b1" "$b2"
+	record smig "$c" "$n" "$ok" "$res" "$d" "$bq" "$b1" "$b2" "$w1" "$w2"
 	hsmig "$cl" h2 vm stop "$name" >/dev/null 2>&1
 	hsmig "$cl" h2 vm undefine "$name" >/dev/null 2>&1
 }
