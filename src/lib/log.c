@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
 #include <time.h>
@@ -88,6 +89,240 @@ int smig_log_level_parse(const char *name, enum smig_log_level *out)
 	return SMIG_EINVAL;
 }
 
+/* Output with a bound: what does not fit is dropped, out stays terminated. */
+struct lbuf {
+	char *p;
+	size_t len, used;
+};
+
+static void put(struct lbuf *b, const char *s, size_t n)
+{
+	size_t room = b->len - 1 - b->used;
+
+	if (n > room)
+		n = room;
+	memcpy(b->p + b->used, s, n);
+	b->used += n;
+	b->p[b->used] = '\0';
+}
+
+static bool plain_byte(unsigned char c)
+{
+	return c >= 0x20 && c < 0x7f;
+}
+
+/* One byte as the quoted form writes it. */
+static void put_quoted_byte(struct lbuf *b, unsigned char c)
+{
+	char e[5];
+
+	switch (c) {
+	case '\\':
+		put(b, "\\\\", 2);
+		return;
+	case '"':
+		put(b, "\\\"", 2);
+		return;
+	case '\n':
+		put(b, "\\n", 2);
+		return;
+	case '\r':
+		put(b, "\\r", 2);
+		return;
+	case '\t':
+		put(b, "\\t", 2);
+		return;
+	default:
+		if (plain_byte(c)) {
+			put(b, (const char *)&c, 1);
+			return;
+		}
+		snprintf(e, sizeof(e), "\\x%02x", c);
+		put(b, e, 4);
+	}
+}
+
+static bool bare_value(const char *s, size_t n)
+{
+	if (n == 0)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      strchr("._:/@+,-~", c)))
+			return false;
+	}
+	return true;
+}
+
+enum where { FREE, VALUE, QUOTED };
+
+static void put_text(struct lbuf *b, const char *s, size_t n, enum where w)
+{
+	char e[5];
+
+	if (w == VALUE && bare_value(s, n)) {
+		put(b, s, n);
+		return;
+	}
+	if (w == VALUE)
+		put(b, "\"", 1);
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (w != FREE)
+			put_quoted_byte(b, c);
+		else if (plain_byte(c))
+			put(b, s + i, 1);
+		else {
+			snprintf(e, sizeof(e), "\\x%02x", c);
+			put(b, e, 4);
+		}
+	}
+	if (w == VALUE)
+		put(b, "\"", 1);
+}
+
+/* One conversion other than %s, from its spec (as in fmt) and its argument. */
+static void put_conv(struct lbuf *b, enum where w, const char *spec, size_t speclen, const char *len,
+		     char conv, const int *stars, int nstars, va_list *ap)
+{
+	char f[32], out[128];
+
+	if (speclen >= sizeof(f))
+		return;
+	memcpy(f, spec, speclen);
+	f[speclen] = '\0';
+#define CONV(T)                                                                           \
+	do {                                                                              \
+		T v_ = va_arg(*ap, T);                                                    \
+		if (nstars == 2)                                                          \
+			snprintf(out, sizeof(out), f, stars[0], stars[1], v_);            \
+		else if (nstars == 1)                                                     \
+			snprintf(out, sizeof(out), f, stars[0], v_);                      \
+		else                                                                      \
+			snprintf(out, sizeof(out), f, v_);                                \
+	} while (0)
+	_Pragma("GCC diagnostic push");
+	_Pragma("GCC diagnostic ignored \"-Wformat-nonliteral\"");
+	switch (conv) {
+	case 'd':
+	case 'i':
+		if (strcmp(len, "ll") == 0)
+			CONV(long long);
+		else if (strcmp(len, "l") == 0)
+			CONV(long);
+		else if (strcmp(len, "z") == 0 || strcmp(len, "t") == 0 || strcmp(len, "j") == 0)
+			CONV(long long); /* ssize_t, ptrdiff_t and intmax_t are 64 bits here */
+		else
+			CONV(int);
+		break;
+	case 'u':
+	case 'x':
+	case 'X':
+	case 'o':
+		if (strcmp(len, "ll") == 0)
+			CONV(unsigned long long);
+		else if (strcmp(len, "l") == 0)
+			CONV(unsigned long);
+		else if (strcmp(len, "z") == 0 || strcmp(len, "t") == 0 || strcmp(len, "j") == 0)
+			CONV(unsigned long long);
+		else
+			CONV(unsigned int);
+		break;
+	case 'c':
+		CONV(int);
+		break;
+	case 'f':
+	case 'F':
+	case 'g':
+	case 'G':
+	case 'e':
+	case 'E':
+		if (strcmp(len, "L") == 0)
+			CONV(long double);
+		else
+			CONV(double);
+		break;
+	case 'p':
+		CONV(void *);
+		break;
+	default:
+		snprintf(out, sizeof(out), "%%%c?", conv);
+	}
+	_Pragma("GCC diagnostic pop");
+#undef CONV
+	put_text(b, out, strlen(out), w); /* a %c may be a quote or a newline too */
+}
+
+void smig_log_format(char *out, size_t outlen, const char *fmt, va_list ap_in)
+{
+	struct lbuf b = { .p = out, .len = outlen };
+	bool quoted = false;
+	char prev = 0;
+	va_list ap;
+
+	if (outlen == 0)
+		return;
+	out[0] = '\0';
+	va_copy(ap, ap_in);
+	for (const char *p = fmt; *p;) {
+		const char *spec = p, *s;
+		char len[3] = "";
+		int stars[2] = { 0, 0 }, nstars = 0, prec = -1;
+		enum where w;
+		size_t n;
+
+		if (*p != '%' || p[1] == '%') {
+			if (*p == '"')
+				quoted = quoted ? false : prev == '=';
+			prev = *p;
+			put(&b, p, 1);
+			p += *p == '%' ? 2 : 1;
+			continue;
+		}
+		p++;
+		p += strspn(p, "-+ #0");
+		if (*p == '*') {
+			stars[nstars++] = va_arg(ap, int);
+			p++;
+		} else
+			p += strspn(p, "0123456789");
+		if (*p == '.') {
+			p++;
+			if (*p == '*') {
+				prec = va_arg(ap, int);
+				stars[nstars++] = prec;
+				p++;
+			} else {
+				prec = (int)strtol(p, NULL, 10);
+				p += strspn(p, "0123456789");
+			}
+		}
+		n = strspn(p, "hlzjtL");
+		if (n > 2)
+			n = 2;
+		memcpy(len, p, n);
+		p += n;
+		if (*p == '\0')
+			break;
+		w = quoted ? QUOTED : prev == '=' ? VALUE : FREE;
+		if (*p == 's') {
+			s = va_arg(ap, const char *);
+			if (!s)
+				s = "(null)";
+			n = prec >= 0 ? strnlen(s, (size_t)prec) : strlen(s);
+			put_text(&b, s, n, w);
+		} else {
+			put_conv(&b, w, spec, (size_t)(p + 1 - spec), len, *p, stars, nstars, &ap);
+		}
+		prev = 'x';
+		p++;
+	}
+	va_end(ap);
+}
+
 void smig_log(enum smig_log_level level, const char *fmt, ...)
 {
 	static const int prio[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
@@ -101,7 +336,7 @@ void smig_log(enum smig_log_level level, const char *fmt, ...)
 	if (level > log_level && nstop_at == 0)
 		return;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	smig_log_format(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	stop = stop_point(msg);
 	if (level > log_level && !stop)

@@ -8,7 +8,9 @@
 #ifndef SMIG_LOG_H
 #define SMIG_LOG_H
 
+#include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 
 enum smig_log_level {
 	SMIG_LOG_ERROR = 0,
@@ -23,8 +25,24 @@ void smig_log_set_level(enum smig_log_level level);
 /* Parses "error", "warn", "info" or "debug"; 0 or SMIG_EINVAL. */
 int smig_log_level_parse(const char *name, enum smig_log_level *out);
 
+/*
+ * Text that reaches a log from a peer, a client or a file never forges a
+ * line or a field: every %s is escaped here, by where it stands in fmt.
+ *  - in a quoted value (key="...%s..."): backslash and double quote get a
+ *    backslash, and so does every control character or byte above 0x7e
+ *    (\n, \r, \t, else \xHH);
+ *  - as a whole unquoted value (key=%s): left as it is when it is made only
+ *    of letters, digits and ._:/@+,-~ (names, paths, numbers), else quoted
+ *    and escaped as above (an empty value becomes "");
+ *  - anywhere else (a fragment the code put together): control characters
+ *    and bytes above 0x7e as \xHH.
+ * The other conversions (d i u x X o c f g e p, with flags, width,
+ * precision and length) print as printf prints them.
+ */
 __attribute__((format(printf, 2, 3)))
 void smig_log(enum smig_log_level level, const char *fmt, ...);
+/* The line smig_log would write for fmt and ap (without time and level). */
+void smig_log_format(char *out, size_t outlen, const char *fmt, va_list ap);
 /*
  * Stop points, for fault tests: a comma-separated list of event names
  * (smigd takes it from SMIG_STOP_AT). The first time the process logs one

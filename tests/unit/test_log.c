@@ -1,7 +1,8 @@
 /*
  * test_log.c - stop points: a process that logs a listed event stops itself
  * there, once, whatever the log level; other events pass. And the hex ids
- * of the record files those tests exercise.
+ * of the record files those tests exercise. And the escaping of text from
+ * peers and users: no value forges a line or a field.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,6 +11,7 @@
 #include <cmocka.h>
 #include <signal.h>
 #include <stdio.h>
+#include <string.h>
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -89,12 +91,84 @@ static void test_unhex_u64(void **state)
 	assert_int_equal(smig_unhex_u64(NULL, &v), SMIG_EINVAL);
 }
 
+__attribute__((format(printf, 2, 3))) static const char *fmt(char *out, const char *f, ...)
+{
+	va_list ap;
+
+	va_start(ap, f);
+	smig_log_format(out, 256, f, ap);
+	va_end(ap);
+	return out;
+}
+
+/* A value's place in the line decides how it is written. */
+static void test_escape_by_place(void **state)
+{
+	char o[256];
+
+	(void)state;
+	/* a bare value of safe characters is left alone */
+	assert_string_equal(fmt(o, "event=x vm=%s path=%s", "web-1", "/var/lib/a.raw"),
+			    "event=x vm=web-1 path=/var/lib/a.raw");
+	/* a bare value with anything else is quoted and escaped */
+	assert_string_equal(fmt(o, "event=x vm=%s", "a\n2026 error smigd[1]: event=fake"),
+			    "event=x vm=\"a\\n2026 error smigd[1]: event=fake\"");
+	assert_string_equal(fmt(o, "event=x vm=%s to=%s", "a b=c", ""),
+			    "event=x vm=\"a b=c\" to=\"\"");
+	/* inside quotes: quote, backslash and controls get a backslash */
+	assert_string_equal(fmt(o, "event=x reason=\"%s\" after=%d", "say \"hi\"\\\r\t\x1b[2J", 7),
+			    "event=x reason=\"say \\\"hi\\\"\\\\\\r\\t\\x1b[2J\" after=7");
+	assert_string_equal(fmt(o, "event=x reason=\"guest %s after: %s\"", "lost", "\"a\""),
+			    "event=x reason=\"guest lost after: \\\"a\\\"\"");
+	/* a fragment the code composed: only controls are escaped */
+	assert_string_equal(fmt(o, "event=x host=h %s", "3 of 4 VMs moved\n"),
+			    "event=x host=h 3 of 4 VMs moved\\x0a");
+	/* bytes above 0x7e never reach the line raw */
+	assert_string_equal(fmt(o, "event=x vm=%s", "\xc2\x9b"), "event=x vm=\"\\xc2\\x9b\"");
+	assert_string_equal(fmt(o, "event=x vm=%s", (const char *)NULL), "event=x vm=\"(null)\"");
+}
+
+/* The other conversions print as printf does, with their arguments in order. */
+static void test_conversions(void **state)
+{
+	char o[256], want[256];
+	size_t z = 42;
+	unsigned long long id = 0x1234abcdull;
+
+	(void)state;
+	fmt(o, "a=%d b=%u c=%zu d=%016llx e=%.1f f=%04o g=%c h=%.*s i= %5.2f%% j=%lld k=%ld", -3, 7u,
+	    z, id, 2.25, 8u, 'q', 3, "abcdef", 3.14159, -9LL, 11L);
+	snprintf(want, sizeof(want), "a=%d b=%u c=%zu d=%016llx e=%.1f f=%04o g=%c h=%.*s i= %5.2f%% j=%lld k=%ld",
+		 -3, 7u, z, id, 2.25, 8u, 'q', 3, "abcdef", 3.14159, -9LL, 11L);
+	assert_string_equal(o, want);
+	assert_string_equal(fmt(o, "x %*d %-*d| %Lf", 4, 5, 3, 6, 1.5L), "x    5 6  | 1.500000");
+	/* a value padded with spaces, or a character that is a quote, stays one field */
+	assert_string_equal(fmt(o, "w=%*d v=%-*d|", 4, 5, 3, 6), "w=\"   5\" v=\"6  \"|");
+	assert_string_equal(fmt(o, "c=%c d=\"%c\" e=%c", '"', '"', '\n'), "c=\"\\\"\" d=\"\\\"\" e=\"\\n\"");
+}
+
+/* A long value is cut at the buffer, which stays terminated. */
+static void test_truncation(void **state)
+{
+	char big[600], o[256];
+
+	(void)state;
+	memset(big, '\n', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	fmt(o, "event=x reason=\"%s\"", big);
+	assert_int_equal(strlen(o), 255);
+	assert_null(strchr(o, '\n'));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_stop_point),
 		cmocka_unit_test(test_no_stop_points),
 		cmocka_unit_test(test_unhex_u64),
+		cmocka_unit_test(test_escape_by_place),
+		cmocka_unit_test(test_conversions),
+		cmocka_unit_test(test_truncation),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
