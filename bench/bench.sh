@@ -200,8 +200,9 @@ run_smig() {
 	local vq1=$cl/state-h1/vms/$name/qemu.pid vq2=$cl/state-h2/vms/$name/qemu.pid
 	# smigd is two processes: the warden (the pid the harness keeps) and its
 	# worker (its child), which does TLS, peers and the relay
-	pgrep -P "$(cat "$cl/h1.pid")" -x smigd | head -1 >"$d/w1.pid"
-	pgrep -P "$(cat "$cl/h2.pid")" -x smigd | head -1 >"$d/w2.pid"
+	pgrep -P "$(cat "$cl/h1.pid")" -x smigd-worker | head -1 >"$d/w1.pid"
+	pgrep -P "$(cat "$cl/h2.pid")" -x smigd-worker | head -1 >"$d/w2.pid"
+	[ -s "$d/w1.pid" ] && [ -s "$d/w2.pid" ] || { echo "bench: no smigd-worker under h1 or h2" >&2; return 1; }
 	bq=$(ticks "$(cat "$vq1")") b1=$(ticks "$(cat "$cl/h1.pid")") b2=$(ticks "$(cat "$cl/h2.pid")")
 	w1=$(ticks "$(cat "$d/w1.pid")") w2=$(ticks "$(cat "$d/w2.pid")")
 	t0=$(now_us)
