@@ -52,7 +52,8 @@ ok $? "bad control requests get bad_request answers and the connection keeps ser
 
 printf '{\n  "host": "h1",\n  "listn": "127.0.0.1"\n}\n' >"$dir/bad.json"
 msg=$("$SMIGD" --config "$dir/bad.json" --check-config 2>&1)
-[ $? -eq 1 ] && grep -q "bad.json:3:3: unknown key \"listn\"" <<<"$msg"
+# (the log escapes the quotes inside its quoted reason)
+[ $? -eq 1 ] && grep -qF 'bad.json:3:3: unknown key \"listn\"' <<<"$msg"
 ok $? "smigd refuses a bad config naming file:line:column"
 
 "$SMIGD" --config "$dir/h2.json" --check-config >/dev/null
