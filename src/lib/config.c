@@ -73,6 +73,7 @@ static int config_limits(const struct smig_json_doc *doc, const json_t *lim,
 		{ "handshake_timeout_ms", SMIG_J_INT, false, 100, 600000 },
 		{ "request_timeout_ms", SMIG_J_INT, false, 100, 3600000 },
 		{ "max_peers", SMIG_J_INT, false, 1, 4096 },
+		{ "peers_per_host", SMIG_J_INT, false, 1, 4096 },
 		{ "stall_timeout_ms", SMIG_J_INT, false, 500, 3600000 },
 		{ "stream_passes", SMIG_J_INT, false, 1, 10000 },
 		{ "guest_watch_ms", SMIG_J_INT, false, 0, 600000 },
@@ -87,6 +88,8 @@ static int config_limits(const struct smig_json_doc *doc, const json_t *lim,
 		cfg->request_timeout_ms = (int)json_integer_value(v);
 	if ((v = json_object_get(lim, "max_peers")))
 		cfg->max_peers = (int)json_integer_value(v);
+	if ((v = json_object_get(lim, "peers_per_host")))
+		cfg->peers_per_host = (int)json_integer_value(v);
 	if ((v = json_object_get(lim, "stall_timeout_ms")))
 		cfg->stall_timeout_ms = (int)json_integer_value(v);
 	if ((v = json_object_get(lim, "stream_passes")))
@@ -317,6 +320,16 @@ static int config_ids_rules(const struct smig_json_doc *doc, const json_t *arr,
 			return smig_json_fail(doc, r, "kind", err, errlen,
 					      "rules[%zu].kind is not an event kind (tls_failure, "
 					      "unknown_peer, protocol_violation, ...)", i);
+		if (!smig_sec_kind_bannable(k->kind))
+			return smig_json_fail(doc, r, "kind", err, errlen,
+					      "rules[%zu].kind %s cannot ban: %s; remove the rule", i,
+					      smig_sec_kind_name(k->kind),
+					      k->kind == SMIG_SEC_RECORD_AUTH_FAILURE
+						      ? "anyone on the path can make a record fail, so "
+							"it is counted and raises a path alarm instead "
+							"(docs/ids.md)"
+						      : "it is the monitor's own outcome, not an address's "
+							"doing");
 		k->count = (int)json_integer_value(json_object_get(r, "count"));
 		k->window_s = (int)json_integer_value(json_object_get(r, "window_s"));
 		k->ban_s = (int)json_integer_value(json_object_get(r, "ban_s"));
@@ -334,6 +347,7 @@ static int config_firewall(const struct smig_json_doc *doc, const json_t *f,
 		{ "conn_burst", SMIG_J_INT, false, 1, 100000 },
 		{ "never_ban", SMIG_J_ARRAY, false, 0, 0 },
 		{ "pending_per_source", SMIG_J_INT, false, 1, 4096 },
+		{ "conns_per_source", SMIG_J_INT, false, 1, 4096 },
 		{ "rules", SMIG_J_ARRAY, false, 0, 0 },
 		{ "nftables", SMIG_J_BOOL, false, 0, 0 },
 	};
@@ -345,6 +359,8 @@ static int config_firewall(const struct smig_json_doc *doc, const json_t *f,
 		cfg->nftables = json_is_true(v);
 	if ((v = json_object_get(f, "pending_per_source")))
 		cfg->pending_per_source = (int)json_integer_value(v);
+	if ((v = json_object_get(f, "conns_per_source")))
+		cfg->conns_per_source = (int)json_integer_value(v);
 	if ((v = json_object_get(f, "rules")))
 		SMIG_GUARD(config_ids_rules(doc, v, cfg, err, errlen));
 	if ((v = json_object_get(f, "hosts_only")))
@@ -441,6 +457,7 @@ static void config_defaults(struct smig_config *cfg, const char *name)
 	cfg->handshake_timeout_ms = 5000;
 	cfg->request_timeout_ms = 10000;
 	cfg->max_peers = 64;
+	cfg->peers_per_host = 8;
 	cfg->stall_timeout_ms = 30000;
 	cfg->stream_passes = 64;
 	cfg->guest_watch_ms = 5000;
@@ -454,6 +471,7 @@ static void config_defaults(struct smig_config *cfg, const char *name)
 	cfg->conn_rate = 20;
 	cfg->conn_burst = 40;
 	cfg->pending_per_source = 8;
+	cfg->conns_per_source = 16;
 	snprintf(cfg->qemu_binary, sizeof(cfg->qemu_binary), "qemu-system-x86_64");
 	snprintf(cfg->qemu_accel, sizeof(cfg->qemu_accel), "kvm:tcg");
 	snprintf(cfg->swtpm_binary, sizeof(cfg->swtpm_binary), "swtpm");

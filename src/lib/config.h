@@ -71,6 +71,11 @@ struct smig_config {
 	int guest_watch_ms;   /* destination: how long a resumed guest is watched for a crash */
 	int agent_timeout_ms; /* how long one guest agent ping waits for its answer */
 	int max_peers;
+	/*
+	 * inbound connections one authenticated host may hold (at most half of
+	 * max_peers, so that no host locks the others out)
+	 */
+	int peers_per_host;
 	char policy_file[PATH_MAX]; /* empty: the built-in policy */
 	char audit_file[PATH_MAX];  /* empty: STATE_DIR/audit.log */
 	int audit_checkpoint_records;
@@ -91,6 +96,7 @@ struct smig_config {
 	char never_ban[8][SMIG_ADDR_MAX]; /* addresses the IDS never bans */
 	size_t nnever_ban;
 	int pending_per_source; /* connections not yet authenticated, per address */
+	int conns_per_source;   /* inbound connections, authenticated or not, per address */
 	bool nftables; /* also drop banned addresses in the kernel */
 	struct smig_ids_rule ids_rules[8]; /* empty: the default rules */
 	size_t nids_rules;

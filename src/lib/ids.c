@@ -36,14 +36,13 @@ struct smig_ids {
 static const char *const kind_names[SMIG_SEC_KINDS] = {
 	"conn_accepted", "conn_refused", "tls_failure", "unknown_peer",
 	"attestation_failure", "policy_denial", "protocol_violation", "record_auth_failure",
-	"stream_anomaly", "ban", "unban", "hostile_spec",
+	"stream_anomaly", "ban", "unban", "hostile_spec", "path_alarm",
 };
 
 static const struct smig_ids_rule default_rules[] = {
 	{ SMIG_SEC_TLS_FAILURE, 5, 60, 60 },
 	{ SMIG_SEC_UNKNOWN_PEER, 3, 60, 300 },
 	{ SMIG_SEC_PROTOCOL_VIOLATION, 3, 60, 300 },
-	{ SMIG_SEC_RECORD_AUTH_FAILURE, 3, 300, 300 },
 	{ SMIG_SEC_ATTEST_FAILURE, 3, 300, 600 },
 };
 
@@ -63,6 +62,22 @@ int smig_sec_kind_parse(const char *s, enum smig_sec_kind *out)
 	return SMIG_EINVAL;
 }
 
+bool smig_sec_kind_bannable(enum smig_sec_kind k)
+{
+	switch (k) {
+	case SMIG_SEC_TLS_FAILURE:
+	case SMIG_SEC_UNKNOWN_PEER:
+	case SMIG_SEC_ATTEST_FAILURE:
+	case SMIG_SEC_POLICY_DENIAL:
+	case SMIG_SEC_PROTOCOL_VIOLATION:
+	case SMIG_SEC_STREAM_ANOMALY:
+	case SMIG_SEC_HOSTILE_SPEC:
+		return true;
+	default:
+		return false;
+	}
+}
+
 const struct smig_ids_rule *smig_ids_default_rules(size_t *n)
 {
 	*n = ARRAY_LEN(default_rules);
@@ -76,7 +91,8 @@ int smig_ids_new(const struct smig_ids_rule *rules, size_t n,
 
 	SMIG_ENSURE(n <= RULES_MAX, SMIG_ETOOBIG);
 	for (size_t i = 0; i < n; i++)
-		SMIG_ENSURE((unsigned)rules[i].kind < SMIG_SEC_KINDS && rules[i].count >= 1 &&
+		SMIG_ENSURE((unsigned)rules[i].kind < SMIG_SEC_KINDS &&
+				    smig_sec_kind_bannable(rules[i].kind) && rules[i].count >= 1 &&
 				    rules[i].count <= HIST && rules[i].window_s >= 1 &&
 				    rules[i].ban_s >= 1 && rules[i].ban_s <= SMIG_IDS_BAN_MAX_S,
 			    SMIG_EINVAL);

@@ -36,11 +36,19 @@ enum smig_sec_kind {
 	SMIG_SEC_BAN,
 	SMIG_SEC_UNBAN,
 	SMIG_SEC_HOSTILE_SPEC, /* a peer's spec names a path, an escape from a pool */
+	SMIG_SEC_PATH_ALARM,   /* records with one host keep failing: something on the path */
 	SMIG_SEC_KINDS
 };
 
 const char *smig_sec_kind_name(enum smig_sec_kind k);
 int smig_sec_kind_parse(const char *s, enum smig_sec_kind *out);
+/*
+ * May a rule ban for events of kind k? Not for what the address did not do
+ * itself: a record that fails authentication after the handshake (anyone on
+ * the path can flip a bit; it is counted and alarmed instead), nor for the
+ * monitor's own outcomes (accepted, refused, ban, unban, path alarm).
+ */
+bool smig_sec_kind_bannable(enum smig_sec_kind k);
 
 struct smig_ids_rule {
 	enum smig_sec_kind kind;

@@ -75,6 +75,14 @@ static int ids_status(struct cli *cli)
 		printf("  %-20s %lds left, ban #%lld\n", str(b, "addr"), left < 0 ? 0 : left,
 		       json_integer_value(json_object_get(b, "strikes")));
 	}
+	if (json_array_size(json_object_get(r, "path_alarms"))) {
+		printf("path alarms (records that failed authentication, by host; never a ban):\n");
+		json_array_foreach(json_object_get(r, "path_alarms"), i, b)
+			printf("  %-12s %-20s %lld in the last 300 s, %lld in all%s\n", str(b, "host"),
+			       str(b, "addr"), json_integer_value(json_object_get(b, "failures")),
+			       json_integer_value(json_object_get(b, "total")),
+			       json_is_true(json_object_get(b, "alarm")) ? ", ALARM" : "");
+	}
 	printf("events since start:\n");
 	json_object_foreach(json_object_get(r, "events"), kind, n)
 		if (json_integer_value(n))

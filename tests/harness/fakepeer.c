@@ -18,13 +18,26 @@
  *                                         stand in for HOST as a destination:
  *                                         answer attestation with HOST's golden
  *                                         values from IVT (signed with KEY), then
- *                                         answer PREPARE out of order (READY)
+ *                                         answer PREPARE out of order (READY);
+ *                                         with --after-commit abort, play the
+ *                                         destination through to COMMIT (PREPARED,
+ *                                         the stream read and dropped, READY), answer
+ *                                         COMMIT with ABORT, and answer the source's
+ *                                         QUERY after 3 s with DISCARDED
  *   smig-fakepeer prepare OPTS --ivt IVT --spec FILE [--vtpm yes]
  *                                         act as source HOST: attest with HOST's
  *                                         golden values, then send FILE as the
  *                                         PREPARE's spec, unchecked; prints
  *                                         "refused: REASON" (exit 0) or
  *                                         "prepared" (exit 3)
+ *   smig-fakepeer hold OPTS --count N [--hold-s S]
+ *                                         open N connections as HOST, one after
+ *                                         another, each through TLS and HELLO; print
+ *                                         "held K of N" (K: those the target answered
+ *                                         with its HELLO), keep them S s (default 10)
+ *   smig-fakepeer attest-flood OPTS --count N
+ *                                         after HELLO send N ATTEST_REQs at once; print
+ *                                         "answered K of N" once the target closes
  * OPTS: --ca CA --cert CERT --key KEY --name HOST [--to ADDR:PORT]
  *
  * It speaks the real protocol through libsmig (TLS 1.3, HELLO, frames)
@@ -45,6 +58,7 @@
 #include <netinet/in.h>
 #include <openssl/rand.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,7 +67,7 @@
 
 struct opts {
 	const char *mode, *ca, *cert, *key, *name, *to, *evidence, *rebind, *resign, *listen, *ivt;
-	const char *spec, *vtpm;
+	const char *spec, *vtpm, *after_commit, *count, *hold_s;
 };
 
 static int usage(void)
@@ -304,7 +318,7 @@ static int serve_conn(const struct opts *o, int fd, struct smig_tls_conn *c)
 	struct smig_hello h = { 0 };
 	struct smig_buf tx, rx;
 	struct smig_frame f;
-	struct smig_mig_prepare mp;
+	struct smig_mig_prepare mp = { 0 };
 	uint8_t nonce[SMIG_ATTEST_NONCE_LEN];
 	bool prepared = false;
 	char *ev = NULL;
@@ -325,6 +339,35 @@ static int serve_conn(const struct opts *o, int fd, struct smig_tls_conn *c)
 			    ev == NULL || smig_msg_put_attest(&tx, ev, strlen(ev)) < 0 ||
 			    send_buf(c, &tx) < 0)
 				break;
+		} else if (f.type == SMIG_MSG_MIG_PREPARE && o->after_commit) {
+			if (smig_msg_get_mig_prepare(&f, &mp) < 0 ||
+			    smig_msg_put_mig_id(&tx, SMIG_MSG_MIG_PREPARED, mp.id) < 0 ||
+			    send_buf(c, &tx) < 0)
+				break;
+			prepared = true;
+		} else if (f.type == SMIG_MSG_MIG_COMMIT_REQ && prepared) {
+			if (smig_msg_put_mig_ready(&tx, mp.id, SMIG_PROT_ALL) < 0 ||
+			    send_buf(c, &tx) < 0)
+				break;
+		} else if (f.type == SMIG_MSG_MIG_COMMIT && prepared) {
+			/* after COMMIT a word of ours proves nothing: the source must ask */
+			struct smig_mig_abort ab = { .id = mp.id, .code = (uint16_t)-SMIG_EIO };
+
+			snprintf(ab.reason, sizeof(ab.reason), "cannot resume the VM here");
+			if (smig_msg_put_mig_abort(&tx, &ab) < 0 || send_buf(c, &tx) < 0)
+				break;
+			fprintf(stderr, "smig-fakepeer: answered COMMIT with ABORT\n");
+		} else if (f.type == SMIG_MSG_MIG_QUERY && o->after_commit) {
+			uint64_t id;
+
+			sleep(3);
+			if (smig_msg_get_mig_id(&f, SMIG_MSG_MIG_QUERY, &id) < 0 ||
+			    smig_msg_put_mig_outcome(&tx, id, SMIG_OUTCOME_DISCARDED) < 0 ||
+			    send_buf(c, &tx) < 0)
+				break;
+			fprintf(stderr, "smig-fakepeer: answered QUERY with DISCARDED\n");
+			rc = 1;
+			break;
 		} else if (f.type == SMIG_MSG_MIG_PREPARE) {
 			/* READY before the stream: out of the protocol's order */
 			if (smig_msg_get_mig_prepare(&f, &mp) < 0 ||
@@ -332,8 +375,9 @@ static int serve_conn(const struct opts *o, int fd, struct smig_tls_conn *c)
 			    send_buf(c, &tx) < 0)
 				break;
 			prepared = true;
-		} else if (f.type == SMIG_MSG_MIG_ABORT || f.type == SMIG_MSG_ERROR ||
-			   f.type == SMIG_MSG_BYE) {
+		} else if ((f.type == SMIG_MSG_MIG_ABORT || f.type == SMIG_MSG_ERROR ||
+			    f.type == SMIG_MSG_BYE) &&
+			   !o->after_commit) {
 			rc = prepared; /* a source that saw through it, or a mere neighbour */
 			break;
 		}
@@ -342,6 +386,131 @@ static int serve_conn(const struct opts *o, int fd, struct smig_tls_conn *c)
 	smig_buf_clear(&tx);
 	smig_buf_clear(&rx);
 	return rc;
+}
+
+/* One connection as o->name through TLS; its fd, or -1. */
+static int connect_tls(const struct opts *o, struct smig_tls_ctx *ctx, struct smig_tls_conn **c)
+{
+	int fd = dial(o->to);
+
+	if (fd < 0)
+		return -1;
+	if (smig_tls_conn_new(ctx, fd, false, c) < 0) {
+		close(fd);
+		return -1;
+	}
+	if (smig_tls_handshake(*c) < 0) {
+		smig_tls_conn_free(*c);
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* HELLO out; 0 once the target's HELLO came back. */
+static int hello(const struct opts *o, int fd, struct smig_tls_conn *c, struct smig_buf *rx)
+{
+	struct smig_hello h = { 0 };
+	struct smig_buf tx;
+	struct smig_frame f;
+	int rc = -1;
+
+	smig_buf_init(&tx, 1 << 16);
+	snprintf(h.host, sizeof(h.host), "%s", o->name);
+	snprintf(h.version, sizeof(h.version), "fake");
+	if (smig_msg_put_hello(&tx, &h) == 0 && send_buf(c, &tx) == 0)
+		while (next_frame(fd, c, rx, &f) == 0)
+			if (f.type == SMIG_MSG_HELLO) {
+				rc = 0;
+				break;
+			}
+	smig_buf_clear(&tx);
+	return rc;
+}
+
+static long count_arg(const char *s, long max)
+{
+	char *end;
+	long n = s ? strtol(s, &end, 10) : -1;
+
+	return s && *s && *end == '\0' && n >= 1 && n <= max ? n : -1;
+}
+
+/* Holds as many connections as the target lets HOST have. */
+static int hold(const struct opts *o, struct smig_tls_ctx *ctx)
+{
+	long n = count_arg(o->count, 1000), secs = o->hold_s ? count_arg(o->hold_s, 3600) : 10;
+	struct smig_tls_conn **cs;
+	int *fds;
+	long held = 0;
+
+	if (n < 0 || secs < 0)
+		return usage();
+	cs = calloc((size_t)n, sizeof(struct smig_tls_conn *));
+	fds = calloc((size_t)n, sizeof(*fds));
+	if (cs == NULL || fds == NULL) {
+		free(cs);
+		free(fds);
+		return 1;
+	}
+	for (long i = 0; i < n; i++) {
+		struct smig_buf rx;
+
+		smig_buf_init(&rx, 1 << 16);
+		fds[i] = connect_tls(o, ctx, &cs[i]);
+		if (fds[i] >= 0 && hello(o, fds[i], cs[i], &rx) == 0)
+			held++;
+		smig_buf_clear(&rx);
+	}
+	printf("held %ld of %ld\n", held, n);
+	fflush(stdout);
+	sleep((unsigned)secs);
+	for (long i = 0; i < n; i++) {
+		if (fds[i] < 0)
+			continue;
+		smig_tls_conn_free(cs[i]);
+		close(fds[i]);
+	}
+	free(cs);
+	free(fds);
+	return 0;
+}
+
+/* Asks for evidence count times in one session; counts the answers. */
+static int attest_flood(const struct opts *o, struct smig_tls_ctx *ctx)
+{
+	long n = count_arg(o->count, 100000), answered = 0;
+	uint8_t nonce[SMIG_ATTEST_NONCE_LEN];
+	struct smig_tls_conn *c;
+	struct smig_buf tx, rx;
+	struct smig_frame f;
+	int fd;
+
+	if (n < 0)
+		return usage();
+	fd = connect_tls(o, ctx, &c);
+	if (fd < 0) {
+		fprintf(stderr, "smig-fakepeer: cannot reach %s\n", o->to);
+		return 1;
+	}
+	smig_buf_init(&tx, 1 << 24);
+	smig_buf_init(&rx, 1 << 21);
+	if (hello(o, fd, c, &rx) == 0) {
+		for (long i = 0; i < n; i++) {
+			(void)RAND_bytes(nonce, sizeof(nonce));
+			if (smig_msg_put_attest_req(&tx, nonce) < 0)
+				break;
+		}
+		if (send_buf(c, &tx) == 0)
+			while (next_frame(fd, c, &rx, &f) == 0)
+				answered += f.type == SMIG_MSG_ATTEST;
+	}
+	printf("answered %ld of %ld\n", answered, n);
+	smig_buf_clear(&tx);
+	smig_buf_clear(&rx);
+	smig_tls_conn_free(c);
+	close(fd);
+	return 0;
 }
 
 static int serve(const struct opts *o)
@@ -389,6 +558,8 @@ int main(int argc, char **argv)
 
 	if (argc < 2)
 		return usage();
+	/* a target that closes on us is an answer, not a reason to die */
+	signal(SIGPIPE, SIG_IGN);
 	o.mode = argv[1];
 	for (int i = 2; i + 1 < argc; i += 2) {
 		const char **slot = strcmp(argv[i], "--ca") == 0	 ? &o.ca
@@ -403,6 +574,9 @@ int main(int argc, char **argv)
 				    : strcmp(argv[i], "--ivt") == 0	 ? &o.ivt
 				    : strcmp(argv[i], "--spec") == 0	 ? &o.spec
 				    : strcmp(argv[i], "--vtpm") == 0	 ? &o.vtpm
+				    : strcmp(argv[i], "--after-commit") == 0 ? &o.after_commit
+				    : strcmp(argv[i], "--count") == 0	 ? &o.count
+				    : strcmp(argv[i], "--hold-s") == 0	 ? &o.hold_s
 									 : NULL;
 		if (slot == NULL)
 			return usage();
@@ -410,6 +584,16 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(o.mode, "serve") == 0)
 		return o.ca && o.cert && o.key && o.name && o.listen && o.ivt ? serve(&o) : usage();
+	if ((strcmp(o.mode, "hold") == 0 || strcmp(o.mode, "attest-flood") == 0) && o.ca &&
+	    o.cert && o.key && o.name && o.to) {
+		if (smig_tls_ctx_new(&ctx, o.ca, o.cert, o.key, err, sizeof(err)) < 0) {
+			fprintf(stderr, "smig-fakepeer: %s\n", err);
+			return 1;
+		}
+		rc = strcmp(o.mode, "hold") == 0 ? hold(&o, ctx) : attest_flood(&o, ctx);
+		smig_tls_ctx_free(ctx);
+		return rc;
+	}
 	if (!o.ca || !o.cert || !o.key || !o.name || !o.to ||
 	    (strcmp(o.mode, "capture") != 0 && (strcmp(o.mode, "present") != 0 || !o.evidence) &&
 	     (strcmp(o.mode, "prepare") != 0 || !o.ivt || !o.spec)))

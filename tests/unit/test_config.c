@@ -154,6 +154,16 @@ static void test_bad_values(void **state)
 			    "\"state_dir\":\"d\",\"tls\":{\"ca\":\"a\",\"cert\":\"b\",\"key\":\"c\"},"
 			    "\"hosts_file\":\"h\",\"audit\":{\"checkpoint_interval_s\": 0}}",
 			    "/etc/smig/c.json:1:");
+	/* a bit flipped on the path is not the peer's doing: no rule bans for it */
+	expect_config_error(REST "\"control\":{\"socket\":\"s\"},\"host\": \"h1\", \"listen\": \"127.0.0.1\",\n"
+			    "\"firewall\": {\"rules\": [{\"kind\": \"record_auth_failure\", \"count\": 3,"
+			    " \"window_s\": 300, \"ban_s\": 300}]}}",
+			    "/etc/smig/c.json:3:33: rules[0].kind record_auth_failure cannot ban: anyone on "
+			    "the path can make a record fail");
+	expect_config_error(REST "\"control\":{\"socket\":\"s\"},\"host\": \"h1\", \"listen\": \"127.0.0.1\",\n"
+			    "\"firewall\": {\"rules\": [{\"kind\": \"ban\", \"count\": 3,"
+			    " \"window_s\": 300, \"ban_s\": 300}]}}",
+			    "/etc/smig/c.json:3:33: rules[0].kind ban cannot ban: it is the monitor's own");
 }
 
 static void test_addresses(void **state)

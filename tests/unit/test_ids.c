@@ -161,6 +161,7 @@ static void test_bounded_state(void **state)
 static void test_names_and_bad_rules(void **state)
 {
 	const struct smig_ids_rule bad = { SMIG_SEC_TLS_FAILURE, 0, 10, 10 };
+	const struct smig_ids_rule rec = { SMIG_SEC_RECORD_AUTH_FAILURE, 3, 300, 300 };
 	const struct smig_ids_rule *defaults;
 	struct smig_ids *ids;
 	enum smig_sec_kind k;
@@ -173,9 +174,19 @@ static void test_names_and_bad_rules(void **state)
 	}
 	assert_int_equal(smig_sec_kind_parse("nope", &k), SMIG_EINVAL);
 	assert_int_equal(smig_ids_new(&bad, 1, NULL, &ids), SMIG_EINVAL);
+	/* a record that fails after the handshake is anyone's on the path: it never bans */
+	assert_false(smig_sec_kind_bannable(SMIG_SEC_RECORD_AUTH_FAILURE));
+	assert_false(smig_sec_kind_bannable(SMIG_SEC_PATH_ALARM));
+	assert_false(smig_sec_kind_bannable(SMIG_SEC_BAN));
+	assert_true(smig_sec_kind_bannable(SMIG_SEC_TLS_FAILURE));
+	assert_int_equal(smig_ids_new(&rec, 1, NULL, &ids), SMIG_EINVAL);
 	defaults = smig_ids_default_rules(&n);
 	assert_true(n >= 4);
+	for (size_t i = 0; i < n; i++)
+		assert_true(smig_sec_kind_bannable(defaults[i].kind));
 	assert_int_equal(smig_ids_new(defaults, n, NULL, &ids), 0);
+	for (int i = 0; i < 16; i++)
+		assert_false(smig_ids_event(ids, "x", SMIG_SEC_RECORD_AUTH_FAILURE, 1000 + i, NULL, NULL));
 	/* the default rules ban: five TLS failures within a minute */
 	for (int i = 0; i < 4; i++)
 		assert_false(smig_ids_event(ids, "x", SMIG_SEC_TLS_FAILURE, 1000 + i, NULL, NULL));

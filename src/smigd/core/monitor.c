@@ -27,6 +27,10 @@
 #define RING 1024
 #define FOLD 64 /* recent (kind, address) pairs folded for the audit log */
 #define BANS_MAX 1024
+#define PATHS 64	     /* hosts whose failed records are tracked */
+#define PATH_HIST 8	     /* failures kept per host (a ring) */
+#define PATH_COUNT 3	     /* this many failed records with one host ... */
+#define PATH_WINDOW_MS 300000 /* ... within this long raise a path alarm */
 
 struct sec_event {
 	uint64_t seq;
@@ -44,6 +48,21 @@ struct fold {
 	unsigned folded;
 };
 
+/*
+ * Records that failed authentication on sessions with one host. Anyone on
+ * the path can cause them, so they never ban: they are counted per host
+ * and, past PATH_COUNT within PATH_WINDOW_MS, raise one path alarm (again
+ * only once the window has passed without one).
+ */
+struct path {
+	char host[SMIG_NAME_MAX + 1];
+	char addr[SMIG_IDS_ADDR_MAX];
+	int64_t times[PATH_HIST];
+	unsigned head;
+	uint64_t total;
+	int64_t last_ms, alarm_ms;
+};
+
 struct monitor {
 	struct sec_event ring[RING];
 	size_t n, head;
@@ -53,6 +72,7 @@ struct monitor {
 	struct smig_ids *ids;
 	char bans_path[PATH_MAX];
 	uint64_t counts[SMIG_SEC_KINDS];
+	struct path paths[PATHS];
 };
 
 static int64_t wall_ms(void)
@@ -144,6 +164,9 @@ static const struct sec_event *record(struct smigd *d, enum smig_sec_kind kind, 
 	m->counts[kind]++;
 	if (kind == SMIG_SEC_CONN_ACCEPTED)
 		smig_debug("event=security kind=%s addr=%s", smig_sec_kind_name(kind), e->addr);
+	else if (kind == SMIG_SEC_PATH_ALARM)
+		smig_err("event=security kind=%s addr=%s host=%s detail=\"%s\"",
+			 smig_sec_kind_name(kind), e->addr, e->host[0] ? e->host : "-", e->detail);
 	else
 		smig_warn("event=security kind=%s addr=%s host=%s detail=\"%s\"",
 			  smig_sec_kind_name(kind), e->addr, e->host[0] ? e->host : "-", e->detail);
@@ -171,16 +194,74 @@ static void kernel_ban(struct smigd *d, const char *addr, int64_t ms)
 		(void)priv_call(d->priv, &r, SMIG_PM_UNBAN, addr);
 }
 
-/* Failures count towards the IDS rules; a ban is an event of its own. */
+/* The path entry of e's host (or address), made if need be (the stalest goes). */
+static struct path *path_of(struct monitor *m, const struct sec_event *e)
+{
+	const char *key = e->host[0] ? e->host : e->addr;
+	struct path *p = NULL, *oldest = &m->paths[0];
+
+	for (size_t i = 0; i < PATHS && p == NULL; i++) {
+		const char *k = m->paths[i].host[0] ? m->paths[i].host : m->paths[i].addr;
+
+		if (m->paths[i].last_ms && strcmp(k, key) == 0)
+			p = &m->paths[i];
+		else if (m->paths[i].last_ms < oldest->last_ms)
+			oldest = &m->paths[i];
+	}
+	if (p == NULL) {
+		p = oldest;
+		memset(p, 0, sizeof(*p));
+		snprintf(p->host, sizeof(p->host), "%s", e->host);
+	}
+	if (e->addr[0])
+		snprintf(p->addr, sizeof(p->addr), "%s", e->addr);
+	return p;
+}
+
+static unsigned path_recent(const struct path *p, int64_t now_ms)
+{
+	unsigned n = 0;
+
+	for (size_t i = 0; i < PATH_HIST; i++)
+		n += p->times[i] && p->times[i] > now_ms - PATH_WINDOW_MS;
+	return n;
+}
+
+/* A record failed on a session with e's host: counted, and alarmed past the threshold. */
+static void path_note(struct smigd *d, const struct sec_event *e)
+{
+	struct path *p = path_of(d->monitor, e);
+	char detail[200];
+	unsigned n;
+
+	p->times[p->head] = e->time_ms;
+	p->head = (p->head + 1) % PATH_HIST;
+	p->total++;
+	p->last_ms = e->time_ms;
+	n = path_recent(p, e->time_ms);
+	if (n < PATH_COUNT || (p->alarm_ms && e->time_ms - p->alarm_ms < PATH_WINDOW_MS))
+		return;
+	p->alarm_ms = e->time_ms;
+	snprintf(detail, sizeof(detail),
+		 "%u records failed authentication within %d s on sessions with this host: "
+		 "something on the path damages traffic; no ban (the host did not cause it)",
+		 n, PATH_WINDOW_MS / 1000);
+	(void)record(d, SMIG_SEC_PATH_ALARM, e->addr, e->host, detail);
+}
+
+/*
+ * Failures count towards the IDS rules, a ban is an event of its own; a
+ * failed record counts towards a path alarm instead.
+ */
 static void ids_feed(struct smigd *d, const struct sec_event *e)
 {
 	struct monitor *m = d->monitor;
 	int64_t ban_ms = 0;
 	char detail[128];
 
-	if (e->kind == SMIG_SEC_BAN || e->kind == SMIG_SEC_UNBAN ||
-	    e->kind == SMIG_SEC_CONN_ACCEPTED || e->kind == SMIG_SEC_CONN_REFUSED ||
-	    e->addr[0] == '\0' || never_ban(d, e->addr))
+	if (e->kind == SMIG_SEC_RECORD_AUTH_FAILURE)
+		path_note(d, e);
+	if (!smig_sec_kind_bannable(e->kind) || e->addr[0] == '\0' || never_ban(d, e->addr))
 		return;
 	if (!smig_ids_event(m->ids, e->addr, e->kind, e->time_ms, &ban_ms, NULL))
 		return;
@@ -264,7 +345,7 @@ void monitor_free(struct smigd *d)
 	d->monitor = NULL;
 }
 
-bool monitor_admit(struct smigd *d, const char *ip, size_t pending)
+bool monitor_admit(struct smigd *d, const char *ip, size_t pending, size_t total)
 {
 	enum smig_ids_admit a;
 
@@ -278,6 +359,12 @@ bool monitor_admit(struct smigd *d, const char *ip, size_t pending)
 		sec_event(d, SMIG_SEC_CONN_REFUSED, ip, NULL,
 			  "%d connections from it are still unauthenticated",
 			  d->cfg.pending_per_source);
+		return false;
+	}
+	if (total >= (size_t)d->cfg.conns_per_source) {
+		sec_event(d, SMIG_SEC_CONN_REFUSED, ip, NULL,
+			  "it holds %d connections already (firewall.conns_per_source)",
+			  d->cfg.conns_per_source);
 		return false;
 	}
 	a = smig_ids_admit(d->monitor->ids, ip, wall_ms());
@@ -307,8 +394,9 @@ json_t *monitor_status_json(struct smigd *d)
 {
 	struct monitor *m = d->monitor;
 	struct smig_ids_ban_info *b = calloc(BANS_MAX, sizeof(*b));
-	json_t *bans = json_array(), *counts = json_object();
-	size_t n = b ? smig_ids_bans(m->ids, wall_ms(), b, BANS_MAX) : 0;
+	json_t *bans = json_array(), *counts = json_object(), *paths = json_array();
+	int64_t now = wall_ms();
+	size_t n = b ? smig_ids_bans(m->ids, now, b, BANS_MAX) : 0;
 
 	for (size_t i = 0; i < n; i++)
 		json_array_append_new(bans, json_pack("{s:s,s:I,s:i}", "addr", b[i].addr,
@@ -318,10 +406,23 @@ json_t *monitor_status_json(struct smigd *d)
 	for (int k = 0; k < SMIG_SEC_KINDS; k++)
 		json_object_set_new(counts, smig_sec_kind_name((enum smig_sec_kind)k),
 				    json_integer((json_int_t)m->counts[k]));
-	return json_pack("{s:o,s:o,s:I,s:b,s:f,s:f}", "bans", bans, "events", counts,
-			 "sources_tracked", (json_int_t)smig_ids_sources(m->ids), "hosts_only",
-			 d->cfg.hosts_only, "conn_per_s", d->cfg.conn_rate, "conn_burst",
-			 d->cfg.conn_burst);
+	for (size_t i = 0; i < PATHS; i++) {
+		const struct path *p = &m->paths[i];
+
+		if (p->last_ms)
+			json_array_append_new(
+				paths, json_pack("{s:s,s:s,s:I,s:i,s:I,s:b,s:I}", "host",
+						 p->host[0] ? p->host : "-", "addr", p->addr,
+						 "total", (json_int_t)p->total, "failures",
+						 (int)path_recent(p, now), "last_ms",
+						 (json_int_t)p->last_ms, "alarm",
+						 p->alarm_ms && now - p->alarm_ms < PATH_WINDOW_MS,
+						 "alarm_ms", (json_int_t)p->alarm_ms));
+	}
+	return json_pack("{s:o,s:o,s:o,s:I,s:b,s:f,s:f}", "bans", bans, "events", counts,
+			 "path_alarms", paths, "sources_tracked",
+			 (json_int_t)smig_ids_sources(m->ids), "hosts_only", d->cfg.hosts_only,
+			 "conn_per_s", d->cfg.conn_rate, "conn_burst", d->cfg.conn_burst);
 }
 
 int monitor_unban(struct smigd *d, const char *addr)

@@ -189,9 +189,10 @@ void sec_event(struct smigd *d, enum smig_sec_kind kind, const char *addr, const
 	       const char *fmt, ...);
 /*
  * May ip open a peer connection (host table, bans, rate, pending: how many
- * of its connections have not yet finished TLS and HELLO)? Refusals are events.
+ * of its connections have not yet finished TLS and HELLO, total: how many
+ * it holds)? Refusals are events.
  */
-bool monitor_admit(struct smigd *d, const char *ip, size_t pending);
+bool monitor_admit(struct smigd *d, const char *ip, size_t pending, size_t total);
 /* The last n events (0: all kept), oldest first. */
 json_t *monitor_events_json(struct smigd *d, size_t n);
 /* `events --follow`: ref gets every event from now on. */

@@ -527,12 +527,14 @@ void mig_src_frame(struct mig *m, const struct smig_frame *f)
 
 	switch (smig_migproto_rx(&m->p, f, &in)) {
 	case SMIG_IN_ABORT:
-		if (m->p.state == SMIG_MST_COMMITTING) {
-			/* the destination discarded its copy before saying so: safe to resume */
-			mig_set_state(m, SMIG_MST_COMMIT_WAIT);
-			vm_commit_clear(m->vm);
-		}
-		mig_src_fail(m, abort_code(in.code), "%s refused: %s", m->peer_host, in.text);
+		/*
+		 * After COMMIT a peer's ABORT is only a word: the copy there may be
+		 * running. mig_src_fail stays paused and asks how it ended (QUERY);
+		 * the destination's recorded outcome, which it never changes
+		 * afterwards, decides whether the copy here resumes.
+		 */
+		mig_src_fail(m, abort_code(in.code), "%s refused%s: %s", m->peer_host,
+			     m->p.state == SMIG_MST_COMMITTING ? " after COMMIT" : "", in.text);
 		return;
 	case SMIG_IN_SETTLED:
 		mig_src_finish(m,

@@ -38,13 +38,36 @@ size_t peer_count(const struct smigd *d)
 	return d->peers ? d->peers->n : 0;
 }
 
-size_t peer_pending_from(const struct smigd *d, const char *ip)
+void peer_conns_from(const struct smigd *d, const char *ip, size_t *pending, size_t *total)
+{
+	*pending = *total = 0;
+	for (const struct peer *p = d->peers->head; p; p = p->next) {
+		if (p->outbound || strcmp(p->ip, ip) != 0)
+			continue;
+		*pending += p->state != PS_READY;
+		*total += 1;
+	}
+}
+
+/* Inbound connections of host other than p. */
+static size_t conns_of_host(const struct smigd *d, const struct peer *p, const char *host)
 {
 	size_t n = 0;
 
-	for (const struct peer *p = d->peers->head; p; p = p->next)
-		n += !p->outbound && p->state != PS_READY && strcmp(p->ip, ip) == 0;
+	for (const struct peer *q = d->peers->head; q; q = q->next)
+		n += q != p && !q->outbound && strcmp(q->name, host) == 0;
 	return n;
+}
+
+/* limits.peers_per_host, never more than half of limits.max_peers (at least one). */
+static size_t host_cap(const struct smigd *d)
+{
+	size_t half = (size_t)d->cfg.max_peers / 2;
+	size_t cap = (size_t)d->cfg.peers_per_host;
+
+	if (half < 1)
+		half = 1;
+	return cap < half ? cap : half;
 }
 
 /* Releases a peer already taken off the list. */
@@ -284,6 +307,15 @@ static bool peer_secure(struct peer *p)
 			return false;
 		}
 		snprintf(p->name, sizeof(p->name), "%s", h->name);
+		if (conns_of_host(d, p, h->name) >= host_cap(d)) {
+			/* one host, however authentic, may not take every slot */
+			sec_event(d, SMIG_SEC_CONN_REFUSED, p->ip, h->name,
+				  "%s already holds %zu connections (limits.peers_per_host)",
+				  h->name, host_cap(d));
+			peer_fail(p, "protocol", "%s already holds %zu connections here", h->name,
+				  host_cap(d));
+			return false;
+		}
 	}
 	smig_info("event=peer_authenticated direction=%s host=%s addr=%s tls=%s cipher=%s",
 		  p->outbound ? "out" : "in", p->name, p->addr, smig_tls_version(p->tls),
@@ -502,6 +534,17 @@ static void peer_io(void *arg, uint32_t events)
 		rc = smig_tls_handshake(p->tls);
 		if (rc == SMIG_EAGAIN) {
 			peer_interest(p);
+			return;
+		}
+		if (rc == SMIG_ECLOSED && p->outbound) {
+			/*
+			 * the host we called closed the connection before the
+			 * handshake ended: it refused us (a ban, its rate limit, its
+			 * peer slots); not a TLS failure of that host's making
+			 */
+			p->d->peers->stats.handshakes_failed++;
+			peer_fail(p, "unreachable", "%s (refused by the host before the handshake ended)",
+				  smig_tls_reason(p->tls));
 			return;
 		}
 		if (rc < 0) {

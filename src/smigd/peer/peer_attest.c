@@ -38,22 +38,45 @@ static int session_binding(const struct peer *p, uint8_t out[SMIG_BINDING_LEN])
 	return smig_tls_export(p->tls, SMIG_EXPORTER_LABEL, NULL, 0, out, SMIG_BINDING_LEN);
 }
 
+/* The warden's evidence for a request: to the peer that asked, if it is still here. */
+static void evidence_done(struct smigd *d, uint32_t id, int rc, const char *text)
+{
+	struct peer *p = d->peers->head;
+
+	while (p && p->evidence_id != id)
+		p = p->next;
+	if (p == NULL)
+		return; /* the connection went meanwhile */
+	p->evidence_id = 0;
+	if (rc == 0)
+		rc = smig_msg_put_attest(&p->tx, text, strlen(text));
+	if (rc < 0)
+		peer_abort(p, rc, "cannot answer ATTEST_REQ: %s", smig_strerror(rc));
+	peer_send_now(p);
+}
+
+/*
+ * A verifier's request: answered once per session (each answer is a TPM
+ * quote), by the warden, while the loop goes on.
+ */
 static void on_request(struct peer *p, const struct smig_frame *f)
 {
 	uint8_t nonce[SMIG_NONCE_LEN], binding[SMIG_BINDING_LEN];
-	char *text = NULL;
 	int rc = smig_msg_get_attest_req(f, nonce);
 
 	if (rc < 0) {
 		peer_abort(p, rc, "bad ATTEST_REQ: %s", smig_strerror(rc));
 		return;
 	}
+	if (p->att_answered) {
+		peer_abort(p, SMIG_EPROTO, "a second ATTEST_REQ in one session (one is answered)");
+		return;
+	}
+	p->att_answered = true;
 	rc = session_binding(p, binding);
 	if (rc == 0)
-		rc = attest_evidence(p->d, nonce, binding, vm_free_mib(p->d), &text);
-	if (rc == 0)
-		rc = smig_msg_put_attest(&p->tx, text, strlen(text));
-	free(text);
+		rc = attest_evidence_async(p->d, nonce, binding, vm_free_mib(p->d), evidence_done,
+					   &p->evidence_id);
 	if (rc < 0)
 		peer_abort(p, rc, "cannot answer ATTEST_REQ: %s", smig_strerror(rc));
 }

@@ -75,6 +75,8 @@ struct peer {
 	bool for_attest;      /* outbound connection opened to attest the peer */
 	bool att_asked;       /* our ATTEST_REQ is out */
 	bool attested;        /* the peer's ATTEST was checked: verdict is set */
+	bool att_answered;    /* the peer's ATTEST_REQ came: one per session */
+	uint32_t evidence_id; /* the warden is quoting for it (0: not now) */
 	bool pong_seen;       /* ping: the PONG came (the reply waits for both) */
 	struct smig_ping pong;
 	uint8_t att_nonce[SMIG_NONCE_LEN];
@@ -85,8 +87,8 @@ struct peer {
 extern const char *const peer_state_names[];
 
 /* peer.c */
-/* Inbound connections from ip that have not finished TLS and HELLO. */
-size_t peer_pending_from(const struct smigd *d, const char *ip);
+/* Inbound connections from ip: those that have not finished TLS and HELLO, and all. */
+void peer_conns_from(const struct smigd *d, const char *ip, size_t *pending, size_t *total);
 __attribute__((format(printf, 3, 4)))
 void peer_abort(struct peer *p, int code, const char *fmt, ...);
 void peer_free(struct peer *p);

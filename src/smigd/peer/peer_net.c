@@ -52,6 +52,7 @@ static void peer_accept(void *arg, uint32_t events)
 		char addr[SMIG_ADDR_MAX + 8];
 		char ip[INET6_ADDRSTRLEN];
 		struct peer *p;
+		size_t pending, total;
 		int one = 1;
 		int fd = accept4(d->peers->listen_fd, (struct sockaddr *)&ss, &len,
 				 SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -59,7 +60,8 @@ static void peer_accept(void *arg, uint32_t events)
 		if (fd < 0)
 			return;
 		sockaddr_str(&ss, addr, sizeof(addr), ip, sizeof(ip));
-		if (!monitor_admit(d, ip, peer_pending_from(d, ip))) {
+		peer_conns_from(d, ip, &pending, &total);
+		if (!monitor_admit(d, ip, pending, total)) {
 			d->peers->stats.refused++;
 			close(fd);
 			continue;

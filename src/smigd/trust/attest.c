@@ -172,18 +172,40 @@ const struct smig_verdict *attest_self(const struct smigd *d)
 	return &d->attest->self_v;
 }
 
-int attest_evidence(struct smigd *d, const uint8_t *nonce, const uint8_t *binding,
-		    uint64_t free_mib, char **text)
-{
-	struct smig_pm r;
+struct evidence_wait {
+	struct smigd *d;
+	attest_evidence_fn done;
+	uint32_t id;
+};
 
-	SMIG_GUARD(priv_call(d->priv, &r, SMIG_PM_EVIDENCE, nonce, binding, free_mib));
-	if (priv_status(&r) < 0) {
-		smig_err("event=evidence_failed reason=\"%s\"", smig_pm_str(&r, 1));
-		return priv_status(&r);
+static void evidence_reply(void *arg, const struct smig_pm *r)
+{
+	struct evidence_wait *w = arg;
+	int rc = r == NULL ? SMIG_ECLOSED : priv_status(r);
+
+	if (r && rc < 0)
+		smig_err("event=evidence_failed reason=\"%s\"", smig_pm_str(r, 1));
+	w->done(w->d, w->id, rc, rc == 0 ? smig_pm_str(r, 2) : NULL);
+	free(w);
+}
+
+int attest_evidence_async(struct smigd *d, const uint8_t *nonce, const uint8_t *binding,
+			  uint64_t free_mib, attest_evidence_fn done, uint32_t *id)
+{
+	struct evidence_wait *w = calloc(1, sizeof(*w));
+	int rc;
+
+	SMIG_ENSURE(w != NULL, SMIG_ENOMEM);
+	w->d = d;
+	w->done = done;
+	rc = priv_call_async(d->priv, evidence_reply, w, &w->id, SMIG_PM_EVIDENCE, nonce, binding,
+			     free_mib);
+	if (rc < 0) {
+		free(w);
+		return rc;
 	}
-	*text = strdup(smig_pm_str(&r, 2));
-	return *text ? 0 : SMIG_ENOMEM;
+	*id = w->id;
+	return 0;
 }
 
 /* A neighbour's verdict changed: log and audit the change. */
