@@ -15,7 +15,6 @@ cleanup() {
 	cluster_clean "$dir"
 }
 trap cleanup EXIT
-[ -n "${SMIG_KEEP:-}" ] && trap - EXIT
 cluster_make "$dir" 2 || { echo "Bail out! cluster_make"; exit 1; }
 fakepeer=$SMIG_BUILD/tests/harness/smig-fakepeer
 

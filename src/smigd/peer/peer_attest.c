@@ -38,6 +38,8 @@ static int session_binding(const struct peer *p, uint8_t out[SMIG_BINDING_LEN])
 	return smig_tls_export(p->tls, SMIG_EXPORTER_LABEL, NULL, 0, out, SMIG_BINDING_LEN);
 }
 
+static void attested(struct peer *p);
+
 /* The warden's evidence for a request: to the peer that asked, if it is still here. */
 static void evidence_done(struct smigd *d, uint32_t id, int rc, const char *text)
 {
@@ -50,8 +52,12 @@ static void evidence_done(struct smigd *d, uint32_t id, int rc, const char *text
 	p->evidence_id = 0;
 	if (rc == 0)
 		rc = smig_msg_put_attest(&p->tx, text, strlen(text));
-	if (rc < 0)
+	if (rc < 0) {
 		peer_abort(p, rc, "cannot answer ATTEST_REQ: %s", smig_strerror(rc));
+	} else if (p->job_waits) {
+		p->job_waits = false;
+		attested(p); /* its first frame goes after our evidence */
+	}
 	peer_send_now(p);
 }
 
@@ -86,6 +92,14 @@ static void attested(struct peer *p)
 {
 	if (!p->outbound)
 		return;
+	if (p->evidence_id) {
+		/*
+		 * the peer asked for our evidence and the warden is still quoting:
+		 * a PREPARE sent before it would find us unattested
+		 */
+		p->job_waits = true;
+		return;
+	}
 	if (p->mig) {
 		loop_timer_cancel(p->d->loop, p->timer);
 		p->timer = NULL;

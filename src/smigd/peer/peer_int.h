@@ -77,6 +77,7 @@ struct peer {
 	bool attested;        /* the peer's ATTEST was checked: verdict is set */
 	bool att_answered;    /* the peer's ATTEST_REQ came: one per session */
 	uint32_t evidence_id; /* the warden is quoting for it (0: not now) */
+	bool job_waits;       /* attested, but our own ATTEST must go out first */
 	bool pong_seen;       /* ping: the PONG came (the reply waits for both) */
 	struct smig_ping pong;
 	uint8_t att_nonce[SMIG_NONCE_LEN];
