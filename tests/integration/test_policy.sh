@@ -45,7 +45,7 @@ h2_policy() { # h2_policy WITH_DENY
 }
 h2_policy yes
 
-plan 32
+plan 33
 
 smigd_start "$dir" h1 && smigd_start "$dir" h2
 ok $? "h1 and h2 start with their policies"
@@ -111,6 +111,13 @@ ok $([ $? -eq 3 ]; echo $?) "policy check: nobody may not stop web-1 (default de
 out=$(hsmig "$dir" h2 --json policy check --peer mallory --action vm.migrate)
 [ "$(jq -r '.decision + " " + .rule' <<<"$out")" = "deny default-deny" ]
 ok $? "policy check on h2: an unknown peer may not push VMs"
+# an action that is no permission: an answer that says so, and the connection
+# keeps serving (it once read an uninitialised error buffer and overflowed)
+out=$(hsmig "$dir" h1 policy check --user root --action vm.fly 2>&1)
+rc=$?
+[ $rc -ne 0 ] && grep -q '"vm.fly" is not a permission (known: .*vm.migrate' <<<"$out" &&
+	! grep -q control_overflow "$dir/h1.log" && hsmig "$dir" h1 status >/dev/null
+ok $? "policy check of an action that is no permission: refused by name (exit $rc), no overflow: $(cut -c1-120 <<<"$out")"
 
 # --- a local user, by SO_PEERCRED --------------------------------------------
 as_nobody() { setpriv --reuid=nobody --regid=nogroup --init-groups "$SMIG" --socket "$dir/h1.sock" "$@"; }
