@@ -111,11 +111,18 @@ static bool plain_byte(unsigned char c)
 	return c >= 0x20 && c < 0x7f;
 }
 
-/* One byte as the quoted form writes it. */
-static void put_quoted_byte(struct lbuf *b, unsigned char c)
+/* A byte that may not stand as it is: \xHH. */
+static void put_hex(struct lbuf *b, unsigned char c)
 {
 	char e[5];
 
+	snprintf(e, sizeof(e), "\\x%02x", c);
+	put(b, e, 4);
+}
+
+/* One byte as the quoted form writes it. */
+static void put_quoted_byte(struct lbuf *b, unsigned char c)
+{
 	switch (c) {
 	case '\\':
 		put(b, "\\\\", 2);
@@ -133,12 +140,10 @@ static void put_quoted_byte(struct lbuf *b, unsigned char c)
 		put(b, "\\t", 2);
 		return;
 	default:
-		if (plain_byte(c)) {
+		if (plain_byte(c))
 			put(b, (const char *)&c, 1);
-			return;
-		}
-		snprintf(e, sizeof(e), "\\x%02x", c);
-		put(b, e, 4);
+		else
+			put_hex(b, c);
 	}
 }
 
@@ -160,8 +165,6 @@ enum where { FREE, VALUE, QUOTED };
 
 static void put_text(struct lbuf *b, const char *s, size_t n, enum where w)
 {
-	char e[5];
-
 	if (w == VALUE && bare_value(s, n)) {
 		put(b, s, n);
 		return;
@@ -175,10 +178,8 @@ static void put_text(struct lbuf *b, const char *s, size_t n, enum where w)
 			put_quoted_byte(b, c);
 		else if (plain_byte(c))
 			put(b, s + i, 1);
-		else {
-			snprintf(e, sizeof(e), "\\x%02x", c);
-			put(b, e, 4);
-		}
+		else
+			put_hex(b, c);
 	}
 	if (w == VALUE)
 		put(b, "\"", 1);

@@ -28,6 +28,17 @@ const char *smig_action_name(enum smig_action a)
 	return (unsigned)a < SMIG_ACT_COUNT ? action_names[a] : "unknown";
 }
 
+void smig_action_list(char *out, size_t len)
+{
+	size_t n = 0;
+
+	if (len == 0)
+		return;
+	out[0] = '\0';
+	for (size_t i = 0; i < SMIG_ACT_COUNT && n < len; i++)
+		n += (size_t)snprintf(out + n, len - n, "%s%s", i ? " " : "", action_names[i]);
+}
+
 int smig_action_parse(const char *s, enum smig_action *out)
 {
 	for (size_t i = 0; i < SMIG_ACT_COUNT; i++) {
@@ -145,18 +156,17 @@ static int parse_actions(struct pctx *c, const json_t *arr, const char *what, ui
 	*out = 0;
 	json_array_foreach(arr, i, v) {
 		uint32_t bits = 0;
+		char known[256];
 
 		for (size_t a = 0; json_is_string(v) && a < SMIG_ACT_COUNT; a++)
 			if (fnmatch(json_string_value(v), action_names[a], 0) == 0)
 				bits |= 1u << a;
-		if (bits == 0)
+		if (bits == 0) {
+			smig_action_list(known, sizeof(known));
 			return note(c, smig_json_fail_at(c->doc, arr, i, c->err, sizeof(c->err),
-							 "%s[%zu] names no permission (known: "
-							 "vm.migrate vm.start vm.stop vm.define "
-							 "vm.view host.evacuate host.view "
-							 "policy.view audit.view ivt.enrol "
-							 "ids.manage)",
-							 what, i));
+							 "%s[%zu] names no permission (known: %s)",
+							 what, i, known));
+		}
 		*out |= bits;
 	}
 	return 0;

@@ -43,6 +43,8 @@ enum smig_action {
 
 const char *smig_action_name(enum smig_action a);
 int smig_action_parse(const char *s, enum smig_action *out);
+/* Every permission's name, space-separated, into out (for error messages). */
+void smig_action_list(char *out, size_t len);
 
 enum smig_subject_kind {
 	SMIG_SUBJ_USER, /* a local Unix user on the control socket */

@@ -78,8 +78,9 @@ static int ids_status(struct cli *cli)
 	if (json_array_size(json_object_get(r, "path_alarms"))) {
 		printf("path alarms (records that failed authentication, by host; never a ban):\n");
 		json_array_foreach(json_object_get(r, "path_alarms"), i, b)
-			printf("  %-12s %-20s %lld in the last 300 s, %lld in all%s\n", str(b, "host"),
+			printf("  %-12s %-20s %lld in the last %lld s, %lld in all%s\n", str(b, "host"),
 			       str(b, "addr"), json_integer_value(json_object_get(b, "failures")),
+			       json_integer_value(json_object_get(b, "window_s")),
 			       json_integer_value(json_object_get(b, "total")),
 			       json_is_true(json_object_get(b, "alarm")) ? ", ALARM" : "");
 	}

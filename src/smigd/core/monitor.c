@@ -227,6 +227,12 @@ static unsigned path_recent(const struct path *p, int64_t now_ms)
 	return n;
 }
 
+/* An alarm raised within the window still stands (and is not raised again). */
+static bool path_alarm_stands(const struct path *p, int64_t now_ms)
+{
+	return p->alarm_ms && now_ms - p->alarm_ms < PATH_WINDOW_MS;
+}
+
 /* A record failed on a session with e's host: counted, and alarmed past the threshold. */
 static void path_note(struct smigd *d, const struct sec_event *e)
 {
@@ -239,7 +245,7 @@ static void path_note(struct smigd *d, const struct sec_event *e)
 	p->total++;
 	p->last_ms = e->time_ms;
 	n = path_recent(p, e->time_ms);
-	if (n < PATH_COUNT || (p->alarm_ms && e->time_ms - p->alarm_ms < PATH_WINDOW_MS))
+	if (n < PATH_COUNT || path_alarm_stands(p, e->time_ms))
 		return;
 	p->alarm_ms = e->time_ms;
 	snprintf(detail, sizeof(detail),
@@ -411,12 +417,13 @@ json_t *monitor_status_json(struct smigd *d)
 
 		if (p->last_ms)
 			json_array_append_new(
-				paths, json_pack("{s:s,s:s,s:I,s:i,s:I,s:b,s:I}", "host",
+				paths, json_pack("{s:s,s:s,s:I,s:i,s:i,s:I,s:b,s:I}", "host",
 						 p->host[0] ? p->host : "-", "addr", p->addr,
 						 "total", (json_int_t)p->total, "failures",
-						 (int)path_recent(p, now), "last_ms",
+						 (int)path_recent(p, now), "window_s",
+						 PATH_WINDOW_MS / 1000, "last_ms",
 						 (json_int_t)p->last_ms, "alarm",
-						 p->alarm_ms && now - p->alarm_ms < PATH_WINDOW_MS,
+						 path_alarm_stands(p, now),
 						 "alarm_ms", (json_int_t)p->alarm_ms));
 	}
 	return json_pack("{s:o,s:o,s:o,s:I,s:b,s:f,s:f}", "bans", bans, "events", counts,

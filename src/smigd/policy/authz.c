@@ -348,24 +348,19 @@ int authz_check(struct smigd *d, const json_t *args, json_t **result, char *err,
 	char self[SMIG_NAME_MAX + 1]; /* the target of a peer's push: this host */
 	struct who w;
 
-	if (action && smig_action_parse(action, &a) < 0 &&
-	    smig_ctl_args_only(args, allowed, why, sizeof(why)) == 0) {
-		size_t n = (size_t)snprintf(err, errlen,
-					    "args.action \"%.64s\" is not a permission "
-					    "(known:", action);
-
-		for (int i = 0; i < SMIG_ACT_COUNT && n < errlen; i++)
-			n += (size_t)snprintf(err + n, errlen - n, " %s",
-					      smig_action_name((enum smig_action)i));
-		if (n < errlen)
-			snprintf(err + n, errlen - n, ")");
-		return SMIG_EINVAL;
-	}
 	if (smig_ctl_args_only(args, allowed, why, sizeof(why)) < 0 || action == NULL ||
-	    (user == NULL) == (peer == NULL) || smig_action_parse(action, &a) < 0) {
+	    (user == NULL) == (peer == NULL)) {
 		snprintf(err, errlen,
 			 "policy.check needs args.action (a permission) and one of args.user and "
 			 "args.peer%s%s", why[0] ? ": " : "", why);
+		return SMIG_EINVAL;
+	}
+	if (smig_action_parse(action, &a) < 0) {
+		char known[256];
+
+		smig_action_list(known, sizeof(known));
+		snprintf(err, errlen, "args.action \"%.64s\" is not a permission (known: %s)",
+			 action, known);
 		return SMIG_EINVAL;
 	}
 	if (user) {
