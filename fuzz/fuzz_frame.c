@@ -24,7 +24,7 @@ static void decode(const struct smig_frame *f)
 	uint8_t nonce[SMIG_ATTEST_NONCE_LEN];
 	const char *text;
 	size_t len;
-	uint64_t id;
+	struct smig_mig_id id;
 
 	(void)smig_msg_get_attest_req(f, nonce);
 	(void)smig_msg_get_attest(f, &text, &len);

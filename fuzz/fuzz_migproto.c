@@ -6,7 +6,9 @@
  * Input (the format smigd's frame trace writes, see migrate.c, so real
  * sessions are the seed corpus):
  *
- *   u8 role (1: source, 0: destination) | u64 id | u64 budget (big-endian)
+ *   u8 role (1: source, 0: destination) | id[16] | u64 budget (big-endian)
+ *   (a source's id is the one it resolves after a restart, or all zero:
+ *   PREPARED brings it)
  *   then records:
  *     'F' header[8] payload[len]  a frame as the peer sent it
  *     'D' header[8]               a DATA frame of that length, payload elided
@@ -89,7 +91,8 @@ static void answer(struct run *r, enum smig_mig_in in, const struct smig_frame *
 {
 	struct smig_mig_abort ab;
 	struct smig_mig_commit_req cr;
-	uint64_t id = 0;
+	struct smig_mig_id id;
+	bool unset = smig_mig_id_zero(&r->p.id);
 
 	switch (in) {
 	case SMIG_IN_DATA:
@@ -97,17 +100,22 @@ static void answer(struct run *r, enum smig_mig_in in, const struct smig_frame *
 		CHECK(r->streamed == r->p.bytes && r->p.bytes <= r->p.budget);
 		return;
 	case SMIG_IN_COMMIT_REQ:
-		CHECK(smig_msg_get_mig_commit_req(f, &cr) == 0 && cr.id == r->p.id);
+		CHECK(smig_msg_get_mig_commit_req(f, &cr) == 0 && smig_mig_id_eq(&cr.id, &r->p.id));
 		CHECK(cr.bytes == r->streamed && cr.bytes == r->p.bytes);
 		step(r, SMIG_MST_COMMIT_WAIT);
 		return;
 	case SMIG_IN_COMMIT:
 		CHECK(r->p.ready_sent && r->p.state == SMIG_MST_COMMIT_WAIT);
-		CHECK(smig_msg_get_mig_id(f, f->type, &id) == 0 && id == r->p.id);
+		CHECK(smig_msg_get_mig_id(f, f->type, &id) == 0 && smig_mig_id_eq(&id, &r->p.id));
 		step(r, SMIG_MST_COMMITTING);
 		return;
 	case SMIG_IN_ABORT:
-		CHECK(smig_msg_get_mig_abort(f, &ab) == 0 && ab.id == r->p.id);
+		CHECK(smig_msg_get_mig_abort(f, &ab) == 0);
+		/* this migration's id; the unset one only before the source could know it */
+		CHECK(smig_mig_id_eq(&ab.id, &r->p.id) ||
+		      (r->p.source && unset && !smig_mig_id_zero(&ab.id)) ||
+		      (!r->p.source && smig_mig_id_zero(&ab.id) &&
+		       r->p.state <= SMIG_MST_STREAMING));
 		if (r->p.source && r->p.state == SMIG_MST_COMMITTING) {
 			r->cleared = true;
 			step(r, SMIG_MST_COMMIT_WAIT); /* the destination discarded its copy */
@@ -115,6 +123,7 @@ static void answer(struct run *r, enum smig_mig_in in, const struct smig_frame *
 		fail(r);
 		return;
 	case SMIG_IN_PREPARED:
+		CHECK(r->p.source && unset && !smig_mig_id_zero(&r->p.id));
 		step(r, SMIG_MST_STREAMING);
 		return;
 	case SMIG_IN_READY:
@@ -139,6 +148,7 @@ static void answer(struct run *r, enum smig_mig_in in, const struct smig_frame *
 		return;
 	case SMIG_IN_VIOLATION:
 	case SMIG_IN_BAD:
+	case SMIG_IN_WRONG_ID:
 	case SMIG_IN_OVER_BUDGET:
 	case SMIG_IN_WRONG_LENGTH:
 		fail(r); /* after COMMITTED: the guest's fate unknown; resolving: asked again */
@@ -192,13 +202,17 @@ static void local_step(struct run *r, uint8_t to)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct run run, *r = &run;
-	size_t off = 17;
+	size_t off = 1 + SMIG_MIG_ID_LEN + 8;
+	struct smig_mig_id id;
 
 	if (size < off)
 		return 0;
 	memset(r, 0, sizeof(*r));
-	smig_migproto_init(&r->p, data[0] & 1, get_be64(data + 1));
-	r->p.budget = get_be64(data + 9);
+	memcpy(id.b, data + 1, SMIG_MIG_ID_LEN);
+	smig_migproto_init(&r->p, data[0] & 1, (data[0] & 1) ? NULL : &id);
+	if (data[0] & 1)
+		r->p.id = id; /* a restarted source resolving the commit it found */
+	r->p.budget = get_be64(data + 1 + SMIG_MIG_ID_LEN);
 	while (off < size) {
 		uint8_t op = data[off++];
 		struct smig_frame f;

@@ -3,6 +3,7 @@
  */
 #include "frame.h"
 #include "error.h"
+#include "msg.h"
 
 #include <string.h>
 
@@ -11,6 +12,8 @@ struct frame_type {
 	const char *name;
 	uint32_t max;
 };
+
+#define ID SMIG_MIG_ID_LEN
 
 static const struct frame_type frame_types[] = {
 	{ SMIG_MSG_HELLO, "HELLO", 256 },
@@ -21,17 +24,17 @@ static const struct frame_type frame_types[] = {
 	{ SMIG_MSG_ATTEST_REQ, "ATTEST_REQ", 32 },
 	{ SMIG_MSG_ATTEST, "ATTEST", 16 * 1024 },
 	/* id, spec, vTPM key, firmware build, agent */
-	{ SMIG_MSG_MIG_PREPARE, "MIG_PREPARE", 8 + 2 + 16 * 1024 + 1 + 32 + 1 + 32 + 8 + 1 },
-	{ SMIG_MSG_MIG_PREPARED, "MIG_PREPARED", 8 },
+	{ SMIG_MSG_MIG_PREPARE, "MIG_PREPARE", 2 + 16 * 1024 + 1 + 32 + 1 + 32 + 8 + 1 },
+	{ SMIG_MSG_MIG_PREPARED, "MIG_PREPARED", ID },
 	{ SMIG_MSG_MIG_DATA, "MIG_DATA", SMIG_FRAME_MAX_PAYLOAD },
-	{ SMIG_MSG_MIG_COMMIT_REQ, "MIG_COMMIT_REQ", 16 },
-	{ SMIG_MSG_MIG_READY, "MIG_READY", 12 },
-	{ SMIG_MSG_MIG_COMMIT, "MIG_COMMIT", 8 },
-	{ SMIG_MSG_MIG_COMMITTED, "MIG_COMMITTED", 8 },
-	{ SMIG_MSG_MIG_ABORT, "MIG_ABORT", 8 + 2 + 2 + 255 },
-	{ SMIG_MSG_MIG_SETTLED, "MIG_SETTLED", 8 + 1 + 2 + 255 },
-	{ SMIG_MSG_MIG_QUERY, "MIG_QUERY", 8 },
-	{ SMIG_MSG_MIG_OUTCOME, "MIG_OUTCOME", 8 + 1 },
+	{ SMIG_MSG_MIG_COMMIT_REQ, "MIG_COMMIT_REQ", ID + 8 },
+	{ SMIG_MSG_MIG_READY, "MIG_READY", ID + 4 },
+	{ SMIG_MSG_MIG_COMMIT, "MIG_COMMIT", ID },
+	{ SMIG_MSG_MIG_COMMITTED, "MIG_COMMITTED", ID },
+	{ SMIG_MSG_MIG_ABORT, "MIG_ABORT", ID + 2 + 2 + 255 },
+	{ SMIG_MSG_MIG_SETTLED, "MIG_SETTLED", ID + 1 + 2 + 255 },
+	{ SMIG_MSG_MIG_QUERY, "MIG_QUERY", ID },
+	{ SMIG_MSG_MIG_OUTCOME, "MIG_OUTCOME", ID + 1 },
 };
 
 static const struct frame_type *frame_type_find(uint8_t type)

@@ -18,7 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SMIG_PROTO_VERSION 1
+#define SMIG_PROTO_VERSION 2
 #define SMIG_FRAME_HDR_LEN 8
 /* The largest payload of any type; a receive buffer never needs more. */
 #define SMIG_FRAME_MAX_PAYLOAD (1u << 20)

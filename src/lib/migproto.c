@@ -67,11 +67,12 @@ static const unsigned allowed[2][MIG_LAST - MIG_FIRST + 1] = {
 	},
 };
 
-void smig_migproto_init(struct smig_migproto *p, bool source, uint64_t id)
+void smig_migproto_init(struct smig_migproto *p, bool source, const struct smig_mig_id *id)
 {
 	memset(p, 0, sizeof(*p));
 	p->source = source;
-	p->id = id;
+	if (id)
+		p->id = *id;
 	p->state = SMIG_MST_CONNECTING;
 	p->outcome = -1;
 }
@@ -126,6 +127,18 @@ static enum smig_mig_in bad(struct smig_mig_in_msg *out, const char *what, uint8
 	return SMIG_IN_BAD;
 }
 
+/* A well-formed message whose id is not this migration's. */
+static enum smig_mig_in wrong_id(struct smig_mig_in_msg *out, const struct smig_mig_id *id,
+				 uint8_t type)
+{
+	char ids[SMIG_MIG_ID_STR_LEN];
+
+	smig_mig_id_format(id, ids);
+	snprintf(out->text, sizeof(out->text), "%s for another migration (id %s)",
+		 smig_frame_type_name(type), ids);
+	return SMIG_IN_WRONG_ID;
+}
+
 static enum smig_mig_in rx_data(struct smig_migproto *p, const struct smig_frame *f,
 				struct smig_mig_in_msg *out)
 {
@@ -143,8 +156,10 @@ static enum smig_mig_in rx_commit_req(struct smig_migproto *p, const struct smig
 {
 	struct smig_mig_commit_req cr;
 
-	if (smig_msg_get_mig_commit_req(f, &cr) < 0 || cr.id != p->id)
-		return bad(out, "bad", f->type);
+	if (smig_msg_get_mig_commit_req(f, &cr) < 0)
+		return bad(out, "malformed", f->type);
+	if (!smig_mig_id_eq(&cr.id, &p->id))
+		return wrong_id(out, &cr.id, f->type);
 	if (cr.bytes != p->bytes) {
 		out->claimed = cr.bytes;
 		snprintf(out->text, sizeof(out->text), "stream length differs: sent %llu, got %llu",
@@ -157,37 +172,74 @@ static enum smig_mig_in rx_commit_req(struct smig_migproto *p, const struct smig
 static enum smig_mig_in rx_id_only(const struct smig_migproto *p, const struct smig_frame *f,
 				   struct smig_mig_in_msg *out, enum smig_mig_in kind)
 {
-	uint64_t id = 0;
+	struct smig_mig_id id;
 
-	if (smig_msg_get_mig_id(f, f->type, &id) < 0 || id != p->id)
-		return bad(out, "bad", f->type);
+	if (smig_msg_get_mig_id(f, f->type, &id) < 0)
+		return bad(out, "malformed", f->type);
+	if (!smig_mig_id_eq(&id, &p->id))
+		return wrong_id(out, &id, f->type);
 	return kind;
+}
+
+/* Source: PREPARED names the id the destination chose; from now on, only that one. */
+static enum smig_mig_in rx_prepared(struct smig_migproto *p, const struct smig_frame *f,
+				    struct smig_mig_in_msg *out)
+{
+	struct smig_mig_id id;
+
+	if (smig_msg_get_mig_id(f, f->type, &id) < 0 || smig_mig_id_zero(&id))
+		return bad(out, "malformed", f->type);
+	if (!smig_mig_id_zero(&p->id))
+		return wrong_id(out, &id, f->type);
+	p->id = id;
+	return SMIG_IN_PREPARED;
+}
+
+/*
+ * Whether an ABORT's id is this migration's: the source takes the
+ * destination's refusal of PREPARE before it knows the id; the destination
+ * takes the source's ABORT with the unset id until the source has had
+ * PREPARED (it may cross it).
+ */
+static bool abort_id_ok(const struct smig_migproto *p, const struct smig_mig_id *id)
+{
+	if (p->source && smig_mig_id_zero(&p->id))
+		return !smig_mig_id_zero(id);
+	if (!p->source && smig_mig_id_zero(id))
+		return p->state <= SMIG_MST_STREAMING;
+	return smig_mig_id_eq(id, &p->id);
 }
 
 static enum smig_mig_in rx_source(struct smig_migproto *p, const struct smig_frame *f,
 				  struct smig_mig_in_msg *out)
 {
 	struct smig_mig_settled st;
-	uint64_t id = 0;
+	struct smig_mig_id id;
 
 	switch (f->type) {
 	case SMIG_MSG_MIG_PREPARED:
-		return rx_id_only(p, f, out, SMIG_IN_PREPARED);
+		return rx_prepared(p, f, out);
 	case SMIG_MSG_MIG_COMMITTED:
 		return rx_id_only(p, f, out, SMIG_IN_COMMITTED);
 	case SMIG_MSG_MIG_READY:
-		if (smig_msg_get_mig_ready(f, &id, &out->offered) < 0 || id != p->id)
-			return bad(out, "bad", f->type);
+		if (smig_msg_get_mig_ready(f, &id, &out->offered) < 0)
+			return bad(out, "malformed", f->type);
+		if (!smig_mig_id_eq(&id, &p->id))
+			return wrong_id(out, &id, f->type);
 		return SMIG_IN_READY;
 	case SMIG_MSG_MIG_SETTLED:
-		if (smig_msg_get_mig_settled(f, &st) < 0 || st.id != p->id)
+		if (smig_msg_get_mig_settled(f, &st) < 0)
 			return bad(out, "malformed", f->type);
+		if (!smig_mig_id_eq(&st.id, &p->id))
+			return wrong_id(out, &st.id, f->type);
 		out->fate = st.fate;
 		snprintf(out->text, sizeof(out->text), "%s", st.detail);
 		return SMIG_IN_SETTLED;
 	default: /* OUTCOME */
-		if (smig_msg_get_mig_outcome(f, &id, &out->outcome) < 0 || id != p->id)
-			return bad(out, "bad", f->type);
+		if (smig_msg_get_mig_outcome(f, &id, &out->outcome) < 0)
+			return bad(out, "malformed", f->type);
+		if (!smig_mig_id_eq(&id, &p->id))
+			return wrong_id(out, &id, f->type);
 		p->outcome = out->outcome;
 		return SMIG_IN_OUTCOME;
 	}
@@ -209,8 +261,10 @@ enum smig_mig_in smig_migproto_rx(struct smig_migproto *p, const struct smig_fra
 		 * An ABORT that is not this migration's says nothing: after COMMIT
 		 * only a real one lets the source resume its copy.
 		 */
-		if (smig_msg_get_mig_abort(f, &ab) < 0 || ab.id != p->id)
+		if (smig_msg_get_mig_abort(f, &ab) < 0)
 			return bad(out, "malformed", f->type);
+		if (!abort_id_ok(p, &ab.id))
+			return wrong_id(out, &ab.id, f->type);
 		out->code = ab.code;
 		snprintf(out->text, sizeof(out->text), "%s", ab.reason);
 		if (p->source && p->state == SMIG_MST_COMMITTING)

@@ -41,7 +41,7 @@ extern const char *const smig_mst_names[SMIG_MST_COUNT];
 struct smig_migproto {
 	bool source;
 	enum smig_mst state;
-	uint64_t id;
+	struct smig_mig_id id; /* the destination's; a source learns it from PREPARED */
 	uint64_t bytes;  /* stream bytes relayed (source) or taken (destination) */
 	uint64_t budget; /* destination: the most stream bytes it takes */
 	bool ready_sent; /* destination: READY is out, COMMIT may come */
@@ -52,7 +52,8 @@ struct smig_migproto {
 /* What a received frame is, once checked. */
 enum smig_mig_in {
 	SMIG_IN_VIOLATION,   /* not allowed in this state (why says what) */
-	SMIG_IN_BAD,         /* allowed here, but malformed or for another migration */
+	SMIG_IN_BAD,         /* allowed here, but malformed */
+	SMIG_IN_WRONG_ID,    /* allowed here, well-formed, for another migration (text names it) */
 	SMIG_IN_OVER_BUDGET, /* destination: DATA beyond the budget (the state's bytes count it) */
 	SMIG_IN_WRONG_LENGTH, /* destination: COMMIT_REQ claims another length (claimed) */
 	SMIG_IN_ABORT,       /* code, text: the peer's reason */
@@ -75,10 +76,12 @@ struct smig_mig_in_msg {
 	char text[SMIG_REASON_MAX + 1]; /* the peer's reason or detail, or why it was refused */
 };
 
-void smig_migproto_init(struct smig_migproto *p, bool source, uint64_t id);
+/* id: the destination's fresh id; NULL for a source (PREPARED brings it). */
+void smig_migproto_init(struct smig_migproto *p, bool source, const struct smig_mig_id *id);
 /*
- * Checks and decodes f; never changes the state (DATA adds to bytes, a
- * genuine ABORT after COMMIT and an OUTCOME are remembered).
+ * Checks and decodes f; never changes the state (DATA adds to bytes,
+ * PREPARED sets the source's id, a genuine ABORT after COMMIT and an
+ * OUTCOME are remembered).
  */
 enum smig_mig_in smig_migproto_rx(struct smig_migproto *p, const struct smig_frame *f,
 				  struct smig_mig_in_msg *out);

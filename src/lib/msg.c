@@ -3,6 +3,10 @@
  */
 #include "msg.h"
 #include "error.h"
+#include "sign.h"
+
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
 
 #include <stdbool.h>
 #include <string.h>
@@ -164,9 +168,7 @@ int smig_msg_put_mig_prepare(struct smig_buf *out, const struct smig_mig_prepare
 
 	SMIG_ENSURE(m->spec_len <= SMIG_MIG_SPEC_MAX, SMIG_ETOOBIG);
 	SMIG_GUARD(smig_frame_begin(out, SMIG_MSG_MIG_PREPARE, &mark));
-	rc = smig_buf_put_u64(out, m->id);
-	if (rc == 0)
-		rc = smig_buf_put_u16(out, (uint16_t)m->spec_len);
+	rc = smig_buf_put_u16(out, (uint16_t)m->spec_len);
 	if (rc == 0)
 		rc = smig_buf_put_bytes(out, m->spec, m->spec_len);
 	if (rc == 0)
@@ -191,7 +193,6 @@ int smig_msg_get_mig_prepare(const struct smig_frame *f, struct smig_mig_prepare
 	uint16_t n;
 
 	SMIG_GUARD(msg_view(f, SMIG_MSG_MIG_PREPARE, &b));
-	SMIG_GUARD(smig_buf_get_u64(&b, &m->id));
 	SMIG_GUARD(smig_buf_get_u16(&b, &n));
 	SMIG_ENSURE(n <= SMIG_MIG_SPEC_MAX, SMIG_ETOOBIG);
 	SMIG_GUARD(smig_buf_get_ptr(&b, &spec, n));
@@ -218,48 +219,43 @@ static bool mig_id_type(uint8_t type)
 	       type == SMIG_MSG_MIG_COMMITTED || type == SMIG_MSG_MIG_QUERY;
 }
 
-int smig_msg_put_mig_id(struct smig_buf *out, uint8_t type, uint64_t id)
+int smig_msg_put_mig_id(struct smig_buf *out, uint8_t type, const struct smig_mig_id *id)
 {
-	uint8_t raw[8];
-	struct smig_buf b;
-
 	SMIG_ENSURE(mig_id_type(type), SMIG_EINVAL);
-	smig_buf_init(&b, sizeof(raw));
-	SMIG_GUARD(smig_buf_put_u64(&b, id));
-	memcpy(raw, b.data, sizeof(raw));
-	smig_buf_clear(&b);
-	return smig_frame_put(out, type, raw, sizeof(raw));
+	return smig_frame_put(out, type, id->b, SMIG_MIG_ID_LEN);
 }
 
-int smig_msg_get_mig_id(const struct smig_frame *f, uint8_t type, uint64_t *id)
+int smig_msg_get_mig_id(const struct smig_frame *f, uint8_t type, struct smig_mig_id *id)
 {
 	struct smig_buf b;
 
 	SMIG_ENSURE(mig_id_type(type), SMIG_EINVAL);
 	SMIG_GUARD(msg_view(f, type, &b));
-	SMIG_GUARD(smig_buf_get_u64(&b, id));
+	SMIG_GUARD(smig_buf_get_bytes(&b, id->b, SMIG_MIG_ID_LEN));
 	return smig_buf_expect_end(&b);
 }
 
-int smig_msg_put_mig_outcome(struct smig_buf *out, uint64_t id, uint8_t outcome)
+int smig_msg_put_mig_outcome(struct smig_buf *out, const struct smig_mig_id *id,
+			     uint8_t outcome)
 {
 	size_t mark;
 	int rc;
 
 	SMIG_ENSURE(outcome <= SMIG_OUTCOME_PENDING, SMIG_EINVAL);
 	SMIG_GUARD(smig_frame_begin(out, SMIG_MSG_MIG_OUTCOME, &mark));
-	rc = smig_buf_put_u64(out, id);
+	rc = smig_buf_put_bytes(out, id->b, SMIG_MIG_ID_LEN);
 	if (rc == 0)
 		rc = smig_buf_put_u8(out, outcome);
 	return msg_finish(out, mark, rc);
 }
 
-int smig_msg_get_mig_outcome(const struct smig_frame *f, uint64_t *id, uint8_t *outcome)
+int smig_msg_get_mig_outcome(const struct smig_frame *f, struct smig_mig_id *id,
+			     uint8_t *outcome)
 {
 	struct smig_buf b;
 
 	SMIG_GUARD(msg_view(f, SMIG_MSG_MIG_OUTCOME, &b));
-	SMIG_GUARD(smig_buf_get_u64(&b, id));
+	SMIG_GUARD(smig_buf_get_bytes(&b, id->b, SMIG_MIG_ID_LEN));
 	SMIG_GUARD(smig_buf_get_u8(&b, outcome));
 	SMIG_ENSURE(*outcome <= SMIG_OUTCOME_PENDING, SMIG_EPROTO);
 	return smig_buf_expect_end(&b);
@@ -271,7 +267,7 @@ int smig_msg_put_mig_commit_req(struct smig_buf *out, const struct smig_mig_comm
 	int rc;
 
 	SMIG_GUARD(smig_frame_begin(out, SMIG_MSG_MIG_COMMIT_REQ, &mark));
-	rc = smig_buf_put_u64(out, m->id);
+	rc = smig_buf_put_bytes(out, m->id.b, SMIG_MIG_ID_LEN);
 	if (rc == 0)
 		rc = smig_buf_put_u64(out, m->bytes);
 	return msg_finish(out, mark, rc);
@@ -282,7 +278,7 @@ int smig_msg_get_mig_commit_req(const struct smig_frame *f, struct smig_mig_comm
 	struct smig_buf b;
 
 	SMIG_GUARD(msg_view(f, SMIG_MSG_MIG_COMMIT_REQ, &b));
-	SMIG_GUARD(smig_buf_get_u64(&b, &m->id));
+	SMIG_GUARD(smig_buf_get_bytes(&b, m->id.b, SMIG_MIG_ID_LEN));
 	SMIG_GUARD(smig_buf_get_u64(&b, &m->bytes));
 	return smig_buf_expect_end(&b);
 }
@@ -293,7 +289,7 @@ int smig_msg_put_mig_abort(struct smig_buf *out, const struct smig_mig_abort *m)
 	int rc;
 
 	SMIG_GUARD(smig_frame_begin(out, SMIG_MSG_MIG_ABORT, &mark));
-	rc = smig_buf_put_u64(out, m->id);
+	rc = smig_buf_put_bytes(out, m->id.b, SMIG_MIG_ID_LEN);
 	if (rc == 0)
 		rc = smig_buf_put_u16(out, m->code);
 	if (rc == 0)
@@ -306,31 +302,32 @@ int smig_msg_get_mig_abort(const struct smig_frame *f, struct smig_mig_abort *m)
 	struct smig_buf b;
 
 	SMIG_GUARD(msg_view(f, SMIG_MSG_MIG_ABORT, &b));
-	SMIG_GUARD(smig_buf_get_u64(&b, &m->id));
+	SMIG_GUARD(smig_buf_get_bytes(&b, m->id.b, SMIG_MIG_ID_LEN));
 	SMIG_GUARD(smig_buf_get_u16(&b, &m->code));
 	SMIG_GUARD(smig_buf_get_string(&b, m->reason, sizeof(m->reason), SMIG_REASON_MAX));
 	return smig_buf_expect_end(&b);
 }
 
-int smig_msg_put_mig_ready(struct smig_buf *out, uint64_t id, uint32_t protections)
+int smig_msg_put_mig_ready(struct smig_buf *out, const struct smig_mig_id *id,
+			   uint32_t protections)
 {
-	uint8_t raw[12];
-	struct smig_buf b;
+	size_t mark;
+	int rc;
 
-	smig_buf_init(&b, sizeof(raw));
-	SMIG_GUARD(smig_buf_put_u64(&b, id));
-	SMIG_GUARD(smig_buf_put_u32(&b, protections));
-	memcpy(raw, b.data, sizeof(raw));
-	smig_buf_clear(&b);
-	return smig_frame_put(out, SMIG_MSG_MIG_READY, raw, sizeof(raw));
+	SMIG_GUARD(smig_frame_begin(out, SMIG_MSG_MIG_READY, &mark));
+	rc = smig_buf_put_bytes(out, id->b, SMIG_MIG_ID_LEN);
+	if (rc == 0)
+		rc = smig_buf_put_u32(out, protections);
+	return msg_finish(out, mark, rc);
 }
 
-int smig_msg_get_mig_ready(const struct smig_frame *f, uint64_t *id, uint32_t *protections)
+int smig_msg_get_mig_ready(const struct smig_frame *f, struct smig_mig_id *id,
+			   uint32_t *protections)
 {
 	struct smig_buf b;
 
 	SMIG_GUARD(msg_view(f, SMIG_MSG_MIG_READY, &b));
-	SMIG_GUARD(smig_buf_get_u64(&b, id));
+	SMIG_GUARD(smig_buf_get_bytes(&b, id->b, SMIG_MIG_ID_LEN));
 	SMIG_GUARD(smig_buf_get_u32(&b, protections));
 	SMIG_ENSURE((*protections & ~SMIG_PROT_ALL) == 0, SMIG_EPROTO);
 	return smig_buf_expect_end(&b);
@@ -343,7 +340,7 @@ int smig_msg_put_mig_settled(struct smig_buf *out, const struct smig_mig_settled
 
 	SMIG_ENSURE(m->fate <= SMIG_GUEST_UNRESPONSIVE, SMIG_EINVAL);
 	SMIG_GUARD(smig_frame_begin(out, SMIG_MSG_MIG_SETTLED, &mark));
-	rc = smig_buf_put_u64(out, m->id);
+	rc = smig_buf_put_bytes(out, m->id.b, SMIG_MIG_ID_LEN);
 	if (rc == 0)
 		rc = smig_buf_put_u8(out, m->fate);
 	if (rc == 0)
@@ -356,9 +353,46 @@ int smig_msg_get_mig_settled(const struct smig_frame *f, struct smig_mig_settled
 	struct smig_buf b;
 
 	SMIG_GUARD(msg_view(f, SMIG_MSG_MIG_SETTLED, &b));
-	SMIG_GUARD(smig_buf_get_u64(&b, &m->id));
+	SMIG_GUARD(smig_buf_get_bytes(&b, m->id.b, SMIG_MIG_ID_LEN));
 	SMIG_GUARD(smig_buf_get_u8(&b, &m->fate));
 	SMIG_ENSURE(m->fate <= SMIG_GUEST_UNRESPONSIVE, SMIG_EPROTO);
 	SMIG_GUARD(smig_buf_get_string(&b, m->detail, sizeof(m->detail), SMIG_REASON_MAX));
 	return smig_buf_expect_end(&b);
+}
+
+bool smig_mig_id_eq(const struct smig_mig_id *a, const struct smig_mig_id *b)
+{
+	return CRYPTO_memcmp(a->b, b->b, SMIG_MIG_ID_LEN) == 0;
+}
+
+bool smig_mig_id_zero(const struct smig_mig_id *id)
+{
+	uint8_t acc = 0;
+
+	for (size_t i = 0; i < SMIG_MIG_ID_LEN; i++)
+		acc |= id->b[i];
+	return acc == 0;
+}
+
+void smig_mig_id_format(const struct smig_mig_id *id, char out[SMIG_MIG_ID_STR_LEN])
+{
+	smig_hex(id->b, SMIG_MIG_ID_LEN, out);
+}
+
+int smig_mig_id_parse(const char *s, struct smig_mig_id *id)
+{
+	SMIG_ENSURE(strspn(s, "0123456789abcdef") == 2 * SMIG_MIG_ID_LEN &&
+			    s[2 * SMIG_MIG_ID_LEN] == '\0',
+		    SMIG_EINVAL);
+	SMIG_GUARD(smig_unhex(s, id->b, SMIG_MIG_ID_LEN));
+	SMIG_ENSURE(!smig_mig_id_zero(id), SMIG_EINVAL);
+	return 0;
+}
+
+int smig_mig_id_new(struct smig_mig_id *id)
+{
+	do {
+		SMIG_ENSURE(RAND_bytes(id->b, SMIG_MIG_ID_LEN) == 1, SMIG_EIO);
+	} while (smig_mig_id_zero(id));
+	return 0;
 }

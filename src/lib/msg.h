@@ -9,6 +9,7 @@
 #include "buf.h"
 #include "frame.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #define SMIG_NAME_MAX 63
@@ -42,14 +43,32 @@ int smig_msg_put_error(struct smig_buf *out, const struct smig_error_msg *m);
 int smig_msg_get_error(const struct smig_frame *f, struct smig_error_msg *m);
 
 /*
- * Migration messages. Every one carries the migration id the source chose,
- * so a frame from another migration is a protocol violation.
+ * Migration messages. The destination chooses a migration's id at random
+ * (128 bits) when PREPARE arrives and sends it in PREPARED (or in its
+ * ABORT); every later message carries it, so a frame from another
+ * migration is a protocol violation, and no source can pick an id that
+ * names someone else's migration. The all-zero id is "not yet known": only
+ * a source's ABORT before PREPARED carries it.
  */
 #define SMIG_MIG_KEY_LEN 32
 #define SMIG_MIG_SPEC_MAX ((size_t)16 * 1024)
+#define SMIG_MIG_ID_LEN 16
+#define SMIG_MIG_ID_STR_LEN (2 * SMIG_MIG_ID_LEN + 1)
+
+struct smig_mig_id {
+	uint8_t b[SMIG_MIG_ID_LEN];
+};
+
+/* Whether two ids are the same (constant time), and whether one is unset. */
+bool smig_mig_id_eq(const struct smig_mig_id *a, const struct smig_mig_id *b);
+bool smig_mig_id_zero(const struct smig_mig_id *id);
+/* 32 lower-case hex digits, and back (exactly 32 hex digits, not all zero). */
+void smig_mig_id_format(const struct smig_mig_id *id, char out[SMIG_MIG_ID_STR_LEN]);
+int smig_mig_id_parse(const char *s, struct smig_mig_id *id);
+/* A fresh random id (never all zero); SMIG_EIO when the RNG fails. */
+int smig_mig_id_new(struct smig_mig_id *id);
 
 struct smig_mig_prepare {
-	uint64_t id;
 	char *spec;  /* JSON text; decode: points into the frame, not NUL-terminated */
 	size_t spec_len;
 	uint8_t has_key;
@@ -63,12 +82,12 @@ struct smig_mig_prepare {
 };
 
 struct smig_mig_commit_req {
-	uint64_t id;
+	struct smig_mig_id id;
 	uint64_t bytes; /* every byte of the stream the source sent */
 };
 
 struct smig_mig_abort {
-	uint64_t id;
+	struct smig_mig_id id;
 	uint16_t code;
 	char reason[SMIG_REASON_MAX + 1];
 };
@@ -84,8 +103,10 @@ int smig_msg_get_mig_prepare(const struct smig_frame *f, struct smig_mig_prepare
 #define SMIG_PROT_VTPM 0x4u       /* the vTPM state arrived and runs under its key */
 #define SMIG_PROT_MIN_TRUST 0x8u  /* its own last self-check meets the VM's min_trust */
 #define SMIG_PROT_ALL 0xfu
-int smig_msg_put_mig_ready(struct smig_buf *out, uint64_t id, uint32_t protections);
-int smig_msg_get_mig_ready(const struct smig_frame *f, uint64_t *id, uint32_t *protections);
+int smig_msg_put_mig_ready(struct smig_buf *out, const struct smig_mig_id *id,
+			   uint32_t protections);
+int smig_msg_get_mig_ready(const struct smig_frame *f, struct smig_mig_id *id,
+			   uint32_t *protections);
 /*
  * OUTCOME answers QUERY (the id alone): how did migration id end on the
  * destination? A source asks when it sent COMMIT and lost the connection
@@ -98,11 +119,13 @@ enum smig_mig_outcome {
 	SMIG_OUTCOME_COMMITTED = 2, /* the VM was resumed here */
 	SMIG_OUTCOME_PENDING = 3,   /* COMMIT arrived, the resume is under way */
 };
-int smig_msg_put_mig_outcome(struct smig_buf *out, uint64_t id, uint8_t outcome);
-int smig_msg_get_mig_outcome(const struct smig_frame *f, uint64_t *id, uint8_t *outcome);
+int smig_msg_put_mig_outcome(struct smig_buf *out, const struct smig_mig_id *id,
+			     uint8_t outcome);
+int smig_msg_get_mig_outcome(const struct smig_frame *f, struct smig_mig_id *id,
+			     uint8_t *outcome);
 /* PREPARED, COMMIT, COMMITTED, QUERY: the id alone. */
-int smig_msg_put_mig_id(struct smig_buf *out, uint8_t type, uint64_t id);
-int smig_msg_get_mig_id(const struct smig_frame *f, uint8_t type, uint64_t *id);
+int smig_msg_put_mig_id(struct smig_buf *out, uint8_t type, const struct smig_mig_id *id);
+int smig_msg_get_mig_id(const struct smig_frame *f, uint8_t type, struct smig_mig_id *id);
 int smig_msg_put_mig_commit_req(struct smig_buf *out, const struct smig_mig_commit_req *m);
 int smig_msg_get_mig_commit_req(const struct smig_frame *f, struct smig_mig_commit_req *m);
 int smig_msg_put_mig_abort(struct smig_buf *out, const struct smig_mig_abort *m);
@@ -121,7 +144,7 @@ enum smig_guest_fate {
 };
 
 struct smig_mig_settled {
-	uint64_t id;
+	struct smig_mig_id id;
 	uint8_t fate; /* enum smig_guest_fate */
 	char detail[SMIG_REASON_MAX + 1];
 };

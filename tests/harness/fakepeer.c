@@ -23,13 +23,17 @@
  *                                         destination through to COMMIT (PREPARED,
  *                                         the stream read and dropped, READY), answer
  *                                         COMMIT with ABORT, and answer the source's
- *                                         QUERY after 3 s with DISCARDED
+ *                                         QUERY after 3 s with DISCARDED; with
+ *                                         --after-commit swap-id, answer COMMIT_REQ
+ *                                         with READY for an id other than PREPARED's
  *   smig-fakepeer prepare OPTS --ivt IVT --spec FILE [--vtpm yes]
  *                                         act as source HOST: attest with HOST's
  *                                         golden values, then send FILE as the
  *                                         PREPARE's spec, unchecked; prints
  *                                         "refused: REASON" (exit 0) or
- *                                         "prepared" (exit 3)
+ *                                         "prepared" (exit 3); with --ids wrong,
+ *                                         once PREPARED came send COMMIT_REQ with
+ *                                         another id and print the answer
  *   smig-fakepeer hold OPTS --count N [--hold-s S]
  *                                         open N connections as HOST, one after
  *                                         another, each through TLS and HELLO; print
@@ -67,7 +71,7 @@
 
 struct opts {
 	const char *mode, *ca, *cert, *key, *name, *to, *evidence, *rebind, *resign, *listen, *ivt;
-	const char *spec, *vtpm, *after_commit, *count, *hold_s;
+	const char *spec, *vtpm, *after_commit, *count, *hold_s, *ids;
 };
 
 static int usage(void)
@@ -176,7 +180,7 @@ static int forge(const struct opts *o, struct smig_tls_conn *c, const uint8_t *n
 /* PREPARE with o->spec as it is, once the target has our (forged) evidence. */
 static int prepare(const struct opts *o, int fd, struct smig_tls_conn *c)
 {
-	struct smig_mig_prepare mp = { .id = 0x5eed };
+	struct smig_mig_prepare mp = { 0 };
 	struct smig_hello h = { 0 };
 	struct smig_mig_abort ab;
 	struct smig_buf tx, rx;
@@ -214,6 +218,17 @@ static int prepare(const struct opts *o, int fd, struct smig_tls_conn *c)
 			printf("refused: %s\n", ab.reason);
 			rc = 0;
 			goto out;
+		} else if (f.type == SMIG_MSG_MIG_PREPARED && sent && o->ids &&
+			   strcmp(o->ids, "wrong") == 0) {
+			/* a COMMIT_REQ for a migration this session does not have */
+			struct smig_mig_commit_req cr = { .bytes = 0 };
+
+			if (smig_mig_id_new(&cr.id) < 0 || smig_msg_put_mig_commit_req(&tx, &cr) < 0 ||
+			    send_buf(c, &tx) < 0)
+				goto out;
+			printf("prepared; sent COMMIT_REQ with another id\n");
+			fflush(stdout);
+			sent = true;
 		} else if (f.type == SMIG_MSG_MIG_PREPARED && sent) {
 			printf("prepared\n");
 			rc = 3;
@@ -319,6 +334,7 @@ static int serve_conn(const struct opts *o, int fd, struct smig_tls_conn *c)
 	struct smig_buf tx, rx;
 	struct smig_frame f;
 	struct smig_mig_prepare mp = { 0 };
+	struct smig_mig_id id;
 	uint8_t nonce[SMIG_ATTEST_NONCE_LEN];
 	bool prepared = false;
 	char *ev = NULL;
@@ -340,29 +356,34 @@ static int serve_conn(const struct opts *o, int fd, struct smig_tls_conn *c)
 			    send_buf(c, &tx) < 0)
 				break;
 		} else if (f.type == SMIG_MSG_MIG_PREPARE && o->after_commit) {
-			if (smig_msg_get_mig_prepare(&f, &mp) < 0 ||
-			    smig_msg_put_mig_id(&tx, SMIG_MSG_MIG_PREPARED, mp.id) < 0 ||
+			if (smig_msg_get_mig_prepare(&f, &mp) < 0 || smig_mig_id_new(&id) < 0 ||
+			    smig_msg_put_mig_id(&tx, SMIG_MSG_MIG_PREPARED, &id) < 0 ||
 			    send_buf(c, &tx) < 0)
 				break;
 			prepared = true;
 		} else if (f.type == SMIG_MSG_MIG_COMMIT_REQ && prepared) {
-			if (smig_msg_put_mig_ready(&tx, mp.id, SMIG_PROT_ALL) < 0 ||
+			struct smig_mig_id other;
+			bool swap = strcmp(o->after_commit, "swap-id") == 0;
+
+			if (smig_mig_id_new(&other) < 0 ||
+			    smig_msg_put_mig_ready(&tx, swap ? &other : &id, SMIG_PROT_ALL) < 0 ||
 			    send_buf(c, &tx) < 0)
 				break;
+			if (swap)
+				fprintf(stderr, "smig-fakepeer: answered COMMIT_REQ with READY for "
+						"another id\n");
 		} else if (f.type == SMIG_MSG_MIG_COMMIT && prepared) {
 			/* after COMMIT a word of ours proves nothing: the source must ask */
-			struct smig_mig_abort ab = { .id = mp.id, .code = (uint16_t)-SMIG_EIO };
+			struct smig_mig_abort ab = { .id = id, .code = (uint16_t)-SMIG_EIO };
 
 			snprintf(ab.reason, sizeof(ab.reason), "cannot resume the VM here");
 			if (smig_msg_put_mig_abort(&tx, &ab) < 0 || send_buf(c, &tx) < 0)
 				break;
 			fprintf(stderr, "smig-fakepeer: answered COMMIT with ABORT\n");
 		} else if (f.type == SMIG_MSG_MIG_QUERY && o->after_commit) {
-			uint64_t id;
-
 			sleep(3);
 			if (smig_msg_get_mig_id(&f, SMIG_MSG_MIG_QUERY, &id) < 0 ||
-			    smig_msg_put_mig_outcome(&tx, id, SMIG_OUTCOME_DISCARDED) < 0 ||
+			    smig_msg_put_mig_outcome(&tx, &id, SMIG_OUTCOME_DISCARDED) < 0 ||
 			    send_buf(c, &tx) < 0)
 				break;
 			fprintf(stderr, "smig-fakepeer: answered QUERY with DISCARDED\n");
@@ -370,8 +391,8 @@ static int serve_conn(const struct opts *o, int fd, struct smig_tls_conn *c)
 			break;
 		} else if (f.type == SMIG_MSG_MIG_PREPARE) {
 			/* READY before the stream: out of the protocol's order */
-			if (smig_msg_get_mig_prepare(&f, &mp) < 0 ||
-			    smig_msg_put_mig_ready(&tx, mp.id, SMIG_PROT_ALL) < 0 ||
+			if (smig_msg_get_mig_prepare(&f, &mp) < 0 || smig_mig_id_new(&id) < 0 ||
+			    smig_msg_put_mig_ready(&tx, &id, SMIG_PROT_ALL) < 0 ||
 			    send_buf(c, &tx) < 0)
 				break;
 			prepared = true;
@@ -577,6 +598,7 @@ int main(int argc, char **argv)
 				    : strcmp(argv[i], "--after-commit") == 0 ? &o.after_commit
 				    : strcmp(argv[i], "--count") == 0	 ? &o.count
 				    : strcmp(argv[i], "--hold-s") == 0	 ? &o.hold_s
+				    : strcmp(argv[i], "--ids") == 0	 ? &o.ids
 									 : NULL;
 		if (slot == NULL)
 			return usage();

@@ -14,7 +14,7 @@ trap 'cluster_clean "$dir"' EXIT
 cluster_make "$dir" 2 || { echo "Bail out! cluster_make"; exit 1; }
 guest=$SMIG_BUILD/guest/smig-guest.elf
 
-plan 28
+plan 29
 
 smigd_start "$dir" h1 && smigd_start "$dir" h2
 ok $? "h1 and h2 start"
@@ -70,10 +70,16 @@ ok $? "the VM now runs on h2 and only there"
 ok $? "the source wiped its copy and vTPM state; the destination holds the vTPM key"
 guest_ok idle --vtpm
 ok $? "the guest found every page intact and its PCR chain continued"
+id1=$(jq -r .id <<<"$res")
+[[ $id1 =~ ^[0-9a-f]{32}$ ]] && grep -q "event=migration_incoming vm=idle from=h1 id=$id1" "$dir/h2.log" &&
+	grep -q "event=migration_prepared vm=idle to=h2 id=$id1" "$dir/h1.log" &&
+	! grep -q "event=migration_start vm=idle to=h2 id=" "$dir/h1.log"
+ok $? "the migration's id is 128 bits that h2 chose and sent in PREPARED ($id1)"
 
 # ---- back again, h2 -> h1 ---------------------------------------------------
-res=$(hsmig "$dir" h2 --json migrate idle --to h1 --downtime-ms 40 | tail -1) && runs_only_on idle h1
-ok $? "A -> B -> A: the same VM goes back to h1"
+res=$(hsmig "$dir" h2 --json migrate idle --to h1 --downtime-ms 40 | tail -1) && runs_only_on idle h1 &&
+	id2=$(jq -r .id <<<"$res") && [[ $id2 =~ ^[0-9a-f]{32}$ ]] && [ "$id2" != "$id1" ]
+ok $? "A -> B -> A: the same VM goes back to h1 (under a new id from h1: ${id2:-})"
 jqe '.qemu_downtime_limit_ms == 40' <<<"$res" && [ -f "$dir/state-h1/vms/idle/spec.json" ] &&
 	[ ! -e "$dir/state-h1/vms/idle/spec.staged" ]
 ok $? "QEMU got the 40 ms budget; the spec staged on arrival became the host's own at commit"

@@ -15,7 +15,7 @@ trap 'cluster_clean "$dir"' EXIT
 cluster_make "$dir" 2 || { echo "Bail out! cluster_make"; exit 1; }
 fakepeer=$SMIG_BUILD/tests/harness/smig-fakepeer
 
-plan 23
+plan 24
 
 # h2 offers 200 MiB: one 128 MiB VM fits, two do not
 jq '.capacity = {memory_mib: 200, vcpus: 4, cpu_overcommit: 1}' "$dir/h2.json" >"$dir/h2.json.tmp" &&
@@ -87,7 +87,7 @@ hsmig "$dir" h1 vm stop web >/dev/null
 # --- a hostile peer's PREPARE ------------------------------------------------------------
 prepare() { # prepare SPEC-FILE: h1's key and golden values, straight to h2
 	"$fakepeer" prepare --ca "$dir/pki/ca.crt" --cert "$dir/pki/h1.crt" --key "$dir/pki/h1.key" \
-		--name h1 --to "127.0.0.1:$(cat "$dir/h2.port")" --ivt "$dir/ivt.json" --spec "$1"
+		--name h1 --to "127.0.0.1:$(cat "$dir/h2.port")" --ivt "$dir/ivt.json" --spec "$@"
 }
 hostile_count() { hsmig "$dir" h2 --json ids status | jq '.events.hostile_spec'; }
 no_qemu_on_h2() { ! pgrep -f "$dir/state-h2/vms/" >/dev/null && [ -z "$(ls -A "$dir/state-h2/vms" 2>/dev/null)" ]; }
@@ -125,6 +125,14 @@ n1=$(hostile_count)
 [ "$((n1 - n0))" -ge 3 ] &&
 	hsmig "$dir" h2 --json audit show --last 0 | jqe -s 'map(select(.action == "vm.migrate" and .outcome == "refused" and .actor == "peer:h1")) | length >= 3' >/dev/null
 ok $? "h2 counted $((n1 - n0)) hostile_spec security events and audited the refusals"
+violations() { hsmig "$dir" h2 --json ids status | jq '.events.protocol_violation // 0'; }
+v0=$(violations)
+spec p7 32 '"machine": "pc-i440fx-7.2", "cpu": "qemu64"' >"$dir/p7.json"
+out=$(prepare "$dir/p7.json" --ids wrong)
+[ $? -eq 0 ] && grep -q "^prepared; sent COMMIT_REQ with another id" <<<"$out" &&
+	grep -q "refused: MIG_COMMIT_REQ for another migration (id [0-9a-f]\{32\})" <<<"$out" &&
+	wait_for 10 no_qemu_on_h2 && [ "$(violations)" -gt "$v0" ]
+ok $? "a COMMIT_REQ naming another id than the one h2 chose for the session is refused, counted, and the staged VM is gone: $(tr '\n' ' ' <<<"$out")"
 
 # --- admission control ----------------------------------------------------------------------
 for v in a b; do

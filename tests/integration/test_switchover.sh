@@ -18,7 +18,7 @@ trap cleanup EXIT
 cluster_make "$dir" 2 || { echo "Bail out! cluster_make"; exit 1; }
 fakepeer=$SMIG_BUILD/tests/harness/smig-fakepeer
 
-plan 6
+plan 7
 
 smigd_start "$dir" h1
 ok $? "h1 starts; h2's place is taken by a fake destination"
@@ -52,5 +52,20 @@ n=$(grep -c ' HB ' "$dir/state-h1/consoles/g.log")
 wait_for 10 bash -c "[ \$(grep -c ' HB ' '$dir/state-h1/consoles/g.log') -gt $((n + 3)) ]" &&
 	out=$("$here/../harness/guest-check" g "$dir/state-h1")
 ok $? "the guest beats on h1, its checks clean: ${out:-}"
+
+# --- READY for an id the destination did not give in PREPARED ---------------------------
+kill "$fake" 2>/dev/null
+wait "$fake" 2>/dev/null
+"$fakepeer" serve --ca "$dir/pki/ca.crt" --cert "$dir/pki/h2.crt" --key "$dir/pki/h2.key" \
+	--name h2 --listen "127.0.0.1:$(cat "$dir/h2.port")" --ivt "$dir/ivt.json" \
+	--after-commit swap-id 2>"$dir/fake2.log" &
+fake=$!
+sleep 0.5
+out=$(hsmig "$dir" h1 migrate g --to h2 2>&1)
+rc=$?
+[ $rc -ne 0 ] && grep -q 'READY with another id\|READY for another id' "$dir/fake2.log" &&
+	grep -q 'MIG_READY for another migration (id [0-9a-f]\{32\})' <<<"$out" && wait_for 10 running &&
+	[ "$(hsmig "$dir" h1 --json ids status | jq '.events.protocol_violation')" -ge 1 ]
+ok $? "READY naming another id than PREPARED's is refused before COMMIT, counted, and g runs on h1: $(tail -1 <<<"$out" | cut -c1-200)"
 
 done_testing

@@ -21,28 +21,30 @@ static const uint8_t known_types[] = {
 	SMIG_MSG_MIG_SETTLED, SMIG_MSG_MIG_QUERY, SMIG_MSG_MIG_OUTCOME,
 };
 
+static const struct smig_mig_id id9 = { { 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9 } };
+
 static void encode_mig(struct smig_buf *out)
 {
-	struct smig_mig_prepare mp = { .id = 9, .spec = "{\"name\":\"a\"}", .spec_len = 12,
+	struct smig_mig_prepare mp = { .spec = "{\"name\":\"a\"}", .spec_len = 12,
 				       .has_key = 1, .has_fw = 1, .fw_size = 4194304 };
-	struct smig_mig_commit_req cr = { .id = 9, .bytes = 123456789 };
-	struct smig_mig_abort ab = { .id = 9, .code = 5, .reason = "stream damaged" };
-	struct smig_mig_settled st = { .id = 9, .fate = SMIG_GUEST_CRASHED,
+	struct smig_mig_commit_req cr = { .id = id9, .bytes = 123456789 };
+	struct smig_mig_abort ab = { .id = id9, .code = 5, .reason = "stream damaged" };
+	struct smig_mig_settled st = { .id = id9, .fate = SMIG_GUEST_CRASHED,
 				       .detail = "GUEST_PANICKED 1.2 s after resume" };
 
 	memset(mp.key, 0xab, sizeof(mp.key));
 	memset(mp.fw_sha256, 0xcd, sizeof(mp.fw_sha256));
 	assert_int_equal(smig_msg_put_mig_prepare(out, &mp), 0);
-	assert_int_equal(smig_msg_put_mig_id(out, SMIG_MSG_MIG_PREPARED, 9), 0);
+	assert_int_equal(smig_msg_put_mig_id(out, SMIG_MSG_MIG_PREPARED, &id9), 0);
 	assert_int_equal(smig_frame_put(out, SMIG_MSG_MIG_DATA, "guest-ram", 9), 0);
 	assert_int_equal(smig_msg_put_mig_commit_req(out, &cr), 0);
-	assert_int_equal(smig_msg_put_mig_ready(out, 9, SMIG_PROT_NIC_FILTER | SMIG_PROT_SANDBOX), 0);
-	assert_int_equal(smig_msg_put_mig_id(out, SMIG_MSG_MIG_COMMIT, 9), 0);
-	assert_int_equal(smig_msg_put_mig_id(out, SMIG_MSG_MIG_COMMITTED, 9), 0);
+	assert_int_equal(smig_msg_put_mig_ready(out, &id9, SMIG_PROT_NIC_FILTER | SMIG_PROT_SANDBOX), 0);
+	assert_int_equal(smig_msg_put_mig_id(out, SMIG_MSG_MIG_COMMIT, &id9), 0);
+	assert_int_equal(smig_msg_put_mig_id(out, SMIG_MSG_MIG_COMMITTED, &id9), 0);
 	assert_int_equal(smig_msg_put_mig_abort(out, &ab), 0);
 	assert_int_equal(smig_msg_put_mig_settled(out, &st), 0);
-	assert_int_equal(smig_msg_put_mig_id(out, SMIG_MSG_MIG_QUERY, 9), 0);
-	assert_int_equal(smig_msg_put_mig_outcome(out, 9, SMIG_OUTCOME_COMMITTED), 0);
+	assert_int_equal(smig_msg_put_mig_id(out, SMIG_MSG_MIG_QUERY, &id9), 0);
+	assert_int_equal(smig_msg_put_mig_outcome(out, &id9, SMIG_OUTCOME_COMMITTED), 0);
 }
 
 /* Decodes f with the decoder of its type; the result code. */
@@ -60,7 +62,7 @@ static int decode_any(const struct smig_frame *f)
 	uint8_t nonce[SMIG_ATTEST_NONCE_LEN];
 	const char *text;
 	size_t len;
-	uint64_t id;
+	struct smig_mig_id id;
 
 	switch (f->type) {
 	case SMIG_MSG_ATTEST_REQ: return smig_msg_get_attest_req(f, nonce);
@@ -242,11 +244,14 @@ static void test_every_unknown_type_fails(void **state)
 
 static void test_bad_version_and_reserved(void **state)
 {
-	uint8_t hdr[8] = { 2, SMIG_MSG_BYE, 0, 0, 0, 0, 0, 0 };
+	uint8_t hdr[8] = { SMIG_PROTO_VERSION + 1, SMIG_MSG_BYE, 0, 0, 0, 0, 0, 0 };
 	uint8_t type;
 	uint32_t len;
 
 	(void)state;
+	assert_int_equal(smig_frame_header(hdr, 8, &type, &len), SMIG_EVERSION);
+	/* version 1 carried the source's 64-bit migration ids: refused, not misread */
+	hdr[0] = 1;
 	assert_int_equal(smig_frame_header(hdr, 8, &type, &len), SMIG_EVERSION);
 	hdr[0] = 0;
 	assert_int_equal(smig_frame_header(hdr, 8, &type, &len), SMIG_EVERSION);
@@ -370,7 +375,7 @@ static void test_wrong_type_decoders_refuse(void **state)
 /* PREPARE carries the firmware build of a UEFI VM, and only then. */
 static void test_prepare_firmware(void **state)
 {
-	struct smig_mig_prepare in = { .id = 3, .spec = "{}", .spec_len = 2, .has_fw = 1,
+	struct smig_mig_prepare in = { .spec = "{}", .spec_len = 2, .has_fw = 1,
 				       .fw_size = 2097152, .agent_answered = 1 }, out;
 	struct smig_buf b;
 	struct smig_frame f;
@@ -399,7 +404,7 @@ static void test_prepare_firmware(void **state)
 /* SETTLED: the three fates a watched guest can have, and nothing else. */
 static void test_settled_fates(void **state)
 {
-	struct smig_mig_settled in = { .id = 4, .fate = SMIG_GUEST_UNRESPONSIVE,
+	struct smig_mig_settled in = { .id = id9, .fate = SMIG_GUEST_UNRESPONSIVE,
 				       .detail = "agent silent" }, out;
 	struct smig_buf b;
 	struct smig_frame f;
@@ -412,7 +417,7 @@ static void test_settled_fates(void **state)
 	assert_int_equal(smig_msg_get_mig_settled(&f, &out), 0);
 	assert_int_equal(out.fate, SMIG_GUEST_UNRESPONSIVE);
 	assert_string_equal(out.detail, "agent silent");
-	fate = (uint8_t *)(uintptr_t)f.payload + 8; // NOLINT(performance-no-int-to-ptr)
+	fate = (uint8_t *)(uintptr_t)f.payload + SMIG_MIG_ID_LEN; // NOLINT(performance-no-int-to-ptr)
 	*fate = 3;
 	assert_int_equal(smig_msg_get_mig_settled(&f, &out), SMIG_EPROTO);
 	in.fate = 3;
@@ -420,22 +425,44 @@ static void test_settled_fates(void **state)
 	smig_buf_clear(&b);
 }
 
+/* Migration ids: 128 random bits, never all zero, 32 hex digits and back. */
+static void test_mig_ids(void **state)
+{
+	struct smig_mig_id a, b, c;
+	char s[SMIG_MIG_ID_STR_LEN];
+
+	(void)state;
+	assert_int_equal(smig_mig_id_new(&a), 0);
+	assert_int_equal(smig_mig_id_new(&b), 0);
+	assert_false(smig_mig_id_zero(&a));
+	assert_false(smig_mig_id_eq(&a, &b));
+	smig_mig_id_format(&a, s);
+	assert_int_equal(strlen(s), 32);
+	assert_int_equal(smig_mig_id_parse(s, &c), 0);
+	assert_true(smig_mig_id_eq(&a, &c));
+	assert_int_equal(smig_mig_id_parse("00000000000000000000000000000000", &c), SMIG_EINVAL);
+	assert_int_equal(smig_mig_id_parse("0123456789abcdef", &c), SMIG_EINVAL);
+	assert_int_equal(smig_mig_id_parse("0123456789ABCDEF0123456789abcdef", &c), SMIG_EINVAL);
+	assert_int_equal(smig_mig_id_parse("0123456789abcdef0123456789abcdef0", &c), SMIG_EINVAL);
+	assert_int_equal(smig_mig_id_parse("0123456789abcdef0123456789abcdef", &c), 0);
+}
+
 /* OUTCOME: the four answers to a QUERY, and nothing else. */
 static void test_outcomes(void **state)
 {
 	struct smig_buf b;
 	struct smig_frame f;
-	uint64_t id = 0;
+	struct smig_mig_id id = { { 0 } };
 	uint8_t outcome = 9;
 
 	(void)state;
 	smig_buf_init(&b, 256);
-	assert_int_equal(smig_msg_put_mig_outcome(&b, 77, SMIG_OUTCOME_PENDING), 0);
-	assert_int_equal(smig_msg_put_mig_outcome(&b, 77, SMIG_OUTCOME_PENDING + 1), SMIG_EINVAL);
+	assert_int_equal(smig_msg_put_mig_outcome(&b, &id9, SMIG_OUTCOME_PENDING), 0);
+	assert_int_equal(smig_msg_put_mig_outcome(&b, &id9, SMIG_OUTCOME_PENDING + 1), SMIG_EINVAL);
 	assert_int_equal(smig_frame_next(&b, &f), 0);
 	assert_int_equal(smig_msg_get_mig_outcome(&f, &id, &outcome), 0);
-	assert_true(id == 77 && outcome == SMIG_OUTCOME_PENDING);
-	((uint8_t *)(uintptr_t)f.payload)[8] = 4; // NOLINT(performance-no-int-to-ptr)
+	assert_true(smig_mig_id_eq(&id, &id9) && outcome == SMIG_OUTCOME_PENDING);
+	((uint8_t *)(uintptr_t)f.payload)[SMIG_MIG_ID_LEN] = 4; // NOLINT(performance-no-int-to-ptr)
 	assert_int_equal(smig_msg_get_mig_outcome(&f, &id, &outcome), SMIG_EPROTO);
 	smig_buf_clear(&b);
 }
@@ -487,6 +514,7 @@ int main(void)
 		cmocka_unit_test(test_prepare_firmware),
 		cmocka_unit_test(test_settled_fates),
 		cmocka_unit_test(test_outcomes),
+		cmocka_unit_test(test_mig_ids),
 	};
 	return cmocka_run_group_tests_name("frame", tests, NULL, NULL);
 }

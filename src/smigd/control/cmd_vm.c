@@ -160,9 +160,9 @@ static void on_resumed(void *arg, bool ok, const char *why)
 static void cmd_resume(struct smigd *d, struct vm *vm, const json_t *args, struct ctl_ref *ref)
 {
 	bool force = json_is_true(json_object_get(args, "force"));
-	char host[SMIG_NAME_MAX + 1];
+	char host[SMIG_NAME_MAX + 1], ids[SMIG_MIG_ID_STR_LEN];
 	struct vm_req *r;
-	uint64_t id;
+	struct smig_mig_id id;
 	bool pending = vm_commit_pending(vm, &id, host, sizeof(host));
 
 	if (vm_state(vm) != VM_PAUSED) {
@@ -170,21 +170,22 @@ static void cmd_resume(struct smigd *d, struct vm *vm, const json_t *args, struc
 			      vm_state_name(vm_state(vm)));
 		return;
 	}
+	smig_mig_id_format(&id, ids);
 	if (pending && !force) {
 		ctl_reply_err(d, ref, "error",
-			      "%s: COMMIT of migration %016llx went to %s and was not confirmed, "
+			      "%s: COMMIT of migration %s went to %s and was not confirmed, "
 			      "so %s may be running it; smigd asks %s and resolves this by "
 			      "itself. Only if %s is gone for good and does not run %s: smig vm "
 			      "resume %s --force",
-			      vm_spec(vm)->name, (unsigned long long)id, host, host, host, host,
+			      vm_spec(vm)->name, ids, host, host, host, host,
 			      vm_spec(vm)->name, vm_spec(vm)->name);
 		return;
 	}
 	if (pending && vm_mig(vm) && !mig_resolving(vm_mig(vm))) {
 		ctl_reply_err(d, ref, "error",
-			      "%s: COMMIT of migration %016llx is out and %s is still connected "
+			      "%s: COMMIT of migration %s is out and %s is still connected "
 			      "and answering; wait for its answer (smig vm show %s)",
-			      vm_spec(vm)->name, (unsigned long long)id, host, vm_spec(vm)->name);
+			      vm_spec(vm)->name, ids, host, vm_spec(vm)->name);
 		return;
 	}
 	if (vm_mig(vm) && !pending) {
@@ -196,8 +197,8 @@ static void cmd_resume(struct smigd *d, struct vm *vm, const json_t *args, struc
 	if (r == NULL)
 		return;
 	if (pending) {
-		smig_warn("event=vm_resume_forced vm=%s unconfirmed_to=%s id=%016llx", vm_spec(vm)->name,
-			  host, (unsigned long long)id);
+		smig_warn("event=vm_resume_forced vm=%s unconfirmed_to=%s id=%s", vm_spec(vm)->name,
+			  host, ids);
 		audit_write(d, r->ref.audit.on ? r->ref.audit.actor : "smigd", "vm.resume",
 			    vm_spec(vm)->name, "allow", r->ref.audit.rule, "forced",
 			    "over an unconfirmed commit");

@@ -69,23 +69,25 @@ static int dst_record(const struct mig *m, const char *what)
 		incoming_log_path(m->d, true, old, sizeof(old));
 		(void)rename(path, old);
 	}
-	n = snprintf(line, sizeof(line), "%016llx %s %s %s\n", (unsigned long long)m->p.id,
-		     m->peer_host, m->vm_name, what);
+	n = snprintf(line, sizeof(line), "%s %s %s %s\n", m->ids, m->peer_host, m->vm_name,
+		     what);
 	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 	if (fd < 0 || smig_file_write_all(fd, line, (size_t)n) < 0 || close(fd) < 0) {
-		smig_err("event=incoming_log_failed vm=%s id=%016llx reason=\"%s\"", m->vm_name,
-			 (unsigned long long)m->p.id, strerror(errno));
+		smig_err("event=incoming_log_failed vm=%s id=%s reason=\"%s\"", m->vm_name,
+			 m->ids, strerror(errno));
 		return SMIG_EIO;
 	}
 	return 0;
 }
 
 /* What incoming.log's last word on migration id from host answers a query. */
-static uint8_t dst_record_find(const struct smigd *d, uint64_t id, const char *host)
+static uint8_t dst_record_find(const struct smigd *d, const struct smig_mig_id *id,
+			       const char *host)
 {
 	char path[PATH_MAX], line[256], h[SMIG_NAME_MAX + 1], what[16];
+	char ids[SMIG_MIG_ID_STR_LEN];
 	uint8_t found = SMIG_OUTCOME_NOT_HERE;
-	uint64_t v;
+	struct smig_mig_id v;
 
 	for (int old = 1; old >= 0; old--) {
 		FILE *f;
@@ -93,8 +95,8 @@ static uint8_t dst_record_find(const struct smigd *d, uint64_t id, const char *h
 		incoming_log_path(d, old == 1, path, sizeof(path));
 		f = fopen(path, "r");
 		while (f && fgets(line, sizeof(line), f)) {
-			if (smig_unhex_u64(line, &v) < 0 || v != id ||
-			    sscanf(line + 16, " %63s %*s %15s", h, what) != 2 ||
+			if (sscanf(line, "%32s %63s %*s %15s", ids, h, what) != 3 ||
+			    smig_mig_id_parse(ids, &v) < 0 || !smig_mig_id_eq(&v, id) ||
 			    strcmp(h, host) != 0)
 				continue;
 			found = strcmp(what, "discarded") == 0 ? SMIG_OUTCOME_DISCARDED
@@ -114,15 +116,16 @@ static uint8_t dst_record_find(const struct smigd *d, uint64_t id, const char *h
  * source's paused copy is the latest; this stale one goes. *out is the
  * outcome; false when no VM here came with id.
  */
-static bool dst_vm_outcome(struct smigd *d, uint64_t id, struct mig *probe, uint8_t *out)
+static bool dst_vm_outcome(struct smigd *d, const struct smig_mig_id *id, struct mig *probe,
+			   uint8_t *out)
 {
 	char src[SMIG_NAME_MAX + 1], err[256];
 	struct vm *vm;
 	bool resumed = false;
-	uint64_t v = 0;
+	struct smig_mig_id v;
 
 	for (vm = vm_first(d); vm; vm = vm_next(vm))
-		if (vm_incoming_get(vm, &v, src, &resumed) == 0 && v == id &&
+		if (vm_incoming_get(vm, &v, src, &resumed) == 0 && smig_mig_id_eq(&v, id) &&
 		    strcmp(src, probe->peer_host) == 0)
 			break;
 	if (vm == NULL)
@@ -145,15 +148,16 @@ void mig_dst_query(struct smigd *d, struct peer *p, const struct smig_frame *f)
 {
 	uint8_t outcome = SMIG_OUTCOME_NOT_HERE;
 	struct mig *m = NULL;
-	uint64_t id = 0;
+	struct smig_mig_id id;
+	char ids[SMIG_MIG_ID_STR_LEN];
 
-	if (smig_msg_get_mig_id(f, SMIG_MSG_MIG_QUERY, &id) < 0) {
+	if (smig_msg_get_mig_id(f, SMIG_MSG_MIG_QUERY, &id) < 0 || smig_mig_id_zero(&id)) {
 		sec_event(d, SMIG_SEC_PROTOCOL_VIOLATION, "", peer_name(p), "malformed MIG_QUERY");
 		peer_release(p);
 		return;
 	}
 	for (m = d->migs->head; m; m = m->next)
-		if (!m->p.source && m->p.id == id)
+		if (!m->p.source && smig_mig_id_eq(&m->p.id, &id))
 			break;
 	if (m && strcmp(m->peer_host, peer_name(p)) != 0) {
 		/* only the source of a migration may ask about it */
@@ -174,16 +178,17 @@ void mig_dst_query(struct smigd *d, struct peer *p, const struct smig_frame *f)
 			      peer_name(p));
 		outcome = SMIG_OUTCOME_DISCARDED;
 	} else {
-		struct mig probe = { .d = d, .p = { .id = id } };
+		struct mig probe = { .d = d };
 
+		mig_id_set(&probe, &id);
 		snprintf(probe.peer_host, sizeof(probe.peer_host), "%s", peer_name(p));
 		/* a VM that left again, or was undefined, did run here: never say otherwise */
-		if (!dst_vm_outcome(d, id, &probe, &outcome))
-			outcome = dst_record_find(d, id, peer_name(p));
+		if (!dst_vm_outcome(d, &id, &probe, &outcome))
+			outcome = dst_record_find(d, &id, peer_name(p));
 	}
-	smig_info("event=migration_query from=%s id=%016llx outcome=%u", peer_name(p),
-		  (unsigned long long)id, outcome);
-	(void)smig_msg_put_mig_outcome(peer_tx(p), id, outcome);
+	smig_mig_id_format(&id, ids);
+	smig_info("event=migration_query from=%s id=%s outcome=%u", peer_name(p), ids, outcome);
+	(void)smig_msg_put_mig_outcome(peer_tx(p), &id, outcome);
 	/* one question per connection: a peer asks again on a new one (rate-limited) */
 	(void)smig_msg_put_bye(peer_tx(p));
 	peer_release(p);
@@ -489,7 +494,7 @@ static void dst_started(void *arg, bool ok, const char *why)
 		return;
 	}
 	m->fd = sv[0];
-	snprintf(fdname, sizeof(fdname), "smig-%016llx", (unsigned long long)m->p.id);
+	snprintf(fdname, sizeof(fdname), "smig-%llu", (unsigned long long)m->serial);
 	snprintf(uri, sizeof(uri), "fd:%s", fdname);
 	rc = loop_watch_add(m->d->loop, sv[0], 0, dst_fd_io, m, &m->w);
 	if (rc == 0)
@@ -584,6 +589,7 @@ void mig_dst_prepare(struct smigd *d, struct peer *p, const struct smig_frame *f
 {
 	struct smig_policy_decision dec;
 	struct smig_mig_prepare mp;
+	struct smig_mig_id id;
 	struct smig_vmspec spec;
 	struct vm_fw_build fwb;
 	char name[SMIG_NAME_MAX + 16];
@@ -597,11 +603,16 @@ void mig_dst_prepare(struct smigd *d, struct peer *p, const struct smig_frame *f
 	m->peer = p;
 	snprintf(m->peer_host, sizeof(m->peer_host), "%s", peer_name(p));
 	peer_attach_mig(p, m);
+	/* the id is ours, at random: a source cannot name another migration */
+	if (smig_mig_id_new(&id) < 0) {
+		mig_dst_abort(m, true, SMIG_EIO, "no random migration id on %s", d->cfg.host);
+		return;
+	}
+	mig_id_set(m, &id);
 	if (smig_msg_get_mig_prepare(f, &mp) < 0) {
 		mig_dst_abort(m, true, SMIG_EPROTO, "malformed PREPARE");
 		return;
 	}
-	m->p.id = mp.id;
 	snprintf(name, sizeof(name), "spec from %s", m->peer_host);
 	if (smig_vmspec_parse(name, mp.spec, mp.spec_len, &spec, err, sizeof(err)) < 0) {
 		OPENSSL_cleanse(mp.key, sizeof(mp.key));
@@ -644,8 +655,8 @@ void mig_dst_prepare(struct smigd *d, struct peer *p, const struct smig_frame *f
 		m->agent = MA_EXPECTED;
 	vm_set_mig(m->vm, m);
 	mig_set_state(m, SMIG_MST_PREPARING);
-	smig_info("event=migration_incoming vm=%s from=%s id=%016llx", m->vm_name, m->peer_host,
-		  (unsigned long long)m->p.id);
+	smig_info("event=migration_incoming vm=%s from=%s id=%s", m->vm_name, m->peer_host,
+		  m->ids);
 	(void)loop_timer_add(d->loop, MIG_PROGRESS_MS, dst_tick, m, &m->timer);
 	vm_start_incoming(m->vm, dst_started, m);
 }
@@ -660,7 +671,7 @@ static void dst_resumed(void *arg, bool ok, const char *why)
 		(void)loop_timer_add(m->d->loop, 0, mig_dst_abort_later, m, &m->timer);
 		return;
 	}
-	(void)vm_incoming_mark(m->vm, m->p.id, m->peer_host, true);
+	(void)vm_incoming_mark(m->vm, &m->p.id, m->peer_host, true);
 	/* the source waits with the VM paused there: answer before the audit's fsyncs */
 	mig_send_id(m, SMIG_MSG_MIG_COMMITTED);
 	smig_info("event=migration_committed vm=%s from=%s bytes=%llu", m->vm_name, m->peer_host,
@@ -690,7 +701,7 @@ static void dst_commit(struct mig *m)
 	 * our answer would find nothing and run its copy too.
 	 */
 	if (dst_record(m, "committed") < 0 ||
-	    vm_incoming_mark(m->vm, m->p.id, m->peer_host, false) < 0) {
+	    vm_incoming_mark(m->vm, &m->p.id, m->peer_host, false) < 0) {
 		mig_dst_abort(m, true, SMIG_EIO,
 			      "cannot record the commit on %s (is its state directory full?)",
 			      m->d->cfg.host);
@@ -731,6 +742,14 @@ void mig_dst_frame(struct mig *m, const struct smig_frame *f)
 		return;
 	case SMIG_IN_BAD:
 	case SMIG_IN_WRONG_LENGTH:
+		mig_dst_abort(m, true, SMIG_EPROTO, "%s", in.text);
+		return;
+	case SMIG_IN_WRONG_ID:
+		/* the id is ours and this session's: no honest source names another */
+		h = smig_hosts_by_name(smigd_hosts(m->d), m->peer_host);
+		sec_event(m->d, SMIG_SEC_PROTOCOL_VIOLATION, h ? h->addr : "", m->peer_host,
+			  "%s sent %s during the migration of %s (id %s)", m->peer_host, in.text,
+			  m->vm_name, m->ids);
 		mig_dst_abort(m, true, SMIG_EPROTO, "%s", in.text);
 		return;
 	default: /* a violation; the source's own messages are violations here too */

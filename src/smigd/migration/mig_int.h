@@ -57,6 +57,8 @@ struct mig {
 	struct mig *next;
 	struct smigd *d;
 	struct smig_migproto p; /* role, id, state, stream bytes */
+	uint64_t serial;        /* this process's own handle (mig_cb_new), never reused */
+	char ids[SMIG_MIG_ID_STR_LEN]; /* p.id in hex once known (mig_id_set), else "-" */
 	char vm_name[SMIG_NAME_MAX + 1];
 	char peer_host[SMIG_NAME_MAX + 1];
 	struct vm *vm;
@@ -99,8 +101,10 @@ struct mig {
 /* The engine's list (d->migs), empty. */
 int mig_list_init(struct smigd *d);
 struct mig *mig_new(struct smigd *d, bool source);
-/* A number never handed out before in this process (mixed into migration ids). */
+/* A number never handed out before in this process (a migration's handle). */
 uint64_t mig_next_serial(struct smigd *d);
+/* The migration's id is known (the destination chose it, PREPARED brought it). */
+void mig_id_set(struct mig *m, const struct smig_mig_id *id);
 
 /*
  * The one place a migration's state changes. A step the protocol does not
@@ -121,8 +125,9 @@ void mig_send_abort(struct mig *m, int code, const char *why);
 void mig_send_id(struct mig *m, uint8_t type);
 /*
  * QMP replies may outlive a migration, so their callbacks carry the
- * migration's id (mig_cb_new) and look it up again (mig_cb_take: NULL once
- * the migration is gone).
+ * migration's serial (mig_cb_new) and look it up again (mig_cb_take: NULL
+ * once the migration is gone). The serial is this process's own: a peer
+ * names nothing here.
  */
 void *mig_cb_new(struct mig *m);
 struct mig *mig_cb_take(void *arg);
@@ -146,7 +151,8 @@ void mig_src_resume(struct mig *m);
 
 /* mig_resolve.c */
 /* After a restart: COMMIT of vm (migration id) to host was unconfirmed (struct vm_mig_ops). */
-int mig_resolve_adopted(struct smigd *d, struct vm *vm, uint64_t id, const char *host, bool gone);
+int mig_resolve_adopted(struct smigd *d, struct vm *vm, const struct smig_mig_id *id,
+			const char *host, bool gone);
 /* COMMIT is out and the connection went: keep the copy paused, ask the destination. */
 void mig_resolve_begin(struct mig *m, const char *why);
 /* The query connection is ready: send QUERY. */

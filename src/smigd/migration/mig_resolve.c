@@ -60,18 +60,18 @@ static void resolve_start(struct mig *m)
 	m->resolve_next_ms = loop_now_ms();
 	m->settle_by_ms = loop_now_ms() + RESOLVE_REPLY_MS;
 	vm_note_error(m->vm,
-		      "COMMIT of migration %016llx went to %s and was not confirmed (%s): the "
+		      "COMMIT of migration %s went to %s and was not confirmed (%s): the "
 		      "copy here stays paused while smigd asks %s how it ended",
-		      (unsigned long long)m->p.id, m->peer_host, m->why, m->peer_host);
+		      m->ids, m->peer_host, m->why, m->peer_host);
 	loop_timer_cancel(m->d->loop, m->timer);
 	(void)loop_timer_add(m->d->loop, 0, resolve_tick, m, &m->timer);
 }
 
 void mig_resolve_begin(struct mig *m, const char *why)
 {
-	smig_err("event=migration_unresolved vm=%s to=%s id=%016llx reason=\"%s\" "
+	smig_err("event=migration_unresolved vm=%s to=%s id=%s reason=\"%s\" "
 		 "action=ask_destination",
-		 m->vm_name, m->peer_host, (unsigned long long)m->p.id, why);
+		 m->vm_name, m->peer_host, m->ids, why);
 	snprintf(m->why, sizeof(m->why), "%s", why);
 	if (m->peer)
 		peer_release(m->peer);
@@ -80,30 +80,30 @@ void mig_resolve_begin(struct mig *m, const char *why)
 	resolve_start(m);
 }
 
-int mig_resolve_adopted(struct smigd *d, struct vm *vm, uint64_t id, const char *host,
-			bool gone)
+int mig_resolve_adopted(struct smigd *d, struct vm *vm, const struct smig_mig_id *id,
+			const char *host, bool gone)
 {
 	struct mig *m = mig_new(d, true);
 
 	if (m == NULL)
 		return -1;
-	m->p.id = id;
+	mig_id_set(m, id);
 	m->vm = vm;
 	m->src_gone = gone;
 	snprintf(m->vm_name, sizeof(m->vm_name), "%s", vm_spec(vm)->name);
 	snprintf(m->peer_host, sizeof(m->peer_host), "%s", host);
 	snprintf(m->why, sizeof(m->why), "smigd restarted before the answer came");
 	vm_set_mig(vm, m);
-	smig_warn("event=migration_unresolved vm=%s to=%s id=%016llx reason=\"%s\" "
+	smig_warn("event=migration_unresolved vm=%s to=%s id=%s reason=\"%s\" "
 		  "action=ask_destination",
-		  m->vm_name, host, (unsigned long long)id, m->why);
+		  m->vm_name, host, m->ids, m->why);
 	resolve_start(m);
 	return 0;
 }
 
 void mig_resolve_ask(struct mig *m)
 {
-	(void)smig_msg_put_mig_id(peer_tx(m->peer), SMIG_MSG_MIG_QUERY, m->p.id);
+	(void)smig_msg_put_mig_id(peer_tx(m->peer), SMIG_MSG_MIG_QUERY, &m->p.id);
 	peer_kick(m->peer);
 }
 
@@ -111,8 +111,8 @@ static void resolve_outcome(struct mig *m, uint8_t outcome)
 {
 	char detail[SMIG_REASON_MAX + 1];
 
-	smig_info("event=migration_resolved vm=%s to=%s id=%016llx outcome=%s", m->vm_name,
-		  m->peer_host, (unsigned long long)m->p.id, outcome_names[outcome]);
+	smig_info("event=migration_resolved vm=%s to=%s id=%s outcome=%s", m->vm_name,
+		  m->peer_host, m->ids, outcome_names[outcome]);
 	if (outcome == SMIG_OUTCOME_PENDING) {
 		m->resolve_next_ms = loop_now_ms() + RESOLVE_PENDING_MS;
 		return;
@@ -139,9 +139,9 @@ static void resolve_outcome(struct mig *m, uint8_t outcome)
 			      "%s had no copy: start it again (smig vm start %s)",
 			      m->peer_host, m->peer_host, m->vm_name);
 	} else {
-		vm_note_error(m->vm, "the commit of migration %016llx to %s was lost (%s); %s had "
+		vm_note_error(m->vm, "the commit of migration %s to %s was lost (%s); %s had "
 			      "no copy, so it resumed here",
-			      (unsigned long long)m->p.id, m->peer_host, m->why, m->peer_host);
+			      m->ids, m->peer_host, m->why, m->peer_host);
 		mig_src_resume(m);
 	}
 	if (ctl_ref_waits(&m->ref))
@@ -164,8 +164,8 @@ void mig_resolve_frame(struct mig *m, const struct smig_frame *f)
 	peer_release(m->peer);
 	m->peer = NULL;
 	if (smig_migproto_rx(&m->p, f, &in) != SMIG_IN_OUTCOME) {
-		smig_warn("event=protocol_violation host=%s reason=\"%s while resolving %016llx\"",
-			  m->peer_host, in.text, (unsigned long long)m->p.id);
+		smig_warn("event=protocol_violation host=%s reason=\"%s while resolving %s\"",
+			  m->peer_host, in.text, m->ids);
 		return;
 	}
 	resolve_outcome(m, in.outcome);

@@ -109,10 +109,9 @@ void mig_src_resume(struct mig *m)
 		return;
 	if (!smig_migproto_may_resume(&m->p)) {
 		/* a bug that could run the VM twice: the restarted smigd asks instead */
-		smig_err("event=migration_resume_illegal vm=%s to=%s id=%016llx state=%s "
+		smig_err("event=migration_resume_illegal vm=%s to=%s id=%s state=%s "
 			 "action=abort",
-			 m->vm_name, m->peer_host, (unsigned long long)m->p.id,
-			 smig_mst_names[m->p.state]);
+			 m->vm_name, m->peer_host, m->ids, smig_mst_names[m->p.state]);
 		abort();
 	}
 	(void)qmpconn_send(q, "migrate_cancel", NULL, -1, NULL, NULL);
@@ -317,7 +316,7 @@ static void src_stream(struct mig *m)
 		mig_src_fail(m, SMIG_EIO, "cannot create the stream socket");
 		return;
 	}
-	snprintf(fdname, sizeof(fdname), "smig-%016llx", (unsigned long long)m->p.id);
+	snprintf(fdname, sizeof(fdname), "smig-%llu", (unsigned long long)m->serial);
 	m->fd = sv[0];
 	rc = loop_watch_add(m->d->loop, sv[0], EPOLLIN, src_fd_io, m, &m->w);
 	if (rc == 0)
@@ -403,6 +402,7 @@ void mig_src_finish(struct mig *m, const char *guest, const char *detail)
 			   "cipher", m->cipher, "peer_trust", m->trust, "accel",
 			   m->accel ? m->accel : "unknown");
 	if (result) {
+		(void)json_object_set_new(result, "id", json_string(m->ids));
 		(void)json_object_set_new(result, "guest", json_string(guest));
 		(void)json_object_set_new(result, "guest_detail", json_string(detail));
 		(void)json_object_set_new(result, "guest_agent_before",
@@ -508,7 +508,7 @@ static void src_ready(struct mig *m, uint32_t offered)
 {
 	if (!m->src_gone && !src_protection_kept(m, offered))
 		return;
-	if (vm_commit_mark(m->vm, m->p.id, m->peer_host) < 0) {
+	if (vm_commit_mark(m->vm, &m->p.id, m->peer_host) < 0) {
 		mig_src_fail(m, SMIG_EIO, "cannot record the commit in %s's directory", m->vm_name);
 		return;
 	}
@@ -544,6 +544,9 @@ void mig_src_frame(struct mig *m, const struct smig_frame *f)
 			       in.text);
 		return;
 	case SMIG_IN_PREPARED:
+		mig_id_set(m, &m->p.id); /* the destination's choice */
+		smig_info("event=migration_prepared vm=%s to=%s id=%s", m->vm_name, m->peer_host,
+			  m->ids);
 		src_stream(m);
 		return;
 	case SMIG_IN_READY:
@@ -554,6 +557,14 @@ void mig_src_frame(struct mig *m, const struct smig_frame *f)
 		return;
 	case SMIG_IN_BAD:
 		/* after COMMIT this resolves by asking: a garbled ABORT proves nothing */
+		mig_src_fail(m, SMIG_EPROTO, "%s from %s", in.text, m->peer_host);
+		return;
+	case SMIG_IN_WRONG_ID:
+		/* after COMMIT this resolves by asking, as any other bad word does */
+		h = smig_hosts_by_name(smigd_hosts(m->d), m->peer_host);
+		sec_event(m->d, SMIG_SEC_PROTOCOL_VIOLATION, h ? h->addr : "", m->peer_host,
+			  "%s sent %s during the migration of %s (id %s)", m->peer_host, in.text,
+			  m->vm_name, m->ids);
 		mig_src_fail(m, SMIG_EPROTO, "%s from %s", in.text, m->peer_host);
 		return;
 	default:
@@ -614,7 +625,7 @@ static void src_agent_word(void *arg, bool answered, const char *why)
 
 void mig_peer_ready(struct mig *m)
 {
-	struct smig_mig_prepare mp = { .id = m->p.id };
+	struct smig_mig_prepare mp = { .has_key = 0 };
 	uint8_t key[SMIG_MIG_KEY_LEN];
 	char *spec;
 	int rc;
@@ -702,8 +713,6 @@ void mig_start(struct smigd *d, const char *name, const char *to, const struct m
 		ctl_reply_err(d, ref, "error", "out of memory");
 		return;
 	}
-	(void)RAND_bytes((unsigned char *)&m->p.id, sizeof(m->p.id));
-	m->p.id ^= mig_next_serial(d);
 	m->vm = vm;
 	m->opts = *o;
 	m->ref = *ref;
@@ -712,8 +721,7 @@ void mig_start(struct smigd *d, const char *name, const char *to, const struct m
 	snprintf(m->vm_name, sizeof(m->vm_name), "%s", name);
 	snprintf(m->peer_host, sizeof(m->peer_host), "%s", to);
 	vm_set_mig(vm, m);
-	smig_info("event=migration_start vm=%s to=%s id=%016llx", name, to,
-		  (unsigned long long)m->p.id);
+	smig_info("event=migration_start vm=%s to=%s", name, to);
 	if (vm_spec(vm)->guest_agent) {
 		m->agent = MA_PENDING;
 		m->agent_ping = vm_agent_ping(vm, src_agent_word, m);

@@ -57,6 +57,12 @@ uint64_t mig_next_serial(struct smigd *d)
 	return ++d->migs->next_id;
 }
 
+void mig_id_set(struct mig *m, const struct smig_mig_id *id)
+{
+	m->p.id = *id;
+	smig_mig_id_format(id, m->ids);
+}
+
 struct mig *mig_new(struct smigd *d, bool source)
 {
 	struct mig *m = calloc(1, sizeof(*m));
@@ -64,7 +70,9 @@ struct mig *mig_new(struct smigd *d, bool source)
 	if (m == NULL)
 		return NULL;
 	m->d = d;
-	smig_migproto_init(&m->p, source, 0);
+	smig_migproto_init(&m->p, source, NULL);
+	m->serial = mig_next_serial(d);
+	snprintf(m->ids, sizeof(m->ids), "-");
 	m->fd = -1;
 	m->trace_fd = -1;
 	m->t_start = loop_now_ns();
@@ -85,22 +93,21 @@ struct mig *mig_new(struct smigd *d, bool source)
 void mig_trace(struct mig *m, uint8_t op, const void *rec, size_t len)
 {
 	const char *dir = getenv("SMIG_TRACE_DIR");
-	uint8_t head[17];
+	uint8_t head[1 + SMIG_MIG_ID_LEN + 8];
 	char path[512];
 
 	if (dir == NULL || *dir == '\0')
 		return;
 	if (m->trace_fd < 0) {
-		snprintf(path, sizeof(path), "%s/%s-%016llx.trace", dir, m->p.source ? "src" : "dst",
-			 (unsigned long long)m->p.id);
+		snprintf(path, sizeof(path), "%s/%s-%llu-%s.trace", dir, m->p.source ? "src" : "dst",
+			 (unsigned long long)m->serial, m->ids);
 		m->trace_fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 		if (m->trace_fd < 0)
 			return;
 		head[0] = m->p.source;
-		for (int i = 0; i < 8; i++) {
-			head[1 + i] = (uint8_t)(m->p.id >> (56 - 8 * i));
-			head[9 + i] = (uint8_t)(m->p.budget >> (56 - 8 * i));
-		}
+		memcpy(head + 1, m->p.id.b, SMIG_MIG_ID_LEN);
+		for (int i = 0; i < 8; i++)
+			head[1 + SMIG_MIG_ID_LEN + i] = (uint8_t)(m->p.budget >> (56 - 8 * i));
 		if (write(m->trace_fd, head, sizeof(head)) < 0)
 			return;
 	}
@@ -141,14 +148,14 @@ void mig_set_state(struct mig *m, enum smig_mst to)
 	enum smig_mst from = m->p.state;
 
 	if (smig_migproto_to(&m->p, to) < 0) {
-		smig_err("event=migration_state_illegal vm=%s %s=%s id=%016llx from=%s to=%s "
+		smig_err("event=migration_state_illegal vm=%s %s=%s id=%s from=%s to=%s "
 			 "action=abort",
 			 m->vm_name, m->p.source ? "to" : "from", m->peer_host,
-			 (unsigned long long)m->p.id, smig_mst_names[from], smig_mst_names[to]);
+			 m->ids, smig_mst_names[from], smig_mst_names[to]);
 		abort();
 	}
-	smig_debug("event=migration_state vm=%s id=%016llx from=%s to=%s", m->vm_name,
-		   (unsigned long long)m->p.id, smig_mst_names[from], smig_mst_names[to]);
+	smig_debug("event=migration_state vm=%s id=%s from=%s to=%s", m->vm_name, m->ids,
+		   smig_mst_names[from], smig_mst_names[to]);
 	mig_trace(m, 'S', &rec, 1);
 	mig_recount(m->d);
 }
@@ -209,10 +216,7 @@ void mig_free_all(struct smigd *d)
 
 json_t *mig_json(const struct mig *m)
 {
-	char id[24];
-
-	snprintf(id, sizeof(id), "%016llx", (unsigned long long)m->p.id);
-	return json_pack("{s:s,s:s,s:s,s:s}", m->p.source ? "to" : "from", m->peer_host, "id", id,
+	return json_pack("{s:s,s:s,s:s,s:s}", m->p.source ? "to" : "from", m->peer_host, "id", m->ids,
 			 "state", smig_mst_names[m->p.state], "why", m->why);
 }
 
@@ -220,8 +224,8 @@ void mig_abandon(struct mig *m)
 {
 	if (!mig_resolving(m))
 		return; /* COMMIT still being answered: nothing to force (vm.c checks first) */
-	smig_warn("event=migration_abandoned vm=%s peer=%s id=%016llx state=%s", m->vm_name,
-		  m->peer_host, (unsigned long long)m->p.id, smig_mst_names[m->p.state]);
+	smig_warn("event=migration_abandoned vm=%s peer=%s id=%s state=%s", m->vm_name,
+		  m->peer_host, m->ids, smig_mst_names[m->p.state]);
 	if (m->vm)
 		vm_set_mig(m->vm, NULL);
 	m->vm = NULL;
@@ -285,26 +289,26 @@ void mig_send_id(struct mig *m, uint8_t type)
 	if (m->peer == NULL)
 		return;
 	if (type == SMIG_MSG_MIG_READY)
-		(void)smig_msg_put_mig_ready(peer_tx(m->peer), m->p.id, dst_protections(m));
+		(void)smig_msg_put_mig_ready(peer_tx(m->peer), &m->p.id, dst_protections(m));
 	else
-		(void)smig_msg_put_mig_id(peer_tx(m->peer), type, m->p.id);
+		(void)smig_msg_put_mig_id(peer_tx(m->peer), type, &m->p.id);
 	peer_send_now(m->peer); /* PREPARED, READY, COMMIT, COMMITTED: each one waits on it */
 }
 
-static struct mig *mig_by_id(struct smigd *d, uint64_t id)
+static struct mig *mig_by_serial(struct smigd *d, uint64_t serial)
 {
 	for (struct mig *m = d && d->migs ? d->migs->head : NULL; m; m = m->next)
-		if (m->p.id == id)
+		if (m->serial == serial)
 			return m;
 	return NULL;
 }
 
 void *mig_cb_new(struct mig *m)
 {
-	return (void *)(uintptr_t)m->p.id; // NOLINT(performance-no-int-to-ptr)
+	return (void *)(uintptr_t)m->serial; // NOLINT(performance-no-int-to-ptr)
 }
 
 struct mig *mig_cb_take(void *arg)
 {
-	return mig_by_id(mig_daemon, (uint64_t)(uintptr_t)arg);
+	return mig_by_serial(mig_daemon, (uint64_t)(uintptr_t)arg);
 }

@@ -93,17 +93,19 @@ void vm_console_path(const struct vm *vm, char *out, size_t outlen)
 /* The one command that gets a VM out of a state it does not leave by itself. */
 static void vm_resolution(const struct vm *vm, char *out, size_t outlen)
 {
-	char host[SMIG_NAME_MAX + 1];
-	uint64_t id;
+	char host[SMIG_NAME_MAX + 1], ids[SMIG_MIG_ID_STR_LEN];
+	struct smig_mig_id id;
 	const char *n = vm->spec.name;
 
 	out[0] = '\0';
-	if (vm_commit_pending(vm, &id, host, sizeof(host)))
+	if (vm_commit_pending(vm, &id, host, sizeof(host))) {
+		smig_mig_id_format(&id, ids);
 		snprintf(out, outlen,
-			 "COMMIT of migration %016llx went to %s unconfirmed: smigd asks %s until "
+			 "COMMIT of migration %s went to %s unconfirmed: smigd asks %s until "
 			 "it answers, then resumes or retires this copy by itself. Only if %s is "
 			 "gone for good and does not run %s: smig vm resume %s --force",
-			 (unsigned long long)id, host, host, host, n, n);
+			 ids, host, host, host, n, n);
+	}
 	else if (vm->state == VM_PAUSED && vm->mig == NULL)
 		snprintf(out, outlen, "smig vm resume %s", n);
 	else if (vm->state == VM_CRASHED)
@@ -385,12 +387,14 @@ static void vm_settle_staged(struct vm *vm)
 {
 	char src[SMIG_NAME_MAX + 1];
 	struct smig_pm r;
+	char ids[SMIG_MIG_ID_STR_LEN];
 	bool resumed;
-	uint64_t id;
+	struct smig_mig_id id;
 
 	if (vm->qemu_pid > 0 && vm_incoming_get(vm, &id, src, &resumed) == 0) {
-		smig_warn("event=vm_staged_committed vm=%s from=%s id=%016llx action=adopt",
-			  vm->spec.name, src, (unsigned long long)id);
+		smig_mig_id_format(&id, ids);
+		smig_warn("event=vm_staged_committed vm=%s from=%s id=%s action=adopt",
+			  vm->spec.name, src, ids);
 		vm->incoming = false;
 		if (priv_call(vm->d->priv, &r, SMIG_PM_VM_COMMIT, vm->spec.name) < 0 ||
 		    priv_status(&r) < 0)
@@ -410,15 +414,16 @@ static void vm_settle_staged(struct vm *vm)
  * not heard how it ended. No fsync: it guards against smigd dying while
  * its QEMU lives on, and a host that loses power loses that QEMU too.
  */
-int vm_commit_mark(struct vm *vm, uint64_t id, const char *host)
+int vm_commit_mark(struct vm *vm, const struct smig_mig_id *id, const char *host)
 {
-	char path[PATH_MAX], line[96];
+	char path[PATH_MAX], line[128], ids[SMIG_MIG_ID_STR_LEN];
 	int fd, n, rc;
 
 	if (smig_file_mkdirs(vm->dir, 0700) < 0)
 		return SMIG_EIO;
 	vm_path(vm, "commit.pending", path, sizeof(path));
-	n = snprintf(line, sizeof(line), "%016llx %s\n", (unsigned long long)id, host);
+	smig_mig_id_format(id, ids);
+	n = snprintf(line, sizeof(line), "%s %s\n", ids, host);
 	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return SMIG_EIO;
@@ -427,10 +432,12 @@ int vm_commit_mark(struct vm *vm, uint64_t id, const char *host)
 	return rc;
 }
 
-bool vm_commit_pending(const struct vm *vm, uint64_t *id, char *host, size_t hostlen)
+bool vm_commit_pending(const struct vm *vm, struct smig_mig_id *id, char *host,
+		       size_t hostlen)
 {
 	char path[PATH_MAX], line[128] = "", name[SMIG_NAME_MAX + 1] = "";
-	uint64_t v = 0;
+	char ids[SMIG_MIG_ID_STR_LEN] = "";
+	struct smig_mig_id v = { { 0 } };
 	FILE *f;
 
 	vm_path(vm, "commit.pending", path, sizeof(path));
@@ -438,8 +445,8 @@ bool vm_commit_pending(const struct vm *vm, uint64_t *id, char *host, size_t hos
 	if (f == NULL)
 		return false;
 	/* unreadable still counts: the commit may be out, so the copy stays paused */
-	if (fgets(line, sizeof(line), f) == NULL || smig_unhex_u64(line, &v) < 0 ||
-	    sscanf(line + 16, " %63s", name) != 1)
+	if (fgets(line, sizeof(line), f) == NULL ||
+	    sscanf(line, "%32s %63s", ids, name) != 2 || smig_mig_id_parse(ids, &v) < 0)
 		snprintf(name, sizeof(name), "?");
 	fclose(f);
 	*id = v;
@@ -452,15 +459,17 @@ bool vm_commit_pending(const struct vm *vm, uint64_t *id, char *host, size_t hos
  * "ID SOURCE committed" from COMMIT on, "... resumed" once the guest has
  * run here. What a source's MIG_QUERY is answered from, by id, not name.
  */
-int vm_incoming_mark(struct vm *vm, uint64_t id, const char *source, bool resumed)
+int vm_incoming_mark(struct vm *vm, const struct smig_mig_id *id, const char *source,
+		     bool resumed)
 {
-	char path[PATH_MAX], line[128];
+	char path[PATH_MAX], line[160], ids[SMIG_MIG_ID_STR_LEN];
 	int fd, n, rc;
 
 	if (smig_file_mkdirs(vm->dir, 0700) < 0)
 		return SMIG_EIO;
 	vm_path(vm, "incoming.id", path, sizeof(path));
-	n = snprintf(line, sizeof(line), "%016llx %s %s\n", (unsigned long long)id, source,
+	smig_mig_id_format(id, ids);
+	n = snprintf(line, sizeof(line), "%s %s %s\n", ids, source,
 		     resumed ? "resumed" : "committed");
 	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
@@ -471,10 +480,10 @@ int vm_incoming_mark(struct vm *vm, uint64_t id, const char *source, bool resume
 	return rc;
 }
 
-int vm_incoming_get(const struct vm *vm, uint64_t *id, char src[SMIG_NAME_MAX + 1],
+int vm_incoming_get(const struct vm *vm, struct smig_mig_id *id, char src[SMIG_NAME_MAX + 1],
 		    bool *resumed)
 {
-	char path[PATH_MAX], line[128] = "", what[16];
+	char path[PATH_MAX], line[160] = "", what[16], ids[SMIG_MIG_ID_STR_LEN];
 	FILE *f;
 	int rc = SMIG_ENOENT;
 
@@ -482,8 +491,8 @@ int vm_incoming_get(const struct vm *vm, uint64_t *id, char src[SMIG_NAME_MAX + 
 	f = fopen(path, "r");
 	if (f == NULL)
 		return SMIG_ENOENT;
-	if (fgets(line, sizeof(line), f) && smig_unhex_u64(line, id) == 0 &&
-	    sscanf(line + 16, " %63s %15s", src, what) == 2) {
+	if (fgets(line, sizeof(line), f) && sscanf(line, "%32s %63s %15s", ids, src, what) == 3 &&
+	    smig_mig_id_parse(ids, id) == 0) {
 		*resumed = strcmp(what, "resumed") == 0;
 		rc = 0;
 	}
@@ -494,7 +503,7 @@ int vm_incoming_get(const struct vm *vm, uint64_t *id, char src[SMIG_NAME_MAX + 
 bool vm_migration_unfinished(const struct vm *vm)
 {
 	char host[SMIG_NAME_MAX + 1];
-	uint64_t id;
+	struct smig_mig_id id;
 
 	return vm->mig || vm_commit_pending(vm, &id, host, sizeof(host));
 }
@@ -502,11 +511,11 @@ bool vm_migration_unfinished(const struct vm *vm)
 bool vm_resolve_pending(struct vm *vm, bool gone)
 {
 	char host[SMIG_NAME_MAX + 1];
-	uint64_t id;
+	struct smig_mig_id id;
 
 	if (!vm_commit_pending(vm, &id, host, sizeof(host)))
 		return false;
-	if (vm->d->vms->ops.resolve(vm->d, vm, id, host, gone) < 0)
+	if (vm->d->vms->ops.resolve(vm->d, vm, &id, host, gone) < 0)
 		vm_note_error(vm, "COMMIT of a migration to %s was not confirmed; cannot ask %s "
 			      "(out of memory)",
 			      host, host);

@@ -44,7 +44,8 @@ struct vm_mig_ops {
 	 * unconfirmed; gone: its QEMU here is dead or not paused. The engine
 	 * keeps it paused and asks host how it ended.
 	 */
-	int (*resolve)(struct smigd *d, struct vm *vm, uint64_t id, const char *host, bool gone);
+	int (*resolve)(struct smigd *d, struct vm *vm, const struct smig_mig_id *id,
+		       const char *host, bool gone);
 };
 
 enum vm_state {
@@ -122,12 +123,14 @@ void vm_adopt_incoming(struct vm *vm);
  * destination's answer is known. While it is there the copy here must not
  * run: the destination may be running the VM.
  */
-int vm_commit_mark(struct vm *vm, uint64_t id, const char *host);
-bool vm_commit_pending(const struct vm *vm, uint64_t *id, char *host, size_t hostlen);
+int vm_commit_mark(struct vm *vm, const struct smig_mig_id *id, const char *host);
+bool vm_commit_pending(const struct vm *vm, struct smig_mig_id *id, char *host,
+		       size_t hostlen);
 void vm_commit_clear(struct vm *vm);
 /* Destination: the migration that brought vm here (incoming.id), and whether its guest ran here. */
-int vm_incoming_mark(struct vm *vm, uint64_t id, const char *source, bool resumed);
-int vm_incoming_get(const struct vm *vm, uint64_t *id, char src[SMIG_NAME_MAX + 1],
+int vm_incoming_mark(struct vm *vm, const struct smig_mig_id *id, const char *source,
+		     bool resumed);
+int vm_incoming_get(const struct vm *vm, struct smig_mig_id *id, char src[SMIG_NAME_MAX + 1],
 		    bool *resumed);
 /* Reads the vTPM state key of a VM for the peer (from the warden); 0 or a negative code. */
 int vm_get_tpm_key(struct vm *vm, uint8_t *key, size_t len);

@@ -216,10 +216,10 @@ static void on_adopt_resumed(void *arg, bool ok, const char *why)
 	struct vm *vm = arg;
 	char src[SMIG_NAME_MAX + 1];
 	bool resumed;
-	uint64_t id;
+	struct smig_mig_id id;
 
 	if (ok && vm_incoming_get(vm, &id, src, &resumed) == 0 && !resumed)
-		(void)vm_incoming_mark(vm, id, src, true); /* it came in and now has run here */
+		(void)vm_incoming_mark(vm, &id, src, true); /* it came in and now has run here */
 	if (ok)
 		smig_info("event=vm_resumed vm=%s reason=adopted_paused_by_a_migration", vm->spec.name);
 	else
