@@ -41,9 +41,25 @@ struct smig_host {
 	size_t nlabels;
 };
 
+/*
+ * A certificate the cluster no longer accepts, whoever presents it: refused
+ * on every handshake, both ways, and its live sessions are closed when the
+ * table is reloaded. The fingerprint may belong to a host's former
+ * certificate (re-keyed after a compromise) or to a host taken out.
+ */
+#define SMIG_REVOKED_MAX 4096
+#define SMIG_REVOKED_REASON_MAX 127
+struct smig_revoked {
+	uint8_t fp[SMIG_FP_LEN];
+	char host[SMIG_NAME_MAX + 1]; /* whose it was, or "" */
+	char reason[SMIG_REVOKED_REASON_MAX + 1];
+};
+
 struct smig_hosts {
 	struct smig_host *v;
 	size_t n;
+	struct smig_revoked *revoked;
+	size_t nrevoked;
 };
 
 struct smig_config {
@@ -124,6 +140,8 @@ void smig_hosts_clear(struct smig_hosts *h);
 const struct smig_host *smig_hosts_by_name(const struct smig_hosts *h, const char *name);
 const struct smig_host *smig_hosts_by_fp(const struct smig_hosts *h, const uint8_t *fp);
 const struct smig_host *smig_hosts_by_addr(const struct smig_hosts *h, const char *addr);
+/* The revocation of the certificate with fingerprint fp, or NULL. */
+const struct smig_revoked *smig_hosts_revoked(const struct smig_hosts *h, const uint8_t *fp);
 
 /* "192.0.2.1:7450", "[2001:db8::1]:7450" or a bare address (default port). */
 int smig_addr_parse(const char *s, char *addr, size_t addrlen, uint16_t *port);

@@ -145,11 +145,75 @@ static int hosts_entry(const struct smig_json_doc *doc, const json_t *arr, size_
 	return 0;
 }
 
+static int revoked_entry(const struct smig_json_doc *doc, const json_t *arr, size_t i,
+			 struct smig_hosts *h, char *err, size_t errlen)
+{
+	static const struct smig_jfield fields[] = {
+		{ "fingerprint", SMIG_J_STRING, true, 0, 0 },
+		{ "reason", SMIG_J_STRING, true, 0, 0 },
+		{ "host", SMIG_J_STRING, false, 0, 0 },
+	};
+	const json_t *e = json_array_get(arr, i);
+	struct smig_revoked *r = &h->revoked[i];
+	const struct smig_host *owner;
+	const char *reason, *host;
+	char what[32];
+
+	snprintf(what, sizeof(what), "revoked[%zu]", i);
+	if (!json_is_object(e))
+		return smig_json_fail_at(doc, arr, i, err, errlen, "%s must be an object", what);
+	SMIG_GUARD(smig_json_check(doc, e, what, fields, ARRAY_LEN(fields), err, errlen));
+	if (smig_fp_parse(json_string_value(json_object_get(e, "fingerprint")), r->fp) < 0)
+		return smig_json_fail(doc, e, "fingerprint", err, errlen,
+				      "%s.fingerprint must be sha256: and 64 hex digits", what);
+	if (smig_hosts_revoked(h, r->fp))
+		return smig_json_fail(doc, e, "fingerprint", err, errlen,
+				      "%s.fingerprint is revoked twice", what);
+	if ((owner = smig_hosts_by_fp(h, r->fp)))
+		return smig_json_fail(doc, e, "fingerprint", err, errlen,
+				      "%s.fingerprint is the certificate of host %s: a revoked "
+				      "certificate cannot be a host's; re-key %s (smig pki issue) "
+				      "or take it out of hosts",
+				      what, owner->name, owner->name);
+	reason = json_string_value(json_object_get(e, "reason"));
+	if (reason[0] == '\0' || strlen(reason) > SMIG_REVOKED_REASON_MAX)
+		return smig_json_fail(doc, e, "reason", err, errlen,
+				      "%s.reason must be 1-%d characters", what,
+				      SMIG_REVOKED_REASON_MAX);
+	host = json_string_value(json_object_get(e, "host"));
+	if (host && !smig_name_valid(host))
+		return smig_json_fail(doc, e, "host", err, errlen,
+				      "%s.host must be 1-63 characters of A-Z a-z 0-9 . _ -", what);
+	snprintf(r->reason, sizeof(r->reason), "%s", reason);
+	snprintf(r->host, sizeof(r->host), "%s", host ? host : "");
+	h->nrevoked++;
+	return 0;
+}
+
+static int hosts_revoked(const struct smig_json_doc *doc, struct smig_hosts *h, char *err,
+			 size_t errlen)
+{
+	const json_t *arr = json_object_get(doc->root, "revoked");
+	size_t n = json_array_size(arr);
+
+	if (arr == NULL)
+		return 0;
+	if (n > SMIG_REVOKED_MAX)
+		return smig_json_fail(doc, doc->root, "revoked", err, errlen,
+				      "more than %d revoked certificates", SMIG_REVOKED_MAX);
+	h->revoked = calloc(n ? n : 1, sizeof(*h->revoked));
+	SMIG_ENSURE(h->revoked != NULL, SMIG_ENOMEM);
+	for (size_t i = 0; i < n; i++)
+		SMIG_GUARD(revoked_entry(doc, arr, i, h, err, errlen));
+	return 0;
+}
+
 static int hosts_top(const struct smig_json_doc *doc, struct smig_hosts *h, char *err,
 		     size_t errlen)
 {
 	static const struct smig_jfield fields[] = {
 		{ "hosts", SMIG_J_ARRAY, true, 0, 0 },
+		{ "revoked", SMIG_J_ARRAY, false, 0, 0 },
 	};
 	const json_t *arr;
 	size_t n;
@@ -165,7 +229,7 @@ static int hosts_top(const struct smig_json_doc *doc, struct smig_hosts *h, char
 	SMIG_ENSURE(h->v != NULL, SMIG_ENOMEM);
 	for (size_t i = 0; i < n; i++)
 		SMIG_GUARD(hosts_entry(doc, arr, i, h, err, errlen));
-	return 0;
+	return hosts_revoked(doc, h, err, errlen);
 }
 
 /* Reads the host table in text, or in the file name when text is NULL. */
@@ -198,6 +262,7 @@ int smig_hosts_load(const char *path, struct smig_hosts *h, char *err, size_t er
 void smig_hosts_clear(struct smig_hosts *h)
 {
 	free(h->v);
+	free(h->revoked);
 	memset(h, 0, sizeof(*h));
 }
 
@@ -222,5 +287,13 @@ const struct smig_host *smig_hosts_by_addr(const struct smig_hosts *h, const cha
 	for (size_t i = 0; i < h->n; i++)
 		if (strcmp(h->v[i].addr, addr) == 0)
 			return &h->v[i];
+	return NULL;
+}
+
+const struct smig_revoked *smig_hosts_revoked(const struct smig_hosts *h, const uint8_t *fp)
+{
+	for (size_t i = 0; i < h->nrevoked; i++)
+		if (memcmp(h->revoked[i].fp, fp, SMIG_FP_LEN) == 0)
+			return &h->revoked[i];
 	return NULL;
 }

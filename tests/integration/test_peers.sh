@@ -6,13 +6,14 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../harness/lib.sh"
 . "$here/../harness/tap.sh"
+fakepeer=$SMIG_BUILD/tests/harness/smig-fakepeer
 
 dir=$(mktemp -d /tmp/smig-peers.XXXXXX)
 trap 'cluster_clean "$dir"' EXIT
 SMIG_HANDSHAKE_MS=800 cluster_make "$dir" 2 || { echo "Bail out! cluster_make"; exit 1; }
 p2=$(cat "$dir/h2.port")
 
-plan 19
+plan 22
 
 smigd_start "$dir" h1
 ok $? "h1 starts"
@@ -111,6 +112,45 @@ ok $? "a server whose fingerprint differs from the pinned one: exit 4 ($msg)"
 
 hsmig "$dir" h1 hosts | grep -q imposter
 ok $? "smig hosts shows the reloaded table"
+
+# --- revocation: the host table's list of certificates refused on every handshake ----------
+jq --arg fp "$fp_rogue" '.revoked = [{"fingerprint": $fp, "reason": "key leaked"}]' \
+	"$dir/hosts.json" >"$dir/hosts.rev" && cp "$dir/hosts.rev" "$dir/hosts.json"
+kill -HUP "$(cat "$dir/h1.pid")"
+log_has h1 'reload_failed .*revoked\[0\].fingerprint is the certificate of host imposter'
+ok $? "a table that both pins and revokes a certificate is refused on reload, naming both"
+fp2=$("$SMIG" pki fingerprint "$dir/pki/h2.crt")
+"$SMIG" pki issue "$dir/pki" h2old --ip 127.0.0.1 >/dev/null
+fp_old=$("$SMIG" pki fingerprint "$dir/pki/h2old.crt")
+# h2's former certificate (its key stolen) is revoked; h2 itself still belongs
+jq --arg fp "$fp_old" '.revoked = [{"fingerprint": $fp, "host": "h2", "reason": "key stolen 2026-12-01"}]' \
+	"$dir/hosts.good" >"$dir/hosts.json"
+kill -HUP "$(cat "$dir/h1.pid")"
+log_has h1 'reload_done hosts=2 revoked=1'
+p1=$(cat "$dir/h1.port")
+s_client1() { timeout 5 openssl s_client -connect "127.0.0.1:$p1" -cert "$dir/pki/$1.crt" \
+	-key "$dir/pki/$1.key" -CAfile "$dir/pki/ca.crt" -quiet -no_ign_eof -tls1_3 </dev/null >/dev/null 2>&1; }
+s_client1 h2old
+log_has h1 "peer_refused .*certificate $fp_old is revoked \(host table\): key stolen 2026-12-01" &&
+	hsmig "$dir" h1 --json ids events | jq -e '.events | map(select(.kind == "unknown_peer" and (.detail | test("revoked")))) | length >= 1' >/dev/null &&
+	hsmig "$dir" h2 ping h1 >/dev/null
+ok $? "a revoked certificate of the cluster's CA is refused at the handshake, as a security event; h2's current one still works"
+"$fakepeer" hold --ca "$dir/pki/ca.crt" --cert "$dir/pki/h2.crt" --key "$dir/pki/h2.key" \
+	--name h2 --to "127.0.0.1:$p1" --count 1 --hold-s 20 >"$dir/hold.out" 2>&1 &
+holder=$!
+wait_for 5 grep -q 'peer_authenticated direction=in host=h2' "$dir/h1.log"
+jq --arg fp "$fp2" '.hosts |= map(select(.name != "h2")) | .revoked = [{"fingerprint": $fp, "host": "h2", "reason": "host retired"}]' \
+	"$dir/hosts.good" >"$dir/hosts.json"
+kill -HUP "$(cat "$dir/h1.pid")"
+log_has h1 "peer_dropped host=h2 .*certificate $fp2 is revoked \(host table\): host retired" &&
+	! hsmig "$dir" h2 ping h1 >/dev/null 2>&1 &&
+	log_has h1 "peer_refused .*certificate $fp2 is revoked"
+ok $? "revoking a certificate on reload closes its live session there and then, and refuses it from then on"
+kill "$holder" 2>/dev/null
+wait "$holder" 2>/dev/null
+cp "$dir/hosts.good" "$dir/hosts.json"
+kill -HUP "$(cat "$dir/h1.pid")"
+wait_for 5 bash -c "grep -c 'reload_done' '$dir/h1.log' | grep -qx 4"
 
 echo '{"hosts": [' >"$dir/hosts.json"
 kill -HUP "$(cat "$dir/h1.pid")"

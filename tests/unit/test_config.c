@@ -256,6 +256,42 @@ static void test_hosts_errors(void **state)
 			   "hosts.json:2:20: label zone: keys and values are names");
 }
 
+/* The revocation list: certificates refused whoever presents them. */
+static void test_hosts_revoked(void **state)
+{
+	const char *text = "{\"hosts\": [\n"
+			   " {\"name\": \"h1\", \"address\": \"10.1.0.1\", \"fingerprint\": \"" FP1 "\"}],\n"
+			   " \"revoked\": [{\"fingerprint\": \"" FP2 "\", \"host\": \"h2\",\n"
+			   "  \"reason\": \"key leaked 2026-12-01\"}]}";
+	struct smig_hosts h;
+	uint8_t fp[SMIG_FP_LEN];
+	char err[256];
+
+	(void)state;
+	assert_int_equal(smig_hosts_parse("hosts.json", text, strlen(text), &h, err, sizeof(err)), 0);
+	assert_int_equal(h.nrevoked, 1);
+	assert_int_equal(smig_fp_parse(FP2, fp), 0);
+	assert_non_null(smig_hosts_revoked(&h, fp));
+	assert_string_equal(smig_hosts_revoked(&h, fp)->reason, "key leaked 2026-12-01");
+	assert_string_equal(smig_hosts_revoked(&h, fp)->host, "h2");
+	assert_int_equal(smig_fp_parse(FP1, fp), 0);
+	assert_null(smig_hosts_revoked(&h, fp));
+	smig_hosts_clear(&h);
+	/* a host's own certificate cannot be revoked and kept */
+	expect_hosts_error("{\"hosts\": [{\"name\": \"h1\", \"address\": \"10.0.0.1\", \"fingerprint\": \"" FP1 "\"}],\n"
+			   "\"revoked\": [{\"fingerprint\": \"" FP1 "\", \"reason\": \"x\"}]}",
+			   "hosts.json:2:29: revoked[0].fingerprint is the certificate of host h1");
+	expect_hosts_error("{\"hosts\": [],\n\"revoked\": [{\"fingerprint\": \"" FP2 "\"}]}",
+			   "hosts.json:2:13: revoked[0]: missing required key \"reason\"");
+	expect_hosts_error("{\"hosts\": [],\n\"revoked\": [{\"fingerprint\": \"" FP2 "\", \"reason\": \"a\"},\n"
+			   "{\"fingerprint\": \"" FP2 "\", \"reason\": \"b\"}]}",
+			   "hosts.json:3:17: revoked[1].fingerprint is revoked twice");
+	expect_hosts_error("{\"hosts\": [],\n\"revoked\": [{\"fingerprint\": \"sha1:00\", \"reason\": \"a\"}]}",
+			   "hosts.json:2:29: revoked[0].fingerprint must be sha256:");
+	expect_hosts_error("{\"hosts\": [],\n\"revoked\": [{\"fingerprint\": \"" FP2 "\", \"reason\": \"\"}]}",
+			   "hosts.json:2:");
+}
+
 static void test_json_positions_with_unicode_and_escapes(void **state)
 {
 	/* escaped quotes and multi-byte characters before the bad key */
@@ -287,6 +323,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_good_config),
+		cmocka_unit_test(test_hosts_revoked),
 		cmocka_unit_test(test_unknown_key_names_position),
 		cmocka_unit_test(test_wrong_type_names_position),
 		cmocka_unit_test(test_missing_field_names_object),

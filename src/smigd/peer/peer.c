@@ -160,6 +160,42 @@ static void peer_fail(struct peer *p, const char *code, const char *fmt, ...)
 	peer_free(p);
 }
 
+/* Why authenticated p may no longer talk to us under this host table, or NULL. */
+static const char *peer_unwelcome(const struct smigd *d, const struct peer *p, char *why,
+				  size_t len)
+{
+	const struct smig_revoked *r = smig_hosts_revoked(smigd_hosts(d), p->fp);
+	const struct smig_host *h = smig_hosts_by_fp(smigd_hosts(d), p->fp);
+	char fps[SMIG_FP_STR_LEN];
+
+	smig_fp_format(p->fp, fps);
+	if (r)
+		snprintf(why, len, "certificate %s is revoked (host table): %s", fps, r->reason);
+	else if (h == NULL || strcmp(h->name, p->name) != 0)
+		snprintf(why, len, "certificate %s is no longer %s's in the host table", fps,
+			 p->name);
+	else
+		return NULL;
+	return why;
+}
+
+void peer_recheck(struct smigd *d)
+{
+	char why[256];
+	struct peer *p;
+
+again:
+	for (p = d->peers ? d->peers->head : NULL; p; p = p->next) {
+		if (!p->authenticated || peer_unwelcome(d, p, why, sizeof(why)) == NULL)
+			continue;
+		smig_warn("event=peer_dropped host=%s addr=%s reason=\"%s\"", p->name, p->addr,
+			  why);
+		/* its migration, if any, fails as on a lost link: before COMMIT the source resumes */
+		peer_fail(p, "untrusted", "%s", why);
+		goto again; /* the list changed under us */
+	}
+}
+
 static void peer_timeout(void *arg)
 {
 	struct peer *p = arg;
@@ -281,6 +317,7 @@ static bool peer_secure(struct peer *p)
 	uint8_t fp[SMIG_FP_LEN];
 	char fps[SMIG_FP_STR_LEN];
 	const struct smig_host *h;
+	const struct smig_revoked *r;
 
 	p->t_secure = loop_now_ns();
 	d->peers->stats.handshakes_ok++;
@@ -289,6 +326,15 @@ static bool peer_secure(struct peer *p)
 		return false;
 	}
 	smig_fp_format(fp, fps);
+	/* a revoked certificate is refused whoever presents it, either way */
+	if ((r = smig_hosts_revoked(smigd_hosts(d), fp)) != NULL) {
+		sec_event(d, SMIG_SEC_UNKNOWN_PEER, p->ip, p->outbound ? p->name : r->host,
+			  "certificate %s%s%s is revoked: %s", fps, r->host[0] ? " of " : "",
+			  r->host, r->reason);
+		peer_fail(p, "untrusted", "certificate %s is revoked (host table): %s", fps,
+			  r->reason);
+		return false;
+	}
 	if (p->outbound) {
 		if (CRYPTO_memcmp(fp, p->expect_fp, SMIG_FP_LEN) != 0) {
 			sec_event(d, SMIG_SEC_UNKNOWN_PEER, p->ip, p->name,
@@ -317,6 +363,8 @@ static bool peer_secure(struct peer *p)
 			return false;
 		}
 	}
+	memcpy(p->fp, fp, SMIG_FP_LEN);
+	p->authenticated = true;
 	smig_info("event=peer_authenticated direction=%s host=%s addr=%s tls=%s cipher=%s",
 		  p->outbound ? "out" : "in", p->name, p->addr, smig_tls_version(p->tls),
 		  smig_tls_cipher(p->tls));

@@ -41,6 +41,11 @@ int peer_init(struct smigd *d);
 void peer_set_mig_ops(struct smigd *d, const struct peer_mig_ops *ops);
 int peer_listen(struct smigd *d);
 void peer_close_all(struct smigd *d);
+/*
+ * After a new host table: closes every session whose certificate is now
+ * revoked, or no longer the table's for that host.
+ */
+void peer_recheck(struct smigd *d);
 void peer_free_all(struct smigd *d);
 /* Starts a ping of host; the reply goes to ref (taken over). */
 void peer_ping(struct smigd *d, const char *host, struct ctl_ref *ref);

@@ -60,6 +60,8 @@ struct peer {
 	char ip[SMIG_ADDR_MAX];       /* remote address alone, for the IDS */
 	char name[SMIG_NAME_MAX + 1]; /* the peer host, once known */
 	uint8_t expect_fp[SMIG_FP_LEN];
+	bool authenticated;           /* its certificate (fp) passed the host table */
+	uint8_t fp[SMIG_FP_LEN];
 	struct smig_buf rx;
 	struct smig_buf tx;
 	struct ctl_ref ref; /* the control request waiting on this peer */

@@ -72,7 +72,9 @@ static void smigd_reload(void *arg, const struct smig_pm *ev)
 	d->cfg.ncomponents = cfg.ncomponents;
 	d->cfg.evacuate = cfg.evacuate;
 	smig_log_set_level(cfg.log_level);
-	smig_info("event=reload_done hosts=%zu", smigd_hosts(d)->n);
+	smig_info("event=reload_done hosts=%zu revoked=%zu", smigd_hosts(d)->n,
+		  smigd_hosts(d)->nrevoked);
+	peer_recheck(d);
 	authz_reload(d, &cfg, smig_pm_str(ev, 2));
 	(void)attest_set_ivt(d, smig_pm_str(ev, 3));
 }
