@@ -43,6 +43,7 @@ struct run {
 	uint64_t streamed; /* DATA bytes the peer sent while they were taken */
 	bool commit_out;   /* source: COMMIT went out */
 	bool cleared;      /* ... and the destination said it has no copy */
+	bool id_known;     /* source: the id came (PREPARED) or was there (restart) */
 };
 
 #define CHECK(c)                                                                  \
@@ -123,7 +124,10 @@ static void answer(struct run *r, enum smig_mig_in in, const struct smig_frame *
 		fail(r);
 		return;
 	case SMIG_IN_PREPARED:
-		CHECK(r->p.source && unset && !smig_mig_id_zero(&r->p.id));
+		/* once, and the id taken is the one PREPARED carries */
+		CHECK(r->p.source && !r->id_known && !smig_mig_id_zero(&r->p.id));
+		CHECK(smig_msg_get_mig_id(f, f->type, &id) == 0 && smig_mig_id_eq(&id, &r->p.id));
+		r->id_known = true;
 		step(r, SMIG_MST_STREAMING);
 		return;
 	case SMIG_IN_READY:
@@ -212,6 +216,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	smig_migproto_init(&r->p, data[0] & 1, (data[0] & 1) ? NULL : &id);
 	if (data[0] & 1)
 		r->p.id = id; /* a restarted source resolving the commit it found */
+	r->id_known = (data[0] & 1) && !smig_mig_id_zero(&id);
 	r->p.budget = get_be64(data + 1 + SMIG_MIG_ID_LEN);
 	while (off < size) {
 		uint8_t op = data[off++];
