@@ -27,6 +27,12 @@
 #define SMIG_AUDIT_HASH_LEN 32
 #define SMIG_AUDIT_FIELD_MAX 512 /* longer field values are cut */
 #define SMIG_AUDIT_CHECKPOINT "audit.checkpoint"
+/*
+ * The first record of a file that rotation started: it continues the chain
+ * of the file before (prev is that file's last hash). A set of files may
+ * begin with one when older files were rotated away.
+ */
+#define SMIG_AUDIT_ROTATE "audit.rotate"
 /* Signature contexts (sign.h). */
 #define SMIG_AUDIT_CTX_CHECKPOINT "smig-audit-checkpoint-v1"
 #define SMIG_AUDIT_CTX_HEAD "smig-audit-head-v1"
@@ -91,12 +97,15 @@ const char *smig_audit_damage_name(enum smig_audit_damage k);
 /* The first bad record found for each kind of damage. */
 struct smig_audit_finding {
 	bool found;
-	size_t line;  /* 1-based line of the log; 0 for the head file */
+	char file[64]; /* the file of the set it is in ("" with one unnamed text) */
+	size_t line;  /* 1-based line of that file; 0 for the head file */
 	uint64_t seq; /* the record's seq, when it has one */
 	char msg[256];
 };
 
 struct smig_audit_report {
+	size_t files;       /* files read, oldest first */
+	uint64_t first_seq; /* the first record's seq: > 1 when older files rotated away */
 	size_t records;     /* lines read, checkpoints included */
 	size_t checkpoints; /* with a good signature */
 	uint64_t last_seq;
@@ -116,9 +125,36 @@ struct smig_audit_report {
 int smig_audit_verify(const char *text, size_t len, const char *head, size_t head_len,
 		      EVP_PKEY *pub, struct smig_audit_report *rep);
 
+/* One file of a rotated set. */
+struct smig_audit_file {
+	const char *name; /* for findings, e.g. "audit.log.2" */
+	const char *text;
+	size_t len;
+};
+
 /*
- * The report as JSON: {ok, records, checkpoints, last_seq, head_checked,
- * unsigned_tail, damage: [{kind, line, seq, message}]}.
+ * Verifies a rotated set as one chain: files[0] the oldest (audit.log.N),
+ * the last the current log, whose head is head. The chain runs across
+ * files; only the first file may begin past seq 1, and only with an
+ * audit.rotate record (first_seq says where the set begins).
+ */
+int smig_audit_verify_files(const struct smig_audit_file *files, size_t nfiles,
+			    const char *head, size_t head_len, EVP_PKEY *pub,
+			    struct smig_audit_report *rep);
+
+/*
+ * Reads the rotated set of the log at path: path.N .. path.2, path.1 (N the
+ * highest number there is; one missing below it reads as empty, so the
+ * chain shows the gap), then path itself (missing: empty). Each file at most max bytes. *files is malloc'd, names
+ * are the files' base names; free with smig_audit_files_free.
+ */
+int smig_audit_files_read(const char *path, size_t max, struct smig_audit_file **files,
+			  size_t *n, char *err, size_t errlen);
+void smig_audit_files_free(struct smig_audit_file *files, size_t n);
+
+/*
+ * The report as JSON: {ok, files, first_seq, records, checkpoints, last_seq,
+ * head_checked, unsigned_tail, damage: [{kind, file, line, seq, message}]}.
  */
 json_t *smig_audit_report_json(const struct smig_audit_report *rep);
 

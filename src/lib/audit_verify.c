@@ -8,14 +8,19 @@
  *    that differs from the signed head;
  *  - inserted: a second record with the same seq that the chain does not
  *    go through, or records after the signed head;
- *  - deleted: a seq missing between 1 and the last;
+ *  - deleted: a seq missing between 1 (or, in a rotated set, the first
+ *    file's audit.rotate record) and the last;
  *  - reordered: a record that comes after a record with a higher seq;
  *  - truncated: the log ends before the seq its signed head names;
  *  - signature: a checkpoint or head whose signature is not the host's.
  */
 #include "audit.h"
 #include "error.h"
+#include "file.h"
 #include "sign.h"
+
+#include <limits.h>
+#include <unistd.h>
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -25,19 +30,23 @@
 #define AUDIT_LINES_MAX ((size_t)16 * 1024 * 1024)
 
 struct ent {
-	size_t line;
+	size_t file; /* index into the set */
+	size_t line; /* in its file */
 	bool ok; /* a well-formed record */
 	uint64_t seq;
 	uint8_t prev[SMIG_AUDIT_HASH_LEN];
 	uint8_t hash[SMIG_AUDIT_HASH_LEN];
 	bool hash_ok;
 	bool checkpoint;
+	bool rotate; /* an audit.rotate record: a file rotation began */
 	bool has_sig;
 	uint8_t sig[SMIG_SIG_LEN];
 	bool inserted;
 };
 
 struct vctx {
+	const struct smig_audit_file *files;
+	size_t nfiles;
 	struct ent *e;
 	size_t n;
 	size_t *by_seq; /* indexes of ok entries, sorted by (seq, line) */
@@ -54,20 +63,35 @@ const char *smig_audit_damage_name(enum smig_audit_damage k)
 	return (unsigned)k < SMIG_AUDIT_DAMAGE_KINDS ? names[k] : "unknown";
 }
 
-static void found(struct vctx *v, enum smig_audit_damage k, size_t line, uint64_t seq,
+/* "audit.log.1:12", or "line 12" for one unnamed text: where a record is. */
+static const char *at(const struct vctx *v, const struct ent *e, char *buf, size_t len)
+{
+	const char *name = v->files[e->file].name;
+
+	if (name && name[0])
+		snprintf(buf, len, "%s:%zu", name, e->line);
+	else
+		snprintf(buf, len, "line %zu", e->line);
+	return buf;
+}
+
+/* e: the record it is about, NULL for the head file. */
+static void found(struct vctx *v, enum smig_audit_damage k, const struct ent *e, uint64_t seq,
 		  const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
-static void found(struct vctx *v, enum smig_audit_damage k, size_t line, uint64_t seq,
+static void found(struct vctx *v, enum smig_audit_damage k, const struct ent *e, uint64_t seq,
 		  const char *fmt, ...)
 {
 	struct smig_audit_finding *f = &v->rep->kind[k];
+	const char *name = e ? v->files[e->file].name : NULL;
 	va_list ap;
 
 	v->rep->damaged = true;
 	if (f->found)
 		return;
 	f->found = true;
-	f->line = line;
+	snprintf(f->file, sizeof(f->file), "%s", name ? name : "");
+	f->line = e ? e->line : 0;
 	f->seq = seq;
 	va_start(ap, fmt);
 	vsnprintf(f->msg, sizeof(f->msg), fmt, ap);
@@ -94,6 +118,8 @@ static void parse_entry(struct ent *e, const char *s, size_t n)
 		e->seq = (uint64_t)json_integer_value(seq);
 		e->checkpoint = strcmp(json_string_value(json_object_get(o, "action")),
 				       SMIG_AUDIT_CHECKPOINT) == 0;
+		e->rotate = strcmp(json_string_value(json_object_get(o, "action")),
+				   SMIG_AUDIT_ROTATE) == 0;
 		e->has_sig = sig && smig_unhex(json_string_value(sig), e->sig, SMIG_SIG_LEN) == 0;
 		e->hash_ok = smig_audit_hash_json(o, h) == 0 &&
 			     memcmp(h, e->hash, SMIG_AUDIT_HASH_LEN) == 0;
@@ -101,25 +127,27 @@ static void parse_entry(struct ent *e, const char *s, size_t n)
 	json_decref(o);
 }
 
-static int read_entries(struct vctx *v, const char *text, size_t len)
+static int read_entries(struct vctx *v, size_t file, size_t *cap)
 {
-	size_t off = 0, cap = 0;
+	const char *text = v->files[file].text;
+	size_t len = v->files[file].len, off = 0, line = 0;
 
 	while (off < len) {
 		const char *nl = memchr(text + off, '\n', len - off);
 		size_t n = nl ? (size_t)(nl - (text + off)) : len - off;
 
-		if (v->n == cap) {
+		if (v->n == *cap) {
 			struct ent *ne;
 
-			SMIG_ENSURE(cap < AUDIT_LINES_MAX, SMIG_ETOOBIG);
-			cap = cap ? 2 * cap : 256;
-			ne = realloc(v->e, cap * sizeof(*ne));
+			SMIG_ENSURE(*cap < AUDIT_LINES_MAX, SMIG_ETOOBIG);
+			*cap = *cap ? 2 * *cap : 256;
+			ne = realloc(v->e, *cap * sizeof(*ne));
 			SMIG_ENSURE(ne != NULL, SMIG_ENOMEM);
 			v->e = ne;
 		}
 		memset(&v->e[v->n], 0, sizeof(v->e[0]));
-		v->e[v->n].line = v->n + 1;
+		v->e[v->n].file = file;
+		v->e[v->n].line = ++line;
 		parse_entry(&v->e[v->n], text + off, n);
 		v->n++;
 		off += n + (nl ? 1 : 0);
@@ -135,7 +163,7 @@ static int cmp_seq(const void *a, const void *b, void *arg)
 
 	if (x->seq != y->seq)
 		return x->seq < y->seq ? -1 : 1;
-	return x->line < y->line ? -1 : (x->line > y->line);
+	return x < y ? -1 : (x > y); /* then in the order read */
 }
 
 static int index_by_seq(struct vctx *v)
@@ -151,10 +179,12 @@ static int index_by_seq(struct vctx *v)
 
 static void check_malformed(struct vctx *v)
 {
+	char w[96];
+
 	for (size_t i = 0; i < v->n; i++)
 		if (!v->e[i].ok)
-			found(v, SMIG_AUDIT_EDITED, v->e[i].line, 0,
-			      "line %zu is not an audit record", v->e[i].line);
+			found(v, SMIG_AUDIT_EDITED, &v->e[i], 0, "%s is not an audit record",
+			      at(v, &v->e[i], w, sizeof(w)));
 }
 
 /* True if some record with seq s+1 chains to e. */
@@ -172,6 +202,8 @@ static bool chained_to(const struct vctx *v, size_t from, const struct ent *e)
 /* Of several records with one seq, the chain goes through one; the rest are inserted. */
 static void check_duplicates(struct vctx *v, const uint8_t *head_hash, uint64_t head_seq)
 {
+	char w[96];
+
 	for (size_t i = 0, j; i < v->nseq; i = j) {
 		uint64_t seq = v->e[v->by_seq[i]].seq;
 		size_t keep = i;
@@ -196,9 +228,9 @@ static void check_duplicates(struct vctx *v, const uint8_t *head_hash, uint64_t 
 			if (k == keep)
 				continue;
 			e->inserted = true;
-			found(v, SMIG_AUDIT_INSERTED, e->line, seq,
-			      "line %zu: a second record with seq %llu, outside the chain",
-			      e->line, (unsigned long long)seq);
+			found(v, SMIG_AUDIT_INSERTED, e, seq,
+			      "%s: a second record with seq %llu, outside the chain",
+			      at(v, e, w, sizeof(w)), (unsigned long long)seq);
 		}
 	}
 }
@@ -206,24 +238,35 @@ static void check_duplicates(struct vctx *v, const uint8_t *head_hash, uint64_t 
 static void check_link(struct vctx *v, const struct ent *prev, const struct ent *e)
 {
 	static const uint8_t zero[SMIG_AUDIT_HASH_LEN];
+	char w[96];
 
+	/*
+	 * A set may begin where rotation began a file (older files rotated
+	 * away): only at the first line of the first file, only with the
+	 * audit.rotate record rotation writes there.
+	 */
+	if (prev == NULL && e->rotate && e->file == 0 && e->line == 1) {
+		v->rep->first_seq = e->seq;
+		return;
+	}
+	if (prev == NULL)
+		v->rep->first_seq = e->seq;
 	if (prev == NULL && e->seq > 1)
-		found(v, SMIG_AUDIT_DELETED, e->line, 1,
-		      "records 1..%llu are missing (before line %zu)",
-		      (unsigned long long)e->seq - 1, e->line);
+		found(v, SMIG_AUDIT_DELETED, e, 1, "records 1..%llu are missing (before %s)",
+		      (unsigned long long)e->seq - 1, at(v, e, w, sizeof(w)));
 	else if (prev == NULL && memcmp(e->prev, zero, sizeof(zero)) != 0)
-		found(v, SMIG_AUDIT_EDITED, e->line, e->seq,
-		      "line %zu: the first record does not start a chain", e->line);
+		found(v, SMIG_AUDIT_EDITED, e, e->seq, "%s: the first record does not start a chain",
+		      at(v, e, w, sizeof(w)));
 	else if (prev && e->seq > prev->seq + 1)
-		found(v, SMIG_AUDIT_DELETED, e->line, prev->seq + 1,
-		      "records %llu..%llu are missing (before line %zu)",
+		found(v, SMIG_AUDIT_DELETED, e, prev->seq + 1,
+		      "records %llu..%llu are missing (before %s)",
 		      (unsigned long long)prev->seq + 1, (unsigned long long)e->seq - 1,
-		      e->line);
+		      at(v, e, w, sizeof(w)));
 	else if (prev && memcmp(e->prev, prev->hash, SMIG_AUDIT_HASH_LEN) != 0 &&
 		 prev->hash_ok)
-		found(v, SMIG_AUDIT_EDITED, prev->line, prev->seq,
-		      "line %zu (seq %llu) was changed and re-hashed: seq %llu chains to "
-		      "another hash", prev->line, (unsigned long long)prev->seq,
+		found(v, SMIG_AUDIT_EDITED, prev, prev->seq,
+		      "%s (seq %llu) was changed and re-hashed: seq %llu chains to "
+		      "another hash", at(v, prev, w, sizeof(w)), (unsigned long long)prev->seq,
 		      (unsigned long long)e->seq);
 }
 
@@ -231,6 +274,7 @@ static void check_link(struct vctx *v, const struct ent *prev, const struct ent 
 static void check_chain(struct vctx *v)
 {
 	const struct ent *prev = NULL;
+	char w[96];
 
 	for (size_t i = 0; i < v->nseq; i++) {
 		const struct ent *e = &v->e[v->by_seq[i]];
@@ -238,9 +282,9 @@ static void check_chain(struct vctx *v)
 		if (e->inserted)
 			continue;
 		if (!e->hash_ok)
-			found(v, SMIG_AUDIT_EDITED, e->line, e->seq,
-			      "line %zu (seq %llu): content does not match its hash", e->line,
-			      (unsigned long long)e->seq);
+			found(v, SMIG_AUDIT_EDITED, e, e->seq,
+			      "%s (seq %llu): content does not match its hash",
+			      at(v, e, w, sizeof(w)), (unsigned long long)e->seq);
 		check_link(v, prev, e);
 		prev = e;
 		v->rep->last_seq = e->seq;
@@ -250,6 +294,7 @@ static void check_chain(struct vctx *v)
 static void check_order(struct vctx *v)
 {
 	uint64_t max = 0;
+	char w[96];
 
 	for (size_t i = 0; i < v->n; i++) {
 		const struct ent *e = &v->e[i];
@@ -257,9 +302,9 @@ static void check_order(struct vctx *v)
 		if (!e->ok || e->inserted)
 			continue;
 		if (e->seq < max)
-			found(v, SMIG_AUDIT_REORDERED, e->line, e->seq,
-			      "line %zu: seq %llu comes after seq %llu", e->line,
-			      (unsigned long long)e->seq, (unsigned long long)max);
+			found(v, SMIG_AUDIT_REORDERED, e, e->seq, "%s: seq %llu comes after seq %llu",
+			      at(v, e, w, sizeof(w)), (unsigned long long)e->seq,
+			      (unsigned long long)max);
 		if (e->seq > max)
 			max = e->seq;
 	}
@@ -269,6 +314,7 @@ static void check_order(struct vctx *v)
 static uint64_t check_checkpoints(struct vctx *v)
 {
 	uint64_t covered = 0;
+	char w[96];
 
 	for (size_t i = 0; i < v->n; i++) {
 		const struct ent *e = &v->e[i];
@@ -277,9 +323,9 @@ static uint64_t check_checkpoints(struct vctx *v)
 			continue;
 		if (!e->has_sig || smig_sign_verify(v->pub, SMIG_AUDIT_CTX_CHECKPOINT, e->hash,
 						    SMIG_AUDIT_HASH_LEN, e->sig) < 0) {
-			found(v, SMIG_AUDIT_SIGNATURE, e->line, e->seq,
-			      "line %zu (seq %llu): checkpoint signature is not this host's",
-			      e->line, (unsigned long long)e->seq);
+			found(v, SMIG_AUDIT_SIGNATURE, e, e->seq,
+			      "%s (seq %llu): checkpoint signature is not this host's",
+			      at(v, e, w, sizeof(w)), (unsigned long long)e->seq);
 			continue;
 		}
 		if (e->hash_ok) {
@@ -328,53 +374,60 @@ static const struct ent *genuine(const struct vctx *v, uint64_t seq)
 static void check_head(struct vctx *v, const struct head *h)
 {
 	uint8_t msg[8 + SMIG_AUDIT_HASH_LEN];
-	const struct ent *at;
+	const struct ent *last;
+	char w[96];
 
 	smig_audit_head_msg(h->seq, h->hash, msg);
 	if (smig_sign_verify(v->pub, SMIG_AUDIT_CTX_HEAD, msg, sizeof(msg), h->sig) < 0) {
-		found(v, SMIG_AUDIT_SIGNATURE, 0, h->seq,
-		      "head: signature is not this host's");
+		found(v, SMIG_AUDIT_SIGNATURE, NULL, h->seq, "head: signature is not this host's");
 		return;
 	}
 	v->rep->head_checked = true;
 	if (h->seq > v->rep->last_seq) {
-		found(v, SMIG_AUDIT_TRUNCATED, v->n, v->rep->last_seq + 1,
-		      "the log ends at seq %llu (line %zu); its signed head says seq %llu",
-		      (unsigned long long)v->rep->last_seq, v->n, (unsigned long long)h->seq);
+		const struct ent *end = v->n ? &v->e[v->n - 1] : NULL;
+
+		found(v, SMIG_AUDIT_TRUNCATED, end, v->rep->last_seq + 1,
+		      "the log ends at seq %llu (%s); its signed head says seq %llu",
+		      (unsigned long long)v->rep->last_seq,
+		      end ? at(v, end, w, sizeof(w)) : "empty", (unsigned long long)h->seq);
 		return;
 	}
-	at = genuine(v, h->seq);
-	if (at && memcmp(at->hash, h->hash, SMIG_AUDIT_HASH_LEN) != 0)
-		found(v, SMIG_AUDIT_EDITED, at->line, at->seq,
-		      "line %zu (seq %llu) differs from the signed head", at->line,
-		      (unsigned long long)at->seq);
+	last = genuine(v, h->seq);
+	if (last && memcmp(last->hash, h->hash, SMIG_AUDIT_HASH_LEN) != 0)
+		found(v, SMIG_AUDIT_EDITED, last, last->seq, "%s (seq %llu) differs from the signed head",
+		      at(v, last, w, sizeof(w)), (unsigned long long)last->seq);
 	for (size_t i = 0; i < v->n; i++) {
 		const struct ent *e = &v->e[i];
 
 		if (e->ok && !e->inserted && e->seq > h->seq)
-			found(v, SMIG_AUDIT_INSERTED, e->line, e->seq,
-			      "line %zu (seq %llu) comes after the signed head (seq %llu)",
-			      e->line, (unsigned long long)e->seq, (unsigned long long)h->seq);
+			found(v, SMIG_AUDIT_INSERTED, e, e->seq,
+			      "%s (seq %llu) comes after the signed head (seq %llu)",
+			      at(v, e, w, sizeof(w)), (unsigned long long)e->seq,
+			      (unsigned long long)h->seq);
 	}
 }
 
-int smig_audit_verify(const char *text, size_t len, const char *head, size_t head_len,
-		      EVP_PKEY *pub, struct smig_audit_report *rep)
+int smig_audit_verify_files(const struct smig_audit_file *files, size_t nfiles,
+			    const char *head, size_t head_len, EVP_PKEY *pub,
+			    struct smig_audit_report *rep)
 {
-	struct vctx v = { .rep = rep, .pub = pub };
+	struct vctx v = { .files = files, .nfiles = nfiles, .rep = rep, .pub = pub };
 	struct head h;
 	bool have_head = false;
 	uint64_t covered;
+	size_t cap = 0;
 	int rc;
 
 	memset(rep, 0, sizeof(*rep));
-	SMIG_GUARD_GOTO(read_entries(&v, text, len), rc, out);
+	rep->files = nfiles;
+	for (size_t i = 0; i < nfiles; i++)
+		SMIG_GUARD_GOTO(read_entries(&v, i, &cap), rc, out);
 	SMIG_GUARD_GOTO(index_by_seq(&v), rc, out);
 	rep->records = v.n;
 	if (head) {
 		have_head = parse_head(head, head_len, &h) == 0;
 		if (!have_head)
-			found(&v, SMIG_AUDIT_SIGNATURE, 0, 0, "head: not a signed head");
+			found(&v, SMIG_AUDIT_SIGNATURE, NULL, 0, "head: not a signed head");
 	}
 	check_malformed(&v);
 	check_duplicates(&v, have_head ? h.hash : NULL, have_head ? h.seq : 0);
@@ -393,6 +446,14 @@ out:
 	return rc;
 }
 
+int smig_audit_verify(const char *text, size_t len, const char *head, size_t head_len,
+		      EVP_PKEY *pub, struct smig_audit_report *rep)
+{
+	const struct smig_audit_file one = { .name = NULL, .text = text, .len = len };
+
+	return smig_audit_verify_files(&one, 1, head, head_len, pub, rep);
+}
+
 json_t *smig_audit_report_json(const struct smig_audit_report *rep)
 {
 	json_t *damage = json_array();
@@ -402,13 +463,76 @@ json_t *smig_audit_report_json(const struct smig_audit_report *rep)
 
 		if (f->found)
 			json_array_append_new(
-				damage, json_pack("{s:s,s:I,s:I,s:s}", "kind",
+				damage, json_pack("{s:s,s:s,s:I,s:I,s:s}", "kind",
 						  smig_audit_damage_name((enum smig_audit_damage)k),
-						  "line", (json_int_t)f->line, "seq",
+						  "file", f->file, "line", (json_int_t)f->line, "seq",
 						  (json_int_t)f->seq, "message", f->msg));
 	}
-	return json_pack("{s:b,s:I,s:I,s:I,s:b,s:I,s:o}", "ok", !rep->damaged, "records",
+	return json_pack("{s:b,s:I,s:I,s:I,s:I,s:I,s:b,s:I,s:o}", "ok", !rep->damaged, "files",
+			 (json_int_t)rep->files, "first_seq", (json_int_t)rep->first_seq, "records",
 			 (json_int_t)rep->records, "checkpoints", (json_int_t)rep->checkpoints,
 			 "last_seq", (json_int_t)rep->last_seq, "head_checked", rep->head_checked,
 			 "unsigned_tail", (json_int_t)rep->unsigned_tail, "damage", damage);
+}
+
+#define AUDIT_ROTATED_MAX 1000
+
+void smig_audit_files_free(struct smig_audit_file *files, size_t n)
+{
+	for (size_t i = 0; files && i < n; i++) {
+		free((char *)(uintptr_t)files[i].name); // NOLINT(performance-no-int-to-ptr)
+		free((char *)(uintptr_t)files[i].text); // NOLINT(performance-no-int-to-ptr)
+	}
+	free(files);
+}
+
+int smig_audit_files_read(const char *path, size_t max, struct smig_audit_file **files,
+			  size_t *n, char *err, size_t errlen)
+{
+	const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+	char p[PATH_MAX], name[PATH_MAX];
+	struct smig_audit_file *f;
+	size_t top = 0;
+	int rc = 0;
+
+	*files = NULL;
+	*n = 0;
+	/* the highest number there is: a file missing below it reads as empty (a gap) */
+	for (size_t k = 1; k <= AUDIT_ROTATED_MAX; k++) {
+		snprintf(p, sizeof(p), "%s.%zu", path, k);
+		if (access(p, F_OK) == 0)
+			top = k;
+	}
+	f = calloc(top + 1, sizeof(*f));
+	SMIG_ENSURE(f != NULL, SMIG_ENOMEM);
+	for (size_t k = top + 1; k-- > 0 && rc == 0;) {
+		struct smig_audit_file *x = &f[top - k];
+		char *text = NULL;
+
+		if (k) {
+			snprintf(p, sizeof(p), "%s.%zu", path, k);
+			snprintf(name, sizeof(name), "%s.%zu", base, k);
+		} else {
+			snprintf(p, sizeof(p), "%s", path);
+			snprintf(name, sizeof(name), "%s", base);
+		}
+		rc = smig_file_read(p, max, &text, &x->len, err, errlen);
+		if (rc == SMIG_ENOENT) {
+			text = strdup("");
+			x->len = 0;
+			rc = text ? 0 : SMIG_ENOMEM;
+		}
+		x->text = text;
+		x->name = strdup(name);
+		if (rc == 0 && x->name == NULL)
+			rc = SMIG_ENOMEM;
+		*n = top + 1 - k;
+	}
+	if (rc < 0) {
+		smig_audit_files_free(f, *n);
+		*n = 0;
+		return rc;
+	}
+	*files = f;
+	return 0;
 }

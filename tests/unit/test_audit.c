@@ -176,6 +176,91 @@ static void replace(struct log *l, size_t i, const char *from, const char *to)
 	l->line[i] = n;
 }
 
+/* As make_log, with files rotated before records 6 and 9 (their audit.rotate). */
+static void make_rotated(struct log *l)
+{
+	struct smig_audit_chain c = { 0 };
+	char *line;
+
+	memset(l, 0, sizeof(*l));
+	for (int i = 1; i <= NLINES; i++) {
+		struct smig_audit_entry e = {
+			.time_ms = 1795000000000LL + i, .host = "h1", .actor = "smigd",
+			.action = i == 6 || i == 9 ? SMIG_AUDIT_ROTATE : "vm.start",
+			.target = "vm:web1", .decision = "none", .rule = "-", .outcome = "ok",
+		};
+		if (i == 5 || i == 8)
+			assert_int_equal(smig_audit_checkpoint(&c, "h1", e.time_ms, key, &line), 0);
+		else
+			assert_int_equal(smig_audit_record(&c, &e, &line), 0);
+		push(l, line);
+	}
+	assert_int_equal(smig_audit_head(&c, key, &l->head), 0);
+}
+
+/* Lines [from, to) of l as one file's text. */
+static char *slice(const struct log *l, size_t from, size_t to)
+{
+	struct log part = { .n = 0 };
+
+	for (size_t i = from; i < to; i++)
+		part.line[part.n++] = l->line[i];
+	return join(&part);
+}
+
+static void verify_set(const struct log *l, const size_t *cuts, const char *const *names,
+		       size_t nfiles, struct smig_audit_report *rep)
+{
+	struct smig_audit_file f[4];
+	char *text[4];
+
+	for (size_t i = 0; i < nfiles; i++) {
+		text[i] = slice(l, cuts[2 * i], cuts[2 * i + 1]);
+		f[i] = (struct smig_audit_file){ names[i], text[i], strlen(text[i]) };
+	}
+	assert_int_equal(smig_audit_verify_files(f, nfiles, l->head, strlen(l->head), key, rep),
+			 0);
+	for (size_t i = 0; i < nfiles; i++)
+		free(text[i]);
+}
+
+/* A rotated set is one chain: whole, with its oldest files gone, or with one missing. */
+static void test_rotated(void **state)
+{
+	static const char *const names[] = { "audit.log.2", "audit.log.1", "audit.log" };
+	static const char *const last2[] = { "audit.log.1", "audit.log" };
+	static const char *const ends[] = { "audit.log.2", "audit.log" };
+	const size_t all[] = { 0, 5, 5, 8, 8, NLINES };
+	const size_t newest[] = { 5, 8, 8, NLINES };
+	const size_t gap[] = { 0, 5, 8, NLINES };
+	const size_t cut[] = { 6, 8, 8, NLINES };
+	struct smig_audit_report rep;
+	struct log l;
+
+	(void)state;
+	make_rotated(&l);
+	verify_set(&l, all, names, 3, &rep);
+	expect(&rep, 0, 0, 0);
+	assert_int_equal(rep.files, 3);
+	assert_int_equal(rep.first_seq, 1);
+	assert_int_equal(rep.last_seq, NLINES);
+	assert_true(rep.head_checked);
+	/* audit.log.2 rotated away: the set begins at the audit.rotate record, seq 6 */
+	verify_set(&l, newest, last2, 2, &rep);
+	expect(&rep, 0, 0, 0);
+	assert_int_equal(rep.first_seq, 6);
+	/* audit.log.1 deleted from the middle: a gap, named in the file after it */
+	verify_set(&l, gap, ends, 2, &rep);
+	expect(&rep, BIT(SMIG_AUDIT_DELETED), SMIG_AUDIT_DELETED, 1);
+	assert_string_equal(rep.kind[SMIG_AUDIT_DELETED].file, "audit.log");
+	assert_non_null(strstr(rep.kind[SMIG_AUDIT_DELETED].msg, "records 6..8 are missing"));
+	/* the oldest file's first lines cut: it no longer begins with audit.rotate */
+	verify_set(&l, cut, last2, 2, &rep);
+	expect(&rep, BIT(SMIG_AUDIT_DELETED), SMIG_AUDIT_DELETED, 1);
+	assert_string_equal(rep.kind[SMIG_AUDIT_DELETED].file, "audit.log.1");
+	log_free(&l);
+}
+
 static void test_clean(void **state)
 {
 	struct smig_audit_report rep;
@@ -466,6 +551,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_clean),
+		cmocka_unit_test(test_rotated),
 		cmocka_unit_test(test_edited),
 		cmocka_unit_test(test_edited_rehashed),
 		cmocka_unit_test(test_deleted),
