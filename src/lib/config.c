@@ -33,8 +33,9 @@ static int config_control(const struct smig_json_doc *doc, const json_t *ctl,
 	static const struct smig_jfield fields[] = {
 		{ "socket", SMIG_J_STRING, true, 0, 0 },
 		{ "group", SMIG_J_STRING, false, 0, 0 },
+		{ "per_uid", SMIG_J_INT, false, 1, 64 },
 	};
-	const json_t *group;
+	const json_t *group, *v;
 
 	SMIG_GUARD(smig_json_check(doc, ctl, "control", fields, ARRAY_LEN(fields), err, errlen));
 	SMIG_GUARD(smig_json_path(doc, ctl, "socket", cfg->path, cfg->control_socket,
@@ -43,6 +44,8 @@ static int config_control(const struct smig_json_doc *doc, const json_t *ctl,
 	if (group && snprintf(cfg->control_group, sizeof(cfg->control_group), "%s",
 			      json_string_value(group)) >= (int)sizeof(cfg->control_group))
 		return smig_json_fail(doc, ctl, "group", err, errlen, "group name too long");
+	if ((v = json_object_get(ctl, "per_uid")))
+		cfg->control_per_uid = (int)json_integer_value(v);
 	return 0;
 }
 
@@ -52,10 +55,20 @@ static int config_log(const struct smig_json_doc *doc, const json_t *log,
 	static const struct smig_jfield fields[] = {
 		{ "level", SMIG_J_STRING, false, 0, 0 },
 		{ "syslog", SMIG_J_BOOL, false, 0, 0 },
+		{ "file", SMIG_J_STRING, false, 0, 0 },
+		{ "max_kib", SMIG_J_INT, false, 16, 4194304 },
+		{ "keep", SMIG_J_INT, false, 1, 1000 },
 	};
 	const json_t *v;
 
 	SMIG_GUARD(smig_json_check(doc, log, "log", fields, ARRAY_LEN(fields), err, errlen));
+	if (json_object_get(log, "file"))
+		SMIG_GUARD(smig_json_path(doc, log, "file", cfg->path, cfg->log_file,
+				       sizeof(cfg->log_file), err, errlen));
+	if ((v = json_object_get(log, "max_kib")))
+		cfg->log_max_kib = (int)json_integer_value(v);
+	if ((v = json_object_get(log, "keep")))
+		cfg->log_keep = (int)json_integer_value(v);
 	v = json_object_get(log, "level");
 	if (v && smig_log_level_parse(json_string_value(v), &cfg->log_level) < 0)
 		return smig_json_fail(doc, log, "level", err, errlen,
@@ -184,6 +197,8 @@ static int config_audit(const struct smig_json_doc *doc, const json_t *a,
 		{ "file", SMIG_J_STRING, false, 0, 0 },
 		{ "checkpoint_records", SMIG_J_INT, false, 1, 1000000 },
 		{ "checkpoint_interval_s", SMIG_J_INT, false, 1, 86400 },
+		{ "max_kib", SMIG_J_INT, false, 16, 4194304 },
+		{ "keep", SMIG_J_INT, false, 1, 1000 },
 	};
 	const json_t *v;
 
@@ -195,6 +210,10 @@ static int config_audit(const struct smig_json_doc *doc, const json_t *a,
 		cfg->audit_checkpoint_records = (int)json_integer_value(v);
 	if ((v = json_object_get(a, "checkpoint_interval_s")))
 		cfg->audit_checkpoint_interval_s = (int)json_integer_value(v);
+	if ((v = json_object_get(a, "max_kib")))
+		cfg->audit_max_kib = (int)json_integer_value(v);
+	if ((v = json_object_get(a, "keep")))
+		cfg->audit_keep = (int)json_integer_value(v);
 	return 0;
 }
 
@@ -465,6 +484,11 @@ static void config_defaults(struct smig_config *cfg, const char *name)
 	cfg->auto_converge = true;
 	cfg->audit_checkpoint_records = 64;
 	cfg->audit_checkpoint_interval_s = 60;
+	cfg->audit_max_kib = 65536;
+	cfg->control_per_uid = 8;
+	cfg->log_max_kib = 65536;
+	cfg->log_keep = 5;
+	cfg->audit_keep = 8;
 	cfg->attest_interval_s = 10;
 	cfg->evacuate = true;
 	cfg->hosts_only = true;

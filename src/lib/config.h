@@ -69,6 +69,10 @@ struct smig_config {
 	uint16_t listen_port;
 	char control_socket[PATH_MAX];
 	char control_group[64]; /* empty: keep the daemon's group */
+	int control_per_uid;    /* connections one uid other than root may hold */
+	char log_file[PATH_MAX]; /* empty: stderr (the journal, under systemd) */
+	int log_max_kib;         /* rotate log_file past this size */
+	int log_keep;            /* rotated files kept: FILE.1 .. FILE.KEEP */
 	char state_dir[PATH_MAX];
 	char tls_ca[PATH_MAX];
 	char tls_cert[PATH_MAX];
@@ -96,6 +100,8 @@ struct smig_config {
 	char audit_file[PATH_MAX];  /* empty: STATE_DIR/audit.log */
 	int audit_checkpoint_records;
 	int audit_checkpoint_interval_s;
+	int audit_max_kib; /* rotate the audit log past this size */
+	int audit_keep;    /* rotated files kept: audit.log.1 .. audit.log.KEEP */
 	/* attestation */
 	char ivt_file[PATH_MAX]; /* empty: no golden values, verdicts are "attested" */
 	struct smig_config_component {

@@ -381,8 +381,8 @@ void smig_mig_id_format(const struct smig_mig_id *id, char out[SMIG_MIG_ID_STR_L
 
 int smig_mig_id_parse(const char *s, struct smig_mig_id *id)
 {
-	SMIG_ENSURE(strspn(s, "0123456789abcdef") == 2 * SMIG_MIG_ID_LEN &&
-			    s[2 * SMIG_MIG_ID_LEN] == '\0',
+	SMIG_ENSURE(strspn(s, "0123456789abcdef") == (size_t)2 * SMIG_MIG_ID_LEN &&
+			    s[(size_t)2 * SMIG_MIG_ID_LEN] == '\0',
 		    SMIG_EINVAL);
 	SMIG_GUARD(smig_unhex(s, id->b, SMIG_MIG_ID_LEN));
 	SMIG_ENSURE(!smig_mig_id_zero(id), SMIG_EINVAL);

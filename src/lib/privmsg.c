@@ -61,6 +61,7 @@ static const struct {
 	{ SMIG_PM_EV_MEASURED, "ev.measured", "satq", 0 },
 	{ SMIG_PM_EV_RELOAD, "ev.reload", "ssss", 0 },
 	{ SMIG_PM_EV_IVT, "ev.ivt", "s", 0 },
+	{ SMIG_PM_EV_LOG, "ev.log", "", 1 },
 };
 
 static int find(uint16_t type)

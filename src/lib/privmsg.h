@@ -71,7 +71,8 @@ enum smig_pm_type {
 				       q microseconds it took */
 	SMIG_PM_EV_RELOAD = 68,     /* s config, s host table, s policy ("" none), s IVT ("" none) */
 	SMIG_PM_EV_IVT = 70,        /* s the IVT, changed on disk */
-	SMIG_PM_TYPE_MAX = 72,
+	SMIG_PM_EV_LOG = 72,        /* fd: the log file, rotated: the worker's stderr from now */
+	SMIG_PM_TYPE_MAX = 74,
 };
 
 /* Which of a VM's sockets VM_CONNECT asks for. */

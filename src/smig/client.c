@@ -145,15 +145,16 @@ int client_call_progress(const char *socket_path, const char *cmd, json_t *args,
 	if (text == NULL)
 		return EXIT_ERROR;
 	fd = client_connect(socket_path);
-	if (fd < 0 || send_all(fd, text, strlen(text)) < 0 || send_all(fd, "\n", 1) < 0) {
-		if (fd >= 0)
-			fprintf(stderr, "smig: cannot send to smigd: %s\n", strerror(errno));
-		free(text);
-		if (fd >= 0)
-			close(fd);
-		return EXIT_ERROR;
+	if (fd >= 0 && (send_all(fd, text, strlen(text)) < 0 || send_all(fd, "\n", 1) < 0) &&
+	    errno != EPIPE && errno != ECONNRESET) {
+		fprintf(stderr, "smig: cannot send to smigd: %s\n", strerror(errno));
+		close(fd);
+		fd = -1;
 	}
+	/* a refused connection (control.per_uid) has its reason waiting: read it */
 	free(text);
+	if (fd < 0)
+		return EXIT_ERROR;
 	for (;;) {
 		line = read_line(fd, &lb, timeout_ms, &len);
 		if (line == NULL) {

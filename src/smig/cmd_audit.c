@@ -12,6 +12,7 @@
 #include "file.h"
 #include "sign.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,11 +60,18 @@ static int print_report(const struct cli *cli, const char *file, const json_t *r
 		cli_print_json(r);
 		return ok ? EXIT_OK : EXIT_ERROR;
 	}
-	printf("%s: %s: %lld records up to seq %lld, %lld signed checkpoints, head %s\n", file,
-	       ok ? "intact" : "DAMAGED", json_integer_value(json_object_get(r, "records")),
+	printf("%s: %s: %lld records up to seq %lld in %lld file%s, %lld signed checkpoints, "
+	       "head %s\n",
+	       file, ok ? "intact" : "DAMAGED", json_integer_value(json_object_get(r, "records")),
 	       json_integer_value(json_object_get(r, "last_seq")),
+	       json_integer_value(json_object_get(r, "files")),
+	       json_integer_value(json_object_get(r, "files")) == 1 ? "" : "s",
 	       json_integer_value(json_object_get(r, "checkpoints")),
 	       json_is_true(json_object_get(r, "head_checked")) ? "verified" : "not checked");
+	if (json_integer_value(json_object_get(r, "first_seq")) > 1)
+		printf("  note: the chain begins at seq %lld, where rotation began the oldest file "
+		       "kept; older files were rotated away (audit.keep)\n",
+		       json_integer_value(json_object_get(r, "first_seq")));
 	if (json_integer_value(json_object_get(r, "unsigned_tail")) > 0)
 		printf("  note: %lld records after the last checkpoint are covered by no "
 		       "signature (no head file)\n",
@@ -80,8 +88,9 @@ static int verify_local(const struct cli *cli, const char *file, const char *cer
 			const char *head_path)
 {
 	struct smig_audit_report rep;
-	char *log = NULL, *head = NULL, err[512], defhead[4096];
-	size_t len, hlen = 0;
+	struct smig_audit_file *files = NULL;
+	char *head = NULL, err[512], defhead[4096];
+	size_t nfiles = 0, hlen = 0;
 	EVP_PKEY *pub = NULL;
 	json_t *r;
 	int rc;
@@ -90,14 +99,19 @@ static int verify_local(const struct cli *cli, const char *file, const char *cer
 		snprintf(defhead, sizeof(defhead), "%s.head", file);
 		head_path = access(defhead, F_OK) == 0 ? defhead : NULL;
 	}
+	if (access(file, F_OK) != 0) {
+		snprintf(err, sizeof(err), "%s: %s", file, strerror(errno));
+		fprintf(stderr, "smig audit verify: %s\n", err);
+		return EXIT_ERROR;
+	}
 	if (smig_sign_load_cert_pub(cert, &pub, err, sizeof(err)) < 0 ||
-	    smig_file_read(file, VERIFY_FILE_MAX, &log, &len, err, sizeof(err)) < 0 ||
+	    smig_audit_files_read(file, VERIFY_FILE_MAX, &files, &nfiles, err, sizeof(err)) < 0 ||
 	    (head_path && smig_file_read(head_path, 4096, &head, &hlen, err, sizeof(err)) < 0)) {
 		fprintf(stderr, "smig audit verify: %s\n", err);
 		rc = EXIT_ERROR;
 		goto out;
 	}
-	if (smig_audit_verify(log, len, head, hlen, pub, &rep) < 0) {
+	if (smig_audit_verify_files(files, nfiles, head, hlen, pub, &rep) < 0) {
 		fprintf(stderr, "smig audit verify: %s: cannot be examined\n", file);
 		rc = EXIT_ERROR;
 		goto out;
@@ -107,7 +121,7 @@ static int verify_local(const struct cli *cli, const char *file, const char *cer
 	json_decref(r);
 out:
 	EVP_PKEY_free(pub);
-	free(log);
+	smig_audit_files_free(files, nfiles);
 	free(head);
 	return rc;
 }

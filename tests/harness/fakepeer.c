@@ -363,7 +363,7 @@ static int serve_conn(const struct opts *o, int fd, struct smig_tls_conn *c)
 			prepared = true;
 		} else if (f.type == SMIG_MSG_MIG_COMMIT_REQ && prepared) {
 			struct smig_mig_id other;
-			bool swap = strcmp(o->after_commit, "swap-id") == 0;
+			bool swap = o->after_commit && strcmp(o->after_commit, "swap-id") == 0;
 
 			if (smig_mig_id_new(&other) < 0 ||
 			    smig_msg_put_mig_ready(&tx, swap ? &other : &id, SMIG_PROT_ALL) < 0 ||

@@ -24,7 +24,8 @@ static const char good_config[] =
 	"  \"log\": {\"level\": \"debug\", \"syslog\": true},\n"
 	"  \"limits\": {\"handshake_timeout_ms\": 2000, \"max_peers\": 8, \"agent_timeout_ms\": 700},\n"
 	"  \"policy\": \"policy.json\",\n"
-	"  \"audit\": {\"file\": \"/var/log/smig/audit.log\", \"checkpoint_records\": 10}\n"
+	"  \"audit\": {\"file\": \"/var/log/smig/audit.log\", \"checkpoint_records\": 10,\n"
+	"            \"max_kib\": 1024}\n"
 	"}\n";
 
 #define FP1 "sha256:" \
@@ -86,6 +87,24 @@ static void test_good_config(void **state)
 	assert_string_equal(cfg.audit_file, "/var/log/smig/audit.log");
 	assert_int_equal(cfg.audit_checkpoint_records, 10);
 	assert_int_equal(cfg.audit_checkpoint_interval_s, 60); /* default kept */
+	assert_int_equal(cfg.audit_max_kib, 1024);
+	assert_int_equal(cfg.audit_keep, 8);     /* default kept */
+	assert_int_equal(cfg.control_per_uid, 8); /* default kept */
+}
+
+/* Rotation and the per-user connection cap have bounds that are said. */
+static void test_audit_and_control_bounds(void **state)
+{
+	(void)state;
+	expect_config_error(REST "\"host\":\"h1\",\"listen\":\"127.0.0.1\",\"control\":{\"socket\":\"s\"},"
+			    "\"audit\":{\"max_kib\":8}}",
+			    "/etc/smig/c.json:2:78: audit.max_kib must be between 16 and 4194304");
+	expect_config_error(REST "\"host\":\"h1\",\"listen\":\"127.0.0.1\",\"control\":{\"socket\":\"s\"},"
+			    "\"audit\":{\"keep\":0}}",
+			    "/etc/smig/c.json:2:75: audit.keep must be between 1 and 1000");
+	expect_config_error(REST "\"host\":\"h1\",\"listen\":\"127.0.0.1\",\"control\":{\"socket\":\"s\","
+			    "\"per_uid\":0}}",
+			    "/etc/smig/c.json:2:");
 }
 
 static void test_unknown_key_names_position(void **state)
@@ -324,6 +343,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_good_config),
 		cmocka_unit_test(test_hosts_revoked),
+		cmocka_unit_test(test_audit_and_control_bounds),
 		cmocka_unit_test(test_unknown_key_names_position),
 		cmocka_unit_test(test_wrong_type_names_position),
 		cmocka_unit_test(test_missing_field_names_object),

@@ -17,24 +17,20 @@
 #define AUDIT_SHOW_DEFAULT 100
 #define AUDIT_SHOW_MAX 10000
 
-/* Reads the log and its head (either may be missing); *log is never NULL on 0. */
-static int read_log(struct smigd *d, char **log, size_t *len, char **head, size_t *hlen,
-		    char *err, size_t errlen)
+/*
+ * Reads the log with its rotated files (oldest first, the current log last,
+ * empty when missing) and its head (NULL when missing).
+ */
+static int read_log(struct smigd *d, struct smig_audit_file **files, size_t *n, char **head,
+		    size_t *hlen, char *err, size_t errlen)
 {
-	int rc = smig_file_read(audit_path(d), AUDIT_FILE_MAX, log, len, err, errlen);
-
-	if (rc == SMIG_ENOENT) {
-		*log = strdup("");
-		*len = 0;
-		rc = *log ? 0 : SMIG_ENOMEM;
-	}
-	SMIG_GUARD(rc);
+	SMIG_GUARD(smig_audit_files_read(audit_path(d), AUDIT_FILE_MAX, files, n, err, errlen));
 	if (smig_file_read(audit_head_path(d), 4096, head, hlen, err, errlen) < 0)
 		*head = NULL;
 	return 0;
 }
 
-/* The last n lines of the log as records (n == 0: all). */
+/* The last n lines of one file as records (n == 0: all). */
 static json_t *last_records(const char *log, size_t len, size_t n)
 {
 	json_t *arr = json_array();
@@ -66,8 +62,9 @@ void cmd_audit_show(struct smigd *d, const json_t *args, struct ctl_ref *ref)
 {
 	static const char *const allowed[] = { "last", "follow", NULL };
 	const json_t *last = json_object_get(args, "last");
-	char *log, *head = NULL, err[512];
-	size_t len, hlen;
+	struct smig_audit_file *files = NULL;
+	char *head = NULL, err[512];
+	size_t nfiles = 0, hlen, want;
 	json_t *recs;
 
 	if (smig_ctl_args_only(args, allowed, err, sizeof(err)) < 0 ||
@@ -77,14 +74,30 @@ void cmd_audit_show(struct smigd *d, const json_t *args, struct ctl_ref *ref)
 			      "audit.show takes last (0-%d, 0 for all) and follow", AUDIT_SHOW_MAX);
 		return;
 	}
-	if (read_log(d, &log, &len, &head, &hlen, err, sizeof(err)) < 0) {
+	if (read_log(d, &files, &nfiles, &head, &hlen, err, sizeof(err)) < 0) {
 		ctl_reply_err(d, ref, "error", "%s", err);
 		return;
 	}
-	recs = last_records(log, len, last ? (size_t)json_integer_value(last)
-					   : AUDIT_SHOW_DEFAULT);
-	free(log);
+	want = last ? (size_t)json_integer_value(last) : AUDIT_SHOW_DEFAULT;
+	/* newest file first, going back through rotated ones until enough */
+	recs = json_array();
+	for (size_t i = nfiles; recs && i-- > 0 && (want == 0 || json_array_size(recs) < want);) {
+		json_t *older = last_records(files[i].text, files[i].len,
+					     want ? want - json_array_size(recs) : 0);
+
+		if (older && json_array_extend(older, recs) == 0) {
+			json_decref(recs);
+			recs = older;
+		} else {
+			json_decref(older);
+		}
+	}
+	smig_audit_files_free(files, nfiles);
 	free(head);
+	if (recs == NULL) {
+		ctl_reply_err(d, ref, "error", "out of memory");
+		return;
+	}
 	if (!json_is_true(json_object_get(args, "follow"))) {
 		ctl_reply_ok(d, ref, json_pack("{s:s,s:o}", "file", audit_path(d), "records", recs));
 		return;
@@ -97,8 +110,9 @@ void cmd_audit_verify(struct smigd *d, const json_t *args, struct ctl_ref *ref)
 {
 	static const char *const allowed[] = { NULL };
 	struct smig_audit_report rep;
-	char *log, *head = NULL, err[512];
-	size_t len, hlen = 0;
+	struct smig_audit_file *files = NULL;
+	char *head = NULL, err[512];
+	size_t nfiles = 0, hlen = 0;
 	json_t *out;
 	int rc;
 
@@ -106,12 +120,12 @@ void cmd_audit_verify(struct smigd *d, const json_t *args, struct ctl_ref *ref)
 		ctl_reply_err(d, ref, "bad_request", "audit.verify: %s", err);
 		return;
 	}
-	if (read_log(d, &log, &len, &head, &hlen, err, sizeof(err)) < 0) {
+	if (read_log(d, &files, &nfiles, &head, &hlen, err, sizeof(err)) < 0) {
 		ctl_reply_err(d, ref, "error", "%s", err);
 		return;
 	}
-	rc = smig_audit_verify(log, len, head, hlen, d->host_key, &rep);
-	free(log);
+	rc = smig_audit_verify_files(files, nfiles, head, hlen, d->host_key, &rep);
+	smig_audit_files_free(files, nfiles);
 	free(head);
 	if (rc < 0) {
 		ctl_reply_err(d, ref, "error", "%s: %s", audit_path(d), smig_strerror(rc));

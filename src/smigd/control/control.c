@@ -28,6 +28,7 @@
 #define CTL_LINE_MAX ((size_t)64 * 1024)
 #define CTL_OUT_MAX ((size_t)4 * 1024 * 1024)
 #define CTL_CLIENTS_MAX 128
+#define CTL_ROOT_RESERVE 16 /* slots only root may take: no user locks root out */
 
 /* The control part's state. */
 struct ctl {
@@ -36,6 +37,9 @@ struct ctl {
 	struct ctl_client *clients;
 	uint64_t next_client_id;
 	uint64_t requests;
+	uint64_t refused;         /* connections refused at accept */
+	uint64_t refused_logged;  /* ... of which a log line said so */
+	uint64_t refused_log_ms;  /* when the last such line was */
 };
 
 struct ctl_client {
@@ -285,14 +289,60 @@ int ctl_client_add(struct smigd *d, int fd, const struct ucred *cred, const gid_
 	return 0;
 }
 
+/* Why a new connection from uid may not be taken (NULL: it may), in why. */
+static const char *ctl_full(const struct smigd *d, uid_t uid, char *why, size_t len)
+{
+	size_t all = 0, users = 0, mine = 0;
+
+	for (const struct ctl_client *c = d->ctl->clients; c; c = c->next) {
+		all++;
+		users += c->cred.uid != 0;
+		mine += c->cred.uid == uid;
+	}
+	if (all >= CTL_CLIENTS_MAX)
+		snprintf(why, len, "smigd holds %d control connections, its most", CTL_CLIENTS_MAX);
+	else if (uid != 0 && mine >= (size_t)d->cfg.control_per_uid)
+		snprintf(why, len, "uid %u holds %zu control connections (control.per_uid %d); "
+			 "close one and ask again", (unsigned)uid, mine, d->cfg.control_per_uid);
+	else if (uid != 0 && users >= CTL_CLIENTS_MAX - CTL_ROOT_RESERVE)
+		snprintf(why, len, "users hold %zu control connections; the rest are root's",
+			 users);
+	else
+		return NULL;
+	return why;
+}
+
+/*
+ * Refuses a connection with one line saying why, and says so in the log at
+ * most once a second (with how many since), never in the audit log: a
+ * local user could otherwise fill both by connecting in a loop.
+ */
+static void ctl_refuse(struct smigd *d, int fd, uid_t uid, const char *why)
+{
+	char line[400];
+	int n = snprintf(line, sizeof(line),
+			 "{\"ok\":false,\"error\":{\"code\":\"busy\",\"message\":\"%s\"}}\n", why);
+	uint64_t now = loop_now_ms();
+
+	if (n > 0 && (size_t)n < sizeof(line) && write(fd, line, (size_t)n) < 0)
+		smig_debug("event=control_refuse_write reason=\"%s\"", strerror(errno));
+	close(fd);
+	d->ctl->refused++;
+	if (now - d->ctl->refused_log_ms >= 1000) {
+		smig_warn("event=control_refused uid=%u reason=\"%s\" refused=%llu since_last=%llu",
+			  (unsigned)uid, why, (unsigned long long)d->ctl->refused,
+			  (unsigned long long)(d->ctl->refused - d->ctl->refused_logged));
+		d->ctl->refused_logged = d->ctl->refused;
+		d->ctl->refused_log_ms = now;
+	}
+}
+
 static void ctl_accept(void *arg, uint32_t events)
 {
 	struct smigd *d = arg;
-	size_t n = 0;
+	char why[256];
 
 	(void)events;
-	for (struct ctl_client *c = d->ctl->clients; c; c = c->next)
-		n++;
 	for (;;) {
 		socklen_t len = sizeof(struct ucred);
 		gid_t groups[CTL_GROUPS_MAX];
@@ -303,15 +353,13 @@ static void ctl_accept(void *arg, uint32_t events)
 
 		if (fd < 0)
 			return;
-		if (n >= CTL_CLIENTS_MAX) {
-			smig_warn("event=control_refused reason=too_many_clients max=%d",
-				  CTL_CLIENTS_MAX);
-			close(fd);
-			continue;
-		}
 		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
 			smig_warn("event=control_refused reason=no_peer_credentials");
 			close(fd);
+			continue;
+		}
+		if (ctl_full(d, cred.uid, why, sizeof(why))) {
+			ctl_refuse(d, fd, cred.uid, why);
 			continue;
 		}
 		/* the groups the caller's process has; unknown: authz asks NSS */
@@ -322,7 +370,6 @@ static void ctl_accept(void *arg, uint32_t events)
 			close(fd);
 			continue;
 		}
-		n++;
 	}
 }
 

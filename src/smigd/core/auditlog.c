@@ -8,6 +8,13 @@
  *
  * The log is STATE_DIR/audit.log (or audit.file) and its head the same
  * path with ".head" (docs/audit.md).
+ *
+ * What anyone can repeat at will (a refused local request, a failed
+ * handshake) is folded: per key, the first record of a window of
+ * AUDIT_FOLD_MS is written at once, the rest only counted, and one record
+ * "N more like it" ends the window. Past AUDIT_FOLDS keys in their window,
+ * new ones share one "*" key, so a flood from many callers writes a
+ * bounded number of records (and fsyncs) per window.
  */
 #include "core/smigd.h"
 #include "audit.h"
@@ -24,10 +31,24 @@
 #include <string.h>
 
 
+#define AUDIT_FOLDS 64
+#define AUDIT_FOLD_MS 10000
+
+/* One folded key: what its window's summary record says. */
+struct afold {
+	char key[192]; /* "" when free */
+	uint64_t start_ms;
+	unsigned more; /* records like the first since, not written */
+	char actor[96], action[48], target[192], decision[8], rule[64], outcome[24];
+	char detail[256]; /* the last one's */
+};
+
 struct auditlog {
 	char path[PATH_MAX];
 	char head_path[PATH_MAX + 8];
 	struct ctl_followers followers;
+	struct afold fold[AUDIT_FOLDS + 1]; /* the last: the "*" key of the overflow */
+	struct loop_timer *fold_timer;
 };
 
 void audit_write(struct smigd *d, const char *actor, const char *action, const char *target,
@@ -49,6 +70,100 @@ void audit_write(struct smigd *d, const char *actor, const char *action, const c
 	if (rec)
 		ctl_followers_send(d, &d->audit->followers, rec);
 	json_decref(rec);
+}
+
+static void fold_fill(struct afold *f, const char *actor, const char *action,
+		      const char *target, const char *decision, const char *rule,
+		      const char *outcome, const char *detail)
+{
+	snprintf(f->actor, sizeof(f->actor), "%s", actor ? actor : "-");
+	snprintf(f->action, sizeof(f->action), "%s", action);
+	snprintf(f->target, sizeof(f->target), "%s", target ? target : "-");
+	snprintf(f->decision, sizeof(f->decision), "%s", decision ? decision : "-");
+	snprintf(f->rule, sizeof(f->rule), "%s", rule ? rule : "-");
+	snprintf(f->outcome, sizeof(f->outcome), "%s", outcome ? outcome : "-");
+	snprintf(f->detail, sizeof(f->detail), "%s", detail ? detail : "");
+}
+
+/* Writes the window's "N more like it" record, if any, and frees the key. */
+static void fold_close(struct smigd *d, struct afold *f)
+{
+	char detail[384];
+
+	if (f->more > 0) {
+		snprintf(detail, sizeof(detail), "%u more like it in %llu s (the last: %s)", f->more,
+			 (unsigned long long)(loop_now_ms() - f->start_ms + 999) / 1000, f->detail);
+		audit_write(d, f->actor, f->action, f->target, f->decision, f->rule, f->outcome,
+			    detail);
+	}
+	memset(f, 0, sizeof(*f));
+}
+
+static void fold_tick(void *arg)
+{
+	struct smigd *d = arg;
+	struct auditlog *a = d->audit;
+	uint64_t now = loop_now_ms();
+	bool busy = false;
+
+	a->fold_timer = NULL;
+	for (size_t i = 0; i <= AUDIT_FOLDS; i++) {
+		struct afold *f = &a->fold[i];
+
+		if (f->key[0] && now - f->start_ms >= AUDIT_FOLD_MS)
+			fold_close(d, f);
+		busy |= f->key[0] != '\0';
+	}
+	if (busy)
+		(void)loop_timer_add(d->loop, AUDIT_FOLD_MS / 4, fold_tick, d, &a->fold_timer);
+}
+
+/* The slot for key: its own, a free one, an expired one, or the overflow's. */
+static struct afold *fold_slot(struct smigd *d, const char *key)
+{
+	struct auditlog *a = d->audit;
+	uint64_t now = loop_now_ms();
+	struct afold *free_slot = NULL;
+
+	for (size_t i = 0; i < AUDIT_FOLDS; i++) {
+		struct afold *f = &a->fold[i];
+
+		if (f->key[0] && strcmp(f->key, key) == 0)
+			return f;
+		if (f->key[0] && now - f->start_ms >= AUDIT_FOLD_MS)
+			fold_close(d, f); /* its window is over: write it, reuse it */
+		if (!f->key[0] && free_slot == NULL)
+			free_slot = f;
+	}
+	return free_slot ? free_slot : &a->fold[AUDIT_FOLDS];
+}
+
+void audit_write_folded(struct smigd *d, const char *key, const char *actor,
+			const char *action, const char *target, const char *decision,
+			const char *rule, const char *outcome, const char *detail)
+{
+	struct afold *f;
+
+	if (d->audit == NULL)
+		return;
+	f = fold_slot(d, key);
+	if (f->key[0] && loop_now_ms() - f->start_ms < AUDIT_FOLD_MS) {
+		f->more++;
+		if (f == &d->audit->fold[AUDIT_FOLDS])
+			fold_fill(f, "various", action, "various", decision, "-", outcome, detail);
+		else
+			snprintf(f->detail, sizeof(f->detail), "%s", detail ? detail : "");
+		return;
+	}
+	if (f->key[0])
+		fold_close(d, f);
+	snprintf(f->key, sizeof(f->key), "%s", f == &d->audit->fold[AUDIT_FOLDS] ? "*" : key);
+	f->start_ms = loop_now_ms();
+	fold_fill(f, actor, action, target, decision, rule, outcome, detail);
+	audit_write(d, actor, action, target, decision, rule, outcome, detail);
+	if (d->audit->fold_timer == NULL)
+		(void)loop_timer_add(d->loop, AUDIT_FOLD_MS / 4, fold_tick, d,
+				     &d->audit->fold_timer);
 }
 
 bool audit_writable(struct smigd *d)
@@ -81,6 +196,11 @@ void audit_close(struct smigd *d)
 
 	if (a == NULL)
 		return;
+	for (size_t i = 0; i <= AUDIT_FOLDS; i++)
+		if (a->fold[i].key[0])
+			fold_close(d, &a->fold[i]); /* what was counted is written before the end */
+	if (d->loop)
+		loop_timer_cancel(d->loop, a->fold_timer);
 	ctl_followers_end(d, &a->followers);
 	free(a);
 	d->audit = NULL;

@@ -25,7 +25,6 @@
 #include <time.h>
 
 #define RING 1024
-#define FOLD 64 /* recent (kind, address) pairs folded for the audit log */
 #define BANS_MAX 1024
 #define PATHS 64	     /* hosts whose failed records are tracked */
 #define PATH_HIST 8	     /* failures kept per host (a ring) */
@@ -39,13 +38,6 @@ struct sec_event {
 	char addr[SMIG_IDS_ADDR_MAX];
 	char host[SMIG_NAME_MAX + 1];
 	char detail[256];
-};
-
-struct fold {
-	enum smig_sec_kind kind;
-	char addr[SMIG_IDS_ADDR_MAX];
-	int64_t last_ms;
-	unsigned folded;
 };
 
 /*
@@ -67,7 +59,6 @@ struct monitor {
 	struct sec_event ring[RING];
 	size_t n, head;
 	uint64_t seq;
-	struct fold fold[FOLD];
 	struct ctl_followers followers;
 	struct smig_ids *ids;
 	char bans_path[PATH_MAX];
@@ -90,40 +81,19 @@ static json_t *event_json(const struct sec_event *e)
 			 e->addr, "host", e->host, "detail", e->detail);
 }
 
-/* Audits e unless the same (kind, address) was audited less than 1 s ago. */
+/*
+ * Audits e, folded per (kind, address): a flood of failed handshakes writes
+ * a count, not a line each (auditlog.c).
+ */
 static void audit_folded(struct smigd *d, const struct sec_event *e)
 {
-	struct monitor *m = d->monitor;
-	struct fold *f = NULL, *oldest = &m->fold[0];
-	char actor[SMIG_IDS_ADDR_MAX + 8], action[48], detail[320];
+	char actor[SMIG_IDS_ADDR_MAX + 8], action[48], key[SMIG_IDS_ADDR_MAX + 64];
 
-	for (size_t i = 0; i < FOLD && f == NULL; i++) {
-		if (m->fold[i].kind == e->kind && strcmp(m->fold[i].addr, e->addr) == 0)
-			f = &m->fold[i];
-		else if (m->fold[i].last_ms < oldest->last_ms)
-			oldest = &m->fold[i];
-	}
-	if (f && e->time_ms - f->last_ms < 1000) {
-		f->folded++;
-		return;
-	}
-	if (f == NULL) {
-		f = oldest;
-		memset(f, 0, sizeof(*f));
-		f->kind = e->kind;
-		snprintf(f->addr, sizeof(f->addr), "%s", e->addr);
-	}
 	snprintf(actor, sizeof(actor), "%s%s", e->host[0] ? "peer:" : "addr:",
 		 e->host[0] ? e->host : e->addr);
 	snprintf(action, sizeof(action), "security.%s", smig_sec_kind_name(e->kind));
-	if (f->folded)
-		snprintf(detail, sizeof(detail), "%s (and %u like it in the second before)",
-			 e->detail, f->folded);
-	else
-		snprintf(detail, sizeof(detail), "%s", e->detail);
-	audit_write(d, actor, action, e->addr, "none", "-", "observed", detail);
-	f->last_ms = e->time_ms;
-	f->folded = 0;
+	snprintf(key, sizeof(key), "sec|%s|%s", action, e->addr);
+	audit_write_folded(d, key, actor, action, e->addr, "none", "-", "observed", e->detail);
 }
 
 static void bans_save(struct smigd *d)

@@ -176,6 +176,14 @@ void audit_write(struct smigd *d, const char *actor, const char *action, const c
 		 const char *decision, const char *rule, const char *outcome,
 		 const char *detail);
 /* False after a record could not be written (until one can again). */
+/*
+ * As audit_write, for what anyone can repeat at will: the first record per
+ * key in a 10 s window is written, the rest are counted into one "N more
+ * like it" record when the window ends (auditlog.c).
+ */
+void audit_write_folded(struct smigd *d, const char *key, const char *actor,
+			const char *action, const char *target, const char *decision,
+			const char *rule, const char *outcome, const char *detail);
 bool audit_writable(struct smigd *d);
 /* `audit show --follow`: ref gets every record from now on. */
 void audit_follow(struct smigd *d, struct ctl_ref *ref, const json_t *records);

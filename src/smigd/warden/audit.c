@@ -12,6 +12,12 @@
  * logged and recorded as the first new record, and the chain goes on from
  * the last record found, so old damage stays visible to every later
  * verification.
+ *
+ * Past audit.max_kib the log rotates: a signed checkpoint ends it, it
+ * becomes audit.log.1 (audit.log.1 becomes .2, and so on; past
+ * audit.keep the oldest goes), and the new audit.log begins with an
+ * audit.rotate record whose prev is the old file's last hash, so the
+ * chain runs on across files and smig audit verify follows it.
  */
 #include "warden/wd_int.h"
 #include "audit.h"
@@ -34,6 +40,8 @@
 
 struct wd_audit {
 	int fd;
+	off_t size; /* of the current file */
+	bool from_rotated; /* at start: audit.log was missing or empty, audit.log.1 was not */
 	char path[PATH_MAX];
 	char head_path[PATH_MAX + 8];
 	struct smig_audit_chain chain;
@@ -70,7 +78,7 @@ static bool append(struct warden *w, const char *line)
 	struct wd_audit *a = w->audit;
 
 	if (smig_file_write_all(a->fd, line, strlen(line)) < 0 || fdatasync(a->fd) < 0 ||
-	    head_write(w) < 0) {
+	    (a->size += (off_t)strlen(line), head_write(w) < 0)) {
 		if (!a->write_failed)
 			smig_err("event=audit_write_failed path=%s reason=\"%s\"", a->path,
 				 strerror(errno));
@@ -106,9 +114,25 @@ static void checkpoint(struct warden *w)
 	}
 }
 
-bool wd_audit_write(struct warden *w, const char *actor, const char *action,
-		    const char *target, const char *decision, const char *rule,
-		    const char *outcome, const char *detail, char **out)
+static int audit_open_file(struct warden *w)
+{
+	struct wd_audit *a = w->audit;
+	struct stat st;
+
+	a->fd = open(a->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	if (a->fd < 0 || fchown(a->fd, 0, w->worker_gid) < 0 || fchmod(a->fd, 0640) < 0 ||
+	    fstat(a->fd, &st) < 0) {
+		smig_err("event=audit_open_failed path=%s reason=\"%s\"", a->path, strerror(errno));
+		return SMIG_EIO;
+	}
+	a->size = st.st_size;
+	return 0;
+}
+
+/* Seals one record onto the chain and appends it; *out gets the line when out is set. */
+static bool record(struct warden *w, const char *actor, const char *action, const char *target,
+		   const char *decision, const char *rule, const char *outcome,
+		   const char *detail, char **out)
 {
 	struct wd_audit *a = w->audit;
 	struct smig_audit_entry e = {
@@ -132,8 +156,67 @@ bool wd_audit_write(struct warden *w, const char *actor, const char *action,
 		*out = line;
 	else
 		free(line);
+	return ok;
+}
+
+/* path.k, or path itself for k == 0. */
+static void rotated_name(const struct wd_audit *a, int k, char *out, size_t len)
+{
+	if (k)
+		snprintf(out, len, "%s.%d", a->path, k);
+	else
+		snprintf(out, len, "%s", a->path);
+}
+
+/*
+ * Ends the current file with a checkpoint and starts the next: the names
+ * shift up by one (the oldest past audit.keep goes), and the new file's
+ * first record says which file and seq it continues.
+ */
+static void rotate(struct warden *w)
+{
+	struct wd_audit *a = w->audit;
+	char from[PATH_MAX + 16], to[PATH_MAX + 16], detail[128];
+	uint64_t last;
+
+	checkpoint(w);
+	last = a->chain.seq;
+	rotated_name(a, w->cfg.audit_keep, to, sizeof(to));
+	(void)unlink(to);
+	for (int k = w->cfg.audit_keep - 1; k >= 0; k--) {
+		rotated_name(a, k, from, sizeof(from));
+		rotated_name(a, k + 1, to, sizeof(to));
+		if (rename(from, to) < 0 && errno != ENOENT)
+			smig_warn("event=audit_rotate_rename from=%s reason=\"%s\"", from,
+				  strerror(errno));
+	}
+	close(a->fd);
+	a->fd = -1;
+	if (audit_open_file(w) < 0) {
+		a->write_failed = true;
+		return;
+	}
+	smig_info("event=audit_rotated path=%s continues=%s.1 seq=%llu", a->path, a->path,
+		  (unsigned long long)last);
+	snprintf(detail, sizeof(detail), "continues %s.1, which ends at seq %llu",
+		 strrchr(a->path, '/') ? strrchr(a->path, '/') + 1 : a->path,
+		 (unsigned long long)last);
+	(void)record(w, "smigd", SMIG_AUDIT_ROTATE, "log", "none", "-", "ok", detail, NULL);
+}
+
+bool wd_audit_write(struct warden *w, const char *actor, const char *action,
+		    const char *target, const char *decision, const char *rule,
+		    const char *outcome, const char *detail, char **out)
+{
+	struct wd_audit *a = w->audit;
+	bool ok = record(w, actor, action, target, decision, rule, outcome, detail, out);
+
+	if (a == NULL || a->fd < 0)
+		return ok;
 	if (a->chain.since_checkpoint >= (uint64_t)w->cfg.audit_checkpoint_records)
 		checkpoint(w);
+	if (a->size >= (off_t)w->cfg.audit_max_kib * 1024)
+		rotate(w);
 	return ok;
 }
 
@@ -164,6 +247,27 @@ static void damage_summary(const struct smig_audit_report *rep, char *out, size_
 	}
 }
 
+/*
+ * A crash between rotation's rename and the new file's first record leaves
+ * no (or an empty) audit.log: the chain goes on from audit.log.1, which is
+ * what examine verifies then (against the head, so an audit.log deleted
+ * with records in it shows as truncated). True if audit.log.1 has records.
+ */
+static bool read_rotated(struct warden *w, char **log, size_t *len)
+{
+	struct wd_audit *a = w->audit;
+	char prev[PATH_MAX + 16], err[256];
+
+	rotated_name(a, 1, prev, sizeof(prev));
+	if (smig_file_read(prev, AUDIT_FILE_MAX, log, len, err, sizeof(err)) < 0)
+		return false;
+	if (*len > 0)
+		return true;
+	free(*log);
+	*log = NULL;
+	return false;
+}
+
 /* Verifies what is on disk, cuts a torn tail and sets the chain to go on. */
 static int examine(struct warden *w, char *damage, size_t dlen, size_t *cut)
 {
@@ -176,7 +280,14 @@ static int examine(struct warden *w, char *damage, size_t dlen, size_t *cut)
 
 	damage[0] = '\0';
 	*cut = 0;
+	a->from_rotated = false;
 	rc = smig_file_read(a->path, AUDIT_FILE_MAX, &log, &len, err, sizeof(err));
+	if (rc == SMIG_ENOENT || (rc == 0 && len == 0)) {
+		free(log);
+		log = NULL;
+		a->from_rotated = read_rotated(w, &log, &len);
+		rc = a->from_rotated ? 0 : SMIG_ENOENT;
+	}
 	if (rc == SMIG_ENOENT) {
 		log = strdup("");
 		len = 0;
@@ -189,7 +300,7 @@ static int examine(struct warden *w, char *damage, size_t dlen, size_t *cut)
 	if (smig_file_read(a->head_path, 4096, &head, &hlen, err, sizeof(err)) < 0)
 		head = NULL;
 	/* a crash can leave half a line at the end: cut it so appends stay lines */
-	for (keep = len; keep > 0 && log[keep - 1] != '\n'; keep--)
+	for (keep = len; !a->from_rotated && keep > 0 && log[keep - 1] != '\n'; keep--)
 		;
 	if (keep != len) {
 		*cut = len - keep;
@@ -201,8 +312,11 @@ static int examine(struct warden *w, char *damage, size_t dlen, size_t *cut)
 		if (rc == 0 && rep.damaged)
 			damage_summary(&rep, damage, dlen);
 	}
-	if (rc == 0 && smig_audit_resume(log, len, &a->chain, err, sizeof(err)) < 0)
+	if (rc == 0 && len > 0 && smig_audit_resume(log, len, &a->chain, err, sizeof(err)) < 0)
 		smig_warn("event=audit_resume reason=\"%s\"", err);
+	if (a->from_rotated)
+		smig_warn("event=audit_resume_rotated path=%s.1 seq=%llu", a->path,
+			  (unsigned long long)a->chain.seq);
 	free(log);
 	free(head);
 	return rc;
@@ -225,11 +339,10 @@ int wd_audit_open(struct warden *w)
 	SMIG_ENSURE(n > 0 && (size_t)n < sizeof(a->path), SMIG_ECONFIG);
 	snprintf(a->head_path, sizeof(a->head_path), "%s.head", a->path);
 	SMIG_GUARD(examine(w, damage, sizeof(damage), &cut));
-	a->fd = open(a->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
-	if (a->fd < 0 || fchown(a->fd, 0, w->worker_gid) < 0 || fchmod(a->fd, 0640) < 0) {
-		smig_err("event=audit_open_failed path=%s reason=\"%s\"", a->path, strerror(errno));
-		return SMIG_EIO;
-	}
+	SMIG_GUARD(audit_open_file(w));
+	if (a->from_rotated) /* the new file begins as rotation begins one */
+		(void)record(w, "smigd", SMIG_AUDIT_ROTATE, "log", "none", "-", "ok",
+			     "continues audit.log.1 (the rotation was cut short)", NULL);
 	smig_info("event=audit_open path=%s seq=%llu", a->path, (unsigned long long)a->chain.seq);
 	if (cut) {
 		snprintf(detail, sizeof(detail), "cut %zu bytes of a torn last line", cut);

@@ -374,6 +374,7 @@ static int warden_start(struct warden *w, const char *config_path)
 	smig_log_stop_at(NULL); /* stop points are the worker's (its migrations) */
 	SMIG_GUARD(confinement(w));
 	SMIG_GUARD(loop_new(&w->loop));
+	SMIG_GUARD(wd_log_open(w));
 	if (smig_sign_load_key(w->cfg.tls_key, &w->host_key, err, sizeof(err)) < 0) {
 		smig_err("event=key_failed reason=\"%s\"", err);
 		return SMIG_ECRYPTO;
@@ -410,6 +411,7 @@ static void warden_stop(struct warden *w)
 	wd_measure_close(w);
 	wd_bans_close(w);
 	wd_audit_close(w);
+	wd_log_close(w);
 	wd_vm_free_all(w);
 	if (w->sig_fd >= 0)
 		close(w->sig_fd);

@@ -83,6 +83,7 @@ struct warden {
 	unsigned restarts;
 	uint64_t worker_started_ms;
 	struct loop_timer *restart_t;
+	struct loop_timer *log_t; /* log.file: the size check (logfile.c) */
 	bool foreground;
 	bool stopping;
 	bool serve_only; /* warden_serve(): a worker that is not ours, on a socket we were given */
@@ -98,6 +99,10 @@ static inline bool wd_vm_running(const struct wvm *v)
 {
 	return v->qemu_pid > 0;
 }
+
+/* logfile.c: log.file as the warden's and the worker's stderr, rotated by size */
+int wd_log_open(struct warden *w);
+void wd_log_close(struct warden *w);
 
 /* link.c: the link to the worker */
 /* Sends a message to the worker (logged and dropped when it is gone). */

@@ -121,6 +121,14 @@ static void on_self_verdict(struct smigd *d, const char *why)
 		evac_start(d, why, NULL, false);
 }
 
+/* EV_LOG: the warden rotated log.file; write the new one from now on. */
+static void smigd_log_rotated(void *arg, const struct smig_pm *ev)
+{
+	(void)arg;
+	if (ev->nfds == 1 && dup2(ev->fds[0], STDERR_FILENO) < 0)
+		smig_err("event=log_switch_failed reason=\"%s\"", strerror(errno));
+}
+
 /* The link to the warden, and where its notifications go. */
 static int warden_link(struct smigd *d, int fd)
 {
@@ -129,6 +137,7 @@ static int warden_link(struct smigd *d, int fd)
 	priv_on(d->priv, SMIG_PM_EV_MEASURED, attest_on_measured, d);
 	priv_on(d->priv, SMIG_PM_EV_IVT, attest_on_ivt, d);
 	priv_on(d->priv, SMIG_PM_EV_RELOAD, smigd_reload, d);
+	priv_on(d->priv, SMIG_PM_EV_LOG, smigd_log_rotated, d);
 	return 0;
 }
 

@@ -1,0 +1,113 @@
+/*
+ * logfile.c - smigd's log in a file of its own (log.file), rotated by size.
+ *
+ * Without log.file the log goes to stderr (the journal, which rotates it).
+ * With it, the warden opens the file (root's, mode 0640) as its own stderr
+ * before it starts the worker, which inherits it. Every few seconds the
+ * warden looks at its size; past log.max_kib the names shift up by one
+ * (FILE.1 .. FILE.KEEP; the oldest past log.keep goes), a new FILE is
+ * opened as the warden's stderr, and the worker gets it too (EV_LOG), so
+ * both write the new file from then on and nothing is written to a file
+ * that is gone.
+ */
+#include "warden/wd_int.h"
+#include "error.h"
+#include "log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define LOG_CHECK_MS 2000
+
+static int log_open(const struct warden *w)
+{
+	int fd = open(w->cfg.log_file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
+		      0640);
+
+	if (fd >= 0 && (fchown(fd, 0, 0) < 0 || fchmod(fd, 0640) < 0)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* FILE.k, or FILE for k == 0. */
+static void log_name(const struct warden *w, int k, char *out, size_t len)
+{
+	if (k)
+		snprintf(out, len, "%s.%d", w->cfg.log_file, k);
+	else
+		snprintf(out, len, "%s", w->cfg.log_file);
+}
+
+static void log_rotate(struct warden *w)
+{
+	char from[PATH_MAX + 16], to[PATH_MAX + 16];
+	struct smig_buf b;
+	int fd;
+
+	log_name(w, w->cfg.log_keep, to, sizeof(to));
+	(void)unlink(to);
+	for (int k = w->cfg.log_keep - 1; k >= 0; k--) {
+		log_name(w, k, from, sizeof(from));
+		log_name(w, k + 1, to, sizeof(to));
+		(void)rename(from, to);
+	}
+	fd = log_open(w);
+	if (fd < 0) {
+		smig_err("event=log_rotate_failed path=%s reason=\"%s\" action=keep_writing_%s.1",
+			 w->cfg.log_file, strerror(errno), w->cfg.log_file);
+		return;
+	}
+	if (dup2(fd, STDERR_FILENO) < 0)
+		smig_err("event=log_rotate_failed path=%s reason=\"%s\"", w->cfg.log_file,
+			 strerror(errno));
+	smig_info("event=log_rotated path=%s continues=%s.1", w->cfg.log_file, w->cfg.log_file);
+	smig_buf_init(&b, 64);
+	if (smig_pm_build(&b, SMIG_PM_EV_LOG, 0) == 0)
+		wd_send(w, &b, &fd, 1);
+	smig_buf_clear(&b);
+	close(fd);
+}
+
+static void log_tick(void *arg)
+{
+	struct warden *w = arg;
+	struct stat st;
+
+	w->log_t = NULL;
+	if (fstat(STDERR_FILENO, &st) == 0 && st.st_size >= (off_t)w->cfg.log_max_kib * 1024)
+		log_rotate(w);
+	(void)loop_timer_add(w->loop, LOG_CHECK_MS, log_tick, w, &w->log_t);
+}
+
+int wd_log_open(struct warden *w)
+{
+	int fd;
+
+	if (w->cfg.log_file[0] == '\0')
+		return 0;
+	fd = log_open(w);
+	if (fd < 0 || dup2(fd, STDERR_FILENO) < 0) {
+		smig_err("event=log_open_failed path=%s reason=\"%s\"", w->cfg.log_file,
+			 strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return SMIG_EIO;
+	}
+	close(fd);
+	smig_info("event=log_open path=%s max_kib=%d keep=%d", w->cfg.log_file,
+		  w->cfg.log_max_kib, w->cfg.log_keep);
+	return loop_timer_add(w->loop, LOG_CHECK_MS, log_tick, w, &w->log_t);
+}
+
+void wd_log_close(struct warden *w)
+{
+	if (w->loop)
+		loop_timer_cancel(w->loop, w->log_t);
+	w->log_t = NULL;
+}
