@@ -12,7 +12,7 @@ tests=${*:-test_migrate test_cli test_faults}
 scripts/build.sh build-trace -Dstop_points=true -Dbuildtype=debugoptimized
 out=$(mktemp -d /tmp/smig-trace.XXXXXX)
 trap 'rm -rf "$out"' EXIT
-chmod 1777 "$out" # the worker writes the traces, as the smig user
+chown smig "$out" && chmod 0700 "$out" # the worker writes the traces, as the smig user
 for t in $tests; do
 	SMIG_TRACE_DIR=$out SMIG_BUILD=$PWD/build-trace bash "tests/integration/$t.sh" >"$out/$t.log" 2>&1 ||
 		echo "seed-corpus: $t failed (its traces are kept all the same)" >&2

@@ -19,6 +19,7 @@
 #include "file.h"
 #include "sign.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <unistd.h>
 
@@ -39,6 +40,7 @@ struct ent {
 	bool hash_ok;
 	bool checkpoint;
 	bool rotate; /* an audit.rotate record: a file rotation began */
+	uint64_t rot_from; /* ... and the seq its oldest kept file begins at ("from:N") */
 	bool has_sig;
 	uint8_t sig[SMIG_SIG_LEN];
 	bool inserted;
@@ -120,6 +122,19 @@ static void parse_entry(struct ent *e, const char *s, size_t n)
 				       SMIG_AUDIT_CHECKPOINT) == 0;
 		e->rotate = strcmp(json_string_value(json_object_get(o, "action")),
 				   SMIG_AUDIT_ROTATE) == 0;
+		if (e->rotate) {
+			const char *from =
+				strstr(json_string_value(json_object_get(o, "target")), "from:");
+			char *end = NULL;
+			unsigned long long v = 0;
+
+			if (from && from[5] >= '0' && from[5] <= '9') {
+				errno = 0;
+				v = strtoull(from + 5, &end, 10);
+			}
+			if (end && errno == 0 && (*end == '\0' || *end == ' '))
+				e->rot_from = v;
+		}
 		e->has_sig = sig && smig_unhex(json_string_value(sig), e->sig, SMIG_SIG_LEN) == 0;
 		e->hash_ok = smig_audit_hash_json(o, h) == 0 &&
 			     memcmp(h, e->hash, SMIG_AUDIT_HASH_LEN) == 0;
@@ -291,6 +306,31 @@ static void check_chain(struct vctx *v)
 	}
 }
 
+/*
+ * The newest audit.rotate record says where the oldest file rotation kept
+ * begins: a set that begins later lost files that should still be there
+ * (taken away, not rotated away).
+ */
+static void check_kept(struct vctx *v)
+{
+	const struct ent *last = NULL;
+
+	for (size_t i = 0; i < v->nseq; i++) {
+		const struct ent *e = &v->e[v->by_seq[i]];
+
+		if (!e->inserted && e->rotate && e->rot_from && e->hash_ok)
+			last = e;
+	}
+	if (last && v->rep->first_seq > last->rot_from)
+		found(v, SMIG_AUDIT_DELETED, &v->e[v->by_seq[0]], last->rot_from,
+		      "records %llu..%llu are missing: the set begins at seq %llu, but its last "
+		      "rotation (seq %llu) kept files from seq %llu",
+		      (unsigned long long)last->rot_from,
+		      (unsigned long long)v->rep->first_seq - 1,
+		      (unsigned long long)v->rep->first_seq, (unsigned long long)last->seq,
+		      (unsigned long long)last->rot_from);
+}
+
 static void check_order(struct vctx *v)
 {
 	uint64_t max = 0;
@@ -432,6 +472,7 @@ int smig_audit_verify_files(const struct smig_audit_file *files, size_t nfiles,
 	check_malformed(&v);
 	check_duplicates(&v, have_head ? h.hash : NULL, have_head ? h.seq : 0);
 	check_chain(&v);
+	check_kept(&v);
 	check_order(&v);
 	covered = check_checkpoints(&v);
 	if (have_head)

@@ -197,7 +197,7 @@ static int config_audit(const struct smig_json_doc *doc, const json_t *a,
 		{ "file", SMIG_J_STRING, false, 0, 0 },
 		{ "checkpoint_records", SMIG_J_INT, false, 1, 1000000 },
 		{ "checkpoint_interval_s", SMIG_J_INT, false, 1, 86400 },
-		{ "max_kib", SMIG_J_INT, false, 16, 4194304 },
+		{ "max_kib", SMIG_J_INT, false, 16, 262144 },
 		{ "keep", SMIG_J_INT, false, 1, 1000 },
 	};
 	const json_t *v;

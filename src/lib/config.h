@@ -47,7 +47,7 @@ struct smig_host {
  * table is reloaded. The fingerprint may belong to a host's former
  * certificate (re-keyed after a compromise) or to a host taken out.
  */
-#define SMIG_REVOKED_MAX 4096
+#define SMIG_REVOKED_MAX 1024 /* with 1024 hosts, the table fits the warden's message */
 #define SMIG_REVOKED_REASON_MAX 127
 struct smig_revoked {
 	uint8_t fp[SMIG_FP_LEN];

@@ -25,7 +25,7 @@ jq '.control.group = "nogroup" | .control.per_uid = 2 | .audit = {"max_kib": 16,
 log=$dir/state-h1/audit.log
 slog=$dir/smigd-h1.log
 
-plan 10
+plan 11
 
 smigd_start "$dir" h1
 ok $? "h1 starts with audit.max_kib 16, audit.keep 2, control.per_uid 2"
@@ -59,6 +59,11 @@ out=$("$SMIG" audit verify "$dir/copy/audit.log" --cert "$dir/pki/h1.crt")
 rc=$?
 [ $rc -eq 1 ] && grep -qE "deleted +records [0-9]+\.\.[0-9]+ are missing \(before audit.log:1\)" <<<"$out"
 ok $? "a rotated file taken out of the middle is found, named by where the gap is (exit $rc): $(grep deleted <<<"$out")"
+mkdir "$dir/copy2" && cp "$log" "$log.head" "$log.1" "$dir/copy2/"
+out=$("$SMIG" audit verify "$dir/copy2/audit.log" --cert "$dir/pki/h1.crt")
+rc=$?
+[ $rc -eq 1 ] && grep -q "its last rotation (seq [0-9]*) kept files from seq" <<<"$out"
+ok $? "so is the oldest kept file taken away: the last audit.rotate says where the kept files begin (exit $rc)"
 
 # --- a flood of refused requests -----------------------------------------------------
 as_nobody() { setpriv --reuid=nobody --regid=nogroup --init-groups "$SMIG" --socket "$dir/h1.sock" "$@"; }

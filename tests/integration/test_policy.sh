@@ -203,7 +203,7 @@ line=$(grep -n '"rule":"no-deny-vms-to-h2"' "$dir/edited.log" | head -1 | cut -d
 sed -i "${line}s/\"outcome\":\"refused\"/\"outcome\":\"ok\"/" "$dir/edited.log"
 out=$(hsmig "$dir" h2 audit verify "$dir/edited.log" --cert "$dir/pki/h1.crt")
 rc=$?
-[ $rc -eq 1 ] && grep -qE "edited +line $line " <<<"$out"
+[ $rc -eq 1 ] && grep -qE "edited +edited.log:$line " <<<"$out"
 ok $? "an edited record is named by its line ($line, exit $rc)"
 head -n -2 "$log" >"$dir/cut.log" && cp "$log.head" "$dir/cut.log.head"
 out=$(hsmig "$dir" h2 audit verify "$dir/cut.log" --cert "$dir/pki/h1.crt")

@@ -18,7 +18,7 @@ dir=$(mktemp -d /tmp/smig-privsep.XXXXXX)
 trap 'cluster_clean "$dir"' EXIT
 cluster_make "$dir" 2 || { echo "Bail out! cluster_make"; exit 1; }
 
-plan 25
+plan 26
 
 smigd_start "$dir" h1 && smigd_start "$dir" h2
 ok $? "h1 and h2 start"
@@ -75,6 +75,10 @@ ok $? "a forged request to stage a VM on a's disk is refused by the warden: $(jq
 grep -q 'event=security_event kind=privsep_violation request=vm.stage' "$dir/h1.log" &&
 	grep -q '"action":"privsep.violation"' "$dir/state-h1/audit.log"
 ok $? "the warden logs the forged request as a security event and audits it"
+out=$(hook '{"action":"forge-audit","path":"audit.rotate"}')
+jqe '.ok and .result.denied' <<<"$out" && ! grep -q '"detail":"forged"' "$dir/state-h1/audit.log" &&
+	grep -q 'privsep_violation request=audit' "$dir/h1.log"
+ok $? "a worker asking for an audit.rotate record (the warden's own) is refused as a privsep violation"
 
 # ---- the worker dies; the warden starts another, which takes the VM back --
 kill -KILL "$w1"

@@ -187,7 +187,9 @@ static void make_rotated(struct log *l)
 		struct smig_audit_entry e = {
 			.time_ms = 1795000000000LL + i, .host = "h1", .actor = "smigd",
 			.action = i == 6 || i == 9 ? SMIG_AUDIT_ROTATE : "vm.start",
-			.target = "vm:web1", .decision = "none", .rule = "-", .outcome = "ok",
+			/* audit.keep 1: each rotation keeps the file before it */
+			.target = i == 6 ? "log keep:1 from:1" : i == 9 ? "log keep:1 from:6" : "vm:web1",
+			.decision = "none", .rule = "-", .outcome = "ok",
 		};
 		if (i == 5 || i == 8)
 			assert_int_equal(smig_audit_checkpoint(&c, "h1", e.time_ms, key, &line), 0);
@@ -254,6 +256,15 @@ static void test_rotated(void **state)
 	expect(&rep, BIT(SMIG_AUDIT_DELETED), SMIG_AUDIT_DELETED, 1);
 	assert_string_equal(rep.kind[SMIG_AUDIT_DELETED].file, "audit.log");
 	assert_non_null(strstr(rep.kind[SMIG_AUDIT_DELETED].msg, "records 6..8 are missing"));
+	/* audit.log.1 taken away too: the last rotation said the kept files begin at 6 */
+	{
+		const size_t only[] = { 8, NLINES };
+		static const char *const cur[] = { "audit.log" };
+
+		verify_set(&l, only, cur, 1, &rep);
+		expect(&rep, BIT(SMIG_AUDIT_DELETED), SMIG_AUDIT_DELETED, 1);
+		assert_non_null(strstr(rep.kind[SMIG_AUDIT_DELETED].msg, "kept files from seq 6"));
+	}
 	/* the oldest file's first lines cut: it no longer begins with audit.rotate */
 	verify_set(&l, cut, last2, 2, &rep);
 	expect(&rep, BIT(SMIG_AUDIT_DELETED), SMIG_AUDIT_DELETED, 1);

@@ -98,7 +98,7 @@ static void test_audit_and_control_bounds(void **state)
 	(void)state;
 	expect_config_error(REST "\"host\":\"h1\",\"listen\":\"127.0.0.1\",\"control\":{\"socket\":\"s\"},"
 			    "\"audit\":{\"max_kib\":8}}",
-			    "/etc/smig/c.json:2:78: audit.max_kib must be between 16 and 4194304");
+			    "/etc/smig/c.json:2:78: audit.max_kib must be between 16 and 262144");
 	expect_config_error(REST "\"host\":\"h1\",\"listen\":\"127.0.0.1\",\"control\":{\"socket\":\"s\"},"
 			    "\"audit\":{\"keep\":0}}",
 			    "/etc/smig/c.json:2:75: audit.keep must be between 1 and 1000");

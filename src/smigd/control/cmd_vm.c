@@ -162,7 +162,7 @@ static void cmd_resume(struct smigd *d, struct vm *vm, const json_t *args, struc
 	bool force = json_is_true(json_object_get(args, "force"));
 	char host[SMIG_NAME_MAX + 1], ids[SMIG_MIG_ID_STR_LEN];
 	struct vm_req *r;
-	struct smig_mig_id id;
+	struct smig_mig_id id = { { 0 } };
 	bool pending = vm_commit_pending(vm, &id, host, sizeof(host));
 
 	if (vm_state(vm) != VM_PAUSED) {

@@ -76,7 +76,7 @@ static void client_trace(struct ctl_client *c, const uint8_t *p, size_t n)
 
 		snprintf(path, sizeof(path), "%s/ctl-%d-%llu.trace", dir, (int)getpid(),
 			 (unsigned long long)c->id);
-		c->trace_fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		c->trace_fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 		if (c->trace_fd < 0 || write(c->trace_fd, &who, 1) < 0)
 			return;
 	}

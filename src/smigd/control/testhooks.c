@@ -103,6 +103,19 @@ static json_t *forge(struct smigd *d, const char *pool, const char *volume)
 	return attempt("forge", rc, EPERM, detail);
 }
 
+/* An AUDIT request for a record only the warden writes (a rotation, a checkpoint). */
+static json_t *forge_audit(struct smigd *d, const char *action)
+{
+	struct smig_pm r;
+	int rc = priv_call(d->priv, &r, SMIG_PM_AUDIT, "smigd", action, "log keep:1 from:999999",
+			   "none", "-", "ok", "forged");
+
+	if (rc == 0 && smig_pm_int(&r, 0) == 0)
+		rc = -1;
+	return attempt("forge-audit", rc == 0 ? 0 : -1, EPERM,
+		       rc == 0 ? "written" : "refused by the warden");
+}
+
 /*
  * debug.worker {action, path?, pid?, pool?, volume?}: the worker itself
  * tries what a compromised worker would: open a file, run a program,
@@ -157,6 +170,8 @@ void testhook_worker(struct smigd *d, const json_t *args, struct ctl_ref *ref)
 	} else if (strcmp(action, "forge") == 0) {
 		res = forge(d, json_string_value(json_object_get(args, "pool")) ?: "",
 			    json_string_value(json_object_get(args, "volume")) ?: "");
+	} else if (strcmp(action, "forge-audit") == 0 && path) {
+		res = forge_audit(d, path);
 	}
 	if (res == NULL)
 		ctl_reply_err(d, ref, "bad_request", "debug.worker: unknown action %s", action);

@@ -36,11 +36,12 @@
 
 /* One folded key: what its window's summary record says. */
 struct afold {
-	char key[192]; /* "" when free */
+	char key[512]; /* "" when free */
 	uint64_t start_ms;
 	unsigned more; /* records like the first since, not written */
 	char actor[96], action[48], target[192], decision[8], rule[64], outcome[24];
 	char detail[256]; /* the last one's */
+	char who[200];    /* the overflow's: the callers and targets folded into it */
 };
 
 struct auditlog {
@@ -88,11 +89,12 @@ static void fold_fill(struct afold *f, const char *actor, const char *action,
 /* Writes the window's "N more like it" record, if any, and frees the key. */
 static void fold_close(struct smigd *d, struct afold *f)
 {
-	char detail[384];
+	char detail[640];
 
 	if (f->more > 0) {
-		snprintf(detail, sizeof(detail), "%u more like it in %llu s (the last: %s)", f->more,
-			 (unsigned long long)(loop_now_ms() - f->start_ms + 999) / 1000, f->detail);
+		snprintf(detail, sizeof(detail), "%u more like it in %llu s%s%s (the last: %s)",
+			 f->more, (unsigned long long)(loop_now_ms() - f->start_ms + 999) / 1000,
+			 f->who[0] ? " from " : "", f->who, f->detail);
 		audit_write(d, f->actor, f->action, f->target, f->decision, f->rule, f->outcome,
 			    detail);
 	}
@@ -116,6 +118,35 @@ static void fold_tick(void *arg)
 	}
 	if (busy)
 		(void)loop_timer_add(d->loop, AUDIT_FOLD_MS / 4, fold_tick, d, &a->fold_timer);
+}
+
+/*
+ * The overflow's summary names whom it folded: each caller and target once,
+ * as many as fit (then "..."), so a flood through it hides nobody's name
+ * that fits in a record.
+ */
+static void fold_other(struct afold *f, const char *actor, const char *action,
+		       const char *target, const char *decision, const char *outcome,
+		       const char *detail)
+{
+	char one[160];
+	size_t used = strlen(f->who);
+
+	if (strcmp(f->action, action) != 0)
+		snprintf(f->action, sizeof(f->action), "%s", "various");
+	snprintf(f->actor, sizeof(f->actor), "various");
+	snprintf(f->target, sizeof(f->target), "various");
+	snprintf(f->rule, sizeof(f->rule), "-");
+	snprintf(f->decision, sizeof(f->decision), "%s", decision ? decision : "-");
+	snprintf(f->outcome, sizeof(f->outcome), "%s", outcome ? outcome : "-");
+	snprintf(f->detail, sizeof(f->detail), "%s", detail ? detail : "");
+	snprintf(one, sizeof(one), "%s %s %s", actor ? actor : "-", action, target ? target : "-");
+	if (strstr(f->who, one))
+		return;
+	if (used + strlen(one) + 2 < sizeof(f->who) - 4)
+		snprintf(f->who + used, sizeof(f->who) - used, "%s%s", used ? "; " : "", one);
+	else if (used >= 3 && used + 6 < sizeof(f->who) && strcmp(f->who + used - 3, "...") != 0)
+		snprintf(f->who + used, sizeof(f->who) - used, "; ...");
 }
 
 /* The slot for key: its own, a free one, an expired one, or the overflow's. */
@@ -150,7 +181,7 @@ void audit_write_folded(struct smigd *d, const char *key, const char *actor,
 	if (f->key[0] && loop_now_ms() - f->start_ms < AUDIT_FOLD_MS) {
 		f->more++;
 		if (f == &d->audit->fold[AUDIT_FOLDS])
-			fold_fill(f, "various", action, "various", decision, "-", outcome, detail);
+			fold_other(f, actor, action, target, decision, outcome, detail);
 		else
 			snprintf(f->detail, sizeof(f->detail), "%s", detail ? detail : "");
 		return;

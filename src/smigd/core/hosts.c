@@ -69,8 +69,10 @@ int hosts_install(struct smigd *d, struct smig_hosts *nh, char *err, size_t errl
 	SMIG_ENSURE(ns != NULL, SMIG_ENOMEM);
 	for (size_t i = 0; i < nh->n; i++) {
 		struct host_state *old = smigd_host_state(d, nh->v[i].name);
+		const struct smig_host *was = smig_hosts_by_name(&d->hosts->table, nh->v[i].name);
 
-		if (old)
+		/* a host with another certificate now is known afresh: no verdict carries over */
+		if (old && was && memcmp(was->fp, nh->v[i].fp, SMIG_FP_LEN) == 0)
 			ns[i] = *old;
 		snprintf(ns[i].name, sizeof(ns[i].name), "%s", nh->v[i].name);
 	}

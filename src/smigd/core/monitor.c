@@ -82,8 +82,22 @@ static json_t *event_json(const struct sec_event *e)
 }
 
 /*
- * Audits e, folded per (kind, address): a flood of failed handshakes writes
- * a count, not a line each (auditlog.c).
+ * What anyone can cause again and again without being a host of the
+ * cluster (a refused connection, a failed handshake, a stranger's
+ * certificate, a record damaged on the path) or a local user's refusal.
+ * Everything else (an authenticated peer's violation, a hostile spec, an
+ * attestation failure, a ban, a path alarm) is audited in full, each time.
+ */
+static bool foldable(enum smig_sec_kind k)
+{
+	return k == SMIG_SEC_CONN_REFUSED || k == SMIG_SEC_TLS_FAILURE ||
+	       k == SMIG_SEC_UNKNOWN_PEER || k == SMIG_SEC_RECORD_AUTH_FAILURE ||
+	       k == SMIG_SEC_POLICY_DENIAL;
+}
+
+/*
+ * Audits e; the foldable kinds folded per (kind, address): a flood of
+ * failed handshakes writes a count, not a line each (auditlog.c).
  */
 static void audit_folded(struct smigd *d, const struct sec_event *e)
 {
@@ -92,6 +106,10 @@ static void audit_folded(struct smigd *d, const struct sec_event *e)
 	snprintf(actor, sizeof(actor), "%s%s", e->host[0] ? "peer:" : "addr:",
 		 e->host[0] ? e->host : e->addr);
 	snprintf(action, sizeof(action), "security.%s", smig_sec_kind_name(e->kind));
+	if (!foldable(e->kind)) {
+		audit_write(d, actor, action, e->addr, "none", "-", "observed", e->detail);
+		return;
+	}
 	snprintf(key, sizeof(key), "sec|%s|%s", action, e->addr);
 	audit_write_folded(d, key, actor, action, e->addr, "none", "-", "observed", e->detail);
 }

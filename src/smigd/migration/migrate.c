@@ -99,9 +99,10 @@ void mig_trace(struct mig *m, uint8_t op, const void *rec, size_t len)
 	if (dir == NULL || *dir == '\0')
 		return;
 	if (m->trace_fd < 0) {
-		snprintf(path, sizeof(path), "%s/%s-%llu-%s.trace", dir, m->p.source ? "src" : "dst",
-			 (unsigned long long)m->serial, m->ids);
-		m->trace_fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		snprintf(path, sizeof(path), "%s/%s-%d-%llu-%s.trace", dir,
+			 m->p.source ? "src" : "dst", (int)getpid(), (unsigned long long)m->serial,
+			 m->ids);
+		m->trace_fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 		if (m->trace_fd < 0)
 			return;
 		head[0] = m->p.source;

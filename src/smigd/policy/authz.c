@@ -168,7 +168,7 @@ bool authz_request(struct smigd *d, enum smig_action a, const char *vm, const ch
 	struct smig_policy_req r = { 0 };
 	struct smig_policy_decision dec;
 	struct ctl_audit *au = &ref->audit;
-	char key[192];
+	char key[512];
 	struct who w;
 
 	who_from_uid(ref->cred.uid, ref->cred.gid, ref->groups, ref->ngroups, &w);
@@ -185,7 +185,8 @@ bool authz_request(struct smigd *d, enum smig_action a, const char *vm, const ch
 		smig_warn("event=denied actor=%s action=%s target=\"%s\" rule=%s", au->actor,
 			  au->action, au->target, dec.rule);
 		/* anyone may ask again and again: a count, not an fsync each (auditlog.c) */
-		snprintf(key, sizeof(key), "deny|%s|%s|%s", au->actor, au->action, dec.rule);
+		snprintf(key, sizeof(key), "deny|%s|%s|%s|%s", au->actor, au->action, dec.rule,
+			 au->target);
 		audit_write_folded(d, key, au->actor, au->action, au->target, "deny", dec.rule,
 				   "refused", dec.reason);
 		sec_event(d, SMIG_SEC_POLICY_DENIAL, "local", NULL, "%s: %s", au->actor, dec.reason);

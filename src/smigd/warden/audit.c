@@ -27,6 +27,7 @@
 #include "sign.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
@@ -119,9 +120,14 @@ static int audit_open_file(struct warden *w)
 	struct wd_audit *a = w->audit;
 	struct stat st;
 
-	a->fd = open(a->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
-	if (a->fd < 0 || fchown(a->fd, 0, w->worker_gid) < 0 || fchmod(a->fd, 0640) < 0 ||
-	    fstat(a->fd, &st) < 0) {
+	a->fd = open(a->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK,
+		     0640);
+	if (a->fd >= 0 && (fstat(a->fd, &st) < 0 || !S_ISREG(st.st_mode))) {
+		close(a->fd); /* a FIFO, a device: never chown or write one */
+		a->fd = -1;
+		errno = EINVAL;
+	}
+	if (a->fd < 0 || fchown(a->fd, 0, w->worker_gid) < 0 || fchmod(a->fd, 0640) < 0) {
 		smig_err("event=audit_open_failed path=%s reason=\"%s\"", a->path, strerror(errno));
 		return SMIG_EIO;
 	}
@@ -168,6 +174,43 @@ static void rotated_name(const struct wd_audit *a, int k, char *out, size_t len)
 		snprintf(out, len, "%s", a->path);
 }
 
+/* Removes the rotated files numbered above keep (audit.keep lowered, or the oldest). */
+static void drop_beyond(const struct wd_audit *a, int keep)
+{
+	char name[PATH_MAX + 16];
+
+	for (int k = keep + 1; k <= 1000; k++) {
+		rotated_name(a, k, name, sizeof(name));
+		if (unlink(name) < 0 && errno != ENOENT)
+			smig_warn("event=audit_rotate_unlink path=%s reason=\"%s\"", name,
+				  strerror(errno));
+	}
+}
+
+/* The seq of the first record of the oldest rotated file kept (1 when none can say). */
+static uint64_t oldest_kept(const struct warden *w)
+{
+	char name[PATH_MAX + 16], line[8192];
+	uint64_t seq = 1;
+
+	for (int k = w->cfg.audit_keep; k >= 1; k--) {
+		FILE *f;
+		json_t *o;
+
+		rotated_name(w->audit, k, name, sizeof(name));
+		if ((f = fopen(name, "re")) == NULL)
+			continue;
+		if (fgets(line, sizeof(line), f) && (o = json_loads(line, 0, NULL))) {
+			if (json_integer_value(json_object_get(o, "seq")) > 0)
+				seq = (uint64_t)json_integer_value(json_object_get(o, "seq"));
+			json_decref(o);
+		}
+		fclose(f);
+		break;
+	}
+	return seq;
+}
+
 /*
  * Ends the current file with a checkpoint and starts the next: the names
  * shift up by one (the oldest past audit.keep goes), and the new file's
@@ -176,13 +219,12 @@ static void rotated_name(const struct wd_audit *a, int k, char *out, size_t len)
 static void rotate(struct warden *w)
 {
 	struct wd_audit *a = w->audit;
-	char from[PATH_MAX + 16], to[PATH_MAX + 16], detail[128];
-	uint64_t last;
+	char from[PATH_MAX + 16], to[PATH_MAX + 16], detail[128], target[64];
+	uint64_t last, kept;
 
 	checkpoint(w);
 	last = a->chain.seq;
-	rotated_name(a, w->cfg.audit_keep, to, sizeof(to));
-	(void)unlink(to);
+	drop_beyond(a, w->cfg.audit_keep - 1); /* the oldest kept now goes too */
 	for (int k = w->cfg.audit_keep - 1; k >= 0; k--) {
 		rotated_name(a, k, from, sizeof(from));
 		rotated_name(a, k + 1, to, sizeof(to));
@@ -201,7 +243,11 @@ static void rotate(struct warden *w)
 	snprintf(detail, sizeof(detail), "continues %s.1, which ends at seq %llu",
 		 strrchr(a->path, '/') ? strrchr(a->path, '/') + 1 : a->path,
 		 (unsigned long long)last);
-	(void)record(w, "smigd", SMIG_AUDIT_ROTATE, "log", "none", "-", "ok", detail, NULL);
+	/* where the kept files begin: a verifier finds any of them taken away */
+	kept = oldest_kept(w);
+	snprintf(target, sizeof(target), "log keep:%d from:%llu", w->cfg.audit_keep,
+		 (unsigned long long)kept);
+	(void)record(w, "smigd", SMIG_AUDIT_ROTATE, target, "none", "-", "ok", detail, NULL);
 }
 
 bool wd_audit_write(struct warden *w, const char *actor, const char *action,
@@ -338,6 +384,7 @@ int wd_audit_open(struct warden *w)
 		n = snprintf(a->path, sizeof(a->path), "%s/audit.log", w->cfg.state_dir);
 	SMIG_ENSURE(n > 0 && (size_t)n < sizeof(a->path), SMIG_ECONFIG);
 	snprintf(a->head_path, sizeof(a->head_path), "%s.head", a->path);
+	drop_beyond(a, w->cfg.audit_keep); /* audit.keep lowered since: fewer files kept */
 	SMIG_GUARD(examine(w, damage, sizeof(damage), &cut));
 	SMIG_GUARD(audit_open_file(w));
 	if (a->from_rotated) /* the new file begins as rotation begins one */

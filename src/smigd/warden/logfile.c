@@ -44,20 +44,12 @@ static void log_name(const struct warden *w, int k, char *out, size_t len)
 		snprintf(out, len, "%s", w->cfg.log_file);
 }
 
-static void log_rotate(struct warden *w)
+/* FILE opened again as the warden's stderr and sent to the worker as its own. */
+static void log_reopen(struct warden *w)
 {
-	char from[PATH_MAX + 16], to[PATH_MAX + 16];
 	struct smig_buf b;
-	int fd;
+	int fd = log_open(w);
 
-	log_name(w, w->cfg.log_keep, to, sizeof(to));
-	(void)unlink(to);
-	for (int k = w->cfg.log_keep - 1; k >= 0; k--) {
-		log_name(w, k, from, sizeof(from));
-		log_name(w, k + 1, to, sizeof(to));
-		(void)rename(from, to);
-	}
-	fd = log_open(w);
 	if (fd < 0) {
 		smig_err("event=log_rotate_failed path=%s reason=\"%s\" action=keep_writing_%s.1",
 			 w->cfg.log_file, strerror(errno), w->cfg.log_file);
@@ -66,7 +58,6 @@ static void log_rotate(struct warden *w)
 	if (dup2(fd, STDERR_FILENO) < 0)
 		smig_err("event=log_rotate_failed path=%s reason=\"%s\"", w->cfg.log_file,
 			 strerror(errno));
-	smig_info("event=log_rotated path=%s continues=%s.1", w->cfg.log_file, w->cfg.log_file);
 	smig_buf_init(&b, 64);
 	if (smig_pm_build(&b, SMIG_PM_EV_LOG, 0) == 0)
 		wd_send(w, &b, &fd, 1);
@@ -74,14 +65,40 @@ static void log_rotate(struct warden *w)
 	close(fd);
 }
 
+static void log_rotate(struct warden *w)
+{
+	char from[PATH_MAX + 16], to[PATH_MAX + 16];
+
+	log_name(w, w->cfg.log_keep, to, sizeof(to));
+	(void)unlink(to);
+	for (int k = w->cfg.log_keep - 1; k >= 0; k--) {
+		log_name(w, k, from, sizeof(from));
+		log_name(w, k + 1, to, sizeof(to));
+		(void)rename(from, to);
+	}
+	log_reopen(w);
+	smig_info("event=log_rotated path=%s continues=%s.1", w->cfg.log_file, w->cfg.log_file);
+}
+
+/*
+ * Past the size, the files shift only when what we write is FILE itself;
+ * when it is not (FILE was moved away, or could not be opened after the
+ * last shift), FILE is opened again instead, so a failure never shifts
+ * the live file out of the set.
+ */
 static void log_tick(void *arg)
 {
 	struct warden *w = arg;
-	struct stat st;
+	struct stat cur, named;
 
 	w->log_t = NULL;
-	if (fstat(STDERR_FILENO, &st) == 0 && st.st_size >= (off_t)w->cfg.log_max_kib * 1024)
-		log_rotate(w);
+	if (fstat(STDERR_FILENO, &cur) == 0 && cur.st_size >= (off_t)w->cfg.log_max_kib * 1024) {
+		if (lstat(w->cfg.log_file, &named) == 0 && named.st_ino == cur.st_ino &&
+		    named.st_dev == cur.st_dev)
+			log_rotate(w);
+		else
+			log_reopen(w);
+	}
 	(void)loop_timer_add(w->loop, LOG_CHECK_MS, log_tick, w, &w->log_t);
 }
 

@@ -14,6 +14,7 @@
  * afresh.
  */
 #include "warden/wd_int.h"
+#include "audit.h"
 #include "error.h"
 #include "log.h"
 
@@ -173,6 +174,25 @@ static void serve_fw(struct warden *w, const struct smig_pm *m)
 	reply_build(w, m->type, m->id, rc, err, &b);
 }
 
+/*
+ * The records only the warden writes: the chain's own (checkpoints, the
+ * rotation that a verifier trusts to say where a set begins, damage and
+ * repair found at start) and the daemon's life. A worker that asks for one
+ * is not the worker smigd started.
+ */
+static bool warden_action(const char *action)
+{
+	static const char *const own[] = {
+		SMIG_AUDIT_CHECKPOINT, SMIG_AUDIT_ROTATE, "audit.damage", "audit.repair",
+		"smigd.start", "smigd.stop", "worker.restart", "privsep.violation",
+	};
+
+	for (size_t i = 0; i < ARRAY_LEN(own); i++)
+		if (strcmp(action, own[i]) == 0)
+			return true;
+	return false;
+}
+
 static void serve_audit(struct warden *w, const struct smig_pm *m)
 {
 	char *line = NULL;
@@ -180,6 +200,13 @@ static void serve_audit(struct warden *w, const struct smig_pm *m)
 
 	if (m->type == SMIG_PM_AUDIT_WRITABLE) {
 		if (smig_pm_build(&w->tx, SMIG_PM_AUDIT_WRITABLE + 1, m->id, wd_audit_writable(w)) == 0)
+			wd_send(w, &w->tx, NULL, 0);
+		return;
+	}
+	if (warden_action(smig_pm_str(m, 1))) {
+		wd_violation(w, "audit", "the worker asked for a %s record, which only the warden "
+			     "writes", smig_pm_str(m, 1));
+		if (smig_pm_build(&w->tx, SMIG_PM_AUDIT + 1, m->id, false, "") == 0)
 			wd_send(w, &w->tx, NULL, 0);
 		return;
 	}
