@@ -10,7 +10,7 @@ dir=$(mktemp -d /tmp/smig-cli.XXXXXX)
 trap 'cluster_clean "$dir"' EXIT
 cluster_make "$dir" 2 || { echo "Bail out! cluster_make"; exit 1; }
 
-plan 16
+plan 17
 
 "$SMIG" >/dev/null 2>&1
 ok $([ $? -eq 2 ] && echo 0 || echo 1) "smig without a command: exit 2"
@@ -61,11 +61,32 @@ ok $? "smigd --check-config accepts a good config"
 
 chmod 0644 "$dir/pki/h2.key"
 msg=$("$SMIGD" --config "$dir/h2.json" --foreground 2>&1)
-[ $? -eq 1 ] && grep -q "accessible by group or others" <<<"$msg"
-ok $? "smigd refuses a private key readable by others"
+[ $? -eq 1 ] && grep -q "accessible by group or others" <<<"$msg" &&
+	msg=$("$SMIGD" --config "$dir/h2.json" --check-config 2>&1)
+[ $? -eq 1 ] && grep -q "accessible by group or others.*chmod 0\?600" <<<"$msg"
+ok $? "smigd refuses a private key readable by others, and --check-config says so first"
 chmod 0600 "$dir/pki/h2.key"
 
-smigd_start "$dir" h2 && hsmig "$dir" h1 ping h2 >/dev/null
-ok $? "once h2 is up, ping succeeds"
+# the control socket in a directory that does not exist yet (/run/smig after a boot)
+ping_h2() { hsmig "$dir" h1 ping h2 >/dev/null 2>&1; } # once h1 has read the new IVT
+jq --arg s "$dir/run/smig/h2.sock" '.control.socket = $s' "$dir/h2.json" >"$dir/h2.tmp" &&
+	mv "$dir/h2.tmp" "$dir/h2.json" && ln -s "$dir/run/smig/h2.sock" "$dir/h2.sock" &&
+	ivt_make "$dir" 2 # the config is a measured component: its golden value changes with it
+"$SMIGD" --config "$dir/h2.json" --check-config >/dev/null && [ ! -e "$dir/run" ] &&
+	smigd_start "$dir" h2 && [ -S "$dir/run/smig/h2.sock" ] &&
+	[ "$(stat -c '%a %U' "$dir/run/smig")" = "755 root" ] && wait_for 15 ping_h2
+ok $? "smigd makes its socket's directory (0755, root's) when it is missing; once h2 is up, ping succeeds"
+
+# the example files, moved from /etc/smig, /var/lib/smig, /run/smig and /srv to a directory here
+ex=$dir/ex
+mkdir -p "$ex/nfs" && chmod 0711 "$ex" && cp "$here/../../examples/"*.json "$ex/" &&
+	sed -i -e "s|/etc/smig|$ex|g; s|/var/lib/smig|$ex/state|g; s|/run/smig|$ex/run|g" \
+		-e "s|/srv/nfs/smig|$ex/nfs|g" "$ex/smigd.json" &&
+	"$SMIG" pki init "$ex/pki" >/dev/null && "$SMIG" pki issue "$ex/pki" h1 --ip 192.0.2.1 >/dev/null &&
+	jq --arg fp "$("$SMIG" pki fingerprint "$ex/pki/h1.crt")" '.hosts[0].fingerprint = $fp' \
+		"$ex/hosts.json" >"$ex/hosts.tmp" && mv "$ex/hosts.tmp" "$ex/hosts.json" &&
+	out=$("$SMIGD" --config "$ex/smigd.json" --check-config 2>&1) &&
+	"$SMIG" policy lint "$ex/policy.json" >/dev/null
+ok $? "examples/: the config, host table and policy pass --check-config and policy lint once keys exist: $(tail -1 <<<"$out" | cut -c1-120)"
 
 done_testing

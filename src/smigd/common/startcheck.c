@@ -5,11 +5,14 @@
  */
 #include "common/startcheck.h"
 #include "error.h"
+#include "file.h"
 
+#include <errno.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 
 /*
  * The VMs' processes run as uids of their own and reach their directories
@@ -50,5 +53,81 @@ int startcheck_worker_user(const struct smig_config *cfg, uid_t *uid, gid_t *gid
 	}
 	*uid = pw->pw_uid;
 	*gid = pw->pw_gid;
+	return 0;
+}
+
+/* The nearest existing directory at or above path (path itself cut in place). */
+static bool nearest_dir(char *path, struct stat *st)
+{
+	char *slash;
+
+	for (;;) {
+		if (stat(path, st) == 0)
+			return S_ISDIR(st->st_mode);
+		if ((slash = strrchr(path, '/')) == NULL || slash == path)
+			return stat("/", st) == 0;
+		*slash = '\0';
+	}
+}
+
+int startcheck_control_dir(const struct smig_config *cfg, bool create, char *err,
+			   size_t errlen)
+{
+	const char *sock = cfg->control_socket;
+	struct sockaddr_un sa;
+	char dir[PATH_MAX], up[PATH_MAX];
+	struct stat st;
+	char *slash;
+
+	if (strlen(sock) >= sizeof(sa.sun_path)) {
+		snprintf(err, errlen, "control.socket %s: longer than the %zu bytes a socket path "
+			 "may have: choose a shorter path (e.g. /run/smig/smigd.sock)",
+			 sock, sizeof(sa.sun_path) - 1);
+		return SMIG_ECONFIG;
+	}
+	snprintf(dir, sizeof(dir), "%s", sock);
+	slash = strrchr(dir, '/');
+	if (slash == NULL || slash == dir)
+		return 0; /* the current directory, or / */
+	*slash = '\0';
+	if (stat(dir, &st) == 0) {
+		if (S_ISDIR(st.st_mode))
+			return 0;
+		snprintf(err, errlen, "control.socket %s: %s is not a directory", sock, dir);
+		return SMIG_ECONFIG;
+	}
+	snprintf(up, sizeof(up), "%s", dir);
+	if (!nearest_dir(up, &st)) {
+		snprintf(err, errlen, "control.socket %s: %s is not a directory", sock, up);
+		return SMIG_ECONFIG;
+	}
+	if (!create)
+		return 0; /* a start makes it (root's, 0755), as /run/smig under systemd */
+	if (smig_file_mkdirs(dir, 0755) < 0) {
+		snprintf(err, errlen, "control.socket %s: cannot make %s: %s", sock, dir,
+			 strerror(errno));
+		return SMIG_EIO;
+	}
+	return 0;
+}
+
+int startcheck_key(const struct smig_config *cfg, char *err, size_t errlen)
+{
+	struct stat st;
+
+	if (stat(cfg->tls_key, &st) < 0) {
+		snprintf(err, errlen, "tls.key %s: %s", cfg->tls_key, strerror(errno));
+		return SMIG_ECONFIG;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "tls.key %s: not a regular file", cfg->tls_key);
+		return SMIG_ECONFIG;
+	}
+	if (st.st_mode & 0077) {
+		snprintf(err, errlen, "tls.key %s: mode %04o: accessible by group or others, and it "
+			 "is the host's private key: chmod 0600 %s",
+			 cfg->tls_key, (unsigned)(st.st_mode & 07777), cfg->tls_key);
+		return SMIG_ECONFIG;
+	}
 	return 0;
 }

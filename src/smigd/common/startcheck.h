@@ -7,6 +7,7 @@
 
 #include "config.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -18,5 +19,15 @@ int startcheck_state_dir(const char *state_dir, char *err, size_t errlen);
 /* The configured worker user's uid and gid; else why in err (no such user, or root). */
 int startcheck_worker_user(const struct smig_config *cfg, uid_t *uid, gid_t *gid, char *err,
 			   size_t errlen);
+
+/*
+ * The control socket's path fits a socket address and its directory is
+ * one or can be made (create: make it now, root's, 0755: /run/smig is gone
+ * after every boot); else why in err.
+ */
+int startcheck_control_dir(const struct smig_config *cfg, bool create, char *err,
+			   size_t errlen);
+/* The host's private key is a regular file only its owner may read; else why in err. */
+int startcheck_key(const struct smig_config *cfg, char *err, size_t errlen);
 
 #endif
