@@ -168,6 +168,30 @@ void smig_tls_conn_free(struct smig_tls_conn *c)
 }
 
 /* Maps an SSL_get_error() result to a code, recording the reason. */
+/* What a failed certificate check means for the operator, for the common cases. */
+static const char *verify_words(long vr)
+{
+	switch (vr) {
+	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+	case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+	case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+	case X509_V_ERR_CERT_SIGNATURE_FAILURE:
+		return "the peer's certificate is not signed by this cluster's CA (tls.ca): "
+		       "issue it with this CA (smig pki issue)";
+	case X509_V_ERR_CERT_HAS_EXPIRED:
+		return "the peer's certificate has expired: issue it a new one (smig pki issue) "
+		       "and update its fingerprint in the host table";
+	case X509_V_ERR_CERT_NOT_YET_VALID:
+		return "the peer's certificate is not valid yet: check both hosts' clocks";
+	case X509_V_ERR_INVALID_PURPOSE:
+		return "the peer's certificate is not for TLS client and server use: issue it "
+		       "with smig pki issue";
+	default:
+		return X509_verify_cert_error_string(vr);
+	}
+}
+
 static int tls_result(struct smig_tls_conn *c, int ret, const char *what)
 {
 	int e = SSL_get_error(c->ssl, ret);
@@ -210,8 +234,7 @@ static int tls_result(struct smig_tls_conn *c, int ret, const char *what)
 	}
 	vr = SSL_get_verify_result(c->ssl);
 	if (vr != X509_V_OK) {
-		snprintf(c->reason, sizeof(c->reason), "%s: certificate verify failed: %s", what,
-			 X509_verify_cert_error_string(vr));
+		snprintf(c->reason, sizeof(c->reason), "%s: %s", what, verify_words(vr));
 		ERR_clear_error();
 	} else {
 		tls_errstr(c->reason, sizeof(c->reason), what);

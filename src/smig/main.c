@@ -44,7 +44,7 @@ static void usage(FILE *f)
 		"  pki issue DIR HOST [--ip ADDR] [--days N]\n"
 		"                              create HOST's key and certificate in DIR\n"
 		"  pki fingerprint CERT        print a certificate's SHA-256 fingerprint\n"
-		"  version                     print the version\n"
+		"  version, --version          print the version\n"
 		"\n"
 		"exit codes: 0 ok, 1 error, 2 usage, 3 denied by policy,\n"
 		"            4 peer unreachable or untrusted, 5 migration failed\n");
@@ -115,6 +115,8 @@ int main(int argc, char **argv)
 		usage(stdout);
 		return EXIT_OK;
 	}
+	if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0)
+		return cmd_version(&cli, argc - 1, argv + 1);
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
 		if (strcmp(cmds[i].name, argv[1]) == 0)
 			return cmds[i].fn(&cli, argc - 1, argv + 1);

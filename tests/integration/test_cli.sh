@@ -10,7 +10,7 @@ dir=$(mktemp -d /tmp/smig-cli.XXXXXX)
 trap 'cluster_clean "$dir"' EXIT
 cluster_make "$dir" 2 || { echo "Bail out! cluster_make"; exit 1; }
 
-plan 17
+plan 18
 
 "$SMIG" >/dev/null 2>&1
 ok $([ $? -eq 2 ] && echo 0 || echo 1) "smig without a command: exit 2"
@@ -88,5 +88,9 @@ mkdir -p "$ex/nfs" && chmod 0711 "$ex" && cp "$here/../../examples/"*.json "$ex/
 	out=$("$SMIGD" --config "$ex/smigd.json" --check-config 2>&1) &&
 	"$SMIG" policy lint "$ex/policy.json" >/dev/null
 ok $? "examples/: the config, host table and policy pass --check-config and policy lint once keys exist: $(tail -1 <<<"$out" | cut -c1-120)"
+
+v=$("$SMIG" --version) && grep -qE '^smig [0-9]+\.[0-9]+\.[0-9]+$' <<<"$v" &&
+	[ "$("$SMIG" version)" = "$v" ] && "$SMIGD" --version | grep -qE '^smigd [0-9]+\.[0-9]+\.[0-9]+$'
+ok $? "smig --version and smigd --version print the version, exit 0 ($v)"
 
 done_testing

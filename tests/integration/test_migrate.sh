@@ -14,7 +14,7 @@ trap 'cluster_clean "$dir"' EXIT
 cluster_make "$dir" 2 || { echo "Bail out! cluster_make"; exit 1; }
 guest=$SMIG_BUILD/guest/smig-guest.elf
 
-plan 29
+plan 30
 
 smigd_start "$dir" h1 && smigd_start "$dir" h2
 ok $? "h1 and h2 start"
@@ -154,6 +154,10 @@ sleep 0.5
 kill -9 "$(cat "$dir/h1.pid")"
 wait "$mpid"
 ok $([ $? -eq 5 ] && echo 0 || echo 1) "killing the destination smigd fails the migration (exit 5)"
+out=$(hsmig "$dir" h2 migrate slow --to h1 2>&1)
+rc=$?
+[ $rc -eq 4 ] && grep -q "slow to h1 failed while connecting" <<<"$out" && runs_only_on slow h2
+ok $? "to a host whose smigd is down: unreachable, exit 4 as documented, the VM stays (exit $rc: $(cut -c1-140 <<<"$out"))"
 smigd_start "$dir" h1 && runs_only_on slow h2 && guest_ok slow &&
 	[ ! -d "$dir/state-h1/vms/slow" ] && ! pgrep -f "$dir/state-h1/vms/slow" >/dev/null
 ok $? "the VM runs on the source; the restarted destination cleaned up its half copy"

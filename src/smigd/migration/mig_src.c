@@ -69,12 +69,16 @@ void mig_src_fail(struct mig *m, int code, const char *fmt, ...)
 		vm_commit_clear(m->vm);
 	if (here)
 		mig_src_resume(m);
+	/* a peer that never answered, or failed its handshake: exit 4, not a failed move */
+	if (code == SMIG_ECLOSED && m->p.state == SMIG_MST_CONNECTING)
+		code = SMIG_EUNREACH;
 	if (ctl_ref_waits(&m->ref))
 		ctl_reply_err(m->d, &m->ref,
 			      code == SMIG_EDENIED	? "denied"
 			      : code == SMIG_EAUTH	? "untrusted"
 			      : code == SMIG_ECAPACITY ? "capacity"
 			      : code == SMIG_ENOENT	? "resources"
+			      : code == SMIG_EUNREACH	? "unreachable"
 							: "migration_failed",
 			      "%s to %s failed while %s: %s; %s", m->vm_name, m->peer_host,
 			      smig_mst_names[m->p.state], why, where);

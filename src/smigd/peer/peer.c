@@ -557,7 +557,15 @@ static bool peer_connected(struct peer *p)
 	if (getsockopt(p->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
 		err = errno;
 	if (err) {
-		peer_fail(p, "unreachable", "connect: %s", strerror(err));
+		/* the common answers in words an operator acts on */
+		if (err == ECONNREFUSED)
+			peer_fail(p, "unreachable", "connection refused at %s: is smigd running there "
+				  "and listening on that port (its config's listen)?", p->addr);
+		else if (err == EHOSTUNREACH || err == ENETUNREACH)
+			peer_fail(p, "unreachable", "no route to %s: check the host table's address "
+				  "and the network between the hosts", p->addr);
+		else
+			peer_fail(p, "unreachable", "connect to %s: %s", p->addr, strerror(err));
 		return false;
 	}
 	p->t_connected = loop_now_ns();
