@@ -4,8 +4,8 @@
 set -euo pipefail
 
 packages=(
-	gcc make pkg-config meson ninja-build
-	libssl-dev libjansson-dev libcmocka-dev libseccomp-dev
+	gcc make pkg-config meson ninja-build systemd
+	libssl-dev libjansson-dev libcmocka-dev libseccomp-dev libsystemd-dev
 	clang libclang-rt-14-dev clang-tidy cppcheck
 	openssl iproute2 jq procps psmisc socat git
 	gcc-multilib qemu-system-x86 qemu-utils ovmf swtpm swtpm-tools

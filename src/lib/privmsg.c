@@ -57,6 +57,8 @@ static const struct {
 	{ SMIG_PM_IVT_WRITE + 1, "ivt.write.reply", "ut", 0 },
 	{ SMIG_PM_FW_HOST, "fw.host", "n", 0 },
 	{ SMIG_PM_FW_HOST + 1, "fw.host.reply", "utkq", 0 },
+	{ SMIG_PM_READY, "ready", "", 0 },
+	{ SMIG_PM_READY + 1, "ready.reply", "u", 0 },
 	{ SMIG_PM_EV_VM_EXIT, "ev.vm_exit", "nuut", 0 },
 	{ SMIG_PM_EV_MEASURED, "ev.measured", "satq", 0 },
 	{ SMIG_PM_EV_RELOAD, "ev.reload", "ssss", 0 },

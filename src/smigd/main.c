@@ -46,6 +46,7 @@ static int worker_main(const char *config, int fd)
 	rc = smigd_start(&d, config, false, fd, true);
 	if (rc == 0) {
 		smig_info("event=worker_ready host=%s pid=%d", d.cfg.host, (int)getpid());
+		smigd_ready(&d); /* the warden tells systemd (Type=notify) */
 		rc = loop_run(d.loop);
 	}
 	smigd_stop(&d);

@@ -333,6 +333,11 @@ void wd_serve(struct warden *w, const uint8_t *data, size_t len, const int *fds,
 	case SMIG_PM_AUDIT:
 	case SMIG_PM_AUDIT_WRITABLE: serve_audit(w, &m); break;
 	case SMIG_PM_EVIDENCE: serve_evidence(w, &m); break;
+	case SMIG_PM_READY:
+		wd_notify(w, WD_READY);
+		if (smig_pm_build(&w->tx, SMIG_PM_READY + 1, m.id, (uint64_t)0) == 0)
+			wd_send(w, &w->tx, NULL, 0);
+		break;
 	case SMIG_PM_VM_UNDEFINE:
 	case SMIG_PM_VM_COMMIT:
 	case SMIG_PM_VM_DISCARD:

@@ -210,10 +210,12 @@ static void reload(struct warden *w)
 	size_t len;
 
 	smig_info("event=reload_start config=%s", w->cfg.path);
+	wd_notify(w, WD_RELOADING);
 	if (smig_config_load(w->cfg.path, &cfg, err, sizeof(err)) < 0) {
 		smig_err("event=reload_failed reason=\"%s\" action=kept_previous", err);
 		(void)wd_audit_write(w, "smigd", "config.reload", w->cfg.path, "none", "-", "failed",
 				     err, NULL);
+		wd_notify(w, WD_RELOADED); /* the old config serves on */
 		return;
 	}
 	w->cfg.log_level = cfg.log_level;
@@ -236,6 +238,7 @@ static void reload(struct warden *w)
 		wd_send(w, &w->tx, NULL, 0);
 	for (int i = 0; i < 4; i++)
 		free(texts[i]);
+	wd_notify(w, WD_RELOADED);
 }
 
 static void on_timeout_stop(void *arg)
@@ -266,6 +269,7 @@ static void on_signal(void *arg, uint32_t events)
 			smig_info("event=shutdown signal=%s",
 				  si.ssi_signo == SIGTERM ? "TERM" : "INT");
 			w->stopping = true;
+			wd_notify(w, WD_STOPPING);
 			loop_timer_cancel(w->loop, w->restart_t);
 			w->restart_t = NULL;
 			if (w->worker_pid <= 0) {

@@ -86,6 +86,7 @@ struct warden {
 	struct loop_timer *log_t; /* log.file: the size check (logfile.c) */
 	bool foreground;
 	bool stopping;
+	bool ready_told; /* systemd heard READY=1 (notify.c) */
 	bool serve_only; /* warden_serve(): a worker that is not ours, on a socket we were given */
 };
 
@@ -99,6 +100,10 @@ static inline bool wd_vm_running(const struct wvm *v)
 {
 	return v->qemu_pid > 0;
 }
+
+/* notify.c: systemd's notification socket (Type=notify) */
+enum wd_state { WD_READY, WD_RELOADING, WD_RELOADED, WD_STOPPING };
+void wd_notify(struct warden *w, enum wd_state state);
 
 /* logfile.c: log.file as the warden's and the worker's stderr, rotated by size */
 int wd_log_open(struct warden *w);

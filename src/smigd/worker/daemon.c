@@ -271,3 +271,11 @@ void smigd_stop(struct smigd *d)
 	loop_free(d->loop);
 	smig_tls_ctx_free(d->tls);
 }
+
+void smigd_ready(struct smigd *d)
+{
+	struct smig_pm r;
+
+	if (d->priv && priv_call(d->priv, &r, SMIG_PM_READY) < 0)
+		smig_warn("event=ready_not_told reason=\"the warden did not answer\"");
+}

@@ -17,5 +17,7 @@
 int smigd_start(struct smigd *d, const char *config_path, bool check_only, int warden_fd,
 		bool sandbox);
 void smigd_stop(struct smigd *d);
+/* The worker serves: tells the warden, which tells systemd (READY=1). */
+void smigd_ready(struct smigd *d);
 
 #endif
