@@ -516,8 +516,6 @@ json_t *smig_audit_report_json(const struct smig_audit_report *rep)
 			 "unsigned_tail", (json_int_t)rep->unsigned_tail, "damage", damage);
 }
 
-#define AUDIT_ROTATED_MAX 1000
-
 void smig_audit_files_free(struct smig_audit_file *files, size_t n)
 {
 	for (size_t i = 0; files && i < n; i++) {
@@ -531,7 +529,7 @@ int smig_audit_files_read(const char *path, size_t max, struct smig_audit_file *
 			  size_t *n, char *err, size_t errlen)
 {
 	const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
-	char p[PATH_MAX], name[PATH_MAX];
+	char p[PATH_MAX + 16], name[PATH_MAX + 16];
 	struct smig_audit_file *f;
 	size_t top = 0;
 	int rc = 0;
@@ -539,10 +537,10 @@ int smig_audit_files_read(const char *path, size_t max, struct smig_audit_file *
 	*files = NULL;
 	*n = 0;
 	/* the highest number there is: a file missing below it reads as empty (a gap) */
-	for (size_t k = 1; k <= AUDIT_ROTATED_MAX; k++) {
-		snprintf(p, sizeof(p), "%s.%zu", path, k);
+	for (int k = 1; k <= SMIG_FILE_ROTATED_MAX; k++) {
+		smig_file_rotated_name(path, k, p, sizeof(p));
 		if (access(p, F_OK) == 0)
-			top = k;
+			top = (size_t)k;
 	}
 	f = calloc(top + 1, sizeof(*f));
 	SMIG_ENSURE(f != NULL, SMIG_ENOMEM);
@@ -550,13 +548,8 @@ int smig_audit_files_read(const char *path, size_t max, struct smig_audit_file *
 		struct smig_audit_file *x = &f[top - k];
 		char *text = NULL;
 
-		if (k) {
-			snprintf(p, sizeof(p), "%s.%zu", path, k);
-			snprintf(name, sizeof(name), "%s.%zu", base, k);
-		} else {
-			snprintf(p, sizeof(p), "%s", path);
-			snprintf(name, sizeof(name), "%s", base);
-		}
+		smig_file_rotated_name(path, (int)k, p, sizeof(p));
+		smig_file_rotated_name(base, (int)k, name, sizeof(name));
 		rc = smig_file_read(p, max, &text, &x->len, err, errlen);
 		if (rc == SMIG_ENOENT) {
 			text = strdup("");

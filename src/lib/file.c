@@ -23,6 +23,10 @@ int smig_file_check_private(const char *path, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return errno == ENOENT ? SMIG_ENOENT : SMIG_EIO;
 	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "%s: a private key must be a regular file", path);
+		return SMIG_EPERM;
+	}
 	if (st.st_mode & (S_IRWXG | S_IRWXO)) {
 		snprintf(err, errlen,
 			 "%s: private key is accessible by group or others (mode %04o); "
@@ -146,4 +150,48 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
 int smig_file_rmtree(const char *dir)
 {
 	return nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+void smig_file_rotated_name(const char *path, int k, char *out, size_t len)
+{
+	if (k)
+		snprintf(out, len, "%s.%d", path, k);
+	else
+		snprintf(out, len, "%s", path);
+}
+
+/* Keeps the first failure (not ENOENT) of what was tried on name. */
+static int first_failure(int rc, const char *what, const char *name, char *err, size_t errlen)
+{
+	if (rc < 0 || errno == ENOENT)
+		return rc;
+	snprintf(err, errlen, "%s %s: %s", what, name, strerror(errno));
+	return SMIG_EIO;
+}
+
+int smig_file_drop_rotated(const char *path, int from, char *err, size_t errlen)
+{
+	char name[PATH_MAX + 16];
+	int rc = 0;
+
+	for (int k = from < 1 ? 1 : from; k <= SMIG_FILE_ROTATED_MAX; k++) {
+		smig_file_rotated_name(path, k, name, sizeof(name));
+		if (unlink(name) < 0)
+			rc = first_failure(rc, "remove", name, err, errlen);
+	}
+	return rc;
+}
+
+int smig_file_shift(const char *path, int keep, char *err, size_t errlen)
+{
+	char from[PATH_MAX + 16], to[PATH_MAX + 16];
+	int rc = smig_file_drop_rotated(path, keep, err, errlen);
+
+	for (int k = keep - 1; k >= 0; k--) {
+		smig_file_rotated_name(path, k, from, sizeof(from));
+		smig_file_rotated_name(path, k + 1, to, sizeof(to));
+		if (rename(from, to) < 0)
+			rc = first_failure(rc, "rename", from, err, errlen);
+	}
+	return rc;
 }

@@ -9,7 +9,10 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-/* 0, or SMIG_EPERM with a message if path is readable by group or others. */
+/*
+ * 0, or SMIG_EPERM with a message if path is readable by group or others
+ * (or is not a regular file).
+ */
 int smig_file_check_private(const char *path, char *err, size_t errlen);
 /* Writes all of data to fd (retrying short writes and EINTR); 0 or SMIG_EIO. */
 int smig_file_write_all(int fd, const void *data, size_t len);
@@ -26,5 +29,18 @@ int smig_file_read(const char *path, size_t max, char **out, size_t *len, char *
 int smig_file_mkdirs(const char *dir, mode_t mode);
 /* Removes dir and everything beneath it, following no symlink; 0 or -1 with errno. */
 int smig_file_rmtree(const char *dir);
+
+/*
+ * Rotated files: path.1 (newest) .. path.N, numbered at most
+ * SMIG_FILE_ROTATED_MAX. smig_file_rotated_name: path.k, path itself for 0.
+ * smig_file_drop_rotated: removes path.k for every k >= from.
+ * smig_file_shift: makes room for a new path: drops path.keep and above,
+ * then path.k becomes path.k+1 and path becomes path.1. Both go on past a
+ * failure and return the first (not ENOENT), with err saying which file.
+ */
+#define SMIG_FILE_ROTATED_MAX 1000
+void smig_file_rotated_name(const char *path, int k, char *out, size_t len);
+int smig_file_drop_rotated(const char *path, int from, char *err, size_t errlen);
+int smig_file_shift(const char *path, int keep, char *err, size_t errlen);
 
 #endif

@@ -110,24 +110,3 @@ int startcheck_control_dir(const struct smig_config *cfg, bool create, char *err
 	}
 	return 0;
 }
-
-int startcheck_key(const struct smig_config *cfg, char *err, size_t errlen)
-{
-	struct stat st;
-
-	if (stat(cfg->tls_key, &st) < 0) {
-		snprintf(err, errlen, "tls.key %s: %s", cfg->tls_key, strerror(errno));
-		return SMIG_ECONFIG;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		snprintf(err, errlen, "tls.key %s: not a regular file", cfg->tls_key);
-		return SMIG_ECONFIG;
-	}
-	if (st.st_mode & 0077) {
-		snprintf(err, errlen, "tls.key %s: mode %04o: accessible by group or others, and it "
-			 "is the host's private key: chmod 0600 %s",
-			 cfg->tls_key, (unsigned)(st.st_mode & 07777), cfg->tls_key);
-		return SMIG_ECONFIG;
-	}
-	return 0;
-}

@@ -27,7 +27,5 @@ int startcheck_worker_user(const struct smig_config *cfg, uid_t *uid, gid_t *gid
  */
 int startcheck_control_dir(const struct smig_config *cfg, bool create, char *err,
 			   size_t errlen);
-/* The host's private key is a regular file only its owner may read; else why in err. */
-int startcheck_key(const struct smig_config *cfg, char *err, size_t errlen);
 
 #endif

@@ -165,28 +165,6 @@ static bool record(struct warden *w, const char *actor, const char *action, cons
 	return ok;
 }
 
-/* path.k, or path itself for k == 0. */
-static void rotated_name(const struct wd_audit *a, int k, char *out, size_t len)
-{
-	if (k)
-		snprintf(out, len, "%s.%d", a->path, k);
-	else
-		snprintf(out, len, "%s", a->path);
-}
-
-/* Removes the rotated files numbered above keep (audit.keep lowered, or the oldest). */
-static void drop_beyond(const struct wd_audit *a, int keep)
-{
-	char name[PATH_MAX + 16];
-
-	for (int k = keep + 1; k <= 1000; k++) {
-		rotated_name(a, k, name, sizeof(name));
-		if (unlink(name) < 0 && errno != ENOENT)
-			smig_warn("event=audit_rotate_unlink path=%s reason=\"%s\"", name,
-				  strerror(errno));
-	}
-}
-
 /* The seq of the first record of the oldest rotated file kept (1 when none can say). */
 static uint64_t oldest_kept(const struct warden *w)
 {
@@ -197,7 +175,7 @@ static uint64_t oldest_kept(const struct warden *w)
 		FILE *f;
 		json_t *o;
 
-		rotated_name(w->audit, k, name, sizeof(name));
+		smig_file_rotated_name(w->audit->path, k, name, sizeof(name));
 		if ((f = fopen(name, "re")) == NULL)
 			continue;
 		if (fgets(line, sizeof(line), f) && (o = json_loads(line, 0, NULL))) {
@@ -219,19 +197,13 @@ static uint64_t oldest_kept(const struct warden *w)
 static void rotate(struct warden *w)
 {
 	struct wd_audit *a = w->audit;
-	char from[PATH_MAX + 16], to[PATH_MAX + 16], detail[128], target[64];
+	char detail[128], target[64], err[PATH_MAX + 64];
 	uint64_t last, kept;
 
 	checkpoint(w);
 	last = a->chain.seq;
-	drop_beyond(a, w->cfg.audit_keep - 1); /* the oldest kept now goes too */
-	for (int k = w->cfg.audit_keep - 1; k >= 0; k--) {
-		rotated_name(a, k, from, sizeof(from));
-		rotated_name(a, k + 1, to, sizeof(to));
-		if (rename(from, to) < 0 && errno != ENOENT)
-			smig_warn("event=audit_rotate_rename from=%s reason=\"%s\"", from,
-				  strerror(errno));
-	}
+	if (smig_file_shift(a->path, w->cfg.audit_keep, err, sizeof(err)) < 0)
+		smig_warn("event=audit_rotate_failed reason=\"%s\"", err);
 	close(a->fd);
 	a->fd = -1;
 	if (audit_open_file(w) < 0) {
@@ -304,7 +276,7 @@ static bool read_rotated(struct warden *w, char **log, size_t *len)
 	struct wd_audit *a = w->audit;
 	char prev[PATH_MAX + 16], err[256];
 
-	rotated_name(a, 1, prev, sizeof(prev));
+	smig_file_rotated_name(a->path, 1, prev, sizeof(prev));
 	if (smig_file_read(prev, AUDIT_FILE_MAX, log, len, err, sizeof(err)) < 0)
 		return false;
 	if (*len > 0)
@@ -371,7 +343,7 @@ static int examine(struct warden *w, char *damage, size_t dlen, size_t *cut)
 int wd_audit_open(struct warden *w)
 {
 	struct wd_audit *a = calloc(1, sizeof(*a));
-	char damage[1024], detail[64];
+	char damage[1024], detail[64], err[PATH_MAX + 64];
 	size_t cut = 0;
 	int n;
 
@@ -384,7 +356,9 @@ int wd_audit_open(struct warden *w)
 		n = snprintf(a->path, sizeof(a->path), "%s/audit.log", w->cfg.state_dir);
 	SMIG_ENSURE(n > 0 && (size_t)n < sizeof(a->path), SMIG_ECONFIG);
 	snprintf(a->head_path, sizeof(a->head_path), "%s.head", a->path);
-	drop_beyond(a, w->cfg.audit_keep); /* audit.keep lowered since: fewer files kept */
+	/* audit.keep lowered since: fewer files kept */
+	if (smig_file_drop_rotated(a->path, w->cfg.audit_keep + 1, err, sizeof(err)) < 0)
+		smig_warn("event=audit_rotate_failed reason=\"%s\"", err);
 	SMIG_GUARD(examine(w, damage, sizeof(damage), &cut));
 	SMIG_GUARD(audit_open_file(w));
 	if (a->from_rotated) /* the new file begins as rotation begins one */

@@ -12,6 +12,7 @@
  */
 #include "warden/wd_int.h"
 #include "error.h"
+#include "file.h"
 #include "log.h"
 
 #include <errno.h>
@@ -33,15 +34,6 @@ static int log_open(const struct warden *w)
 		return -1;
 	}
 	return fd;
-}
-
-/* FILE.k, or FILE for k == 0. */
-static void log_name(const struct warden *w, int k, char *out, size_t len)
-{
-	if (k)
-		snprintf(out, len, "%s.%d", w->cfg.log_file, k);
-	else
-		snprintf(out, len, "%s", w->cfg.log_file);
 }
 
 /* FILE opened again as the warden's stderr and sent to the worker as its own. */
@@ -67,15 +59,10 @@ static void log_reopen(struct warden *w)
 
 static void log_rotate(struct warden *w)
 {
-	char from[PATH_MAX + 16], to[PATH_MAX + 16];
+	char err[PATH_MAX + 64];
 
-	log_name(w, w->cfg.log_keep, to, sizeof(to));
-	(void)unlink(to);
-	for (int k = w->cfg.log_keep - 1; k >= 0; k--) {
-		log_name(w, k, from, sizeof(from));
-		log_name(w, k + 1, to, sizeof(to));
-		(void)rename(from, to);
-	}
+	if (smig_file_shift(w->cfg.log_file, w->cfg.log_keep, err, sizeof(err)) < 0)
+		smig_warn("event=log_rotate_failed reason=\"%s\"", err);
 	log_reopen(w);
 	smig_info("event=log_rotated path=%s continues=%s.1", w->cfg.log_file, w->cfg.log_file);
 }

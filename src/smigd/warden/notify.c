@@ -23,6 +23,8 @@ void wd_notify(struct warden *w, enum wd_state state)
 		if (w->ready_told)
 			return; /* a restarted worker: systemd heard it the first time */
 		w->ready_told = true;
+		/* fall through - ready, as after a reload */
+	case WD_RELOADED:
 		rc = sd_notifyf(0, "READY=1\nSTATUS=serving as %s", w->cfg.host);
 		break;
 	case WD_RELOADING:
@@ -30,9 +32,6 @@ void wd_notify(struct warden *w, enum wd_state state)
 		rc = sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading",
 				(unsigned long long)ts.tv_sec * 1000000ULL +
 					(unsigned long long)ts.tv_nsec / 1000);
-		break;
-	case WD_RELOADED:
-		rc = sd_notifyf(0, "READY=1\nSTATUS=serving as %s", w->cfg.host);
 		break;
 	case WD_STOPPING:
 		rc = sd_notify(0, "STOPPING=1\nSTATUS=stopping: the worker first, the VMs run on");

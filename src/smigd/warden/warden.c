@@ -371,7 +371,6 @@ static int warden_start(struct warden *w, const char *config_path)
 	if (smig_config_load(config_path, &w->cfg, err, sizeof(err)) < 0 ||
 	    startcheck_state_dir(w->cfg.state_dir, err, sizeof(err)) < 0 ||
 	    startcheck_worker_user(&w->cfg, &w->worker_uid, &w->worker_gid, err, sizeof(err)) < 0 ||
-	    startcheck_key(&w->cfg, err, sizeof(err)) < 0 ||
 	    startcheck_control_dir(&w->cfg, true, err, sizeof(err)) < 0) {
 		smig_err("event=config_invalid reason=\"%s\"", err);
 		return SMIG_ECONFIG;

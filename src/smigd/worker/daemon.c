@@ -202,8 +202,6 @@ static int configure(struct smigd *d, const char *config_path, uid_t *uid, gid_t
 		rc = startcheck_worker_user(&d->cfg, uid, gid, err, sizeof(err));
 	if (rc == 0)
 		rc = startcheck_control_dir(&d->cfg, false, err, sizeof(err));
-	if (rc == 0)
-		rc = startcheck_key(&d->cfg, err, sizeof(err));
 	if (rc < 0)
 		smig_err("event=config_invalid reason=\"%s\"", err);
 	return rc < 0 ? rc : authz_init(d);
