@@ -5,5 +5,5 @@
 # has the test hooks (debug.* control commands, src/smigd/control/testhooks.c).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-exec scripts/build.sh build-san -Db_sanitize=address,undefined -Db_lundef=false \
+exec scripts/build.sh build-san -Dtests=true -Dtest_tools=true -Db_sanitize=address,undefined -Db_lundef=false \
 	-Dc_args=-fno-sanitize-recover=all -Dbuildtype=debug -Dstop_points=true -Dtest_hooks=true

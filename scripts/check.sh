@@ -8,7 +8,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/build.sh build || exit 1
+scripts/build-dev.sh || exit 1
 scripts/build-san.sh || exit 1
 
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0

@@ -1,20 +1,33 @@
 #!/usr/bin/env bash
 # Installs what smig needs to build, test and demo on Debian 12, with
-# apt-get. Idempotent and silent when nothing is missing.
+# apt-get, and says what it installs. Idempotent and silent when nothing is
+# missing. With --build, only what building smig needs (make build).
 set -euo pipefail
 
+build_only=false
+[ "${1:-}" = --build ] && build_only=true
+
+# what building smig needs
+build_packages=(
+	gcc make pkg-config meson ninja-build
+	libssl-dev libjansson-dev libseccomp-dev libsystemd-dev libtss2-dev libnftables-dev
+)
+# what its tests, fuzzing, lint, the demo, the benchmark and the package
+# build need besides
 packages=(
-	gcc make pkg-config meson ninja-build systemd
-	libssl-dev libjansson-dev libcmocka-dev libseccomp-dev libsystemd-dev
+	"${build_packages[@]}"
+	systemd libcmocka-dev
 	clang libclang-rt-14-dev clang-tidy cppcheck
 	openssl iproute2 jq procps psmisc socat git
 	gcc-multilib qemu-system-x86 qemu-utils ovmf swtpm swtpm-tools
-	libtss2-dev tpm2-tools libnftables-dev nftables
+	tpm2-tools nftables
 	iptables libnetfilter-queue-dev
 	gnuplot-nox cpio
 	mmdebstrap dosfstools mtools fdisk e2fsprogs
+	dpkg-dev debhelper lintian
 )
 
+$build_only && packages=("${build_packages[@]}")
 missing=()
 for p in "${packages[@]}"; do
 	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
@@ -27,14 +40,16 @@ done
 kdir=${SMIG_GUEST_KERNEL_DIR:-/var/cache/smig/guest-kernel}
 need_kernel=false
 # the kernel, and the modules the guest loads (virtio-net for the network tests)
-compgen -G "$kdir/boot/vmlinuz-*" >/dev/null &&
-	compgen -G "$kdir/lib/modules/*/kernel/drivers/net/virtio_net.ko" >/dev/null || need_kernel=true
+if ! $build_only; then
+	compgen -G "$kdir/boot/vmlinuz-*" >/dev/null &&
+		compgen -G "$kdir/lib/modules/*/kernel/drivers/net/virtio_net.ko" >/dev/null || need_kernel=true
+fi
 
 # smigd's unprivileged worker runs as a system user of its own (its default
 # confinement.worker_user): made here for the tests and the demo, as the
 # Debian package makes it on a real host
 need_user=false
-getent passwd smig >/dev/null || need_user=true
+$build_only || getent passwd smig >/dev/null || need_user=true
 
 [ ${#missing[@]} -eq 0 ] && ! $need_kernel && ! $need_user && exit 0
 

@@ -113,7 +113,7 @@ static int vm_list(struct cli *cli)
 	return EXIT_OK;
 }
 
-#define DEFAULT_CONFIG "/etc/smig/smigd.json"
+#define DEFAULT_CONFIG SMIG_CONFDIR "/smigd.json"
 
 /*
  * smig vm check: what the host whose config is CONF would say about the

@@ -19,7 +19,7 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
-#define DEFAULT_CONFIG "/etc/smig/smigd.json"
+#define DEFAULT_CONFIG SMIG_CONFDIR "/smigd.json"
 
 static void usage(FILE *f)
 {
