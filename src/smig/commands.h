@@ -7,10 +7,12 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stdio.h>
 
 struct cli {
 	const char *socket;
 	bool json;
+	bool help; /* --help/-h: the command's page instead of the command */
 	int timeout_ms;
 };
 
@@ -40,6 +42,14 @@ int cli_request(struct cli *cli, const char *cmd, json_t *args, json_t **result)
  */
 int cli_stream(struct cli *cli, const char *cmd, const char *key, int argc, char **argv,
 	       const char *usage, void (*print)(void *arg, const json_t *item));
+/* smig's command list, and the exit codes (help.c). */
+void cli_usage(FILE *f);
+/*
+ * The page of the command that argv (argc words, from the command's name)
+ * names, or the list of a group's commands ("vm"); EXIT_USAGE and the list
+ * on stderr for a name that is no command.
+ */
+int cli_help(FILE *f, int argc, char **argv);
 /* Prints v as one line of JSON on stdout. */
 void cli_print_json(const json_t *v);
 

@@ -10,7 +10,7 @@ dir=$(mktemp -d /tmp/smig-cli.XXXXXX)
 trap 'cluster_clean "$dir"' EXIT
 cluster_make "$dir" 2 || { echo "Bail out! cluster_make"; exit 1; }
 
-plan 18
+plan 20
 
 "$SMIG" >/dev/null 2>&1
 ok $([ $? -eq 2 ] && echo 0 || echo 1) "smig without a command: exit 2"
@@ -18,6 +18,20 @@ ok $([ $? -eq 2 ] && echo 0 || echo 1) "smig without a command: exit 2"
 ok $([ $? -eq 2 ] && echo 0 || echo 1) "an unknown command: exit 2"
 "$SMIG" ping >/dev/null 2>&1
 ok $([ $? -eq 2 ] && echo 0 || echo 1) "ping without a host: exit 2"
+
+# every command docs/cli.md lists has its own page: smig CMD --help
+bad=
+n=0
+while read -r cmd; do
+	n=$((n + 1))
+	out=$("$SMIG" $cmd --help 2>&1) && [ "$(head -1 <<<"$out" | cut -d' ' -f1-$(($(wc -w <<<"$cmd") + 2)))" = "usage: smig $cmd" ] &&
+		grep -q '^exit codes: 0 ok' <<<"$out" || bad="$bad [$cmd]"
+done < <(sed -n 's/^| `\([a-z][a-z ]*\)[ `].*/\1/p' "$here/../../docs/cli.md" | sed 's/ *$//' | sort -u)
+[ $n -ge 25 ] && [ -z "$bad" ]
+ok $? "each of the $n commands in docs/cli.md answers --help with its own usage and the exit codes${bad:+; not:$bad}"
+out=$("$SMIG" help vm 2>&1) && grep -q '^       smig vm undefine NAME' <<<"$out" && "$SMIG" -h >/dev/null &&
+	! "$SMIG" vm frobnicate --help >/dev/null 2>&1
+ok $? "smig help vm lists the vm commands; -h is --help; a command that is not one is a usage error"
 
 msg=$("$SMIG" --socket "$dir/none.sock" status 2>&1)
 [ $? -eq 1 ] && grep -q "cannot connect to smigd at $dir/none.sock" <<<"$msg"
