@@ -264,10 +264,14 @@ int smig_pm_parse(const uint8_t *data, size_t len, const int *fds, size_t nfds,
 	SMIG_GUARD(smig_buf_get_u16(&in, &m->type));
 	SMIG_GUARD(smig_buf_get_u32(&in, &m->id));
 	SMIG_GUARD(smig_pm_schema(m->type, &fields, &want));
-	SMIG_ENSURE(nfds == want && nfds <= SMIG_PM_FDS_MAX, SMIG_EPROTO);
+	SMIG_ENSURE(nfds <= SMIG_PM_FDS_MAX, SMIG_EPROTO);
 	for (const char *k = fields; *k; k++)
 		SMIG_GUARD(get_field(&in, *k, &m->f[m->nf++]));
 	SMIG_GUARD(smig_buf_expect_end(&in));
+	/* a reply that reports a failure (its status, first, not 0) carries none */
+	if (want > 0 && fields[0] == 'u' && m->f[0].u != 0)
+		want = 0;
+	SMIG_ENSURE(nfds == want, SMIG_EPROTO);
 	for (size_t i = 0; i < nfds; i++)
 		m->fds[i] = fds[i];
 	m->nfds = nfds;

@@ -8,7 +8,8 @@
  * One message per SOCK_SEQPACKET datagram: u16 type, u32 id (a request's,
  * echoed by its reply; 0 in notifications), then the fields the type's
  * schema lists, in order, and exactly as many descriptors (SCM_RIGHTS) as
- * the schema says. A field kind is one letter:
+ * the schema says, or none in a reply whose status (its first field, u)
+ * reports a failure. A field kind is one letter:
  *
  *   n  a name: 1-63 of A-Z a-z 0-9 . _ -, not starting with . or - (VMs, hosts)
  *   a  an address or short word: up to 63 printable bytes

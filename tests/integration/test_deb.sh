@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # The Debian package: make deb builds it with dpkg-buildpackage and lintian
 # reports no errors; installed with dpkg into a fresh Debian 12 tree (its
-# dependencies and systemd only, from Debian's archive by mmdebstrap, cached by the
-# package's Depends in /var/cache/smig/images) and run there in namespaces
-# of its own, the package makes the system user the worker runs as, leaves
+# dependencies and systemd only: tests/harness/debtree.sh) and run there in
+# namespaces of its own, the package makes the system user the worker runs as, leaves
 # /etc/smig/pki to root, ships a unit that verifies, and smigd and smig run.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 . "$here/../harness/tap.sh"
+. "$here/../harness/debtree.sh"
 
 dir=$(mktemp -d /tmp/smig-deb.XXXXXX)
 trap 'rm -rf "$dir"' EXIT
@@ -19,31 +19,10 @@ ok $? "make deb builds the package (dpkg-buildpackage -us -uc -b) and lintian re
 [ -f "${deb:-}" ] || { echo "Bail out! no package"; exit 1; }
 diag "lintian: $(grep -c '^W:' "$root/build/deb/lintian.log") warnings"
 
-# the base tree: what the package depends on, and nothing of smig's
-cache=${SMIG_IMAGE_CACHE:-/var/cache/smig/images}
-deps=$(dpkg-deb -f "$deb" Depends | tr ',' '\n' | sed 's/(.*)//; s/|.*//; s/ //g' | grep . | sort -u | tr '\n' ',')
-deps=${deps%,},systemd # a real host's init, for the unit's verification
-key=$(printf '%s' "$deps" | sha256sum | cut -c1-16)
-base=$cache/deb-base-$key.tar
-if [ ! -f "$base" ]; then
-	mkdir -p "$cache"
-	if [ -n "${SMIG_DEBIAN_MIRROR:-}" ]; then
-		mirrors=("deb $SMIG_DEBIAN_MIRROR bookworm main")
-	else
-		mirrors=("deb http://deb.debian.org/debian bookworm main"
-			"deb http://deb.debian.org/debian bookworm-updates main"
-			"deb http://deb.debian.org/debian-security bookworm-security main")
-	fi
-	diag "making the base tree ($deps) into $base"
-	mmdebstrap --quiet --variant=minbase --mode=root --include="$deps" \
-		--dpkgopt='path-exclude=/usr/share/locale/*' \
-		bookworm "$dir/base.tar" "${mirrors[@]}" </dev/null >"$dir/mmdebstrap.log" 2>&1 &&
-		rm -f "$cache"/deb-base-*.tar && mv "$dir/base.tar" "$base" || { tail -20 "$dir/mmdebstrap.log"; echo "Bail out! mmdebstrap failed"; exit 1; }
-fi
+base=$(deb_base "$deb") || { echo "Bail out! no base tree (mmdebstrap failed)"; exit 1; }
 tree=$dir/tree
-mkdir "$tree" && tar -C "$tree" -xf "$base"
-# in the tree's own mount, pid, uts and ipc namespaces, with its own /proc
-in_tree() { unshare --mount --pid --uts --ipc --fork --mount-proc="$tree/proc" chroot "$tree" "$@"; }
+deb_tree "$base" "$tree"
+in_tree() { tree_run "$tree" "$@"; }
 
 cp "$deb" "$tree/tmp/"
 in_tree dpkg -i "/tmp/$(basename "$deb")" >"$dir/dpkg.log" 2>&1

@@ -12,7 +12,7 @@ trap 'cluster_clean "$dir"' EXIT
 cluster_make "$dir" 1 || { echo "Bail out! cluster_make"; exit 1; }
 guest=$SMIG_BUILD/guest/smig-guest.elf
 
-plan 14
+plan 15
 
 smigd_start "$dir" h1
 ok $? "h1 starts"
@@ -68,6 +68,20 @@ rc=$?
 [ $rc -eq 1 ] && grep -q "invalid kernel header" <<<"$msg" &&
 	wait_for 5 bash -c "'$SMIG' --socket '$dir/h1.sock' --json vm show broken | grep -q '\"state\": *\"shutoff\"'"
 ok $? "a VM whose QEMU cannot start is reported shut off with the reason (exit $rc: $msg; now $(hsmig "$dir" h1 --json vm show broken | jq -r .state))"
+
+# the warden, not the worker, finds this one: its answer carries no QEMU sockets
+truncate -s 1M "$dir/local-h1/gone.raw"
+cat >"$dir/gone.json" <<JSON
+{"name": "gone", "memory_mib": 64, $(guest_boot smig-guest.elf "mem=16"),
+ "disks": [{"pool": "local", "volume": "gone.raw", "format": "raw"}]}
+JSON
+hsmig "$dir" h1 vm define "$dir/gone.json" >/dev/null && rm "$dir/local-h1/gone.raw"
+msg=$(timeout 20 "$SMIG" --socket "$dir/h1.sock" vm start gone 2>&1)
+rc=$?
+[ $rc -eq 1 ] && grep -q "volume gone.raw: no such volume in the pool" <<<"$msg" &&
+	hsmig "$dir" h1 --json vm show gone | jqe '.state == "shutoff"' >/dev/null &&
+	hsmig "$dir" h1 vm undefine gone >/dev/null
+ok $? "a disk gone between define and start: the start fails at once and says so (exit $rc: $msg)"
 
 hsmig "$dir" h1 vm start web1 >/dev/null && smigd_stop "$dir" h1 && smigd_start "$dir" h1 &&
 	hsmig "$dir" h1 --json vm list | jqe '[.vms[].name] | sort == ["broken", "web1"]' >/dev/null

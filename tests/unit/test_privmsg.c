@@ -56,6 +56,15 @@ static void test_round_trip(void **state)
 			 SMIG_EPROTO);
 	assert_int_equal(smig_pm_parse(smig_buf_peek(&b), smig_buf_remaining(&b), NULL, 0, &m),
 			 SMIG_EPROTO);
+	/* a failed start comes back without descriptors, and still reaches its caller */
+	assert_int_equal(smig_pm_build(&b, SMIG_PM_VM_START + 1, 9, 5u, "cannot limit memory", 0u,
+				       0u, 0),
+			 0);
+	assert_int_equal(smig_pm_parse(smig_buf_peek(&b), smig_buf_remaining(&b), NULL, 0, &m), 0);
+	assert_int_equal(smig_pm_int(&m, 0), 5);
+	assert_string_equal(smig_pm_str(&m, 1), "cannot limit memory");
+	assert_int_equal(smig_pm_parse(smig_buf_peek(&b), smig_buf_remaining(&b), fds, 2, &m),
+			 SMIG_EPROTO);
 	smig_buf_clear(&b);
 }
 

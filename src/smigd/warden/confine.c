@@ -292,7 +292,12 @@ int confine_cgroup_make(const struct confine_host *c, const char *name, uint64_t
 		return 0;
 	SMIG_GUARD(leaf(c->cg_mem, name, dir));
 	snprintf(v, sizeof(v), "%llu", (unsigned long long)bytes);
-	if (mkdir_ok(dir) < 0 ||
+	/*
+	 * v1: smigd's own cgroups again first, as whoever tidies empty cgroups
+	 * may have taken them (v2's holds smigd itself, so it is never empty)
+	 */
+	if ((c->cg == CONFINE_CG_V1 && (mkdir_ok(c->cg_mem) < 0 || mkdir_ok(c->cg_cpu) < 0)) ||
+	    mkdir_ok(dir) < 0 ||
 	    write_text(dir, c->cg == CONFINE_CG_V2 ? "memory.max" : "memory.limit_in_bytes", v) < 0) {
 		snprintf(err, errlen, "cannot limit the memory of cgroup %s: %s", dir, strerror(errno));
 		return SMIG_EIO;
