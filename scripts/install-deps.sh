@@ -13,6 +13,7 @@ packages=(
 	iptables libnetfilter-queue-dev
 	gnuplot-nox cpio
 	mmdebstrap dosfstools mtools fdisk e2fsprogs
+	scdoc man-db bash-completion
 )
 
 missing=()
