@@ -22,6 +22,9 @@ trap 'cluster_clean "$dir"' EXIT
 
 plan 17
 
+# oneline TEXT: TEXT's lines as one, for a TAP line
+oneline() { tr '\n' ' ' <<<"$1" | sed 's/ *$//'; }
+
 # --- the man pages ---
 
 # render PAGE WIDTH: the page as text, as man shows it
@@ -35,6 +38,7 @@ for p in "${pages[@]}"; do
 	if [ -s "$f" ]; then
 		warn=$(MANWIDTH=80 man --warnings=all -E UTF-8 -l "$f" 2>&1 >/dev/null)
 		warn+=$(groff -ww -z -man -Tutf8 "$f" 2>&1)
+		warn=$(oneline "$warn")
 		name=$(lexgrog "$f" 2>&1)
 	fi
 	[ -s "$f" ] && [ -z "$warn" ] && grep -q "\"${p%.*} - " <<<"$name" &&
@@ -129,7 +133,7 @@ declare -A config_places=(
 	[hosts_top]=- [hosts_entry]=hosts[]. [revoked_entry]=revoked[].
 )
 out=$(cd "$SMIG_ROOT/src/lib" && undocumented smigd.json.5 config_places config.c catalog.c hosts.c)
-ok $? "smigd.json(5) has an entry for every key of the config and the host table${out:+: missing $(echo $out)}"
+ok $? "smigd.json(5) has an entry for every key of the config and the host table${out:+: missing $(oneline "$out")}"
 
 # shellcheck disable=SC2034
 declare -A vmspec_places=(
@@ -138,12 +142,12 @@ declare -A vmspec_places=(
 	[get_volref]="firmware.nvram. boot.kernel. boot.initrd."
 )
 out=$(cd "$SMIG_ROOT/src/lib" && undocumented smig-vmspec.5 vmspec_places vmspec.c)
-ok $? "smig-vmspec(5) has an entry for every key of a VM spec${out:+: missing $(echo $out)}"
+ok $? "smig-vmspec(5) has an entry for every key of a VM spec${out:+: missing $(oneline "$out")}"
 
 # shellcheck disable=SC2034
 declare -A policy_places=([policy_top]=- [binding_parse]=bindings[]. [parse_limits]=limits.)
 out=$(cd "$SMIG_ROOT/src/lib" && undocumented smig-policy.5 policy_places policy.c)
-ok $? "smig-policy(5) has an entry for every key of a policy${out:+: missing $(echo $out)}"
+ok $? "smig-policy(5) has an entry for every key of a policy${out:+: missing $(oneline "$out")}"
 
 # docs/cli.md's table of commands: "COMMAND" or "COMMAND SUBCOMMAND", one a line
 cli_commands() {
@@ -157,7 +161,7 @@ commands=$(cli_commands)
 missing=$(terms "$mandir/smig.1" | sed -E 's/^(migrate) --cancel.*/\1/' | awk '
 	{ print $1; if ($2 ~ /^[a-z]+$/) print $1 " " $2 }' | sort -u | comm -13 - <(echo "$commands"))
 [ "$(grep -c . <<<"$commands")" -ge 25 ] && [ -z "$missing" ]
-ok $? "smig(1) has an entry for each of docs/cli.md's $(grep -c . <<<"$commands") commands${missing:+: missing $(echo $missing)}"
+ok $? "smig(1) has an entry for each of docs/cli.md's $(grep -c . <<<"$commands") commands${missing:+: missing $(oneline "$missing")}"
 
 # --- the bash completion ---
 
@@ -166,7 +170,7 @@ loaded=$(bash --norc --noprofile -c '. "$1" && complete -p smig' _ "$completion"
 	loaded=$(bash --norc --noprofile -c '. /usr/share/bash-completion/bash_completion &&
 		. "$1" && complete -p smig' _ "$completion" 2>&1) &&
 	grep -qx 'complete -F _smig smig' <<<"$loaded"
-ok $? "the completion script loads without a word, alone and after bash-completion's own${loaded:+: $loaded}"
+ok $? "the completion script loads without a word, alone and after bash-completion's own, and binds smig: $loaded"
 
 # complete WORD...: what the completion offers for the last WORD, with the
 # words as bash splits them ("" for an empty word), one a line
@@ -184,11 +188,11 @@ complete_words() {
 
 out=$(complete_words smig v)
 grep -qx vm <<<"$out" && ! grep -qv '^v' <<<"$out"
-ok $? "smig v<TAB> offers vm: $(echo $out)"
+ok $? "smig v<TAB> offers vm: $(oneline "$out")"
 
 out=$(complete_words smig vm '' | sort)
 [ "$out" = "$(sed -n 's/^vm //p' <<<"$commands")" ]
-ok $? "smig vm <TAB> offers its subcommands, as docs/cli.md lists them: $(echo $out)"
+ok $? "smig vm <TAB> offers its subcommands, as docs/cli.md lists them: $(oneline "$out")"
 
 missing=
 for c in $(cut -d' ' -f1 <<<"$commands" | sort -u); do
