@@ -110,7 +110,7 @@ undocumented() {
 			[ -n "${doc[$k]+set}" ] && continue
 			if [ "$type" = SMIG_J_OBJECT ] || [ "$type" = SMIG_J_ARRAY ]; then
 				for t in "${!doc[@]}"; do
-					[[ $t == "$k."* || $t == "$k[]."* ]] && continue 2
+					[[ $t == "$k."* || $t == "${k}[]."* ]] && continue 2
 				done
 			fi
 			echo "$k"
