@@ -11,6 +11,7 @@ build_only=false
 build_packages=(
 	gcc make pkg-config meson ninja-build
 	libssl-dev libjansson-dev libseccomp-dev libsystemd-dev libtss2-dev libnftables-dev
+	scdoc
 )
 # what its tests, fuzzing, lint, the demo, the benchmark and the package
 # build need besides
@@ -24,7 +25,7 @@ packages=(
 	iptables libnetfilter-queue-dev
 	gnuplot-nox cpio
 	mmdebstrap dosfstools mtools fdisk e2fsprogs
-	dpkg-dev debhelper lintian
+	dpkg-dev debhelper lintian man-db bash-completion
 )
 
 $build_only && packages=("${build_packages[@]}")

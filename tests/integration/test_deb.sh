@@ -12,7 +12,7 @@ root=$(cd "$here/../.." && pwd)
 
 dir=$(mktemp -d /tmp/smig-deb.XXXXXX)
 trap 'rm -rf "$dir"' EXIT
-plan 9
+plan 10
 
 deb=$("$root/scripts/deb.sh" 2>"$dir/deb.err")
 ok $? "make deb builds the package (dpkg-buildpackage -us -uc -b) and lintian reports no errors: ${deb:-$(tail -5 "$dir/deb.err")}"
@@ -35,6 +35,10 @@ ok $? "smigd --version from the package: $out"
 out=$(in_tree smig --help 2>&1)
 [ $? -eq 0 ] && grep -q 'migrate' <<<"$out"
 ok $? "smig --help from the package lists the commands"
+
+pages=$(cd "$tree/usr/share/man" && ls man1/smig.1.gz man8/smigd.8.gz man5/smigd.json.5.gz man5/smig-vmspec.5.gz man5/smig-policy.5.gz 2>&1)
+[ $? -eq 0 ] && [ -f "$tree/usr/share/bash-completion/completions/smig" ] && zcat "$tree/usr/share/man/man5/smigd.json.5.gz" | grep -q 'state_dir'
+ok $? "the package installs the man pages and the bash completion: $(echo $pages)"
 
 u=$(in_tree getent passwd smig)
 [ -n "$u" ] && [ "$(cut -d: -f7 <<<"$u")" = /usr/sbin/nologin ] && [ "$(cut -d: -f3 <<<"$u")" -lt 1000 ]
