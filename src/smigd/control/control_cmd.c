@@ -30,6 +30,10 @@ static json_t *host_json(struct smigd *d, const struct smig_host *h)
 	smig_fp_format(h->fp, fp);
 	o = json_pack("{s:s,s:s,s:i,s:s,s:b}", "name", h->name, "address", h->addr, "port",
 		      (int)h->port, "fingerprint", fp, "self", strcmp(h->name, d->cfg.host) == 0);
+	if (o && h->has_next) {
+		smig_fp_format(h->next_fp, fp);
+		json_object_set_new(o, "next_fingerprint", json_string(fp));
+	}
 	if (o && hs) {
 		json_object_set_new(o, "last_ok", json_integer((json_int_t)hs->last_ok));
 		json_object_set_new(o, "last_fail", json_integer((json_int_t)hs->last_fail));

@@ -56,6 +56,7 @@ struct host_state {
 	struct smig_verdict verdict; /* the last attestation of it */
 	time_t attested_at;          /* 0: never */
 	struct smig_evidence evidence; /* its last authentic evidence */
+	uint8_t evidence_fp[SMIG_FP_LEN]; /* the certificate of the session it came in */
 };
 
 struct smigd {

@@ -310,6 +310,15 @@ static int peer_send_hello(struct peer *p)
 	return smig_msg_put_hello(&p->tx, &h);
 }
 
+/* An outbound peer's certificate: one the table lists for the host we called? */
+static bool peer_expected(const struct peer *p, const uint8_t *fp)
+{
+	for (size_t i = 0; i < p->nexpect; i++)
+		if (CRYPTO_memcmp(fp, p->expect_fp[i], SMIG_FP_LEN) == 0)
+			return true;
+	return false;
+}
+
 /* The TLS handshake finished: establish who the peer is. */
 static bool peer_secure(struct peer *p)
 {
@@ -336,7 +345,7 @@ static bool peer_secure(struct peer *p)
 		return false;
 	}
 	if (p->outbound) {
-		if (CRYPTO_memcmp(fp, p->expect_fp, SMIG_FP_LEN) != 0) {
+		if (!peer_expected(p, fp)) {
 			sec_event(d, SMIG_SEC_UNKNOWN_PEER, p->ip, p->name,
 				  "certificate %s is not the one pinned for %s", fps, p->name);
 			peer_fail(p, "untrusted",
@@ -399,7 +408,7 @@ void peer_ping_done(struct peer *p)
 		p->closing = true;
 		return;
 	}
-	smig_fp_format(p->expect_fp, fps);
+	smig_fp_format(p->fp, fps); /* the certificate it showed: during a rotation, which one */
 	peer_host_note(p->d, p->name, true, rtt, NULL);
 	smig_info("event=ping_ok host=%s rtt_ms=%.3f", p->name, rtt);
 	res = json_pack("{s:s,s:s,s:f,s:f,s:f,s:f,s:s,s:s,s:s}", "host", p->name, "address",

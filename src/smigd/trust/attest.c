@@ -230,9 +230,14 @@ void attest_check(struct smigd *d, const struct smig_attest_ctx *x, const char *
 		  size_t len, struct smig_verdict *v)
 {
 	struct host_state *hs = smigd_host_state(d, x->host);
+	const struct smig_host *h = smig_hosts_by_name(smigd_hosts(d), x->host);
+	struct smig_attest_ctx xr = *x;
 	struct smig_evidence e;
 	char err[256];
 
+	if (h && xr.fp_other == NULL)
+		xr.fp_other = smig_host_other_fp(h, x->fp);
+	x = &xr;
 	if (smig_evidence_parse(text, len, &e, err, sizeof(err)) < 0) {
 		memset(v, 0, sizeof(*v));
 		v->kind = SMIG_VERDICT_UNTRUSTED;
@@ -246,8 +251,10 @@ void attest_check(struct smigd *d, const struct smig_attest_ctx *x, const char *
 	hs->verdict = *v;
 	hs->trust = v->trust;
 	hs->attested_at = time(NULL);
-	if (v->authentic)
+	if (v->authentic) {
 		hs->evidence = e;
+		memcpy(hs->evidence_fp, x->fp, SMIG_FP_LEN);
+	}
 }
 
 json_t *attest_verdict_json(const struct smig_verdict *v, time_t at)
