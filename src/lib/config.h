@@ -86,6 +86,7 @@ struct smig_config {
 	char tls_ca[PATH_MAX];
 	char tls_cert[PATH_MAX];
 	char tls_key[PATH_MAX];
+	int tls_warn_days; /* certificates this near their end are logged (cert_expiring) */
 	char hosts_file[PATH_MAX];
 	enum smig_log_level log_level;
 	bool log_syslog;

@@ -92,6 +92,7 @@ static void test_good_config(void **state)
 	assert_int_equal(cfg.audit_max_kib, 1024);
 	assert_int_equal(cfg.audit_keep, 8);     /* default kept */
 	assert_int_equal(cfg.control_per_uid, 8); /* default kept */
+	assert_int_equal(cfg.tls_warn_days, 30);  /* default kept */
 }
 
 /* Rotation and the per-user connection cap have bounds that are said. */
@@ -107,6 +108,29 @@ static void test_audit_and_control_bounds(void **state)
 	expect_config_error(REST "\"host\":\"h1\",\"listen\":\"127.0.0.1\",\"control\":{\"socket\":\"s\","
 			    "\"per_uid\":0}}",
 			    "/etc/smig/c.json:2:");
+}
+
+static void test_tls_warn_days(void **state)
+{
+	const char *text = "{\"state_dir\":\"d\",\"tls\":{\"ca\":\"a\",\"cert\":\"b\",\"key\":\"c\",\n"
+			   "\"warn_days\": 7},\"hosts_file\":\"h\",\"host\":\"h1\",\"listen\":\"127.0.0.1\","
+			   "\"control\":{\"socket\":\"s\"}}";
+	struct smig_config cfg;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(smig_config_parse("/etc/smig/c.json", text, strlen(text), &cfg, err,
+					   sizeof(err)), 0);
+	assert_int_equal(cfg.tls_warn_days, 7);
+	expect_config_error("{\"state_dir\":\"d\",\"tls\":{\"ca\":\"a\",\"cert\":\"b\",\"key\":\"c\",\n"
+			    "\"warn_days\": 0},\"hosts_file\":\"h\",\"host\":\"h1\",\"listen\":\"127.0.0.1\",\"control\":{\"socket\":\"s\"}}",
+			    "/etc/smig/c.json:2:14: tls.warn_days must be between 1 and 3650");
+	expect_config_error("{\"state_dir\":\"d\",\"tls\":{\"ca\":\"a\",\"cert\":\"b\",\"key\":\"c\",\n"
+			    "\"warn_days\": 3651},\"hosts_file\":\"h\",\"host\":\"h1\",\"listen\":\"127.0.0.1\",\"control\":{\"socket\":\"s\"}}",
+			    "/etc/smig/c.json:2:14: tls.warn_days must be between 1 and 3650");
+	expect_config_error("{\"state_dir\":\"d\",\"tls\":{\"ca\":\"a\",\"cert\":\"b\",\"key\":\"c\",\n"
+			    "\"warn_days\": \"30\"},\"hosts_file\":\"h\",\"host\":\"h1\",\"listen\":\"127.0.0.1\",\"control\":{\"socket\":\"s\"}}",
+			    "/etc/smig/c.json:2:14: tls.warn_days must be an integer");
 }
 
 static void test_unknown_key_names_position(void **state)
@@ -409,6 +433,7 @@ int main(void)
 		cmocka_unit_test(test_hosts_revoked),
 		cmocka_unit_test(test_hosts_rotation),
 		cmocka_unit_test(test_audit_and_control_bounds),
+		cmocka_unit_test(test_tls_warn_days),
 		cmocka_unit_test(test_unknown_key_names_position),
 		cmocka_unit_test(test_wrong_type_names_position),
 		cmocka_unit_test(test_missing_field_names_object),

@@ -327,6 +327,7 @@ static bool peer_secure(struct peer *p)
 	char fps[SMIG_FP_STR_LEN];
 	const struct smig_host *h;
 	const struct smig_revoked *r;
+	struct smig_cert_info ci;
 
 	p->t_secure = loop_now_ns();
 	d->peers->stats.handshakes_ok++;
@@ -374,6 +375,8 @@ static bool peer_secure(struct peer *p)
 	}
 	memcpy(p->fp, fp, SMIG_FP_LEN);
 	p->authenticated = true;
+	if (smig_tls_peer_cert(p->tls, &ci) == 0)
+		certs_peer(d, p->name, &ci);
 	smig_info("event=peer_authenticated direction=%s host=%s addr=%s tls=%s cipher=%s",
 		  p->outbound ? "out" : "in", p->name, p->addr, smig_tls_version(p->tls),
 		  smig_tls_cipher(p->tls));

@@ -71,9 +71,11 @@ static void smigd_reload(void *arg, const struct smig_pm *ev)
 	memcpy(d->cfg.components, cfg.components, sizeof(cfg.components));
 	d->cfg.ncomponents = cfg.ncomponents;
 	d->cfg.evacuate = cfg.evacuate;
+	d->cfg.tls_warn_days = cfg.tls_warn_days;
 	smig_log_set_level(cfg.log_level);
 	smig_info("event=reload_done hosts=%zu revoked=%zu", smigd_hosts(d)->n,
 		  smigd_hosts(d)->nrevoked);
+	certs_check(d);
 	peer_recheck(d);
 	authz_reload(d, &cfg, smig_pm_str(ev, 2));
 	(void)attest_set_ivt(d, smig_pm_str(ev, 3));
@@ -239,6 +241,7 @@ int smigd_start(struct smigd *d, const char *config_path, bool check_only, int w
 	SMIG_GUARD(peer_listen(d));
 	SMIG_GUARD(ctl_open(d));
 	SMIG_GUARD(peer_attest_rounds(d));
+	SMIG_GUARD(certs_start(d));
 	if (sandbox)
 		SMIG_GUARD(enter_sandbox(d, uid, gid));
 	return vm_load_all(d);
@@ -253,6 +256,7 @@ void smigd_stop(struct smigd *d)
 		mig_free_all(d);
 		peer_close_all(d);
 		loop_watch_del(d->loop, d->sig_w);
+		certs_stop(d);
 	}
 	peer_free_all(d);
 	vm_free_all(d);
