@@ -190,7 +190,8 @@ static void evidence_reply(void *arg, const struct smig_pm *r)
 }
 
 int attest_evidence_async(struct smigd *d, const uint8_t *nonce, const uint8_t *binding,
-			  uint64_t free_mib, attest_evidence_fn done, uint32_t *id)
+			  const uint8_t *own_fp, uint64_t free_mib, attest_evidence_fn done,
+			  uint32_t *id)
 {
 	struct evidence_wait *w = calloc(1, sizeof(*w));
 	int rc;
@@ -199,7 +200,7 @@ int attest_evidence_async(struct smigd *d, const uint8_t *nonce, const uint8_t *
 	w->d = d;
 	w->done = done;
 	rc = priv_call_async(d->priv, evidence_reply, w, &w->id, SMIG_PM_EVIDENCE, nonce, binding,
-			     free_mib);
+			     free_mib, own_fp);
 	if (rc < 0) {
 		free(w);
 		return rc;
