@@ -57,6 +57,22 @@ struct smig_pki_signed {
 	bool outlives_ca;             /* notAfter is past the CA's own */
 };
 
+/* What the CA takes from a request: see smig_pki_sign. */
+struct smig_pki_req {
+	char host[SMIG_NAME_MAX + 1];
+	uint8_t req_fp[SMIG_FP_LEN]; /* SHA-256 of its DER */
+	size_t ndns, nip;            /* the subjectAltNames kept (DNS:HOST among them) */
+	size_t dropped;              /* those of other kinds, not kept */
+};
+
+/*
+ * Parses PEM text of a request (at most SMIG_PKI_CSR_MAX bytes; name says
+ * where it came from, for err) and checks it as smig_pki_sign does,
+ * without a CA: what another host sends is read here first (fuzz_csr).
+ */
+int smig_pki_req_check(const char *pem, size_t len, const char *name, struct smig_pki_req *out,
+		       char *err, size_t errlen);
+
 /*
  * The CA in cadir signs the request in the file csr: its signature must
  * verify with its own key, an Ed25519 key; its host name is the subject's

@@ -128,24 +128,20 @@ out:
 	return rc;
 }
 
-static int req_read(const char *path, X509_REQ **out, char *err, size_t errlen)
+/* The request in PEM text (name: where it came from, for err). */
+static int req_parse(const char *pem, size_t len, const char *name, X509_REQ **out, char *err,
+		     size_t errlen)
 {
-	char *text = NULL;
-	size_t len = 0;
-	BIO *bio;
-	int rc = smig_file_read(path, SMIG_PKI_CSR_MAX, &text, &len, err, errlen);
+	BIO *bio = len <= SMIG_PKI_CSR_MAX ? BIO_new_mem_buf(pem, (int)len) : NULL;
 
-	if (rc < 0)
-		return rc;
-	bio = BIO_new_mem_buf(text, (int)len);
 	*out = bio ? PEM_read_bio_X509_REQ(bio, NULL, NULL, NULL) : NULL;
 	BIO_free(bio);
-	free(text);
 	ERR_clear_error();
 	if (*out == NULL) {
 		snprintf(err, errlen,
-			 "%s: not a PEM certificate request (-----BEGIN CERTIFICATE REQUEST-----); "
-			 "make one with smig pki csr on the host", path);
+			 "%s: not a PEM certificate request (-----BEGIN CERTIFICATE REQUEST-----) "
+			 "of at most %zu bytes; make one with smig pki csr on the host", name,
+			 SMIG_PKI_CSR_MAX);
 		return SMIG_EINVAL;
 	}
 	return 0;
@@ -251,7 +247,7 @@ static int req_check(X509_REQ *req, const char *path, char *host, size_t hostlen
 	if (pub == NULL || EVP_PKEY_get_id(pub) != EVP_PKEY_ED25519) {
 		snprintf(err, errlen, "%s: the request's key is %s, not Ed25519, the only kind "
 			 "smigd signs with; make the request with smig pki csr", path,
-			 pub ? OBJ_nid2sn(EVP_PKEY_get_base_id(pub)) : "missing");
+			 pub ? EVP_PKEY_get0_type_name(pub) : "missing");
 		return SMIG_EINVAL;
 	}
 	if (X509_REQ_verify(req, pub) != 1) {
@@ -288,6 +284,37 @@ static int req_check(X509_REQ *req, const char *path, char *host, size_t hostlen
 	return 0;
 }
 
+/* Parsed and checked: what the CA would take from the request. */
+static int req_load(const char *pem, size_t len, const char *name, X509_REQ **req,
+		    GENERAL_NAMES *names, struct smig_pki_req *out, char *err, size_t errlen)
+{
+	memset(out, 0, sizeof(*out));
+	SMIG_GUARD(req_parse(pem, len, name, req, err, errlen));
+	SMIG_GUARD(req_check(*req, name, out->host, sizeof(out->host), names, &out->dropped, err,
+			     errlen));
+	for (int i = 0; i < sk_GENERAL_NAME_num(names); i++) {
+		if (sk_GENERAL_NAME_value(names, i)->type == GEN_DNS)
+			out->ndns++;
+		else
+			out->nip++;
+	}
+	return req_fp_of(*req, out->req_fp);
+}
+
+int smig_pki_req_check(const char *pem, size_t len, const char *name, struct smig_pki_req *out,
+		       char *err, size_t errlen)
+{
+	GENERAL_NAMES *names = sk_GENERAL_NAME_new_null();
+	X509_REQ *req = NULL;
+	int rc;
+
+	SMIG_ENSURE(names != NULL, SMIG_ENOMEM);
+	rc = req_load(pem, len, name, &req, names, out, err, errlen);
+	GENERAL_NAMES_free(names);
+	X509_REQ_free(req);
+	return rc;
+}
+
 /* HOST.csr -> HOST.crt beside it; anything else gets .crt appended. */
 static int out_path(const char *csr, const char *out, char *path, size_t pathlen)
 {
@@ -308,9 +335,12 @@ int smig_pki_sign(const char *cadir, const char *csr, const struct smig_pki_opts
 		  const char *out, struct smig_pki_signed *res, char *err, size_t errlen)
 {
 	GENERAL_NAMES *names = sk_GENERAL_NAME_new_null();
+	struct smig_pki_req r;
 	EVP_PKEY *cakey = NULL;
 	X509 *ca = NULL, *cert = NULL;
 	X509_REQ *req = NULL;
+	char *text = NULL;
+	size_t len = 0;
 	int rc;
 
 	memset(res, 0, sizeof(*res));
@@ -324,12 +354,15 @@ int smig_pki_sign(const char *cadir, const char *csr, const struct smig_pki_opts
 		rc = SMIG_EEXIST;
 	}
 	if (rc == 0)
-		rc = req_read(csr, &req, err, errlen);
+		rc = smig_file_read(csr, SMIG_PKI_CSR_MAX, &text, &len, err, errlen);
 	if (rc == 0)
-		rc = req_check(req, csr, res->host, sizeof(res->host), names, &res->dropped, err,
-			       errlen);
-	if (rc == 0)
-		rc = req_fp_of(req, res->req_fp);
+		rc = req_load(text, len, csr, &req, names, &r, err, errlen);
+	free(text);
+	if (rc == 0) {
+		snprintf(res->host, sizeof(res->host), "%s", r.host);
+		memcpy(res->req_fp, r.req_fp, SMIG_FP_LEN);
+		res->dropped = r.dropped;
+	}
 	if (rc == 0)
 		rc = pki_ca_load(cadir, &cakey, &ca, err, errlen);
 	if (rc < 0)
