@@ -144,6 +144,48 @@ int smig_audit_checkpoint(struct smig_audit_chain *c, const char *host, int64_t 
 	return rc;
 }
 
+int smig_audit_rekey(struct smig_audit_chain *c, const char *host, int64_t time_ms,
+		     EVP_PKEY *old_key, EVP_PKEY *new_key, char **lines)
+{
+	uint8_t raw[2][32];
+	size_t n0 = sizeof(raw[0]), n1 = sizeof(raw[1]);
+	char hex[2][65], detail[160], *first = NULL, *second = NULL;
+	struct smig_audit_entry e = {
+		.time_ms = time_ms, .host = host, .actor = "smigd", .action = SMIG_AUDIT_REKEY,
+		.target = "key", .decision = "none", .rule = "-", .outcome = "ok",
+		.detail = detail,
+	};
+	json_t *o;
+	int rc;
+
+	SMIG_ENSURE(old_key && new_key, SMIG_EINVAL);
+	SMIG_ENSURE(EVP_PKEY_get_raw_public_key(old_key, raw[0], &n0) == 1 && n0 == 32 &&
+			    EVP_PKEY_get_raw_public_key(new_key, raw[1], &n1) == 1 && n1 == 32,
+		    SMIG_ECRYPTO);
+	smig_hex(raw[0], 32, hex[0]);
+	smig_hex(raw[1], 32, hex[1]);
+	snprintf(detail, sizeof(detail), "old:%s new:%s", hex[0], hex[1]);
+	o = entry_json(c->seq + 1, &e, c->head);
+	SMIG_ENSURE(o != NULL, SMIG_ENOMEM);
+	rc = seal(c, o, old_key, &first);
+	json_decref(o);
+	if (rc == 0)
+		rc = smig_audit_checkpoint(c, host, time_ms, new_key, &second);
+	if (rc == 0) {
+		size_t a = strlen(first), b = strlen(second);
+
+		*lines = malloc(a + b + 1);
+		if (*lines) {
+			memcpy(*lines, first, a);
+			memcpy(*lines + a, second, b + 1);
+		}
+		rc = *lines ? 0 : SMIG_ENOMEM;
+	}
+	free(first);
+	free(second);
+	return rc;
+}
+
 /* The signed message of a head: seq (8 bytes, big-endian) then hash. */
 void smig_audit_head_msg(uint64_t seq, const uint8_t hash[SMIG_AUDIT_HASH_LEN],
 			 uint8_t out[8 + SMIG_AUDIT_HASH_LEN])
@@ -189,8 +231,10 @@ int smig_audit_resume(const char *text, size_t len, struct smig_audit_chain *c, 
 			       sizeof(hash)) == 0) {
 			c->seq = (uint64_t)json_integer_value(seq);
 			memcpy(c->head, hash, sizeof(hash));
-			c->since_checkpoint =
-				strcmp(action, SMIG_AUDIT_CHECKPOINT) == 0 ? 0 : c->since_checkpoint + 1;
+			c->since_checkpoint = strcmp(action, SMIG_AUDIT_CHECKPOINT) == 0 ||
+							      strcmp(action, SMIG_AUDIT_REKEY) == 0
+						      ? 0
+						      : c->since_checkpoint + 1;
 		} else if (n > 0) {
 			bad++;
 		}

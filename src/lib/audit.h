@@ -33,6 +33,15 @@
  * begin with one when older files were rotated away.
  */
 #define SMIG_AUDIT_ROTATE "audit.rotate"
+/*
+ * The host key changed (its certificate was renewed): a record signed, as
+ * a checkpoint is, by the old key, whose detail names both public keys
+ * ("old:HEX new:HEX"), followed at once by a checkpoint of the new key.
+ * The old key so vouches for everything up to the change and the new key
+ * for the change itself; verification, given the current key, goes back
+ * through these records to the key of each stretch of the log.
+ */
+#define SMIG_AUDIT_REKEY "audit.rekey"
 /* Signature contexts (sign.h). */
 #define SMIG_AUDIT_CTX_CHECKPOINT "smig-audit-checkpoint-v1"
 #define SMIG_AUDIT_CTX_HEAD "smig-audit-head-v1"
@@ -68,6 +77,13 @@ int smig_audit_hash_json(const json_t *rec, uint8_t out[SMIG_AUDIT_HASH_LEN]);
 /* Makes a checkpoint record signed with key and advances the chain. */
 int smig_audit_checkpoint(struct smig_audit_chain *c, const char *host, int64_t time_ms,
 			  EVP_PKEY *key, char **line);
+/*
+ * The two records of a key change (SMIG_AUDIT_REKEY) as two lines in one
+ * malloc'd *lines, the chain advanced past both; old_key and new_key are
+ * Ed25519. The head after them is the new key's to sign.
+ */
+int smig_audit_rekey(struct smig_audit_chain *c, const char *host, int64_t time_ms,
+		     EVP_PKEY *old_key, EVP_PKEY *new_key, char **lines);
 /* The message a head's signature covers. */
 void smig_audit_head_msg(uint64_t seq, const uint8_t hash[SMIG_AUDIT_HASH_LEN],
 			 uint8_t out[8 + SMIG_AUDIT_HASH_LEN]);
@@ -116,7 +132,9 @@ struct smig_audit_report {
 };
 
 /*
- * Verifies a whole log against pub (the host's public key). head may be
+ * Verifies a whole log against pub (the host's public key now; stretches
+ * before an audit.rekey record are checked against the key it names as
+ * the old one, once the records after it prove it with pub). head may be
  * NULL (a copy of a log without its head file): then records after the
  * last checkpoint cannot be checked for truncation and are counted in
  * unsigned_tail. Returns 0 when the log could be examined (damaged or

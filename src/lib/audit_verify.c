@@ -12,17 +12,22 @@
  *    file's audit.rotate record) and the last;
  *  - reordered: a record that comes after a record with a higher seq;
  *  - truncated: the log ends before the seq its signed head names;
- *  - signature: a checkpoint or head whose signature is not the host's.
+ *  - signature: a checkpoint or head whose signature is not the host's,
+ *    or a key change (audit.rekey) that does not lead to the host's key.
+ *
+ * Which key signs which stretch: the log is walked back from its end with
+ * the key the caller trusts (the host's now). An audit.rekey record names
+ * the key before it and the key after; it is taken only when the key
+ * after is the one in force and a record after it signed by that key
+ * vouches for it (smigd writes a checkpoint of the new key right after),
+ * and from there back the old key is in force. So a forged change at the
+ * end of a log, or one the trusted key never signed over, changes nothing.
  */
 #include "audit.h"
 #include "error.h"
-#include "file.h"
 #include "sign.h"
 
 #include <errno.h>
-#include <limits.h>
-#include <unistd.h>
-
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +48,10 @@ struct ent {
 	uint64_t rot_from; /* ... and the seq its oldest kept file begins at ("from:N") */
 	bool has_sig;
 	uint8_t sig[SMIG_SIG_LEN];
+	bool sig_ok;   /* signed by the key in force where it stands */
+	bool rekey;    /* an audit.rekey record with both keys readable */
+	uint8_t rk_old[32], rk_new[32];
+	const char *rk_bad; /* why this key change was not taken, or NULL */
 	bool inserted;
 };
 
@@ -100,6 +109,21 @@ static void found(struct vctx *v, enum smig_audit_damage k, const struct ent *e,
 	va_end(ap);
 }
 
+/* "old:HEX new:HEX" (64 digits each), the detail of an audit.rekey record. */
+static bool parse_rekey(const char *s, struct ent *e)
+{
+	char old[65], new_[65];
+
+	if (s == NULL || strlen(s) != 4 + 64 + 5 + 64 || strncmp(s, "old:", 4) != 0 ||
+	    strncmp(s + 68, " new:", 5) != 0)
+		return false;
+	memcpy(old, s + 4, 64);
+	old[64] = '\0';
+	memcpy(new_, s + 73, 64);
+	new_[64] = '\0';
+	return smig_unhex(old, e->rk_old, 32) == 0 && smig_unhex(new_, e->rk_new, 32) == 0;
+}
+
 static void parse_entry(struct ent *e, const char *s, size_t n)
 {
 	json_t *o = json_loadb(s, n, JSON_REJECT_DUPLICATES, NULL);
@@ -120,6 +144,9 @@ static void parse_entry(struct ent *e, const char *s, size_t n)
 		e->seq = (uint64_t)json_integer_value(seq);
 		e->checkpoint = strcmp(json_string_value(json_object_get(o, "action")),
 				       SMIG_AUDIT_CHECKPOINT) == 0;
+		if (strcmp(json_string_value(json_object_get(o, "action")), SMIG_AUDIT_REKEY) == 0)
+			e->rekey = e->checkpoint =
+				parse_rekey(json_string_value(json_object_get(o, "detail")), e);
 		e->rotate = strcmp(json_string_value(json_object_get(o, "action")),
 				   SMIG_AUDIT_ROTATE) == 0;
 		if (e->rotate) {
@@ -350,6 +377,67 @@ static void check_order(struct vctx *v)
 	}
 }
 
+static bool sig_by(EVP_PKEY *key, const struct ent *e)
+{
+	return key && e->has_sig &&
+	       smig_sign_verify(key, SMIG_AUDIT_CTX_CHECKPOINT, e->hash, SMIG_AUDIT_HASH_LEN,
+				e->sig) == 0;
+}
+
+static bool key_is(EVP_PKEY *key, const uint8_t raw[32])
+{
+	uint8_t k[32];
+	size_t n = sizeof(k);
+
+	return key && EVP_PKEY_get_raw_public_key(key, k, &n) == 1 && n == sizeof(k) &&
+	       memcmp(k, raw, sizeof(k)) == 0;
+}
+
+/*
+ * Back from the end: each signed record is checked against the key in
+ * force where it stands (sig_ok); a key change is taken (the key before it
+ * is in force before it) only when it leads to the key in force after it
+ * and a record after it, joined to it by an unbroken chain, was signed by
+ * that key. The keys made here are freed before the walk returns.
+ */
+static int check_keys(struct vctx *v)
+{
+	EVP_PKEY *made = NULL; /* the key in force, when a key change made it */
+	EVP_PKEY *cur = v->pub;
+	const struct ent *later = NULL;
+	bool vouched = false; /* a record after here, chained to here, was signed by cur */
+
+	for (size_t i = v->nseq; i-- > 0;) {
+		struct ent *e = &v->e[v->by_seq[i]];
+
+		if (e->inserted)
+			continue;
+		if (later && (later->seq != e->seq + 1 || !e->hash_ok ||
+			      memcmp(later->prev, e->hash, SMIG_AUDIT_HASH_LEN) != 0))
+			vouched = false; /* what was signed after the break does not cover this */
+		later = e;
+		if (!e->checkpoint)
+			continue;
+		if (e->rekey && !e->hash_ok)
+			e->rk_bad = "it was edited";
+		else if (e->rekey && !key_is(cur, e->rk_new))
+			e->rk_bad = "the key it names as the new one is not the key of the records "
+				    "after it";
+		else if (e->rekey && !vouched)
+			e->rk_bad = "no record after it is signed by the new key";
+		else if (e->rekey) {
+			EVP_PKEY_free(made);
+			made = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, e->rk_old, 32);
+			SMIG_ENSURE(made != NULL, SMIG_ENOMEM);
+			cur = made;
+		}
+		e->sig_ok = sig_by(cur, e);
+		vouched = e->sig_ok && e->hash_ok;
+	}
+	EVP_PKEY_free(made);
+	return 0;
+}
+
 /* Returns the highest seq a good checkpoint covers. */
 static uint64_t check_checkpoints(struct vctx *v)
 {
@@ -361,8 +449,11 @@ static uint64_t check_checkpoints(struct vctx *v)
 
 		if (!e->ok || e->inserted || !e->checkpoint)
 			continue;
-		if (!e->has_sig || smig_sign_verify(v->pub, SMIG_AUDIT_CTX_CHECKPOINT, e->hash,
-						    SMIG_AUDIT_HASH_LEN, e->sig) < 0) {
+		if (e->rk_bad)
+			found(v, SMIG_AUDIT_SIGNATURE, e, e->seq,
+			      "%s (seq %llu): a change of the host key that is not taken: %s",
+			      at(v, e, w, sizeof(w)), (unsigned long long)e->seq, e->rk_bad);
+		if (!e->sig_ok) {
 			found(v, SMIG_AUDIT_SIGNATURE, e, e->seq,
 			      "%s (seq %llu): checkpoint signature is not this host's",
 			      at(v, e, w, sizeof(w)), (unsigned long long)e->seq);
@@ -474,6 +565,7 @@ int smig_audit_verify_files(const struct smig_audit_file *files, size_t nfiles,
 	check_chain(&v);
 	check_kept(&v);
 	check_order(&v);
+	SMIG_GUARD_GOTO(check_keys(&v), rc, out);
 	covered = check_checkpoints(&v);
 	if (have_head)
 		check_head(&v, &h);
@@ -514,59 +606,4 @@ json_t *smig_audit_report_json(const struct smig_audit_report *rep)
 			 (json_int_t)rep->records, "checkpoints", (json_int_t)rep->checkpoints,
 			 "last_seq", (json_int_t)rep->last_seq, "head_checked", rep->head_checked,
 			 "unsigned_tail", (json_int_t)rep->unsigned_tail, "damage", damage);
-}
-
-void smig_audit_files_free(struct smig_audit_file *files, size_t n)
-{
-	for (size_t i = 0; files && i < n; i++) {
-		free((char *)(uintptr_t)files[i].name); // NOLINT(performance-no-int-to-ptr)
-		free((char *)(uintptr_t)files[i].text); // NOLINT(performance-no-int-to-ptr)
-	}
-	free(files);
-}
-
-int smig_audit_files_read(const char *path, size_t max, struct smig_audit_file **files,
-			  size_t *n, char *err, size_t errlen)
-{
-	const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
-	char p[PATH_MAX + 16], name[PATH_MAX + 16];
-	struct smig_audit_file *f;
-	size_t top = 0;
-	int rc = 0;
-
-	*files = NULL;
-	*n = 0;
-	/* the highest number there is: a file missing below it reads as empty (a gap) */
-	for (int k = 1; k <= SMIG_FILE_ROTATED_MAX; k++) {
-		smig_file_rotated_name(path, k, p, sizeof(p));
-		if (access(p, F_OK) == 0)
-			top = (size_t)k;
-	}
-	f = calloc(top + 1, sizeof(*f));
-	SMIG_ENSURE(f != NULL, SMIG_ENOMEM);
-	for (size_t k = top + 1; k-- > 0 && rc == 0;) {
-		struct smig_audit_file *x = &f[top - k];
-		char *text = NULL;
-
-		smig_file_rotated_name(path, (int)k, p, sizeof(p));
-		smig_file_rotated_name(base, (int)k, name, sizeof(name));
-		rc = smig_file_read(p, max, &text, &x->len, err, errlen);
-		if (rc == SMIG_ENOENT) {
-			text = strdup("");
-			x->len = 0;
-			rc = text ? 0 : SMIG_ENOMEM;
-		}
-		x->text = text;
-		x->name = strdup(name);
-		if (rc == 0 && x->name == NULL)
-			rc = SMIG_ENOMEM;
-		*n = top + 1 - k;
-	}
-	if (rc < 0) {
-		smig_audit_files_free(f, *n);
-		*n = 0;
-		return rc;
-	}
-	*files = f;
-	return 0;
 }

@@ -16,9 +16,13 @@ static int config_tls(const struct smig_json_doc *doc, const json_t *tls,
 		{ "ca", SMIG_J_STRING, true, 0, 0 },
 		{ "cert", SMIG_J_STRING, true, 0, 0 },
 		{ "key", SMIG_J_STRING, true, 0, 0 },
+		{ "warn_days", SMIG_J_INT, false, 1, 3650 },
 	};
+	const json_t *v;
 
 	SMIG_GUARD(smig_json_check(doc, tls, "tls", fields, ARRAY_LEN(fields), err, errlen));
+	if ((v = json_object_get(tls, "warn_days")))
+		cfg->tls_warn_days = (int)json_integer_value(v);
 	SMIG_GUARD(smig_json_path(doc, tls, "ca", cfg->path, cfg->tls_ca, sizeof(cfg->tls_ca),
 			       err, errlen));
 	SMIG_GUARD(smig_json_path(doc, tls, "cert", cfg->path, cfg->tls_cert,
@@ -490,6 +494,7 @@ static void config_defaults(struct smig_config *cfg, const char *name)
 	cfg->log_keep = 5;
 	cfg->audit_keep = 8;
 	cfg->attest_interval_s = 10;
+	cfg->tls_warn_days = 30;
 	cfg->evacuate = true;
 	cfg->hosts_only = true;
 	cfg->conn_rate = 20;

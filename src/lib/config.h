@@ -32,11 +32,18 @@
 #define SMIG_VM_UID_FIRST 16777216u
 #define SMIG_VM_UID_COUNT 65536u
 
+/*
+ * A host of the table. During a certificate rotation it has two: the one
+ * it uses and the one it moves to (next_fp); both are its own, accepted
+ * from it and matched to it, until the table lists one again.
+ */
 struct smig_host {
 	char name[SMIG_NAME_MAX + 1];
 	char addr[SMIG_ADDR_MAX]; /* numeric IPv4 or IPv6 */
 	uint16_t port;
 	uint8_t fp[SMIG_FP_LEN];
+	bool has_next;
+	uint8_t next_fp[SMIG_FP_LEN]; /* with has_next */
 	struct smig_label labels[SMIG_HOST_LABELS_MAX];
 	size_t nlabels;
 };
@@ -45,7 +52,9 @@ struct smig_host {
  * A certificate the cluster no longer accepts, whoever presents it: refused
  * on every handshake, both ways, and its live sessions are closed when the
  * table is reloaded. The fingerprint may belong to a host's former
- * certificate (re-keyed after a compromise) or to a host taken out.
+ * certificate (re-keyed after a compromise) or to a host taken out. It
+ * may also be one of the two a rotating host lists, as long as the other
+ * is not revoked: the revocation wins, the host keeps the other.
  */
 #define SMIG_REVOKED_MAX 1024 /* with 1024 hosts, the table fits the warden's message */
 #define SMIG_REVOKED_REASON_MAX 127
@@ -77,6 +86,7 @@ struct smig_config {
 	char tls_ca[PATH_MAX];
 	char tls_cert[PATH_MAX];
 	char tls_key[PATH_MAX];
+	int tls_warn_days; /* certificates this near their end are logged (cert_expiring) */
 	char hosts_file[PATH_MAX];
 	enum smig_log_level log_level;
 	bool log_syslog;
@@ -144,7 +154,12 @@ int smig_hosts_parse(const char *name, const char *text, size_t len, struct smig
 		     char *err, size_t errlen);
 void smig_hosts_clear(struct smig_hosts *h);
 const struct smig_host *smig_hosts_by_name(const struct smig_hosts *h, const char *name);
+/* The host that lists fp, as its fingerprint or its next_fingerprint. */
 const struct smig_host *smig_hosts_by_fp(const struct smig_hosts *h, const uint8_t *fp);
+/* True if fp is one of host's certificates (fingerprint or next_fingerprint). */
+bool smig_host_has_fp(const struct smig_host *host, const uint8_t *fp);
+/* The host's other certificate than fp during a rotation, or NULL. */
+const uint8_t *smig_host_other_fp(const struct smig_host *host, const uint8_t *fp);
 const struct smig_host *smig_hosts_by_addr(const struct smig_hosts *h, const char *addr);
 /* The revocation of the certificate with fingerprint fp, or NULL. */
 const struct smig_revoked *smig_hosts_revoked(const struct smig_hosts *h, const uint8_t *fp);

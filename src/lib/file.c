@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <openssl/crypto.h>
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -14,6 +15,31 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+/* What a private key file must be: regular, its owner's (root or ours) alone. */
+static int private_ok(const char *path, const struct stat *st, char *err, size_t errlen)
+{
+	if (!S_ISREG(st->st_mode)) {
+		snprintf(err, errlen, "%s: a private key must be a regular file", path);
+		return SMIG_EPERM;
+	}
+	if (st->st_uid != 0 && st->st_uid != geteuid()) {
+		snprintf(err, errlen,
+			 "%s: private key belongs to uid %u, neither root nor this process's "
+			 "user (uid %u), who could replace it; run chown %u %s",
+			 path, (unsigned)st->st_uid, (unsigned)geteuid(), (unsigned)geteuid(),
+			 path);
+		return SMIG_EPERM;
+	}
+	if (st->st_mode & (S_IRWXG | S_IRWXO)) {
+		snprintf(err, errlen,
+			 "%s: private key is accessible by group or others (mode %04o); "
+			 "run chmod 600 %s",
+			 path, (unsigned)(st->st_mode & 07777), path);
+		return SMIG_EPERM;
+	}
+	return 0;
+}
 
 int smig_file_check_private(const char *path, char *err, size_t errlen)
 {
@@ -23,18 +49,7 @@ int smig_file_check_private(const char *path, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return errno == ENOENT ? SMIG_ENOENT : SMIG_EIO;
 	}
-	if (!S_ISREG(st.st_mode)) {
-		snprintf(err, errlen, "%s: a private key must be a regular file", path);
-		return SMIG_EPERM;
-	}
-	if (st.st_mode & (S_IRWXG | S_IRWXO)) {
-		snprintf(err, errlen,
-			 "%s: private key is accessible by group or others (mode %04o); "
-			 "run chmod 600 %s",
-			 path, (unsigned)(st.st_mode & 07777), path);
-		return SMIG_EPERM;
-	}
-	return 0;
+	return private_ok(path, &st, err, errlen);
 }
 
 int smig_file_write_all(int fd, const void *data, size_t len)
@@ -96,18 +111,14 @@ int smig_file_mkdirs(const char *dir, mode_t mode)
 	return 0;
 }
 
-int smig_file_read(const char *path, size_t max, char **out, size_t *len, char *err,
+/* Reads fd's whole regular file (at most max bytes) into *out; closes fd. */
+static int read_fd(int fd, const char *path, size_t max, char **out, size_t *len, char *err,
 		   size_t errlen)
 {
 	struct stat st;
 	size_t got = 0;
 	char *text;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
 
-	if (fd < 0) {
-		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-		return errno == ENOENT ? SMIG_ENOENT : SMIG_EIO;
-	}
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > max) {
 		snprintf(err, errlen, "%s: not a regular file of at most %zu bytes", path, max);
 		close(fd);
@@ -130,6 +141,7 @@ int smig_file_read(const char *path, size_t max, char **out, size_t *len, char *
 	close(fd);
 	if (got != (size_t)st.st_size) {
 		snprintf(err, errlen, "%s: short read", path);
+		OPENSSL_cleanse(text, (size_t)st.st_size + 1);
 		free(text);
 		return SMIG_EIO;
 	}
@@ -137,6 +149,45 @@ int smig_file_read(const char *path, size_t max, char **out, size_t *len, char *
 	*out = text;
 	*len = got;
 	return 0;
+}
+
+static int open_read(const char *path, char *err, size_t errlen, int *fd)
+{
+	*fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (*fd >= 0)
+		return 0;
+	snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+	return errno == ENOENT ? SMIG_ENOENT : SMIG_EIO;
+}
+
+int smig_file_read(const char *path, size_t max, char **out, size_t *len, char *err,
+		   size_t errlen)
+{
+	int fd;
+
+	SMIG_GUARD(open_read(path, err, errlen, &fd));
+	return read_fd(fd, path, max, out, len, err, errlen);
+}
+
+int smig_file_read_private(const char *path, size_t max, char **out, size_t *len, char *err,
+			   size_t errlen)
+{
+	struct stat st;
+	int fd, rc;
+
+	SMIG_GUARD(open_read(path, err, errlen, &fd));
+	/* the file opened is the file checked: no swap between the two */
+	if (fstat(fd, &st) < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		close(fd);
+		return SMIG_EIO;
+	}
+	rc = private_ok(path, &st, err, errlen);
+	if (rc < 0) {
+		close(fd);
+		return rc;
+	}
+	return read_fd(fd, path, max, out, len, err, errlen);
 }
 
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)

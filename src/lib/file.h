@@ -10,8 +10,9 @@
 #include <sys/types.h>
 
 /*
- * 0, or SMIG_EPERM with a message if path is readable by group or others
- * (or is not a regular file).
+ * 0, or SMIG_EPERM with a message if path is accessible by group or
+ * others, is not a regular file, or belongs to someone other than root or
+ * this process's effective user (who could replace it).
  */
 int smig_file_check_private(const char *path, char *err, size_t errlen);
 /* Writes all of data to fd (retrying short writes and EINTR); 0 or SMIG_EIO. */
@@ -25,6 +26,13 @@ int smig_file_write_atomic(const char *path, const void *data, size_t len, mode_
  */
 int smig_file_read(const char *path, size_t max, char **out, size_t *len, char *err,
 		   size_t errlen);
+/*
+ * As smig_file_read, for a private key: the file opened must pass the
+ * checks of smig_file_check_private. The caller cleanses *out before it
+ * frees it.
+ */
+int smig_file_read_private(const char *path, size_t max, char **out, size_t *len, char *err,
+			   size_t errlen);
 /* Creates dir (and parents) with mode if missing. */
 int smig_file_mkdirs(const char *dir, mode_t mode);
 /* Removes dir and everything beneath it, following no symlink; 0 or -1 with errno. */

@@ -1,7 +1,9 @@
 /*
  * hosts.c - the cluster's host table (config.h): strict loading, lookups
- * by name, certificate fingerprint and address, and the address and
- * fingerprint forms it is written in.
+ * by name, certificate fingerprint (a host's one, or its two during a
+ * rotation) and address, and the address and fingerprint forms it is
+ * written in. Every fingerprint belongs to one host; a revoked one may be
+ * a rotating host's other, never a host's last.
  */
 #include "config.h"
 #include "error.h"
@@ -99,7 +101,24 @@ void smig_fp_format(const uint8_t fp[SMIG_FP_LEN], char out[SMIG_FP_STR_LEN])
 	smig_hex(fp, SMIG_FP_LEN, out + 7);
 }
 
-/* Resolves a relative path against the directory of the config file. */
+/* hosts[i].key, a fingerprint: parsed into fp, and no other host's. */
+static int host_fp(const struct smig_json_doc *doc, const json_t *e, const char *key,
+		   const char *what, const struct smig_hosts *h, uint8_t fp[SMIG_FP_LEN],
+		   char *err, size_t errlen)
+{
+	const struct smig_host *owner;
+
+	if (smig_fp_parse(json_string_value(json_object_get(e, key)), fp) < 0)
+		return smig_json_fail(doc, e, key, err, errlen,
+				      "%s.%s must be sha256: and 64 hex digits (smig pki "
+				      "fingerprint CERT prints it)", what, key);
+	if ((owner = smig_hosts_by_fp(h, fp)))
+		return smig_json_fail(doc, e, key, err, errlen,
+				      "%s.%s already belongs to host %s: one certificate, one host",
+				      what, key, owner->name);
+	return 0;
+}
+
 static int hosts_entry(const struct smig_json_doc *doc, const json_t *arr, size_t i,
 		       struct smig_hosts *h, char *err, size_t errlen)
 {
@@ -107,6 +126,7 @@ static int hosts_entry(const struct smig_json_doc *doc, const json_t *arr, size_
 		{ "name", SMIG_J_STRING, true, 0, 0 },
 		{ "address", SMIG_J_STRING, true, 0, 0 },
 		{ "fingerprint", SMIG_J_STRING, true, 0, 0 },
+		{ "next_fingerprint", SMIG_J_STRING, false, 0, 0 },
 		{ "labels", SMIG_J_OBJECT, false, 0, 0 },
 	};
 	const json_t *e = json_array_get(arr, i);
@@ -131,12 +151,16 @@ static int hosts_entry(const struct smig_json_doc *doc, const json_t *arr, size_
 		return smig_json_fail(doc, e, "address", err, errlen,
 				      "%s.address must be a numeric address with optional :port",
 				      what);
-	if (smig_fp_parse(json_string_value(json_object_get(e, "fingerprint")), host->fp) < 0)
-		return smig_json_fail(doc, e, "fingerprint", err, errlen,
-				      "%s.fingerprint must be sha256: and 64 hex digits", what);
-	if (smig_hosts_by_fp(h, host->fp))
-		return smig_json_fail(doc, e, "fingerprint", err, errlen,
-				      "fingerprint of %s already belongs to another host", name);
+	SMIG_GUARD(host_fp(doc, e, "fingerprint", what, h, host->fp, err, errlen));
+	if (json_object_get(e, "next_fingerprint")) {
+		SMIG_GUARD(host_fp(doc, e, "next_fingerprint", what, h, host->next_fp, err,
+				   errlen));
+		if (memcmp(host->next_fp, host->fp, SMIG_FP_LEN) == 0)
+			return smig_json_fail(doc, e, "next_fingerprint", err, errlen,
+					      "%s.next_fingerprint is its fingerprint again: name "
+					      "the new certificate's, or leave it out", what);
+		host->has_next = true;
+	}
 	if ((labels = json_object_get(e, "labels")))
 		SMIG_GUARD(smig_labels_parse(doc, labels, host->labels, SMIG_HOST_LABELS_MAX,
 					     &host->nlabels, err, errlen));
@@ -169,12 +193,19 @@ static int revoked_entry(const struct smig_json_doc *doc, const json_t *arr, siz
 	if (smig_hosts_revoked(h, r->fp))
 		return smig_json_fail(doc, e, "fingerprint", err, errlen,
 				      "%s.fingerprint is revoked twice", what);
-	if ((owner = smig_hosts_by_fp(h, r->fp)))
+	/*
+	 * a rotating host's other certificate may be revoked (the revocation
+	 * wins at every handshake); a host must keep one that is not
+	 */
+	owner = smig_hosts_by_fp(h, r->fp);
+	if (owner && (smig_host_other_fp(owner, r->fp) == NULL ||
+		      smig_hosts_revoked(h, smig_host_other_fp(owner, r->fp))))
 		return smig_json_fail(doc, e, "fingerprint", err, errlen,
-				      "%s.fingerprint is the certificate of host %s: a revoked "
-				      "certificate cannot be a host's; re-key %s (smig pki issue) "
-				      "or take it out of hosts",
-				      what, owner->name, owner->name);
+				      "%s.fingerprint is the certificate of host %s, which would "
+				      "have none left: re-key %s (smig pki csr, smig pki sign) "
+				      "and list the new one as its next_fingerprint, or take %s "
+				      "out of hosts",
+				      what, owner->name, owner->name, owner->name);
 	reason = json_string_value(json_object_get(e, "reason"));
 	if (reason[0] == '\0' || strlen(reason) > SMIG_REVOKED_REASON_MAX)
 		return smig_json_fail(doc, e, "reason", err, errlen,
@@ -274,10 +305,27 @@ const struct smig_host *smig_hosts_by_name(const struct smig_hosts *h, const cha
 	return NULL;
 }
 
+bool smig_host_has_fp(const struct smig_host *host, const uint8_t *fp)
+{
+	return memcmp(host->fp, fp, SMIG_FP_LEN) == 0 ||
+	       (host->has_next && memcmp(host->next_fp, fp, SMIG_FP_LEN) == 0);
+}
+
+const uint8_t *smig_host_other_fp(const struct smig_host *host, const uint8_t *fp)
+{
+	if (!host->has_next)
+		return NULL;
+	if (memcmp(host->fp, fp, SMIG_FP_LEN) == 0)
+		return host->next_fp;
+	if (memcmp(host->next_fp, fp, SMIG_FP_LEN) == 0)
+		return host->fp;
+	return NULL;
+}
+
 const struct smig_host *smig_hosts_by_fp(const struct smig_hosts *h, const uint8_t *fp)
 {
 	for (size_t i = 0; i < h->n; i++)
-		if (memcmp(h->v[i].fp, fp, SMIG_FP_LEN) == 0)
+		if (smig_host_has_fp(&h->v[i], fp))
 			return &h->v[i];
 	return NULL;
 }

@@ -387,7 +387,8 @@ void smig_attest_verify(const struct smig_ivt *ivt, const struct smig_evidence *
 	else if (smig_evidence_check_sig(e, x->pub) < 0)
 		verdict(v, SMIG_VERDICT_UNTRUSTED, NULL, "evidence signature is not %s's",
 			x->host);
-	else if (h && CRYPTO_memcmp(h->fp, x->fp, SMIG_FP_LEN) != 0)
+	else if (h && CRYPTO_memcmp(h->fp, x->fp, SMIG_FP_LEN) != 0 &&
+		 (x->fp_other == NULL || CRYPTO_memcmp(h->fp, x->fp_other, SMIG_FP_LEN) != 0))
 		verdict(v, SMIG_VERDICT_UNTRUSTED, NULL,
 			"the IVT names another certificate for %s", x->host);
 	else if (!tpm_ok(h, e, x, v))

@@ -13,7 +13,10 @@
  * function of the IVT, the evidence and what the verifier knows of the
  * session (the peer's name, fingerprint and key, its own nonce, the
  * session's exporter value). A refusal names the component and both
- * values.
+ * values. The IVT's fingerprint of a host must be the session's, or,
+ * while the host table lists two for the host (a rotation), the other:
+ * a host that moved to its new certificate keeps its golden sets until
+ * the IVT names the new one.
  */
 #ifndef SMIG_IVT_H
 #define SMIG_IVT_H
@@ -85,6 +88,7 @@ struct smig_verdict {
 struct smig_attest_ctx {
 	const char *host;        /* the peer, as its certificate proved */
 	const uint8_t *fp;       /* its certificate's fingerprint */
+	const uint8_t *fp_other; /* its other one in the host table while it rotates, or NULL */
 	EVP_PKEY *pub;           /* its certificate's key */
 	const uint8_t *nonce;    /* the nonce this verifier sent */
 	const uint8_t *binding;  /* this session's exporter value */

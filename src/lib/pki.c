@@ -1,7 +1,8 @@
 /*
- * pki.c - cluster CA and host certificates (pki.h).
+ * pki.c - the cluster CA, and the one way a host certificate is made
+ * (pki.h); requests and their signing are in pki_req.c.
  */
-#include "pki.h"
+#include "pki_int.h"
 #include "error.h"
 #include "file.h"
 #include "msg.h"
@@ -10,16 +11,14 @@
 #include <errno.h>
 #include <openssl/bn.h>
 #include <openssl/err.h>
-#include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
-#include <openssl/x509v3.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int pki_fail(char *err, size_t errlen, const char *what, int rc)
+int pki_fail(char *err, size_t errlen, const char *what, int rc)
 {
 	unsigned long e = ERR_peek_last_error();
 	char buf[160] = "";
@@ -31,8 +30,7 @@ static int pki_fail(char *err, size_t errlen, const char *what, int rc)
 	return rc;
 }
 
-static int pki_join(char *out, size_t outlen, const char *dir, const char *name,
-		    const char *ext)
+int pki_join(char *out, size_t outlen, const char *dir, const char *name, const char *ext)
 {
 	int w = snprintf(out, outlen, "%s/%s%s", dir, name, ext);
 
@@ -40,7 +38,7 @@ static int pki_join(char *out, size_t outlen, const char *dir, const char *name,
 	return 0;
 }
 
-static int pem_write(const char *path, EVP_PKEY *key, X509 *cert, mode_t mode)
+int pki_pem_write(const char *path, EVP_PKEY *key, X509 *cert, mode_t mode)
 {
 	BIO *bio = BIO_new(BIO_s_mem());
 	char *data;
@@ -58,6 +56,20 @@ static int pem_write(const char *path, EVP_PKEY *key, X509 *cert, mode_t mode)
 out:
 	BIO_free(bio);
 	return rc;
+}
+
+EVP_PKEY *pki_keygen(void)
+{
+	return EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+}
+
+int pki_cert_fp(X509 *cert, uint8_t fp[SMIG_FP_LEN])
+{
+	unsigned int n = 0;
+
+	SMIG_ENSURE(X509_digest(cert, EVP_sha256(), fp, &n) == 1 && n == SMIG_FP_LEN,
+		    SMIG_ECRYPTO);
+	return 0;
 }
 
 static int add_ext(X509 *cert, X509 *issuer, int nid, const char *value)
@@ -118,7 +130,7 @@ static X509 *cert_new(EVP_PKEY *key, const char *cn, const struct smig_pki_opts 
 
 static EVP_PKEY *key_load(const char *path)
 {
-	FILE *f = fopen(path, "r");
+	FILE *f = fopen(path, "re");
 	EVP_PKEY *k;
 
 	if (f == NULL)
@@ -130,7 +142,7 @@ static EVP_PKEY *key_load(const char *path)
 
 static X509 *cert_load(const char *path)
 {
-	FILE *f = fopen(path, "r");
+	FILE *f = fopen(path, "re");
 	X509 *x;
 
 	if (f == NULL)
@@ -138,6 +150,34 @@ static X509 *cert_load(const char *path)
 	x = PEM_read_X509(f, NULL, NULL, NULL);
 	fclose(f);
 	return x;
+}
+
+int pki_ca_load(const char *dir, EVP_PKEY **key, X509 **cert, char *err, size_t errlen)
+{
+	char kpath[4096], cpath[4096];
+	int rc;
+
+	*key = NULL;
+	*cert = NULL;
+	SMIG_GUARD(pki_join(kpath, sizeof(kpath), dir, "ca", ".key"));
+	SMIG_GUARD(pki_join(cpath, sizeof(cpath), dir, "ca", ".crt"));
+	rc = smig_file_check_private(kpath, err, errlen);
+	if (rc == SMIG_ENOENT)
+		snprintf(err, errlen, "%s: no cluster CA here (no ca.key): run smig pki init %s "
+			 "on the CA's host, or name the CA's directory", dir, dir);
+	if (rc < 0)
+		return rc;
+	*key = key_load(kpath);
+	*cert = cert_load(cpath);
+	if (*key == NULL || *cert == NULL) {
+		EVP_PKEY_free(*key);
+		X509_free(*cert);
+		*key = NULL;
+		*cert = NULL;
+		return pki_fail(err, errlen, "cannot load the cluster CA (run smig pki init first)",
+				SMIG_ENOENT);
+	}
+	return 0;
 }
 
 int smig_pki_init(const char *dir, int days, char *err, size_t errlen)
@@ -159,7 +199,7 @@ int smig_pki_init(const char *dir, int days, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: a cluster CA already exists here", dir);
 		return SMIG_EEXIST;
 	}
-	key = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+	key = pki_keygen();
 	if (key == NULL)
 		return pki_fail(err, errlen, "CA key generation", SMIG_ECRYPTO);
 	cert = cert_new(key, "smig cluster CA", &o);
@@ -172,9 +212,9 @@ int smig_pki_init(const char *dir, int days, char *err, size_t errlen)
 		rc = pki_fail(err, errlen, "CA certificate", SMIG_ECRYPTO);
 		goto out;
 	}
-	rc = pem_write(kpath, key, NULL, 0600);
+	rc = pki_pem_write(kpath, key, NULL, 0600);
 	if (rc == 0)
-		rc = pem_write(cpath, NULL, cert, 0644);
+		rc = pki_pem_write(cpath, NULL, cert, 0644);
 	if (rc < 0)
 		snprintf(err, errlen, "%s: cannot write CA files", dir);
 out:
@@ -183,80 +223,107 @@ out:
 	return rc;
 }
 
-static int host_exts(X509 *cert, X509 *ca, const char *host, const char *ip)
+static int add_name(GENERAL_NAMES *names, int type, const unsigned char *data, int len)
 {
-	char san[160];
-	unsigned char bin[16];
+	GENERAL_NAME *g = GENERAL_NAME_new();
+	ASN1_STRING *s = type == GEN_DNS ? ASN1_IA5STRING_new() : ASN1_OCTET_STRING_new();
 
-	if (ip && inet_pton(AF_INET, ip, bin) != 1 && inet_pton(AF_INET6, ip, bin) != 1)
+	if (g == NULL || s == NULL || ASN1_STRING_set(s, data, len) != 1) {
+		GENERAL_NAME_free(g);
+		ASN1_STRING_free(s);
+		return SMIG_ENOMEM;
+	}
+	GENERAL_NAME_set0_value(g, type, s);
+	if (sk_GENERAL_NAME_push(names, g) <= 0) {
+		GENERAL_NAME_free(g);
+		return SMIG_ENOMEM;
+	}
+	return 0;
+}
+
+int pki_names(const char *host, const char *ip, GENERAL_NAMES **out)
+{
+	unsigned char bin[16];
+	int iplen = 0;
+	GENERAL_NAMES *names;
+
+	if (ip && inet_pton(AF_INET, ip, bin) == 1)
+		iplen = 4;
+	else if (ip && inet_pton(AF_INET6, ip, bin) == 1)
+		iplen = 16;
+	else if (ip)
 		return SMIG_EINVAL;
-	if (ip)
-		snprintf(san, sizeof(san), "DNS:%s,IP:%s", host, ip);
-	else
-		snprintf(san, sizeof(san), "DNS:%s", host);
-	SMIG_GUARD(add_ext(cert, ca, NID_basic_constraints, "critical,CA:FALSE"));
-	SMIG_GUARD(add_ext(cert, ca, NID_key_usage, "critical,digitalSignature"));
-	SMIG_GUARD(add_ext(cert, ca, NID_ext_key_usage, "serverAuth,clientAuth"));
-	SMIG_GUARD(add_ext(cert, ca, NID_subject_key_identifier, "hash"));
-	SMIG_GUARD(add_ext(cert, ca, NID_authority_key_identifier, "keyid:always"));
-	return add_ext(cert, ca, NID_subject_alt_name, san);
+	names = sk_GENERAL_NAME_new_null();
+	SMIG_ENSURE(names != NULL, SMIG_ENOMEM);
+	if (add_name(names, GEN_DNS, (const unsigned char *)host, (int)strlen(host)) < 0 ||
+	    (iplen && add_name(names, GEN_IPADD, bin, iplen) < 0)) {
+		GENERAL_NAMES_free(names);
+		return SMIG_ENOMEM;
+	}
+	*out = names;
+	return 0;
+}
+
+int pki_host_cert(X509 *ca, EVP_PKEY *cakey, EVP_PKEY *pub, const char *host,
+		  GENERAL_NAMES *names, const struct smig_pki_opts *o, X509 **out)
+{
+	X509 *cert = cert_new(pub, host, o);
+
+	SMIG_ENSURE(cert != NULL, SMIG_ECRYPTO);
+	if (X509_set_issuer_name(cert, X509_get_subject_name(ca)) != 1 ||
+	    add_ext(cert, ca, NID_basic_constraints, "critical,CA:FALSE") < 0 ||
+	    add_ext(cert, ca, NID_key_usage, "critical,digitalSignature") < 0 ||
+	    add_ext(cert, ca, NID_ext_key_usage, "serverAuth,clientAuth") < 0 ||
+	    add_ext(cert, ca, NID_subject_key_identifier, "hash") < 0 ||
+	    add_ext(cert, ca, NID_authority_key_identifier, "keyid:always") < 0 ||
+	    X509_add1_ext_i2d(cert, NID_subject_alt_name, names, 0, X509V3_ADD_DEFAULT) != 1 ||
+	    X509_sign(cert, cakey, NULL) <= 0) {
+		X509_free(cert);
+		return SMIG_ECRYPTO;
+	}
+	*out = cert;
+	return 0;
 }
 
 int smig_pki_issue(const char *dir, const char *host, const struct smig_pki_opts *opts,
 		   uint8_t *fp, char *err, size_t errlen)
 {
-	char path[4][4096];
-	EVP_PKEY *cakey = NULL;
-	EVP_PKEY *key = NULL;
-	X509 *ca = NULL;
-	X509 *cert = NULL;
-	unsigned int fplen = 0;
+	char kpath[4096], cpath[4096];
+	GENERAL_NAMES *names = NULL;
+	EVP_PKEY *cakey = NULL, *key = NULL;
+	X509 *ca = NULL, *cert = NULL;
 	int rc;
 
 	if (!smig_name_valid(host)) {
 		snprintf(err, errlen, "%s: not a valid host name (1-63 of A-Z a-z 0-9 . _ -)", host);
 		return SMIG_EINVAL;
 	}
-	SMIG_GUARD(pki_join(path[0], sizeof(path[0]), dir, "ca", ".key"));
-	SMIG_GUARD(pki_join(path[1], sizeof(path[1]), dir, "ca", ".crt"));
-	SMIG_GUARD(pki_join(path[2], sizeof(path[2]), dir, host, ".key"));
-	SMIG_GUARD(pki_join(path[3], sizeof(path[3]), dir, host, ".crt"));
-	if (access(path[2], F_OK) == 0 || access(path[3], F_OK) == 0) {
+	SMIG_GUARD(pki_join(kpath, sizeof(kpath), dir, host, ".key"));
+	SMIG_GUARD(pki_join(cpath, sizeof(cpath), dir, host, ".crt"));
+	if (access(kpath, F_OK) == 0 || access(cpath, F_OK) == 0) {
 		snprintf(err, errlen, "%s: a key or certificate for %s already exists", dir, host);
 		return SMIG_EEXIST;
 	}
-	rc = smig_file_check_private(path[0], err, errlen);
-	if (rc < 0)
-		return rc;
-	cakey = key_load(path[0]);
-	ca = cert_load(path[1]);
-	if (cakey == NULL || ca == NULL) {
-		rc = pki_fail(err, errlen, "cannot load the cluster CA (run smig pki init first)",
-			      SMIG_ENOENT);
-		goto out;
-	}
-	key = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
-	cert = key ? cert_new(key, host, opts) : NULL;
-	if (cert == NULL || X509_set_issuer_name(cert, X509_get_subject_name(ca)) != 1) {
-		rc = pki_fail(err, errlen, "host certificate", SMIG_ECRYPTO);
-		goto out;
-	}
-	rc = host_exts(cert, ca, host, opts->ip);
-	if (rc == SMIG_EINVAL) {
+	if (pki_names(host, opts->ip, &names) < 0) {
 		snprintf(err, errlen, "%s: not a numeric IP address", opts->ip);
-		goto out;
+		return SMIG_EINVAL;
 	}
-	if (rc < 0 || X509_sign(cert, cakey, NULL) <= 0 ||
-	    (fp && (X509_digest(cert, EVP_sha256(), fp, &fplen) != 1 || fplen != SMIG_FP_LEN))) {
+	rc = pki_ca_load(dir, &cakey, &ca, err, errlen);
+	if (rc < 0)
+		goto out;
+	key = pki_keygen();
+	if (key == NULL || pki_host_cert(ca, cakey, key, host, names, opts, &cert) < 0 ||
+	    (fp && pki_cert_fp(cert, fp) < 0)) {
 		rc = pki_fail(err, errlen, "host certificate", SMIG_ECRYPTO);
 		goto out;
 	}
-	rc = pem_write(path[2], key, NULL, 0600);
+	rc = pki_pem_write(kpath, key, NULL, 0600);
 	if (rc == 0)
-		rc = pem_write(path[3], NULL, cert, 0644);
+		rc = pki_pem_write(cpath, NULL, cert, 0644);
 	if (rc < 0)
 		snprintf(err, errlen, "%s: cannot write host files", dir);
 out:
+	GENERAL_NAMES_free(names);
 	X509_free(cert);
 	X509_free(ca);
 	EVP_PKEY_free(key);

@@ -62,7 +62,9 @@ enum smig_pm_type {
 	SMIG_PM_AUDIT = 30,         /* t actor, t action, t target, t decision, t rule, t outcome,
 				       t detail -> b written, t the record */
 	SMIG_PM_AUDIT_WRITABLE = 32, /* -> b writable */
-	SMIG_PM_EVIDENCE = 34,      /* k nonce, k binding, q free MiB -> u status, t error, s evidence */
+	SMIG_PM_EVIDENCE = 34,      /* k nonce, k binding, q free MiB, k the fingerprint of the
+				       certificate this end showed on the session -> u status,
+				       t error, s evidence (signed by that certificate's key) */
 	SMIG_PM_IVT_WRITE = 36,     /* s the new IVT -> u status, t error */
 	SMIG_PM_FW_HOST = 38,       /* n firmware -> u status, t error, k sha256, q size */
 	SMIG_PM_READY = 40,         /* the worker serves (control socket, peers) -> u status */
@@ -74,7 +76,10 @@ enum smig_pm_type {
 	SMIG_PM_EV_RELOAD = 68,     /* s config, s host table, s policy ("" none), s IVT ("" none) */
 	SMIG_PM_EV_IVT = 70,        /* s the IVT, changed on disk */
 	SMIG_PM_EV_LOG = 72,        /* fd: the log file, rotated: the worker's stderr from now */
-	SMIG_PM_TYPE_MAX = 74,
+	SMIG_PM_EV_TLS = 74,        /* s CA, s certificate, s key (PEM): this host's pair, checked
+				       by the warden, for the next connections; b part of a
+				       reload (EV_RELOAD follows) */
+	SMIG_PM_TYPE_MAX = 76,
 };
 
 /* Which of a VM's sockets VM_CONNECT asks for. */

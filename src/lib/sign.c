@@ -6,6 +6,7 @@
 #include "file.h"
 
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <stdio.h>
@@ -13,26 +14,37 @@
 #include <string.h>
 
 #define SIGN_MSG_MAX 4096
+#define SIGN_KEY_PEM_MAX ((size_t)64 * 1024)
 
-int smig_sign_load_key(const char *path, EVP_PKEY **key, char *err, size_t errlen)
+int smig_sign_key_pem(const char *pem, const char *name, EVP_PKEY **key, char *err,
+		      size_t errlen)
 {
-	FILE *f;
+	BIO *bio = BIO_new_mem_buf(pem, -1);
 
-	SMIG_GUARD(smig_file_check_private(path, err, errlen));
-	f = fopen(path, "re");
-	if (f == NULL) {
-		snprintf(err, errlen, "%s: cannot open", path);
-		return SMIG_EIO;
-	}
-	*key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
-	fclose(f);
+	*key = bio ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
+	BIO_free(bio);
+	ERR_clear_error();
 	if (*key == NULL || EVP_PKEY_get_id(*key) != EVP_PKEY_ED25519) {
 		EVP_PKEY_free(*key);
 		*key = NULL;
-		snprintf(err, errlen, "%s: not an Ed25519 private key", path);
+		snprintf(err, errlen, "%s: not an Ed25519 private key", name);
 		return SMIG_ECRYPTO;
 	}
 	return 0;
+}
+
+int smig_sign_load_key(const char *path, EVP_PKEY **key, char *err, size_t errlen)
+{
+	char *text = NULL;
+	size_t len = 0;
+	int rc;
+
+	*key = NULL;
+	SMIG_GUARD(smig_file_read_private(path, SIGN_KEY_PEM_MAX, &text, &len, err, errlen));
+	rc = smig_sign_key_pem(text, path, key, err, errlen);
+	OPENSSL_cleanse(text, len);
+	free(text);
+	return rc;
 }
 
 int smig_sign_load_cert_pub(const char *path, EVP_PKEY **pub, char *err, size_t errlen)

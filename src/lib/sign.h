@@ -17,6 +17,9 @@
 
 /* Loads a private key (refused unless 0600-like, see file.h). */
 int smig_sign_load_key(const char *path, EVP_PKEY **key, char *err, size_t errlen);
+/* The Ed25519 private key of PEM text (name says where it came from, for err). */
+int smig_sign_key_pem(const char *pem, const char *name, EVP_PKEY **key, char *err,
+		      size_t errlen);
 /* Loads the public key of a PEM certificate. */
 int smig_sign_load_cert_pub(const char *path, EVP_PKEY **pub, char *err, size_t errlen);
 /* Signs ctx (a NUL-terminated context, included with its NUL) then msg. */

@@ -17,10 +17,13 @@
 
 #define TLS_CIPHERSUITES "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
 #define TLS_GROUPS "X25519:P-256"
+#define SMIG_TLS_PEM_MAX ((size_t)1 << 20)
 
 struct smig_tls_ctx {
 	SSL_CTX *ssl;
 	uint8_t fp[SMIG_FP_LEN];
+	struct smig_cert_info cert; /* this host's */
+	struct smig_cert_info ca;   /* the first of tls.ca */
 };
 
 struct smig_tls_conn {
@@ -51,7 +54,7 @@ static int x509_fp(X509 *x, uint8_t fp[SMIG_FP_LEN])
 
 int smig_tls_cert_fp(const char *cert_file, uint8_t fp[SMIG_FP_LEN])
 {
-	FILE *f = fopen(cert_file, "r");
+	FILE *f = fopen(cert_file, "re");
 	X509 *x;
 	int rc;
 
@@ -62,6 +65,70 @@ int smig_tls_cert_fp(const char *cert_file, uint8_t fp[SMIG_FP_LEN])
 	rc = x509_fp(x, fp);
 	X509_free(x);
 	return rc;
+}
+
+static int asn1_time(const ASN1_TIME *a, time_t *out)
+{
+	struct tm tm;
+
+	SMIG_ENSURE(a != NULL && ASN1_TIME_to_tm(a, &tm) == 1, SMIG_ECRYPTO);
+	*out = timegm(&tm);
+	return 0;
+}
+
+static int cert_info(X509 *x, struct smig_cert_info *out)
+{
+	BIO *bio = BIO_new(BIO_s_mem());
+	char *data;
+	long n;
+
+	memset(out, 0, sizeof(*out));
+	SMIG_ENSURE(bio != NULL, SMIG_ENOMEM);
+	if (X509_NAME_print_ex(bio, X509_get_subject_name(x), 0,
+			       XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB) >= 0) {
+		n = BIO_get_mem_data(bio, &data);
+		snprintf(out->subject, sizeof(out->subject), "%.*s",
+			 (int)(n < (long)sizeof(out->subject) ? n : (long)sizeof(out->subject) - 1),
+			 data);
+	}
+	BIO_free(bio);
+	SMIG_GUARD(x509_fp(x, out->fp));
+	SMIG_GUARD(asn1_time(X509_get0_notBefore(x), &out->not_before));
+	return asn1_time(X509_get0_notAfter(x), &out->not_after);
+}
+
+int smig_tls_cert_info_pem(const char *pem, struct smig_cert_info *out)
+{
+	BIO *bio = BIO_new_mem_buf(pem, -1);
+	X509 *x = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
+	int rc = x ? cert_info(x, out) : SMIG_ECRYPTO;
+
+	ERR_clear_error();
+	X509_free(x);
+	BIO_free(bio);
+	return rc;
+}
+
+enum smig_cert_expiry smig_cert_expiry(const struct smig_cert_info *ci, time_t now,
+				       int warn_days, long *days_left)
+{
+	double left = difftime(ci->not_after, now);
+
+	/* whole days: never more than there are (a day and a half is one) */
+	*days_left = left >= 0 ? (long)(left / 86400) : -(long)((-left + 86399) / 86400);
+	if (left <= 0)
+		return SMIG_CERT_EXPIRED;
+	if (left <= (double)warn_days * 86400)
+		return SMIG_CERT_EXPIRING;
+	return SMIG_CERT_OK;
+}
+
+void smig_cert_time(time_t t, char out[32])
+{
+	struct tm tm;
+
+	if (gmtime_r(&t, &tm) == NULL || strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(out, 32, "%lld", (long long)t);
 }
 
 static int tls_ctx_setup(SSL_CTX *s)
@@ -84,47 +151,137 @@ static int tls_ctx_setup(SSL_CTX *s)
 	return 0;
 }
 
-int smig_tls_ctx_new(struct smig_tls_ctx **out, const char *ca_file, const char *cert_file,
-		     const char *key_file, char *err, size_t errlen)
+/* The CA's certificates of PEM text into the context's trust store. */
+static int load_ca(SSL_CTX *s, const char *pem, struct smig_cert_info *first)
 {
-	struct smig_tls_ctx *ctx;
-	int rc;
+	X509_STORE *store = SSL_CTX_get_cert_store(s);
+	BIO *bio = BIO_new_mem_buf(pem, -1);
+	STACK_OF(X509_INFO) *infos = bio ? PEM_X509_INFO_read_bio(bio, NULL, NULL, NULL) : NULL;
+	int n = 0, rc = 0;
 
-	rc = smig_file_check_private(key_file, err, errlen);
-	if (rc < 0)
-		return rc;
-	ctx = calloc(1, sizeof(*ctx));
+	for (int i = 0; rc == 0 && i < sk_X509_INFO_num(infos); i++) {
+		X509 *x = sk_X509_INFO_value(infos, i)->x509;
+
+		if (x == NULL)
+			continue;
+		if (X509_STORE_add_cert(store, x) != 1 || (n == 0 && cert_info(x, first) < 0))
+			rc = SMIG_ETLS;
+		n++;
+	}
+	sk_X509_INFO_pop_free(infos, X509_INFO_free);
+	BIO_free(bio);
+	return rc == 0 && n > 0 ? 0 : SMIG_ETLS;
+}
+
+/* This host's certificate, then its chain, from PEM text. */
+static int load_cert(SSL_CTX *s, const char *pem)
+{
+	BIO *bio = BIO_new_mem_buf(pem, -1);
+	X509 *x = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
+	int rc = x && SSL_CTX_use_certificate(s, x) == 1 ? 0 : SMIG_ETLS;
+
+	X509_free(x);
+	while (rc == 0 && (x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
+		if (SSL_CTX_add0_chain_cert(s, x) != 1) {
+			X509_free(x);
+			rc = SMIG_ETLS;
+		}
+	}
+	if (rc == 0) /* the end of the text, not an error */
+		ERR_clear_error();
+	BIO_free(bio);
+	return rc;
+}
+
+/* The key of PEM text: SMIG_ETLS if there is none, SMIG_EAUTH if it is another's. */
+static int load_key(SSL_CTX *s, const char *pem)
+{
+	BIO *bio = BIO_new_mem_buf(pem, -1);
+	EVP_PKEY *k = bio ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
+	int rc = k ? 0 : SMIG_ETLS;
+
+	if (rc == 0 && X509_check_private_key(SSL_CTX_get0_certificate(s), k) != 1)
+		rc = SMIG_EAUTH;
+	if (rc == 0 && SSL_CTX_use_PrivateKey(s, k) != 1)
+		rc = SMIG_ETLS;
+	EVP_PKEY_free(k);
+	BIO_free(bio);
+	return rc;
+}
+
+int smig_tls_ctx_new_pem(struct smig_tls_ctx **out, const char *ca_pem, const char *cert_pem,
+			 const char *key_pem, char *err, size_t errlen)
+{
+	struct smig_tls_ctx *ctx = calloc(1, sizeof(*ctx));
+
 	SMIG_ENSURE(ctx != NULL, SMIG_ENOMEM);
 	ctx->ssl = SSL_CTX_new(TLS_method());
 	if (ctx->ssl == NULL || tls_ctx_setup(ctx->ssl) < 0) {
 		tls_errstr(err, errlen, "TLS context");
 		goto fail;
 	}
-	if (SSL_CTX_load_verify_locations(ctx->ssl, ca_file, NULL) != 1) {
-		tls_errstr(err, errlen, ca_file);
+	if (load_ca(ctx->ssl, ca_pem, &ctx->ca) < 0) {
+		tls_errstr(err, errlen, "the CA (tls.ca): no PEM certificate");
 		goto fail;
 	}
-	if (SSL_CTX_use_certificate_chain_file(ctx->ssl, cert_file) != 1) {
-		tls_errstr(err, errlen, cert_file);
+	if (load_cert(ctx->ssl, cert_pem) < 0) {
+		tls_errstr(err, errlen, "this host's certificate (tls.cert)");
 		goto fail;
 	}
-	if (SSL_CTX_use_PrivateKey_file(ctx->ssl, key_file, SSL_FILETYPE_PEM) != 1) {
-		tls_errstr(err, errlen, key_file);
+	switch (load_key(ctx->ssl, key_pem)) {
+	case 0:
+		break;
+	case SMIG_EAUTH:
+		ERR_clear_error();
+		snprintf(err, errlen, "tls.key does not match tls.cert (the key of another "
+				      "certificate)");
+		goto fail;
+	default:
+		tls_errstr(err, errlen, "this host's key (tls.key): no PEM private key");
 		goto fail;
 	}
 	if (SSL_CTX_check_private_key(ctx->ssl) != 1) {
-		tls_errstr(err, errlen, "key does not match certificate");
+		tls_errstr(err, errlen, "tls.key does not match tls.cert");
 		goto fail;
 	}
-	if (x509_fp(SSL_CTX_get0_certificate(ctx->ssl), ctx->fp) < 0) {
-		snprintf(err, errlen, "%s: cannot compute fingerprint", cert_file);
+	if (cert_info(SSL_CTX_get0_certificate(ctx->ssl), &ctx->cert) < 0) {
+		snprintf(err, errlen, "tls.cert: cannot read its fingerprint and dates");
 		goto fail;
 	}
+	memcpy(ctx->fp, ctx->cert.fp, SMIG_FP_LEN);
 	*out = ctx;
 	return 0;
 fail:
 	smig_tls_ctx_free(ctx);
 	return SMIG_ETLS;
+}
+
+int smig_tls_ctx_new(struct smig_tls_ctx **out, const char *ca_file, const char *cert_file,
+		     const char *key_file, char *err, size_t errlen)
+{
+	char *text[3] = { NULL, NULL, NULL };
+	const char *path[3] = { ca_file, cert_file, key_file };
+	char why[512];
+	size_t len[3] = { 0, 0, 0 };
+	int rc = smig_file_read(ca_file, SMIG_TLS_PEM_MAX, &text[0], &len[0], err, errlen);
+
+	if (rc == 0)
+		rc = smig_file_read(cert_file, SMIG_TLS_PEM_MAX, &text[1], &len[1], err, errlen);
+	if (rc == 0)
+		rc = smig_file_read_private(key_file, SMIG_TLS_PEM_MAX, &text[2], &len[2], err,
+					    errlen);
+	if (rc == 0) {
+		rc = smig_tls_ctx_new_pem(out, text[0], text[1], text[2], why, sizeof(why));
+		/* name the file: the PEM loader speaks of tls.ca, tls.cert, tls.key */
+		if (rc < 0)
+			snprintf(err, errlen, "%s (%s, %s, %s)", why, path[0], path[1], path[2]);
+	}
+	for (int i = 0; i < 3; i++) {
+		if (text[i])
+			OPENSSL_cleanse(text[i], len[i]);
+		free(text[i]);
+	}
+	return rc;
 }
 
 void smig_tls_ctx_free(struct smig_tls_ctx *ctx)
@@ -138,6 +295,16 @@ void smig_tls_ctx_free(struct smig_tls_ctx *ctx)
 const uint8_t *smig_tls_ctx_fp(const struct smig_tls_ctx *ctx)
 {
 	return ctx->fp;
+}
+
+const struct smig_cert_info *smig_tls_ctx_cert(const struct smig_tls_ctx *ctx)
+{
+	return &ctx->cert;
+}
+
+const struct smig_cert_info *smig_tls_ctx_ca(const struct smig_tls_ctx *ctx)
+{
+	return &ctx->ca;
 }
 
 int smig_tls_conn_new(struct smig_tls_ctx *ctx, int fd, bool server,
@@ -301,6 +468,22 @@ int smig_tls_peer_fp(const struct smig_tls_conn *c, uint8_t fp[SMIG_FP_LEN])
 
 	SMIG_ENSURE(peer != NULL, SMIG_EAUTH);
 	return x509_fp(peer, fp);
+}
+
+int smig_tls_peer_cert(const struct smig_tls_conn *c, struct smig_cert_info *out)
+{
+	X509 *peer = SSL_get0_peer_certificate(c->ssl);
+
+	SMIG_ENSURE(peer != NULL, SMIG_EAUTH);
+	return cert_info(peer, out);
+}
+
+int smig_tls_own_fp(const struct smig_tls_conn *c, uint8_t fp[SMIG_FP_LEN])
+{
+	X509 *own = SSL_get_certificate(c->ssl);
+
+	SMIG_ENSURE(own != NULL, SMIG_ENOENT);
+	return x509_fp(own, fp);
 }
 
 EVP_PKEY *smig_tls_peer_key(const struct smig_tls_conn *c)

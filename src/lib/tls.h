@@ -19,21 +19,41 @@
 #include <openssl/evp.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "config.h"
 
 struct smig_tls_ctx;
 struct smig_tls_conn;
 
+/* What smig shows and checks of a certificate. */
+struct smig_cert_info {
+	char subject[256];       /* RFC 2253: "CN=h2,O=smig cluster" */
+	uint8_t fp[SMIG_FP_LEN]; /* SHA-256 of its DER */
+	time_t not_before;
+	time_t not_after;
+};
+
 /*
- * Loads the CA, this host's certificate and key (the key file must not be
- * readable by group or others). err receives a message on failure.
+ * Loads the CA, this host's certificate and key (the key file must pass
+ * smig_file_check_private). err receives a message on failure.
  */
 int smig_tls_ctx_new(struct smig_tls_ctx **out, const char *ca_file, const char *cert_file,
 		     const char *key_file, char *err, size_t errlen);
+/*
+ * The same from PEM text already read (a reload: the warden read the
+ * files, the worker cannot): the CA (one or more certificates), this
+ * host's certificate (then its chain, if any) and its key, which must
+ * belong to the certificate. The key text is the caller's to cleanse.
+ */
+int smig_tls_ctx_new_pem(struct smig_tls_ctx **out, const char *ca_pem, const char *cert_pem,
+			 const char *key_pem, char *err, size_t errlen);
 void smig_tls_ctx_free(struct smig_tls_ctx *ctx);
 /* Fingerprint of this host's own certificate. */
 const uint8_t *smig_tls_ctx_fp(const struct smig_tls_ctx *ctx);
+/* This host's certificate, and the CA's (the first of tls.ca). */
+const struct smig_cert_info *smig_tls_ctx_cert(const struct smig_tls_ctx *ctx);
+const struct smig_cert_info *smig_tls_ctx_ca(const struct smig_tls_ctx *ctx);
 
 /* A connection over fd (not owned: smig_tls_conn_free() leaves it open). */
 int smig_tls_conn_new(struct smig_tls_ctx *ctx, int fd, bool server,
@@ -54,6 +74,13 @@ bool smig_tls_want_write(const struct smig_tls_conn *c);
 const char *smig_tls_reason(const struct smig_tls_conn *c);
 
 int smig_tls_peer_fp(const struct smig_tls_conn *c, uint8_t fp[SMIG_FP_LEN]);
+/* The peer's certificate as smig shows it. */
+int smig_tls_peer_cert(const struct smig_tls_conn *c, struct smig_cert_info *out);
+/*
+ * The fingerprint of the certificate this end showed on c: the context's
+ * when c was made, which a reload may since have replaced.
+ */
+int smig_tls_own_fp(const struct smig_tls_conn *c, uint8_t fp[SMIG_FP_LEN]);
 /* The public key of the peer's certificate (borrowed; NULL if none). */
 EVP_PKEY *smig_tls_peer_key(const struct smig_tls_conn *c);
 const char *smig_tls_cipher(const struct smig_tls_conn *c);
@@ -64,5 +91,18 @@ int smig_tls_export(const struct smig_tls_conn *c, const char *label, const uint
 
 /* SHA-256 of a PEM certificate file's DER encoding. */
 int smig_tls_cert_fp(const char *cert_file, uint8_t fp[SMIG_FP_LEN]);
+/* The first certificate of PEM text. */
+int smig_tls_cert_info_pem(const char *pem, struct smig_cert_info *out);
+
+/*
+ * How near a certificate's end is: whole days from now to not_after in
+ * *days_left (negative once it has passed), and whether that is past
+ * (SMIG_CERT_EXPIRED), within warn_days (SMIG_CERT_EXPIRING) or not.
+ */
+enum smig_cert_expiry { SMIG_CERT_OK, SMIG_CERT_EXPIRING, SMIG_CERT_EXPIRED };
+enum smig_cert_expiry smig_cert_expiry(const struct smig_cert_info *ci, time_t now,
+				       int warn_days, long *days_left);
+/* "2026-12-11T07:07:05Z" */
+void smig_cert_time(time_t t, char out[32]);
 
 #endif

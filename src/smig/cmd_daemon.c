@@ -125,6 +125,22 @@ static void print_capacity(const json_t *c)
 	       json_integer_value(json_object_get(fr, "vcpus")));
 }
 
+/* "CN=h2,O=smig cluster, until 2027-03-01T10:00:00Z (84 days left)" and its state */
+static void print_cert(const char *label, const json_t *c)
+{
+	const char *state = json_string_value(json_object_get(c, "state"));
+
+	if (c == NULL)
+		return;
+	printf("%-12s %s, until %s (%lld days left)%s\n", label,
+	       json_string_value(json_object_get(c, "subject")),
+	       json_string_value(json_object_get(c, "not_after")),
+	       json_integer_value(json_object_get(c, "days_left")),
+	       state && strcmp(state, "expired") == 0	 ? ": EXPIRED, renew it"
+	       : state && strcmp(state, "expiring") == 0 ? ": expiring soon, renew it"
+							 : "");
+}
+
 int cmd_status(struct cli *cli, int argc, char **argv)
 {
 	json_t *r;
@@ -144,6 +160,8 @@ int cmd_status(struct cli *cli, int argc, char **argv)
 		printf("listen       %s port %lld\n", json_string_value(json_object_get(r, "listen")),
 		       json_integer_value(json_object_get(r, "port")));
 		printf("fingerprint  %s\n", json_string_value(json_object_get(r, "fingerprint")));
+		print_cert("certificate", json_object_get(r, "certificate"));
+		print_cert("ca", json_object_get(r, "ca"));
 		printf("hosts        %lld in table, %lld peer connections open\n",
 		       json_integer_value(json_object_get(r, "hosts")),
 		       json_integer_value(json_object_get(r, "peers_connected")));

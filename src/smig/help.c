@@ -70,9 +70,20 @@ static const struct help helps[] = {
 	  NULL },
 	{ "ids status", "", "bans in force, event counts, firewall settings", NULL },
 	{ "ids unban", "ADDR", "lift a ban", NULL },
-	{ "pki init", "DIR [--days N]", "create a cluster CA in DIR (ca.crt, ca.key 0600)", NULL },
-	{ "pki issue", "DIR HOST [--ip ADDR] [--days N]",
-	  "create HOST's key and certificate, signed by the CA in DIR", NULL },
+	{ "pki init", "[DIR] [--days N]", "create a cluster CA in DIR (ca.crt, ca.key 0600)",
+	  "DIR defaults to /etc/smig/pki; an existing CA is never overwritten.\n" },
+	{ "pki csr", "[DIR] HOST [--ip ADDR]",
+	  "on HOST: its new key (it never leaves the host) and a certificate request",
+	  "Writes DIR/HOST.key (0600) and DIR/HOST.csr, DIR defaulting to /etc/smig/pki,\n"
+	  "and prints the request's digest for the CA's operator to compare. A renewal's\n"
+	  "request goes in another directory (DIR/next).\n" },
+	{ "pki sign", "[CADIR] CSR [--days N] [--out CERT]",
+	  "on the CA's host: check a request and make its certificate",
+	  "Only the request's DNS and IP names are copied; serverAuth and clientAuth.\n"
+	  "CERT defaults to the request's name with .crt; prints the fingerprint the\n"
+	  "host table wants (default 825 days).\n" },
+	{ "pki issue", "[DIR] HOST [--ip ADDR] [--days N]",
+	  "HOST's key and certificate at once, where the CA and the host share a machine", NULL },
 	{ "pki fingerprint", "CERT", "print a certificate's SHA-256 fingerprint", NULL },
 	{ "version", "", "print the version (also --version, -V)", NULL },
 };

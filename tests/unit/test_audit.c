@@ -489,6 +489,103 @@ static void test_other_key_and_forged_head(void **state)
 	log_free(&l);
 }
 
+/*
+ * Records 1-3 and checkpoint 4 by first; the key change (5, signed by
+ * first; 6, a checkpoint by second); records 7-8 and checkpoint 9 by
+ * second; the head by second. keep_vouch false leaves out line 6, the new
+ * key's word for the change.
+ */
+static void make_rekeyed_log(struct log *l, EVP_PKEY *first, EVP_PKEY *second, bool keep_vouch)
+{
+	struct smig_audit_chain c = { 0 };
+	struct smig_audit_entry e = {
+		.time_ms = 1795000000000LL, .host = "h1", .actor = "smigd", .action = "vm.start",
+		.target = "vm:web1", .decision = "allow", .rule = "root", .outcome = "ok",
+	};
+	char *line, *two, *nl;
+
+	memset(l, 0, sizeof(*l));
+	for (int i = 1; i <= 3; i++) {
+		assert_int_equal(smig_audit_record(&c, &e, &line), 0);
+		push(l, line);
+	}
+	assert_int_equal(smig_audit_checkpoint(&c, "h1", e.time_ms, first, &line), 0);
+	push(l, line);
+	assert_int_equal(smig_audit_rekey(&c, "h1", e.time_ms, first, second, &two), 0);
+	nl = strchr(two, '\n');
+	assert_non_null(nl);
+	push(l, strndup(two, (size_t)(nl - two)));
+	if (keep_vouch)
+		push(l, strdup(nl + 1));
+	free(two);
+	assert_int_equal(c.since_checkpoint, 0);
+	for (int i = 7; i <= 8; i++) {
+		assert_int_equal(smig_audit_record(&c, &e, &line), 0);
+		push(l, line);
+	}
+	assert_int_equal(smig_audit_checkpoint(&c, "h1", e.time_ms, second, &line), 0);
+	push(l, line);
+	assert_int_equal(smig_audit_head(&c, second, &l->head), 0);
+}
+
+/* The host key was renewed: the log verifies with the new key, stretch by stretch. */
+static void test_rekey(void **state)
+{
+	struct smig_audit_report rep;
+	struct log l;
+
+	(void)state;
+	make_rekeyed_log(&l, key, other_key, true);
+	assert_non_null(strstr(l.line[4], "\"action\":\"audit.rekey\""));
+	verify(&l, true, other_key, &rep);
+	expect(&rep, 0, 0, 0);
+	assert_int_equal(rep.checkpoints, 4); /* 4 and the change by the old key, 6 and 9 by the new */
+	assert_true(rep.head_checked);
+	verify(&l, false, other_key, &rep);
+	expect(&rep, 0, 0, 0);
+	/* the old key is not the key of this log any more */
+	verify(&l, true, key, &rep);
+	expect(&rep, BIT(SMIG_AUDIT_SIGNATURE), SMIG_AUDIT_SIGNATURE, 5);
+	assert_non_null(strstr(rep.kind[SMIG_AUDIT_SIGNATURE].msg, "not the key of the records after it"));
+	/* the change's record edited: its hash no longer holds, nor does the change */
+	replace(&l, 4, "\"outcome\":\"ok\"", "\"outcome\":\"ok!\"");
+	verify(&l, true, other_key, &rep);
+	assert_true(rep.kind[SMIG_AUDIT_EDITED].found);
+	assert_true(rep.kind[SMIG_AUDIT_SIGNATURE].found);
+	assert_int_equal(rep.kind[SMIG_AUDIT_SIGNATURE].line, 4);
+	log_free(&l);
+}
+
+/*
+ * Someone with a key of their own writes a log and ends it with a change
+ * "from my key to the host's": without a record the host's key signed
+ * after it, it is not taken, and nothing before it verifies.
+ */
+static void test_rekey_forged(void **state)
+{
+	struct smig_audit_report rep;
+	struct log l;
+
+	(void)state;
+	make_rekeyed_log(&l, other_key, key, false);
+	/* cut after the change: the host key signed nothing after it */
+	for (size_t i = 5; i < l.n; i++)
+		free(l.line[i]);
+	l.n = 5;
+	verify(&l, false, key, &rep);
+	assert_true(rep.kind[SMIG_AUDIT_SIGNATURE].found);
+	assert_int_equal(rep.kind[SMIG_AUDIT_SIGNATURE].line, 4);
+	assert_int_equal(rep.checkpoints, 0);
+	log_free(&l);
+	/* the same with the host key's later records in place but its vouching checkpoint gone */
+	make_rekeyed_log(&l, key, other_key, false);
+	verify(&l, true, other_key, &rep);
+	assert_true(rep.kind[SMIG_AUDIT_SIGNATURE].found);
+	assert_int_equal(rep.kind[SMIG_AUDIT_SIGNATURE].line, 4);
+	assert_true(rep.kind[SMIG_AUDIT_DELETED].found); /* seq 6 is missing */
+	log_free(&l);
+}
+
 static void test_garbage_line(void **state)
 {
 	struct smig_audit_report rep;
@@ -574,6 +671,8 @@ int main(void)
 		cmocka_unit_test(test_bad_checkpoint_signature),
 		cmocka_unit_test(test_rewritten_chain),
 		cmocka_unit_test(test_other_key_and_forged_head),
+		cmocka_unit_test(test_rekey),
+		cmocka_unit_test(test_rekey_forged),
 		cmocka_unit_test(test_garbage_line),
 		cmocka_unit_test(test_resume),
 		cmocka_unit_test(test_fields_sanitized),

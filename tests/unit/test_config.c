@@ -32,6 +32,8 @@ static const char good_config[] =
 	"00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
 #define FP2 "sha256:" \
 	"ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100"
+#define FP3 "sha256:" \
+	"3333333333333333333333333333333333333333333333333333333333333333"
 
 /* The required members other than host, listen and control, on line 1. */
 #define REST "{\"state_dir\":\"d\",\"tls\":{\"ca\":\"a\",\"cert\":\"b\",\"key\":\"c\"},\"hosts_file\":\"h\",\n"
@@ -90,6 +92,7 @@ static void test_good_config(void **state)
 	assert_int_equal(cfg.audit_max_kib, 1024);
 	assert_int_equal(cfg.audit_keep, 8);     /* default kept */
 	assert_int_equal(cfg.control_per_uid, 8); /* default kept */
+	assert_int_equal(cfg.tls_warn_days, 30);  /* default kept */
 }
 
 /* Rotation and the per-user connection cap have bounds that are said. */
@@ -105,6 +108,29 @@ static void test_audit_and_control_bounds(void **state)
 	expect_config_error(REST "\"host\":\"h1\",\"listen\":\"127.0.0.1\",\"control\":{\"socket\":\"s\","
 			    "\"per_uid\":0}}",
 			    "/etc/smig/c.json:2:");
+}
+
+static void test_tls_warn_days(void **state)
+{
+	const char *text = "{\"state_dir\":\"d\",\"tls\":{\"ca\":\"a\",\"cert\":\"b\",\"key\":\"c\",\n"
+			   "\"warn_days\": 7},\"hosts_file\":\"h\",\"host\":\"h1\",\"listen\":\"127.0.0.1\","
+			   "\"control\":{\"socket\":\"s\"}}";
+	struct smig_config cfg;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(smig_config_parse("/etc/smig/c.json", text, strlen(text), &cfg, err,
+					   sizeof(err)), 0);
+	assert_int_equal(cfg.tls_warn_days, 7);
+	expect_config_error("{\"state_dir\":\"d\",\"tls\":{\"ca\":\"a\",\"cert\":\"b\",\"key\":\"c\",\n"
+			    "\"warn_days\": 0},\"hosts_file\":\"h\",\"host\":\"h1\",\"listen\":\"127.0.0.1\",\"control\":{\"socket\":\"s\"}}",
+			    "/etc/smig/c.json:2:14: tls.warn_days must be between 1 and 3650");
+	expect_config_error("{\"state_dir\":\"d\",\"tls\":{\"ca\":\"a\",\"cert\":\"b\",\"key\":\"c\",\n"
+			    "\"warn_days\": 3651},\"hosts_file\":\"h\",\"host\":\"h1\",\"listen\":\"127.0.0.1\",\"control\":{\"socket\":\"s\"}}",
+			    "/etc/smig/c.json:2:14: tls.warn_days must be between 1 and 3650");
+	expect_config_error("{\"state_dir\":\"d\",\"tls\":{\"ca\":\"a\",\"cert\":\"b\",\"key\":\"c\",\n"
+			    "\"warn_days\": \"30\"},\"hosts_file\":\"h\",\"host\":\"h1\",\"listen\":\"127.0.0.1\",\"control\":{\"socket\":\"s\"}}",
+			    "/etc/smig/c.json:2:14: tls.warn_days must be an integer");
 }
 
 static void test_unknown_key_names_position(void **state)
@@ -267,12 +293,74 @@ static void test_hosts_errors(void **state)
 			   "hosts.json:2:10: duplicate host name \"h1\"");
 	expect_hosts_error("{\"hosts\": [{\"name\": \"h1\", \"address\": \"10.0.0.1\", \"fingerprint\": \"" FP1 "\"},\n"
 			   "{\"name\": \"h2\", \"address\": \"10.0.0.2\", \"fingerprint\": \"" FP1 "\"}]}",
-			   "hosts.json:2:54: fingerprint of h2 already belongs to another host");
+			   "hosts.json:2:54: hosts[1].fingerprint already belongs to host h1");
 	expect_hosts_error("{\"hosts\": {}}", "hosts.json:1:11: host table.hosts must be an array");
 	expect_hosts_error("{}", "hosts.json:1:1: host table: missing required key \"hosts\"");
 	expect_hosts_error("{\"hosts\": [{\"name\": \"h1\", \"address\": \"10.0.0.1\", \"fingerprint\": \"" FP1 "\",\n"
 			   "\"labels\": {\"zone\": \"a b\"}}]}",
 			   "hosts.json:2:20: label zone: keys and values are names");
+}
+
+/* A rotation: a host lists the certificate it moves to beside the one it uses. */
+static void test_hosts_rotation(void **state)
+{
+	const char *text = "{\"hosts\": [\n"
+			   " {\"name\": \"h1\", \"address\": \"10.1.0.1\", \"fingerprint\": \"" FP1 "\"},\n"
+			   " {\"name\": \"h2\", \"address\": \"10.1.0.2\", \"fingerprint\": \"" FP2 "\",\n"
+			   "  \"next_fingerprint\": \"" FP3 "\"}]}";
+	struct smig_hosts h;
+	uint8_t f1[SMIG_FP_LEN], f2[SMIG_FP_LEN], f3[SMIG_FP_LEN];
+	char err[256];
+
+	(void)state;
+	assert_int_equal(smig_fp_parse(FP1, f1), 0);
+	assert_int_equal(smig_fp_parse(FP2, f2), 0);
+	assert_int_equal(smig_fp_parse(FP3, f3), 0);
+	assert_int_equal(smig_hosts_parse("hosts.json", text, strlen(text), &h, err, sizeof(err)), 0);
+	/* both of h2's certificates are h2's; h1 has one */
+	assert_string_equal(smig_hosts_by_fp(&h, f2)->name, "h2");
+	assert_string_equal(smig_hosts_by_fp(&h, f3)->name, "h2");
+	assert_true(smig_host_has_fp(&h.v[1], f3));
+	assert_false(smig_host_has_fp(&h.v[0], f3));
+	assert_memory_equal(smig_host_other_fp(&h.v[1], f2), f3, SMIG_FP_LEN);
+	assert_memory_equal(smig_host_other_fp(&h.v[1], f3), f2, SMIG_FP_LEN);
+	assert_null(smig_host_other_fp(&h.v[1], f1));
+	assert_null(smig_host_other_fp(&h.v[0], f1));
+	smig_hosts_clear(&h);
+
+	/* one certificate, one host: across hosts and both keys */
+	expect_hosts_error("{\"hosts\": [{\"name\": \"h1\", \"address\": \"10.0.0.1\", \"fingerprint\": \"" FP1 "\",\n"
+			   "\"next_fingerprint\": \"" FP2 "\"},\n"
+			   "{\"name\": \"h2\", \"address\": \"10.0.0.2\", \"fingerprint\": \"" FP2 "\"}]}",
+			   "hosts.json:3:54: hosts[1].fingerprint already belongs to host h1");
+	expect_hosts_error("{\"hosts\": [{\"name\": \"h1\", \"address\": \"10.0.0.1\", \"fingerprint\": \"" FP1 "\"},\n"
+			   "{\"name\": \"h2\", \"address\": \"10.0.0.2\", \"fingerprint\": \"" FP2 "\",\n"
+			   "\"next_fingerprint\": \"" FP1 "\"}]}",
+			   "hosts.json:3:21: hosts[1].next_fingerprint already belongs to host h1");
+	expect_hosts_error("{\"hosts\": [{\"name\": \"h1\", \"address\": \"10.0.0.1\", \"fingerprint\": \"" FP1 "\",\n"
+			   "\"next_fingerprint\": \"" FP1 "\"}]}",
+			   "hosts.json:2:21: hosts[0].next_fingerprint is its fingerprint again");
+	expect_hosts_error("{\"hosts\": [{\"name\": \"h1\", \"address\": \"10.0.0.1\", \"fingerprint\": \"" FP1 "\",\n"
+			   "\"next_fingerprint\": \"sha256:12\"}]}",
+			   "hosts.json:2:21: hosts[0].next_fingerprint must be sha256: and 64 hex digits");
+	expect_hosts_error("{\"hosts\": [{\"name\": \"h1\", \"address\": \"10.0.0.1\", \"fingerprint\": \"" FP1 "\",\n"
+			   "\"next_fingerprint\": [\"" FP2 "\"]}]}",
+			   "hosts.json:2:21: hosts[0].next_fingerprint must be a string");
+
+	/* the revocation of one of a rotating host's two wins; of both, or of a last one, is refused */
+	text = "{\"hosts\": [{\"name\": \"h2\", \"address\": \"10.0.0.2\", \"fingerprint\": \"" FP2 "\",\n"
+	       "\"next_fingerprint\": \"" FP3 "\"}],\n"
+	       "\"revoked\": [{\"fingerprint\": \"" FP2 "\", \"reason\": \"key leaked\"}]}";
+	assert_int_equal(smig_hosts_parse("hosts.json", text, strlen(text), &h, err, sizeof(err)), 0);
+	assert_non_null(smig_hosts_revoked(&h, f2));
+	assert_string_equal(smig_hosts_by_fp(&h, f3)->name, "h2");
+	smig_hosts_clear(&h);
+	expect_hosts_error("{\"hosts\": [{\"name\": \"h2\", \"address\": \"10.0.0.2\", \"fingerprint\": \"" FP2 "\",\n"
+			   "\"next_fingerprint\": \"" FP3 "\"}],\n"
+			   "\"revoked\": [{\"fingerprint\": \"" FP3 "\", \"reason\": \"a\"},\n"
+			   "{\"fingerprint\": \"" FP2 "\", \"reason\": \"b\"}]}",
+			   "hosts.json:4:17: revoked[1].fingerprint is the certificate of host h2, which "
+			   "would have none left");
 }
 
 /* The revocation list: certificates refused whoever presents them. */
@@ -343,7 +431,9 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_good_config),
 		cmocka_unit_test(test_hosts_revoked),
+		cmocka_unit_test(test_hosts_rotation),
 		cmocka_unit_test(test_audit_and_control_bounds),
+		cmocka_unit_test(test_tls_warn_days),
 		cmocka_unit_test(test_unknown_key_names_position),
 		cmocka_unit_test(test_wrong_type_names_position),
 		cmocka_unit_test(test_missing_field_names_object),

@@ -179,6 +179,41 @@ static void test_freshness_and_identity(void **state)
 	smig_ivt_clear(&ivt);
 }
 
+/*
+ * h2 rotates: the session is with its new certificate, the IVT still
+ * names the old one, which the host table lists as h2's other: its golden
+ * sets hold. Without that listing, or with a third certificate, they do not.
+ */
+static void test_rotation_keeps_golden_sets(void **state)
+{
+	uint8_t nonce[SMIG_NONCE_LEN], binding[SMIG_BINDING_LEN], newfp[SMIG_FP_LEN],
+		stranger[SMIG_FP_LEN];
+	struct smig_attest_ctx x = { .host = "h2", .fp = newfp, .pub = key, .nonce = nonce,
+				     .binding = binding };
+	struct smig_evidence e;
+	struct smig_verdict v;
+	struct smig_ivt ivt;
+
+	(void)state;
+	load(&ivt);
+	memset(nonce, 7, sizeof(nonce));
+	memset(binding, 9, sizeof(binding));
+	memset(newfp, 0x5a, sizeof(newfp));
+	memset(stranger, 0x77, sizeof(stranger));
+	make(&e, "h2", Q1, key);
+	smig_attest_verify(&ivt, &e, &x, &v);
+	assert_int_equal(v.kind, SMIG_VERDICT_UNTRUSTED);
+	assert_non_null(strstr(v.reason, "another certificate for h2"));
+	x.fp_other = fp; /* the table lists the IVT's (old) one beside the new */
+	smig_attest_verify(&ivt, &e, &x, &v);
+	assert_int_equal(v.kind, SMIG_VERDICT_TRUSTED);
+	assert_true(v.authentic);
+	x.fp_other = stranger;
+	smig_attest_verify(&ivt, &e, &x, &v);
+	assert_int_equal(v.kind, SMIG_VERDICT_UNTRUSTED);
+	smig_ivt_clear(&ivt);
+}
+
 static void test_enrol_and_dump(void **state)
 {
 	struct smig_evidence e;
@@ -268,6 +303,7 @@ int main(void)
 		cmocka_unit_test(test_golden_sets),
 		cmocka_unit_test(test_mismatch_names_both_values),
 		cmocka_unit_test(test_freshness_and_identity),
+		cmocka_unit_test(test_rotation_keeps_golden_sets),
 		cmocka_unit_test(test_enrol_and_dump),
 		cmocka_unit_test(test_strict),
 		cmocka_unit_test(test_fits),

@@ -20,10 +20,12 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
 #include "error.h"
+#include "file.h"
 #include "pki.h"
 #include "testutil.h"
 #include "tls.h"
@@ -41,6 +43,9 @@ struct side {
 	char cipher[64];
 	char version[16];
 	bool vanish; /* client: after the handshake, go without close_notify */
+	bool drop_ctx; /* free the context once the connection is made (a reload) */
+	uint8_t own_fp[SMIG_FP_LEN];
+	struct smig_cert_info peer;
 };
 
 static void path(char *out, size_t n, const char *d, const char *name, const char *ext)
@@ -101,9 +106,15 @@ static void run_side(struct side *s, bool server)
 	size_t n = 0;
 
 	assert_int_equal(smig_tls_conn_new(s->ctx, s->fd, server, &c), 0);
+	if (s->drop_ctx) {
+		smig_tls_ctx_free(s->ctx);
+		s->ctx = NULL;
+	}
 	s->rc = smig_tls_handshake(c);
 	if (s->rc == 0) {
 		smig_tls_peer_fp(c, s->fp);
+		assert_int_equal(smig_tls_own_fp(c, s->own_fp), 0);
+		assert_int_equal(smig_tls_peer_cert(c, &s->peer), 0);
 		smig_tls_export(c, "EXPORTER-smig-test", NULL, 0, s->exported, 32);
 		snprintf(s->cipher, sizeof(s->cipher), "%s", smig_tls_cipher(c));
 		snprintf(s->version, sizeof(s->version), "%s", smig_tls_version(c));
@@ -349,6 +360,100 @@ static void test_garbage_refused(void **state)
 	raw_case(RAW_GARBAGE, "handshake");
 }
 
+/*
+ * A reload replaces the context while connections made with the old one
+ * go on: they keep its certificate and key to their end.
+ */
+static void test_connection_outlives_its_context(void **state)
+{
+	struct side s = { .ctx = load(dir, "h1"), .drop_ctx = true };
+	struct side c = { .ctx = load(dir, "h2") };
+	uint8_t h1fp[SMIG_FP_LEN], h2fp[SMIG_FP_LEN];
+
+	(void)state;
+	memcpy(h1fp, smig_tls_ctx_fp(s.ctx), SMIG_FP_LEN);
+	memcpy(h2fp, smig_tls_ctx_fp(c.ctx), SMIG_FP_LEN);
+	pair(&s, &c);
+	assert_int_equal(s.rc, 0);
+	assert_int_equal(c.rc, 0);
+	assert_null(s.ctx);
+	assert_memory_equal(s.own_fp, h1fp, SMIG_FP_LEN);
+	assert_memory_equal(c.fp, h1fp, SMIG_FP_LEN);
+	assert_memory_equal(c.own_fp, h2fp, SMIG_FP_LEN);
+	assert_memory_equal(s.peer.fp, h2fp, SMIG_FP_LEN);
+	assert_non_null(strstr(s.peer.subject, "CN=h2"));
+	smig_tls_ctx_free(c.ctx);
+}
+
+/* The context from PEM text, as a reload makes it; what it says of its certificates. */
+static void test_context_from_text(void **state)
+{
+	char ca[128], crt[128], key[128], other_key[128], err[512];
+	char *t[4];
+	size_t n;
+	struct smig_tls_ctx *ctx = NULL;
+	struct smig_cert_info ci;
+	uint8_t fp[SMIG_FP_LEN];
+
+	(void)state;
+	path(ca, sizeof(ca), dir, "ca", ".crt");
+	path(crt, sizeof(crt), dir, "h1", ".crt");
+	path(key, sizeof(key), dir, "h1", ".key");
+	path(other_key, sizeof(other_key), dir, "h2", ".key");
+	assert_int_equal(smig_file_read(ca, 1 << 16, &t[0], &n, err, sizeof(err)), 0);
+	assert_int_equal(smig_file_read(crt, 1 << 16, &t[1], &n, err, sizeof(err)), 0);
+	assert_int_equal(smig_file_read(key, 1 << 16, &t[2], &n, err, sizeof(err)), 0);
+	assert_int_equal(smig_file_read(other_key, 1 << 16, &t[3], &n, err, sizeof(err)), 0);
+	assert_int_equal(smig_tls_ctx_new_pem(&ctx, t[0], t[1], t[2], err, sizeof(err)), 0);
+	assert_int_equal(smig_tls_cert_fp(crt, fp), 0);
+	assert_memory_equal(smig_tls_ctx_fp(ctx), fp, SMIG_FP_LEN);
+	assert_memory_equal(smig_tls_ctx_cert(ctx)->fp, fp, SMIG_FP_LEN);
+	assert_non_null(strstr(smig_tls_ctx_cert(ctx)->subject, "CN=h1"));
+	assert_non_null(strstr(smig_tls_ctx_ca(ctx)->subject, "CN=smig cluster CA"));
+	/* h1: 30 days from a minute ago; the CA: 30 days from five minutes ago */
+	assert_int_equal(smig_tls_ctx_cert(ctx)->not_after - smig_tls_ctx_cert(ctx)->not_before,
+			 30L * 86400);
+	assert_true(smig_tls_ctx_ca(ctx)->not_after > time(NULL) + 29L * 86400);
+	assert_int_equal(smig_tls_cert_info_pem(t[1], &ci), 0);
+	assert_memory_equal(ci.fp, fp, SMIG_FP_LEN);
+	smig_tls_ctx_free(ctx);
+	ctx = NULL;
+	/* another certificate's key, no CA, no certificate: refused, saying which */
+	assert_int_equal(smig_tls_ctx_new_pem(&ctx, t[0], t[1], t[3], err, sizeof(err)), SMIG_ETLS);
+	assert_non_null(strstr(err, "tls.key does not match tls.cert"));
+	assert_int_equal(smig_tls_ctx_new_pem(&ctx, "", t[1], t[2], err, sizeof(err)), SMIG_ETLS);
+	assert_non_null(strstr(err, "tls.ca"));
+	assert_int_equal(smig_tls_ctx_new_pem(&ctx, t[0], t[2], t[2], err, sizeof(err)), SMIG_ETLS);
+	assert_non_null(strstr(err, "tls.cert"));
+	assert_null(ctx);
+	for (int i = 0; i < 4; i++)
+		free(t[i]);
+}
+
+static void test_expiry(void **state)
+{
+	struct smig_cert_info ci = { .not_after = 1000000000 };
+	long days;
+
+	(void)state;
+	assert_int_equal(smig_cert_expiry(&ci, ci.not_after - 31L * 86400, 30, &days),
+			 SMIG_CERT_OK);
+	assert_int_equal(days, 31);
+	assert_int_equal(smig_cert_expiry(&ci, ci.not_after - 30L * 86400, 30, &days),
+			 SMIG_CERT_EXPIRING);
+	assert_int_equal(days, 30);
+	/* four days and 23 hours: four whole days left */
+	assert_int_equal(smig_cert_expiry(&ci, ci.not_after - 5L * 86400 + 3600, 30, &days),
+			 SMIG_CERT_EXPIRING);
+	assert_int_equal(days, 4);
+	assert_int_equal(smig_cert_expiry(&ci, ci.not_after - 1, 1, &days), SMIG_CERT_EXPIRING);
+	assert_int_equal(days, 0);
+	assert_int_equal(smig_cert_expiry(&ci, ci.not_after, 1, &days), SMIG_CERT_EXPIRED);
+	assert_int_equal(days, 0);
+	assert_int_equal(smig_cert_expiry(&ci, ci.not_after + 3600, 1, &days), SMIG_CERT_EXPIRED);
+	assert_int_equal(days, -1);
+}
+
 static void test_readable_key_refused(void **state)
 {
 	struct smig_tls_ctx *ctx = NULL;
@@ -383,6 +488,9 @@ int main(void)
 		cmocka_unit_test(test_plain_tcp_refused),
 		cmocka_unit_test(test_garbage_refused),
 		cmocka_unit_test(test_readable_key_refused),
+		cmocka_unit_test(test_connection_outlives_its_context),
+		cmocka_unit_test(test_context_from_text),
+		cmocka_unit_test(test_expiry),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

@@ -96,7 +96,8 @@ static void enrol_attested(struct smigd *d, void *arg, const json_t *reply)
 		free(r);
 		return;
 	}
-	enrol_reply(d, r, h->fp, &hs->evidence);
+	/* the certificate it proved itself with: during a rotation, the one it uses now */
+	enrol_reply(d, r, hs->evidence_fp, &hs->evidence);
 }
 
 void cmd_ivt_enrol(struct smigd *d, const json_t *args, struct ctl_ref *ref)

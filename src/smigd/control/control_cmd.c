@@ -30,6 +30,10 @@ static json_t *host_json(struct smigd *d, const struct smig_host *h)
 	smig_fp_format(h->fp, fp);
 	o = json_pack("{s:s,s:s,s:i,s:s,s:b}", "name", h->name, "address", h->addr, "port",
 		      (int)h->port, "fingerprint", fp, "self", strcmp(h->name, d->cfg.host) == 0);
+	if (o && h->has_next) {
+		smig_fp_format(h->next_fp, fp);
+		json_object_set_new(o, "next_fingerprint", json_string(fp));
+	}
 	if (o && hs) {
 		json_object_set_new(o, "last_ok", json_integer((json_int_t)hs->last_ok));
 		json_object_set_new(o, "last_fail", json_integer((json_int_t)hs->last_fail));
@@ -59,6 +63,21 @@ static bool args_ok(struct smigd *d, const char *cmd, const json_t *args,
 	return false;
 }
 
+/* A certificate as status shows it: who, which, until when, how long still. */
+static json_t *cert_json(const struct smigd *d, const struct smig_cert_info *ci)
+{
+	char fp[SMIG_FP_STR_LEN], until[32];
+	long days;
+	enum smig_cert_expiry x = smig_cert_expiry(ci, time(NULL), d->cfg.tls_warn_days, &days);
+
+	smig_fp_format(ci->fp, fp);
+	smig_cert_time(ci->not_after, until);
+	return json_pack("{s:s,s:s,s:s,s:I,s:I,s:s}", "subject", ci->subject, "fingerprint", fp,
+			 "not_after", until, "not_after_unix", (json_int_t)ci->not_after,
+			 "days_left", (json_int_t)days, "state",
+			 x == SMIG_CERT_EXPIRED ? "expired" : x == SMIG_CERT_EXPIRING ? "expiring" : "ok");
+}
+
 static void cmd_status(struct smigd *d, const json_t *args,
 		       struct ctl_ref *ref)
 {
@@ -82,6 +101,9 @@ static void cmd_status(struct smigd *d, const json_t *args,
 			       "handshakes_failed", (json_int_t)peer_stats(d)->handshakes_failed,
 			       "requests", (json_int_t)ctl_requests(d), "caller", "uid",
 			       (int)ref->cred.uid, "gid", (int)ref->cred.gid, "pid", (int)ref->cred.pid);
+	json_object_set_new(res, "certificate", cert_json(d, smig_tls_ctx_cert(d->tls)));
+	json_object_set_new(res, "ca", cert_json(d, smig_tls_ctx_ca(d->tls)));
+	json_object_set_new(res, "warn_days", json_integer(d->cfg.tls_warn_days));
 	json_object_set_new(res, "attestation", attest_self_json(d));
 	json_object_set_new(res, "evacuating", json_boolean(evac_running(d)));
 	json_object_set_new(res, "capacity", vm_res_capacity_json(d));

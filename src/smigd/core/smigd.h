@@ -5,7 +5,8 @@
  * state to itself and is reached through its face header), and the core
  * services every part may use: the host table and what is known of each
  * host (hosts.c), answers to whoever asked (reply.c), the audit log
- * (auditlog.c) and security events (monitor.c).
+ * (auditlog.c), security events (monitor.c) and the certificates' ends
+ * (certs.c).
  *
  * The worker's parts stand on one another in this order, each using only
  * those below it (docs/architecture.md, "Layers"; scripts/lint.sh checks
@@ -56,6 +57,9 @@ struct host_state {
 	struct smig_verdict verdict; /* the last attestation of it */
 	time_t attested_at;          /* 0: never */
 	struct smig_evidence evidence; /* its last authentic evidence */
+	uint8_t evidence_fp[SMIG_FP_LEN]; /* the certificate of the session it came in */
+	time_t cert_warned;                 /* its certificate's end was last logged then */
+	uint8_t cert_warned_fp[SMIG_FP_LEN]; /* ... for this certificate */
 };
 
 struct smigd {
@@ -69,6 +73,7 @@ struct smigd {
 	time_t started;
 	int sig_fd;
 	struct loop_watch *sig_w;
+	struct loop_timer *certs_t; /* the daily look at the certificates' ends (certs.c) */
 	unsigned migrations; /* running, either way (the migration part keeps the count) */
 	/* the core services' state */
 	struct hosts *hosts;
@@ -164,6 +169,15 @@ const struct smig_hosts *smigd_hosts(const struct smigd *d);
 struct host_state *smigd_host_state(struct smigd *d, const char *name);
 /* The state of the table's host i (smigd_hosts(d)->v[i]). */
 struct host_state *smigd_host_state_at(struct smigd *d, size_t i);
+
+/* --- certs.c: how near the certificates are to their end (tls.warn_days) --- */
+/* Logs this host's and the CA's certificate if near their end or past it. */
+void certs_check(struct smigd *d);
+/* certs_check now and once a day until certs_stop. */
+int certs_start(struct smigd *d);
+void certs_stop(struct smigd *d);
+/* A peer's certificate after its handshake: logged at most once a day per host. */
+void certs_peer(struct smigd *d, const char *host, const struct smig_cert_info *ci);
 
 /* --- auditlog.c: the host's audit log (audit.h has the format; the warden writes it) --- */
 int audit_open(struct smigd *d);

@@ -310,6 +310,15 @@ static int peer_send_hello(struct peer *p)
 	return smig_msg_put_hello(&p->tx, &h);
 }
 
+/* An outbound peer's certificate: one the table lists for the host we called? */
+static bool peer_expected(const struct peer *p, const uint8_t *fp)
+{
+	for (size_t i = 0; i < p->nexpect; i++)
+		if (CRYPTO_memcmp(fp, p->expect_fp[i], SMIG_FP_LEN) == 0)
+			return true;
+	return false;
+}
+
 /* The TLS handshake finished: establish who the peer is. */
 static bool peer_secure(struct peer *p)
 {
@@ -318,6 +327,7 @@ static bool peer_secure(struct peer *p)
 	char fps[SMIG_FP_STR_LEN];
 	const struct smig_host *h;
 	const struct smig_revoked *r;
+	struct smig_cert_info ci;
 
 	p->t_secure = loop_now_ns();
 	d->peers->stats.handshakes_ok++;
@@ -336,7 +346,7 @@ static bool peer_secure(struct peer *p)
 		return false;
 	}
 	if (p->outbound) {
-		if (CRYPTO_memcmp(fp, p->expect_fp, SMIG_FP_LEN) != 0) {
+		if (!peer_expected(p, fp)) {
 			sec_event(d, SMIG_SEC_UNKNOWN_PEER, p->ip, p->name,
 				  "certificate %s is not the one pinned for %s", fps, p->name);
 			peer_fail(p, "untrusted",
@@ -365,6 +375,8 @@ static bool peer_secure(struct peer *p)
 	}
 	memcpy(p->fp, fp, SMIG_FP_LEN);
 	p->authenticated = true;
+	if (smig_tls_peer_cert(p->tls, &ci) == 0)
+		certs_peer(d, p->name, &ci);
 	smig_info("event=peer_authenticated direction=%s host=%s addr=%s tls=%s cipher=%s",
 		  p->outbound ? "out" : "in", p->name, p->addr, smig_tls_version(p->tls),
 		  smig_tls_cipher(p->tls));
@@ -399,7 +411,7 @@ void peer_ping_done(struct peer *p)
 		p->closing = true;
 		return;
 	}
-	smig_fp_format(p->expect_fp, fps);
+	smig_fp_format(p->fp, fps); /* the certificate it showed: during a rotation, which one */
 	peer_host_note(p->d, p->name, true, rtt, NULL);
 	smig_info("event=ping_ok host=%s rtt_ms=%.3f", p->name, rtt);
 	res = json_pack("{s:s,s:s,s:f,s:f,s:f,s:f,s:s,s:s,s:s}", "host", p->name, "address",

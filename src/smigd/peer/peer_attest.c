@@ -67,7 +67,7 @@ static void evidence_done(struct smigd *d, uint32_t id, int rc, const char *text
  */
 static void on_request(struct peer *p, const struct smig_frame *f)
 {
-	uint8_t nonce[SMIG_NONCE_LEN], binding[SMIG_BINDING_LEN];
+	uint8_t nonce[SMIG_NONCE_LEN], binding[SMIG_BINDING_LEN], own_fp[SMIG_FP_LEN];
 	int rc = smig_msg_get_attest_req(f, nonce);
 
 	if (rc < 0) {
@@ -80,9 +80,12 @@ static void on_request(struct peer *p, const struct smig_frame *f)
 	}
 	p->att_answered = true;
 	rc = session_binding(p, binding);
+	/* signed by the key of the certificate we showed here, even if a reload replaced it since */
 	if (rc == 0)
-		rc = attest_evidence_async(p->d, nonce, binding, vm_free_mib(p->d), evidence_done,
-					   &p->evidence_id);
+		rc = smig_tls_own_fp(p->tls, own_fp);
+	if (rc == 0)
+		rc = attest_evidence_async(p->d, nonce, binding, own_fp, vm_free_mib(p->d),
+					   evidence_done, &p->evidence_id);
 	if (rc < 0)
 		peer_abort(p, rc, "cannot answer ATTEST_REQ: %s", smig_strerror(rc));
 }

@@ -59,7 +59,9 @@ struct peer {
 	char addr[SMIG_ADDR_MAX + 8]; /* remote "address:port" for logs */
 	char ip[SMIG_ADDR_MAX];       /* remote address alone, for the IDS */
 	char name[SMIG_NAME_MAX + 1]; /* the peer host, once known */
-	uint8_t expect_fp[SMIG_FP_LEN];
+	/* outbound: the certificates the table lists for it (two while it rotates) */
+	uint8_t expect_fp[2][SMIG_FP_LEN];
+	size_t nexpect;
 	bool authenticated;           /* its certificate (fp) passed the host table */
 	uint8_t fp[SMIG_FP_LEN];
 	struct smig_buf rx;

@@ -183,7 +183,10 @@ struct peer *peer_open(struct smigd *d, const char *host, const char **code, cha
 	}
 	snprintf(p->name, sizeof(p->name), "%s", h->name);
 	snprintf(p->ip, sizeof(p->ip), "%s", h->addr);
-	memcpy(p->expect_fp, h->fp, SMIG_FP_LEN);
+	memcpy(p->expect_fp[0], h->fp, SMIG_FP_LEN);
+	p->nexpect = 1;
+	if (h->has_next)
+		memcpy(p->expect_fp[p->nexpect++], h->next_fp, SMIG_FP_LEN);
 	peer_rearm(p, (uint64_t)d->cfg.request_timeout_ms);
 	return p;
 }

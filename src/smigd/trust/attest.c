@@ -190,7 +190,8 @@ static void evidence_reply(void *arg, const struct smig_pm *r)
 }
 
 int attest_evidence_async(struct smigd *d, const uint8_t *nonce, const uint8_t *binding,
-			  uint64_t free_mib, attest_evidence_fn done, uint32_t *id)
+			  const uint8_t *own_fp, uint64_t free_mib, attest_evidence_fn done,
+			  uint32_t *id)
 {
 	struct evidence_wait *w = calloc(1, sizeof(*w));
 	int rc;
@@ -199,7 +200,7 @@ int attest_evidence_async(struct smigd *d, const uint8_t *nonce, const uint8_t *
 	w->d = d;
 	w->done = done;
 	rc = priv_call_async(d->priv, evidence_reply, w, &w->id, SMIG_PM_EVIDENCE, nonce, binding,
-			     free_mib);
+			     free_mib, own_fp);
 	if (rc < 0) {
 		free(w);
 		return rc;
@@ -230,9 +231,14 @@ void attest_check(struct smigd *d, const struct smig_attest_ctx *x, const char *
 		  size_t len, struct smig_verdict *v)
 {
 	struct host_state *hs = smigd_host_state(d, x->host);
+	const struct smig_host *h = smig_hosts_by_name(smigd_hosts(d), x->host);
+	struct smig_attest_ctx xr = *x;
 	struct smig_evidence e;
 	char err[256];
 
+	if (h && xr.fp_other == NULL)
+		xr.fp_other = smig_host_other_fp(h, x->fp);
+	x = &xr;
 	if (smig_evidence_parse(text, len, &e, err, sizeof(err)) < 0) {
 		memset(v, 0, sizeof(*v));
 		v->kind = SMIG_VERDICT_UNTRUSTED;
@@ -246,8 +252,10 @@ void attest_check(struct smigd *d, const struct smig_attest_ctx *x, const char *
 	hs->verdict = *v;
 	hs->trust = v->trust;
 	hs->attested_at = time(NULL);
-	if (v->authentic)
+	if (v->authentic) {
 		hs->evidence = e;
+		memcpy(hs->evidence_fp, x->fp, SMIG_FP_LEN);
+	}
 }
 
 json_t *attest_verdict_json(const struct smig_verdict *v, time_t at)

@@ -25,13 +25,16 @@ int attest_set_ivt(struct smigd *d, const char *text);
 const struct smig_verdict *attest_self(const struct smigd *d);
 /*
  * Signed evidence for a verifier's nonce, bound to binding; free_mib for
- * placement. The warden quotes while the loop goes on: done gets the
+ * placement; own_fp the certificate this end showed on the session, whose
+ * key signs (a reload may have made another one current since). The
+ * warden quotes while the loop goes on: done gets the
  * request's id (as *id had it) and the evidence text (valid during the
  * call), or a negative rc and NULL.
  */
 typedef void (*attest_evidence_fn)(struct smigd *d, uint32_t id, int rc, const char *text);
 int attest_evidence_async(struct smigd *d, const uint8_t *nonce, const uint8_t *binding,
-			  uint64_t free_mib, attest_evidence_fn done, uint32_t *id);
+			  const uint8_t *own_fp, uint64_t free_mib, attest_evidence_fn done,
+			  uint32_t *id);
 /* Checks a peer's evidence into v and records it in the host's state. */
 void attest_check(struct smigd *d, const struct smig_attest_ctx *x, const char *text,
 		  size_t len, struct smig_verdict *v);

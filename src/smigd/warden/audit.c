@@ -165,6 +165,27 @@ static bool record(struct warden *w, const char *actor, const char *action, cons
 	return ok;
 }
 
+bool wd_audit_rekey(struct warden *w, EVP_PKEY *old_key, EVP_PKEY *new_key)
+{
+	struct wd_audit *a = w->audit;
+	struct smig_audit_chain was;
+	char *lines;
+	bool ok;
+
+	if (a == NULL || a->fd < 0 || a->write_failed)
+		return false;
+	was = a->chain;
+	if (smig_audit_rekey(&a->chain, w->cfg.host, now_ms(), old_key, new_key, &lines) < 0) {
+		a->chain = was;
+		return false;
+	}
+	ok = append(w, lines);
+	free(lines);
+	if (!ok)
+		a->chain = was;
+	return ok;
+}
+
 /* The seq of the first record of the oldest rotated file kept (1 when none can say). */
 static uint64_t oldest_kept(const struct warden *w)
 {

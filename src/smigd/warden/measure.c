@@ -302,11 +302,19 @@ void wd_measure_close(struct warden *w)
 }
 
 int wd_evidence(struct warden *w, const uint8_t *nonce, const uint8_t *binding,
-		uint64_t free_mib, char **text, char *err, size_t errlen)
+		uint64_t free_mib, const uint8_t *own_fp, char **text, char *err, size_t errlen)
 {
 	struct smig_evidence e = w->measure->self;
+	EVP_PKEY *key = wd_hostcert_key_for(w, own_fp);
+	char fp[SMIG_FP_STR_LEN];
 	struct timespec ts;
 
+	if (key == NULL) {
+		smig_fp_format(own_fp, fp);
+		snprintf(err, errlen, "the session showed certificate %s, neither this host's now "
+			 "nor the one before: no key to sign its evidence", fp);
+		return SMIG_ENOENT;
+	}
 	clock_gettime(CLOCK_REALTIME, &ts);
 	e.time_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 	memcpy(e.nonce, nonce, SMIG_NONCE_LEN);
@@ -319,7 +327,7 @@ int wd_evidence(struct warden *w, const uint8_t *nonce, const uint8_t *binding,
 		if (tpm_quote(w->measure->tpm, extra, &e, err, errlen) < 0)
 			smig_err("event=tpm_quote_failed reason=\"%s\"", err);
 	}
-	return smig_evidence_sign(&e, w->host_key, text);
+	return smig_evidence_sign(&e, key, text);
 }
 
 int wd_ivt_write(struct warden *w, const char *text, char *err, size_t errlen)

@@ -16,8 +16,10 @@
  *
  * SIGTERM/SIGINT: the worker is told to stop, then the warden writes its
  * last audit records and exits; the VMs' processes live on. SIGHUP: the
- * config is read again and, if it parses, sent with the host table, the
- * policy and the IVT to the worker (EV_RELOAD).
+ * config is read again and, if it parses, this host's certificate and key
+ * (hostcert.c: a renewed pair goes to the worker, EV_TLS), then the
+ * config, the host table, the policy and the IVT go to the worker
+ * (EV_RELOAD).
  */
 #include "warden/wd_int.h"
 #include "common/startcheck.h"
@@ -223,6 +225,9 @@ static void reload(struct warden *w)
 	memcpy(w->cfg.ivt_file, cfg.ivt_file, sizeof(cfg.ivt_file));
 	memcpy(w->cfg.components, cfg.components, sizeof(cfg.components));
 	w->cfg.ncomponents = cfg.ncomponents;
+	memcpy(w->cfg.tls_ca, cfg.tls_ca, sizeof(cfg.tls_ca));
+	memcpy(w->cfg.tls_cert, cfg.tls_cert, sizeof(cfg.tls_cert));
+	memcpy(w->cfg.tls_key, cfg.tls_key, sizeof(cfg.tls_key));
 	smig_log_set_level(cfg.log_level);
 	/* the worker parses them itself; it cannot read them where they are */
 	paths[0] = w->cfg.path;
@@ -233,6 +238,13 @@ static void reload(struct warden *w)
 		    smig_file_read(paths[i], SMIG_PM_DOC_MAX, &texts[i], &len, err, sizeof(err)) < 0)
 			texts[i] = strdup("");
 	texts[3] = wd_ivt_text(w);
+	/*
+	 * this host's certificate first: the worker takes the new pair, then the
+	 * table, which may list only the new one by now
+	 */
+	if (texts[1])
+		wd_hostcert_table(w, cfg.hosts_file, texts[1]);
+	(void)wd_hostcert_reload(w, "sighup");
 	if (texts[0] && texts[1] && texts[2] && texts[3] &&
 	    smig_pm_build(&w->tx, SMIG_PM_EV_RELOAD, 0, texts[0], texts[1], texts[2], texts[3]) == 0)
 		wd_send(w, &w->tx, NULL, 0);
@@ -380,10 +392,7 @@ static int warden_start(struct warden *w, const char *config_path)
 	SMIG_GUARD(confinement(w));
 	SMIG_GUARD(loop_new(&w->loop));
 	SMIG_GUARD(wd_log_open(w));
-	if (smig_sign_load_key(w->cfg.tls_key, &w->host_key, err, sizeof(err)) < 0) {
-		smig_err("event=key_failed reason=\"%s\"", err);
-		return SMIG_ECRYPTO;
-	}
+	SMIG_GUARD(wd_hostcert_open(w));
 	w->self_exe = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
 	w->rx = malloc(SMIG_PM_MAX);
 	SMIG_ENSURE(w->self_exe >= 0 && w->rx != NULL, SMIG_EIO);
@@ -416,6 +425,7 @@ static void warden_stop(struct warden *w)
 	wd_measure_close(w);
 	wd_bans_close(w);
 	wd_audit_close(w);
+	wd_hostcert_close(w);
 	wd_log_close(w);
 	wd_vm_free_all(w);
 	if (w->sig_fd >= 0)

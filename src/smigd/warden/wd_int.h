@@ -32,6 +32,7 @@
 struct wd_audit;
 struct wd_measure;
 struct wd_bans;
+struct wd_hostcert;
 
 struct wvm {
 	struct wvm *next;
@@ -58,7 +59,8 @@ struct warden {
 	struct loop *loop;
 	int sig_fd;
 	struct loop_watch *sig_w;
-	EVP_PKEY *host_key;
+	EVP_PKEY *host_key; /* this host's certificate's key now (hostcert.c keeps it) */
+	struct wd_hostcert *hostcert;
 	struct smig_qemu_caps caps;
 	struct confine_host confine;
 	struct wd_audit *audit;
@@ -213,14 +215,36 @@ bool wd_audit_write(struct warden *w, const char *actor, const char *action,
 		    const char *target, const char *decision, const char *rule,
 		    const char *outcome, const char *detail, char **line);
 bool wd_audit_writable(struct warden *w);
+/*
+ * The host key changes from old_key to new_key (w->host_key is new_key
+ * already, for the head): the key change's records; false, the chain as
+ * it was, if they could not be written.
+ */
+bool wd_audit_rekey(struct warden *w, EVP_PKEY *old_key, EVP_PKEY *new_key);
+
+/* hostcert.c: this host's certificate and key, renewed while smigd runs */
+/* Loads the key (w->host_key) and starts looking at the files for a change. */
+int wd_hostcert_open(struct warden *w);
+void wd_hostcert_close(struct warden *w);
+/* A host table's text (a reload's): this host's certificates in it, if it parses. */
+void wd_hostcert_table(struct warden *w, const char *name, const char *text);
+/*
+ * Reads tls.ca, tls.cert and tls.key again (why: "sighup", "files_changed")
+ * and takes a new pair that passes every check, sending it to the worker;
+ * otherwise keeps the old one and logs why. 0 or the failure's code.
+ */
+int wd_hostcert_reload(struct warden *w, const char *why);
+/* The key of the certificate with fingerprint fp: the current one or the one before; or NULL. */
+EVP_PKEY *wd_hostcert_key_for(struct warden *w, const uint8_t *fp);
 
 /* measure.c: this host's measurement, its TPM, its evidence */
 int wd_measure_open(struct warden *w);
 void wd_measure_close(struct warden *w);
 /* Sends the last measurement to the worker (after its start). */
 void wd_measure_send(struct warden *w);
+/* Evidence signed by the key of the certificate own_fp (the session's, on our side). */
 int wd_evidence(struct warden *w, const uint8_t *nonce, const uint8_t *binding,
-		uint64_t free_mib, char **text, char *err, size_t errlen);
+		uint64_t free_mib, const uint8_t *own_fp, char **text, char *err, size_t errlen);
 /* smigd --measure: prints this host's measurement for the IVT. */
 int wd_measure_print(const struct smig_config *cfg);
 /* Writes a new IVT (checked first) and tells the worker. */

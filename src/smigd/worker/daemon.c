@@ -10,7 +10,9 @@
  * SIGTERM/SIGINT (from the warden): close the listeners and connections,
  * exit 0. Reload: the warden reads the config, host table, policy and IVT
  * (the worker cannot) and sends their text (EV_RELOAD); a bad one keeps
- * the old state and logs why.
+ * the old state and logs why. This host's certificate and key, renewed,
+ * come the same way (EV_TLS), already checked by the warden, on a reload
+ * and when the warden sees the files change.
  */
 #include "worker/worker.h"
 #include "common/startcheck.h"
@@ -27,6 +29,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <openssl/crypto.h>
+#include <stdint.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,12 +75,58 @@ static void smigd_reload(void *arg, const struct smig_pm *ev)
 	memcpy(d->cfg.components, cfg.components, sizeof(cfg.components));
 	d->cfg.ncomponents = cfg.ncomponents;
 	d->cfg.evacuate = cfg.evacuate;
+	d->cfg.tls_warn_days = cfg.tls_warn_days;
 	smig_log_set_level(cfg.log_level);
 	smig_info("event=reload_done hosts=%zu revoked=%zu", smigd_hosts(d)->n,
 		  smigd_hosts(d)->nrevoked);
+	certs_check(d);
 	peer_recheck(d);
 	authz_reload(d, &cfg, smig_pm_str(ev, 2));
 	(void)attest_set_ivt(d, smig_pm_str(ev, 3));
+}
+
+/*
+ * EV_TLS: this host's certificate and key as the warden read and checked
+ * them (a renewal, or the same pair on a reload): the next connections
+ * use them; those open keep the pair they began with.
+ */
+static void smigd_tls(void *arg, const struct smig_pm *ev)
+{
+	struct smigd *d = arg;
+	/* the key's text is in the datagram we hold: wiped once read */
+	char *key_pem = (char *)(uintptr_t)smig_pm_str(ev, 2); // NOLINT(performance-no-int-to-ptr)
+	struct smig_tls_ctx *nt = NULL;
+	const struct smig_host *self;
+	EVP_PKEY *nk = NULL;
+	char err[512], fp[SMIG_FP_STR_LEN], was[SMIG_FP_STR_LEN];
+	int rc = smig_tls_ctx_new_pem(&nt, smig_pm_str(ev, 0), smig_pm_str(ev, 1), key_pem, err,
+				      sizeof(err));
+
+	if (rc == 0)
+		rc = smig_sign_key_pem(key_pem, "tls.key", &nk, err, sizeof(err));
+	OPENSSL_cleanse(key_pem, strlen(key_pem));
+	if (rc < 0) {
+		smig_err("event=tls_reload_failed side=worker reason=\"%s\" action=kept_previous", err);
+		smig_tls_ctx_free(nt);
+		return;
+	}
+	smig_fp_format(smig_tls_ctx_fp(nt), fp);
+	smig_fp_format(smig_tls_ctx_fp(d->tls), was);
+	smig_tls_ctx_free(d->tls);
+	EVP_PKEY_free(d->host_key);
+	d->tls = nt;
+	d->host_key = nk;
+	if (strcmp(fp, was) == 0) {
+		smig_debug("event=tls_installed fingerprint=%s unchanged=yes", fp);
+		return;
+	}
+	smig_info("event=tls_installed fingerprint=%s previous=%s", fp, was);
+	self = smig_hosts_by_name(smigd_hosts(d), d->cfg.host);
+	if (self && !smig_host_has_fp(self, smig_tls_ctx_fp(nt)))
+		smig_warn("event=tls_not_in_table fingerprint=%s fix=\"list it as %s's "
+			  "next_fingerprint in the host table\"", fp, d->cfg.host);
+	if (!smig_pm_int(ev, 3)) /* a reload looks at the certificates when it is done */
+		certs_check(d);
 }
 
 static void smigd_signal(void *arg, uint32_t events)
@@ -138,6 +188,7 @@ static int warden_link(struct smigd *d, int fd)
 	priv_on(d->priv, SMIG_PM_EV_IVT, attest_on_ivt, d);
 	priv_on(d->priv, SMIG_PM_EV_RELOAD, smigd_reload, d);
 	priv_on(d->priv, SMIG_PM_EV_LOG, smigd_log_rotated, d);
+	priv_on(d->priv, SMIG_PM_EV_TLS, smigd_tls, d);
 	return 0;
 }
 
@@ -239,6 +290,7 @@ int smigd_start(struct smigd *d, const char *config_path, bool check_only, int w
 	SMIG_GUARD(peer_listen(d));
 	SMIG_GUARD(ctl_open(d));
 	SMIG_GUARD(peer_attest_rounds(d));
+	SMIG_GUARD(certs_start(d));
 	if (sandbox)
 		SMIG_GUARD(enter_sandbox(d, uid, gid));
 	return vm_load_all(d);
@@ -253,6 +305,7 @@ void smigd_stop(struct smigd *d)
 		mig_free_all(d);
 		peer_close_all(d);
 		loop_watch_del(d->loop, d->sig_w);
+		certs_stop(d);
 	}
 	peer_free_all(d);
 	vm_free_all(d);
