@@ -7,7 +7,13 @@
  * period, default 250), corrupt=N (self-test: damage a page behind the
  * verifier's back at heartbeat N), panic_after_pause=MS (self-test: once the
  * VM was stopped for MS ms or more, e.g. across a migration's switch-over,
- * report a panic through the pvpanic port and halt).
+ * report a panic through the pvpanic port and halt), acpi=off (ignore the
+ * ACPI power button).
+ *
+ * The ACPI power button (QMP system_powerdown) powers the guest off, as an
+ * operating system would: it is polled at each heartbeat in the chipset's
+ * PM1 status register (PIIX4 or ICH9, wherever the firmware put its PM
+ * block), "POWEROFF acpi" goes to the console and the guest enters S5.
  *
  * Every page of the working set holds a pattern derived from (seed, page,
  * generation). Dirtying a page bumps its generation and rewrites it; the
@@ -41,11 +47,12 @@ struct params {
 	uint32_t hb_ms;
 	uint32_t corrupt_at;
 	uint32_t panic_pause_ms;
+	uint32_t acpi_off;
 };
 
 static uint32_t gen[MAX_PAGES];
 static uint32_t npages;
-static struct params P = { 32, 0, 1, 250, 0, 0 };
+static struct params P = { 32, 0, 1, 250, 0, 0, 0 };
 static uint64_t verified;
 static uint64_t errors;
 static uint32_t fails_printed;
@@ -87,6 +94,8 @@ static void parse_cmdline(const char *s)
 			P.corrupt_at = parse_u32(s + 8, &end);
 		else if (starts(s, "panic_after_pause="))
 			P.panic_pause_ms = parse_u32(s + 18, &end);
+		else if (starts(s, "acpi=off"))
+			P.acpi_off = 1, end = s + 8;
 		while (*end && *end != ' ')
 			end++;
 		while (*end == ' ')
@@ -268,6 +277,53 @@ static void pause_check(struct pause_watch *pw, uint64_t now)
 	pw->seen++;
 }
 
+/* ACPI fixed hardware: PM1 status, enable and control registers, the power button bit */
+#define PM1_STS 0
+#define PM1_EN 2
+#define PM1_CNT 4
+#define PWRBTN 0x0100u
+#define SLP_EN 0x2000u
+#define SLP_TYP_MASK 0x1C00u
+
+static uint16_t pm_base; /* the PM1 block's I/O port, 0 without one */
+
+static uint32_t pci_read32(uint32_t dev, uint32_t fn, uint32_t off)
+{
+	outl(0xCF8, 0x80000000u | (dev << 11) | (fn << 8) | (off & 0xFCu));
+	return inl(0xCFC);
+}
+
+/* Finds the PM block the firmware set up (PIIX4 PM 00:01.3 or ICH9 LPC 00:1f.0, PMBASE at 0x40). */
+static void acpi_init(void)
+{
+	uint32_t base = 0;
+
+	if (P.acpi_off)
+		return;
+	if (pci_read32(1, 3, 0) == 0x71138086u)
+		base = pci_read32(1, 3, 0x40);
+	else if (pci_read32(31, 0, 0) == 0x29188086u)
+		base = pci_read32(31, 0, 0x40);
+	pm_base = (uint16_t)(base & 0xFFC0u);
+	if (pm_base)
+		outw((uint16_t)(pm_base + PM1_EN), (uint16_t)(inw((uint16_t)(pm_base + PM1_EN)) | PWRBTN));
+}
+
+/* The power button was pressed: off, as S5 (SLP_TYP 0 on QEMU's chipsets). */
+static void acpi_poll(void)
+{
+	uint16_t cnt;
+
+	if (pm_base == 0 || !(inw((uint16_t)(pm_base + PM1_STS)) & PWRBTN))
+		return;
+	outw((uint16_t)(pm_base + PM1_STS), PWRBTN); /* write 1 to clear */
+	put_str("POWEROFF acpi\n");
+	cnt = inw((uint16_t)(pm_base + PM1_CNT));
+	outw((uint16_t)(pm_base + PM1_CNT), (uint16_t)((cnt & ~SLP_TYP_MASK) | SLP_EN));
+	for (;;)
+		__asm__ volatile("cli; hlt");
+}
+
 static uint32_t rng_state = 2463534242u;
 
 static uint32_t rng(void)
@@ -329,6 +385,7 @@ void guest_main(uint32_t magic, const uint32_t *mbi)
 	put_u64(P.seed);
 	put_str("\n");
 	vtpm_init(&tpm);
+	acpi_init();
 	for (uint32_t p = 0; p < npages; p++) {
 		gen[p] = 1;
 		page_write(p);
@@ -360,6 +417,7 @@ void guest_main(uint32_t magic, const uint32_t *mbi)
 			put_u64(errors);
 			put_str("\n");
 			vtpm_beat(&tpm, counter);
+			acpi_poll();
 			next_hb += P.hb_ms;
 			if (next_hb < now)
 				next_hb = now + P.hb_ms;

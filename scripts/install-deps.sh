@@ -43,7 +43,8 @@ need_kernel=false
 # the kernel, and the modules the guest loads (virtio-net for the network tests)
 if ! $build_only; then
 	compgen -G "$kdir/boot/vmlinuz-*" >/dev/null &&
-		compgen -G "$kdir/lib/modules/*/kernel/drivers/net/virtio_net.ko" >/dev/null || need_kernel=true
+		compgen -G "$kdir/lib/modules/*/kernel/drivers/net/virtio_net.ko" >/dev/null &&
+		compgen -G "$kdir/lib/modules/*/kernel/drivers/acpi/button.ko" >/dev/null || need_kernel=true
 fi
 
 # smigd's unprivileged worker runs as a system user of its own (its default
@@ -88,10 +89,11 @@ if $need_kernel; then
 	mkdir -p "$kdir/boot"
 	rm -f "$kdir"/boot/vmlinuz-* # the marker of a complete fetch, written last
 	# pvpanic (a panic reaches QEMU), virtio PCI, virtio-net with its failover
-	# helpers, virtio-blk and efivarfs: all the guest's /init loads
+	# helpers, virtio-blk, efivarfs, the ACPI power button and evdev: all the
+	# guest's /init loads
 	for m in drivers/misc/pvpanic drivers/virtio drivers/net/virtio_net.ko \
 		drivers/net/net_failover.ko net/core/failover.ko drivers/block/virtio_blk.ko \
-		fs/efivarfs; do
+		fs/efivarfs drivers/acpi/button.ko drivers/input/evdev.ko; do
 		mkdir -p "$(dirname "$kdir/lib/modules/$kver/kernel/$m")"
 		cp -a "$tmp/x/lib/modules/$kver/kernel/$m" "$(dirname "$kdir/lib/modules/$kver/kernel/$m")/"
 	done

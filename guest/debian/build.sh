@@ -70,7 +70,7 @@ else
 fi
 echo "guest/debian/build.sh: mmdebstrap bookworm into $root" >&2
 mmdebstrap --quiet --variant=minbase --mode=root \
-	--include=systemd,systemd-sysv,udev,iproute2,linux-image-amd64,systemd-boot-efi,zstd,qemu-guest-agent \
+	--include=systemd,systemd-sysv,udev,dbus,iproute2,linux-image-amd64,systemd-boot-efi,zstd,qemu-guest-agent \
 	--dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
 	--dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-include=/usr/share/locale/locale.alias' \
 	"${excl[@]}" \

@@ -2,7 +2,8 @@
 # build.sh OUTDIR: the Linux test guest. OUTDIR/vmlinuz is the kernel of
 # Debian's linux-image package (unpacked by scripts/install-deps.sh into
 # SMIG_GUEST_KERNEL_DIR), OUTDIR/initrd.img a cpio archive holding only
-# memcheck as /init and the kernel modules it loads (pvpanic, virtio-net).
+# memcheck as /init and the kernel modules it loads (pvpanic, virtio-net,
+# the ACPI button and evdev).
 set -euo pipefail
 out=$1
 src=$(cd "$(dirname "$0")" && pwd)
@@ -18,12 +19,13 @@ root=$(mktemp -d "$out/initrd.XXXXXX")
 trap 'rm -rf "$root"' EXIT
 mkdir -p "$root/lib/modules" "$root/dev" "$root/proc"
 ${CC:-gcc} -O2 -Wall -Wextra -Werror -std=gnu11 -static -pthread -o "$root/init" \
-	"$src/memcheck.c" "$src/net.c" "$src/efi.c"
+	"$src/memcheck.c" "$src/net.c" "$src/efi.c" "$src/power.c"
 mods=$kdir/lib/modules/$kver/kernel
 for m in drivers/misc/pvpanic/pvpanic drivers/misc/pvpanic/pvpanic-mmio drivers/virtio/virtio \
 	drivers/virtio/virtio_ring drivers/virtio/virtio_pci_legacy_dev \
 	drivers/virtio/virtio_pci_modern_dev drivers/virtio/virtio_pci net/core/failover \
-	drivers/net/net_failover drivers/net/virtio_net fs/efivarfs/efivarfs; do
+	drivers/net/net_failover drivers/net/virtio_net fs/efivarfs/efivarfs drivers/acpi/button \
+	drivers/input/evdev; do
 	cp "$mods/$m.ko" "$root/lib/modules/" || {
 		echo "guest/linux/build.sh: $mods/$m.ko is missing; run scripts/install-deps.sh (as root)" >&2
 		exit 1

@@ -12,6 +12,7 @@
  *                    inside the guest, so the scheduler really switches)
  *   memcheck.ip=, memcheck.echo=  the network and its echo service (net.c)
  *   memcheck.efivar=, memcheck.pcr=  a UEFI variable, the vTPM's PCR 0 (efi.c)
+ *   memcheck.acpi=off  ignore the ACPI power button (else: power off, power.c)
  *
  * Output on the console (the same lines the freestanding test guest
  * prints, so one checker reads both):
@@ -55,9 +56,10 @@ struct params {
 	char ip[32];
 	char spoof[32];
 	char efivar[64];
+	char acpi[8];
 };
 
-static struct params P = { 192, 20000, 250, 1, 0, 7, 0, "", "", "" };
+static struct params P = { 192, 20000, 250, 1, 0, 7, 0, "", "", "", "" };
 static int con = -1;
 
 void say(const char *fmt, ...)
@@ -134,6 +136,10 @@ static void read_params(void)
 			sscanf(sp + 15, "%31[0-9.:]", P.spoof);
 		if (ev && (ev == buf || ev[-1] == ' '))
 			sscanf(ev + 16, "%63[A-Za-z0-9._-]", P.efivar);
+		const char *ac = strstr(buf, "memcheck.acpi=");
+
+		if (ac && (ac == buf || ac[-1] == ' '))
+			sscanf(ac + 14, "%7[a-z]", P.acpi);
 	}
 	if (P.hb_ms == 0)
 		P.hb_ms = 250;
@@ -186,6 +192,8 @@ int main(void)
 	read_params();
 	load_module("/lib/modules/pvpanic.ko");
 	load_module("/lib/modules/pvpanic-mmio.ko");
+	if (strcmp(P.acpi, "off") != 0)
+		power_start();
 	net_start(P.ip, P.echo, P.spoof);
 	efi_check(P.efivar);
 	if (P.pcr)

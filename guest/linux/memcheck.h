@@ -17,6 +17,9 @@ void net_start(const char *cidr, unsigned long echo_port, const char *spoof);
 /* Under UEFI: prints the test variable, then stores value in it (efi.c). */
 void efi_check(const char *value);
 
+/* Powers the guest off when the ACPI power button is pressed (power.c). */
+void power_start(void);
+
 /* With a TPM: prints PCR 0 now and every 5 s (efi.c). */
 void pcr_start(void);
 

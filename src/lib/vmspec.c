@@ -486,6 +486,8 @@ static int parse_root(struct ctx *c, struct smig_vmspec *s)
 		{ "nics", SMIG_J_ARRAY, false, 0, 0 },
 		{ "vtpm", SMIG_J_BOOL, false, 0, 0 },
 		{ "guest_agent", SMIG_J_BOOL, false, 0, 0 },
+		{ "autostart", SMIG_J_BOOL, false, 0, 0 },
+		{ "shutdown_timeout_s", SMIG_J_INT, false, 1, SMIG_VM_SHUTDOWN_TIMEOUT_MAX },
 		{ "security", SMIG_J_OBJECT, false, 0, 0 },
 		{ "labels", SMIG_J_OBJECT, false, 0, 0 },
 	};
@@ -514,6 +516,9 @@ static int parse_root(struct ctx *c, struct smig_vmspec *s)
 	s->vcpus = v ? (uint32_t)json_integer_value(v) : 1;
 	s->vtpm = json_is_true(json_object_get(root, "vtpm"));
 	s->guest_agent = json_is_true(json_object_get(root, "guest_agent"));
+	s->autostart = json_is_true(json_object_get(root, "autostart"));
+	v = json_object_get(root, "shutdown_timeout_s");
+	s->shutdown_timeout_s = v ? (uint32_t)json_integer_value(v) : 0;
 	SMIG_GUARD(parse_parts(c, root, s));
 	for (size_t i = 0; i < s->nrequires; i++)
 		if (strcmp(s->requires[i], "vtpm") == 0 && !s->vtpm)

@@ -27,6 +27,8 @@
 #define SMIG_VM_NIC_IPS_MAX 4
 #define SMIG_VM_NIC_PORTS_MAX 16
 #define SMIG_VM_MODEL_MAX 48  /* machine type or CPU model name, with NUL */
+#define SMIG_VM_SHUTDOWN_TIMEOUT_MAX 3600     /* seconds vm stop may wait for a guest */
+#define SMIG_VM_SHUTDOWN_TIMEOUT_DEFAULT 60  /* ... when the spec does not say */
 #define SMIG_VM_SPEC_MAX ((size_t)16 * 1024) /* serialized size limit */
 
 enum smig_trust {
@@ -105,6 +107,8 @@ struct smig_vmspec {
 	size_t nnics;
 	bool vtpm;
 	bool guest_agent; /* a virtio-serial port for the QEMU guest agent (qemu-ga) */
+	bool autostart;   /* started when smigd starts after the host booted */
+	uint32_t shutdown_timeout_s; /* how long vm stop waits for the guest; 0: the default */
 	enum smig_trust min_trust;
 	char requires[SMIG_VM_REQUIRES_MAX][SMIG_NAME_MAX + 1];
 	size_t nrequires;
@@ -118,6 +122,15 @@ int smig_vmspec_parse(const char *name, const char *text, size_t len,
 int smig_vmspec_load(const char *path, struct smig_vmspec *spec, char *err, size_t errlen);
 /* Serializes spec as compact JSON (malloc'd, NUL-terminated) in *out. */
 int smig_vmspec_dump(const struct smig_vmspec *spec, char **out);
+/*
+ * The top-level keys in which a and b differ, as "memory_mib, vcpus" in
+ * out ("" when none). SMIG_VMSPEC_DIFF_HOST_ONLY leaves out the keys only
+ * smigd reads (autostart, shutdown_timeout_s): what is left would change
+ * the running QEMU.
+ */
+#define SMIG_VMSPEC_DIFF_HOST_ONLY 1u
+int smig_vmspec_diff(const struct smig_vmspec *a, const struct smig_vmspec *b, unsigned flags,
+		     char *out, size_t outlen);
 
 const char *smig_trust_name(enum smig_trust t);
 const char *smig_disk_bus_name(enum smig_disk_bus b);

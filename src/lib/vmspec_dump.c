@@ -1,12 +1,16 @@
 /*
  * vmspec_dump.c - a validated spec as the JSON that smig_vmspec_parse()
- * reads back (vmspec.h): what smigd saves and what PREPARE carries.
+ * reads back (vmspec.h): what smigd saves and what PREPARE carries; and
+ * which keys two specs differ in.
  */
 #include "error.h"
 #include "vmspec.h"
 
 #include <arpa/inet.h>
 #include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 static json_t *volref_json(const struct smig_volref *v)
 {
@@ -108,6 +112,10 @@ int smig_vmspec_dump(const struct smig_vmspec *s, char **out)
 	}
 	if (s->guest_agent)
 		json_object_set_new(o, "guest_agent", json_true());
+	if (s->autostart)
+		json_object_set_new(o, "autostart", json_true());
+	if (s->shutdown_timeout_s)
+		json_object_set_new(o, "shutdown_timeout_s", json_integer(s->shutdown_timeout_s));
 	if (s->machine[0])
 		json_object_set_new(o, "machine", json_string(s->machine));
 	if (s->cpu[0])
@@ -126,4 +134,57 @@ int smig_vmspec_dump(const struct smig_vmspec *s, char **out)
 	*out = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	return *out ? 0 : SMIG_ENOMEM;
+}
+
+static json_t *spec_object(const struct smig_vmspec *s)
+{
+	char *text = NULL;
+	json_t *o;
+
+	if (smig_vmspec_dump(s, &text) < 0)
+		return NULL;
+	o = json_loads(text, 0, NULL);
+	free(text);
+	return o;
+}
+
+/* Appends key to the comma-separated list in out (", " between). */
+static void list_add(char *out, size_t outlen, const char *key)
+{
+	size_t n = strlen(out);
+
+	if (n + strlen(key) + 3 >= outlen)
+		return;
+	snprintf(out + n, outlen - n, "%s%s", n ? ", " : "", key);
+}
+
+int smig_vmspec_diff(const struct smig_vmspec *a, const struct smig_vmspec *b, unsigned flags,
+		     char *out, size_t outlen)
+{
+	static const char *const host_keys[] = { "autostart", "shutdown_timeout_s" };
+	json_t *oa = spec_object(a), *ob = spec_object(b);
+	const char *key;
+	json_t *va;
+
+	if (outlen)
+		out[0] = '\0';
+	if (oa == NULL || ob == NULL) {
+		json_decref(oa);
+		json_decref(ob);
+		return SMIG_ENOMEM;
+	}
+	if (flags & SMIG_VMSPEC_DIFF_HOST_ONLY)
+		for (size_t i = 0; i < ARRAY_LEN(host_keys); i++) {
+			(void)json_object_del(oa, host_keys[i]);
+			(void)json_object_del(ob, host_keys[i]);
+		}
+	json_object_foreach(oa, key, va)
+		if (!json_equal(va, json_object_get(ob, key)))
+			list_add(out, outlen, key);
+	json_object_foreach(ob, key, va)
+		if (json_object_get(oa, key) == NULL)
+			list_add(out, outlen, key);
+	json_decref(oa);
+	json_decref(ob);
+	return 0;
 }

@@ -1,7 +1,7 @@
 /*
- * cmd_vm.c - smig vm define FILE | undefine | start | stop | list | show |
- * console | ping | resume [--force] NAME | check FILE [--config CONF]
- * [--incoming].
+ * cmd_vm.c - smig vm define FILE | undefine | start | show | console |
+ * ping NAME | stop|reboot NAME [--force] [--timeout S] | resume NAME
+ * [--force] | list | check FILE [--config CONF] [--incoming].
  */
 #include "client.h"
 #include "commands.h"
@@ -52,8 +52,117 @@ static int vm_define_file(struct cli *cli, const char *path)
 		return rc;
 	if (cli->json)
 		cli_print_json(r);
-	else
+	else if (!json_is_string(json_object_get(r, "changed")))
 		printf("%s defined\n", json_string_value(json_object_get(r, "name")));
+	else if (json_string_length(json_object_get(r, "changed")) == 0)
+		printf("%s: the spec is the one it has; nothing changed\n",
+		       json_string_value(json_object_get(r, "name")));
+	else
+		printf("%s redefined: %s changed%s\n", json_string_value(json_object_get(r, "name")),
+		       json_string_value(json_object_get(r, "changed")),
+		       strcmp(json_string_value(json_object_get(r, "state")), "shutoff") != 0 &&
+				       strcmp(json_string_value(json_object_get(r, "state")),
+					      "defined") != 0
+			       ? " (it runs on)"
+			       : "");
+	json_decref(r);
+	return EXIT_OK;
+}
+
+static void print_history(const json_t *r)
+{
+	const json_t *e;
+	size_t i;
+
+	printf("autostart: %s, shutdown timeout %lld s%s%s\n",
+	       json_is_true(json_object_get(r, "autostart")) ? "yes" : "no",
+	       json_integer_value(json_object_get(r, "shutdown_timeout_s")),
+	       json_is_string(json_object_get(r, "operation")) ? ", now " : "",
+	       json_string_value(json_object_get(r, "operation")) ?: "");
+	if (json_array_size(json_object_get(r, "history")) == 0)
+		return;
+	printf("history:\n");
+	json_array_foreach(json_object_get(r, "history"), i, e)
+		printf("  %s  %-9s %s\n", json_string_value(json_object_get(e, "at")),
+		       json_string_value(json_object_get(e, "state")),
+		       json_string_value(json_object_get(e, "why")));
+}
+
+/* How a stop or reboot ended, after the VM's row. */
+static void print_power(const char *name, const json_t *r)
+{
+	const json_t *stop = json_object_get(r, "stop"), *reboot = json_object_get(r, "reboot");
+	const char *how;
+
+	if (stop) {
+		how = json_string_value(json_object_get(stop, "how"));
+		if (strcmp(how, "guest") == 0)
+			printf("%s: the guest powered off in %.1f s\n", name,
+			       json_real_value(json_object_get(stop, "seconds")));
+		else
+			printf("%s: stopped by force after %.1f s (the guest had %lld s)\n", name,
+			       json_real_value(json_object_get(stop, "seconds")),
+			       json_integer_value(json_object_get(stop, "timeout_s")));
+	}
+	if (reboot) {
+		how = json_string_value(json_object_get(reboot, "how"));
+		if (strcmp(how, "guest") == 0)
+			printf("%s: rebooted: the guest shut down and runs again after %.1f s\n",
+			       name, json_real_value(json_object_get(reboot, "seconds")));
+		else
+			printf("%s: reset\n", name);
+	}
+}
+
+/* smig vm stop|reboot NAME [--force] [--timeout S] */
+static int vm_power(struct cli *cli, int argc, char **argv)
+{
+	const char *sub = argv[1], *name = NULL;
+	char cmd[32], *end;
+	bool force = false;
+	long t = 0;
+	json_t *args, *r;
+	int rc;
+
+	for (int i = 2; i < argc; i++) {
+		if (strcmp(argv[i], "--force") == 0) {
+			force = true;
+		} else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc) {
+			t = strtol(argv[++i], &end, 10);
+			if (*end != '\0' || t < 1 || t > SMIG_VM_SHUTDOWN_TIMEOUT_MAX) {
+				fprintf(stderr, "smig vm %s: --timeout %s: give seconds, 1 to %d\n",
+					sub, argv[i], SMIG_VM_SHUTDOWN_TIMEOUT_MAX);
+				return EXIT_USAGE;
+			}
+		} else if (name == NULL && argv[i][0] != '-') {
+			name = argv[i];
+		} else {
+			name = NULL;
+			break;
+		}
+	}
+	if (name == NULL) {
+		fprintf(stderr, "usage: smig vm %s NAME [--force] [--timeout S]\n", sub);
+		return EXIT_USAGE;
+	}
+	args = json_pack("{s:s}", "vm", name);
+	if (force)
+		json_object_set_new(args, "force", json_true());
+	if (t)
+		json_object_set_new(args, "timeout_s", json_integer(t));
+	/* the reply waits for the guest: its time, QEMU's grace, and a reboot's boot */
+	cli->timeout_ms = (int)((t ? t : SMIG_VM_SHUTDOWN_TIMEOUT_MAX) + 120) * 1000;
+	snprintf(cmd, sizeof(cmd), "vm.%s", sub);
+	rc = cli_request(cli, cmd, args, &r);
+	if (rc)
+		return rc;
+	if (cli->json) {
+		cli_print_json(r);
+	} else {
+		print_vm_header();
+		print_vm_row(r);
+		print_power(name, r);
+	}
 	json_decref(r);
 	return EXIT_OK;
 }
@@ -88,6 +197,8 @@ static int vm_named(struct cli *cli, const char *sub, const char *name, bool for
 		print_vm_row(r);
 		if (json_is_string(json_object_get(r, "resolve")))
 			printf("to resolve: %s\n", json_string_value(json_object_get(r, "resolve")));
+		if (strcmp(sub, "show") == 0)
+			print_history(r);
 	}
 	json_decref(r);
 	return EXIT_OK;
@@ -176,8 +287,8 @@ static int vm_check_file(int argc, char **argv)
 
 int cmd_vm(struct cli *cli, int argc, char **argv)
 {
-	static const char *const named[] = { "start", "stop", "show", "console", "ping",
-					     "resume", "undefine" };
+	static const char *const named[] = { "start", "show", "console", "ping", "resume",
+					     "undefine" };
 
 	if (argc >= 2 && strcmp(argv[1], "check") == 0)
 		return vm_check_file(argc, argv);
@@ -185,12 +296,15 @@ int cmd_vm(struct cli *cli, int argc, char **argv)
 		return vm_list(cli);
 	if (argc == 3 && strcmp(argv[1], "define") == 0)
 		return vm_define_file(cli, argv[2]);
+	if (argc >= 3 && (strcmp(argv[1], "stop") == 0 || strcmp(argv[1], "reboot") == 0))
+		return vm_power(cli, argc, argv);
 	if (argc == 4 && strcmp(argv[1], "resume") == 0 && strcmp(argv[3], "--force") == 0)
 		return vm_named(cli, "resume", argv[2], true);
 	for (size_t i = 0; argc == 3 && i < sizeof(named) / sizeof(named[0]); i++)
 		if (strcmp(argv[1], named[i]) == 0)
 			return vm_named(cli, named[i], argv[2], false);
 	fprintf(stderr, "usage: smig vm define FILE | check FILE [--config CONF] [--incoming] | list | "
-			"start|stop|show|console|ping|resume|undefine NAME | resume NAME --force\n");
+			"start|show|console|ping|resume|undefine NAME | stop|reboot NAME [--force] "
+			"[--timeout S] | resume NAME --force\n");
 	return EXIT_USAGE;
 }

@@ -32,17 +32,29 @@ static const struct help helps[] = {
 	  "smig migrate --cancel VM cancels before the commit; the VM keeps running here.\n"
 	  "Exit 3 when a policy refuses, 4 when HOST cannot be reached or cannot host\n"
 	  "the VM, 5 when the migration fails (the VM is still running here).\n" },
-	{ "vm define", "FILE", "define a VM from a JSON spec (docs/vmspec.md)",
+	{ "vm define", "FILE", "define a VM from a JSON spec, or give a VM a new one",
 	  "The file is checked here first (errors as file:line:column), then by smigd\n"
-	  "against its catalogue; every problem is listed.\n" },
+	  "against its catalogue; every problem is listed. A VM this host has takes the\n"
+	  "new spec when it is shut off (what the file leaves unset, such as the machine\n"
+	  "type and MACs, keeps its pinned value); while it runs only autostart and\n"
+	  "shutdown_timeout_s may change. smig says which keys changed.\n" },
 	{ "vm check", "FILE [--config CONF] [--incoming]",
 	  "what this host would say of a VM spec, without smigd",
 	  "CONF defaults to the installed smigd.json. --incoming checks it as a\n"
 	  "migration's destination would. Exit 1 when there is any problem.\n" },
 	{ "vm list", "", "the VMs on this host: state, memory, vCPUs, vTPM, trust", NULL },
 	{ "vm start", "NAME", "start the VM's QEMU (and swtpm); answers once it runs", NULL },
-	{ "vm stop", "NAME", "stop the VM", NULL },
-	{ "vm show", "NAME", "one VM: its spec, state, migration and what to do when stuck", NULL },
+	{ "vm stop", "NAME [--force] [--timeout S]", "shut the guest down, then stop the VM",
+	  "Presses the ACPI power button and waits for the guest to power off: S seconds,\n"
+	  "else the spec's shutdown_timeout_s (default 60); then QEMU quits. --force\n"
+	  "quits at once. A VM that is paused, crashed or starting is stopped at once.\n"
+	  "Answers when QEMU has exited, saying how.\n" },
+	{ "vm reboot", "NAME [--force] [--timeout S]", "reboot the guest in the same QEMU",
+	  "Presses the ACPI power button; when the guest has shut down, QEMU resets it\n"
+	  "and it starts again, with the same QEMU, vTPM and NICs. If it does not shut\n"
+	  "down within S seconds (else the spec's shutdown_timeout_s) it runs on and\n"
+	  "smig exits 1. --force resets it at once (also a paused or crashed guest).\n" },
+	{ "vm show", "NAME", "one VM: its state, history, migration and what to do when stuck", NULL },
 	{ "vm console", "NAME", "the last 200 lines of the VM's serial console", NULL },
 	{ "vm resume", "NAME [--force]", "run a paused VM again",
 	  "Refused while a migration's commit of it is unconfirmed, unless --force: the\n"

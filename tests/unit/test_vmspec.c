@@ -28,7 +28,8 @@ static const char good[] =
 	"           {\"pool\": \"shared\", \"volume\": \"data.raw\", \"bus\": \"virtio-scsi\",\n"
 	"            \"cache\": \"writeback\", \"readonly\": true}],\n"
 	" \"nics\": [{\"network\": \"lan\", \"mac\": \"52:54:00:12:34:56\", \"model\": \"virtio-net\"}],\n"
-	" \"vtpm\": true, \"guest_agent\": true, \"security\": {\"min_trust\": \"trusted\", \"requires\": [\"vtpm\"]},\n"
+	" \"vtpm\": true, \"guest_agent\": true, \"autostart\": true, \"shutdown_timeout_s\": 90,\n"
+	" \"security\": {\"min_trust\": \"trusted\", \"requires\": [\"vtpm\"]},\n"
 	" \"labels\": {\"tier\": \"web\"}}";
 
 #define BASE "{\"name\": \"a\", \"memory_mib\": 64, "
@@ -41,6 +42,38 @@ static void bad(const char *text, const char *want)
 	assert_true(smig_vmspec_parse("vm.json", text, strlen(text), &s, err, sizeof(err)) < 0);
 	if (strstr(err, want) == NULL)
 		fail_msg("got \"%s\", want \"%s\"", err, want);
+}
+
+/* What a redefinition changes, and what may change while the VM runs. */
+static void test_diff(void **state)
+{
+	struct smig_vmspec a, b;
+	char err[256], out[256];
+
+	(void)state;
+	assert_int_equal(smig_vmspec_parse("vm.json", good, strlen(good), &a, err, sizeof(err)), 0);
+	b = a;
+	assert_int_equal(smig_vmspec_diff(&a, &b, 0, out, sizeof(out)), 0);
+	assert_string_equal(out, "");
+	b.autostart = false;
+	b.shutdown_timeout_s = 0;
+	assert_int_equal(smig_vmspec_diff(&a, &b, 0, out, sizeof(out)), 0);
+	assert_string_equal(out, "autostart, shutdown_timeout_s");
+	assert_int_equal(smig_vmspec_diff(&a, &b, SMIG_VMSPEC_DIFF_HOST_ONLY, out, sizeof(out)), 0);
+	assert_string_equal(out, "");
+	b.memory_mib = 256;
+	b.vcpus = 4;
+	b.nics[0].mac[5] = 0x57;
+	assert_int_equal(smig_vmspec_diff(&a, &b, SMIG_VMSPEC_DIFF_HOST_ONLY, out, sizeof(out)), 0);
+	assert_non_null(strstr(out, "memory_mib"));
+	assert_non_null(strstr(out, "vcpus"));
+	assert_non_null(strstr(out, "nics"));
+	assert_null(strstr(out, "autostart"));
+	/* a key only one of them has */
+	b = a;
+	b.guest_agent = false;
+	assert_int_equal(smig_vmspec_diff(&b, &a, 0, out, sizeof(out)), 0);
+	assert_string_equal(out, "guest_agent");
 }
 
 static void test_good_spec(void **state)
@@ -70,6 +103,8 @@ static void test_good_spec(void **state)
 	assert_int_equal(s.nics[0].mac[5], 0x56);
 	assert_true(s.vtpm);
 	assert_true(s.guest_agent);
+	assert_true(s.autostart);
+	assert_int_equal(s.shutdown_timeout_s, 90);
 	assert_int_equal(s.min_trust, SMIG_TRUST_TRUSTED);
 	assert_string_equal(s.labels[0].key, "tier");
 	/* what a source sends is what the destination parses, unchanged */
@@ -86,6 +121,9 @@ static void test_bad_specs(void **state)
 	bad("{\"name\": \"a\", \"memory_mib\": 8}",
 	    "vm.json:1:29: spec.memory_mib must be between 16 and 1048576");
 	bad(BASE "\"qemu_args\": \"-x\"}", "unknown key \"qemu_args\"");
+	bad(BASE "\"shutdown_timeout_s\": 0}", "shutdown_timeout_s");
+	bad(BASE "\"shutdown_timeout_s\": 3601}", "shutdown_timeout_s");
+	bad(BASE "\"autostart\": \"yes\"}", "autostart");
 	bad(BASE "\"boot\": {\"kernel\": {\"pool\": \"p\", \"volume\": \"k\"}, \"cmdline\": \"a\\nb\"}}",
 	    "cmdline must be printable ASCII");
 	bad(BASE "\"boot\": {\"cmdline\": \"x\"}}", "boot: missing required key \"kernel\"");
@@ -273,6 +311,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_good_spec),
+		cmocka_unit_test(test_diff),
 		cmocka_unit_test(test_bad_specs),
 		cmocka_unit_test(test_no_host_paths),
 		cmocka_unit_test(test_mac),

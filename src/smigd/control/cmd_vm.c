@@ -55,7 +55,9 @@ static void cmd_define(struct smigd *d, const json_t *args, struct ctl_ref *ref)
 {
 	const json_t *spec = json_object_get(args, "spec");
 	struct smig_vmspec s;
-	char err[512];
+	char err[512], changed[256];
+	bool existed;
+	json_t *res;
 	char *text;
 	struct vm *vm;
 
@@ -64,15 +66,23 @@ static void cmd_define(struct smigd *d, const json_t *args, struct ctl_ref *ref)
 		return;
 	}
 	text = json_dumps(spec, JSON_COMPACT);
-	if (text == NULL || smig_vmspec_parse("spec", text, strlen(text), &s, err, sizeof(err)) < 0 ||
-	    vm_define(d, &s, err, sizeof(err)) < 0) {
+	if (text == NULL || smig_vmspec_parse("spec", text, strlen(text), &s, err, sizeof(err)) < 0) {
 		free(text);
 		ctl_reply_err(d, ref, "error", "%s", text ? err : "out of memory");
 		return;
 	}
 	free(text);
+	existed = vm_find(d, s.name) != NULL;
+	if (vm_define(d, &s, changed, sizeof(changed), err, sizeof(err)) < 0) {
+		ctl_reply_err(d, ref, "error", "%s", err);
+		return;
+	}
 	vm = vm_find(d, s.name);
-	ctl_reply_ok(d, ref, vm_json(vm));
+	res = vm_json(vm);
+	/* a redefinition says what changed: the keys, "" for nothing */
+	if (res && existed)
+		(void)json_object_set_new(res, "changed", json_string(changed));
+	ctl_reply_ok(d, ref, res);
 }
 
 static void cmd_console(struct smigd *d, struct vm *vm, struct ctl_ref *ref)
@@ -242,6 +252,27 @@ static void cmd_ping(struct smigd *d, struct vm *vm, struct ctl_ref *ref)
 	}
 }
 
+/* vm.stop, vm.reboot: args.force (bool), args.timeout_s (1-3600, else the spec's) */
+static void cmd_power(struct smigd *d, struct vm *vm, const char *sub, const json_t *args,
+		      struct ctl_ref *ref)
+{
+	const json_t *force = json_object_get(args, "force");
+	const json_t *t = json_object_get(args, "timeout_s");
+
+	if ((force && !json_is_boolean(force)) ||
+	    (t && (!json_is_integer(t) || json_integer_value(t) < 1 ||
+		   json_integer_value(t) > SMIG_VM_SHUTDOWN_TIMEOUT_MAX))) {
+		ctl_reply_err(d, ref, "bad_request",
+			      "vm.%s takes args.force (a boolean) and args.timeout_s (1-%d)", sub,
+			      SMIG_VM_SHUTDOWN_TIMEOUT_MAX);
+		return;
+	}
+	if (strcmp(sub, "stop") == 0)
+		vm_stop(d, vm, json_is_true(force), t ? (uint32_t)json_integer_value(t) : 0, ref);
+	else
+		vm_reboot(d, vm, json_is_true(force), t ? (uint32_t)json_integer_value(t) : 0, ref);
+}
+
 void cmd_vm(struct smigd *d, const char *sub, const json_t *args, struct ctl_ref *ref)
 {
 	const json_t *name = json_object_get(args, "vm");
@@ -268,8 +299,8 @@ void cmd_vm(struct smigd *d, const char *sub, const json_t *args, struct ctl_ref
 	}
 	if (strcmp(sub, "start") == 0)
 		vm_start(d, vm, ref);
-	else if (strcmp(sub, "stop") == 0)
-		vm_stop(d, vm, ref);
+	else if (strcmp(sub, "stop") == 0 || strcmp(sub, "reboot") == 0)
+		cmd_power(d, vm, sub, args, ref);
 	else if (strcmp(sub, "show") == 0)
 		ctl_reply_ok(d, ref, vm_json(vm));
 	else if (strcmp(sub, "console") == 0)

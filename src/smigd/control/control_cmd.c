@@ -142,7 +142,7 @@ static void cmd_ping(struct smigd *d, const json_t *args,
 static void cmd_vm_family(struct smigd *d, const json_t *args, struct ctl_ref *ref,
 			  const char *sub)
 {
-	static const char *const allowed[] = { "vm", "spec", "force", NULL };
+	static const char *const allowed[] = { "vm", "spec", "force", "timeout_s", NULL };
 
 	if (!args_ok(d, sub, args, allowed, ref))
 		return;
@@ -158,6 +158,7 @@ VM_CMD(define)
 VM_CMD(undefine)
 VM_CMD(start)
 VM_CMD(stop)
+VM_CMD(reboot)
 VM_CMD(list)
 VM_CMD(show)
 VM_CMD(console)
@@ -227,6 +228,7 @@ static const struct {
 	{ "vm.undefine", cmd_vm_undefine, SMIG_ACT_VM_DEFINE },
 	{ "vm.start", cmd_vm_start, SMIG_ACT_VM_START },
 	{ "vm.stop", cmd_vm_stop, SMIG_ACT_VM_STOP },
+	{ "vm.reboot", cmd_vm_reboot, SMIG_ACT_VM_STOP },
 	{ "vm.list", cmd_vm_list, NO_CHECK },
 	{ "vm.show", cmd_vm_show, SMIG_ACT_VM_VIEW },
 	{ "vm.console", cmd_vm_console, SMIG_ACT_VM_VIEW },

@@ -16,10 +16,12 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char *const state_names[] = { "defined", "starting", "running", "paused",
@@ -90,6 +92,112 @@ void vm_console_path(const struct vm *vm, char *out, size_t outlen)
 	snprintf(out, outlen, "%s/%s.log", dir, vm->spec.name);
 }
 
+/* The history as vm show lists it, oldest first (with at_ms, as saved too). */
+static json_t *history_json(const struct vm *vm)
+{
+	json_t *arr = json_array();
+
+	for (size_t i = 0; arr && i < vm->hist_n; i++) {
+		const struct vm_event *e =
+			&vm->hist[(vm->hist_next + VM_HISTORY_MAX - vm->hist_n + i) % VM_HISTORY_MAX];
+		char at[40];
+		time_t t = (time_t)(e->at_ms / 1000);
+		struct tm tm;
+
+		gmtime_r(&t, &tm);
+		snprintf(at, sizeof(at), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+			 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+			 (int)(e->at_ms % 1000));
+		json_array_append_new(arr, json_pack("{s:s,s:I,s:s,s:s}", "at", at, "at_ms",
+						     (json_int_t)e->at_ms, "state",
+						     vm_state_name(e->state), "why", e->why));
+	}
+	return arr;
+}
+
+static void history_add(struct vm *vm, int64_t at_ms, enum vm_state state, const char *why)
+{
+	struct vm_event *e = &vm->hist[vm->hist_next];
+
+	e->at_ms = at_ms;
+	e->state = state;
+	snprintf(e->why, sizeof(e->why), "%s", why);
+	vm->hist_next = (vm->hist_next + 1) % VM_HISTORY_MAX;
+	if (vm->hist_n < VM_HISTORY_MAX)
+		vm->hist_n++;
+}
+
+/*
+ * Saved with each change, without an fsync: a state change can fall into
+ * a switch-over, and a history that loses its last line to a power cut
+ * loses nothing the VM needs.
+ */
+static void history_save(const struct vm *vm)
+{
+	char path[PATH_MAX], tmp[PATH_MAX + 8];
+	json_t *arr = history_json(vm);
+	char *text = arr ? json_dumps(arr, JSON_COMPACT) : NULL;
+	int fd;
+
+	json_decref(arr);
+	vm_path(vm, "history", path, sizeof(path));
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	if (text == NULL || smig_file_mkdirs(vm->dir, 0700) < 0 ||
+	    (fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0) {
+		free(text);
+		return;
+	}
+	if (smig_file_write_all(fd, text, strlen(text)) < 0 || close(fd) < 0 ||
+	    rename(tmp, path) < 0) {
+		smig_debug("event=vm_history_not_saved vm=%s", vm->spec.name);
+		(void)unlink(tmp);
+	}
+	free(text);
+}
+
+void vm_history_load(struct vm *vm)
+{
+	char path[PATH_MAX];
+	size_t i;
+	json_t *arr, *e;
+
+	vm_path(vm, "history", path, sizeof(path));
+	arr = json_load_file(path, 0, NULL);
+	json_array_foreach(arr, i, e) {
+		const char *st = json_string_value(json_object_get(e, "state"));
+
+		for (unsigned k = 0; st && k < ARRAY_LEN(state_names); k++)
+			if (strcmp(st, state_names[k]) == 0)
+				history_add(vm, json_integer_value(json_object_get(e, "at_ms")),
+					    (enum vm_state)k,
+					    json_string_value(json_object_get(e, "why")) ?: "");
+	}
+	json_decref(arr);
+}
+
+void vm_set_state(struct vm *vm, enum vm_state state, const char *fmt, ...)
+{
+	enum vm_state was = vm->state;
+	char why[VM_WHY_MAX];
+	struct timespec ts;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	vm->state = state;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	history_add(vm, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, state, why);
+	history_save(vm);
+	smig_info("event=vm_state vm=%s from=%s to=%s why=\"%s\"", vm->spec.name,
+		  vm_state_name(was), vm_state_name(state), why);
+}
+
+static const char *op_name(enum vm_op op)
+{
+	return op == VM_OP_SHUTDOWN ? "shutting down" : op == VM_OP_REBOOT ? "rebooting" : NULL;
+}
+
 /* The one command that gets a VM out of a state it does not leave by itself. */
 static void vm_resolution(const struct vm *vm, char *out, size_t outlen)
 {
@@ -122,7 +230,17 @@ json_t *vm_json(const struct vm *vm)
 			      smig_trust_name(vm->spec.min_trust), "pid", (int)vm->qemu_pid,
 			      "last_error", vm->last_error);
 
-	if (o && vm->mig)
+	if (o == NULL)
+		return NULL;
+	(void)json_object_set_new(o, "autostart", json_boolean(vm->spec.autostart));
+	(void)json_object_set_new(o, "shutdown_timeout_s",
+				  json_integer(vm->spec.shutdown_timeout_s
+						       ? vm->spec.shutdown_timeout_s
+						       : SMIG_VM_SHUTDOWN_TIMEOUT_DEFAULT));
+	if (op_name(vm->op))
+		(void)json_object_set_new(o, "operation", json_string(op_name(vm->op)));
+	(void)json_object_set_new(o, "history", history_json(vm));
+	if (vm->mig)
 		(void)json_object_set_new(o, "migration", vm->d->vms->ops.json(vm->mig));
 	vm_resolution(vm, fix, sizeof(fix));
 	if (o && fix[0])
@@ -207,16 +325,27 @@ static int spec_from(const char *text, struct smig_vmspec *s, char *err, size_t 
 	return smig_vmspec_parse("the warden's spec", text, strlen(text), s, err, errlen);
 }
 
-int vm_define(struct smigd *d, const struct smig_vmspec *in, char *err, size_t errlen)
+int vm_define(struct smigd *d, const struct smig_vmspec *in, char *changed, size_t changedlen,
+	      char *err, size_t errlen)
 {
 	struct smig_vmspec pinned;
+	struct vm *vm = vm_find(d, in->name);
 	struct smig_pm r;
 	char *text;
 	int rc;
 
-	if (vm_find(d, in->name)) {
-		snprintf(err, errlen, "a VM named %s is already defined here", in->name);
-		return SMIG_EEXIST;
+	changed[0] = '\0';
+	/* a VM this host has: its spec changes, as far as its state lets it */
+	if (vm && (vm->mig || vm_migration_unfinished(vm))) {
+		snprintf(err, errlen, "%s is migrating; define it again once the migration has ended",
+			 in->name);
+		return SMIG_EBUSY;
+	}
+	if (vm && vm->state != VM_DEFINED && vm->state != VM_SHUTOFF && vm->state != VM_RUNNING &&
+	    vm->state != VM_PAUSED) {
+		snprintf(err, errlen, "%s is %s; define it again once it runs or is shut off",
+			 in->name, vm_state_name(vm->state));
+		return SMIG_EBUSY;
 	}
 	SMIG_GUARD(smig_vmspec_dump(in, &text));
 	rc = priv_call(d->priv, &r, SMIG_PM_VM_DEFINE, text);
@@ -227,7 +356,15 @@ int vm_define(struct smigd *d, const struct smig_vmspec *in, char *err, size_t e
 		return rc;
 	}
 	SMIG_GUARD(spec_from(smig_pm_str(&r, 2), &pinned, err, errlen));
-	SMIG_ENSURE(vm_new(d, &pinned) != NULL, SMIG_ENOMEM);
+	if (vm) {
+		SMIG_GUARD(smig_vmspec_diff(&vm->spec, &pinned, 0, changed, changedlen));
+		vm->spec = pinned;
+		vm_set_state(vm, vm->state, "redefined (%s)", changed[0] ? changed : "no change");
+		return 0;
+	}
+	vm = vm_new(d, &pinned);
+	SMIG_ENSURE(vm != NULL, SMIG_ENOMEM);
+	vm_set_state(vm, VM_DEFINED, "defined");
 	return 0;
 }
 
@@ -294,6 +431,8 @@ static bool vm_from_list(struct smigd *d, const json_t *o)
 	vm->swtpm_pid = (pid_t)json_integer_value(json_object_get(o, "swtpm_pid"));
 	vm->filtered = json_is_true(json_object_get(o, "filtered"));
 	vm->incoming = json_is_true(json_object_get(o, "staged"));
+	vm->autostart_due = json_is_true(json_object_get(o, "autostart_due"));
+	vm_history_load(vm);
 	return true;
 }
 
@@ -338,6 +477,9 @@ int vm_load_all(struct smigd *d)
 		else
 			vm_adopt(vm);
 	}
+	for (struct vm *vm = vm_first(d); vm; vm = vm->next)
+		if (vm->autostart_due)
+			vm_autostart(vm);
 	return 0;
 }
 
@@ -360,13 +502,24 @@ static void vm_adopt(struct vm *vm)
 	int fd;
 
 	if (vm->qemu_pid <= 0) {
-		smig_info("event=vm_loaded vm=%s state=defined", vm->spec.name);
+		enum vm_state last = vm->hist_n ? vm->hist[(vm->hist_next + VM_HISTORY_MAX - 1) %
+							  VM_HISTORY_MAX].state
+						: VM_DEFINED;
+
+		/* "defined" is a VM that never ran; one that did is shut off */
+		if (last == VM_SHUTOFF)
+			vm->state = VM_SHUTOFF;
+		else if (last != VM_DEFINED)
+			vm_set_state(vm, VM_SHUTOFF, "its QEMU was gone when smigd started (the host "
+				     "rebooted, or QEMU died while no smigd ran)");
+		smig_info("event=vm_loaded vm=%s state=%s", vm->spec.name, vm_state_name(vm->state));
 		/* its QEMU died while a commit was unconfirmed: is the VM on the destination? */
 		(void)vm_resolve_pending(vm, true);
 		return;
 	}
 	vm->adopted = true;
-	vm->state = VM_RUNNING;
+	vm_set_state(vm, VM_RUNNING, "its QEMU (pid %d) taken over by a new smigd",
+		     (int)vm->qemu_pid);
 	if (vm->spec.vtpm && vm->swtpm_pid <= 0)
 		vm_swtpm_exited(vm);
 	fd = vm_connect(vm, SMIG_PM_SOCK_QMP);

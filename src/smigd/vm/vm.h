@@ -73,14 +73,35 @@ json_t *vm_json(const struct vm *vm);
 /* Loads the VMs defined in the state directory at start-up. */
 int vm_load_all(struct smigd *d);
 void vm_free_all(struct smigd *d);
-/* Defines a VM from a spec (saved to disk); err says why not. */
-int vm_define(struct smigd *d, const struct smig_vmspec *spec, char *err, size_t errlen);
+/*
+ * Defines a VM from a spec (saved to disk), or gives one this host has a
+ * new spec (changed: the keys that changed, "" for none); err says why
+ * not. What the new spec leaves unset keeps its pinned value; a VM that
+ * runs may change only autostart and shutdown_timeout_s.
+ */
+int vm_define(struct smigd *d, const struct smig_vmspec *spec, char *changed, size_t changedlen,
+	      char *err, size_t errlen);
 int vm_undefine(struct smigd *d, struct vm *vm, char *err, size_t errlen);
 
 /* Starts a VM; the reply goes to ref when it runs or has failed. */
 void vm_start(struct smigd *d, struct vm *vm, struct ctl_ref *ref);
-/* Stops a VM (QMP quit, then SIGKILL after a grace period). */
-void vm_stop(struct smigd *d, struct vm *vm, struct ctl_ref *ref);
+/*
+ * Stops a VM: its guest is asked to power off (ACPI power button) and has
+ * timeout_s (0: its spec's shutdown_timeout_s) to do so; then, or at once
+ * when force is set or there is no running guest to ask, QMP quit and
+ * SIGKILL after a grace period. The reply waits for QEMU's exit.
+ */
+void vm_stop(struct smigd *d, struct vm *vm, bool force, uint32_t timeout_s, struct ctl_ref *ref);
+/*
+ * Reboots a running VM: its guest shuts down (ACPI power button; QEMU
+ * holds it at the power-off) and is reset and continued in the same QEMU;
+ * force resets it at once (QMP system_reset). The reply waits for the
+ * guest to run again, or says it did not shut down in time (it runs on).
+ */
+void vm_reboot(struct smigd *d, struct vm *vm, bool force, uint32_t timeout_s,
+	       struct ctl_ref *ref);
+/* Starts an autostart VM at smigd's first start since the host booted (vm_load_all). */
+void vm_autostart(struct vm *vm);
 /* The warden's EV_VM_EXIT: one of a VM's processes ended (priv.h handler; arg is d). */
 void vm_on_exit(void *arg, const struct smig_pm *ev);
 

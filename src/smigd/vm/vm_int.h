@@ -17,6 +17,22 @@
 #define VM_START_MS 15000
 #define VM_STOP_GRACE_MS 5000
 #define SERIAL_LINE_MAX 4096
+#define VM_HISTORY_MAX 24 /* state changes vm show lists, oldest first */
+#define VM_WHY_MAX 160
+
+/* What vm show's history holds: a state the VM entered, when and why. */
+struct vm_event {
+	int64_t at_ms; /* the host's clock (CLOCK_REALTIME) */
+	enum vm_state state;
+	char why[VM_WHY_MAX];
+};
+
+/* A guest's power operation in progress (vm stop, vm reboot). */
+enum vm_op {
+	VM_OP_NONE,
+	VM_OP_SHUTDOWN, /* ACPI power button pressed; quit when the time is up */
+	VM_OP_REBOOT,   /* QEMU pauses at the guest's power-off; reset and cont then */
+};
 
 /* The VM part's state: the registry, and the migration engine's callbacks. */
 struct vms {
@@ -52,6 +68,14 @@ struct vm {
 	void *done_arg;
 	char last_error[256];
 	bool filtered;      /* its NIC filters are in place (the warden applied them) */
+	bool autostart_due; /* the warden says: first start since boot, and autostart */
+	enum vm_op op;      /* a power operation in progress ... */
+	uint64_t op_t0;     /* ... since (loop_now_ns) */
+	uint32_t op_timeout_s;
+	bool op_forced;     /* the guest did not power off in time: smigd quit it */
+	char exit_why[VM_WHY_MAX]; /* what the next shutoff is put down to */
+	struct vm_event hist[VM_HISTORY_MAX]; /* a ring: hist_n entries end at hist_next */
+	size_t hist_n, hist_next;
 };
 
 /* vm.c */
@@ -63,6 +87,16 @@ void vm_destroy(struct vm *vm);
 /* Takes vm out of the registry and frees it, with the worker's records of it. */
 void vm_forget(struct vm *vm);
 
+/*
+ * The VM enters state; why (printf) goes into its history (kept in its
+ * records, STATE_DIR/worker/vms/NAME/history) and the log (event=vm_state).
+ * The same state again with another why is recorded too (a redefinition).
+ */
+void vm_set_state(struct vm *vm, enum vm_state state, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Reads the history back from the VM's records (at load). */
+void vm_history_load(struct vm *vm);
+
 /* A migration holds the VM, or a commit of it is unconfirmed (commit.pending). */
 bool vm_migration_unfinished(const struct vm *vm);
 /* With commit.pending: asks its destination where the VM runs (gone: no copy here). */
@@ -71,11 +105,25 @@ bool vm_resolve_pending(struct vm *vm, bool gone);
 int vm_connect(struct vm *vm, unsigned which);
 
 /* vm_run.c */
+/* Only the warden signals a VM's processes: SIGKILL to QEMU and swtpm. */
+void vm_kill(struct vm *vm);
 void vm_on_qmp_state(void *arg, bool ok, const char *why);
 void vm_on_qmp_event(void *arg, const struct smig_qmp_msg *ev);
 /* Reads its console from fd (taken over). */
 int vm_serial_attach(struct vm *vm, int fd);
 /* Its swtpm ended (the warden said so, or it was gone at load). */
 void vm_swtpm_exited(struct vm *vm);
+
+/* vm_power.c */
+/* QMP quit (SIGKILL if QMP is gone), and SIGKILL if QEMU has not exited in VM_STOP_GRACE_MS. */
+void vm_quit(struct vm *vm);
+/* A QMP event that a reboot in progress consumes (true: not for the state machine). */
+bool vm_power_event(struct vm *vm, const struct smig_qmp_msg *ev);
+/* What a SHUTDOWN event says of why QEMU stops, for the history. */
+const char *vm_shutdown_reason(const struct smig_qmp_msg *ev);
+/* A guest held at its power-off (QEMU status "shutdown"): reset and continue it. */
+void vm_reboot_finish(struct vm *vm);
+/* Adds to a stop's reply how the guest stopped (res: vm_json). */
+void vm_power_result(const struct vm *vm, json_t *res);
 
 #endif

@@ -1,9 +1,10 @@
 /*
  * vm_run.c - running VMs (vm.h): starts asked of the warden (which starts
  * and confines QEMU and swtpm and hands back QMP and the console), QMP and
- * the serial console, stop, the processes' exits the warden reports, and
- * the steps a migration asks of a VM (incoming start, resume, discard,
- * retire).
+ * the serial console, the processes' exits the warden reports, and the
+ * steps a migration asks of a VM (incoming start, resume, discard,
+ * retire). The guest's power operations (stop, reboot, autostart) are
+ * vm_power.c.
  */
 #include "vm/vm_int.h"
 #include "error.h"
@@ -45,7 +46,7 @@ static void vm_reply_err(struct vm *vm, const char *code, const char *why)
 }
 
 /* Only the warden signals a VM's processes. */
-static void vm_kill(struct vm *vm)
+void vm_kill(struct vm *vm)
 {
 	struct smig_pm r;
 
@@ -69,7 +70,7 @@ static void start_fail(struct vm *vm, const char *why)
 	vm_note_error(vm, "start failed: %s", why);
 	vm_detach(vm);
 	vm_kill(vm);
-	vm->state = VM_SHUTOFF;
+	vm_set_state(vm, VM_SHUTOFF, "start failed: %s", why);
 	vm_reply_err(vm, "error", vm->last_error);
 	vm_notify(vm, false, vm->last_error);
 }
@@ -101,7 +102,7 @@ static void start_broken(struct vm *vm, const char *why)
 
 static void vm_running(struct vm *vm)
 {
-	vm->state = VM_RUNNING;
+	vm_set_state(vm, VM_RUNNING, "started (QEMU pid %d)", (int)vm->qemu_pid);
 	vm->last_error[0] = '\0';
 	smig_info("event=vm_started vm=%s pid=%d", vm->spec.name, (int)vm->qemu_pid);
 	if (ctl_ref_waits(&vm->ref))
@@ -195,20 +196,25 @@ void vm_on_qmp_event(void *arg, const struct smig_qmp_msg *ev)
 	smig_debug("event=qmp_event vm=%s name=%s", vm->spec.name, ev->event);
 	if (vm->mig)
 		vm->d->vms->ops.event(vm->mig, ev);
+	if (vm_power_event(vm, ev))
+		return; /* part of a reboot */
 	if (strcmp(ev->event, "GUEST_PANICKED") == 0) {
 		smig_err("event=vm_crashed vm=%s reason=\"the guest kernel panicked (pvpanic)\" "
 			 "action=kept_paused",
 			 vm->spec.name);
-		vm->state = VM_CRASHED;
+		vm_set_state(vm, VM_CRASHED, "the guest panicked (pvpanic); QEMU holds it paused");
 		snprintf(vm->last_error, sizeof(vm->last_error),
 			 "the guest panicked; QEMU keeps it paused: read its console log, then stop "
 			 "and start it");
 	} else if (strcmp(ev->event, "STOP") == 0 && vm->state == VM_RUNNING)
-		vm->state = VM_PAUSED;
+		vm_set_state(vm, VM_PAUSED, "%s", vm->mig ? "paused by its migration" : "paused");
 	else if (strcmp(ev->event, "RESUME") == 0 && vm->state == VM_PAUSED)
-		vm->state = VM_RUNNING;
-	else if (strcmp(ev->event, "SHUTDOWN") == 0 && vm->state != VM_STARTING)
-		vm->state = VM_STOPPING;
+		vm_set_state(vm, VM_RUNNING, "resumed");
+	else if (strcmp(ev->event, "SHUTDOWN") == 0 && vm->state != VM_STARTING &&
+		 vm->state != VM_STOPPING) {
+		snprintf(vm->exit_why, sizeof(vm->exit_why), "%s", vm_shutdown_reason(ev));
+		vm_set_state(vm, VM_STOPPING, "%s", vm_shutdown_reason(ev));
+	}
 }
 
 static void on_adopt_resumed(void *arg, bool ok, const char *why)
@@ -245,8 +251,14 @@ static void on_adopt_status(void *arg, const struct smig_qmp_msg *r)
 	if (vm->state != VM_RUNNING)
 		return;
 	st = json_string_value(json_object_get(r->ret, "status"));
+	if (st && strcmp(st, "shutdown") == 0) {
+		/* a reboot's guest that powered off while no smigd ran: it runs again */
+		vm_reboot_finish(vm);
+		return;
+	}
 	if (st && strcmp(st, "running") != 0) {
-		vm->state = strcmp(st, "guest-panicked") == 0 ? VM_CRASHED : VM_PAUSED;
+		vm_set_state(vm, strcmp(st, "guest-panicked") == 0 ? VM_CRASHED : VM_PAUSED,
+			     "its QEMU says %s", st);
 		smig_warn("event=vm_adopted_not_running vm=%s qemu_status=%s state=%s",
 			  vm->spec.name, st, vm_state_name(vm->state));
 	}
@@ -286,7 +298,7 @@ void vm_on_qmp_state(void *arg, bool ok, const char *why)
 	if (vm->state != VM_STARTING)
 		return;
 	if (vm->incoming) {
-		vm->state = VM_INCOMING;
+		vm_set_state(vm, VM_INCOMING, "ready for its migration's memory");
 		smig_info("event=vm_incoming_ready vm=%s pid=%d", vm->spec.name, (int)vm->qemu_pid);
 		vm_notify(vm, true, NULL);
 		return;
@@ -331,7 +343,7 @@ static void on_started(void *arg, const struct smig_pm *r)
 		start_fail(vm, "cannot create the QMP connection");
 }
 
-static void vm_launch(struct vm *vm);
+static void vm_launch(struct vm *vm, const char *why);
 
 void vm_start(struct smigd *d, struct vm *vm, struct ctl_ref *ref)
 {
@@ -358,7 +370,32 @@ void vm_start(struct smigd *d, struct vm *vm, struct ctl_ref *ref)
 	ref->id = NULL;
 	ref->client_id = 0;
 	vm->incoming = false;
-	vm_launch(vm);
+	vm_launch(vm, "start");
+}
+
+void vm_autostart(struct vm *vm)
+{
+	char err[512];
+
+	vm->autostart_due = false;
+	if (vm->state != VM_DEFINED && vm->state != VM_SHUTOFF)
+		return; /* its QEMU outlived the last smigd */
+	/* a commit of it went out unconfirmed: the destination may run it */
+	if (vm_migration_unfinished(vm)) {
+		smig_warn("event=vm_autostart_skipped vm=%s reason=\"a migration of it has not "
+			  "ended\"", vm->spec.name);
+		return;
+	}
+	if (vm_res_admit(vm->d, &vm->spec, err, sizeof(err)) < 0) {
+		vm_note_error(vm, "autostart: %s", err);
+		audit_write(vm->d, "smigd", "vm.start", vm->spec.name, "allow", "autostart",
+			    "failed", err);
+		return;
+	}
+	audit_write(vm->d, "smigd", "vm.start", vm->spec.name, "allow", "autostart", "started",
+		    "the host's first smigd since boot");
+	vm->incoming = false;
+	vm_launch(vm, "autostart: smigd's first start since the host booted");
 }
 
 void vm_start_incoming(struct vm *vm, vm_done_fn done, void *arg)
@@ -366,12 +403,13 @@ void vm_start_incoming(struct vm *vm, vm_done_fn done, void *arg)
 	vm->done = done;
 	vm->done_arg = arg;
 	vm->incoming = true;
-	vm_launch(vm);
+	vm_launch(vm, "arriving by migration");
 }
 
-static void vm_launch(struct vm *vm)
+static void vm_launch(struct vm *vm, const char *why)
 {
-	vm->state = VM_STARTING;
+	vm_set_state(vm, VM_STARTING, "%s", why);
+	vm->exit_why[0] = '\0';
 	vm->qemu_pid = vm->swtpm_pid = 0;
 	vm->filtered = false;
 	vm->starting = true;
@@ -382,49 +420,26 @@ static void vm_launch(struct vm *vm)
 	}
 }
 
-static void stop_grace(void *arg)
-{
-	struct vm *vm = arg;
-
-	vm->timer = NULL;
-	if (vm->state == VM_STOPPING) {
-		smig_warn("event=vm_kill vm=%s reason=\"no exit within %d ms of quit\"",
-			  vm->spec.name, VM_STOP_GRACE_MS);
-		vm_kill(vm);
-	}
-}
-
-void vm_stop(struct smigd *d, struct vm *vm, struct ctl_ref *ref)
-{
-	if (vm->state == VM_DEFINED || vm->state == VM_SHUTOFF || vm->state == VM_STOPPING) {
-		ctl_reply_err(d, ref, "error", "%s is %s", vm->spec.name, vm_state_name(vm->state));
-		return;
-	}
-	if (ctl_ref_waits(&vm->ref))
-		ctl_reply_err(d, &vm->ref, "error", "%s: stopped before it finished starting",
-			      vm->spec.name);
-	vm->ref = *ref;
-	ref->id = NULL;
-	ref->client_id = 0;
-	vm->state = VM_STOPPING;
-	if (vm->qmp == NULL || qmpconn_send(vm->qmp, "quit", NULL, -1, NULL, NULL) < 0)
-		vm_kill(vm);
-	loop_timer_cancel(d->loop, vm->timer);
-	(void)loop_timer_add(d->loop, VM_STOP_GRACE_MS, stop_grace, vm, &vm->timer);
-}
-
 static void vm_exited(struct vm *vm, int status, const char *tail)
 {
 	enum vm_state was = vm->state;
 	char why[512];
 
+	int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+	json_t *res;
+
 	vm->filtered = false; /* the warden removed them */
 	vm->qemu_pid = 0;
 	vm->adopted = false;
 	vm_detach(vm);
-	vm->state = VM_SHUTOFF;
-	smig_info("event=vm_exited vm=%s was=%s status=%d", vm->spec.name, vm_state_name(was),
-		  WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+	if (vm->exit_why[0] == '\0')
+		snprintf(vm->exit_why, sizeof(vm->exit_why), "QEMU exited (status %d)", code);
+	if (was == VM_STARTING)
+		vm->state = VM_SHUTOFF; /* start_fail below says why */
+	else
+		vm_set_state(vm, VM_SHUTOFF, "%s", vm->exit_why);
+	vm->exit_why[0] = '\0';
+	smig_info("event=vm_exited vm=%s was=%s status=%d", vm->spec.name, vm_state_name(was), code);
 	if (vm->retire) {
 		vm_forget(vm);
 		return;
@@ -440,8 +455,11 @@ static void vm_exited(struct vm *vm, int status, const char *tail)
 			snprintf(why, sizeof(why), "QEMU exited during start-up");
 		start_fail(vm, why);
 	} else if (ctl_ref_waits(&vm->ref)) {
-		ctl_reply_ok(vm->d, &vm->ref, vm_json(vm));
+		res = vm_json(vm);
+		vm_power_result(vm, res);
+		ctl_reply_ok(vm->d, &vm->ref, res);
 	}
+	vm->op = VM_OP_NONE;
 }
 
 void vm_swtpm_exited(struct vm *vm)
@@ -507,7 +525,7 @@ static void on_resume(void *arg, const struct smig_qmp_msg *r)
 		vm_notify(vm, false, r ? r->error_desc : "no answer to cont");
 		return;
 	}
-	vm->state = VM_RUNNING;
+	vm_set_state(vm, VM_RUNNING, "%s", vm->incoming ? "runs here after its migration" : "resumed");
 	vm->incoming = false;
 	announce(vm);
 	vm_notify(vm, true, NULL);
@@ -547,9 +565,7 @@ void vm_retire(struct vm *vm)
 		vm_forget(vm);
 		return;
 	}
-	vm->state = VM_STOPPING;
-	if (vm->qmp == NULL || qmpconn_send(vm->qmp, "quit", NULL, -1, NULL, NULL) < 0)
-		vm_kill(vm);
-	loop_timer_cancel(vm->d->loop, vm->timer);
-	(void)loop_timer_add(vm->d->loop, VM_STOP_GRACE_MS, stop_grace, vm, &vm->timer);
+	snprintf(vm->exit_why, sizeof(vm->exit_why), "left for its migration's destination");
+	vm_set_state(vm, VM_STOPPING, "the VM runs on its destination now");
+	vm_quit(vm);
 }

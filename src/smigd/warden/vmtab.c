@@ -11,6 +11,12 @@
  * QEMU for the worker to decide: committed where its own records say the
  * COMMIT was recorded, else discarded. A directory with neither is a
  * leftover: its processes are killed and it is removed.
+ *
+ * Autostart: the first smigd after the host booted starts the VMs whose
+ * spec says autostart and that do not run. It knows it is the first by a
+ * file in the runtime directory (the control socket's, a tmpfs that a
+ * boot empties), autostart-HOST.done, made as the VMs are loaded: a restart
+ * of smigd never starts a VM that its operator stopped.
  */
 #include "warden/wd_int.h"
 #include "error.h"
@@ -142,6 +148,31 @@ static void leftover(struct warden *w, const char *dir, const char *name)
 		wd_tpm_key_wipe(w, name);
 }
 
+/* True once per boot: autostart.done is not there yet (and is made now). */
+static bool first_since_boot(struct warden *w)
+{
+	char dir[PATH_MAX], path[PATH_MAX + SMIG_NAME_MAX + 32];
+	char *slash;
+	int fd;
+
+	snprintf(dir, sizeof(dir), "%s", w->cfg.control_socket);
+	slash = strrchr(dir, '/');
+	if (slash == NULL || slash == dir)
+		return false;
+	*slash = '\0';
+	snprintf(path, sizeof(path), "%s/autostart-%s.done", dir, w->cfg.host);
+	if (access(path, F_OK) == 0)
+		return false;
+	if (smig_file_mkdirs(dir, 0755) < 0 ||
+	    (fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)) < 0) {
+		smig_warn("event=autostart_skipped reason=\"cannot make %s: %s\"", path,
+			  strerror(errno));
+		return false;
+	}
+	close(fd);
+	return true;
+}
+
 int wd_vm_load_all(struct warden *w)
 {
 	char dir[PATH_MAX];
@@ -190,6 +221,7 @@ int wd_vm_load_all(struct warden *w)
 		adopt(v);
 	}
 	closedir(dp);
+	w->autostart_pending = first_since_boot(w);
 	return 0;
 }
 
@@ -229,23 +261,83 @@ static struct wvm *vm_create(struct warden *w, const struct smig_vmspec *spec, b
 	return v;
 }
 
+/*
+ * A new spec for a VM this host has: what it leaves unset keeps the value
+ * pinned at its first definition (machine type, CPU model, each NIC's
+ * MAC), so that its guest sees the same hardware. A VM that runs may
+ * change only what smigd reads of it (autostart, shutdown_timeout_s);
+ * one a migration brings in or takes away, nothing. A vTPM is never
+ * dropped by a redefinition: its state would be left behind.
+ */
+static int redefine_ok(struct wvm *v, struct smig_vmspec *s, char *err, size_t errlen)
+{
+	char changed[256];
+
+	if (v->staged || v->retire) {
+		snprintf(err, errlen, "%s is %s a migration; define it again once that has ended",
+			 s->name, v->staged ? "arriving by" : "leaving by");
+		return SMIG_EBUSY;
+	}
+	if (s->machine[0] == '\0')
+		snprintf(s->machine, sizeof(s->machine), "%s", v->spec.machine);
+	if (s->cpu[0] == '\0')
+		snprintf(s->cpu, sizeof(s->cpu), "%s", v->spec.cpu);
+	for (size_t i = 0; i < s->nnics && i < v->spec.nnics; i++)
+		if (!s->nics[i].has_mac) {
+			memcpy(s->nics[i].mac, v->spec.nics[i].mac, sizeof(s->nics[i].mac));
+			s->nics[i].has_mac = true;
+		}
+	if (v->spec.vtpm && !s->vtpm) {
+		snprintf(err, errlen, "%s has a vTPM and its state, which a spec without vtpm would "
+			 "leave behind: keep \"vtpm\": true, or undefine %s and define it again "
+			 "to drop its vTPM",
+			 s->name, s->name);
+		return SMIG_EINVAL;
+	}
+	if (!wd_vm_running(v) && v->start_id == 0)
+		return 0;
+	SMIG_GUARD(smig_vmspec_diff(&v->spec, s, SMIG_VMSPEC_DIFF_HOST_ONLY, changed,
+				    sizeof(changed)));
+	if (changed[0]) {
+		snprintf(err, errlen, "%s is running: only autostart and shutdown_timeout_s change "
+			 "while it runs, not %s; stop it (smig vm stop %s), then define it again",
+			 s->name, changed, s->name);
+		return SMIG_EBUSY;
+	}
+	return 0;
+}
+
 int wd_vm_define(struct warden *w, const char *text, char **pinned, char *err, size_t errlen)
 {
-	struct smig_vmspec s;
+	struct smig_vmspec s, old;
+	struct wvm *v;
 	bool hostile;
 
 	*pinned = NULL;
 	SMIG_GUARD(smig_vmspec_parse("spec", text, strlen(text), &s, err, errlen));
-	if (wd_vm_find(w, s.name)) {
-		snprintf(err, errlen, "a VM named %s is already defined here", s.name);
-		return SMIG_EEXIST;
-	}
+	v = wd_vm_find(w, s.name);
+	if (v)
+		SMIG_GUARD(redefine_ok(v, &s, err, errlen));
 	SMIG_GUARD(wd_res_pin(w, &s, err, errlen));
-	SMIG_GUARD(wd_res_check(w, &s, SMIG_CHECK_DEFINE, &hostile, err, errlen));
+	if (v == NULL || !wd_vm_running(v)) /* a running VM's resources do not change */
+		SMIG_GUARD(wd_res_check(w, &s, SMIG_CHECK_DEFINE, &hostile, err, errlen));
 	SMIG_GUARD(wd_res_claim(w, &s, err, errlen));
-	if (vm_create(w, &s, false, err, errlen) == NULL)
-		return SMIG_EIO;
-	smig_info("event=vm_defined vm=%s memory_mib=%u vtpm=%d", s.name, s.memory_mib, s.vtpm);
+	if (v) {
+		old = v->spec;
+		v->spec = s;
+		if (write_spec(v, "spec.json") < 0) {
+			v->spec = old;
+			snprintf(err, errlen, "%s: cannot save the VM (%s)", v->dir, strerror(errno));
+			return SMIG_EIO;
+		}
+		smig_info("event=vm_redefined vm=%s memory_mib=%u vtpm=%d autostart=%d", s.name,
+			  s.memory_mib, s.vtpm, s.autostart);
+	} else {
+		if (vm_create(w, &s, false, err, errlen) == NULL)
+			return SMIG_EIO;
+		smig_info("event=vm_defined vm=%s memory_mib=%u vtpm=%d", s.name, s.memory_mib,
+			  s.vtpm);
+	}
 	return smig_vmspec_dump(&s, pinned);
 }
 
@@ -383,7 +475,13 @@ char *wd_vm_list_json(struct warden *w)
 	json_t *arr = json_array();
 	char *out;
 
-	for (const struct wvm *v = w->vms; v && arr; v = v->next) {
+	/* decided at the worker's first listing: QEMUs found dead at load have been reaped by now */
+	for (struct wvm *v = w->vms; v && w->autostart_pending; v = v->next)
+		v->autostart_due = v->spec.autostart && !v->staged && !v->retire && !wd_vm_running(v) &&
+				   v->start_id == 0;
+	w->autostart_pending = false;
+
+	for (struct wvm *v = w->vms; v && arr; v = v->next) {
 		char *text = NULL;
 		json_t *spec;
 
@@ -391,11 +489,13 @@ char *wd_vm_list_json(struct warden *w)
 			continue;
 		spec = json_loads(text, 0, NULL);
 		free(text);
-		json_array_append_new(arr, json_pack("{s:s,s:o?,s:I,s:i,s:i,s:b,s:b}", "name",
+		json_array_append_new(arr, json_pack("{s:s,s:o?,s:I,s:i,s:i,s:b,s:b,s:b}", "name",
 						     v->spec.name, "spec", spec, "uid",
 						     (json_int_t)v->uid, "qemu_pid",
 						     (int)v->qemu_pid, "swtpm_pid", (int)v->swtpm_pid,
-						     "staged", v->staged, "filtered", v->filtered));
+						     "staged", v->staged, "filtered", v->filtered,
+						     "autostart_due", v->autostart_due));
+		v->autostart_due = false;
 	}
 	out = arr ? json_dumps(arr, JSON_COMPACT) : NULL;
 	json_decref(arr);

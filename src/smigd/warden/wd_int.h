@@ -43,6 +43,7 @@ struct wvm {
 	bool staged;    /* came in by migration, not committed (spec.staged) */
 	bool retire;    /* forget it once its processes are gone (w->vm_ended) */
 	bool filtered;  /* its NIC filters are applied */
+	bool autostart_due; /* autostart: this is smigd's first start since the host booted */
 	pid_t qemu_pid, swtpm_pid;
 	int qemu_pidfd, swtpm_pidfd; /* adopted (not our children): their exits come here */
 	struct loop_watch *qemu_w, *swtpm_w;
@@ -67,6 +68,7 @@ struct warden {
 	struct wd_measure *measure;
 	struct wd_bans *bans;
 	struct wvm *vms;
+	bool autostart_pending; /* first start since boot: the next VM_LIST says which VMs autostart */
 	/*
 	 * The processes of a retiring VM are all gone (launch.c says so): the
 	 * table forgets it. vmtab.c sets it, so the processes' supervisor
@@ -140,6 +142,10 @@ int wd_vm_commit(struct warden *w, struct wvm *v, char *err, size_t errlen);
 void wd_vm_discard(struct warden *w, struct wvm *v);
 int wd_vm_retire(struct warden *w, struct wvm *v);
 /* The VM table as the worker sees it (JSON text, malloc'd). */
+/*
+ * The VMs as the worker's VM_LIST wants them. A VM whose autostart is due
+ * says so once: the flag is cleared as it is listed.
+ */
 char *wd_vm_list_json(struct warden *w);
 /* Removes v from the table and its directory, key and cgroup from the host. */
 void wd_vm_forget(struct warden *w, struct wvm *v);
