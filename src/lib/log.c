@@ -1,5 +1,8 @@
 /*
- * log.c - stderr and syslog output for smig_log().
+ * log.c - stderr and syslog output for smig_log(). When stderr is systemd's
+ * journal (JOURNAL_STREAM names its device and inode), each line starts
+ * with its priority as "<N>" (sd-daemon's convention), so that the journal
+ * files errors as errors and journalctl -p works.
  */
 #include "log.h"
 #include "error.h"
@@ -9,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
@@ -16,6 +20,7 @@
 static const char *log_prog = "smig";
 static enum smig_log_level log_level = SMIG_LOG_INFO;
 static bool log_syslog;
+static bool log_journal; /* stderr is the journal's stream */
 
 static const char *const level_names[] = { "error", "warn", "info", "debug" };
 
@@ -71,6 +76,23 @@ void smig_log_init(const char *prog, enum smig_log_level level, bool use_syslog)
 	log_syslog = use_syslog;
 	if (use_syslog)
 		openlog(log_prog, LOG_PID, LOG_DAEMON);
+	log_journal = smig_log_stderr_is_journal();
+}
+
+void smig_log_reopened(void)
+{
+	log_journal = smig_log_stderr_is_journal();
+}
+
+bool smig_log_stderr_is_journal(void)
+{
+	const char *js = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+
+	if (js == NULL || sscanf(js, "%llu:%llu", &dev, &ino) != 2 || fstat(STDERR_FILENO, &st) < 0)
+		return false;
+	return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
 }
 
 void smig_log_set_level(enum smig_log_level level)
@@ -346,6 +368,8 @@ void smig_log(enum smig_log_level level, const char *fmt, ...)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
 	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
+	if (log_journal)
+		fprintf(stderr, "<%d>", prio[level]);
 	fprintf(stderr, "%s.%03ldZ %s %s[%d]: %s\n", stamp, ts.tv_nsec / 1000000,
 		level_names[level], log_prog, (int)getpid(), msg);
 	if (log_syslog)

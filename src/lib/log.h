@@ -22,6 +22,14 @@ enum smig_log_level {
 /* prog is kept by reference; pass a string literal or argv[0]. */
 void smig_log_init(const char *prog, enum smig_log_level level, bool use_syslog);
 void smig_log_set_level(enum smig_log_level level);
+/*
+ * True when stderr is systemd's journal stream (JOURNAL_STREAM): lines
+ * then carry their priority ("<3>" error .. "<7>" debug). smig_log_init
+ * looks; call it again after stderr has changed.
+ */
+bool smig_log_stderr_is_journal(void);
+/* stderr is another file now (log.file): looks again. */
+void smig_log_reopened(void);
 /* Parses "error", "warn", "info" or "debug"; 0 or SMIG_EINVAL. */
 int smig_log_level_parse(const char *name, enum smig_log_level *out);
 

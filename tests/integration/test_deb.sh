@@ -12,7 +12,7 @@ root=$(cd "$here/../.." && pwd)
 
 dir=$(mktemp -d /tmp/smig-deb.XXXXXX)
 trap 'rm -rf "$dir"' EXIT
-plan 10
+plan 11
 
 deb=$("$root/scripts/deb.sh" 2>"$dir/deb.err")
 ok $? "make deb builds the package (dpkg-buildpackage -us -uc -b) and lintian reports no errors: ${deb:-$(tail -5 "$dir/deb.err")}"
@@ -58,6 +58,20 @@ rc=$?
 [ $rc -ne 0 ] && grep -q '/etc/smig/' <<<"$out"
 ok $? "smigd --check-config on the example, before its keys exist, fails and names what is missing: $(head -1 <<<"$out")"
 
-in_tree dpkg -i "/tmp/$(basename "$deb")" >"$dir/dpkg2.log" 2>&1 && in_tree dpkg --purge smig >>"$dir/dpkg2.log" 2>&1 &&
-	[ ! -e "$tree/usr/sbin/smigd" ] && [ ! -e "$unit" ]
-ok $? "installed again over itself, then purged: nothing of the package is left$( [ $? -ne 0 ] && tail -3 "$dir/dpkg2.log" | tr '\n' ' ')"
+# what the maintainer scripts ask of systemd, on a tree that says it runs
+# systemd (/run/systemd/system), told by stand-ins of systemctl and
+# deb-systemd-invoke that come first on dpkg's PATH
+mkdir -p "$tree/run/systemd/system" "$tree/usr/local/sbin"
+for t in systemctl deb-systemd-invoke; do
+	printf '#!/bin/sh\necho "%s $*" >>/tmp/systemd.log\n' "$t" >"$tree/usr/local/sbin/$t"
+	chmod 0755 "$tree/usr/local/sbin/$t"
+done
+in_tree dpkg -i "/tmp/$(basename "$deb")" >"$dir/dpkg2.log" 2>&1 &&
+	grep -qx 'deb-systemd-invoke try-restart smigd.service' "$tree/tmp/systemd.log" &&
+	! grep -q ' stop smigd' "$tree/tmp/systemd.log" && ! grep -qw start "$tree/tmp/systemd.log"
+ok $? "an upgrade restarts a running smigd on the new binary (try-restart), and never starts a stopped one: $(tr '\n' ';' <"$tree/tmp/systemd.log")"
+: >"$tree/tmp/systemd.log"
+in_tree dpkg --purge smig >>"$dir/dpkg2.log" 2>&1 &&
+	[ ! -e "$tree/usr/sbin/smigd" ] && [ ! -e "$unit" ] &&
+	grep -qx 'deb-systemd-invoke stop smigd.service' "$tree/tmp/systemd.log"
+ok $? "removed and purged: smigd is stopped and nothing of the package is left$( [ $? -ne 0 ] && tail -3 "$dir/dpkg2.log" | tr '\n' ' ')"

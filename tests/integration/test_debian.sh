@@ -7,7 +7,8 @@
 # NVRAM is each host's own volume, the stream keeps every byte, the guest's
 # heartbeats run on without a gap or a repeat and its kernel logs no BUG.
 # The guest agent answers on h1 before each move and on the destination
-# after it. A cold restart on h1 boots the disk both hosts wrote to. Last,
+# after it. vm stop shuts it down through ACPI (systemd-logind hears the
+# power button), and a cold start on h1 boots the disk both hosts wrote to. Last,
 # the agent is stopped inside the guest while it migrates: the destination
 # hears nothing after resume, and the job fails as "guest unresponsive after
 # switch-over" instead of completing (the VM stays running there, flagged).
@@ -18,7 +19,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 netns_test debian
 echoclient=$SMIG_BUILD/tests/harness/smig-echoclient
 
-plan 17
+plan 18
 
 "$cluster" up --hosts 2 >/dev/null
 ok $? "two hosts and a client on one segment"
@@ -79,7 +80,10 @@ bugs=$( (con h1; con h2) | grep -E 'BUG:|Oops|Call Trace|Kernel panic|stuck for'
 [ -z "$bugs" ]
 ok $? "the guest's kernel logged no BUG, oops or lockup${bugs:+: $bugs}"
 
-on h1 vm stop deb >/dev/null && : >"$dir/state-h1/consoles/deb.log" && on h1 vm start deb >/dev/null &&
+out=$(on h1 --json vm stop deb) && [ "$(jq -r .stop.how <<<"$out")" = guest ] &&
+	con h1 | grep -q 'reboot: Power down'
+ok $? "vm stop shuts the Debian guest down through ACPI (logind, systemd's shutdown, the kernel's 'reboot: Power down') in $(jq -r .stop.seconds <<<"${out:-{\}}") s"
+: >"$dir/state-h1/consoles/deb.log" && on h1 vm start deb >/dev/null &&
 	wait_for 240 grep -qa 'smig-debian: up' "$dir/state-h1/consoles/deb.log" &&
 	"$cluster" client "$echoclient" 10.77.0.240:7 --seconds 2 >/dev/null 2>&1
 ok $? "a cold restart on h1 boots the disk both hosts wrote to: $(con h1 | grep 'smig-debian: up' | tail -1)"

@@ -2,7 +2,8 @@
  * test_log.c - stop points: a process that logs a listed event stops itself
  * there, once, whatever the log level; other events pass. And the hex ids
  * of the record files those tests exercise. And the escaping of text from
- * peers and users: no value forges a line or a field.
+ * peers and users: no value forges a line or a field. And the priority
+ * prefix for the journal, only when stderr is the stream JOURNAL_STREAM names.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,6 +14,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <stdlib.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -160,6 +163,55 @@ static void test_truncation(void **state)
 	assert_null(strchr(o, '\n'));
 }
 
+/* Logs one warning and one error with stderr on a file, JOURNAL_STREAM as given; what got written. */
+static void log_to_file(const char *js, char *out, size_t outlen)
+{
+	char path[] = "/tmp/smig-test-log.XXXXXX", stream[64];
+	int fd = mkstemp(path), saved = dup(STDERR_FILENO);
+	struct stat st;
+	ssize_t n;
+
+	assert_true(fd >= 0 && saved >= 0 && fstat(fd, &st) == 0);
+	snprintf(stream, sizeof(stream), "%llu:%llu", (unsigned long long)st.st_dev,
+		 (unsigned long long)st.st_ino + (js && strcmp(js, "other") == 0 ? 1 : 0));
+	if (js)
+		setenv("JOURNAL_STREAM", stream, 1);
+	else
+		unsetenv("JOURNAL_STREAM");
+	fflush(stderr);
+	dup2(fd, STDERR_FILENO);
+	smig_log_init("smigd", SMIG_LOG_INFO, false);
+	smig_warn("event=w");
+	smig_err("event=e");
+	fflush(stderr);
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	unsetenv("JOURNAL_STREAM");
+	smig_log_init("test", SMIG_LOG_INFO, false);
+	n = pread(fd, out, outlen - 1, 0);
+	out[n > 0 ? n : 0] = '\0';
+	close(fd);
+	unlink(path);
+}
+
+static void test_journal_priority(void **state)
+{
+	char out[512];
+
+	(void)state;
+	log_to_file("this", out, sizeof(out));
+	assert_non_null(strstr(out, "<4>"));
+	assert_true(strncmp(out, "<4>", 3) == 0);
+	assert_non_null(strstr(out, "\n<3>"));
+	assert_non_null(strstr(out, "event=e"));
+	/* another stream (a log file the warden opened, a terminal): no prefix */
+	log_to_file("other", out, sizeof(out));
+	assert_null(strchr(out, '<'));
+	log_to_file(NULL, out, sizeof(out));
+	assert_null(strchr(out, '<'));
+	assert_non_null(strstr(out, "warn smigd["));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -169,6 +221,7 @@ int main(void)
 		cmocka_unit_test(test_escape_by_place),
 		cmocka_unit_test(test_conversions),
 		cmocka_unit_test(test_truncation),
+		cmocka_unit_test(test_journal_priority),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

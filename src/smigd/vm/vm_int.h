@@ -74,6 +74,8 @@ struct vm {
 	uint32_t op_timeout_s;
 	bool op_forced;     /* the guest did not power off in time: smigd quit it */
 	char exit_why[VM_WHY_MAX]; /* what the next shutoff is put down to */
+	/* a reboot in progress (vm_power.c) takes the QMP events it consumes (true) */
+	bool (*power_ev)(struct vm *vm, const struct smig_qmp_msg *ev);
 	struct vm_event hist[VM_HISTORY_MAX]; /* a ring: hist_n entries end at hist_next */
 	size_t hist_n, hist_next;
 };
@@ -114,16 +116,9 @@ int vm_serial_attach(struct vm *vm, int fd);
 /* Its swtpm ended (the warden said so, or it was gone at load). */
 void vm_swtpm_exited(struct vm *vm);
 
-/* vm_power.c */
 /* QMP quit (SIGKILL if QMP is gone), and SIGKILL if QEMU has not exited in VM_STOP_GRACE_MS. */
 void vm_quit(struct vm *vm);
-/* A QMP event that a reboot in progress consumes (true: not for the state machine). */
-bool vm_power_event(struct vm *vm, const struct smig_qmp_msg *ev);
-/* What a SHUTDOWN event says of why QEMU stops, for the history. */
-const char *vm_shutdown_reason(const struct smig_qmp_msg *ev);
-/* A guest held at its power-off (QEMU status "shutdown"): reset and continue it. */
-void vm_reboot_finish(struct vm *vm);
-/* Adds to a stop's reply how the guest stopped (res: vm_json). */
-void vm_power_result(const struct vm *vm, json_t *res);
+/* Seconds since the power operation in progress began. */
+double vm_op_seconds(const struct vm *vm);
 
 #endif

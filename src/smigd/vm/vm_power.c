@@ -6,8 +6,10 @@
  * so that the VM keeps its QEMU, its vTPM and its place (or at once by
  * system_reset, --force).
  *
- * A stop's reply waits for QEMU's exit (vm_run.c answers it and asks
- * vm_power_result what to add); a reboot's for the guest to run again.
+ * A stop's reply waits for QEMU's exit (vm_run.c answers it, with how the
+ * guest stopped); a reboot's for the guest to run again. vm_run.c hands a
+ * reboot the VM's QMP events through vm->power_ev, so that it never calls
+ * up into this file.
  */
 #include "vm/vm_int.h"
 #include "log.h"
@@ -24,67 +26,12 @@ static uint32_t timeout_of(const struct vm *vm, uint32_t timeout_s)
 					   : SMIG_VM_SHUTDOWN_TIMEOUT_DEFAULT;
 }
 
-static double op_seconds(const struct vm *vm)
-{
-	return (double)(loop_now_ns() - vm->op_t0) / 1e9;
-}
-
 /* The request now waits on vm (its reply comes when the operation ends). */
 static void take_ref(struct vm *vm, struct ctl_ref *ref)
 {
 	vm->ref = *ref;
 	ref->id = NULL;
 	ref->client_id = 0;
-}
-
-static void stop_grace(void *arg)
-{
-	struct vm *vm = arg;
-
-	vm->timer = NULL;
-	if (vm->state == VM_STOPPING) {
-		smig_warn("event=vm_kill vm=%s reason=\"no exit within %d ms of quit\"",
-			  vm->spec.name, VM_STOP_GRACE_MS);
-		snprintf(vm->exit_why, sizeof(vm->exit_why),
-			 "killed: QEMU did not exit within %d ms of quit", VM_STOP_GRACE_MS);
-		vm_kill(vm);
-	}
-}
-
-void vm_quit(struct vm *vm)
-{
-	if (vm->qmp == NULL || qmpconn_send(vm->qmp, "quit", NULL, -1, NULL, NULL) < 0)
-		vm_kill(vm);
-	loop_timer_cancel(vm->d->loop, vm->timer);
-	vm->timer = NULL;
-	(void)loop_timer_add(vm->d->loop, VM_STOP_GRACE_MS, stop_grace, vm, &vm->timer);
-}
-
-const char *vm_shutdown_reason(const struct smig_qmp_msg *ev)
-{
-	const char *r = json_string_value(json_object_get(ev->data, "reason"));
-
-	if (r == NULL)
-		return "QEMU is shutting down";
-	if (strcmp(r, "guest-shutdown") == 0)
-		return "the guest powered off";
-	if (strcmp(r, "host-qmp-quit") == 0)
-		return "QEMU quit (QMP)";
-	if (strcmp(r, "host-signal") == 0)
-		return "QEMU got a signal";
-	if (strcmp(r, "guest-panic") == 0)
-		return "the guest panicked";
-	return "QEMU is shutting down";
-}
-
-void vm_power_result(const struct vm *vm, json_t *res)
-{
-	if (res == NULL || vm->op != VM_OP_SHUTDOWN)
-		return;
-	(void)json_object_set_new(res, "stop",
-				  json_pack("{s:s,s:f,s:i}", "how",
-					    vm->op_forced ? "forced" : "guest", "seconds",
-					    op_seconds(vm), "timeout_s", (int)vm->op_timeout_s));
 }
 
 /* --- stop --- */
@@ -159,6 +106,7 @@ void vm_stop(struct smigd *d, struct vm *vm, bool force, uint32_t timeout_s, str
 		ctl_reply_err(d, &vm->ref, "error", "%s: stopped (smig vm stop%s) before this ended",
 			      n, force ? " --force" : "");
 	take_ref(vm, ref);
+	vm->power_ev = NULL; /* a reboot, overridden by --force */
 	vm->op_t0 = loop_now_ns();
 	vm->op_timeout_s = t;
 	vm->op_forced = false;
@@ -197,7 +145,7 @@ static void reboot_reply_ok(struct vm *vm, const char *how)
 	if (res)
 		(void)json_object_set_new(res, "reboot",
 					  json_pack("{s:s,s:f}", "how", how, "seconds",
-						    op_seconds(vm)));
+						    vm_op_seconds(vm)));
 	ctl_reply_ok(vm->d, &vm->ref, res);
 }
 
@@ -212,6 +160,7 @@ static void restore_action(struct vm *vm)
 static void reboot_fail(struct vm *vm, const char *code, const char *why)
 {
 	vm->op = VM_OP_NONE;
+	vm->power_ev = NULL;
 	loop_timer_cancel(vm->d->loop, vm->timer);
 	vm->timer = NULL;
 	restore_action(vm);
@@ -238,9 +187,10 @@ static void on_reboot_cont(void *arg, const struct smig_qmp_msg *r)
 		vm_set_state(vm, VM_RUNNING, "reset (reboot --force)");
 	else
 		vm_set_state(vm, VM_RUNNING, "rebooted: the guest shut down in %.1f s and starts again",
-			     op_seconds(vm));
+			     vm_op_seconds(vm));
 	reboot_reply_ok(vm, forced ? "reset" : "guest");
 	vm->op = VM_OP_NONE;
+	vm->power_ev = NULL;
 }
 
 static void on_reboot_reset(void *arg, const struct smig_qmp_msg *r)
@@ -265,17 +215,6 @@ static void reboot_reset(struct vm *vm)
 	if (vm->qmp == NULL ||
 	    qmpconn_send(vm->qmp, "system_reset", NULL, -1, on_reboot_reset, vm) < 0)
 		reboot_fail(vm, "error", "cannot send system_reset");
-}
-
-void vm_reboot_finish(struct vm *vm)
-{
-	smig_warn("event=vm_reboot_finished vm=%s reason=\"its guest was held at its power-off "
-		  "(a reboot that the last smigd began)\"",
-		  vm->spec.name);
-	vm->op = VM_OP_REBOOT;
-	vm->op_t0 = loop_now_ns();
-	vm->op_forced = false;
-	reboot_reset(vm);
 }
 
 static void reboot_timeout(void *arg)
@@ -321,6 +260,25 @@ static void on_reboot_action(void *arg, const struct smig_qmp_msg *r)
 			     &vm->timer);
 }
 
+/* A QMP event while a reboot runs (vm->power_ev): true when the reboot consumes it. */
+static bool reboot_event(struct vm *vm, const struct smig_qmp_msg *ev)
+{
+	if (vm->op != VM_OP_REBOOT)
+		return false;
+	if (strcmp(ev->event, "GUEST_PANICKED") == 0) {
+		reboot_fail(vm, "error", "the guest panicked while it rebooted");
+		return false;
+	}
+	if (strcmp(ev->event, "SHUTDOWN") == 0) {
+		/* held at its power-off (set-action): reset and go on */
+		if (!vm->op_forced)
+			reboot_reset(vm);
+		return true;
+	}
+	return strcmp(ev->event, "STOP") == 0 || strcmp(ev->event, "RESUME") == 0 ||
+	       strcmp(ev->event, "RESET") == 0;
+}
+
 void vm_reboot(struct smigd *d, struct vm *vm, bool force, uint32_t timeout_s,
 	       struct ctl_ref *ref)
 {
@@ -354,6 +312,7 @@ void vm_reboot(struct smigd *d, struct vm *vm, bool force, uint32_t timeout_s,
 	}
 	take_ref(vm, ref);
 	vm->op = VM_OP_REBOOT;
+	vm->power_ev = reboot_event;
 	vm->op_t0 = loop_now_ns();
 	vm->op_timeout_s = timeout_of(vm, timeout_s);
 	vm->op_forced = force;
@@ -371,27 +330,3 @@ void vm_reboot(struct smigd *d, struct vm *vm, bool force, uint32_t timeout_s,
 		reboot_fail(vm, "error", "cannot send set-action");
 }
 
-bool vm_power_event(struct vm *vm, const struct smig_qmp_msg *ev)
-{
-	if (vm->op == VM_OP_SHUTDOWN && strcmp(ev->event, "SHUTDOWN") == 0) {
-		if (!vm->op_forced)
-			snprintf(vm->exit_why, sizeof(vm->exit_why),
-				 "the guest powered off in %.1f s (ACPI power button)",
-				 op_seconds(vm));
-		return true;
-	}
-	if (vm->op != VM_OP_REBOOT)
-		return false;
-	if (strcmp(ev->event, "GUEST_PANICKED") == 0) {
-		reboot_fail(vm, "error", "the guest panicked while it rebooted");
-		return false;
-	}
-	if (strcmp(ev->event, "SHUTDOWN") == 0) {
-		/* held at its power-off (set-action): reset and go on */
-		if (!vm->op_forced)
-			reboot_reset(vm);
-		return true;
-	}
-	return strcmp(ev->event, "STOP") == 0 || strcmp(ev->event, "RESUME") == 0 ||
-	       strcmp(ev->event, "RESET") == 0;
-}

@@ -3,8 +3,9 @@
  * and confines QEMU and swtpm and hands back QMP and the console), QMP and
  * the serial console, the processes' exits the warden reports, and the
  * steps a migration asks of a VM (incoming start, resume, discard,
- * retire). The guest's power operations (stop, reboot, autostart) are
- * vm_power.c.
+ * retire), and the end of a stop (quit, SIGKILL after a grace period, the
+ * reply saying how the guest stopped). The guest's power operations (stop,
+ * reboot) are vm_power.c, above this file.
  */
 #include "vm/vm_int.h"
 #include "error.h"
@@ -187,6 +188,82 @@ int vm_serial_attach(struct vm *vm, int fd)
 	return loop_watch_add(vm->d->loop, fd, EPOLLIN, serial_io, vm, &vm->serial_w);
 }
 
+double vm_op_seconds(const struct vm *vm)
+{
+	return (double)(loop_now_ns() - vm->op_t0) / 1e9;
+}
+
+static void stop_grace(void *arg)
+{
+	struct vm *vm = arg;
+
+	vm->timer = NULL;
+	if (vm->state == VM_STOPPING) {
+		smig_warn("event=vm_kill vm=%s reason=\"no exit within %d ms of quit\"",
+			  vm->spec.name, VM_STOP_GRACE_MS);
+		snprintf(vm->exit_why, sizeof(vm->exit_why),
+			 "killed: QEMU did not exit within %d ms of quit", VM_STOP_GRACE_MS);
+		vm_kill(vm);
+	}
+}
+
+void vm_quit(struct vm *vm)
+{
+	if (vm->qmp == NULL || qmpconn_send(vm->qmp, "quit", NULL, -1, NULL, NULL) < 0)
+		vm_kill(vm);
+	loop_timer_cancel(vm->d->loop, vm->timer);
+	vm->timer = NULL;
+	(void)loop_timer_add(vm->d->loop, VM_STOP_GRACE_MS, stop_grace, vm, &vm->timer);
+}
+
+static const char *shutdown_reason(const struct smig_qmp_msg *ev)
+{
+	const char *r = json_string_value(json_object_get(ev->data, "reason"));
+
+	if (r == NULL)
+		return "QEMU is shutting down";
+	if (strcmp(r, "guest-shutdown") == 0)
+		return "the guest powered off";
+	if (strcmp(r, "host-qmp-quit") == 0)
+		return "QEMU quit (QMP)";
+	if (strcmp(r, "host-signal") == 0)
+		return "QEMU got a signal";
+	if (strcmp(r, "guest-panic") == 0)
+		return "the guest panicked";
+	return "QEMU is shutting down";
+}
+
+/* Adds to a stop's reply how the guest stopped (res: vm_json). */
+static void stop_result(const struct vm *vm, json_t *res)
+{
+	if (res == NULL || vm->op != VM_OP_SHUTDOWN)
+		return;
+	(void)json_object_set_new(res, "stop",
+				  json_pack("{s:s,s:f,s:i}", "how",
+					    vm->op_forced ? "forced" : "guest", "seconds",
+					    vm_op_seconds(vm), "timeout_s", (int)vm->op_timeout_s));
+}
+
+/*
+ * An adopted guest held at its power-off (QEMU status "shutdown"): a
+ * reboot that the last smigd began. It is reset and continued, and QEMU
+ * told to power off at the guest's next shutdown again.
+ */
+static void finish_reboot(struct vm *vm)
+{
+	smig_warn("event=vm_reboot_finished vm=%s reason=\"its guest was held at its power-off "
+		  "(a reboot that the last smigd began)\"",
+		  vm->spec.name);
+	if (qmpconn_send(vm->qmp, "system_reset", NULL, -1, NULL, NULL) < 0 ||
+	    qmpconn_send(vm->qmp, "cont", NULL, -1, NULL, NULL) < 0 ||
+	    qmpconn_send(vm->qmp, "set-action", json_pack("{s:s}", "shutdown", "poweroff"), -1,
+			 NULL, NULL) < 0)
+		vm_note_error(vm, "a reboot the last smigd began did not finish: smig vm reboot %s "
+			      "--force", vm->spec.name);
+	else
+		vm_set_state(vm, VM_RUNNING, "rebooted: a reboot the last smigd began, finished");
+}
+
 static void vm_exited(struct vm *vm, int status, const char *tail);
 
 void vm_on_qmp_event(void *arg, const struct smig_qmp_msg *ev)
@@ -196,8 +273,14 @@ void vm_on_qmp_event(void *arg, const struct smig_qmp_msg *ev)
 	smig_debug("event=qmp_event vm=%s name=%s", vm->spec.name, ev->event);
 	if (vm->mig)
 		vm->d->vms->ops.event(vm->mig, ev);
-	if (vm_power_event(vm, ev))
+	if (vm->power_ev && vm->power_ev(vm, ev))
 		return; /* part of a reboot */
+	if (vm->op == VM_OP_SHUTDOWN && strcmp(ev->event, "SHUTDOWN") == 0) {
+		if (!vm->op_forced)
+			snprintf(vm->exit_why, sizeof(vm->exit_why),
+				 "the guest powered off in %.1f s (ACPI power button)", vm_op_seconds(vm));
+		return;
+	}
 	if (strcmp(ev->event, "GUEST_PANICKED") == 0) {
 		smig_err("event=vm_crashed vm=%s reason=\"the guest kernel panicked (pvpanic)\" "
 			 "action=kept_paused",
@@ -212,8 +295,8 @@ void vm_on_qmp_event(void *arg, const struct smig_qmp_msg *ev)
 		vm_set_state(vm, VM_RUNNING, "resumed");
 	else if (strcmp(ev->event, "SHUTDOWN") == 0 && vm->state != VM_STARTING &&
 		 vm->state != VM_STOPPING) {
-		snprintf(vm->exit_why, sizeof(vm->exit_why), "%s", vm_shutdown_reason(ev));
-		vm_set_state(vm, VM_STOPPING, "%s", vm_shutdown_reason(ev));
+		snprintf(vm->exit_why, sizeof(vm->exit_why), "%s", shutdown_reason(ev));
+		vm_set_state(vm, VM_STOPPING, "%s", shutdown_reason(ev));
 	}
 }
 
@@ -253,7 +336,7 @@ static void on_adopt_status(void *arg, const struct smig_qmp_msg *r)
 	st = json_string_value(json_object_get(r->ret, "status"));
 	if (st && strcmp(st, "shutdown") == 0) {
 		/* a reboot's guest that powered off while no smigd ran: it runs again */
-		vm_reboot_finish(vm);
+		finish_reboot(vm);
 		return;
 	}
 	if (st && strcmp(st, "running") != 0) {
@@ -456,10 +539,11 @@ static void vm_exited(struct vm *vm, int status, const char *tail)
 		start_fail(vm, why);
 	} else if (ctl_ref_waits(&vm->ref)) {
 		res = vm_json(vm);
-		vm_power_result(vm, res);
+		stop_result(vm, res);
 		ctl_reply_ok(vm->d, &vm->ref, res);
 	}
 	vm->op = VM_OP_NONE;
+	vm->power_ev = NULL;
 }
 
 void vm_swtpm_exited(struct vm *vm)

@@ -103,6 +103,7 @@ int wd_log_open(struct warden *w)
 			close(fd);
 		return SMIG_EIO;
 	}
+	smig_log_reopened(); /* a file, not the journal: no priority prefixes */
 	close(fd);
 	smig_info("event=log_open path=%s max_kib=%d keep=%d", w->cfg.log_file,
 		  w->cfg.log_max_kib, w->cfg.log_keep);
