@@ -89,8 +89,16 @@ bool smig_log_stderr_is_journal(void)
 	const char *js = getenv("JOURNAL_STREAM");
 	unsigned long long dev, ino;
 	struct stat st;
+	char *end;
 
-	if (js == NULL || sscanf(js, "%llu:%llu", &dev, &ino) != 2 || fstat(STDERR_FILENO, &st) < 0)
+	if (js == NULL || fstat(STDERR_FILENO, &st) < 0)
+		return false;
+	dev = strtoull(js, &end, 10);
+	if (end == js || *end != ':')
+		return false;
+	js = end + 1;
+	ino = strtoull(js, &end, 10);
+	if (end == js || *end != '\0')
 		return false;
 	return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
 }

@@ -168,7 +168,7 @@ static void log_to_file(const char *js, char *out, size_t outlen)
 {
 	char path[] = "/tmp/smig-test-log.XXXXXX", stream[64];
 	int fd = mkstemp(path), saved = dup(STDERR_FILENO);
-	struct stat st;
+	struct stat st = { 0 };
 	ssize_t n;
 
 	assert_true(fd >= 0 && saved >= 0 && fstat(fd, &st) == 0);

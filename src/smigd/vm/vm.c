@@ -472,14 +472,14 @@ int vm_load_all(struct smigd *d)
 	records_prune(d);
 	for (struct vm *vm = vm_first(d), *next; vm; vm = next) {
 		next = vm->next;
-		if (vm->incoming)
+		if (vm->incoming) {
 			vm_settle_staged(vm);
-		else
+		} else {
 			vm_adopt(vm);
+			if (vm->autostart_due)
+				vm_autostart(vm);
+		}
 	}
-	for (struct vm *vm = vm_first(d); vm; vm = vm->next)
-		if (vm->autostart_due)
-			vm_autostart(vm);
 	return 0;
 }
 
