@@ -11,7 +11,7 @@ build_only=false
 build_packages=(
 	gcc make pkg-config meson ninja-build
 	libssl-dev libjansson-dev libseccomp-dev libsystemd-dev libtss2-dev libnftables-dev
-	scdoc
+	libmicrohttpd-dev scdoc
 )
 # what its tests, fuzzing, lint, the demo, the benchmark and the package
 # build need besides
@@ -19,7 +19,7 @@ packages=(
 	"${build_packages[@]}"
 	systemd libcmocka-dev
 	clang libclang-rt-14-dev clang-tidy cppcheck
-	openssl iproute2 jq procps psmisc socat git
+	openssl iproute2 jq procps psmisc socat git curl
 	gcc-multilib qemu-system-x86 qemu-utils ovmf swtpm swtpm-tools
 	tpm2-tools nftables
 	iptables libnetfilter-queue-dev
@@ -47,18 +47,26 @@ if ! $build_only; then
 		compgen -G "$kdir/lib/modules/*/kernel/drivers/acpi/button.ko" >/dev/null || need_kernel=true
 fi
 
+# promtool (Prometheus' own checker of the metrics page) from Debian's
+# prometheus package, unpacked here, not installed: installing it would run
+# a Prometheus server on the machine
+promdir=${SMIG_PROMTOOL_DIR:-/var/cache/smig/promtool}
+need_promtool=false
+$build_only || [ -x "$promdir/promtool" ] || need_promtool=true
+
 # smigd's unprivileged worker runs as a system user of its own (its default
 # confinement.worker_user): made here for the tests and the demo, as the
 # Debian package makes it on a real host
 need_user=false
 $build_only || getent passwd smig >/dev/null || need_user=true
 
-[ ${#missing[@]} -eq 0 ] && ! $need_kernel && ! $need_user && exit 0
+[ ${#missing[@]} -eq 0 ] && ! $need_kernel && ! $need_user && ! $need_promtool && exit 0
 
 if [ "$(id -u)" -ne 0 ]; then
 	what="${missing[*]}"
 	$need_kernel && what="${what:+$what, }the Linux test guest's kernel in $kdir"
 	$need_user && what="${what:+$what, }the system user smig"
+	$need_promtool && what="${what:+$what, }promtool in $promdir"
 	echo "install-deps: missing $what; run this as root (it uses apt-get)" >&2
 	exit 1
 fi
@@ -99,4 +107,17 @@ if $need_kernel; then
 	done
 	cp "$tmp/x/boot/config-$kver" "$kdir/boot/"
 	cp "$tmp/x/boot/vmlinuz-$kver" "$kdir/boot/" # last: its presence means done
+fi
+if $need_promtool; then
+	echo "install-deps: fetching prometheus (for promtool) into $promdir" >&2
+	ptmp=$(mktemp -d)
+	(cd "$ptmp" && apt-get download -q prometheus >/dev/null 2>&1) || {
+		apt-get update -qq >/dev/null
+		(cd "$ptmp" && apt-get download -q prometheus >/dev/null 2>&1)
+	} || { echo "install-deps: apt-get download prometheus failed" >&2; rm -rf "$ptmp"; exit 1; }
+	dpkg-deb -x "$ptmp"/prometheus_*.deb "$ptmp/x"
+	mkdir -p "$promdir"
+	cp "$ptmp/x/usr/bin/promtool" "$promdir/promtool.tmp"
+	mv "$promdir/promtool.tmp" "$promdir/promtool"
+	rm -rf "$ptmp"
 fi

@@ -83,6 +83,27 @@ static int config_log(const struct smig_json_doc *doc, const json_t *log,
 	return 0;
 }
 
+/* metrics.listen: a numeric address and a port (no default port: it is not smig's). */
+static int config_metrics(const struct smig_json_doc *doc, const json_t *mt,
+			  struct smig_config *cfg, char *err, size_t errlen)
+{
+	static const struct smig_jfield fields[] = {
+		{ "listen", SMIG_J_STRING, true, 0, 0 },
+	};
+	const char *s;
+	const char *close;
+
+	SMIG_GUARD(smig_json_check(doc, mt, "metrics", fields, ARRAY_LEN(fields), err, errlen));
+	s = json_string_value(json_object_get(mt, "listen"));
+	close = s[0] == '[' ? strchr(s, ']') : NULL;
+	if (smig_addr_parse(s, cfg->metrics_addr, sizeof(cfg->metrics_addr), &cfg->metrics_port) < 0 ||
+	    (s[0] == '[' ? (close == NULL || close[1] != ':') : strchr(s, ':') == NULL))
+		return smig_json_fail(doc, mt, "listen", err, errlen,
+				      "metrics.listen must be a numeric address and a port, e.g. "
+				      "127.0.0.1:9450");
+	return 0;
+}
+
 static int config_limits(const struct smig_json_doc *doc, const json_t *lim,
 			 struct smig_config *cfg, char *err, size_t errlen)
 {
@@ -430,6 +451,7 @@ static int config_top(const struct smig_json_doc *doc, struct smig_config *cfg, 
 		{ "firmware", SMIG_J_OBJECT, false, 0, 0 },
 		{ "capacity", SMIG_J_OBJECT, false, 0, 0 },
 		{ "confinement", SMIG_J_OBJECT, false, 0, 0 },
+		{ "metrics", SMIG_J_OBJECT, false, 0, 0 },
 	};
 	const json_t *root = doc->root;
 	const json_t *v;
@@ -455,6 +477,8 @@ static int config_top(const struct smig_json_doc *doc, struct smig_config *cfg, 
 		SMIG_GUARD(config_log(doc, v, cfg, err, errlen));
 	if ((v = json_object_get(root, "limits")))
 		SMIG_GUARD(config_limits(doc, v, cfg, err, errlen));
+	if ((v = json_object_get(root, "metrics")))
+		SMIG_GUARD(config_metrics(doc, v, cfg, err, errlen));
 	if ((v = json_object_get(root, "qemu")))
 		SMIG_GUARD(config_qemu(doc, v, cfg, err, errlen));
 	if (json_object_get(root, "policy"))

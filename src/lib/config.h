@@ -80,6 +80,8 @@ struct smig_config {
 	char control_group[64]; /* empty: keep the daemon's group */
 	int control_per_uid;    /* connections one uid other than root may hold */
 	char log_file[PATH_MAX]; /* empty: stderr (the journal, under systemd) */
+	char metrics_addr[SMIG_ADDR_MAX]; /* empty: no metrics endpoint */
+	uint16_t metrics_port;
 	int log_max_kib;         /* rotate log_file past this size */
 	int log_keep;            /* rotated files kept: FILE.1 .. FILE.KEEP */
 	char state_dir[PATH_MAX];

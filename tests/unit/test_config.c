@@ -133,6 +133,35 @@ static void test_tls_warn_days(void **state)
 			    "/etc/smig/c.json:2:14: tls.warn_days must be an integer");
 }
 
+/* metrics.listen: off without it; an address and a port, both numeric. */
+static void test_metrics(void **state)
+{
+	const char *base = "{\"state_dir\":\"d\",\"tls\":{\"ca\":\"a\",\"cert\":\"b\",\"key\":\"c\"},"
+			   "\"hosts_file\":\"h\",\"host\":\"h1\",\"listen\":\"127.0.0.1\","
+			   "\"control\":{\"socket\":\"s\"}";
+	const char *const bad[] = { "\"127.0.0.1\"", "\"localhost:9450\"", "\"[::1]\"",
+				    "\"127.0.0.1:0x10\"" };
+	struct smig_config cfg;
+	char text[512], err[256];
+
+	(void)state;
+	snprintf(text, sizeof(text), "%s}", base);
+	assert_int_equal(smig_config_parse("/etc/smig/c.json", text, strlen(text), &cfg, err,
+					   sizeof(err)), 0);
+	assert_string_equal(cfg.metrics_addr, "");
+	snprintf(text, sizeof(text), "%s,\"metrics\":{\"listen\":\"[::1]:9450\"}}", base);
+	assert_int_equal(smig_config_parse("/etc/smig/c.json", text, strlen(text), &cfg, err,
+					   sizeof(err)), 0);
+	assert_string_equal(cfg.metrics_addr, "::1");
+	assert_int_equal(cfg.metrics_port, 9450);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(text, sizeof(text), "%s,\"metrics\":{\"listen\":%s}}", base, bad[i]);
+		assert_int_not_equal(smig_config_parse("/etc/smig/c.json", text, strlen(text), &cfg,
+						       err, sizeof(err)), 0);
+		assert_non_null(strstr(err, "metrics.listen must be a numeric address and a port"));
+	}
+}
+
 static void test_unknown_key_names_position(void **state)
 {
 	(void)state;
@@ -434,6 +463,7 @@ int main(void)
 		cmocka_unit_test(test_hosts_rotation),
 		cmocka_unit_test(test_audit_and_control_bounds),
 		cmocka_unit_test(test_tls_warn_days),
+		cmocka_unit_test(test_metrics),
 		cmocka_unit_test(test_unknown_key_names_position),
 		cmocka_unit_test(test_wrong_type_names_position),
 		cmocka_unit_test(test_missing_field_names_object),

@@ -13,6 +13,14 @@
 
 int ctl_open(struct smigd *d);
 /*
+ * metrics.c: the Prometheus endpoint on metrics.listen (nothing without
+ * it), bound before the sandbox and run on the loop; metrics_render makes
+ * the page (malloc'd, *len bytes).
+ */
+int metrics_open(struct smigd *d);
+void metrics_close(struct smigd *d);
+char *metrics_render(struct smigd *d, size_t *len);
+/*
  * A control client on fd (non-blocking) with the caller's credentials and
  * groups (ngroups -1: unknown, asked of NSS). The fd is the client's from
  * now on, on success.

@@ -62,6 +62,28 @@ struct host_state {
 	uint8_t cert_warned_fp[SMIG_FP_LEN]; /* ... for this certificate */
 };
 
+/* --- stats.c: what smigd counts for its metrics (control/metrics.c serves them) --- */
+enum stats_outcome { STATS_COMPLETED, STATS_FAILED, STATS_CANCELLED, STATS_OUTCOMES };
+#define STATS_BUCKETS_MAX 12
+/* A Prometheus histogram: counts per upper bound (not cumulative here), count, sum. */
+struct stats_hist {
+	uint64_t bucket[STATS_BUCKETS_MAX];
+	uint64_t count;
+	double sum;
+};
+struct smigd_stats {
+	uint64_t migrations[2][STATS_OUTCOMES]; /* [0] outgoing, [1] incoming, by how they ended */
+	uint64_t bytes[2];                      /* stream bytes moved, either way */
+	uint64_t passes;                        /* memory passes of outgoing migrations */
+	struct stats_hist duration;             /* completed outgoing migrations, s */
+	struct stats_hist downtime;             /* ... the pause the guest saw, s */
+	uint64_t evacuations;                   /* evacuations begun */
+};
+extern const double stats_duration_bounds[];
+extern const size_t stats_duration_nbounds;
+extern const double stats_downtime_bounds[];
+extern const size_t stats_downtime_nbounds;
+
 struct smigd {
 	/* shared by every part */
 	struct smig_config cfg;
@@ -75,6 +97,7 @@ struct smigd {
 	struct loop_watch *sig_w;
 	struct loop_timer *certs_t; /* the daily look at the certificates' ends (certs.c) */
 	unsigned migrations; /* running, either way (the migration part keeps the count) */
+	struct smigd_stats stats; /* counted by the parts, served by control/metrics.c */
 	/* the core services' state */
 	struct hosts *hosts;
 	struct reply *reply;
@@ -88,6 +111,7 @@ struct smigd {
 	struct migs *migs;     /* migration/migrate.h */
 	struct evac *evac;     /* migration/migrate.h */
 	struct ctl *ctl;       /* control/control.h */
+	struct metrics *metrics; /* control/control.h */
 };
 
 #define CTL_GROUPS_MAX 64
@@ -201,6 +225,14 @@ void audit_write_folded(struct smigd *d, const char *key, const char *actor,
 bool audit_writable(struct smigd *d);
 /* `audit show --follow`: ref gets every record from now on. */
 void audit_follow(struct smigd *d, struct ctl_ref *ref, const json_t *records);
+
+/*
+ * A migration ended: out (this host was its source) or in, how, the stream
+ * bytes it moved, its passes, and for a completed outgoing one its total
+ * time and the guest's pause in seconds (downtime_s < 0: not measured).
+ */
+void stats_migration_end(struct smigd *d, bool out, enum stats_outcome o, uint64_t bytes,
+			 uint64_t passes, double total_s, double downtime_s);
 
 /* --- monitor.c: security events, firewall, IDS --- */
 int monitor_init(struct smigd *d);

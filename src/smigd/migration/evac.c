@@ -217,6 +217,7 @@ void evac_start(struct smigd *d, const char *why, struct ctl_ref *ref, bool dry_
 	}
 	d->evac = e;
 	smig_warn("event=evacuate_start host=%s vms=%zu reason=\"%s\"", d->cfg.host, e->n, why);
+	d->stats.evacuations++;
 	audit_write(d, ref ? e->ref.audit.actor : "smigd", "host.evacuate", d->cfg.host, "none",
 		    "-", "started", why);
 	evac_next(d);

@@ -672,6 +672,7 @@ static void dst_resumed(void *arg, bool ok, const char *why)
 		return;
 	}
 	(void)vm_incoming_mark(m->vm, &m->p.id, m->peer_host, true);
+	m->outcome = STATS_COMPLETED;
 	/* the source waits with the VM paused there: answer before the audit's fsyncs */
 	mig_send_id(m, SMIG_MSG_MIG_COMMITTED);
 	smig_info("event=migration_committed vm=%s from=%s bytes=%llu", m->vm_name, m->peer_host,

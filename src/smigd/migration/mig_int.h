@@ -77,7 +77,8 @@ struct mig {
 	/* t_prepare: PREPARE sent, i.e. connected and both sides attested */
 	uint64_t t_start, t_prepare, t_prepared, t_stop, t_commit, t_end;
 	uint64_t last_activity_ms; /* last frame or stream byte moved */
-	uint64_t passes, qemu_downtime_ms, ram_total, dirty_rate;
+	uint64_t passes, qemu_downtime_ms, ram_total, dirty_rate; /* dirty_rate: pages/s */
+	uint64_t ram_remaining, page_size; /* QEMU's last query-migrate */
 	double mbps;
 	char cipher[64];
 	char why[256]; /* a failure to report from a later turn of the loop */
@@ -94,6 +95,7 @@ struct mig {
 	double agent_ms;               /* destination: answered this long after resume */
 	uint64_t resolve_next_ms;      /* MS_RESOLVING: when to ask again */
 	bool src_gone;                 /* source: QEMU died after completing its stream */
+	enum stats_outcome outcome;    /* how it ended, for the metrics (failed until it commits) */
 };
 
 

@@ -134,6 +134,10 @@ static void src_stats(struct mig *m, const json_t *ret)
 		m->ram_total = (uint64_t)json_integer_value(v);
 	if ((v = json_object_get(ram, "dirty-pages-rate")))
 		m->dirty_rate = (uint64_t)json_integer_value(v);
+	if ((v = json_object_get(ram, "remaining")))
+		m->ram_remaining = (uint64_t)json_integer_value(v);
+	if ((v = json_object_get(ram, "page-size")))
+		m->page_size = (uint64_t)json_integer_value(v);
 	if ((v = json_object_get(ram, "mbps")))
 		m->mbps = json_number_value(v);
 	if ((v = json_object_get(ret, "downtime")))
@@ -363,6 +367,7 @@ static void src_stream(struct mig *m)
 static void src_committed(struct mig *m)
 {
 	m->t_end = loop_now_ns();
+	m->outcome = STATS_COMPLETED; /* the VM is the destination's now */
 	mig_set_state(m, SMIG_MST_SETTLING);
 	smig_info("event=migration_committed vm=%s to=%s total_ms=%.1f downtime_ms=%.1f", m->vm_name,
 		  m->peer_host, mig_ms_between(m->t_start, m->t_end),
@@ -417,6 +422,7 @@ void mig_src_finish(struct mig *m, const char *guest, const char *detail)
 	if (crashed || unresponsive) {
 		const char *what = crashed ? "crashed" : "unresponsive";
 
+		m->outcome = STATS_FAILED;
 		smig_err("event=migration_failed vm=%s to=%s reason=\"guest %s after switch-over: "
 			 "%s\" action=none_source_copy_retired",
 			 m->vm_name, m->peer_host, what, detail);
@@ -750,6 +756,7 @@ void mig_cancel(struct smigd *d, const char *vm, struct ctl_ref *ref)
 				ctl_reply_err(d, ref, "error", "%s is already committing", vm);
 				return;
 			}
+			m->outcome = STATS_CANCELLED;
 			mig_src_fail(m, SMIG_EINVAL, "cancelled by the operator");
 			ctl_reply_ok(d, ref, json_pack("{s:s,s:s}", "vm", vm, "status", "cancelled"));
 			return;

@@ -77,6 +77,7 @@ struct mig *mig_new(struct smigd *d, bool source)
 	m->trace_fd = -1;
 	m->t_start = loop_now_ns();
 	m->last_activity_ms = loop_now_ms();
+	m->outcome = STATS_FAILED;
 	smig_buf_init(&m->pend, MIG_PEND_HIGH + SMIG_FRAME_MAX_PAYLOAD);
 	m->next = d->migs->head;
 	d->migs->head = m;
@@ -191,6 +192,9 @@ void mig_free(struct mig *m)
 {
 	struct smigd *d = m->d;
 
+	stats_migration_end(d, m->p.source, m->outcome, m->p.bytes, m->passes,
+			    m->t_end ? (double)(m->t_end - m->t_start) / 1e9 : 0.0,
+			    m->t_end && m->t_stop ? (double)(m->t_end - m->t_stop) / 1e9 : -1.0);
 	for (struct mig **pp = &d->migs->head; *pp; pp = &(*pp)->next) {
 		if (*pp == m) {
 			*pp = m->next;
@@ -213,6 +217,31 @@ void mig_free_all(struct smigd *d)
 	free(d->migs);
 	d->migs = NULL;
 	d->migrations = 0;
+}
+
+size_t mig_active(const struct smigd *d, struct mig_active *out, size_t max)
+{
+	size_t n = 0;
+
+	for (const struct mig *m = d->migs ? d->migs->head : NULL; m; m = m->next) {
+		struct mig_active *a = n < max ? &out[n] : NULL;
+
+		if (m->p.state == SMIG_MST_DONE)
+			continue;
+		if (a) {
+			snprintf(a->vm, sizeof(a->vm), "%s", m->vm_name);
+			snprintf(a->peer, sizeof(a->peer), "%s", m->peer_host);
+			a->out = m->p.source;
+			a->state = smig_mst_names[m->p.state];
+			a->bytes = m->p.bytes;
+			a->ram_total = m->ram_total;
+			a->ram_remaining = m->ram_remaining;
+			a->dirty_rate = m->dirty_rate * (m->page_size ? m->page_size : 4096);
+			a->passes = m->passes;
+		}
+		n++;
+	}
+	return n;
 }
 
 json_t *mig_json(const struct mig *m)

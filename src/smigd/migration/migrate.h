@@ -39,6 +39,20 @@ void mig_start(struct smigd *d, const char *vm, const char *to, const struct mig
 void mig_cancel(struct smigd *d, const char *vm, struct ctl_ref *ref);
 /* What vm show says of a VM's migration: direction, peer, id, state. */
 json_t *mig_json(const struct mig *m);
+/* A migration not yet done, as the metrics show it. */
+struct mig_active {
+	char vm[SMIG_NAME_MAX + 1];
+	char peer[SMIG_NAME_MAX + 1];
+	bool out;           /* this host is its source */
+	const char *state;  /* smig_mst_names */
+	uint64_t bytes;     /* stream bytes moved so far */
+	uint64_t ram_total; /* source: the guest's RAM, as QEMU counts it (0: not known yet) */
+	uint64_t ram_remaining; /* source: what QEMU has still to send of it */
+	uint64_t dirty_rate; /* source: bytes the guest dirties per second, QEMU's last figure */
+	uint64_t passes;
+};
+/* Up to max migrations not yet done into out; how many there are in all. */
+size_t mig_active(const struct smigd *d, struct mig_active *out, size_t max);
 /* Forgets a migration that is resolving, without acting on it (vm resume --force). */
 void mig_abandon(struct mig *m);
 /* Whether m lost its answer to COMMIT and asks the destination how it ended. */

@@ -289,6 +289,7 @@ int smigd_start(struct smigd *d, const char *config_path, bool check_only, int w
 	SMIG_GUARD(smigd_signals(d));
 	SMIG_GUARD(peer_listen(d));
 	SMIG_GUARD(ctl_open(d));
+	SMIG_GUARD(metrics_open(d));
 	SMIG_GUARD(peer_attest_rounds(d));
 	SMIG_GUARD(certs_start(d));
 	if (sandbox)
@@ -300,6 +301,7 @@ void smigd_stop(struct smigd *d)
 {
 	/* from the top down */
 	if (d->loop) {
+		metrics_close(d);
 		ctl_close_all(d);
 		evac_free(d);
 		mig_free_all(d);
