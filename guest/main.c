@@ -312,9 +312,12 @@ static void acpi_init(void)
 /* The power button was pressed: off, as S5 (SLP_TYP 0 on QEMU's chipsets). */
 static void acpi_poll(void)
 {
-	uint16_t cnt;
+	uint16_t cnt, sts;
 
-	if (pm_base == 0 || !(inw((uint16_t)(pm_base + PM1_STS)) & PWRBTN))
+	if (pm_base == 0)
+		return;
+	sts = inw((uint16_t)(pm_base + PM1_STS));
+	if (sts == 0xFFFFu || !(sts & PWRBTN)) /* all ones: the block is not decoded */
 		return;
 	outw((uint16_t)(pm_base + PM1_STS), PWRBTN); /* write 1 to clear */
 	put_str("POWEROFF acpi\n");

@@ -93,6 +93,27 @@ fail:
 	return SMIG_EIO;
 }
 
+int smig_file_sync_dir(const char *path)
+{
+	char dir[PATH_MAX];
+	char *slash;
+	int fd, rc;
+
+	SMIG_ENSURE(snprintf(dir, sizeof(dir), "%s", path) < (int)sizeof(dir), SMIG_EINVAL);
+	slash = strrchr(dir, '/');
+	if (slash == NULL)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	SMIG_ENSURE(fd >= 0, SMIG_EIO);
+	rc = fsync(fd) < 0 ? SMIG_EIO : 0;
+	close(fd);
+	return rc;
+}
+
 int smig_file_mkdirs(const char *dir, mode_t mode)
 {
 	char tmp[PATH_MAX];

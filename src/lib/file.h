@@ -33,6 +33,8 @@ int smig_file_read(const char *path, size_t max, char **out, size_t *len, char *
  */
 int smig_file_read_private(const char *path, size_t max, char **out, size_t *len, char *err,
 			   size_t errlen);
+/* fsyncs the directory that holds path, so that a rename or a new name in it lasts. */
+int smig_file_sync_dir(const char *path);
 /* Creates dir (and parents) with mode if missing. */
 int smig_file_mkdirs(const char *dir, mode_t mode);
 /* Removes dir and everything beneath it, following no symlink; 0 or -1 with errno. */

@@ -32,6 +32,15 @@ static const struct help helps[] = {
 	  "smig migrate --cancel VM cancels before the commit; the VM keeps running here.\n"
 	  "Exit 3 when a policy refuses, 4 when HOST cannot be reached or cannot host\n"
 	  "the VM, 5 when the migration fails (the VM is still running here).\n" },
+	{ "migrate list", "[--last N] [--vm VM]", "the migrations that ended on this host",
+	  "Either way, newest last: id, VM, direction, peer, outcome, start, total time,\n"
+	  "the guest's pause and, for a failure, why. Kept across restarts of smigd (the\n"
+	  "last 500). N defaults to 20; 0 lists all.\n" },
+	{ "migrate show", "ID", "one migration of the history, with its phases",
+	  "ID is the migration's id (smig migrate prints it) or a prefix of at least 8\n"
+	  "digits that only one migration has. Prints each phase and how long it took,\n"
+	  "bytes, passes, throughput, cipher, the peer's trust or the rule that let it\n"
+	  "in, and why it failed.\n" },
 	{ "vm define", "FILE", "define a VM from a JSON spec, or give a VM a new one",
 	  "The file is checked here first (errors as file:line:column), then by smigd\n"
 	  "against its catalogue; every problem is listed. A VM this host has takes the\n"
@@ -142,8 +151,14 @@ int cli_help(FILE *f, int argc, char **argv)
 	}
 	if (argc >= 2)
 		snprintf(two, sizeof(two), "%s %s", argv[0], argv[1]);
+	/* two words first: "migrate list" is not "migrate" */
+	for (size_t i = 0; two[0] && i < NHELPS; i++)
+		if (strcmp(helps[i].cmd, two) == 0) {
+			page(f, &helps[i]);
+			return EXIT_OK;
+		}
 	for (size_t i = 0; i < NHELPS; i++)
-		if (strcmp(helps[i].cmd, argv[0]) == 0 || strcmp(helps[i].cmd, two) == 0) {
+		if (strcmp(helps[i].cmd, argv[0]) == 0) {
 			page(f, &helps[i]);
 			return EXIT_OK;
 		}

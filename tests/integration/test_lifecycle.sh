@@ -17,7 +17,7 @@ dir=$(mktemp -d /tmp/smig-life.XXXXXX)
 trap 'cluster_clean "$dir"' EXIT
 cluster_make "$dir" 2 || { echo "Bail out! cluster_make"; exit 1; }
 
-plan 23
+plan 27
 
 smigd_start "$dir" h1 && smigd_start "$dir" h2
 ok $? "h1 and h2 start"
@@ -95,6 +95,15 @@ rc=$?
 [ $rc -eq 1 ] && grep -q 'did not shut down within 2 s' <<<"$out" && grep -q 'reboot quiet1 --force' <<<"$out" &&
 	[ "$(state h1 quiet1)" = running ] && [ "$(qpid h1 quiet1)" = "$pid" ] && wait_for 10 beats_after h1 quiet1 8
 ok $? "a guest that ignores the button runs on after its time (exit $rc): $out"
+hsmig "$dir" h1 vm reboot quiet1 --timeout 4 >/dev/null 2>&1 &
+rb=$!
+sleep 1
+out=$(hsmig "$dir" h1 migrate quiet1 --to h2 2>&1)
+rc=$?
+wait $rb
+[ $rc -eq 1 ] && grep -q 'quiet1 is shutting down or rebooting; migrate it once that has ended' <<<"$out" &&
+	[ "$(vm_where "$dir" quiet1)" = h1 ]
+ok $? "no migration while a reboot holds the guest (exit $rc): $out"
 n=$(con h1 quiet1 | grep -c 'BOOT smig-guest')
 out=$(hsmig "$dir" h1 vm reboot quiet1 --force 2>&1)
 [ $? -eq 0 ] && grep -q 'quiet1: reset' <<<"$out" && [ "$(qpid h1 quiet1)" = "$pid" ] &&
@@ -157,8 +166,24 @@ grep -q '^autostart: yes, shutdown timeout 30 s' <<<"$out" && grep -q 'defined$'
 ok $? "vm show lists its history across both restarts of smigd"
 diag "$(sed -n '/^history/,$p' <<<"$out" | tail -8)"
 
-# --- exactly once: an autostart VM that moved starts where it went, never where it was
+# --- a power cut while web1 (autostart) moves: its host never starts it by itself then
 hsmig "$dir" h1 vm start web1 >/dev/null && wait_for 20 beats_after h1 web1 3 &&
+	{ hsmig "$dir" h1 migrate web1 --to h2 --max-bandwidth 1 >/dev/null 2>&1 & } &&
+	wait_for 20 bash -c "grep -q 'event=migration_streaming vm=web1' '$dir/h1.log'" &&
+	[ -s "$dir/state-h1/worker/vms/web1/outgoing" ]
+ok $? "web1 is on its way to h2, its outgoing mark synced on h1 before PREPARE"
+boot h1
+sleep 3
+out=$(hsmig "$dir" h1 --json vm show web1)
+[ "$(jq -r .state <<<"$out")" != running ] && [ -z "$(vm_where "$dir" web1)" ] &&
+	jq -r .last_error <<<"$out" | grep -q 'not autostarted: a migration of it to h2 had begun'
+ok $? "after the power cut h1 does not autostart web1 (h2 may have it): $(jq -r .last_error <<<"$out" | head -c 140)"
+hsmig "$dir" h1 vm start web1 >/dev/null && wait_for 20 beats_after h1 web1 3 && [ "$(vm_where "$dir" web1)" = h1 ]
+ok $? "h2 does not run it, so its operator starts it on h1"
+
+# --- exactly once: an autostart VM that moved starts where it went, never where it was
+{ [ "$(state h1 web1)" = running ] || hsmig "$dir" h1 vm start web1 >/dev/null; } &&
+	wait_for 20 beats_after h1 web1 3 &&
 	hsmig "$dir" h1 migrate web1 --to h2 >/dev/null &&
 	[ "$(vm_where "$dir" web1)" = h2 ]
 ok $? "web1 (autostart) moves to h2"

@@ -6,7 +6,9 @@
 # histograms; a cancelled migration is counted as cancelled; peers' trust
 # and the certificates' ends are there; every page passes Prometheus' own
 # `promtool check metrics`; anything but GET /metrics is refused; and the
-# Grafana dashboard of contrib/ asks only for metrics smigd serves.
+# Grafana dashboard of contrib/ asks only for metrics smigd serves. And the
+# history of migrations (smig migrate list/show): phases, outcome and why,
+# on both sides, across a restart of smigd, bounded to the last 500.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../harness/lib.sh"
@@ -25,7 +27,7 @@ for i in 1 2; do
 done
 ivt_make "$dir" 2 # the configs are measured: their golden sets as they are now
 
-plan 13
+plan 16
 
 smigd_start "$dir" h1 && smigd_start "$dir" h2 &&
 	grep -q "event=metrics_listening addr=127.0.0.1 port=$(cat "$dir/h1.mport")" "$dir/h1.log"
@@ -104,5 +106,34 @@ ok $? "every metric contrib/grafana-smig.json queries is on the page${missing:+;
 n=$(val h1 smig_metrics_scrapes_total)
 [ "${n:-0}" -ge 5 ] && ! grep -q 'event=worker_died' "$dir/h1.log" "$dir/h2.log"
 ok $? "every scrape was counted ($n) and both workers lived through them, sandboxed"
+
+# --- the history: smig migrate list and show, across a restart, bounded
+out=$(hsmig "$dir" h1 --json migrate list)
+id=$(jq -r '[.migrations[] | select(.direction == "out")][0].id' <<<"$out")
+jq -e '[.migrations[] | select(.direction == "out")] | length == 1 and (.[0] | .vm == "m1" and .peer == "h2" and
+	.outcome == "completed" and .downtime_ms > 0 and (.phases | map(.name) | index("copying memory") != null))' <<<"$out" >/dev/null &&
+	hsmig "$dir" h1 migrate show "${id:0:10}" | grep -q "switching over"
+jq -e '[.migrations[] | select(.direction == "in")] | length == 1 and .[0].outcome == "failed" and
+	(.[0].reason | test("cancelled by the operator"))' <<<"$out" >/dev/null
+ok $? "h1's history: m1 out to h2, completed, with its phases (migrate show finds it by a prefix), and the cancelled one in from h2, failed here and why"
+diag "$(hsmig "$dir" h1 migrate list)"
+smigd_stop "$dir" h2 && smigd_start "$dir" h2 &&
+	out=$(hsmig "$dir" h2 --json migrate list --vm m1) &&
+	jq -e '.migrations | length == 2 and .[0].direction == "in" and .[0].outcome == "completed" and
+		.[1].outcome == "cancelled" and (.[1].reason | test("cancelled by the operator"))' <<<"$out" >/dev/null
+ok $? "h2's history after a restart of smigd: m1 in (completed), then out (cancelled, and why)"
+smigd_stop "$dir" h1
+hist=$dir/state-h1/worker/migrations.jsonl
+real=$(cat "$hist")
+for i in $(seq 1 1001); do
+	printf '{"id":"old%05d","vm":"x","direction":"out","peer":"h2","outcome":"failed","started":"","ended":"","phases":[],"total_ms":1}\n' "$i"
+done >"$hist"
+printf '%s\n' "$real" >>"$hist"
+smigd_start "$dir" h1 && wait_for 20 bash -c "[ \"\$($SMIG --socket $dir/h1.sock --json hosts | jq -r '.hosts[] | select(.name == \"h2\") | .attestation.verdict')\" = trusted ]" &&
+	hsmig "$dir" h2 migrate m1 --to h1 >/dev/null &&
+	out=$(hsmig "$dir" h1 --json migrate list --last 0) &&
+	[ "$(wc -l <"$hist")" = 500 ] && jq -e '.migrations | length == 500 and .[0].id == "old00505" and
+		(map(select(.vm == "m1")) | length == 3) and (.[-1] | .direction == "in" and .outcome == "completed")' <<<"$out" >/dev/null
+ok $? "the history is bounded: 1003 records and one more make 500, the oldest dropped first ($(wc -l <"$hist") lines, first $(jq -r '.migrations[0].id' <<<"$out"))"
 
 done_testing

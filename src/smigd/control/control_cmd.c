@@ -203,6 +203,51 @@ static void cmd_migrate(struct smigd *d, const json_t *args,
 	mig_start(d, json_string_value(vm), json_string_value(to), &o, ref);
 }
 
+/* migrate.list: the history, args.last (1-500, default 20), args.filter_vm. */
+static void cmd_migrate_list(struct smigd *d, const json_t *args, struct ctl_ref *ref)
+{
+	static const char *const allowed[] = { "last", "filter_vm", NULL };
+	const json_t *last = json_object_get(args, "last"), *vm = json_object_get(args, "filter_vm");
+
+	if (!args_ok(d, "migrate.list", args, allowed, ref))
+		return;
+	if ((last && (!json_is_integer(last) || json_integer_value(last) < 0 ||
+		      json_integer_value(last) > 500)) ||
+	    (vm && !json_is_string(vm))) {
+		ctl_reply_err(d, ref, "bad_request",
+			      "migrate.list takes args.last (0-500, 0: all) and args.filter_vm (a VM "
+			      "name)");
+		return;
+	}
+	ctl_reply_ok(d, ref,
+		     json_pack("{s:o}", "migrations",
+			       mig_history_json(d, last ? (size_t)json_integer_value(last) : 20,
+						json_string_value(vm))));
+}
+
+/* migrate.show: one migration of the history, by its id or a unique prefix of it. */
+static void cmd_migrate_show(struct smigd *d, const json_t *args, struct ctl_ref *ref)
+{
+	static const char *const allowed[] = { "id", NULL };
+	const json_t *id = json_object_get(args, "id");
+	json_t *o;
+
+	if (!args_ok(d, "migrate.show", args, allowed, ref))
+		return;
+	if (!json_is_string(id)) {
+		ctl_reply_err(d, ref, "bad_request", "migrate.show needs args.id, a string");
+		return;
+	}
+	o = mig_history_find(d, json_string_value(id));
+	if (o == NULL)
+		ctl_reply_err(d, ref, "not_found",
+			      "no migration %s in this host's history (smig migrate list shows the "
+			      "last ones; an id prefix needs 8 digits and one match)",
+			      json_string_value(id));
+	else
+		ctl_reply_ok(d, ref, o);
+}
+
 /* policy.check: how the policy answers another user's or a peer's request. */
 static void cmd_policy_check(struct smigd *d, const json_t *args, struct ctl_ref *ref)
 {
@@ -224,6 +269,8 @@ static const struct {
 	enum smig_action action;
 } ctl_cmds[] = {
 	{ "migrate", cmd_migrate, SMIG_ACT_VM_MIGRATE },
+	{ "migrate.list", cmd_migrate_list, SMIG_ACT_HOST_VIEW },
+	{ "migrate.show", cmd_migrate_show, SMIG_ACT_HOST_VIEW },
 	{ "vm.define", cmd_vm_define, SMIG_ACT_VM_DEFINE },
 	{ "vm.undefine", cmd_vm_undefine, SMIG_ACT_VM_DEFINE },
 	{ "vm.start", cmd_vm_start, SMIG_ACT_VM_START },

@@ -28,11 +28,17 @@
 #define METRICS_CONNS_MAX 16
 #define METRICS_TICK_MS 1000 /* MHD's own timeouts (idle connections) are looked at this often */
 
+#define METRICS_CACHE_MS 500 /* a page is made at most this often: scrapes cannot busy the loop */
+
 struct metrics {
 	struct MHD_Daemon *mhd;
 	struct loop_watch *w;
 	struct loop_timer *t;
 	uint64_t scrapes;
+	char *page; /* the last page made, when, and of which counts */
+	size_t page_len;
+	uint64_t page_ms;
+	uint64_t page_gen;
 };
 
 static void help(FILE *f, const char *name, const char *type, const char *text)
@@ -111,14 +117,18 @@ static void migrations(FILE *f, struct smigd *d)
 	}
 	help(f, "smig_migration_data_remaining_bytes", "gauge",
 	     "Guest memory a running outgoing migration has still to send (QEMU's last figure).");
-	help(f, "smig_migration_dirty_memory_rate_bytes", "gauge",
-	     "Bytes per second the guest of a running outgoing migration dirties.");
 	for (size_t i = 0; i < n && i < METRICS_ACTIVE_MAX; i++) {
 		if (!a[i].out || a[i].ram_total == 0)
 			continue;
 		fputs("smig_migration_data_remaining_bytes{vm=\"", f);
 		label(f, a[i].vm);
 		fprintf(f, "\"} %llu\n", (unsigned long long)a[i].ram_remaining);
+	}
+	help(f, "smig_migration_dirty_memory_rate_bytes", "gauge",
+	     "Bytes per second the guest of a running outgoing migration dirties.");
+	for (size_t i = 0; i < n && i < METRICS_ACTIVE_MAX; i++) {
+		if (!a[i].out || a[i].ram_total == 0)
+			continue;
 		fputs("smig_migration_dirty_memory_rate_bytes{vm=\"", f);
 		label(f, a[i].vm);
 		fprintf(f, "\"} %llu\n", (unsigned long long)a[i].dirty_rate);
@@ -282,7 +292,18 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *c, const char *u
 		return reply(c, MHD_HTTP_NOT_FOUND, "text/plain", strdup("try /metrics\n"),
 			     strlen("try /metrics\n"));
 	d->metrics->scrapes++;
-	body = metrics_render(d, &len);
+	if (d->metrics->page == NULL || d->metrics->page_gen != d->stats.gen ||
+	    loop_now_ms() - d->metrics->page_ms >= METRICS_CACHE_MS) {
+		free(d->metrics->page);
+		d->metrics->page = metrics_render(d, &d->metrics->page_len);
+		d->metrics->page_ms = loop_now_ms();
+		d->metrics->page_gen = d->stats.gen;
+	}
+	body = d->metrics->page ? malloc(d->metrics->page_len ? d->metrics->page_len : 1) : NULL;
+	if (body) {
+		memcpy(body, d->metrics->page, d->metrics->page_len);
+		len = d->metrics->page_len;
+	}
 	if (body == NULL)
 		return reply(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "text/plain",
 			     strdup("out of memory\n"), strlen("out of memory\n"));
@@ -391,6 +412,7 @@ void metrics_close(struct smigd *d)
 	loop_timer_cancel(d->loop, m->t);
 	if (m->mhd)
 		MHD_stop_daemon(m->mhd); /* closes the listening socket it was given */
+	free(m->page);
 	free(m);
 	d->metrics = NULL;
 }

@@ -29,6 +29,7 @@ void stats_migration_end(struct smigd *d, bool out, enum stats_outcome o, uint64
 {
 	struct smigd_stats *s = &d->stats;
 
+	s->gen++;
 	s->migrations[out ? 0 : 1][o]++;
 	s->bytes[out ? 0 : 1] += bytes;
 	if (!out)

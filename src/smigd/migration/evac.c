@@ -101,7 +101,7 @@ static void plan(struct smigd *d, struct evac *e)
 	for (struct vm *vm = vm_first(d); vm && e->n < EVAC_MAX; vm = vm_next(vm)) {
 		struct evac_step *st = &e->step[e->n];
 
-		if (vm_state(vm) != VM_RUNNING || vm_mig(vm))
+		if (vm_state(vm) != VM_RUNNING || vm_mig(vm) || vm_power_busy(vm))
 			continue;
 		snprintf(st->vm, sizeof(st->vm), "%s", vm_spec(vm)->name);
 		if (planned)
@@ -218,6 +218,7 @@ void evac_start(struct smigd *d, const char *why, struct ctl_ref *ref, bool dry_
 	d->evac = e;
 	smig_warn("event=evacuate_start host=%s vms=%zu reason=\"%s\"", d->cfg.host, e->n, why);
 	d->stats.evacuations++;
+	d->stats.gen++;
 	audit_write(d, ref ? e->ref.audit.actor : "smigd", "host.evacuate", d->cfg.host, "none",
 		    "-", "started", why);
 	evac_next(d);

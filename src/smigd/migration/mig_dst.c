@@ -203,6 +203,8 @@ void mig_dst_abort(struct mig *m, bool send, int code, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
+	if (m->reason[0] == '\0' && m->p.state < SMIG_MST_SETTLING)
+		snprintf(m->reason, sizeof(m->reason), "%s", why);
 	if (m->p.state >= SMIG_MST_SETTLING) {
 		/* committed: the VM runs here and is ours; nothing may discard it now */
 		smig_warn("event=migration_settle_ended vm=%s from=%s reason=\"%s\"", m->vm_name,
@@ -695,6 +697,7 @@ static void dst_resumed(void *arg, bool ok, const char *why)
 /* COMMIT: record it, then the guest runs here. */
 static void dst_commit(struct mig *m)
 {
+	m->t_commit = loop_now_ns();
 	mig_set_state(m, SMIG_MST_COMMITTING);
 	/*
 	 * Before the guest runs here: the records a query is answered from,

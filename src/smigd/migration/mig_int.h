@@ -42,6 +42,8 @@
 struct migs {
 	struct mig *head;
 	uint64_t next_id;
+	json_t *history;  /* the migrations that ended, oldest first (mig_hist.c) */
+	size_t hist_disk; /* records in the file, which is rewritten past twice the bound */
 };
 
 /* The guest agent's word, for a VM whose spec has one. */
@@ -96,8 +98,14 @@ struct mig {
 	uint64_t resolve_next_ms;      /* MS_RESOLVING: when to ask again */
 	bool src_gone;                 /* source: QEMU died after completing its stream */
 	enum stats_outcome outcome;    /* how it ended, for the metrics (failed until it commits) */
+	char reason[256];              /* why it failed or was cancelled (the first word of it) */
+	int64_t wall_start_ms;         /* when it began, by the host's clock */
 };
 
+
+/* mig_hist.c: the record of a migration that ends goes into the history */
+void mig_history_add(struct mig *m);
+void mig_history_free(struct smigd *d);
 
 /* migrate.c */
 /* The engine's list (d->migs), empty. */

@@ -125,12 +125,14 @@ static void resolve_outcome(struct mig *m, uint8_t outcome)
 			 "the answer to COMMIT was lost (%s); %s confirmed it resumed the VM", m->why,
 			 m->peer_host);
 		m->t_end = loop_now_ns();
+		m->outcome = STATS_COMPLETED;
 		vm_retire(m->vm); /* quit QEMU, wipe the vTPM state, forget the VM */
 		m->vm = NULL;
 		mig_src_finish(m, "unknown", detail);
 		return;
 	}
 	vm_commit_clear(m->vm);
+	vm_outgoing_clear(m->vm); /* the VM is this host's still */
 	if (m->src_gone) {
 		smig_err("event=vm_lost vm=%s reason=\"its QEMU here died while the commit was "
 			 "unresolved and %s has no copy\"",

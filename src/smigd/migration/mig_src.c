@@ -37,6 +37,8 @@ void mig_src_fail(struct mig *m, int code, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
+	if (m->reason[0] == '\0')
+		snprintf(m->reason, sizeof(m->reason), "%s", why);
 	if (m->p.state == SMIG_MST_SETTLING) {
 		mig_src_settle_lost(m, why);
 		return;
@@ -65,8 +67,10 @@ void mig_src_fail(struct mig *m, int code, const char *fmt, ...)
 	}
 	mig_send_abort(m, code, why);
 	mig_close_fd(m);
-	if (m->vm)
+	if (m->vm) {
 		vm_commit_clear(m->vm);
+		vm_outgoing_clear(m->vm); /* the VM stays here */
+	}
 	if (here)
 		mig_src_resume(m);
 	/* a peer that never answered, or failed its handshake: exit 4, not a failed move */
@@ -423,6 +427,7 @@ void mig_src_finish(struct mig *m, const char *guest, const char *detail)
 		const char *what = crashed ? "crashed" : "unresponsive";
 
 		m->outcome = STATS_FAILED;
+		snprintf(m->reason, sizeof(m->reason), "guest %s after switch-over: %s", what, detail);
 		smig_err("event=migration_failed vm=%s to=%s reason=\"guest %s after switch-over: "
 			 "%s\" action=none_source_copy_retired",
 			 m->vm_name, m->peer_host, what, detail);
@@ -682,6 +687,13 @@ void mig_peer_ready(struct mig *m)
 		memcpy(mp.fw_sha256, b.sha256, sizeof(mp.fw_sha256));
 		mp.fw_size = b.size;
 	}
+	/* synced before PREPARE: after a power cut, autostart must not run a VM that moved */
+	if (vm_outgoing_mark(m->vm, m->peer_host) < 0) {
+		OPENSSL_cleanse(mp.key, sizeof(mp.key));
+		free(spec);
+		mig_src_fail(m, SMIG_EIO, "cannot record the migration in the VM's records");
+		return;
+	}
 	rc = smig_msg_put_mig_prepare(peer_tx(m->peer), &mp);
 	OPENSSL_cleanse(mp.key, sizeof(mp.key));
 	free(spec);
@@ -710,6 +722,14 @@ void mig_start(struct smigd *d, const char *name, const char *to, const struct m
 	if (vm_state(vm) != VM_RUNNING || vm_mig(vm)) {
 		ctl_reply_err(d, ref, "error", "%s is %s%s; only a running VM migrates", name,
 			      vm_state_name(vm_state(vm)), vm_mig(vm) ? " and migrating" : "");
+		return;
+	}
+	/* a guest shutting down or rebooting (QEMU may hold it at its power-off) stays here */
+	if (vm_power_busy(vm)) {
+		ctl_reply_err(d, ref, "error",
+			      "%s is shutting down or rebooting; migrate it once that has ended "
+			      "(smig vm show %s)",
+			      name, name);
 		return;
 	}
 	if (strcmp(to, d->cfg.host) == 0 || smig_hosts_by_name(smigd_hosts(d), to) == NULL) {

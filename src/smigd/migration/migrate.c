@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ------------------------------------------------------------------ */
@@ -40,6 +41,7 @@ static void mig_recount(struct smigd *d)
 	for (const struct mig *m = d->migs ? d->migs->head : NULL; m; m = m->next)
 		n += m->p.state != SMIG_MST_DONE;
 	d->migrations = n;
+	d->stats.gen++;
 }
 
 int mig_list_init(struct smigd *d)
@@ -78,6 +80,12 @@ struct mig *mig_new(struct smigd *d, bool source)
 	m->t_start = loop_now_ns();
 	m->last_activity_ms = loop_now_ms();
 	m->outcome = STATS_FAILED;
+	{
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		m->wall_start_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	}
 	smig_buf_init(&m->pend, MIG_PEND_HIGH + SMIG_FRAME_MAX_PAYLOAD);
 	m->next = d->migs->head;
 	d->migs->head = m;
@@ -192,6 +200,7 @@ void mig_free(struct mig *m)
 {
 	struct smigd *d = m->d;
 
+	mig_history_add(m);
 	stats_migration_end(d, m->p.source, m->outcome, m->p.bytes, m->passes,
 			    m->t_end ? (double)(m->t_end - m->t_start) / 1e9 : 0.0,
 			    m->t_end && m->t_stop ? (double)(m->t_end - m->t_stop) / 1e9 : -1.0);
@@ -214,6 +223,7 @@ void mig_free_all(struct smigd *d)
 		d->migs->head = m->next;
 		mig_release(m);
 	}
+	mig_history_free(d);
 	free(d->migs);
 	d->migs = NULL;
 	d->migrations = 0;

@@ -51,6 +51,15 @@ struct mig_active {
 	uint64_t dirty_rate; /* source: bytes the guest dirties per second, QEMU's last figure */
 	uint64_t passes;
 };
+/*
+ * The history of the migrations that ended here, either way, kept across
+ * restarts (STATE_DIR/worker/migrations.jsonl, the last 500): the last
+ * `last` (0: all) of VM vm (NULL: any), oldest first; and one by its id.
+ */
+json_t *mig_history_json(struct smigd *d, size_t last, const char *vm);
+/* id: the whole id or a prefix of at least 8 digits that only one record has; NULL: none. */
+json_t *mig_history_find(struct smigd *d, const char *id);
+
 /* Up to max migrations not yet done into out; how many there are in all. */
 size_t mig_active(const struct smigd *d, struct mig_active *out, size_t max);
 /* Forgets a migration that is resolving, without acting on it (vm resume --force). */

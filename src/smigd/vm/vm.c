@@ -73,6 +73,11 @@ enum vm_state vm_state(const struct vm *vm)
 	return vm->state;
 }
 
+bool vm_power_busy(const struct vm *vm)
+{
+	return vm->op != VM_OP_NONE;
+}
+
 void vm_path(const struct vm *vm, const char *leaf, char *out, size_t outlen)
 {
 	snprintf(out, outlen, "%s/%s", vm->dir, leaf);
@@ -583,6 +588,43 @@ int vm_commit_mark(struct vm *vm, const struct smig_mig_id *id, const char *host
 	rc = smig_file_write_all(fd, line, (size_t)n);
 	close(fd);
 	return rc;
+}
+
+int vm_outgoing_mark(struct vm *vm, const char *host)
+{
+	char path[PATH_MAX], line[SMIG_NAME_MAX + 2];
+	int n = snprintf(line, sizeof(line), "%s\n", host);
+
+	if (smig_file_mkdirs(vm->dir, 0700) < 0)
+		return SMIG_EIO;
+	vm_path(vm, "outgoing", path, sizeof(path));
+	SMIG_GUARD(smig_file_write_atomic(path, line, (size_t)n, 0600));
+	return smig_file_sync_dir(path);
+}
+
+bool vm_outgoing(const struct vm *vm, char *host, size_t hostlen)
+{
+	char path[PATH_MAX], line[SMIG_NAME_MAX + 2] = "";
+	FILE *f;
+
+	vm_path(vm, "outgoing", path, sizeof(path));
+	f = fopen(path, "re");
+	if (f == NULL)
+		return false;
+	if (fgets(line, sizeof(line), f) == NULL)
+		line[0] = '\0';
+	fclose(f);
+	line[strcspn(line, "\n")] = '\0';
+	snprintf(host, hostlen, "%s", line[0] ? line : "?");
+	return true;
+}
+
+void vm_outgoing_clear(struct vm *vm)
+{
+	char path[PATH_MAX];
+
+	vm_path(vm, "outgoing", path, sizeof(path));
+	(void)unlink(path);
 }
 
 bool vm_commit_pending(const struct vm *vm, struct smig_mig_id *id, char *host,

@@ -147,6 +147,18 @@ void vm_adopt_incoming(struct vm *vm);
 int vm_commit_mark(struct vm *vm, const struct smig_mig_id *id, const char *host);
 bool vm_commit_pending(const struct vm *vm, struct smig_mig_id *id, char *host,
 		       size_t hostlen);
+/*
+ * The outgoing mark (outgoing in the VM's directory, written and synced
+ * before PREPARE goes out, so before any switch-over): a migration of the
+ * VM to host had begun. Cleared when the VM stays here; gone with the
+ * VM's records when it left. After a power cut it keeps autostart from
+ * starting a VM the destination may run.
+ */
+int vm_outgoing_mark(struct vm *vm, const char *host);
+bool vm_outgoing(const struct vm *vm, char *host, size_t hostlen);
+void vm_outgoing_clear(struct vm *vm);
+/* A stop or reboot of the guest is in progress (no migration may begin). */
+bool vm_power_busy(const struct vm *vm);
 void vm_commit_clear(struct vm *vm);
 /* Destination: the migration that brought vm here (incoming.id), and whether its guest ran here. */
 int vm_incoming_mark(struct vm *vm, const struct smig_mig_id *id, const char *source,

@@ -88,7 +88,7 @@ void vm_stop(struct smigd *d, struct vm *vm, bool force, uint32_t timeout_s, str
 			ctl_reply_err(d, ref, "error", "%s is stopping already", n);
 		return;
 	}
-	if (vm->mig && !force) {
+	if ((vm->mig || vm_migration_unfinished(vm)) && !force) {
 		ctl_reply_err(d, ref, "error",
 			      "%s is migrating: cancel the migration first (smig migrate %s "
 			      "--cancel), or smig vm stop %s --force",
@@ -199,6 +199,10 @@ static void on_reboot_reset(void *arg, const struct smig_qmp_msg *r)
 
 	if (vm->op != VM_OP_REBOOT)
 		return;
+	if (vm->mig) {
+		reboot_fail(vm, "error", "a migration took hold of the VM during its reboot");
+		return;
+	}
 	if (r == NULL || r->kind != SMIG_QMP_RETURN) {
 		reboot_fail(vm, "error", r ? r->error_desc : "no answer to system_reset");
 		return;
@@ -265,6 +269,10 @@ static bool reboot_event(struct vm *vm, const struct smig_qmp_msg *ev)
 {
 	if (vm->op != VM_OP_REBOOT)
 		return false;
+	if (vm->mig) { /* never: migrations wait for reboots; but never reset a VM that moves */
+		reboot_fail(vm, "error", "a migration took hold of the VM during its reboot");
+		return false;
+	}
 	if (strcmp(ev->event, "GUEST_PANICKED") == 0) {
 		reboot_fail(vm, "error", "the guest panicked while it rebooted");
 		return false;
@@ -285,8 +293,12 @@ void vm_reboot(struct smigd *d, struct vm *vm, bool force, uint32_t timeout_s,
 	const char *n = vm->spec.name;
 	int rc;
 
-	if (vm->mig) {
-		ctl_reply_err(d, ref, "error", "%s is migrating; reboot it once it has arrived", n);
+	if (vm->mig || vm_migration_unfinished(vm) || !vm_state_known(vm)) {
+		ctl_reply_err(d, ref, "error",
+			      "%s is migrating, or a migration of it has not ended, or smigd has "
+			      "not yet heard from its QEMU; reboot it once smig vm show %s says it "
+			      "runs here with nothing pending",
+			      n, n);
 		return;
 	}
 	if (vm->op != VM_OP_NONE) {

@@ -297,6 +297,8 @@ void vm_on_qmp_event(void *arg, const struct smig_qmp_msg *ev)
 		 vm->state != VM_STOPPING) {
 		snprintf(vm->exit_why, sizeof(vm->exit_why), "%s", shutdown_reason(ev));
 		vm_set_state(vm, VM_STOPPING, "%s", shutdown_reason(ev));
+		/* QEMU exits by itself; one still held at a power-off (a stale action) is made to */
+		vm_quit(vm);
 	}
 }
 
@@ -339,6 +341,9 @@ static void on_adopt_status(void *arg, const struct smig_qmp_msg *r)
 		finish_reboot(vm);
 		return;
 	}
+	/* a reboot the last smigd began may have left QEMU holding guests at their power-off */
+	(void)qmpconn_send(vm->qmp, "set-action", json_pack("{s:s}", "shutdown", "poweroff"), -1,
+			   NULL, NULL);
 	if (st && strcmp(st, "running") != 0) {
 		vm_set_state(vm, strcmp(st, "guest-panicked") == 0 ? VM_CRASHED : VM_PAUSED,
 			     "its QEMU says %s", st);
@@ -453,12 +458,13 @@ void vm_start(struct smigd *d, struct vm *vm, struct ctl_ref *ref)
 	ref->id = NULL;
 	ref->client_id = 0;
 	vm->incoming = false;
+	vm_outgoing_clear(vm); /* its operator starts it here: no other host runs it */
 	vm_launch(vm, "start");
 }
 
 void vm_autostart(struct vm *vm)
 {
-	char err[512];
+	char err[512], host[SMIG_NAME_MAX + 2];
 
 	vm->autostart_due = false;
 	if (vm->state != VM_DEFINED && vm->state != VM_SHUTOFF)
@@ -467,6 +473,16 @@ void vm_autostart(struct vm *vm)
 	if (vm_migration_unfinished(vm)) {
 		smig_warn("event=vm_autostart_skipped vm=%s reason=\"a migration of it has not "
 			  "ended\"", vm->spec.name);
+		return;
+	}
+	/* the host went down while it moved: the destination may run it now */
+	if (vm_outgoing(vm, host, sizeof(host))) {
+		vm_note_error(vm, "not autostarted: a migration of it to %s had begun when this host "
+			      "went down, and %s may run it now (smig migrate list there says); "
+			      "smig vm start %s only if it does not",
+			      host, host, vm->spec.name);
+		audit_write(vm->d, "smigd", "vm.start", vm->spec.name, "allow", "autostart",
+			    "skipped", vm->last_error);
 		return;
 	}
 	if (vm_res_admit(vm->d, &vm->spec, err, sizeof(err)) < 0) {

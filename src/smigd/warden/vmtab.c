@@ -6,8 +6,9 @@
  * checked against this table: a VM the warden does not know, or one in
  * the wrong state for the request, is refused.
  *
- * On disk STATE_DIR/vms/NAME/spec.json (a VM of this host) or spec.staged
- * (incoming, not committed). A staged VM found at start is kept with its
+ * On disk STATE_DIR/vms/NAME/spec.json (a VM of this host), spec.staged
+ * (incoming, not committed) or spec.retired (gone to its destination,
+ * its processes not yet all gone). A staged VM found at start is kept with its
  * QEMU for the worker to decide: committed where its own records say the
  * COMMIT was recorded, else discarded. A directory with neither is a
  * leftover: its processes are killed and it is removed.
@@ -15,7 +16,8 @@
  * Autostart: the first smigd after the host booted starts the VMs whose
  * spec says autostart and that do not run. It knows it is the first by a
  * file in the runtime directory (the control socket's, a tmpfs that a
- * boot empties), autostart-HOST.done, made as the VMs are loaded: a restart
+ * boot empties), autostart-HOST.done, made as the VMs are listed to the
+ * worker: a restart
  * of smigd never starts a VM that its operator stopped.
  */
 #include "warden/wd_int.h"
@@ -148,29 +150,43 @@ static void leftover(struct warden *w, const char *dir, const char *name)
 		wd_tpm_key_wipe(w, name);
 }
 
-/* True once per boot: autostart.done is not there yet (and is made now). */
-static bool first_since_boot(struct warden *w)
+/* The marker: DIR-of-the-control-socket/autostart-HOST.done; false without a place for it. */
+static bool marker_path(struct warden *w, char *dir, size_t dirlen, char *path, size_t pathlen)
 {
-	char dir[PATH_MAX], path[PATH_MAX + SMIG_NAME_MAX + 32];
 	char *slash;
-	int fd;
 
-	snprintf(dir, sizeof(dir), "%s", w->cfg.control_socket);
+	snprintf(dir, dirlen, "%s", w->cfg.control_socket);
 	slash = strrchr(dir, '/');
 	if (slash == NULL || slash == dir)
 		return false;
 	*slash = '\0';
-	snprintf(path, sizeof(path), "%s/autostart-%s.done", dir, w->cfg.host);
-	if (access(path, F_OK) == 0)
-		return false;
+	snprintf(path, pathlen, "%s/autostart-%s.done", dir, w->cfg.host);
+	return true;
+}
+
+/* True when no smigd has started the autostart VMs since the host booted. */
+static bool first_since_boot(struct warden *w)
+{
+	char dir[PATH_MAX], path[PATH_MAX + SMIG_NAME_MAX + 32];
+
+	return marker_path(w, dir, sizeof(dir), path, sizeof(path)) && access(path, F_OK) != 0;
+}
+
+/* The autostart VMs are listed for the worker: the marker says so until the next boot. */
+static void autostart_done(struct warden *w)
+{
+	char dir[PATH_MAX], path[PATH_MAX + SMIG_NAME_MAX + 32];
+	int fd;
+
+	if (!marker_path(w, dir, sizeof(dir), path, sizeof(path)))
+		return;
 	if (smig_file_mkdirs(dir, 0755) < 0 ||
-	    (fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)) < 0) {
-		smig_warn("event=autostart_skipped reason=\"cannot make %s: %s\"", path,
+	    ((fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644)) < 0)) {
+		smig_warn("event=autostart_marker_failed path=%s reason=\"%s\"", path,
 			  strerror(errno));
-		return false;
+		return;
 	}
 	close(fd);
-	return true;
 }
 
 int wd_vm_load_all(struct warden *w)
@@ -458,8 +474,18 @@ void wd_vm_discard(struct warden *w, struct wvm *v)
 
 int wd_vm_retire(struct warden *w, struct wvm *v)
 {
-	char path[PATH_MAX];
+	char path[PATH_MAX], gone[PATH_MAX];
 
+	/*
+	 * Not this host's any more, on disk first (renamed and synced): a crash
+	 * before its processes are gone leaves a leftover, never a VM that a
+	 * restart, or autostart after a power cut, would run a second time.
+	 */
+	wd_vm_path(v, "spec.json", path, sizeof(path));
+	wd_vm_path(v, "spec.retired", gone, sizeof(gone));
+	if (rename(path, gone) < 0 || smig_file_sync_dir(gone) < 0)
+		smig_err("event=vm_retire_unsynced vm=%s reason=\"%s\"", v->spec.name,
+			 strerror(errno));
 	/* the vTPM state now lives on the destination: its key goes first */
 	wd_tpm_key_wipe(w, v->spec.name);
 	wd_vm_path(v, "tpm", path, sizeof(path));
@@ -479,6 +505,8 @@ char *wd_vm_list_json(struct warden *w)
 	for (struct wvm *v = w->vms; v && w->autostart_pending; v = v->next)
 		v->autostart_due = v->spec.autostart && !v->staged && !v->retire && !wd_vm_running(v) &&
 				   v->start_id == 0;
+	if (w->autostart_pending)
+		autostart_done(w);
 	w->autostart_pending = false;
 
 	for (struct wvm *v = w->vms; v && arr; v = v->next) {
