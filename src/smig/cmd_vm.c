@@ -15,8 +15,20 @@
 
 static void print_vm_row(const json_t *v)
 {
+	const json_t *mig = json_object_get(v, "migration");
+	char state[SMIG_NAME_MAX + 16];
+
+	/* a VM in a migration says so, and where to or from */
+	if (json_is_object(mig) && json_is_string(json_object_get(mig, "to")))
+		snprintf(state, sizeof(state), "migrating>%s",
+			 json_string_value(json_object_get(mig, "to")));
+	else if (json_is_object(mig) && json_is_string(json_object_get(mig, "from")))
+		snprintf(state, sizeof(state), "arriving<%s",
+			 json_string_value(json_object_get(mig, "from")));
+	else
+		snprintf(state, sizeof(state), "%s", json_string_value(json_object_get(v, "state")));
 	printf("%-20s %-9s %6lld %5lld %-5s %-9s %s\n", json_string_value(json_object_get(v, "name")),
-	       json_string_value(json_object_get(v, "state")),
+	       state,
 	       json_integer_value(json_object_get(v, "memory_mib")),
 	       json_integer_value(json_object_get(v, "vcpus")),
 	       json_is_true(json_object_get(v, "vtpm")) ? "yes" : "no",

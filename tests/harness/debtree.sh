@@ -24,7 +24,8 @@ deb_base() {
 				"deb http://deb.debian.org/debian-security bookworm-security main")
 		fi
 		echo "debtree: making the base tree ($deps) into $base" >&2
-		tmp=$(mktemp "$cache/.deb-base.XXXXXX")
+		# a .tar name: mmdebstrap writes a tarball there (a name without one is a directory to it)
+		tmp=$(mktemp --suffix=.tar "$cache/.deb-base.XXXXXX")
 		mmdebstrap --quiet --variant=minbase --mode=root --include="$deps" \
 			--dpkgopt='path-exclude=/usr/share/locale/*' \
 			bookworm "$tmp" "${mirrors[@]}" </dev/null >"$tmp.log" 2>&1 ||

@@ -27,7 +27,7 @@ for i in 1 2; do
 done
 ivt_make "$dir" 2 # the configs are measured: their golden sets as they are now
 
-plan 16
+plan 17
 
 smigd_start "$dir" h1 && smigd_start "$dir" h2 &&
 	grep -q "event=metrics_listening addr=127.0.0.1 port=$(cat "$dir/h1.mport")" "$dir/h1.log"
@@ -65,6 +65,8 @@ mig=$!
 wait_for 30 bash -c "curl -sf http://127.0.0.1:$(cat "$dir/h1.mport")/metrics | grep -q '^smig_migration_data_remaining_bytes{vm=\"m1\"}'"
 during=$(scrape h1)
 in_h2=$(val h2 'smig_migrations_active{direction="in"}')
+list1=$(hsmig "$dir" h1 vm list | awk '$1 == "m1" { print $2 }')
+list2=$(hsmig "$dir" h2 vm list | awk '$1 == "m1" { print $2 }')
 wait $mig
 rc=$?
 grep -q '^smig_migrations_active{direction="out"} 1$' <<<"$during" &&
@@ -75,6 +77,8 @@ ok $? "during the move h1 shows it active with its bytes and what is left, h2 on
 	[ "$(val h1 'smig_migrations_active{direction="out"}')" = 0 ] &&
 	[ "$(val h2 'smig_migrations_total{direction="in",outcome="completed"}')" = 1 ]
 ok $? "after it h1 counts one completed outgoing migration and h2 one completed incoming"
+[ "$list1" = "migrating>h2" ] && [ "$list2" = "arriving<h1" ]
+ok $? "meanwhile a second client's vm list showed it: $list1 on h1, $list2 on h2"
 [ "$(val h1 'smig_migration_duration_seconds_count')" = 1 ] && [ "$(val h1 'smig_migration_downtime_seconds_count')" = 1 ] &&
 	[ "$(val h1 'smig_migration_duration_seconds_bucket{le="+Inf"}')" = 1 ] &&
 	[ "$(val h1 'smig_migration_bytes_total{direction="out"}')" -gt 1000000 ] &&

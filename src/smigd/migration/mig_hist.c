@@ -182,7 +182,7 @@ void mig_history_add(struct mig *m)
 	if (fd >= 0)
 		close(fd);
 	free(text);
-	if (++d->migs->hist_disk > 2 * MIG_HISTORY_MAX)
+	if (++d->migs->hist_disk > (size_t)2 * MIG_HISTORY_MAX)
 		history_rewrite(d);
 }
 
