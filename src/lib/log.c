@@ -79,6 +79,17 @@ void smig_log_init(const char *prog, enum smig_log_level level, bool use_syslog)
 	log_journal = smig_log_stderr_is_journal();
 }
 
+void smig_time_iso_ms(int64_t ms, char out[SMIG_TIME_ISO_LEN])
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+	size_t n;
+
+	gmtime_r(&t, &tm);
+	n = strftime(out, SMIG_TIME_ISO_LEN, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(out + n, SMIG_TIME_ISO_LEN - n, ".%03dZ", (int)(ms % 1000));
+}
+
 void smig_log_reopened(void)
 {
 	log_journal = smig_log_stderr_is_journal();
@@ -358,9 +369,8 @@ void smig_log(enum smig_log_level level, const char *fmt, ...)
 {
 	static const int prio[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
 	char msg[1024];
-	char stamp[32];
+	char stamp[SMIG_TIME_ISO_LEN];
 	struct timespec ts;
-	struct tm tm;
 	va_list ap;
 	bool stop;
 
@@ -374,18 +384,17 @@ void smig_log(enum smig_log_level level, const char *fmt, ...)
 		return;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
+	smig_time_iso_ms((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, stamp);
 	if (log_journal)
 		fprintf(stderr, "<%d>", prio[level]);
-	fprintf(stderr, "%s.%03ldZ %s %s[%d]: %s\n", stamp, ts.tv_nsec / 1000000,
-		level_names[level], log_prog, (int)getpid(), msg);
+	fprintf(stderr, "%s %s %s[%d]: %s\n", stamp, level_names[level], log_prog, (int)getpid(),
+		msg);
 	if (log_syslog)
 		syslog(prio[level], "%s", msg);
 	if (stop) {
-		fprintf(stderr, "%s.%03ldZ %s %s[%d]: event=stopped_at point=%.*s\n", stamp,
-			ts.tv_nsec / 1000000, level_names[level], log_prog, (int)getpid(),
-			(int)strcspn(msg + 6, " "), msg + 6);
+		fprintf(stderr, "%s %s %s[%d]: event=stopped_at point=%.*s\n", stamp,
+			level_names[level], log_prog, (int)getpid(), (int)strcspn(msg + 6, " "),
+			msg + 6);
 		fflush(stderr);
 		(void)raise(SIGSTOP);
 	}

@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 enum smig_log_level {
 	SMIG_LOG_ERROR = 0,
@@ -30,6 +31,9 @@ void smig_log_set_level(enum smig_log_level level);
 bool smig_log_stderr_is_journal(void);
 /* stderr is another file now (log.file): looks again. */
 void smig_log_reopened(void);
+/* ms since the epoch as the log writes time: "2026-12-06T19:48:12.409Z" (UTC). */
+#define SMIG_TIME_ISO_LEN 32
+void smig_time_iso_ms(int64_t ms, char out[SMIG_TIME_ISO_LEN]);
 /* Parses "error", "warn", "info" or "debug"; 0 or SMIG_EINVAL. */
 int smig_log_level_parse(const char *name, enum smig_log_level *out);
 

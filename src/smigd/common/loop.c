@@ -46,6 +46,14 @@ uint64_t loop_now_ms(void)
 	return loop_now_ns() / 1000000u;
 }
 
+int64_t loop_wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 int loop_new(struct loop **out)
 {
 	struct loop *l = calloc(1, sizeof(*l));

@@ -43,5 +43,7 @@ void loop_timer_cancel(struct loop *l, struct loop_timer *t);
 /* Monotonic clock in milliseconds and nanoseconds. */
 uint64_t loop_now_ms(void);
 uint64_t loop_now_ns(void);
+/* The wall clock (CLOCK_REALTIME) in ms since the epoch: for records and what people read. */
+int64_t loop_wall_ms(void);
 
 #endif

@@ -22,7 +22,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define RING 1024
 #define BANS_MAX 1024
@@ -65,14 +64,6 @@ struct monitor {
 	uint64_t counts[SMIG_SEC_KINDS];
 	struct path paths[PATHS];
 };
-
-static int64_t wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static json_t *event_json(const struct sec_event *e)
 {
@@ -119,7 +110,7 @@ static void bans_save(struct smigd *d)
 	struct monitor *m = d->monitor;
 	char *text = NULL;
 
-	if (smig_ids_bans_dump(m->ids, wall_ms(), &text) < 0 ||
+	if (smig_ids_bans_dump(m->ids, loop_wall_ms(), &text) < 0 ||
 	    smig_file_write_atomic(m->bans_path, text, strlen(text), 0600) < 0)
 		smig_err("event=bans_save_failed path=%s", m->bans_path);
 	free(text);
@@ -142,7 +133,7 @@ static const struct sec_event *record(struct smigd *d, enum smig_sec_kind kind, 
 
 	memset(e, 0, sizeof(*e));
 	e->seq = ++m->seq;
-	e->time_ms = wall_ms();
+	e->time_ms = loop_wall_ms();
 	e->kind = kind;
 	snprintf(e->addr, sizeof(e->addr), "%s", addr ? addr : "");
 	snprintf(e->host, sizeof(e->host), "%s", host ? host : "");
@@ -289,7 +280,7 @@ static void bans_load(struct smigd *d)
 
 	if (smig_file_read(m->bans_path, (size_t)1 << 20, &text, &len, err, sizeof(err)) < 0)
 		return;
-	n = smig_ids_bans_load(m->ids, text, len, wall_ms());
+	n = smig_ids_bans_load(m->ids, text, len, loop_wall_ms());
 	free(text);
 	if (n < 0)
 		smig_warn("event=bans_ignored path=%s reason=\"not a list of bans\"", m->bans_path);
@@ -319,10 +310,10 @@ int monitor_init(struct smigd *d)
 	bans_load(d);
 	if (d->cfg.nftables) { /* the warden made its table afresh: the bans in force go in again */
 		struct smig_ids_ban_info b[64];
-		size_t nb = smig_ids_bans(m->ids, wall_ms(), b, ARRAY_LEN(b));
+		size_t nb = smig_ids_bans(m->ids, loop_wall_ms(), b, ARRAY_LEN(b));
 
 		for (size_t i = 0; i < nb; i++)
-			kernel_ban(d, b[i].addr, b[i].until_ms - wall_ms());
+			kernel_ban(d, b[i].addr, b[i].until_ms - loop_wall_ms());
 	}
 	return 0;
 }
@@ -361,7 +352,7 @@ bool monitor_admit(struct smigd *d, const char *ip, size_t pending, size_t total
 			  d->cfg.conns_per_source);
 		return false;
 	}
-	a = smig_ids_admit(d->monitor->ids, ip, wall_ms());
+	a = smig_ids_admit(d->monitor->ids, ip, loop_wall_ms());
 	if (a == SMIG_ADMIT_OK)
 		return true;
 	sec_event(d, SMIG_SEC_CONN_REFUSED, ip, NULL, "%s",
@@ -389,7 +380,7 @@ json_t *monitor_status_json(struct smigd *d)
 	struct monitor *m = d->monitor;
 	struct smig_ids_ban_info *b = calloc(BANS_MAX, sizeof(*b));
 	json_t *bans = json_array(), *counts = json_object(), *paths = json_array();
-	int64_t now = wall_ms();
+	int64_t now = loop_wall_ms();
 	size_t n = b ? smig_ids_bans(m->ids, now, b, BANS_MAX) : 0;
 
 	for (size_t i = 0; i < n; i++)
@@ -422,7 +413,7 @@ json_t *monitor_status_json(struct smigd *d)
 
 int monitor_unban(struct smigd *d, const char *addr)
 {
-	SMIG_GUARD(smig_ids_unban(d->monitor->ids, addr, wall_ms()) < 0 ? SMIG_ENOENT : 0);
+	SMIG_GUARD(smig_ids_unban(d->monitor->ids, addr, loop_wall_ms()) < 0 ? SMIG_ENOENT : 0);
 	bans_save(d);
 	kernel_ban(d, addr, 0);
 	sec_event(d, SMIG_SEC_UNBAN, addr, NULL, "lifted by an operator");

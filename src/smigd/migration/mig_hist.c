@@ -22,7 +22,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #define MIG_HISTORY_MAX 500
@@ -31,16 +30,6 @@
 static void history_path(const struct smigd *d, char *out, size_t outlen)
 {
 	snprintf(out, outlen, "%s/worker/migrations.jsonl", d->cfg.state_dir);
-}
-
-static void iso(int64_t ms, char out[40])
-{
-	time_t t = (time_t)(ms / 1000);
-	struct tm tm;
-
-	gmtime_r(&t, &tm);
-	snprintf(out, 40, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
 }
 
 /* The records of the file, the last MIG_HISTORY_MAX; lines that do not parse are skipped. */
@@ -123,11 +112,11 @@ static json_t *record(const struct mig *m)
 	static const char *const outcome[] = { "completed", "failed", "cancelled" };
 	uint64_t end = m->t_end ? m->t_end : loop_now_ns();
 	int64_t ended = m->wall_start_ms + (int64_t)((loop_now_ns() - m->t_start) / 1000000);
-	char s[40], e[40];
+	char s[SMIG_TIME_ISO_LEN], e[SMIG_TIME_ISO_LEN];
 	json_t *phases = json_array(), *o;
 
-	iso(m->wall_start_ms, s);
-	iso(ended, e);
+	smig_time_iso_ms(m->wall_start_ms, s);
+	smig_time_iso_ms(ended, e);
 	if (m->p.source) {
 		phase(phases, "connecting and attesting", m->t_start, m->t_start, m->t_prepare);
 		phase(phases, "preparing", m->t_start, m->t_prepare, m->t_prepared);

@@ -21,7 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 /* ------------------------------------------------------------------ */
@@ -80,12 +79,7 @@ struct mig *mig_new(struct smigd *d, bool source)
 	m->t_start = loop_now_ns();
 	m->last_activity_ms = loop_now_ms();
 	m->outcome = STATS_FAILED;
-	{
-		struct timespec ts;
-
-		clock_gettime(CLOCK_REALTIME, &ts);
-		m->wall_start_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-	}
+	m->wall_start_ms = loop_wall_ms();
 	smig_buf_init(&m->pend, MIG_PEND_HIGH + SMIG_FRAME_MAX_PAYLOAD);
 	m->next = d->migs->head;
 	d->migs->head = m;

@@ -21,7 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 static const char *const state_names[] = { "defined", "starting", "running", "paused",
@@ -105,14 +104,9 @@ static json_t *history_json(const struct vm *vm)
 	for (size_t i = 0; arr && i < vm->hist_n; i++) {
 		const struct vm_event *e =
 			&vm->hist[(vm->hist_next + VM_HISTORY_MAX - vm->hist_n + i) % VM_HISTORY_MAX];
-		char at[40];
-		time_t t = (time_t)(e->at_ms / 1000);
-		struct tm tm;
+		char at[SMIG_TIME_ISO_LEN];
 
-		gmtime_r(&t, &tm);
-		snprintf(at, sizeof(at), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-			 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-			 (int)(e->at_ms % 1000));
+		smig_time_iso_ms(e->at_ms, at);
 		json_array_append_new(arr, json_pack("{s:s,s:I,s:s,s:s}", "at", at, "at_ms",
 						     (json_int_t)e->at_ms, "state",
 						     vm_state_name(e->state), "why", e->why));
@@ -184,15 +178,13 @@ void vm_set_state(struct vm *vm, enum vm_state state, const char *fmt, ...)
 {
 	enum vm_state was = vm->state;
 	char why[VM_WHY_MAX];
-	struct timespec ts;
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
 	vm->state = state;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	history_add(vm, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, state, why);
+	history_add(vm, loop_wall_ms(), state, why);
 	history_save(vm);
 	smig_info("event=vm_state vm=%s from=%s to=%s why=\"%s\"", vm->spec.name,
 		  vm_state_name(was), vm_state_name(state), why);

@@ -34,7 +34,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #define AUDIT_FILE_MAX ((size_t)256 * 1024 * 1024)
@@ -49,14 +48,6 @@ struct wd_audit {
 	struct loop_timer *timer;
 	bool write_failed;
 };
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Signs the head again; 0 once it is on disk, readable by the worker. */
 static int head_write(struct warden *w)
@@ -109,7 +100,7 @@ static void checkpoint(struct warden *w)
 	struct wd_audit *a = w->audit;
 	char *line;
 
-	if (smig_audit_checkpoint(&a->chain, w->cfg.host, now_ms(), w->host_key, &line) == 0) {
+	if (smig_audit_checkpoint(&a->chain, w->cfg.host, loop_wall_ms(), w->host_key, &line) == 0) {
 		(void)append(w, line);
 		free(line);
 	}
@@ -142,7 +133,7 @@ static bool record(struct warden *w, const char *actor, const char *action, cons
 {
 	struct wd_audit *a = w->audit;
 	struct smig_audit_entry e = {
-		.time_ms = now_ms(), .host = w->cfg.host, .actor = actor, .action = action,
+		.time_ms = loop_wall_ms(), .host = w->cfg.host, .actor = actor, .action = action,
 		.target = target, .decision = decision, .rule = rule, .outcome = outcome,
 		.detail = detail,
 	};
@@ -175,7 +166,7 @@ bool wd_audit_rekey(struct warden *w, EVP_PKEY *old_key, EVP_PKEY *new_key)
 	if (a == NULL || a->fd < 0 || a->write_failed)
 		return false;
 	was = a->chain;
-	if (smig_audit_rekey(&a->chain, w->cfg.host, now_ms(), old_key, new_key, &lines) < 0) {
+	if (smig_audit_rekey(&a->chain, w->cfg.host, loop_wall_ms(), old_key, new_key, &lines) < 0) {
 		a->chain = was;
 		return false;
 	}
