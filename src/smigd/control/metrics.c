@@ -73,6 +73,30 @@ static void hist(FILE *f, const char *name, const char *text, const struct stats
 	fprintf(f, "%s_sum %.6f\n%s_count %llu\n", name, h->sum, name, (unsigned long long)h->count);
 }
 
+/* A gauge per running outgoing migration whose memory QEMU has counted, by VM. */
+static void out_gauge(FILE *f, const char *name, const char *text, const struct mig_active *a,
+		      size_t n, uint64_t (*value)(const struct mig_active *))
+{
+	help(f, name, "gauge", text);
+	for (size_t i = 0; i < n; i++) {
+		if (!a[i].out || a[i].ram_total == 0)
+			continue;
+		fprintf(f, "%s{vm=\"", name);
+		label(f, a[i].vm);
+		fprintf(f, "\"} %llu\n", (unsigned long long)value(&a[i]));
+	}
+}
+
+static uint64_t remaining(const struct mig_active *a)
+{
+	return a->ram_remaining;
+}
+
+static uint64_t dirty_rate(const struct mig_active *a)
+{
+	return a->dirty_rate;
+}
+
 static void migrations(FILE *f, struct smigd *d)
 {
 	static const char *const dir[] = { "out", "in" };
@@ -80,6 +104,9 @@ static void migrations(FILE *f, struct smigd *d)
 	const struct smigd_stats *s = &d->stats;
 	struct mig_active *a = calloc(METRICS_ACTIVE_MAX, sizeof(*a));
 	size_t n = a ? mig_active(d, a, METRICS_ACTIVE_MAX) : 0, active[2] = { 0, 0 };
+
+	if (n > METRICS_ACTIVE_MAX)
+		n = METRICS_ACTIVE_MAX; /* the first ones are shown */
 
 	help(f, "smig_migrations_total", "counter",
 	     "Migrations that ended, by direction (out: this host was the source) and outcome.");
@@ -101,38 +128,26 @@ static void migrations(FILE *f, struct smigd *d)
 	hist(f, "smig_migration_downtime_seconds",
 	     "The pause the guest saw in completed outgoing migrations.", &s->downtime,
 	     stats_downtime_bounds, stats_downtime_nbounds);
-	for (size_t i = 0; i < n && i < METRICS_ACTIVE_MAX; i++)
+	for (size_t i = 0; i < n; i++)
 		active[a[i].out ? 0 : 1]++;
 	help(f, "smig_migrations_active", "gauge", "Migrations not yet ended, by direction.");
 	for (int i = 0; i < 2; i++)
 		fprintf(f, "smig_migrations_active{direction=\"%s\"} %zu\n", dir[i], active[i]);
 	help(f, "smig_migration_data_processed_bytes", "gauge",
 	     "Stream bytes a running migration has moved so far.");
-	for (size_t i = 0; i < n && i < METRICS_ACTIVE_MAX; i++) {
+	for (size_t i = 0; i < n; i++) {
 		fputs("smig_migration_data_processed_bytes{vm=\"", f);
 		label(f, a[i].vm);
 		fprintf(f, "\",direction=\"%s\",peer=\"", a[i].out ? "out" : "in");
 		label(f, a[i].peer);
 		fprintf(f, "\",state=\"%s\"} %llu\n", a[i].state, (unsigned long long)a[i].bytes);
 	}
-	help(f, "smig_migration_data_remaining_bytes", "gauge",
-	     "Guest memory a running outgoing migration has still to send (QEMU's last figure).");
-	for (size_t i = 0; i < n && i < METRICS_ACTIVE_MAX; i++) {
-		if (!a[i].out || a[i].ram_total == 0)
-			continue;
-		fputs("smig_migration_data_remaining_bytes{vm=\"", f);
-		label(f, a[i].vm);
-		fprintf(f, "\"} %llu\n", (unsigned long long)a[i].ram_remaining);
-	}
-	help(f, "smig_migration_dirty_memory_rate_bytes", "gauge",
-	     "Bytes per second the guest of a running outgoing migration dirties.");
-	for (size_t i = 0; i < n && i < METRICS_ACTIVE_MAX; i++) {
-		if (!a[i].out || a[i].ram_total == 0)
-			continue;
-		fputs("smig_migration_dirty_memory_rate_bytes{vm=\"", f);
-		label(f, a[i].vm);
-		fprintf(f, "\"} %llu\n", (unsigned long long)a[i].dirty_rate);
-	}
+	out_gauge(f, "smig_migration_data_remaining_bytes",
+		  "Guest memory a running outgoing migration has still to send (QEMU's last figure).",
+		  a, n, remaining);
+	out_gauge(f, "smig_migration_dirty_memory_rate_bytes",
+		  "Bytes per second the guest of a running outgoing migration dirties.", a, n,
+		  dirty_rate);
 	help(f, "smig_evacuations_total", "counter", "Evacuations of this host begun.");
 	fprintf(f, "smig_evacuations_total %llu\n", (unsigned long long)s->evacuations);
 	free(a);
@@ -214,8 +229,6 @@ char *metrics_render(struct smigd *d, size_t *len)
 {
 	char *text = NULL;
 	FILE *f = open_memstream(&text, len);
-	const json_t *self;
-	json_t *sj;
 
 	if (f == NULL)
 		return NULL;
@@ -225,15 +238,9 @@ char *metrics_render(struct smigd *d, size_t *len)
 	fputs("\"} 1\n", f);
 	help(f, "smig_start_time_seconds", "gauge", "When smigd's worker started (Unix time).");
 	fprintf(f, "smig_start_time_seconds %lld\n", (long long)d->started);
-	sj = attest_self_json(d);
-	self = json_object_get(sj, "trust");
 	help(f, "smig_host_trust_level", "gauge",
 	     "This host's own check against the IVT: 0 none, 1 attested, 2 trusted.");
-	fprintf(f, "smig_host_trust_level %d\n",
-		strcmp(json_string_value(self) ?: "", "trusted") == 0	  ? 2
-		: strcmp(json_string_value(self) ?: "", "attested") == 0 ? 1
-									   : 0);
-	json_decref(sj);
+	fprintf(f, "smig_host_trust_level %d\n", (int)attest_self(d)->trust);
 	migrations(f, d);
 	vms(f, d);
 	peers(f, d);

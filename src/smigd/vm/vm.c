@@ -190,6 +190,12 @@ void vm_set_state(struct vm *vm, enum vm_state state, const char *fmt, ...)
 		  vm_state_name(was), vm_state_name(state), why);
 }
 
+uint32_t vm_shutdown_timeout(const struct vm *vm)
+{
+	return vm->spec.shutdown_timeout_s ? vm->spec.shutdown_timeout_s
+					   : SMIG_VM_SHUTDOWN_TIMEOUT_DEFAULT;
+}
+
 static const char *op_name(enum vm_op op)
 {
 	return op == VM_OP_SHUTDOWN ? "shutting down" : op == VM_OP_REBOOT ? "rebooting" : NULL;
@@ -230,10 +236,7 @@ json_t *vm_json(const struct vm *vm)
 	if (o == NULL)
 		return NULL;
 	(void)json_object_set_new(o, "autostart", json_boolean(vm->spec.autostart));
-	(void)json_object_set_new(o, "shutdown_timeout_s",
-				  json_integer(vm->spec.shutdown_timeout_s
-						       ? vm->spec.shutdown_timeout_s
-						       : SMIG_VM_SHUTDOWN_TIMEOUT_DEFAULT));
+	(void)json_object_set_new(o, "shutdown_timeout_s", json_integer(vm_shutdown_timeout(vm)));
 	if (op_name(vm->op))
 		(void)json_object_set_new(o, "operation", json_string(op_name(vm->op)));
 	(void)json_object_set_new(o, "history", history_json(vm));
@@ -582,6 +585,33 @@ int vm_commit_mark(struct vm *vm, const struct smig_mig_id *id, const char *host
 	return rc;
 }
 
+/*
+ * The first line of one of the VM's records (leaf in its directory) into
+ * line ("" when it has none); false when there is no such record.
+ */
+static bool record_line(const struct vm *vm, const char *leaf, char *line, size_t len)
+{
+	char path[PATH_MAX];
+	FILE *f;
+
+	vm_path(vm, leaf, path, sizeof(path));
+	f = fopen(path, "re");
+	if (f == NULL)
+		return false;
+	if (fgets(line, (int)len, f) == NULL)
+		line[0] = '\0';
+	fclose(f);
+	return true;
+}
+
+static void record_drop(struct vm *vm, const char *leaf)
+{
+	char path[PATH_MAX];
+
+	vm_path(vm, leaf, path, sizeof(path));
+	(void)unlink(path);
+}
+
 int vm_outgoing_mark(struct vm *vm, const char *host)
 {
 	char path[PATH_MAX], line[SMIG_NAME_MAX + 2];
@@ -596,16 +626,10 @@ int vm_outgoing_mark(struct vm *vm, const char *host)
 
 bool vm_outgoing(const struct vm *vm, char *host, size_t hostlen)
 {
-	char path[PATH_MAX], line[SMIG_NAME_MAX + 2] = "";
-	FILE *f;
+	char line[SMIG_NAME_MAX + 2];
 
-	vm_path(vm, "outgoing", path, sizeof(path));
-	f = fopen(path, "re");
-	if (f == NULL)
+	if (!record_line(vm, "outgoing", line, sizeof(line)))
 		return false;
-	if (fgets(line, sizeof(line), f) == NULL)
-		line[0] = '\0';
-	fclose(f);
 	line[strcspn(line, "\n")] = '\0';
 	snprintf(host, hostlen, "%s", line[0] ? line : "?");
 	return true;
@@ -613,29 +637,21 @@ bool vm_outgoing(const struct vm *vm, char *host, size_t hostlen)
 
 void vm_outgoing_clear(struct vm *vm)
 {
-	char path[PATH_MAX];
-
-	vm_path(vm, "outgoing", path, sizeof(path));
-	(void)unlink(path);
+	record_drop(vm, "outgoing");
 }
 
 bool vm_commit_pending(const struct vm *vm, struct smig_mig_id *id, char *host,
 		       size_t hostlen)
 {
-	char path[PATH_MAX], line[128] = "", name[SMIG_NAME_MAX + 1] = "";
+	char line[128], name[SMIG_NAME_MAX + 1] = "";
 	char ids[SMIG_MIG_ID_STR_LEN] = "";
 	struct smig_mig_id v = { { 0 } };
-	FILE *f;
 
-	vm_path(vm, "commit.pending", path, sizeof(path));
-	f = fopen(path, "r");
-	if (f == NULL)
+	if (!record_line(vm, "commit.pending", line, sizeof(line)))
 		return false;
 	/* unreadable still counts: the commit may be out, so the copy stays paused */
-	if (fgets(line, sizeof(line), f) == NULL ||
-	    sscanf(line, "%32s %63s", ids, name) != 2 || smig_mig_id_parse(ids, &v) < 0)
+	if (sscanf(line, "%32s %63s", ids, name) != 2 || smig_mig_id_parse(ids, &v) < 0)
 		snprintf(name, sizeof(name), "?");
-	fclose(f);
 	*id = v;
 	snprintf(host, hostlen, "%s", name);
 	return true;
@@ -670,21 +686,13 @@ int vm_incoming_mark(struct vm *vm, const struct smig_mig_id *id, const char *so
 int vm_incoming_get(const struct vm *vm, struct smig_mig_id *id, char src[SMIG_NAME_MAX + 1],
 		    bool *resumed)
 {
-	char path[PATH_MAX], line[160] = "", what[16], ids[SMIG_MIG_ID_STR_LEN];
-	FILE *f;
-	int rc = SMIG_ENOENT;
+	char line[160], what[16], ids[SMIG_MIG_ID_STR_LEN];
 
-	vm_path(vm, "incoming.id", path, sizeof(path));
-	f = fopen(path, "r");
-	if (f == NULL)
+	if (!record_line(vm, "incoming.id", line, sizeof(line)) ||
+	    sscanf(line, "%32s %63s %15s", ids, src, what) != 3 || smig_mig_id_parse(ids, id) < 0)
 		return SMIG_ENOENT;
-	if (fgets(line, sizeof(line), f) && sscanf(line, "%32s %63s %15s", ids, src, what) == 3 &&
-	    smig_mig_id_parse(ids, id) == 0) {
-		*resumed = strcmp(what, "resumed") == 0;
-		rc = 0;
-	}
-	fclose(f);
-	return rc;
+	*resumed = strcmp(what, "resumed") == 0;
+	return 0;
 }
 
 bool vm_migration_unfinished(const struct vm *vm)
@@ -711,10 +719,7 @@ bool vm_resolve_pending(struct vm *vm, bool gone)
 
 void vm_commit_clear(struct vm *vm)
 {
-	char path[PATH_MAX];
-
-	vm_path(vm, "commit.pending", path, sizeof(path));
-	(void)unlink(path);
+	record_drop(vm, "commit.pending");
 }
 
 bool vm_qemu_alive(const struct vm *vm)

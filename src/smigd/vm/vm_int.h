@@ -98,6 +98,8 @@ void vm_set_state(struct vm *vm, enum vm_state state, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 /* Reads the history back from the VM's records (at load). */
 void vm_history_load(struct vm *vm);
+/* How long a stop or reboot waits for the guest: its spec's shutdown_timeout_s, or the default. */
+uint32_t vm_shutdown_timeout(const struct vm *vm);
 
 /* A migration holds the VM, or a commit of it is unconfirmed (commit.pending). */
 bool vm_migration_unfinished(const struct vm *vm);

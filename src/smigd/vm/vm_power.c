@@ -20,10 +20,7 @@
 
 static uint32_t timeout_of(const struct vm *vm, uint32_t timeout_s)
 {
-	if (timeout_s)
-		return timeout_s;
-	return vm->spec.shutdown_timeout_s ? vm->spec.shutdown_timeout_s
-					   : SMIG_VM_SHUTDOWN_TIMEOUT_DEFAULT;
+	return timeout_s ? timeout_s : vm_shutdown_timeout(vm);
 }
 
 /* The request now waits on vm (its reply comes when the operation ends). */
