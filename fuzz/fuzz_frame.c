@@ -25,9 +25,13 @@ static void decode(const struct smig_frame *f)
 	const char *text;
 	size_t len;
 	struct smig_mig_id id;
+	struct smig_enrol_chal ec;
+	uint8_t cred[SMIG_ENROL_CRED_LEN];
 
 	(void)smig_msg_get_attest_req(f, nonce);
 	(void)smig_msg_get_attest(f, &text, &len);
+	(void)smig_msg_get_enrol_chal(f, &ec);
+	(void)smig_msg_get_enrol_proof(f, cred);
 	(void)smig_msg_get_mig_prepare(f, &mp);
 	(void)smig_msg_get_mig_commit_req(f, &cr);
 	(void)smig_msg_get_mig_abort(f, &ab);

@@ -97,12 +97,17 @@ static json_t *evidence_json(const struct smig_evidence *e)
 	json_object_set_new(o, "components", comps);
 	json_object_set_new(o, "capabilities", caps);
 	json_object_set_new(o, "free_mib", json_integer((json_int_t)e->free_mib));
-	if (e->has_quote)
-		json_object_set_new(o, "tpm",
-				    json_pack("{s:o,s:o,s:o}", "ak",
-					      hex_json(e->quote.ak, SMIG_AK_LEN), "quote",
-					      hex_json(e->quote.attest, e->quote.attest_len), "sig",
-					      hex_json(e->quote.sig, sizeof(e->quote.sig))));
+	if (e->has_tpm) {
+		json_t *t = json_pack("{s:o,s:o}", "ak", hex_json(e->quote.ak, SMIG_AK_LEN), "ek",
+				      hex_json(e->ek, SMIG_EK_LEN));
+
+		if (e->has_quote) {
+			json_object_set_new(t, "quote",
+					    hex_json(e->quote.attest, e->quote.attest_len));
+			json_object_set_new(t, "sig", hex_json(e->quote.sig, sizeof(e->quote.sig)));
+		}
+		json_object_set_new(o, "tpm", t);
+	}
 	return o;
 }
 
@@ -213,24 +218,29 @@ static int parse_tpm(const struct smig_json_doc *doc, const json_t *t, struct sm
 {
 	static const struct smig_jfield fields[] = {
 		{ "ak", SMIG_J_STRING, true, 0, 0 },
-		{ "quote", SMIG_J_STRING, true, 0, 0 },
-		{ "sig", SMIG_J_STRING, true, 0, 0 },
+		{ "ek", SMIG_J_STRING, true, 0, 0 },
+		{ "quote", SMIG_J_STRING, false, 0, 0 },
+		{ "sig", SMIG_J_STRING, false, 0, 0 },
 	};
-	const char *q;
+	const char *q, *sig;
 	size_t n;
 
 	SMIG_GUARD(smig_json_check(doc, t, "tpm", fields, ARRAY_LEN(fields), err, errlen));
 	q = json_string_value(json_object_get(t, "quote"));
-	n = strlen(q) / 2;
+	sig = json_string_value(json_object_get(t, "sig"));
+	n = q ? strlen(q) / 2 : 0;
 	if (smig_unhex(json_string_value(json_object_get(t, "ak")), e->quote.ak, SMIG_AK_LEN) < 0 ||
-	    smig_unhex(json_string_value(json_object_get(t, "sig")), e->quote.sig,
-		       sizeof(e->quote.sig)) < 0 ||
-	    n == 0 || n > SMIG_QUOTE_MAX || smig_unhex(q, e->quote.attest, n) < 0)
+	    smig_unhex(json_string_value(json_object_get(t, "ek")), e->ek, SMIG_EK_LEN) < 0 ||
+	    (q == NULL) != (sig == NULL) ||
+	    (sig && smig_unhex(sig, e->quote.sig, sizeof(e->quote.sig)) < 0) ||
+	    (q && (n == 0 || n > SMIG_QUOTE_MAX || smig_unhex(q, e->quote.attest, n) < 0)))
 		return smig_json_fail(doc, t, NULL, err, errlen,
-				      "tpm: ak (128 hex digits), quote (hex, at most %d bytes) and "
-				      "sig (128 hex digits)", SMIG_QUOTE_MAX);
+				      "tpm: ak and ek (128 hex digits each), and quote (hex, at "
+				      "most %d bytes) with sig (128 hex digits) or neither",
+				      SMIG_QUOTE_MAX);
 	e->quote.attest_len = n;
-	e->has_quote = true;
+	e->has_tpm = true;
+	e->has_quote = q != NULL;
 	return 0;
 }
 

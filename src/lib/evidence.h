@@ -6,7 +6,8 @@
  *   {"v":1, "host":"h2", "time":MS, "nonce":HEX32, "binding":HEX32,
  *    "components":[{"name":"qemu", "sha256":HEX32}, ...],
  *    "capabilities":["vtpm", ...], "free_mib":N,
- *    "tpm":{"ak":HEX64, "quote":HEX, "sig":HEX64} (with a host TPM), "sig":HEX64}
+ *    "tpm":{"ak":HEX64, "ek":HEX64, "quote":HEX, "sig":HEX64} (with a host TPM),
+ *    "sig":HEX64}
  * With a TPM, the values of the quoted PCRs are components "pcr16", ...
  * The signature (context "smig-evidence-v1") covers nonce || binding ||
  * digest, the digest being SHA-256 of the compact sorted-key JSON without
@@ -19,6 +20,7 @@
 
 #include "msg.h"
 #include "quote.h"
+#include "tpmcred.h"
 
 #include <openssl/evp.h>
 #include <stdbool.h>
@@ -50,7 +52,9 @@ struct smig_evidence {
 	char caps[SMIG_CAPS_MAX][SMIG_NAME_MAX + 1];
 	size_t ncaps;
 	uint64_t free_mib; /* memory available for VMs, for placement */
-	bool has_quote;
+	bool has_tpm;   /* its TPM's keys: quote.ak and ek */
+	uint8_t ek[SMIG_EK_LEN];
+	bool has_quote; /* and a quote by the AK (peer evidence; a host's own measurement has none) */
 	struct smig_quote quote;
 	uint8_t sig[64];
 };

@@ -31,6 +31,8 @@ enum smig_msg_type {
 	SMIG_MSG_BYE = 0x05,
 	SMIG_MSG_ATTEST_REQ = 0x06, /* a verifier's nonce */
 	SMIG_MSG_ATTEST = 0x07,     /* evidence answering it (evidence.h) */
+	SMIG_MSG_ENROL_CHAL = 0x08,  /* enrolment: a credential for the peer's AK (tpmcred.h) */
+	SMIG_MSG_ENROL_PROOF = 0x09, /* ... and what its TPM recovered from it */
 	/* migration (docs/protocol.md, "Migration") */
 	SMIG_MSG_MIG_PREPARE = 0x10,
 	SMIG_MSG_MIG_PREPARED = 0x11,

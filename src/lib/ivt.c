@@ -6,6 +6,7 @@
 #include "error.h"
 #include "json.h"
 #include "sign.h"
+#include "tpmcred.h"
 
 #include <openssl/crypto.h>
 #include <stdarg.h>
@@ -50,6 +51,25 @@ static int parse_golden(const struct smig_json_doc *doc, const json_t *arr, size
 	return 0;
 }
 
+static int parse_tpm(const struct smig_json_doc *doc, const json_t *t, struct smig_ivt_host *h,
+		     char *err, size_t errlen)
+{
+	static const struct smig_jfield fields[] = {
+		{ "ek", SMIG_J_STRING, true, 0, 0 },
+		{ "ak", SMIG_J_STRING, true, 0, 0 },
+	};
+
+	SMIG_GUARD(smig_json_check(doc, t, "IVT host tpm", fields, ARRAY_LEN(fields), err, errlen));
+	if (smig_unhex(json_string_value(json_object_get(t, "ek")), h->ek, SMIG_EK_LEN) < 0)
+		return smig_json_fail(doc, t, "ek", err, errlen,
+				      "%s.tpm.ek must be 128 hex digits (a P-256 point)", h->name);
+	if (smig_unhex(json_string_value(json_object_get(t, "ak")), h->ak, SMIG_AK_LEN) < 0)
+		return smig_json_fail(doc, t, "ak", err, errlen,
+				      "%s.tpm.ak must be 128 hex digits (a P-256 point)", h->name);
+	h->has_tpm = true;
+	return 0;
+}
+
 static int parse_host(const struct smig_json_doc *doc, const json_t *hosts, const char *name,
 		      struct smig_ivt_host *h, char *err, size_t errlen)
 {
@@ -57,7 +77,7 @@ static int parse_host(const struct smig_json_doc *doc, const json_t *hosts, cons
 		{ "fingerprint", SMIG_J_STRING, true, 0, 0 },
 		{ "trust", SMIG_J_STRING, true, 0, 0 },
 		{ "golden", SMIG_J_ARRAY, true, 0, 0 },
-		{ "ak", SMIG_J_STRING, false, 0, 0 },
+		{ "tpm", SMIG_J_OBJECT, false, 0, 0 },
 	};
 	const json_t *o = json_object_get(hosts, name), *golden;
 
@@ -73,12 +93,8 @@ static int parse_host(const struct smig_json_doc *doc, const json_t *hosts, cons
 	    h->trust == SMIG_TRUST_NONE)
 		return smig_json_fail(doc, o, "trust", err, errlen,
 				      "%s.trust must be attested or trusted", name);
-	if (json_object_get(o, "ak")) {
-		if (smig_unhex(json_string_value(json_object_get(o, "ak")), h->ak, SMIG_AK_LEN) < 0)
-			return smig_json_fail(doc, o, "ak", err, errlen,
-					      "%s.ak must be 128 hex digits (a P-256 point)", name);
-		h->has_ak = true;
-	}
+	if (json_object_get(o, "tpm"))
+		SMIG_GUARD(parse_tpm(doc, json_object_get(o, "tpm"), h, err, errlen));
 	golden = json_object_get(o, "golden");
 	if (json_array_size(golden) > SMIG_GOLDEN_MAX)
 		return smig_json_fail(doc, o, "golden", err, errlen, "%s: at most %d golden sets",
@@ -180,11 +196,13 @@ int smig_ivt_dump(const struct smig_ivt *ivt, char **text)
 		json_object_set_new(hosts, h->name,
 				    json_pack("{s:s,s:s,s:o}", "fingerprint", fp, "trust",
 					      smig_trust_name(h->trust), "golden", golden));
-		if (h->has_ak) {
-			char ak[2 * SMIG_AK_LEN + 1];
+		if (h->has_tpm) {
+			char ak[2 * SMIG_AK_LEN + 1], ek[2 * SMIG_EK_LEN + 1];
 
 			smig_hex(h->ak, SMIG_AK_LEN, ak);
-			json_object_set_new(json_object_get(hosts, h->name), "ak", json_string(ak));
+			smig_hex(h->ek, SMIG_EK_LEN, ek);
+			json_object_set_new(json_object_get(hosts, h->name), "tpm",
+					    json_pack("{s:s,s:s}", "ek", ek, "ak", ak));
 		}
 	}
 	root = json_pack("{s:o}", "hosts", hosts);
@@ -194,13 +212,14 @@ int smig_ivt_dump(const struct smig_ivt *ivt, char **text)
 }
 
 int smig_ivt_enrol(struct smig_ivt *ivt, const char *host, const uint8_t fp[SMIG_FP_LEN],
-		   enum smig_trust trust, const char *golden, const struct smig_evidence *e)
+		   enum smig_trust trust, const char *golden, const struct smig_evidence *e,
+		   bool tpm)
 {
 	struct smig_ivt_host *h = (struct smig_ivt_host *)smig_ivt_find(ivt, host);
 	struct smig_golden *g = NULL;
 
 	SMIG_ENSURE(smig_name_valid(host) && smig_name_valid(golden) &&
-			    trust != SMIG_TRUST_NONE,
+			    trust != SMIG_TRUST_NONE && (!tpm || e->has_tpm),
 		    SMIG_EINVAL);
 	if (h == NULL) {
 		struct smig_ivt_host *nv = realloc(ivt->v, (ivt->n + 1) * sizeof(*nv));
@@ -213,9 +232,10 @@ int smig_ivt_enrol(struct smig_ivt *ivt, const char *host, const uint8_t fp[SMIG
 	}
 	memcpy(h->fp, fp, SMIG_FP_LEN);
 	h->trust = trust;
-	if (e->has_quote) {
-		h->has_ak = true;
+	if (tpm) {
+		h->has_tpm = true;
 		memcpy(h->ak, e->quote.ak, SMIG_AK_LEN);
+		memcpy(h->ek, e->ek, SMIG_EK_LEN);
 	}
 	for (size_t i = 0; i < h->ngolden; i++)
 		if (strcmp(h->golden[i].name, golden) == 0)
@@ -236,7 +256,8 @@ int smig_ivt_enrol(struct smig_ivt *ivt, const char *host, const uint8_t fp[SMIG
 
 const char *smig_verdict_name(enum smig_verdict_kind k)
 {
-	static const char *const names[] = { "unknown", "untrusted", "attested", "trusted" };
+	static const char *const names[] = { "unknown", "untrusted", "unverified", "attested",
+					     "trusted" };
 
 	return (unsigned)k < ARRAY_LEN(names) ? names[k] : "unknown";
 }
@@ -325,17 +346,10 @@ void smig_ivt_match(const struct smig_ivt_host *h, const struct smig_evidence *e
 		*v = best;
 }
 
-/*
- * The TPM part: a host whose AK the IVT pins must bring a quote by that
- * key; any quote must be fresh for this nonce and session and cover
- * exactly the PCR values the evidence reports. False with v set if not.
- */
-static bool tpm_ok(const struct smig_ivt_host *h, const struct smig_evidence *e,
-		   const struct smig_attest_ctx *x, struct smig_verdict *v)
+/* The PCR components of e, ascending: their indexes and values. */
+static size_t pcr_values(const struct smig_evidence *e, unsigned idx[SMIG_PCR_MAX],
+			 uint8_t val[SMIG_PCR_MAX][32])
 {
-	unsigned idx[SMIG_PCR_MAX];
-	uint8_t val[SMIG_PCR_MAX][32], extra[32];
-	char why[256];
 	size_t n = 0;
 
 	for (unsigned pcr = 0; pcr < SMIG_PCR_MAX; pcr++) {
@@ -348,67 +362,148 @@ static bool tpm_ok(const struct smig_ivt_host *h, const struct smig_evidence *e,
 			}
 		}
 	}
-	if (h && h->has_ak && !e->has_quote)
+	return n;
+}
+
+enum tpm_root { TPM_BAD, TPM_ROOTED, TPM_OWN_WORD };
+
+/*
+ * The TPM part. Any quote must be fresh for this nonce and session and
+ * cover exactly the PCR values the evidence reports. A host whose TPM the
+ * IVT enrolled must bring a quote by the enrolled AK, from the TPM with
+ * the enrolled EK: TPM_ROOTED. A host with no TPM enrolled has only its
+ * own word (TPM_OWN_WORD). TPM_BAD with v set otherwise.
+ */
+static enum tpm_root tpm_check(const struct smig_ivt_host *h, const struct smig_evidence *e,
+			       const struct smig_attest_ctx *x, struct smig_verdict *v)
+{
+	unsigned idx[SMIG_PCR_MAX];
+	uint8_t val[SMIG_PCR_MAX][32], extra[32];
+	char why[256], got[72], want[72];
+	size_t n = pcr_values(e, idx, val);
+
+	v->authentic = true; /* the host is who it says; what follows is its TPM's word */
+	if (h && h->has_tpm && !e->has_quote) {
 		verdict(v, SMIG_VERDICT_UNTRUSTED, NULL,
-			"no TPM quote, though the IVT pins a TPM attestation key for %s", x->host);
-	else if (h && h->has_ak && CRYPTO_memcmp(h->ak, e->quote.ak, SMIG_AK_LEN) != 0)
-		verdict(v, SMIG_VERDICT_UNTRUSTED, NULL,
-			"the TPM attestation key is not the one the IVT pins for %s", x->host);
-	else if (!e->has_quote && n > 0)
-		verdict(v, SMIG_VERDICT_UNTRUSTED, NULL, "PCR values without a TPM quote");
-	else if (e->has_quote) {
+			"no TPM quote, though the IVT enrolled a TPM for %s", x->host);
+		return TPM_BAD;
+	}
+	if (e->has_quote) {
 		smig_quote_extra(x->nonce, x->binding, extra);
 		if (smig_quote_verify(&e->quote, extra, idx, (const uint8_t(*)[32])val, n, why,
-				      sizeof(why)) == 0)
-			return true;
-		verdict(v, SMIG_VERDICT_UNTRUSTED, NULL, "%s", why);
-	} else {
-		return true;
+				      sizeof(why)) < 0) {
+			verdict(v, SMIG_VERDICT_UNTRUSTED, NULL, "%s", why);
+			return TPM_BAD;
+		}
+		v->quote_ok = true;
+	} else if (n > 0) {
+		verdict(v, SMIG_VERDICT_UNTRUSTED, NULL, "PCR values without a TPM quote");
+		return TPM_BAD;
 	}
-	v->authentic = true; /* the host is who it says; its TPM's word failed */
-	return false;
+	if (h == NULL || !h->has_tpm)
+		return TPM_OWN_WORD;
+	if (CRYPTO_memcmp(h->ek, e->ek, SMIG_EK_LEN) != 0) {
+		smig_tpm_key_fp(e->ek, got);
+		smig_tpm_key_fp(h->ek, want);
+		verdict(v, SMIG_VERDICT_UNTRUSTED, "tpm",
+			"%s presents another TPM (EK %s) than the one enrolled (EK %s); if its TPM "
+			"was replaced, enrol it again: smig ivt enrol %s --new-tpm",
+			x->host, got, want, x->host);
+		return TPM_BAD;
+	}
+	if (CRYPTO_memcmp(h->ak, e->quote.ak, SMIG_AK_LEN) != 0) {
+		smig_tpm_key_fp(e->quote.ak, got);
+		smig_tpm_key_fp(h->ak, want);
+		verdict(v, SMIG_VERDICT_UNTRUSTED, "tpm",
+			"the quote is by attestation key %s, not the one enrolled for %s (%s): a "
+			"new key is taken only by enrolment (smig ivt enrol %s --new-tpm)",
+			got, x->host, want, x->host);
+		return TPM_BAD;
+	}
+	return TPM_ROOTED;
+}
+
+/* Without an enrolled TPM a match is the host's own word: at most unverified. */
+static void cap_own_word(const char *host, struct smig_verdict *v)
+{
+	char was[sizeof(v->reason)];
+
+	if (v->kind != SMIG_VERDICT_ATTESTED && v->kind != SMIG_VERDICT_TRUSTED)
+		return;
+	snprintf(was, sizeof(was), "%s", v->reason);
+	verdict(v, SMIG_VERDICT_UNVERIFIED, NULL,
+		"%s, but by its own word only: no quote by a TPM attestation key enrolled for "
+		"%s (smig ivt enrol %s on a host with a TPM)", was, host, host);
+	v->trust = SMIG_TRUST_UNVERIFIED;
 }
 
 void smig_attest_verify(const struct smig_ivt *ivt, const struct smig_evidence *e,
 			const struct smig_attest_ctx *x, struct smig_verdict *v)
 {
 	const struct smig_ivt_host *h = smig_ivt_find(ivt, x->host);
+	enum tpm_root root;
 
 	memset(v, 0, sizeof(*v));
-	if (strcmp(e->host, x->host) != 0)
+	if (strcmp(e->host, x->host) != 0) {
 		verdict(v, SMIG_VERDICT_UNTRUSTED, NULL,
 			"evidence is from %s, the session is with %s", e->host, x->host);
-	else if (CRYPTO_memcmp(e->nonce, x->nonce, SMIG_NONCE_LEN) != 0)
+		return;
+	}
+	if (CRYPTO_memcmp(e->nonce, x->nonce, SMIG_NONCE_LEN) != 0) {
 		verdict(v, SMIG_VERDICT_UNTRUSTED, NULL,
 			"evidence answers another nonce (replayed)");
-	else if (CRYPTO_memcmp(e->binding, x->binding, SMIG_BINDING_LEN) != 0)
+		return;
+	}
+	if (CRYPTO_memcmp(e->binding, x->binding, SMIG_BINDING_LEN) != 0) {
 		verdict(v, SMIG_VERDICT_UNTRUSTED, NULL,
 			"evidence is bound to another TLS session (relayed)");
-	else if (smig_evidence_check_sig(e, x->pub) < 0)
+		return;
+	}
+	if (smig_evidence_check_sig(e, x->pub) < 0) {
 		verdict(v, SMIG_VERDICT_UNTRUSTED, NULL, "evidence signature is not %s's",
 			x->host);
-	else if (h && CRYPTO_memcmp(h->fp, x->fp, SMIG_FP_LEN) != 0 &&
-		 (x->fp_other == NULL || CRYPTO_memcmp(h->fp, x->fp_other, SMIG_FP_LEN) != 0))
+		return;
+	}
+	if (h && CRYPTO_memcmp(h->fp, x->fp, SMIG_FP_LEN) != 0 &&
+	    (x->fp_other == NULL || CRYPTO_memcmp(h->fp, x->fp_other, SMIG_FP_LEN) != 0)) {
 		verdict(v, SMIG_VERDICT_UNTRUSTED, NULL,
 			"the IVT names another certificate for %s", x->host);
-	else if (!tpm_ok(h, e, x, v))
-		; /* v says why */
-	else if (h) {
-		smig_ivt_match(h, e, v);
-		v->authentic = true;
-	} else {
-		verdict(v, SMIG_VERDICT_ATTESTED, NULL,
-			"authentic and fresh; the IVT has no golden values for %s", x->host);
-		v->trust = SMIG_TRUST_ATTESTED;
-		v->authentic = true;
+		return;
 	}
+	root = tpm_check(h, e, x, v);
+	if (root == TPM_BAD)
+		return;
+	if (h) {
+		bool quote_ok = v->quote_ok;
+
+		smig_ivt_match(h, e, v);
+		v->quote_ok = quote_ok;
+	} else {
+		verdict(v, SMIG_VERDICT_UNVERIFIED, NULL,
+			"authentic and fresh; the IVT has no entry for %s", x->host);
+		v->trust = SMIG_TRUST_UNVERIFIED;
+	}
+	v->authentic = true;
+	if (root == TPM_OWN_WORD)
+		cap_own_word(x->host, v);
+}
+
+void smig_ivt_self_check(const struct smig_ivt_host *h, const struct smig_evidence *e,
+			 struct smig_verdict *v)
+{
+	smig_ivt_match(h, e, v);
+	v->authentic = true;
+	if (!h->has_tpm || !e->has_tpm || CRYPTO_memcmp(h->ek, e->ek, SMIG_EK_LEN) != 0 ||
+	    CRYPTO_memcmp(h->ak, e->quote.ak, SMIG_AK_LEN) != 0)
+		cap_own_word(h->name, v);
 }
 
 const char *smig_attest_fits(const char *host, const struct smig_verdict *v,
 			     const struct smig_evidence *e, const struct smig_vmspec *spec,
 			     char *why, size_t whylen)
 {
-	if (v == NULL || (v->kind != SMIG_VERDICT_ATTESTED && v->kind != SMIG_VERDICT_TRUSTED)) {
+	if (v == NULL || (v->kind != SMIG_VERDICT_UNVERIFIED && v->kind != SMIG_VERDICT_ATTESTED &&
+			  v->kind != SMIG_VERDICT_TRUSTED)) {
 		snprintf(why, whylen, "%s is %s: %s", host,
 			 smig_verdict_name(v ? v->kind : SMIG_VERDICT_UNKNOWN),
 			 v && v->reason[0] ? v->reason : "no evidence");

@@ -5,9 +5,13 @@
  * says, for each host, the fingerprint of its certificate, the trust level
  * it earns, and one or more accepted golden sets (component name ->
  * SHA-256), so that a fleet can accept an old and a new QEMU at once
- * during an upgrade:
+ * during an upgrade, and its TPM once enrolled (tpmcred.h):
  *   {"hosts": {"h2": {"fingerprint": "sha256:...", "trust": "trusted",
+ *     "tpm": {"ek": HEX64, "ak": HEX64},
  *     "golden": [{"name": "2026-11-24", "components": {"qemu": HEX, ...}}]}}}
+ * What a host's evidence earns is capped by where it comes from: without
+ * a quote by the AK enrolled for it, only the host's own word, at most
+ * unverified.
  *
  * smig_attest_verify() turns one host's evidence into a verdict, a pure
  * function of the IVT, the evidence and what the verifier knows of the
@@ -43,7 +47,9 @@ struct smig_ivt_host {
 	enum smig_trust trust; /* what a match earns: attested or trusted */
 	struct smig_golden golden[SMIG_GOLDEN_MAX];
 	size_t ngolden;
-	bool has_ak; /* its TPM's attestation key: its evidence must carry a quote by it */
+	/* its TPM, enrolled: the AK proven to live in the TPM with this EK */
+	bool has_tpm;
+	uint8_t ek[SMIG_EK_LEN];
 	uint8_t ak[SMIG_AK_LEN];
 };
 
@@ -60,24 +66,28 @@ const struct smig_ivt_host *smig_ivt_find(const struct smig_ivt *ivt, const char
 /* The IVT as JSON text (malloc'd), the format smig_ivt_parse reads. */
 int smig_ivt_dump(const struct smig_ivt *ivt, char **text);
 /*
- * Makes e's components a golden set of host (and pins e's TPM attestation
- * key, when it has a quote) (named golden; a set of that
+ * Makes e's components a golden set of host (named golden; a set of that
  * name is replaced, else added, the oldest dropped beyond SMIG_GOLDEN_MAX),
- * adding the host with fp and trust if it is not in the table.
+ * adding the host with fp and trust if it is not in the table. With tpm,
+ * e's EK and AK become the host's enrolled TPM: the caller proved that the
+ * AK lives in that TPM (tpmcred.h).
  */
 int smig_ivt_enrol(struct smig_ivt *ivt, const char *host, const uint8_t fp[SMIG_FP_LEN],
-		   enum smig_trust trust, const char *golden, const struct smig_evidence *e);
+		   enum smig_trust trust, const char *golden, const struct smig_evidence *e,
+		   bool tpm);
 
 enum smig_verdict_kind {
 	SMIG_VERDICT_UNKNOWN,   /* not attested (yet) */
 	SMIG_VERDICT_UNTRUSTED, /* evidence refused */
-	SMIG_VERDICT_ATTESTED,  /* authentic, fresh, no golden values to compare */
-	SMIG_VERDICT_TRUSTED,   /* matches a golden set */
+	SMIG_VERDICT_UNVERIFIED, /* authentic and fresh, but only its own word (no enrolled TPM) */
+	SMIG_VERDICT_ATTESTED,  /* a quote by its enrolled TPM; no golden values to compare */
+	SMIG_VERDICT_TRUSTED,   /* ... and its measurements match a golden set */
 };
 
 struct smig_verdict {
 	enum smig_verdict_kind kind;
 	bool authentic; /* from that host, for this nonce and session: it is who it says */
+	bool quote_ok;  /* its evidence carried a TPM quote valid for this nonce and session */
 	enum smig_trust trust; /* none unless attested or trusted */
 	char golden[SMIG_NAME_MAX + 1];
 	char component[SMIG_NAME_MAX + 1]; /* the component a refusal is about */
@@ -106,8 +116,15 @@ void smig_attest_verify(const struct smig_ivt *ivt, const struct smig_evidence *
 const char *smig_attest_fits(const char *host, const struct smig_verdict *v,
 			     const struct smig_evidence *e, const struct smig_vmspec *spec,
 			     char *why, size_t whylen);
-/* Compares evidence with a host's golden sets only (a host checking itself). */
+/* Compares evidence with a host's golden sets only. */
 void smig_ivt_match(const struct smig_ivt_host *h, const struct smig_evidence *e,
 		    struct smig_verdict *v);
+/*
+ * A host checking its own measurement e (its TPM's PCRs read by itself):
+ * the golden sets, and trust above unverified only if e's TPM is the one
+ * the IVT enrolled for it.
+ */
+void smig_ivt_self_check(const struct smig_ivt_host *h, const struct smig_evidence *e,
+			 struct smig_verdict *v);
 
 #endif

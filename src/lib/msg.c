@@ -148,6 +148,57 @@ int smig_msg_get_attest(const struct smig_frame *f, const char **text, size_t *l
 	return 0;
 }
 
+int smig_msg_put_enrol_chal(struct smig_buf *out, const struct smig_enrol_chal *m)
+{
+	size_t mark;
+	int rc;
+
+	SMIG_ENSURE(m->blob_len > 0 && m->blob_len <= SMIG_ENROL_PART_MAX && m->secret_len > 0 &&
+			    m->secret_len <= SMIG_ENROL_PART_MAX,
+		    SMIG_ETOOBIG);
+	SMIG_GUARD(smig_frame_begin(out, SMIG_MSG_ENROL_CHAL, &mark));
+	rc = smig_buf_put_u16(out, m->blob_len);
+	if (rc == 0)
+		rc = smig_buf_put_bytes(out, m->blob, m->blob_len);
+	if (rc == 0)
+		rc = smig_buf_put_u16(out, m->secret_len);
+	if (rc == 0)
+		rc = smig_buf_put_bytes(out, m->secret, m->secret_len);
+	return msg_finish(out, mark, rc);
+}
+
+/* A u16 length (1..SMIG_ENROL_PART_MAX) and a view of that many bytes. */
+static int enrol_part(struct smig_buf *b, const uint8_t **p, uint16_t *len)
+{
+	SMIG_GUARD(smig_buf_get_u16(b, len));
+	SMIG_ENSURE(*len > 0 && *len <= SMIG_ENROL_PART_MAX, SMIG_EPROTO);
+	return smig_buf_get_ptr(b, p, *len);
+}
+
+int smig_msg_get_enrol_chal(const struct smig_frame *f, struct smig_enrol_chal *m)
+{
+	struct smig_buf b;
+
+	SMIG_GUARD(msg_view(f, SMIG_MSG_ENROL_CHAL, &b));
+	SMIG_GUARD(enrol_part(&b, &m->blob, &m->blob_len));
+	SMIG_GUARD(enrol_part(&b, &m->secret, &m->secret_len));
+	return smig_buf_expect_end(&b);
+}
+
+int smig_msg_put_enrol_proof(struct smig_buf *out, const uint8_t cred[SMIG_ENROL_CRED_LEN])
+{
+	return smig_frame_put(out, SMIG_MSG_ENROL_PROOF, cred, SMIG_ENROL_CRED_LEN);
+}
+
+int smig_msg_get_enrol_proof(const struct smig_frame *f, uint8_t cred[SMIG_ENROL_CRED_LEN])
+{
+	struct smig_buf b;
+
+	SMIG_GUARD(msg_view(f, SMIG_MSG_ENROL_PROOF, &b));
+	SMIG_GUARD(smig_buf_get_bytes(&b, cred, SMIG_ENROL_CRED_LEN));
+	return smig_buf_expect_end(&b);
+}
+
 int smig_msg_put_bye(struct smig_buf *out)
 {
 	return smig_frame_put(out, SMIG_MSG_BYE, NULL, 0);

@@ -161,6 +161,24 @@ int smig_msg_put_attest(struct smig_buf *out, const char *text, size_t len);
 /* *text points into the frame (not NUL-terminated). */
 int smig_msg_get_attest(const struct smig_frame *f, const char **text, size_t *len);
 
+/*
+ * ENROL_CHAL: a credential (blob and encrypted secret, each 1-256 bytes,
+ * u16 length first) made for the peer's AK and EK; ENROL_PROOF: the 32
+ * bytes its TPM recovered (tpmcred.h). Views point into the frame.
+ */
+#define SMIG_ENROL_PART_MAX 256
+#define SMIG_ENROL_CRED_LEN 32
+struct smig_enrol_chal {
+	const uint8_t *blob;
+	uint16_t blob_len;
+	const uint8_t *secret;
+	uint16_t secret_len;
+};
+int smig_msg_put_enrol_chal(struct smig_buf *out, const struct smig_enrol_chal *m);
+int smig_msg_get_enrol_chal(const struct smig_frame *f, struct smig_enrol_chal *m);
+int smig_msg_put_enrol_proof(struct smig_buf *out, const uint8_t cred[SMIG_ENROL_CRED_LEN]);
+int smig_msg_get_enrol_proof(const struct smig_frame *f, uint8_t cred[SMIG_ENROL_CRED_LEN]);
+
 int smig_msg_put_bye(struct smig_buf *out);
 int smig_msg_get_bye(const struct smig_frame *f);
 

@@ -59,6 +59,8 @@ static const struct {
 	{ SMIG_PM_FW_HOST + 1, "fw.host.reply", "utkq", 0 },
 	{ SMIG_PM_READY, "ready", "", 0 },
 	{ SMIG_PM_READY + 1, "ready.reply", "u", 0 },
+	{ SMIG_PM_TPM_ACTIVATE, "tpm.activate", "tt", 0 },
+	{ SMIG_PM_TPM_ACTIVATE + 1, "tpm.activate.reply", "utk", 0 },
 	{ SMIG_PM_EV_VM_EXIT, "ev.vm_exit", "nuut", 0 },
 	{ SMIG_PM_EV_MEASURED, "ev.measured", "satq", 0 },
 	{ SMIG_PM_EV_RELOAD, "ev.reload", "ssss", 0 },

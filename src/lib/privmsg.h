@@ -68,6 +68,8 @@ enum smig_pm_type {
 	SMIG_PM_IVT_WRITE = 36,     /* s the new IVT -> u status, t error */
 	SMIG_PM_FW_HOST = 38,       /* n firmware -> u status, t error, k sha256, q size */
 	SMIG_PM_READY = 40,         /* the worker serves (control socket, peers) -> u status */
+	SMIG_PM_TPM_ACTIVATE = 42,  /* t credential blob, t encrypted secret (hex, tpmcred.h)
+				       -> u status, t error, k the credential */
 	/* warden -> worker: notifications (id 0) */
 	SMIG_PM_EV_VM_EXIT = 64,    /* n vm, u which (SMIG_PM_PROC_*), u wait status, t the last
 				       line it wrote */

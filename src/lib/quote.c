@@ -40,7 +40,7 @@ bool smig_pcr_name(const char *name, unsigned *index)
 	return true;
 }
 
-static EVP_PKEY *ak_key(const uint8_t ak[SMIG_AK_LEN])
+EVP_PKEY *smig_p256_key(const uint8_t ak[SMIG_AK_LEN])
 {
 	uint8_t point[1 + SMIG_AK_LEN];
 	OSSL_PARAM params[3];
@@ -65,7 +65,7 @@ static EVP_PKEY *ak_key(const uint8_t ak[SMIG_AK_LEN])
 static bool ecdsa_ok(const uint8_t ak[SMIG_AK_LEN], const uint8_t sig[64], const uint8_t *msg,
 		     size_t len)
 {
-	EVP_PKEY *key = ak_key(ak);
+	EVP_PKEY *key = smig_p256_key(ak);
 	ECDSA_SIG *s = ECDSA_SIG_new();
 	BIGNUM *r = BN_bin2bn(sig, 32, NULL), *ss = BN_bin2bn(sig + 32, 32, NULL);
 	unsigned char *der = NULL;

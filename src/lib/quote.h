@@ -29,6 +29,9 @@ struct smig_quote {
 	uint8_t sig[64]; /* ECDSA r || s over SHA-256(attest) */
 };
 
+/* A P-256 public key from its point x || y (an AK or an EK); NULL if not on the curve. */
+struct evp_pkey_st;
+struct evp_pkey_st *smig_p256_key(const uint8_t point[SMIG_AK_LEN]);
 /* The qualifying data a quote for nonce and binding must carry. */
 void smig_quote_extra(const uint8_t nonce[32], const uint8_t binding[32], uint8_t out[32]);
 /* 1 and the index if name is "pcrN" with N < 24. */

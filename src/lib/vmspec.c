@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const trust_names[] = { "none", "attested", "trusted" };
+static const char *const trust_names[] = { "none", "unverified", "attested", "trusted" };
 static const char *const bus_names[] = { "virtio-blk", "virtio-scsi" };
 static const char *const cache_names[] = { "none", "writethrough", "writeback", "directsync",
 					   "unsafe" };
@@ -420,7 +420,7 @@ static int parse_security(struct ctx *c, const json_t *sec, struct smig_vmspec *
 	v = json_object_get(sec, "min_trust");
 	if (v && smig_trust_parse(json_string_value(v), &s->min_trust) < 0)
 		return smig_json_fail(c->doc, sec, "min_trust", c->err, c->errlen,
-				      "min_trust must be none, attested or trusted");
+				      "min_trust must be none, unverified, attested or trusted");
 	v = json_object_get(sec, "requires");
 	if (json_array_size(v) > SMIG_VM_REQUIRES_MAX)
 		return smig_json_fail(c->doc, sec, "requires", c->err, c->errlen,

@@ -32,9 +32,10 @@
 #define SMIG_VM_SPEC_MAX ((size_t)16 * 1024) /* serialized size limit */
 
 enum smig_trust {
-	SMIG_TRUST_NONE = 0,      /* no requirement */
-	SMIG_TRUST_ATTESTED = 1,  /* evidence verified */
-	SMIG_TRUST_TRUSTED = 2,   /* evidence matches a golden set */
+	SMIG_TRUST_NONE = 0,       /* no requirement */
+	SMIG_TRUST_UNVERIFIED = 1, /* authentic and fresh, but only the host's own word */
+	SMIG_TRUST_ATTESTED = 2,   /* a quote by the TPM key enrolled for the host */
+	SMIG_TRUST_TRUSTED = 3,    /* ... and its measurements match a golden set */
 };
 
 /* A volume: a plain file name inside a pool of the host's catalogue. */

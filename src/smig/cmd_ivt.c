@@ -56,6 +56,8 @@ static int ivt_enrol(struct cli *cli, int argc, char **argv)
 		    i + 1 < argc) {
 			json_object_set_new(args, argv[i] + 2, json_string(argv[i + 1]));
 			i++;
+		} else if (strcmp(argv[i], "--new-tpm") == 0) {
+			json_object_set_new(args, "new_tpm", json_true());
 		} else if (argv[i][0] != '-' && !json_object_get(args, "host")) {
 			json_object_set_new(args, "host", json_string(argv[i]));
 		} else {
@@ -66,17 +68,26 @@ static int ivt_enrol(struct cli *cli, int argc, char **argv)
 	}
 	if (args == NULL || !json_object_get(args, "host")) {
 		json_decref(args);
-		fprintf(stderr, "usage: smig ivt enrol HOST [--golden NAME] [--trust trusted|attested]\n");
+		fprintf(stderr, "usage: smig ivt enrol HOST [--golden NAME] [--trust trusted|attested] "
+			"[--new-tpm]\n");
 		return EXIT_USAGE;
 	}
 	if ((rc = cli_request(cli, "ivt.enrol", args, &r)))
 		return rc;
 	if (cli->json)
 		cli_print_json(r);
-	else
+	else {
+		const json_t *tpm = json_object_get(r, "tpm");
+
 		printf("%s enrolled: golden set %s (%lld components) as %s in %s\n", str(r, "host"),
 		       str(r, "golden"), json_integer_value(json_object_get(r, "components")),
 		       str(r, "trust"), str(r, "ivt"));
+		if (tpm)
+			printf("  TPM: EK %s, AK %s (%s)\n", str(tpm, "ek_fingerprint"),
+			       str(tpm, "ak_fingerprint"), str(tpm, "proof"));
+		else
+			printf("  no TPM: its evidence is its own word, at most unverified\n");
+	}
 	json_decref(r);
 	return EXIT_OK;
 }
@@ -87,7 +98,8 @@ int cmd_ivt(struct cli *cli, int argc, char **argv)
 		return ivt_show(cli);
 	if (argc >= 2 && strcmp(argv[1], "enrol") == 0)
 		return ivt_enrol(cli, argc - 1, argv + 1);
-	fprintf(stderr, "usage: smig ivt show | enrol HOST [--golden NAME] [--trust LEVEL]\n");
+	fprintf(stderr, "usage: smig ivt show | enrol HOST [--golden NAME] [--trust LEVEL] "
+		"[--new-tpm]\n");
 	return EXIT_USAGE;
 }
 

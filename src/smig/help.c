@@ -82,8 +82,12 @@ static const struct help helps[] = {
 	  "checked here against that host's certificate. Exit 1 names the first bad\n"
 	  "record of each kind of damage.\n" },
 	{ "ivt show", "", "the integrity validation table and this host's measurement", NULL },
-	{ "ivt enrol", "HOST [--golden NAME] [--trust trusted|attested]",
-	  "take HOST's current evidence as a golden set", NULL },
+	{ "ivt enrol", "HOST [--golden NAME] [--trust trusted|attested] [--new-tpm]",
+	  "take HOST's current evidence as a golden set, and enrol its TPM",
+	  "With a host TPM, HOST's attestation key is proven to live in the TPM whose\n"
+	  "endorsement key it presents (a credential only that TPM opens), and both keys\n"
+	  "are enrolled; later quotes count only by that key. A host presenting another\n"
+	  "TPM is refused unless --new-tpm says its TPM was replaced.\n" },
 	{ "evacuate", "[--dry-run]", "move every VM to the best trusted host (or show the plan)",
 	  "Exit 5 when a VM could not be moved.\n" },
 	{ "events", "[--follow] [--last N]",

@@ -150,13 +150,15 @@ host_tpm() {
 		"$dir/$h.json" >"$dir/$h.json.tmp" && mv "$dir/$h.json.tmp" "$dir/$h.json"
 }
 
-# ivt_make DIR N: the IVT of hosts h1..hN from what each measures now.
+# ivt_make DIR N: the IVT of hosts h1..hN from what each measures now (a
+# host's TPM enrolled as smigd --measure proved it: its AK opened a
+# credential made for its EK).
 ivt_make() {
 	local dir=$1 n=$2 i
 	for i in $(seq 1 "$n"); do
 		"$SMIGD" --config "$dir/h$i.json" --measure 2>/dev/null || return 1
 	done | jq -s '{hosts: (map({(.host): ({fingerprint, trust: "trusted",
-		golden: [{name: "cluster-up", components}]} + if .ak then {ak} else {} end)}) | add)}' \
+		golden: [{name: "cluster-up", components}]} + if .tpm then {tpm: {ek: .tpm.ek, ak: .tpm.ak}} else {} end)}) | add)}' \
 		>"$dir/ivt.json.tmp" &&
 		mv "$dir/ivt.json.tmp" "$dir/ivt.json"
 }

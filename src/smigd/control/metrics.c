@@ -175,7 +175,7 @@ static void peers(FILE *f, struct smigd *d)
 
 	help(f, "smig_peer_trust_level", "gauge",
 	     "Each peer's trust from its last attestation: 0 none (untrusted or never attested), "
-	     "1 attested, 2 trusted.");
+	     "1 unverified (its own word: no enrolled TPM), 2 attested, 3 trusted.");
 	for (size_t i = 0; i < h->n; i++) {
 		const struct host_state *hs = smigd_host_state_at(d, i);
 
@@ -239,7 +239,8 @@ char *metrics_render(struct smigd *d, size_t *len)
 	help(f, "smig_start_time_seconds", "gauge", "When smigd's worker started (Unix time).");
 	fprintf(f, "smig_start_time_seconds %lld\n", (long long)d->started);
 	help(f, "smig_host_trust_level", "gauge",
-	     "This host's own check against the IVT: 0 none, 1 attested, 2 trusted.");
+	     "This host's own check against the IVT: 0 none, 1 unverified (no enrolled TPM), "
+	     "2 attested, 3 trusted.");
 	fprintf(f, "smig_host_trust_level %d\n", (int)attest_self(d)->trust);
 	migrations(f, d);
 	vms(f, d);

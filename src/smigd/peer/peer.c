@@ -470,7 +470,7 @@ static void peer_on_frame(struct peer *p, const struct smig_frame *f)
 		p->d->peers->mig.frame(p->d, p, p->mig, f);
 		return;
 	}
-	if (f->type == SMIG_MSG_ATTEST_REQ || f->type == SMIG_MSG_ATTEST) {
+	if (f->type >= SMIG_MSG_ATTEST_REQ && f->type <= SMIG_MSG_ENROL_PROOF) {
 		peer_attest_frame(p, f);
 		return;
 	}
@@ -498,9 +498,15 @@ static void peer_on_frame(struct peer *p, const struct smig_frame *f)
 		p->closing = true;
 		return;
 	case SMIG_MSG_ERROR:
-		if (smig_msg_get_error(f, &em) == 0)
-			smig_warn("event=peer_error host=%s code=%u reason=\"%s\"", p->name,
-				  em.code, em.reason);
+		if (smig_msg_get_error(f, &em) < 0) {
+			em.code = 0;
+			snprintf(em.reason, sizeof(em.reason), "a malformed ERROR");
+		}
+		smig_warn("event=peer_error host=%s code=%u reason=\"%s\"", p->name, em.code,
+			  em.reason);
+		if (ctl_ref_waits(&p->ref)) /* e.g. a host refusing its enrolment */
+			ctl_reply_err(p->d, &p->ref, p->for_enrol ? "untrusted" : "error",
+				      "%s ended the session: %s", p->name, em.reason);
 		p->closing = true;
 		return;
 	default:

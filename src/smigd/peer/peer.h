@@ -76,6 +76,13 @@ void peer_attach_mig(struct peer *p, struct mig *m);
 /* peer_attest.c */
 /* Opens a connection to attest host; the verdict goes to ref (may be NULL). */
 void peer_attest(struct smigd *d, const char *host, struct ctl_ref *ref);
+/*
+ * Attests host and, when its evidence brings a valid TPM quote, proves
+ * that the quoting AK lives in the TPM with the EK it presents
+ * (ENROL_CHAL/ENROL_PROOF, tpmcred.h). ref gets the verdict and, once
+ * proven, "tpm": {"ek", "ak"} (hex); a failed proof is an error.
+ */
+void peer_enrol(struct smigd *d, const char *host, struct ctl_ref *ref);
 /* The peer's verdict on this connection, NULL until its evidence came. */
 const struct smig_verdict *peer_verdict(const struct peer *p);
 /* Attests every other host of the table every attestation.interval_s. */

@@ -9,15 +9,21 @@
  *
  * Outbound connections wait for the verdict before they do their job: a
  * migration starts only then, a ping answers only then, and a connection
- * opened just to attest the peer closes then.
+ * opened just to attest the peer closes then - or, to enrol the peer's
+ * TPM, sends ENROL_CHAL (a credential for the AK its quote is by, which
+ * only the TPM with the EK it presents can open) and closes once
+ * ENROL_PROOF shows what that TPM recovered.
  */
 #include "peer/peer_int.h"
 #include "error.h"
 #include "log.h"
+#include "sign.h"
 #include "msg.h"
+#include "tpmcred.h"
 #include "trust/trust.h"
 #include "vm/vm.h"
 
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,6 +96,61 @@ static void on_request(struct peer *p, const struct smig_frame *f)
 		peer_abort(p, rc, "cannot answer ATTEST_REQ: %s", smig_strerror(rc));
 }
 
+/* The verdict (and the proven TPM keys) to the control request; the connection ends. */
+static void attest_reply(struct peer *p, bool proven)
+{
+	char ek[2 * SMIG_EK_LEN + 1], ak[2 * SMIG_AK_LEN + 1];
+	json_t *res;
+
+	if (ctl_ref_waits(&p->ref)) {
+		res = attest_verdict_json(&p->verdict, time(NULL));
+		if (proven) {
+			smig_hex(p->enrol_ek, SMIG_EK_LEN, ek);
+			smig_hex(p->enrol_ak, SMIG_AK_LEN, ak);
+			json_object_set_new(res, "tpm", json_pack("{s:s,s:s}", "ek", ek, "ak", ak));
+		}
+		ctl_reply_ok(p->d, &p->ref, res);
+	}
+	(void)smig_msg_put_bye(&p->tx);
+	p->closing = true;
+}
+
+/*
+ * Enrolment: a credential for the AK whose quote this session verified,
+ * for the EK the same evidence presents. False when there is nothing to
+ * prove (no TPM, or its quote failed: the verdict says so).
+ */
+static bool enrol_challenge(struct peer *p)
+{
+	const struct host_state *hs = smigd_host_state(p->d, p->name);
+	struct smig_enrol_chal ch;
+	struct smig_credential c;
+	char err[256];
+
+	if (!p->verdict.quote_ok || hs == NULL || !hs->evidence.has_tpm)
+		return false;
+	memcpy(p->enrol_ek, hs->evidence.ek, SMIG_EK_LEN);
+	memcpy(p->enrol_ak, hs->evidence.quote.ak, SMIG_AK_LEN);
+	if (RAND_bytes(p->enrol_cred, sizeof(p->enrol_cred)) != 1 ||
+	    smig_tpm_make_credential(p->enrol_ek, p->enrol_ak, p->enrol_cred, &c, err,
+				     sizeof(err)) < 0) {
+		ctl_reply_err(p->d, &p->ref, "error", "cannot enrol %s: %s", p->name, err);
+		(void)smig_msg_put_bye(&p->tx);
+		p->closing = true;
+		return true;
+	}
+	ch.blob = c.blob;
+	ch.blob_len = (uint16_t)c.blob_len;
+	ch.secret = c.secret;
+	ch.secret_len = (uint16_t)c.secret_len;
+	if (smig_msg_put_enrol_chal(&p->tx, &ch) < 0) {
+		peer_abort(p, SMIG_EPROTO, "cannot encode ENROL_CHAL");
+		return true;
+	}
+	p->enrol_sent = true;
+	return true;
+}
+
 /* The connection's job, now that the peer's verdict is known. */
 static void attested(struct peer *p)
 {
@@ -108,11 +169,8 @@ static void attested(struct peer *p)
 		p->timer = NULL;
 		p->d->peers->mig.ready(p->mig);
 	} else if (p->for_attest) {
-		if (ctl_ref_waits(&p->ref))
-			ctl_reply_ok(p->d, &p->ref,
-				     attest_verdict_json(&p->verdict, time(NULL)));
-		(void)smig_msg_put_bye(&p->tx);
-		p->closing = true;
+		if (!p->for_enrol || !enrol_challenge(p))
+			attest_reply(p, false);
 	} else {
 		peer_ping_done(p);
 	}
@@ -151,15 +209,91 @@ static void on_evidence(struct peer *p, const struct smig_frame *f)
 	attested(p);
 }
 
+/* The verifier: what the peer's TPM recovered from our credential. */
+static void on_proof(struct peer *p, const struct smig_frame *f)
+{
+	uint8_t cred[SMIG_ENROL_CRED_LEN];
+
+	if (!p->enrol_sent || smig_msg_get_enrol_proof(f, cred) < 0) {
+		peer_abort(p, SMIG_EPROTO, "ENROL_PROOF that answers no ENROL_CHAL");
+		return;
+	}
+	p->enrol_sent = false;
+	if (CRYPTO_memcmp(cred, p->enrol_cred, sizeof(cred)) != 0) {
+		smig_warn("event=enrol_refused host=%s reason=\"its TPM did not recover the "
+			  "credential\"", p->name);
+		ctl_reply_err(p->d, &p->ref, "untrusted",
+			      "%s's TPM did not recover the enrolment credential: the attestation "
+			      "key that signed its quote is not in the TPM with the endorsement key "
+			      "it presents", p->name);
+		(void)smig_msg_put_bye(&p->tx);
+		p->closing = true;
+		return;
+	}
+	attest_reply(p, true);
+}
+
+/* The host being enrolled: its warden's TPM recovered the credential (or not). */
+static void activate_done(struct smigd *d, void *arg, uint32_t id, int rc, const uint8_t *cred,
+			  const char *why)
+{
+	struct peer *p = d->peers->head;
+
+	(void)arg;
+	while (p && p->activate_id != id)
+		p = p->next;
+	if (p == NULL)
+		return;
+	p->activate_id = 0;
+	if (rc < 0) {
+		/* our own TPM's answer, not the verifier's fault: no security event */
+		struct smig_error_msg m = { .code = (uint16_t)-rc };
+
+		snprintf(m.reason, sizeof(m.reason), "cannot activate the enrolment credential: %s",
+			 why);
+		smig_warn("event=enrol_failed host=%s reason=\"%s\"", p->name, m.reason);
+		(void)smig_msg_put_error(&p->tx, &m);
+		p->closing = true;
+	} else if (smig_msg_put_enrol_proof(&p->tx, cred) < 0) {
+		peer_abort(p, SMIG_EPROTO, "cannot encode ENROL_PROOF");
+	}
+	peer_send_now(p);
+}
+
+/* The host being enrolled: a verifier's credential, once per session, after our evidence. */
+static void on_challenge(struct peer *p, const struct smig_frame *f)
+{
+	struct smig_enrol_chal ch;
+	int rc = smig_msg_get_enrol_chal(f, &ch);
+
+	if (rc < 0 || !p->att_answered || p->evidence_id || p->enrol_answered) {
+		peer_abort(p, SMIG_EPROTO, "ENROL_CHAL %s",
+			   rc < 0 ? "malformed" : "before our evidence, or a second one");
+		return;
+	}
+	p->enrol_answered = true;
+	smig_info("event=enrol_challenge host=%s", p->name);
+	rc = attest_activate_async(p->d, ch.blob, ch.blob_len, ch.secret, ch.secret_len,
+				   activate_done, NULL, &p->activate_id);
+	if (rc < 0)
+		peer_abort(p, rc, "cannot activate the enrolment credential: %s",
+			   smig_strerror(rc));
+}
+
 void peer_attest_frame(struct peer *p, const struct smig_frame *f)
 {
 	if (f->type == SMIG_MSG_ATTEST_REQ)
 		on_request(p, f);
-	else
+	else if (f->type == SMIG_MSG_ATTEST)
 		on_evidence(p, f);
+	else if (f->type == SMIG_MSG_ENROL_CHAL)
+		on_challenge(p, f);
+	else
+		on_proof(p, f);
 }
 
-void peer_attest(struct smigd *d, const char *host, struct ctl_ref *ref)
+/* A connection to attest host, the verdict for ref (NULL: a round's); NULL if none opened. */
+static struct peer *attest_open(struct smigd *d, const char *host, struct ctl_ref *ref)
 {
 	const char *code;
 	char err[256];
@@ -167,13 +301,13 @@ void peer_attest(struct smigd *d, const char *host, struct ctl_ref *ref)
 
 	for (p = d->peers->head; p; p = p->next) {
 		if (p->outbound && p->for_attest && strcmp(p->name, host) == 0 && ref == NULL)
-			return; /* the last round's is still under way */
+			return NULL; /* the last round's is still under way */
 	}
 	p = peer_open(d, host, &code, err, sizeof(err));
 	if (p == NULL) {
 		if (ref)
 			ctl_reply_err(d, ref, code, "%s", err);
-		return;
+		return NULL;
 	}
 	p->for_attest = true;
 	if (ref) {
@@ -182,6 +316,20 @@ void peer_attest(struct smigd *d, const char *host, struct ctl_ref *ref)
 		ref->client_id = 0;
 		ref->done = NULL;
 	}
+	return p;
+}
+
+void peer_attest(struct smigd *d, const char *host, struct ctl_ref *ref)
+{
+	(void)attest_open(d, host, ref);
+}
+
+void peer_enrol(struct smigd *d, const char *host, struct ctl_ref *ref)
+{
+	struct peer *p = attest_open(d, host, ref);
+
+	if (p)
+		p->for_enrol = true;
 }
 
 const struct smig_verdict *peer_verdict(const struct peer *p)

@@ -82,6 +82,12 @@ struct peer {
 	bool att_answered;    /* the peer's ATTEST_REQ came: one per session */
 	uint32_t evidence_id; /* the warden is quoting for it (0: not now) */
 	bool job_waits;       /* attested, but our own ATTEST must go out first */
+	bool for_enrol;       /* ... and to enrol its TPM: a credential follows its evidence */
+	bool enrol_sent;      /* our ENROL_CHAL is out: its ENROL_PROOF ends the job */
+	bool enrol_answered;  /* its ENROL_CHAL came: one per session */
+	uint32_t activate_id; /* the warden is activating it (0: not now) */
+	uint8_t enrol_cred[SMIG_ENROL_CRED_LEN];
+	uint8_t enrol_ek[SMIG_EK_LEN], enrol_ak[SMIG_AK_LEN]; /* the keys it was made for */
 	bool pong_seen;       /* ping: the PONG came (the reply waits for both) */
 	struct smig_ping pong;
 	uint8_t att_nonce[SMIG_NONCE_LEN];
@@ -112,7 +118,7 @@ struct peer *peer_open(struct smigd *d, const char *host, const char **code, cha
 /* peer_attest.c */
 /* The HELLOs are exchanged: ask the peer for evidence. */
 void peer_attest_ask(struct peer *p);
-/* ATTEST_REQ and ATTEST frames. */
+/* ATTEST_REQ, ATTEST, ENROL_CHAL and ENROL_PROOF frames. */
 void peer_attest_frame(struct peer *p, const struct smig_frame *f);
 
 #endif

@@ -77,12 +77,12 @@ static void self_check(struct smigd *d)
 		snprintf(a->self_v.reason, sizeof(a->self_v.reason),
 			 "component %s cannot be measured: %s", a->bad, a->bad_reason);
 	} else if (mine) {
-		smig_ivt_match(mine, &a->self, &a->self_v);
+		smig_ivt_self_check(mine, &a->self, &a->self_v);
 	} else {
-		a->self_v.kind = SMIG_VERDICT_ATTESTED;
-		a->self_v.trust = SMIG_TRUST_ATTESTED;
+		a->self_v.kind = SMIG_VERDICT_UNVERIFIED;
+		a->self_v.trust = SMIG_TRUST_UNVERIFIED;
 		snprintf(a->self_v.reason, sizeof(a->self_v.reason),
-			 "measured; the IVT has no golden values for %s", d->cfg.host);
+			 "measured; the IVT has no entry for %s", d->cfg.host);
 	}
 	a->self_v.authentic = true;
 	smig_debug("event=self_check components=%zu verdict=%s", a->self.ncomp,
@@ -206,6 +206,52 @@ int attest_evidence_async(struct smigd *d, const uint8_t *nonce, const uint8_t *
 		return rc;
 	}
 	*id = w->id;
+	return 0;
+}
+
+struct activate_wait {
+	struct smigd *d;
+	attest_activate_fn done;
+	void *arg;
+	uint32_t id;
+};
+
+static void activate_reply(void *arg, const struct smig_pm *r)
+{
+	struct activate_wait *w = arg;
+
+	if (r == NULL)
+		w->done(w->d, w->arg, w->id, SMIG_ECLOSED, NULL, "the warden went away");
+	else if (priv_status(r) < 0)
+		w->done(w->d, w->arg, w->id, priv_status(r), NULL, smig_pm_str(r, 1));
+	else
+		w->done(w->d, w->arg, w->id, 0, smig_pm_key(r, 2), "");
+	free(w);
+}
+
+int attest_activate_async(struct smigd *d, const uint8_t *blob, size_t blob_len,
+			  const uint8_t *secret, size_t secret_len, attest_activate_fn done,
+			  void *arg, uint32_t *id)
+{
+	char bh[2 * SMIG_CRED_MAX + 1], sh[2 * SMIG_CRED_MAX + 1];
+	struct activate_wait *w;
+	int rc;
+
+	SMIG_ENSURE(blob_len <= SMIG_CRED_MAX && secret_len <= SMIG_CRED_MAX, SMIG_ETOOBIG);
+	w = calloc(1, sizeof(*w));
+	SMIG_ENSURE(w != NULL, SMIG_ENOMEM);
+	w->d = d;
+	w->done = done;
+	w->arg = arg;
+	smig_hex(blob, blob_len, bh);
+	smig_hex(secret, secret_len, sh);
+	rc = priv_call_async(d->priv, activate_reply, w, &w->id, SMIG_PM_TPM_ACTIVATE, bh, sh);
+	if (rc < 0) {
+		free(w);
+		return rc;
+	}
+	if (id)
+		*id = w->id;
 	return 0;
 }
 

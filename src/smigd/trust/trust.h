@@ -35,6 +35,17 @@ typedef void (*attest_evidence_fn)(struct smigd *d, uint32_t id, int rc, const c
 int attest_evidence_async(struct smigd *d, const uint8_t *nonce, const uint8_t *binding,
 			  const uint8_t *own_fp, uint64_t free_mib, attest_evidence_fn done,
 			  uint32_t *id);
+/*
+ * TPM2_ActivateCredential by the warden with this host's AK and EK
+ * (tpmcred.h): done gets arg, the request's id (as *id had it) and the
+ * recovered credential (SMIG_CRED_LEN bytes, valid during the call), or a
+ * negative rc and why.
+ */
+typedef void (*attest_activate_fn)(struct smigd *d, void *arg, uint32_t id, int rc,
+				   const uint8_t *cred, const char *why);
+int attest_activate_async(struct smigd *d, const uint8_t *blob, size_t blob_len,
+			  const uint8_t *secret, size_t secret_len, attest_activate_fn done,
+			  void *arg, uint32_t *id);
 /* Checks a peer's evidence into v and records it in the host's state. */
 void attest_check(struct smigd *d, const struct smig_attest_ctx *x, const char *text,
 		  size_t len, struct smig_verdict *v);

@@ -26,6 +26,8 @@
 #include "warden/tpm.h"
 
 #include <errno.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -135,6 +137,9 @@ static size_t measure_into(const struct smig_config *cfg, struct host_tpm *tpm,
 		snprintf(e->caps[e->ncaps++], sizeof(e->caps[0]), "vtpm");
 	if (tpm) {
 		snprintf(e->caps[e->ncaps++], sizeof(e->caps[0]), "tpm2");
+		e->has_tpm = true;
+		memcpy(e->quote.ak, tpm_ak(tpm), SMIG_AK_LEN);
+		memcpy(e->ek, tpm_ek(tpm), SMIG_EK_LEN);
 		if (tpm_pcrs(tpm, e, why, sizeof(why)) < 0 && !bad[0]) {
 			snprintf(bad, SMIG_NAME_MAX + 1, "tpm");
 			snprintf(err, errlen, "%s", why);
@@ -330,6 +335,46 @@ int wd_evidence(struct warden *w, const uint8_t *nonce, const uint8_t *binding,
 	return smig_evidence_sign(&e, key, text);
 }
 
+int wd_tpm_activate(struct warden *w, const char *blob_hex, const char *secret_hex,
+		    uint8_t cred[SMIG_CRED_LEN], char *err, size_t errlen)
+{
+	uint8_t blob[SMIG_CRED_MAX], secret[SMIG_CRED_MAX];
+	size_t bl = strlen(blob_hex) / 2, sl = strlen(secret_hex) / 2;
+
+	if (w->measure->tpm == NULL) {
+		snprintf(err, errlen, "%s has no host TPM (attestation.tpm)", w->cfg.host);
+		return SMIG_ENOENT;
+	}
+	if (bl == 0 || bl > sizeof(blob) || sl == 0 || sl > sizeof(secret) ||
+	    smig_unhex(blob_hex, blob, bl) < 0 || smig_unhex(secret_hex, secret, sl) < 0) {
+		snprintf(err, errlen, "the credential is not hex of at most %d bytes", SMIG_CRED_MAX);
+		return SMIG_EPROTO;
+	}
+	return tpm_activate(w->measure->tpm, blob, bl, secret, sl, cred, err, errlen);
+}
+
+/*
+ * The proof an enrolment asks for, made here against our own TPM: a
+ * credential for our AK that only the TPM with our EK opens.
+ */
+static int tpm_self_prove(struct host_tpm *tpm, char *err, size_t errlen)
+{
+	uint8_t cred[SMIG_CRED_LEN], back[SMIG_CRED_LEN];
+	struct smig_credential c;
+	int rc = RAND_bytes(cred, sizeof(cred)) == 1 ? 0 : SMIG_ECRYPTO;
+
+	if (rc == 0)
+		rc = smig_tpm_make_credential(tpm_ek(tpm), tpm_ak(tpm), cred, &c, err, errlen);
+	if (rc == 0)
+		rc = tpm_activate(tpm, c.blob, c.blob_len, c.secret, c.secret_len, back, err,
+				  errlen);
+	if (rc == 0 && CRYPTO_memcmp(cred, back, sizeof(cred)) != 0) {
+		snprintf(err, errlen, "TPM: the credential came back changed");
+		rc = SMIG_EAUTH;
+	}
+	return rc;
+}
+
 int wd_ivt_write(struct warden *w, const char *text, char *err, size_t errlen)
 {
 	struct smig_ivt ivt;
@@ -383,8 +428,20 @@ int wd_measure_print(const struct smig_config *cfg)
 	smig_fp_format(fpb, fp);
 	out = json_pack("{s:s,s:s,s:o}", "host", cfg->host, "fingerprint", fp, "components", comps);
 	if (tpm) {
+		char ek[2 * SMIG_EK_LEN + 1], ekfp[72];
+
+		if (tpm_self_prove(tpm, err, sizeof(err)) < 0) {
+			fprintf(stderr, "smigd: %s: the attestation key cannot be proven to live "
+				"in this TPM: %s\n", cfg->tpm_tcti, err);
+			json_decref(out);
+			tpm_close(tpm);
+			return SMIG_EIO;
+		}
 		smig_hex(tpm_ak(tpm), SMIG_AK_LEN, hex);
-		json_object_set_new(out, "ak", json_string(hex));
+		smig_hex(tpm_ek(tpm), SMIG_EK_LEN, ek);
+		smig_tpm_key_fp(tpm_ek(tpm), ekfp);
+		json_object_set_new(out, "tpm", json_pack("{s:s,s:s,s:s}", "ek", ek, "ak", hex,
+							  "ek_fingerprint", ekfp));
 		tpm_close(tpm);
 	}
 	text = out ? json_dumps(out, JSON_COMPACT) : NULL;

@@ -233,6 +233,18 @@ static void serve_evidence(struct warden *w, const struct smig_pm *m)
 	free(text);
 }
 
+static void serve_activate(struct warden *w, const struct smig_pm *m)
+{
+	uint8_t cred[SMIG_CRED_LEN] = { 0 };
+	char err[512] = "";
+	int rc = wd_tpm_activate(w, smig_pm_str(m, 0), smig_pm_str(m, 1), cred, err, sizeof(err));
+
+	if (smig_pm_build(&w->tx, SMIG_PM_TPM_ACTIVATE + 1, m->id, (unsigned)(rc < 0 ? -rc : 0),
+			  err, cred) == 0)
+		wd_send(w, &w->tx, NULL, 0);
+	OPENSSL_cleanse(cred, sizeof(cred));
+}
+
 static void serve_list(struct warden *w, const struct smig_pm *m)
 {
 	char *text = wd_vm_list_json(w);
@@ -333,6 +345,7 @@ void wd_serve(struct warden *w, const uint8_t *data, size_t len, const int *fds,
 	case SMIG_PM_AUDIT:
 	case SMIG_PM_AUDIT_WRITABLE: serve_audit(w, &m); break;
 	case SMIG_PM_EVIDENCE: serve_evidence(w, &m); break;
+	case SMIG_PM_TPM_ACTIVATE: serve_activate(w, &m); break;
 	case SMIG_PM_READY:
 		wd_notify(w, WD_READY);
 		if (smig_pm_build(&w->tx, SMIG_PM_READY + 1, m.id, (uint64_t)0) == 0)

@@ -1,15 +1,19 @@
 /*
- * tpm.c - the host's own TPM 2.0, which only the warden opens, through tpm2-tss's ESAPI: the
- * attestation key and quotes over the configured PCRs (quote.h says why).
+ * tpm.c - the host's own TPM 2.0, which only the warden opens, through tpm2-tss's ESAPI: its
+ * endorsement key, the attestation key, quotes over the configured PCRs
+ * (quote.h says why) and the activation of an enrolment credential
+ * (tpmcred.h).
  *
  * The AK is a primary ECC P-256 restricted signing key (ECDSA, SHA-256)
- * in the endorsement hierarchy: the same template on the same TPM gives
- * the same key after every restart, so the IVT can pin it. Calls to the
- * TPM are synchronous; a quote takes a few milliseconds.
+ * in the endorsement hierarchy, the EK the TCG's ECC P-256 template: the
+ * same templates on the same TPM give the same keys after every restart,
+ * so the IVT can enrol them. Calls to the TPM are synchronous; a quote
+ * takes a few milliseconds.
  */
 #include "warden/tpm.h"
 #include "error.h"
 #include "log.h"
+#include "tpmcred.h"
 
 #include <openssl/crypto.h>
 #include <stdio.h>
@@ -23,8 +27,9 @@
 struct host_tpm {
 	TSS2_TCTI_CONTEXT *tcti;
 	ESYS_CONTEXT *esys;
-	ESYS_TR ak;
+	ESYS_TR ak, ek;
 	uint8_t ak_pub[SMIG_AK_LEN];
+	uint8_t ek_pub[SMIG_EK_LEN];
 	TPML_PCR_SELECTION sel;
 	unsigned pcrs[SMIG_PCR_MAX];
 	size_t npcrs;
@@ -45,38 +50,38 @@ static int ecc32(const TPM2B_ECC_PARAMETER *p, uint8_t out[32])
 	return 0;
 }
 
-static int make_ak(struct host_tpm *t, char *err, size_t errlen)
+/* A primary key of the endorsement hierarchy from tmpl; its point into out. */
+static int make_primary(struct host_tpm *t, const TPMT_PUBLIC *tmpl, const char *what,
+			ESYS_TR *handle, uint8_t out[64], char *err, size_t errlen)
 {
 	TPM2B_SENSITIVE_CREATE sens = { 0 };
 	TPM2B_DATA outside = { 0 };
 	TPML_PCR_SELECTION creation = { 0 };
 	TPM2B_PUBLIC *pub = NULL;
-	TPM2B_PUBLIC tmpl = { .publicArea = {
-		.type = TPM2_ALG_ECC,
-		.nameAlg = TPM2_ALG_SHA256,
-		.objectAttributes = TPMA_OBJECT_USERWITHAUTH | TPMA_OBJECT_RESTRICTED |
-				    TPMA_OBJECT_SIGN_ENCRYPT | TPMA_OBJECT_FIXEDTPM |
-				    TPMA_OBJECT_FIXEDPARENT | TPMA_OBJECT_SENSITIVEDATAORIGIN,
-		.parameters.eccDetail = {
-			.symmetric.algorithm = TPM2_ALG_NULL,
-			.scheme = { .scheme = TPM2_ALG_ECDSA,
-				    .details.ecdsa.hashAlg = TPM2_ALG_SHA256 },
-			.curveID = TPM2_ECC_NIST_P256,
-			.kdf.scheme = TPM2_ALG_NULL,
-		},
-	} };
+	TPM2B_PUBLIC in = { .publicArea = *tmpl };
 	TSS2_RC rc = Esys_CreatePrimary(t->esys, ESYS_TR_RH_ENDORSEMENT, ESYS_TR_PASSWORD,
-					ESYS_TR_NONE, ESYS_TR_NONE, &sens, &tmpl, &outside,
-					&creation, &t->ak, &pub, NULL, NULL, NULL);
+					ESYS_TR_NONE, ESYS_TR_NONE, &sens, &in, &outside,
+					&creation, handle, &pub, NULL, NULL, NULL);
 	int r;
 
 	if (rc != TSS2_RC_SUCCESS)
-		return tss_fail("create the attestation key", rc, err, errlen);
-	r = ecc32(&pub->publicArea.unique.ecc.x, t->ak_pub);
+		return tss_fail(what, rc, err, errlen);
+	r = ecc32(&pub->publicArea.unique.ecc.x, out);
 	if (r == 0)
-		r = ecc32(&pub->publicArea.unique.ecc.y, t->ak_pub + 32);
+		r = ecc32(&pub->publicArea.unique.ecc.y, out + 32);
 	Esys_Free(pub);
 	return r;
+}
+
+static int make_keys(struct host_tpm *t, char *err, size_t errlen)
+{
+	TPMT_PUBLIC tmpl;
+
+	smig_tpm_ek_template(&tmpl);
+	SMIG_GUARD(make_primary(t, &tmpl, "create the endorsement key", &t->ek, t->ek_pub, err,
+				errlen));
+	smig_tpm_ak_template(&tmpl);
+	return make_primary(t, &tmpl, "create the attestation key", &t->ak, t->ak_pub, err, errlen);
 }
 
 int tpm_open(const char *tcti, const unsigned *pcrs, size_t n, struct host_tpm **out,
@@ -87,6 +92,7 @@ int tpm_open(const char *tcti, const unsigned *pcrs, size_t n, struct host_tpm *
 
 	SMIG_ENSURE(t != NULL, SMIG_ENOMEM);
 	t->ak = ESYS_TR_NONE;
+	t->ek = ESYS_TR_NONE;
 	t->sel.count = 1;
 	t->sel.pcrSelections[0].hash = TPM2_ALG_SHA256;
 	t->sel.pcrSelections[0].sizeofSelect = 3;
@@ -101,10 +107,29 @@ int tpm_open(const char *tcti, const unsigned *pcrs, size_t n, struct host_tpm *
 		tpm_close(t);
 		return tss_fail(tcti, rc, err, errlen);
 	}
-	if (make_ak(t, err, errlen) < 0) {
+	if (make_keys(t, err, errlen) < 0) {
 		tpm_close(t);
 		return SMIG_EIO;
 	}
+#ifdef SMIG_TEST_HOOKS
+	/*
+	 * Test builds only: a lying host, that presents the EK of the TPM
+	 * behind SMIG_TEST_FOREIGN_EK (a TCTI) beside the AK of its own.
+	 */
+	{
+		static int nested;
+		const char *foreign = getenv("SMIG_TEST_FOREIGN_EK");
+		struct host_tpm *o = NULL;
+
+		if (foreign && foreign[0] && !nested) {
+			nested = 1;
+			if (tpm_open(foreign, NULL, 0, &o, err, errlen) == 0)
+				memcpy(t->ek_pub, o->ek_pub, SMIG_EK_LEN);
+			tpm_close(o);
+			nested = 0;
+		}
+	}
+#endif
 	*out = t;
 	return 0;
 }
@@ -115,6 +140,8 @@ void tpm_close(struct host_tpm *t)
 		return;
 	if (t->esys && t->ak != ESYS_TR_NONE)
 		(void)Esys_FlushContext(t->esys, t->ak);
+	if (t->esys && t->ek != ESYS_TR_NONE)
+		(void)Esys_FlushContext(t->esys, t->ek);
 	if (t->esys)
 		Esys_Finalize(&t->esys);
 	if (t->tcti)
@@ -125,6 +152,58 @@ void tpm_close(struct host_tpm *t)
 const uint8_t *tpm_ak(const struct host_tpm *t)
 {
 	return t->ak_pub;
+}
+
+const uint8_t *tpm_ek(const struct host_tpm *t)
+{
+	return t->ek_pub;
+}
+
+int tpm_activate(struct host_tpm *t, const uint8_t *blob, size_t blob_len,
+		 const uint8_t *secret, size_t secret_len, uint8_t cred[SMIG_CRED_LEN], char *err,
+		 size_t errlen)
+{
+	TPMT_SYM_DEF sym = { .algorithm = TPM2_ALG_NULL };
+	TPM2B_ID_OBJECT id = { 0 };
+	TPM2B_ENCRYPTED_SECRET es = { 0 };
+	TPM2B_DIGEST *out = NULL;
+	ESYS_TR sess = ESYS_TR_NONE;
+	size_t off = 0, off2 = 0;
+	TSS2_RC rc;
+
+	if (Tss2_MU_TPM2B_ID_OBJECT_Unmarshal(blob, blob_len, &off, &id) != TSS2_RC_SUCCESS ||
+	    off != blob_len ||
+	    Tss2_MU_TPM2B_ENCRYPTED_SECRET_Unmarshal(secret, secret_len, &off2, &es) !=
+		    TSS2_RC_SUCCESS ||
+	    off2 != secret_len) {
+		snprintf(err, errlen, "TPM: the credential is not a marshalled TPM2B_ID_OBJECT and "
+			 "TPM2B_ENCRYPTED_SECRET");
+		return SMIG_EPROTO;
+	}
+	/* the EK's policy: PolicySecret(TPM_RH_ENDORSEMENT) */
+	rc = Esys_StartAuthSession(t->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+				   ESYS_TR_NONE, NULL, TPM2_SE_POLICY, &sym, TPM2_ALG_SHA256,
+				   &sess);
+	if (rc == TSS2_RC_SUCCESS)
+		rc = Esys_PolicySecret(t->esys, ESYS_TR_RH_ENDORSEMENT, sess, ESYS_TR_PASSWORD,
+				       ESYS_TR_NONE, ESYS_TR_NONE, NULL, NULL, NULL, 0, NULL, NULL);
+	if (rc == TSS2_RC_SUCCESS)
+		rc = Esys_ActivateCredential(t->esys, t->ak, t->ek, ESYS_TR_PASSWORD, sess,
+					     ESYS_TR_NONE, &id, &es, &out);
+	if (sess != ESYS_TR_NONE)
+		(void)Esys_FlushContext(t->esys, sess);
+	if (rc != TSS2_RC_SUCCESS)
+		return tss_fail("activate the credential", rc, err, errlen);
+	if (out->size != SMIG_CRED_LEN) {
+		snprintf(err, errlen, "TPM: the credential has %u bytes, not %d", out->size,
+			 SMIG_CRED_LEN);
+		Esys_Free(out);
+		return SMIG_EPROTO;
+	}
+	memcpy(cred, out->buffer, SMIG_CRED_LEN);
+	OPENSSL_cleanse(out->buffer, out->size);
+	Esys_Free(out);
+	return 0;
 }
 
 /* Replaces e's pcrN components by the TPM's current values. */

@@ -7,6 +7,7 @@
 
 #include "evidence.h"
 #include "quote.h"
+#include "tpmcred.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -16,6 +17,11 @@ int tpm_open(const char *tcti, const unsigned *pcrs, size_t n, struct host_tpm *
 	     char *err, size_t errlen);
 void tpm_close(struct host_tpm *t);
 const uint8_t *tpm_ak(const struct host_tpm *t);
+const uint8_t *tpm_ek(const struct host_tpm *t);
+/* TPM2_ActivateCredential of a credential made for the AK (tpmcred.h) with the EK. */
+int tpm_activate(struct host_tpm *t, const uint8_t *blob, size_t blob_len,
+		 const uint8_t *secret, size_t secret_len, uint8_t cred[SMIG_CRED_LEN], char *err,
+		 size_t errlen);
 /* Replaces e's pcrN components with the TPM's current values. */
 int tpm_pcrs(struct host_tpm *t, struct smig_evidence *e, char *err, size_t errlen);
 /* Fresh PCR values into e and a quote over them for extra (quote.h). */

@@ -18,6 +18,7 @@
 #include "common/loop.h"
 #include "privmsg.h"
 #include "qemucaps.h"
+#include "tpmcred.h"
 #include "vmcheck.h"
 #include "vmspec.h"
 
@@ -255,6 +256,9 @@ int wd_evidence(struct warden *w, const uint8_t *nonce, const uint8_t *binding,
 int wd_measure_print(const struct smig_config *cfg);
 /* Writes a new IVT (checked first) and tells the worker. */
 int wd_ivt_write(struct warden *w, const char *text, char *err, size_t errlen);
+/* TPM2_ActivateCredential with the host TPM's AK and EK; blob and secret in hex (tpmcred.h). */
+int wd_tpm_activate(struct warden *w, const char *blob_hex, const char *secret_hex,
+		    uint8_t cred[SMIG_CRED_LEN], char *err, size_t errlen);
 /* The IVT's text as on disk ("" without one), for the worker. */
 char *wd_ivt_text(struct warden *w);
 
