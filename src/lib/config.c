@@ -4,7 +4,10 @@
  */
 #include "config.h"
 #include "error.h"
+#include "file.h"
 #include "json.h"
+
+#include <openssl/sha.h>
 
 #include <stdio.h>
 #include <string.h>
@@ -540,10 +543,21 @@ static int config_read(const char *name, const char *text, size_t len, struct sm
 		       char *err, size_t errlen)
 {
 	struct smig_json_doc doc;
+	char *own = NULL;
 	int rc;
 
 	config_defaults(cfg, name);
-	SMIG_GUARD(smig_json_load(&doc, name, text, len, err, errlen));
+	if (text == NULL) {
+		rc = smig_file_read(name, (size_t)SMIG_JSON_MAX_FILE, &own, &len, err, errlen);
+		if (rc < 0)
+			return rc == SMIG_ETOOBIG ? SMIG_ECONFIG : rc;
+		text = own;
+	}
+	/* the measurement of the config is of the text in force, not of the file on disk now */
+	SHA256((const unsigned char *)text, len, cfg->sha256);
+	rc = smig_json_load(&doc, name, text, len, err, errlen);
+	free(own);
+	SMIG_GUARD(rc);
 	rc = config_top(&doc, cfg, err, errlen);
 	smig_json_doc_clear(&doc);
 	return rc;

@@ -73,6 +73,7 @@ struct smig_hosts {
 
 struct smig_config {
 	char path[PATH_MAX];
+	uint8_t sha256[32]; /* of the text it was read from: the config in force, as measured */
 	char host[SMIG_NAME_MAX + 1];
 	char listen_addr[SMIG_ADDR_MAX];
 	uint16_t listen_port;

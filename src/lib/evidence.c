@@ -97,6 +97,8 @@ static json_t *evidence_json(const struct smig_evidence *e)
 	json_object_set_new(o, "components", comps);
 	json_object_set_new(o, "capabilities", caps);
 	json_object_set_new(o, "free_mib", json_integer((json_int_t)e->free_mib));
+	if (e->maintenance)
+		json_object_set_new(o, "maintenance", json_true());
 	if (e->has_tpm) {
 		json_t *t = json_pack("{s:o,s:o}", "ak", hex_json(e->quote.ak, SMIG_AK_LEN), "ek",
 				      hex_json(e->ek, SMIG_EK_LEN));
@@ -256,6 +258,7 @@ static int evidence_top(const struct smig_json_doc *doc, struct smig_evidence *e
 		{ "components", SMIG_J_ARRAY, true, 0, 0 },
 		{ "capabilities", SMIG_J_ARRAY, true, 0, 0 },
 		{ "free_mib", SMIG_J_INT, true, 0, INT64_MAX },
+		{ "maintenance", SMIG_J_BOOL, false, 0, 0 },
 		{ "tpm", SMIG_J_OBJECT, false, 0, 0 },
 		{ "sig", SMIG_J_STRING, true, 0, 0 },
 	};
@@ -269,6 +272,13 @@ static int evidence_top(const struct smig_json_doc *doc, struct smig_evidence *e
 	snprintf(e->host, sizeof(e->host), "%s", json_string_value(json_object_get(root, "host")));
 	e->time_ms = (int64_t)json_integer_value(json_object_get(root, "time"));
 	e->free_mib = (uint64_t)json_integer_value(json_object_get(root, "free_mib"));
+	/* present only when true: the signed text has one canonical form */
+	if (json_object_get(root, "maintenance")) {
+		if (!json_is_true(json_object_get(root, "maintenance")))
+			return smig_json_fail(doc, root, "maintenance", err, errlen,
+					      "maintenance is present only as true");
+		e->maintenance = true;
+	}
 	SMIG_GUARD(parse_hex(doc, "nonce", e->nonce, SMIG_NONCE_LEN, err, errlen));
 	SMIG_GUARD(parse_hex(doc, "binding", e->binding, SMIG_BINDING_LEN, err, errlen));
 	SMIG_GUARD(parse_hex(doc, "sig", e->sig, sizeof(e->sig), err, errlen));

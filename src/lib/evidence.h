@@ -5,7 +5,7 @@
  * Evidence is JSON:
  *   {"v":1, "host":"h2", "time":MS, "nonce":HEX32, "binding":HEX32,
  *    "components":[{"name":"qemu", "sha256":HEX32}, ...],
- *    "capabilities":["vtpm", ...], "free_mib":N,
+ *    "capabilities":["vtpm", ...], "free_mib":N, "maintenance":true (only when),
  *    "tpm":{"ak":HEX64, "ek":HEX64, "quote":HEX, "sig":HEX64} (with a host TPM),
  *    "sig":HEX64}
  * With a TPM, the values of the quoted PCRs are components "pcr16", ...
@@ -52,6 +52,7 @@ struct smig_evidence {
 	char caps[SMIG_CAPS_MAX][SMIG_NAME_MAX + 1];
 	size_t ncaps;
 	uint64_t free_mib; /* memory available for VMs, for placement */
+	bool maintenance;  /* the host is in maintenance: it takes no VMs */
 	bool has_tpm;   /* its TPM's keys: quote.ak and ek */
 	uint8_t ek[SMIG_EK_LEN];
 	bool has_quote; /* and a quote by the AK (peer evidence; a host's own measurement has none) */

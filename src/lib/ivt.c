@@ -90,7 +90,7 @@ static int parse_host(const struct smig_json_doc *doc, const json_t *hosts, cons
 		return smig_json_fail(doc, o, "fingerprint", err, errlen,
 				      "%s.fingerprint must be sha256: and 64 hex digits", name);
 	if (smig_trust_parse(json_string_value(json_object_get(o, "trust")), &h->trust) < 0 ||
-	    h->trust == SMIG_TRUST_NONE)
+	    h->trust < SMIG_TRUST_ATTESTED)
 		return smig_json_fail(doc, o, "trust", err, errlen,
 				      "%s.trust must be attested or trusted", name);
 	if (json_object_get(o, "tpm"))
@@ -508,6 +508,10 @@ const char *smig_attest_fits(const char *host, const struct smig_verdict *v,
 			 smig_verdict_name(v ? v->kind : SMIG_VERDICT_UNKNOWN),
 			 v && v->reason[0] ? v->reason : "no evidence");
 		return "attestation";
+	}
+	if (e && e->maintenance) {
+		snprintf(why, whylen, "%s is in maintenance: it takes no VMs until it is out", host);
+		return "maintenance";
 	}
 	if (v->trust < spec->min_trust) {
 		snprintf(why, whylen, "%s is %s; %s needs %s", host, smig_trust_name(v->trust),

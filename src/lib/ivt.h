@@ -110,7 +110,7 @@ void smig_attest_verify(const struct smig_ivt *ivt, const struct smig_evidence *
 /*
  * The security-preservation check: may a VM with spec go to host, whose
  * verdict is v (NULL: none) and whose evidence e lists its capabilities?
- * NULL if so; otherwise the refusing rule ("attestation",
+ * NULL if so; otherwise the refusing rule ("attestation", "maintenance",
  * "constraint:min_trust" or "capability") with why naming the reason.
  */
 const char *smig_attest_fits(const char *host, const struct smig_verdict *v,

@@ -20,7 +20,7 @@ static const char *const action_names[SMIG_ACT_COUNT] = {
 	[SMIG_ACT_VM_VIEW] = "vm.view",           [SMIG_ACT_HOST_EVACUATE] = "host.evacuate",
 	[SMIG_ACT_HOST_VIEW] = "host.view",       [SMIG_ACT_POLICY_VIEW] = "policy.view",
 	[SMIG_ACT_AUDIT_VIEW] = "audit.view",     [SMIG_ACT_IVT_ENROL] = "ivt.enrol",
-	[SMIG_ACT_IDS_MANAGE] = "ids.manage",
+	[SMIG_ACT_IDS_MANAGE] = "ids.manage",     [SMIG_ACT_HOST_MAINTENANCE] = "host.maintenance",
 };
 
 const char *smig_action_name(enum smig_action a)

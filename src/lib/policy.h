@@ -38,6 +38,7 @@ enum smig_action {
 	SMIG_ACT_AUDIT_VIEW,
 	SMIG_ACT_IVT_ENROL,
 	SMIG_ACT_IDS_MANAGE,
+	SMIG_ACT_HOST_MAINTENANCE,
 	SMIG_ACT_COUNT
 };
 
@@ -71,6 +72,7 @@ struct smig_policy_req {
 	size_t target_nlabels;
 	bool check_trust;            /* apply the min_trust constraint */
 	enum smig_trust target_trust; /* the target's current verdict */
+	const char *target_why;       /* its reason (a refusal quotes it), or NULL */
 	int migrations_active;        /* migrations this host runs now */
 };
 

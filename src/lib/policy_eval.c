@@ -114,9 +114,10 @@ static bool constraints_refuse(const struct smig_policy *p, const struct smig_po
 		return false;
 	if (r->check_trust && r->target_trust < r->vm_min_trust) {
 		decide(out, false, "constraint:min_trust",
-		       "%s: target %s has trust verdict %s; the vm needs at least %s", req,
+		       "%s: target %s has trust verdict %s; the vm needs at least %s%s%s%s", req,
 		       r->target ? r->target : "(this host)", smig_trust_name(r->target_trust),
-		       smig_trust_name(r->vm_min_trust));
+		       smig_trust_name(r->vm_min_trust), r->target_why && r->target_why[0] ? " (" : "",
+		       r->target_why ? r->target_why : "", r->target_why && r->target_why[0] ? ")" : "");
 		return true;
 	}
 	if (p->max_migrations > 0 && r->migrations_active >= p->max_migrations) {

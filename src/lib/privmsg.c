@@ -51,7 +51,7 @@ static const struct {
 	{ SMIG_PM_AUDIT + 1, "audit.reply", "bt", 0 },
 	{ SMIG_PM_AUDIT_WRITABLE, "audit.writable", "", 0 },
 	{ SMIG_PM_AUDIT_WRITABLE + 1, "audit.writable.reply", "b", 0 },
-	{ SMIG_PM_EVIDENCE, "evidence", "kkqk", 0 },
+	{ SMIG_PM_EVIDENCE, "evidence", "kkqkb", 0 },
 	{ SMIG_PM_EVIDENCE + 1, "evidence.reply", "uts", 0 },
 	{ SMIG_PM_IVT_WRITE, "ivt.write", "s", 0 },
 	{ SMIG_PM_IVT_WRITE + 1, "ivt.write.reply", "ut", 0 },

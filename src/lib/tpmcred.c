@@ -242,7 +242,9 @@ void smig_tpm_key_fp(const uint8_t point[SMIG_EK_LEN], char out[72])
 {
 	uint8_t d[32];
 
+	char hex[2 * sizeof(d) + 1];
+
 	SHA256(point, SMIG_EK_LEN, d);
-	memcpy(out, "sha256:", 7);
-	smig_hex(d, sizeof(d), out + 7);
+	smig_hex(d, sizeof(d), hex);
+	snprintf(out, 72, "sha256:%s", hex);
 }

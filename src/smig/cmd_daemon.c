@@ -165,6 +165,17 @@ int cmd_status(struct cli *cli, int argc, char **argv)
 		printf("hosts        %lld in table, %lld peer connections open\n",
 		       json_integer_value(json_object_get(r, "hosts")),
 		       json_integer_value(json_object_get(r, "peers_connected")));
+		printf("integrity    %s (%s)\n",
+		       json_string_value(json_object_get(json_object_get(r, "attestation"), "verdict")),
+		       json_string_value(json_object_get(json_object_get(r, "attestation"), "reason")));
+		if (json_is_true(json_object_get(json_object_get(r, "maintenance"), "on")))
+			printf("maintenance  on since %s by %s: %s\n",
+			       json_string_value(json_object_get(json_object_get(r, "maintenance"),
+								 "since")),
+			       json_string_value(json_object_get(json_object_get(r, "maintenance"),
+								 "by")),
+			       json_string_value(json_object_get(json_object_get(r, "maintenance"),
+								 "reason")));
 		print_capacity(json_object_get(r, "capacity"));
 	}
 	json_decref(r);
@@ -196,12 +207,13 @@ int cmd_hosts(struct cli *cli, int argc, char **argv)
 		snprintf(addr, sizeof(addr), "%s:%lld",
 			 json_string_value(json_object_get(h, "address")),
 			 json_integer_value(json_object_get(h, "port")));
-		printf("%-12s %-22s %-4s %-10s %-10s %-9s %s%s%s\n",
+		printf("%-12s %-22s %-4s %-10s %-10s %-9s %s%s%s%s\n",
 		       json_string_value(json_object_get(h, "name")), addr,
 		       json_is_true(json_object_get(h, "self")) ? "yes" : "",
 		       att ? json_string_value(json_object_get(att, "verdict")) : "-",
 		       ago(json_integer_value(json_object_get(att, "attested_at")), at, sizeof(at)),
 		       ago(json_integer_value(json_object_get(h, "last_ok")), when, sizeof(when)),
+		       json_is_true(json_object_get(h, "maintenance")) ? "[maintenance] " : "",
 		       att ? json_string_value(json_object_get(att, "reason")) : "",
 		       err && err[0] ? " / " : "", err ? err : "");
 	}

@@ -1,5 +1,5 @@
 /*
- * cmd_ivt.c - smig ivt show | enrol, smig evacuate [--dry-run]: the trust
+ * cmd_ivt.c - smig ivt show | enrol, smig evacuate [--dry-run], smig maintenance: the trust
  * layer's commands (docs/attestation.md).
  */
 #include "client.h"
@@ -58,6 +58,15 @@ static int ivt_enrol(struct cli *cli, int argc, char **argv)
 			i++;
 		} else if (strcmp(argv[i], "--new-tpm") == 0) {
 			json_object_set_new(args, "new_tpm", json_true());
+		} else if (strcmp(argv[i], "--with") == 0 && i + 1 < argc && strchr(argv[i + 1], '=')) {
+			/* NAME=SHA256: checked by smigd */
+			char name[80];
+			const char *eq = strchr(argv[++i], '=');
+
+			if (!json_object_get(args, "with"))
+				json_object_set_new(args, "with", json_object());
+			snprintf(name, sizeof(name), "%.*s", (int)(eq - argv[i]), argv[i]);
+			json_object_set_new(json_object_get(args, "with"), name, json_string(eq + 1));
 		} else if (argv[i][0] != '-' && !json_object_get(args, "host")) {
 			json_object_set_new(args, "host", json_string(argv[i]));
 		} else {
@@ -69,7 +78,7 @@ static int ivt_enrol(struct cli *cli, int argc, char **argv)
 	if (args == NULL || !json_object_get(args, "host")) {
 		json_decref(args);
 		fprintf(stderr, "usage: smig ivt enrol HOST [--golden NAME] [--trust trusted|attested] "
-			"[--new-tpm]\n");
+			"[--new-tpm] [--with NAME=SHA256]...\n");
 		return EXIT_USAGE;
 	}
 	if ((rc = cli_request(cli, "ivt.enrol", args, &r)))
@@ -135,4 +144,44 @@ int cmd_evacuate(struct cli *cli, int argc, char **argv)
 			rc = EXIT_MIGRATION;
 	json_decref(r);
 	return rc;
+}
+
+int cmd_maintenance(struct cli *cli, int argc, char **argv)
+{
+	json_t *args, *r;
+	const json_t *m;
+	int rc;
+
+	if (argc < 2 || (strcmp(argv[1], "on") != 0 && strcmp(argv[1], "off") != 0))
+		goto usage;
+	args = json_pack("{s:b}", "on", strcmp(argv[1], "on") == 0);
+	for (int i = 2; i < argc; i++) {
+		if (strcmp(argv[i], "--reason") == 0 && i + 1 < argc) {
+			json_object_set_new(args, "reason", json_string(argv[++i]));
+		} else if (argv[i][0] != '-' && !json_object_get(args, "host")) {
+			json_object_set_new(args, "host", json_string(argv[i]));
+		} else {
+			json_decref(args);
+			goto usage;
+		}
+	}
+	if ((rc = cli_request(cli, "maintenance", args, &r)))
+		return rc;
+	if (cli->json) {
+		cli_print_json(r);
+	} else {
+		m = json_object_get(r, "maintenance");
+		if (json_is_true(json_object_get(m, "on")))
+			printf("%s is in maintenance since %s: no VMs arrive, a failed self-check does "
+			       "not evacuate\n", str(r, "host"), str(m, "since"));
+		else
+			printf("%s is out of maintenance; its own check: %s (%s)\n", str(r, "host"),
+			       str(json_object_get(r, "attestation"), "verdict"),
+			       str(json_object_get(r, "attestation"), "reason"));
+	}
+	json_decref(r);
+	return EXIT_OK;
+usage:
+	fprintf(stderr, "usage: smig maintenance on|off [HOST] [--reason TEXT]\n");
+	return EXIT_USAGE;
 }

@@ -19,7 +19,7 @@ static int check_usage(void)
 	fprintf(stderr, "usage: smig policy check (--user USER | --peer HOST) --action ACTION "
 			"[--vm VM] [--to HOST]\n"
 			"actions: vm.migrate vm.start vm.stop vm.define vm.view host.evacuate "
-			"host.view policy.view audit.view\n");
+			"host.maintenance host.view policy.view audit.view ivt.enrol ids.manage\n");
 	return EXIT_USAGE;
 }
 

@@ -26,6 +26,7 @@ int cmd_policy(struct cli *cli, int argc, char **argv);
 int cmd_audit(struct cli *cli, int argc, char **argv);
 int cmd_ivt(struct cli *cli, int argc, char **argv);
 int cmd_evacuate(struct cli *cli, int argc, char **argv);
+int cmd_maintenance(struct cli *cli, int argc, char **argv);
 int cmd_events(struct cli *cli, int argc, char **argv);
 int cmd_ids(struct cli *cli, int argc, char **argv);
 int cmd_version(struct cli *cli, int argc, char **argv);

@@ -82,14 +82,24 @@ static const struct help helps[] = {
 	  "checked here against that host's certificate. Exit 1 names the first bad\n"
 	  "record of each kind of damage.\n" },
 	{ "ivt show", "", "the integrity validation table and this host's measurement", NULL },
-	{ "ivt enrol", "HOST [--golden NAME] [--trust trusted|attested] [--new-tpm]",
+	{ "ivt enrol", "HOST [--golden NAME] [--trust trusted|attested] [--new-tpm] [--with NAME=SHA256]",
 	  "take HOST's current evidence as a golden set, and enrol its TPM",
 	  "With a host TPM, HOST's attestation key is proven to live in the TPM whose\n"
 	  "endorsement key it presents (a credential only that TPM opens), and both keys\n"
 	  "are enrolled; later quotes count only by that key. A host presenting another\n"
-	  "TPM is refused unless --new-tpm says its TPM was replaced.\n" },
+	  "TPM is refused unless --new-tpm says its TPM was replaced. --with NAME=SHA256\n"
+	  "(repeatable) puts a value in the set that HOST does not measure yet: the\n"
+	  "hash of an upgrade, enrolled before it is installed.\n" },
 	{ "evacuate", "[--dry-run]", "move every VM to the best trusted host (or show the plan)",
 	  "Exit 5 when a VM could not be moved.\n" },
+	{ "maintenance on", "[HOST] [--reason TEXT]",
+	  "maintenance mode: no VMs arrive, a failed self-check does not evacuate",
+	  "For planned changes (an upgrade of QEMU, swtpm, smigd, its config): peers see\n"
+	  "it and send no VM, and the host refuses any that comes. VMs may still leave\n"
+	  "(smig evacuate, smig migrate). Kept across restarts. HOST, if given, must be\n"
+	  "this host.\n" },
+	{ "maintenance off", "[HOST]",
+	  "end maintenance mode; a host that fails its own check now evacuates", NULL },
 	{ "events", "[--follow] [--last N]",
 	  "security events: refused connections, TLS and attestation failures, denials, bans",
 	  NULL },

@@ -57,6 +57,7 @@ int main(int argc, char **argv)
 		{ "audit", cmd_audit },
 		{ "ivt", cmd_ivt },
 		{ "evacuate", cmd_evacuate },
+		{ "maintenance", cmd_maintenance },
 		{ "events", cmd_events },
 		{ "ids", cmd_ids },
 		{ "version", cmd_version },

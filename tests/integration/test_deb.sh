@@ -12,7 +12,7 @@ root=$(cd "$here/../.." && pwd)
 
 dir=$(mktemp -d /tmp/smig-deb.XXXXXX)
 trap 'rm -rf "$dir"' EXIT
-plan 11
+plan 12
 
 deb=$("$root/scripts/deb.sh" 2>"$dir/deb.err")
 ok $? "make deb builds the package (dpkg-buildpackage -us -uc -b) and lintian reports no errors: ${deb:-$(tail -5 "$dir/deb.err")}"
@@ -39,6 +39,11 @@ ok $? "smig --help from the package lists the commands"
 pages=$(cd "$tree/usr/share/man" && ls man1/smig.1.gz man8/smigd.8.gz man5/smigd.json.5.gz man5/smig-vmspec.5.gz man5/smig-policy.5.gz 2>&1)
 [ $? -eq 0 ] && [ -f "$tree/usr/share/bash-completion/completions/smig" ] && zcat "$tree/usr/share/man/man5/smigd.json.5.gz" | grep -q 'state_dir'
 ok $? "the package installs the man pages and the bash completion: $(echo $pages)"
+
+sum=$(cat "$tree/usr/share/smig/smigd.sha256" 2>/dev/null)
+[ -n "$sum" ] && [ "$sum" = "$(sha256sum "$tree/usr/sbin/smigd" | cut -d' ' -f1)" ] &&
+	[ "$(dpkg-deb --fsys-tarfile "$deb" | tar -xO ./usr/share/smig/smigd.sha256)" = "$sum" ]
+ok $? "the package ships the SHA-256 of its smigd as installed, readable from the .deb before installing: ${sum:-none}"
 
 u=$(in_tree getent passwd smig)
 [ -n "$u" ] && [ "$(cut -d: -f7 <<<"$u")" = /usr/sbin/nologin ] && [ "$(cut -d: -f3 <<<"$u")" -lt 1000 ]

@@ -37,6 +37,8 @@ struct enrol_req {
 	char golden[SMIG_NAME_MAX + 1];
 	enum smig_trust trust;
 	bool new_tpm; /* the host's TPM was replaced (or removed): take the one it presents */
+	struct smig_component with[SMIG_COMPONENTS_MAX]; /* values to set in the new set */
+	size_t nwith;
 	uint8_t cred[SMIG_CRED_LEN]; /* this host's own enrolment: the credential made */
 };
 
@@ -66,12 +68,9 @@ static int tpm_same(const struct enrol_req *r, const struct smig_ivt_host *old,
 	return 0;
 }
 
-/*
- * Adds e as a golden set of the request's host to the IVT, which the
- * warden writes (the file is not the worker's to change) and checks first.
- */
-static int enrol_write(struct smigd *d, const struct enrol_req *r, const uint8_t *fp,
-		       const struct smig_evidence *e, bool proven, char *err, size_t errlen)
+/* The IVT with e as a golden set of the request's host, written by the warden. */
+static int ivt_update(struct smigd *d, const struct enrol_req *r, const uint8_t *fp,
+		      const struct smig_evidence *e, bool proven, char *err, size_t errlen)
 {
 	struct smig_ivt_host *h;
 	struct smig_ivt ivt;
@@ -79,7 +78,6 @@ static int enrol_write(struct smigd *d, const struct enrol_req *r, const uint8_t
 	char *text = NULL;
 	int rc;
 
-	SMIG_GUARD(tpm_same(r, smig_ivt_find(attest_ivt(d), r->host), e, proven, err, errlen));
 	SMIG_GUARD(smig_ivt_dump(attest_ivt(d), &text));
 	rc = smig_ivt_parse(d->cfg.ivt_file, text, strlen(text), &ivt, err, errlen);
 	free(text);
@@ -101,6 +99,38 @@ static int enrol_write(struct smigd *d, const struct enrol_req *r, const uint8_t
 		rc = attest_set_ivt(d, text); /* the warden's EV_IVT says the same again */
 	free(text);
 	smig_ivt_clear(&ivt);
+	return rc;
+}
+
+/*
+ * Adds e as a golden set of the request's host to the IVT, which the
+ * warden writes (the file is not the worker's to change) and checks
+ * first; the request's --with values replace or add components (an
+ * upgrade enrolled before it lands).
+ */
+static int enrol_write(struct smigd *d, const struct enrol_req *r, const uint8_t *fp,
+		       const struct smig_evidence *e, bool proven, char *err, size_t errlen)
+{
+	struct smig_evidence *ev;
+	int rc;
+
+	SMIG_GUARD(tpm_same(r, smig_ivt_find(attest_ivt(d), r->host), e, proven, err, errlen));
+	ev = malloc(sizeof(*ev));
+	SMIG_ENSURE(ev != NULL, SMIG_ENOMEM);
+	*ev = *e;
+	for (size_t i = 0; i < r->nwith; i++) {
+		struct smig_component *c = NULL;
+
+		for (size_t k = 0; k < ev->ncomp && c == NULL; k++)
+			if (strcmp(ev->comp[k].name, r->with[i].name) == 0)
+				c = &ev->comp[k];
+		if (c == NULL && ev->ncomp < SMIG_COMPONENTS_MAX)
+			c = &ev->comp[ev->ncomp++];
+		if (c)
+			*c = r->with[i];
+	}
+	rc = ivt_update(d, r, fp, ev, proven, err, errlen);
+	free(ev);
 	return rc;
 }
 
@@ -211,9 +241,37 @@ static void enrol_attested(struct smigd *d, void *arg, const json_t *reply)
 	enrol_reply(d, r, hs->evidence_fp, &hs->evidence, tpm != NULL);
 }
 
+/* args.with: {component: 64 hex digits}, the values an upgrade will have. */
+static int enrol_with(const json_t *with, struct enrol_req *r, char *err, size_t errlen)
+{
+	const char *name;
+	json_t *v;
+
+	if (with == NULL)
+		return 0;
+	if (!json_is_object(with) || json_object_size(with) > SMIG_COMPONENTS_MAX) {
+		snprintf(err, errlen, "with must be an object of at most %d components",
+			 SMIG_COMPONENTS_MAX);
+		return SMIG_EINVAL;
+	}
+	json_object_foreach((json_t *)with, name, v) {
+		struct smig_component *c = &r->with[r->nwith];
+
+		if (!smig_name_valid(name) ||
+		    smig_unhex(json_string_value(v), c->sha256, SMIG_DIGEST_LEN) < 0) {
+			snprintf(err, errlen, "with.%.64s: a component name and 64 hex digits (its "
+				 "SHA-256)", name);
+			return SMIG_EINVAL;
+		}
+		snprintf(c->name, sizeof(c->name), "%s", name);
+		r->nwith++;
+	}
+	return 0;
+}
+
 void cmd_ivt_enrol(struct smigd *d, const json_t *args, struct ctl_ref *ref)
 {
-	static const char *const allowed[] = { "host", "golden", "trust", "new_tpm", NULL };
+	static const char *const allowed[] = { "host", "golden", "trust", "new_tpm", "with", NULL };
 	const char *host = json_string_value(json_object_get(args, "host"));
 	const char *golden = json_string_value(json_object_get(args, "golden"));
 	const char *trust = json_string_value(json_object_get(args, "trust"));
@@ -228,11 +286,11 @@ void cmd_ivt_enrol(struct smigd *d, const json_t *args, struct ctl_ref *ref)
 	if (r == NULL || smig_ctl_args_only(args, allowed, err, sizeof(err)) < 0 || host == NULL ||
 	    !smig_name_valid(golden ? golden : today) ||
 	    smig_trust_parse(trust ? trust : "trusted", &r->trust) < 0 ||
-	    r->trust == SMIG_TRUST_NONE || d->cfg.ivt_file[0] == '\0') {
+	    r->trust < SMIG_TRUST_ATTESTED || d->cfg.ivt_file[0] == '\0') {
 		ctl_reply_err(d, ref, "bad_request",
 			      "ivt.enrol needs args.host, optional golden (a name), trust "
-			      "(attested or trusted) and new_tpm (true), and attestation.ivt in "
-			      "the config %s",
+			      "(attested or trusted), new_tpm (true) and with ({component: "
+			      "sha256}), and attestation.ivt in the config %s",
 			      err);
 		free(r);
 		return;
@@ -240,6 +298,11 @@ void cmd_ivt_enrol(struct smigd *d, const json_t *args, struct ctl_ref *ref)
 	snprintf(r->host, sizeof(r->host), "%s", host);
 	snprintf(r->golden, sizeof(r->golden), "%s", golden ? golden : today);
 	r->new_tpm = json_is_true(json_object_get(args, "new_tpm"));
+	if (enrol_with(json_object_get(args, "with"), r, err, sizeof(err)) < 0) {
+		ctl_reply_err(d, ref, "bad_request", "ivt.enrol: %s", err);
+		free(r);
+		return;
+	}
 	r->client = *ref;
 	ref->id = NULL;
 	ref->client_id = 0;
@@ -292,4 +355,38 @@ void cmd_evacuate(struct smigd *d, const json_t *args, struct ctl_ref *ref)
 	}
 	evac_start(d, "requested by an operator", ref,
 		   json_is_true(json_object_get(args, "dry_run")));
+}
+
+/* maintenance {on, host, reason}: this host's maintenance mode (trust/maint.c). */
+void cmd_maintenance(struct smigd *d, const json_t *args, struct ctl_ref *ref)
+{
+	static const char *const allowed[] = { "on", "host", "reason", NULL };
+	const json_t *on = json_object_get(args, "on");
+	const char *host = json_string_value(json_object_get(args, "host"));
+	const char *reason = json_string_value(json_object_get(args, "reason"));
+	char err[512] = "";
+	int rc;
+
+	if (smig_ctl_args_only(args, allowed, err, sizeof(err)) < 0 || !json_is_boolean(on) ||
+	    (json_object_get(args, "reason") && (reason == NULL || strlen(reason) > 199))) {
+		ctl_reply_err(d, ref, "bad_request",
+			      "maintenance needs args.on (true or false), optional host (this "
+			      "host's name) and reason (at most 199 bytes) %s", err);
+		return;
+	}
+	if (host && strcmp(host, d->cfg.host) != 0) {
+		ctl_reply_err(d, ref, "bad_request",
+			      "this is %s's smigd; run smig maintenance on %s's own socket", d->cfg.host,
+			      host);
+		return;
+	}
+	rc = attest_set_maintenance(d, json_is_true(on), ref->audit.actor, reason ? reason : "",
+				    err, sizeof(err));
+	if (rc < 0) {
+		ctl_reply_err(d, ref, rc == SMIG_EEXIST ? "bad_request" : "error", "%s", err);
+		return;
+	}
+	ref->audit.on = false; /* host.maintenance on/off is audited with its reason already */
+	ctl_reply_ok(d, ref, json_pack("{s:s,s:o,s:o}", "host", d->cfg.host, "maintenance",
+				       maint_json(d), "attestation", attest_self_json(d)));
 }

@@ -46,6 +46,7 @@ void cmd_vm(struct smigd *d, const char *sub, const json_t *args, struct ctl_ref
 void cmd_ivt_enrol(struct smigd *d, const json_t *args, struct ctl_ref *ref);
 void cmd_ivt_show(struct smigd *d, const json_t *args, struct ctl_ref *ref);
 void cmd_evacuate(struct smigd *d, const json_t *args, struct ctl_ref *ref);
+void cmd_maintenance(struct smigd *d, const json_t *args, struct ctl_ref *ref);
 void cmd_audit_show(struct smigd *d, const json_t *args, struct ctl_ref *ref);
 void cmd_audit_verify(struct smigd *d, const json_t *args, struct ctl_ref *ref);
 void cmd_events(struct smigd *d, const json_t *args, struct ctl_ref *ref);

@@ -44,9 +44,15 @@ static json_t *host_json(struct smigd *d, const struct smig_host *h)
 		else
 			json_object_set_new(o, "attestation",
 					    attest_verdict_json(&hs->verdict, hs->attested_at));
-		if (hs->verdict.authentic)
+		if (hs->verdict.authentic) {
 			json_object_set_new(o, "free_mib",
 					    json_integer((json_int_t)hs->evidence.free_mib));
+			json_object_set_new(o, "maintenance",
+					    json_boolean(hs->evidence.maintenance));
+		}
+		if (strcmp(h->name, d->cfg.host) == 0)
+			json_object_set_new(o, "maintenance",
+					    json_boolean(attest_maintenance(d)->on));
 	}
 	return o;
 }
@@ -106,6 +112,7 @@ static void cmd_status(struct smigd *d, const json_t *args,
 	json_object_set_new(res, "warn_days", json_integer(d->cfg.tls_warn_days));
 	json_object_set_new(res, "attestation", attest_self_json(d));
 	json_object_set_new(res, "evacuating", json_boolean(evac_running(d)));
+	json_object_set_new(res, "maintenance", maint_json(d));
 	json_object_set_new(res, "capacity", vm_res_capacity_json(d));
 	ctl_reply_ok(d, ref, res);
 }
@@ -290,6 +297,7 @@ static const struct {
 	{ "ivt.show", cmd_ivt_show, SMIG_ACT_HOST_VIEW },
 	{ "ivt.enrol", cmd_ivt_enrol, SMIG_ACT_IVT_ENROL },
 	{ "evacuate", cmd_evacuate, SMIG_ACT_HOST_EVACUATE },
+	{ "maintenance", cmd_maintenance, SMIG_ACT_HOST_MAINTENANCE },
 	{ "events", cmd_events, SMIG_ACT_HOST_VIEW },
 	{ "ids.status", cmd_ids_status, SMIG_ACT_HOST_VIEW },
 	{ "ids.unban", cmd_ids_unban, SMIG_ACT_IDS_MANAGE },

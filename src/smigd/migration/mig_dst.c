@@ -628,6 +628,19 @@ void mig_dst_prepare(struct smigd *d, struct peer *p, const struct smig_frame *f
 		OPENSSL_cleanse(mp.key, sizeof(mp.key));
 		return;
 	}
+	if (attest_maintenance(d)->on) {
+		/* a planned change is under way here: no VM arrives until it is done */
+		char actor[SMIG_NAME_MAX + 8], target[2 * SMIG_NAME_MAX + 16];
+
+		OPENSSL_cleanse(mp.key, sizeof(mp.key));
+		snprintf(actor, sizeof(actor), "peer:%s", m->peer_host);
+		snprintf(target, sizeof(target), "vm:%s from:%s", m->vm_name, m->peer_host);
+		audit_write(d, actor, "vm.migrate", target, "deny", "maintenance", "refused",
+			    attest_maintenance(d)->reason);
+		mig_dst_abort(m, true, SMIG_EBUSY, "%s is in maintenance: it takes no VMs",
+			      d->cfg.host);
+		return;
+	}
 	if (!authz_peer_migrate(d, m->peer_host, &spec, &dec)) {
 		OPENSSL_cleanse(mp.key, sizeof(mp.key));
 		mig_dst_abort(m, true, SMIG_EDENIED, "%s (rule %s on %s)", dec.reason, dec.rule,

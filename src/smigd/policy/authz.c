@@ -139,6 +139,7 @@ static void fill_req(struct smigd *d, struct smig_policy_req *r, enum smig_actio
 	/* Known verdicts only: the migration's own session attests the target again. */
 	r->check_trust = a == SMIG_ACT_VM_MIGRATE && hs != NULL && hs->attested_at != 0;
 	r->target_trust = hs ? hs->trust : SMIG_TRUST_NONE;
+	r->target_why = hs && hs->attested_at ? hs->verdict.reason : NULL;
 	r->migrations_active = (int)d->migrations;
 }
 

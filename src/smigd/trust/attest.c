@@ -40,6 +40,7 @@ struct attest {
 	char bad[SMIG_NAME_MAX + 1]; /* the component it could not measure, if any */
 	char bad_reason[256];
 	double measure_ms;
+	struct attest_maint maint;
 };
 
 /* The self-check's outcome changed: say so, audit it, tell the layer above. */
@@ -52,7 +53,10 @@ static void self_changed(struct smigd *d, const struct smig_verdict *old)
 			 v->component[0] ? v->component : "-", v->reason);
 		audit_write(d, "smigd", "host.integrity", d->cfg.host, "none", "-", "failed",
 			    v->reason);
-		if (d->attest->on_self)
+		if (d->attest->maint.on)
+			smig_warn("event=evacuation_held host=%s reason=\"in maintenance (%s)\"",
+				  d->cfg.host, d->attest->maint.reason);
+		else if (d->attest->on_self)
 			d->attest->on_self(d, v->reason);
 	} else if (v->kind != SMIG_VERDICT_UNTRUSTED && old->kind == SMIG_VERDICT_UNTRUSTED) {
 		smig_info("event=integrity_restored host=%s reason=\"%s\"", d->cfg.host, v->reason);
@@ -148,6 +152,7 @@ int attest_init(struct smigd *d, attest_self_fn on_self)
 	SMIG_ENSURE(a != NULL, SMIG_ENOMEM);
 	a->on_self = on_self;
 	d->attest = a;
+	maint_load(d, &a->maint);
 	/* read as root at start; later versions come from the warden */
 	if (d->cfg.ivt_file[0] && smig_ivt_load(d->cfg.ivt_file, &a->ivt, err, sizeof(err)) < 0)
 		smig_err("event=ivt_invalid reason=\"%s\"", err);
@@ -170,6 +175,41 @@ void attest_free(struct smigd *d)
 const struct smig_verdict *attest_self(const struct smigd *d)
 {
 	return &d->attest->self_v;
+}
+
+const struct attest_maint *attest_maintenance(const struct smigd *d)
+{
+	return &d->attest->maint;
+}
+
+int attest_set_maintenance(struct smigd *d, bool on, const char *by, const char *reason,
+			   char *err, size_t errlen)
+{
+	struct attest *a = d->attest;
+	struct attest_maint m = { .on = on, .since_ms = loop_wall_ms() };
+
+	if (a->maint.on == on) {
+		snprintf(err, errlen, "%s is %s in maintenance", d->cfg.host, on ? "already" : "not");
+		return SMIG_EEXIST;
+	}
+	snprintf(m.by, sizeof(m.by), "%s", by);
+	snprintf(m.reason, sizeof(m.reason), "%s", reason);
+	SMIG_GUARD(maint_save(d, &m, err, errlen));
+	a->maint = m;
+	d->stats.gen++;
+	if (on) {
+		smig_warn("event=maintenance_on host=%s by=\"%s\" reason=\"%s\"", d->cfg.host, by,
+			  reason);
+		audit_write(d, by, "host.maintenance", d->cfg.host, "allow", "-", "on", reason);
+		return 0;
+	}
+	smig_info("event=maintenance_off host=%s by=\"%s\" verdict=%s", d->cfg.host, by,
+		  smig_verdict_name(a->self_v.kind));
+	audit_write(d, by, "host.maintenance", d->cfg.host, "allow", "-", "off",
+		    a->self_v.kind == SMIG_VERDICT_UNTRUSTED ? a->self_v.reason : "");
+	if (a->self_v.kind == SMIG_VERDICT_UNTRUSTED && a->on_self)
+		a->on_self(d, a->self_v.reason); /* what the failure was held back from */
+	return 0;
 }
 
 struct evidence_wait {
@@ -200,7 +240,7 @@ int attest_evidence_async(struct smigd *d, const uint8_t *nonce, const uint8_t *
 	w->d = d;
 	w->done = done;
 	rc = priv_call_async(d->priv, evidence_reply, w, &w->id, SMIG_PM_EVIDENCE, nonce, binding,
-			     free_mib, own_fp);
+			     free_mib, own_fp, d->attest->maint.on);
 	if (rc < 0) {
 		free(w);
 		return rc;

@@ -12,6 +12,26 @@
 #include "evidence.h"
 #include "ivt.h"
 
+/* Maintenance mode (maint.c): no VMs arrive, a failed self-check does not evacuate. */
+struct attest_maint {
+	bool on;
+	char reason[200];
+	char by[80]; /* who turned it on */
+	int64_t since_ms;
+};
+void maint_load(struct smigd *d, struct attest_maint *m);
+int maint_save(struct smigd *d, const struct attest_maint *m, char *err, size_t errlen);
+const struct attest_maint *attest_maintenance(const struct smigd *d);
+/* {"on"} or {"on", "by", "reason", "since"} for status and hosts. */
+json_t *maint_json(const struct smigd *d);
+/*
+ * Turns maintenance on or off (persisted, logged, audited for by). Off
+ * while this host fails its own check starts what the failure would
+ * have started (the layer above evacuates).
+ */
+int attest_set_maintenance(struct smigd *d, bool on, const char *by, const char *reason,
+			   char *err, size_t errlen);
+
 /* This host failed its own check (why), or passes again (why is NULL). */
 typedef void (*attest_self_fn)(struct smigd *d, const char *why);
 

@@ -265,6 +265,11 @@ int confine_host_init(struct confine_host *c, const struct smig_config *cfg, cha
 
 	memset(c, 0, sizeof(*c));
 	c->overhead_mib = cfg->vm_memory_overhead_mib;
+	/* a QEMU or swtpm built elsewhere (/opt/qemu/bin/...): that file may run too */
+	if (strchr(cfg->qemu_binary, '/'))
+		snprintf(c->exec_files[0], PATH_MAX, "%s", cfg->qemu_binary);
+	if (strchr(cfg->swtpm_binary, '/'))
+		snprintf(c->exec_files[1], PATH_MAX, "%s", cfg->swtpm_binary);
 	c->kvm_gid = stat("/dev/kvm", &st) == 0 ? st.st_gid : (gid_t)-1;
 	c->landlock_abi = ll_abi();
 	if (!cfg->cgroups)
@@ -381,6 +386,10 @@ static int ll_ruleset(const struct confine_host *c, const struct confine_proc *p
 	}
 	for (size_t i = 0; rc == 0 && i < ARRAY_LEN(system_paths); i++)
 		rc = ll_allow_path(&ll, system_paths[i].path, system_paths[i].access);
+	for (size_t i = 0; rc == 0 && i < ARRAY_LEN(c->exec_files); i++)
+		if (c->exec_files[i][0])
+			rc = ll_allow_path(&ll, c->exec_files[i],
+					   LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_EXECUTE);
 	for (size_t i = 0; rc == 0 && i < p->nrw; i++)
 		rc = ll_allow_fd(&ll, p->rw_dirs[i], LL_OWN_DIR);
 	for (size_t i = 0; rc == 0 && i < p->nro; i++)

@@ -36,6 +36,8 @@ struct confine_host {
 	int landlock_abi;      /* 0: no Landlock */
 	gid_t kvm_gid;         /* the group of /dev/kvm, (gid_t)-1 without one */
 	uint32_t overhead_mib;
+	/* QEMU and swtpm when the config names them by a path outside the system's directories */
+	char exec_files[2][PATH_MAX];
 };
 
 #define CONFINE_FILES_MAX 4

@@ -5,6 +5,8 @@
  * running kernel's image when readable, and the components the config
  * adds) is hashed at start, whenever inotify reports a change to one of
  * the files (after a 50 ms quiet time), and every attestation.interval_s;
+ * the config is the text in force (read at start or reload), so an edit
+ * counts when a reload takes it, not before;
  * each result goes to the worker (EV_MEASURED), which checks it against
  * the IVT and acts on the verdict. Evidence for a verifier (EVIDENCE) is
  * the last measurement with fresh PCRs and a TPM quote over the
@@ -120,7 +122,9 @@ static size_t measure_into(const struct smig_config *cfg, struct host_tpm *tpm,
 	for (size_t i = 0; i < n; i++) {
 		struct smig_component *c = &e->comp[e->ncomp];
 
-		if (smig_measure_file(paths[i], c->sha256, why, sizeof(why)) < 0) {
+		if (strcmp(names[i], "config") == 0) /* the config in force (reload re-measures) */
+			memcpy(c->sha256, cfg->sha256, SMIG_DIGEST_LEN);
+		else if (smig_measure_file(paths[i], c->sha256, why, sizeof(why)) < 0) {
 			if (!bad[0]) {
 				snprintf(bad, SMIG_NAME_MAX + 1, "%s", names[i]);
 				snprintf(err, errlen, "%s", why);
@@ -163,7 +167,8 @@ static void watch_all(struct warden *w, char paths[][PATH_MAX], size_t n)
 	if (m->ino_fd < 0)
 		return;
 	for (size_t i = 0; i < n; i++)
-		(void)inotify_add_watch(m->ino_fd, paths[i],
+		if (strcmp(paths[i], w->cfg.path) != 0) /* edits count when reloaded */
+			(void)inotify_add_watch(m->ino_fd, paths[i],
 					IN_MODIFY | IN_CLOSE_WRITE | IN_ATTRIB | IN_MOVE_SELF |
 						IN_DELETE_SELF);
 	(void)loop_watch_add(w->loop, m->ino_fd, EPOLLIN, on_inotify, w, &m->ino_w);
@@ -199,6 +204,11 @@ static void measure(struct warden *w)
 		   (unsigned long long)m->took_us, m->bad[0] ? m->bad : "-");
 	watch_all(w, paths, n);
 	wd_measure_send(w);
+}
+
+void wd_measure_now(struct warden *w)
+{
+	measure(w);
 }
 
 static void on_debounce(void *arg)
@@ -307,7 +317,8 @@ void wd_measure_close(struct warden *w)
 }
 
 int wd_evidence(struct warden *w, const uint8_t *nonce, const uint8_t *binding,
-		uint64_t free_mib, const uint8_t *own_fp, char **text, char *err, size_t errlen)
+		uint64_t free_mib, const uint8_t *own_fp, bool maintenance, char **text, char *err,
+		size_t errlen)
 {
 	struct smig_evidence e = w->measure->self;
 	EVP_PKEY *key = wd_hostcert_key_for(w, own_fp);
@@ -325,6 +336,7 @@ int wd_evidence(struct warden *w, const uint8_t *nonce, const uint8_t *binding,
 	memcpy(e.nonce, nonce, SMIG_NONCE_LEN);
 	memcpy(e.binding, binding, SMIG_BINDING_LEN);
 	e.free_mib = free_mib;
+	e.maintenance = maintenance;
 	if (w->measure->tpm) {
 		uint8_t extra[32];
 

@@ -225,7 +225,7 @@ static void serve_evidence(struct warden *w, const struct smig_pm *m)
 {
 	char err[512] = "", *text = NULL;
 	int rc = wd_evidence(w, smig_pm_key(m, 0), smig_pm_key(m, 1), smig_pm_int(m, 2),
-			     smig_pm_key(m, 3), &text, err, sizeof(err));
+			     smig_pm_key(m, 3), smig_pm_int(m, 4) != 0, &text, err, sizeof(err));
 
 	if (smig_pm_build(&w->tx, SMIG_PM_EVIDENCE + 1, m->id, (unsigned)(rc < 0 ? -rc : 0), err,
 			  text ? text : "") == 0)

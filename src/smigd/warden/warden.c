@@ -213,13 +213,17 @@ static void reload(struct warden *w)
 
 	smig_info("event=reload_start config=%s", w->cfg.path);
 	wd_notify(w, WD_RELOADING);
-	if (smig_config_load(w->cfg.path, &cfg, err, sizeof(err)) < 0) {
+	/* read once: what is parsed, measured and sent to the worker is the same text */
+	if (smig_file_read(w->cfg.path, SMIG_PM_DOC_MAX, &texts[0], &len, err, sizeof(err)) < 0 ||
+	    smig_config_parse(w->cfg.path, texts[0], len, &cfg, err, sizeof(err)) < 0) {
+		free(texts[0]);
 		smig_err("event=reload_failed reason=\"%s\" action=kept_previous", err);
 		(void)wd_audit_write(w, "smigd", "config.reload", w->cfg.path, "none", "-", "failed",
 				     err, NULL);
 		wd_notify(w, WD_RELOADED); /* the old config serves on */
 		return;
 	}
+	memcpy(w->cfg.sha256, cfg.sha256, sizeof(cfg.sha256));
 	w->cfg.log_level = cfg.log_level;
 	w->cfg.audit_checkpoint_records = cfg.audit_checkpoint_records;
 	memcpy(w->cfg.ivt_file, cfg.ivt_file, sizeof(cfg.ivt_file));
@@ -233,7 +237,7 @@ static void reload(struct warden *w)
 	paths[0] = w->cfg.path;
 	paths[1] = cfg.hosts_file;
 	paths[2] = cfg.policy_file;
-	for (int i = 0; i < 3; i++)
+	for (int i = 1; i < 3; i++)
 		if (paths[i][0] == '\0' ||
 		    smig_file_read(paths[i], SMIG_PM_DOC_MAX, &texts[i], &len, err, sizeof(err)) < 0)
 			texts[i] = strdup("");
@@ -250,6 +254,7 @@ static void reload(struct warden *w)
 		wd_send(w, &w->tx, NULL, 0);
 	for (int i = 0; i < 4; i++)
 		free(texts[i]);
+	wd_measure_now(w); /* the config in force changed: its measurement too */
 	wd_notify(w, WD_RELOADED);
 }
 

@@ -251,11 +251,14 @@ void wd_measure_close(struct warden *w);
 void wd_measure_send(struct warden *w);
 /* Evidence signed by the key of the certificate own_fp (the session's, on our side). */
 int wd_evidence(struct warden *w, const uint8_t *nonce, const uint8_t *binding,
-		uint64_t free_mib, const uint8_t *own_fp, char **text, char *err, size_t errlen);
+		uint64_t free_mib, const uint8_t *own_fp, bool maintenance, char **text, char *err,
+		size_t errlen);
 /* smigd --measure: prints this host's measurement for the IVT. */
 int wd_measure_print(const struct smig_config *cfg);
 /* Writes a new IVT (checked first) and tells the worker. */
 int wd_ivt_write(struct warden *w, const char *text, char *err, size_t errlen);
+/* Measures now and tells the worker (after a reload). */
+void wd_measure_now(struct warden *w);
 /* TPM2_ActivateCredential with the host TPM's AK and EK; blob and secret in hex (tpmcred.h). */
 int wd_tpm_activate(struct warden *w, const char *blob_hex, const char *secret_hex,
 		    uint8_t cred[SMIG_CRED_LEN], char *err, size_t errlen);
