@@ -32,6 +32,13 @@ static void decode(const struct smig_frame *f)
 	(void)smig_msg_get_attest(f, &text, &len);
 	(void)smig_msg_get_enrol_chal(f, &ec);
 	(void)smig_msg_get_enrol_proof(f, cred);
+	{
+		uint8_t which;
+		const uint8_t *data;
+		size_t dlen;
+
+		(void)smig_msg_get_attest_log(f, &which, &data, &dlen);
+	}
 	(void)smig_msg_get_mig_prepare(f, &mp);
 	(void)smig_msg_get_mig_commit_req(f, &cr);
 	(void)smig_msg_get_mig_abort(f, &ab);

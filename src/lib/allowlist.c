@@ -143,8 +143,8 @@ static int fill(const json_t *files, const json_t *exclude, size_t n, size_t byt
 	return 0;
 }
 
-static int allow_top(const struct smig_json_doc *doc, struct smig_allowlist *al, char *err,
-		     size_t errlen)
+static int allow_top(const struct smig_json_doc *doc, const json_t *root,
+		     struct smig_allowlist *al, char *err, size_t errlen)
 {
 	static const struct smig_jfield fields[] = {
 		{ "files", SMIG_J_OBJECT, true, 0, 0 },
@@ -153,10 +153,10 @@ static int allow_top(const struct smig_json_doc *doc, struct smig_allowlist *al,
 	const json_t *files, *exclude;
 	size_t n = 0, bytes = 0;
 
-	SMIG_GUARD(smig_json_check(doc, doc->root, "allowlist", fields, ARRAY_LEN(fields), err,
+	SMIG_GUARD(smig_json_check(doc, root, "allowlist", fields, ARRAY_LEN(fields), err,
 				   errlen));
-	files = json_object_get(doc->root, "files");
-	exclude = json_object_get(doc->root, "exclude");
+	files = json_object_get(root, "files");
+	exclude = json_object_get(root, "exclude");
 	SMIG_GUARD(check_files(doc, files, &n, &bytes, err, errlen));
 	SMIG_GUARD(check_exclude(doc, exclude, &bytes, err, errlen));
 	if (fill(files, exclude, n, bytes, al) < 0) {
@@ -186,13 +186,45 @@ int smig_allowlist_parse(const char *name, const char *text, size_t len,
 	}
 	rc = smig_json_load_text(&doc, name, text, len, err, errlen);
 	if (rc == 0) {
-		rc = allow_top(&doc, al, err, errlen);
+		rc = allow_top(&doc, doc.root, al, err, errlen);
 		smig_json_doc_clear(&doc);
 	}
 	free(file);
 	if (rc < 0)
 		smig_allowlist_free(al);
 	return rc;
+}
+
+int smig_allowlist_from_json(const struct smig_json_doc *doc, const json_t *o,
+			     struct smig_allowlist *al, char *err, size_t errlen)
+{
+	int rc;
+
+	memset(al, 0, sizeof(*al));
+	rc = allow_top(doc, o, al, err, errlen);
+	if (rc < 0)
+		smig_allowlist_free(al);
+	return rc;
+}
+
+json_t *smig_allowlist_json(const struct smig_allowlist *al)
+{
+	json_t *files = json_object(), *ex = json_array();
+	char hex[65];
+
+	for (size_t i = 0; i < al->n; i++) {
+		json_t *arr = json_object_get(files, al->v[i].path);
+
+		if (arr == NULL) {
+			arr = json_array();
+			json_object_set_new(files, al->v[i].path, arr);
+		}
+		smig_hex(al->v[i].sha256, 32, hex);
+		json_array_append_new(arr, json_string(hex));
+	}
+	for (size_t i = 0; i < al->nexclude; i++)
+		json_array_append_new(ex, json_string(al->exclude[i]));
+	return json_pack("{s:o,s:o}", "files", files, "exclude", ex);
 }
 
 void smig_allowlist_free(struct smig_allowlist *al)

@@ -9,6 +9,7 @@
 
 #include <openssl/sha.h>
 
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -284,6 +285,15 @@ static int config_tpm(const struct smig_json_doc *doc, const json_t *t, struct s
 	static const struct smig_jfield fields[] = {
 		{ "tcti", SMIG_J_STRING, true, 0, 0 },
 		{ "pcrs", SMIG_J_ARRAY, true, 0, 0 },
+		{ "event_log", SMIG_J_STRING, false, 0, 0 },
+		{ "ima_log", SMIG_J_STRING, false, 0, 0 },
+	};
+	static const struct {
+		const char *key;
+		size_t off;
+	} logs[] = {
+		{ "event_log", offsetof(struct smig_config, tpm_event_log) },
+		{ "ima_log", offsetof(struct smig_config, tpm_ima_log) },
 	};
 	const json_t *pcrs, *v;
 	const char *tcti;
@@ -308,6 +318,16 @@ static int config_tpm(const struct smig_json_doc *doc, const json_t *t, struct s
 				return smig_json_fail_at(doc, pcrs, i, err, errlen,
 							 "tpm.pcrs[%zu] repeats", i);
 		cfg->tpm_pcrs[cfg->ntpm_pcrs++] = (unsigned)json_integer_value(v);
+	}
+	for (i = 0; i < ARRAY_LEN(logs); i++) {
+		const char *path = json_string_value(json_object_get(t, logs[i].key));
+
+		if (path == NULL)
+			continue;
+		if (path[0] != '/' || strlen(path) >= PATH_MAX)
+			return smig_json_fail(doc, t, logs[i].key, err, errlen,
+					      "tpm.%s must be an absolute path", logs[i].key);
+		snprintf((char *)cfg + logs[i].off, PATH_MAX, "%s", path);
 	}
 	return 0;
 }

@@ -145,6 +145,9 @@ struct smig_config {
 	char tpm_tcti[256]; /* empty: no host TPM */
 	unsigned tpm_pcrs[24];
 	size_t ntpm_pcrs;
+	/* the measured-boot event log and the IMA list (binary) that go with each quote */
+	char tpm_event_log[PATH_MAX];
+	char tpm_ima_log[PATH_MAX];
 };
 
 int smig_config_load(const char *path, struct smig_config *cfg, char *err, size_t errlen);

@@ -7,6 +7,8 @@
  * understand can never be covered by a signature it accepts.
  */
 #include "evidence.h"
+#include "eventlog.h"
+#include "ima.h"
 #include "error.h"
 #include "json.h"
 #include "sign.h"
@@ -99,6 +101,19 @@ static json_t *evidence_json(const struct smig_evidence *e)
 	json_object_set_new(o, "free_mib", json_integer((json_int_t)e->free_mib));
 	if (e->maintenance)
 		json_object_set_new(o, "maintenance", json_true());
+	if (e->has_boot_log || e->has_ima_log) {
+		json_t *logs = json_object();
+
+		if (e->has_boot_log)
+			json_object_set_new(logs, "boot",
+					    json_pack("{s:I,s:o}", "size", (json_int_t)e->boot_size,
+						      "sha256", hex_json(e->boot_sha256, 32)));
+		if (e->has_ima_log)
+			json_object_set_new(logs, "ima",
+					    json_pack("{s:I,s:o}", "size", (json_int_t)e->ima_size,
+						      "sha256", hex_json(e->ima_sha256, 32)));
+		json_object_set_new(o, "logs", logs);
+	}
 	if (e->has_tpm) {
 		json_t *t = json_pack("{s:o,s:o}", "ak", hex_json(e->quote.ak, SMIG_AK_LEN), "ek",
 				      hex_json(e->ek, SMIG_EK_LEN));
@@ -246,6 +261,46 @@ static int parse_tpm(const struct smig_json_doc *doc, const json_t *t, struct sm
 	return 0;
 }
 
+/* One log's size and digest ("boot" or "ima" of "logs"). */
+static int parse_log(const struct smig_json_doc *doc, const json_t *logs, const char *key,
+		     uint32_t max, bool *has, uint32_t *size, uint8_t sha[SMIG_DIGEST_LEN],
+		     char *err, size_t errlen)
+{
+	static const struct smig_jfield fields[] = {
+		{ "size", SMIG_J_INT, true, 1, (long long)SMIG_IMA_MAX },
+		{ "sha256", SMIG_J_STRING, true, 0, 0 },
+	};
+	const json_t *o = json_object_get(logs, key);
+
+	if (o == NULL)
+		return 0;
+	if (!json_is_object(o))
+		return smig_json_fail(doc, logs, key, err, errlen, "logs.%s must be an object", key);
+	SMIG_GUARD(smig_json_check(doc, o, key, fields, ARRAY_LEN(fields), err, errlen));
+	if (json_integer_value(json_object_get(o, "size")) > (json_int_t)max ||
+	    smig_unhex(json_string_value(json_object_get(o, "sha256")), sha, SMIG_DIGEST_LEN) < 0)
+		return smig_json_fail(doc, logs, key, err, errlen,
+				      "logs.%s: size 1-%u and sha256 (64 hex digits)", key, max);
+	*size = (uint32_t)json_integer_value(json_object_get(o, "size"));
+	*has = true;
+	return 0;
+}
+
+static int parse_logs(const struct smig_json_doc *doc, const json_t *logs,
+		      struct smig_evidence *e, char *err, size_t errlen)
+{
+	static const struct smig_jfield fields[] = {
+		{ "boot", SMIG_J_OBJECT, false, 0, 0 },
+		{ "ima", SMIG_J_OBJECT, false, 0, 0 },
+	};
+
+	SMIG_GUARD(smig_json_check(doc, logs, "logs", fields, ARRAY_LEN(fields), err, errlen));
+	SMIG_GUARD(parse_log(doc, logs, "boot", (uint32_t)SMIG_EVLOG_MAX, &e->has_boot_log,
+			     &e->boot_size, e->boot_sha256, err, errlen));
+	return parse_log(doc, logs, "ima", (uint32_t)SMIG_IMA_MAX, &e->has_ima_log, &e->ima_size,
+			 e->ima_sha256, err, errlen);
+}
+
 static int evidence_top(const struct smig_json_doc *doc, struct smig_evidence *e, char *err,
 			size_t errlen)
 {
@@ -259,6 +314,7 @@ static int evidence_top(const struct smig_json_doc *doc, struct smig_evidence *e
 		{ "capabilities", SMIG_J_ARRAY, true, 0, 0 },
 		{ "free_mib", SMIG_J_INT, true, 0, INT64_MAX },
 		{ "maintenance", SMIG_J_BOOL, false, 0, 0 },
+		{ "logs", SMIG_J_OBJECT, false, 0, 0 },
 		{ "tpm", SMIG_J_OBJECT, false, 0, 0 },
 		{ "sig", SMIG_J_STRING, true, 0, 0 },
 	};
@@ -272,6 +328,8 @@ static int evidence_top(const struct smig_json_doc *doc, struct smig_evidence *e
 	snprintf(e->host, sizeof(e->host), "%s", json_string_value(json_object_get(root, "host")));
 	e->time_ms = (int64_t)json_integer_value(json_object_get(root, "time"));
 	e->free_mib = (uint64_t)json_integer_value(json_object_get(root, "free_mib"));
+	if (json_object_get(root, "logs"))
+		SMIG_GUARD(parse_logs(doc, json_object_get(root, "logs"), e, err, errlen));
 	/* present only when true: the signed text has one canonical form */
 	if (json_object_get(root, "maintenance")) {
 		if (!json_is_true(json_object_get(root, "maintenance")))

@@ -6,6 +6,7 @@
  *   {"v":1, "host":"h2", "time":MS, "nonce":HEX32, "binding":HEX32,
  *    "components":[{"name":"qemu", "sha256":HEX32}, ...],
  *    "capabilities":["vtpm", ...], "free_mib":N, "maintenance":true (only when),
+ *    "logs":{"boot":{"size":N,"sha256":HEX32}, "ima":{...}} (either, when sent),
  *    "tpm":{"ak":HEX64, "ek":HEX64, "quote":HEX, "sig":HEX64} (with a host TPM),
  *    "sig":HEX64}
  * With a TPM, the values of the quoted PCRs are components "pcr16", ...
@@ -53,6 +54,10 @@ struct smig_evidence {
 	size_t ncaps;
 	uint64_t free_mib; /* memory available for VMs, for placement */
 	bool maintenance;  /* the host is in maintenance: it takes no VMs */
+	/* with a TPM: the logs that follow the evidence (ATTEST_LOG), by size and SHA-256 */
+	bool has_boot_log, has_ima_log;
+	uint32_t boot_size, ima_size;
+	uint8_t boot_sha256[SMIG_DIGEST_LEN], ima_sha256[SMIG_DIGEST_LEN];
 	bool has_tpm;   /* its TPM's keys: quote.ak and ek */
 	uint8_t ek[SMIG_EK_LEN];
 	bool has_quote; /* and a quote by the AK (peer evidence; a host's own measurement has none) */

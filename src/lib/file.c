@@ -190,6 +190,62 @@ int smig_file_read(const char *path, size_t max, char **out, size_t *len, char *
 	return read_fd(fd, path, max, out, len, err, errlen);
 }
 
+int smig_file_read_stream(const char *path, size_t max, uint8_t **out, size_t *len, char *err,
+			  size_t errlen)
+{
+	size_t cap = (size_t)64 * 1024, got = 0;
+	uint8_t *buf = malloc(cap);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0 || buf == NULL) {
+		snprintf(err, errlen, "%s: %s", path, fd < 0 ? strerror(errno) : "out of memory");
+		if (fd >= 0)
+			close(fd);
+		free(buf);
+		return fd < 0 ? SMIG_ENOENT : SMIG_ENOMEM;
+	}
+	for (;;) {
+		ssize_t r;
+
+		if (got == cap) {
+			/* one byte past max tells a file that is too big */
+			size_t ncap = cap * 2 > max + 1 ? max + 1 : cap * 2;
+			uint8_t *nb = ncap > cap ? realloc(buf, ncap) : NULL;
+
+			if (nb == NULL) {
+				snprintf(err, errlen, "%s: more than %zu bytes", path, max);
+				close(fd);
+				free(buf);
+				return SMIG_ETOOBIG;
+			}
+			buf = nb;
+			cap = ncap;
+		}
+		r = read(fd, buf + got, cap - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			snprintf(err, errlen, "%s: %s", path, strerror(errno));
+			close(fd);
+			free(buf);
+			return SMIG_EIO;
+		}
+		if (r == 0)
+			break;
+		got += (size_t)r;
+		if (got > max) {
+			snprintf(err, errlen, "%s: more than %zu bytes", path, max);
+			close(fd);
+			free(buf);
+			return SMIG_ETOOBIG;
+		}
+	}
+	close(fd);
+	*out = buf;
+	*len = got;
+	return 0;
+}
+
 int smig_file_read_private(const char *path, size_t max, char **out, size_t *len, char *err,
 			   size_t errlen)
 {

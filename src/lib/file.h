@@ -7,6 +7,7 @@
 #define SMIG_FILE_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 /*
@@ -31,6 +32,12 @@ int smig_file_read(const char *path, size_t max, char **out, size_t *len, char *
  * checks of smig_file_check_private. The caller cleanses *out before it
  * frees it.
  */
+/*
+ * Reads a file to its end, whatever size stat reports (the kernel's
+ * pseudo files: securityfs, sysfs, proc), at most max bytes.
+ */
+int smig_file_read_stream(const char *path, size_t max, uint8_t **out, size_t *len, char *err,
+			  size_t errlen);
 int smig_file_read_private(const char *path, size_t max, char **out, size_t *len, char *err,
 			   size_t errlen);
 /* fsyncs the directory that holds path, so that a rename or a new name in it lasts. */

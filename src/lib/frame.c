@@ -25,6 +25,7 @@ static const struct frame_type frame_types[] = {
 	{ SMIG_MSG_ATTEST, "ATTEST", 16 * 1024 },
 	{ SMIG_MSG_ENROL_CHAL, "ENROL_CHAL", 4 + 2 * 256 },
 	{ SMIG_MSG_ENROL_PROOF, "ENROL_PROOF", 32 },
+	{ SMIG_MSG_ATTEST_LOG, "ATTEST_LOG", 1u << 20 },
 	/* id, spec, vTPM key, firmware build, agent */
 	{ SMIG_MSG_MIG_PREPARE, "MIG_PREPARE", 2 + 16 * 1024 + 1 + 32 + 1 + 32 + 8 + 1 },
 	{ SMIG_MSG_MIG_PREPARED, "MIG_PREPARED", ID },

@@ -32,6 +32,7 @@
 #ifndef SMIG_IMA_H
 #define SMIG_IMA_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -125,6 +126,12 @@ struct smig_allowlist {
 int smig_allowlist_parse(const char *name, const char *text, size_t len,
 			 struct smig_allowlist *al, char *err, size_t errlen);
 void smig_allowlist_free(struct smig_allowlist *al);
+/* The same from an object (o) of a document already loaded (an IVT host's "allowlist"). */
+struct smig_json_doc;
+int smig_allowlist_from_json(const struct smig_json_doc *doc, const json_t *o,
+			     struct smig_allowlist *al, char *err, size_t errlen);
+/* The allowlist as the JSON object it was read from ("files", "exclude"). */
+json_t *smig_allowlist_json(const struct smig_allowlist *al);
 
 /*
  * Judges entries [from, l->n) of PCR 10: each must be the first entry's

@@ -7,6 +7,10 @@
 #include "json.h"
 #include "sign.h"
 #include "tpmcred.h"
+#include "eventlog.h"
+
+#include <openssl/sha.h>
+#include <stdint.h>
 
 #include <openssl/crypto.h>
 #include <stdarg.h>
@@ -78,6 +82,8 @@ static int parse_host(const struct smig_json_doc *doc, const json_t *hosts, cons
 		{ "trust", SMIG_J_STRING, true, 0, 0 },
 		{ "golden", SMIG_J_ARRAY, true, 0, 0 },
 		{ "tpm", SMIG_J_OBJECT, false, 0, 0 },
+		{ "allowlist", SMIG_J_OBJECT, false, 0, 0 },
+		{ "boot_log", SMIG_J_BOOL, false, 0, 0 },
 	};
 	const json_t *o = json_object_get(hosts, name), *golden;
 
@@ -95,6 +101,12 @@ static int parse_host(const struct smig_json_doc *doc, const json_t *hosts, cons
 				      "%s.trust must be attested or trusted", name);
 	if (json_object_get(o, "tpm"))
 		SMIG_GUARD(parse_tpm(doc, json_object_get(o, "tpm"), h, err, errlen));
+	h->boot_log = json_is_true(json_object_get(o, "boot_log"));
+	if (json_object_get(o, "allowlist")) {
+		SMIG_GUARD(smig_allowlist_from_json(doc, json_object_get(o, "allowlist"), &h->allow,
+						    err, errlen));
+		h->has_allow = true;
+	}
 	golden = json_object_get(o, "golden");
 	if (json_array_size(golden) > SMIG_GOLDEN_MAX)
 		return smig_json_fail(doc, o, "golden", err, errlen, "%s: at most %d golden sets",
@@ -122,8 +134,8 @@ static int ivt_top(const struct smig_json_doc *doc, struct smig_ivt *ivt, char *
 	ivt->v = calloc(json_object_size(hosts) + 1, sizeof(*ivt->v));
 	SMIG_ENSURE(ivt->v != NULL, SMIG_ENOMEM);
 	json_object_foreach((json_t *)hosts, name, v) {
-		SMIG_GUARD(parse_host(doc, hosts, name, &ivt->v[ivt->n], err, errlen));
-		ivt->n++;
+		ivt->n++; /* counted first: a failure's partial entry is freed with the rest */
+		SMIG_GUARD(parse_host(doc, hosts, name, &ivt->v[ivt->n - 1], err, errlen));
 	}
 	return 0;
 }
@@ -157,6 +169,8 @@ int smig_ivt_load(const char *path, struct smig_ivt *ivt, char *err, size_t errl
 
 void smig_ivt_clear(struct smig_ivt *ivt)
 {
+	for (size_t i = 0; ivt->v && i < ivt->n; i++)
+		smig_allowlist_free(&ivt->v[i].allow);
 	free(ivt->v);
 	memset(ivt, 0, sizeof(*ivt));
 }
@@ -204,11 +218,24 @@ int smig_ivt_dump(const struct smig_ivt *ivt, char **text)
 			json_object_set_new(json_object_get(hosts, h->name), "tpm",
 					    json_pack("{s:s,s:s}", "ek", ek, "ak", ak));
 		}
+		if (h->has_allow)
+			json_object_set_new(json_object_get(hosts, h->name), "allowlist",
+					    smig_allowlist_json(&h->allow));
+		if (h->boot_log)
+			json_object_set_new(json_object_get(hosts, h->name), "boot_log", json_true());
 	}
 	root = json_pack("{s:o}", "hosts", hosts);
 	*text = root ? json_dumps(root, JSON_INDENT(2)) : NULL;
 	json_decref(root);
 	return *text ? 0 : SMIG_ENOMEM;
+}
+
+/* A PCR component that e's IMA list stands for: no golden value holds it. */
+static bool ima_pcr(const struct smig_evidence *e, const char *name)
+{
+	unsigned k;
+
+	return e->has_ima_log && smig_pcr_name(name, &k) && k == SMIG_IMA_PCR;
 }
 
 int smig_ivt_enrol(struct smig_ivt *ivt, const char *host, const uint8_t fp[SMIG_FP_LEN],
@@ -249,8 +276,11 @@ int smig_ivt_enrol(struct smig_ivt *ivt, const char *host, const uint8_t fp[SMIG
 	}
 	memset(g, 0, sizeof(*g));
 	snprintf(g->name, sizeof(g->name), "%s", golden);
-	memcpy(g->comp, e->comp, e->ncomp * sizeof(e->comp[0]));
-	g->ncomp = e->ncomp;
+	for (size_t i = 0; i < e->ncomp; i++)
+		if (!ima_pcr(e, e->comp[i].name)) /* the IMA list speaks for PCR 10 */
+			g->comp[g->ncomp++] = e->comp[i];
+	if (tpm && e->has_boot_log)
+		h->boot_log = true;
 	return 0;
 }
 
@@ -288,6 +318,9 @@ static size_t golden_diff(const struct smig_golden *g, const struct smig_evidenc
 	for (size_t i = 0; i < e->ncomp; i++) {
 		const struct smig_component *c = &e->comp[i];
 		const struct smig_component *w = NULL;
+
+		if (ima_pcr(e, c->name))
+			continue;
 
 		for (size_t k = 0; k < g->ncomp; k++)
 			if (strcmp(g->comp[k].name, c->name) == 0)
@@ -423,6 +456,131 @@ static enum tpm_root tpm_check(const struct smig_ivt_host *h, const struct smig_
 	return TPM_ROOTED;
 }
 
+/* Whether the log that came is the one the (signed) evidence names. */
+static bool log_is(const uint8_t *data, size_t len, uint32_t size, const uint8_t sha[32])
+{
+	uint8_t d[32];
+
+	if (data == NULL || len != size)
+		return false;
+	SHA256(data, len, d);
+	return CRYPTO_memcmp(d, sha, 32) == 0;
+}
+
+/* The boot event log replays to the quoted PCRs below 10. */
+static bool boot_log_ok(const struct smig_evidence *e, const struct smig_attest_ctx *x,
+			const unsigned *idx, const uint8_t (*val)[32], size_t n,
+			struct smig_verdict *v)
+{
+	struct smig_evlog l;
+	char why[300];
+	size_t m = 0;
+	int rc;
+
+	if (!log_is(x->boot_log, x->boot_len, e->boot_size, e->boot_sha256)) {
+		verdict(v, SMIG_VERDICT_UNTRUSTED, "boot_log", "the boot event log that came is "
+			"not the one its evidence names (%u bytes)", e->boot_size);
+		return false;
+	}
+	if (smig_evlog_parse(x->boot_log, x->boot_len, &l, why, sizeof(why)) < 0) {
+		verdict(v, SMIG_VERDICT_UNTRUSTED, "boot_log", "%s", why);
+		return false;
+	}
+	while (m < n && idx[m] < SMIG_IMA_PCR)
+		m++;
+	rc = smig_evlog_check(&l, idx, val, m, why, sizeof(why));
+	smig_evlog_free(&l);
+	if (rc < 0)
+		verdict(v, SMIG_VERDICT_UNTRUSTED, "boot_log", "%s", why);
+	return rc == 0;
+}
+
+/*
+ * The IMA list replays to the quoted PCR 10 (the list read after the
+ * quote may be longer: the prefix that gives the quoted value counts,
+ * what follows is for the next round), and every entry of that prefix is
+ * in the IVT's allowlist for the host, if it has one.
+ */
+static bool ima_log_ok(const struct smig_ivt_host *h, const struct smig_evidence *e,
+		       const struct smig_attest_ctx *x, const unsigned *idx,
+		       const uint8_t (*val)[32], size_t n, struct smig_verdict *v)
+{
+	const uint8_t *q = NULL;
+	uint8_t cur[32] = { 0 };
+	struct smig_ima l, view;
+	size_t matched = SIZE_MAX;
+	char why[400], hex[65];
+	int rc = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (idx[i] == SMIG_IMA_PCR)
+			q = val[i];
+	if (q == NULL) {
+		verdict(v, SMIG_VERDICT_UNTRUSTED, "ima", "an IMA list, but PCR %d is not quoted",
+			SMIG_IMA_PCR);
+		return false;
+	}
+	if (!log_is(x->ima_log, x->ima_len, e->ima_size, e->ima_sha256)) {
+		verdict(v, SMIG_VERDICT_UNTRUSTED, "ima", "the IMA list that came is not the one "
+			"its evidence names (%u bytes)", e->ima_size);
+		return false;
+	}
+	if (smig_ima_parse(x->ima_log, x->ima_len, false, &l, why, sizeof(why)) < 0) {
+		verdict(v, SMIG_VERDICT_UNTRUSTED, "ima", "%s", why);
+		return false;
+	}
+	if (CRYPTO_memcmp(cur, q, 32) == 0)
+		matched = 0;
+	for (size_t i = 0; i < l.n; i++) {
+		if (l.e[i].pcr != SMIG_IMA_PCR)
+			continue;
+		smig_pcr_extend(cur, l.e[i].extend);
+		if (CRYPTO_memcmp(cur, q, 32) == 0)
+			matched = i + 1;
+	}
+	if (matched == SIZE_MAX) {
+		smig_hex(q, 32, hex);
+		verdict(v, SMIG_VERDICT_UNTRUSTED, "ima", "the IMA list (%zu entries) does not replay "
+			"to the quoted PCR %d (sha256 %s)", l.n, SMIG_IMA_PCR, hex);
+		rc = SMIG_EAUTH;
+	} else if (h->has_allow) {
+		view = l;
+		view.n = matched;
+		rc = smig_allowlist_check(&h->allow, &view, 0, why, sizeof(why));
+		if (rc < 0)
+			verdict(v, SMIG_VERDICT_UNTRUSTED, "ima", "%s", why);
+	}
+	smig_ima_free(&l);
+	return rc == 0;
+}
+
+/*
+ * With a TPM-rooted quote: the logs the host sent replay to the quoted
+ * PCRs and, for IMA, match the allowlist; the IVT may require them.
+ */
+static bool logs_ok(const struct smig_ivt_host *h, const struct smig_evidence *e,
+		    const struct smig_attest_ctx *x, struct smig_verdict *v)
+{
+	unsigned idx[SMIG_PCR_MAX];
+	uint8_t val[SMIG_PCR_MAX][32];
+	size_t n = pcr_values(e, idx, val);
+
+	if (h->boot_log && !e->has_boot_log) {
+		verdict(v, SMIG_VERDICT_UNTRUSTED, "boot_log", "no boot event log, though %s was "
+			"enrolled with one", x->host);
+		return false;
+	}
+	if (h->has_allow && !e->has_ima_log) {
+		verdict(v, SMIG_VERDICT_UNTRUSTED, "ima", "no IMA list, though the IVT has an "
+			"allowlist for %s", x->host);
+		return false;
+	}
+	if (e->has_boot_log &&
+	    !boot_log_ok(e, x, idx, (const uint8_t(*)[32])val, n, v))
+		return false;
+	return !e->has_ima_log || ima_log_ok(h, e, x, idx, (const uint8_t(*)[32])val, n, v);
+}
+
 /* Without an enrolled TPM a match is the host's own word: at most unverified. */
 static void cap_own_word(const char *host, struct smig_verdict *v)
 {
@@ -473,6 +631,10 @@ void smig_attest_verify(const struct smig_ivt *ivt, const struct smig_evidence *
 	root = tpm_check(h, e, x, v);
 	if (root == TPM_BAD)
 		return;
+	if (root == TPM_ROOTED && !logs_ok(h, e, x, v)) {
+		v->authentic = true;
+		return;
+	}
 	if (h) {
 		bool quote_ok = v->quote_ok;
 

@@ -8,6 +8,7 @@
  * during an upgrade, and its TPM once enrolled (tpmcred.h):
  *   {"hosts": {"h2": {"fingerprint": "sha256:...", "trust": "trusted",
  *     "tpm": {"ek": HEX64, "ak": HEX64},
+ *     "allowlist": {"files": {"/usr/bin/qemu-system-x86_64": [HEX32, ...]}, "exclude": [...]},
  *     "golden": [{"name": "2026-11-24", "components": {"qemu": HEX, ...}}]}}}
  * What a host's evidence earns is capped by where it comes from: without
  * a quote by the AK enrolled for it, only the host's own word, at most
@@ -27,6 +28,7 @@
 
 #include "config.h"
 #include "evidence.h"
+#include "ima.h"
 #include "vmspec.h"
 
 #include <openssl/evp.h>
@@ -51,6 +53,10 @@ struct smig_ivt_host {
 	bool has_tpm;
 	uint8_t ek[SMIG_EK_LEN];
 	uint8_t ak[SMIG_AK_LEN];
+	/* the files its IMA list may show (PCR 10): its evidence must then carry the list */
+	bool has_allow;
+	struct smig_allowlist allow;
+	bool boot_log; /* enrolled with a measured-boot event log: its evidence must carry one */
 };
 
 struct smig_ivt {
@@ -102,6 +108,11 @@ struct smig_attest_ctx {
 	EVP_PKEY *pub;           /* its certificate's key */
 	const uint8_t *nonce;    /* the nonce this verifier sent */
 	const uint8_t *binding;  /* this session's exporter value */
+	/* the logs that came with the evidence in this session (ATTEST_LOG), or NULL */
+	const uint8_t *boot_log;
+	size_t boot_len;
+	const uint8_t *ima_log;
+	size_t ima_len;
 };
 
 const char *smig_verdict_name(enum smig_verdict_kind k);

@@ -199,6 +199,35 @@ int smig_msg_get_enrol_proof(const struct smig_frame *f, uint8_t cred[SMIG_ENROL
 	return smig_buf_expect_end(&b);
 }
 
+int smig_msg_put_attest_log(struct smig_buf *out, uint8_t which, const uint8_t *data,
+			    size_t len)
+{
+	size_t mark;
+	int rc;
+
+	SMIG_ENSURE((which == SMIG_LOG_BOOT || which == SMIG_LOG_IMA) && len > 0 &&
+			    len <= SMIG_ATTEST_LOG_CHUNK,
+		    SMIG_ETOOBIG);
+	SMIG_GUARD(smig_frame_begin(out, SMIG_MSG_ATTEST_LOG, &mark));
+	rc = smig_buf_put_u8(out, which);
+	if (rc == 0)
+		rc = smig_buf_put_bytes(out, data, len);
+	return msg_finish(out, mark, rc);
+}
+
+int smig_msg_get_attest_log(const struct smig_frame *f, uint8_t *which, const uint8_t **data,
+			    size_t *len)
+{
+	struct smig_buf b;
+
+	SMIG_GUARD(msg_view(f, SMIG_MSG_ATTEST_LOG, &b));
+	SMIG_GUARD(smig_buf_get_u8(&b, which));
+	SMIG_ENSURE(*which == SMIG_LOG_BOOT || *which == SMIG_LOG_IMA, SMIG_EPROTO);
+	*len = smig_buf_remaining(&b);
+	SMIG_ENSURE(*len > 0, SMIG_ESHORT);
+	return smig_buf_get_ptr(&b, data, *len);
+}
+
 int smig_msg_put_bye(struct smig_buf *out)
 {
 	return smig_frame_put(out, SMIG_MSG_BYE, NULL, 0);

@@ -179,6 +179,19 @@ int smig_msg_get_enrol_chal(const struct smig_frame *f, struct smig_enrol_chal *
 int smig_msg_put_enrol_proof(struct smig_buf *out, const uint8_t cred[SMIG_ENROL_CRED_LEN]);
 int smig_msg_get_enrol_proof(const struct smig_frame *f, uint8_t cred[SMIG_ENROL_CRED_LEN]);
 
+/*
+ * ATTEST_LOG: u8 which (1 the boot event log, 2 the IMA list), then the
+ * next bytes of it; sent before the ATTEST they go with, in order. The
+ * evidence names each log's size and digest.
+ */
+enum { SMIG_LOG_BOOT = 1, SMIG_LOG_IMA = 2 };
+#define SMIG_ATTEST_LOG_CHUNK (((size_t)1 << 20) - 1)
+#define SMIG_ATTEST_LOGS_MAX ((size_t)6 << 20) /* both logs of one evidence */
+int smig_msg_put_attest_log(struct smig_buf *out, uint8_t which, const uint8_t *data,
+			    size_t len);
+int smig_msg_get_attest_log(const struct smig_frame *f, uint8_t *which, const uint8_t **data,
+			    size_t *len);
+
 int smig_msg_put_bye(struct smig_buf *out);
 int smig_msg_get_bye(const struct smig_frame *f);
 

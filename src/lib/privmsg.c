@@ -52,7 +52,7 @@ static const struct {
 	{ SMIG_PM_AUDIT_WRITABLE, "audit.writable", "", 0 },
 	{ SMIG_PM_AUDIT_WRITABLE + 1, "audit.writable.reply", "b", 0 },
 	{ SMIG_PM_EVIDENCE, "evidence", "kkqkb", 0 },
-	{ SMIG_PM_EVIDENCE + 1, "evidence.reply", "uts", 0 },
+	{ SMIG_PM_EVIDENCE + 1, "evidence.reply", "utsqq", 1 },
 	{ SMIG_PM_IVT_WRITE, "ivt.write", "s", 0 },
 	{ SMIG_PM_IVT_WRITE + 1, "ivt.write.reply", "ut", 0 },
 	{ SMIG_PM_FW_HOST, "fw.host", "n", 0 },

@@ -65,7 +65,8 @@ enum smig_pm_type {
 	SMIG_PM_EVIDENCE = 34,      /* k nonce, k binding, q free MiB, k the fingerprint of the
 				       certificate this end showed on the session, b in
 				       maintenance -> u status, t error, s evidence (signed by
-				       that certificate's key) */
+				       that certificate's key), q boot log bytes, q IMA list
+				       bytes; descriptor: a memory file with both logs */
 	SMIG_PM_IVT_WRITE = 36,     /* s the new IVT -> u status, t error */
 	SMIG_PM_FW_HOST = 38,       /* n firmware -> u status, t error, k sha256, q size */
 	SMIG_PM_READY = 40,         /* the worker serves (control socket, peers) -> u status */

@@ -55,7 +55,7 @@ hsmig "$dir" h1 vm define "$dir/vm1.json" >/dev/null && hsmig "$dir" h1 vm start
 ok $? "vm1 (min_trust trusted) runs on h1"
 out=$(hsmig "$dir" h1 migrate vm1 --to h3 2>&1)
 rc=$?
-[ $rc -eq 3 ] && grep -q "target h3 has trust verdict unverified; the vm needs at least trusted (rule constraint:min_trust)" <<<"$out" &&
+[ $rc -eq 3 ] && grep -q "target h3 has trust verdict unverified; the vm needs at least trusted (matches golden set" <<<"$out" &&
 	[ "$(hsmig "$dir" h1 --json vm show vm1 | jq -r .state)" = running ]
 ok $? "the policy refuses to send vm1 to h3 (exit $rc): $out"
 

@@ -279,6 +279,35 @@ static void test_strict(void **state)
 		   "ek");
 }
 
+/* An allowlist and the boot log requirement survive a dump and a parse; a bad one is named. */
+static void test_allowlist_roundtrip(void **state)
+{
+	static const char text[] =
+		"{\"hosts\": {\"h2\": {\"fingerprint\": \"" FP "\", \"trust\": \"trusted\", "
+		"\"golden\": [], \"boot_log\": true, \"allowlist\": {\"files\": "
+		"{\"/usr/bin/swtpm\": [\"" Q1 "\", \"" Q2 "\"]}, \"exclude\": [\"/tmp/\"]}}}}";
+	struct smig_ivt ivt, back;
+	char err[256] = "", *dump = NULL;
+
+	(void)state;
+	if (smig_ivt_parse("ivt.json", text, strlen(text), &ivt, err, sizeof(err)) < 0)
+		fail_msg("%s", err);
+	assert_true(ivt.v[0].has_allow && ivt.v[0].boot_log);
+	assert_int_equal(ivt.v[0].allow.n, 2);
+	assert_int_equal(smig_ivt_dump(&ivt, &dump), 0);
+	if (smig_ivt_parse("dump", dump, strlen(dump), &back, err, sizeof(err)) < 0)
+		fail_msg("%s", err);
+	assert_true(back.v[0].has_allow && back.v[0].boot_log);
+	assert_int_equal(back.v[0].allow.n, 2);
+	assert_int_equal(back.v[0].allow.nexclude, 1);
+	free(dump);
+	smig_ivt_clear(&back);
+	smig_ivt_clear(&ivt);
+	expect_bad("{\"hosts\": {\"h2\": {\"fingerprint\": \"" FP "\", \"trust\": \"trusted\", "
+		   "\"golden\": [], \"allowlist\": {\"files\": {\"usr/bin/x\": [\"" Q1 "\"]}}}}}",
+		   "ivt.json:1:");
+}
+
 static void test_fits(void **state)
 {
 	struct smig_vmspec spec = { .name = "web", .min_trust = SMIG_TRUST_TRUSTED, .nrequires = 1,
@@ -327,6 +356,7 @@ int main(void)
 		cmocka_unit_test(test_rotation_keeps_golden_sets),
 		cmocka_unit_test(test_enrol_and_dump),
 		cmocka_unit_test(test_strict),
+		cmocka_unit_test(test_allowlist_roundtrip),
 		cmocka_unit_test(test_fits),
 	};
 

@@ -85,6 +85,7 @@ static void peer_destroy(struct peer *p)
 	close(p->fd);
 	smig_buf_clear(&p->rx);
 	smig_buf_clear(&p->tx);
+	peer_logs_drop(p);
 	json_decref(p->ref.id);
 	free(p);
 }
@@ -470,7 +471,7 @@ static void peer_on_frame(struct peer *p, const struct smig_frame *f)
 		p->d->peers->mig.frame(p->d, p, p->mig, f);
 		return;
 	}
-	if (f->type >= SMIG_MSG_ATTEST_REQ && f->type <= SMIG_MSG_ENROL_PROOF) {
+	if (f->type >= SMIG_MSG_ATTEST_REQ && f->type <= SMIG_MSG_ATTEST_LOG) {
 		peer_attest_frame(p, f);
 		return;
 	}

@@ -47,7 +47,19 @@ static int session_binding(const struct peer *p, uint8_t out[SMIG_BINDING_LEN])
 static void attested(struct peer *p);
 
 /* The warden's evidence for a request: to the peer that asked, if it is still here. */
-static void evidence_done(struct smigd *d, uint32_t id, int rc, const char *text)
+/* A log in ATTEST_LOG pieces, ahead of the evidence that names it. */
+static int put_log(struct peer *p, uint8_t which, const uint8_t *data, size_t len)
+{
+	for (size_t off = 0; off < len; off += SMIG_ATTEST_LOG_CHUNK) {
+		size_t n = len - off < SMIG_ATTEST_LOG_CHUNK ? len - off : SMIG_ATTEST_LOG_CHUNK;
+
+		SMIG_GUARD(smig_msg_put_attest_log(&p->tx, which, data + off, n));
+	}
+	return 0;
+}
+
+static void evidence_done(struct smigd *d, uint32_t id, int rc, const char *text,
+			  const struct attest_logs *logs)
 {
 	struct peer *p = d->peers->head;
 
@@ -56,6 +68,10 @@ static void evidence_done(struct smigd *d, uint32_t id, int rc, const char *text
 	if (p == NULL)
 		return; /* the connection went meanwhile */
 	p->evidence_id = 0;
+	if (rc == 0 && logs->boot_len)
+		rc = put_log(p, SMIG_LOG_BOOT, logs->boot, logs->boot_len);
+	if (rc == 0 && logs->ima_len)
+		rc = put_log(p, SMIG_LOG_IMA, logs->ima, logs->ima_len);
 	if (rc == 0)
 		rc = smig_msg_put_attest(&p->tx, text, strlen(text));
 	if (rc < 0) {
@@ -199,7 +215,12 @@ static void on_evidence(struct peer *p, const struct smig_frame *f)
 		peer_abort(p, rc < 0 ? rc : SMIG_EAUTH, "bad ATTEST");
 		return;
 	}
+	x.boot_log = p->logs[0].data;
+	x.boot_len = p->logs[0].len;
+	x.ima_log = p->logs[1].data;
+	x.ima_len = p->logs[1].len;
 	attest_check(p->d, &x, text, len, &p->verdict);
+	peer_logs_drop(p);
 	p->attested = true;
 	if (p->verdict.kind == SMIG_VERDICT_UNTRUSTED)
 		sec_event(p->d, SMIG_SEC_ATTEST_FAILURE, p->ip, p->name, "%s", p->verdict.reason);
@@ -207,6 +228,36 @@ static void on_evidence(struct peer *p, const struct smig_frame *f)
 		  smig_verdict_name(p->verdict.kind), smig_trust_name(p->verdict.trust),
 		  p->verdict.reason);
 	attested(p);
+}
+
+/* The verifier: a piece of a log that goes with the evidence still to come. */
+static void on_log(struct peer *p, const struct smig_frame *f)
+{
+	const uint8_t *data;
+	uint8_t which;
+	size_t len;
+	struct smig_buf *b;
+
+	if (!p->att_asked || p->attested || smig_msg_get_attest_log(f, &which, &data, &len) < 0) {
+		peer_abort(p, SMIG_EPROTO, "ATTEST_LOG %s",
+			   p->att_asked && !p->attested ? "malformed" : "that answers no request");
+		return;
+	}
+	b = &p->logs[which == SMIG_LOG_BOOT ? 0 : 1];
+	if (b->data == NULL)
+		smig_buf_init(b, SMIG_ATTEST_LOGS_MAX);
+	if (p->logs[0].len + p->logs[1].len + len > SMIG_ATTEST_LOGS_MAX ||
+	    smig_buf_put_bytes(b, data, len) < 0) {
+		peer_abort(p, SMIG_ETOOBIG, "ATTEST_LOG: more than %zu bytes of logs",
+			   SMIG_ATTEST_LOGS_MAX);
+		return;
+	}
+}
+
+void peer_logs_drop(struct peer *p)
+{
+	smig_buf_clear(&p->logs[0]);
+	smig_buf_clear(&p->logs[1]);
 }
 
 /* The verifier: what the peer's TPM recovered from our credential. */
@@ -288,6 +339,8 @@ void peer_attest_frame(struct peer *p, const struct smig_frame *f)
 		on_evidence(p, f);
 	else if (f->type == SMIG_MSG_ENROL_CHAL)
 		on_challenge(p, f);
+	else if (f->type == SMIG_MSG_ATTEST_LOG)
+		on_log(p, f);
 	else
 		on_proof(p, f);
 }

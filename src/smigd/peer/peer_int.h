@@ -88,6 +88,7 @@ struct peer {
 	uint32_t activate_id; /* the warden is activating it (0: not now) */
 	uint8_t enrol_cred[SMIG_ENROL_CRED_LEN];
 	uint8_t enrol_ek[SMIG_EK_LEN], enrol_ak[SMIG_AK_LEN]; /* the keys it was made for */
+	struct smig_buf logs[2]; /* its boot log and IMA list, ahead of its ATTEST */
 	bool pong_seen;       /* ping: the PONG came (the reply waits for both) */
 	struct smig_ping pong;
 	uint8_t att_nonce[SMIG_NONCE_LEN];
@@ -118,7 +119,9 @@ struct peer *peer_open(struct smigd *d, const char *host, const char **code, cha
 /* peer_attest.c */
 /* The HELLOs are exchanged: ask the peer for evidence. */
 void peer_attest_ask(struct peer *p);
-/* ATTEST_REQ, ATTEST, ENROL_CHAL and ENROL_PROOF frames. */
+/* ATTEST_REQ, ATTEST, ENROL_CHAL, ENROL_PROOF and ATTEST_LOG frames. */
 void peer_attest_frame(struct peer *p, const struct smig_frame *f);
+/* Frees the logs a peer sent with its evidence. */
+void peer_logs_drop(struct peer *p);
 
 #endif

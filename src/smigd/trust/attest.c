@@ -218,14 +218,51 @@ struct evidence_wait {
 	uint32_t id;
 };
 
+/* The logs the warden put in the memory file: boot log, then IMA list. */
+static int read_logs(const struct smig_pm *r, struct attest_logs *l)
+{
+	uint64_t boot = smig_pm_int(r, 3), ima = smig_pm_int(r, 4);
+	size_t got = 0;
+
+	memset(l, 0, sizeof(*l));
+	if (r->nfds != 1 || boot + ima > SMIG_ATTEST_LOGS_MAX)
+		return SMIG_EPROTO;
+	if (boot + ima == 0)
+		return 0;
+	l->data = malloc(boot + ima);
+	SMIG_ENSURE(l->data != NULL, SMIG_ENOMEM);
+	while (got < boot + ima) {
+		ssize_t n = pread(r->fds[0], l->data + got, boot + ima - got, (off_t)got);
+
+		if (n <= 0) {
+			free(l->data);
+			l->data = NULL;
+			return SMIG_EIO;
+		}
+		got += (size_t)n;
+	}
+	l->boot = boot ? l->data : NULL;
+	l->boot_len = boot;
+	l->ima = ima ? l->data + boot : NULL;
+	l->ima_len = ima;
+	return 0;
+}
+
 static void evidence_reply(void *arg, const struct smig_pm *r)
 {
 	struct evidence_wait *w = arg;
 	int rc = r == NULL ? SMIG_ECLOSED : priv_status(r);
+	struct attest_logs logs = { 0 };
 
 	if (r && rc < 0)
 		smig_err("event=evidence_failed reason=\"%s\"", smig_pm_str(r, 1));
-	w->done(w->d, w->id, rc, rc == 0 ? smig_pm_str(r, 2) : NULL);
+	if (rc == 0 && (rc = read_logs(r, &logs)) < 0)
+		smig_err("event=evidence_failed reason=\"cannot read the TPM logs from the warden: "
+			 "%s\"", smig_strerror(rc));
+	w->done(w->d, w->id, rc, rc == 0 ? smig_pm_str(r, 2) : NULL, &logs);
+	free(logs.data);
+	for (size_t i = 0; r && i < r->nfds; i++)
+		close(r->fds[i]);
 	free(w);
 }
 

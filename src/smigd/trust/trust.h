@@ -49,9 +49,16 @@ const struct smig_verdict *attest_self(const struct smigd *d);
  * key signs (a reload may have made another one current since). The
  * warden quotes while the loop goes on: done gets the
  * request's id (as *id had it) and the evidence text (valid during the
- * call), or a negative rc and NULL.
+ * call) with the TPM logs to send before it, or a negative rc and NULL.
  */
-typedef void (*attest_evidence_fn)(struct smigd *d, uint32_t id, int rc, const char *text);
+/* The logs that go with one evidence (ATTEST_LOG), in one allocation. */
+struct attest_logs {
+	uint8_t *data;
+	const uint8_t *boot, *ima;
+	size_t boot_len, ima_len;
+};
+typedef void (*attest_evidence_fn)(struct smigd *d, uint32_t id, int rc, const char *text,
+				   const struct attest_logs *logs);
 int attest_evidence_async(struct smigd *d, const uint8_t *nonce, const uint8_t *binding,
 			  const uint8_t *own_fp, uint64_t free_mib, attest_evidence_fn done,
 			  uint32_t *id);

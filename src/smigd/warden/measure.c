@@ -20,6 +20,7 @@
 #include "error.h"
 #include "evidence.h"
 #include "file.h"
+#include "ima.h"
 #include "ivt.h"
 #include "log.h"
 #include "quote.h"
@@ -30,11 +31,13 @@
 #include <errno.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
+#include <openssl/sha.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <time.h>
@@ -104,6 +107,24 @@ static size_t components(const struct smig_config *cfg, char names[][SMIG_NAME_M
 	return n;
 }
 
+/* A log's size and SHA-256 (the IMA list in a host's own measurement). */
+static int log_digest(const char *path, uint32_t *size, uint8_t sha[SMIG_DIGEST_LEN], char *err,
+		      size_t errlen)
+{
+	uint8_t *data = NULL;
+	size_t len;
+
+	SMIG_GUARD(smig_file_read_stream(path, SMIG_ATTEST_LOGS_MAX, &data, &len, err, errlen));
+	SHA256(data, len, sha);
+	*size = (uint32_t)len;
+	free(data);
+	if (len == 0) {
+		snprintf(err, errlen, "%s is empty", path);
+		return SMIG_EIO;
+	}
+	return 0;
+}
+
 /*
  * Hashes every component into e (host and capabilities too). The first
  * component that cannot be read is named in bad and err; it is left out.
@@ -144,6 +165,13 @@ static size_t measure_into(const struct smig_config *cfg, struct host_tpm *tpm,
 		e->has_tpm = true;
 		memcpy(e->quote.ak, tpm_ak(tpm), SMIG_AK_LEN);
 		memcpy(e->ek, tpm_ek(tpm), SMIG_EK_LEN);
+		if (cfg->tpm_ima_log[0] && log_digest(cfg->tpm_ima_log, &e->ima_size,
+						       e->ima_sha256, why, sizeof(why)) == 0)
+			e->has_ima_log = true; /* its PCR 10 is the list's, not a golden value */
+		else if (cfg->tpm_ima_log[0] && !bad[0]) {
+			snprintf(bad, SMIG_NAME_MAX + 1, "ima");
+			snprintf(err, errlen, "%s", why);
+		}
 		if (tpm_pcrs(tpm, e, why, sizeof(why)) < 0 && !bad[0]) {
 			snprintf(bad, SMIG_NAME_MAX + 1, "tpm");
 			snprintf(err, errlen, "%s", why);
@@ -316,9 +344,56 @@ void wd_measure_close(struct warden *w)
 	w->measure = NULL;
 }
 
+/*
+ * The logs that go with a quote, read after it (a list that grew since
+ * is longer than the quote covers; verifiers replay its prefix): into one
+ * memory file for the worker, boot log first, their sizes and digests
+ * into e.
+ */
+static int evidence_logs(const struct smig_config *cfg, struct smig_evidence *e,
+			 struct wd_logs *logs, char *err, size_t errlen)
+{
+	const char *paths[2] = { cfg->tpm_event_log, cfg->tpm_ima_log };
+	size_t total = 0;
+
+	logs->fd = memfd_create("smig-attest-logs", MFD_CLOEXEC);
+	if (logs->fd < 0) {
+		snprintf(err, errlen, "memfd_create: %s", strerror(errno));
+		return SMIG_EIO;
+	}
+	for (int i = 0; i < 2; i++) {
+		uint8_t *data = NULL;
+		size_t len = 0;
+
+		if (paths[i][0] == '\0')
+			continue;
+		SMIG_GUARD(smig_file_read_stream(paths[i], SMIG_ATTEST_LOGS_MAX - total, &data, &len,
+						 err, errlen));
+		total += len;
+		if (len > 0 && smig_file_write_all(logs->fd, data, len) < 0) {
+			free(data);
+			snprintf(err, errlen, "writing the logs: %s", strerror(errno));
+			return SMIG_EIO;
+		}
+		if (i == 0 && len > 0) {
+			SHA256(data, len, e->boot_sha256);
+			e->boot_size = (uint32_t)len;
+			e->has_boot_log = true;
+			logs->boot_len = len;
+		} else if (len > 0) {
+			SHA256(data, len, e->ima_sha256);
+			e->ima_size = (uint32_t)len;
+			e->has_ima_log = true;
+			logs->ima_len = len;
+		}
+		free(data);
+	}
+	return 0;
+}
+
 int wd_evidence(struct warden *w, const uint8_t *nonce, const uint8_t *binding,
-		uint64_t free_mib, const uint8_t *own_fp, bool maintenance, char **text, char *err,
-		size_t errlen)
+		uint64_t free_mib, const uint8_t *own_fp, bool maintenance, struct wd_logs *logs,
+		char **text, char *err, size_t errlen)
 {
 	struct smig_evidence e = w->measure->self;
 	EVP_PKEY *key = wd_hostcert_key_for(w, own_fp);
@@ -337,12 +412,18 @@ int wd_evidence(struct warden *w, const uint8_t *nonce, const uint8_t *binding,
 	memcpy(e.binding, binding, SMIG_BINDING_LEN);
 	e.free_mib = free_mib;
 	e.maintenance = maintenance;
+	/* the measurement's IMA digest was for the host's own check: these are the quote's */
+	e.has_ima_log = e.has_boot_log = false;
+	logs->fd = -1;
+	logs->boot_len = logs->ima_len = 0;
 	if (w->measure->tpm) {
 		uint8_t extra[32];
 
 		smig_quote_extra(nonce, binding, extra);
 		if (tpm_quote(w->measure->tpm, extra, &e, err, errlen) < 0)
 			smig_err("event=tpm_quote_failed reason=\"%s\"", err);
+		else
+			SMIG_GUARD(evidence_logs(&w->cfg, &e, logs, err, errlen));
 	}
 	return smig_evidence_sign(&e, key, text);
 }
@@ -434,6 +515,11 @@ int wd_measure_print(const struct smig_config *cfg)
 		return SMIG_EIO;
 	}
 	for (size_t i = 0; i < e.ncomp; i++) {
+		unsigned pcr;
+
+		/* with an IMA list, PCR 10 is the list's to vouch for, not a golden value */
+		if (e.has_ima_log && smig_pcr_name(e.comp[i].name, &pcr) && pcr == SMIG_IMA_PCR)
+			continue;
 		smig_hex(e.comp[i].sha256, SMIG_DIGEST_LEN, hex);
 		json_object_set_new(comps, e.comp[i].name, json_string(hex));
 	}

@@ -22,7 +22,9 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 void wd_reply_status(struct warden *w, uint16_t type, uint32_t id, int status, const char *err)
@@ -224,12 +226,23 @@ static void serve_audit(struct warden *w, const struct smig_pm *m)
 static void serve_evidence(struct warden *w, const struct smig_pm *m)
 {
 	char err[512] = "", *text = NULL;
+	struct wd_logs logs = { .fd = -1 };
 	int rc = wd_evidence(w, smig_pm_key(m, 0), smig_pm_key(m, 1), smig_pm_int(m, 2),
-			     smig_pm_key(m, 3), smig_pm_int(m, 4) != 0, &text, err, sizeof(err));
+			     smig_pm_key(m, 3), smig_pm_int(m, 4) != 0, &logs, &text, err,
+			     sizeof(err));
 
+	if (rc == 0 && logs.fd < 0) /* no TPM logs: an empty file all the same */
+		logs.fd = memfd_create("smig-attest-logs", MFD_CLOEXEC);
+	if (rc == 0 && logs.fd < 0) {
+		rc = SMIG_EIO;
+		snprintf(err, sizeof(err), "memfd_create: %s", strerror(errno));
+	}
 	if (smig_pm_build(&w->tx, SMIG_PM_EVIDENCE + 1, m->id, (unsigned)(rc < 0 ? -rc : 0), err,
-			  text ? text : "") == 0)
-		wd_send(w, &w->tx, NULL, 0);
+			  rc == 0 && text ? text : "", (uint64_t)logs.boot_len,
+			  (uint64_t)logs.ima_len) == 0)
+		wd_send(w, &w->tx, rc == 0 ? &logs.fd : NULL, rc == 0 ? 1 : 0);
+	if (logs.fd >= 0)
+		close(logs.fd);
 	free(text);
 }
 

@@ -250,9 +250,14 @@ void wd_measure_close(struct warden *w);
 /* Sends the last measurement to the worker (after its start). */
 void wd_measure_send(struct warden *w);
 /* Evidence signed by the key of the certificate own_fp (the session's, on our side). */
+/* The logs that go with one evidence: a memory file (-1: none), boot log then IMA list. */
+struct wd_logs {
+	int fd;
+	size_t boot_len, ima_len;
+};
 int wd_evidence(struct warden *w, const uint8_t *nonce, const uint8_t *binding,
-		uint64_t free_mib, const uint8_t *own_fp, bool maintenance, char **text, char *err,
-		size_t errlen);
+		uint64_t free_mib, const uint8_t *own_fp, bool maintenance, struct wd_logs *logs,
+		char **text, char *err, size_t errlen);
 /* smigd --measure: prints this host's measurement for the IVT. */
 int wd_measure_print(const struct smig_config *cfg);
 /* Writes a new IVT (checked first) and tells the worker. */
