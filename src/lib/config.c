@@ -340,6 +340,7 @@ static int config_attestation(const struct smig_json_doc *doc, const json_t *a,
 		{ "components", SMIG_J_ARRAY, false, 0, 0 },
 		{ "interval_s", SMIG_J_INT, false, 1, 3600 },
 		{ "evacuate", SMIG_J_BOOL, false, 0, 0 },
+		{ "evacuate_parallel", SMIG_J_INT, false, 1, 16 },
 		{ "tpm", SMIG_J_OBJECT, false, 0, 0 },
 	};
 	const json_t *v;
@@ -355,6 +356,8 @@ static int config_attestation(const struct smig_json_doc *doc, const json_t *a,
 		cfg->attest_interval_s = (int)json_integer_value(v);
 	if ((v = json_object_get(a, "evacuate")))
 		cfg->evacuate = json_is_true(v);
+	if ((v = json_object_get(a, "evacuate_parallel")))
+		cfg->evacuate_parallel = (int)json_integer_value(v);
 	if ((v = json_object_get(a, "tpm")))
 		SMIG_GUARD(config_tpm(doc, v, cfg, err, errlen));
 	return 0;
@@ -543,6 +546,7 @@ static void config_defaults(struct smig_config *cfg, const char *name)
 	cfg->attest_interval_s = 10;
 	cfg->tls_warn_days = 30;
 	cfg->evacuate = true;
+	cfg->evacuate_parallel = 2;
 	cfg->hosts_only = true;
 	cfg->conn_rate = 20;
 	cfg->conn_burst = 40;

@@ -124,6 +124,7 @@ struct smig_config {
 	size_t ncomponents;
 	int attest_interval_s;
 	bool evacuate; /* move the VMs away when this host fails its own check */
+	int evacuate_parallel; /* migrations an evacuation runs at once */
 	/* firewall and IDS */
 	bool hosts_only; /* only host-table addresses may connect (before TLS) */
 	double conn_rate; /* new connections per second a source may open */

@@ -127,21 +127,21 @@ int cmd_evacuate(struct cli *cli, int argc, char **argv)
 	cli->timeout_ms = 3600 * 1000;
 	if ((rc = cli_request(cli, "evacuate", json_pack("{s:b}", "dry_run", dry), &r)))
 		return rc;
-	if (cli->json) {
-		cli_print_json(r);
-		json_decref(r);
-		return EXIT_OK;
-	}
-	printf("%s %s:\n", dry ? "plan to evacuate" : "evacuated", str(r, "host"));
-	json_array_foreach(json_object_get(r, "steps"), i, st)
-		printf("  %-16s -> %-12s %-10s %s\n", str(st, "vm"), str(st, "to"),
-		       str(st, "outcome"), str(st, "reason"));
-	if (!dry)
-		printf("%s\n", str(r, "summary"));
 	rc = EXIT_OK;
 	json_array_foreach(json_object_get(r, "steps"), i, st)
 		if (!dry && strcmp(str(st, "outcome"), "migrated") != 0)
 			rc = EXIT_MIGRATION;
+	if (cli->json) {
+		cli_print_json(r);
+		json_decref(r);
+		return rc;
+	}
+	printf("%s %s:\n", dry ? "plan to evacuate" : "evacuated", str(r, "host"));
+	json_array_foreach(json_object_get(r, "steps"), i, st)
+		printf("  %-16s -> %-12s %-10s %-14s %s\n", str(st, "vm"), str(st, "to"),
+		       str(st, "outcome"), str(st, "rule"), str(st, "reason"));
+	if (!dry)
+		printf("%s\n", str(r, "summary"));
 	json_decref(r);
 	return rc;
 }

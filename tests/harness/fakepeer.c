@@ -17,7 +17,9 @@
  *   smig-fakepeer serve OPTS --listen ADDR:PORT --ivt IVT
  *                                         stand in for HOST as a destination:
  *                                         answer attestation with HOST's golden
- *                                         values from IVT (signed with KEY), then
+ *                                         values from IVT (signed with KEY; the
+ *                                         free memory it claims: --free-mib, else
+ *                                         100000 MiB), then
  *                                         answer PREPARE out of order (READY);
  *                                         with --after-commit abort, play the
  *                                         destination through to COMMIT (PREPARED,
@@ -71,7 +73,7 @@
 
 struct opts {
 	const char *mode, *ca, *cert, *key, *name, *to, *evidence, *rebind, *resign, *listen, *ivt;
-	const char *spec, *vtpm, *after_commit, *count, *hold_s, *ids;
+	const char *spec, *vtpm, *after_commit, *count, *hold_s, *ids, *free_mib;
 };
 
 static int usage(void)
@@ -299,8 +301,9 @@ out:
 static int forge(const struct opts *o, struct smig_tls_conn *c, const uint8_t *nonce,
 		 char **text)
 {
-	struct smig_evidence e = { .free_mib = 100000, .ncaps = 2,
-				   .caps = { "tcg", "vtpm" } };
+	struct smig_evidence e = { .free_mib = o->free_mib ? strtoull(o->free_mib, NULL, 10)
+							    : 100000,
+				   .ncaps = 2, .caps = { "tcg", "vtpm" } };
 	const struct smig_ivt_host *h;
 	struct smig_ivt ivt;
 	EVP_PKEY *key = NULL;
@@ -597,6 +600,7 @@ int main(int argc, char **argv)
 				    : strcmp(argv[i], "--vtpm") == 0	 ? &o.vtpm
 				    : strcmp(argv[i], "--after-commit") == 0 ? &o.after_commit
 				    : strcmp(argv[i], "--count") == 0	 ? &o.count
+				    : strcmp(argv[i], "--free-mib") == 0 ? &o.free_mib
 				    : strcmp(argv[i], "--hold-s") == 0	 ? &o.hold_s
 				    : strcmp(argv[i], "--ids") == 0	 ? &o.ids
 									 : NULL;

@@ -163,6 +163,21 @@ static void unaudited_refuse(struct smigd *d, enum smig_action a,
 		 "the audit log cannot be written, so nothing that changes state is done");
 }
 
+void authz_decide(struct smigd *d, const struct ctl_ref *ref, enum smig_action a,
+		  const char *vm, const char *target, struct smig_policy_decision *dec)
+{
+	struct smig_policy_req r = { 0 };
+	struct who w;
+
+	if (ref && ref->has_cred)
+		who_from_uid(ref->cred.uid, ref->cred.gid, ref->groups, ref->ngroups, &w);
+	else
+		who_from_uid(0, 0, NULL, -1, &w); /* smigd on its own acts as root would */
+	r.who = w.subj;
+	fill_req(d, &r, a, vm, target);
+	smig_policy_eval(d->authz->policy, &r, dec);
+}
+
 bool authz_request(struct smigd *d, enum smig_action a, const char *vm, const char *target,
 		   struct ctl_ref *ref)
 {

@@ -24,6 +24,14 @@ void authz_free(struct smigd *d);
 bool authz_request(struct smigd *d, enum smig_action a, const char *vm, const char *target,
 		   struct ctl_ref *ref);
 /*
+ * The decision a control request by ref's caller would get (NULL or no
+ * caller: smigd acting on its own, as root would), without audit or
+ * answer: an evacuation plans with it (the same decision as a manual
+ * migration).
+ */
+void authz_decide(struct smigd *d, const struct ctl_ref *ref, enum smig_action a,
+		  const char *vm, const char *target, struct smig_policy_decision *dec);
+/*
  * allowed[i]: may ref's caller do a to vms[i] (no audit; for filtering
  * lists). The caller is looked up once for all n.
  */
