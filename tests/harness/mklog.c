@@ -42,12 +42,13 @@ static int boot(int argc, char **argv)
 	char hex[65];
 
 	for (int i = 3; i < argc && n < ARGS_MAX; i++, n++) {
-		char *colon = strchr(argv[i], ':');
+		char *end;
+		unsigned long pcr = strtoul(argv[i], &end, 10);
 
 		memset(&ev[n], 0, sizeof(ev[n]));
-		ev[n].pcr = (uint32_t)atoi(argv[i]);
+		ev[n].pcr = (uint32_t)pcr;
 		ev[n].type = 0xd; /* EV_IPL */
-		if (colon == NULL || ev[n].pcr > 9 || smig_unhex(colon + 1, ev[n].sha256, 32) < 0) {
+		if (*end != ':' || pcr > 9 || smig_unhex(end + 1, ev[n].sha256, 32) < 0) {
 			fprintf(stderr, "smig-mklog: %s: want PCR:SHA256 (PCR 0-9)\n", argv[i]);
 			return 2;
 		}
