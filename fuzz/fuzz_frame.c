@@ -38,6 +38,7 @@ static void decode(const struct smig_frame *f)
 		size_t dlen;
 
 		(void)smig_msg_get_attest_log(f, &which, &data, &dlen);
+		(void)smig_msg_get_verdict(f, &text, &len);
 	}
 	(void)smig_msg_get_mig_prepare(f, &mp);
 	(void)smig_msg_get_mig_commit_req(f, &cr);

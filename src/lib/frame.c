@@ -26,8 +26,9 @@ static const struct frame_type frame_types[] = {
 	{ SMIG_MSG_ENROL_CHAL, "ENROL_CHAL", 4 + 2 * 256 },
 	{ SMIG_MSG_ENROL_PROOF, "ENROL_PROOF", 32 },
 	{ SMIG_MSG_ATTEST_LOG, "ATTEST_LOG", 1u << 20 },
+	{ SMIG_MSG_VERDICT, "VERDICT", 4096 },
 	/* id, spec, vTPM key, firmware build, agent */
-	{ SMIG_MSG_MIG_PREPARE, "MIG_PREPARE", 2 + 16 * 1024 + 1 + 32 + 1 + 32 + 8 + 1 },
+	{ SMIG_MSG_MIG_PREPARE, "MIG_PREPARE", 2 + 16 * 1024 + 1 + 32 + 1 + 32 + 8 + 1 + 1 },
 	{ SMIG_MSG_MIG_PREPARED, "MIG_PREPARED", ID },
 	{ SMIG_MSG_MIG_DATA, "MIG_DATA", SMIG_FRAME_MAX_PAYLOAD },
 	{ SMIG_MSG_MIG_COMMIT_REQ, "MIG_COMMIT_REQ", ID + 8 },

@@ -34,6 +34,7 @@ enum smig_msg_type {
 	SMIG_MSG_ENROL_CHAL = 0x08,  /* enrolment: a credential for the peer's AK (tpmcred.h) */
 	SMIG_MSG_ENROL_PROOF = 0x09, /* ... and what its TPM recovered from it */
 	SMIG_MSG_ATTEST_LOG = 0x0a,  /* a piece of a log that goes with the evidence */
+	SMIG_MSG_VERDICT = 0x0b,     /* a host's signed verdict on another (report.h) */
 	/* migration (docs/protocol.md, "Migration") */
 	SMIG_MSG_MIG_PREPARE = 0x10,
 	SMIG_MSG_MIG_PREPARED = 0x11,

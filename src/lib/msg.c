@@ -228,6 +228,25 @@ int smig_msg_get_attest_log(const struct smig_frame *f, uint8_t *which, const ui
 	return smig_buf_get_ptr(&b, data, *len);
 }
 
+int smig_msg_put_verdict(struct smig_buf *out, const char *text, size_t len)
+{
+	SMIG_ENSURE(len > 0 && len <= 4096, SMIG_ETOOBIG);
+	return smig_frame_put(out, SMIG_MSG_VERDICT, text, len);
+}
+
+int smig_msg_get_verdict(const struct smig_frame *f, const char **text, size_t *len)
+{
+	struct smig_buf b;
+	const uint8_t *p;
+
+	SMIG_GUARD(msg_view(f, SMIG_MSG_VERDICT, &b));
+	*len = smig_buf_remaining(&b);
+	SMIG_ENSURE(*len > 0, SMIG_ESHORT);
+	SMIG_GUARD(smig_buf_get_ptr(&b, &p, *len));
+	*text = (const char *)p;
+	return 0;
+}
+
 int smig_msg_put_bye(struct smig_buf *out)
 {
 	return smig_frame_put(out, SMIG_MSG_BYE, NULL, 0);
@@ -263,6 +282,8 @@ int smig_msg_put_mig_prepare(struct smig_buf *out, const struct smig_mig_prepare
 		rc = smig_buf_put_u64(out, m->fw_size);
 	if (rc == 0)
 		rc = smig_buf_put_u8(out, m->agent_answered ? 1 : 0);
+	if (rc == 0)
+		rc = smig_buf_put_u8(out, m->evacuation ? 1 : 0);
 	return msg_finish(out, mark, rc);
 }
 
@@ -290,6 +311,8 @@ int smig_msg_get_mig_prepare(const struct smig_frame *f, struct smig_mig_prepare
 	}
 	SMIG_GUARD(smig_buf_get_u8(&b, &m->agent_answered));
 	SMIG_ENSURE(m->agent_answered <= 1, SMIG_EPROTO);
+	SMIG_GUARD(smig_buf_get_u8(&b, &m->evacuation));
+	SMIG_ENSURE(m->evacuation <= 1, SMIG_EPROTO);
 	return smig_buf_expect_end(&b);
 }
 

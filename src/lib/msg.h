@@ -79,6 +79,8 @@ struct smig_mig_prepare {
 	uint64_t fw_size;
 	/* the VM's guest agent answered the source's ping before PREPARE */
 	uint8_t agent_answered;
+	/* the source is evacuating: the only push a host held untrusted may make */
+	uint8_t evacuation;
 };
 
 struct smig_mig_commit_req {
@@ -191,6 +193,10 @@ int smig_msg_put_attest_log(struct smig_buf *out, uint8_t which, const uint8_t *
 			    size_t len);
 int smig_msg_get_attest_log(const struct smig_frame *f, uint8_t *which, const uint8_t **data,
 			    size_t *len);
+
+/* VERDICT: a signed verdict report, JSON (report.h), at most 4 KiB. */
+int smig_msg_put_verdict(struct smig_buf *out, const char *text, size_t len);
+int smig_msg_get_verdict(const struct smig_frame *f, const char **text, size_t *len);
 
 int smig_msg_put_bye(struct smig_buf *out);
 int smig_msg_get_bye(const struct smig_frame *f);

@@ -200,9 +200,10 @@ int cmd_hosts(struct cli *cli, int argc, char **argv)
 	printf("%-12s %-22s %-4s %-10s %-10s %-9s %s\n", "NAME", "ADDRESS", "SELF", "VERDICT",
 	       "ATTESTED", "LAST-OK", "REASON / LAST-ERROR");
 	json_array_foreach(json_object_get(r, "hosts"), i, h) {
-		const json_t *att = json_object_get(h, "attestation");
+		const json_t *att = json_object_get(h, "attestation"), *rep;
 		const char *err = json_string_value(json_object_get(h, "last_error"));
 		char addr[80], when[32], at[32];
+		size_t k;
 
 		snprintf(addr, sizeof(addr), "%s:%lld",
 			 json_string_value(json_object_get(h, "address")),
@@ -216,6 +217,12 @@ int cmd_hosts(struct cli *cli, int argc, char **argv)
 		       json_is_true(json_object_get(h, "maintenance")) ? "[maintenance] " : "",
 		       att ? json_string_value(json_object_get(att, "reason")) : "",
 		       err && err[0] ? " / " : "", err ? err : "");
+		json_array_foreach(json_object_get(h, "reports"), k, rep)
+			printf("%-12s   said %s by %s at %s: %s\n", "",
+			       json_string_value(json_object_get(rep, "verdict")),
+			       json_string_value(json_object_get(rep, "by")),
+			       json_string_value(json_object_get(rep, "at")),
+			       json_string_value(json_object_get(rep, "reason")));
 	}
 	json_decref(r);
 	return EXIT_OK;

@@ -17,7 +17,7 @@
 static const uint8_t known_types[] = {
 	SMIG_MSG_HELLO, SMIG_MSG_PING, SMIG_MSG_PONG, SMIG_MSG_ERROR, SMIG_MSG_BYE,
 	SMIG_MSG_ATTEST_REQ, SMIG_MSG_ATTEST, SMIG_MSG_ENROL_CHAL, SMIG_MSG_ENROL_PROOF,
-	SMIG_MSG_ATTEST_LOG,
+	SMIG_MSG_ATTEST_LOG, SMIG_MSG_VERDICT,
 	SMIG_MSG_MIG_PREPARE, SMIG_MSG_MIG_PREPARED, SMIG_MSG_MIG_DATA, SMIG_MSG_MIG_COMMIT_REQ,
 	SMIG_MSG_MIG_READY, SMIG_MSG_MIG_COMMIT, SMIG_MSG_MIG_COMMITTED, SMIG_MSG_MIG_ABORT,
 	SMIG_MSG_MIG_SETTLED, SMIG_MSG_MIG_QUERY, SMIG_MSG_MIG_OUTCOME,
@@ -72,6 +72,7 @@ static int decode_any(const struct smig_frame *f)
 	case SMIG_MSG_ATTEST: return smig_msg_get_attest(f, &text, &len);
 	case SMIG_MSG_ENROL_CHAL: return smig_msg_get_enrol_chal(f, &ch);
 	case SMIG_MSG_ENROL_PROOF: return smig_msg_get_enrol_proof(f, nonce);
+	case SMIG_MSG_VERDICT: return smig_msg_get_verdict(f, &text, &len);
 	case SMIG_MSG_ATTEST_LOG: {
 		uint8_t which;
 		const uint8_t *data;
@@ -116,6 +117,7 @@ static void encode_all(struct smig_buf *out)
 		assert_int_equal(smig_msg_put_enrol_chal(out, &ch), 0);
 		assert_int_equal(smig_msg_put_enrol_proof(out, nonce), 0);
 		assert_int_equal(smig_msg_put_attest_log(out, SMIG_LOG_IMA, nonce, 32), 0);
+		assert_int_equal(smig_msg_put_verdict(out, "{}", 2), 0);
 	}
 	encode_mig(out);
 }
@@ -216,7 +218,8 @@ static void test_truncated_payloads_fail(void **state)
 			struct smig_frame f = { .type = b.data[off[i] + 1], .len = cut,
 						.payload = b.data + off[i] + SMIG_FRAME_HDR_LEN };
 			if (f.type == SMIG_MSG_MIG_DATA || (f.type == SMIG_MSG_ATTEST && cut > 0) ||
-			    (f.type == SMIG_MSG_ATTEST_LOG && cut > 1))
+			    (f.type == SMIG_MSG_ATTEST_LOG && cut > 1) ||
+			    (f.type == SMIG_MSG_VERDICT && cut > 0))
 				continue; /* raw bytes: any length is a payload (evidence.h parses
 					     ATTEST's, a log's bytes are checked against its evidence) */
 			assert_true(decode_any(&f) < 0);

@@ -21,6 +21,21 @@
 
 typedef void (*ctl_handler)(struct smigd *d, const json_t *args, struct ctl_ref *ref);
 
+/* What the neighbours told us of a host (VERDICT): who, what, why, when. */
+static json_t *reports_json(const struct host_state *hs)
+{
+	json_t *arr = json_array();
+	char at[SMIG_TIME_ISO_LEN];
+
+	for (size_t i = 0; i < hs->nreports; i++) {
+		smig_time_iso_ms(hs->reports[i].time_ms, at);
+		json_array_append_new(arr, json_pack("{s:s,s:s,s:s,s:s}", "by", hs->reports[i].by,
+						     "verdict", hs->reports[i].verdict, "reason",
+						     hs->reports[i].reason, "at", at));
+	}
+	return arr;
+}
+
 static json_t *host_json(struct smigd *d, const struct smig_host *h)
 {
 	struct host_state *hs = smigd_host_state(d, h->name);
@@ -53,6 +68,7 @@ static json_t *host_json(struct smigd *d, const struct smig_host *h)
 		if (strcmp(h->name, d->cfg.host) == 0)
 			json_object_set_new(o, "maintenance",
 					    json_boolean(attest_maintenance(d)->on));
+		json_object_set_new(o, "reports", reports_json(hs));
 	}
 	return o;
 }

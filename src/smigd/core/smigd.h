@@ -47,6 +47,7 @@ struct reply;
 struct vms;
 
 /* What smigd remembers about each host of the table between contacts. */
+#define HOST_REPORTS_MAX 8
 struct host_state {
 	char name[SMIG_NAME_MAX + 1];
 	time_t last_ok;      /* last successful exchange, 0 if none */
@@ -60,6 +61,14 @@ struct host_state {
 	uint8_t evidence_fp[SMIG_FP_LEN]; /* the certificate of the session it came in */
 	time_t cert_warned;                 /* its certificate's end was last logged then */
 	uint8_t cert_warned_fp[SMIG_FP_LEN]; /* ... for this certificate */
+	/* what its neighbours told us of it (VERDICT), the latest per neighbour */
+	struct host_report {
+		char by[SMIG_NAME_MAX + 1];
+		char verdict[16];
+		char reason[400];
+		int64_t time_ms;
+	} reports[HOST_REPORTS_MAX];
+	size_t nreports;
 };
 
 /* --- stats.c: what smigd counts for its metrics (control/metrics.c serves them) --- */

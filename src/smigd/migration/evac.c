@@ -221,7 +221,7 @@ static void evac_next(struct smigd *d)
 	while (e->next < e->n && e->running < (size_t)d->cfg.evacuate_parallel) {
 		struct evac_step *st = &e->step[e->next++];
 		struct ctl_ref ref = { .done = step_done, .done_arg = st };
-		struct mig_opts o = { 0 };
+		struct mig_opts o = { .evacuation = true };
 		char target[160];
 
 		if (st->to[0] == '\0')

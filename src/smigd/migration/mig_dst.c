@@ -518,22 +518,30 @@ static void dst_started(void *arg, bool ok, const char *why)
 /*
  * The destination's half of mutual attestation: the source must have
  * proved, in this session, that it is who it says. A source that fails
- * its golden values is still let in (a tampered host must be able to
- * evacuate its VMs); the verdict is audited with the outcome.
+ * its golden values may push only an evacuation (a tampered host must be
+ * able to get its VMs out; the policy still decides whether they may come
+ * here); the verdict is audited with the outcome.
  */
-static bool source_attested(struct mig *m, struct peer *p)
+static bool source_attested(struct mig *m, struct peer *p, bool evacuation)
 {
 	const struct smig_verdict *v = peer_verdict(p);
 	char actor[SMIG_NAME_MAX + 8], target[2 * SMIG_NAME_MAX + 16];
 
-	if (v && v->authentic) {
-		if (v->kind == SMIG_VERDICT_UNTRUSTED)
-			smig_warn("event=incoming_from_untrusted vm=%s from=%s reason=\"%s\"",
-				  m->vm_name, m->peer_host, v->reason);
-		return true;
-	}
 	snprintf(actor, sizeof(actor), "peer:%s", m->peer_host);
 	snprintf(target, sizeof(target), "vm:%s from:%s", m->vm_name, m->peer_host);
+	if (v && v->authentic && v->kind == SMIG_VERDICT_UNTRUSTED && !evacuation) {
+		audit_write(m->d, actor, "vm.migrate", target, "deny", "attestation", "refused",
+			    v->reason);
+		mig_dst_abort(m, true, SMIG_EAUTH, "%s is untrusted (%s): only its evacuation is "
+			      "taken", m->peer_host, v->reason);
+		return false;
+	}
+	if (v && v->authentic) {
+		if (v->kind == SMIG_VERDICT_UNTRUSTED)
+			smig_warn("event=incoming_from_untrusted vm=%s from=%s evacuation=yes "
+				  "reason=\"%s\"", m->vm_name, m->peer_host, v->reason);
+		return true;
+	}
 	audit_write(m->d, actor, "vm.migrate", target, "deny", "attestation", "refused",
 		    v ? v->reason : "PREPARE before the source's evidence");
 	mig_dst_abort(m, true, SMIG_EAUTH, "%s is not attested: %s", m->peer_host,
@@ -624,7 +632,7 @@ void mig_dst_prepare(struct smigd *d, struct peer *p, const struct smig_frame *f
 		return;
 	}
 	snprintf(m->vm_name, sizeof(m->vm_name), "%s", spec.name);
-	if (!source_attested(m, p)) {
+	if (!source_attested(m, p, mp.evacuation)) {
 		OPENSSL_cleanse(mp.key, sizeof(mp.key));
 		return;
 	}

@@ -654,6 +654,7 @@ void mig_peer_ready(struct mig *m)
 		return;
 	}
 	mp.agent_answered = m->agent == MA_ANSWERED;
+	mp.evacuation = m->opts.evacuation;
 	snprintf(m->cipher, sizeof(m->cipher), "%s", peer_cipher(m->peer));
 	if (!target_fits(m))
 		return;

@@ -86,6 +86,7 @@ static void peer_destroy(struct peer *p)
 	smig_buf_clear(&p->rx);
 	smig_buf_clear(&p->tx);
 	peer_logs_drop(p);
+	free(p->report);
 	json_decref(p->ref.id);
 	free(p);
 }
@@ -471,7 +472,7 @@ static void peer_on_frame(struct peer *p, const struct smig_frame *f)
 		p->d->peers->mig.frame(p->d, p, p->mig, f);
 		return;
 	}
-	if (f->type >= SMIG_MSG_ATTEST_REQ && f->type <= SMIG_MSG_ATTEST_LOG) {
+	if (f->type >= SMIG_MSG_ATTEST_REQ && f->type <= SMIG_MSG_VERDICT) {
 		peer_attest_frame(p, f);
 		return;
 	}

@@ -83,6 +83,11 @@ void peer_attest(struct smigd *d, const char *host, struct ctl_ref *ref);
  * proven, "tpm": {"ek", "ak"} (hex); a failed proof is an error.
  */
 void peer_enrol(struct smigd *d, const char *host, struct ctl_ref *ref);
+/*
+ * Tells every other host of the table (and host itself) our verdict on
+ * host, signed (VERDICT, report.h), each over a connection of its own.
+ */
+void peer_report(struct smigd *d, const char *host, const struct smig_verdict *v);
 /* The peer's verdict on this connection, NULL until its evidence came. */
 const struct smig_verdict *peer_verdict(const struct peer *p);
 /* Attests every other host of the table every attestation.interval_s. */

@@ -19,6 +19,7 @@
 #include "log.h"
 #include "sign.h"
 #include "msg.h"
+#include "report.h"
 #include "tpmcred.h"
 #include "trust/trust.h"
 #include "vm/vm.h"
@@ -184,6 +185,12 @@ static void attested(struct peer *p)
 		loop_timer_cancel(p->d->loop, p->timer);
 		p->timer = NULL;
 		p->d->peers->mig.ready(p->mig);
+	} else if (p->report) {
+		/* told, whatever the peer's verdict: a host held untrusted hears why */
+		if (smig_msg_put_verdict(&p->tx, p->report, strlen(p->report)) < 0)
+			smig_warn("event=verdict_not_sent host=%s", p->name);
+		(void)smig_msg_put_bye(&p->tx);
+		p->closing = true;
 	} else if (p->for_attest) {
 		if (!p->for_enrol || !enrol_challenge(p))
 			attest_reply(p, false);
@@ -331,6 +338,69 @@ static void on_challenge(struct peer *p, const struct smig_frame *f)
 			   smig_strerror(rc));
 }
 
+/* A neighbour's verdict on a host: its own word, signed, in an attested session. */
+static void on_report(struct peer *p, const struct smig_frame *f)
+{
+	struct smig_report r;
+	const char *text;
+	size_t len;
+	char err[256] = "";
+	int rc;
+
+	if (!p->attested || p->verdict.authentic == false) {
+		peer_abort(p, SMIG_EPROTO, "VERDICT before the sender's evidence");
+		return;
+	}
+	rc = smig_msg_get_verdict(f, &text, &len);
+	if (rc == 0)
+		rc = smig_report_parse(text, len, &r, err, sizeof(err));
+	if (rc == 0 && strcmp(r.by, p->name) != 0) {
+		snprintf(err, sizeof(err), "a verdict by %s, sent by %s", r.by, p->name);
+		rc = SMIG_EAUTH;
+	}
+	if (rc == 0 && smig_report_check_sig(&r, smig_tls_peer_key(p->tls)) < 0) {
+		snprintf(err, sizeof(err), "the verdict's signature is not %s's", p->name);
+		rc = SMIG_EAUTH;
+	}
+	if (rc < 0) {
+		peer_abort(p, rc, "bad VERDICT: %s", err[0] ? err : smig_strerror(rc));
+		return;
+	}
+	if (attest_report(p->d, &r) && strcmp(r.about, p->d->cfg.host) != 0)
+		peer_attest(p->d, r.about, NULL);
+}
+
+void peer_report(struct smigd *d, const char *host, const struct smig_verdict *v)
+{
+	const struct smig_hosts *h = smigd_hosts(d);
+	struct smig_report r = { .time_ms = loop_wall_ms() };
+	char *text = NULL;
+
+	snprintf(r.by, sizeof(r.by), "%s", d->cfg.host);
+	snprintf(r.about, sizeof(r.about), "%s", host);
+	snprintf(r.verdict, sizeof(r.verdict), "%s", smig_verdict_name(v->kind));
+	snprintf(r.reason, sizeof(r.reason), "%s", v->reason);
+	if (smig_report_sign(&r, d->host_key, &text) < 0)
+		return;
+	for (size_t i = 0; i < h->n; i++) {
+		const char *code;
+		char err[256];
+		struct peer *p;
+
+		if (strcmp(h->v[i].name, d->cfg.host) == 0)
+			continue;
+		p = peer_open(d, h->v[i].name, &code, err, sizeof(err));
+		if (p == NULL)
+			continue;
+		p->for_attest = true; /* no PING: its job is the report */
+		p->report = strdup(text);
+		if (p->report == NULL)
+			p->closing = true;
+	}
+	smig_info("event=verdict_told about=%s verdict=%s", host, r.verdict);
+	free(text);
+}
+
 void peer_attest_frame(struct peer *p, const struct smig_frame *f)
 {
 	if (f->type == SMIG_MSG_ATTEST_REQ)
@@ -341,6 +411,8 @@ void peer_attest_frame(struct peer *p, const struct smig_frame *f)
 		on_challenge(p, f);
 	else if (f->type == SMIG_MSG_ATTEST_LOG)
 		on_log(p, f);
+	else if (f->type == SMIG_MSG_VERDICT)
+		on_report(p, f);
 	else
 		on_proof(p, f);
 }

@@ -89,6 +89,7 @@ struct peer {
 	uint8_t enrol_cred[SMIG_ENROL_CRED_LEN];
 	uint8_t enrol_ek[SMIG_EK_LEN], enrol_ak[SMIG_AK_LEN]; /* the keys it was made for */
 	struct smig_buf logs[2]; /* its boot log and IMA list, ahead of its ATTEST */
+	char *report;            /* a connection to tell our verdict (VERDICT), then close */
 	bool pong_seen;       /* ping: the PONG came (the reply waits for both) */
 	struct smig_ping pong;
 	uint8_t att_nonce[SMIG_NONCE_LEN];

@@ -34,6 +34,7 @@
 
 struct attest {
 	attest_self_fn on_self; /* the layer above: evacuation */
+	attest_peer_fn on_peer; /* the layer above: telling the neighbours */
 	struct smig_ivt ivt;
 	struct smig_evidence self; /* the warden's last measurement (no nonce, no signature) */
 	struct smig_verdict self_v;
@@ -144,13 +145,14 @@ void attest_on_ivt(void *arg, const struct smig_pm *ev)
 		self_check(d);
 }
 
-int attest_init(struct smigd *d, attest_self_fn on_self)
+int attest_init(struct smigd *d, attest_self_fn on_self, attest_peer_fn on_peer)
 {
 	struct attest *a = calloc(1, sizeof(*a));
 	char err[512];
 
 	SMIG_ENSURE(a != NULL, SMIG_ENOMEM);
 	a->on_self = on_self;
+	a->on_peer = on_peer;
 	d->attest = a;
 	maint_load(d, &a->maint);
 	/* read as root at start; later versions come from the warden */
@@ -338,6 +340,10 @@ static void peer_changed(struct smigd *d, const char *host, const struct smig_ve
 {
 	if (old->kind == v->kind)
 		return;
+	if ((v->kind == SMIG_VERDICT_UNTRUSTED) != (old->kind == SMIG_VERDICT_UNTRUSTED) &&
+	    (old->kind != SMIG_VERDICT_UNKNOWN || v->kind == SMIG_VERDICT_UNTRUSTED) &&
+	    d->attest->on_peer)
+		d->attest->on_peer(d, host, v); /* the neighbours hear it from us */
 	if (v->kind == SMIG_VERDICT_UNTRUSTED) {
 		smig_warn("event=host_untrusted host=%s component=%s reason=\"%s\"", host,
 			  v->component[0] ? v->component : "-", v->reason);
@@ -379,6 +385,42 @@ void attest_check(struct smigd *d, const struct smig_attest_ctx *x, const char *
 		hs->evidence = e;
 		memcpy(hs->evidence_fp, x->fp, SMIG_FP_LEN);
 	}
+}
+
+bool attest_report(struct smigd *d, const struct smig_report *r)
+{
+	struct host_state *hs = smigd_host_state(d, r->about);
+	struct host_report *slot = NULL;
+	char why[600], actor[SMIG_NAME_MAX + 8];
+
+	if (hs == NULL)
+		return false;
+	for (size_t i = 0; i < hs->nreports && slot == NULL; i++)
+		if (strcmp(hs->reports[i].by, r->by) == 0)
+			slot = &hs->reports[i];
+	if (slot == NULL && hs->nreports < HOST_REPORTS_MAX)
+		slot = &hs->reports[hs->nreports++];
+	if (slot == NULL) /* the oldest gives way */
+		slot = &hs->reports[0];
+	snprintf(slot->by, sizeof(slot->by), "%s", r->by);
+	snprintf(slot->verdict, sizeof(slot->verdict), "%s", r->verdict);
+	snprintf(slot->reason, sizeof(slot->reason), "%s", r->reason);
+	slot->time_ms = r->time_ms;
+	smig_info("event=verdict_report by=%s about=%s verdict=%s reason=\"%s\"", r->by,
+		  r->about, r->verdict, r->reason);
+	if (strcmp(r->about, d->cfg.host) != 0)
+		return true; /* see for ourselves, now */
+	if (strcmp(r->verdict, "untrusted") != 0)
+		return false;
+	snprintf(why, sizeof(why), "%s holds this host untrusted: %s", r->by, r->reason);
+	snprintf(actor, sizeof(actor), "peer:%s", r->by);
+	audit_write(d, actor, "host.integrity", d->cfg.host, "none", "-", "reported", why);
+	if (d->attest->maint.on)
+		smig_warn("event=evacuation_held host=%s reason=\"in maintenance (%s)\"",
+			  d->cfg.host, d->attest->maint.reason);
+	else if (d->attest->on_self)
+		d->attest->on_self(d, why);
+	return false;
 }
 
 json_t *attest_verdict_json(const struct smig_verdict *v, time_t at)

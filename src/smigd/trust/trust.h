@@ -11,6 +11,7 @@
 #include "core/smigd.h"
 #include "evidence.h"
 #include "ivt.h"
+#include "report.h"
 
 /* Maintenance mode (maint.c): no VMs arrive, a failed self-check does not evacuate. */
 struct attest_maint {
@@ -35,7 +36,18 @@ int attest_set_maintenance(struct smigd *d, bool on, const char *by, const char 
 /* This host failed its own check (why), or passes again (why is NULL). */
 typedef void (*attest_self_fn)(struct smigd *d, const char *why);
 
-int attest_init(struct smigd *d, attest_self_fn on_self);
+/* Our verdict on a neighbour turned untrusted, or back (the layer above tells the others). */
+typedef void (*attest_peer_fn)(struct smigd *d, const char *host,
+			       const struct smig_verdict *v);
+int attest_init(struct smigd *d, attest_self_fn on_self, attest_peer_fn on_peer);
+/*
+ * A neighbour's signed verdict (report.h), checked by the caller: kept in
+ * the host's state (smig hosts shows who said what). About this host and
+ * untrusted: it is evacuated (unless in maintenance), the neighbours having
+ * seen what this host did not. Returns true when the caller should attest
+ * the host it is about again now.
+ */
+bool attest_report(struct smigd *d, const struct smig_report *r);
 void attest_free(struct smigd *d);
 /* The warden's measurement (EV_MEASURED) and IVT (EV_IVT); priv.h handlers, arg is d. */
 void attest_on_measured(void *arg, const struct smig_pm *ev);

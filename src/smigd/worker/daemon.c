@@ -171,6 +171,12 @@ static void on_self_verdict(struct smigd *d, const char *why)
 		evac_start(d, why, NULL, false);
 }
 
+/* The trust part's event: our verdict on a neighbour turned; the others hear it from us. */
+static void on_peer_verdict(struct smigd *d, const char *host, const struct smig_verdict *v)
+{
+	peer_report(d, host, v);
+}
+
 /* EV_LOG: the warden rotated log.file; write the new one from now on. */
 static void smigd_log_rotated(void *arg, const struct smig_pm *ev)
 {
@@ -283,7 +289,7 @@ int smigd_start(struct smigd *d, const char *config_path, bool check_only, int w
 	SMIG_GUARD(audit_open(d));
 	SMIG_GUARD(monitor_init(d));
 	SMIG_GUARD(vm_init(d));
-	SMIG_GUARD(attest_init(d, on_self_verdict));
+	SMIG_GUARD(attest_init(d, on_self_verdict, on_peer_verdict));
 	SMIG_GUARD(peer_init(d));
 	SMIG_GUARD(mig_init(d));
 	SMIG_GUARD(smigd_signals(d));
