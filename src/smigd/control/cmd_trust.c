@@ -388,5 +388,5 @@ void cmd_maintenance(struct smigd *d, const json_t *args, struct ctl_ref *ref)
 	}
 	ref->audit.on = false; /* host.maintenance on/off is audited with its reason already */
 	ctl_reply_ok(d, ref, json_pack("{s:s,s:o,s:o}", "host", d->cfg.host, "maintenance",
-				       maint_json(d), "attestation", attest_self_json(d)));
+				       maint_json(attest_maintenance(d)), "attestation", attest_self_json(d)));
 }

@@ -128,7 +128,7 @@ static void cmd_status(struct smigd *d, const json_t *args,
 	json_object_set_new(res, "warn_days", json_integer(d->cfg.tls_warn_days));
 	json_object_set_new(res, "attestation", attest_self_json(d));
 	json_object_set_new(res, "evacuating", json_boolean(evac_running(d)));
-	json_object_set_new(res, "maintenance", maint_json(d));
+	json_object_set_new(res, "maintenance", maint_json(attest_maintenance(d)));
 	json_object_set_new(res, "capacity", vm_res_capacity_json(d));
 	ctl_reply_ok(d, ref, res);
 }

@@ -88,9 +88,8 @@ int maint_save(struct smigd *d, const struct attest_maint *m, char *err, size_t 
 	return rc < 0 ? SMIG_EIO : 0;
 }
 
-json_t *maint_json(const struct smigd *d)
+json_t *maint_json(const struct attest_maint *m)
 {
-	const struct attest_maint *m = attest_maintenance(d);
 	char since[SMIG_TIME_ISO_LEN] = "";
 
 	if (!m->on)

@@ -24,7 +24,7 @@ void maint_load(struct smigd *d, struct attest_maint *m);
 int maint_save(struct smigd *d, const struct attest_maint *m, char *err, size_t errlen);
 const struct attest_maint *attest_maintenance(const struct smigd *d);
 /* {"on"} or {"on", "by", "reason", "since"} for status and hosts. */
-json_t *maint_json(const struct smigd *d);
+json_t *maint_json(const struct attest_maint *m);
 /*
  * Turns maintenance on or off (persisted, logged, audited for by). Off
  * while this host fails its own check starts what the failure would
