@@ -259,13 +259,17 @@ static bool excluded(const struct smig_allowlist *al, const char *path)
 	return false;
 }
 
-/* s with control bytes as '?': a file name is the host's word, and why reaches terminals. */
+/*
+ * s with every byte outside printable ASCII as '?': a file name is the
+ * host's word, and why reaches terminals, JSON (valid UTF-8 only) and
+ * signed reports.
+ */
 static void printable(const char *s, char *out, size_t outlen)
 {
 	size_t i = 0;
 
 	for (; s[i] && i + 1 < outlen; i++)
-		out[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
+		out[i] = (unsigned char)s[i] < 0x20 || (unsigned char)s[i] >= 0x7f ? '?' : s[i];
 	out[i] = '\0';
 }
 
@@ -276,14 +280,15 @@ static int judge(const struct smig_allowlist *al, const struct smig_ima_entry *e
 	char path[1024], got[2 * SMIG_IMA_DIGEST_MAX + 1], want[65];
 	size_t k, others = 0;
 
-	if (excluded(al, e->path))
-		return 0;
 	printable(e->path, path, sizeof(path));
+	/* a violation's path is not bound by the replay: no exclusion can excuse it */
 	if (e->violation) {
 		snprintf(why, whylen, "IMA entry %zu: a measurement violation (file opened for "
 			 "write while measured): %s", num, path);
 		return SMIG_EAUTH;
 	}
+	if (excluded(al, e->path))
+		return 0;
 	smig_hex(e->digest, e->digest_len, got);
 	if (strcmp(e->algo, "sha256") != 0 || e->digest_len != 32) {
 		snprintf(why, whylen, "IMA entry %zu: %s is measured with %s (%s); the allowlist "

@@ -13,7 +13,10 @@
  *                                         into it, keeping its signature;
  *                                         --resign also signs it again with
  *                                         KEY, as a host whose key (but not
- *                                         whose TPM) is stolen could
+ *                                         whose TPM) is stolen could;
+ *                                         --verdict ABOUT[,N] then sends N
+ *                                         signed VERDICTs that ABOUT is
+ *                                         untrusted
  *   smig-fakepeer serve OPTS --listen ADDR:PORT --ivt IVT
  *                                         stand in for HOST as a destination:
  *                                         answer attestation with HOST's golden
@@ -57,6 +60,7 @@
 #include "frame.h"
 #include "ivt.h"
 #include "msg.h"
+#include "report.h"
 #include "sign.h"
 #include "tls.h"
 
@@ -73,7 +77,7 @@
 
 struct opts {
 	const char *mode, *ca, *cert, *key, *name, *to, *evidence, *rebind, *resign, *listen, *ivt;
-	const char *spec, *vtpm, *after_commit, *count, *hold_s, *ids, *free_mib;
+	const char *spec, *vtpm, *after_commit, *count, *hold_s, *ids, *free_mib, *verdict;
 };
 
 static int usage(void)
@@ -154,6 +158,35 @@ static int rebind(struct smig_tls_conn *c, const uint8_t *nonce, char **ev)
 	free(*ev);
 	*ev = text;
 	return 0;
+}
+
+/*
+ * --verdict ABOUT[,N]: N (default 1) signed VERDICTs by o->name, that
+ * ABOUT is untrusted, right after the evidence.
+ */
+static int send_verdicts(const struct opts *o, struct smig_tls_conn *c, struct smig_buf *tx)
+{
+	struct smig_report r = { .time_ms = 1795000000000 };
+	const char *comma = strchr(o->verdict, ',');
+	int n = comma ? (int)strtol(comma + 1, NULL, 10) : 1;
+	EVP_PKEY *key = NULL;
+	char err[256], *text = NULL;
+	int rc = smig_sign_load_key(o->key, &key, err, sizeof(err));
+
+	snprintf(r.by, sizeof(r.by), "%s", o->name);
+	snprintf(r.about, sizeof(r.about), "%.*s",
+		 (int)(comma ? (size_t)(comma - o->verdict) : strlen(o->verdict)), o->verdict);
+	snprintf(r.verdict, sizeof(r.verdict), "untrusted");
+	snprintf(r.reason, sizeof(r.reason), "said by smig-fakepeer");
+	if (rc == 0)
+		rc = smig_report_sign(&r, key, &text);
+	for (int i = 0; rc == 0 && i < n; i++)
+		rc = smig_msg_put_verdict(tx, text, strlen(text));
+	if (rc == 0)
+		rc = send_buf(c, tx);
+	free(text);
+	EVP_PKEY_free(key);
+	return rc;
 }
 
 /* Signs the (re-bound) evidence again with the host key at path. */
@@ -283,6 +316,8 @@ static int run(const struct opts *o, int fd, struct smig_tls_conn *c)
 				goto out;
 			if (smig_msg_put_attest(&tx, ev, strcspn(ev, "\n")) < 0 ||
 			    send_buf(c, &tx) < 0)
+				goto out;
+			if (o->verdict && send_verdicts(o, c, &tx) < 0)
 				goto out;
 			rc = 0;
 			/* let the target judge it before the connection goes */
@@ -601,6 +636,7 @@ int main(int argc, char **argv)
 				    : strcmp(argv[i], "--after-commit") == 0 ? &o.after_commit
 				    : strcmp(argv[i], "--count") == 0	 ? &o.count
 				    : strcmp(argv[i], "--free-mib") == 0 ? &o.free_mib
+				    : strcmp(argv[i], "--verdict") == 0	 ? &o.verdict
 				    : strcmp(argv[i], "--hold-s") == 0	 ? &o.hold_s
 				    : strcmp(argv[i], "--ids") == 0	 ? &o.ids
 									 : NULL;

@@ -33,7 +33,7 @@ for f in "${files[@]}"; do args+=(--arg "${f%%=*}" "${f#*=}"); done
 jq "${args[@]}" '.hosts.h1 += {allowlist: {files: ($ARGS.named | map_values([.]))}}' \
 	"$dir/ivt.json" >"$dir/ivt.json.tmp" && mv "$dir/ivt.json.tmp" "$dir/ivt.json"
 
-plan 10
+plan 13
 
 smigd_start "$dir" h1 && smigd_start "$dir" h2 && smigd_start "$dir" h3
 ok $? "h1, h2 and h3 start"
@@ -89,5 +89,22 @@ out=$(hsmig "$dir" h1 migrate vm2 --to h2 2>&1)
 [ $? -ne 0 ] && grep -q "h1 is untrusted (.*): only its evacuation is taken" <<<"$out" &&
 	[ "$(hsmig "$dir" h1 --json vm show vm2 | jq -r .state)" = running ]
 ok $? "h2 refuses a plain migration from h1, vm2 stays on h1: $out"
+
+# --- the word of an untrusted host, and the IDS ------------------------------------
+! grep -q 'kind=attestation_failure .*host=h1 ' "$dir/h2.log"
+ok $? "h1, authentic but untrusted, counts toward no ban on h2 (its evacuation must get through)"
+fakepeer=$SMIG_BUILD/tests/harness/smig-fakepeer
+fake() { # fake MODE AS TARGET [ARGS]
+	"$fakepeer" "$1" --ca "$dir/pki/ca.crt" --cert "$dir/pki/$2.crt" --key "$dir/pki/$2.key" \
+		--name "$2" --to "127.0.0.1:$(cat "$dir/$3.port")" "${@:4}"
+}
+fake capture h3 h1 >"$dir/h1.evidence"
+fake present h1 h2 --evidence "$dir/h1.evidence" --rebind yes --resign yes --verdict h3
+wait_for 5 grep -q 'event=verdict_ignored by=h1 about=h3 reason="h1 is untrusted here"' "$dir/h2.log" &&
+	[ "$(verdict h2 h3)" = trusted ]
+ok $? "a VERDICT from h1, which h2 holds untrusted, moves nothing: h2 still holds h3 trusted"
+fake present h1 h2 --evidence "$dir/h1.evidence" --rebind yes --resign yes --verdict h3,2
+wait_for 5 grep -q 'protocol_violation host=h1 .*reason="VERDICT twice in one session"' "$dir/h2.log"
+ok $? "a second VERDICT in one session is a protocol violation"
 
 done_testing

@@ -18,6 +18,7 @@ cluster_make "$dir" 2 || { echo "Bail out! cluster_make"; exit 1; }
 guest=$SMIG_BUILD/guest/smig-guest.elf
 chmod 0755 "$dir" # nobody reaches h1's socket (group nogroup) through it
 jq '.control.group = "nogroup"' "$dir/h1.json" >"$dir/h1.tmp" && mv "$dir/h1.tmp" "$dir/h1.json"
+ivt_make "$dir" 2 || { echo "Bail out! ivt_make"; exit 1; } # the config is measured
 
 cat >"$dir/h1.policy.json" <<'JSON'
 {

@@ -7,7 +7,7 @@
  * PCR 10; violations extend 0xff; every cut of a list fails cleanly or is
  * a shorter list; malformed entries are refused naming the entry. The
  * allowlist accepts what it lists, names an unknown file, a wrong digest,
- * another algorithm or a violation, passes excluded paths, and its parser
+ * another algorithm or a violation (excluded or not), passes excluded paths, and its parser
  * is strict.
  */
 #include <setjmp.h>
@@ -588,8 +588,11 @@ static void test_allowlist(void **state)
 	checked(&al, &l, 0, "IMA entry 4: /usr/lib/libc.so.6: sha256 a1fce436");
 	checked(&al, &l, 0, ", the allowlist has 1111111111111111111111111111111111111111111"
 		     "111111111111111111111 and 1 others");
-	/* from entry 5 on: the violation is under /var/log/, /etc/hosts in PCR 9 */
-	checked(&al, &l, 4, NULL);
+	/* entry 5 is a violation: under /var/log/, but a violation fails all the same */
+	checked(&al, &l, 4, "IMA entry 5: a measurement violation (file opened for write "
+		     "while measured): /var/log/syslog");
+	/* from entry 6 on: /etc/hosts in PCR 9, not judged */
+	checked(&al, &l, 5, NULL);
 	/* boot_aggregate passes as the first entry; smigd matches its second digest */
 	l.n = 3;
 	checked(&al, &l, 0, NULL);
@@ -608,8 +611,11 @@ static void test_allowlist(void **state)
 	checked(&al, &l, 0, "IMA entry 2: a measurement violation (file opened for write "
 		     "while measured): /usr/bin/true");
 	l.e[1].path = "/tmp/x";
-	checked(&al, &l, 0, NULL); /* excluded, violation or not */
+	/* a violation's path is not bound by the replay: excluded or not, it fails */
+	checked(&al, &l, 0, "IMA entry 2: a measurement violation (file opened for write "
+		     "while measured): /tmp/x");
 	l.e[1].violation = false;
+	checked(&al, &l, 0, NULL); /* excluded */
 	l.e[1].path = "/tmpfile";
 	checked(&al, &l, 0, "IMA entry 2: /tmpfile (sha256");
 	l.e[1].path = "/usr/bin/tr\nue";

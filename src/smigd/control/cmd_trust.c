@@ -126,8 +126,13 @@ static int enrol_write(struct smigd *d, const struct enrol_req *r, const uint8_t
 				c = &ev->comp[k];
 		if (c == NULL && ev->ncomp < SMIG_COMPONENTS_MAX)
 			c = &ev->comp[ev->ncomp++];
-		if (c)
-			*c = r->with[i];
+		if (c == NULL) {
+			snprintf(err, errlen, "no room for component %s: a golden set holds at most %d",
+				 r->with[i].name, SMIG_COMPONENTS_MAX);
+			free(ev);
+			return SMIG_ETOOBIG;
+		}
+		*c = r->with[i];
 	}
 	rc = ivt_update(d, r, fp, ev, proven, err, errlen);
 	free(ev);
@@ -209,36 +214,35 @@ static void enrol_self(struct smigd *d, struct enrol_req *r)
 	}
 }
 
-/* Another host was attested for enrolment: use its evidence if authentic. */
+/*
+ * Another host was attested for enrolment, in a session of its own: its
+ * evidence from that session, if authentic, with its TPM proven when it
+ * has one (its quote valid and the credential opened).
+ */
 static void enrol_attested(struct smigd *d, void *arg, const json_t *reply)
 {
 	struct enrol_req *r = arg;
-	const struct host_state *hs = smigd_host_state(d, r->host);
-	const struct smig_host *h = smig_hosts_by_name(smigd_hosts(d), r->host);
+	const struct smig_evidence *e = peer_enrol_evidence(d);
+	const json_t *res = json_object_get(reply, "result");
 	const json_t *err = json_object_get(reply, "error");
-	const json_t *tpm = json_object_get(json_object_get(reply, "result"), "tpm");
-	uint8_t ek[SMIG_EK_LEN], ak[SMIG_AK_LEN];
+	uint8_t fp[SMIG_FP_LEN];
 	const char *why = NULL;
 
-	if (err || hs == NULL || h == NULL || !hs->verdict.authentic)
-		why = err ? json_string_value(json_object_get(err, "message"))
-			  : hs ? hs->verdict.reason : "not in the host table";
-	else if (hs->evidence.has_tpm && tpm == NULL)
-		why = hs->verdict.reason; /* its TPM's quote failed */
-	else if (tpm && (smig_unhex(json_string_value(json_object_get(tpm, "ek")), ek,
-				    SMIG_EK_LEN) < 0 ||
-			 smig_unhex(json_string_value(json_object_get(tpm, "ak")), ak,
-				    SMIG_AK_LEN) < 0 ||
-			 CRYPTO_memcmp(ek, hs->evidence.ek, SMIG_EK_LEN) != 0 ||
-			 CRYPTO_memcmp(ak, hs->evidence.quote.ak, SMIG_AK_LEN) != 0))
-		why = "its TPM keys changed during the enrolment; try again";
-	if (why) {
-		ctl_reply_err(d, &r->client, "untrusted", "cannot enrol %s: %s", r->host, why);
+	if (err)
+		why = json_string_value(json_object_get(err, "message"));
+	else if (e == NULL || !json_is_true(json_object_get(res, "authentic")) ||
+		 (e->has_tpm && !json_is_true(json_object_get(res, "tpm_proven"))))
+		why = json_string_value(json_object_get(res, "reason")); /* or its quote failed */
+	else if (smig_fp_parse(json_string_value(json_object_get(res, "fingerprint")), fp) < 0)
+		why = "the session's certificate is unknown";
+	if (why || e == NULL) {
+		ctl_reply_err(d, &r->client, "untrusted", "cannot enrol %s: %s", r->host,
+			      why ? why : "no authentic evidence");
 		free(r);
 		return;
 	}
 	/* the certificate it proved itself with: during a rotation, the one it uses now */
-	enrol_reply(d, r, hs->evidence_fp, &hs->evidence, tpm != NULL);
+	enrol_reply(d, r, fp, e, e->has_tpm);
 }
 
 /* args.with: {component: 64 hex digits}, the values an upgrade will have. */

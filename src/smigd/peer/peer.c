@@ -87,6 +87,7 @@ static void peer_destroy(struct peer *p)
 	smig_buf_clear(&p->tx);
 	peer_logs_drop(p);
 	free(p->report);
+	free(p->enrol_ev);
 	json_decref(p->ref.id);
 	free(p);
 }

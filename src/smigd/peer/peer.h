@@ -84,6 +84,12 @@ void peer_attest(struct smigd *d, const char *host, struct ctl_ref *ref);
  */
 void peer_enrol(struct smigd *d, const char *host, struct ctl_ref *ref);
 /*
+ * While peer_enrol's reply is being delivered (in its done callback): the
+ * evidence of that very session (authentic; NULL if not), which is what
+ * may be enrolled - never what another session left in the host's state.
+ */
+const struct smig_evidence *peer_enrol_evidence(const struct smigd *d);
+/*
  * Tells every other host of the table (and host itself) our verdict on
  * host, signed (VERDICT, report.h), each over a connection of its own.
  */

@@ -116,17 +116,20 @@ static void on_request(struct peer *p, const struct smig_frame *f)
 /* The verdict (and the proven TPM keys) to the control request; the connection ends. */
 static void attest_reply(struct peer *p, bool proven)
 {
-	char ek[2 * SMIG_EK_LEN + 1], ak[2 * SMIG_AK_LEN + 1];
+	char fps[SMIG_FP_STR_LEN];
 	json_t *res;
 
 	if (ctl_ref_waits(&p->ref)) {
 		res = attest_verdict_json(&p->verdict, time(NULL));
-		if (proven) {
-			smig_hex(p->enrol_ek, SMIG_EK_LEN, ek);
-			smig_hex(p->enrol_ak, SMIG_AK_LEN, ak);
-			json_object_set_new(res, "tpm", json_pack("{s:s,s:s}", "ek", ek, "ak", ak));
-		}
+		json_object_set_new(res, "authentic", json_boolean(p->verdict.authentic));
+		json_object_set_new(res, "quote_ok", json_boolean(p->verdict.quote_ok));
+		json_object_set_new(res, "tpm_proven", json_boolean(proven));
+		smig_fp_format(p->fp, fps);
+		json_object_set_new(res, "fingerprint", json_string(fps));
+		/* the session's own evidence, for the reply's reader only (peer_enrol_evidence) */
+		p->d->peers->enrol_handoff = p->enrol_ev;
 		ctl_reply_ok(p->d, &p->ref, res);
+		p->d->peers->enrol_handoff = NULL;
 	}
 	(void)smig_msg_put_bye(&p->tx);
 	p->closing = true;
@@ -139,15 +142,14 @@ static void attest_reply(struct peer *p, bool proven)
  */
 static bool enrol_challenge(struct peer *p)
 {
-	const struct host_state *hs = smigd_host_state(p->d, p->name);
 	struct smig_enrol_chal ch;
 	struct smig_credential c;
 	char err[256];
 
-	if (!p->verdict.quote_ok || hs == NULL || !hs->evidence.has_tpm)
+	if (!p->verdict.quote_ok || p->enrol_ev == NULL || !p->enrol_ev->has_tpm)
 		return false;
-	memcpy(p->enrol_ek, hs->evidence.ek, SMIG_EK_LEN);
-	memcpy(p->enrol_ak, hs->evidence.quote.ak, SMIG_AK_LEN);
+	memcpy(p->enrol_ek, p->enrol_ev->ek, SMIG_EK_LEN);
+	memcpy(p->enrol_ak, p->enrol_ev->quote.ak, SMIG_AK_LEN);
 	if (RAND_bytes(p->enrol_cred, sizeof(p->enrol_cred)) != 1 ||
 	    smig_tpm_make_credential(p->enrol_ek, p->enrol_ak, p->enrol_cred, &c, err,
 				     sizeof(err)) < 0) {
@@ -228,8 +230,21 @@ static void on_evidence(struct peer *p, const struct smig_frame *f)
 	x.ima_len = p->logs[1].len;
 	attest_check(p->d, &x, text, len, &p->verdict);
 	peer_logs_drop(p);
+	/* enrolment takes this session's evidence, not whatever another session left */
+	if (p->for_enrol && p->verdict.authentic) {
+		p->enrol_ev = malloc(sizeof(*p->enrol_ev));
+		if (p->enrol_ev && smig_evidence_parse(text, len, p->enrol_ev, NULL, 0) < 0) {
+			free(p->enrol_ev);
+			p->enrol_ev = NULL;
+		}
+	}
 	p->attested = true;
-	if (p->verdict.kind == SMIG_VERDICT_UNTRUSTED)
+	/*
+	 * Forged, replayed or relayed evidence is an attack on this host; an
+	 * authentic host that fails its golden values is a trust state, and
+	 * banning it would cut off its evacuation.
+	 */
+	if (p->verdict.kind == SMIG_VERDICT_UNTRUSTED && !p->verdict.authentic)
 		sec_event(p->d, SMIG_SEC_ATTEST_FAILURE, p->ip, p->name, "%s", p->verdict.reason);
 	smig_info("event=peer_attested host=%s verdict=%s trust=%s reason=\"%s\"", p->name,
 		  smig_verdict_name(p->verdict.kind), smig_trust_name(p->verdict.trust),
@@ -324,7 +339,7 @@ static void on_challenge(struct peer *p, const struct smig_frame *f)
 	struct smig_enrol_chal ch;
 	int rc = smig_msg_get_enrol_chal(f, &ch);
 
-	if (rc < 0 || !p->att_answered || p->evidence_id || p->enrol_answered) {
+	if (rc < 0 || !p->att_answered || p->evidence_id || p->enrol_answered || !p->attested) {
 		peer_abort(p, SMIG_EPROTO, "ENROL_CHAL %s",
 			   rc < 0 ? "malformed" : "before our evidence, or a second one");
 		return;
@@ -347,10 +362,12 @@ static void on_report(struct peer *p, const struct smig_frame *f)
 	char err[256] = "";
 	int rc;
 
-	if (!p->attested || p->verdict.authentic == false) {
-		peer_abort(p, SMIG_EPROTO, "VERDICT before the sender's evidence");
+	if (!p->attested || !p->verdict.authentic || p->report_seen) {
+		peer_abort(p, SMIG_EPROTO, "VERDICT %s",
+			   p->report_seen ? "twice in one session" : "before the sender's evidence");
 		return;
 	}
+	p->report_seen = true;
 	rc = smig_msg_get_verdict(f, &text, &len);
 	if (rc == 0)
 		rc = smig_report_parse(text, len, &r, err, sizeof(err));
@@ -364,6 +381,12 @@ static void on_report(struct peer *p, const struct smig_frame *f)
 	}
 	if (rc < 0) {
 		peer_abort(p, rc, "bad VERDICT: %s", err[0] ? err : smig_strerror(rc));
+		return;
+	}
+	/* the word of a host we hold untrusted moves nothing here */
+	if (p->verdict.kind == SMIG_VERDICT_UNTRUSTED) {
+		smig_warn("event=verdict_ignored by=%s about=%s reason=\"%s is untrusted here\"",
+			  r.by, r.about, r.by);
 		return;
 	}
 	if (attest_report(p->d, &r) && strcmp(r.about, p->d->cfg.host) != 0)
@@ -380,8 +403,13 @@ void peer_report(struct smigd *d, const char *host, const struct smig_verdict *v
 	snprintf(r.about, sizeof(r.about), "%s", host);
 	snprintf(r.verdict, sizeof(r.verdict), "%s", smig_verdict_name(v->kind));
 	snprintf(r.reason, sizeof(r.reason), "%s", v->reason);
-	if (smig_report_sign(&r, d->host_key, &text) < 0)
+	for (char *c = r.reason; *c; c++) /* printable ASCII: it is signed, JSON and shown */
+		if ((unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f)
+			*c = '?';
+	if (smig_report_sign(&r, d->host_key, &text) < 0) {
+		smig_err("event=verdict_not_sent about=%s reason=\"cannot sign the report\"", host);
 		return;
+	}
 	for (size_t i = 0; i < h->n; i++) {
 		const char *code;
 		char err[256];
@@ -447,6 +475,11 @@ static struct peer *attest_open(struct smigd *d, const char *host, struct ctl_re
 void peer_attest(struct smigd *d, const char *host, struct ctl_ref *ref)
 {
 	(void)attest_open(d, host, ref);
+}
+
+const struct smig_evidence *peer_enrol_evidence(const struct smigd *d)
+{
+	return d->peers->enrol_handoff;
 }
 
 void peer_enrol(struct smigd *d, const char *host, struct ctl_ref *ref)

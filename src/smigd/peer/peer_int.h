@@ -44,6 +44,7 @@ struct peers {
 	struct peer_stats stats;
 	struct peer_mig_ops mig;     /* the migration engine's callbacks */
 	struct loop_timer *round;    /* the next round of attesting the neighbours */
+	const struct smig_evidence *enrol_handoff; /* during an enrolment's reply only */
 };
 
 struct peer {
@@ -88,8 +89,10 @@ struct peer {
 	uint32_t activate_id; /* the warden is activating it (0: not now) */
 	uint8_t enrol_cred[SMIG_ENROL_CRED_LEN];
 	uint8_t enrol_ek[SMIG_EK_LEN], enrol_ak[SMIG_AK_LEN]; /* the keys it was made for */
+	struct smig_evidence *enrol_ev; /* enrolment: this session's authentic evidence */
 	struct smig_buf logs[2]; /* its boot log and IMA list, ahead of its ATTEST */
 	char *report;            /* a connection to tell our verdict (VERDICT), then close */
+	bool report_seen;        /* its VERDICT came: one per session */
 	bool pong_seen;       /* ping: the PONG came (the reply waits for both) */
 	struct smig_ping pong;
 	uint8_t att_nonce[SMIG_NONCE_LEN];

@@ -42,6 +42,7 @@ struct attest {
 	char bad_reason[256];
 	double measure_ms;
 	struct attest_maint maint;
+	int64_t report_evac_ms; /* the last evacuation a neighbour's report started */
 };
 
 /* The self-check's outcome changed: say so, audit it, tell the layer above. */
@@ -124,6 +125,12 @@ int attest_set_ivt(struct smigd *d, const char *text)
 	char err[512];
 
 	if (text[0] == '\0') {
+		if (d->cfg.ivt_file[0]) {
+			/* configured but unreadable: an empty table would let everyone off */
+			smig_err("event=ivt_invalid reason=\"%s cannot be read (or is over 1 MiB)\" "
+				 "action=kept_previous", d->cfg.ivt_file);
+			return SMIG_ECONFIG;
+		}
 		smig_ivt_clear(&a->ivt);
 		return 0;
 	}
@@ -415,11 +422,17 @@ bool attest_report(struct smigd *d, const struct smig_report *r)
 	snprintf(why, sizeof(why), "%s holds this host untrusted: %s", r->by, r->reason);
 	snprintf(actor, sizeof(actor), "peer:%s", r->by);
 	audit_write(d, actor, "host.integrity", d->cfg.host, "none", "-", "reported", why);
-	if (d->attest->maint.on)
+	if (d->attest->maint.on) {
 		smig_warn("event=evacuation_held host=%s reason=\"in maintenance (%s)\"",
 			  d->cfg.host, d->attest->maint.reason);
-	else if (d->attest->on_self)
+	} else if (loop_wall_ms() - d->attest->report_evac_ms <
+		   (int64_t)d->cfg.attest_interval_s * 3000) {
+		/* one evacuation per three intervals on the neighbours' word: no churn */
+		smig_info("event=evacuation_recent host=%s by=%s", d->cfg.host, r->by);
+	} else if (d->attest->on_self) {
+		d->attest->report_evac_ms = loop_wall_ms();
 		d->attest->on_self(d, why);
+	}
 	return false;
 }
 

@@ -367,8 +367,15 @@ static int evidence_logs(const struct smig_config *cfg, struct smig_evidence *e,
 
 		if (paths[i][0] == '\0')
 			continue;
-		SMIG_GUARD(smig_file_read_stream(paths[i], SMIG_ATTEST_LOGS_MAX - total, &data, &len,
-						 err, errlen));
+		if (smig_file_read_stream(paths[i], SMIG_ATTEST_LOGS_MAX - total, &data, &len, err,
+					  errlen) < 0) {
+			/*
+			 * evidence without that log still proves who this host is: its
+			 * verifiers hold it untrusted, and its VMs can still leave
+			 */
+			smig_warn("event=attest_log_left_out path=%s reason=\"%s\"", paths[i], err);
+			continue;
+		}
 		total += len;
 		if (len > 0 && smig_file_write_all(logs->fd, data, len) < 0) {
 			free(data);
