@@ -230,8 +230,7 @@ int smig_ivt_dump(const struct smig_ivt *ivt, char **text)
 	return *text ? 0 : SMIG_ENOMEM;
 }
 
-/* A PCR component that e's IMA list stands for: no golden value holds it. */
-static bool ima_pcr(const struct smig_evidence *e, const char *name)
+bool smig_ivt_ima_pcr(const struct smig_evidence *e, const char *name)
 {
 	unsigned k;
 
@@ -277,7 +276,7 @@ int smig_ivt_enrol(struct smig_ivt *ivt, const char *host, const uint8_t fp[SMIG
 	memset(g, 0, sizeof(*g));
 	snprintf(g->name, sizeof(g->name), "%s", golden);
 	for (size_t i = 0; i < e->ncomp; i++)
-		if (!ima_pcr(e, e->comp[i].name)) /* the IMA list speaks for PCR 10 */
+		if (!smig_ivt_ima_pcr(e, e->comp[i].name)) /* the IMA list speaks for PCR 10 */
 			g->comp[g->ncomp++] = e->comp[i];
 	if (tpm && e->has_boot_log)
 		h->boot_log = true;
@@ -319,7 +318,7 @@ static size_t golden_diff(const struct smig_golden *g, const struct smig_evidenc
 		const struct smig_component *c = &e->comp[i];
 		const struct smig_component *w = NULL;
 
-		if (ima_pcr(e, c->name))
+		if (smig_ivt_ima_pcr(e, c->name))
 			continue;
 
 		for (size_t k = 0; k < g->ncomp; k++)

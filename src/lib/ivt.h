@@ -127,6 +127,8 @@ void smig_attest_verify(const struct smig_ivt *ivt, const struct smig_evidence *
 const char *smig_attest_fits(const char *host, const struct smig_verdict *v,
 			     const struct smig_evidence *e, const struct smig_vmspec *spec,
 			     char *why, size_t whylen);
+/* A PCR component that e's IMA list stands for (PCR 10): no golden value holds it. */
+bool smig_ivt_ima_pcr(const struct smig_evidence *e, const char *name);
 /* Compares evidence with a host's golden sets only. */
 void smig_ivt_match(const struct smig_ivt_host *h, const struct smig_evidence *e,
 		    struct smig_verdict *v);

@@ -129,23 +129,35 @@ int smig_msg_get_attest_req(const struct smig_frame *f, uint8_t nonce[SMIG_ATTES
 	return smig_buf_expect_end(&b);
 }
 
-int smig_msg_put_attest(struct smig_buf *out, const char *text, size_t len)
+/* A frame whose whole payload is text of 1..max bytes (ATTEST, VERDICT). */
+static int put_text(struct smig_buf *out, uint8_t type, const char *text, size_t len,
+		    size_t max)
 {
-	SMIG_ENSURE(len > 0 && len <= SMIG_ATTEST_MAX, SMIG_ETOOBIG);
-	return smig_frame_put(out, SMIG_MSG_ATTEST, text, len);
+	SMIG_ENSURE(len > 0 && len <= max, SMIG_ETOOBIG);
+	return smig_frame_put(out, type, text, len);
 }
 
-int smig_msg_get_attest(const struct smig_frame *f, const char **text, size_t *len)
+static int get_text(const struct smig_frame *f, uint8_t type, const char **text, size_t *len)
 {
 	struct smig_buf b;
 	const uint8_t *p;
 
-	SMIG_GUARD(msg_view(f, SMIG_MSG_ATTEST, &b));
+	SMIG_GUARD(msg_view(f, type, &b));
 	*len = smig_buf_remaining(&b);
 	SMIG_ENSURE(*len > 0, SMIG_ESHORT);
 	SMIG_GUARD(smig_buf_get_ptr(&b, &p, *len));
 	*text = (const char *)p;
 	return 0;
+}
+
+int smig_msg_put_attest(struct smig_buf *out, const char *text, size_t len)
+{
+	return put_text(out, SMIG_MSG_ATTEST, text, len, SMIG_ATTEST_MAX);
+}
+
+int smig_msg_get_attest(const struct smig_frame *f, const char **text, size_t *len)
+{
+	return get_text(f, SMIG_MSG_ATTEST, text, len);
 }
 
 int smig_msg_put_enrol_chal(struct smig_buf *out, const struct smig_enrol_chal *m)
@@ -230,21 +242,12 @@ int smig_msg_get_attest_log(const struct smig_frame *f, uint8_t *which, const ui
 
 int smig_msg_put_verdict(struct smig_buf *out, const char *text, size_t len)
 {
-	SMIG_ENSURE(len > 0 && len <= 4096, SMIG_ETOOBIG);
-	return smig_frame_put(out, SMIG_MSG_VERDICT, text, len);
+	return put_text(out, SMIG_MSG_VERDICT, text, len, 4096);
 }
 
 int smig_msg_get_verdict(const struct smig_frame *f, const char **text, size_t *len)
 {
-	struct smig_buf b;
-	const uint8_t *p;
-
-	SMIG_GUARD(msg_view(f, SMIG_MSG_VERDICT, &b));
-	*len = smig_buf_remaining(&b);
-	SMIG_ENSURE(*len > 0, SMIG_ESHORT);
-	SMIG_GUARD(smig_buf_get_ptr(&b, &p, *len));
-	*text = (const char *)p;
-	return 0;
+	return get_text(f, SMIG_MSG_VERDICT, text, len);
 }
 
 int smig_msg_put_bye(struct smig_buf *out)

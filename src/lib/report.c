@@ -3,6 +3,7 @@
  */
 #include "report.h"
 #include "error.h"
+#include "ivt.h"
 #include "json.h"
 #include "sign.h"
 
@@ -10,9 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static const char *const verdicts[] = { "unknown", "untrusted", "unverified", "attested",
-					"trusted" };
 
 static json_t *report_json(const struct smig_report *r)
 {
@@ -81,8 +79,8 @@ static int report_top(const struct smig_json_doc *doc, struct smig_report *r, ch
 	SMIG_GUARD(copy_name(doc, "by", r->by, sizeof(r->by), err, errlen));
 	SMIG_GUARD(copy_name(doc, "about", r->about, sizeof(r->about), err, errlen));
 	v = json_string_value(json_object_get(doc->root, "verdict"));
-	for (size_t i = 0; i < ARRAY_LEN(verdicts); i++)
-		known |= strcmp(v, verdicts[i]) == 0;
+	for (int k = SMIG_VERDICT_UNKNOWN; k <= SMIG_VERDICT_TRUSTED; k++)
+		known |= strcmp(v, smig_verdict_name((enum smig_verdict_kind)k)) == 0;
 	if (!known)
 		return smig_json_fail(doc, doc->root, "verdict", err, errlen,
 				      "verdict must be a verdict name");

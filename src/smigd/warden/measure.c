@@ -20,7 +20,6 @@
 #include "error.h"
 #include "evidence.h"
 #include "file.h"
-#include "ima.h"
 #include "ivt.h"
 #include "log.h"
 #include "quote.h"
@@ -522,10 +521,8 @@ int wd_measure_print(const struct smig_config *cfg)
 		return SMIG_EIO;
 	}
 	for (size_t i = 0; i < e.ncomp; i++) {
-		unsigned pcr;
-
 		/* with an IMA list, PCR 10 is the list's to vouch for, not a golden value */
-		if (e.has_ima_log && smig_pcr_name(e.comp[i].name, &pcr) && pcr == SMIG_IMA_PCR)
+		if (smig_ivt_ima_pcr(&e, e.comp[i].name))
 			continue;
 		smig_hex(e.comp[i].sha256, SMIG_DIGEST_LEN, hex);
 		json_object_set_new(comps, e.comp[i].name, json_string(hex));
