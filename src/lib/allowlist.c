@@ -10,6 +10,7 @@
 #include "file.h"
 #include "ima.h"
 #include "json.h"
+#include "log.h"
 #include "sign.h"
 
 #include <stdio.h>
@@ -259,20 +260,6 @@ static bool excluded(const struct smig_allowlist *al, const char *path)
 	return false;
 }
 
-/*
- * s with every byte outside printable ASCII as '?': a file name is the
- * host's word, and why reaches terminals, JSON (valid UTF-8 only) and
- * signed reports.
- */
-static void printable(const char *s, char *out, size_t outlen)
-{
-	size_t i = 0;
-
-	for (; s[i] && i + 1 < outlen; i++)
-		out[i] = (unsigned char)s[i] < 0x20 || (unsigned char)s[i] >= 0x7f ? '?' : s[i];
-	out[i] = '\0';
-}
-
 /* Entry number num (1-based) e: 0, or SMIG_EAUTH with why. */
 static int judge(const struct smig_allowlist *al, const struct smig_ima_entry *e, size_t num,
 		 char *why, size_t whylen)
@@ -280,7 +267,7 @@ static int judge(const struct smig_allowlist *al, const struct smig_ima_entry *e
 	char path[1024], got[2 * SMIG_IMA_DIGEST_MAX + 1], want[65];
 	size_t k, others = 0;
 
-	printable(e->path, path, sizeof(path));
+	smig_printable_copy(e->path, path, sizeof(path)); /* the host's word */
 	/* a violation's path is not bound by the replay: no exclusion can excuse it */
 	if (e->violation) {
 		snprintf(why, whylen, "IMA entry %zu: a measurement violation (file opened for "

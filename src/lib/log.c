@@ -114,6 +114,30 @@ bool smig_log_stderr_is_journal(void)
 	return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
 }
 
+static bool printable_byte(char c)
+{
+	return (unsigned char)c >= 0x20 && (unsigned char)c < 0x7f;
+}
+
+void smig_printable_copy(const char *s, char *out, size_t outlen)
+{
+	size_t i = 0;
+
+	if (outlen == 0)
+		return;
+	for (; s[i] && i + 1 < outlen; i++)
+		out[i] = printable_byte(s[i]) ? s[i] : '?';
+	out[i] = '\0';
+}
+
+bool smig_is_printable(const char *s)
+{
+	for (; *s; s++)
+		if (!printable_byte(*s))
+			return false;
+	return true;
+}
+
 void smig_log_set_level(enum smig_log_level level)
 {
 	log_level = level;

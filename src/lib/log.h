@@ -34,6 +34,14 @@ void smig_log_reopened(void);
 /* ms since the epoch as the log writes time: "2026-12-06T19:48:12.409Z" (UTC). */
 #define SMIG_TIME_ISO_LEN 32
 void smig_time_iso_ms(int64_t ms, char out[SMIG_TIME_ISO_LEN]);
+/*
+ * Text from elsewhere (a peer, a file name, a certificate) on its way to
+ * logs, terminals, JSON and signed reports: smig_printable_copy copies s
+ * with every byte outside printable ASCII as '?'; smig_is_printable says
+ * whether s has none.
+ */
+void smig_printable_copy(const char *s, char *out, size_t outlen);
+bool smig_is_printable(const char *s);
 /* Parses "error", "warn", "info" or "debug"; 0 or SMIG_EINVAL. */
 int smig_log_level_parse(const char *name, enum smig_log_level *out);
 

@@ -5,6 +5,7 @@
 #include "error.h"
 #include "ivt.h"
 #include "json.h"
+#include "log.h"
 #include "sign.h"
 
 #include <openssl/sha.h>
@@ -86,10 +87,9 @@ static int report_top(const struct smig_json_doc *doc, struct smig_report *r, ch
 				      "verdict must be a verdict name");
 	snprintf(r->verdict, sizeof(r->verdict), "%s", v);
 	reason = json_string_value(json_object_get(doc->root, "reason"));
-	for (const char *c = reason; *c; c++)
-		if ((unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f)
-			return smig_json_fail(doc, doc->root, "reason", err, errlen,
-					      "reason: printable ASCII only");
+	if (!smig_is_printable(reason))
+		return smig_json_fail(doc, doc->root, "reason", err, errlen,
+				      "reason: printable ASCII only");
 	if (strlen(reason) >= sizeof(r->reason))
 		return smig_json_fail(doc, doc->root, "reason", err, errlen,
 				      "reason: at most %zu bytes", sizeof(r->reason) - 1);

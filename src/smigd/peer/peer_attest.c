@@ -402,10 +402,7 @@ void peer_report(struct smigd *d, const char *host, const struct smig_verdict *v
 	snprintf(r.by, sizeof(r.by), "%s", d->cfg.host);
 	snprintf(r.about, sizeof(r.about), "%s", host);
 	snprintf(r.verdict, sizeof(r.verdict), "%s", smig_verdict_name(v->kind));
-	snprintf(r.reason, sizeof(r.reason), "%s", v->reason);
-	for (char *c = r.reason; *c; c++) /* printable ASCII: it is signed, JSON and shown */
-		if ((unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f)
-			*c = '?';
+	smig_printable_copy(v->reason, r.reason, sizeof(r.reason)); /* signed, JSON, shown */
 	if (smig_report_sign(&r, d->host_key, &text) < 0) {
 		smig_err("event=verdict_not_sent about=%s reason=\"cannot sign the report\"", host);
 		return;
