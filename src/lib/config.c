@@ -287,6 +287,7 @@ static int config_tpm(const struct smig_json_doc *doc, const json_t *t, struct s
 		{ "pcrs", SMIG_J_ARRAY, true, 0, 0 },
 		{ "event_log", SMIG_J_STRING, false, 0, 0 },
 		{ "ima_log", SMIG_J_STRING, false, 0, 0 },
+		{ "timeout_s", SMIG_J_INT, false, 1, 600 },
 	};
 	static const struct {
 		const char *key;
@@ -319,6 +320,8 @@ static int config_tpm(const struct smig_json_doc *doc, const json_t *t, struct s
 							 "tpm.pcrs[%zu] repeats", i);
 		cfg->tpm_pcrs[cfg->ntpm_pcrs++] = (unsigned)json_integer_value(v);
 	}
+	if ((v = json_object_get(t, "timeout_s")))
+		cfg->tpm_timeout_s = (unsigned)json_integer_value(v);
 	for (i = 0; i < ARRAY_LEN(logs); i++) {
 		const char *path = json_string_value(json_object_get(t, logs[i].key));
 
@@ -342,6 +345,7 @@ static int config_attestation(const struct smig_json_doc *doc, const json_t *a,
 		{ "evacuate", SMIG_J_BOOL, false, 0, 0 },
 		{ "evacuate_parallel", SMIG_J_INT, false, 1, 16 },
 		{ "tpm", SMIG_J_OBJECT, false, 0, 0 },
+		{ "ek_roots", SMIG_J_STRING, false, 0, 0 },
 	};
 	const json_t *v;
 
@@ -350,6 +354,9 @@ static int config_attestation(const struct smig_json_doc *doc, const json_t *a,
 	if (json_object_get(a, "ivt"))
 		SMIG_GUARD(smig_json_path(doc, a, "ivt", cfg->path, cfg->ivt_file,
 				       sizeof(cfg->ivt_file), err, errlen));
+	if (json_object_get(a, "ek_roots"))
+		SMIG_GUARD(smig_json_path(doc, a, "ek_roots", cfg->path, cfg->ek_roots,
+				       sizeof(cfg->ek_roots), err, errlen));
 	if ((v = json_object_get(a, "components")))
 		SMIG_GUARD(config_components(doc, v, cfg, err, errlen));
 	if ((v = json_object_get(a, "interval_s")))
@@ -544,6 +551,7 @@ static void config_defaults(struct smig_config *cfg, const char *name)
 	cfg->log_keep = 5;
 	cfg->audit_keep = 8;
 	cfg->attest_interval_s = 10;
+	cfg->tpm_timeout_s = 10;
 	cfg->tls_warn_days = 30;
 	cfg->evacuate = true;
 	cfg->evacuate_parallel = 2;

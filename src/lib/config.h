@@ -117,6 +117,7 @@ struct smig_config {
 	int audit_keep;    /* rotated files kept: audit.log.1 .. audit.log.KEEP */
 	/* attestation */
 	char ivt_file[PATH_MAX]; /* empty: no golden values, verdicts are "attested" */
+	char ek_roots[PATH_MAX]; /* the TPM vendors' EK CAs (PEM); empty: EK certificates unchecked */
 	struct smig_config_component {
 		char name[SMIG_NAME_MAX + 1];
 		char path[PATH_MAX];
@@ -146,6 +147,7 @@ struct smig_config {
 	char tpm_tcti[256]; /* empty: no host TPM */
 	unsigned tpm_pcrs[24];
 	size_t ntpm_pcrs;
+	unsigned tpm_timeout_s; /* a TPM that answers nothing this long is hung (restarted) */
 	/* the measured-boot event log and the IMA list (binary) that go with each quote */
 	char tpm_event_log[PATH_MAX];
 	char tpm_ima_log[PATH_MAX];

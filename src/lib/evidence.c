@@ -67,20 +67,6 @@ int smig_measure_file(const char *path, uint8_t out[SMIG_DIGEST_LEN], char *err,
 	return rc;
 }
 
-static json_t *hex_json(const uint8_t *p, size_t n)
-{
-	char *hex = malloc(2 * n + 1);
-	json_t *s;
-
-	if (hex == NULL)
-		return NULL;
-	smig_hex(p, n, hex);
-	s = json_string(hex);
-	free(hex);
-	return s;
-}
-
-/* The evidence without its signature, members in a fixed order. */
 static json_t *evidence_json(const struct smig_evidence *e)
 {
 	json_t *o = json_object(), *comps = json_array(), *caps = json_array();
@@ -88,14 +74,14 @@ static json_t *evidence_json(const struct smig_evidence *e)
 	for (size_t i = 0; i < e->ncomp; i++)
 		json_array_append_new(comps, json_pack("{s:s,s:o}", "name", e->comp[i].name,
 						       "sha256",
-						       hex_json(e->comp[i].sha256, SMIG_DIGEST_LEN)));
+						       smig_json_hex(e->comp[i].sha256, SMIG_DIGEST_LEN)));
 	for (size_t i = 0; i < e->ncaps; i++)
 		json_array_append_new(caps, json_string(e->caps[i]));
 	json_object_set_new(o, "v", json_integer(1));
 	json_object_set_new(o, "host", json_string(e->host));
 	json_object_set_new(o, "time", json_integer((json_int_t)e->time_ms));
-	json_object_set_new(o, "nonce", hex_json(e->nonce, SMIG_NONCE_LEN));
-	json_object_set_new(o, "binding", hex_json(e->binding, SMIG_BINDING_LEN));
+	json_object_set_new(o, "nonce", smig_json_hex(e->nonce, SMIG_NONCE_LEN));
+	json_object_set_new(o, "binding", smig_json_hex(e->binding, SMIG_BINDING_LEN));
 	json_object_set_new(o, "components", comps);
 	json_object_set_new(o, "capabilities", caps);
 	json_object_set_new(o, "free_mib", json_integer((json_int_t)e->free_mib));
@@ -107,21 +93,23 @@ static json_t *evidence_json(const struct smig_evidence *e)
 		if (e->has_boot_log)
 			json_object_set_new(logs, "boot",
 					    json_pack("{s:I,s:o}", "size", (json_int_t)e->boot_size,
-						      "sha256", hex_json(e->boot_sha256, 32)));
+						      "sha256", smig_json_hex(e->boot_sha256, 32)));
 		if (e->has_ima_log)
 			json_object_set_new(logs, "ima",
 					    json_pack("{s:I,s:o}", "size", (json_int_t)e->ima_size,
-						      "sha256", hex_json(e->ima_sha256, 32)));
+						      "sha256", smig_json_hex(e->ima_sha256, 32)));
 		json_object_set_new(o, "logs", logs);
 	}
 	if (e->has_tpm) {
-		json_t *t = json_pack("{s:o,s:o}", "ak", hex_json(e->quote.ak, SMIG_AK_LEN), "ek",
-				      hex_json(e->ek, SMIG_EK_LEN));
+		json_t *t = json_pack("{s:o,s:o}", "ak", smig_json_hex(e->quote.ak, SMIG_AK_LEN), "ek",
+				      smig_json_hex(e->ek, SMIG_EK_LEN));
 
+		if (e->ek_cert_len > 0)
+			json_object_set_new(t, "ek_cert", smig_json_hex(e->ek_cert, e->ek_cert_len));
 		if (e->has_quote) {
 			json_object_set_new(t, "quote",
-					    hex_json(e->quote.attest, e->quote.attest_len));
-			json_object_set_new(t, "sig", hex_json(e->quote.sig, sizeof(e->quote.sig)));
+					    smig_json_hex(e->quote.attest, e->quote.attest_len));
+			json_object_set_new(t, "sig", smig_json_hex(e->quote.sig, sizeof(e->quote.sig)));
 		}
 		json_object_set_new(o, "tpm", t);
 	}
@@ -152,7 +140,7 @@ int smig_evidence_sign(struct smig_evidence *e, EVP_PKEY *key, char **text)
 	SMIG_GUARD(smig_sign(key, SMIG_EVIDENCE_CTX, msg, sizeof(msg), e->sig));
 	o = evidence_json(e);
 	SMIG_ENSURE(o != NULL, SMIG_ENOMEM);
-	json_object_set_new(o, "sig", hex_json(e->sig, sizeof(e->sig)));
+	json_object_set_new(o, "sig", smig_json_hex(e->sig, sizeof(e->sig)));
 	*text = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	return *text ? 0 : SMIG_ENOMEM;
@@ -238,8 +226,9 @@ static int parse_tpm(const struct smig_json_doc *doc, const json_t *t, struct sm
 		{ "ek", SMIG_J_STRING, true, 0, 0 },
 		{ "quote", SMIG_J_STRING, false, 0, 0 },
 		{ "sig", SMIG_J_STRING, false, 0, 0 },
+		{ "ek_cert", SMIG_J_STRING, false, 0, 0 },
 	};
-	const char *q, *sig;
+	const char *q, *sig, *cert;
 	size_t n;
 
 	SMIG_GUARD(smig_json_check(doc, t, "tpm", fields, ARRAY_LEN(fields), err, errlen));
@@ -256,6 +245,13 @@ static int parse_tpm(const struct smig_json_doc *doc, const json_t *t, struct sm
 				      "most %d bytes) with sig (128 hex digits) or neither",
 				      SMIG_QUOTE_MAX);
 	e->quote.attest_len = n;
+	cert = json_string_value(json_object_get(t, "ek_cert"));
+	e->ek_cert_len = cert ? strlen(cert) / 2 : 0;
+	if (cert && (e->ek_cert_len == 0 || e->ek_cert_len > SMIG_EK_CERT_MAX ||
+		     smig_unhex(cert, e->ek_cert, e->ek_cert_len) < 0))
+		return smig_json_fail(doc, t, "ek_cert", err, errlen,
+				      "tpm.ek_cert: the EK certificate, DER in hex, at most %d bytes",
+				      SMIG_EK_CERT_MAX);
 	e->has_tpm = true;
 	e->has_quote = q != NULL;
 	return 0;

@@ -60,6 +60,8 @@ struct smig_evidence {
 	uint8_t boot_sha256[SMIG_DIGEST_LEN], ima_sha256[SMIG_DIGEST_LEN];
 	bool has_tpm;   /* its TPM's keys: quote.ak and ek */
 	uint8_t ek[SMIG_EK_LEN];
+	uint8_t ek_cert[SMIG_EK_CERT_MAX]; /* the EK's certificate from the TPM's NV (DER) */
+	size_t ek_cert_len;                /* 0: the TPM has none */
 	bool has_quote; /* and a quote by the AK (peer evidence; a host's own measurement has none) */
 	struct smig_quote quote;
 	uint8_t sig[64];

@@ -61,7 +61,9 @@ static int parse_tpm(const struct smig_json_doc *doc, const json_t *t, struct sm
 	static const struct smig_jfield fields[] = {
 		{ "ek", SMIG_J_STRING, true, 0, 0 },
 		{ "ak", SMIG_J_STRING, true, 0, 0 },
+		{ "ek_cert", SMIG_J_STRING, false, 0, 0 },
 	};
+	const char *cert;
 
 	SMIG_GUARD(smig_json_check(doc, t, "IVT host tpm", fields, ARRAY_LEN(fields), err, errlen));
 	if (smig_unhex(json_string_value(json_object_get(t, "ek")), h->ek, SMIG_EK_LEN) < 0)
@@ -70,6 +72,13 @@ static int parse_tpm(const struct smig_json_doc *doc, const json_t *t, struct sm
 	if (smig_unhex(json_string_value(json_object_get(t, "ak")), h->ak, SMIG_AK_LEN) < 0)
 		return smig_json_fail(doc, t, "ak", err, errlen,
 				      "%s.tpm.ak must be 128 hex digits (a P-256 point)", h->name);
+	cert = json_string_value(json_object_get(t, "ek_cert"));
+	h->ek_cert_len = cert ? strlen(cert) / 2 : 0;
+	if (cert && (h->ek_cert_len == 0 || h->ek_cert_len > SMIG_EK_CERT_MAX ||
+		     smig_unhex(cert, h->ek_cert, h->ek_cert_len) < 0))
+		return smig_json_fail(doc, t, "ek_cert", err, errlen,
+				      "%s.tpm.ek_cert must be a DER certificate in hex, at most %d "
+				      "bytes", h->name, SMIG_EK_CERT_MAX);
 	h->has_tpm = true;
 	return 0;
 }
@@ -215,8 +224,12 @@ int smig_ivt_dump(const struct smig_ivt *ivt, char **text)
 
 			smig_hex(h->ak, SMIG_AK_LEN, ak);
 			smig_hex(h->ek, SMIG_EK_LEN, ek);
-			json_object_set_new(json_object_get(hosts, h->name), "tpm",
-					    json_pack("{s:s,s:s}", "ek", ek, "ak", ak));
+			json_t *t = json_pack("{s:s,s:s}", "ek", ek, "ak", ak);
+
+			if (h->ek_cert_len > 0)
+				json_object_set_new(t, "ek_cert",
+						    smig_json_hex(h->ek_cert, h->ek_cert_len));
+			json_object_set_new(json_object_get(hosts, h->name), "tpm", t);
 		}
 		if (h->has_allow)
 			json_object_set_new(json_object_get(hosts, h->name), "allowlist",
@@ -262,6 +275,8 @@ int smig_ivt_enrol(struct smig_ivt *ivt, const char *host, const uint8_t fp[SMIG
 		h->has_tpm = true;
 		memcpy(h->ak, e->quote.ak, SMIG_AK_LEN);
 		memcpy(h->ek, e->ek, SMIG_EK_LEN);
+		memcpy(h->ek_cert, e->ek_cert, e->ek_cert_len);
+		h->ek_cert_len = e->ek_cert_len;
 	}
 	for (size_t i = 0; i < h->ngolden; i++)
 		if (strcmp(h->golden[i].name, golden) == 0)

@@ -53,6 +53,8 @@ struct smig_ivt_host {
 	bool has_tpm;
 	uint8_t ek[SMIG_EK_LEN];
 	uint8_t ak[SMIG_AK_LEN];
+	uint8_t ek_cert[SMIG_EK_CERT_MAX]; /* the EK's certificate, DER, as enrolled (0: none) */
+	size_t ek_cert_len;
 	/* the files its IMA list may show (PCR 10): its evidence must then carry the list */
 	bool has_allow;
 	struct smig_allowlist allow;

@@ -12,6 +12,7 @@
 #include "json.h"
 #include "error.h"
 #include "file.h"
+#include "sign.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -391,4 +392,17 @@ int smig_json_path(const struct smig_json_doc *doc, const json_t *obj, const cha
 	if (w < 0 || (size_t)w >= outlen)
 		return smig_json_fail(doc, obj, key, err, errlen, "%s is too long", key);
 	return 0;
+}
+
+json_t *smig_json_hex(const uint8_t *p, size_t n)
+{
+	char *hex = malloc(2 * n + 1);
+	json_t *s;
+
+	if (hex == NULL)
+		return NULL;
+	smig_hex(p, n, hex);
+	s = json_string(hex);
+	free(hex);
+	return s;
 }

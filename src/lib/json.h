@@ -14,6 +14,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define SMIG_JSON_MAX_FILE (1024L * 1024L)
 
@@ -43,6 +44,9 @@ struct smig_jfield {
 	long long min; /* integer bounds, used when min < max */
 	long long max;
 };
+
+/* A JSON string of the lowercase hex of n bytes; NULL when out of memory. */
+json_t *smig_json_hex(const uint8_t *p, size_t n);
 
 /* Loads a file (at most SMIG_JSON_MAX_FILE bytes); the root must be an object. */
 int smig_json_load_file(struct smig_json_doc *doc, const char *path, char *err, size_t errlen);

@@ -38,8 +38,8 @@
 #define SMIG_PM_FDS_MAX 2
 #define SMIG_PM_TEXT_MAX 4095u
 #define SMIG_PM_DOC_MAX ((size_t)1 << 20)
-/* the largest datagram: four documents and their framing */
-#define SMIG_PM_MAX ((size_t)4 * (SMIG_PM_DOC_MAX + 8) + 1024)
+/* the largest datagram: five documents (EV_RELOAD) and their framing */
+#define SMIG_PM_MAX ((size_t)5 * (SMIG_PM_DOC_MAX + 8) + 1024)
 
 enum smig_pm_type {
 	/* worker -> warden: requests, each answered by the type + 1 */

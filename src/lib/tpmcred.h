@@ -28,6 +28,8 @@
 #define SMIG_TPM_NAME_LEN 34  /* nameAlg (SHA-256) || SHA-256 of the public area */
 #define SMIG_CRED_LEN 32
 #define SMIG_CRED_MAX 256     /* a marshalled credential blob or secret */
+#define SMIG_EK_CERT_MAX 2048 /* an EK certificate, DER */
+#define SMIG_EK_CERT_NV 0x01c0000au /* where the TCG puts the ECC P-256 EK's certificate */
 
 struct smig_credential {
 	uint8_t blob[SMIG_CRED_MAX]; /* TPM2B_ID_OBJECT, marshalled */

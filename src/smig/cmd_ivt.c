@@ -92,8 +92,9 @@ static int ivt_enrol(struct cli *cli, int argc, char **argv)
 		       str(r, "golden"), json_integer_value(json_object_get(r, "components")),
 		       str(r, "trust"), str(r, "ivt"));
 		if (tpm)
-			printf("  TPM: EK %s, AK %s (%s)\n", str(tpm, "ek_fingerprint"),
-			       str(tpm, "ak_fingerprint"), str(tpm, "proof"));
+			printf("  TPM: EK %s, AK %s (%s)\n  EK certificate: %s\n",
+			       str(tpm, "ek_fingerprint"), str(tpm, "ak_fingerprint"),
+			       str(tpm, "proof"), str(tpm, "ek_cert"));
 		else
 			printf("  no TPM: its evidence is its own word, at most unverified\n");
 	}

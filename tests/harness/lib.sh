@@ -150,6 +150,37 @@ host_tpm() {
 		"$dir/$h.json" >"$dir/$h.json.tmp" && mv "$dir/$h.json.tmp" "$dir/$h.json"
 }
 
+# host_ek_cert DIR HOST CA [DER]: writes into HOST's swtpm (host_tpm; not
+# held by a running smigd) an EK certificate as a TPM maker would, at NV
+# 0x01c0000a: for the TPM's own ECC P-256 EK (template L-2), issued by
+# swtpm's local CA whose root and intermediate live in DIR/CA (made on first
+# use; DIR/CA/roots.pem holds both) - or the given DER file as it is.
+host_ek_cert() {
+	local dir=$1 h=$2 ca=$3 der=${4:-} x y
+	local t="swtpm:host=127.0.0.1,port=$(cat "$dir/$h.tpmport")" work=$dir/ek-$h
+	mkdir -p "$dir/$ca" "$work"
+	if [ -z "$der" ]; then
+		printf 'statedir = %s\nsigningkey = %s/signkey.pem\nissuercert = %s/issuercert.pem\ncertserial = %s/certserial\n' \
+			"$dir/$ca" "$dir/$ca" "$dir/$ca" "$dir/$ca" >"$dir/$ca/localca.conf"
+		printf -- '--platform-manufacturer Debian\n--platform-version 2.1\n--platform-model QEMU\n' >"$dir/$ca/localca.options"
+		tpm2_createek -T "$t" -c "$work/ek.ctx" -G ecc -u "$work/ek.tpm2b" -f tss >/dev/null &&
+			tpm2_flushcontext -T "$t" -t || return 1
+		x=$(tpm2_print -t TPM2B_PUBLIC "$work/ek.tpm2b" | awk '$1 == "x:" {print $2}')
+		y=$(tpm2_print -t TPM2B_PUBLIC "$work/ek.tpm2b" | awk '$1 == "y:" {print $2}')
+		swtpm_localca --type ek --ek "x=$x,y=$y,id=secp256r1" --dir "$work" --tpm2 \
+			--tpm-spec-family 2.0 --tpm-spec-level 0 --tpm-spec-revision 164 \
+			--tpm-manufacturer id:00001014 --tpm-model swtpm --tpm-version id:20191023 \
+			--configfile "$dir/$ca/localca.conf" --optsfile "$dir/$ca/localca.options" \
+			--logfile "$work/localca.log" || return 1
+		der=$work/ek.cert
+		cat "$dir/$ca/swtpm-localca-rootca-cert.pem" "$dir/$ca/issuercert.pem" >"$dir/$ca/roots.pem"
+	fi
+	tpm2_nvundefine -T "$t" -C p 0x01c0000a >/dev/null 2>&1
+	tpm2_nvdefine -T "$t" -C p -s "$(stat -c %s "$der")" \
+		-a "ppwrite|writedefine|ppread|ownerread|authread|no_da|platformcreate" 0x01c0000a >/dev/null &&
+		tpm2_nvwrite -T "$t" -C p -i "$der" 0x01c0000a
+}
+
 # ivt_make DIR N: the IVT of hosts h1..hN from what each measures now (a
 # host's TPM enrolled as smigd --measure proved it: its AK opened a
 # credential made for its EK).

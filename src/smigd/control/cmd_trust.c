@@ -17,6 +17,7 @@
 #include "peer/peer.h"
 #include "trust/trust.h"
 #include "ctl.h"
+#include "ekcert.h"
 #include "error.h"
 #include "file.h"
 #include "log.h"
@@ -68,6 +69,43 @@ static int tpm_same(const struct enrol_req *r, const struct smig_ivt_host *old,
 	return 0;
 }
 
+/*
+ * The EK certificate in the host's TPM: it must name the EK the host
+ * presents and, with attestation.ek_roots, chain to a TPM maker's CA;
+ * about says what it is (or that there is none and why that is enough).
+ */
+static int ek_cert_ok(struct smigd *d, const struct enrol_req *r, const struct smig_evidence *e,
+		      char *about, size_t aboutlen, char *err, size_t errlen)
+{
+	struct x509_store_st *roots = attest_ek_roots(d);
+	char why[384];
+
+	if (e->ek_cert_len == 0 && roots) {
+		snprintf(err, errlen, "%s's TPM holds no EK certificate (NV 0x%08x), and "
+			 "attestation.ek_roots (%s) asks for one: only a TPM whose maker vouches "
+			 "for its EK is enrolled here", r->host, SMIG_EK_CERT_NV, d->cfg.ek_roots);
+		return SMIG_EAUTH;
+	}
+	if (e->ek_cert_len == 0) {
+		snprintf(about, aboutlen, "none in the TPM; its EK taken on this enrolment's word "
+			 "(no attestation.ek_roots)");
+		return 0;
+	}
+	if (smig_ek_cert_check(e->ek_cert, e->ek_cert_len, e->ek, roots, about, aboutlen, why,
+			       sizeof(why)) < 0) {
+		snprintf(err, errlen, "%s's EK certificate%s%s%s: %s", r->host,
+			 about[0] ? " (" : "", about, about[0] ? ")" : "", why);
+		return SMIG_EAUTH;
+	}
+	if (roots == NULL)
+		snprintf(about + strlen(about), aboutlen - strlen(about),
+			 "; not checked against a maker's CA (no attestation.ek_roots)");
+	else
+		snprintf(about + strlen(about), aboutlen - strlen(about),
+			 "; chains to attestation.ek_roots");
+	return 0;
+}
+
 /* The IVT with e as a golden set of the request's host, written by the warden. */
 static int ivt_update(struct smigd *d, const struct enrol_req *r, const uint8_t *fp,
 		      const struct smig_evidence *e, bool proven, char *err, size_t errlen)
@@ -109,12 +147,15 @@ static int ivt_update(struct smigd *d, const struct enrol_req *r, const uint8_t 
  * upgrade enrolled before it lands).
  */
 static int enrol_write(struct smigd *d, const struct enrol_req *r, const uint8_t *fp,
-		       const struct smig_evidence *e, bool proven, char *err, size_t errlen)
+		       const struct smig_evidence *e, bool proven, char *about, size_t aboutlen,
+		       char *err, size_t errlen)
 {
 	struct smig_evidence *ev;
 	int rc;
 
 	SMIG_GUARD(tpm_same(r, smig_ivt_find(attest_ivt(d), r->host), e, proven, err, errlen));
+	if (proven)
+		SMIG_GUARD(ek_cert_ok(d, r, e, about, aboutlen, err, errlen));
 	ev = malloc(sizeof(*ev));
 	SMIG_ENSURE(ev != NULL, SMIG_ENOMEM);
 	*ev = *e;
@@ -142,10 +183,10 @@ static int enrol_write(struct smigd *d, const struct enrol_req *r, const uint8_t
 static void enrol_reply(struct smigd *d, struct enrol_req *r, const uint8_t *fp,
 			const struct smig_evidence *e, bool proven)
 {
-	char err[512], ekfp[72] = "-", akfp[72] = "-";
+	char err[768], ekfp[72] = "-", akfp[72] = "-", about[512] = "";
 	json_t *res;
 
-	if (enrol_write(d, r, fp, e, proven, err, sizeof(err)) < 0) {
+	if (enrol_write(d, r, fp, e, proven, about, sizeof(about), err, sizeof(err)) < 0) {
 		smig_warn("event=enrol_refused host=%s reason=\"%s\"", r->host, err);
 		ctl_reply_err(d, &r->client, "untrusted", "cannot enrol %s: %s", r->host, err);
 		free(r);
@@ -157,9 +198,9 @@ static void enrol_reply(struct smigd *d, struct enrol_req *r, const uint8_t *fp,
 	if (proven) {
 		smig_tpm_key_fp(e->ek, ekfp);
 		smig_tpm_key_fp(e->quote.ak, akfp);
-		json_object_set_new(res, "tpm", json_pack("{s:s,s:s,s:s}", "ek_fingerprint", ekfp,
-							  "ak_fingerprint", akfp, "proof",
-							  "credential activated"));
+		json_object_set_new(res, "tpm", json_pack("{s:s,s:s,s:s,s:s}", "ek_fingerprint",
+							  ekfp, "ak_fingerprint", akfp, "proof",
+							  "credential activated", "ek_cert", about));
 	}
 	smig_info("event=ivt_enrolled host=%s golden=%s components=%zu tpm_ek=%s", r->host,
 		  r->golden, e->ncomp, ekfp);

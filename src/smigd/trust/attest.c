@@ -20,6 +20,7 @@
  */
 #include "trust/trust.h"
 #include "error.h"
+#include "ekcert.h"
 #include "file.h"
 #include "log.h"
 #include "sign.h"
@@ -36,6 +37,7 @@ struct attest {
 	attest_self_fn on_self; /* the layer above: evacuation */
 	attest_peer_fn on_peer; /* the layer above: telling the neighbours */
 	struct smig_ivt ivt;
+	struct x509_store_st *ek_roots; /* attestation.ek_roots; NULL: EK certificates unchecked */
 	struct smig_evidence self; /* the warden's last measurement (no nonce, no signature) */
 	struct smig_verdict self_v;
 	char bad[SMIG_NAME_MAX + 1]; /* the component it could not measure, if any */
@@ -144,6 +146,37 @@ int attest_set_ivt(struct smigd *d, const char *text)
 	return 0;
 }
 
+int attest_set_ek_roots(struct smigd *d, const char *text)
+{
+	struct attest *a = d->attest;
+	struct x509_store_st *nr = NULL;
+	char err[512];
+	size_t n = 0;
+
+	if (d->cfg.ek_roots[0] && text[0] == '\0') {
+		/* configured but unreadable: enrolment would take any EK */
+		smig_err("event=ek_roots_invalid reason=\"%s cannot be read\" action=kept_previous",
+			 d->cfg.ek_roots);
+		return SMIG_ECONFIG;
+	}
+	if (d->cfg.ek_roots[0] &&
+	    smig_ek_roots_parse(d->cfg.ek_roots, text, strlen(text), &nr, &n, err, sizeof(err)) <
+		    0) {
+		smig_err("event=ek_roots_invalid reason=\"%s\" action=kept_previous", err);
+		return SMIG_ECONFIG;
+	}
+	smig_ek_roots_free(a->ek_roots);
+	a->ek_roots = nr;
+	if (nr)
+		smig_info("event=ek_roots_loaded file=%s certificates=%zu", d->cfg.ek_roots, n);
+	return 0;
+}
+
+struct x509_store_st *attest_ek_roots(const struct smigd *d)
+{
+	return d->attest->ek_roots;
+}
+
 void attest_on_ivt(void *arg, const struct smig_pm *ev)
 {
 	struct smigd *d = arg;
@@ -167,6 +200,16 @@ int attest_init(struct smigd *d, attest_self_fn on_self, attest_peer_fn on_peer)
 		smig_err("event=ivt_invalid reason=\"%s\"", err);
 	else if (d->cfg.ivt_file[0])
 		smig_info("event=ivt_loaded file=%s hosts=%zu", d->cfg.ivt_file, a->ivt.n);
+	if (d->cfg.ek_roots[0]) {
+		char *text = NULL;
+		size_t len;
+
+		if (smig_file_read(d->cfg.ek_roots, SMIG_PM_DOC_MAX, &text, &len, err,
+				   sizeof(err)) < 0)
+			smig_err("event=ek_roots_invalid reason=\"%s\"", err);
+		(void)attest_set_ek_roots(d, text ? text : "");
+		free(text);
+	}
 	return 0;
 }
 
@@ -177,6 +220,7 @@ void attest_free(struct smigd *d)
 	if (a == NULL)
 		return;
 	smig_ivt_clear(&a->ivt);
+	smig_ek_roots_free(a->ek_roots);
 	free(a);
 	d->attest = NULL;
 }

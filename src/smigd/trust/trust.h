@@ -54,6 +54,13 @@ void attest_on_measured(void *arg, const struct smig_pm *ev);
 void attest_on_ivt(void *arg, const struct smig_pm *ev);
 /* Takes the IVT in text ("" for none); a bad one keeps the old table. */
 int attest_set_ivt(struct smigd *d, const char *text);
+/*
+ * Takes attestation.ek_roots in text (PEM; "" when the config names
+ * none); a bad or unreadable one keeps the old roots.
+ */
+int attest_set_ek_roots(struct smigd *d, const char *text);
+/* The TPM makers' CAs an EK certificate must chain to; NULL: not checked. */
+struct x509_store_st *attest_ek_roots(const struct smigd *d);
 const struct smig_verdict *attest_self(const struct smigd *d);
 /*
  * Signed evidence for a verifier's nonce, bound to binding; free_mib for

@@ -10,7 +10,9 @@
  * each result goes to the worker (EV_MEASURED), which checks it against
  * the IVT and acts on the verdict. Evidence for a verifier (EVIDENCE) is
  * the last measurement with fresh PCRs and a TPM quote over the
- * verifier's nonce and the session, signed with the host key.
+ * verifier's nonce and the session, signed with the host key. The TPM
+ * lives in a process of its own (tpmproc.c): PCR reads, quotes and
+ * activations answer through callbacks, and the warden never waits.
  *
  * The IVT is the worker's to read and the warden's to keep on disk: a
  * change on disk goes to the worker (EV_IVT), and `smig ivt enrol`
@@ -26,6 +28,7 @@
 #include "sign.h"
 #include "tls.h"
 #include "warden/tpm.h"
+#include "warden/tpmproc.h"
 
 #include <errno.h>
 #include <openssl/crypto.h>
@@ -49,11 +52,18 @@ struct wd_measure {
 	char bad[SMIG_NAME_MAX + 1]; /* the first component it could not measure */
 	char reason[256];
 	uint64_t took_us;
+	/* the one being made: its files are hashed, the TPM's PCRs are awaited */
+	struct smig_evidence next;
+	char next_bad[SMIG_NAME_MAX + 1];
+	char next_reason[256];
+	uint64_t t0;
+	bool busy, again;
+	bool whole; /* self is a whole measurement (the TPM's PCRs too) */
 	int ino_fd;
 	struct loop_watch *ino_w;
 	struct loop_timer *tick;
 	struct loop_timer *debounce;
-	struct host_tpm *tpm; /* NULL without attestation.tpm */
+	struct wd_tpm *tpm; /* NULL without attestation.tpm */
 	struct timespec ivt_mtime;
 };
 
@@ -124,11 +134,18 @@ static int log_digest(const char *path, uint32_t *size, uint8_t sha[SMIG_DIGEST_
 	return 0;
 }
 
+/* The TPM's keys and EK certificate as a measurement shows them. */
+struct tpm_keys {
+	const uint8_t *ak, *ek; /* NULL without a TPM */
+	const uint8_t *cert;
+	size_t cert_len;
+};
+
 /*
  * Hashes every component into e (host and capabilities too). The first
  * component that cannot be read is named in bad and err; it is left out.
  */
-static size_t measure_into(const struct smig_config *cfg, struct host_tpm *tpm,
+static size_t measure_into(const struct smig_config *cfg, const struct tpm_keys *tpm,
 			   struct smig_evidence *e, char *bad, char *err, size_t errlen,
 			   char paths[][PATH_MAX])
 {
@@ -159,20 +176,19 @@ static size_t measure_into(const struct smig_config *cfg, struct host_tpm *tpm,
 		snprintf(e->caps[e->ncaps++], sizeof(e->caps[0]), "kvm");
 	if (smig_evidence_find(e, "swtpm"))
 		snprintf(e->caps[e->ncaps++], sizeof(e->caps[0]), "vtpm");
-	if (tpm) {
+	if (tpm->ak && tpm->ek) {
 		snprintf(e->caps[e->ncaps++], sizeof(e->caps[0]), "tpm2");
 		e->has_tpm = true;
-		memcpy(e->quote.ak, tpm_ak(tpm), SMIG_AK_LEN);
-		memcpy(e->ek, tpm_ek(tpm), SMIG_EK_LEN);
+		memcpy(e->quote.ak, tpm->ak, SMIG_AK_LEN);
+		memcpy(e->ek, tpm->ek, SMIG_EK_LEN);
+		e->ek_cert_len = tpm->cert && tpm->cert_len <= sizeof(e->ek_cert) ? tpm->cert_len : 0;
+		if (e->ek_cert_len)
+			memcpy(e->ek_cert, tpm->cert, e->ek_cert_len);
 		if (cfg->tpm_ima_log[0] && log_digest(cfg->tpm_ima_log, &e->ima_size,
 						       e->ima_sha256, why, sizeof(why)) == 0)
 			e->has_ima_log = true; /* its PCR 10 is the list's, not a golden value */
 		else if (cfg->tpm_ima_log[0] && !bad[0]) {
 			snprintf(bad, SMIG_NAME_MAX + 1, "ima");
-			snprintf(err, errlen, "%s", why);
-		}
-		if (tpm_pcrs(tpm, e, why, sizeof(why)) < 0 && !bad[0]) {
-			snprintf(bad, SMIG_NAME_MAX + 1, "tpm");
 			snprintf(err, errlen, "%s", why);
 		}
 	}
@@ -207,6 +223,8 @@ void wd_measure_send(struct warden *w)
 	struct smig_evidence e = m->self;
 	char *text = NULL;
 
+	if (!m->whole) /* the first is still with the TPM: measured() sends it */
+		return;
 	/* signed like evidence, so the worker parses it with the same strict parser */
 	if (smig_evidence_sign(&e, w->host_key, &text) < 0)
 		return;
@@ -216,21 +234,71 @@ void wd_measure_send(struct warden *w)
 	free(text);
 }
 
+static void measure(struct warden *w);
+
+/* The measurement is whole: it goes to the worker, and the next one starts if one was asked. */
+static void measured(struct warden *w, const struct smig_evidence *e, const char *tpm_err)
+{
+	struct wd_measure *m = w->measure;
+
+	m->self = e ? *e : m->next;
+	memcpy(m->bad, m->next_bad, sizeof(m->bad));
+	memcpy(m->reason, m->next_reason, sizeof(m->reason));
+	if (tpm_err && !m->bad[0]) {
+		snprintf(m->bad, sizeof(m->bad), "tpm");
+		snprintf(m->reason, sizeof(m->reason), "%s", tpm_err);
+	}
+	if (!m->bad[0])
+		m->reason[0] = '\0';
+	m->took_us = (loop_now_ns() - m->t0) / 1000;
+	m->busy = false;
+	m->whole = true;
+	smig_debug("event=measured components=%zu us=%llu bad=%s", m->self.ncomp,
+		   (unsigned long long)m->took_us, m->bad[0] ? m->bad : "-");
+	wd_measure_send(w);
+	if (m->again) {
+		m->again = false;
+		measure(w);
+	}
+}
+
+static void on_pcrs(void *arg, int rc, const char *err, const struct smig_evidence *e,
+		    const uint8_t *cred)
+{
+	(void)cred;
+	measured(arg, rc == 0 ? e : NULL, rc == 0 ? NULL : err);
+}
+
 static void measure(struct warden *w)
 {
 	static char paths[SMIG_COMPONENTS_MAX][PATH_MAX];
 	struct wd_measure *m = w->measure;
-	uint64_t t0 = loop_now_ns();
-	size_t n = measure_into(&w->cfg, m->tpm, &m->self, m->bad, m->reason, sizeof(m->reason),
-				paths);
+	struct tpm_keys keys = { 0 };
+	char err[256];
+	size_t n;
 
-	if (!m->bad[0])
-		m->reason[0] = '\0';
-	m->took_us = (loop_now_ns() - t0) / 1000;
-	smig_debug("event=measured components=%zu us=%llu bad=%s", m->self.ncomp,
-		   (unsigned long long)m->took_us, m->bad[0] ? m->bad : "-");
+	if (m->busy) { /* the TPM still reads the last one's PCRs */
+		m->again = true;
+		return;
+	}
+	m->t0 = loop_now_ns();
+	if (m->tpm) {
+		keys.ak = wd_tpm_ak(m->tpm);
+		keys.ek = wd_tpm_ek(m->tpm);
+		keys.cert = wd_tpm_ek_cert(m->tpm, &keys.cert_len);
+	}
+	n = measure_into(&w->cfg, &keys, &m->next, m->next_bad, m->next_reason,
+			 sizeof(m->next_reason), paths);
 	watch_all(w, paths, n);
-	wd_measure_send(w);
+	if (m->self.host[0] == '\0') /* until the first is whole: what evidence starts from */
+		m->self = m->next;
+	if (m->tpm == NULL) {
+		measured(w, NULL, NULL);
+		return;
+	}
+	m->busy = true;
+	if (wd_tpm_pcrs(m->tpm, &m->next, NULL, on_pcrs, w, err, sizeof(err)) < 0)
+		measured(w, NULL, err);
 }
 
 void wd_measure_now(struct warden *w)
@@ -300,6 +368,12 @@ static void on_tick(void *arg)
 			     &w->measure->tick);
 }
 
+/* A new TPM process holds the TPM again: measure now, not at the next tick. */
+static void tpm_back(void *arg)
+{
+	measure(arg);
+}
+
 int wd_measure_open(struct warden *w)
 {
 	struct wd_measure *m = calloc(1, sizeof(*m));
@@ -311,8 +385,7 @@ int wd_measure_open(struct warden *w)
 	if (w->cfg.tpm_tcti[0]) {
 		char err[512];
 
-		if (tpm_open(w->cfg.tpm_tcti, w->cfg.tpm_pcrs, w->cfg.ntpm_pcrs, &m->tpm, err,
-			     sizeof(err)) < 0) {
+		if (wd_tpm_start(w->loop, &w->cfg, tpm_back, w, &m->tpm, err, sizeof(err)) < 0) {
 			smig_err("event=tpm_failed tcti=%s reason=\"%s\"", w->cfg.tpm_tcti, err);
 			return SMIG_EIO;
 		}
@@ -338,7 +411,7 @@ void wd_measure_close(struct warden *w)
 	}
 	if (m->ino_fd >= 0)
 		close(m->ino_fd);
-	tpm_close(m->tpm);
+	wd_tpm_stop(m->tpm);
 	free(m);
 	w->measure = NULL;
 }
@@ -397,59 +470,132 @@ static int evidence_logs(const struct smig_config *cfg, struct smig_evidence *e,
 	return 0;
 }
 
-int wd_evidence(struct warden *w, const uint8_t *nonce, const uint8_t *binding,
-		uint64_t free_mib, const uint8_t *own_fp, bool maintenance, struct wd_logs *logs,
-		char **text, char *err, size_t errlen)
+/* One evidence on its way: what it answers, and the measurement it starts from. */
+struct ev_req {
+	struct warden *w;
+	uint32_t id;
+	uint8_t own_fp[SMIG_FP_LEN];
+	wd_evidence_fn done;
+	struct smig_evidence e;
+};
+
+/* Signs the evidence (quoted: with the TPM's quote and the logs after it) and answers. */
+static void ev_finish(struct ev_req *r, const struct smig_evidence *quoted)
 {
-	struct smig_evidence e = w->measure->self;
-	EVP_PKEY *key = wd_hostcert_key_for(w, own_fp);
-	char fp[SMIG_FP_STR_LEN];
-	struct timespec ts;
+	struct warden *w = r->w;
+	struct wd_logs logs = { .fd = -1 };
+	struct smig_evidence e = quoted ? *quoted : r->e;
+	EVP_PKEY *key = wd_hostcert_key_for(w, r->own_fp);
+	char err[512] = "", fp[SMIG_FP_STR_LEN], *text = NULL;
+	int rc = 0;
 
-	if (key == NULL) {
-		smig_fp_format(own_fp, fp);
-		snprintf(err, errlen, "the session showed certificate %s, neither this host's now "
-			 "nor the one before: no key to sign its evidence", fp);
-		return SMIG_ENOENT;
+	if (key == NULL) { /* the certificate changed while the TPM quoted */
+		smig_fp_format(r->own_fp, fp);
+		snprintf(err, sizeof(err), "the session showed certificate %s, neither this host's "
+			 "now nor the one before: no key to sign its evidence", fp);
+		rc = SMIG_ENOENT;
 	}
-	clock_gettime(CLOCK_REALTIME, &ts);
-	e.time_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-	memcpy(e.nonce, nonce, SMIG_NONCE_LEN);
-	memcpy(e.binding, binding, SMIG_BINDING_LEN);
-	e.free_mib = free_mib;
-	e.maintenance = maintenance;
-	/* the measurement's IMA digest was for the host's own check: these are the quote's */
-	e.has_ima_log = e.has_boot_log = false;
-	logs->fd = -1;
-	logs->boot_len = logs->ima_len = 0;
-	if (w->measure->tpm) {
-		uint8_t extra[32];
-
-		smig_quote_extra(nonce, binding, extra);
-		if (tpm_quote(w->measure->tpm, extra, &e, err, errlen) < 0)
-			smig_err("event=tpm_quote_failed reason=\"%s\"", err);
-		else
-			SMIG_GUARD(evidence_logs(&w->cfg, &e, logs, err, errlen));
-	}
-	return smig_evidence_sign(&e, key, text);
+	if (rc == 0 && quoted)
+		rc = evidence_logs(&w->cfg, &e, &logs, err, sizeof(err));
+	if (rc == 0)
+		rc = smig_evidence_sign(&e, key, &text);
+	r->done(w, r->id, rc, err, text, &logs);
+	if (logs.fd >= 0)
+		close(logs.fd);
+	free(text);
+	free(r);
 }
 
-int wd_tpm_activate(struct warden *w, const char *blob_hex, const char *secret_hex,
-		    uint8_t cred[SMIG_CRED_LEN], char *err, size_t errlen)
+static void on_quote(void *arg, int rc, const char *err, const struct smig_evidence *e,
+		     const uint8_t *cred)
+{
+	(void)cred;
+	if (rc < 0) /* evidence without a quote still says who this host is: at most unverified */
+		smig_err("event=tpm_quote_failed reason=\"%s\"", err);
+	ev_finish(arg, rc == 0 ? e : NULL);
+}
+
+void wd_evidence(struct warden *w, uint32_t id, const uint8_t *nonce, const uint8_t *binding,
+		 uint64_t free_mib, const uint8_t *own_fp, bool maintenance, wd_evidence_fn done)
+{
+	struct ev_req *r = calloc(1, sizeof(*r));
+	struct wd_logs none = { .fd = -1 };
+	struct timespec ts;
+	uint8_t extra[32];
+	char err[512];
+
+	if (r == NULL) {
+		done(w, id, SMIG_ENOMEM, "out of memory", NULL, &none);
+		return;
+	}
+	r->w = w;
+	r->id = id;
+	r->done = done;
+	memcpy(r->own_fp, own_fp, SMIG_FP_LEN);
+	r->e = w->measure->self;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	r->e.time_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	memcpy(r->e.nonce, nonce, SMIG_NONCE_LEN);
+	memcpy(r->e.binding, binding, SMIG_BINDING_LEN);
+	r->e.free_mib = free_mib;
+	r->e.maintenance = maintenance;
+	/* the measurement's IMA digest was for the host's own check: these are the quote's */
+	r->e.has_ima_log = r->e.has_boot_log = false;
+	if (w->measure->tpm == NULL || wd_hostcert_key_for(w, own_fp) == NULL) {
+		ev_finish(r, NULL);
+		return;
+	}
+	smig_quote_extra(nonce, binding, extra);
+	if (wd_tpm_pcrs(w->measure->tpm, &r->e, extra, on_quote, r, err, sizeof(err)) < 0)
+		on_quote(r, SMIG_EIO, err, NULL, NULL);
+}
+
+/* One activation on its way. */
+struct act_req {
+	struct warden *w;
+	uint32_t id;
+	wd_activate_fn done;
+};
+
+static void on_activated(void *arg, int rc, const char *err, const struct smig_evidence *e,
+			 const uint8_t *cred)
+{
+	struct act_req *r = arg;
+
+	(void)e;
+	r->done(r->w, r->id, rc, err, cred);
+	free(r);
+}
+
+void wd_tpm_activate(struct warden *w, uint32_t id, const char *blob_hex,
+		     const char *secret_hex, wd_activate_fn done)
 {
 	uint8_t blob[SMIG_CRED_MAX], secret[SMIG_CRED_MAX];
 	size_t bl = strlen(blob_hex) / 2, sl = strlen(secret_hex) / 2;
+	struct act_req *r;
+	char err[512];
 
 	if (w->measure->tpm == NULL) {
-		snprintf(err, errlen, "%s has no host TPM (attestation.tpm)", w->cfg.host);
-		return SMIG_ENOENT;
+		snprintf(err, sizeof(err), "%s has no host TPM (attestation.tpm)", w->cfg.host);
+		done(w, id, SMIG_ENOENT, err, NULL);
+		return;
 	}
 	if (bl == 0 || bl > sizeof(blob) || sl == 0 || sl > sizeof(secret) ||
 	    smig_unhex(blob_hex, blob, bl) < 0 || smig_unhex(secret_hex, secret, sl) < 0) {
-		snprintf(err, errlen, "the credential is not hex of at most %d bytes", SMIG_CRED_MAX);
-		return SMIG_EPROTO;
+		snprintf(err, sizeof(err), "the credential is not hex of at most %d bytes",
+			 SMIG_CRED_MAX);
+		done(w, id, SMIG_EPROTO, err, NULL);
+		return;
 	}
-	return tpm_activate(w->measure->tpm, blob, bl, secret, sl, cred, err, errlen);
+	r = calloc(1, sizeof(*r));
+	if (r == NULL) {
+		done(w, id, SMIG_ENOMEM, "out of memory", NULL);
+		return;
+	}
+	*r = (struct act_req){ .w = w, .id = id, .done = done };
+	if (wd_tpm_activate_cred(w->measure->tpm, blob, bl, secret, sl, on_activated, r, err,
+				 sizeof(err)) < 0)
+		on_activated(r, SMIG_EIO, err, NULL, NULL);
 }
 
 /*
@@ -500,6 +646,8 @@ int wd_measure_print(const struct smig_config *cfg)
 	uint8_t fpb[SMIG_FP_LEN];
 	json_t *comps = json_object(), *out;
 	struct host_tpm *tpm = NULL;
+	struct tpm_keys keys = { 0 };
+	static uint8_t cert[SMIG_EK_CERT_MAX];
 	char *text;
 
 	if (smig_tls_cert_fp(cfg->tls_cert, fpb) < 0) {
@@ -513,7 +661,20 @@ int wd_measure_print(const struct smig_config *cfg)
 		json_decref(comps);
 		return SMIG_EIO;
 	}
-	(void)measure_into(cfg, tpm, &e, bad, err, sizeof(err), paths);
+	if (tpm) {
+		keys.ak = tpm_ak(tpm);
+		keys.ek = tpm_ek(tpm);
+		if (tpm_ek_cert(tpm, cert, sizeof(cert), &keys.cert_len, err, sizeof(err)) < 0) {
+			fprintf(stderr, "smigd: %s\n", err);
+			json_decref(comps);
+			tpm_close(tpm);
+			return SMIG_EIO;
+		}
+		keys.cert = cert;
+	}
+	(void)measure_into(cfg, &keys, &e, bad, err, sizeof(err), paths);
+	if (tpm && !bad[0] && tpm_pcrs(tpm, &e, err, sizeof(err)) < 0)
+		snprintf(bad, sizeof(bad), "tpm");
 	if (bad[0]) {
 		fprintf(stderr, "smigd: component %s cannot be measured: %s\n", bad, err);
 		json_decref(comps);
@@ -544,6 +705,9 @@ int wd_measure_print(const struct smig_config *cfg)
 		smig_tpm_key_fp(tpm_ek(tpm), ekfp);
 		json_object_set_new(out, "tpm", json_pack("{s:s,s:s,s:s}", "ek", ek, "ak", hex,
 							  "ek_fingerprint", ekfp));
+		if (keys.cert_len > 0)
+			json_object_set_new(json_object_get(out, "tpm"), "ek_cert",
+					    smig_json_hex(cert, keys.cert_len));
 		tpm_close(tpm);
 	}
 	text = out ? json_dumps(out, JSON_COMPACT) : NULL;

@@ -223,39 +223,43 @@ static void serve_audit(struct warden *w, const struct smig_pm *m)
 	free(line);
 }
 
+static void evidence_done(struct warden *w, uint32_t id, int rc, const char *err,
+			  const char *text, struct wd_logs *logs)
+{
+	char why[256] = "";
+
+	if (rc == 0 && logs->fd < 0) /* no TPM logs: an empty file all the same */
+		logs->fd = memfd_create("smig-attest-logs", MFD_CLOEXEC);
+	if (rc == 0 && logs->fd < 0) {
+		rc = SMIG_EIO;
+		snprintf(why, sizeof(why), "memfd_create: %s", strerror(errno));
+		err = why;
+	}
+	if (smig_pm_build(&w->tx, SMIG_PM_EVIDENCE + 1, id, (unsigned)(rc < 0 ? -rc : 0), err,
+			  rc == 0 && text ? text : "", (uint64_t)logs->boot_len,
+			  (uint64_t)logs->ima_len) == 0)
+		wd_send(w, &w->tx, rc == 0 ? &logs->fd : NULL, rc == 0 ? 1 : 0);
+}
+
 static void serve_evidence(struct warden *w, const struct smig_pm *m)
 {
-	char err[512] = "", *text = NULL;
-	struct wd_logs logs = { .fd = -1 };
-	int rc = wd_evidence(w, smig_pm_key(m, 0), smig_pm_key(m, 1), smig_pm_int(m, 2),
-			     smig_pm_key(m, 3), smig_pm_int(m, 4) != 0, &logs, &text, err,
-			     sizeof(err));
+	wd_evidence(w, m->id, smig_pm_key(m, 0), smig_pm_key(m, 1), smig_pm_int(m, 2),
+		    smig_pm_key(m, 3), smig_pm_int(m, 4) != 0, evidence_done);
+}
 
-	if (rc == 0 && logs.fd < 0) /* no TPM logs: an empty file all the same */
-		logs.fd = memfd_create("smig-attest-logs", MFD_CLOEXEC);
-	if (rc == 0 && logs.fd < 0) {
-		rc = SMIG_EIO;
-		snprintf(err, sizeof(err), "memfd_create: %s", strerror(errno));
-	}
-	if (smig_pm_build(&w->tx, SMIG_PM_EVIDENCE + 1, m->id, (unsigned)(rc < 0 ? -rc : 0), err,
-			  rc == 0 && text ? text : "", (uint64_t)logs.boot_len,
-			  (uint64_t)logs.ima_len) == 0)
-		wd_send(w, &w->tx, rc == 0 ? &logs.fd : NULL, rc == 0 ? 1 : 0);
-	if (logs.fd >= 0)
-		close(logs.fd);
-	free(text);
+static void activate_done(struct warden *w, uint32_t id, int rc, const char *err,
+			  const uint8_t *cred)
+{
+	static const uint8_t none[SMIG_CRED_LEN];
+
+	if (smig_pm_build(&w->tx, SMIG_PM_TPM_ACTIVATE + 1, id, (unsigned)(rc < 0 ? -rc : 0),
+			  err, rc == 0 && cred ? cred : none) == 0)
+		wd_send(w, &w->tx, NULL, 0);
 }
 
 static void serve_activate(struct warden *w, const struct smig_pm *m)
 {
-	uint8_t cred[SMIG_CRED_LEN] = { 0 };
-	char err[512] = "";
-	int rc = wd_tpm_activate(w, smig_pm_str(m, 0), smig_pm_str(m, 1), cred, err, sizeof(err));
-
-	if (smig_pm_build(&w->tx, SMIG_PM_TPM_ACTIVATE + 1, m->id, (unsigned)(rc < 0 ? -rc : 0),
-			  err, cred) == 0)
-		wd_send(w, &w->tx, NULL, 0);
-	OPENSSL_cleanse(cred, sizeof(cred));
+	wd_tpm_activate(w, m->id, smig_pm_str(m, 0), smig_pm_str(m, 1), activate_done);
 }
 
 static void serve_list(struct warden *w, const struct smig_pm *m)

@@ -7,8 +7,8 @@
  * The AK is a primary ECC P-256 restricted signing key (ECDSA, SHA-256)
  * in the endorsement hierarchy, the EK the TCG's ECC P-256 template: the
  * same templates on the same TPM give the same keys after every restart,
- * so the IVT can enrol them. Calls to the TPM are synchronous; a quote
- * takes a few milliseconds.
+ * so the IVT can enrol them. Calls to the TPM are synchronous: they run
+ * in a process of their own (tpmproc.c), never in the warden's loop.
  */
 #include "warden/tpm.h"
 #include "error.h"
@@ -84,6 +84,37 @@ static int make_keys(struct host_tpm *t, char *err, size_t errlen)
 	return make_primary(t, &tmpl, "create the attestation key", &t->ak, t->ak_pub, err, errlen);
 }
 
+/*
+ * Flushes the transient objects a TPM without a resource manager (swtpm's
+ * socket, /dev/tpm0) still holds from an earlier process that was killed
+ * before it could (a hung TPM's, tpmproc.c): they would fill its few
+ * object slots. Behind /dev/tpmrm0 the kernel shows none but our own.
+ */
+#define TRANSIENT_FIRST 0x80000000u /* TPM2_TRANSIENT_FIRST: its macro shifts an int too far */
+#define TRANSIENT_LAST 0x80ffffffu
+
+static void flush_leftovers(struct host_tpm *t)
+{
+	TPMS_CAPABILITY_DATA *cap = NULL;
+
+	if (Esys_GetCapability(t->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+			       TPM2_CAP_HANDLES, TRANSIENT_FIRST, TPM2_MAX_CAP_HANDLES, NULL,
+			       &cap) != TSS2_RC_SUCCESS)
+		return;
+	for (UINT32 i = 0; i < cap->data.handles.count; i++) {
+		TPM2_HANDLE h = cap->data.handles.handle[i];
+		ESYS_TR tr = ESYS_TR_NONE;
+
+		if (h < TRANSIENT_FIRST || h > TRANSIENT_LAST ||
+		    Esys_TR_FromTPMPublic(t->esys, h, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+					  &tr) != TSS2_RC_SUCCESS)
+			continue;
+		if (Esys_FlushContext(t->esys, tr) == TSS2_RC_SUCCESS)
+			smig_info("event=tpm_leftover_flushed handle=0x%08x", (unsigned)h);
+	}
+	Esys_Free(cap);
+}
+
 int tpm_open(const char *tcti, const unsigned *pcrs, size_t n, struct host_tpm **out,
 	     char *err, size_t errlen)
 {
@@ -107,6 +138,7 @@ int tpm_open(const char *tcti, const unsigned *pcrs, size_t n, struct host_tpm *
 		tpm_close(t);
 		return tss_fail(tcti, rc, err, errlen);
 	}
+	flush_leftovers(t);
 	if (make_keys(t, err, errlen) < 0) {
 		tpm_close(t);
 		return SMIG_EIO;
@@ -203,6 +235,66 @@ int tpm_activate(struct host_tpm *t, const uint8_t *blob, size_t blob_len,
 	memcpy(cred, out->buffer, SMIG_CRED_LEN);
 	OPENSSL_cleanse(out->buffer, out->size);
 	Esys_Free(out);
+	return 0;
+}
+
+int tpm_ek_cert(struct host_tpm *t, uint8_t *out, size_t max, size_t *len, char *err,
+		size_t errlen)
+{
+	TPM2B_NV_PUBLIC *pub = NULL;
+	ESYS_TR nv = ESYS_TR_NONE;
+	size_t size, off = 0;
+	TSS2_RC rc;
+
+	TPMS_CAPABILITY_DATA *cap = NULL;
+	bool there;
+
+	*len = 0;
+	/* asked first: a missing index would have the TSS log an error */
+	rc = Esys_GetCapability(t->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+				TPM2_CAP_HANDLES, SMIG_EK_CERT_NV, 1, NULL, &cap);
+	if (rc != TSS2_RC_SUCCESS)
+		return tss_fail("list the NV indices", rc, err, errlen);
+	there = cap->data.handles.count == 1 && cap->data.handles.handle[0] == SMIG_EK_CERT_NV;
+	Esys_Free(cap);
+	if (!there)
+		return 0; /* a TPM without an EK certificate */
+	rc = Esys_TR_FromTPMPublic(t->esys, SMIG_EK_CERT_NV, ESYS_TR_NONE, ESYS_TR_NONE,
+				   ESYS_TR_NONE, &nv);
+	if (rc != TSS2_RC_SUCCESS)
+		return tss_fail("open the EK certificate's NV index", rc, err, errlen);
+	rc = Esys_NV_ReadPublic(t->esys, nv, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &pub, NULL);
+	if (rc != TSS2_RC_SUCCESS) {
+		(void)Esys_TR_Close(t->esys, &nv);
+		return tss_fail("read the EK certificate's NV public area", rc, err, errlen);
+	}
+	size = pub->nvPublic.dataSize;
+	Esys_Free(pub);
+	if (size > max) {
+		(void)Esys_TR_Close(t->esys, &nv);
+		snprintf(err, errlen, "TPM: the EK certificate (NV 0x%08x) has %zu bytes, more than "
+			 "the %zu smigd takes", SMIG_EK_CERT_NV, size, max);
+		return SMIG_ETOOBIG;
+	}
+	while (off < size) {
+		/* 512 bytes a read: below every TPM's MAX_NV_BUFFER_SIZE */
+		UINT16 n = (UINT16)(size - off > 512 ? 512 : size - off);
+		TPM2B_MAX_NV_BUFFER *data = NULL;
+
+		rc = Esys_NV_Read(t->esys, nv, nv, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, n,
+				  (UINT16)off, &data);
+		if (rc != TSS2_RC_SUCCESS || data->size != n) {
+			Esys_Free(data);
+			(void)Esys_TR_Close(t->esys, &nv);
+			return tss_fail("read the EK certificate", rc ? rc : TSS2_ESYS_RC_GENERAL_FAILURE,
+					err, errlen);
+		}
+		memcpy(out + off, data->buffer, n);
+		off += n;
+		Esys_Free(data);
+	}
+	(void)Esys_TR_Close(t->esys, &nv);
+	*len = size;
 	return 0;
 }
 

@@ -18,6 +18,12 @@ int tpm_open(const char *tcti, const unsigned *pcrs, size_t n, struct host_tpm *
 void tpm_close(struct host_tpm *t);
 const uint8_t *tpm_ak(const struct host_tpm *t);
 const uint8_t *tpm_ek(const struct host_tpm *t);
+/*
+ * The EK's certificate from NV index SMIG_EK_CERT_NV (DER) into out;
+ * *len 0 when the TPM has none.
+ */
+int tpm_ek_cert(struct host_tpm *t, uint8_t *out, size_t max, size_t *len, char *err,
+		size_t errlen);
 /* TPM2_ActivateCredential of a credential made for the AK (tpmcred.h) with the EK. */
 int tpm_activate(struct host_tpm *t, const uint8_t *blob, size_t blob_len,
 		 const uint8_t *secret, size_t secret_len, uint8_t cred[SMIG_CRED_LEN], char *err,

@@ -207,8 +207,8 @@ static void on_sock(void *arg, uint32_t events)
 static void reload(struct warden *w)
 {
 	struct smig_config cfg;
-	char err[512], *texts[4] = { NULL, NULL, NULL, NULL };
-	const char *paths[3];
+	char err[512], *texts[5] = { NULL, NULL, NULL, NULL, NULL };
+	const char *paths[4];
 	size_t len;
 
 	smig_info("event=reload_start config=%s", w->cfg.path);
@@ -237,11 +237,12 @@ static void reload(struct warden *w)
 	paths[0] = w->cfg.path;
 	paths[1] = cfg.hosts_file;
 	paths[2] = cfg.policy_file;
-	for (int i = 1; i < 3; i++)
+	paths[3] = cfg.ek_roots;
+	for (int i = 1; i < 4; i++)
 		if (paths[i][0] == '\0' ||
 		    smig_file_read(paths[i], SMIG_PM_DOC_MAX, &texts[i], &len, err, sizeof(err)) < 0)
 			texts[i] = strdup("");
-	texts[3] = wd_ivt_text(w);
+	texts[4] = wd_ivt_text(w);
 	/*
 	 * this host's certificate first: the worker takes the new pair, then the
 	 * table, which may list only the new one by now
@@ -249,10 +250,11 @@ static void reload(struct warden *w)
 	if (texts[1])
 		wd_hostcert_table(w, cfg.hosts_file, texts[1]);
 	(void)wd_hostcert_reload(w, "sighup");
-	if (texts[0] && texts[1] && texts[2] && texts[3] &&
-	    smig_pm_build(&w->tx, SMIG_PM_EV_RELOAD, 0, texts[0], texts[1], texts[2], texts[3]) == 0)
+	if (texts[0] && texts[1] && texts[2] && texts[3] && texts[4] &&
+	    smig_pm_build(&w->tx, SMIG_PM_EV_RELOAD, 0, texts[0], texts[1], texts[2], texts[4],
+			  texts[3]) == 0)
 		wd_send(w, &w->tx, NULL, 0);
-	for (int i = 0; i < 4; i++)
+	for (int i = 0; i < 5; i++)
 		free(texts[i]);
 	wd_measure_now(w); /* the config in force changed: its measurement too */
 	wd_notify(w, WD_RELOADED);

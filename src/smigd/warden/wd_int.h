@@ -249,24 +249,36 @@ int wd_measure_open(struct warden *w);
 void wd_measure_close(struct warden *w);
 /* Sends the last measurement to the worker (after its start). */
 void wd_measure_send(struct warden *w);
-/* Evidence signed by the key of the certificate own_fp (the session's, on our side). */
 /* The logs that go with one evidence: a memory file (-1: none), boot log then IMA list. */
 struct wd_logs {
 	int fd;
 	size_t boot_len, ima_len;
 };
-int wd_evidence(struct warden *w, const uint8_t *nonce, const uint8_t *binding,
-		uint64_t free_mib, const uint8_t *own_fp, bool maintenance, struct wd_logs *logs,
-		char **text, char *err, size_t errlen);
+/* The answer to request id: evidence text (rc 0) and its logs, or rc < 0 and err. */
+typedef void (*wd_evidence_fn)(struct warden *w, uint32_t id, int rc, const char *err,
+			       const char *text, struct wd_logs *logs);
+/*
+ * Evidence signed by the key of the certificate own_fp (the session's, on
+ * our side), with a quote when the host has a TPM: done is called once,
+ * from the loop when the TPM answers (at once without a TPM).
+ */
+void wd_evidence(struct warden *w, uint32_t id, const uint8_t *nonce, const uint8_t *binding,
+		 uint64_t free_mib, const uint8_t *own_fp, bool maintenance, wd_evidence_fn done);
 /* smigd --measure: prints this host's measurement for the IVT. */
 int wd_measure_print(const struct smig_config *cfg);
 /* Writes a new IVT (checked first) and tells the worker. */
 int wd_ivt_write(struct warden *w, const char *text, char *err, size_t errlen);
 /* Measures now and tells the worker (after a reload). */
 void wd_measure_now(struct warden *w);
-/* TPM2_ActivateCredential with the host TPM's AK and EK; blob and secret in hex (tpmcred.h). */
-int wd_tpm_activate(struct warden *w, const char *blob_hex, const char *secret_hex,
-		    uint8_t cred[SMIG_CRED_LEN], char *err, size_t errlen);
+/*
+ * TPM2_ActivateCredential with the host TPM's AK and EK; blob and secret
+ * in hex (tpmcred.h). done is called once, from the loop (at once on an
+ * error before the TPM), with the credential when rc is 0.
+ */
+typedef void (*wd_activate_fn)(struct warden *w, uint32_t id, int rc, const char *err,
+			       const uint8_t *cred);
+void wd_tpm_activate(struct warden *w, uint32_t id, const char *blob_hex,
+		     const char *secret_hex, wd_activate_fn done);
 /* The IVT's text as on disk ("" without one), for the worker. */
 char *wd_ivt_text(struct warden *w);
 

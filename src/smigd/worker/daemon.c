@@ -44,7 +44,7 @@ static void reload_failed(struct smigd *d, const char *err)
 	audit_write(d, "smigd", "config.reload", d->cfg.path, "none", "-", "failed", err);
 }
 
-/* EV_RELOAD: the config, host table, policy and IVT as the warden read them. */
+/* EV_RELOAD: the config, host table, policy, IVT and EK roots as the warden read them. */
 static void smigd_reload(void *arg, const struct smig_pm *ev)
 {
 	struct smigd *d = arg;
@@ -72,6 +72,7 @@ static void smigd_reload(void *arg, const struct smig_pm *ev)
 	d->cfg.stream_passes = cfg.stream_passes;
 	d->cfg.audit_checkpoint_records = cfg.audit_checkpoint_records;
 	memcpy(d->cfg.ivt_file, cfg.ivt_file, sizeof(cfg.ivt_file));
+	memcpy(d->cfg.ek_roots, cfg.ek_roots, sizeof(cfg.ek_roots));
 	memcpy(d->cfg.components, cfg.components, sizeof(cfg.components));
 	d->cfg.ncomponents = cfg.ncomponents;
 	d->cfg.evacuate = cfg.evacuate;
@@ -83,6 +84,7 @@ static void smigd_reload(void *arg, const struct smig_pm *ev)
 	peer_recheck(d);
 	authz_reload(d, &cfg, smig_pm_str(ev, 2));
 	(void)attest_set_ivt(d, smig_pm_str(ev, 3));
+	(void)attest_set_ek_roots(d, smig_pm_str(ev, 4));
 }
 
 /*
