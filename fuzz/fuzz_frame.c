@@ -40,6 +40,13 @@ static void decode(const struct smig_frame *f)
 		(void)smig_msg_get_attest_log(f, &which, &data, &dlen);
 		(void)smig_msg_get_verdict(f, &text, &len);
 	}
+	{
+		struct smig_reserve r;
+		struct smig_reserved a;
+
+		(void)smig_msg_get_reserve(f, &r);
+		(void)smig_msg_get_reserved(f, &a);
+	}
 	(void)smig_msg_get_mig_prepare(f, &mp);
 	(void)smig_msg_get_mig_commit_req(f, &cr);
 	(void)smig_msg_get_mig_abort(f, &ab);

@@ -27,6 +27,8 @@ static const struct frame_type frame_types[] = {
 	{ SMIG_MSG_ENROL_PROOF, "ENROL_PROOF", 32 },
 	{ SMIG_MSG_ATTEST_LOG, "ATTEST_LOG", 1u << 20 },
 	{ SMIG_MSG_VERDICT, "VERDICT", 4096 },
+	{ SMIG_MSG_RESERVE, "RESERVE", 2 + 63 + 4 + 4 + 2 + 1 },
+	{ SMIG_MSG_RESERVED, "RESERVED", 1 + 2 + 255 },
 	/* id, spec, vTPM key, firmware build, agent */
 	{ SMIG_MSG_MIG_PREPARE, "MIG_PREPARE", 2 + 16 * 1024 + 1 + 32 + 1 + 32 + 8 + 1 + 1 },
 	{ SMIG_MSG_MIG_PREPARED, "MIG_PREPARED", ID },

@@ -35,6 +35,8 @@ enum smig_msg_type {
 	SMIG_MSG_ENROL_PROOF = 0x09, /* ... and what its TPM recovered from it */
 	SMIG_MSG_ATTEST_LOG = 0x0a,  /* a piece of a log that goes with the evidence */
 	SMIG_MSG_VERDICT = 0x0b,     /* a host's signed verdict on another (report.h) */
+	SMIG_MSG_RESERVE = 0x0c,     /* hold capacity for a VM the peer means to send */
+	SMIG_MSG_RESERVED = 0x0d,    /* ... held or not, and why */
 	/* migration (docs/protocol.md, "Migration") */
 	SMIG_MSG_MIG_PREPARE = 0x10,
 	SMIG_MSG_MIG_PREPARED = 0x11,

@@ -3,6 +3,7 @@
  */
 #include "msg.h"
 #include "error.h"
+#include "log.h"
 #include "sign.h"
 
 #include <openssl/crypto.h>
@@ -248,6 +249,69 @@ int smig_msg_put_verdict(struct smig_buf *out, const char *text, size_t len)
 int smig_msg_get_verdict(const struct smig_frame *f, const char **text, size_t *len)
 {
 	return get_text(f, SMIG_MSG_VERDICT, text, len);
+}
+
+int smig_msg_put_reserve(struct smig_buf *out, const struct smig_reserve *m)
+{
+	size_t mark;
+	int rc;
+
+	SMIG_GUARD(smig_frame_begin(out, SMIG_MSG_RESERVE, &mark));
+	rc = smig_buf_put_string(out, m->vm, SMIG_NAME_MAX);
+	if (rc == 0)
+		rc = smig_buf_put_u32(out, m->memory_mib);
+	if (rc == 0)
+		rc = smig_buf_put_u32(out, m->vcpus);
+	if (rc == 0)
+		rc = smig_buf_put_u16(out, m->ttl_s);
+	if (rc == 0)
+		rc = smig_buf_put_u8(out, m->release ? 1 : 0);
+	return msg_finish(out, mark, rc);
+}
+
+int smig_msg_get_reserve(const struct smig_frame *f, struct smig_reserve *m)
+{
+	struct smig_buf b;
+	uint8_t release;
+
+	SMIG_GUARD(msg_view(f, SMIG_MSG_RESERVE, &b));
+	SMIG_GUARD(smig_buf_get_string(&b, m->vm, sizeof(m->vm), SMIG_NAME_MAX));
+	SMIG_GUARD(smig_buf_get_u32(&b, &m->memory_mib));
+	SMIG_GUARD(smig_buf_get_u32(&b, &m->vcpus));
+	SMIG_GUARD(smig_buf_get_u16(&b, &m->ttl_s));
+	SMIG_GUARD(smig_buf_get_u8(&b, &release));
+	SMIG_GUARD(smig_buf_expect_end(&b));
+	SMIG_ENSURE(smig_name_valid(m->vm) && release <= 1 && m->vcpus > 0 &&
+			    m->ttl_s <= SMIG_RESERVE_TTL_MAX && (release || m->ttl_s > 0),
+		    SMIG_EPROTO);
+	m->release = release == 1;
+	return 0;
+}
+
+int smig_msg_put_reserved(struct smig_buf *out, const struct smig_reserved *m)
+{
+	size_t mark;
+	int rc;
+
+	SMIG_GUARD(smig_frame_begin(out, SMIG_MSG_RESERVED, &mark));
+	rc = smig_buf_put_u8(out, m->held ? 1 : 0);
+	if (rc == 0)
+		rc = smig_buf_put_string(out, m->reason, SMIG_REASON_MAX);
+	return msg_finish(out, mark, rc);
+}
+
+int smig_msg_get_reserved(const struct smig_frame *f, struct smig_reserved *m)
+{
+	struct smig_buf b;
+	uint8_t held;
+
+	SMIG_GUARD(msg_view(f, SMIG_MSG_RESERVED, &b));
+	SMIG_GUARD(smig_buf_get_u8(&b, &held));
+	SMIG_GUARD(smig_buf_get_string(&b, m->reason, sizeof(m->reason), SMIG_REASON_MAX));
+	SMIG_GUARD(smig_buf_expect_end(&b));
+	SMIG_ENSURE(held <= 1 && smig_is_printable(m->reason), SMIG_EPROTO);
+	m->held = held == 1;
+	return 0;
 }
 
 int smig_msg_put_bye(struct smig_buf *out)

@@ -198,6 +198,27 @@ int smig_msg_get_attest_log(const struct smig_frame *f, uint8_t *which, const ui
 int smig_msg_put_verdict(struct smig_buf *out, const char *text, size_t len);
 int smig_msg_get_verdict(const struct smig_frame *f, const char **text, size_t *len);
 
+/*
+ * RESERVE: the VM (name), the memory and vCPUs it needs, how long to hold
+ * them (1..SMIG_RESERVE_TTL_MAX s) or, with release, to let them go.
+ * RESERVED: held (1) or not (0), and why not.
+ */
+#define SMIG_RESERVE_TTL_MAX 3600
+struct smig_reserve {
+	char vm[SMIG_NAME_MAX + 1];
+	uint32_t memory_mib, vcpus;
+	uint16_t ttl_s;
+	bool release;
+};
+struct smig_reserved {
+	bool held;
+	char reason[SMIG_REASON_MAX + 1];
+};
+int smig_msg_put_reserve(struct smig_buf *out, const struct smig_reserve *m);
+int smig_msg_get_reserve(const struct smig_frame *f, struct smig_reserve *m);
+int smig_msg_put_reserved(struct smig_buf *out, const struct smig_reserved *m);
+int smig_msg_get_reserved(const struct smig_frame *f, struct smig_reserved *m);
+
 int smig_msg_put_bye(struct smig_buf *out);
 int smig_msg_get_bye(const struct smig_frame *f);
 

@@ -22,7 +22,8 @@
  *                                         answer attestation with HOST's golden
  *                                         values from IVT (signed with KEY; the
  *                                         free memory it claims: --free-mib, else
- *                                         100000 MiB), then
+ *                                         100000 MiB), say it holds whatever
+ *                                         capacity a RESERVE asks, then
  *                                         answer PREPARE out of order (READY);
  *                                         with --after-commit abort, play the
  *                                         destination through to COMMIT (PREPARED,
@@ -392,6 +393,12 @@ static int serve_conn(const struct opts *o, int fd, struct smig_tls_conn *c)
 			if (smig_msg_get_attest_req(&f, nonce) < 0 || forge(o, c, nonce, &ev) < 0 ||
 			    ev == NULL || smig_msg_put_attest(&tx, ev, strlen(ev)) < 0 ||
 			    send_buf(c, &tx) < 0)
+				break;
+		} else if (f.type == SMIG_MSG_RESERVE) {
+			/* it says it holds whatever it is asked for: its word only */
+			struct smig_reserved a = { .held = true };
+
+			if (smig_msg_put_reserved(&tx, &a) < 0 || send_buf(c, &tx) < 0)
 				break;
 		} else if (f.type == SMIG_MSG_MIG_PREPARE && o->after_commit) {
 			if (smig_msg_get_mig_prepare(&f, &mp) < 0 || smig_mig_id_new(&id) < 0 ||

@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# Evacuation through the policy, with real daemons h1, h2 and h3 and a
-# peer standing in for h4 that answers attestation with h4's golden values
-# but claims whatever free memory it is told (smig-fakepeer serve). h1's
-# policy denies migrating db* VMs to h3. h1 runs three VMs with
-# evacuation.priority labels. The plan orders them by priority, never sends
-# db1 to h3, names the rule that allows each move, and does not change when
-# h4 claims 1 TiB or 1 MiB free; the evacuation executes exactly the
-# dry run's plan (h4 then refuses its VM at PREPARE, which stays on h1).
+# Evacuation through the policy and capacity the destinations hold, with
+# real daemons h1, h2 and h3 and a peer standing in for h4 that answers
+# attestation with h4's golden values, claims whatever free memory it is
+# told (smig-fakepeer serve) and says it holds whatever a RESERVE asks.
+# h1's policy denies migrating db* VMs to h3; h3 offers VMs 40 MiB, less
+# than one VM needs, and h2 100 MiB, two VMs' worth. h1 runs three 48 MiB
+# VMs with evacuation.priority labels. The plan orders them by priority,
+# never sends db1 to h3, places each VM on a host that holds its capacity
+# for it (h3 refuses, by its own admission control, and the next host is
+# asked), names the rule that allows each move, and does not change when
+# h4 claims 1 TiB or 1 MiB free; a dry run lets its holds go; the
+# evacuation executes exactly the dry run's plan (h4, having held on its
+# word only, then refuses its VM at PREPARE, which stays on h1).
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../harness/lib.sh"
@@ -16,6 +21,11 @@ fakepeer=$SMIG_BUILD/tests/harness/smig-fakepeer
 dir=$(mktemp -d /tmp/smig-evac.XXXXXX)
 trap 'kill "$(cat "$dir/h4-fake.pid" 2>/dev/null)" 2>/dev/null; cluster_clean "$dir"' EXIT
 SMIG_ATTEST_S=2 cluster_make "$dir" 4 || { echo "Bail out! cluster_make"; exit 1; }
+for c in h2:100 h3:40; do
+	jq --argjson m "${c#*:}" '.capacity = {memory_mib: $m, vcpus: 8}' "$dir/${c%%:*}.json" >"$dir/c.tmp" &&
+		mv "$dir/c.tmp" "$dir/${c%%:*}.json"
+done
+ivt_make "$dir" 4 || { echo "Bail out! ivt_make"; exit 1; }
 jq '.bindings += [{"name": "no-db-on-h3", "effect": "deny", "users": ["*"],
 	"actions": ["vm.migrate"], "vms": ["db*"], "targets": ["h3"]}]' "$dir/h1.policy.json" \
 	>"$dir/p.tmp" && mv "$dir/p.tmp" "$dir/h1.policy.json"
@@ -28,7 +38,7 @@ h4() { # h4 FREE_MIB: the stand-in for h4, claiming FREE_MIB free
 	echo $! >"$dir/h4-fake.pid"
 }
 
-plan 9
+plan 11
 
 smigd_start "$dir" h1 && smigd_start "$dir" h2 && smigd_start "$dir" h3 && h4 1048576
 ok $? "h1, h2 and h3 start; a stand-in for h4 claims 1 TiB free"
@@ -56,6 +66,13 @@ ok $? "the plan takes the VMs by priority: $(jq -c '[.steps[] | [.vm, .priority]
 jqe '[.steps[] | select(.vm == "db1")][0] | .to != "h3" and .to != null' <<<"$dry" >/dev/null &&
 	jqe '[.steps[] | select(.to != null and (.rule | length) > 0)] | length == 3' <<<"$dry" >/dev/null
 ok $? "db1 never goes to h3 (denied by the policy); each move names its rule: $plan1"
+jqe '[.steps[] | select(.vm == "web1")][0] | .to == "h4" and (.reason | test("refused by h3: capacity: web1 needs 48 MiB and 1 vCPUs; h3 has [0-9]+ MiB"))' <<<"$dry" >/dev/null &&
+	jqe '[.steps[] | select(.vm == "batch1")][0] | .to == "h2" and (.reason | test("h2 holds 48 MiB"))' <<<"$dry" >/dev/null
+ok $? "each VM goes to a host that holds its capacity: h3 refuses web1 by its own admission control, the next host is asked: $(jq -c '[.steps[] | [.vm, .to, .reason]]' <<<"$dry")"
+sleep 0.5 # the dry run's releases are on their way
+[ "$(hsmig "$dir" h2 --json status | jq .capacity.reserved.memory_mib)" = 0 ] &&
+	grep -q 'event=capacity_released from=h1 vm=batch1' "$dir/h2.log"
+ok $? "the dry run let its holds go: h2 reserves nothing"
 
 h4 1
 wait_for 10 bash -c "grep -c 'peer_attested host=h4' '$dir/h1.log' | grep -qv '^[01]$'"

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "buf.h"
@@ -17,7 +18,7 @@
 static const uint8_t known_types[] = {
 	SMIG_MSG_HELLO, SMIG_MSG_PING, SMIG_MSG_PONG, SMIG_MSG_ERROR, SMIG_MSG_BYE,
 	SMIG_MSG_ATTEST_REQ, SMIG_MSG_ATTEST, SMIG_MSG_ENROL_CHAL, SMIG_MSG_ENROL_PROOF,
-	SMIG_MSG_ATTEST_LOG, SMIG_MSG_VERDICT,
+	SMIG_MSG_ATTEST_LOG, SMIG_MSG_VERDICT, SMIG_MSG_RESERVE, SMIG_MSG_RESERVED,
 	SMIG_MSG_MIG_PREPARE, SMIG_MSG_MIG_PREPARED, SMIG_MSG_MIG_DATA, SMIG_MSG_MIG_COMMIT_REQ,
 	SMIG_MSG_MIG_READY, SMIG_MSG_MIG_COMMIT, SMIG_MSG_MIG_COMMITTED, SMIG_MSG_MIG_ABORT,
 	SMIG_MSG_MIG_SETTLED, SMIG_MSG_MIG_QUERY, SMIG_MSG_MIG_OUTCOME,
@@ -73,6 +74,16 @@ static int decode_any(const struct smig_frame *f)
 	case SMIG_MSG_ENROL_CHAL: return smig_msg_get_enrol_chal(f, &ch);
 	case SMIG_MSG_ENROL_PROOF: return smig_msg_get_enrol_proof(f, nonce);
 	case SMIG_MSG_VERDICT: return smig_msg_get_verdict(f, &text, &len);
+	case SMIG_MSG_RESERVE: {
+		struct smig_reserve r;
+
+		return smig_msg_get_reserve(f, &r);
+	}
+	case SMIG_MSG_RESERVED: {
+		struct smig_reserved r;
+
+		return smig_msg_get_reserved(f, &r);
+	}
 	case SMIG_MSG_ATTEST_LOG: {
 		uint8_t which;
 		const uint8_t *data;
@@ -118,6 +129,13 @@ static void encode_all(struct smig_buf *out)
 		assert_int_equal(smig_msg_put_enrol_proof(out, nonce), 0);
 		assert_int_equal(smig_msg_put_attest_log(out, SMIG_LOG_IMA, nonce, 32), 0);
 		assert_int_equal(smig_msg_put_verdict(out, "{}", 2), 0);
+	}
+	{
+		struct smig_reserve r = { .vm = "web1", .memory_mib = 48, .vcpus = 1, .ttl_s = 600 };
+		struct smig_reserved a = { .held = false, .reason = "capacity: no" };
+
+		assert_int_equal(smig_msg_put_reserve(out, &r), 0);
+		assert_int_equal(smig_msg_put_reserved(out, &a), 0);
 	}
 	encode_mig(out);
 }
@@ -278,6 +296,51 @@ static void test_enrol_messages(void **state)
 	assert_int_equal(smig_msg_put_enrol_chal(&b, &ch), SMIG_ETOOBIG);
 	ch.blob_len = SMIG_ENROL_PART_MAX + 1;
 	assert_int_equal(smig_msg_put_enrol_chal(&b, &ch), SMIG_ETOOBIG);
+	smig_buf_clear(&b);
+}
+
+/* RESERVE and RESERVED round-trip; a bad name, no time, a flag not 0/1, unprintable text fail. */
+static void test_reserve_messages(void **state)
+{
+	struct smig_reserve r = { .vm = "db1", .memory_mib = 4096, .vcpus = 4, .ttl_s = 600 }, g;
+	struct smig_reserved a = { .held = true }, ga;
+	struct smig_buf b;
+	struct smig_frame f;
+
+	(void)state;
+	smig_buf_init(&b, 4096);
+	assert_int_equal(smig_msg_put_reserve(&b, &r), 0);
+	assert_int_equal(smig_frame_next(&b, &f), 0);
+	assert_int_equal(smig_msg_get_reserve(&f, &g), 0);
+	assert_string_equal(g.vm, "db1");
+	assert_true(g.memory_mib == 4096 && g.vcpus == 4 && g.ttl_s == 600 && !g.release);
+	assert_int_equal(smig_msg_get_reserved(&f, &ga), SMIG_EPROTO);
+	smig_buf_reset(&b);
+	assert_int_equal(smig_msg_put_reserved(&b, &a), 0);
+	assert_int_equal(smig_frame_next(&b, &f), 0);
+	assert_int_equal(smig_msg_get_reserved(&f, &ga), 0);
+	assert_true(ga.held && ga.reason[0] == '\0');
+	/* each field the receiver must refuse */
+	{
+		struct smig_reserve bad[] = {
+			{ .vm = "../x", .memory_mib = 1, .vcpus = 1, .ttl_s = 1 },
+			{ .vm = "a", .memory_mib = 1, .vcpus = 1, .ttl_s = 0 },
+			{ .vm = "a", .memory_mib = 1, .vcpus = 0, .ttl_s = 1 },
+			{ .vm = "a", .memory_mib = 1, .vcpus = 1, .ttl_s = SMIG_RESERVE_TTL_MAX + 1 },
+		};
+
+		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			smig_buf_reset(&b);
+			assert_int_equal(smig_msg_put_reserve(&b, &bad[i]), 0);
+			assert_int_equal(smig_frame_next(&b, &f), 0);
+			assert_int_equal(smig_msg_get_reserve(&f, &g), SMIG_EPROTO);
+		}
+	}
+	smig_buf_reset(&b);
+	snprintf(a.reason, sizeof(a.reason), "bell\a");
+	assert_int_equal(smig_msg_put_reserved(&b, &a), 0);
+	assert_int_equal(smig_frame_next(&b, &f), 0);
+	assert_int_equal(smig_msg_get_reserved(&f, &ga), SMIG_EPROTO);
 	smig_buf_clear(&b);
 }
 
@@ -559,6 +622,7 @@ int main(void)
 		cmocka_unit_test(test_every_oversize_length_fails),
 		cmocka_unit_test(test_every_unknown_type_fails),
 		cmocka_unit_test(test_enrol_messages),
+		cmocka_unit_test(test_reserve_messages),
 		cmocka_unit_test(test_bad_version_and_reserved),
 		cmocka_unit_test(test_trailing_bytes_fail),
 		cmocka_unit_test(test_stream_byte_by_byte),

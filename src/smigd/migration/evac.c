@@ -5,22 +5,26 @@
  * label evacuation.priority first, at most attestation.evacuate_parallel
  * at a time.
  *
- * The best target for a VM is a host whose last verdict is fresh and
- * passes the attestation gate (not untrusted, not in maintenance, at the
- * VM's min_trust, with every capability it requires), to which the policy
- * lets the VM migrate - the same decision a manual migration gets, for the
+ * The target for a VM is a host whose last verdict is fresh and passes
+ * the attestation gate (not untrusted, not in maintenance, at the VM's
+ * min_trust, with every capability it requires), to which the policy lets
+ * the VM migrate - the same decision a manual migration gets, for the
  * operator who asked or, for an evacuation of smigd's own, as root would -
- * that this plan sends the least to so far; never by the free memory a
- * peer claims (the destination's own admission control decides that at
- * PREPARE). The dry run is this same plan. Each migration is
- * also gated live by mutual attestation (mig_src.c), so a host that turned
- * untrusted since its last verdict still gets nothing. Every step is
- * audited.
+ * and which holds the VM's memory and vCPUs for it: the candidates are
+ * asked in turn, the one this plan sends the least to so far first, and
+ * the first whose admission control holds the capacity (peer RESERVE,
+ * peer_resv.c) gets the VM; never by the free memory a peer claims. The
+ * dry run is this same plan, made the same way, its holds let go at once.
+ * Each migration is also gated live by mutual attestation (mig_src.c), so
+ * a host that turned untrusted since its last verdict still gets nothing.
+ * Every step is audited.
  */
 #include "core/smigd.h"
 #include "error.h"
 #include "log.h"
 #include "migration/migrate.h"
+#include "msg.h"
+#include "peer/peer.h"
 #include "policy/authz.h"
 #include "vm/vm.h"
 
@@ -30,6 +34,8 @@
 #include <time.h>
 
 #define EVAC_MAX 256
+#define EVAC_HOLD_S 600     /* what a real evacuation asks its targets to hold */
+#define EVAC_DRY_HOLD_S 30  /* and a dry run, whose holds are let go at once */
 
 struct evac_step {
 	char vm[SMIG_NAME_MAX + 1];
@@ -45,7 +51,17 @@ struct evac {
 	size_t n, next, running;
 	char reason[256];
 	struct ctl_ref ref; /* who asked, if anyone */
+	bool asked;         /* ... someone did: the policy decides for them, else as root */
+	bool dry_run;
 	uint64_t t0;
+	/* the plan being made: one VM at a time, one candidate at a time */
+	size_t placing;     /* the step being placed */
+	uint64_t *planned;  /* MiB this plan sends to each host of the table */
+	bool *tried;        /* the hosts asked for the step being placed */
+	size_t asking;      /* the host asked now (SIZE_MAX: none) */
+	char asking_rule[SMIG_RULE_MAX];
+	char refusals[400]; /* what the hosts asked so far said */
+	bool fresh;         /* the step being placed has asked nobody yet */
 };
 
 /* How long a verdict counts as fresh. */
@@ -68,48 +84,37 @@ static bool host_fits(const struct smigd *d, const struct host_state *hs,
 }
 
 /*
- * The target for one VM: among the hosts that pass the gate and that the
- * policy lets the VM go to (for ref's caller, or as root), the one this
- * plan sends the least memory to so far (the table's order breaks ties).
- * What a peer says of its free memory counts for nothing here: a host
- * that cannot take the VM refuses its PREPARE by its own admission
- * control, and the step fails, as planned.
+ * The next candidate for one VM: among the hosts not asked yet that pass
+ * the gate and that the policy lets the VM go to (for the operator who
+ * asked, or as root), the one this plan sends the least memory to so far
+ * (the table's order breaks ties). SIZE_MAX and why when none is left.
  */
-static void choose(struct smigd *d, const struct ctl_ref *ref, const struct smig_vmspec *spec,
-		   uint64_t *planned, struct evac_step *st)
+static size_t candidate(struct smigd *d, struct evac *e, const struct smig_vmspec *spec,
+			char *rule, char *why, size_t whylen)
 {
 	size_t best = SIZE_MAX;
-	char why[400] = "no other host in the table";
-	struct smig_policy_decision dec, best_dec = { 0 };
+	struct smig_policy_decision dec;
 
+	snprintf(why, whylen, "no other host in the table");
 	for (size_t i = 0; i < smigd_hosts(d)->n; i++) {
 		const struct host_state *hs = smigd_host_state_at(d, i);
 
-		if (strcmp(hs->name, d->cfg.host) == 0 || !host_fits(d, hs, spec, why, sizeof(why)))
+		if (strcmp(hs->name, d->cfg.host) == 0 || e->tried[i] ||
+		    !host_fits(d, hs, spec, why, whylen))
 			continue;
-		authz_decide(d, ref, SMIG_ACT_VM_MIGRATE, spec->name, hs->name, &dec);
+		authz_decide(d, e->asked ? &e->ref : NULL, SMIG_ACT_VM_MIGRATE, spec->name,
+			     hs->name, &dec);
 		if (!dec.allow) {
-			snprintf(why, sizeof(why), "the policy does not let %s go to %s: %s (rule %s)",
+			snprintf(why, whylen, "the policy does not let %s go to %s: %s (rule %s)",
 				 spec->name, hs->name, dec.reason, dec.rule);
 			continue;
 		}
-		if (best == SIZE_MAX || planned[i] < planned[best]) {
+		if (best == SIZE_MAX || e->planned[i] < e->planned[best]) {
 			best = i;
-			best_dec = dec;
+			snprintf(rule, SMIG_RULE_MAX, "%s", dec.rule);
 		}
 	}
-	if (best == SIZE_MAX) {
-		snprintf(st->why, sizeof(st->why), "no target: %s", why);
-		st->outcome = "no_target";
-		return;
-	}
-	snprintf(st->to, sizeof(st->to), "%s", smigd_hosts(d)->v[best].name);
-	snprintf(st->rule, sizeof(st->rule), "%s", best_dec.rule);
-	snprintf(st->why, sizeof(st->why), "%s; allowed by rule %s; %llu MiB of this plan there before it",
-		 smig_verdict_name(smigd_host_state_at(d, best)->verdict.kind), best_dec.rule,
-		 (unsigned long long)planned[best]);
-	planned[best] += spec->memory_mib;
-	st->outcome = "planned";
+	return best;
 }
 
 /* A VM's label evacuation.priority (an integer; 0 without or unreadable). */
@@ -136,11 +141,9 @@ static int by_priority(const void *a, const void *b)
 	return strcmp(x->vm, y->vm);
 }
 
-/* Orders the VMs (highest priority first), then places them in that order. */
-static void plan(struct smigd *d, struct evac *e, const struct ctl_ref *ref)
+/* The VMs to move, highest priority first. */
+static void order(struct smigd *d, struct evac *e)
 {
-	uint64_t *planned = calloc(smigd_hosts(d)->n + 1, sizeof(*planned));
-
 	for (struct vm *vm = vm_first(d); vm && e->n < EVAC_MAX; vm = vm_next(vm)) {
 		struct evac_step *st = &e->step[e->n];
 
@@ -151,13 +154,106 @@ static void plan(struct smigd *d, struct evac *e, const struct ctl_ref *ref)
 		e->n++;
 	}
 	qsort(e->step, e->n, sizeof(e->step[0]), by_priority);
-	for (size_t i = 0; planned && i < e->n; i++) {
-		struct vm *vm = vm_find(d, e->step[i].vm);
+}
 
-		if (vm)
-			choose(d, ref, vm_spec(vm), planned, &e->step[i]);
+/* Lets the hold for step st go (fire and forget: it also ends by itself). */
+static void let_go(struct smigd *d, const struct evac_step *st)
+{
+	struct smig_reserve r = { .release = true };
+	char err[256];
+
+	snprintf(r.vm, sizeof(r.vm), "%s", st->vm);
+	r.vcpus = 1;
+	if (st->to[0] && peer_reserve(d, st->to, &r, NULL, NULL, err, sizeof(err)) < 0)
+		smig_debug("event=evacuate_release_failed vm=%s to=%s reason=\"%s\"", st->vm,
+			   st->to, err);
+}
+
+static void place_next(struct smigd *d);
+static void planned_all(struct smigd *d);
+
+/* A candidate answered: it holds the VM's capacity (it gets the VM), or not (the next one). */
+static void on_hold(struct smigd *d, void *arg, const char *host, bool held, const char *why)
+{
+	struct evac *e = d->evac;
+	struct evac_step *st;
+	const struct vm *vm;
+	size_t i = e ? e->asking : SIZE_MAX;
+
+	(void)arg;
+	if (e == NULL || i == SIZE_MAX || strcmp(smigd_hosts(d)->v[i].name, host) != 0)
+		return; /* an answer for a plan that is gone */
+	st = &e->step[e->placing];
+	e->asking = SIZE_MAX;
+	vm = vm_find(d, st->vm);
+	if (!held || vm == NULL) {
+		size_t n = strlen(e->refusals);
+
+		snprintf(e->refusals + n, sizeof(e->refusals) - n, "%s%s: %s", n ? "; " : "",
+			 host, vm ? why : "the VM is gone");
+		place_next(d);
+		return;
 	}
-	free(planned);
+	snprintf(st->to, sizeof(st->to), "%s", host);
+	snprintf(st->rule, sizeof(st->rule), "%s", e->asking_rule);
+	snprintf(st->why, sizeof(st->why),
+		 "%s; allowed by rule %s; %s holds %u MiB and %u vCPUs for it; %llu MiB of this "
+		 "plan there before it%s%s",
+		 smig_verdict_name(smigd_host_state_at(d, i)->verdict.kind), e->asking_rule, host,
+		 vm_spec(vm)->memory_mib, vm_spec(vm)->vcpus, (unsigned long long)e->planned[i],
+		 e->refusals[0] ? "; refused by " : "", e->refusals);
+	e->planned[i] += vm_spec(vm)->memory_mib;
+	st->outcome = "planned";
+	e->placing++;
+	e->fresh = true;
+	place_next(d);
+}
+
+/*
+ * Asks the next candidate for the step being placed to hold its VM, or
+ * moves on to the next VM when no candidate is left; the plan is whole
+ * when every VM is placed or has no target.
+ */
+static void place_next(struct smigd *d)
+{
+	struct evac *e = d->evac;
+
+	while (e->placing < e->n) {
+		struct evac_step *st = &e->step[e->placing];
+		const struct vm *vm = vm_find(d, st->vm);
+		struct smig_reserve r = { .ttl_s = e->dry_run ? EVAC_DRY_HOLD_S : EVAC_HOLD_S };
+		char why[400], err[256];
+		size_t i;
+
+		if (e->fresh) {
+			memset(e->tried, 0, smigd_hosts(d)->n * sizeof(*e->tried));
+			e->refusals[0] = '\0';
+			e->fresh = false;
+		}
+		i = vm ? candidate(d, e, vm_spec(vm), e->asking_rule, why, sizeof(why)) : SIZE_MAX;
+		if (i == SIZE_MAX) {
+			snprintf(st->why, sizeof(st->why), "no target: %s", !vm ? "the VM is gone"
+				 : e->refusals[0] ? e->refusals : why);
+			st->outcome = "no_target";
+			e->placing++;
+			e->fresh = true;
+			continue;
+		}
+		e->tried[i] = true;
+		snprintf(r.vm, sizeof(r.vm), "%s", st->vm);
+		r.memory_mib = vm_spec(vm)->memory_mib;
+		r.vcpus = vm_spec(vm)->vcpus;
+		e->asking = i;
+		if (peer_reserve(d, smigd_hosts(d)->v[i].name, &r, on_hold, NULL, err,
+				 sizeof(err)) == 0)
+			return; /* on_hold goes on */
+		e->asking = SIZE_MAX;
+		snprintf(why, sizeof(why), "%s%s: %s", e->refusals[0] ? "; " : "",
+			 smigd_hosts(d)->v[i].name, err);
+		snprintf(e->refusals + strlen(e->refusals),
+			 sizeof(e->refusals) - strlen(e->refusals), "%s", why);
+	}
+	planned_all(d);
 }
 
 static json_t *steps_json(const struct evac *e)
@@ -183,9 +279,11 @@ static void step_done(struct smigd *d, void *arg, const json_t *reply)
 	const json_t *err = json_object_get(reply, "error");
 
 	st->outcome = err ? "failed" : "migrated";
-	if (err)
+	if (err) {
 		snprintf(st->why, sizeof(st->why), "%s",
 			 json_string_value(json_object_get(err, "message")));
+		let_go(d, st); /* a PREPARE that never came leaves the hold behind */
+	}
 	smig_info("event=evacuate_step vm=%s to=%s outcome=%s", st->vm, st->to, st->outcome);
 	d->evac->running--;
 	evac_next(d);
@@ -207,10 +305,7 @@ static void evac_finish(struct smigd *d)
 	if (ctl_ref_waits(&e->ref))
 		ctl_reply_ok(d, &e->ref, json_pack("{s:s,s:o,s:s}", "host", d->cfg.host, "steps",
 						   steps_json(e), "summary", detail));
-	else
-		json_decref(e->ref.id);
-	free(e);
-	d->evac = NULL;
+	evac_free(d);
 }
 
 /* Starts planned migrations up to the cap; ends the evacuation when all are done. */
@@ -242,6 +337,32 @@ static void evac_next(struct smigd *d)
 		evac_finish(d);
 }
 
+/* The plan is whole: a dry run shows it (and lets its holds go), a real one starts. */
+static void planned_all(struct smigd *d)
+{
+	struct evac *e = d->evac;
+
+	free(e->planned);
+	free(e->tried);
+	e->planned = NULL;
+	e->tried = NULL;
+	if (e->dry_run) {
+		for (size_t i = 0; i < e->n; i++)
+			let_go(d, &e->step[i]);
+		ctl_reply_ok(d, &e->ref, json_pack("{s:s,s:b,s:o}", "host", d->cfg.host, "dry_run",
+						   1, "steps", steps_json(e)));
+		evac_free(d);
+		return;
+	}
+	smig_warn("event=evacuate_start host=%s vms=%zu reason=\"%s\"", d->cfg.host, e->n,
+		  e->reason);
+	d->stats.evacuations++;
+	d->stats.gen++;
+	audit_write(d, e->asked ? e->ref.audit.actor : "smigd", "host.evacuate", d->cfg.host,
+		    "none", "-", "started", e->reason);
+	evac_next(d);
+}
+
 void evac_start(struct smigd *d, const char *why, struct ctl_ref *ref, bool dry_run)
 {
 	struct evac *e;
@@ -252,32 +373,36 @@ void evac_start(struct smigd *d, const char *why, struct ctl_ref *ref, bool dry_
 		return;
 	}
 	e = calloc(1, sizeof(*e));
-	if (e == NULL) {
+	if (e)
+		e->planned = calloc(smigd_hosts(d)->n + 1, sizeof(*e->planned));
+	if (e)
+		e->tried = calloc(smigd_hosts(d)->n + 1, sizeof(*e->tried));
+	if (e == NULL || e->planned == NULL || e->tried == NULL) {
+		if (e) {
+			free(e->planned);
+			free(e->tried);
+		}
+		free(e);
 		if (ref)
 			ctl_reply_err(d, ref, "error", "out of memory");
 		return;
 	}
-	plan(d, e, ref);
-	if (dry_run) {
-		ctl_reply_ok(d, ref, json_pack("{s:s,s:b,s:o}", "host", d->cfg.host, "dry_run", 1,
-					       "steps", steps_json(e)));
-		free(e);
-		return;
-	}
 	snprintf(e->reason, sizeof(e->reason), "%s", why);
 	e->t0 = loop_now_ns();
+	e->dry_run = dry_run;
+	e->asking = SIZE_MAX;
+	e->fresh = true;
 	if (ref) {
 		e->ref = *ref;
+		e->asked = true;
 		ref->id = NULL;
 		ref->client_id = 0;
 	}
 	d->evac = e;
-	smig_warn("event=evacuate_start host=%s vms=%zu reason=\"%s\"", d->cfg.host, e->n, why);
-	d->stats.evacuations++;
-	d->stats.gen++;
-	audit_write(d, ref ? e->ref.audit.actor : "smigd", "host.evacuate", d->cfg.host, "none",
-		    "-", "started", why);
-	evac_next(d);
+	order(d, e);
+	smig_info("event=evacuate_plan host=%s vms=%zu dry_run=%s", d->cfg.host, e->n,
+		  dry_run ? "yes" : "no");
+	place_next(d);
 }
 
 bool evac_running(const struct smigd *d)
@@ -287,8 +412,11 @@ bool evac_running(const struct smigd *d)
 
 void evac_free(struct smigd *d)
 {
-	if (d->evac)
+	if (d->evac) {
 		json_decref(d->evac->ref.id);
+		free(d->evac->planned);
+		free(d->evac->tried);
+	}
 	free(d->evac);
 	d->evac = NULL;
 }

@@ -567,6 +567,9 @@ static struct vm *dst_stage(struct mig *m, const struct smig_vmspec *spec,
 	struct vm *vm = NULL;
 	int code = SMIG_ECAPACITY;
 
+	/* what the source held ahead (an evacuation's plan) is this VM's now */
+	if (vm_res_release(m->d, m->peer_host, spec->name))
+		smig_info("event=capacity_hold_taken from=%s vm=%s", m->peer_host, spec->name);
 	if (vm_res_admit(m->d, spec, err, sizeof(err)) == 0) {
 		code = SMIG_ENOENT;
 		if (spec->firmware.kind == SMIG_FW_UEFI && fw == NULL)

@@ -87,6 +87,7 @@ static void peer_destroy(struct peer *p)
 	smig_buf_clear(&p->tx);
 	peer_logs_drop(p);
 	free(p->report);
+	free(p->resv); /* at shutdown: nobody to tell */
 	free(p->enrol_ev);
 	json_decref(p->ref.id);
 	free(p);
@@ -99,6 +100,7 @@ static void peer_free_why(struct peer *p, const char *why)
 	p->mig = NULL;
 	if (m)
 		p->d->peers->mig.lost(m, why);
+	peer_resv_end(p, why);
 }
 
 void peer_free(struct peer *p)
@@ -388,7 +390,7 @@ static bool peer_secure(struct peer *p)
 		struct smig_ping ping = { .nonce = p->nonce, .sent_ns = loop_now_ns() };
 
 		if (peer_send_hello(p) < 0 ||
-		    (!p->for_mig && !p->for_attest &&
+		    (!p->for_mig && !p->for_attest && !p->resv &&
 		     smig_msg_put_ping(&p->tx, SMIG_MSG_PING, &ping) < 0)) {
 			peer_fail(p, "protocol", "cannot encode HELLO");
 			return false;
@@ -477,6 +479,13 @@ static void peer_on_frame(struct peer *p, const struct smig_frame *f)
 		peer_attest_frame(p, f);
 		return;
 	}
+	if (f->type == SMIG_MSG_RESERVE || f->type == SMIG_MSG_RESERVED) {
+		char why[128];
+
+		if (peer_resv_frame(p, f, why, sizeof(why)) < 0)
+			peer_abort(p, SMIG_EPROTO, "%s", why);
+		return;
+	}
 	switch (f->type) {
 	case SMIG_MSG_PING:
 		rc = smig_msg_get_ping(f, SMIG_MSG_PING, &ping);
@@ -507,6 +516,7 @@ static void peer_on_frame(struct peer *p, const struct smig_frame *f)
 		}
 		smig_warn("event=peer_error host=%s code=%u reason=\"%s\"", p->name, em.code,
 			  em.reason);
+		peer_resv_end(p, em.reason);
 		if (ctl_ref_waits(&p->ref)) /* e.g. a host refusing its enrolment */
 			ctl_reply_err(p->d, &p->ref, p->for_enrol ? "untrusted" : "error",
 				      "%s ended the session: %s", p->name, em.reason);

@@ -193,6 +193,11 @@ static void attested(struct peer *p)
 			smig_warn("event=verdict_not_sent host=%s", p->name);
 		(void)smig_msg_put_bye(&p->tx);
 		p->closing = true;
+	} else if (p->resv) {
+		if (peer_resv_send(p) < 0)
+			peer_abort(p, SMIG_EPROTO, "cannot encode RESERVE");
+		else /* a host that never answers */
+			peer_rearm(p, (uint64_t)p->d->cfg.request_timeout_ms);
 	} else if (p->for_attest) {
 		if (!p->for_enrol || !enrol_challenge(p))
 			attest_reply(p, false);

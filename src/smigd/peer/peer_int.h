@@ -92,6 +92,8 @@ struct peer {
 	struct smig_evidence *enrol_ev; /* enrolment: this session's authentic evidence */
 	struct smig_buf logs[2]; /* its boot log and IMA list, ahead of its ATTEST */
 	char *report;            /* a connection to tell our verdict (VERDICT), then close */
+	struct peer_resv *resv;  /* a connection to hold capacity there (RESERVE), then close */
+	bool resv_seen;          /* its RESERVE came: one per session */
 	bool report_seen;        /* its VERDICT came: one per session */
 	bool pong_seen;       /* ping: the PONG came (the reply waits for both) */
 	struct smig_ping pong;
@@ -115,6 +117,18 @@ struct peer *peer_new(struct smigd *d, int fd, bool outbound, const char *addr);
 void peer_rearm(struct peer *p, uint64_t ms);
 /* Records how the last contact with host name went (smig hosts). */
 void peer_host_note(struct smigd *d, const char *name, bool ok, double rtt, const char *why);
+
+/*
+ * peer_resv.c: RESERVE and RESERVED. It calls nothing of the connection's:
+ * what goes wrong comes back as an error and why, for the caller to abort.
+ */
+struct peer_resv;
+struct peer_resv *peer_resv_new(const struct smig_reserve *r, peer_resv_fn fn, void *arg);
+int peer_resv_frame(struct peer *p, const struct smig_frame *f, char *why, size_t whylen);
+/* Attested: the session's RESERVE goes out. */
+int peer_resv_send(struct peer *p);
+/* The session ends (why) before its RESERVED came: the caller hears so. */
+void peer_resv_end(struct peer *p, const char *why);
 
 /* peer_net.c */
 struct peer *peer_open(struct smigd *d, const char *host, const char **code, char *err,

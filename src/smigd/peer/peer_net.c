@@ -15,6 +15,7 @@
 #include <netinet/tcp.h>
 #include <openssl/rand.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -205,6 +206,23 @@ void peer_ping(struct smigd *d, const char *host, struct ctl_ref *ref)
 	p->ref = *ref;
 	ref->id = NULL;
 	ref->client_id = 0;
+}
+
+int peer_reserve(struct smigd *d, const char *host, const struct smig_reserve *r,
+		 peer_resv_fn fn, void *arg, char *err, size_t errlen)
+{
+	struct peer_resv *v = peer_resv_new(r, fn, arg);
+	const char *code;
+	struct peer *p;
+
+	SMIG_ENSURE(v != NULL, SMIG_ENOMEM);
+	p = peer_open(d, host, &code, err, errlen);
+	if (p == NULL) {
+		free(v);
+		return SMIG_EUNREACH;
+	}
+	p->resv = v;
+	return 0;
 }
 
 struct peer *peer_connect_mig(struct smigd *d, const char *host, struct mig *m, char *err,

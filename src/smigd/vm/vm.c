@@ -300,6 +300,12 @@ void vm_free_all(struct smigd *d)
 		d->vms->head = vm->next;
 		vm_destroy(vm);
 	}
+	while (d->vms->holds) {
+		struct vm_hold *h = d->vms->holds;
+
+		d->vms->holds = h->next;
+		free(h);
+	}
 	free(d->vms);
 	d->vms = NULL;
 }

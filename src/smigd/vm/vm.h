@@ -191,6 +191,18 @@ void vm_res_usage(struct smigd *d, struct vm_usage *u);
 uint64_t vm_free_mib(struct smigd *d);
 /* 0 when s fits in what is free now, else SMIG_ECAPACITY with the figures in err. */
 int vm_res_admit(struct smigd *d, const struct smig_vmspec *s, char *err, size_t errlen);
+/*
+ * Holds memory_mib and vcpus for VM vm that host from means to send here
+ * (peer RESERVE), for ttl_s: it counts as reserved until from's PREPARE of
+ * that VM takes it (vm_res_release), from lets it go, or the time is up. A
+ * new hold of the same VM replaces the old. SMIG_ECAPACITY with the
+ * figures when it does not fit; SMIG_EBUSY beyond VM_HOLDS_PER_HOST.
+ */
+#define VM_HOLDS_PER_HOST 64
+int vm_res_hold(struct smigd *d, const char *from, const char *vm, uint32_t memory_mib,
+		uint32_t vcpus, unsigned ttl_s, char *err, size_t errlen);
+/* Lets from's hold for vm go; true if there was one. */
+bool vm_res_release(struct smigd *d, const char *from, const char *vm);
 json_t *vm_res_capacity_json(struct smigd *d);
 /* A UEFI VM's firmware build: SHA-256 and size of the code image it booted. */
 struct vm_fw_build {

@@ -1,9 +1,10 @@
 /*
  * vm_capacity.c - what this host's VMs hold of it (vm.h, "capacity"): the
  * memory and vCPUs configured (after overcommit), used by the VMs that run
- * or start, and reserved by incoming migrations from PREPARE until commit
- * or abort; admission control refuses what does not fit, naming the
- * figures.
+ * or start, and reserved: by incoming migrations from PREPARE until commit
+ * or abort, and by holds a source asked for ahead of its PREPARE (an
+ * evacuation's plan: peer RESERVE) until that PREPARE, a release or their
+ * time; admission control refuses what does not fit, naming the figures.
  */
 #include "vm/vm_int.h"
 #include "error.h"
@@ -21,11 +22,34 @@ static bool consumes(const struct vm *vm)
 	return vm->state != VM_DEFINED && vm->state != VM_SHUTOFF;
 }
 
+/* Forgets the holds whose time is up. */
+static void holds_prune(struct vms *v)
+{
+	uint64_t now = loop_now_ms();
+
+	for (struct vm_hold **hp = &v->holds; *hp;) {
+		struct vm_hold *h = *hp;
+
+		if (h->until_ms > now) {
+			hp = &h->next;
+			continue;
+		}
+		smig_info("event=capacity_hold_expired from=%s vm=%s", h->from, h->vm);
+		*hp = h->next;
+		free(h);
+	}
+}
+
 void vm_res_usage(struct smigd *d, struct vm_usage *u)
 {
 	const struct smig_capacity *c = &d->cfg.catalog.capacity;
 
 	memset(u, 0, sizeof(*u));
+	holds_prune(d->vms);
+	for (const struct vm_hold *h = d->vms->holds; h; h = h->next) {
+		u->reserved_memory_mib += h->memory_mib;
+		u->reserved_vcpus += h->vcpus;
+	}
 	u->memory_mib = smig_capacity_memory(c);
 	u->vcpus = smig_capacity_vcpus(c);
 	for (const struct vm *vm = vm_first(d); vm; vm = vm->next) {
@@ -40,7 +64,8 @@ void vm_res_usage(struct smigd *d, struct vm_usage *u)
 	}
 }
 
-int vm_res_admit(struct smigd *d, const struct smig_vmspec *s, char *err, size_t errlen)
+static int admit(struct smigd *d, const char *name, uint32_t memory_mib, uint32_t vcpus,
+		 char *err, size_t errlen)
 {
 	struct vm_usage u;
 	uint64_t mem_free, cpu_free;
@@ -48,17 +73,66 @@ int vm_res_admit(struct smigd *d, const struct smig_vmspec *s, char *err, size_t
 	vm_res_usage(d, &u);
 	mem_free = u.memory_mib - MIN(u.memory_mib, u.used_memory_mib + u.reserved_memory_mib);
 	cpu_free = u.vcpus - MIN(u.vcpus, u.used_vcpus + u.reserved_vcpus);
-	if (s->memory_mib <= mem_free && s->vcpus <= cpu_free)
+	if (memory_mib <= mem_free && vcpus <= cpu_free)
 		return 0;
 	snprintf(err, errlen,
 		 "capacity: %s needs %u MiB and %u vCPUs; %s has %llu MiB and %llu vCPUs free "
-		 "(of %llu MiB and %llu vCPUs; %llu MiB and %llu vCPUs reserved by incoming "
+		 "(of %llu MiB and %llu vCPUs; %llu MiB and %llu vCPUs reserved for incoming "
 		 "migrations)",
-		 s->name, s->memory_mib, s->vcpus, d->cfg.host, (unsigned long long)mem_free,
+		 name, memory_mib, vcpus, d->cfg.host, (unsigned long long)mem_free,
 		 (unsigned long long)cpu_free, (unsigned long long)u.memory_mib,
 		 (unsigned long long)u.vcpus, (unsigned long long)u.reserved_memory_mib,
 		 (unsigned long long)u.reserved_vcpus);
 	return SMIG_ECAPACITY;
+}
+
+int vm_res_admit(struct smigd *d, const struct smig_vmspec *s, char *err, size_t errlen)
+{
+	return admit(d, s->name, s->memory_mib, s->vcpus, err, errlen);
+}
+
+bool vm_res_release(struct smigd *d, const char *from, const char *vm)
+{
+	for (struct vm_hold **hp = &d->vms->holds; *hp; hp = &(*hp)->next) {
+		struct vm_hold *h = *hp;
+
+		if (strcmp(h->from, from) == 0 && strcmp(h->vm, vm) == 0) {
+			*hp = h->next;
+			free(h);
+			return true;
+		}
+	}
+	return false;
+}
+
+int vm_res_hold(struct smigd *d, const char *from, const char *vm, uint32_t memory_mib,
+		uint32_t vcpus, unsigned ttl_s, char *err, size_t errlen)
+{
+	struct vm_hold *h;
+	size_t n = 0;
+
+	(void)vm_res_release(d, from, vm);
+	holds_prune(d->vms);
+	for (h = d->vms->holds; h; h = h->next)
+		n += strcmp(h->from, from) == 0;
+	if (n >= VM_HOLDS_PER_HOST) {
+		snprintf(err, errlen, "%s holds %d reservations here already", from,
+			 VM_HOLDS_PER_HOST);
+		return SMIG_EBUSY;
+	}
+	SMIG_GUARD(admit(d, vm, memory_mib, vcpus, err, errlen));
+	h = calloc(1, sizeof(*h));
+	SMIG_ENSURE(h != NULL, SMIG_ENOMEM);
+	snprintf(h->from, sizeof(h->from), "%s", from);
+	snprintf(h->vm, sizeof(h->vm), "%s", vm);
+	h->memory_mib = memory_mib;
+	h->vcpus = vcpus;
+	h->until_ms = loop_now_ms() + (uint64_t)ttl_s * 1000;
+	h->next = d->vms->holds;
+	d->vms->holds = h;
+	smig_info("event=capacity_held from=%s vm=%s memory_mib=%u vcpus=%u ttl_s=%u", from, vm,
+		  memory_mib, vcpus, ttl_s);
+	return 0;
 }
 
 json_t *vm_res_capacity_json(struct smigd *d)

@@ -38,6 +38,16 @@ enum vm_op {
 struct vms {
 	struct vm *head;
 	struct vm_mig_ops ops;
+	struct vm_hold *holds; /* capacity held for sources ahead of their PREPARE */
+};
+
+/* Capacity a source holds here for a VM it means to send (vm_res_hold). */
+struct vm_hold {
+	struct vm_hold *next;
+	char from[SMIG_NAME_MAX + 1];
+	char vm[SMIG_NAME_MAX + 1];
+	uint32_t memory_mib, vcpus;
+	uint64_t until_ms;
 };
 
 struct vm {
