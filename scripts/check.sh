@@ -27,7 +27,7 @@ run_tap() {
 	local name=$1
 	shift
 	local out="$log_dir/$(echo "$name" | tr '/ ' '__').log"
-	local rc ok notok plan
+	local rc ok notok plan t0=$SECONDS
 	"$@" >"$out" 2>&1
 	rc=$?
 	ok=$(grep -cE '^ok ' "$out")
@@ -42,7 +42,7 @@ run_tap() {
 		failed=$((failed + 1))
 		failures+=("$name: exited $rc after $((ok + notok)) of ${plan:-?} results")
 	fi
-	printf '%-34s %3d ok %3d failed\n' "$name" "$ok" "$notok"
+	printf '%-34s %3d ok %3d failed %4ds\n' "$name" "$ok" "$notok" $((SECONDS - t0))
 	if [ "$notok" -gt 0 ] || [ "$rc" -ne 0 ]; then
 		sed 's/^/    | /' "$out" | tail -40
 	fi

@@ -129,12 +129,45 @@ static int chains(X509 *x, X509_STORE *roots, char *err, size_t errlen)
 	return ok == 1 ? 0 : SMIG_EAUTH;
 }
 
+/*
+ * The length of the DER SEQUENCE der starts with, when what follows it is
+ * padding (0x00 or 0xff: an NV index written larger than its certificate);
+ * else len.
+ */
+static size_t der_trim(const uint8_t *der, size_t len)
+{
+	size_t hdr = 2, body = 0;
+
+	if (len < 2 || der[0] != 0x30)
+		return len;
+	if (der[1] < 0x80) {
+		body = der[1];
+	} else {
+		size_t nlen = der[1] & 0x7f;
+
+		if (nlen == 0 || nlen > 2 || len < 2 + nlen)
+			return len;
+		for (size_t i = 0; i < nlen; i++)
+			body = body << 8 | der[2 + i];
+		hdr += nlen;
+	}
+	if (hdr + body >= len)
+		return len;
+	for (size_t i = hdr + body; i < len; i++)
+		if (der[i] != 0x00 && der[i] != 0xff)
+			return len;
+	return hdr + body;
+}
+
 int smig_ek_cert_check(const uint8_t *der, size_t len, const uint8_t ek[SMIG_EK_LEN],
 		       X509_STORE *roots, char *about, size_t aboutlen, char *err, size_t errlen)
 {
 	const unsigned char *p = der;
-	X509 *x = len <= SMIG_EK_CERT_MAX ? d2i_X509(NULL, &p, (long)len) : NULL;
+	X509 *x;
 	int rc;
+
+	len = der_trim(der, len);
+	x = len <= SMIG_EK_CERT_MAX ? d2i_X509(NULL, &p, (long)len) : NULL;
 
 	if (aboutlen)
 		about[0] = '\0';

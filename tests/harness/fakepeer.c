@@ -40,11 +40,21 @@
  *                                         "prepared" (exit 3); with --ids wrong,
  *                                         once PREPARED came send COMMIT_REQ with
  *                                         another id and print the answer
+ *   smig-fakepeer reserve OPTS --free-mib MIB
+ *                                         right after HELLO, before any evidence,
+ *                                         ask the target to hold MIB MiB for an
+ *                                         hour; print "held", "not held: WHY" or
+ *                                         "refused: WHY" (the target's ERROR)
  *   smig-fakepeer hold OPTS --count N [--hold-s S]
  *                                         open N connections as HOST, one after
  *                                         another, each through TLS and HELLO; print
  *                                         "held K of N" (K: those the target answered
  *                                         with its HELLO), keep them S s (default 10)
+ *   smig-fakepeer quote-flood OPTS --count N
+ *                                         N sessions one after another, each
+ *                                         HELLO and an ATTEST_REQ, closed at
+ *                                         once (each is a TPM quote for the
+ *                                         target); print "sent K of N"
  *   smig-fakepeer attest-flood OPTS --count N
  *                                         after HELLO send N ATTEST_REQs at once; print
  *                                         "answered K of N" once the target closes
@@ -214,6 +224,43 @@ static int forge(const struct opts *o, struct smig_tls_conn *c, const uint8_t *n
 		 char **text);
 
 /* PREPARE with o->spec as it is, once the target has our (forged) evidence. */
+static int reserve(const struct opts *o, int fd, struct smig_tls_conn *c)
+{
+	struct smig_reserve r = { .vm = "grab", .vcpus = 1, .ttl_s = 3600 };
+	struct smig_hello h = { 0 };
+	struct smig_buf tx, rx;
+	struct smig_frame f;
+	int rc = 1;
+
+	r.memory_mib = (uint32_t)strtoul(o->free_mib ? o->free_mib : "1024", NULL, 10);
+	smig_buf_init(&tx, 1 << 16);
+	smig_buf_init(&rx, 1 << 21);
+	snprintf(h.host, sizeof(h.host), "%s", o->name);
+	snprintf(h.version, sizeof(h.version), "fake");
+	if (smig_msg_put_hello(&tx, &h) < 0 || smig_msg_put_reserve(&tx, &r) < 0 ||
+	    send_buf(c, &tx) < 0)
+		goto out;
+	while (next_frame(fd, c, &rx, &f) == 0) {
+		struct smig_reserved a;
+		struct smig_error_msg em;
+
+		if (f.type == SMIG_MSG_RESERVED && smig_msg_get_reserved(&f, &a) == 0) {
+			printf(a.held ? "held\n" : "not held: %s\n", a.reason);
+			rc = 0;
+			break;
+		}
+		if (f.type == SMIG_MSG_ERROR && smig_msg_get_error(&f, &em) == 0) {
+			printf("refused: %s\n", em.reason);
+			rc = 0;
+			break;
+		}
+	}
+out:
+	smig_buf_clear(&tx);
+	smig_buf_clear(&rx);
+	return rc;
+}
+
 static int prepare(const struct opts *o, int fd, struct smig_tls_conn *c)
 {
 	struct smig_mig_prepare mp = { 0 };
@@ -579,6 +626,36 @@ static int attest_flood(const struct opts *o, struct smig_tls_ctx *ctx)
 	return 0;
 }
 
+/* Asks for evidence in count sessions, each closed without waiting for it. */
+static int quote_flood(const struct opts *o, struct smig_tls_ctx *ctx)
+{
+	long n = count_arg(o->count, 10000), sent = 0;
+	uint8_t nonce[SMIG_ATTEST_NONCE_LEN];
+
+	if (n < 0)
+		return usage();
+	for (long i = 0; i < n; i++) {
+		struct smig_tls_conn *c = NULL;
+		struct smig_buf tx, rx;
+		int fd = connect_tls(o, ctx, &c);
+
+		if (fd < 0)
+			continue;
+		smig_buf_init(&tx, 1 << 12);
+		smig_buf_init(&rx, 1 << 16);
+		(void)RAND_bytes(nonce, sizeof(nonce));
+		if (hello(o, fd, c, &rx) == 0 && smig_msg_put_attest_req(&tx, nonce) == 0 &&
+		    send_buf(c, &tx) == 0)
+			sent++;
+		smig_buf_clear(&tx);
+		smig_buf_clear(&rx);
+		smig_tls_conn_free(c);
+		close(fd);
+	}
+	printf("sent %ld of %ld\n", sent, n);
+	return 0;
+}
+
 static int serve(const struct opts *o)
 {
 	char addr[SMIG_ADDR_MAX], err[512];
@@ -653,19 +730,22 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(o.mode, "serve") == 0)
 		return o.ca && o.cert && o.key && o.name && o.listen && o.ivt ? serve(&o) : usage();
-	if ((strcmp(o.mode, "hold") == 0 || strcmp(o.mode, "attest-flood") == 0) && o.ca &&
+	if ((strcmp(o.mode, "hold") == 0 || strcmp(o.mode, "attest-flood") == 0 ||
+	     strcmp(o.mode, "quote-flood") == 0) && o.ca &&
 	    o.cert && o.key && o.name && o.to) {
 		if (smig_tls_ctx_new(&ctx, o.ca, o.cert, o.key, err, sizeof(err)) < 0) {
 			fprintf(stderr, "smig-fakepeer: %s\n", err);
 			return 1;
 		}
-		rc = strcmp(o.mode, "hold") == 0 ? hold(&o, ctx) : attest_flood(&o, ctx);
+		rc = strcmp(o.mode, "hold") == 0	  ? hold(&o, ctx)
+		     : strcmp(o.mode, "quote-flood") == 0 ? quote_flood(&o, ctx)
+							  : attest_flood(&o, ctx);
 		smig_tls_ctx_free(ctx);
 		return rc;
 	}
 	if (!o.ca || !o.cert || !o.key || !o.name || !o.to ||
 	    (strcmp(o.mode, "capture") != 0 && (strcmp(o.mode, "present") != 0 || !o.evidence) &&
-	     (strcmp(o.mode, "prepare") != 0 || !o.ivt || !o.spec)))
+	     strcmp(o.mode, "reserve") != 0 && (strcmp(o.mode, "prepare") != 0 || !o.ivt || !o.spec)))
 		return usage();
 	if (smig_tls_ctx_new(&ctx, o.ca, o.cert, o.key, err, sizeof(err)) < 0) {
 		fprintf(stderr, "smig-fakepeer: %s\n", err);
@@ -676,7 +756,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "smig-fakepeer: cannot reach %s\n", o.to);
 		return 1;
 	}
-	rc = strcmp(o.mode, "prepare") == 0 ? prepare(&o, fd, c) : run(&o, fd, c) == 0 ? 0 : 1;
+	rc = strcmp(o.mode, "prepare") == 0   ? prepare(&o, fd, c)
+	     : strcmp(o.mode, "reserve") == 0 ? reserve(&o, fd, c)
+	     : run(&o, fd, c) == 0	      ? 0
+						      : 1;
 	smig_tls_close(c);
 	smig_tls_conn_free(c);
 	close(fd);

@@ -9,7 +9,8 @@
 # never sends db1 to h3, places each VM on a host that holds its capacity
 # for it (h3 refuses, by its own admission control, and the next host is
 # asked), names the rule that allows each move, and does not change when
-# h4 claims 1 TiB or 1 MiB free; a dry run lets its holds go; the
+# h4 claims 1 TiB or 1 MiB free; a dry run lets its holds go; a RESERVE
+# before authentic evidence holds nothing; the
 # evacuation executes exactly the dry run's plan (h4, having held on its
 # word only, then refuses its VM at PREPARE, which stays on h1).
 set -u
@@ -38,7 +39,7 @@ h4() { # h4 FREE_MIB: the stand-in for h4, claiming FREE_MIB free
 	echo $! >"$dir/h4-fake.pid"
 }
 
-plan 11
+plan 12
 
 smigd_start "$dir" h1 && smigd_start "$dir" h2 && smigd_start "$dir" h3 && h4 1048576
 ok $? "h1, h2 and h3 start; a stand-in for h4 claims 1 TiB free"
@@ -73,6 +74,11 @@ sleep 0.5 # the dry run's releases are on their way
 [ "$(hsmig "$dir" h2 --json status | jq .capacity.reserved.memory_mib)" = 0 ] &&
 	grep -q 'event=capacity_released from=h1 vm=batch1' "$dir/h2.log"
 ok $? "the dry run let its holds go: h2 reserves nothing"
+out=$("$fakepeer" reserve --ca "$dir/pki/ca.crt" --cert "$dir/pki/h4.crt" --key "$dir/pki/h4.key" \
+	--name h4 --to "127.0.0.1:$(cat "$dir/h2.port")" --free-mib 1000000 2>&1)
+grep -q "refused: .*RESERVE before authentic evidence" <<<"$out" &&
+	[ "$(hsmig "$dir" h2 --json status | jq .capacity.reserved.memory_mib)" = 0 ]
+ok $? "h4's key asks h2 to hold 1 TB before any evidence: refused, nothing held ($out)"
 
 h4 1
 wait_for 10 bash -c "grep -c 'peer_attested host=h4' '$dir/h1.log' | grep -qv '^[01]$'"

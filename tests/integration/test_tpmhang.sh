@@ -3,13 +3,15 @@
 # on two loopback hosts, each with a swtpm as host TPM: h1's TPM is
 # frozen (SIGSTOP) for several seconds. Meanwhile h1's warden goes on
 # serving - an audited command and a VM start answer at once - while its
-# TPM process waits. After attestation.tpm.timeout_s it is taken as hung:
+# TPM process waits, and a verifier that floods it with sessions asking for
+# quotes has at most 4 wait.  After attestation.tpm.timeout_s it is taken as hung:
 # the process is restarted, h1's evidence comes without a quote, and h2
 # holds h1 untrusted (h1, in maintenance, stays put). Once the TPM answers again, h1 quotes and h2 trusts it again.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../harness/lib.sh"
 . "$here/../harness/tap.sh"
+fakepeer=$SMIG_BUILD/tests/harness/smig-fakepeer
 
 dir=$(mktemp -d /tmp/smig-tpmhang.XXXXXX)
 tpm_pid=
@@ -19,7 +21,7 @@ jq '.attestation.tpm.timeout_s = 3' "$dir/h1.json" >"$dir/h1.json.tmp" && mv "$d
 ivt_make "$dir" 2 || { echo "Bail out! ivt_make"; exit 1; }
 tpm_pid=$(cat "$dir/tpm-h1/pid")
 
-plan 9
+plan 10
 
 smigd_start "$dir" h1 && smigd_start "$dir" h2
 ok $? "h1 and h2 start"
@@ -43,6 +45,10 @@ rc=$?
 ms=$((($(date +%s%N) - t0) / 1000000))
 [ $rc -eq 0 ] && [ $ms -lt 2500 ] && grep -q "maintenance" <<<"$out"
 ok $? "TPM frozen: maintenance on (audited by the warden), vm define and vm start answer in $ms ms"
+"$fakepeer" quote-flood --ca "$dir/pki/ca.crt" --cert "$dir/pki/h2.crt" --key "$dir/pki/h2.key" \
+	--name h2 --to "127.0.0.1:$(cat "$dir/h1.port")" --count 8 >"$dir/flood.out" 2>&1
+grep -q 'sent 8 of 8' "$dir/flood.out" && wait_for 3 grep -q 'event=peer_declined host=h2 .*reason="cannot answer ATTEST_REQ: h2 has 4 requests waiting for the TPM already"' "$dir/h1.log"
+ok $? "h2's key asks for 8 quotes and leaves: h1 has at most 4 of its requests wait for the TPM, refuses the rest ($(grep -c 'event=peer_declined' "$dir/h1.log") declined, none a protocol violation: $(grep -c 'event=protocol_violation' "$dir/h1.log"))"
 wait_for 20 grep -q ' HB 3 ' "$dir/state-h1/consoles/vm1.log"
 ok $? "vm1 runs on h1 while its TPM is frozen"
 wait_for 10 grep -q 'event=tpm_process_lost .*reason="the TPM (swtpm:host=127.0.0.1,port=[0-9]*) answered nothing in 3 s (attestation.tpm.timeout_s)"' "$dir/h1.log"

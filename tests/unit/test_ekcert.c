@@ -5,7 +5,8 @@
  * intermediate of the vendor's root passes with the root and the
  * intermediate in the bundle, and with the intermediate alone; another
  * vendor's CA, another key, an RSA key, an expired certificate, bytes
- * that are not a certificate or carry trailing bytes, and bundles
+ * that are not a certificate or carry trailing bytes (other than an NV
+ * index's padding, which is taken off), and bundles
  * without certificates are refused, each naming why.
  */
 #include <setjmp.h>
@@ -243,11 +244,16 @@ static void test_not_a_certificate(void **state)
 					    err, sizeof(err)),
 			 SMIG_EPROTO);
 	assert_non_null(strstr(err, "not one DER X.509 certificate"));
-	longer = calloc(1, n + 1);
+	longer = calloc(1, n + 8);
 	memcpy(longer, der, n);
+	longer[n] = 0x01; /* a byte after the certificate */
 	assert_int_equal(smig_ek_cert_check(longer, n + 1, ek, NULL, about, sizeof(about), err,
 					    sizeof(err)),
 			 SMIG_EPROTO);
+	memset(longer + n, 0xff, 8); /* an NV index larger than its certificate: padding */
+	assert_int_equal(smig_ek_cert_check(longer, n + 8, ek, NULL, about, sizeof(about), err,
+					    sizeof(err)),
+			 0);
 	free(longer);
 	OPENSSL_free(der);
 	X509_free(x);

@@ -77,9 +77,15 @@ static int tpm_same(const struct enrol_req *r, const struct smig_ivt_host *old,
 static int ek_cert_ok(struct smigd *d, const struct enrol_req *r, const struct smig_evidence *e,
 		      char *about, size_t aboutlen, char *err, size_t errlen)
 {
-	struct x509_store_st *roots = attest_ek_roots(d);
+	const char *bad;
+	struct x509_store_st *roots = attest_ek_roots(d, &bad);
 	char why[384];
 
+	if (bad) {
+		snprintf(err, errlen, "attestation.ek_roots cannot be used (%s): no TPM is enrolled "
+			 "here until it can", bad);
+		return SMIG_ECONFIG;
+	}
 	if (e->ek_cert_len == 0 && roots) {
 		snprintf(err, errlen, "%s's TPM holds no EK certificate (NV 0x%08x), and "
 			 "attestation.ek_roots (%s) asks for one: only a TPM whose maker vouches "

@@ -120,6 +120,7 @@ struct smigd {
 	struct peers *peers;   /* peer/peer.h */
 	struct migs *migs;     /* migration/migrate.h */
 	struct evac *evac;     /* migration/migrate.h */
+	struct evac *evac_dry; /* a dry run being planned (migration/migrate.h) */
 	struct ctl *ctl;       /* control/control.h */
 	struct metrics *metrics; /* control/control.h */
 };

@@ -54,14 +54,24 @@ struct evac {
 	bool asked;         /* ... someone did: the policy decides for them, else as root */
 	bool dry_run;
 	uint64_t t0;
-	/* the plan being made: one VM at a time, one candidate at a time */
+	/*
+	 * The plan being made, one VM at a time, one candidate at a time. Hosts
+	 * go by name: the table may be reloaded while the plan waits for them.
+	 */
 	size_t placing;     /* the step being placed */
-	uint64_t *planned;  /* MiB this plan sends to each host of the table */
-	bool *tried;        /* the hosts asked for the step being placed */
-	size_t asking;      /* the host asked now (SIZE_MAX: none) */
+	struct evac_host *hosts; /* the table's hosts as the plan began */
+	size_t nhosts;
+	char asking[SMIG_NAME_MAX + 1]; /* the host asked now ("" none) */
 	char asking_rule[SMIG_RULE_MAX];
 	char refusals[400]; /* what the hosts asked so far said */
 	bool fresh;         /* the step being placed has asked nobody yet */
+};
+
+struct evac_host {
+	char name[SMIG_NAME_MAX + 1];
+	uint64_t planned; /* MiB this plan sends there */
+	bool tried;       /* asked for the step being placed */
+	bool silent;      /* did not answer (unreachable, timed out): not asked again */
 };
 
 /* How long a verdict counts as fresh. */
@@ -83,23 +93,33 @@ static bool host_fits(const struct smigd *d, const struct host_state *hs,
 	return true;
 }
 
+static struct evac_host *plan_host(struct evac *e, const char *name)
+{
+	for (size_t i = 0; i < e->nhosts; i++)
+		if (strcmp(e->hosts[i].name, name) == 0)
+			return &e->hosts[i];
+	return NULL;
+}
+
 /*
  * The next candidate for one VM: among the hosts not asked yet that pass
  * the gate and that the policy lets the VM go to (for the operator who
  * asked, or as root), the one this plan sends the least memory to so far
- * (the table's order breaks ties). SIZE_MAX and why when none is left.
+ * (the table's order breaks ties). NULL and why when none is left.
  */
-static size_t candidate(struct smigd *d, struct evac *e, const struct smig_vmspec *spec,
-			char *rule, char *why, size_t whylen)
+static struct evac_host *candidate(struct smigd *d, struct evac *e,
+				   const struct smig_vmspec *spec, char *rule, char *why,
+				   size_t whylen)
 {
-	size_t best = SIZE_MAX;
+	struct evac_host *best = NULL;
 	struct smig_policy_decision dec;
 
 	snprintf(why, whylen, "no other host in the table");
 	for (size_t i = 0; i < smigd_hosts(d)->n; i++) {
 		const struct host_state *hs = smigd_host_state_at(d, i);
+		struct evac_host *h = plan_host(e, hs->name);
 
-		if (strcmp(hs->name, d->cfg.host) == 0 || e->tried[i] ||
+		if (h == NULL || strcmp(hs->name, d->cfg.host) == 0 || h->tried || h->silent ||
 		    !host_fits(d, hs, spec, why, whylen))
 			continue;
 		authz_decide(d, e->asked ? &e->ref : NULL, SMIG_ACT_VM_MIGRATE, spec->name,
@@ -109,8 +129,8 @@ static size_t candidate(struct smigd *d, struct evac *e, const struct smig_vmspe
 				 spec->name, hs->name, dec.reason, dec.rule);
 			continue;
 		}
-		if (best == SIZE_MAX || e->planned[i] < e->planned[best]) {
-			best = i;
+		if (best == NULL || h->planned < best->planned) {
+			best = h;
 			snprintf(rule, SMIG_RULE_MAX, "%s", dec.rule);
 		}
 	}
@@ -156,42 +176,54 @@ static void order(struct smigd *d, struct evac *e)
 	qsort(e->step, e->n, sizeof(e->step[0]), by_priority);
 }
 
-/* Lets the hold for step st go (fire and forget: it also ends by itself). */
-static void let_go(struct smigd *d, const struct evac_step *st)
+/* Lets the hold on host for vm go (fire and forget: it also ends by itself). */
+static void let_go(struct smigd *d, const char *host, const char *vm)
 {
-	struct smig_reserve r = { .release = true };
+	struct smig_reserve r = { .release = true, .vcpus = 1 };
 	char err[256];
 
-	snprintf(r.vm, sizeof(r.vm), "%s", st->vm);
-	r.vcpus = 1;
-	if (st->to[0] && peer_reserve(d, st->to, &r, NULL, NULL, err, sizeof(err)) < 0)
-		smig_debug("event=evacuate_release_failed vm=%s to=%s reason=\"%s\"", st->vm,
-			   st->to, err);
+	snprintf(r.vm, sizeof(r.vm), "%s", vm);
+	if (peer_reserve(d, host, &r, NULL, NULL, err, sizeof(err)) < 0)
+		smig_debug("event=evacuate_release_failed vm=%s to=%s reason=\"%s\"", vm, host,
+			   err);
 }
 
-static void place_next(struct smigd *d);
-static void planned_all(struct smigd *d);
+static void place_next(struct smigd *d, struct evac *e);
+static void planned_all(struct smigd *d, struct evac *e);
 
-/* A candidate answered: it holds the VM's capacity (it gets the VM), or not (the next one). */
-static void on_hold(struct smigd *d, void *arg, const char *host, bool held, const char *why)
+/* The plan arg answers for, if it is still being made (a real one, or a dry run). */
+static struct evac *live_plan(struct smigd *d, void *arg)
 {
-	struct evac *e = d->evac;
+	return arg && (arg == d->evac || arg == d->evac_dry) ? arg : NULL;
+}
+
+/*
+ * A candidate answered: it holds the VM's capacity (it gets the VM), or
+ * not, or it never answered (it is not asked again in this plan); the
+ * next candidate is asked then.
+ */
+static void on_hold(struct smigd *d, void *arg, const char *host, bool answered, bool held,
+		    const char *why)
+{
+	struct evac *e = live_plan(d, arg);
+	struct evac_host *h = e ? plan_host(e, host) : NULL;
 	struct evac_step *st;
 	const struct vm *vm;
-	size_t i = e ? e->asking : SIZE_MAX;
 
-	(void)arg;
-	if (e == NULL || i == SIZE_MAX || strcmp(smigd_hosts(d)->v[i].name, host) != 0)
+	if (e == NULL || h == NULL || strcmp(e->asking, host) != 0)
 		return; /* an answer for a plan that is gone */
 	st = &e->step[e->placing];
-	e->asking = SIZE_MAX;
+	e->asking[0] = '\0';
 	vm = vm_find(d, st->vm);
 	if (!held || vm == NULL) {
 		size_t n = strlen(e->refusals);
 
+		h->silent |= !answered;
 		snprintf(e->refusals + n, sizeof(e->refusals) - n, "%s%s: %s", n ? "; " : "",
 			 host, vm ? why : "the VM is gone");
-		place_next(d);
+		if (held) /* the VM went while its host held it */
+			let_go(d, host, st->vm);
+		place_next(d, e);
 		return;
 	}
 	snprintf(st->to, sizeof(st->to), "%s", host);
@@ -199,14 +231,16 @@ static void on_hold(struct smigd *d, void *arg, const char *host, bool held, con
 	snprintf(st->why, sizeof(st->why),
 		 "%s; allowed by rule %s; %s holds %u MiB and %u vCPUs for it; %llu MiB of this "
 		 "plan there before it%s%s",
-		 smig_verdict_name(smigd_host_state_at(d, i)->verdict.kind), e->asking_rule, host,
-		 vm_spec(vm)->memory_mib, vm_spec(vm)->vcpus, (unsigned long long)e->planned[i],
-		 e->refusals[0] ? "; refused by " : "", e->refusals);
-	e->planned[i] += vm_spec(vm)->memory_mib;
+		 smig_verdict_name(smigd_host_state(d, host) ? smigd_host_state(d, host)->verdict.kind
+							     : SMIG_VERDICT_UNKNOWN),
+		 e->asking_rule, host, vm_spec(vm)->memory_mib, vm_spec(vm)->vcpus,
+		 (unsigned long long)h->planned, e->refusals[0] ? "; refused by " : "",
+		 e->refusals);
+	h->planned += vm_spec(vm)->memory_mib;
 	st->outcome = "planned";
 	e->placing++;
 	e->fresh = true;
-	place_next(d);
+	place_next(d, e);
 }
 
 /*
@@ -214,24 +248,24 @@ static void on_hold(struct smigd *d, void *arg, const char *host, bool held, con
  * moves on to the next VM when no candidate is left; the plan is whole
  * when every VM is placed or has no target.
  */
-static void place_next(struct smigd *d)
+static void place_next(struct smigd *d, struct evac *e)
 {
-	struct evac *e = d->evac;
-
 	while (e->placing < e->n) {
 		struct evac_step *st = &e->step[e->placing];
 		const struct vm *vm = vm_find(d, st->vm);
 		struct smig_reserve r = { .ttl_s = e->dry_run ? EVAC_DRY_HOLD_S : EVAC_HOLD_S };
+		struct evac_host *h;
 		char why[400], err[256];
-		size_t i;
+		size_t n;
 
 		if (e->fresh) {
-			memset(e->tried, 0, smigd_hosts(d)->n * sizeof(*e->tried));
+			for (size_t i = 0; i < e->nhosts; i++)
+				e->hosts[i].tried = false;
 			e->refusals[0] = '\0';
 			e->fresh = false;
 		}
-		i = vm ? candidate(d, e, vm_spec(vm), e->asking_rule, why, sizeof(why)) : SIZE_MAX;
-		if (i == SIZE_MAX) {
+		h = vm ? candidate(d, e, vm_spec(vm), e->asking_rule, why, sizeof(why)) : NULL;
+		if (h == NULL) {
 			snprintf(st->why, sizeof(st->why), "no target: %s", !vm ? "the VM is gone"
 				 : e->refusals[0] ? e->refusals : why);
 			st->outcome = "no_target";
@@ -239,21 +273,20 @@ static void place_next(struct smigd *d)
 			e->fresh = true;
 			continue;
 		}
-		e->tried[i] = true;
+		h->tried = true;
 		snprintf(r.vm, sizeof(r.vm), "%s", st->vm);
 		r.memory_mib = vm_spec(vm)->memory_mib;
 		r.vcpus = vm_spec(vm)->vcpus;
-		e->asking = i;
-		if (peer_reserve(d, smigd_hosts(d)->v[i].name, &r, on_hold, NULL, err,
-				 sizeof(err)) == 0)
+		snprintf(e->asking, sizeof(e->asking), "%s", h->name);
+		if (peer_reserve(d, h->name, &r, on_hold, e, err, sizeof(err)) == 0)
 			return; /* on_hold goes on */
-		e->asking = SIZE_MAX;
-		snprintf(why, sizeof(why), "%s%s: %s", e->refusals[0] ? "; " : "",
-			 smigd_hosts(d)->v[i].name, err);
-		snprintf(e->refusals + strlen(e->refusals),
-			 sizeof(e->refusals) - strlen(e->refusals), "%s", why);
+		e->asking[0] = '\0';
+		h->silent = true;
+		n = strlen(e->refusals);
+		snprintf(e->refusals + n, sizeof(e->refusals) - n, "%s%s: %s", n ? "; " : "",
+			 h->name, err);
 	}
-	planned_all(d);
+	planned_all(d, e);
 }
 
 static json_t *steps_json(const struct evac *e)
@@ -272,6 +305,7 @@ static json_t *steps_json(const struct evac *e)
 }
 
 static void evac_next(struct smigd *d);
+static void plan_free(struct smigd *d, struct evac *e);
 
 static void step_done(struct smigd *d, void *arg, const json_t *reply)
 {
@@ -282,7 +316,7 @@ static void step_done(struct smigd *d, void *arg, const json_t *reply)
 	if (err) {
 		snprintf(st->why, sizeof(st->why), "%s",
 			 json_string_value(json_object_get(err, "message")));
-		let_go(d, st); /* a PREPARE that never came leaves the hold behind */
+		let_go(d, st->to, st->vm); /* a PREPARE that never came leaves the hold behind */
 	}
 	smig_info("event=evacuate_step vm=%s to=%s outcome=%s", st->vm, st->to, st->outcome);
 	d->evac->running--;
@@ -305,7 +339,7 @@ static void evac_finish(struct smigd *d)
 	if (ctl_ref_waits(&e->ref))
 		ctl_reply_ok(d, &e->ref, json_pack("{s:s,s:o,s:s}", "host", d->cfg.host, "steps",
 						   steps_json(e), "summary", detail));
-	evac_free(d);
+	plan_free(d, e);
 }
 
 /* Starts planned migrations up to the cap; ends the evacuation when all are done. */
@@ -337,21 +371,30 @@ static void evac_next(struct smigd *d)
 		evac_finish(d);
 }
 
-/* The plan is whole: a dry run shows it (and lets its holds go), a real one starts. */
-static void planned_all(struct smigd *d)
+/* Forgets plan e (the evacuation's, or a dry run's). */
+static void plan_free(struct smigd *d, struct evac *e)
 {
-	struct evac *e = d->evac;
+	if (e == NULL)
+		return;
+	if (d->evac == e)
+		d->evac = NULL;
+	if (d->evac_dry == e)
+		d->evac_dry = NULL;
+	json_decref(e->ref.id);
+	free(e->hosts);
+	free(e);
+}
 
-	free(e->planned);
-	free(e->tried);
-	e->planned = NULL;
-	e->tried = NULL;
+/* The plan is whole: a dry run shows it (and lets its holds go), a real one starts. */
+static void planned_all(struct smigd *d, struct evac *e)
+{
 	if (e->dry_run) {
 		for (size_t i = 0; i < e->n; i++)
-			let_go(d, &e->step[i]);
+			if (e->step[i].to[0])
+				let_go(d, e->step[i].to, e->step[i].vm);
 		ctl_reply_ok(d, &e->ref, json_pack("{s:s,s:b,s:o}", "host", d->cfg.host, "dry_run",
 						   1, "steps", steps_json(e)));
-		evac_free(d);
+		plan_free(d, e);
 		return;
 	}
 	smig_warn("event=evacuate_start host=%s vms=%zu reason=\"%s\"", d->cfg.host, e->n,
@@ -367,30 +410,28 @@ void evac_start(struct smigd *d, const char *why, struct ctl_ref *ref, bool dry_
 {
 	struct evac *e;
 
-	if (d->evac) {
+	if (dry_run ? d->evac_dry != NULL : d->evac != NULL) {
 		if (ref)
-			ctl_reply_err(d, ref, "error", "an evacuation is already under way");
+			ctl_reply_err(d, ref, "error", "%s",
+				      dry_run ? "a dry run is already being planned"
+					      : "an evacuation is already under way");
 		return;
 	}
 	e = calloc(1, sizeof(*e));
 	if (e)
-		e->planned = calloc(smigd_hosts(d)->n + 1, sizeof(*e->planned));
-	if (e)
-		e->tried = calloc(smigd_hosts(d)->n + 1, sizeof(*e->tried));
-	if (e == NULL || e->planned == NULL || e->tried == NULL) {
-		if (e) {
-			free(e->planned);
-			free(e->tried);
-		}
+		e->hosts = calloc(smigd_hosts(d)->n + 1, sizeof(*e->hosts));
+	if (e == NULL || e->hosts == NULL) {
 		free(e);
 		if (ref)
 			ctl_reply_err(d, ref, "error", "out of memory");
 		return;
 	}
+	for (size_t i = 0; i < smigd_hosts(d)->n; i++)
+		snprintf(e->hosts[e->nhosts++].name, sizeof(e->hosts[0].name), "%s",
+			 smigd_hosts(d)->v[i].name);
 	snprintf(e->reason, sizeof(e->reason), "%s", why);
 	e->t0 = loop_now_ns();
 	e->dry_run = dry_run;
-	e->asking = SIZE_MAX;
 	e->fresh = true;
 	if (ref) {
 		e->ref = *ref;
@@ -398,11 +439,14 @@ void evac_start(struct smigd *d, const char *why, struct ctl_ref *ref, bool dry_
 		ref->id = NULL;
 		ref->client_id = 0;
 	}
-	d->evac = e;
+	if (dry_run)
+		d->evac_dry = e;
+	else
+		d->evac = e;
 	order(d, e);
 	smig_info("event=evacuate_plan host=%s vms=%zu dry_run=%s", d->cfg.host, e->n,
 		  dry_run ? "yes" : "no");
-	place_next(d);
+	place_next(d, e);
 }
 
 bool evac_running(const struct smigd *d)
@@ -412,11 +456,6 @@ bool evac_running(const struct smigd *d)
 
 void evac_free(struct smigd *d)
 {
-	if (d->evac) {
-		json_decref(d->evac->ref.id);
-		free(d->evac->planned);
-		free(d->evac->tried);
-	}
-	free(d->evac);
-	d->evac = NULL;
+	plan_free(d, d->evac);
+	plan_free(d, d->evac_dry);
 }

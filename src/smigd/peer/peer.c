@@ -288,22 +288,43 @@ static void peer_interest(struct peer *p)
 	(void)loop_watch_mod(p->d->loop, p->w, ev);
 }
 
+/* Queues an ERROR frame saying what fmt says, and closes after it; m gets it. */
+__attribute__((format(printf, 4, 0)))
+static void error_close(struct peer *p, int code, struct smig_error_msg *m, const char *fmt,
+			va_list ap)
+{
+	m->code = (uint16_t)-code;
+	vsnprintf(m->reason, sizeof(m->reason), fmt, ap);
+	(void)smig_msg_put_error(&p->tx, m);
+	p->closing = true;
+}
+
 /* Sends an ERROR frame and closes after it; for protocol violations. */
 void peer_abort(struct peer *p, int code, const char *fmt, ...)
 {
-	struct smig_error_msg m = { .code = (uint16_t)-code };
+	struct smig_error_msg m;
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(m.reason, sizeof(m.reason), fmt, ap);
+	error_close(p, code, &m, fmt, ap);
 	va_end(ap);
 	smig_warn("event=protocol_violation host=%s addr=%s state=%s reason=\"%s\"",
 		  p->name[0] ? p->name : "-", p->addr, peer_state_names[p->state], m.reason);
 	sec_event(p->d, SMIG_SEC_PROTOCOL_VIOLATION, p->ip, p->name, "%s", m.reason);
 	if (ctl_ref_waits(&p->ref))
 		ctl_reply_err(p->d, &p->ref, "protocol", "%s: %s", p->name, m.reason);
-	(void)smig_msg_put_error(&p->tx, &m);
-	p->closing = true;
+}
+
+void peer_decline(struct peer *p, int code, const char *fmt, ...)
+{
+	struct smig_error_msg m;
+	va_list ap;
+
+	va_start(ap, fmt);
+	error_close(p, code, &m, fmt, ap);
+	va_end(ap);
+	smig_info("event=peer_declined host=%s addr=%s reason=\"%s\"", p->name[0] ? p->name : "-",
+		  p->addr, m.reason);
 }
 
 static int peer_send_hello(struct peer *p)

@@ -51,13 +51,14 @@ void peer_free_all(struct smigd *d);
  * Capacity on host for a VM this host means to send it (RESERVE): held
  * says whether host's admission control holds r's memory and vCPUs for it
  * (until that VM's PREPARE from here, a release, or r->ttl_s), why says
- * why not (refused, unreachable, failed). With r->release, lets a hold go
+ * why not; answered is false when host said nothing (unreachable, timed
+ * out, the session failed). With r->release, lets a hold go
  * and fn may be NULL. fn is called once, from the loop, unless the
  * session cannot even be opened: then < 0 and err.
  */
 struct smig_reserve;
-typedef void (*peer_resv_fn)(struct smigd *d, void *arg, const char *host, bool held,
-			     const char *why);
+typedef void (*peer_resv_fn)(struct smigd *d, void *arg, const char *host, bool answered,
+			     bool held, const char *why);
 int peer_reserve(struct smigd *d, const char *host, const struct smig_reserve *r,
 		 peer_resv_fn fn, void *arg, char *err, size_t errlen);
 /* Starts a ping of host; the reply goes to ref (taken over). */

@@ -75,7 +75,9 @@ static void evidence_done(struct smigd *d, uint32_t id, int rc, const char *text
 		rc = put_log(p, SMIG_LOG_IMA, logs->ima, logs->ima_len);
 	if (rc == 0)
 		rc = smig_msg_put_attest(&p->tx, text, strlen(text));
-	if (rc < 0) {
+	if (rc == SMIG_EBUSY) { /* the TPM has too much to do: not the verifier's fault */
+		peer_decline(p, rc, "cannot answer ATTEST_REQ: the TPM is busy");
+	} else if (rc < 0) {
 		peer_abort(p, rc, "cannot answer ATTEST_REQ: %s", smig_strerror(rc));
 	} else if (p->job_waits) {
 		p->job_waits = false;
@@ -107,9 +109,12 @@ static void on_request(struct peer *p, const struct smig_frame *f)
 	if (rc == 0)
 		rc = smig_tls_own_fp(p->tls, own_fp);
 	if (rc == 0)
-		rc = attest_evidence_async(p->d, nonce, binding, own_fp, vm_free_mib(p->d),
-					   evidence_done, &p->evidence_id);
-	if (rc < 0)
+		rc = attest_evidence_async(p->d, p->name, nonce, binding, own_fp,
+					   vm_free_mib(p->d), evidence_done, &p->evidence_id);
+	if (rc == SMIG_EBUSY)
+		peer_decline(p, rc, "cannot answer ATTEST_REQ: %s has %d requests waiting for the "
+			     "TPM already", p->name, ATTEST_EVIDENCE_PER_HOST);
+	else if (rc < 0)
 		peer_abort(p, rc, "cannot answer ATTEST_REQ: %s", smig_strerror(rc));
 }
 

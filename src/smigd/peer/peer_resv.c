@@ -8,20 +8,26 @@
  * destination's admission control (vm_res_hold) answers RESERVED, held
  * or not and why, and holds what it granted until that VM's PREPARE from
  * this source takes it, the source lets it go (RESERVE with release), or
- * the time is up. One RESERVE per session; at most VM_HOLDS_PER_HOST
- * holds per source; a source needs no trust to hold capacity (a host held
- * untrusted may still evacuate), only a certificate of the host table.
+ * the time is up (at most RESV_HOLD_MAX_S). One RESERVE per session, and
+ * only once the source's evidence was judged authentic in it; at most
+ * VM_HOLDS_PER_HOST holds per source. A source need not be trusted (a
+ * host held untrusted may still evacuate), and the policy is not asked
+ * (it needs the whole VM spec): PREPARE decides that, as ever. A host in
+ * maintenance holds nothing.
  */
 #include "peer/peer_int.h"
 #include "core/smigd.h"
 #include "error.h"
 #include "log.h"
 #include "msg.h"
+#include "trust/trust.h"
 #include "vm/vm.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#define RESV_HOLD_MAX_S 600
 
 struct peer_resv {
 	struct smig_reserve r;
@@ -43,13 +49,23 @@ static int on_reserve(struct peer *p, const struct smig_frame *f, char *why, siz
 		return SMIG_EPROTO;
 	}
 	p->resv_seen = true;
-	if (r.release) {
+	if (!p->attested || !p->verdict.authentic) {
+		/* its evidence comes before its RESERVE: without it, it is nobody we know */
+		snprintf(why, whylen, "RESERVE before authentic evidence");
+		return SMIG_EPROTO;
+	}
+	if (!r.release && attest_maintenance(p->d)->on) {
+		a.held = false;
+		snprintf(a.reason, sizeof(a.reason), "%s is in maintenance: it takes no VMs",
+			 p->d->cfg.host);
+	} else if (r.release) {
 		a.held = false;
 		snprintf(a.reason, sizeof(a.reason), "%s",
 			 vm_res_release(p->d, p->name, r.vm) ? "released" : "nothing held");
 		smig_info("event=capacity_released from=%s vm=%s", p->name, r.vm);
 	} else {
-		rc = vm_res_hold(p->d, p->name, r.vm, r.memory_mib, r.vcpus, r.ttl_s, a.reason,
+		rc = vm_res_hold(p->d, p->name, r.vm, r.memory_mib, r.vcpus,
+				 r.ttl_s < RESV_HOLD_MAX_S ? r.ttl_s : RESV_HOLD_MAX_S, a.reason,
 				 sizeof(a.reason));
 		a.held = rc == 0;
 		if (rc < 0)
@@ -75,7 +91,7 @@ static int on_reserved(struct peer *p, const struct smig_frame *f, char *why, si
 	}
 	p->resv = NULL;
 	if (v->fn)
-		v->fn(p->d, v->arg, p->name, a.held, a.held ? "held" : a.reason);
+		v->fn(p->d, v->arg, p->name, true, a.held, a.held ? "held" : a.reason);
 	free(v);
 	(void)smig_msg_put_bye(&p->tx);
 	p->closing = true;
@@ -109,7 +125,7 @@ void peer_resv_end(struct peer *p, const char *why)
 		return;
 	p->resv = NULL;
 	if (v->fn)
-		v->fn(p->d, v->arg, p->name, false, why);
+		v->fn(p->d, v->arg, p->name, false, false, why);
 	free(v);
 }
 

@@ -38,6 +38,7 @@ struct attest {
 	attest_peer_fn on_peer; /* the layer above: telling the neighbours */
 	struct smig_ivt ivt;
 	struct x509_store_st *ek_roots; /* attestation.ek_roots; NULL: EK certificates unchecked */
+	char ek_roots_bad[384]; /* configured, and none could be taken: why */
 	struct smig_evidence self; /* the warden's last measurement (no nonce, no signature) */
 	struct smig_verdict self_v;
 	char bad[SMIG_NAME_MAX + 1]; /* the component it could not measure, if any */
@@ -45,6 +46,7 @@ struct attest {
 	double measure_ms;
 	struct attest_maint maint;
 	int64_t report_evac_ms; /* the last evacuation a neighbour's report started */
+	struct evidence_wait *evidence; /* quotes the warden works on, for whom */
 };
 
 /* The self-check's outcome changed: say so, audit it, tell the layer above. */
@@ -153,18 +155,20 @@ int attest_set_ek_roots(struct smigd *d, const char *text)
 	char err[512];
 	size_t n = 0;
 
-	if (d->cfg.ek_roots[0] && text[0] == '\0') {
-		/* configured but unreadable: enrolment would take any EK */
-		smig_err("event=ek_roots_invalid reason=\"%s cannot be read\" action=kept_previous",
-			 d->cfg.ek_roots);
-		return SMIG_ECONFIG;
-	}
+	if (d->cfg.ek_roots[0] && text[0] == '\0')
+		snprintf(err, sizeof(err), "%s cannot be read", d->cfg.ek_roots);
 	if (d->cfg.ek_roots[0] &&
-	    smig_ek_roots_parse(d->cfg.ek_roots, text, strlen(text), &nr, &n, err, sizeof(err)) <
-		    0) {
-		smig_err("event=ek_roots_invalid reason=\"%s\" action=kept_previous", err);
+	    (text[0] == '\0' ||
+	     smig_ek_roots_parse(d->cfg.ek_roots, text, strlen(text), &nr, &n, err, sizeof(err)) <
+		     0)) {
+		/* enrolment must not take any EK meanwhile: the old roots, or none at all */
+		smig_err("event=ek_roots_invalid reason=\"%s\" action=%s", err,
+			 a->ek_roots ? "kept_previous" : "no_enrolment_of_tpms");
+		if (a->ek_roots == NULL)
+			snprintf(a->ek_roots_bad, sizeof(a->ek_roots_bad), "%s", err);
 		return SMIG_ECONFIG;
 	}
+	a->ek_roots_bad[0] = '\0';
 	smig_ek_roots_free(a->ek_roots);
 	a->ek_roots = nr;
 	if (nr)
@@ -172,8 +176,9 @@ int attest_set_ek_roots(struct smigd *d, const char *text)
 	return 0;
 }
 
-struct x509_store_st *attest_ek_roots(const struct smigd *d)
+struct x509_store_st *attest_ek_roots(const struct smigd *d, const char **bad)
 {
+	*bad = d->attest->ek_roots_bad[0] ? d->attest->ek_roots_bad : NULL;
 	return d->attest->ek_roots;
 }
 
@@ -265,7 +270,10 @@ int attest_set_maintenance(struct smigd *d, bool on, const char *by, const char 
 	return 0;
 }
 
+
 struct evidence_wait {
+	struct evidence_wait *next; /* the attest part's list of those the warden works on */
+	char host[SMIG_NAME_MAX + 1];
 	struct smigd *d;
 	attest_evidence_fn done;
 	uint32_t id;
@@ -301,9 +309,23 @@ static int read_logs(const struct smig_pm *r, struct attest_logs *l)
 	return 0;
 }
 
+static void evidence_answer(struct evidence_wait *w, const struct smig_pm *r);
+
 static void evidence_reply(void *arg, const struct smig_pm *r)
 {
 	struct evidence_wait *w = arg;
+
+	for (struct evidence_wait **pp = w->d->attest ? &w->d->attest->evidence : NULL; pp && *pp;
+	     pp = &(*pp)->next)
+		if (*pp == w) {
+			*pp = w->next;
+			break;
+		}
+	evidence_answer(w, r);
+}
+
+static void evidence_answer(struct evidence_wait *w, const struct smig_pm *r)
+{
 	int rc = r == NULL ? SMIG_ECLOSED : priv_status(r);
 	struct attest_logs logs = { 0 };
 
@@ -319,22 +341,32 @@ static void evidence_reply(void *arg, const struct smig_pm *r)
 	free(w);
 }
 
-int attest_evidence_async(struct smigd *d, const uint8_t *nonce, const uint8_t *binding,
-			  const uint8_t *own_fp, uint64_t free_mib, attest_evidence_fn done,
-			  uint32_t *id)
+int attest_evidence_async(struct smigd *d, const char *verifier, const uint8_t *nonce,
+			  const uint8_t *binding, const uint8_t *own_fp, uint64_t free_mib,
+			  attest_evidence_fn done, uint32_t *id)
 {
-	struct evidence_wait *w = calloc(1, sizeof(*w));
+	struct evidence_wait *w;
+	size_t n = 0;
 	int rc;
 
+	/* each is a TPM quote: one host's sessions may not keep the TPM from the others' */
+	for (w = d->attest->evidence; w; w = w->next)
+		n += strcmp(w->host, verifier) == 0;
+	if (n >= ATTEST_EVIDENCE_PER_HOST)
+		return SMIG_EBUSY;
+	w = calloc(1, sizeof(*w));
 	SMIG_ENSURE(w != NULL, SMIG_ENOMEM);
 	w->d = d;
 	w->done = done;
+	snprintf(w->host, sizeof(w->host), "%s", verifier);
 	rc = priv_call_async(d->priv, evidence_reply, w, &w->id, SMIG_PM_EVIDENCE, nonce, binding,
 			     free_mib, own_fp, d->attest->maint.on);
 	if (rc < 0) {
 		free(w);
 		return rc;
 	}
+	w->next = d->attest->evidence;
+	d->attest->evidence = w;
 	*id = w->id;
 	return 0;
 }

@@ -59,12 +59,18 @@ int attest_set_ivt(struct smigd *d, const char *text);
  * none); a bad or unreadable one keeps the old roots.
  */
 int attest_set_ek_roots(struct smigd *d, const char *text);
-/* The TPM makers' CAs an EK certificate must chain to; NULL: not checked. */
-struct x509_store_st *attest_ek_roots(const struct smigd *d);
+/*
+ * The TPM makers' CAs an EK certificate must chain to; NULL: not checked,
+ * unless *bad says why the configured ones cannot be had (then no TPM may
+ * be enrolled).
+ */
+struct x509_store_st *attest_ek_roots(const struct smigd *d, const char **bad);
 const struct smig_verdict *attest_self(const struct smigd *d);
 /*
  * Signed evidence for a verifier's nonce, bound to binding; free_mib for
- * placement; own_fp the certificate this end showed on the session, whose
+ * placement; verifier the host asking (at most 4 of its requests wait for
+ * the TPM at a time, SMIG_EBUSY beyond); own_fp the certificate this end
+ * showed on the session, whose
  * key signs (a reload may have made another one current since). The
  * warden quotes while the loop goes on: done gets the
  * request's id (as *id had it) and the evidence text (valid during the
@@ -78,9 +84,11 @@ struct attest_logs {
 };
 typedef void (*attest_evidence_fn)(struct smigd *d, uint32_t id, int rc, const char *text,
 				   const struct attest_logs *logs);
-int attest_evidence_async(struct smigd *d, const uint8_t *nonce, const uint8_t *binding,
-			  const uint8_t *own_fp, uint64_t free_mib, attest_evidence_fn done,
-			  uint32_t *id);
+/* Evidence a verifier may have the warden quote for at a time (sessions it closed count too). */
+#define ATTEST_EVIDENCE_PER_HOST 4
+int attest_evidence_async(struct smigd *d, const char *verifier, const uint8_t *nonce,
+			  const uint8_t *binding, const uint8_t *own_fp, uint64_t free_mib,
+			  attest_evidence_fn done, uint32_t *id);
 /*
  * TPM2_ActivateCredential by the warden with this host's AK and EK
  * (tpmcred.h): done gets arg, the request's id (as *id had it) and the

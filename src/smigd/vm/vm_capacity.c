@@ -22,19 +22,21 @@ static bool consumes(const struct vm *vm)
 	return vm->state != VM_DEFINED && vm->state != VM_SHUTOFF;
 }
 
-/* Forgets the holds whose time is up. */
-static void holds_prune(struct vms *v)
+/* Forgets the holds whose time is up, and those of hosts no longer in the table. */
+static void holds_prune(struct smigd *d)
 {
 	uint64_t now = loop_now_ms();
 
-	for (struct vm_hold **hp = &v->holds; *hp;) {
+	for (struct vm_hold **hp = &d->vms->holds; *hp;) {
 		struct vm_hold *h = *hp;
+		bool known = smig_hosts_by_name(smigd_hosts(d), h->from) != NULL;
 
-		if (h->until_ms > now) {
+		if (h->until_ms > now && known) {
 			hp = &h->next;
 			continue;
 		}
-		smig_info("event=capacity_hold_expired from=%s vm=%s", h->from, h->vm);
+		smig_info("event=capacity_hold_expired from=%s vm=%s reason=%s", h->from, h->vm,
+			  known ? "time" : "not_in_host_table");
 		*hp = h->next;
 		free(h);
 	}
@@ -45,7 +47,7 @@ void vm_res_usage(struct smigd *d, struct vm_usage *u)
 	const struct smig_capacity *c = &d->cfg.catalog.capacity;
 
 	memset(u, 0, sizeof(*u));
-	holds_prune(d->vms);
+	holds_prune(d);
 	for (const struct vm_hold *h = d->vms->holds; h; h = h->next) {
 		u->reserved_memory_mib += h->memory_mib;
 		u->reserved_vcpus += h->vcpus;
@@ -112,7 +114,7 @@ int vm_res_hold(struct smigd *d, const char *from, const char *vm, uint32_t memo
 	size_t n = 0;
 
 	(void)vm_res_release(d, from, vm);
-	holds_prune(d->vms);
+	holds_prune(d);
 	for (h = d->vms->holds; h; h = h->next)
 		n += strcmp(h->from, from) == 0;
 	if (n >= VM_HOLDS_PER_HOST) {

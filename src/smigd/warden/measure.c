@@ -276,6 +276,7 @@ static void measure(struct warden *w)
 	struct tpm_keys keys = { 0 };
 	char err[256];
 	size_t n;
+	int rc;
 
 	if (m->busy) { /* the TPM still reads the last one's PCRs */
 		m->again = true;
@@ -297,8 +298,13 @@ static void measure(struct warden *w)
 		return;
 	}
 	m->busy = true;
-	if (wd_tpm_pcrs(m->tpm, &m->next, NULL, on_pcrs, w, err, sizeof(err)) < 0)
+	rc = wd_tpm_pcrs(m->tpm, &m->next, NULL, on_pcrs, w, err, sizeof(err));
+	if (rc == SMIG_EBUSY) { /* requests queue up: the last measurement stands, the next tick tries */
+		smig_warn("event=measurement_deferred reason=\"%s\"", err);
+		m->busy = false;
+	} else if (rc < 0) {
 		measured(w, NULL, err);
+	}
 }
 
 void wd_measure_now(struct warden *w)
@@ -473,6 +479,7 @@ static int evidence_logs(const struct smig_config *cfg, struct smig_evidence *e,
 /* One evidence on its way: what it answers, and the measurement it starts from. */
 struct ev_req {
 	struct warden *w;
+	pid_t worker; /* the worker that asked: a later one's ids are not its */
 	uint32_t id;
 	uint8_t own_fp[SMIG_FP_LEN];
 	wd_evidence_fn done;
@@ -489,6 +496,10 @@ static void ev_finish(struct ev_req *r, const struct smig_evidence *quoted)
 	char err[512] = "", fp[SMIG_FP_STR_LEN], *text = NULL;
 	int rc = 0;
 
+	if (w->worker_pid != r->worker) { /* it restarted meanwhile: nobody waits */
+		free(r);
+		return;
+	}
 	if (key == NULL) { /* the certificate changed while the TPM quoted */
 		smig_fp_format(r->own_fp, fp);
 		snprintf(err, sizeof(err), "the session showed certificate %s, neither this host's "
@@ -523,12 +534,14 @@ void wd_evidence(struct warden *w, uint32_t id, const uint8_t *nonce, const uint
 	struct timespec ts;
 	uint8_t extra[32];
 	char err[512];
+	int rc;
 
 	if (r == NULL) {
 		done(w, id, SMIG_ENOMEM, "out of memory", NULL, &none);
 		return;
 	}
 	r->w = w;
+	r->worker = w->worker_pid;
 	r->id = id;
 	r->done = done;
 	memcpy(r->own_fp, own_fp, SMIG_FP_LEN);
@@ -546,13 +559,24 @@ void wd_evidence(struct warden *w, uint32_t id, const uint8_t *nonce, const uint
 		return;
 	}
 	smig_quote_extra(nonce, binding, extra);
-	if (wd_tpm_pcrs(w->measure->tpm, &r->e, extra, on_quote, r, err, sizeof(err)) < 0)
+	rc = wd_tpm_pcrs(w->measure->tpm, &r->e, extra, on_quote, r, err, sizeof(err));
+	if (rc == SMIG_EBUSY) {
+		/*
+		 * too many quotes wait (a flood of sessions): no evidence rather than
+		 * evidence without a quote, which its verifier would hold untrusted
+		 */
+		smig_warn("event=evidence_deferred reason=\"%s\"", err);
+		r->done(w, id, rc, err, NULL, &none);
+		free(r);
+	} else if (rc < 0) {
 		on_quote(r, SMIG_EIO, err, NULL, NULL);
+	}
 }
 
 /* One activation on its way. */
 struct act_req {
 	struct warden *w;
+	pid_t worker;
 	uint32_t id;
 	wd_activate_fn done;
 };
@@ -563,7 +587,8 @@ static void on_activated(void *arg, int rc, const char *err, const struct smig_e
 	struct act_req *r = arg;
 
 	(void)e;
-	r->done(r->w, r->id, rc, err, cred);
+	if (r->w->worker_pid == r->worker)
+		r->done(r->w, r->id, rc, err, cred);
 	free(r);
 }
 
@@ -592,7 +617,7 @@ void wd_tpm_activate(struct warden *w, uint32_t id, const char *blob_hex,
 		done(w, id, SMIG_ENOMEM, "out of memory", NULL);
 		return;
 	}
-	*r = (struct act_req){ .w = w, .id = id, .done = done };
+	*r = (struct act_req){ .w = w, .worker = w->worker_pid, .id = id, .done = done };
 	if (wd_tpm_activate_cred(w->measure->tpm, blob, bl, secret, sl, on_activated, r, err,
 				 sizeof(err)) < 0)
 		on_activated(r, SMIG_EIO, err, NULL, NULL);

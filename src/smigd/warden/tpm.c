@@ -88,7 +88,9 @@ static int make_keys(struct host_tpm *t, char *err, size_t errlen)
  * Flushes the transient objects a TPM without a resource manager (swtpm's
  * socket, /dev/tpm0) still holds from an earlier process that was killed
  * before it could (a hung TPM's, tpmproc.c): they would fill its few
- * object slots. Behind /dev/tpmrm0 the kernel shows none but our own.
+ * object slots. Not behind a resource manager (/dev/tpmrm0, tabrmd),
+ * which flushes a client's objects itself and shows none of others'.
+ * smigd takes a TPM without one to be its own (attestation.tpm).
  */
 #define TRANSIENT_FIRST 0x80000000u /* TPM2_TRANSIENT_FIRST: its macro shifts an int too far */
 #define TRANSIENT_LAST 0x80ffffffu
@@ -138,7 +140,8 @@ int tpm_open(const char *tcti, const unsigned *pcrs, size_t n, struct host_tpm *
 		tpm_close(t);
 		return tss_fail(tcti, rc, err, errlen);
 	}
-	flush_leftovers(t);
+	if (strstr(tcti, "tpmrm") == NULL && strncmp(tcti, "tabrmd", 6) != 0)
+		flush_leftovers(t);
 	if (make_keys(t, err, errlen) < 0) {
 		tpm_close(t);
 		return SMIG_EIO;

@@ -6,7 +6,9 @@
  * request at a time over a SOCK_SEQPACKET pair: the PCRs, a quote, the
  * activation of a credential. A TPM call takes milliseconds on swtpm and
  * up to hundreds on a hardware TPM; none of it runs in the warden, whose
- * loop goes on launching VMs and writing the audit log meanwhile.
+ * loop goes on launching VMs and writing the audit log meanwhile. The
+ * requests wait in the warden (at most TP_WAITING_MAX) and go to the
+ * process one at a time, the next when the last is answered.
  *
  * A TPM that answers nothing for attestation.tpm.timeout_s while requests
  * wait is taken as hung: the process is killed, the waiting requests fail
@@ -16,7 +18,9 @@
  * keys, and says so (a change is logged as tpm_keys_changed).
  *
  * The process is a fork of the warden, not an exec: the messages are this
- * file's struct, checked for size and order all the same.
+ * file's struct, checked for size and order all the same, and of what the
+ * process answers only the TPM's part is taken (the PCR values, the quote,
+ * the credential).
  */
 #include "warden/tpmproc.h"
 #include "common/loop.h"
@@ -32,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <syslog.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -56,9 +61,9 @@ struct tp_msg {
 
 struct tp_wait {
 	struct tp_wait *next;
-	uint32_t id;
 	wd_tpm_fn fn;
 	void *arg;
+	struct tp_msg m; /* the request, until it is answered */
 };
 
 struct wd_tpm {
@@ -74,8 +79,9 @@ struct wd_tpm {
 	uint8_t ak[SMIG_AK_LEN], ek[SMIG_EK_LEN];
 	uint8_t cert[SMIG_EK_CERT_MAX];
 	size_t cert_len;
-	struct tp_wait *head, *tail;
+	struct tp_wait *head, *tail; /* the head is with the process (in_flight) */
 	size_t nwait;
+	bool in_flight;
 	uint32_t next_id;
 	struct loop_timer *watchdog, *respawn;
 	unsigned backoff_s;
@@ -123,11 +129,16 @@ __attribute__((noreturn)) static void tp_main(struct wd_tpm *t, int fd, pid_t pa
 	/* the warden's signals come through its signalfd: here they act */
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
-	(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+	/*
+	 * No PR_SET_PDEATHSIG: the warden daemonizes after this fork, and its
+	 * parent's exit must not end us. The warden's end closes the socket,
+	 * and the next recv ends us.
+	 */
 	(void)prctl(PR_SET_NAME, "smigd-tpm");
 	if (getppid() != parent || m == NULL)
 		_exit(1);
 	/* nothing of the warden's but the log (stderr) and this socket */
+	closelog(); /* its socket goes below: glibc must not write to the number */
 	if (fd != 3 && (dup2(fd, 3) < 0 || close(fd) < 0))
 		_exit(1);
 	(void)close_range(4, ~0U, 0);
@@ -139,7 +150,12 @@ __attribute__((noreturn)) static void tp_main(struct wd_tpm *t, int fd, pid_t pa
 
 		memcpy(m->ak, tpm_ak(tpm), SMIG_AK_LEN);
 		memcpy(m->ek, tpm_ek(tpm), SMIG_EK_LEN);
-		m->rc = tpm_ek_cert(tpm, m->cert, sizeof(m->cert), &len, m->err, sizeof(m->err));
+		/* the certificate is the maker's word on the EK: without it the TPM still serves */
+		if (tpm_ek_cert(tpm, m->cert, sizeof(m->cert), &len, m->err, sizeof(m->err)) < 0) {
+			smig_warn("event=tpm_ek_cert_unreadable reason=\"%s\"", m->err);
+			len = 0;
+			m->err[0] = '\0';
+		}
 		m->cert_len = (uint32_t)len;
 	}
 	tp_answer(fd, m);
@@ -197,6 +213,7 @@ static void fail_all(struct wd_tpm *t, const char *why)
 
 	t->head = t->tail = NULL;
 	t->nwait = 0;
+	t->in_flight = false;
 	while (list) {
 		struct tp_wait *x = list;
 
@@ -207,6 +224,7 @@ static void fail_all(struct wd_tpm *t, const char *why)
 }
 
 static void on_respawn(void *arg);
+static void lost(struct wd_tpm *t, const char *why);
 
 /* The process is gone or hung: it ends, and a new one starts after a pause. */
 static void lost(struct wd_tpm *t, const char *why)
@@ -237,7 +255,7 @@ static void lost(struct wd_tpm *t, const char *why)
 static void on_respawn(void *arg)
 {
 	struct wd_tpm *t = arg;
-	char err[256];
+	char err[256] = "";
 
 	t->respawn = NULL;
 	if (spawn(t, err, sizeof(err)) < 0 ||
@@ -264,7 +282,7 @@ static void arm(struct wd_tpm *t)
 {
 	loop_timer_cancel(t->loop, t->watchdog);
 	t->watchdog = NULL;
-	if (t->head)
+	if (t->in_flight)
 		(void)loop_timer_add(t->loop, (uint64_t)t->timeout_s * 1000, on_watchdog, t,
 				     &t->watchdog);
 }
@@ -283,6 +301,49 @@ static void took_keys(struct wd_tpm *t, const struct tp_msg *m)
 	t->ready = true;
 }
 
+/* The head of the queue goes to the process, unless one is there already. */
+static void pump(struct wd_tpm *t)
+{
+	struct tp_wait *x = t->head;
+	char why[128];
+
+	if (x == NULL || t->in_flight || t->fd < 0)
+		return;
+	x->m.id = ++t->next_id;
+	if (send(t->fd, &x->m, sizeof(x->m), MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t)sizeof(x->m)) {
+		snprintf(why, sizeof(why), "to the TPM process: %s", strerror(errno));
+		lost(t, why);
+		return;
+	}
+	t->in_flight = true;
+	arm(t);
+}
+
+/* e with src's PCR components and quote: of a reply, only what the TPM said. */
+static void tpm_part(struct smig_evidence *e, const struct smig_evidence *src)
+{
+	size_t n = 0;
+	unsigned k;
+
+	for (size_t i = 0; i < e->ncomp; i++)
+		if (!smig_pcr_name(e->comp[i].name, &k))
+			e->comp[n++] = e->comp[i];
+	e->ncomp = n;
+	for (size_t i = 0; i < src->ncomp && i < SMIG_COMPONENTS_MAX; i++) {
+		struct smig_component c = src->comp[i];
+
+		c.name[sizeof(c.name) - 1] = '\0';
+		if (smig_pcr_name(c.name, &k) && e->ncomp < SMIG_COMPONENTS_MAX)
+			e->comp[e->ncomp++] = c;
+	}
+	e->has_quote = src->has_quote && src->quote.attest_len <= SMIG_QUOTE_MAX;
+	if (e->has_quote) {
+		memcpy(e->quote.attest, src->quote.attest, src->quote.attest_len);
+		e->quote.attest_len = src->quote.attest_len;
+		memcpy(e->quote.sig, src->quote.sig, sizeof(e->quote.sig));
+	}
+}
+
 static void on_msg(void *arg, uint32_t events)
 {
 	struct wd_tpm *t = arg;
@@ -293,6 +354,7 @@ static void on_msg(void *arg, uint32_t events)
 	while ((n = recv(t->fd, m, sizeof(*m), MSG_DONTWAIT)) == (ssize_t)sizeof(*m)) {
 		struct tp_wait *x = t->head;
 
+		m->err[sizeof(m->err) - 1] = '\0';
 		if (m->op == TP_READY) {
 			if (m->rc < 0) {
 				lost(t, m->err);
@@ -306,9 +368,10 @@ static void on_msg(void *arg, uint32_t events)
 				t->back(t->back_arg);
 			if (t->fd < 0)
 				return;
+			pump(t);
 			continue;
 		}
-		if (x == NULL || x->id != m->id) {
+		if (x == NULL || !t->in_flight || x->m.id != m->id || x->m.op != m->op) {
 			lost(t, "the TPM process answered a request it was not asked");
 			return;
 		}
@@ -316,12 +379,17 @@ static void on_msg(void *arg, uint32_t events)
 		if (t->head == NULL)
 			t->tail = NULL;
 		t->nwait--;
+		t->in_flight = false;
 		arm(t);
-		x->fn(x->arg, m->rc, m->err, &m->e, m->cred);
+		if (m->op != TP_ACTIVATE)
+			tpm_part(&x->m.e, &m->e);
+		x->fn(x->arg, m->rc, m->err, &x->m.e, m->cred);
 		OPENSSL_cleanse(m->cred, sizeof(m->cred));
+		OPENSSL_cleanse(&x->m, sizeof(x->m));
 		free(x);
 		if (t->fd < 0) /* the callback's next request found it gone */
 			return;
+		pump(t);
 	}
 	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
 		lost(t, n == 0 ? "the TPM process ended" : strerror(errno));
@@ -329,76 +397,64 @@ static void on_msg(void *arg, uint32_t events)
 		lost(t, "the TPM process sent a message of the wrong size");
 }
 
-static int ask(struct wd_tpm *t, struct tp_msg *m, wd_tpm_fn fn, void *arg, char *err,
-	       size_t errlen)
+/* A new request, at the end of the queue; x is taken over (freed on an error). */
+static int ask(struct wd_tpm *t, struct tp_wait *x, char *err, size_t errlen)
 {
-	struct tp_wait *x;
-
 	if (t->fd < 0) {
 		snprintf(err, errlen, "the TPM process is restarting: %s", t->why);
+		free(x);
 		return SMIG_EAGAIN;
 	}
 	if (t->nwait >= TP_WAITING_MAX) {
 		snprintf(err, errlen, "the TPM is busy: %d requests wait", TP_WAITING_MAX);
-		return SMIG_EAGAIN;
-	}
-	x = calloc(1, sizeof(*x));
-	SMIG_ENSURE(x != NULL, SMIG_ENOMEM);
-	m->id = x->id = ++t->next_id;
-	x->fn = fn;
-	x->arg = arg;
-	if (send(t->fd, m, sizeof(*m), MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t)sizeof(*m)) {
-		snprintf(err, errlen, "to the TPM process: %s", strerror(errno));
 		free(x);
-		return SMIG_EIO;
+		return SMIG_EBUSY;
 	}
 	if (t->tail)
 		t->tail->next = x;
 	else
 		t->head = x;
 	t->tail = x;
-	if (t->nwait++ == 0)
-		arm(t);
+	t->nwait++;
+	pump(t);
 	return 0;
 }
 
 int wd_tpm_pcrs(struct wd_tpm *t, const struct smig_evidence *e, const uint8_t *extra,
 		wd_tpm_fn fn, void *arg, char *err, size_t errlen)
 {
-	struct tp_msg *m = calloc(1, sizeof(*m));
-	int rc;
+	struct tp_wait *x = calloc(1, sizeof(*x));
 
-	SMIG_ENSURE(m != NULL, SMIG_ENOMEM);
-	m->op = extra ? TP_QUOTE : TP_PCRS;
+	SMIG_ENSURE(x != NULL, SMIG_ENOMEM);
+	x->fn = fn;
+	x->arg = arg;
+	x->m.op = extra ? TP_QUOTE : TP_PCRS;
 	if (extra)
-		memcpy(m->extra, extra, sizeof(m->extra));
-	m->e = *e;
-	rc = ask(t, m, fn, arg, err, errlen);
-	free(m);
-	return rc;
+		memcpy(x->m.extra, extra, sizeof(x->m.extra));
+	x->m.e = *e;
+	return ask(t, x, err, errlen);
 }
 
 int wd_tpm_activate_cred(struct wd_tpm *t, const uint8_t *blob, size_t blob_len,
 			 const uint8_t *secret, size_t secret_len, wd_tpm_fn fn, void *arg,
 			 char *err, size_t errlen)
 {
-	struct tp_msg *m;
-	int rc;
+	struct tp_wait *x;
 
 	if (blob_len > SMIG_CRED_MAX || secret_len > SMIG_CRED_MAX) {
 		snprintf(err, errlen, "the credential is larger than %d bytes", SMIG_CRED_MAX);
 		return SMIG_EPROTO;
 	}
-	m = calloc(1, sizeof(*m));
-	SMIG_ENSURE(m != NULL, SMIG_ENOMEM);
-	m->op = TP_ACTIVATE;
-	memcpy(m->blob, blob, blob_len);
-	memcpy(m->secret, secret, secret_len);
-	m->blob_len = (uint32_t)blob_len;
-	m->secret_len = (uint32_t)secret_len;
-	rc = ask(t, m, fn, arg, err, errlen);
-	free(m);
-	return rc;
+	x = calloc(1, sizeof(*x));
+	SMIG_ENSURE(x != NULL, SMIG_ENOMEM);
+	x->fn = fn;
+	x->arg = arg;
+	x->m.op = TP_ACTIVATE;
+	memcpy(x->m.blob, blob, blob_len);
+	memcpy(x->m.secret, secret, secret_len);
+	x->m.blob_len = (uint32_t)blob_len;
+	x->m.secret_len = (uint32_t)secret_len;
+	return ask(t, x, err, errlen);
 }
 
 const uint8_t *wd_tpm_ak(const struct wd_tpm *t)
@@ -482,9 +538,9 @@ void wd_tpm_stop(struct wd_tpm *t)
 	loop_timer_cancel(t->loop, t->respawn);
 	if (t->fd >= 0)
 		close(t->fd);
-	if (t->pid > 0) {
+	if (t->pid > 0) { /* a child stuck in the TPM driver must not hold up the stop */
 		kill(t->pid, SIGKILL);
-		(void)waitpid(t->pid, NULL, 0);
+		(void)waitpid(t->pid, NULL, WNOHANG);
 	}
 	while (t->head) {
 		struct tp_wait *x = t->head;
