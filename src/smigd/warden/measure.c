@@ -235,6 +235,7 @@ void wd_measure_send(struct warden *w)
 }
 
 static void measure(struct warden *w);
+static void on_debounce(void *arg);
 
 /* The measurement is whole: it goes to the worker, and the next one starts if one was asked. */
 static void measured(struct warden *w, const struct smig_evidence *e, const char *tpm_err)
@@ -256,10 +257,9 @@ static void measured(struct warden *w, const struct smig_evidence *e, const char
 	smig_debug("event=measured components=%zu us=%llu bad=%s", m->self.ncomp,
 		   (unsigned long long)m->took_us, m->bad[0] ? m->bad : "-");
 	wd_measure_send(w);
-	if (m->again) {
-		m->again = false;
-		measure(w);
-	}
+	if (m->again && m->debounce == NULL) /* asked meanwhile: from the loop, right away */
+		(void)loop_timer_add(w->loop, 0, on_debounce, w, &m->debounce);
+	m->again = false;
 }
 
 static void on_pcrs(void *arg, int rc, const char *err, const struct smig_evidence *e,
