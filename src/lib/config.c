@@ -462,6 +462,43 @@ static int config_firewall(const struct smig_json_doc *doc, const json_t *f,
 	return 0;
 }
 
+/* migration: how a migration that does not converge is escalated, and when it gives up. */
+static int config_migration(const struct smig_json_doc *doc, const json_t *o,
+			    struct smig_config *cfg, char *err, size_t errlen)
+{
+	static const struct smig_jfield fields[] = {
+		{ "escalate_after_s", SMIG_J_INT, false, 1, 3600 },
+		{ "downtime_steps_ms", SMIG_J_ARRAY, false, 0, 0 },
+		{ "completion_timeout_s", SMIG_J_INT, false, 0, 86400 },
+	};
+	const json_t *steps, *v;
+	size_t i;
+
+	SMIG_GUARD(smig_json_check(doc, o, "migration", fields, ARRAY_LEN(fields), err, errlen));
+	if ((v = json_object_get(o, "escalate_after_s")))
+		cfg->escalate_after_s = (int)json_integer_value(v);
+	if ((v = json_object_get(o, "completion_timeout_s")))
+		cfg->completion_timeout_s = (int)json_integer_value(v);
+	steps = json_object_get(o, "downtime_steps_ms");
+	if (steps == NULL)
+		return 0;
+	if (json_array_size(steps) > ARRAY_LEN(cfg->downtime_steps_ms))
+		return smig_json_fail(doc, o, "downtime_steps_ms", err, errlen,
+				      "migration.downtime_steps_ms: at most %zu steps",
+				      ARRAY_LEN(cfg->downtime_steps_ms));
+	cfg->ndowntime_steps = 0;
+	json_array_foreach(steps, i, v) {
+		if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+		    json_integer_value(v) > 60000 ||
+		    (i > 0 && json_integer_value(v) <= cfg->downtime_steps_ms[i - 1]))
+			return smig_json_fail_at(doc, steps, i, err, errlen,
+						 "migration.downtime_steps_ms[%zu] must be 1-60000 ms "
+						 "and above the step before it", i);
+		cfg->downtime_steps_ms[cfg->ndowntime_steps++] = (int)json_integer_value(v);
+	}
+	return 0;
+}
+
 static int config_top(const struct smig_json_doc *doc, struct smig_config *cfg, char *err,
 		      size_t errlen)
 {
@@ -485,6 +522,7 @@ static int config_top(const struct smig_json_doc *doc, struct smig_config *cfg, 
 		{ "capacity", SMIG_J_OBJECT, false, 0, 0 },
 		{ "confinement", SMIG_J_OBJECT, false, 0, 0 },
 		{ "metrics", SMIG_J_OBJECT, false, 0, 0 },
+		{ "migration", SMIG_J_OBJECT, false, 0, 0 },
 	};
 	const json_t *root = doc->root;
 	const json_t *v;
@@ -512,6 +550,8 @@ static int config_top(const struct smig_json_doc *doc, struct smig_config *cfg, 
 		SMIG_GUARD(config_limits(doc, v, cfg, err, errlen));
 	if ((v = json_object_get(root, "metrics")))
 		SMIG_GUARD(config_metrics(doc, v, cfg, err, errlen));
+	if ((v = json_object_get(root, "migration")))
+		SMIG_GUARD(config_migration(doc, v, cfg, err, errlen));
 	if ((v = json_object_get(root, "qemu")))
 		SMIG_GUARD(config_qemu(doc, v, cfg, err, errlen));
 	if (json_object_get(root, "policy"))
@@ -552,6 +592,12 @@ static void config_defaults(struct smig_config *cfg, const char *name)
 	cfg->audit_keep = 8;
 	cfg->attest_interval_s = 10;
 	cfg->tpm_timeout_s = 10;
+	/* Nova's way: the downtime limit up in steps while it does not converge, then give up */
+	cfg->escalate_after_s = 10;
+	cfg->downtime_steps_ms[0] = 500;
+	cfg->downtime_steps_ms[1] = 1000;
+	cfg->ndowntime_steps = 2;
+	cfg->completion_timeout_s = 600;
 	cfg->tls_warn_days = 30;
 	cfg->evacuate = true;
 	cfg->evacuate_parallel = 2;

@@ -100,6 +100,11 @@ struct smig_config {
 	int handshake_timeout_ms;
 	int request_timeout_ms;
 	int stall_timeout_ms; /* a migration that moves nothing this long fails */
+	/* migration: escalation of one that does not converge */
+	int escalate_after_s;      /* streaming this long: the next downtime step */
+	int downtime_steps_ms[8];  /* the downtime limits it rises to, in order */
+	size_t ndowntime_steps;
+	int completion_timeout_s;  /* streaming this long: it fails (0: never) */
 	int stream_passes;    /* a stream longer than this many times the memory fails */
 	int guest_watch_ms;   /* destination: how long a resumed guest is watched for a crash */
 	int agent_timeout_ms; /* how long one guest agent ping waits for its answer */

@@ -150,6 +150,9 @@ static void migrations(FILE *f, struct smigd *d)
 		  dirty_rate);
 	help(f, "smig_evacuations_total", "counter", "Evacuations of this host begun.");
 	fprintf(f, "smig_evacuations_total %llu\n", (unsigned long long)s->evacuations);
+	help(f, "smig_migration_escalations_total", "counter",
+	     "Downtime-limit steps outgoing migrations took to converge.");
+	fprintf(f, "smig_migration_escalations_total %llu\n", (unsigned long long)s->escalations);
 	free(a);
 }
 

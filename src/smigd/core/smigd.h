@@ -87,6 +87,7 @@ struct smigd_stats {
 	struct stats_hist duration;             /* completed outgoing migrations, s */
 	struct stats_hist downtime;             /* ... the pause the guest saw, s */
 	uint64_t evacuations;                   /* evacuations begun */
+	uint64_t escalations;                   /* downtime steps outgoing migrations took */
 	uint64_t gen; /* bumped whenever a migration begins or ends: the metrics page is stale */
 };
 extern const double stats_duration_bounds[];

@@ -80,6 +80,8 @@ struct mig {
 	uint64_t t_start, t_prepare, t_prepared, t_stop, t_commit, t_end;
 	uint64_t last_activity_ms; /* last frame or stream byte moved */
 	uint64_t passes, qemu_downtime_ms, ram_total, dirty_rate; /* dirty_rate: pages/s */
+	size_t esc_step;          /* source: the downtime steps taken (migration.downtime_steps_ms) */
+	int64_t esc_downtime_ms;  /* ... and the limit the last one set (0: none yet) */
 	uint64_t ram_remaining, page_size; /* QEMU's last query-migrate */
 	double mbps;
 	char cipher[64];

@@ -171,6 +171,61 @@ void mig_src_progress_reply(void *arg, const struct smig_qmp_msg *r)
 			       "remaining_bytes", (json_int_t)remaining, "eta_s", eta));
 }
 
+static int64_t qemu_downtime(const struct mig *m);
+static void src_qmp_reply(void *arg, const struct smig_qmp_msg *r);
+
+/*
+ * A migration still streaming after migration.escalate_after_s (and after
+ * each such interval again) raises QEMU's downtime limit to the next of
+ * migration.downtime_steps_ms: a guest that dirties memory faster than the
+ * link carries it converges once the pause may be long enough. Each step
+ * is logged, counted and shown in the job. Streaming longer than
+ * migration.completion_timeout_s fails the migration: the VM runs on here.
+ * false if the migration failed.
+ */
+static bool src_escalate(struct mig *m)
+{
+	const struct smig_config *c = &m->d->cfg;
+	uint64_t ms = m->t_prepared ? (loop_now_ns() - m->t_prepared) / 1000000 : 0;
+	size_t step;
+	int64_t limit;
+
+	if (m->p.state != SMIG_MST_STREAMING || m->qemu_done || m->t_prepared == 0)
+		return true;
+	if (c->completion_timeout_s && ms > (uint64_t)c->completion_timeout_s * 1000) {
+		mig_src_fail(m, SMIG_ETIMEDOUT,
+			     "did not converge in %d s (migration.completion_timeout_s; downtime "
+			     "limit %lld ms after %zu steps, %llu MiB still to send, the guest "
+			     "dirtying %llu pages/s): %s runs on here",
+			     c->completion_timeout_s, (long long)qemu_downtime(m), m->esc_step,
+			     (unsigned long long)(m->ram_remaining >> 20),
+			     (unsigned long long)m->dirty_rate, m->vm_name);
+		return false;
+	}
+	step = (size_t)(ms / ((uint64_t)c->escalate_after_s * 1000));
+	if (step > c->ndowntime_steps)
+		step = c->ndowntime_steps;
+	if (step <= m->esc_step)
+		return true;
+	m->esc_step = step;
+	limit = c->downtime_steps_ms[step - 1];
+	if (limit <= qemu_downtime(m))
+		return true; /* asked for more already */
+	m->esc_downtime_ms = limit;
+	(void)qmpconn_send(vm_qmp(m->vm), "migrate-set-parameters",
+			   json_pack("{s:I}", "downtime-limit", (json_int_t)limit), -1,
+			   src_qmp_reply, mig_cb_new(m));
+	m->d->stats.escalations++;
+	smig_warn("event=migration_escalated vm=%s to=%s step=%zu downtime_limit_ms=%lld "
+		  "after_ms=%llu dirty_pages_per_s=%llu",
+		  m->vm_name, m->peer_host, step, (long long)limit, (unsigned long long)ms,
+		  (unsigned long long)m->dirty_rate);
+	ctl_progress(m->d, &m->ref,
+		     json_pack("{s:s,s:I,s:I,s:I}", "phase", "escalation", "step", (json_int_t)step,
+			       "downtime_limit_ms", (json_int_t)limit, "after_ms", (json_int_t)ms));
+	return true;
+}
+
 static void src_tick(void *arg)
 {
 	struct mig *m = arg;
@@ -194,9 +249,12 @@ static void src_tick(void *arg)
 			 m->d->cfg.stall_timeout_ms, smig_mst_names[m->p.state]);
 		return;
 	}
-	if (m->vm && vm_qmp(m->vm))
+	if (m->vm && vm_qmp(m->vm)) {
+		if (!src_escalate(m))
+			return;
 		(void)qmpconn_send(vm_qmp(m->vm), "query-migrate", NULL, -1, mig_src_progress_reply,
 				   mig_cb_new(m));
+	}
 	(void)loop_timer_add(m->d->loop, MIG_PROGRESS_MS, src_tick, m, &m->timer);
 }
 
@@ -296,6 +354,8 @@ static void src_qmp_reply(void *arg, const struct smig_qmp_msg *r)
  */
 static int64_t qemu_downtime(const struct mig *m)
 {
+	if (m->esc_downtime_ms)
+		return m->esc_downtime_ms;
 	return m->opts.downtime_ms ? m->opts.downtime_ms : MIG_DOWNTIME_MS;
 }
 
@@ -420,6 +480,8 @@ void mig_src_finish(struct mig *m, const char *guest, const char *detail)
 		(void)json_object_set_new(result, "guest_detail", json_string(detail));
 		(void)json_object_set_new(result, "guest_agent_before",
 					  json_string(agent_names[m->agent]));
+		(void)json_object_set_new(result, "escalation_steps",
+					  json_integer((json_int_t)m->esc_step));
 		if (crashed || unresponsive)
 			(void)json_object_set_new(result, "status", json_string("failed"));
 	}

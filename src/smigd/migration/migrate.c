@@ -250,8 +250,14 @@ size_t mig_active(const struct smigd *d, struct mig_active *out, size_t max)
 
 json_t *mig_json(const struct mig *m)
 {
-	return json_pack("{s:s,s:s,s:s,s:s}", m->p.source ? "to" : "from", m->peer_host, "id", m->ids,
-			 "state", smig_mst_names[m->p.state], "why", m->why);
+	json_t *o = json_pack("{s:s,s:s,s:s,s:s}", m->p.source ? "to" : "from", m->peer_host, "id",
+			      m->ids, "state", smig_mst_names[m->p.state], "why", m->why);
+
+	if (o && m->esc_step) /* the job's escalation so far */
+		json_object_set_new(o, "escalation",
+				    json_pack("{s:I,s:I}", "step", (json_int_t)m->esc_step,
+					      "downtime_limit_ms", (json_int_t)m->esc_downtime_ms));
+	return o;
 }
 
 void mig_abandon(struct mig *m)

@@ -69,6 +69,10 @@ static void smigd_reload(void *arg, const struct smig_pm *ev)
 	d->cfg.request_timeout_ms = cfg.request_timeout_ms;
 	d->cfg.max_peers = cfg.max_peers;
 	d->cfg.stall_timeout_ms = cfg.stall_timeout_ms;
+	d->cfg.escalate_after_s = cfg.escalate_after_s;
+	memcpy(d->cfg.downtime_steps_ms, cfg.downtime_steps_ms, sizeof(cfg.downtime_steps_ms));
+	d->cfg.ndowntime_steps = cfg.ndowntime_steps;
+	d->cfg.completion_timeout_s = cfg.completion_timeout_s;
 	d->cfg.stream_passes = cfg.stream_passes;
 	d->cfg.audit_checkpoint_records = cfg.audit_checkpoint_records;
 	memcpy(d->cfg.ivt_file, cfg.ivt_file, sizeof(cfg.ivt_file));

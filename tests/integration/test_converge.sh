@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# A guest that dirties memory faster than the link carries it, with real
+# daemons on two loopback hosts, TCG, the link capped at 8 MiB/s and QEMU's
+# auto-converge off: the guest rewrites its 16 MiB working set as fast as
+# it can, so 16 MiB stay dirty and need 2 s of pause at 8 MiB/s. From h1,
+# whose config never escalates and gives up after 8 s, the migration does
+# not converge: it fails, naming why, and the VM runs on at h1. From h2,
+# whose config raises the downtime limit from 300 ms to 1000 ms, then 3000 ms, every
+# 2 s (migration.downtime_steps_ms), it converges: each step is logged,
+# counted in the metrics and shown in the job, and the guest's own checks
+# are clean on h1 afterwards.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/../harness/lib.sh"
+. "$here/../harness/tap.sh"
+check_guest=$here/../harness/guest-check
+
+dir=$(mktemp -d /tmp/smig-conv.XXXXXX)
+trap 'cluster_clean "$dir"' EXIT
+cluster_make "$dir" 2 || { echo "Bail out! cluster_make"; exit 1; }
+conf() { # conf HOST JQ
+	jq "$2" "$dir/$1.json" >"$dir/$1.json.tmp" && mv "$dir/$1.json.tmp" "$dir/$1.json"
+}
+conf h1 '.qemu.auto_converge = false | .migration = {downtime_steps_ms: [], completion_timeout_s: 8}'
+mport=$(free_port)
+conf h2 '.qemu.auto_converge = false | .migration = {escalate_after_s: 2, downtime_steps_ms: [1000, 3000], completion_timeout_s: 60}'
+conf h2 ".metrics = {listen: \"127.0.0.1:$mport\"}"
+ivt_make "$dir" 2 || { echo "Bail out! ivt_make"; exit 1; }
+
+plan 8
+
+smigd_start "$dir" h1 && smigd_start "$dir" h2
+ok $? "h1 (no escalation, gives up after 8 s) and h2 (downtime 1000 ms, then 3000 ms, every 2 s) start"
+start() { # start HOST NAME
+	cat >"$dir/$2.json" <<JSON
+{"name": "$2", "memory_mib": 48, $(guest_boot smig-guest.elf "mem=16 dirty=max seed=3 hb=100")}
+JSON
+	hsmig "$dir" "$1" vm define "$dir/$2.json" >/dev/null && hsmig "$dir" "$1" vm start "$2" >/dev/null &&
+		wait_for 30 grep -q ' HB 5 ' "$dir/state-$1/consoles/$2.log"
+}
+beats() { grep -c ' HB ' "$dir/state-$1/consoles/$2.log"; }
+
+start h1 stuck
+ok $? "vm stuck runs on h1, rewriting 16 MiB as fast as it can"
+t0=$(date +%s%N)
+out=$(hsmig "$dir" h1 migrate stuck --to h2 --max-bandwidth 8 2>&1)
+rc=$?
+ms=$((($(date +%s%N) - t0) / 1000000))
+n=$(beats h1 stuck)
+[ $rc -ne 0 ] && grep -q "did not converge in 8 s (migration.completion_timeout_s; downtime limit 300 ms after 0 steps" <<<"$out" &&
+	[ "$(hsmig "$dir" h1 --json vm show stuck | jq -r .state)" = running ] &&
+	wait_for 10 bash -c "[ \$(grep -c ' HB ' '$dir/state-h1/consoles/stuck.log') -gt $((n + 3)) ]"
+ok $? "without escalation it does not converge: it fails after $ms ms (exit $rc) and stuck beats on at h1: $out"
+hsmig "$dir" h1 vm stop stuck --force >/dev/null 2>&1
+
+start h2 busy
+ok $? "vm busy runs on h2, rewriting 16 MiB as fast as it can"
+t0=$(date +%s%N)
+res=$(hsmig "$dir" h2 --json migrate busy --to h1 --max-bandwidth 8 | tail -1)
+rc=$?
+ms=$((($(date +%s%N) - t0) / 1000000))
+jqe '.status == "completed" and .escalation_steps >= 1 and .qemu_downtime_limit_ms >= 1000' <<<"$res" >/dev/null
+ok $? "with escalation it converges (exit $rc) in $ms ms: $(jq -c '{total_ms, downtime_ms, qemu_downtime_limit_ms, escalation_steps, passes}' <<<"$res")"
+diag "escalating migration: total $(jq -r .total_ms <<<"$res") ms, guest-visible pause $(jq -r .downtime_ms <<<"$res") ms, downtime limit $(jq -r .qemu_downtime_limit_ms <<<"$res") ms after $(jq -r .escalation_steps <<<"$res") steps (8 MiB/s, TCG)"
+grep -q 'event=migration_escalated vm=busy to=h1 step=1 downtime_limit_ms=1000' "$dir/h2.log"
+ok $? "each step is logged: $(grep -o 'event=migration_escalated.*' "$dir/h2.log" | tr '\n' ';')"
+curl -sf --max-time 5 "http://127.0.0.1:$mport/metrics" | grep -qE '^smig_migration_escalations_total [1-9]'
+ok $? "and counted: $(curl -sf --max-time 5 "http://127.0.0.1:$mport/metrics" | grep '^smig_migration_escalations_total')"
+out=$("$check_guest" busy "$dir/state-h1" "$dir/state-h2")
+rc=$?
+[ $rc -eq 0 ] && [ "$(vm_where "$dir" busy)" = h1 ]
+ok $? "busy runs only on h1, its checks clean: $out"
+
+done_testing
