@@ -291,7 +291,7 @@ static void measure(struct warden *w)
 	n = measure_into(&w->cfg, &keys, &m->next, m->next_bad, m->next_reason,
 			 sizeof(m->next_reason), paths);
 	watch_all(w, paths, n);
-	if (m->self.host[0] == '\0') /* until the first is whole: what evidence starts from */
+	if (!m->whole) /* until the first is whole: what evidence starts from */
 		m->self = m->next;
 	if (m->tpm == NULL) {
 		measured(w, NULL, NULL);

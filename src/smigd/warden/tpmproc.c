@@ -75,7 +75,7 @@ struct wd_tpm {
 	pid_t pid;
 	int fd;
 	struct loop_watch *w;
-	bool ready;
+	bool keys_known; /* ak and ek hold what a process said: a later one is held to them */
 	uint8_t ak[SMIG_AK_LEN], ek[SMIG_EK_LEN];
 	uint8_t cert[SMIG_EK_CERT_MAX];
 	size_t cert_len;
@@ -202,7 +202,6 @@ static int spawn(struct wd_tpm *t, char *err, size_t errlen)
 	}
 	close(sv[1]);
 	t->fd = sv[0];
-	t->ready = false;
 	return 0;
 }
 
@@ -244,7 +243,6 @@ static void lost(struct wd_tpm *t, const char *why)
 		(void)waitpid(t->pid, NULL, WNOHANG);
 	}
 	t->pid = 0;
-	t->ready = false;
 	if (t->respawn == NULL)
 		(void)loop_timer_add(t->loop, (uint64_t)t->backoff_s * 1000, on_respawn, t,
 				     &t->respawn);
@@ -287,9 +285,10 @@ static void arm(struct wd_tpm *t)
 				     &t->watchdog);
 }
 
+/* A process holds the TPM: its keys and certificate (a new process's compared with the last). */
 static void took_keys(struct wd_tpm *t, const struct tp_msg *m)
 {
-	if (t->ready && (memcmp(t->ak, m->ak, SMIG_AK_LEN) != 0 ||
+	if (t->keys_known && (memcmp(t->ak, m->ak, SMIG_AK_LEN) != 0 ||
 			 memcmp(t->ek, m->ek, SMIG_EK_LEN) != 0))
 		smig_warn("event=tpm_keys_changed tcti=%s reason=\"the TPM answers with other "
 			  "keys than at start: another TPM, or its seeds were cleared\"",
@@ -298,7 +297,9 @@ static void took_keys(struct wd_tpm *t, const struct tp_msg *m)
 	memcpy(t->ek, m->ek, SMIG_EK_LEN);
 	t->cert_len = m->cert_len <= sizeof(t->cert) ? m->cert_len : 0;
 	memcpy(t->cert, m->cert, t->cert_len);
-	t->ready = true;
+	t->keys_known = true;
+	smig_info("event=tpm_ready pid=%d tcti=%s ek_cert=%s", (int)t->pid, t->tcti,
+		  t->cert_len ? "yes" : "no");
 }
 
 /* The head of the queue goes to the process, unless one is there already. */
@@ -362,8 +363,6 @@ static void on_msg(void *arg, uint32_t events)
 			}
 			took_keys(t, m);
 			t->backoff_s = 1;
-			smig_info("event=tpm_ready pid=%d tcti=%s ek_cert=%s", (int)t->pid, t->tcti,
-				  t->cert_len ? "yes" : "no");
 			if (t->back)
 				t->back(t->back_arg);
 			if (t->fd < 0)
@@ -523,8 +522,6 @@ int wd_tpm_start(struct loop *loop, const struct smig_config *cfg, void (*back)(
 		wd_tpm_stop(t);
 		return rc;
 	}
-	smig_info("event=tpm_ready pid=%d tcti=%s ek_cert=%s", (int)t->pid, t->tcti,
-		  t->cert_len ? "yes" : "no");
 	*out = t;
 	return 0;
 }
