@@ -191,6 +191,14 @@ static void let_go(struct smigd *d, const char *host, const char *vm)
 static void place_next(struct smigd *d, struct evac *e);
 static void planned_all(struct smigd *d, struct evac *e);
 
+/* host did not take the step being placed: why goes into the plan's list of refusals. */
+static void refused(struct evac *e, const char *host, const char *why)
+{
+	size_t n = strlen(e->refusals);
+
+	snprintf(e->refusals + n, sizeof(e->refusals) - n, "%s%s: %s", n ? "; " : "", host, why);
+}
+
 /* The plan arg answers for, if it is still being made (a real one, or a dry run). */
 static struct evac *live_plan(struct smigd *d, void *arg)
 {
@@ -207,6 +215,7 @@ static void on_hold(struct smigd *d, void *arg, const char *host, bool answered,
 {
 	struct evac *e = live_plan(d, arg);
 	struct evac_host *h = e ? plan_host(e, host) : NULL;
+	const struct host_state *hs = smigd_host_state(d, host);
 	struct evac_step *st;
 	const struct vm *vm;
 
@@ -216,11 +225,8 @@ static void on_hold(struct smigd *d, void *arg, const char *host, bool answered,
 	e->asking[0] = '\0';
 	vm = vm_find(d, st->vm);
 	if (!held || vm == NULL) {
-		size_t n = strlen(e->refusals);
-
 		h->silent |= !answered;
-		snprintf(e->refusals + n, sizeof(e->refusals) - n, "%s%s: %s", n ? "; " : "",
-			 host, vm ? why : "the VM is gone");
+		refused(e, host, vm ? why : "the VM is gone");
 		if (held) /* the VM went while its host held it */
 			let_go(d, host, st->vm);
 		place_next(d, e);
@@ -231,8 +237,7 @@ static void on_hold(struct smigd *d, void *arg, const char *host, bool answered,
 	snprintf(st->why, sizeof(st->why),
 		 "%s; allowed by rule %s; %s holds %u MiB and %u vCPUs for it; %llu MiB of this "
 		 "plan there before it%s%s",
-		 smig_verdict_name(smigd_host_state(d, host) ? smigd_host_state(d, host)->verdict.kind
-							     : SMIG_VERDICT_UNKNOWN),
+		 smig_verdict_name(hs ? hs->verdict.kind : SMIG_VERDICT_UNKNOWN),
 		 e->asking_rule, host, vm_spec(vm)->memory_mib, vm_spec(vm)->vcpus,
 		 (unsigned long long)h->planned, e->refusals[0] ? "; refused by " : "",
 		 e->refusals);
@@ -256,7 +261,6 @@ static void place_next(struct smigd *d, struct evac *e)
 		struct smig_reserve r = { .ttl_s = e->dry_run ? EVAC_DRY_HOLD_S : EVAC_HOLD_S };
 		struct evac_host *h;
 		char why[400], err[256];
-		size_t n;
 
 		if (e->fresh) {
 			for (size_t i = 0; i < e->nhosts; i++)
@@ -282,9 +286,7 @@ static void place_next(struct smigd *d, struct evac *e)
 			return; /* on_hold goes on */
 		e->asking[0] = '\0';
 		h->silent = true;
-		n = strlen(e->refusals);
-		snprintf(e->refusals + n, sizeof(e->refusals) - n, "%s%s: %s", n ? "; " : "",
-			 h->name, err);
+		refused(e, h->name, err);
 	}
 	planned_all(d, e);
 }
