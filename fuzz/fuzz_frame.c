@@ -47,6 +47,12 @@ static void decode(const struct smig_frame *f)
 		(void)smig_msg_get_reserve(f, &r);
 		(void)smig_msg_get_reserved(f, &a);
 	}
+	{
+		struct smig_mig_channel c;
+
+		(void)smig_msg_get_mig_channel(f, SMIG_MSG_MIG_CHANNEL, &c);
+		(void)smig_msg_get_mig_channel(f, SMIG_MSG_MIG_CHANNEL_OK, &c);
+	}
 	(void)smig_msg_get_mig_prepare(f, &mp);
 	(void)smig_msg_get_mig_commit_req(f, &cr);
 	(void)smig_msg_get_mig_abort(f, &ab);

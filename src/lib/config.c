@@ -462,7 +462,10 @@ static int config_firewall(const struct smig_json_doc *doc, const json_t *f,
 	return 0;
 }
 
-/* migration: how a migration that does not converge is escalated, and when it gives up. */
+/*
+ * migration: how many streams carry a migration, how one that does not
+ * converge is escalated, and when it gives up.
+ */
 static int config_migration(const struct smig_json_doc *doc, const json_t *o,
 			    struct smig_config *cfg, char *err, size_t errlen)
 {
@@ -470,6 +473,7 @@ static int config_migration(const struct smig_json_doc *doc, const json_t *o,
 		{ "escalate_after_s", SMIG_J_INT, false, 1, 3600 },
 		{ "downtime_steps_ms", SMIG_J_ARRAY, false, 0, 0 },
 		{ "completion_timeout_s", SMIG_J_INT, false, 0, 86400 },
+		{ "channels", SMIG_J_INT, false, 0, 16 },
 	};
 	const json_t *steps, *v;
 	size_t i;
@@ -479,6 +483,8 @@ static int config_migration(const struct smig_json_doc *doc, const json_t *o,
 		cfg->escalate_after_s = (int)json_integer_value(v);
 	if ((v = json_object_get(o, "completion_timeout_s")))
 		cfg->completion_timeout_s = (int)json_integer_value(v);
+	if ((v = json_object_get(o, "channels")))
+		cfg->mig_channels = (int)json_integer_value(v);
 	steps = json_object_get(o, "downtime_steps_ms");
 	if (steps == NULL)
 		return 0;

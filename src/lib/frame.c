@@ -29,8 +29,10 @@ static const struct frame_type frame_types[] = {
 	{ SMIG_MSG_VERDICT, "VERDICT", 4096 },
 	{ SMIG_MSG_RESERVE, "RESERVE", 2 + 63 + 4 + 4 + 2 + 1 },
 	{ SMIG_MSG_RESERVED, "RESERVED", 1 + 2 + 255 },
-	/* id, spec, vTPM key, firmware build, agent */
-	{ SMIG_MSG_MIG_PREPARE, "MIG_PREPARE", 2 + 16 * 1024 + 1 + 32 + 1 + 32 + 8 + 1 + 1 },
+	{ SMIG_MSG_MIG_CHANNEL, "MIG_CHANNEL", ID + 1 + SMIG_CHAN_MAC_LEN },
+	{ SMIG_MSG_MIG_CHANNEL_OK, "MIG_CHANNEL_OK", ID + 1 },
+	/* spec, vTPM key, firmware build, agent, evacuation, channels */
+	{ SMIG_MSG_MIG_PREPARE, "MIG_PREPARE", 2 + 16 * 1024 + 1 + 32 + 1 + 32 + 8 + 1 + 1 + 1 },
 	{ SMIG_MSG_MIG_PREPARED, "MIG_PREPARED", ID },
 	{ SMIG_MSG_MIG_DATA, "MIG_DATA", SMIG_FRAME_MAX_PAYLOAD },
 	{ SMIG_MSG_MIG_COMMIT_REQ, "MIG_COMMIT_REQ", ID + 8 },

@@ -37,6 +37,8 @@ enum smig_msg_type {
 	SMIG_MSG_VERDICT = 0x0b,     /* a host's signed verdict on another (report.h) */
 	SMIG_MSG_RESERVE = 0x0c,     /* hold capacity for a VM the peer means to send */
 	SMIG_MSG_RESERVED = 0x0d,    /* ... held or not, and why */
+	SMIG_MSG_MIG_CHANNEL = 0x0e,    /* first frame of a parallel stream channel's session */
+	SMIG_MSG_MIG_CHANNEL_OK = 0x0f, /* ... taken: the stream follows */
 	/* migration (docs/protocol.md, "Migration") */
 	SMIG_MSG_MIG_PREPARE = 0x10,
 	SMIG_MSG_MIG_PREPARED = 0x11,

@@ -351,6 +351,8 @@ int smig_msg_put_mig_prepare(struct smig_buf *out, const struct smig_mig_prepare
 		rc = smig_buf_put_u8(out, m->agent_answered ? 1 : 0);
 	if (rc == 0)
 		rc = smig_buf_put_u8(out, m->evacuation ? 1 : 0);
+	if (rc == 0)
+		rc = m->channels <= SMIG_CHAN_MAX ? smig_buf_put_u8(out, m->channels) : SMIG_EINVAL;
 	return msg_finish(out, mark, rc);
 }
 
@@ -380,6 +382,39 @@ int smig_msg_get_mig_prepare(const struct smig_frame *f, struct smig_mig_prepare
 	SMIG_ENSURE(m->agent_answered <= 1, SMIG_EPROTO);
 	SMIG_GUARD(smig_buf_get_u8(&b, &m->evacuation));
 	SMIG_ENSURE(m->evacuation <= 1, SMIG_EPROTO);
+	SMIG_GUARD(smig_buf_get_u8(&b, &m->channels));
+	SMIG_ENSURE(m->channels <= SMIG_CHAN_MAX && m->channels != 1, SMIG_EPROTO);
+	return smig_buf_expect_end(&b);
+}
+
+int smig_msg_put_mig_channel(struct smig_buf *out, uint8_t type, const struct smig_mig_channel *m)
+{
+	size_t mark;
+	int rc;
+
+	SMIG_ENSURE(type == SMIG_MSG_MIG_CHANNEL || type == SMIG_MSG_MIG_CHANNEL_OK, SMIG_EINVAL);
+	SMIG_ENSURE(m->index < SMIG_CHAN_MAX, SMIG_EINVAL);
+	SMIG_GUARD(smig_frame_begin(out, type, &mark));
+	rc = smig_buf_put_bytes(out, m->id.b, SMIG_MIG_ID_LEN);
+	if (rc == 0)
+		rc = smig_buf_put_u8(out, m->index);
+	if (rc == 0 && type == SMIG_MSG_MIG_CHANNEL)
+		rc = smig_buf_put_bytes(out, m->mac, SMIG_CHAN_MAC_LEN);
+	return msg_finish(out, mark, rc);
+}
+
+int smig_msg_get_mig_channel(const struct smig_frame *f, uint8_t type, struct smig_mig_channel *m)
+{
+	struct smig_buf b;
+
+	SMIG_ENSURE(type == SMIG_MSG_MIG_CHANNEL || type == SMIG_MSG_MIG_CHANNEL_OK, SMIG_EINVAL);
+	SMIG_GUARD(msg_view(f, type, &b));
+	memset(m, 0, sizeof(*m));
+	SMIG_GUARD(smig_buf_get_bytes(&b, m->id.b, SMIG_MIG_ID_LEN));
+	SMIG_GUARD(smig_buf_get_u8(&b, &m->index));
+	SMIG_ENSURE(m->index < SMIG_CHAN_MAX && !smig_mig_id_zero(&m->id), SMIG_EPROTO);
+	if (type == SMIG_MSG_MIG_CHANNEL)
+		SMIG_GUARD(smig_buf_get_bytes(&b, m->mac, SMIG_CHAN_MAC_LEN));
 	return smig_buf_expect_end(&b);
 }
 

@@ -81,6 +81,8 @@ struct smig_mig_prepare {
 	uint8_t agent_answered;
 	/* the source is evacuating: the only push a host held untrusted may make */
 	uint8_t evacuation;
+	/* parallel stream channels beside the main stream (QEMU multifd); 0: none */
+	uint8_t channels;
 };
 
 struct smig_mig_commit_req {
@@ -93,6 +95,24 @@ struct smig_mig_abort {
 	uint16_t code;
 	char reason[SMIG_REASON_MAX + 1];
 };
+
+/*
+ * Parallel stream channels (docs/protocol.md, "Parallel channels"): each
+ * is a TLS session of its own whose first frame, in place of HELLO, is
+ * CHANNEL: the migration's id, the channel's index (below the PREPARE's
+ * channels, at most SMIG_CHAN_MAX) and a MAC that binds this session to
+ * the migration's attested one. CHANNEL_OK (id and index) takes it; the
+ * channel's stream follows as TLS application data, unframed.
+ */
+#define SMIG_CHAN_MAX 16
+#define SMIG_CHAN_MAC_LEN 32
+struct smig_mig_channel {
+	struct smig_mig_id id;
+	uint8_t index;
+	uint8_t mac[SMIG_CHAN_MAC_LEN]; /* CHANNEL only */
+};
+int smig_msg_put_mig_channel(struct smig_buf *out, uint8_t type, const struct smig_mig_channel *m);
+int smig_msg_get_mig_channel(const struct smig_frame *f, uint8_t type, struct smig_mig_channel *m);
 
 int smig_msg_put_mig_prepare(struct smig_buf *out, const struct smig_mig_prepare *m);
 int smig_msg_get_mig_prepare(const struct smig_frame *f, struct smig_mig_prepare *m);

@@ -29,6 +29,7 @@ struct smig_tls_ctx {
 struct smig_tls_conn {
 	SSL *ssl;
 	bool want_write;
+	bool clean_close; /* the peer's close_notify came */
 	char reason[256];
 };
 
@@ -372,6 +373,7 @@ static int tls_result(struct smig_tls_conn *c, int ret, const char *what)
 		c->want_write = true;
 		return SMIG_EAGAIN;
 	case SSL_ERROR_ZERO_RETURN:
+		c->clean_close = true;
 		snprintf(c->reason, sizeof(c->reason), "%s: peer closed the session", what);
 		ERR_clear_error();
 		return SMIG_ECLOSED;
@@ -501,6 +503,26 @@ const char *smig_tls_cipher(const struct smig_tls_conn *c)
 const char *smig_tls_version(const struct smig_tls_conn *c)
 {
 	return SSL_get_version(c->ssl);
+}
+
+bool smig_tls_closed_cleanly(const struct smig_tls_conn *c)
+{
+	return c->clean_close;
+}
+
+void smig_tls_want_ktls(struct smig_tls_conn *c)
+{
+	SSL_set_options(c->ssl, SSL_OP_ENABLE_KTLS);
+}
+
+bool smig_tls_ktls_send(const struct smig_tls_conn *c)
+{
+	return BIO_get_ktls_send(SSL_get_wbio(c->ssl)) > 0;
+}
+
+bool smig_tls_ktls_recv(const struct smig_tls_conn *c)
+{
+	return BIO_get_ktls_recv(SSL_get_rbio(c->ssl)) > 0;
 }
 
 int smig_tls_export(const struct smig_tls_conn *c, const char *label, const uint8_t *context,

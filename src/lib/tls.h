@@ -66,6 +66,19 @@ int smig_tls_handshake(struct smig_tls_conn *c);
 int smig_tls_read(struct smig_tls_conn *c, void *buf, size_t len, size_t *n);
 /* 0 with *n > 0 written, SMIG_EAGAIN or SMIG_ETLS. */
 int smig_tls_write(struct smig_tls_conn *c, const void *buf, size_t len, size_t *n);
+/*
+ * After SMIG_ECLOSED: whether the peer ended the session with close_notify
+ * (a stream that ends without it may have been cut short).
+ */
+bool smig_tls_closed_cleanly(const struct smig_tls_conn *c);
+/*
+ * Before the handshake: let OpenSSL hand the record layer to the kernel
+ * (kTLS) where the kernel has the tls module and the cipher suits it; it
+ * stays in user space otherwise. After it: which directions the kernel took.
+ */
+void smig_tls_want_ktls(struct smig_tls_conn *c);
+bool smig_tls_ktls_send(const struct smig_tls_conn *c);
+bool smig_tls_ktls_recv(const struct smig_tls_conn *c);
 /* Sends close_notify (best effort). */
 void smig_tls_close(struct smig_tls_conn *c);
 /* After SMIG_EAGAIN: true if the socket must become writable, else readable. */

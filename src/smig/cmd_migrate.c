@@ -1,6 +1,7 @@
 /*
  * cmd_migrate.c - smig migrate VM --to HOST [--downtime-ms N]
- * [--max-bandwidth MiB/s], smig migrate --cancel VM, and the history:
+ * [--max-bandwidth MiB/s] [--channels N], smig migrate --cancel VM, and
+ * the history:
  * smig migrate list [--last N] [--vm VM], smig migrate show ID.
  *
  * On a terminal a live progress bar; with --json one object per progress
@@ -55,6 +56,7 @@ static void show_progress(void *arg, const json_t *p)
 static int usage(void)
 {
 	fprintf(stderr, "usage: smig migrate VM --to HOST [--downtime-ms N] [--max-bandwidth MiB/s]\n"
+			"                         [--channels N]\n"
 			"       smig migrate --cancel VM\n"
 			"       smig migrate list [--last N] [--vm VM]\n"
 			"       smig migrate show ID\n");
@@ -194,6 +196,7 @@ int cmd_migrate(struct cli *cli, int argc, char **argv)
 	bool cancel = false;
 	int downtime = 0;
 	int bw = 0;
+	int channels = 0;
 	json_t *args;
 	json_t *reply = NULL;
 	json_t *err;
@@ -220,6 +223,9 @@ int cmd_migrate(struct cli *cli, int argc, char **argv)
 		} else if (strcmp(argv[i], "--max-bandwidth") == 0 && i + 1 < argc) {
 			if (parse_int(argv[++i], 1, 1000000, &bw) < 0)
 				return usage();
+		} else if (strcmp(argv[i], "--channels") == 0 && i + 1 < argc) {
+			if (parse_int(argv[++i], 1, 16, &channels) < 0)
+				return usage();
 		} else if (argv[i][0] != '-' && vm == NULL)
 			vm = argv[i];
 		else
@@ -236,6 +242,8 @@ int cmd_migrate(struct cli *cli, int argc, char **argv)
 		json_object_set_new(args, "downtime_ms", json_integer(downtime));
 	if (bw)
 		json_object_set_new(args, "max_bandwidth", json_integer(bw));
+	if (channels)
+		json_object_set_new(args, "channels", json_integer(channels));
 	rc = client_call_progress(cli->socket, "migrate", args, cli->timeout_ms, show_progress, &pc,
 				  &reply);
 	if (pc.drawn)

@@ -2,9 +2,11 @@
  * mitm.c - a man in the middle for tests: a TCP relay between a smig host
  * and its peer that can damage or record the stream, and a replayer.
  *
- *   smig-mitm relay LISTEN_PORT TO_ADDR TO_PORT [--flip-after N] [--record FILE]
+ *   smig-mitm relay LISTEN_PORT TO_ADDR TO_PORT [--flip-after N] [--flip-once]
+ *                  [--record FILE]
  *       relays every connection (one child process each); with --flip-after
- *       it flips one bit of the client-to-server byte at offset N; with
+ *       it flips one bit of the client-to-server byte at offset N (with
+ *       --flip-once only in the first connection to get that far); with
  *       --record it appends the client-to-server bytes to FILE.
  *   smig-mitm replay TO_ADDR TO_PORT FILE
  *       connects and sends FILE's bytes as if it were the recorded client.
@@ -20,6 +22,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdatomic.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -64,6 +68,9 @@ static int write_all(int fd, const char *p, size_t n)
 	return 0;
 }
 
+/* --flip-once: shared by the relay's children; the first to flip sets it */
+static atomic_int *flipped;
+
 static void relay(int client, const char *to, int port, long long flip_at, int rec)
 {
 	int server = tcp_connect(to, port);
@@ -79,7 +86,8 @@ static void relay(int client, const char *to, int port, long long flip_at, int r
 			ssize_t r = read(client, buf, sizeof(buf));
 			if (r <= 0)
 				break;
-			if (flip_at >= 0 && sent <= flip_at && flip_at < sent + r) {
+			if (flip_at >= 0 && sent <= flip_at && flip_at < sent + r &&
+			    (flipped == NULL || atomic_exchange(flipped, 1) == 0)) {
 				buf[flip_at - sent] ^= 0x04;
 				fprintf(stderr, "smig-mitm: flipped a bit at byte %lld\n", flip_at);
 			}
@@ -108,11 +116,20 @@ static int cmd_relay(int argc, char **argv)
 	int one = 1;
 	int lfd;
 
-	for (int i = 5; i + 1 < argc; i += 2) {
-		if (strcmp(argv[i], "--flip-after") == 0)
-			flip_at = number(argv[i + 1], 0, 1LL << 50);
-		else if (strcmp(argv[i], "--record") == 0)
-			rec = open(argv[i + 1], O_WRONLY | O_CREAT | O_APPEND, 0600);
+	for (int i = 5; i < argc; i++) {
+		if (strcmp(argv[i], "--flip-after") == 0 && i + 1 < argc) {
+			flip_at = number(argv[++i], 0, 1LL << 50);
+		} else if (strcmp(argv[i], "--record") == 0 && i + 1 < argc) {
+			rec = open(argv[++i], O_WRONLY | O_CREAT | O_APPEND, 0600);
+		} else if (strcmp(argv[i], "--flip-once") == 0) {
+			flipped = mmap(NULL, sizeof(*flipped), PROT_READ | PROT_WRITE,
+				       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+			if (flipped == MAP_FAILED) {
+				perror("smig-mitm: mmap");
+				return 1;
+			}
+			atomic_init(flipped, 0);
+		}
 	}
 	sa.sin_port = htons((uint16_t)number(argv[2], 1, 65535));
 	inet_pton(AF_INET, bind_addr ? bind_addr : "127.0.0.1", &sa.sin_addr);
@@ -163,6 +180,6 @@ int main(int argc, char **argv)
 	if (argc == 5 && strcmp(argv[1], "replay") == 0)
 		return cmd_replay(argv);
 	fprintf(stderr, "usage: smig-mitm relay LISTEN_PORT TO_ADDR TO_PORT [--flip-after N] "
-			"[--record FILE]\n       smig-mitm replay TO_ADDR TO_PORT FILE\n");
+			"[--flip-once] [--record FILE]\n       smig-mitm replay TO_ADDR TO_PORT FILE\n");
 	return 2;
 }

@@ -19,7 +19,7 @@ static const uint8_t known_types[] = {
 	SMIG_MSG_HELLO, SMIG_MSG_PING, SMIG_MSG_PONG, SMIG_MSG_ERROR, SMIG_MSG_BYE,
 	SMIG_MSG_ATTEST_REQ, SMIG_MSG_ATTEST, SMIG_MSG_ENROL_CHAL, SMIG_MSG_ENROL_PROOF,
 	SMIG_MSG_ATTEST_LOG, SMIG_MSG_VERDICT, SMIG_MSG_RESERVE, SMIG_MSG_RESERVED,
-	SMIG_MSG_MIG_PREPARE, SMIG_MSG_MIG_PREPARED, SMIG_MSG_MIG_DATA, SMIG_MSG_MIG_COMMIT_REQ,
+	SMIG_MSG_MIG_CHANNEL, SMIG_MSG_MIG_CHANNEL_OK, SMIG_MSG_MIG_PREPARE, SMIG_MSG_MIG_PREPARED, SMIG_MSG_MIG_DATA, SMIG_MSG_MIG_COMMIT_REQ,
 	SMIG_MSG_MIG_READY, SMIG_MSG_MIG_COMMIT, SMIG_MSG_MIG_COMMITTED, SMIG_MSG_MIG_ABORT,
 	SMIG_MSG_MIG_SETTLED, SMIG_MSG_MIG_QUERY, SMIG_MSG_MIG_OUTCOME,
 };
@@ -84,6 +84,12 @@ static int decode_any(const struct smig_frame *f)
 
 		return smig_msg_get_reserved(f, &r);
 	}
+	case SMIG_MSG_MIG_CHANNEL:
+	case SMIG_MSG_MIG_CHANNEL_OK: {
+		struct smig_mig_channel c;
+
+		return smig_msg_get_mig_channel(f, f->type, &c);
+	}
 	case SMIG_MSG_ATTEST_LOG: {
 		uint8_t which;
 		const uint8_t *data;
@@ -136,6 +142,13 @@ static void encode_all(struct smig_buf *out)
 
 		assert_int_equal(smig_msg_put_reserve(out, &r), 0);
 		assert_int_equal(smig_msg_put_reserved(out, &a), 0);
+	}
+	{
+		struct smig_mig_channel ch = { .id = id9, .index = 3 };
+
+		memset(ch.mac, 0x77, sizeof(ch.mac));
+		assert_int_equal(smig_msg_put_mig_channel(out, SMIG_MSG_MIG_CHANNEL, &ch), 0);
+		assert_int_equal(smig_msg_put_mig_channel(out, SMIG_MSG_MIG_CHANNEL_OK, &ch), 0);
 	}
 	encode_mig(out);
 }
@@ -489,6 +502,66 @@ static void test_wrong_type_decoders_refuse(void **state)
 }
 
 /* A frame built in place while the buffer compacts under it stays intact. */
+/*
+ * CHANNEL carries id, index and MAC, CHANNEL_OK id and index; an index of
+ * SMIG_CHAN_MAX or more, the zero id or a missing MAC fail; PREPARE's
+ * channels round-trip, and 1 (a channel beside the main stream is 2 or
+ * more) or above SMIG_CHAN_MAX fail.
+ */
+static void test_channels(void **state)
+{
+	struct smig_mig_channel in = { .id = id9, .index = SMIG_CHAN_MAX - 1 }, out;
+	struct smig_mig_prepare mp = { .spec = "{}", .spec_len = 2, .channels = 4 }, mo;
+	uint8_t bad[SMIG_MIG_ID_LEN + 1 + SMIG_CHAN_MAC_LEN];
+	struct smig_buf b;
+	struct smig_frame f;
+
+	(void)state;
+	memset(in.mac, 0x31, sizeof(in.mac));
+	smig_buf_init(&b, 4096);
+	assert_int_equal(smig_msg_put_mig_channel(&b, SMIG_MSG_MIG_CHANNEL, &in), 0);
+	assert_int_equal(smig_frame_next(&b, &f), 0);
+	assert_int_equal(smig_msg_get_mig_channel(&f, SMIG_MSG_MIG_CHANNEL, &out), 0);
+	assert_true(smig_mig_id_eq(&out.id, &id9));
+	assert_int_equal(out.index, SMIG_CHAN_MAX - 1);
+	assert_memory_equal(out.mac, in.mac, sizeof(in.mac));
+	assert_int_equal(smig_msg_get_mig_channel(&f, SMIG_MSG_MIG_CHANNEL_OK, &out), SMIG_EPROTO);
+	assert_int_equal(smig_msg_put_mig_channel(&b, SMIG_MSG_MIG_CHANNEL_OK, &in), 0);
+	assert_int_equal(smig_frame_next(&b, &f), 0);
+	assert_int_equal(f.len, SMIG_MIG_ID_LEN + 1);
+	assert_int_equal(smig_msg_get_mig_channel(&f, SMIG_MSG_MIG_CHANNEL_OK, &out), 0);
+	in.index = SMIG_CHAN_MAX;
+	assert_int_equal(smig_msg_put_mig_channel(&b, SMIG_MSG_MIG_CHANNEL, &in), SMIG_EINVAL);
+	assert_int_equal(smig_msg_put_mig_channel(&b, SMIG_MSG_MIG_PREPARED, &in), SMIG_EINVAL);
+	/* by hand: index 16, then the zero id, then no MAC */
+	memcpy(bad, id9.b, SMIG_MIG_ID_LEN);
+	bad[SMIG_MIG_ID_LEN] = SMIG_CHAN_MAX;
+	memset(bad + SMIG_MIG_ID_LEN + 1, 0, SMIG_CHAN_MAC_LEN);
+	assert_int_equal(smig_frame_put(&b, SMIG_MSG_MIG_CHANNEL, bad, sizeof(bad)), 0);
+	assert_int_equal(smig_frame_next(&b, &f), 0);
+	assert_int_equal(smig_msg_get_mig_channel(&f, SMIG_MSG_MIG_CHANNEL, &out), SMIG_EPROTO);
+	memset(bad, 0, SMIG_MIG_ID_LEN + 1);
+	assert_int_equal(smig_frame_put(&b, SMIG_MSG_MIG_CHANNEL, bad, sizeof(bad)), 0);
+	assert_int_equal(smig_frame_next(&b, &f), 0);
+	assert_int_equal(smig_msg_get_mig_channel(&f, SMIG_MSG_MIG_CHANNEL, &out), SMIG_EPROTO);
+	memcpy(bad, id9.b, SMIG_MIG_ID_LEN);
+	assert_int_equal(smig_frame_put(&b, SMIG_MSG_MIG_CHANNEL, bad, SMIG_MIG_ID_LEN + 1), 0);
+	assert_int_equal(smig_frame_next(&b, &f), 0);
+	assert_true(smig_msg_get_mig_channel(&f, SMIG_MSG_MIG_CHANNEL, &out) < 0);
+	/* PREPARE */
+	assert_int_equal(smig_msg_put_mig_prepare(&b, &mp), 0);
+	assert_int_equal(smig_frame_next(&b, &f), 0);
+	assert_int_equal(smig_msg_get_mig_prepare(&f, &mo), 0);
+	assert_int_equal(mo.channels, 4);
+	mp.channels = SMIG_CHAN_MAX + 1;
+	assert_int_equal(smig_msg_put_mig_prepare(&b, &mp), SMIG_EINVAL);
+	mp.channels = 1;
+	assert_int_equal(smig_msg_put_mig_prepare(&b, &mp), 0);
+	assert_int_equal(smig_frame_next(&b, &f), 0);
+	assert_int_equal(smig_msg_get_mig_prepare(&f, &mo), SMIG_EPROTO);
+	smig_buf_clear(&b);
+}
+
 /* PREPARE carries the firmware build of a UEFI VM, and only then. */
 static void test_prepare_firmware(void **state)
 {
@@ -631,6 +704,7 @@ int main(void)
 		cmocka_unit_test(test_wrong_type_decoders_refuse),
 		cmocka_unit_test(test_frame_survives_compaction),
 		cmocka_unit_test(test_prepare_firmware),
+		cmocka_unit_test(test_channels),
 		cmocka_unit_test(test_settled_fates),
 		cmocka_unit_test(test_outcomes),
 		cmocka_unit_test(test_mig_ids),

@@ -8,6 +8,7 @@
 #include "ctl.h"
 #include "log.h"
 #include "migration/migrate.h"
+#include "msg.h"
 #include "peer/peer.h"
 #include "policy/authz.h"
 #include "control/testhooks.h"
@@ -192,11 +193,12 @@ static void cmd_migrate(struct smigd *d, const json_t *args,
 			struct ctl_ref *ref)
 {
 	static const char *const allowed[] = { "vm", "to", "downtime_ms", "max_bandwidth",
-					       "cancel", NULL };
+					       "channels", "cancel", NULL };
 	const json_t *vm = json_object_get(args, "vm");
 	const json_t *to = json_object_get(args, "to");
 	const json_t *dt = json_object_get(args, "downtime_ms");
 	const json_t *bw = json_object_get(args, "max_bandwidth");
+	const json_t *ch = json_object_get(args, "channels");
 	struct mig_opts o = { 0 };
 
 	if (!args_ok(d, "migrate", args, allowed, ref))
@@ -212,12 +214,15 @@ static void cmd_migrate(struct smigd *d, const json_t *args,
 	if (!json_is_string(to) || (dt && (!json_is_integer(dt) || json_integer_value(dt) < 1 ||
 					   json_integer_value(dt) > 60000)) ||
 	    (bw && (!json_is_integer(bw) || json_integer_value(bw) < 1 ||
-		    json_integer_value(bw) > 1000000))) {
+		    json_integer_value(bw) > 1000000)) ||
+	    (ch && (!json_is_integer(ch) || json_integer_value(ch) < 1 ||
+		    json_integer_value(ch) > SMIG_CHAN_MAX))) {
 		ctl_reply_err(d, ref, "bad_request",
 			      "migrate needs args.to (a host) and optional downtime_ms "
-			      "(1-60000) and max_bandwidth (1-1000000 MiB/s)");
+			      "(1-60000), max_bandwidth (1-1000000 MiB/s) and channels (1-16)");
 		return;
 	}
+	o.channels = ch ? (int)json_integer_value(ch) : 0;
 	o.downtime_ms = dt ? (int)json_integer_value(dt) : 0;
 	o.max_bandwidth = bw ? (int)json_integer_value(bw) : 0;
 	/* Migrations are long: their start is audited too, not only the outcome. */

@@ -151,6 +151,7 @@ int mig_init(struct smigd *d)
 		.frame = mig_peer_frame,
 		.lost = mig_peer_lost,
 		.tx_space = mig_peer_tx_space,
+		.channel = mig_dst_channel,
 	};
 	static const struct vm_mig_ops vm_ops = {
 		.event = mig_vm_event,

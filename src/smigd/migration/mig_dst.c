@@ -338,6 +338,16 @@ static void dst_incoming_reply(void *arg, const struct smig_qmp_msg *r)
 			  r ? r->error_desc : "no answer");
 		return;
 	}
+	if (m->chans) {
+		/* QEMU listens: its main stream first, the channels as they come */
+		m->fd = mig_chans_dst_main(m);
+		if (m->fd < 0 || fcntl(m->fd, F_SETFL, O_NONBLOCK) < 0 ||
+		    loop_watch_add(m->d->loop, m->fd, 0, dst_fd_io, m, &m->w) < 0) {
+			mig_dst_abort(m, true, SMIG_EIO, "cannot reach the incoming QEMU: %s",
+				      strerror(errno));
+			return;
+		}
+	}
 	mig_set_state(m, SMIG_MST_STREAMING);
 	mig_send_id(m, SMIG_MSG_MIG_PREPARED);
 }
@@ -442,6 +452,18 @@ static void dst_tick(void *arg)
 	struct mig *m = arg;
 
 	m->timer = NULL;
+	if (m->chans && mig_chans_moved(m) && m->p.state == SMIG_MST_STREAMING &&
+	    m->p.bytes + m->chan_bytes > m->p.budget) {
+		/* the channels carry the memory: they count against the same budget */
+		sec_event(m->d, SMIG_SEC_STREAM_ANOMALY, "", m->peer_host,
+			  "migration of %s sent %llu bytes, more than %llu that %u MiB of memory "
+			  "allows in %d passes", m->vm_name,
+			  (unsigned long long)(m->p.bytes + m->chan_bytes),
+			  (unsigned long long)m->p.budget, m->mem_mib, m->d->cfg.stream_passes);
+		mig_dst_abort(m, true, SMIG_EPROTO, "the stream is longer than the VM's memory "
+			      "allows");
+		return;
+	}
 	if (m->p.state == SMIG_MST_SETTLING) {
 		uint64_t now = loop_now_ms();
 
@@ -473,14 +495,60 @@ void mig_dst_abort_later(void *arg)
 	mig_dst_abort(m, true, SMIG_EIO, "%s", m->why);
 }
 
+/*
+ * A channel failed. Once QEMU has loaded the whole stream a channel that
+ * ends badly lost nothing (QEMU may have closed its end first).
+ */
+static void dst_chan_failed(struct mig *m, const char *why, bool attacked)
+{
+	if (m->qemu_done || m->p.state != SMIG_MST_STREAMING) {
+		smig_debug("event=channel_after_load vm=%s why=\"%s\"", m->vm_name, why);
+		return;
+	}
+	if (attacked)
+		sec_event(m->d, SMIG_SEC_RECORD_AUTH_FAILURE, "", m->peer_host, "%s", why);
+	mig_dst_abort(m, true, attacked ? SMIG_ETLS : SMIG_EIO, "%s", why);
+}
+
+static const struct mig_chan_ops dst_chan_ops = { .failed = dst_chan_failed };
+
+void mig_dst_channel(struct smigd *d, struct peer *p, const struct smig_frame *f)
+{
+	struct smig_mig_channel ch;
+	char why[256];
+	struct mig *m = NULL;
+	int rc = smig_msg_get_mig_channel(f, SMIG_MSG_MIG_CHANNEL, &ch);
+
+	if (rc < 0) {
+		peer_abort(p, rc, "bad CHANNEL: %s", smig_strerror(rc));
+		return;
+	}
+	for (m = d->migs->head; m; m = m->next)
+		if (!m->p.source && smig_mig_id_eq(&m->p.id, &ch.id))
+			break;
+	if (m == NULL || strcmp(m->peer_host, peer_name(p)) != 0 ||
+	    m->p.state != SMIG_MST_STREAMING) {
+		peer_abort(p, SMIG_EPROTO, "CHANNEL %u for no migration from %s that streams here",
+			   ch.index, peer_name(p));
+		return;
+	}
+	rc = mig_chans_dst_take(m, p, &ch, why, sizeof(why));
+	if (rc < 0) {
+		peer_abort(p, rc, "%s", why);
+		mig_dst_abort(m, true, rc, "%s", why);
+		return;
+	}
+	smig_info("event=channel_in vm=%s from=%s channel=%u", m->vm_name, m->peer_host, ch.index);
+}
+
 /* The incoming QEMU is up: give it the stream socket and wait for DATA. */
 static void dst_started(void *arg, bool ok, const char *why)
 {
 	struct mig *m = arg;
 	struct qmpconn *q;
-	char fdname[40];
+	char fdname[40], err[256];
 	char uri[48];
-	int sv[2];
+	int sv[2], qfd;
 	int rc;
 
 	if (!ok) {
@@ -491,23 +559,39 @@ static void dst_started(void *arg, bool ok, const char *why)
 		return;
 	}
 	q = vm_qmp(m->vm);
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
-		mig_dst_abort(m, true, SMIG_EIO, "cannot create the stream socket");
-		return;
-	}
-	m->fd = sv[0];
 	snprintf(fdname, sizeof(fdname), "smig-%llu", (unsigned long long)m->serial);
-	snprintf(uri, sizeof(uri), "fd:%s", fdname);
-	rc = loop_watch_add(m->d->loop, sv[0], 0, dst_fd_io, m, &m->w);
+	if (m->nchan) {
+		/* multifd: QEMU listens on a socket of ours, "tcp:fd:" (see mig_chan.c) */
+		if (mig_chans_dst(m, m->nchan, &dst_chan_ops, &qfd, err, sizeof(err)) < 0) {
+			mig_dst_abort(m, true, SMIG_EIO, "%s", err);
+			return;
+		}
+		snprintf(uri, sizeof(uri), "tcp:fd:%s", fdname);
+	} else {
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+			mig_dst_abort(m, true, SMIG_EIO, "cannot create the stream socket");
+			return;
+		}
+		m->fd = sv[0];
+		qfd = sv[1];
+		snprintf(uri, sizeof(uri), "fd:%s", fdname);
+	}
+	rc = m->fd >= 0 ? loop_watch_add(m->d->loop, m->fd, 0, dst_fd_io, m, &m->w) : 0;
 	if (rc == 0)
 		rc = qmpconn_send(q, "migrate-set-capabilities",
-				  json_pack("{s:[{s:s,s:b}]}", "capabilities", "capability",
-					    "events", "state", 1),
+				  json_pack("{s:[{s:s,s:b},{s:s,s:b}]}", "capabilities",
+					    "capability", "events", "state", 1, "capability",
+					    "multifd", "state", m->nchan > 0),
 				  -1, dst_qmp_reply, mig_cb_new(m));
-	if (rc == 0)
-		rc = qmpconn_send(q, "getfd", json_pack("{s:s}", "fdname", fdname), sv[1],
+	if (rc == 0 && m->nchan)
+		rc = qmpconn_send(q, "migrate-set-parameters",
+				  json_pack("{s:I}", "multifd-channels", (json_int_t)m->nchan), -1,
 				  dst_qmp_reply, mig_cb_new(m));
-	close(sv[1]);
+	if (rc == 0)
+		rc = qmpconn_send(q, "getfd", json_pack("{s:s}", "fdname", fdname), qfd,
+				  dst_qmp_reply, mig_cb_new(m));
+	if (m->nchan == 0)
+		close(qfd); /* a channel's listener stays ours too, until every channel is in */
 	if (rc == 0)
 		rc = qmpconn_send(q, "migrate-incoming", json_pack("{s:s}", "uri", uri), -1,
 				  dst_incoming_reply, mig_cb_new(m));
@@ -598,6 +682,14 @@ static struct vm *dst_stage(struct mig *m, const struct smig_vmspec *spec,
 	return NULL;
 }
 
+/* The channels a source may open besides its session: each is a session of this host's peers. */
+static size_t dst_max_channels(const struct smigd *d)
+{
+	size_t n = d->cfg.peers_per_host > 1 ? (size_t)d->cfg.peers_per_host - 1 : 0;
+
+	return n < SMIG_CHAN_MAX ? n : SMIG_CHAN_MAX;
+}
+
 void mig_dst_prepare(struct smigd *d, struct peer *p, const struct smig_frame *f)
 {
 	struct smig_policy_decision dec;
@@ -659,6 +751,14 @@ void mig_dst_prepare(struct smigd *d, struct peer *p, const struct smig_frame *f
 		return;
 	}
 	snprintf(m->rule, sizeof(m->rule), "%s", dec.rule);
+	if (mp.channels > dst_max_channels(d)) {
+		OPENSSL_cleanse(mp.key, sizeof(mp.key));
+		mig_dst_abort(m, true, SMIG_ECAPACITY, "%u parallel channels asked, %s takes at "
+			      "most %zu (its limits.peers_per_host less one)", mp.channels,
+			      d->cfg.host, dst_max_channels(d));
+		return;
+	}
+	m->nchan = mp.channels;
 	/* every pass sends at most all the memory, plus device state */
 	m->mem_mib = spec.memory_mib;
 	m->p.budget = ((uint64_t)spec.memory_mib << 20) * (uint64_t)d->cfg.stream_passes +

@@ -34,6 +34,7 @@
 #define MIG_PEND_LOW ((size_t)128 * 1024)
 #define MIG_PROGRESS_MS 100
 #define MIG_DOWNTIME_MS 300 /* the guest-visible budget without --downtime-ms */
+#define MIG_CHAN_GRACE_MS 500 /* source: a channel closed, the destination's ABORT may follow */
 #define AGENT_RETRY_MS 500 /* destination: a silent guest agent is pinged again after this */
 /* Device and vTPM state on top of limits.stream_passes passes over the memory. */
 #define MIG_STATE_SLACK ((uint64_t)64 << 20)
@@ -102,8 +103,46 @@ struct mig {
 	enum stats_outcome outcome;    /* how it ended, for the metrics (failed until it commits) */
 	char reason[256];              /* why it failed or was cancelled (the first word of it) */
 	int64_t wall_start_ms;         /* when it began, by the host's clock */
+	size_t nchan;                  /* parallel stream channels (0: the main stream alone) */
+	struct mig_chans *chans;       /* ... their threads and sessions (mig_chan.c) */
+	uint64_t chan_bytes;           /* ... the bytes they had moved at the last tick */
+	struct loop_timer *chan_timer; /* source: a channel failed, the destination's word may follow */
 };
 
+
+/* mig_chan.c: parallel stream channels (QEMU multifd), a thread and a TLS session each */
+struct mig_chans;
+struct smig_mig_channel;
+struct mig_chan_ops {
+	/* source: QEMU's main stream connected (fd is the migration's now) */
+	void (*main)(struct mig *m, int fd);
+	/* a channel failed; attacked: its records failed their check (damaged, cut, forged) */
+	void (*failed)(struct mig *m, const char *why, bool attacked);
+};
+/*
+ * Source, after PREPARED: n channels; QEMU's "migrate" URI in uri. QEMU's
+ * main stream comes to ops->main, each channel gets a thread that opens
+ * its own session to where the migration's goes.
+ */
+int mig_chans_src(struct mig *m, size_t n, const struct mig_chan_ops *ops, pid_t qemu_pid,
+		  char *uri, size_t urilen, char *err, size_t errlen);
+/*
+ * Destination, at PREPARE: n channels; the listening socket to hand the
+ * incoming QEMU (getfd, "tcp:fd:NAME") in *listen_fd (still ours).
+ */
+int mig_chans_dst(struct mig *m, size_t n, const struct mig_chan_ops *ops, int *listen_fd,
+		  char *err, size_t errlen);
+/* Destination, after migrate-incoming: the main stream's connection to QEMU (-1: errno). */
+int mig_chans_dst_main(struct mig *m);
+/* Destination: CHANNEL ch came as session p's first frame: check it, take p over, relay. */
+int mig_chans_dst_take(struct mig *m, struct peer *p, const struct smig_mig_channel *ch,
+		       char *why, size_t whylen);
+uint64_t mig_chans_bytes(const struct mig *m);
+/* Whether the channels moved bytes since last asked (m->chan_bytes, m->last_activity_ms). */
+bool mig_chans_moved(struct mig *m);
+json_t *mig_chans_json(const struct mig *m);
+/* Stops and joins the threads, closes every socket (the migration's end). */
+void mig_chans_free(struct mig *m);
 
 /* mig_hist.c: the record of a migration that ends goes into the history */
 void mig_history_add(struct mig *m);
@@ -176,6 +215,8 @@ void mig_resolve_frame(struct mig *m, const struct smig_frame *f);
 __attribute__((format(printf, 4, 5)))
 void mig_dst_abort(struct mig *m, bool send, int code, const char *fmt, ...);
 void mig_dst_prepare(struct smigd *d, struct peer *p, const struct smig_frame *f);
+/* CHANNEL as an inbound session's first frame: a parallel channel of a migration here. */
+void mig_dst_channel(struct smigd *d, struct peer *p, const struct smig_frame *f);
 /* QUERY from a source that lost its connection after COMMIT: answer OUTCOME. */
 void mig_dst_query(struct smigd *d, struct peer *p, const struct smig_frame *f);
 void mig_dst_frame(struct mig *m, const struct smig_frame *f);

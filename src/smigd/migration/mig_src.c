@@ -13,6 +13,7 @@
 #include "vm/vm.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <stdarg.h>
@@ -167,7 +168,8 @@ void mig_src_progress_reply(void *arg, const struct smig_qmp_msg *r)
 	ctl_progress(m->d, &m->ref,
 		     json_pack("{s:s,s:f,s:f,s:I,s:I,s:I,s:I,s:f}", "phase", "streaming", "percent",
 			       pct, "mbps", m->mbps, "dirty_pages_rate", (json_int_t)m->dirty_rate,
-			       "pass", (json_int_t)m->passes, "bytes", (json_int_t)m->p.bytes,
+			       "pass", (json_int_t)m->passes, "bytes",
+			       (json_int_t)(m->p.bytes + mig_chans_bytes(m)),
 			       "remaining_bytes", (json_int_t)remaining, "eta_s", eta));
 }
 
@@ -229,9 +231,11 @@ static bool src_escalate(struct mig *m)
 static void src_tick(void *arg)
 {
 	struct mig *m = arg;
-	uint64_t now = loop_now_ms();
+	uint64_t now;
 
 	m->timer = NULL;
+	(void)mig_chans_moved(m);
+	now = loop_now_ms();
 	if (m->p.state == SMIG_MST_SETTLING) {
 		if (now >= m->settle_by_ms)
 			mig_src_settle_lost(m, "no SETTLED in time");
@@ -375,29 +379,101 @@ static void src_kvm_reply(void *arg, const struct smig_qmp_msg *r)
 		smig_info("event=migration_under_tcg vm=%s to=%s", m->vm_name, m->peer_host);
 }
 
-/* PREPARED: the destination's QEMU waits for the stream. Start QEMU's side. */
-static void src_stream(struct mig *m)
+/* QEMU's main stream connected to the channels' socket: relay it as with one stream. */
+static void src_chan_main(struct mig *m, int fd)
 {
-	struct qmpconn *q = vm_qmp(m->vm);
-	char fdname[40];
-	int sv[2];
-	int rc;
-
-	m->t_prepared = loop_now_ns();
-	if (q == NULL || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
-		mig_src_fail(m, SMIG_EIO, "cannot create the stream socket");
+	if (m->fd >= 0 || fcntl(fd, F_SETFL, O_NONBLOCK) < 0 ||
+	    loop_watch_add(m->d->loop, fd, EPOLLIN, src_fd_io, m, &m->w) < 0) {
+		close(fd);
+		mig_src_fail(m, SMIG_EIO, "cannot take QEMU's main stream");
 		return;
 	}
+	m->fd = fd;
+}
+
+static void src_chan_fail_later(void *arg)
+{
+	struct mig *m = arg;
+
+	m->chan_timer = NULL;
+	if (!m->qemu_done && m->p.state == SMIG_MST_STREAMING)
+		mig_src_fail(m, SMIG_EIO, "%s", m->why);
+}
+
+/*
+ * A channel failed: before QEMU completed, so does the migration (the VM
+ * runs on here). A channel the destination closed is most often its
+ * abort on the way, which says why: it gets a moment to arrive.
+ */
+static void src_chan_failed(struct mig *m, const char *why, bool attacked)
+{
+	if (m->qemu_done || m->p.state != SMIG_MST_STREAMING) {
+		smig_debug("event=channel_after_completion vm=%s why=\"%s\"", m->vm_name, why);
+		return;
+	}
+	if (attacked || m->peer == NULL) {
+		mig_src_fail(m, attacked ? SMIG_ETLS : SMIG_EIO, "%s", why);
+		return;
+	}
+	if (m->chan_timer)
+		return;
+	snprintf(m->why, sizeof(m->why), "%s", why);
+	(void)loop_timer_add(m->d->loop, MIG_CHAN_GRACE_MS, src_chan_fail_later, m,
+			     &m->chan_timer);
+}
+
+static const struct mig_chan_ops src_chan_ops = { .main = src_chan_main,
+						  .failed = src_chan_failed };
+
+/*
+ * Where QEMU's stream goes (its "migrate" URI): one stream, the end of a
+ * socketpair it is handed (fd:NAME); with channels, the socket they and
+ * the main stream connect to (mig_chan.c).
+ */
+static int src_stream_uri(struct mig *m, struct qmpconn *q, char *uri, size_t urilen)
+{
+	char fdname[40], err[256];
+	int sv[2], rc;
+
+	if (m->nchan) {
+		rc = mig_chans_src(m, m->nchan, &src_chan_ops, vm_qemu_pid(m->vm), uri, urilen,
+				   err, sizeof(err));
+		if (rc < 0)
+			smig_warn("event=channels_failed vm=%s reason=\"%s\"", m->vm_name, err);
+		return rc;
+	}
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return SMIG_EIO;
 	snprintf(fdname, sizeof(fdname), "smig-%llu", (unsigned long long)m->serial);
 	m->fd = sv[0];
 	rc = loop_watch_add(m->d->loop, sv[0], EPOLLIN, src_fd_io, m, &m->w);
 	if (rc == 0)
-		rc = qmpconn_send(q, "query-kvm", NULL, -1, src_kvm_reply, mig_cb_new(m));
+		rc = qmpconn_send(q, "getfd", json_pack("{s:s}", "fdname", fdname), sv[1],
+				  src_qmp_reply, mig_cb_new(m));
+	close(sv[1]); /* QEMU holds its own copy now */
+	snprintf(uri, urilen, "fd:%s", fdname);
+	return rc;
+}
+
+/* PREPARED: the destination's QEMU waits for the stream. Start QEMU's side. */
+static void src_stream(struct mig *m)
+{
+	struct qmpconn *q = vm_qmp(m->vm);
+	char uri[160];
+	int rc;
+
+	m->t_prepared = loop_now_ns();
+	if (q == NULL) {
+		mig_src_fail(m, SMIG_EIO, "cannot create the stream socket");
+		return;
+	}
+	rc = qmpconn_send(q, "query-kvm", NULL, -1, src_kvm_reply, mig_cb_new(m));
 	if (rc == 0)
 		rc = qmpconn_send(q, "migrate-set-capabilities",
-				  json_pack("{s:[{s:s,s:b},{s:s,s:b}]}", "capabilities",
+				  json_pack("{s:[{s:s,s:b},{s:s,s:b},{s:s,s:b}]}", "capabilities",
 					    "capability", "events", "state", 1, "capability",
-					    "auto-converge", "state", m->d->cfg.auto_converge),
+					    "auto-converge", "state", m->d->cfg.auto_converge,
+					    "capability", "multifd", "state", m->nchan > 0),
 				  -1, src_qmp_reply, mig_cb_new(m));
 	if (rc == 0)
 		rc = qmpconn_send(q, "migrate-set-parameters",
@@ -407,17 +483,15 @@ static void src_stream(struct mig *m)
 								 ? (json_int_t)m->opts.max_bandwidth << 20
 								 : (json_int_t)1 << 40)),
 				  -1, src_qmp_reply, mig_cb_new(m));
-	if (rc == 0)
-		rc = qmpconn_send(q, "getfd", json_pack("{s:s}", "fdname", fdname), sv[1],
+	if (rc == 0 && m->nchan)
+		rc = qmpconn_send(q, "migrate-set-parameters",
+				  json_pack("{s:I}", "multifd-channels", (json_int_t)m->nchan), -1,
 				  src_qmp_reply, mig_cb_new(m));
-	close(sv[1]); /* QEMU holds its own copy now */
-	if (rc == 0) {
-		char uri[48];
-
-		snprintf(uri, sizeof(uri), "fd:%s", fdname);
+	if (rc == 0)
+		rc = src_stream_uri(m, q, uri, sizeof(uri));
+	if (rc == 0)
 		rc = qmpconn_send(q, "migrate", json_pack("{s:s}", "uri", uri), -1, src_qmp_reply,
 				  mig_cb_new(m));
-	}
 	if (rc < 0) {
 		mig_src_fail(m, SMIG_EIO, "cannot start QEMU's migration");
 		return;
@@ -467,16 +541,19 @@ void mig_src_finish(struct mig *m, const char *guest, const char *detail)
 			   "qemu_downtime_ms", (json_int_t)m->qemu_downtime_ms,
 			   "qemu_downtime_limit_ms", (json_int_t)qemu_downtime(m), "setup_ms",
 			   mig_ms_between(m->t_start, m->t_prepared), "handshake_ms",
-			   mig_ms_between(m->t_start, m->t_prepare), "bytes", (json_int_t)m->p.bytes,
+			   mig_ms_between(m->t_start, m->t_prepare), "bytes",
+			   (json_int_t)(m->p.bytes + mig_chans_bytes(m)),
 			   "passes", (json_int_t)m->passes, "mbps",
 			   mig_ms_between(m->t_prepared, m->t_end) > 0
-				   ? (double)m->p.bytes * 8 / 1e3 / mig_ms_between(m->t_prepared, m->t_end)
+				   ? (double)(m->p.bytes + mig_chans_bytes(m)) * 8 / 1e3 /
+					     mig_ms_between(m->t_prepared, m->t_end)
 				   : 0.0,
 			   "cipher", m->cipher, "peer_trust", m->trust, "accel",
 			   m->accel ? m->accel : "unknown");
 	if (result) {
 		(void)json_object_set_new(result, "id", json_string(m->ids));
 		(void)json_object_set_new(result, "guest", json_string(guest));
+		(void)json_object_set_new(result, "channels", mig_chans_json(m));
 		(void)json_object_set_new(result, "guest_detail", json_string(detail));
 		(void)json_object_set_new(result, "guest_agent_before",
 					  json_string(agent_names[m->agent]));
@@ -700,6 +777,22 @@ static void src_agent_word(void *arg, bool answered, const char *why)
 	}
 }
 
+/*
+ * The streams of this migration: --channels, else migration.channels,
+ * else by the cores: half of them, at most 4, and one stream below four
+ * cores (each channel wants a core for QEMU's send thread and one for its
+ * relay, beside the guest's vCPUs). 0: the main stream alone.
+ */
+static size_t src_channels(const struct mig *m)
+{
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+	long n = m->opts.channels ? m->opts.channels : m->d->cfg.mig_channels;
+
+	if (n == 0)
+		n = cores >= 4 ? (cores / 2 < 4 ? cores / 2 : 4) : 1;
+	return n > 1 ? (size_t)n : 0;
+}
+
 void mig_peer_ready(struct mig *m)
 {
 	struct smig_mig_prepare mp = { .has_key = 0 };
@@ -717,6 +810,8 @@ void mig_peer_ready(struct mig *m)
 	}
 	mp.agent_answered = m->agent == MA_ANSWERED;
 	mp.evacuation = m->opts.evacuation;
+	m->nchan = src_channels(m);
+	mp.channels = (uint8_t)m->nchan;
 	snprintf(m->cipher, sizeof(m->cipher), "%s", peer_cipher(m->peer));
 	if (!target_fits(m))
 		return;

@@ -176,8 +176,10 @@ void mig_close_fd(struct mig *m)
 /* Releases a record already taken off the daemon's list. */
 static void mig_release(struct mig *m)
 {
+	mig_chans_free(m); /* its threads first: they write to sockets closed below */
 	mig_close_fd(m);
 	loop_timer_cancel(m->d->loop, m->timer);
+	loop_timer_cancel(m->d->loop, m->chan_timer);
 	agent_ping_cancel(m->agent_ping);
 	if (m->vm && vm_mig(m->vm) == m)
 		vm_set_mig(m->vm, NULL);
@@ -195,7 +197,7 @@ void mig_free(struct mig *m)
 	struct smigd *d = m->d;
 
 	mig_history_add(m);
-	stats_migration_end(d, m->p.source, m->outcome, m->p.bytes, m->passes,
+	stats_migration_end(d, m->p.source, m->outcome, m->p.bytes + mig_chans_bytes(m), m->passes,
 			    m->t_end ? (double)(m->t_end - m->t_start) / 1e9 : 0.0,
 			    m->t_end && m->t_stop ? (double)(m->t_end - m->t_stop) / 1e9 : -1.0);
 	for (struct mig **pp = &d->migs->head; *pp; pp = &(*pp)->next) {
@@ -237,7 +239,7 @@ size_t mig_active(const struct smigd *d, struct mig_active *out, size_t max)
 			snprintf(a->peer, sizeof(a->peer), "%s", m->peer_host);
 			a->out = m->p.source;
 			a->state = smig_mst_names[m->p.state];
-			a->bytes = m->p.bytes;
+			a->bytes = m->p.bytes + mig_chans_bytes(m);
 			a->ram_total = m->ram_total;
 			a->ram_remaining = m->ram_remaining;
 			a->dirty_rate = m->dirty_rate * (m->page_size ? m->page_size : 4096);

@@ -28,6 +28,7 @@ struct vm;
 struct mig_opts {
 	int downtime_ms;   /* QEMU downtime-limit; 0 keeps QEMU's default */
 	int max_bandwidth; /* MiB/s; 0 means unlimited */
+	int channels;      /* streams: 1, 2-16 (multifd); 0: migration.channels */
 	bool evacuation;   /* part of an evacuation of this host */
 };
 

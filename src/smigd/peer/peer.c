@@ -82,7 +82,8 @@ static void peer_destroy(struct peer *p)
 		smig_tls_close(p->tls);
 		smig_tls_conn_free(p->tls);
 	}
-	close(p->fd);
+	if (p->fd >= 0)
+		close(p->fd);
 	smig_buf_clear(&p->rx);
 	smig_buf_clear(&p->tx);
 	peer_logs_drop(p);
@@ -485,7 +486,9 @@ static void peer_on_frame(struct peer *p, const struct smig_frame *f)
 	int rc;
 
 	if (p->state == PS_HELLO) {
-		if (f->type != SMIG_MSG_HELLO)
+		if (f->type == SMIG_MSG_MIG_CHANNEL && !p->outbound)
+			p->d->peers->mig.channel(p->d, p, f);
+		else if (f->type != SMIG_MSG_HELLO)
 			peer_abort(p, SMIG_EPROTO, "expected HELLO, got %s",
 				   smig_frame_type_name(f->type));
 		else
@@ -665,7 +668,13 @@ static void peer_io(void *arg, uint32_t events)
 		if (!peer_secure(p))
 			return;
 	}
-	if (!peer_read(p) || !peer_flush(p))
+	if (!peer_read(p))
+		return;
+	if (p->taken) {
+		peer_free(p); /* the socket and the session live on in a channel */
+		return;
+	}
+	if (!peer_flush(p))
 		return;
 	peer_interest(p);
 }
@@ -734,13 +743,18 @@ static void no_lost(struct mig *m, const char *why)
 	(void)why;
 }
 
+static void no_channel(struct smigd *d, struct peer *p, const struct smig_frame *f)
+{
+	no_frame(d, p, NULL, f);
+}
+
 int peer_init(struct smigd *d)
 {
 	d->peers = calloc(1, sizeof(*d->peers));
 	SMIG_ENSURE(d->peers != NULL, SMIG_ENOMEM);
 	d->peers->listen_fd = -1;
 	d->peers->mig = (struct peer_mig_ops){ .ready = no_mig, .frame = no_frame, .lost = no_lost,
-					       .tx_space = no_mig };
+					       .tx_space = no_mig, .channel = no_channel };
 	return 0;
 }
 
@@ -820,6 +834,45 @@ const char *peer_name(const struct peer *p)
 const char *peer_cipher(const struct peer *p)
 {
 	return p->tls ? smig_tls_cipher(p->tls) : "";
+}
+
+const uint8_t *peer_fp(const struct peer *p)
+{
+	return p->fp;
+}
+
+int peer_remote(const struct peer *p, struct sockaddr_storage *sa, socklen_t *len)
+{
+	*len = sizeof(*sa);
+	return getpeername(p->fd, (struct sockaddr *)sa, len) == 0 ? 0 : SMIG_EIO;
+}
+
+int peer_export(const struct peer *p, const char *label, const uint8_t *ctx, size_t ctxlen,
+		uint8_t *out, size_t outlen)
+{
+	SMIG_ENSURE(p->tls != NULL, SMIG_EINVAL);
+	return smig_tls_export(p->tls, label, ctx, ctxlen, out, outlen);
+}
+
+const struct smig_tls_conn *peer_tls(const struct peer *p)
+{
+	return p->tls;
+}
+
+int peer_take(struct peer *p, int *fd, struct smig_tls_conn **tls)
+{
+	SMIG_ENSURE(!p->taken && p->tls != NULL && p->mig == NULL &&
+			    smig_buf_remaining(&p->tx) == 0,
+		    SMIG_EINVAL);
+	loop_watch_del(p->d->loop, p->w);
+	p->w = NULL;
+	*fd = p->fd;
+	*tls = p->tls;
+	p->fd = -1;
+	p->tls = NULL;
+	p->taken = true;
+	p->closing = true; /* no more frames: peer_io frees the record */
+	return 0;
 }
 
 void peer_attach_mig(struct peer *p, struct mig *m)

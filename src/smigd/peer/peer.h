@@ -14,9 +14,11 @@
 #include "core/smigd.h"
 #include "frame.h"
 #include "ivt.h"
+#include "tls.h"
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/socket.h>
 
 struct mig;
 struct peer;
@@ -31,6 +33,12 @@ struct peer_mig_ops {
 	void (*lost)(struct mig *m, const char *why);
 	/* The connection's send buffer drained below the low-water mark. */
 	void (*tx_space)(struct mig *m);
+	/*
+	 * An inbound session's first frame is CHANNEL (a parallel stream
+	 * channel, not a session of its own): take it over (peer_take) or
+	 * end it (peer_abort).
+	 */
+	void (*channel)(struct smigd *d, struct peer *p, const struct smig_frame *f);
 };
 
 struct peer_stats {
@@ -81,11 +89,30 @@ void peer_kick(struct peer *p);
 void peer_send_now(struct peer *p);
 /* Stops or restarts reading frames from the peer (destination backpressure). */
 void peer_rx_pause(struct peer *p, bool pause);
+/*
+ * Ends the session for a protocol violation: ERROR with code and why to
+ * the peer, a security event, then close.
+ */
+__attribute__((format(printf, 3, 4)))
+void peer_abort(struct peer *p, int code, const char *fmt, ...);
 /* Detaches the migration and closes after what is queued has been sent. */
 void peer_release(struct peer *p);
 const char *peer_name(const struct peer *p);
 const char *peer_cipher(const struct peer *p);
 void peer_attach_mig(struct peer *p, struct mig *m);
+/* The certificate the peer showed on this session, and where the session goes. */
+const uint8_t *peer_fp(const struct peer *p);
+int peer_remote(const struct peer *p, struct sockaddr_storage *sa, socklen_t *len);
+/* An RFC 8446 exporter value of this session (smig_tls_export). */
+int peer_export(const struct peer *p, const char *label, const uint8_t *ctx, size_t ctxlen,
+		uint8_t *out, size_t outlen);
+/* The session's TLS connection (for an exporter value), NULL before its handshake. */
+const struct smig_tls_conn *peer_tls(const struct peer *p);
+/*
+ * Takes the connection over: its socket and TLS session are the caller's
+ * (to free), the peer record goes once the loop is done with it.
+ */
+int peer_take(struct peer *p, int *fd, struct smig_tls_conn **tls);
 
 /* peer_attest.c */
 /* Opens a connection to attest host; the verdict goes to ref (may be NULL). */

@@ -56,6 +56,7 @@ struct peer {
 	struct smig_tls_conn *tls;
 	bool outbound;
 	bool closing; /* close once tx has drained */
+	bool taken;   /* a channel's: its socket and session went to the migration */
 	enum peer_state state;
 	char addr[SMIG_ADDR_MAX + 8]; /* remote "address:port" for logs */
 	char ip[SMIG_ADDR_MAX];       /* remote address alone, for the IDS */
@@ -107,8 +108,6 @@ extern const char *const peer_state_names[];
 /* peer.c */
 /* Inbound connections from ip: those that have not finished TLS and HELLO, and all. */
 void peer_conns_from(const struct smigd *d, const char *ip, size_t *pending, size_t *total);
-__attribute__((format(printf, 3, 4)))
-void peer_abort(struct peer *p, int code, const char *fmt, ...);
 /* Sends an ERROR frame and closes after it, for what is no one's fault (busy). */
 __attribute__((format(printf, 3, 4)))
 void peer_decline(struct peer *p, int code, const char *fmt, ...);

@@ -728,6 +728,11 @@ void vm_commit_clear(struct vm *vm)
 	record_drop(vm, "commit.pending");
 }
 
+pid_t vm_qemu_pid(const struct vm *vm)
+{
+	return vm->qemu_pid > 0 ? vm->qemu_pid : 0;
+}
+
 bool vm_qemu_alive(const struct vm *vm)
 {
 	char path[64], stat[128] = "";

@@ -112,6 +112,8 @@ typedef void (*vm_done_fn)(void *arg, bool ok, const char *why);
 struct qmpconn *vm_qmp(struct vm *vm);
 /* The VM's QEMU process exists and is not a zombie (smigd may not have reaped it yet). */
 bool vm_qemu_alive(const struct vm *vm);
+/* Its QEMU's process id (the warden's word), 0 when it has none. */
+pid_t vm_qemu_pid(const struct vm *vm);
 /* False while an adopted QEMU has not yet said what it is doing (after a restart). */
 bool vm_state_known(const struct vm *vm);
 /* Migration events (MIGRATION, STOP, RESUME) of vm go to m while set. */

@@ -29,6 +29,7 @@
 #include "log.h"
 #include "sign.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -52,24 +53,53 @@ extern char **environ;
 
 static void worker_spawn(void *arg);
 
-/* Makes dir (below STATE_DIR) the worker's own, 0700, whatever it was. */
-static int worker_dir(struct warden *w, const char *leaf)
+/* Makes dir (below STATE_DIR) the worker's own, with mode, whatever it was. */
+static int worker_dir(struct warden *w, const char *leaf, mode_t mode)
 {
 	char path[PATH_MAX];
 
 	snprintf(path, sizeof(path), "%s/%s", w->cfg.state_dir, leaf);
 	if (smig_file_mkdirs(path, 0700) < 0 || chown(path, w->worker_uid, w->worker_gid) < 0 ||
-	    chmod(path, 0700) < 0) {
+	    chmod(path, mode) < 0) {
 		smig_err("event=worker_dir_failed path=%s reason=\"%s\"", path, strerror(errno));
 		return SMIG_EIO;
 	}
 	return 0;
 }
 
+/* The sockets an earlier worker left in STATE_DIR/mig (it died mid-migration). */
+static void mig_dir_purge(const struct warden *w)
+{
+	char path[PATH_MAX];
+	struct dirent *e;
+	DIR *dp;
+	int dfd;
+
+	snprintf(path, sizeof(path), "%s/mig", w->cfg.state_dir);
+	dfd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	dp = dfd >= 0 ? fdopendir(dfd) : NULL;
+	if (dp == NULL) {
+		if (dfd >= 0)
+			close(dfd);
+		return;
+	}
+	while ((e = readdir(dp)) != NULL)
+		if (e->d_name[0] != '.')
+			(void)unlinkat(dfd, e->d_name, 0);
+	closedir(dp);
+}
+
 int wd_worker_dirs(struct warden *w)
 {
-	SMIG_GUARD(worker_dir(w, "worker"));
-	return worker_dir(w, "consoles");
+	SMIG_GUARD(worker_dir(w, "worker", 0700));
+	SMIG_GUARD(worker_dir(w, "consoles", 0700));
+	/*
+	 * the sockets QEMUs connect their migration channels to: a VM's uid
+	 * passes through, by a name it is told (mig_chan.c), and lists nothing
+	 */
+	SMIG_GUARD(worker_dir(w, "mig", 0711));
+	mig_dir_purge(w);
+	return 0;
 }
 
 /* --- the worker process --- */

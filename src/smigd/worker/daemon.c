@@ -215,7 +215,7 @@ static int enter_sandbox(struct smigd *d, uid_t uid, gid_t gid)
 				  .parent = d->warden_pid };
 	char path[PATH_MAX], audit_dir[PATH_MAX], err[512];
 	const char *trace = getenv("SMIG_TRACE_DIR");
-	const char *own[] = { "worker", "consoles" };
+	const char *own[] = { "worker", "consoles", "mig" };
 	char *slash;
 	int rc;
 

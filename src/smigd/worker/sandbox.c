@@ -7,7 +7,8 @@
  *     libraries and the few files glibc's name service reads, /proc (its
  *     own status, QEMUs' liveness, the host's memory), the audit log's
  *     directory; change only its own directories (STATE_DIR/worker, the
- *     consoles, a test build's trace directory); execute nothing; bind
+ *     consoles, the migration channels' sockets in STATE_DIR/mig, a test
+ *     build's trace directory); execute nothing; bind
  *     only its peer port; no signals or abstract sockets outside itself;
  *  3. the capability bounding set emptied, then the worker user's uid and
  *     gid, no supplementary groups: no capabilities are left (and the
@@ -54,7 +55,7 @@
 #define LL_OWN_DIR                                                                        \
 	(LL_READ | LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_REMOVE_DIR |        \
 	 LANDLOCK_ACCESS_FS_REMOVE_FILE | LANDLOCK_ACCESS_FS_MAKE_DIR |                   \
-	 LANDLOCK_ACCESS_FS_MAKE_REG | LL_FS_TRUNCATE)
+	 LANDLOCK_ACCESS_FS_MAKE_REG | LANDLOCK_ACCESS_FS_MAKE_SOCK | LL_FS_TRUNCATE)
 
 /* What the worker may read beyond what it was handed. */
 static const char *const read_paths[] = {

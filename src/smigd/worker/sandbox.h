@@ -10,7 +10,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define SANDBOX_DIRS_MAX 4
+#define SANDBOX_DIRS_MAX 6
 
 struct sandbox_spec {
 	uid_t uid;
