@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # A man in the middle between two smig hosts: one flipped bit in the
 # stream aborts the migration with the VM still running on its source and
-# the guest's checks clean; a recorded session replayed later is refused
-# before any VM data is accepted.
+# the guest's checks clean; so does one flipped bit in one of 4 parallel
+# channels (QEMU multifd, each channel a TLS session of its own bound to
+# the migration's), while the same migration straight through the relay
+# completes with every page intact; a recorded session replayed later is
+# refused before any VM data is accepted.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../harness/lib.sh"
@@ -19,7 +22,7 @@ cluster_make "$dir" 2 || { echo "Bail out! cluster_make"; exit 1; }
 p2=$(cat "$dir/h2.port")
 pm=$(free_port)
 
-plan 9
+plan 17
 
 # h1 reaches h2 only through the relay: h2's table entry points at it
 jq --arg a "127.0.0.1:$pm" '(.hosts[] | select(.name == "h2") | .address) = $a' \
@@ -61,6 +64,38 @@ n=$(grep -c ' HB ' "$dir/state-h1/consoles/g.log")
 wait_for 10 bash -c "[ \$(grep -c ' HB ' '$dir/state-h1/consoles/g.log') -gt $((n + 3)) ]" &&
 	"$here/../harness/guest-check" g --vtpm "$dir/state-h1" "$dir/state-h2" >/dev/null
 ok $? "the guest keeps beating with every page and its PCR chain intact"
+
+# --- parallel channels: the relay flips one bit 2 MB into the first session
+# to get that far, which with multifd is one of the channels
+start_relay --flip-after 2000000 --flip-once
+n=$(grep -c ' HB ' "$dir/state-h1/consoles/g.log")
+out=$(hsmig "$dir" h1 migrate g --to h2 --channels 4 2>&1)
+rc=$?
+[ $rc -ne 0 ] && [ "$(grep -c 'flipped a bit' "$dir/mitm.log")" = 2 ]
+ok $? "one bit flipped 2 MB into one of 4 channels: the migration fails (exit $rc)"
+grep -qE 'failed while streaming: .*channel [0-9]: read: .*(bad record mac|decrypt)' <<<"$out"
+ok $? "the source's answer names the damaged channel: $out"
+grep -qE 'kind=record_auth_failure .*detail="channel [0-9]: read: ' "$dir/h2.log"
+ok $? "h2 counted it as a record that failed its check: $(grep -oE 'channel [0-9]: read: [^"]*' "$dir/h2.log" | head -1)"
+sleep 1
+on_h1_only && wait_for 10 bash -c "[ \$(grep -c ' HB ' '$dir/state-h1/consoles/g.log') -gt $((n + 3)) ]" &&
+	"$here/../harness/guest-check" g --vtpm "$dir/state-h1" "$dir/state-h2" >/dev/null
+ok $? "the VM still runs on h1 only, every page and its PCR chain intact"
+start_relay
+res=$(hsmig "$dir" h1 --json migrate g --to h2 --channels 4 | tail -1)
+jqe '.status == "completed" and (.channels | length) == 4 and ([.channels[].bytes] | min) > 1000000' <<<"$res" >/dev/null &&
+	[ "$(grep -cE 'event=channel_in vm=g from=h1 channel=[0-3]' "$dir/h2.log")" -ge 4 ]
+ok $? "straight through the relay it moves with 4 channels, each a session of its own: $(jq -c '{total_ms, downtime_ms, bytes, channels: [.channels[] | .bytes]}' <<<"$res")"
+out=$("$here/../harness/guest-check" g --vtpm "$dir/state-h2" "$dir/state-h1")
+rc=$?
+[ $rc -eq 0 ] && [ "$(vm_where "$dir" g)" = h2 ]
+ok $? "g runs only on h2, every page and its PCR chain intact: $out"
+res=$(hsmig "$dir" h2 --json migrate g --to h1 --channels 2 | tail -1)
+jqe '.status == "completed" and (.channels | length) == 2' <<<"$res" >/dev/null &&
+	"$here/../harness/guest-check" g --vtpm "$dir/state-h1" "$dir/state-h2" >/dev/null
+ok $? "and back with 2 channels, checks clean: $(jq -c '{total_ms, downtime_ms}' <<<"$res")"
+! ls -A "$dir/state-h1/mig" "$dir/state-h2/mig" | grep -q sock
+ok $? "no channel socket is left in either STATE_DIR/mig"
 
 # record a whole good migration, bring the VM back, then replay the recording
 start_relay --record "$dir/session.bin"

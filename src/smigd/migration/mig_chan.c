@@ -74,7 +74,7 @@ struct mig_chan {
 	atomic_bool stop;
 	atomic_bool reported; /* the loop has heard of its end */
 	bool attacked;        /* a record failed its check: damaged or forged on the way */
-	bool ktls_tx, ktls_rx;
+	atomic_bool ktls;     /* the kernel carries its records (source: sending, destination: receiving) */
 	char why[256];
 };
 
@@ -92,6 +92,7 @@ struct mig_chans {
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	bool have_main;
 	pid_t qemu_pid; /* source: the only process that may connect */
+	unsigned strangers; /* source: connections refused (the first few are logged) */
 	uint8_t key[32];
 	struct smig_mig_id id;
 	uint8_t fp[SMIG_FP_LEN]; /* source: the certificate the main session saw */
@@ -139,7 +140,7 @@ static int chan_mac(const struct smig_tls_conn *tls, const uint8_t key[32],
 
 static void sock_timeouts(int fd, int ms)
 {
-	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
+	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (suseconds_t)(ms % 1000) * 1000 };
 
 	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
@@ -250,7 +251,7 @@ static bool src_bind(struct mig_chan *c)
 			 "than on the migration's session", c->index);
 		return false;
 	}
-	c->ktls_tx = smig_tls_ktls_send(c->tls);
+	atomic_store(&c->ktls, smig_tls_ktls_send(c->tls));
 	if (chan_mac(c->tls, cs->key, &cs->id, c->index, ch.mac) < 0) {
 		chan_end(c, CH_FAILED, "channel %u: cannot derive its binding", c->index);
 		return false;
@@ -381,7 +382,7 @@ static void *dst_thread(void *arg)
 	size_t n;
 
 	smig_buf_init(&b, 256);
-	if (buf == NULL || set_blocking(c->nfd) < 0) {
+	if (buf == NULL || set_blocking(c->nfd) < 0 || set_blocking(c->qfd) < 0) {
 		chan_end(c, CH_FAILED, "channel %u: out of memory", c->index);
 		goto out;
 	}
@@ -397,7 +398,8 @@ static void *dst_thread(void *arg)
 		if (rc == SMIG_ECLOSED && smig_tls_closed_cleanly(c->tls))
 			break;
 		if (rc < 0) {
-			c->attacked = rc == SMIG_ETLS || rc == SMIG_ECLOSED;
+			/* a cut (no close_notify) may be the source's teardown: its ABORT says */
+			c->attacked = rc == SMIG_ETLS;
 			chan_end(c, CH_FAILED, "channel %u: %s", c->index,
 				 rc == SMIG_ECLOSED ? "cut short (no close_notify)"
 						    : smig_tls_reason(c->tls));
@@ -541,16 +543,18 @@ static void src_accept(void *arg, uint32_t events)
 
 		if (fd < 0)
 			return;
-		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0 ||
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0 || cs->qemu_pid <= 0 ||
 		    cr.pid != cs->qemu_pid) {
-			smig_warn("event=channel_socket_stranger vm=%s pid=%ld uid=%ld "
-				  "action=refused", m->vm_name, (long)cr.pid, (long)cr.uid);
+			if (cs->strangers++ < 3)
+				smig_warn("event=channel_socket_stranger vm=%s pid=%ld uid=%ld "
+					  "action=refused", m->vm_name, (long)cr.pid, (long)cr.uid);
 			close(fd);
 			continue;
 		}
 		if (!cs->have_main) {
 			cs->have_main = true;
-			cs->ops->main(m, fd);
+			if (!cs->ops->main(m, fd))
+				return; /* the migration failed, and m and cs with it */
 			continue;
 		}
 		if (cs->n >= cs->want) {
@@ -635,11 +639,15 @@ static bool all_started(const struct mig_chans *cs)
 	return true;
 }
 
-/* Destination: a connection to the socket QEMU listens on; -1 with errno. */
+/*
+ * Destination: a connection to the socket QEMU listens on; -1 with errno.
+ * Never waits: a QEMU that stops taking connections fails the channel,
+ * not the loop.
+ */
 static int dst_qemu_connect(const struct mig_chans *cs)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 
 	memcpy(sa.sun_path, cs->path, sizeof(sa.sun_path));
 	if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
@@ -700,7 +708,7 @@ int mig_chans_dst_take(struct mig *m, struct peer *p, const struct smig_mig_chan
 	}
 	c->nfd = nfd;
 	c->tls = tls;
-	c->ktls_rx = smig_tls_ktls_recv(tls);
+	atomic_store(&c->ktls, smig_tls_ktls_recv(tls));
 	if ((size_t)ch->index + 1 > cs->n)
 		cs->n = (size_t)ch->index + 1;
 	chan_start(cs, c, dst_thread);
@@ -718,6 +726,11 @@ uint64_t mig_chans_bytes(const struct mig *m)
 	for (size_t i = 0; i < m->chans->n; i++)
 		sum += atomic_load(&m->chans->ch[i].bytes);
 	return sum;
+}
+
+uint64_t mig_bytes(const struct mig *m)
+{
+	return m->p.bytes + mig_chans_bytes(m);
 }
 
 bool mig_chans_moved(struct mig *m)
@@ -742,7 +755,7 @@ json_t *mig_chans_json(const struct mig *m)
 
 		json_array_append_new(a, json_pack("{s:i,s:I,s:b}", "index", (int)c->index, "bytes",
 						   (json_int_t)atomic_load(&c->bytes), "ktls",
-						   m->chans->source ? c->ktls_tx : c->ktls_rx));
+						   (int)atomic_load(&c->ktls)));
 	}
 	return a;
 }

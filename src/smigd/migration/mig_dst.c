@@ -452,13 +452,13 @@ static void dst_tick(void *arg)
 	struct mig *m = arg;
 
 	m->timer = NULL;
-	if (m->chans && mig_chans_moved(m) && m->p.state == SMIG_MST_STREAMING &&
+	if (m->chans && mig_chans_moved(m) && m->p.state < SMIG_MST_COMMITTING &&
 	    m->p.bytes + m->chan_bytes > m->p.budget) {
 		/* the channels carry the memory: they count against the same budget */
 		sec_event(m->d, SMIG_SEC_STREAM_ANOMALY, "", m->peer_host,
 			  "migration of %s sent %llu bytes, more than %llu that %u MiB of memory "
 			  "allows in %d passes", m->vm_name,
-			  (unsigned long long)(m->p.bytes + m->chan_bytes),
+			  (unsigned long long)mig_bytes(m),
 			  (unsigned long long)m->p.budget, m->mem_mib, m->d->cfg.stream_passes);
 		mig_dst_abort(m, true, SMIG_EPROTO, "the stream is longer than the VM's memory "
 			      "allows");
@@ -501,7 +501,7 @@ void mig_dst_abort_later(void *arg)
  */
 static void dst_chan_failed(struct mig *m, const char *why, bool attacked)
 {
-	if (m->qemu_done || m->p.state != SMIG_MST_STREAMING) {
+	if (m->qemu_done || m->p.state >= SMIG_MST_COMMITTING) {
 		smig_debug("event=channel_after_load vm=%s why=\"%s\"", m->vm_name, why);
 		return;
 	}
@@ -528,13 +528,21 @@ void mig_dst_channel(struct smigd *d, struct peer *p, const struct smig_frame *f
 			break;
 	if (m == NULL || strcmp(m->peer_host, peer_name(p)) != 0 ||
 	    m->p.state != SMIG_MST_STREAMING) {
-		peer_abort(p, SMIG_EPROTO, "CHANNEL %u for no migration from %s that streams here",
-			   ch.index, peer_name(p));
+		/*
+		 * most often a channel of a migration that ended a moment ago (or
+		 * held back on the path until it did): no fault of the host's
+		 */
+		peer_decline(p, SMIG_ENOENT, "CHANNEL %u for no migration from %s that streams here",
+			     ch.index, peer_name(p));
 		return;
 	}
 	rc = mig_chans_dst_take(m, p, &ch, why, sizeof(why));
 	if (rc < 0) {
-		peer_abort(p, rc, "%s", why);
+		/* a MAC that does not match, or an index taken twice, is the peer's doing */
+		if (rc == SMIG_EAUTH || rc == SMIG_EPROTO)
+			peer_abort(p, rc, "%s", why);
+		else
+			peer_decline(p, rc, "%s", why);
 		mig_dst_abort(m, true, rc, "%s", why);
 		return;
 	}

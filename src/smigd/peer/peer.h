@@ -95,6 +95,9 @@ void peer_rx_pause(struct peer *p, bool pause);
  */
 __attribute__((format(printf, 3, 4)))
 void peer_abort(struct peer *p, int code, const char *fmt, ...);
+/* The same for what is no one's fault (busy, too late): no security event. */
+__attribute__((format(printf, 3, 4)))
+void peer_decline(struct peer *p, int code, const char *fmt, ...);
 /* Detaches the migration and closes after what is queued has been sent. */
 void peer_release(struct peer *p);
 const char *peer_name(const struct peer *p);

@@ -108,9 +108,6 @@ extern const char *const peer_state_names[];
 /* peer.c */
 /* Inbound connections from ip: those that have not finished TLS and HELLO, and all. */
 void peer_conns_from(const struct smigd *d, const char *ip, size_t *pending, size_t *total);
-/* Sends an ERROR frame and closes after it, for what is no one's fault (busy). */
-__attribute__((format(printf, 3, 4)))
-void peer_decline(struct peer *p, int code, const char *fmt, ...);
 void peer_free(struct peer *p);
 void peer_ping_done(struct peer *p);
 /* A connection on fd (taken over) in the daemon's list, watched by the loop. */

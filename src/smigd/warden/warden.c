@@ -97,9 +97,7 @@ int wd_worker_dirs(struct warden *w)
 	 * the sockets QEMUs connect their migration channels to: a VM's uid
 	 * passes through, by a name it is told (mig_chan.c), and lists nothing
 	 */
-	SMIG_GUARD(worker_dir(w, "mig", 0711));
-	mig_dir_purge(w);
-	return 0;
+	return worker_dir(w, "mig", 0711);
 }
 
 /* --- the worker process --- */
@@ -126,6 +124,7 @@ static void worker_spawn(void *arg)
 	w->restart_t = NULL;
 	if (w->stopping)
 		return;
+	mig_dir_purge(w); /* what a worker that died mid-migration left */
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
 		smig_err("event=worker_start_failed reason=\"socketpair: %s\"", strerror(errno));
 		(void)loop_timer_add(w->loop, 1000, worker_spawn, w, &w->restart_t);

@@ -215,7 +215,7 @@ static int enter_sandbox(struct smigd *d, uid_t uid, gid_t gid)
 				  .parent = d->warden_pid };
 	char path[PATH_MAX], audit_dir[PATH_MAX], err[512];
 	const char *trace = getenv("SMIG_TRACE_DIR");
-	const char *own[] = { "worker", "consoles", "mig" };
+	const char *own[] = { "worker", "consoles" };
 	char *slash;
 	int rc;
 
@@ -225,6 +225,9 @@ static int enter_sandbox(struct smigd *d, uid_t uid, gid_t gid)
 	}
 	if (trace && trace[0])
 		s.own_dirs[s.nown_dirs++] = open(trace, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	/* the sockets QEMUs meet a migration's parallel channels on (mig_chan.c) */
+	snprintf(path, sizeof(path), "%s/mig", d->cfg.state_dir);
+	s.sock_dir = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	snprintf(audit_dir, sizeof(audit_dir), "%s", audit_path(d));
 	slash = strrchr(audit_dir, '/');
 	if (slash && slash != audit_dir) {
@@ -235,6 +238,8 @@ static int enter_sandbox(struct smigd *d, uid_t uid, gid_t gid)
 	for (size_t i = 0; i < s.nown_dirs; i++)
 		if (s.own_dirs[i] >= 0)
 			close(s.own_dirs[i]);
+	if (s.sock_dir >= 0)
+		close(s.sock_dir);
 	if (rc < 0)
 		smig_err("event=sandbox_failed reason=\"%s\"", err);
 	else

@@ -7,8 +7,8 @@
  *     libraries and the few files glibc's name service reads, /proc (its
  *     own status, QEMUs' liveness, the host's memory), the audit log's
  *     directory; change only its own directories (STATE_DIR/worker, the
- *     consoles, the migration channels' sockets in STATE_DIR/mig, a test
- *     build's trace directory); execute nothing; bind
+ *     consoles, a test build's trace directory) and make sockets only in
+ *     STATE_DIR/mig (a migration's parallel channels); execute nothing; bind
  *     only its peer port; no signals or abstract sockets outside itself;
  *  3. the capability bounding set emptied, then the worker user's uid and
  *     gid, no supplementary groups: no capabilities are left (and the
@@ -55,7 +55,7 @@
 #define LL_OWN_DIR                                                                        \
 	(LL_READ | LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_REMOVE_DIR |        \
 	 LANDLOCK_ACCESS_FS_REMOVE_FILE | LANDLOCK_ACCESS_FS_MAKE_DIR |                   \
-	 LANDLOCK_ACCESS_FS_MAKE_REG | LANDLOCK_ACCESS_FS_MAKE_SOCK | LL_FS_TRUNCATE)
+	 LANDLOCK_ACCESS_FS_MAKE_REG | LL_FS_TRUNCATE)
 
 /* What the worker may read beyond what it was handed. */
 static const char *const read_paths[] = {
@@ -80,6 +80,8 @@ static int ll_ruleset(const struct sandbox_spec *s, int abi, char *err, size_t e
 		rc = ll_allow_path(&ll, s->read_dirs[i], LL_READ);
 	for (size_t i = 0; rc == 0 && i < s->nown_dirs; i++)
 		rc = ll_allow_fd(&ll, s->own_dirs[i], LL_OWN_DIR);
+	if (rc == 0 && s->sock_dir >= 0)
+		rc = ll_allow_fd(&ll, s->sock_dir, LL_OWN_DIR | LANDLOCK_ACCESS_FS_MAKE_SOCK);
 	if (rc == 0)
 		rc = ll_allow_port(&ll, LL_NET_BIND_TCP, s->port);
 	if (rc < 0) {

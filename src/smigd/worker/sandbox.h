@@ -19,6 +19,7 @@ struct sandbox_spec {
 	uint16_t port;                       /* the one TCP port it may bind */
 	int own_dirs[SANDBOX_DIRS_MAX];      /* directories it may change (descriptors) */
 	size_t nown_dirs;
+	int sock_dir; /* ... and one where it may also bind sockets (-1: none) */
 	const char *read_dirs[SANDBOX_DIRS_MAX]; /* directories it may read (paths) */
 	size_t nread_dirs;
 };
