@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # make bench: the same test guest migrated by (a) QEMU's plain TCP
 # migration, (b) QEMU's native TLS migration (tls-creds-x509) and (c) smig,
-# alternating a, b, c, a, b, c ... on three cases:
+# alternating a, b, c, a, b, c ... on three cases; then the same with N
+# parallel channels (QEMU multifd: plain-mfN, tls-mfN, smig-mfN, N = 2 and
+# 4) on the cases of --mf-cases:
 #   idle  a 400 MiB random-filled working set, nothing dirtied;
 #   busy  a 128 MiB working set rewritten fast enough to need several passes;
 #   vtpm  the demo guest: 64 MiB, dirtying, with a vTPM.
@@ -12,7 +14,11 @@
 # Then the encrypted channel alone against `openssl speed` on one core.
 #
 # usage: bench/bench.sh [--runs N] [--cases "idle busy vtpm"] [--out DIR]
-#                       [--downtime-ms N] [--relay-mib N]
+#                       [--downtime-ms N] [--relay-mib N] [--mf-cases "idle busy"]
+#                       [--channels "2 4"] [--quick]
+# --quick: 3 runs, the busy case only, channels 2 only, a shorter relay test.
+# smig's own runs also report the peak RSS of smigd's processes during the
+# migration (VmHWM, reset before each run) and its CPU seconds per GiB moved.
 # Writes DIR/results.jsonl (one line per run), DIR/relay.json,
 # DIR/report.md (medians and ratios) and DIR/throughput.png.
 set -uo pipefail
@@ -23,6 +29,8 @@ export SMIG_BUILD=${SMIG_BUILD:-$root/build}
 
 runs=5
 cases="idle busy vtpm"
+mf_cases="idle busy"
+channels="2 4"
 out=$root/build/bench-results
 downtime=50
 relay_mib=4096
@@ -30,10 +38,13 @@ while [ $# -gt 0 ]; do
 	case $1 in
 	--runs) runs=$2 ;;
 	--cases) cases=$2 ;;
+	--mf-cases) mf_cases=$2 ;;
+	--channels) channels=$2 ;;
 	--out) out=$2 ;;
 	--downtime-ms) downtime=$2 ;;
 	--relay-mib) relay_mib=$2 ;;
-	*) echo "usage: bench.sh [--runs N] [--cases LIST] [--out DIR] [--downtime-ms N] [--relay-mib N]" >&2
+	--quick) runs=3 cases=busy mf_cases=busy channels=2 relay_mib=1024; shift; continue ;;
+	*) echo "usage: bench.sh [--runs N] [--cases LIST] [--mf-cases LIST] [--channels \"2 4\"] [--out DIR] [--downtime-ms N] [--relay-mib N] [--quick]" >&2
 	   exit 2 ;;
 	esac
 	shift 2
@@ -152,6 +163,9 @@ record() {
 	cp "$d/samples" "$out/samples-$v-$c-$n" 2>/dev/null
 }
 
+# mf VARIANT: its parallel channels (plain-mf4: 4), 0 for one stream
+mf() { case $1 in *-mf*) echo "${1##*-mf}" ;; *) echo 0 ;; esac; }
+
 # run_qemu VARIANT CASE RUN: one of QEMU's own migrations
 run_qemu() {
 	local v=$1 c=$2 n=$3 mem args vtpm d src dst port t0 b res ok=true
@@ -160,7 +174,7 @@ run_qemu() {
 	mkdir -p "$d"
 	local sx=() dx=() tx=()
 	[ "$vtpm" = true ] && sx+=(--vtpm) && dx+=(--vtpm)
-	if [ "$v" = tls ]; then
+	if [ "${v%-mf*}" = tls ]; then
 		sx+=("--object=tls-creds-x509,id=tls0,dir=$work/qtls/client,endpoint=client,priority=$QEMU_TLS_PRIO")
 		dx+=("--object=tls-creds-x509,id=tls0,dir=$work/qtls/server,endpoint=server,verify-peer=on,priority=$QEMU_TLS_PRIO")
 		tx=(--tls-hostname 127.0.0.1)
@@ -173,7 +187,8 @@ run_qemu() {
 	watch "$d" "src=$src/qemu.pid dst=$dst/qemu.pid" &
 	qemu_start "$dst" "$mem" "$args" --incoming "${dx[@]}" &&
 		res=$("$BENCHQ" --src "$src/qmp.sock" --dst "$dst/qmp.sock" --uri "tcp:127.0.0.1:$port" \
-			"${tx[@]}" --downtime-ms "$downtime" --samples "$d/samples" --t0-ns "${t0}000") ||
+			"${tx[@]}" --downtime-ms "$downtime" --multifd "$(mf "$v")" \
+			--samples "$d/samples" --t0-ns "${t0}000") ||
 		{ res='{"status": "failed"}'; ok=false; }
 	touch "$d/stop"
 	wait
@@ -187,11 +202,12 @@ smig_cluster() {
 	SMIG_LOG_LEVEL=warn cluster_make "$cl" 2 >/dev/null && smigd_start "$cl" h1 && smigd_start "$cl" h2
 }
 
-# run_smig CASE RUN: smig migrate h1 -> h2
+# run_smig VARIANT CASE RUN: smig migrate h1 -> h2 (smig-mfN: with N channels)
 run_smig() {
-	local c=$1 n=$2 mem args vtpm d name b1 b2 w1 w2 bq t0 t l b res ok=true
+	local v=$1 c=$2 n=$3 mem args vtpm d name b1 b2 w1 w2 bq t0 t l b res ok=true ch rss
 	IFS='|' read -r mem args vtpm <<<"$(case_spec "$c")"
-	d=$work/smig-$c-$n name=b-$c-$n
+	d=$work/$v-$c-$n name=b-$v-$c-$n ch=$(mf "$v")
+	[ "$ch" -gt 0 ] || ch=1
 	mkdir -p "$d"
 	printf '{"name": "%s", "memory_mib": %s, %s, "vtpm": %s}\n' \
 		"$name" "$mem" "$(guest_boot smig-guest.elf "$args")" "$vtpm" >"$d/spec.json"
@@ -203,12 +219,16 @@ run_smig() {
 	pgrep -P "$(cat "$cl/h1.pid")" -x smigd-worker | head -1 >"$d/w1.pid"
 	pgrep -P "$(cat "$cl/h2.pid")" -x smigd-worker | head -1 >"$d/w2.pid"
 	[ -s "$d/w1.pid" ] && [ -s "$d/w2.pid" ] || { echo "bench: no smigd-worker under h1 or h2" >&2; return 1; }
+	# peak RSS from here: VmHWM reset (5 > clear_refs) in the wardens and workers
+	for pf in "$cl/h1.pid" "$cl/h2.pid" "$d/w1.pid" "$d/w2.pid"; do
+		echo 5 >"/proc/$(cat "$pf")/clear_refs" 2>/dev/null
+	done
 	bq=$(ticks "$(cat "$vq1")") b1=$(ticks "$(cat "$cl/h1.pid")") b2=$(ticks "$(cat "$cl/h2.pid")")
 	w1=$(ticks "$(cat "$d/w1.pid")") w2=$(ticks "$(cat "$d/w2.pid")")
 	t0=$(now_us)
 	watch "$d" "src=$vq1 dst=$vq2 h1=$cl/h1.pid h2=$cl/h2.pid w1=$d/w1.pid w2=$d/w2.pid" &
 	# progress events (every 100 ms) carry the relayed bytes: the plot's samples
-	hsmig "$cl" h1 --json migrate "$name" --to h2 --downtime-ms "$downtime" |
+	hsmig "$cl" h1 --json migrate "$name" --to h2 --downtime-ms "$downtime" --channels "$ch" |
 		while IFS= read -r l; do
 			t=$(now_us)
 			case $l in *'"progress"'*'"bytes":'*)
@@ -220,6 +240,13 @@ run_smig() {
 		done
 	res=$(tail -1 "$d/events")
 	jq -e '.status == "completed"' <<<"$res" >/dev/null 2>&1 || { res='{"status": "failed"}'; ok=false; }
+	# the largest of smigd's processes (warden or worker, either host), in MiB
+	rss=0
+	for pf in "$cl/h1.pid" "$cl/h2.pid" "$d/w1.pid" "$d/w2.pid"; do
+		l=$(awk '/^VmHWM:/ { print int($2 / 1024) }' "/proc/$(cat "$pf")/status" 2>/dev/null)
+		[ "${l:-0}" -gt "$rss" ] && rss=$l
+	done
+	res=$(jq -c --argjson r "$rss" '. + {smigd_peak_rss_mib: $r}' <<<"$res")
 	touch "$d/stop"
 	wait
 	if [ "$ok" = true ]; then
@@ -227,19 +254,22 @@ run_smig() {
 		"$root/tests/harness/guest-check" "$name" "$([ "$vtpm" = true ] && echo --vtpm)" \
 			"$cl/state-h1" "$cl/state-h2" >"$d/verdict" 2>&1 || ok=false
 	fi
-	record smig "$c" "$n" "$ok" "$res" "$d" "$bq" "$b1" "$b2" "$w1" "$w2"
+	record "$v" "$c" "$n" "$ok" "$res" "$d" "$bq" "$b1" "$b2" "$w1" "$w2"
 	hsmig "$cl" h2 vm stop "$name" >/dev/null 2>&1
 	hsmig "$cl" h2 vm undefine "$name" >/dev/null 2>&1
 }
 
-echo "bench: $runs runs of plain, tls, smig alternating; cases: $cases; downtime limit $downtime ms"
+echo "bench: $runs runs of plain, tls, smig alternating; cases: $cases; with channels $channels: $mf_cases; downtime limit $downtime ms"
 qemu_tls_pki || { echo "bench: cannot make the QEMU TLS certificates" >&2; exit 1; }
 smig_cluster || { echo "bench: cannot start the smig hosts" >&2; exit 1; }
-for c in $cases; do
+for c in $(printf '%s\n' $cases $mf_cases | awk '!seen[$0]++'); do
 	case_spec "$c" >/dev/null || exit 2
+	vs=
+	case " $cases " in *" $c "*) vs="plain tls smig" ;; esac
+	case " $mf_cases " in *" $c "*) for k in $channels; do vs="$vs plain-mf$k tls-mf$k smig-mf$k"; done ;; esac
 	for n in $(seq 1 "$runs"); do
-		for v in plain tls smig; do
-			if [ "$v" = smig ]; then run_smig "$c" "$n"; else run_qemu "$v" "$c" "$n"; fi ||
+		for v in $vs; do
+			if [ "${v%-mf*}" = smig ]; then run_smig "$v" "$c" "$n"; else run_qemu "$v" "$c" "$n"; fi ||
 				echo "{\"case\": \"$c\", \"variant\": \"$v\", \"run\": $n, \"status\": \"failed\", \"guest_ok\": false}" >>"$out/results.jsonl"
 			tail -1 "$out/results.jsonl" | jq -r '"  \(.case) \(.variant) #\(.run): \(.status) total \(.total_ms // 0 | floor) ms, downtime \(.downtime_ms // 0 | floor) ms, set-up \(.setup_ms // 0 | floor) ms, \(.stream_mbps // 0 | floor) Mbit/s, guest \(if .guest_ok then "ok" else "FAILED" end)"'
 		done

@@ -1,6 +1,7 @@
 /*
  * qemu-migrate.c - smig-bench-qemu: drives one of QEMU's own migrations
- * (plain TCP or native TLS) between two running QEMUs over their QMP
+ * (plain TCP or native TLS, one stream or multifd with --multifd N)
+ * between two running QEMUs over their QMP
  * sockets, and measures it the way smigd measures its own, so that
  * make bench can put the three side by side:
  *
@@ -44,6 +45,7 @@ struct run {
 	const char *uri;
 	const char *tls_host; /* NULL: plain */
 	long downtime_ms;
+	long multifd; /* channels; 0: one stream */
 	FILE *samples;
 	double t0, t_migrate, t_stop, t_resume;
 	const char *status; /* the source's last MIGRATION status */
@@ -203,8 +205,9 @@ static void sample(struct run *r)
 
 static void setup(struct run *r)
 {
-	json_t *caps = json_pack("{s:[{s:s,s:b}]}", "capabilities", "capability", "events",
-				  "state", 1);
+	json_t *caps = json_pack("{s:[{s:s,s:b},{s:s,s:b}]}", "capabilities", "capability",
+				 "events", "state", 1, "capability", "multifd", "state",
+				 r->multifd > 0);
 
 	qmp_call(r, &r->src, "qmp_capabilities", NULL);
 	qmp_call(r, &r->dst, "qmp_capabilities", NULL);
@@ -214,6 +217,12 @@ static void setup(struct run *r)
 		qmp_call(r, &r->dst, "migrate-set-parameters", json_pack("{s:s}", "tls-creds", "tls0"));
 		qmp_call(r, &r->src, "migrate-set-parameters",
 			 json_pack("{s:s,s:s}", "tls-creds", "tls0", "tls-hostname", r->tls_host));
+	}
+	if (r->multifd > 0) {
+		qmp_call(r, &r->src, "migrate-set-parameters",
+			 json_pack("{s:I}", "multifd-channels", (json_int_t)r->multifd));
+		qmp_call(r, &r->dst, "migrate-set-parameters",
+			 json_pack("{s:I}", "multifd-channels", (json_int_t)r->multifd));
 	}
 	/* as smigd does: the downtime asked for, and no bandwidth cap */
 	qmp_call(r, &r->src, "migrate-set-parameters",
@@ -275,7 +284,8 @@ static void report(const struct run *r)
 static void usage(void)
 {
 	fprintf(stderr, "usage: smig-bench-qemu --src QMP --dst QMP --uri URI [--tls-hostname H]\n"
-			"                       [--downtime-ms N] [--samples FILE] [--t0-ns NS]\n");
+			"                       [--downtime-ms N] [--multifd CHANNELS] [--samples FILE]\n"
+			"                       [--t0-ns NS]\n");
 	exit(2);
 }
 
@@ -300,6 +310,8 @@ int main(int argc, char **argv)
 			r.tls_host = v;
 		else if (strcmp(argv[i], "--downtime-ms") == 0)
 			r.downtime_ms = strtol(v, NULL, 10);
+		else if (strcmp(argv[i], "--multifd") == 0)
+			r.multifd = strtol(v, NULL, 10);
 		else if (strcmp(argv[i], "--samples") == 0)
 			samples = v;
 		else if (strcmp(argv[i], "--t0-ns") == 0)

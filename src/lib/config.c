@@ -474,6 +474,7 @@ static int config_migration(const struct smig_json_doc *doc, const json_t *o,
 		{ "downtime_steps_ms", SMIG_J_ARRAY, false, 0, 0 },
 		{ "completion_timeout_s", SMIG_J_INT, false, 0, 86400 },
 		{ "channels", SMIG_J_INT, false, 0, 16 },
+		{ "auto_converge_step", SMIG_J_BOOL, false, 0, 0 },
 	};
 	const json_t *steps, *v;
 	size_t i;
@@ -485,6 +486,8 @@ static int config_migration(const struct smig_json_doc *doc, const json_t *o,
 		cfg->completion_timeout_s = (int)json_integer_value(v);
 	if ((v = json_object_get(o, "channels")))
 		cfg->mig_channels = (int)json_integer_value(v);
+	if ((v = json_object_get(o, "auto_converge_step")))
+		cfg->auto_converge_step = json_is_true(v);
 	steps = json_object_get(o, "downtime_steps_ms");
 	if (steps == NULL)
 		return 0;
@@ -589,6 +592,7 @@ static void config_defaults(struct smig_config *cfg, const char *name)
 	cfg->guest_watch_ms = 5000;
 	cfg->agent_timeout_ms = 1000;
 	cfg->auto_converge = true;
+	cfg->auto_converge_step = true;
 	cfg->audit_checkpoint_records = 64;
 	cfg->audit_checkpoint_interval_s = 60;
 	cfg->audit_max_kib = 65536;

@@ -106,6 +106,7 @@ struct smig_config {
 	size_t ndowntime_steps;
 	int completion_timeout_s;  /* streaming this long: it fails (0: never) */
 	int mig_channels;          /* streams per migration: 1, 2-16 (multifd), 0: by the cores */
+	bool auto_converge_step;   /* without auto_converge: throttling after the last downtime step */
 	int stream_passes;    /* a stream longer than this many times the memory fails */
 	int guest_watch_ms;   /* destination: how long a resumed guest is watched for a crash */
 	int agent_timeout_ms; /* how long one guest agent ping waits for its answer */

@@ -8,7 +8,14 @@
 # whose config raises the downtime limit from 300 ms to 1000 ms, then 3000 ms, every
 # 2 s (migration.downtime_steps_ms), it converges: each step is logged,
 # counted in the metrics and shown in the job, and the guest's own checks
-# are clean on h1 afterwards.
+# are clean on h1 afterwards. From h3, which has no downtime steps and
+# throttles the guest only as an escalation step (migration.
+# auto_converge_step, QEMU's auto-converge held at 1 % until then), the
+# step is taken and QEMU throttles the guest to 99 %, logged and shown;
+# under TCG a throttled guest dirties memory nearly as fast as before
+# (QEMU alone: bench/tcg-throttle-repro.sh), so the migration fails after
+# migration.completion_timeout_s, naming the throttle, and the guest runs
+# on at h3 with its checks clean.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../harness/lib.sh"
@@ -17,20 +24,21 @@ check_guest=$here/../harness/guest-check
 
 dir=$(mktemp -d /tmp/smig-conv.XXXXXX)
 trap 'cluster_clean "$dir"' EXIT
-cluster_make "$dir" 2 || { echo "Bail out! cluster_make"; exit 1; }
+cluster_make "$dir" 3 || { echo "Bail out! cluster_make"; exit 1; }
 conf() { # conf HOST JQ
 	jq "$2" "$dir/$1.json" >"$dir/$1.json.tmp" && mv "$dir/$1.json.tmp" "$dir/$1.json"
 }
-conf h1 '.qemu.auto_converge = false | .migration = {downtime_steps_ms: [], completion_timeout_s: 8}'
+conf h1 '.qemu.auto_converge = false | .migration = {downtime_steps_ms: [], completion_timeout_s: 8, auto_converge_step: false}'
 mport=$(free_port)
 conf h2 '.qemu.auto_converge = false | .migration = {escalate_after_s: 2, downtime_steps_ms: [1000, 3000], completion_timeout_s: 60}'
 conf h2 ".metrics = {listen: \"127.0.0.1:$mport\"}"
-ivt_make "$dir" 2 || { echo "Bail out! ivt_make"; exit 1; }
+conf h3 '.qemu.auto_converge = false | .migration = {escalate_after_s: 2, downtime_steps_ms: [], completion_timeout_s: 12, auto_converge_step: true}'
+ivt_make "$dir" 3 || { echo "Bail out! ivt_make"; exit 1; }
 
-plan 8
+plan 11
 
-smigd_start "$dir" h1 && smigd_start "$dir" h2
-ok $? "h1 (no escalation, gives up after 8 s) and h2 (downtime 1000 ms, then 3000 ms, every 2 s) start"
+smigd_start "$dir" h1 && smigd_start "$dir" h2 && smigd_start "$dir" h3
+ok $? "h1 (no escalation, gives up after 8 s), h2 (downtime 1000 ms, then 3000 ms, every 2 s) and h3 (throttling after 2 s) start"
 start() { # start HOST NAME
 	cat >"$dir/$2.json" <<JSON
 {"name": "$2", "memory_mib": 48, $(guest_boot smig-guest.elf "mem=16 dirty=max seed=3 hb=100")}
@@ -40,12 +48,18 @@ JSON
 }
 beats() { grep -c ' HB ' "$dir/state-$1/consoles/$2.log"; }
 
+# move HOST NAME TO: smig migrate at 8 MiB/s; its output in out, exit in rc, time in ms
+move() {
+	local t0
+	t0=$(date +%s%N)
+	out=$(hsmig "$dir" "$1" migrate "$2" --to "$3" --max-bandwidth 8 2>&1)
+	rc=$?
+	ms=$((($(date +%s%N) - t0) / 1000000))
+}
+
 start h1 stuck
 ok $? "vm stuck runs on h1, rewriting 16 MiB as fast as it can"
-t0=$(date +%s%N)
-out=$(hsmig "$dir" h1 migrate stuck --to h2 --max-bandwidth 8 2>&1)
-rc=$?
-ms=$((($(date +%s%N) - t0) / 1000000))
+move h1 stuck h2
 n=$(beats h1 stuck)
 [ $rc -ne 0 ] && grep -q "did not converge in 8 s (migration.completion_timeout_s; downtime limit 300 ms after 0 steps" <<<"$out" &&
 	[ "$(hsmig "$dir" h1 --json vm show stuck | jq -r .state)" = running ] &&
@@ -70,5 +84,17 @@ out=$("$check_guest" busy "$dir/state-h1" "$dir/state-h2")
 rc=$?
 [ $rc -eq 0 ] && [ "$(vm_where "$dir" busy)" = h1 ]
 ok $? "busy runs only on h1, its checks clean: $out"
+
+start h3 slow
+ok $? "vm slow runs on h3, rewriting 16 MiB as fast as it can"
+move h3 slow h1
+grep -q 'event=migration_escalated vm=slow to=h1 step=1 action=auto_converge' "$dir/h3.log" &&
+	[ $rc -ne 0 ] && grep -q 'did not converge in 12 s .*after 1 steps.*its vCPUs throttled 99 %' <<<"$out"
+ok $? "throttling is the escalation step, QEMU takes the guest to 99 %; under TCG the guest dirties on (bench/tcg-throttle-repro.sh), and after $ms ms it fails, saying so: $out"
+n=$(beats h3 slow)
+[ "$(vm_where "$dir" slow)" = h3 ] &&
+	wait_for 10 bash -c "[ \$(grep -c ' HB ' '$dir/state-h3/consoles/slow.log') -gt $((n + 3)) ]" &&
+	"$check_guest" slow "$dir/state-h3" >/dev/null
+ok $? "slow beats on at h3 alone, its checks clean, unthrottled: $(beats h3 slow) heartbeats"
 
 done_testing

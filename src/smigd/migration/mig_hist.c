@@ -132,7 +132,7 @@ static json_t *record(const struct mig *m)
 		      "vm", m->vm_name, "direction", m->p.source ? "out" : "in", "peer",
 		      m->peer_host, "outcome", outcome[m->outcome], "started", s, "ended", e,
 		      "phases", phases, "total_ms", (double)(end - m->t_start) / 1e6, "bytes",
-		      (json_int_t)(m->p.bytes + mig_chans_bytes(m)), "passes", (json_int_t)m->passes, "mbps", m->mbps,
+		      (json_int_t)mig_bytes(m), "passes", (json_int_t)m->passes, "mbps", m->mbps,
 		      "cipher", m->cipher, "trust", m->trust, "rule", m->rule);
 	if (o == NULL)
 		return NULL;

@@ -83,6 +83,8 @@ struct mig {
 	uint64_t passes, qemu_downtime_ms, ram_total, dirty_rate; /* dirty_rate: pages/s */
 	size_t esc_step;          /* source: the downtime steps taken (migration.downtime_steps_ms) */
 	int64_t esc_downtime_ms;  /* ... and the limit the last one set (0: none yet) */
+	bool esc_throttle;        /* ... and whether the guest is throttled as one of them */
+	int throttle_pct;         /* QEMU's CPU throttle, its last query-migrate */
 	uint64_t ram_remaining, page_size; /* QEMU's last query-migrate */
 	double mbps;
 	char cipher[64];
@@ -114,8 +116,8 @@ struct mig {
 struct mig_chans;
 struct smig_mig_channel;
 struct mig_chan_ops {
-	/* source: QEMU's main stream connected (fd is the migration's now) */
-	void (*main)(struct mig *m, int fd);
+	/* source: QEMU's main stream connected (fd is the migration's now); false: m is gone */
+	bool (*main)(struct mig *m, int fd);
 	/* a channel failed; attacked: its records failed their check (damaged, cut, forged) */
 	void (*failed)(struct mig *m, const char *why, bool attacked);
 };
@@ -138,6 +140,8 @@ int mig_chans_dst_main(struct mig *m);
 int mig_chans_dst_take(struct mig *m, struct peer *p, const struct smig_mig_channel *ch,
 		       char *why, size_t whylen);
 uint64_t mig_chans_bytes(const struct mig *m);
+/* Every byte of the migration's stream so far: the main stream's and the channels'. */
+uint64_t mig_bytes(const struct mig *m);
 /* Whether the channels moved bytes since last asked (m->chan_bytes, m->last_activity_ms). */
 bool mig_chans_moved(struct mig *m);
 json_t *mig_chans_json(const struct mig *m);

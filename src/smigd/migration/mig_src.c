@@ -147,6 +147,8 @@ static void src_stats(struct mig *m, const json_t *ret)
 		m->mbps = json_number_value(v);
 	if ((v = json_object_get(ret, "downtime")))
 		m->qemu_downtime_ms = (uint64_t)json_integer_value(v);
+	if ((v = json_object_get(ret, "cpu-throttle-percentage")))
+		m->throttle_pct = (int)json_integer_value(v);
 }
 
 void mig_src_progress_reply(void *arg, const struct smig_qmp_msg *r)
@@ -169,47 +171,96 @@ void mig_src_progress_reply(void *arg, const struct smig_qmp_msg *r)
 		     json_pack("{s:s,s:f,s:f,s:I,s:I,s:I,s:I,s:f}", "phase", "streaming", "percent",
 			       pct, "mbps", m->mbps, "dirty_pages_rate", (json_int_t)m->dirty_rate,
 			       "pass", (json_int_t)m->passes, "bytes",
-			       (json_int_t)(m->p.bytes + mig_chans_bytes(m)),
+			       (json_int_t)mig_bytes(m),
 			       "remaining_bytes", (json_int_t)remaining, "eta_s", eta));
 }
 
 static int64_t qemu_downtime(const struct mig *m);
 static void src_qmp_reply(void *arg, const struct smig_qmp_msg *r);
 
+/* Whether throttling the guest is an escalation step (not on from the start). */
+static bool throttle_step(const struct smig_config *c)
+{
+	return !c->auto_converge && c->auto_converge_step;
+}
+
+/*
+ * QEMU's CPU throttle (auto-converge): from the start (qemu.auto_converge),
+ * QEMU's own ramp; held back for an escalation step, at most 1 % until
+ * that step (QEMU 7.2 takes the capability only before the migration
+ * starts, its parameters at any time); as the step, the last one before
+ * giving up, all at once: the next time QEMU finds the guest dirtying
+ * more than half what it sent in two passes running, the throttle goes
+ * from 1 % to 99 % (its vCPUs run 10 ms a second until the switch-over).
+ */
+static json_t *throttle_params(const struct mig *m, bool step)
+{
+	if (step)
+		return json_pack("{s:i,s:i,s:i}", "cpu-throttle-initial", 99,
+				 "cpu-throttle-increment", 98, "max-cpu-throttle", 99);
+	if (throttle_step(&m->d->cfg))
+		return json_pack("{s:i,s:i,s:i}", "cpu-throttle-initial", 1,
+				 "cpu-throttle-increment", 1, "max-cpu-throttle", 1);
+	return json_pack("{s:i,s:i,s:i}", "cpu-throttle-initial", 20, "cpu-throttle-increment", 10,
+			 "max-cpu-throttle", 99);
+}
+
 /*
  * A migration still streaming after migration.escalate_after_s (and after
- * each such interval again) raises QEMU's downtime limit to the next of
- * migration.downtime_steps_ms: a guest that dirties memory faster than the
- * link carries it converges once the pause may be long enough. Each step
- * is logged, counted and shown in the job. Streaming longer than
- * migration.completion_timeout_s fails the migration: the VM runs on here.
- * false if the migration failed.
+ * each such interval again) takes the next escalation step: QEMU's
+ * downtime limit rises to the next of migration.downtime_steps_ms (a guest
+ * that dirties memory faster than the link carries it converges once the
+ * pause may be long enough), and after the last of them, unless QEMU
+ * throttles from the start, the guest's vCPUs are throttled
+ * (migration.auto_converge_step). Each step is logged, counted and shown
+ * in the job. Streaming longer than migration.completion_timeout_s fails
+ * the migration: the VM runs on here. false if the migration failed.
  */
 static bool src_escalate(struct mig *m)
 {
 	const struct smig_config *c = &m->d->cfg;
 	uint64_t ms = m->t_prepared ? (loop_now_ns() - m->t_prepared) / 1000000 : 0;
-	size_t step;
+	size_t step, nsteps = c->ndowntime_steps + (throttle_step(c) ? 1 : 0);
 	int64_t limit;
 
 	if (m->p.state != SMIG_MST_STREAMING || m->qemu_done || m->t_prepared == 0)
 		return true;
 	if (c->completion_timeout_s && ms > (uint64_t)c->completion_timeout_s * 1000) {
+		char thr[48] = "";
+
+		if (m->throttle_pct > 0)
+			snprintf(thr, sizeof(thr), ", its vCPUs throttled %d %%", m->throttle_pct);
 		mig_src_fail(m, SMIG_ETIMEDOUT,
 			     "did not converge in %d s (migration.completion_timeout_s; downtime "
 			     "limit %lld ms after %zu steps, %llu MiB still to send, the guest "
-			     "dirtying %llu pages/s): %s runs on here",
+			     "dirtying %llu pages/s%s): %s runs on here",
 			     c->completion_timeout_s, (long long)qemu_downtime(m), m->esc_step,
 			     (unsigned long long)(m->ram_remaining >> 20),
-			     (unsigned long long)m->dirty_rate, m->vm_name);
+			     (unsigned long long)m->dirty_rate, thr, m->vm_name);
 		return false;
 	}
 	step = (size_t)(ms / ((uint64_t)c->escalate_after_s * 1000));
-	if (step > c->ndowntime_steps)
-		step = c->ndowntime_steps;
+	if (step > nsteps)
+		step = nsteps;
 	if (step <= m->esc_step)
 		return true;
 	m->esc_step = step;
+	if (step > c->ndowntime_steps) {
+		/* the last step: throttle the guest until its writes fit the link */
+		m->esc_throttle = true;
+		(void)qmpconn_send(vm_qmp(m->vm), "migrate-set-parameters", throttle_params(m, true),
+				   -1, src_qmp_reply, mig_cb_new(m));
+		m->d->stats.escalations++;
+		smig_warn("event=migration_escalated vm=%s to=%s step=%zu action=auto_converge "
+			  "after_ms=%llu dirty_pages_per_s=%llu",
+			  m->vm_name, m->peer_host, step, (unsigned long long)ms,
+			  (unsigned long long)m->dirty_rate);
+		ctl_progress(m->d, &m->ref,
+			     json_pack("{s:s,s:I,s:b,s:I}", "phase", "escalation", "step",
+				       (json_int_t)step, "auto_converge", 1, "after_ms",
+				       (json_int_t)ms));
+		return true;
+	}
 	limit = c->downtime_steps_ms[step - 1];
 	if (limit <= qemu_downtime(m))
 		return true; /* asked for more already */
@@ -380,15 +431,16 @@ static void src_kvm_reply(void *arg, const struct smig_qmp_msg *r)
 }
 
 /* QEMU's main stream connected to the channels' socket: relay it as with one stream. */
-static void src_chan_main(struct mig *m, int fd)
+static bool src_chan_main(struct mig *m, int fd)
 {
 	if (m->fd >= 0 || fcntl(fd, F_SETFL, O_NONBLOCK) < 0 ||
 	    loop_watch_add(m->d->loop, fd, EPOLLIN, src_fd_io, m, &m->w) < 0) {
 		close(fd);
 		mig_src_fail(m, SMIG_EIO, "cannot take QEMU's main stream");
-		return;
+		return false;
 	}
 	m->fd = fd;
+	return true;
 }
 
 static void src_chan_fail_later(void *arg)
@@ -472,7 +524,8 @@ static void src_stream(struct mig *m)
 		rc = qmpconn_send(q, "migrate-set-capabilities",
 				  json_pack("{s:[{s:s,s:b},{s:s,s:b},{s:s,s:b}]}", "capabilities",
 					    "capability", "events", "state", 1, "capability",
-					    "auto-converge", "state", m->d->cfg.auto_converge,
+					    "auto-converge", "state",
+					    m->d->cfg.auto_converge || throttle_step(&m->d->cfg),
 					    "capability", "multifd", "state", m->nchan > 0),
 				  -1, src_qmp_reply, mig_cb_new(m));
 	if (rc == 0)
@@ -483,6 +536,9 @@ static void src_stream(struct mig *m)
 								 ? (json_int_t)m->opts.max_bandwidth << 20
 								 : (json_int_t)1 << 40)),
 				  -1, src_qmp_reply, mig_cb_new(m));
+	if (rc == 0)
+		rc = qmpconn_send(q, "migrate-set-parameters", throttle_params(m, false), -1,
+				  src_qmp_reply, mig_cb_new(m));
 	if (rc == 0 && m->nchan)
 		rc = qmpconn_send(q, "migrate-set-parameters",
 				  json_pack("{s:I}", "multifd-channels", (json_int_t)m->nchan), -1,
@@ -542,10 +598,10 @@ void mig_src_finish(struct mig *m, const char *guest, const char *detail)
 			   "qemu_downtime_limit_ms", (json_int_t)qemu_downtime(m), "setup_ms",
 			   mig_ms_between(m->t_start, m->t_prepared), "handshake_ms",
 			   mig_ms_between(m->t_start, m->t_prepare), "bytes",
-			   (json_int_t)(m->p.bytes + mig_chans_bytes(m)),
+			   (json_int_t)mig_bytes(m),
 			   "passes", (json_int_t)m->passes, "mbps",
 			   mig_ms_between(m->t_prepared, m->t_end) > 0
-				   ? (double)(m->p.bytes + mig_chans_bytes(m)) * 8 / 1e3 /
+				   ? (double)mig_bytes(m) * 8 / 1e3 /
 					     mig_ms_between(m->t_prepared, m->t_end)
 				   : 0.0,
 			   "cipher", m->cipher, "peer_trust", m->trust, "accel",
@@ -559,6 +615,9 @@ void mig_src_finish(struct mig *m, const char *guest, const char *detail)
 					  json_string(agent_names[m->agent]));
 		(void)json_object_set_new(result, "escalation_steps",
 					  json_integer((json_int_t)m->esc_step));
+		(void)json_object_set_new(result, "auto_converge_step", json_boolean(m->esc_throttle));
+		(void)json_object_set_new(result, "cpu_throttle_percent",
+					  json_integer(m->throttle_pct));
 		if (crashed || unresponsive)
 			(void)json_object_set_new(result, "status", json_string("failed"));
 	}

@@ -197,7 +197,7 @@ void mig_free(struct mig *m)
 	struct smigd *d = m->d;
 
 	mig_history_add(m);
-	stats_migration_end(d, m->p.source, m->outcome, m->p.bytes + mig_chans_bytes(m), m->passes,
+	stats_migration_end(d, m->p.source, m->outcome, mig_bytes(m), m->passes,
 			    m->t_end ? (double)(m->t_end - m->t_start) / 1e9 : 0.0,
 			    m->t_end && m->t_stop ? (double)(m->t_end - m->t_stop) / 1e9 : -1.0);
 	for (struct mig **pp = &d->migs->head; *pp; pp = &(*pp)->next) {
@@ -239,7 +239,7 @@ size_t mig_active(const struct smigd *d, struct mig_active *out, size_t max)
 			snprintf(a->peer, sizeof(a->peer), "%s", m->peer_host);
 			a->out = m->p.source;
 			a->state = smig_mst_names[m->p.state];
-			a->bytes = m->p.bytes + mig_chans_bytes(m);
+			a->bytes = mig_bytes(m);
 			a->ram_total = m->ram_total;
 			a->ram_remaining = m->ram_remaining;
 			a->dirty_rate = m->dirty_rate * (m->page_size ? m->page_size : 4096);
@@ -257,8 +257,10 @@ json_t *mig_json(const struct mig *m)
 
 	if (o && m->esc_step) /* the job's escalation so far */
 		json_object_set_new(o, "escalation",
-				    json_pack("{s:I,s:I}", "step", (json_int_t)m->esc_step,
-					      "downtime_limit_ms", (json_int_t)m->esc_downtime_ms));
+				    json_pack("{s:I,s:I,s:b,s:i}", "step", (json_int_t)m->esc_step,
+					      "downtime_limit_ms", (json_int_t)m->esc_downtime_ms,
+					      "auto_converge", m->esc_throttle, "cpu_throttle_percent",
+					      m->throttle_pct));
 	return o;
 }
 
