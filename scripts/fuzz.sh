@@ -11,9 +11,13 @@ tap=
 [ "${1:-}" = --tap ] && { tap=1; shift; }
 seconds=${1:-60}
 shift || true
-CC=clang scripts/build.sh build-fuzz -Dfuzz=true -Dtests=false \
-	-Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debugoptimized
 targets=("$@")
+# the targets asked for (and smig, smigd: control-setup.sh makes hosts with them), or all
+only=
+for name in "${targets[@]}"; do only="$only fuzz/fuzz_$name"; done
+[ -n "$only" ] && only="$only src/smig/smig src/smigd/smigd"
+SMIG_BUILD_TARGETS=$only CC=clang scripts/build.sh build-fuzz -Dfuzz=true -Dtests=false \
+	-Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debugoptimized
 if [ ${#targets[@]} -eq 0 ]; then
 	for t in build-fuzz/fuzz/fuzz_*; do
 		[ -f "$t" ] && [ -x "$t" ] && targets+=("$(basename "$t" | sed 's/^fuzz_//')")

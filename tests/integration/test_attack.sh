@@ -22,7 +22,7 @@ cluster_make "$dir" 2 || { echo "Bail out! cluster_make"; exit 1; }
 p2=$(cat "$dir/h2.port")
 pm=$(free_port)
 
-plan 17
+plan 18
 
 # h1 reaches h2 only through the relay: h2's table entry points at it
 jq --arg a "127.0.0.1:$pm" '(.hosts[] | select(.name == "h2") | .address) = $a' \
@@ -90,6 +90,14 @@ out=$("$here/../harness/guest-check" g --vtpm "$dir/state-h2" "$dir/state-h1")
 rc=$?
 [ $rc -eq 0 ] && [ "$(vm_where "$dir" g)" = h2 ]
 ok $? "g runs only on h2, every page and its PCR chain intact: $out"
+# kTLS: where the kernel has the tls module, each channel's records go to it
+if [ -d /sys/module/tls ] || modprobe -q tls 2>/dev/null; then
+	jqe '[.channels[].ktls] | all' <<<"$res" >/dev/null
+	ok $? "the kernel has kTLS: every channel sent through it ($(jq -c '[.channels[].ktls]' <<<"$res"))"
+else
+	jqe '[.channels[].ktls] | any | not' <<<"$res" >/dev/null
+	ok $? "# SKIP kTLS: this kernel has no tls module, the channels' records stay in OpenSSL ($(jq -c '[.channels[].ktls]' <<<"$res"))"
+fi
 res=$(hsmig "$dir" h2 --json migrate g --to h1 --channels 2 | tail -1)
 jqe '.status == "completed" and (.channels | length) == 2' <<<"$res" >/dev/null &&
 	"$here/../harness/guest-check" g --vtpm "$dir/state-h1" "$dir/state-h2" >/dev/null

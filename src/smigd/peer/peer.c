@@ -350,6 +350,7 @@ static bool peer_expected(const struct peer *p, const uint8_t *fp)
 static bool peer_secure(struct peer *p)
 {
 	struct smigd *d = p->d;
+	size_t held;
 	uint8_t fp[SMIG_FP_LEN];
 	char fps[SMIG_FP_STR_LEN];
 	const struct smig_host *h;
@@ -390,15 +391,21 @@ static bool peer_secure(struct peer *p)
 			return false;
 		}
 		snprintf(p->name, sizeof(p->name), "%s", h->name);
-		if (conns_of_host(d, p, h->name) >= host_cap(d)) {
+		held = conns_of_host(d, p, h->name);
+		if (held >= host_cap(d) + SMIG_CHAN_MAX) {
 			/* one host, however authentic, may not take every slot */
 			sec_event(d, SMIG_SEC_CONN_REFUSED, p->ip, h->name,
 				  "%s already holds %zu connections (limits.peers_per_host)",
-				  h->name, host_cap(d));
+				  h->name, held);
 			peer_fail(p, "protocol", "%s already holds %zu connections here", h->name,
-				  host_cap(d));
+				  held);
 			return false;
 		}
+		/*
+		 * over the cap only a parallel channel of a migration here may
+		 * come in (its first frame says): a source opens them all at once
+		 */
+		p->over_cap = held >= host_cap(d);
 	}
 	memcpy(p->fp, fp, SMIG_FP_LEN);
 	p->authenticated = true;
@@ -486,9 +493,15 @@ static void peer_on_frame(struct peer *p, const struct smig_frame *f)
 	int rc;
 
 	if (p->state == PS_HELLO) {
-		if (f->type == SMIG_MSG_MIG_CHANNEL && !p->outbound)
+		if (f->type == SMIG_MSG_MIG_CHANNEL && !p->outbound) {
 			p->d->peers->mig.channel(p->d, p, f);
-		else if (f->type != SMIG_MSG_HELLO)
+		} else if (p->over_cap) {
+			sec_event(p->d, SMIG_SEC_CONN_REFUSED, p->ip, p->name,
+				  "%s already holds %zu connections (limits.peers_per_host)",
+				  p->name, host_cap(p->d));
+			peer_decline(p, SMIG_EBUSY, "%s already holds %zu connections here", p->name,
+				     host_cap(p->d));
+		} else if (f->type != SMIG_MSG_HELLO)
 			peer_abort(p, SMIG_EPROTO, "expected HELLO, got %s",
 				   smig_frame_type_name(f->type));
 		else

@@ -57,6 +57,7 @@ struct peer {
 	bool outbound;
 	bool closing; /* close once tx has drained */
 	bool taken;   /* a channel's: its socket and session went to the migration */
+	bool over_cap; /* in over limits.peers_per_host: only a migration's channel may stay */
 	enum peer_state state;
 	char addr[SMIG_ADDR_MAX + 8]; /* remote "address:port" for logs */
 	char ip[SMIG_ADDR_MAX];       /* remote address alone, for the IDS */
