@@ -35,7 +35,7 @@ demo: deps
 	@scripts/demo.sh
 
 # QEMU plain vs QEMU TLS vs smig, and the relay vs openssl speed; results in
-# build/bench-results (BENCH_ARGS: --runs N, --cases "idle busy vtpm", --out DIR)
+# build/bench-results (BENCH_ARGS: --runs N, --cases "idle busy vtpm", --mf-cases, --channels, --quick, --out DIR)
 bench: deps
 	@scripts/build-dev.sh
 	@bench/bench.sh $(BENCH_ARGS)

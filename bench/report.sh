@@ -45,7 +45,7 @@ relay=$(cat "$dir/relay.json" 2>/dev/null || echo '{}')
 	echo "| case | variant | ok/runs | total ms | downtime ms | set-up ms | Mbit/s | QEMU CPU s (source + destination) | smigd CPU s (source + destination) |"
 	echo "|---|---|---|---|---|---|---|---|---|"
 	jq -r 'to_entries[] | .key as $c | .value | to_entries[] |
-		"| \($c) | \(.key) | \(.value.ok)/\(.value.runs) | \(.value.total_ms) | \(.value.downtime_ms) | \(.value.setup_ms)\(if .value.handshake_ms then " (\(.value.handshake_ms) before QEMU)" else "" end) | \(.value.mbps) | \(.value.qemu_cpu_s) (\(.value.qemu_src_cpu_s) + \(.value.qemu_dst_cpu_s)) | \(if .key == "smig" then "\(.value.smigd_cpu_s) (\(.value.smigd_src_cpu_s) + \(.value.smigd_dst_cpu_s))" else "–" end) |"' <<<"$summary"
+		"| \($c) | \(.key) | \(.value.ok)/\(.value.runs) | \(.value.total_ms) | \(.value.downtime_ms) | \(.value.setup_ms)\(if .value.handshake_ms then " (\(.value.handshake_ms) before QEMU)" else "" end) | \(.value.mbps) | \(.value.qemu_cpu_s) (\(.value.qemu_src_cpu_s) + \(.value.qemu_dst_cpu_s)) | \(if .key | startswith("smig") then "\(.value.smigd_cpu_s) (\(.value.smigd_src_cpu_s) + \(.value.smigd_dst_cpu_s))" else "–" end) |"' <<<"$summary"
 	echo
 	echo "| case | total smig/plain | total smig/tls | downtime smig − plain ms | set-up smig/plain | throughput smig/plain | throughput smig/tls | CPU smig/tls |"
 	echo "|---|---|---|---|---|---|---|---|"
