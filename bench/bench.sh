@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # make bench: the same test guest migrated by (a) QEMU's plain TCP
 # migration, (b) QEMU's native TLS migration (tls-creds-x509) and (c) smig,
-# alternating a, b, c, a, b, c ... on three cases; then the same with N
+# alternating a, b, c, a, b, c ... on four cases; then the same with N
 # parallel channels (QEMU multifd: plain-mfN, tls-mfN, smig-mfN, N = 2 and
 # 4) on the cases of --mf-cases:
 #   idle  a 400 MiB random-filled working set, nothing dirtied;
 #   busy  a 128 MiB working set rewritten fast enough to need several passes;
-#   vtpm  the demo guest: 64 MiB, dirtying, with a vTPM.
+#   vtpm  the demo guest: 64 MiB, dirtying, with a vTPM;
+#   linux the Debian kernel with the memcheck init: 512 MiB, 192 MiB
+#         rewritten at 20,000 pages/s, every page verified.
 # Every variant starts the destination QEMU inside the measured time (smig
 # does that on the destination host), asks for the same downtime limit and
 # sets no bandwidth cap. After each run the guest on the destination must
@@ -28,7 +30,7 @@ export SMIG_BUILD=${SMIG_BUILD:-$root/build}
 . "$root/tests/harness/qemu.sh"
 
 runs=5
-cases="idle busy vtpm"
+cases="idle busy vtpm linux"
 mf_cases="idle busy"
 channels="2 4"
 out=$root/build/bench-results
@@ -65,15 +67,20 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# case_spec CASE: "memory_mib|guest args|vtpm"
+# case_spec CASE: "memory_mib|kernel command line|vtpm|linux": the
+# freestanding test guest, or (linux) the Debian kernel booting the
+# memcheck init (guest/linux), which verifies every page as the test guest does
 case_spec() {
 	case $1 in
-	idle) echo "448|mem=400 seed=7 hb=250|false" ;;
-	busy) echo "160|mem=128 dirty=30000 seed=7 hb=250|false" ;;
-	vtpm) echo "96|mem=64 dirty=2000 seed=7 hb=100|true" ;;
+	idle) echo "448|mem=400 seed=7 hb=250|false|" ;;
+	busy) echo "160|mem=128 dirty=30000 seed=7 hb=250|false|" ;;
+	vtpm) echo "96|mem=64 dirty=2000 seed=7 hb=100|true|" ;;
+	linux) echo "512|console=ttyS0 quiet panic=-1 memcheck.mib=192 memcheck.rate=20000|false|linux" ;;
 	*) echo "bench: unknown case $1" >&2; return 1 ;;
 	esac
 }
+LINUX_KERNEL=$SMIG_BUILD/guest/linux/vmlinuz
+LINUX_INITRD=$SMIG_BUILD/guest/linux/initrd.img
 
 # ticks PID: CPU time (user + system) of PID in clock ticks, builtins only
 ticks() {
@@ -132,15 +139,16 @@ qemu_tls_pki() {
 QEMU_TLS_PRIO="NORMAL:-VERS-ALL:+VERS-TLS1.3:-CIPHER-ALL:+AES-256-GCM"
 
 # guest_alive SERIAL_SRC SERIAL_DST: the guest carried on where it stopped
-# (next heartbeat on the destination, no FAIL line, no errors counted)
+# (next heartbeat on the destination, no FAIL line, no errors counted; a
+# Linux guest's console ends its lines with CR LF)
 guest_alive() {
 	local last first
 	wait_for 10 grep -q '^HB ' "$2" || return 1
 	sleep 1
-	last=$(serial_last_hb "$1")
-	first=$(grep -a '^HB ' "$2" | head -1 | awk '{print $2}')
+	last=$(serial_last_hb "$1" | tr -d '\r')
+	first=$(grep -a '^HB ' "$2" | head -1 | awk '{print $2}' | tr -d '\r')
 	! grep -aq FAIL "$1" "$2" && [ "$first" -eq $((last + 1)) ] &&
-		[ "$(grep -a '^HB ' "$2" | tail -1 | awk '{print $4}')" = 0 ]
+		[ "$(grep -a '^HB ' "$2" | tail -1 | awk '{print $4}' | tr -d '\r')" = 0 ]
 }
 
 # record VARIANT CASE RUN GUEST_OK RESULT DIR QEMU_T0 [SMIGD1_T0 SMIGD2_T0
@@ -169,23 +177,27 @@ mf() { case $1 in *-mf*) echo "${1##*-mf}" ;; *) echo 0 ;; esac; }
 # run_qemu VARIANT CASE RUN: one of QEMU's own migrations
 run_qemu() {
 	local v=$1 c=$2 n=$3 mem args vtpm d src dst port t0 b res ok=true
-	IFS='|' read -r mem args vtpm <<<"$(case_spec "$c")"
+	local linux
+	IFS='|' read -r mem args vtpm linux <<<"$(case_spec "$c")"
 	d=$work/$v-$c-$n src=$work/$v-$c-$n/src dst=$work/$v-$c-$n/dst
 	mkdir -p "$d"
 	local sx=() dx=() tx=()
+	[ -n "$linux" ] && sx+=(--initrd="$LINUX_INITRD") && dx+=(--initrd="$LINUX_INITRD")
 	[ "$vtpm" = true ] && sx+=(--vtpm) && dx+=(--vtpm)
 	if [ "${v%-mf*}" = tls ]; then
 		sx+=("--object=tls-creds-x509,id=tls0,dir=$work/qtls/client,endpoint=client,priority=$QEMU_TLS_PRIO")
 		dx+=("--object=tls-creds-x509,id=tls0,dir=$work/qtls/server,endpoint=server,verify-peer=on,priority=$QEMU_TLS_PRIO")
 		tx=(--tls-hostname 127.0.0.1)
 	fi
-	qemu_start "$src" "$mem" "$args" "${sx[@]}" || return 1
+	local kernel=$SMIG_GUEST
+	[ -n "$linux" ] && kernel=$LINUX_KERNEL
+	SMIG_GUEST=$kernel qemu_start "$src" "$mem" "$args" "${sx[@]}" || return 1
 	wait_for 120 grep -aq '^HB 2 ' "$src/serial.log" || { qemu_stop "$src"; return 1; }
 	port=$(free_port)
 	b=$(ticks "$(cat "$src/qemu.pid")")
 	t0=$(now_us)
 	watch "$d" "src=$src/qemu.pid dst=$dst/qemu.pid" &
-	qemu_start "$dst" "$mem" "$args" --incoming "${dx[@]}" &&
+	SMIG_GUEST=$kernel qemu_start "$dst" "$mem" "$args" --incoming "${dx[@]}" &&
 		res=$("$BENCHQ" --src "$src/qmp.sock" --dst "$dst/qmp.sock" --uri "tcp:127.0.0.1:$port" \
 			"${tx[@]}" --downtime-ms "$downtime" --multifd "$(mf "$v")" \
 			--samples "$d/samples" --t0-ns "${t0}000") ||
@@ -204,13 +216,15 @@ smig_cluster() {
 
 # run_smig VARIANT CASE RUN: smig migrate h1 -> h2 (smig-mfN: with N channels)
 run_smig() {
-	local v=$1 c=$2 n=$3 mem args vtpm d name b1 b2 w1 w2 bq t0 t l b res ok=true ch rss
-	IFS='|' read -r mem args vtpm <<<"$(case_spec "$c")"
+	local v=$1 c=$2 n=$3 mem args vtpm linux d name b1 b2 w1 w2 bq t0 t l b res ok=true ch rss boot
+	IFS='|' read -r mem args vtpm linux <<<"$(case_spec "$c")"
 	d=$work/$v-$c-$n name=b-$v-$c-$n ch=$(mf "$v")
 	[ "$ch" -gt 0 ] || ch=1
 	mkdir -p "$d"
+	boot=$(guest_boot smig-guest.elf "$args")
+	[ -n "$linux" ] && boot=$(printf '"boot": {"kernel": {"pool": "images", "volume": "vmlinuz"}, "initrd": {"pool": "images", "volume": "initrd.img"}, "cmdline": "%s"}' "$args")
 	printf '{"name": "%s", "memory_mib": %s, %s, "vtpm": %s}\n' \
-		"$name" "$mem" "$(guest_boot smig-guest.elf "$args")" "$vtpm" >"$d/spec.json"
+		"$name" "$mem" "$boot" "$vtpm" >"$d/spec.json"
 	hsmig "$cl" h1 vm define "$d/spec.json" >/dev/null && hsmig "$cl" h1 vm start "$name" >/dev/null &&
 		wait_for 120 grep -aq ' HB 2 ' "$cl/state-h1/consoles/$name.log" || return 1
 	local vq1=$cl/state-h1/vms/$name/qemu.pid vq2=$cl/state-h2/vms/$name/qemu.pid

@@ -22,9 +22,10 @@ swtpm_start() {
 	wait_for 5 test -S "$d/swtpm.sock"
 }
 
-# qemu_start DIR MEM_MIB "GUEST ARGS" [--incoming] [--vtpm] [--object=SPEC]...:
-# QEMU with QMP on DIR/qmp.sock and the serial console in DIR/serial.log;
-# each --object=SPEC becomes -object SPEC (the TLS baseline's credentials).
+# qemu_start DIR MEM_MIB "GUEST ARGS" [--incoming] [--vtpm] [--object=SPEC]...
+# [--initrd=PATH]: QEMU with QMP on DIR/qmp.sock and the serial console in
+# DIR/serial.log; each --object=SPEC becomes -object SPEC (the TLS
+# baseline's credentials); the kernel is $SMIG_GUEST.
 qemu_start() {
 	local d=$1 mem=$2 append=$3
 	shift 3
@@ -34,6 +35,7 @@ qemu_start() {
 		case $a in
 		--incoming) extra+=(-incoming defer) ;;
 		--object=*) extra+=(-object "${a#--object=}") ;;
+		--initrd=*) extra+=(-initrd "${a#--initrd=}") ;;
 		--vtpm)
 			swtpm_start "$d" || return 1
 			extra+=(-chardev "socket,id=chrtpm,path=$d/swtpm.sock"
