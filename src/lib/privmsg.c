@@ -61,7 +61,7 @@ static const struct {
 	{ SMIG_PM_READY + 1, "ready.reply", "u", 0 },
 	{ SMIG_PM_TPM_ACTIVATE, "tpm.activate", "tt", 0 },
 	{ SMIG_PM_TPM_ACTIVATE + 1, "tpm.activate.reply", "utk", 0 },
-	{ SMIG_PM_EV_VM_EXIT, "ev.vm_exit", "nuut", 0 },
+	{ SMIG_PM_EV_VM_EXIT, "ev.vm_exit", "nuutuq", 0 },
 	{ SMIG_PM_EV_MEASURED, "ev.measured", "satq", 0 },
 	{ SMIG_PM_EV_RELOAD, "ev.reload", "sssss", 0 },
 	{ SMIG_PM_EV_IVT, "ev.ivt", "s", 0 },

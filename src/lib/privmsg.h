@@ -74,7 +74,8 @@ enum smig_pm_type {
 				       -> u status, t error, k the credential */
 	/* warden -> worker: notifications (id 0) */
 	SMIG_PM_EV_VM_EXIT = 64,    /* n vm, u which (SMIG_PM_PROC_*), u wait status, t the last
-				       line it wrote */
+				       line it wrote, u 1: the kernel killed it, out of memory
+				       in the VM's cgroup (then q the limit in bytes) */
 	SMIG_PM_EV_MEASURED = 66,   /* s signed measurement, n bad component ("-": none), t reason,
 				       q microseconds it took */
 	SMIG_PM_EV_RELOAD = 68,     /* s config, s host table, s policy ("" none), s IVT ("" none) */

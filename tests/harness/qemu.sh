@@ -43,7 +43,7 @@ qemu_start() {
 			;;
 		esac
 	done
-	local accel=${SMIG_QEMU_ACCEL:-tcg,thread=single} m=$mem
+	local accel=${SMIG_QEMU_ACCEL:-tcg,thread=single,tb-size=128} m=$mem
 	case $accel in tcg*) m="$((mem * 1024 - 8))k" ;; esac
 	qemu-system-x86_64 -accel "$accel" -m "$m" -nodefaults -display none \
 		-kernel "$SMIG_GUEST" -append "$append" -serial "file:$d/serial.log" \

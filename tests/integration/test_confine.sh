@@ -16,7 +16,7 @@ dir=$(mktemp -d /tmp/smig-confine.XXXXXX)
 trap 'cluster_clean "$dir"' EXIT
 cluster_make "$dir" 1 || { echo "Bail out! cluster_make"; exit 1; }
 
-plan 18
+plan 19
 
 smigd_start "$dir" h1
 ok $? "h1 starts"
@@ -133,3 +133,19 @@ else
 	ok $? "smigd's empty cgroups taken away ($took): the next VM starts in a cgroup of its own below them again"
 	hsmig "$dir" h1 vm stop c >/dev/null
 fi
+
+# A VM that outgrows its cgroup: with no overhead allowed, the limit is its
+# memory_mib alone, and QEMU (its own memory on top of the 124 MiB the guest
+# touches) is killed by the kernel. smigd says so, not "exited".
+smigd_stop "$dir" h1
+jq '.confinement.vm_memory_overhead_mib = 0' "$dir/h1.json" >"$dir/h1.json.tmp" && mv "$dir/h1.json.tmp" "$dir/h1.json"
+smigd_start "$dir" h1
+m_is() { [ "$(hsmig "$dir" h1 --json vm show m | jq -r .state)" = "$1" ]; }
+printf '{"name": "m", "memory_mib": 128, %s}\n' "$(guest_boot smig-guest.elf "mem=108 hb=100")" >"$dir/m.json"
+hsmig "$dir" h1 vm define "$dir/m.json" >/dev/null && { hsmig "$dir" h1 vm start m >/dev/null 2>&1; :; } &&
+	wait_for 60 grep -q 'event=vm_oom_killed vm=m process=qemu limit_mib=128 ' "$dir/h1.log" &&
+	wait_for 10 m_is shutoff &&
+	m=$(hsmig "$dir" h1 --json vm show m) &&
+	jq -e '.last_error | test("killed by the kernel, out of memory in the VM.s cgroup \\(limit 128 MiB")' <<<"$m" >/dev/null
+ok $? "a VM past its cgroup's limit: the kernel kills its QEMU, and smigd says so ($(jq -r .last_error <<<"${m:-{\}}" | head -c 200))"
+

@@ -225,7 +225,7 @@ static void test_qemu_argv(void **state)
 	assert_int_equal(smig_qemu_argv(&s, &p, "qemu-system-x86_64", "kvm:tcg", true, &a), 0);
 	join_argv(&a, joined, sizeof(joined));
 	assert_null(a.v[a.n]);
-	assert_non_null(strstr(joined, "-accel kvm -accel tcg,thread=single "));
+	assert_non_null(strstr(joined, "-accel kvm -accel tcg,thread=single,tb-size=128 "));
 	/* without /dev/kvm kvm:tcg is TCG: 8 KiB less, off QEMU's lossy sync path */
 	assert_non_null(strstr(joined, access("/dev/kvm", R_OK | W_OK) == 0 ? "-m 128 -smp 2 "
 									     : "-m 131064k -smp 2 "));
@@ -273,7 +273,7 @@ static void test_qemu_argv(void **state)
 
 	assert_int_equal(smig_qemu_argv(&s, &p, "qemu", "tcg", false, &a), 0);
 	join_argv(&a, joined, sizeof(joined));
-	assert_non_null(strstr(joined, "-accel tcg,thread=single "));
+	assert_non_null(strstr(joined, "-accel tcg,thread=single,tb-size=128 "));
 	assert_non_null(strstr(joined, "-m 131064k -smp 2 "));
 	smig_argv_clear(&a);
 	assert_int_equal(smig_qemu_argv(&s, &p, "qemu", "kvm", false, &a), 0);

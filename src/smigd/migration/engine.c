@@ -114,7 +114,7 @@ static void mig_vm_event(struct mig *m, const struct smig_qmp_msg *ev)
 	}
 }
 
-static void mig_vm_exited(struct mig *m)
+static void mig_vm_exited(struct mig *m, const char *why)
 {
 	if (m->p.source && m->qemu_done && m->p.state >= SMIG_MST_STREAMING && m->p.state <= SMIG_MST_COMMITTING) {
 		/*
@@ -132,7 +132,7 @@ static void mig_vm_exited(struct mig *m)
 			 m->peer_host);
 	} else if (m->p.source) {
 		m->src_gone = true;
-		mig_src_fail(m, SMIG_EIO, "QEMU exited here during the migration");
+		mig_src_fail(m, SMIG_EIO, "%s here during the migration", why);
 	} else if (m->p.state == SMIG_MST_SETTLING) {
 		mig_dst_guest_crashed(m, "QEMU exited %.1f s after resume",
 				      mig_ms_between(m->t_resumed, loop_now_ns()) / 1000.0);

@@ -36,7 +36,7 @@ struct vm_mig_ops {
 	/* QMP events of a VM a migration holds (MIGRATION, STOP, RESUME, ...) */
 	void (*event)(struct mig *m, const struct smig_qmp_msg *ev);
 	/* that VM's QEMU is gone */
-	void (*exited)(struct mig *m);
+	void (*exited)(struct mig *m, const char *why); /* why: "QEMU exited (status 1)" */
 	/* what vm show says of the migration */
 	json_t *(*json)(const struct mig *m);
 	/*

@@ -264,7 +264,7 @@ static void finish_reboot(struct vm *vm)
 		vm_set_state(vm, VM_RUNNING, "rebooted: a reboot the last smigd began, finished");
 }
 
-static void vm_exited(struct vm *vm, int status, const char *tail);
+static void vm_exited(struct vm *vm, int status, const char *tail, uint64_t oom_limit);
 
 void vm_on_qmp_event(void *arg, const struct smig_qmp_msg *ev)
 {
@@ -371,7 +371,7 @@ void vm_on_qmp_state(void *arg, bool ok, const char *why)
 		if (vm->state == VM_STARTING)
 			start_broken(vm, why);
 		else if (vm->adopted)
-			vm_exited(vm, 0, NULL); /* the closed QMP socket is the exit */
+			vm_exited(vm, 0, NULL, 0); /* the closed QMP socket is the exit */
 		else
 			smig_debug("event=qmp_closed vm=%s reason=\"%s\"", vm->spec.name, why);
 		return;
@@ -519,10 +519,14 @@ static void vm_launch(struct vm *vm, const char *why)
 	}
 }
 
-static void vm_exited(struct vm *vm, int status, const char *tail)
+/*
+ * QEMU has gone. oom_limit: the kernel killed it, out of memory under the
+ * VM's cgroup limit of that many bytes (0: not that).
+ */
+static void vm_exited(struct vm *vm, int status, const char *tail, uint64_t oom_limit)
 {
 	enum vm_state was = vm->state;
-	char why[512];
+	char why[512], gone[VM_WHY_MAX];
 
 	int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 	json_t *res;
@@ -531,8 +535,17 @@ static void vm_exited(struct vm *vm, int status, const char *tail)
 	vm->qemu_pid = 0;
 	vm->adopted = false;
 	vm_detach(vm);
-	if (vm->exit_why[0] == '\0')
+	if (oom_limit) {
+		snprintf(vm->exit_why, sizeof(vm->exit_why),
+			 "QEMU was killed by the kernel, out of memory in the VM's cgroup (limit %llu "
+			 "MiB: memory_mib plus confinement.vm_memory_overhead_mib)",
+			 (unsigned long long)(oom_limit >> 20));
+		vm_note_error(vm, "%s: raise confinement.vm_memory_overhead_mib, then smig vm start %s",
+			      vm->exit_why, vm->spec.name);
+	} else if (vm->exit_why[0] == '\0') {
 		snprintf(vm->exit_why, sizeof(vm->exit_why), "QEMU exited (status %d)", code);
+	}
+	snprintf(gone, sizeof(gone), "%s", vm->exit_why);
 	if (was == VM_STARTING)
 		vm->state = VM_SHUTOFF; /* start_fail below says why */
 	else
@@ -544,11 +557,13 @@ static void vm_exited(struct vm *vm, int status, const char *tail)
 		return;
 	}
 	if (vm->mig)
-		vm->d->vms->ops.exited(vm->mig);
+		vm->d->vms->ops.exited(vm->mig, gone);
 	else /* an adopted copy gone while its commit is unconfirmed: ask where the VM is */
 		(void)vm_resolve_pending(vm, true);
 	if (was == VM_STARTING) {
-		if (tail && tail[0])
+		if (oom_limit)
+			snprintf(why, sizeof(why), "%s (during start-up)", gone);
+		else if (tail && tail[0])
 			snprintf(why, sizeof(why), "%s (QEMU exited during start-up)", tail);
 		else
 			snprintf(why, sizeof(why), "QEMU exited during start-up");
@@ -588,7 +603,8 @@ void vm_on_exit(void *arg, const struct smig_pm *ev)
 	if (smig_pm_int(ev, 1) == SMIG_PM_PROC_SWTPM)
 		vm_swtpm_exited(vm);
 	else if (vm->qemu_pid > 0 && !vm->starting)
-		vm_exited(vm, status, smig_pm_str(ev, 3));
+		vm_exited(vm, status, smig_pm_str(ev, 3),
+			  smig_pm_int(ev, 4) ? smig_pm_int(ev, 5) | 1 : 0);
 }
 
 static void on_announce(void *arg, const struct smig_qmp_msg *r)

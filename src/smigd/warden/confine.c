@@ -351,6 +351,27 @@ uint64_t confine_cgroup_limit(const struct confine_host *c, const char *name)
 	return strtoull(text, NULL, 10);
 }
 
+uint64_t confine_cgroup_oom_kills(const struct confine_host *c, const char *name)
+{
+	char dir[PATH_MAX], path[PATH_MAX], line[128];
+	unsigned long long n = 0;
+	FILE *f;
+
+	if (c->cg == CONFINE_CG_NONE || leaf(c->cg_mem, name, dir) < 0)
+		return 0;
+	/* v2: memory.events; v1 (kernel 4.13 on): memory.oom_control; both say "oom_kill N" */
+	snprintf(path, sizeof(path), "%s/%s", dir,
+		 c->cg == CONFINE_CG_V2 ? "memory.events" : "memory.oom_control");
+	f = fopen(path, "re");
+	if (f == NULL)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "oom_kill %llu", &n) == 1)
+			break;
+	fclose(f);
+	return n;
+}
+
 /* --- in the child, between fork and exec --- */
 
 static int cg_join(const struct confine_host *c, const char *name)

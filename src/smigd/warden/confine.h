@@ -69,6 +69,8 @@ int confine_cgroup_make(const struct confine_host *c, const char *name, uint64_t
 void confine_cgroup_drop(const struct confine_host *c, const char *name);
 /* The memory limit of cgroup name in bytes (0: none or unreadable). */
 uint64_t confine_cgroup_limit(const struct confine_host *c, const char *name);
+/* How often the kernel's OOM killer has killed a process of cgroup name (0: never, unknown). */
+uint64_t confine_cgroup_oom_kills(const struct confine_host *c, const char *name);
 
 /*
  * In the child between fork and exec: joins p's cgroup, takes p's uid and

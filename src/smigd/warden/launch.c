@@ -409,14 +409,37 @@ void wd_vm_start(struct warden *w, struct wvm *v, bool incoming, uint32_t id)
 	swtpm_wait(v);
 }
 
-static void notify_exit(struct wvm *v, unsigned which, int status)
+/*
+ * A process of v killed outright while its cgroup counts an OOM kill: the
+ * kernel took it for want of memory under the VM's limit (0: not that).
+ * Asked before the cgroup goes. Returns the limit in bytes.
+ */
+static uint64_t oom_killed(const struct wvm *v, const char *proc, int status)
+{
+	char cg[SMIG_NAME_MAX + 8];
+	uint64_t limit;
+
+	if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL)
+		return 0;
+	wd_cgroup_name(v, cg, sizeof(cg));
+	if (confine_cgroup_oom_kills(&v->w->confine, cg) == 0)
+		return 0;
+	limit = confine_cgroup_limit(&v->w->confine, cg);
+	smig_err("event=vm_oom_killed vm=%s process=%s limit_mib=%llu memory_mib=%llu "
+		 "action=raise_confinement.vm_memory_overhead_mib",
+		 v->spec.name, proc, (unsigned long long)(limit >> 20),
+		 (unsigned long long)v->spec.memory_mib);
+	return limit ? limit : 1;
+}
+
+static void notify_exit(struct wvm *v, unsigned which, int status, uint64_t oom_limit)
 {
 	struct warden *w = v->w;
 	char tail[256];
 
 	log_tail(v, which == SMIG_PM_PROC_SWTPM ? "swtpm.log" : "qemu.log", tail, sizeof(tail));
 	if (smig_pm_build(&w->tx, SMIG_PM_EV_VM_EXIT, 0, v->spec.name, which, (unsigned)status,
-			  tail) == 0)
+			  tail, (unsigned)(oom_limit != 0), oom_limit) == 0)
 		wd_send(w, &w->tx, NULL, 0);
 }
 
@@ -449,9 +472,11 @@ static void vm_ended(struct wvm *v)
 
 static void swtpm_exited(struct wvm *v, int status)
 {
+	uint64_t oom = oom_killed(v, "swtpm", status);
+
 	v->swtpm_pid = 0;
 	unwatch_one(v, true);
-	notify_exit(v, SMIG_PM_PROC_SWTPM, status);
+	notify_exit(v, SMIG_PM_PROC_SWTPM, status, oom);
 	if (v->qemu_pid <= 0) {
 		wd_cgroup_drop(v);
 		vm_ended(v); /* may free v */
@@ -461,6 +486,7 @@ static void swtpm_exited(struct wvm *v, int status)
 static void qemu_exited(struct wvm *v, int status)
 {
 	struct warden *w = v->w;
+	uint64_t oom = oom_killed(v, "qemu", status);
 
 	if (v->filtered)
 		wd_filter_remove(w, &v->spec);
@@ -473,7 +499,7 @@ static void qemu_exited(struct wvm *v, int status)
 		wd_cgroup_drop(v); /* empty now; else once swtpm has gone too */
 	smig_info("event=vm_exited vm=%s status=%d", v->spec.name,
 		  WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
-	notify_exit(v, SMIG_PM_PROC_QEMU, status);
+	notify_exit(v, SMIG_PM_PROC_QEMU, status, oom);
 	if (v->swtpm_pid <= 0)
 		vm_ended(v); /* may free v */
 }
