@@ -16,8 +16,9 @@ netns_test() {
 	export SMIG_CLUSTER_DIR
 	dir=$SMIG_CLUSTER_DIR
 	# SMIG_KEEP: the hosts' logs and the VMs' consoles outlive the run, in DIR.kept
-	trap '[ -n "${SMIG_KEEP:-}" ] && mkdir -p "$dir.kept" && cp -r "$dir"/*.log "$dir"/*.out \
-		"$dir"/state-h*/consoles "$dir.kept/" 2>/dev/null; "$cluster" down >/dev/null 2>&1' EXIT
+	trap 'if [ -n "${SMIG_KEEP:-}" ]; then mkdir -p "$dir.kept" && cp -r "$dir"/*.log "$dir"/*.out \
+		"$dir"/state-h*/consoles "$dir.kept/" 2>/dev/null; (cd "$dir" && cp --parents \
+		state-h*/vms/*/*.log "$dir.kept/" 2>/dev/null); fi; "$cluster" down >/dev/null 2>&1' EXIT
 }
 
 # free_port: prints a TCP port nothing listens on.

@@ -49,7 +49,14 @@ ok $? "offline: the file, its rotated files and its head verify against the host
 n=$(hsmig "$dir" h1 --json audit show --last 0 | wc -l)
 [ "$n" -gt "$(wc -l <"$log")" ] && [ "$n" -ge "$(cat "$log.2" "$log.1" "$log" | wc -l)" ]
 ok $? "audit show --last 0 reads back through the rotated files ($n records)"
-pids=$(grep -o 'smigd\[[0-9]*\]' "$slog" | sort -u | wc -l)
+# The warden may rotate on its next look (every 2 s) right after the last
+# request: until the worker has written the new file too, ask again.
+both_write() {
+	hsmig "$dir" h1 vm list >/dev/null
+	pids=$(grep -o 'smigd\[[0-9]*\]' "$slog" | sort -u | wc -l)
+	[ "$pids" -ge 2 ] && grep -q 'event=request cmd=' "$slog"
+}
+wait_for 10 both_write
 [ -s "$slog.1" ] && [ -s "$slog.2" ] && [ ! -e "$slog.3" ] && [ "$pids" -ge 2 ] &&
 	grep -q 'event=log_rotated' "$slog.1" && grep -q 'event=request cmd=' "$slog" &&
 	[ "$(stat -c '%a %U' "$slog")" = "640 root" ] && [ "$(stat -c %s "$slog.1")" -lt 65536 ]
