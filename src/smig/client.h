@@ -14,6 +14,7 @@ enum smig_exit {
 	EXIT_DENIED = 3,
 	EXIT_PEER = 4,
 	EXIT_MIGRATION = 5,
+	EXIT_DETACHED = 130, /* Ctrl-C on smig migrate (watch): the migration goes on */
 };
 
 /* Default control socket when neither --socket nor SMIG_SOCKET is given. */

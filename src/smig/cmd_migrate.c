@@ -1,15 +1,19 @@
 /*
  * cmd_migrate.c - smig migrate VM --to HOST [--downtime-ms N]
- * [--max-bandwidth MiB/s] [--channels N], smig migrate --cancel VM, and
- * the history:
- * smig migrate list [--last N] [--vm VM], smig migrate show ID.
+ * [--max-bandwidth MiB/s] [--channels N]; the job from any terminal:
+ * smig migrate watch VM|ID, smig migrate cancel VM|ID (or --cancel VM);
+ * and the history: smig migrate list [--last N] [--vm VM], smig migrate
+ * show ID.
  *
  * On a terminal a live progress bar; with --json one object per progress
- * event and the final result object.
+ * event and the final result object. The migration's id is printed as
+ * soon as the destination has given it. Ctrl-C detaches: the migration
+ * goes on in smigd, and watch re-attaches.
  */
 #include "client.h"
 #include "commands.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +23,67 @@ struct progress_ctx {
 	bool json;
 	bool tty;
 	bool drawn;
+	bool id_told;
+	const char *vm;
 };
+
+/*
+ * What Ctrl-C prints before the command exits: made ready beforehand (a
+ * signal handler may only write), and made again once the id is known;
+ * detach_cur says which of the two is whole.
+ */
+static char detach_msg[2][512];
+static volatile sig_atomic_t detach_cur = -1;
+
+static void detach_set(const char *vm, const char *job)
+{
+	int next = detach_cur == 0 ? 1 : 0;
+
+	snprintf(detach_msg[next], sizeof(detach_msg[next]),
+		 "\nsmig migrate: detached; the migration of %s goes on: smig migrate watch %s "
+		 "re-attaches, smig migrate cancel %s stops it\n",
+		 vm, job, job);
+	detach_cur = next;
+}
+
+static void on_interrupt(int sig)
+{
+	int cur = detach_cur;
+
+	(void)sig;
+	if (cur >= 0) {
+		ssize_t n = write(STDERR_FILENO, detach_msg[cur], strlen(detach_msg[cur]));
+		(void)n;
+	}
+	_exit(EXIT_DETACHED);
+}
+
+static void detach_on_interrupt(const char *vm)
+{
+	struct sigaction sa = { .sa_handler = on_interrupt };
+
+	detach_set(vm, vm);
+	sigemptyset(&sa.sa_mask);
+	(void)sigaction(SIGINT, &sa, NULL);
+}
+
+/* The migration's id, once the destination gave it: said once, and what Ctrl-C says. */
+static void tell_id(struct progress_ctx *c, const json_t *p)
+{
+	const char *id = json_string_value(json_object_get(p, "id"));
+	char job[24];
+
+	if (c->id_told || id == NULL)
+		return;
+	c->id_told = true;
+	snprintf(job, sizeof(job), "%.16s", id);
+	detach_set(c->vm, job);
+	if (c->json)
+		return;
+	fprintf(stderr, "%smigration %s of %s (Ctrl-C detaches, smig migrate watch %s "
+			"re-attaches)\n",
+		c->drawn ? "\r\033[K" : "", id, c->vm, job);
+}
 
 static void show_progress(void *arg, const json_t *p)
 {
@@ -29,6 +93,7 @@ static void show_progress(void *arg, const json_t *p)
 	char bar[31];
 	int fill;
 
+	tell_id(c, p);
 	if (c->json) {
 		json_t *o = json_pack("{s:O}", "progress", p);
 		cli_print_json(o);
@@ -57,7 +122,8 @@ static int usage(void)
 {
 	fprintf(stderr, "usage: smig migrate VM --to HOST [--downtime-ms N] [--max-bandwidth MiB/s]\n"
 			"                         [--channels N]\n"
-			"       smig migrate --cancel VM\n"
+			"       smig migrate watch VM|ID\n"
+			"       smig migrate cancel VM|ID   (or: smig migrate --cancel VM)\n"
 			"       smig migrate list [--last N] [--vm VM]\n"
 			"       smig migrate show ID\n");
 	return EXIT_USAGE;
@@ -188,9 +254,86 @@ static bool has_to(int argc, char **argv)
 	return false;
 }
 
+/* The end of a migration, as smig migrate and smig migrate watch print it. */
+static int print_end(struct cli *cli, const char *vm, json_t *reply, bool cancel)
+{
+	const json_t *r = json_object_get(reply, "result");
+	const json_t *err;
+	int rc;
+
+	if (!json_is_true(json_object_get(reply, "ok"))) {
+		err = json_object_get(reply, "error");
+		rc = client_exit_code(json_string_value(json_object_get(err, "code")));
+		if (cli->json)
+			cli_print_json(reply);
+		else
+			fprintf(stderr, "smig migrate: %s\n",
+				json_string_value(json_object_get(err, "message")));
+		return rc;
+	}
+	if (cli->json) {
+		cli_print_json(r);
+		return EXIT_OK;
+	}
+	if (cancel) {
+		printf("%s: migration %s cancelled, the VM runs here\n",
+		       json_string_value(json_object_get(r, "vm")) ?: vm,
+		       json_string_value(json_object_get(r, "id")) ?: "");
+		return EXIT_OK;
+	}
+	vm = json_string_value(json_object_get(r, "vm")) ?: vm;
+	printf("%s: %s -> %s in %.0f ms (setup %.1f ms, downtime %.1f ms, QEMU "
+	       "downtime %lld ms), %.1f MiB in %lld passes at %.0f Mbit/s, %s\n",
+	       vm, json_string_value(json_object_get(r, "from")),
+	       json_string_value(json_object_get(r, "to")),
+	       json_number_value(json_object_get(r, "total_ms")),
+	       json_number_value(json_object_get(r, "setup_ms")),
+	       json_number_value(json_object_get(r, "downtime_ms")),
+	       json_integer_value(json_object_get(r, "qemu_downtime_ms")),
+	       (double)json_integer_value(json_object_get(r, "bytes")) / 1048576.0,
+	       json_integer_value(json_object_get(r, "passes")),
+	       json_number_value(json_object_get(r, "mbps")),
+	       json_string_value(json_object_get(r, "cipher")));
+	if (json_is_string(json_object_get(r, "guest_detail")))
+		printf("%s: the guest is %s after the switch-over: %s\n", vm,
+		       json_string_value(json_object_get(r, "guest")),
+		       json_string_value(json_object_get(r, "guest_detail")));
+	if (json_is_string(json_object_get(r, "id")))
+		printf("%s: migration %s (smig migrate show %.16s has its phases)\n", vm,
+		       json_string_value(json_object_get(r, "id")),
+		       json_string_value(json_object_get(r, "id")));
+	if (json_is_string(json_object_get(r, "accel")) &&
+	    strcmp(json_string_value(json_object_get(r, "accel")), "tcg") == 0)
+		fprintf(stderr, "smig migrate: note: %s ran under QEMU's TCG (software "
+				"emulation, no KVM): far slower than KVM, and its guest RAM is "
+				"8 KiB short of the spec to keep QEMU's dirty tracking whole "
+				"(docs/threat-model.md)\n",
+			vm);
+	return EXIT_OK;
+}
+
+/* A request that reports progress until the migration ends: migrate, migrate.watch. */
+static int follow(struct cli *cli, const char *cmd, const char *vm, json_t *args, bool cancel)
+{
+	struct progress_ctx pc = { .json = cli->json, .tty = isatty(2) != 0, .vm = vm };
+	json_t *reply = NULL;
+	int rc;
+
+	if (!cancel)
+		detach_on_interrupt(vm);
+	rc = client_call_progress(cli->socket, cmd, args, cli->timeout_ms, show_progress, &pc,
+				  &reply);
+	if (pc.drawn)
+		fputc('\n', stderr);
+	if (rc)
+		return rc;
+	rc = print_end(cli, vm, reply, cancel);
+	json_decref(reply);
+	return rc;
+}
+
 int cmd_migrate(struct cli *cli, int argc, char **argv)
 {
-	struct progress_ctx pc = { .json = cli->json, .tty = isatty(2) != 0 };
 	const char *vm = NULL;
 	const char *to = NULL;
 	bool cancel = false;
@@ -198,11 +341,8 @@ int cmd_migrate(struct cli *cli, int argc, char **argv)
 	int bw = 0;
 	int channels = 0;
 	json_t *args;
-	json_t *reply = NULL;
-	json_t *err;
-	int rc;
 
-	/* the history; a VM named list or show still moves with --to */
+	/* the job and the history; a VM named list, show, watch or cancel still moves with --to */
 	if (argc >= 2 && strcmp(argv[1], "list") == 0 && !has_to(argc, argv))
 		return migrate_list(cli, argc, argv);
 	if (argc >= 2 && strcmp(argv[1], "show") == 0 && !has_to(argc, argv)) {
@@ -211,6 +351,18 @@ int cmd_migrate(struct cli *cli, int argc, char **argv)
 			return EXIT_USAGE;
 		}
 		return migrate_show(cli, argv[2]);
+	}
+	if (argc >= 2 && (strcmp(argv[1], "watch") == 0 || strcmp(argv[1], "cancel") == 0) &&
+	    !has_to(argc, argv)) {
+		if (argc != 3) {
+			fprintf(stderr, "usage: smig migrate %s VM|ID\n", argv[1]);
+			return EXIT_USAGE;
+		}
+		if (strcmp(argv[1], "watch") == 0)
+			return follow(cli, "migrate.watch", argv[2],
+				      json_pack("{s:s}", "vm", argv[2]), false);
+		return follow(cli, "migrate", argv[2],
+			      json_pack("{s:s,s:b}", "vm", argv[2], "cancel", 1), true);
 	}
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--to") == 0 && i + 1 < argc)
@@ -244,58 +396,5 @@ int cmd_migrate(struct cli *cli, int argc, char **argv)
 		json_object_set_new(args, "max_bandwidth", json_integer(bw));
 	if (channels)
 		json_object_set_new(args, "channels", json_integer(channels));
-	rc = client_call_progress(cli->socket, "migrate", args, cli->timeout_ms, show_progress, &pc,
-				  &reply);
-	if (pc.drawn)
-		fputc('\n', stderr);
-	if (rc)
-		return rc;
-	if (!json_is_true(json_object_get(reply, "ok"))) {
-		err = json_object_get(reply, "error");
-		rc = client_exit_code(json_string_value(json_object_get(err, "code")));
-		if (cli->json)
-			cli_print_json(reply);
-		else
-			fprintf(stderr, "smig migrate: %s\n",
-				json_string_value(json_object_get(err, "message")));
-		json_decref(reply);
-		return rc;
-	}
-	if (cli->json) {
-		cli_print_json(json_object_get(reply, "result"));
-	} else {
-		const json_t *r = json_object_get(reply, "result");
-		if (cancel)
-			printf("%s: migration cancelled, the VM runs here\n", vm);
-		else
-			printf("%s: %s -> %s in %.0f ms (setup %.1f ms, downtime %.1f ms, QEMU "
-			       "downtime %lld ms), %.1f MiB in %lld passes at %.0f Mbit/s, %s\n",
-			       vm, json_string_value(json_object_get(r, "from")),
-			       json_string_value(json_object_get(r, "to")),
-			       json_number_value(json_object_get(r, "total_ms")),
-			       json_number_value(json_object_get(r, "setup_ms")),
-			       json_number_value(json_object_get(r, "downtime_ms")),
-			       json_integer_value(json_object_get(r, "qemu_downtime_ms")),
-			       (double)json_integer_value(json_object_get(r, "bytes")) / 1048576.0,
-			       json_integer_value(json_object_get(r, "passes")),
-			       json_number_value(json_object_get(r, "mbps")),
-			       json_string_value(json_object_get(r, "cipher")));
-		if (!cancel && json_is_string(json_object_get(r, "guest_detail")))
-			printf("%s: the guest is %s after the switch-over: %s\n", vm,
-			       json_string_value(json_object_get(r, "guest")),
-			       json_string_value(json_object_get(r, "guest_detail")));
-		if (!cancel && json_is_string(json_object_get(r, "id")))
-			printf("%s: migration %s (smig migrate show %.16s has its phases)\n", vm,
-			       json_string_value(json_object_get(r, "id")),
-			       json_string_value(json_object_get(r, "id")));
-		if (!cancel && json_is_string(json_object_get(r, "accel")) &&
-		    strcmp(json_string_value(json_object_get(r, "accel")), "tcg") == 0)
-			fprintf(stderr, "smig migrate: note: %s ran under QEMU's TCG (software "
-					"emulation, no KVM): far slower than KVM, and its guest RAM is "
-					"8 KiB short of the spec to keep QEMU's dirty tracking whole "
-					"(docs/threat-model.md)\n",
-				vm);
-	}
-	json_decref(reply);
-	return EXIT_OK;
+	return follow(cli, "migrate", vm, args, cancel);
 }

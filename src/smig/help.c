@@ -29,9 +29,18 @@ static const struct help helps[] = {
 	  "Progress on a terminal, one JSON line per event with --json, the result last.\n"
 	  "--downtime-ms N   the pause QEMU may take for its final pass (default 300)\n"
 	  "--max-bandwidth   cap the stream, in MiB/s\n"
+	  "The migration's id is printed once the destination has given it. Ctrl-C\n"
+	  "detaches (exit 130): the migration goes on, smig migrate watch re-attaches.\n"
 	  "smig migrate --cancel VM cancels before the commit; the VM keeps running here.\n"
 	  "Exit 3 when a policy refuses, 4 when HOST cannot be reached or cannot host\n"
 	  "the VM, 5 when the migration fails (the VM is still running here).\n" },
+	{ "migrate watch", "VM|ID", "follow a migration leaving this host, from any terminal",
+	  "VM is the migrating VM's name, ID the migration's id (or 8 digits or more of\n"
+	  "it). Shows the progress smig migrate shows, then its end, with the same exit\n"
+	  "codes. Ctrl-C detaches again (exit 130).\n" },
+	{ "migrate cancel", "VM|ID", "cancel a migration leaving this host, from any terminal",
+	  "Before the commit only; the VM keeps running here, and whoever started or\n"
+	  "watches the migration hears that it was cancelled (exit 5 there).\n" },
 	{ "migrate list", "[--last N] [--vm VM]", "the migrations that ended on this host",
 	  "Either way, newest last: id, VM, direction, peer, outcome, start, total time,\n"
 	  "the guest's pause and, for a failure, why. Kept across restarts of smigd (the\n"

@@ -14,7 +14,7 @@ trap 'cluster_clean "$dir"' EXIT
 cluster_make "$dir" 2 || { echo "Bail out! cluster_make"; exit 1; }
 guest=$SMIG_BUILD/guest/smig-guest.elf
 
-plan 30
+plan 33
 
 smigd_start "$dir" h1 && smigd_start "$dir" h2
 ok $? "h1 and h2 start"
@@ -108,27 +108,58 @@ hsmig "$dir" h2 vm stop busy >/dev/null
 
 # ---- progress events --------------------------------------------------------
 define_start h1 slow 96 "mem=64 dirty=2000 seed=3 hb=100" false
-out=$(hsmig "$dir" h1 --json migrate slow --to h2 --max-bandwidth 40)
+mark h1
+hsmig "$dir" h1 --json migrate slow --to h2 --max-bandwidth 40 >"$dir/slow.json" &
+mpid=$!
+# a second terminal follows the same job
+wait_log h1 'migration_streaming vm=slow'
+hsmig "$dir" h1 --json migrate watch slow >"$dir/watch1.json" &
+wpid=$!
+wait "$mpid"
+wait "$wpid"
+wrc=$?
+out=$(cat "$dir/slow.json")
 jq -se '[.[] | select(.progress.phase == "streaming")] | length >= 2' <<<"$out" >/dev/null &&
 	jq -se '.[-1].status == "completed"' <<<"$out" >/dev/null
 ok $? "with --json, progress objects stream before the result"
+id=$(jq -sr '.[-1].id' <<<"$out")
+[ $wrc -eq 0 ] && jq -se --arg id "$id" '.[-1].status == "completed" and .[-1].id == $id and
+	([.[] | select(.progress) | .progress.id == $id] | all) and ([.[] | select(.progress)] | length >= 1)' \
+	"$dir/watch1.json" >/dev/null && jq -se '[.[] | select(.progress.id)] | length >= 1' <<<"$out" >/dev/null
+ok $? "smig migrate watch from a second terminal follows the same job ($id) to its result (exit $wrc)"
 jq -se '[.[] | select(.progress.phase == "streaming") | .progress |
 	has("percent") and has("mbps") and has("dirty_pages_rate") and has("pass") and has("eta_s")] | all' \
 	<<<"$out" >/dev/null
 ok $? "progress carries percent, throughput, dirty rate, pass and ETA"
 
-# ---- cancel mid-way ---------------------------------------------------------
+# ---- Ctrl-C detaches, watch re-attaches, cancel from another terminal ---------
 mark h2
-hsmig "$dir" h2 migrate slow --to h1 --max-bandwidth 8 >"$dir/cancel.out" 2>&1 &
+"$SMIG" --socket "$dir/h2.sock" migrate slow --to h1 --max-bandwidth 8 >"$dir/detach.out" 2>&1 &
 mpid=$!
-wait_log h2 'migration_streaming vm=slow'
-sleep 0.5
-hsmig "$dir" h2 migrate --cancel slow >/dev/null
-ok $? "smig migrate --cancel stops a running migration"
+wait_log h2 'migration_prepared vm=slow'
+wait_for 10 grep -q '^migration [0-9a-f]* of slow' "$dir/detach.out"
+id=$(sed -n 's/^migration \([0-9a-f]*\) of slow.*/\1/p' "$dir/detach.out")
+hsmig "$dir" h2 vm list | grep -q '^slow  *migrating>h1 '
+ok $? "smig migrate names the job first (${id:-no id}); vm list shows the VM migrating>h1"
+kill -INT "$mpid"
 wait "$mpid"
 rc=$?
+sleep 0.5
+[ $rc -eq 130 ] && grep -q "detached; the migration of slow goes on: smig migrate watch ${id:0:16} re-attaches" "$dir/detach.out" &&
+	tail -n +$((${marks[h2]} + 1)) "$dir/h2.log" | grep -q 'event=migration_streaming vm=slow' &&
+	! tail -n +$((${marks[h2]} + 1)) "$dir/h2.log" | grep -q 'event=migration_failed vm=slow' &&
+	hsmig "$dir" h2 vm list | grep -q '^slow  *migrating>h1 '
+ok $? "Ctrl-C detaches (exit $rc), says how to re-attach, and the migration goes on: $(tail -1 "$dir/detach.out")"
+hsmig "$dir" h2 migrate watch "${id:0:16}" >"$dir/cancel.out" 2>&1 &
+wpid=$!
+wait_log h2 'migration_watched vm=slow'
+hsmig "$dir" h2 migrate cancel "${id:0:12}" >"$dir/cancel.cli" 2>&1 &&
+	grep -q "^slow: migration $id cancelled, the VM runs here" "$dir/cancel.cli"
+ok $? "smig migrate cancel ID from another terminal stops it: $(cat "$dir/cancel.cli")"
+wait "$wpid"
+rc=$?
 [ $rc -eq 5 ] && grep -q 'cancelled by the operator' "$dir/cancel.out"
-ok $? "the cancelled migrate exits 5 and says why"
+ok $? "the re-attached watch hears the cancel: exit 5, and why"
 runs_only_on slow h2 && guest_ok slow
 ok $? "after the cancel the VM runs on its source only, guest checks clean"
 

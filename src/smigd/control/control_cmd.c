@@ -231,6 +231,22 @@ static void cmd_migrate(struct smigd *d, const json_t *args,
 	mig_start(d, json_string_value(vm), json_string_value(to), &o, ref);
 }
 
+/* migrate.watch: args.vm, the VM's name or the migration's id; progress, then its end. */
+static void cmd_migrate_watch(struct smigd *d, const json_t *args, struct ctl_ref *ref)
+{
+	static const char *const allowed[] = { "vm", NULL };
+	const json_t *job = json_object_get(args, "vm");
+
+	if (!args_ok(d, "migrate.watch", args, allowed, ref))
+		return;
+	if (!json_is_string(job)) {
+		ctl_reply_err(d, ref, "bad_request",
+			      "migrate.watch needs args.vm, a VM's name or a migration's id");
+		return;
+	}
+	mig_watch(d, json_string_value(job), ref);
+}
+
 /* migrate.list: the history, args.last (1-500, default 20), args.filter_vm. */
 static void cmd_migrate_list(struct smigd *d, const json_t *args, struct ctl_ref *ref)
 {
@@ -297,6 +313,7 @@ static const struct {
 	enum smig_action action;
 } ctl_cmds[] = {
 	{ "migrate", cmd_migrate, SMIG_ACT_VM_MIGRATE },
+	{ "migrate.watch", cmd_migrate_watch, SMIG_ACT_VM_VIEW },
 	{ "migrate.list", cmd_migrate_list, SMIG_ACT_HOST_VIEW },
 	{ "migrate.show", cmd_migrate_show, SMIG_ACT_HOST_VIEW },
 	{ "vm.define", cmd_vm_define, SMIG_ACT_VM_DEFINE },
@@ -334,15 +351,21 @@ static void request_scope(struct smigd *d, const struct smig_ctl_req *req, const
 {
 	const json_t *spec = json_object_get(req->args, "spec");
 
+	const char *job;
+
 	*vm = json_string_value(json_object_get(req->args, "vm"));
 	*target = NULL;
 	if (strcmp(req->cmd, "vm.define") == 0)
 		*vm = json_string_value(json_object_get(spec, "name"));
-	if (strcmp(req->cmd, "migrate") != 0)
+	if (strcmp(req->cmd, "migrate") != 0 && strcmp(req->cmd, "migrate.watch") != 0)
 		return;
 	*target = json_string_value(json_object_get(req->args, "to"));
-	if (*target == NULL && *vm)
-		*target = mig_target(d, *vm); /* --cancel: where it is going */
+	if (*target == NULL && *vm) {
+		/* cancel, watch: where it is going, and the VM a migration's id names */
+		*target = mig_target(d, *vm, &job);
+		if (job)
+			*vm = job;
+	}
 }
 
 bool ctl_dispatch(struct smigd *d, const struct smig_ctl_req *req, struct ctl_ref *ref)

@@ -140,6 +140,23 @@ void ctl_followers_end(struct smigd *d, struct ctl_followers *list)
 	}
 }
 
+void ctl_followers_reply(struct smigd *d, struct ctl_followers *list, const json_t *result,
+			 const char *code, const char *message)
+{
+	while (list->head) {
+		struct ctl_follower *f = list->head;
+
+		list->head = f->next;
+		if (!ctl_ref_alive(d, &f->ref))
+			json_decref(f->ref.id);
+		else if (code)
+			ctl_reply_err(d, &f->ref, code, "%s", message);
+		else
+			ctl_reply_ok(d, &f->ref, json_incref((json_t *)result));
+		free(f);
+	}
+}
+
 void ctl_reply_ok(struct smigd *d, struct ctl_ref *ref, json_t *result)
 {
 	ref_send(d, ref, json_pack("{s:O?,s:b,s:o}", "id", ref->id, "ok", 1, "result", result));

@@ -196,6 +196,12 @@ void ctl_follow(struct smigd *d, struct ctl_followers *list, struct ctl_ref *ref
 void ctl_followers_send(struct smigd *d, struct ctl_followers *list, const json_t *item);
 /* Answers every follower with a last reply and forgets them. */
 void ctl_followers_end(struct smigd *d, struct ctl_followers *list);
+/*
+ * Answers every follower still connected with result (borrowed), or with
+ * the error code and message when code is set, and forgets them all.
+ */
+void ctl_followers_reply(struct smigd *d, struct ctl_followers *list, const json_t *result,
+			 const char *code, const char *message);
 
 /* --- hosts.c: the host table, and what is known of each host --- */
 /* Checks the table names this host with its own certificate, then takes it (nh emptied). */

@@ -75,7 +75,9 @@ struct mig {
 	const char *accel; /* source: "kvm" or "tcg" once QEMU said (query-kvm), else NULL */
 	bool eof;
 	struct mig_opts opts;
-	struct ctl_ref ref;
+	struct ctl_ref ref;             /* who started it (smig migrate, an evacuation) */
+	struct ctl_followers watchers;  /* source: smig migrate watch, from any terminal */
+	json_t *last_progress;          /* ... the last report, the first a watcher gets */
 	struct loop_timer *timer;
 	/* t_prepare: PREPARE sent, i.e. connected and both sides attested */
 	uint64_t t_start, t_prepare, t_prepared, t_stop, t_commit, t_end;
@@ -160,6 +162,18 @@ struct mig *mig_new(struct smigd *d, bool source);
 uint64_t mig_next_serial(struct smigd *d);
 /* The migration's id is known (the destination chose it, PREPARED brought it). */
 void mig_id_set(struct mig *m, const struct smig_mig_id *id);
+/*
+ * Reports to whoever started m and whoever watches it: progress p (taken;
+ * the id is added once known), the result (taken), or an error (the end).
+ */
+void mig_progress(struct mig *m, json_t *p);
+void mig_reply_ok(struct mig *m, json_t *result);
+void mig_reply_err(struct mig *m, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* The outbound migration job names: its VM, or its id (whole, or 8 digits or more of it). */
+struct mig *mig_job(const struct smigd *d, const char *job);
+/* Whether anybody waits for m's outcome. */
+bool mig_waited_for(const struct mig *m);
 
 /*
  * The one place a migration's state changes. A step the protocol does not

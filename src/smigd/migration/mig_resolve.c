@@ -36,8 +36,8 @@ static void resolve_tick(void *arg)
 	char err[256];
 
 	m->timer = NULL;
-	if (ctl_ref_waits(&m->ref) && now >= m->settle_by_ms)
-		ctl_reply_err(m->d, &m->ref, "migration_unresolved",
+	if (mig_waited_for(m) && now >= m->settle_by_ms)
+		mig_reply_err(m, "migration_unresolved",
 			      "%s: COMMIT went to %s but its answer did not come back (%s); the VM "
 			      "stays paused here while smigd keeps asking %s how the migration "
 			      "ended; smig vm show %s tells when it knows",
@@ -146,14 +146,13 @@ static void resolve_outcome(struct mig *m, uint8_t outcome)
 			      m->ids, m->peer_host, m->why, m->peer_host);
 		mig_src_resume(m);
 	}
-	if (ctl_ref_waits(&m->ref))
-		ctl_reply_err(m->d, &m->ref, "migration_failed",
-			      "%s to %s failed at the commit (%s); %s confirmed it has no copy, so "
-			      "%s",
-			      m->vm_name, m->peer_host, m->why, m->peer_host,
-			      m->src_gone ? "the VM runs nowhere (its QEMU here died): start it "
-					    "again with smig vm start"
-					  : "the VM is running here again");
+	mig_reply_err(m, "migration_failed",
+		      "%s to %s failed at the commit (%s); %s confirmed it has no copy, so "
+		      "%s",
+		      m->vm_name, m->peer_host, m->why, m->peer_host,
+		      m->src_gone ? "the VM runs nowhere (its QEMU here died): start it "
+				    "again with smig vm start"
+				  : "the VM is running here again");
 	mig_set_state(m, SMIG_MST_DONE);
 	mig_free(m);
 }

@@ -77,16 +77,15 @@ void mig_src_fail(struct mig *m, int code, const char *fmt, ...)
 	/* a peer that never answered, or failed its handshake: exit 4, not a failed move */
 	if (code == SMIG_ECLOSED && m->p.state == SMIG_MST_CONNECTING)
 		code = SMIG_EUNREACH;
-	if (ctl_ref_waits(&m->ref))
-		ctl_reply_err(m->d, &m->ref,
-			      code == SMIG_EDENIED	? "denied"
-			      : code == SMIG_EAUTH	? "untrusted"
-			      : code == SMIG_ECAPACITY ? "capacity"
-			      : code == SMIG_ENOENT	? "resources"
-			      : code == SMIG_EUNREACH	? "unreachable"
-							: "migration_failed",
-			      "%s to %s failed while %s: %s; %s", m->vm_name, m->peer_host,
-			      smig_mst_names[m->p.state], why, where);
+	mig_reply_err(m,
+		      code == SMIG_EDENIED	 ? "denied"
+		      : code == SMIG_EAUTH	 ? "untrusted"
+		      : code == SMIG_ECAPACITY ? "capacity"
+		      : code == SMIG_ENOENT	 ? "resources"
+		      : code == SMIG_EUNREACH  ? "unreachable"
+					       : "migration_failed",
+		      "%s to %s failed while %s: %s; %s", m->vm_name, m->peer_host,
+		      smig_mst_names[m->p.state], why, where);
 	mig_set_state(m, SMIG_MST_DONE);
 	mig_free(m);
 }
@@ -167,7 +166,7 @@ void mig_src_progress_reply(void *arg, const struct smig_qmp_msg *r)
 	remaining = (double)json_integer_value(json_object_get(ram, "remaining"));
 	pct = total > 0 ? 100.0 * (total - remaining) / total : 0;
 	eta = m->mbps > 0 ? remaining * 8 / (m->mbps * 1e6) : -1;
-	ctl_progress(m->d, &m->ref,
+	mig_progress(m,
 		     json_pack("{s:s,s:f,s:f,s:I,s:I,s:I,s:I,s:f}", "phase", "streaming", "percent",
 			       pct, "mbps", m->mbps, "dirty_pages_rate", (json_int_t)m->dirty_rate,
 			       "pass", (json_int_t)m->passes, "bytes",
@@ -255,7 +254,7 @@ static bool src_escalate(struct mig *m)
 			  "after_ms=%llu dirty_pages_per_s=%llu",
 			  m->vm_name, m->peer_host, step, (unsigned long long)ms,
 			  (unsigned long long)m->dirty_rate);
-		ctl_progress(m->d, &m->ref,
+		mig_progress(m,
 			     json_pack("{s:s,s:I,s:b,s:I}", "phase", "escalation", "step",
 				       (json_int_t)step, "auto_converge", 1, "after_ms",
 				       (json_int_t)ms));
@@ -273,7 +272,7 @@ static bool src_escalate(struct mig *m)
 		  "after_ms=%llu dirty_pages_per_s=%llu",
 		  m->vm_name, m->peer_host, step, (long long)limit, (unsigned long long)ms,
 		  (unsigned long long)m->dirty_rate);
-	ctl_progress(m->d, &m->ref,
+	mig_progress(m,
 		     json_pack("{s:s,s:I,s:I,s:I}", "phase", "escalation", "step", (json_int_t)step,
 			       "downtime_limit_ms", (json_int_t)limit, "after_ms", (json_int_t)ms));
 	return true;
@@ -324,7 +323,7 @@ void mig_src_commit_req(struct mig *m)
 	peer_send_now(m->peer); /* the VM is paused from here on */
 	smig_info("event=migration_commit_request vm=%s to=%s bytes=%llu", m->vm_name,
 		  m->peer_host, (unsigned long long)m->p.bytes);
-	ctl_progress(m->d, &m->ref, json_pack("{s:s,s:f}", "phase", "switch-over", "percent", 100.0));
+	mig_progress(m, json_pack("{s:s,s:f}", "phase", "switch-over", "percent", 100.0));
 }
 
 /* Moves what QEMU wrote into DATA frames, as long as the channel keeps up. */
@@ -570,7 +569,7 @@ static void src_committed(struct mig *m)
 	m->vm = NULL;
 	m->settle_by_ms = loop_now_ms() + (uint64_t)m->d->cfg.guest_watch_ms +
 			  (uint64_t)m->d->cfg.stall_timeout_ms;
-	ctl_progress(m->d, &m->ref,
+	mig_progress(m,
 		     json_pack("{s:s,s:f,s:i}", "phase", "watching-guest", "percent", 100.0,
 			       "watch_ms", m->d->cfg.guest_watch_ms));
 }
@@ -629,18 +628,17 @@ void mig_src_finish(struct mig *m, const char *guest, const char *detail)
 		smig_err("event=migration_failed vm=%s to=%s reason=\"guest %s after switch-over: "
 			 "%s\" action=none_source_copy_retired",
 			 m->vm_name, m->peer_host, what, detail);
-		if (ctl_ref_waits(&m->ref))
-			ctl_reply_err(m->d, &m->ref, crashed ? "guest_crashed" : "guest_unresponsive",
-				      "%s to %s: failed (guest %s after switch-over): %s; the VM is on "
-				      "%s, %s; its copy here was retired at commit, since the guest "
-				      "had run there. Read its console log on %s (smig vm console), %s",
-				      m->vm_name, m->peer_host, what, detail, m->peer_host,
-				      crashed ? "crashed (QEMU holds it paused)"
-					      : "running, but its guest may be hung",
-				      m->peer_host,
-				      crashed ? "then stop and start it there"
-					      : "ping it (smig vm ping); if it stays silent, stop and "
-						"start it there");
+		mig_reply_err(m, crashed ? "guest_crashed" : "guest_unresponsive",
+			      "%s to %s: failed (guest %s after switch-over): %s; the VM is on "
+			      "%s, %s; its copy here was retired at commit, since the guest "
+			      "had run there. Read its console log on %s (smig vm console), %s",
+			      m->vm_name, m->peer_host, what, detail, m->peer_host,
+			      crashed ? "crashed (QEMU holds it paused)"
+				      : "running, but its guest may be hung",
+			      m->peer_host,
+			      crashed ? "then stop and start it there"
+				      : "ping it (smig vm ping); if it stays silent, stop and "
+					"start it there");
 		json_decref(result);
 	} else {
 		smig_info("event=migration_completed vm=%s to=%s total_ms=%.1f downtime_ms=%.1f "
@@ -648,10 +646,7 @@ void mig_src_finish(struct mig *m, const char *guest, const char *detail)
 			  m->vm_name, m->peer_host, mig_ms_between(m->t_start, m->t_end),
 			  m->t_stop ? mig_ms_between(m->t_stop, m->t_end) : 0.0,
 			  (unsigned long long)m->p.bytes, guest);
-		if (ctl_ref_waits(&m->ref))
-			ctl_reply_ok(m->d, &m->ref, result);
-		else
-			json_decref(result);
+		mig_reply_ok(m, result);
 	}
 	mig_free(m);
 }
@@ -920,8 +915,7 @@ void mig_peer_ready(struct mig *m)
 	}
 	mig_set_state(m, SMIG_MST_PREPARING);
 	m->t_prepare = loop_now_ns();
-	ctl_progress(m->d, &m->ref, json_pack("{s:s,s:s}", "phase", "preparing", "cipher",
-					       m->cipher));
+	mig_progress(m, json_pack("{s:s,s:s}", "phase", "preparing", "cipher", m->cipher));
 	peer_kick(m->peer);
 }
 
@@ -977,29 +971,36 @@ void mig_start(struct smigd *d, const char *name, const char *to, const struct m
 	}
 	m->peer = peer_connect_mig(d, to, m, err, sizeof(err));
 	if (m->peer == NULL) {
-		ctl_reply_err(d, &m->ref, "unreachable", "%s", err);
+		mig_reply_err(m, "unreachable", "%s", err);
 		mig_free(m);
 		return;
 	}
-	ctl_progress(d, &m->ref, json_pack("{s:s,s:s}", "phase", "connecting", "to", to));
+	mig_progress(m, json_pack("{s:s,s:s}", "phase", "connecting", "to", to));
 	(void)loop_timer_add(d->loop, MIG_PROGRESS_MS, src_tick, m, &m->timer);
 }
 
-void mig_cancel(struct smigd *d, const char *vm, struct ctl_ref *ref)
+void mig_cancel(struct smigd *d, const char *job, struct ctl_ref *ref)
 {
-	for (struct mig *m = d->migs->head; m; m = m->next) {
-		if (m->p.source && strcmp(m->vm_name, vm) == 0) {
-			if (m->p.state >= SMIG_MST_COMMITTING) {
-				ctl_reply_err(d, ref, "error", "%s is already committing", vm);
-				return;
-			}
-			m->outcome = STATS_CANCELLED;
-			mig_src_fail(m, SMIG_EINVAL, "cancelled by the operator");
-			ctl_reply_ok(d, ref, json_pack("{s:s,s:s}", "vm", vm, "status", "cancelled"));
-			return;
-		}
+	struct mig *m = mig_job(d, job);
+	json_t *res;
+
+	if (m == NULL) {
+		ctl_reply_err(d, ref, "not_found",
+			      "%s is not migrating from here (neither a VM here nor the id of a "
+			      "migration leaving this host; smig migrate list shows those that ended)",
+			      job);
+		return;
 	}
-	ctl_reply_err(d, ref, "not_found", "%s is not migrating from here", vm);
+	if (m->p.state >= SMIG_MST_COMMITTING) {
+		ctl_reply_err(d, ref, "error", "%s is already committing", m->vm_name);
+		return;
+	}
+	smig_info("event=migration_cancel_request vm=%s to=%s id=%s uid=%d", m->vm_name,
+		  m->peer_host, m->ids, ref->has_cred ? (int)ref->cred.uid : -1);
+	m->outcome = STATS_CANCELLED;
+	res = json_pack("{s:s,s:s,s:s}", "vm", m->vm_name, "id", m->ids, "status", "cancelled");
+	mig_src_fail(m, SMIG_EINVAL, "cancelled by the operator"); /* frees m */
+	ctl_reply_ok(d, ref, res);
 }
 
 

@@ -64,6 +64,45 @@ void mig_id_set(struct mig *m, const struct smig_mig_id *id)
 	smig_mig_id_format(id, m->ids);
 }
 
+void mig_progress(struct mig *m, json_t *p)
+{
+	if (p == NULL)
+		return;
+	if (strcmp(m->ids, "-") != 0)
+		(void)json_object_set_new(p, "id", json_string(m->ids));
+	json_decref(m->last_progress);
+	m->last_progress = p;
+	ctl_followers_send(m->d, &m->watchers, p);
+	ctl_progress(m->d, &m->ref, json_incref(p));
+}
+
+bool mig_waited_for(const struct mig *m)
+{
+	return ctl_ref_waits(&m->ref) || m->watchers.head != NULL;
+}
+
+void mig_reply_ok(struct mig *m, json_t *result)
+{
+	ctl_followers_reply(m->d, &m->watchers, result, NULL, NULL);
+	if (ctl_ref_waits(&m->ref))
+		ctl_reply_ok(m->d, &m->ref, result);
+	else
+		json_decref(result);
+}
+
+void mig_reply_err(struct mig *m, const char *code, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	ctl_followers_reply(m->d, &m->watchers, NULL, code, msg);
+	if (ctl_ref_waits(&m->ref))
+		ctl_reply_err(m->d, &m->ref, code, "%s", msg);
+}
+
 struct mig *mig_new(struct smigd *d, bool source)
 {
 	struct mig *m = calloc(1, sizeof(*m));
@@ -186,6 +225,11 @@ static void mig_release(struct mig *m)
 	if (m->peer)
 		peer_release(m->peer);
 	smig_buf_clear(&m->pend);
+	/* whoever still watches hears how to learn the end (smigd stops, or m ended unanswered) */
+	ctl_followers_reply(m->d, &m->watchers, NULL, "migration_gone",
+			    "the migration is no longer followed here: smig migrate show says how "
+			    "it ended, smig vm show where the VM is");
+	json_decref(m->last_progress);
 	json_decref(m->ref.id);
 	if (m->trace_fd >= 0)
 		close(m->trace_fd);
@@ -273,10 +317,9 @@ void mig_abandon(struct mig *m)
 	if (m->vm)
 		vm_set_mig(m->vm, NULL);
 	m->vm = NULL;
-	if (ctl_ref_waits(&m->ref))
-		ctl_reply_err(m->d, &m->ref, "migration_failed",
-			      "%s: the operator resumed the VM here over the unconfirmed commit",
-			      m->vm_name);
+	mig_reply_err(m, "migration_failed",
+		      "%s: the operator resumed the VM here over the unconfirmed commit",
+		      m->vm_name);
 	mig_set_state(m, SMIG_MST_DONE);
 	mig_free(m);
 }
@@ -286,12 +329,50 @@ bool mig_resolving(const struct mig *m)
 	return m->p.state == SMIG_MST_RESOLVING;
 }
 
-const char *mig_target(const struct smigd *d, const char *vm)
+struct mig *mig_job(const struct smigd *d, const char *job)
 {
-	for (const struct mig *m = d->migs ? d->migs->head : NULL; m; m = m->next)
-		if (m->p.source && strcmp(m->vm_name, vm) == 0)
-			return m->peer_host;
+	size_t n = strlen(job);
+
+	for (struct mig *m = d->migs ? d->migs->head : NULL; m; m = m->next)
+		if (m->p.source && strcmp(m->vm_name, job) == 0)
+			return m;
+	if (n < 8 || n >= SMIG_MIG_ID_STR_LEN || strspn(job, "0123456789abcdef") != n)
+		return NULL;
+	for (struct mig *m = d->migs ? d->migs->head : NULL; m; m = m->next)
+		if (m->p.source && strncmp(m->ids, job, n) == 0)
+			return m;
 	return NULL;
+}
+
+const char *mig_target(const struct smigd *d, const char *job, const char **vm)
+{
+	const struct mig *m = mig_job(d, job);
+
+	if (vm)
+		*vm = m ? m->vm_name : NULL;
+	return m ? m->peer_host : NULL;
+}
+
+void mig_watch(struct smigd *d, const char *job, struct ctl_ref *ref)
+{
+	struct mig *m = mig_job(d, job);
+	json_t *items;
+
+	if (m == NULL) {
+		ctl_reply_err(d, ref, "not_found",
+			      "no migration of a VM or with an id %s leaves this host now (smig "
+			      "migrate list shows those that ended; a VM arriving is watched on its "
+			      "source)",
+			      job);
+		return;
+	}
+	items = json_array();
+	if (m->last_progress)
+		(void)json_array_append(items, m->last_progress);
+	ctl_follow(d, &m->watchers, ref, items);
+	json_decref(items);
+	smig_info("event=migration_watched vm=%s to=%s id=%s uid=%d", m->vm_name, m->peer_host,
+		  m->ids, ref->has_cred ? (int)ref->cred.uid : -1);
 }
 
 double mig_ms_between(uint64_t a_ns, uint64_t b_ns)

@@ -38,7 +38,8 @@ void mig_free_all(struct smigd *d);
 /* smig migrate: the reply (and progress) go to ref. */
 void mig_start(struct smigd *d, const char *vm, const char *to, const struct mig_opts *o,
 	       struct ctl_ref *ref);
-void mig_cancel(struct smigd *d, const char *vm, struct ctl_ref *ref);
+/* smig migrate cancel: job is the VM's name or the migration's id (mig_target). */
+void mig_cancel(struct smigd *d, const char *job, struct ctl_ref *ref);
 /* What vm show says of a VM's migration: direction, peer, id, state. */
 json_t *mig_json(const struct mig *m);
 /* A migration not yet done, as the metrics show it. */
@@ -68,8 +69,13 @@ size_t mig_active(const struct smigd *d, struct mig_active *out, size_t max);
 void mig_abandon(struct mig *m);
 /* Whether m lost its answer to COMMIT and asks the destination how it ended. */
 bool mig_resolving(const struct mig *m);
-/* The host an outbound migration of vm goes to, or NULL. */
-const char *mig_target(const struct smigd *d, const char *vm);
+/*
+ * The host the outbound migration job names goes to (its VM's name, or
+ * its id, whole or 8 digits or more), or NULL; *vm (if vm) its VM's name.
+ */
+const char *mig_target(const struct smigd *d, const char *job, const char **vm);
+/* smig migrate watch: ref hears job's progress and its end, as the one who started it does. */
+void mig_watch(struct smigd *d, const char *job, struct ctl_ref *ref);
 
 /* evac.c: moving every VM off this host */
 void evac_start(struct smigd *d, const char *why, struct ctl_ref *ref, bool dry_run);
