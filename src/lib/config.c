@@ -462,9 +462,68 @@ static int config_firewall(const struct smig_json_doc *doc, const json_t *f,
 	return 0;
 }
 
+/* migration.policies[i]: one policy, its name unique among them. */
+static int config_mig_policy(const struct smig_json_doc *doc, const json_t *arr, size_t i,
+			     const json_t *e, struct smig_config *cfg, char *err, size_t errlen)
+{
+	static const struct smig_jfield fields[] = {
+		{ "name", SMIG_J_STRING, true, 0, 0 },
+		{ "vm_labels", SMIG_J_OBJECT, false, 0, 0 },
+		{ "max_bandwidth_mib", SMIG_J_INT, false, 1, 1000000 },
+		{ "downtime_ms", SMIG_J_INT, false, 1, 60000 },
+		{ "completion_timeout_per_gib_s", SMIG_J_INT, false, 1, 86400 },
+		{ "progress_timeout_s", SMIG_J_INT, false, 1, 86400 },
+		{ "on_timeout", SMIG_J_STRING, false, 0, 0 },
+		{ "auto_converge", SMIG_J_BOOL, false, 0, 0 },
+	};
+	struct smig_mig_policy *p = &cfg->mig_policies[cfg->nmig_policies];
+	const char *name, *act;
+	const json_t *v;
+
+	if (!json_is_object(e))
+		return smig_json_fail_at(doc, arr, i, err, errlen,
+					 "migration.policies[%zu] must be an object", i);
+	SMIG_GUARD(smig_json_check(doc, e, "migration.policies[]", fields, ARRAY_LEN(fields), err,
+				   errlen));
+	memset(p, 0, sizeof(*p));
+	p->auto_converge = -1;
+	name = json_string_value(json_object_get(e, "name"));
+	if (!smig_name_valid(name))
+		return smig_json_fail(doc, e, "name", err, errlen,
+				      "migration.policies[%zu].name must be a name (letters, digits, "
+				      "'.', '_', '-')", i);
+	for (size_t k = 0; k < cfg->nmig_policies; k++)
+		if (strcmp(cfg->mig_policies[k].name, name) == 0)
+			return smig_json_fail(doc, e, "name", err, errlen,
+					      "migration.policies[%zu]: a second policy named %s", i,
+					      name);
+	snprintf(p->name, sizeof(p->name), "%s", name);
+	if ((v = json_object_get(e, "vm_labels")))
+		SMIG_GUARD(smig_labels_parse(doc, v, p->sel, SMIG_MIG_POLICY_LABELS, &p->nsel, err,
+					     errlen));
+	if ((v = json_object_get(e, "max_bandwidth_mib")))
+		p->max_bandwidth = (int)json_integer_value(v);
+	if ((v = json_object_get(e, "downtime_ms")))
+		p->downtime_ms = (int)json_integer_value(v);
+	if ((v = json_object_get(e, "completion_timeout_per_gib_s")))
+		p->completion_timeout_per_gib_s = (int)json_integer_value(v);
+	if ((v = json_object_get(e, "progress_timeout_s")))
+		p->progress_timeout_s = (int)json_integer_value(v);
+	if ((v = json_object_get(e, "auto_converge")))
+		p->auto_converge = json_is_true(v);
+	act = json_string_value(json_object_get(e, "on_timeout"));
+	if (act && strcmp(act, "abort") != 0 && strcmp(act, "escalate") != 0)
+		return smig_json_fail(doc, e, "on_timeout", err, errlen,
+				      "migration.policies[%zu].on_timeout must be abort or escalate", i);
+	p->escalate_on_timeout = act && strcmp(act, "escalate") == 0;
+	cfg->nmig_policies++;
+	return 0;
+}
+
 /*
  * migration: how many streams carry a migration, how one that does not
- * converge is escalated, and when it gives up.
+ * converge is escalated, and when it gives up; how many leave at once, and
+ * the policies of groups of VMs.
  */
 static int config_migration(const struct smig_json_doc *doc, const json_t *o,
 			    struct smig_config *cfg, char *err, size_t errlen)
@@ -475,11 +534,24 @@ static int config_migration(const struct smig_json_doc *doc, const json_t *o,
 		{ "completion_timeout_s", SMIG_J_INT, false, 0, 86400 },
 		{ "channels", SMIG_J_INT, false, 0, 16 },
 		{ "auto_converge_step", SMIG_J_BOOL, false, 0, 0 },
+		{ "parallel_outbound", SMIG_J_INT, false, 0, 64 },
+		{ "policies", SMIG_J_ARRAY, false, 0, 0 },
 	};
 	const json_t *steps, *v;
 	size_t i;
 
 	SMIG_GUARD(smig_json_check(doc, o, "migration", fields, ARRAY_LEN(fields), err, errlen));
+	if ((v = json_object_get(o, "parallel_outbound")))
+		cfg->parallel_outbound = (int)json_integer_value(v);
+	if ((v = json_object_get(o, "policies"))) {
+		if (json_array_size(v) > SMIG_MIG_POLICIES_MAX)
+			return smig_json_fail(doc, o, "policies", err, errlen,
+					      "migration.policies: at most %d policies",
+					      SMIG_MIG_POLICIES_MAX);
+		cfg->nmig_policies = 0;
+		json_array_foreach(v, i, steps)
+			SMIG_GUARD(config_mig_policy(doc, v, i, steps, cfg, err, errlen));
+	}
 	if ((v = json_object_get(o, "escalate_after_s")))
 		cfg->escalate_after_s = (int)json_integer_value(v);
 	if ((v = json_object_get(o, "completion_timeout_s")))
@@ -608,6 +680,7 @@ static void config_defaults(struct smig_config *cfg, const char *name)
 	cfg->downtime_steps_ms[1] = 1000;
 	cfg->ndowntime_steps = 2;
 	cfg->completion_timeout_s = 600;
+	cfg->parallel_outbound = 2;
 	cfg->tls_warn_days = 30;
 	cfg->evacuate = true;
 	cfg->evacuate_parallel = 2;
@@ -660,4 +733,18 @@ int smig_config_parse(const char *name, const char *text, size_t len,
 int smig_config_load(const char *path, struct smig_config *cfg, char *err, size_t errlen)
 {
 	return config_read(path, NULL, 0, cfg, err, errlen);
+}
+
+const struct smig_mig_policy *smig_mig_policy_for(const struct smig_config *cfg,
+						  const struct smig_label *v, size_t n)
+{
+	const struct smig_mig_policy *best = NULL;
+
+	for (size_t i = 0; i < cfg->nmig_policies; i++) {
+		const struct smig_mig_policy *p = &cfg->mig_policies[i];
+
+		if (smig_labels_match(p->sel, p->nsel, v, n) && (best == NULL || p->nsel > best->nsel))
+			best = p;
+	}
+	return best;
 }

@@ -22,6 +22,27 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define SMIG_MIG_POLICIES_MAX 32
+#define SMIG_MIG_POLICY_LABELS 8
+
+/*
+ * A migration policy (migration.policies[]): the settings of the
+ * migrations of the VMs whose labels its selector matches. 0 (or -1 for
+ * auto_converge) leaves a setting to smig migrate's options and the host's
+ * migration.* defaults.
+ */
+struct smig_mig_policy {
+	char name[SMIG_NAME_MAX + 1];
+	struct smig_label sel[SMIG_MIG_POLICY_LABELS]; /* all must match (globs) */
+	size_t nsel;
+	int max_bandwidth;          /* MiB/s */
+	int downtime_ms;            /* QEMU's downtime limit to begin with */
+	int completion_timeout_per_gib_s; /* streaming longer than this per GiB of memory */
+	int progress_timeout_s;     /* no new low of the memory still to send for this long */
+	bool escalate_on_timeout;   /* a timeout takes the next escalation step; after the last it fails */
+	int auto_converge;          /* throttling as the last step: 1 allowed, 0 not, -1 the host's */
+};
+
 #define SMIG_FP_LEN 32
 #define SMIG_FP_STR_LEN (7 + 2 * SMIG_FP_LEN + 1) /* "sha256:" hex NUL */
 #define SMIG_ADDR_MAX 64
@@ -107,6 +128,9 @@ struct smig_config {
 	int completion_timeout_s;  /* streaming this long: it fails (0: never) */
 	int mig_channels;          /* streams per migration: 1, 2-16 (multifd), 0: by the cores */
 	bool auto_converge_step;   /* without auto_converge: throttling after the last downtime step */
+	int parallel_outbound;     /* migrations this host sends at once; more wait (0: no cap) */
+	struct smig_mig_policy mig_policies[SMIG_MIG_POLICIES_MAX];
+	size_t nmig_policies;
 	int stream_passes;    /* a stream longer than this many times the memory fails */
 	int guest_watch_ms;   /* destination: how long a resumed guest is watched for a crash */
 	int agent_timeout_ms; /* how long one guest agent ping waits for its answer */
@@ -185,5 +209,13 @@ int smig_addr_parse(const char *s, char *addr, size_t addrlen, uint16_t *port);
 /* "sha256:" followed by 64 hex digits, optionally in colon-separated pairs. */
 int smig_fp_parse(const char *s, uint8_t fp[SMIG_FP_LEN]);
 void smig_fp_format(const uint8_t fp[SMIG_FP_LEN], char out[SMIG_FP_STR_LEN]);
+
+/*
+ * The migration policy of a VM with labels v[0..n): of the policies whose
+ * selector matches, the one with the most entries (the first of equals);
+ * NULL when none matches.
+ */
+const struct smig_mig_policy *smig_mig_policy_for(const struct smig_config *cfg,
+						  const struct smig_label *v, size_t n);
 
 #endif

@@ -14,6 +14,7 @@
 #include "commands.h"
 
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +44,7 @@ static void detach_set(const char *vm, const char *job)
 		 "\nsmig migrate: detached; the migration of %s goes on: smig migrate watch %s "
 		 "re-attaches, smig migrate cancel %s stops it\n",
 		 vm, job, job);
+	atomic_signal_fence(memory_order_seq_cst); /* the message whole before the handler may see it */
 	detach_cur = next;
 }
 
@@ -323,6 +325,7 @@ static int follow(struct cli *cli, const char *cmd, const char *vm, json_t *args
 		detach_on_interrupt(vm);
 	rc = client_call_progress(cli->socket, cmd, args, cli->timeout_ms, show_progress, &pc,
 				  &reply);
+	(void)signal(SIGINT, SIG_DFL); /* it has ended: nothing left to detach from */
 	if (pc.drawn)
 		fputc('\n', stderr);
 	if (rc)

@@ -102,12 +102,68 @@ static int policy_lint(struct cli *cli, int argc, char **argv)
 	return rc == 0 ? EXIT_OK : EXIT_ERROR;
 }
 
+/* smig policy explain-migration VM [--to HOST] */
+static int policy_explain_mig(struct cli *cli, int argc, char **argv)
+{
+	json_t *args, *r, *s, *m;
+	size_t i;
+	int rc;
+
+	if (argc != 2 && !(argc == 4 && strcmp(argv[2], "--to") == 0)) {
+		fprintf(stderr, "usage: smig policy explain-migration VM [--to HOST]\n");
+		return EXIT_USAGE;
+	}
+	args = json_pack("{s:s}", "vm", argv[1]);
+	if (argc == 4)
+		json_object_set_new(args, "to", json_string(argv[3]));
+	rc = cli_request(cli, "policy.explain_migration", args, &r);
+	if (rc)
+		return rc;
+	if (cli->json) {
+		cli_print_json(r);
+		json_decref(r);
+		return EXIT_OK;
+	}
+	s = json_object_get(r, "settings");
+	if (json_is_string(json_object_get(r, "policy")))
+		printf("%s%s%s: migration policy %s\n", argv[1], argc == 4 ? " to " : "",
+		       argc == 4 ? argv[3] : "", json_string_value(json_object_get(r, "policy")));
+	else
+		printf("%s: no migration policy\n", argv[1]);
+	printf("  why: %s\n", json_string_value(json_object_get(r, "why")));
+	json_array_foreach(json_object_get(r, "matched"), i, m)
+		printf("  matches: %s (%lld labels)\n", json_string_value(json_object_get(m, "name")),
+		       json_integer_value(json_object_get(m, "labels")));
+	printf("  bandwidth %s, downtime %lld ms, completion timeout %lld s, progress timeout "
+	       "%lld s, on timeout %s, auto-converge %s\n",
+	       json_integer_value(json_object_get(s, "max_bandwidth_mib"))
+		       ? "capped"
+		       : "unlimited",
+	       json_integer_value(json_object_get(s, "downtime_ms")),
+	       json_integer_value(json_object_get(s, "completion_timeout_s")),
+	       json_integer_value(json_object_get(s, "progress_timeout_s")),
+	       json_string_value(json_object_get(s, "on_timeout")),
+	       json_string_value(json_object_get(s, "auto_converge")));
+	if (json_integer_value(json_object_get(s, "max_bandwidth_mib")))
+		printf("  bandwidth cap: %lld MiB/s\n",
+		       json_integer_value(json_object_get(s, "max_bandwidth_mib")));
+	s = json_object_get(r, "outbound");
+	printf("  leaving now: %lld running, %lld queued (migration.parallel_outbound %lld)\n",
+	       json_integer_value(json_object_get(s, "running")),
+	       json_integer_value(json_object_get(s, "queued")),
+	       json_integer_value(json_object_get(s, "parallel_outbound")));
+	json_decref(r);
+	return EXIT_OK;
+}
+
 int cmd_policy(struct cli *cli, int argc, char **argv)
 {
 	if (argc >= 2 && strcmp(argv[1], "check") == 0)
 		return policy_check(cli, argc - 1, argv + 1);
 	if (argc >= 2 && strcmp(argv[1], "lint") == 0)
 		return policy_lint(cli, argc - 1, argv + 1);
-	fprintf(stderr, "usage: smig policy check|lint ...\n");
+	if (argc >= 2 && strcmp(argv[1], "explain-migration") == 0)
+		return policy_explain_mig(cli, argc - 1, argv + 1);
+	fprintf(stderr, "usage: smig policy check|lint|explain-migration ...\n");
 	return EXIT_USAGE;
 }

@@ -83,6 +83,11 @@ static const struct help helps[] = {
 	  "how this host's policy answers a request, and the rule that decides",
 	  "Exit 0 when allowed, 3 when denied.\n" },
 	{ "policy lint", "FILE", "check a policy file; every problem with its line", NULL },
+	{ "policy explain-migration", "VM [--to HOST]",
+	  "the migration policy VM's migrations follow, and why",
+	  "Of migration.policies (smigd.json) those whose vm_labels match VM's labels;\n"
+	  "the most specific wins. Prints the settings it gives (bandwidth, downtime,\n"
+	  "timeouts, what a timeout does, auto-converge) and the outbound queue.\n" },
 	{ "audit show", "[--follow] [--last N]", "this host's audit records",
 	  "The last 100 by default, --last 0 for all; --follow keeps printing new ones.\n" },
 	{ "audit verify", "[FILE --cert CERT [--head HEAD]]",

@@ -26,7 +26,7 @@ while read -r cmd; do
 	n=$((n + 1))
 	out=$("$SMIG" $cmd --help 2>&1) && [ "$(head -1 <<<"$out" | cut -d' ' -f1-$(($(wc -w <<<"$cmd") + 2)))" = "usage: smig $cmd" ] &&
 		grep -q '^exit codes: 0 ok' <<<"$out" || bad="$bad [$cmd]"
-done < <(sed -n 's/^| `\([a-z][a-z ]*\)[ `].*/\1/p' "$here/../../docs/cli.md" | sed 's/ *$//' | sort -u)
+done < <(sed -n 's/^| `\([a-z][a-z]*\( [a-z][a-z-]*\)*\)[ `].*/\1/p' "$here/../../docs/cli.md" | sort -u)
 [ $n -ge 25 ] && [ -z "$bad" ]
 ok $? "each of the $n commands in docs/cli.md answers --help with its own usage and the exit codes${bad:+; not:$bad}"
 out=$("$SMIG" help vm 2>&1) && grep -q '^       smig vm undefine NAME' <<<"$out" && "$SMIG" -h >/dev/null &&

@@ -125,7 +125,7 @@ undocumented() {
 declare -A config_places=(
 	[config_top]=- [config_tls]=tls. [config_control]=control. [config_log]=log.
 	[config_limits]=limits. [config_qemu]=qemu. [config_confinement]=confinement.
-	[config_metrics]=metrics. [config_migration]=migration.
+	[config_metrics]=metrics. [config_migration]=migration. [config_mig_policy]=migration.policies[].
 	[config_audit]=audit. [config_attestation]=attestation.
 	[config_components]=attestation.components[]. [config_tpm]=attestation.tpm.
 	[config_firewall]=firewall. [config_ids_rules]=firewall.rules[].
@@ -155,12 +155,12 @@ cli_commands() {
 	awk '/^\| command \|/ { t = 1; next } t && !/^\|/ { exit }
 		t && match($0, /^\| `[^`]*`/) {
 			n = split(substr($0, RSTART + 3, RLENGTH - 4), w, " ")
-			print (n > 1 && w[2] ~ /^[a-z]+$/) ? w[1] " " w[2] : w[1]
+			print (n > 1 && w[2] ~ /^[a-z][a-z-]*$/) ? w[1] " " w[2] : w[1]
 		}' "$SMIG_ROOT/docs/cli.md" | sort -u
 }
 commands=$(cli_commands)
 missing=$(terms "$mandir/smig.1" | sed -E 's/^(migrate) --cancel.*/\1/' | awk '
-	{ print $1; if ($2 ~ /^[a-z]+$/) print $1 " " $2 }' | sort -u | comm -13 - <(echo "$commands"))
+	{ print $1; if ($2 ~ /^[a-z][a-z-]*$/) print $1 " " $2 }' | sort -u | comm -13 - <(echo "$commands"))
 [ "$(grep -c . <<<"$commands")" -ge 25 ] && [ -z "$missing" ]
 ok $? "smig(1) has an entry for each of docs/cli.md's $(grep -c . <<<"$commands") commands${missing:+: missing $(oneline "$missing")}"
 

@@ -30,6 +30,8 @@ cat >"$dir/h1.policy.json" <<'JSON'
      "actions": ["vm.migrate"], "vms": ["deny-*"], "targets": ["h2"]},
     {"name": "nogroup-views-web", "groups": ["nogroup"], "role": "viewer",
      "vms": ["web-*"]},
+    {"name": "nogroup-moves-hex-named", "groups": ["nogroup"], "actions": ["vm.migrate"],
+     "vms": ["[0-9a-f]*"]},
     {"name": "cluster-peers", "peers": ["h*"], "role": "migrate-in"}
   ]
 }
@@ -46,7 +48,7 @@ h2_policy() { # h2_policy WITH_DENY
 }
 h2_policy yes
 
-plan 33
+plan 36
 
 smigd_start "$dir" h1 && smigd_start "$dir" h2
 ok $? "h1 and h2 start with their policies"
@@ -131,6 +133,28 @@ rc=$?
 ok $? "nobody may not stop deny-1: exit $rc, the VM runs on"
 audited h1 '.actor == "user:nobody(65534)" and .action == "vm.stop" and .decision == "deny" and .rule == "default-deny"'
 ok $? "h1 audited nobody's refused stop with the caller's identity and rule"
+
+# nobody may migrate VMs whose names look like hex, and view web-1; root moves
+# web-1 slowly. A cancel that names the job by its id is decided for the VM
+# the id names, whatever target the request claims; a watch is a view.
+hsmig "$dir" h1 vm start web-1 >/dev/null && wait_for 20 grep -q ' HB 3 ' "$dir/state-h1/consoles/web-1.log"
+hsmig "$dir" h1 migrate web-1 --to h2 --max-bandwidth 1 >"$dir/web.out" 2>&1 &
+mpid=$!
+wait_for 15 grep -q 'event=migration_prepared vm=web-1 ' "$dir/h1.log"
+id=$(grep -o 'event=migration_prepared vm=web-1 to=h2 id=[0-9a-f]*' "$dir/h1.log" | tail -1 | sed 's/.*id=//')
+out=$(printf '{"id":1,"cmd":"migrate","args":{"vm":"%s","cancel":true,"to":"h2"}}\n' "${id:0:16}" |
+	setpriv --reuid=nobody --regid=nogroup --init-groups socat -t 5 - "UNIX-CONNECT:$dir/h1.sock")
+sleep 0.3
+[ -n "$id" ] && [ "$(jq -r .error.code <<<"$out")" = denied ] && kill -0 "$mpid" 2>/dev/null &&
+	grep -q 'vm web-1' <<<"$(jq -r .error.message <<<"$out")" && [ "$(state h1 web-1)" = running ]
+ok $? "nobody's cancel of web-1's migration by its id, claiming a target, is denied for web-1: $(jq -r .error.message <<<"$out" | cut -c1-100)"
+out=$(timeout 3 setpriv --reuid=nobody --regid=nogroup --init-groups "$SMIG" --socket "$dir/h1.sock" --json migrate watch "${id:0:8}" | head -1)
+jq -e --arg id "$id" '.progress.id == $id' <<<"$out" >/dev/null
+ok $? "nobody may watch web-1's migration, a view: $(cut -c1-100 <<<"$out")"
+hsmig "$dir" h1 migrate cancel web-1 >/dev/null && wait "$mpid"
+[ $? -eq 5 ] && [ "$(state h1 web-1)" = running ] && [ "$(state h2 web-1)" = absent ] &&
+	hsmig "$dir" h1 vm stop web-1 --force >/dev/null
+ok $? "root cancels it; web-1 stays on h1"
 
 # --- migrations the source's policy refuses ------------------------------------
 out=$(hsmig "$dir" h1 migrate deny-1 --to h2 2>&1)

@@ -240,6 +240,48 @@ static void test_bad_values(void **state)
 			    "/etc/smig/c.json:3:33: rules[0].kind ban cannot ban: it is the monitor's own");
 }
 
+/* migration.policies: parsed, checked, and the most specific match wins */
+static void test_mig_policies(void **state)
+{
+	static const char text[] =
+		REST "\"control\":{\"socket\":\"s\"},\"host\": \"h1\", \"listen\": \"127.0.0.1\",\n"
+		"\"migration\": {\"parallel_outbound\": 1, \"policies\": [\n"
+		"{\"name\": \"all\", \"downtime_ms\": 200},\n"
+		"{\"name\": \"web\", \"vm_labels\": {\"tier\": \"web\"}, \"max_bandwidth_mib\": 100,"
+		" \"on_timeout\": \"escalate\", \"auto_converge\": false},\n"
+		"{\"name\": \"web-prod\", \"vm_labels\": {\"tier\": \"web\", \"env\": \"prod\"},"
+		" \"progress_timeout_s\": 150, \"completion_timeout_per_gib_s\": 800},\n"
+		"{\"name\": \"web-too\", \"vm_labels\": {\"tier\": \"web\"}}]}}";
+	struct smig_label web[] = { { "tier", "web" } }, prod[] = { { "env", "prod" }, { "tier", "web" } },
+			  db[] = { { "tier", "db" } };
+	struct smig_config cfg;
+	char err[512] = "";
+
+	(void)state;
+	assert_int_equal(smig_config_parse("/etc/smig/c.json", text, strlen(text), &cfg, err,
+					   sizeof(err)), 0);
+	assert_int_equal(cfg.parallel_outbound, 1);
+	assert_int_equal(cfg.nmig_policies, 4);
+	assert_string_equal(smig_mig_policy_for(&cfg, db, 1)->name, "all");
+	assert_string_equal(smig_mig_policy_for(&cfg, web, 1)->name, "web"); /* the first of equals */
+	assert_true(smig_mig_policy_for(&cfg, web, 1)->escalate_on_timeout);
+	assert_int_equal(smig_mig_policy_for(&cfg, web, 1)->auto_converge, 0);
+	assert_string_equal(smig_mig_policy_for(&cfg, prod, 2)->name, "web-prod");
+	assert_int_equal(smig_mig_policy_for(&cfg, prod, 2)->auto_converge, -1);
+	assert_int_equal(smig_mig_policy_for(&cfg, prod, 2)->completion_timeout_per_gib_s, 800);
+	cfg.nmig_policies = 0;
+	assert_null(smig_mig_policy_for(&cfg, prod, 2));
+	expect_config_error(REST "\"control\":{\"socket\":\"s\"},\"host\": \"h1\", \"listen\": \"127.0.0.1\",\n"
+			    "\"migration\": {\"policies\": [{\"name\": \"a\"}, {\"name\": \"a\"}]}}",
+			    "/etc/smig/c.json:3:52: migration.policies[1]: a second policy named a");
+	expect_config_error(REST "\"control\":{\"socket\":\"s\"},\"host\": \"h1\", \"listen\": \"127.0.0.1\",\n"
+			    "\"migration\": {\"policies\": [{\"name\": \"a\", \"on_timeout\": \"panic\"}]}}",
+			    "/etc/smig/c.json:3:");
+	expect_config_error(REST "\"control\":{\"socket\":\"s\"},\"host\": \"h1\", \"listen\": \"127.0.0.1\",\n"
+			    "\"migration\": {\"policies\": [{\"name\": \"a\", \"post_copy\": true}]}}",
+			    "/etc/smig/c.json:3:");
+}
+
 static void test_addresses(void **state)
 {
 	char a[SMIG_ADDR_MAX];
@@ -470,6 +512,7 @@ int main(void)
 		cmocka_unit_test(test_syntax_error_position),
 		cmocka_unit_test(test_duplicate_key_refused),
 		cmocka_unit_test(test_bad_values),
+		cmocka_unit_test(test_mig_policies),
 		cmocka_unit_test(test_addresses),
 		cmocka_unit_test(test_fingerprints),
 		cmocka_unit_test(test_good_hosts),

@@ -208,6 +208,12 @@ static void cmd_migrate(struct smigd *d, const json_t *args,
 		return;
 	}
 	if (json_is_true(json_object_get(args, "cancel"))) {
+		if (to || dt || bw || ch) {
+			ctl_reply_err(d, ref, "bad_request",
+				      "migrate with cancel takes args.vm alone (a VM or a migration's "
+				      "id)");
+			return;
+		}
 		mig_cancel(d, json_string_value(vm), ref);
 		return;
 	}
@@ -292,6 +298,29 @@ static void cmd_migrate_show(struct smigd *d, const json_t *args, struct ctl_ref
 		ctl_reply_ok(d, ref, o);
 }
 
+/* policy.explain_migration: args.vm, args.to (optional): the migration policy that applies. */
+static void cmd_policy_explain_mig(struct smigd *d, const json_t *args, struct ctl_ref *ref)
+{
+	static const char *const allowed[] = { "vm", "to", NULL };
+	const json_t *vm = json_object_get(args, "vm"), *to = json_object_get(args, "to");
+	char err[256];
+	json_t *o;
+
+	if (!args_ok(d, "policy.explain_migration", args, allowed, ref))
+		return;
+	if (!json_is_string(vm) || (to && !json_is_string(to))) {
+		ctl_reply_err(d, ref, "bad_request",
+			      "policy.explain_migration needs args.vm (a VM) and takes args.to (a "
+			      "host)");
+		return;
+	}
+	o = mig_explain(d, json_string_value(vm), json_string_value(to), err, sizeof(err));
+	if (o == NULL)
+		ctl_reply_err(d, ref, "not_found", "%s", err);
+	else
+		ctl_reply_ok(d, ref, o);
+}
+
 /* policy.check: how the policy answers another user's or a peer's request. */
 static void cmd_policy_check(struct smigd *d, const json_t *args, struct ctl_ref *ref)
 {
@@ -330,6 +359,7 @@ static const struct {
 	{ "hosts", cmd_hosts, SMIG_ACT_HOST_VIEW },
 	{ "ping", cmd_ping, SMIG_ACT_HOST_VIEW },
 	{ "policy.check", cmd_policy_check, SMIG_ACT_POLICY_VIEW },
+	{ "policy.explain_migration", cmd_policy_explain_mig, SMIG_ACT_VM_VIEW },
 	{ "audit.show", cmd_audit_show, SMIG_ACT_AUDIT_VIEW },
 	{ "audit.verify", cmd_audit_verify, SMIG_ACT_AUDIT_VIEW },
 	{ "ivt.show", cmd_ivt_show, SMIG_ACT_HOST_VIEW },
@@ -360,8 +390,13 @@ static void request_scope(struct smigd *d, const struct smig_ctl_req *req, const
 	if (strcmp(req->cmd, "migrate") != 0 && strcmp(req->cmd, "migrate.watch") != 0)
 		return;
 	*target = json_string_value(json_object_get(req->args, "to"));
-	if (*target == NULL && *vm) {
-		/* cancel, watch: where it is going, and the VM a migration's id names */
+	if (*vm && (strcmp(req->cmd, "migrate.watch") == 0 ||
+		    json_is_true(json_object_get(req->args, "cancel")))) {
+		/*
+		 * cancel, watch: the migration the handler acts on decides, never
+		 * what the request says of it: where it is going, and the VM a
+		 * migration's id names
+		 */
 		*target = mig_target(d, *vm, &job);
 		if (job)
 			*vm = job;

@@ -103,7 +103,7 @@ static void migrations(FILE *f, struct smigd *d)
 	static const char *const outcome[] = { "completed", "failed", "cancelled" };
 	const struct smigd_stats *s = &d->stats;
 	struct mig_active *a = calloc(METRICS_ACTIVE_MAX, sizeof(*a));
-	size_t n = a ? mig_active(d, a, METRICS_ACTIVE_MAX) : 0, active[2] = { 0, 0 };
+	size_t n = a ? mig_active(d, a, METRICS_ACTIVE_MAX) : 0, active[2] = { 0, 0 }, queued = 0;
 
 	if (n > METRICS_ACTIVE_MAX)
 		n = METRICS_ACTIVE_MAX; /* the first ones are shown */
@@ -128,11 +128,19 @@ static void migrations(FILE *f, struct smigd *d)
 	hist(f, "smig_migration_downtime_seconds",
 	     "The pause the guest saw in completed outgoing migrations.", &s->downtime,
 	     stats_downtime_bounds, stats_downtime_nbounds);
-	for (size_t i = 0; i < n; i++)
-		active[a[i].out ? 0 : 1]++;
-	help(f, "smig_migrations_active", "gauge", "Migrations not yet ended, by direction.");
+	for (size_t i = 0; i < n; i++) {
+		if (a[i].queued)
+			queued++;
+		else
+			active[a[i].out ? 0 : 1]++;
+	}
+	help(f, "smig_migrations_active", "gauge",
+	     "Migrations under way, not yet ended, by direction (queued ones not counted).");
 	for (int i = 0; i < 2; i++)
 		fprintf(f, "smig_migrations_active{direction=\"%s\"} %zu\n", dir[i], active[i]);
+	help(f, "smig_migrations_queued", "gauge",
+	     "Outgoing migrations waiting for migration.parallel_outbound.");
+	fprintf(f, "smig_migrations_queued %zu\n", queued);
 	help(f, "smig_migration_data_processed_bytes", "gauge",
 	     "Stream bytes a running migration has moved so far.");
 	for (size_t i = 0; i < n; i++) {

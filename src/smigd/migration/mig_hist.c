@@ -138,6 +138,10 @@ static json_t *record(const struct mig *m)
 		return NULL;
 	if (m->reason[0])
 		json_object_set_new(o, "reason", json_string(m->reason));
+	if (m->policy[0])
+		json_object_set_new(o, "policy", json_string(m->policy));
+	if (m->queued_ms)
+		json_object_set_new(o, "queued_ms", json_integer((json_int_t)m->queued_ms));
 	if (m->p.source && m->outcome == STATS_COMPLETED && m->t_stop && m->t_end) {
 		json_object_set_new(o, "downtime_ms", json_real((double)(m->t_end - m->t_stop) / 1e6));
 		json_object_set_new(o, "qemu_downtime_ms", json_integer((json_int_t)m->qemu_downtime_ms));

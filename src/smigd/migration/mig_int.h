@@ -42,6 +42,7 @@
 /* The engine's state (d->migs): the migrations, both ways, and the serial of the next. */
 struct migs {
 	struct mig *head;
+	struct loop_timer *dequeue_t; /* a migration left: the next queued one may begin */
 	uint64_t next_id;
 	json_t *history;  /* the migrations that ended, oldest first (mig_hist.c) */
 	size_t hist_disk; /* records in the file, which is rewritten past twice the bound */
@@ -111,6 +112,17 @@ struct mig {
 	struct mig_chans *chans;       /* ... their threads and sessions (mig_chan.c) */
 	uint64_t chan_bytes;           /* ... the bytes they had moved at the last tick */
 	struct loop_timer *chan_timer; /* source: a channel failed, the destination's word may follow */
+	/* source: the migration policy that chose its settings (migration.policies) */
+	char policy[SMIG_NAME_MAX + 1]; /* "" none matched */
+	int completion_s;               /* streaming longer fails or escalates (0: never) */
+	int progress_timeout_s;         /* no new low of what is left to send for this long (0: none) */
+	bool escalate_on_timeout;       /* a timeout takes the next step; after the last it fails */
+	int auto_converge;              /* throttling allowed: 1, 0, -1 as the host has it */
+	uint64_t progress_low;          /* the least memory still to send QEMU reported ... */
+	uint64_t progress_at_ms;        /* ... and when (loop_now_ms) */
+	uint64_t timeout_from_ms;       /* the completion timeout counts from here (a step restarts it) */
+	bool queued;                    /* waits for migration.parallel_outbound; not begun */
+	uint64_t queued_ms;             /* how long it waited */
 };
 
 
@@ -170,10 +182,10 @@ void mig_progress(struct mig *m, json_t *p);
 void mig_reply_ok(struct mig *m, json_t *result);
 void mig_reply_err(struct mig *m, const char *code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* A migration left: queued ones begin while migration.parallel_outbound allows. */
+void mig_src_dequeue(struct smigd *d);
 /* The outbound migration job names: its VM, or its id (whole, or 8 digits or more of it). */
 struct mig *mig_job(const struct smigd *d, const char *job);
-/* Whether anybody waits for m's outcome. */
-bool mig_waited_for(const struct mig *m);
 
 /*
  * The one place a migration's state changes. A step the protocol does not

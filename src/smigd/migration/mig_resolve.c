@@ -36,8 +36,9 @@ static void resolve_tick(void *arg)
 	char err[256];
 
 	m->timer = NULL;
-	if (mig_waited_for(m) && now >= m->settle_by_ms)
-		mig_reply_err(m, "migration_unresolved",
+	/* who started it hears that it is unresolved; watchers wait for the outcome */
+	if (ctl_ref_waits(&m->ref) && now >= m->settle_by_ms)
+		ctl_reply_err(m->d, &m->ref, "migration_unresolved",
 			      "%s: COMMIT went to %s but its answer did not come back (%s); the VM "
 			      "stays paused here while smigd keeps asking %s how the migration "
 			      "ended; smig vm show %s tells when it knows",

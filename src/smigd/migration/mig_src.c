@@ -138,8 +138,14 @@ static void src_stats(struct mig *m, const json_t *ret)
 		m->ram_total = (uint64_t)json_integer_value(v);
 	if ((v = json_object_get(ram, "dirty-pages-rate")))
 		m->dirty_rate = (uint64_t)json_integer_value(v);
-	if ((v = json_object_get(ram, "remaining")))
+	if ((v = json_object_get(ram, "remaining"))) {
 		m->ram_remaining = (uint64_t)json_integer_value(v);
+		/* progress: closer to the end than ever before, by 1 % of the memory at least */
+		if (m->progress_low == 0 || m->ram_remaining + m->ram_total / 100 < m->progress_low) {
+			m->progress_low = m->ram_remaining;
+			m->progress_at_ms = loop_now_ms();
+		}
+	}
 	if ((v = json_object_get(ram, "page-size")))
 		m->page_size = (uint64_t)json_integer_value(v);
 	if ((v = json_object_get(ram, "mbps")))
@@ -177,10 +183,22 @@ void mig_src_progress_reply(void *arg, const struct smig_qmp_msg *r)
 static int64_t qemu_downtime(const struct mig *m);
 static void src_qmp_reply(void *arg, const struct smig_qmp_msg *r);
 
-/* Whether throttling the guest is an escalation step (not on from the start). */
-static bool throttle_step(const struct smig_config *c)
+/* Whether QEMU throttles the guest from the start (qemu.auto_converge, unless its policy says no). */
+static bool throttle_start(const struct mig *m)
 {
-	return !c->auto_converge && c->auto_converge_step;
+	return m->auto_converge != 0 && m->d->cfg.auto_converge;
+}
+
+/*
+ * Whether throttling the guest is an escalation step (not on from the
+ * start): migration.auto_converge_step, or the VM's policy allowing it.
+ */
+static bool throttle_step(const struct mig *m)
+{
+	const struct smig_config *c = &m->d->cfg;
+
+	return m->auto_converge != 0 && !c->auto_converge &&
+	       (m->auto_converge == 1 || c->auto_converge_step);
 }
 
 /*
@@ -197,11 +215,41 @@ static json_t *throttle_params(const struct mig *m, bool step)
 	if (step)
 		return json_pack("{s:i,s:i,s:i}", "cpu-throttle-initial", 99,
 				 "cpu-throttle-increment", 98, "max-cpu-throttle", 99);
-	if (throttle_step(&m->d->cfg))
+	if (throttle_step(m))
 		return json_pack("{s:i,s:i,s:i}", "cpu-throttle-initial", 1,
 				 "cpu-throttle-increment", 1, "max-cpu-throttle", 1);
 	return json_pack("{s:i,s:i,s:i}", "cpu-throttle-initial", 20, "cpu-throttle-increment", 10,
 			 "max-cpu-throttle", 99);
+}
+
+/*
+ * Whether m has run out of time, and how (into why): streaming longer than
+ * its completion timeout (its policy's per GiB of memory, else
+ * migration.completion_timeout_s), or no new low of the memory QEMU still
+ * has to send for its policy's progress_timeout_s.
+ */
+static bool src_timed_out(struct mig *m, uint64_t now, char *why, size_t whylen)
+{
+	const struct smig_mig_policy *p = NULL;
+	char from[96];
+
+	if (m->progress_timeout_s && now - m->progress_at_ms > (uint64_t)m->progress_timeout_s * 1000) {
+		snprintf(why, whylen, "made no progress for %d s (policy %s, progress_timeout_s)",
+			 m->progress_timeout_s, m->policy);
+		return true;
+	}
+	if (m->completion_s == 0 || now - m->timeout_from_ms <= (uint64_t)m->completion_s * 1000)
+		return false;
+	for (size_t i = 0; i < m->d->cfg.nmig_policies; i++)
+		if (strcmp(m->d->cfg.mig_policies[i].name, m->policy) == 0)
+			p = &m->d->cfg.mig_policies[i];
+	if (p && p->completion_timeout_per_gib_s)
+		snprintf(from, sizeof(from), "policy %s, %d s per GiB", m->policy,
+			 p->completion_timeout_per_gib_s);
+	else
+		snprintf(from, sizeof(from), "migration.completion_timeout_s");
+	snprintf(why, whylen, "did not converge in %d s (%s)", m->completion_s, from);
+	return true;
 }
 
 /*
@@ -211,36 +259,52 @@ static json_t *throttle_params(const struct mig *m, bool step)
  * that dirties memory faster than the link carries it converges once the
  * pause may be long enough), and after the last of them, unless QEMU
  * throttles from the start, the guest's vCPUs are throttled
- * (migration.auto_converge_step). Each step is logged, counted and shown
- * in the job. Streaming longer than migration.completion_timeout_s fails
- * the migration: the VM runs on here. false if the migration failed.
+ * (migration.auto_converge_step, or the VM's policy). Each step is logged,
+ * counted and shown in the job. A migration out of time (src_timed_out)
+ * fails, the VM running on here; under a policy with on_timeout
+ * "escalate" it takes the next step at once instead, and its time starts
+ * again, until there is no step left. false if the migration failed.
  */
 static bool src_escalate(struct mig *m)
 {
 	const struct smig_config *c = &m->d->cfg;
+	uint64_t now = loop_now_ms();
 	uint64_t ms = m->t_prepared ? (loop_now_ns() - m->t_prepared) / 1000000 : 0;
-	size_t step, nsteps = c->ndowntime_steps + (throttle_step(c) ? 1 : 0);
+	size_t step, nsteps = c->ndowntime_steps + (throttle_step(m) ? 1 : 0);
 	int64_t limit;
+	char why[160];
 
 	if (m->p.state != SMIG_MST_STREAMING || m->qemu_done || m->t_prepared == 0)
 		return true;
-	if (c->completion_timeout_s && ms > (uint64_t)c->completion_timeout_s * 1000) {
-		char thr[48] = "";
-
-		if (m->throttle_pct > 0)
-			snprintf(thr, sizeof(thr), ", its vCPUs throttled %d %%", m->throttle_pct);
-		mig_src_fail(m, SMIG_ETIMEDOUT,
-			     "did not converge in %d s (migration.completion_timeout_s; downtime "
-			     "limit %lld ms after %zu steps, %llu MiB still to send, the guest "
-			     "dirtying %llu pages/s%s): %s runs on here",
-			     c->completion_timeout_s, (long long)qemu_downtime(m), m->esc_step,
-			     (unsigned long long)(m->ram_remaining >> 20),
-			     (unsigned long long)m->dirty_rate, thr, m->vm_name);
-		return false;
+	if (m->timeout_from_ms == 0) {
+		m->timeout_from_ms = m->progress_at_ms = now;
+		return true;
 	}
 	step = (size_t)(ms / ((uint64_t)c->escalate_after_s * 1000));
 	if (step > nsteps)
 		step = nsteps;
+	if (src_timed_out(m, now, why, sizeof(why))) {
+		char thr[48] = "";
+
+		if (m->escalate_on_timeout && m->esc_step < nsteps) {
+			step = m->esc_step + 1;
+			m->timeout_from_ms = m->progress_at_ms = now;
+			m->progress_low = 0;
+			smig_warn("event=migration_timeout vm=%s to=%s reason=\"%s\" action=escalate",
+				  m->vm_name, m->peer_host, why);
+		} else {
+			if (m->throttle_pct > 0)
+				snprintf(thr, sizeof(thr), ", its vCPUs throttled %d %%",
+					 m->throttle_pct);
+			mig_src_fail(m, SMIG_ETIMEDOUT,
+				     "%s; downtime limit %lld ms after %zu steps, %llu MiB still to "
+				     "send, the guest dirtying %llu pages/s%s: %s runs on here",
+				     why, (long long)qemu_downtime(m), m->esc_step,
+				     (unsigned long long)(m->ram_remaining >> 20),
+				     (unsigned long long)m->dirty_rate, thr, m->vm_name);
+			return false;
+		}
+	}
 	if (step <= m->esc_step)
 		return true;
 	m->esc_step = step;
@@ -254,10 +318,9 @@ static bool src_escalate(struct mig *m)
 			  "after_ms=%llu dirty_pages_per_s=%llu",
 			  m->vm_name, m->peer_host, step, (unsigned long long)ms,
 			  (unsigned long long)m->dirty_rate);
-		mig_progress(m,
-			     json_pack("{s:s,s:I,s:b,s:I}", "phase", "escalation", "step",
-				       (json_int_t)step, "auto_converge", 1, "after_ms",
-				       (json_int_t)ms));
+		mig_progress(m, json_pack("{s:s,s:I,s:b,s:I}", "phase", "escalation", "step",
+					  (json_int_t)step, "auto_converge", 1, "after_ms",
+					  (json_int_t)ms));
 		return true;
 	}
 	limit = c->downtime_steps_ms[step - 1];
@@ -272,9 +335,9 @@ static bool src_escalate(struct mig *m)
 		  "after_ms=%llu dirty_pages_per_s=%llu",
 		  m->vm_name, m->peer_host, step, (long long)limit, (unsigned long long)ms,
 		  (unsigned long long)m->dirty_rate);
-	mig_progress(m,
-		     json_pack("{s:s,s:I,s:I,s:I}", "phase", "escalation", "step", (json_int_t)step,
-			       "downtime_limit_ms", (json_int_t)limit, "after_ms", (json_int_t)ms));
+	mig_progress(m, json_pack("{s:s,s:I,s:I,s:I}", "phase", "escalation", "step",
+				  (json_int_t)step, "downtime_limit_ms", (json_int_t)limit,
+				  "after_ms", (json_int_t)ms));
 	return true;
 }
 
@@ -524,7 +587,7 @@ static void src_stream(struct mig *m)
 				  json_pack("{s:[{s:s,s:b},{s:s,s:b},{s:s,s:b}]}", "capabilities",
 					    "capability", "events", "state", 1, "capability",
 					    "auto-converge", "state",
-					    m->d->cfg.auto_converge || throttle_step(&m->d->cfg),
+					    throttle_start(m) || throttle_step(m),
 					    "capability", "multifd", "state", m->nchan > 0),
 				  -1, src_qmp_reply, mig_cb_new(m));
 	if (rc == 0)
@@ -919,12 +982,180 @@ void mig_peer_ready(struct mig *m)
 	peer_kick(m->peer);
 }
 
+/*
+ * The settings of m from its VM's migration policy (the most specific of
+ * migration.policies that matches its labels): bandwidth and downtime
+ * unless smig migrate set them, the completion and progress timeouts, and
+ * whether the guest may be throttled.
+ */
+static void src_policy(struct mig *m, const struct smig_vmspec *spec)
+{
+	const struct smig_config *c = &m->d->cfg;
+	const struct smig_mig_policy *p = smig_mig_policy_for(c, spec->labels, spec->nlabels);
+	uint64_t gib = ((uint64_t)spec->memory_mib + 1023) / 1024;
+
+	m->completion_s = c->completion_timeout_s;
+	m->auto_converge = -1;
+	if (p == NULL)
+		return;
+	snprintf(m->policy, sizeof(m->policy), "%s", p->name);
+	if (m->opts.max_bandwidth == 0)
+		m->opts.max_bandwidth = p->max_bandwidth;
+	if (m->opts.downtime_ms == 0)
+		m->opts.downtime_ms = p->downtime_ms;
+	if (p->completion_timeout_per_gib_s)
+		m->completion_s = (int)((uint64_t)p->completion_timeout_per_gib_s * gib > 86400 * 7
+						? 86400 * 7
+						: (uint64_t)p->completion_timeout_per_gib_s * gib);
+	m->progress_timeout_s = p->progress_timeout_s;
+	m->escalate_on_timeout = p->escalate_on_timeout;
+	m->auto_converge = p->auto_converge;
+}
+
+/* Outbound migrations under way (queued ones not counted). */
+static size_t src_running(const struct smigd *d)
+{
+	size_t n = 0;
+
+	for (const struct mig *m = d->migs->head; m; m = m->next)
+		n += m->p.source && !m->queued;
+	return n;
+}
+
+/* m's place in the queue, 1 first. */
+static size_t src_queue_position(const struct mig *m)
+{
+	size_t n = 1;
+
+	for (const struct mig *o = m->d->migs->head; o; o = o->next)
+		n += o->p.source && o->queued && o->serial < m->serial;
+	return n;
+}
+
+static void src_queue_tell(struct mig *m)
+{
+	mig_progress(m, json_pack("{s:s,s:I,s:i,s:s}", "phase", "queued", "position",
+				  (json_int_t)src_queue_position(m), "parallel_outbound",
+				  m->d->cfg.parallel_outbound, "policy", m->policy));
+}
+
+/* m begins: the guest agent's word, the connection to the destination. */
+static void src_begin(struct mig *m)
+{
+	struct smigd *d = m->d;
+	char err[256];
+
+	if (m->queued) {
+		m->queued = false;
+		m->queued_ms = (loop_now_ns() - m->t_start) / 1000000;
+		m->t_start = loop_now_ns();
+		m->wall_start_ms += (int64_t)m->queued_ms;
+		smig_info("event=migration_dequeued vm=%s to=%s waited_ms=%llu", m->vm_name,
+			  m->peer_host, (unsigned long long)m->queued_ms);
+	}
+	if (vm_spec(m->vm)->guest_agent) {
+		m->agent = MA_PENDING;
+		m->agent_ping = vm_agent_ping(m->vm, src_agent_word, m);
+		if (m->agent_ping == NULL)
+			m->agent = MA_SILENT;
+	}
+	m->peer = peer_connect_mig(d, m->peer_host, m, err, sizeof(err));
+	if (m->peer == NULL) {
+		mig_reply_err(m, "unreachable", "%s", err);
+		mig_free(m);
+		return;
+	}
+	mig_progress(m, json_pack("{s:s,s:s,s:s}", "phase", "connecting", "to", m->peer_host,
+				  "policy", m->policy));
+	(void)loop_timer_add(d->loop, MIG_PROGRESS_MS, src_tick, m, &m->timer);
+}
+
+void mig_src_dequeue(struct smigd *d)
+{
+	size_t cap = (size_t)d->cfg.parallel_outbound;
+	struct mig *next;
+
+	for (;;) {
+		next = NULL;
+		if (cap && src_running(d) >= cap)
+			break;
+		for (struct mig *m = d->migs->head; m; m = m->next)
+			if (m->p.source && m->queued && (next == NULL || m->serial < next->serial))
+				next = m;
+		if (next == NULL)
+			return;
+		src_begin(next); /* may free it */
+	}
+	for (struct mig *m = d->migs->head; m; m = m->next)
+		if (m->p.source && m->queued)
+			src_queue_tell(m);
+}
+
+json_t *mig_explain(struct smigd *d, const char *name, const char *to, char *err, size_t errlen)
+{
+	struct vm *vm = vm_find(d, name);
+	const struct smig_config *c = &d->cfg;
+	const struct smig_vmspec *spec;
+	struct mig *m;
+	json_t *matched, *o;
+	size_t running = 0, queued = 0;
+
+	if (vm == NULL) {
+		snprintf(err, errlen, "no VM named %s on %s", name, c->host);
+		return NULL;
+	}
+	if (to && smig_hosts_by_name(smigd_hosts(d), to) == NULL) {
+		snprintf(err, errlen, "%s is not in the host table", to);
+		return NULL;
+	}
+	m = calloc(1, sizeof(*m));
+	if (m == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	spec = vm_spec(vm);
+	m->d = d;
+	src_policy(m, spec);
+	matched = json_array();
+	for (size_t i = 0; i < c->nmig_policies; i++)
+		if (smig_labels_match(c->mig_policies[i].sel, c->mig_policies[i].nsel, spec->labels,
+				      spec->nlabels))
+			json_array_append_new(matched,
+					      json_pack("{s:s,s:I}", "name", c->mig_policies[i].name,
+							"labels", (json_int_t)c->mig_policies[i].nsel));
+	for (const struct mig *x = d->migs->head; x; x = x->next) {
+		running += x->p.source && !x->queued;
+		queued += x->p.source && x->queued;
+	}
+	o = json_pack("{s:s,s:s?,s:s?,s:o,s:s,s:{s:i,s:i,s:i,s:i,s:s,s:s},s:{s:I,s:I,s:i}}", "vm",
+		      name, "to", to, "policy", m->policy[0] ? m->policy : NULL, "matched", matched,
+		      "why",
+		      m->policy[0] ? "of the policies whose vm_labels all match the VM's labels, the "
+				     "one with the most labels (the first of equals)"
+				   : "no policy's vm_labels match the VM's labels: the host's "
+				     "migration.* settings apply",
+		      "settings", "max_bandwidth_mib", m->opts.max_bandwidth, "downtime_ms",
+		      m->opts.downtime_ms ? m->opts.downtime_ms : MIG_DOWNTIME_MS,
+		      "completion_timeout_s", m->completion_s, "progress_timeout_s",
+		      m->progress_timeout_s, "on_timeout", m->escalate_on_timeout ? "escalate" : "abort",
+		      "auto_converge",
+		      throttle_start(m) ? "from the start"
+		      : throttle_step(m) ? "as the last escalation step"
+					 : "never",
+		      "outbound", "running", (json_int_t)running, "queued", (json_int_t)queued,
+		      "parallel_outbound", c->parallel_outbound);
+	free(m);
+	if (o == NULL)
+		snprintf(err, errlen, "out of memory");
+	return o;
+}
+
 void mig_start(struct smigd *d, const char *name, const char *to, const struct mig_opts *o,
 	       struct ctl_ref *ref)
 {
 	struct vm *vm = vm_find(d, name);
 	struct mig *m;
-	char err[256];
+	size_t cap = (size_t)d->cfg.parallel_outbound;
 
 	if (vm == NULL) {
 		ctl_reply_err(d, ref, "not_found", "no VM named %s on %s", name, d->cfg.host);
@@ -962,21 +1193,17 @@ void mig_start(struct smigd *d, const char *name, const char *to, const struct m
 	snprintf(m->vm_name, sizeof(m->vm_name), "%s", name);
 	snprintf(m->peer_host, sizeof(m->peer_host), "%s", to);
 	vm_set_mig(vm, m);
-	smig_info("event=migration_start vm=%s to=%s", name, to);
-	if (vm_spec(vm)->guest_agent) {
-		m->agent = MA_PENDING;
-		m->agent_ping = vm_agent_ping(vm, src_agent_word, m);
-		if (m->agent_ping == NULL)
-			m->agent = MA_SILENT;
-	}
-	m->peer = peer_connect_mig(d, to, m, err, sizeof(err));
-	if (m->peer == NULL) {
-		mig_reply_err(m, "unreachable", "%s", err);
-		mig_free(m);
+	src_policy(m, vm_spec(vm));
+	smig_info("event=migration_start vm=%s to=%s policy=%s", name, to,
+		  m->policy[0] ? m->policy : "-");
+	if (cap && src_running(d) > cap) { /* m itself counts until it is queued */
+		m->queued = true;
+		smig_info("event=migration_queued vm=%s to=%s position=%zu parallel_outbound=%zu",
+			  name, to, src_queue_position(m), cap);
+		src_queue_tell(m);
 		return;
 	}
-	mig_progress(m, json_pack("{s:s,s:s}", "phase", "connecting", "to", to));
-	(void)loop_timer_add(d->loop, MIG_PROGRESS_MS, src_tick, m, &m->timer);
+	src_begin(m);
 }
 
 void mig_cancel(struct smigd *d, const char *job, struct ctl_ref *ref)

@@ -76,11 +76,6 @@ void mig_progress(struct mig *m, json_t *p)
 	ctl_progress(m->d, &m->ref, json_incref(p));
 }
 
-bool mig_waited_for(const struct mig *m)
-{
-	return ctl_ref_waits(&m->ref) || m->watchers.head != NULL;
-}
-
 void mig_reply_ok(struct mig *m, json_t *result)
 {
 	ctl_followers_reply(m->d, &m->watchers, result, NULL, NULL);
@@ -236,6 +231,14 @@ static void mig_release(struct mig *m)
 	free(m);
 }
 
+static void mig_dequeue_tick(void *arg)
+{
+	struct smigd *d = arg;
+
+	d->migs->dequeue_t = NULL;
+	mig_src_dequeue(d);
+}
+
 void mig_free(struct mig *m)
 {
 	struct smigd *d = m->d;
@@ -252,6 +255,8 @@ void mig_free(struct mig *m)
 	}
 	mig_release(m);
 	mig_recount(d);
+	if (d->migs->head && !d->migs->dequeue_t) /* the next queued one, from a turn of the loop of its own */
+		(void)loop_timer_add(d->loop, 0, mig_dequeue_tick, d, &d->migs->dequeue_t);
 }
 
 void mig_free_all(struct smigd *d)
@@ -264,6 +269,7 @@ void mig_free_all(struct smigd *d)
 		mig_release(m);
 	}
 	mig_history_free(d);
+	loop_timer_cancel(d->loop, d->migs->dequeue_t);
 	free(d->migs);
 	d->migs = NULL;
 	d->migrations = 0;
@@ -282,7 +288,8 @@ size_t mig_active(const struct smigd *d, struct mig_active *out, size_t max)
 			snprintf(a->vm, sizeof(a->vm), "%s", m->vm_name);
 			snprintf(a->peer, sizeof(a->peer), "%s", m->peer_host);
 			a->out = m->p.source;
-			a->state = smig_mst_names[m->p.state];
+			a->state = m->queued ? "queued" : smig_mst_names[m->p.state];
+			a->queued = m->queued;
 			a->bytes = mig_bytes(m);
 			a->ram_total = m->ram_total;
 			a->ram_remaining = m->ram_remaining;
@@ -297,8 +304,11 @@ size_t mig_active(const struct smigd *d, struct mig_active *out, size_t max)
 json_t *mig_json(const struct mig *m)
 {
 	json_t *o = json_pack("{s:s,s:s,s:s,s:s}", m->p.source ? "to" : "from", m->peer_host, "id",
-			      m->ids, "state", smig_mst_names[m->p.state], "why", m->why);
+			      m->ids, "state", m->queued ? "queued" : smig_mst_names[m->p.state],
+			      "why", m->why);
 
+	if (o && m->policy[0])
+		json_object_set_new(o, "policy", json_string(m->policy));
 	if (o && m->esc_step) /* the job's escalation so far */
 		json_object_set_new(o, "escalation",
 				    json_pack("{s:I,s:I,s:b,s:i}", "step", (json_int_t)m->esc_step,

@@ -47,7 +47,8 @@ struct mig_active {
 	char vm[SMIG_NAME_MAX + 1];
 	char peer[SMIG_NAME_MAX + 1];
 	bool out;           /* this host is its source */
-	const char *state;  /* smig_mst_names */
+	bool queued;        /* waits for migration.parallel_outbound */
+	const char *state;  /* smig_mst_names, or "queued" */
 	uint64_t bytes;     /* stream bytes moved so far */
 	uint64_t ram_total; /* source: the guest's RAM, as QEMU counts it (0: not known yet) */
 	uint64_t ram_remaining; /* source: what QEMU has still to send of it */
@@ -74,6 +75,12 @@ bool mig_resolving(const struct mig *m);
  * its id, whole or 8 digits or more), or NULL; *vm (if vm) its VM's name.
  */
 const char *mig_target(const struct smigd *d, const char *job, const char **vm);
+/*
+ * smig policy explain-migration: which migration policy VM name's
+ * migrations follow and why, the settings that gives them (to: the target,
+ * or NULL), and the outbound queue; NULL with err on a bad name.
+ */
+json_t *mig_explain(struct smigd *d, const char *name, const char *to, char *err, size_t errlen);
 /* smig migrate watch: ref hears job's progress and its end, as the one who started it does. */
 void mig_watch(struct smigd *d, const char *job, struct ctl_ref *ref);
 

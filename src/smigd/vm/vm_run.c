@@ -600,8 +600,14 @@ void vm_on_exit(void *arg, const struct smig_pm *ev)
 
 	if (vm == NULL)
 		return; /* one this worker let go of already (discarded, retired) */
-	if (smig_pm_int(ev, 1) == SMIG_PM_PROC_SWTPM)
+	if (smig_pm_int(ev, 1) == SMIG_PM_PROC_SWTPM) {
 		vm_swtpm_exited(vm);
+		if (smig_pm_int(ev, 4))
+			vm_note_error(vm, "its vTPM (swtpm) was killed by the kernel, out of memory in "
+				      "the VM's cgroup (limit %llu MiB: memory_mib plus "
+				      "confinement.vm_memory_overhead_mib)",
+				      (unsigned long long)(smig_pm_int(ev, 5) >> 20));
+	}
 	else if (vm->qemu_pid > 0 && !vm->starting)
 		vm_exited(vm, status, smig_pm_str(ev, 3),
 			  smig_pm_int(ev, 4) ? smig_pm_int(ev, 5) | 1 : 0);

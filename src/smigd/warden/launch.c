@@ -382,8 +382,10 @@ static int prepare(struct wvm *v, char *err, size_t errlen)
 		smig_warn("event=nic_filter_missing vm=%s reason=\"%s\"", v->spec.name, err);
 	}
 	wd_cgroup_name(v, cg, sizeof(cg));
-	return confine_cgroup_make(&w->confine, cg, v->spec.memory_mib, v->spec.vcpus, err,
-				   errlen);
+	SMIG_GUARD(confine_cgroup_make(&w->confine, cg, v->spec.memory_mib, v->spec.vcpus, err,
+				       errlen));
+	v->oom_seen = confine_cgroup_oom_kills(&w->confine, cg); /* a cgroup left from before */
+	return 0;
 }
 
 void wd_vm_start(struct warden *w, struct wvm *v, bool incoming, uint32_t id)
@@ -410,20 +412,23 @@ void wd_vm_start(struct warden *w, struct wvm *v, bool incoming, uint32_t id)
 }
 
 /*
- * A process of v killed outright while its cgroup counts an OOM kill: the
- * kernel took it for want of memory under the VM's limit (0: not that).
- * Asked before the cgroup goes. Returns the limit in bytes.
+ * A process of v killed outright while its cgroup counts an OOM kill not
+ * yet put down to another: the kernel took it for want of memory under the
+ * VM's limit (0: not that). Asked before the cgroup goes. Returns the
+ * limit in bytes.
  */
-static uint64_t oom_killed(const struct wvm *v, const char *proc, int status)
+static uint64_t oom_killed(struct wvm *v, const char *proc, int status)
 {
 	char cg[SMIG_NAME_MAX + 8];
-	uint64_t limit;
+	uint64_t limit, n;
 
 	if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL)
 		return 0;
 	wd_cgroup_name(v, cg, sizeof(cg));
-	if (confine_cgroup_oom_kills(&v->w->confine, cg) == 0)
+	n = confine_cgroup_oom_kills(&v->w->confine, cg);
+	if (n <= v->oom_seen)
 		return 0;
+	v->oom_seen = n;
 	limit = confine_cgroup_limit(&v->w->confine, cg);
 	smig_err("event=vm_oom_killed vm=%s process=%s limit_mib=%llu memory_mib=%llu "
 		 "action=raise_confinement.vm_memory_overhead_mib",

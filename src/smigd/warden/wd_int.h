@@ -46,6 +46,7 @@ struct wvm {
 	bool filtered;  /* its NIC filters are applied */
 	bool autostart_due; /* autostart: this is smigd's first start since the host booted */
 	pid_t qemu_pid, swtpm_pid;
+	uint64_t oom_seen; /* its cgroup's OOM kills already put down to a process of it */
 	int qemu_pidfd, swtpm_pidfd; /* adopted (not our children): their exits come here */
 	struct loop_watch *qemu_w, *swtpm_w;
 	/* a start in progress: the request waiting, the descriptors QEMU inherits */
