@@ -36,6 +36,7 @@
 #define MIG_DOWNTIME_MS 300 /* the guest-visible budget without --downtime-ms */
 #define MIG_CHAN_GRACE_MS 500 /* source: a channel closed, the destination's ABORT may follow */
 #define AGENT_RETRY_MS 500 /* destination: a silent guest agent is pinged again after this */
+#define MIG_COMPLETION_MAX_S 604800 /* a policy's completion timeout, at most (7 days) */
 /* Device and vTPM state on top of limits.stream_passes passes over the memory. */
 #define MIG_STATE_SLACK ((uint64_t)64 << 20)
 

@@ -1003,10 +1003,11 @@ static void src_policy(struct mig *m, const struct smig_vmspec *spec)
 		m->opts.max_bandwidth = p->max_bandwidth;
 	if (m->opts.downtime_ms == 0)
 		m->opts.downtime_ms = p->downtime_ms;
-	if (p->completion_timeout_per_gib_s)
-		m->completion_s = (int)((uint64_t)p->completion_timeout_per_gib_s * gib > 86400 * 7
-						? 86400 * 7
-						: (uint64_t)p->completion_timeout_per_gib_s * gib);
+	if (p->completion_timeout_per_gib_s) {
+		uint64_t s = (uint64_t)p->completion_timeout_per_gib_s * gib;
+
+		m->completion_s = s > MIG_COMPLETION_MAX_S ? MIG_COMPLETION_MAX_S : (int)s;
+	}
 	m->progress_timeout_s = p->progress_timeout_s;
 	m->escalate_on_timeout = p->escalate_on_timeout;
 	m->auto_converge = p->auto_converge;

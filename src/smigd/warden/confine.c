@@ -366,8 +366,10 @@ uint64_t confine_cgroup_oom_kills(const struct confine_host *c, const char *name
 	if (f == NULL)
 		return 0;
 	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "oom_kill %llu", &n) == 1)
+		if (strncmp(line, "oom_kill ", 9) == 0) {
+			n = strtoull(line + 9, NULL, 10);
 			break;
+		}
 	fclose(f);
 	return n;
 }
