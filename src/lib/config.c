@@ -535,6 +535,7 @@ static int config_migration(const struct smig_json_doc *doc, const json_t *o,
 		{ "channels", SMIG_J_INT, false, 0, 16 },
 		{ "auto_converge_step", SMIG_J_BOOL, false, 0, 0 },
 		{ "parallel_outbound", SMIG_J_INT, false, 0, 64 },
+		{ "parallel_inbound", SMIG_J_INT, false, 0, 64 },
 		{ "policies", SMIG_J_ARRAY, false, 0, 0 },
 	};
 	const json_t *steps, *v;
@@ -543,6 +544,8 @@ static int config_migration(const struct smig_json_doc *doc, const json_t *o,
 	SMIG_GUARD(smig_json_check(doc, o, "migration", fields, ARRAY_LEN(fields), err, errlen));
 	if ((v = json_object_get(o, "parallel_outbound")))
 		cfg->parallel_outbound = (int)json_integer_value(v);
+	if ((v = json_object_get(o, "parallel_inbound")))
+		cfg->parallel_inbound = (int)json_integer_value(v);
 	if ((v = json_object_get(o, "policies"))) {
 		if (json_array_size(v) > SMIG_MIG_POLICIES_MAX)
 			return smig_json_fail(doc, o, "policies", err, errlen,
@@ -681,6 +684,7 @@ static void config_defaults(struct smig_config *cfg, const char *name)
 	cfg->ndowntime_steps = 2;
 	cfg->completion_timeout_s = 600;
 	cfg->parallel_outbound = 2;
+	cfg->parallel_inbound = 4;
 	cfg->tls_warn_days = 30;
 	cfg->evacuate = true;
 	cfg->evacuate_parallel = 2;

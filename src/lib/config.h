@@ -129,6 +129,7 @@ struct smig_config {
 	int mig_channels;          /* streams per migration: 1, 2-16 (multifd), 0: by the cores */
 	bool auto_converge_step;   /* without auto_converge: throttling after the last downtime step */
 	int parallel_outbound;     /* migrations this host sends at once; more wait (0: no cap) */
+	int parallel_inbound;      /* migrations this host takes at once; more are told to wait (0: no cap) */
 	struct smig_mig_policy mig_policies[SMIG_MIG_POLICIES_MAX];
 	size_t nmig_policies;
 	int stream_passes;    /* a stream longer than this many times the memory fails */

@@ -30,6 +30,7 @@ const char *smig_strerror(int code)
 	case SMIG_EUNREACH: return "peer unreachable";
 	case SMIG_EBUSY: return "busy";
 	case SMIG_ECAPACITY: return "not enough capacity";
+	case SMIG_EFULL: return "incoming migrations at their cap";
 	}
 	return "unknown error";
 }

@@ -38,7 +38,8 @@ enum smig_err {
 	SMIG_EUNREACH = -21,  /* peer unreachable */
 	SMIG_EBUSY = -22,     /* resource busy */
 	SMIG_ECAPACITY = -23, /* the host has not the memory or vCPUs free */
-	SMIG_ERR_MIN = -23,
+	SMIG_EFULL = -24,     /* as many incoming migrations as it takes are under way: try later */
+	SMIG_ERR_MIN = -24,
 };
 
 /* Number of elements of a true array. */

@@ -219,7 +219,14 @@ static int migrate_show(struct cli *cli, const char *id)
 	       json_string_value(json_object_get(r, "peer")),
 	       json_string_value(json_object_get(r, "outcome")));
 	if (json_object_get(r, "reason"))
-		printf("  reason: %s\n", json_string_value(json_object_get(r, "reason")));
+		printf("  reason: %s (ended by the %s)\n",
+		       json_string_value(json_object_get(r, "reason")),
+		       json_string_value(json_object_get(r, "failed_by")) ?: "source");
+	if (json_object_get(r, "policy"))
+		printf("  migration policy %s\n", json_string_value(json_object_get(r, "policy")));
+	if (json_object_get(r, "queued_ms"))
+		printf("  waited %lld ms in the queue before it began\n",
+		       json_integer_value(json_object_get(r, "queued_ms")));
 	printf("  started %s, ended %s, %.1f ms in all\n",
 	       json_string_value(json_object_get(r, "started")),
 	       json_string_value(json_object_get(r, "ended")),
@@ -233,6 +240,9 @@ static int migrate_show(struct cli *cli, const char *id)
 		printf("  the guest's pause: %.1f ms (QEMU's own figure %lld ms)\n",
 		       json_number_value(json_object_get(r, "downtime_ms")),
 		       json_integer_value(json_object_get(r, "qemu_downtime_ms")));
+	if (json_object_get(r, "dirty_pages_rate"))
+		printf("  the guest dirtied %lld pages/s (QEMU's last figure)\n",
+		       json_integer_value(json_object_get(r, "dirty_pages_rate")));
 	printf("  %lld bytes in %lld passes at %.0f Mbit/s%s%s\n",
 	       json_integer_value(json_object_get(r, "bytes")),
 	       json_integer_value(json_object_get(r, "passes")),

@@ -21,7 +21,9 @@
 # runs once stuck has failed. A migration policy by label gives a VM
 # that cannot converge a progress timeout of 2 s: it fails for making no
 # progress, named in the job's history, and smig policy explain-migration
-# says which policy applies and why.
+# says which policy applies and why. h2 takes one migration at a time
+# (migration.parallel_inbound 1): q4, sent from h3 while stuck streams to
+# h2, is told h2 is full, waits at h3 and goes once h2 has room.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../harness/lib.sh"
@@ -39,7 +41,8 @@ conf h1 '.qemu.auto_converge = false | .migration = {downtime_steps_ms: [], comp
 	{name: "no-progress", vm_labels: {class: "stuck"}, max_bandwidth_mib: 8, progress_timeout_s: 2,
 	 completion_timeout_per_gib_s: 30}]}'
 mport=$(free_port)
-conf h2 '.qemu.auto_converge = false | .migration = {escalate_after_s: 2, downtime_steps_ms: [1000, 3000], completion_timeout_s: 60}'
+conf h2 '.qemu.auto_converge = false | .migration = {escalate_after_s: 2, downtime_steps_ms: [1000, 3000], completion_timeout_s: 60,
+	parallel_inbound: 1}'
 conf h2 ".metrics = {listen: \"127.0.0.1:$mport\"}"
 mport1=$(free_port)
 conf h1 ".metrics = {listen: \"127.0.0.1:$mport1\"}"
@@ -68,8 +71,8 @@ move() {
 	ms=$((($(date +%s%N) - t0) / 1000000))
 }
 
-start h1 stuck && start h1 q2 "mem=8 hb=100" && start h1 q3 "mem=8 hb=100"
-ok $? "vm stuck runs on h1, rewriting 16 MiB as fast as it can; q2 and q3, idle, beside it"
+start h1 stuck && start h1 q2 "mem=8 hb=100" && start h1 q3 "mem=8 hb=100" && start h3 q4 "mem=8 hb=100"
+ok $? "vm stuck runs on h1, rewriting 16 MiB as fast as it can; q2 and q3, idle, beside it; q4 on h3"
 mark=$(wc -l <"$dir/h1.log")
 t0=$(date +%s%N)
 hsmig "$dir" h1 migrate stuck --to h2 --max-bandwidth 8 >"$dir/stuck.out" 2>&1 &
@@ -87,6 +90,8 @@ wait_for 10 grep -q 'event=migration_queued vm=q3 to=h2 position=2 ' "$dir/h1.lo
 	m=$(curl -sf --max-time 5 "http://127.0.0.1:$mport1/metrics") && grep -q '^smig_migrations_queued 2$' <<<"$m" &&
 	grep -q '^smig_migrations_active{direction="out"} 1$' <<<"$m"
 ok $? "with migration.parallel_outbound 1, two more migrations wait, each told its position (q2 first, q3 second; vm show: queued; metrics: 1 active, 2 queued)"
+hsmig "$dir" h3 --json migrate q4 --to h2 >"$dir/q4.out" 2>&1 &
+q4=$!
 hsmig "$dir" h1 migrate cancel q3 >/dev/null
 wait "$q3"
 rc=$?
@@ -108,8 +113,18 @@ jq -se '.[-1].status == "completed"' "$dir/q2.out" >/dev/null && [ $rc -eq 0 ] &
 	jq -e '.queued_ms > 1000 and .policy == "every-vm" and .outcome == "completed"' <<<"$h" >/dev/null &&
 	tail -n +"$mark" "$dir/h1.log" | grep -q 'event=migration_dequeued vm=q2 to=h2'
 ok $? "q2 begins once stuck has failed, and completes: $(jq -c '{queued_ms, policy, total_ms}' <<<"${h:-{\}}")"
+wait "$q4"
+rc=$?
+id=$(jq -sr '.[-1].id' "$dir/q4.out")
+h=$(hsmig "$dir" h3 --json migrate show "$id")
+[ $rc -eq 0 ] && grep -q 'event=migration_inbound_full vm=q4 from=h3 parallel_inbound=1' "$dir/h2.log" &&
+	grep -q 'event=migration_destination_full vm=q4 to=h2' "$dir/h3.log" &&
+	jq -se '[.[] | select(.progress.phase == "queued" and .progress.waiting_for == "h2")] | length >= 1' "$dir/q4.out" >/dev/null &&
+	jq -e '.outcome == "completed" and .queued_ms > 0' <<<"$h" >/dev/null && [ "$(vm_where "$dir" q4)" = h2 ]
+ok $? "with migration.parallel_inbound 1 on h2, q4 from h3 is told h2 is full, waits, and goes once there is room: $(jq -c '{queued_ms, total_ms}' <<<"${h:-{\}}")"
 hsmig "$dir" h1 vm stop stuck --force >/dev/null 2>&1
 hsmig "$dir" h2 vm stop q2 --force >/dev/null 2>&1
+hsmig "$dir" h2 vm stop q4 --force >/dev/null 2>&1
 hsmig "$dir" h1 vm stop q3 --force >/dev/null 2>&1
 
 start h1 lag "mem=16 dirty=max seed=4 hb=100" ', "labels": {"class": "stuck", "tier": "web"}'

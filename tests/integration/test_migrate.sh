@@ -14,7 +14,7 @@ trap 'cluster_clean "$dir"' EXIT
 cluster_make "$dir" 2 || { echo "Bail out! cluster_make"; exit 1; }
 guest=$SMIG_BUILD/guest/smig-guest.elf
 
-plan 33
+plan 34
 
 smigd_start "$dir" h1 && smigd_start "$dir" h2
 ok $? "h1 and h2 start"
@@ -175,6 +175,10 @@ wait "$mpid"
 ok $([ $? -eq 5 ] && echo 0 || echo 1) "killing the destination's QEMU fails the migration (exit 5)"
 runs_only_on slow h2 && guest_ok slow && [ ! -d "$dir/state-h1/vms/slow" ]
 ok $? "the VM keeps running on the source; the destination kept nothing"
+last=$(hsmig "$dir" h2 --json migrate list --vm slow --last 2)
+jq -e '.migrations[-1].failed_by == "destination" and .migrations[-2].failed_by == "source" and
+	.migrations[-2].outcome == "cancelled"' <<<"$last" >/dev/null
+ok $? "the history names the side that ended each: the destination (its QEMU killed), the source (cancelled): $(jq -c '[.migrations[] | {outcome, failed_by}]' <<<"$last")"
 
 # ---- kill -9 the destination smigd mid-stream ------------------------------
 mark h2

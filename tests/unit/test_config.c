@@ -245,7 +245,7 @@ static void test_mig_policies(void **state)
 {
 	static const char text[] =
 		REST "\"control\":{\"socket\":\"s\"},\"host\": \"h1\", \"listen\": \"127.0.0.1\",\n"
-		"\"migration\": {\"parallel_outbound\": 1, \"policies\": [\n"
+		"\"migration\": {\"parallel_outbound\": 1, \"parallel_inbound\": 3, \"policies\": [\n"
 		"{\"name\": \"all\", \"downtime_ms\": 200},\n"
 		"{\"name\": \"web\", \"vm_labels\": {\"tier\": \"web\"}, \"max_bandwidth_mib\": 100,"
 		" \"on_timeout\": \"escalate\", \"auto_converge\": false},\n"
@@ -261,6 +261,7 @@ static void test_mig_policies(void **state)
 	assert_int_equal(smig_config_parse("/etc/smig/c.json", text, strlen(text), &cfg, err,
 					   sizeof(err)), 0);
 	assert_int_equal(cfg.parallel_outbound, 1);
+	assert_int_equal(cfg.parallel_inbound, 3);
 	assert_int_equal(cfg.nmig_policies, 4);
 	assert_string_equal(smig_mig_policy_for(&cfg, db, 1)->name, "all");
 	assert_string_equal(smig_mig_policy_for(&cfg, web, 1)->name, "web"); /* the first of equals */

@@ -690,6 +690,16 @@ static struct vm *dst_stage(struct mig *m, const struct smig_vmspec *spec,
 	return NULL;
 }
 
+/* Incoming migrations under way here, past their PREPARE, m not counted. */
+static size_t dst_incoming(const struct mig *m)
+{
+	size_t n = 0;
+
+	for (const struct mig *o = m->d->migs->head; o; o = o->next)
+		n += o != m && !o->p.source && o->vm != NULL && o->p.state != SMIG_MST_DONE;
+	return n;
+}
+
 /* The channels a source may open besides its session: each is a session of this host's peers. */
 static size_t dst_max_channels(const struct smigd *d)
 {
@@ -759,6 +769,16 @@ void mig_dst_prepare(struct smigd *d, struct peer *p, const struct smig_frame *f
 		return;
 	}
 	snprintf(m->rule, sizeof(m->rule), "%s", dec.rule);
+	if (d->cfg.parallel_inbound && dst_incoming(m) >= (size_t)d->cfg.parallel_inbound) {
+		OPENSSL_cleanse(mp.key, sizeof(mp.key));
+		smig_info("event=migration_inbound_full vm=%s from=%s parallel_inbound=%d",
+			  m->vm_name, m->peer_host, d->cfg.parallel_inbound);
+		mig_dst_abort(m, true, SMIG_EFULL,
+			      "%s takes %d incoming migrations at once (migration.parallel_inbound), "
+			      "and has as many under way",
+			      d->cfg.host, d->cfg.parallel_inbound);
+		return;
+	}
 	if (mp.channels > dst_max_channels(d)) {
 		OPENSSL_cleanse(mp.key, sizeof(mp.key));
 		mig_dst_abort(m, true, SMIG_ECAPACITY, "%u parallel channels asked, %s takes at "
@@ -867,6 +887,7 @@ void mig_dst_frame(struct mig *m, const struct smig_frame *f)
 		dst_commit(m);
 		return;
 	case SMIG_IN_ABORT:
+		m->ended_by_peer = true;
 		mig_dst_abort(m, false, SMIG_EPROTO, "the source aborted: %s", in.text);
 		return;
 	case SMIG_IN_OVER_BUDGET:

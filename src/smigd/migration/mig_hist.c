@@ -138,8 +138,13 @@ static json_t *record(const struct mig *m)
 		return NULL;
 	if (m->reason[0])
 		json_object_set_new(o, "reason", json_string(m->reason));
+	if (m->outcome != STATS_COMPLETED) /* which side ended it: the one that sent ABORT, or this */
+		json_object_set_new(o, "failed_by",
+				    json_string(m->ended_by_peer == m->p.source ? "destination" : "source"));
 	if (m->policy[0])
 		json_object_set_new(o, "policy", json_string(m->policy));
+	if (m->p.source && m->dirty_rate) /* QEMU's last figure before the end */
+		json_object_set_new(o, "dirty_pages_rate", json_integer((json_int_t)m->dirty_rate));
 	if (m->queued_ms)
 		json_object_set_new(o, "queued_ms", json_integer((json_int_t)m->queued_ms));
 	if (m->p.source && m->outcome == STATS_COMPLETED && m->t_stop && m->t_end) {

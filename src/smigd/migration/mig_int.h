@@ -36,6 +36,8 @@
 #define MIG_DOWNTIME_MS 300 /* the guest-visible budget without --downtime-ms */
 #define MIG_CHAN_GRACE_MS 500 /* source: a channel closed, the destination's ABORT may follow */
 #define AGENT_RETRY_MS 500 /* destination: a silent guest agent is pinged again after this */
+#define MIG_FULL_RETRY_MS 2000 /* source: a full destination is asked again after this, ... */
+#define MIG_FULL_WAIT_S 600    /* ... for at most this long */
 #define MIG_COMPLETION_MAX_S 604800 /* a policy's completion timeout, at most (7 days) */
 /* Device and vTPM state on top of limits.stream_passes passes over the memory. */
 #define MIG_STATE_SLACK ((uint64_t)64 << 20)
@@ -123,7 +125,10 @@ struct mig {
 	uint64_t progress_at_ms;        /* ... and when (loop_now_ms) */
 	uint64_t timeout_from_ms;       /* the completion timeout counts from here (a step restarts it) */
 	bool queued;                    /* waits for migration.parallel_outbound; not begun */
-	uint64_t queued_ms;             /* how long it waited */
+	uint64_t queued_at_ms;          /* ... since (loop_now_ms) */
+	uint64_t queued_ms;             /* how long it waited, in all */
+	uint64_t full_since_ms;         /* the destination first said it was full (0: never) */
+	bool ended_by_peer;             /* the other side's ABORT ended it (the history's failed_by) */
 };
 
 

@@ -182,6 +182,7 @@ void mig_src_progress_reply(void *arg, const struct smig_qmp_msg *r)
 
 static int64_t qemu_downtime(const struct mig *m);
 static void src_qmp_reply(void *arg, const struct smig_qmp_msg *r);
+static void src_dst_full(struct mig *m, const char *why);
 
 /* Whether QEMU throttles the guest from the start (qemu.auto_converge, unless its policy says no). */
 static bool throttle_start(const struct mig *m)
@@ -687,6 +688,7 @@ void mig_src_finish(struct mig *m, const char *guest, const char *detail)
 		const char *what = crashed ? "crashed" : "unresponsive";
 
 		m->outcome = STATS_FAILED;
+		m->ended_by_peer = true; /* the destination saw its guest fail */
 		snprintf(m->reason, sizeof(m->reason), "guest %s after switch-over: %s", what, detail);
 		smig_err("event=migration_failed vm=%s to=%s reason=\"guest %s after switch-over: "
 			 "%s\" action=none_source_copy_retired",
@@ -798,6 +800,11 @@ void mig_src_frame(struct mig *m, const struct smig_frame *f)
 
 	switch (smig_migproto_rx(&m->p, f, &in)) {
 	case SMIG_IN_ABORT:
+		if (-(int)in.code == SMIG_EFULL && m->p.state == SMIG_MST_PREPARING) {
+			src_dst_full(m, in.text);
+			return;
+		}
+		m->ended_by_peer = true;
 		/*
 		 * After COMMIT a peer's ABORT is only a word: the copy there may be
 		 * running. mig_src_fail stays paused and asks how it ended (QUERY);
@@ -1035,6 +1042,8 @@ static size_t src_queue_position(const struct mig *m)
 
 static void src_queue_tell(struct mig *m)
 {
+	if (m->full_since_ms)
+		return; /* waits for its destination, which said so */
 	mig_progress(m, json_pack("{s:s,s:I,s:i,s:s}", "phase", "queued", "position",
 				  (json_int_t)src_queue_position(m), "parallel_outbound",
 				  m->d->cfg.parallel_outbound, "policy", m->policy));
@@ -1046,11 +1055,14 @@ static void src_begin(struct mig *m)
 	struct smigd *d = m->d;
 	char err[256];
 
+	loop_timer_cancel(d->loop, m->timer); /* a wait for a full destination ends here */
+	m->timer = NULL;
 	if (m->queued) {
 		m->queued = false;
-		m->queued_ms = (loop_now_ns() - m->t_start) / 1000000;
+		m->queued_ms += loop_now_ms() - m->queued_at_ms;
 		m->t_start = loop_now_ns();
-		m->wall_start_ms += (int64_t)m->queued_ms;
+		m->wall_start_ms = loop_wall_ms();
+		m->last_activity_ms = loop_now_ms();
 		smig_info("event=migration_dequeued vm=%s to=%s waited_ms=%llu", m->vm_name,
 			  m->peer_host, (unsigned long long)m->queued_ms);
 	}
@@ -1069,6 +1081,47 @@ static void src_begin(struct mig *m)
 	mig_progress(m, json_pack("{s:s,s:s,s:s}", "phase", "connecting", "to", m->peer_host,
 				  "policy", m->policy));
 	(void)loop_timer_add(d->loop, MIG_PROGRESS_MS, src_tick, m, &m->timer);
+}
+
+static void src_retry(void *arg)
+{
+	struct mig *m = arg;
+
+	m->timer = NULL;
+	src_begin(m);
+}
+
+/*
+ * The destination has as many incoming migrations as it takes (ABORT
+ * "full", before anything started): m closes its session and waits in the
+ * queue, and connects again in MIG_FULL_RETRY_MS, or earlier when one of
+ * this host's migrations ends; after MIG_FULL_WAIT_S of that it fails.
+ */
+static void src_dst_full(struct mig *m, const char *why)
+{
+	uint64_t now = loop_now_ms();
+
+	if (m->full_since_ms == 0)
+		m->full_since_ms = now;
+	if (now - m->full_since_ms > (uint64_t)MIG_FULL_WAIT_S * 1000) {
+		mig_src_fail(m, SMIG_EFULL, "%s stayed full for %d s: %s", m->peer_host,
+			     MIG_FULL_WAIT_S, why);
+		return;
+	}
+	loop_timer_cancel(m->d->loop, m->timer);
+	agent_ping_cancel(m->agent_ping);
+	m->agent_ping = NULL;
+	peer_release(m->peer);
+	m->peer = NULL;
+	smig_migproto_init(&m->p, true, NULL);
+	m->t_prepare = 0;
+	m->queued = true;
+	m->queued_at_ms = now;
+	smig_info("event=migration_destination_full vm=%s to=%s reason=\"%s\" retry_ms=%d",
+		  m->vm_name, m->peer_host, why, MIG_FULL_RETRY_MS);
+	mig_progress(m, json_pack("{s:s,s:s,s:s,s:s}", "phase", "queued", "waiting_for",
+				  m->peer_host, "reason", why, "policy", m->policy));
+	(void)loop_timer_add(m->d->loop, MIG_FULL_RETRY_MS, src_retry, m, &m->timer);
 }
 
 void mig_src_dequeue(struct smigd *d)
@@ -1199,6 +1252,7 @@ void mig_start(struct smigd *d, const char *name, const char *to, const struct m
 		  m->policy[0] ? m->policy : "-");
 	if (cap && src_running(d) > cap) { /* m itself counts until it is queued */
 		m->queued = true;
+		m->queued_at_ms = loop_now_ms();
 		smig_info("event=migration_queued vm=%s to=%s position=%zu parallel_outbound=%zu",
 			  name, to, src_queue_position(m), cap);
 		src_queue_tell(m);

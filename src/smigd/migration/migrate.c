@@ -377,8 +377,13 @@ void mig_watch(struct smigd *d, const char *job, struct ctl_ref *ref)
 		return;
 	}
 	items = json_array();
-	if (m->last_progress)
-		(void)json_array_append(items, m->last_progress);
+	if (m->last_progress) { /* as sent then, with the id it may have had since */
+		json_t *p = json_deep_copy(m->last_progress);
+
+		if (p && strcmp(m->ids, "-") != 0)
+			(void)json_object_set_new(p, "id", json_string(m->ids));
+		(void)json_array_append_new(items, p);
+	}
 	ctl_follow(d, &m->watchers, ref, items);
 	json_decref(items);
 	smig_info("event=migration_watched vm=%s to=%s id=%s uid=%d", m->vm_name, m->peer_host,
