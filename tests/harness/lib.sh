@@ -18,15 +18,29 @@ netns_test() {
 	# SMIG_KEEP: the hosts' logs and the VMs' consoles outlive the run, in DIR.kept
 	trap 'if [ -n "${SMIG_KEEP:-}" ]; then mkdir -p "$dir.kept" && cp -r "$dir"/*.log "$dir"/*.out \
 		"$dir"/state-h*/consoles "$dir.kept/" 2>/dev/null; (cd "$dir" && cp --parents \
-		state-h*/vms/*/*.log "$dir.kept/" 2>/dev/null); fi; "$cluster" down >/dev/null 2>&1' EXIT
+		state-h*/vms/*/*.log "$dir.kept/" 2>/dev/null); fi; rm -f "/tmp/smig-ports.$$"
+		"$cluster" down >/dev/null 2>&1' EXIT
 }
 
-# free_port: prints a TCP port nothing listens on.
+# free_port [N]: prints a TCP port P such that nothing listens on P..P+N-1
+# (N defaults to 1) and no earlier free_port of this test handed any of them
+# out: a port chosen for a daemon that is not yet started stays its own
+# (each choice is noted in /tmp/smig-ports.PID of the test's shell).
 free_port() {
-	local p
+	local n=${1:-1} p i ok taken=/tmp/smig-ports.$$
 	while :; do
 		p=$((10000 + RANDOM % 20000)) # below the ephemeral range (32768+)
-		ss -Htln "sport = :$p" 2>/dev/null | grep -q . || { echo "$p"; return; }
+		ok=1
+		for ((i = p; i < p + n; i++)); do
+			if grep -qx "$i" "$taken" 2>/dev/null || ss -Htln "sport = :$i" 2>/dev/null | grep -q .; then
+				ok=0
+				break
+			fi
+		done
+		[ $ok = 1 ] || continue
+		seq "$p" $((p + n - 1)) >>"$taken"
+		echo "$p"
+		return
 	done
 }
 
@@ -138,7 +152,7 @@ JSON
 # boot measurement, and HOST's config pointed at it.
 host_tpm() {
 	local dir=$1 h=$2 port
-	port=$(free_port)
+	port=$(free_port 2) # the TPM's port, and its control port after it
 	mkdir -p "$dir/tpm-$h"
 	swtpm socket --tpm2 --tpmstate dir="$dir/tpm-$h" --daemon \
 		--server type=tcp,port="$port",bindaddr=127.0.0.1 \
@@ -267,6 +281,7 @@ cluster_clean() {
 	pkill -KILL -f "$dir/" 2>/dev/null
 	pkill -KILL -f "tpmstate dir=$dir" 2>/dev/null
 	cgroups_clean
+	rm -f "/tmp/smig-ports.$$"
 	[ -n "${SMIG_KEEP:-}" ] || rm -rf "$dir"
 }
 
