@@ -696,7 +696,7 @@ static size_t dst_incoming(const struct mig *m)
 	size_t n = 0;
 
 	for (const struct mig *o = m->d->migs->head; o; o = o->next)
-		n += o != m && !o->p.source && o->vm != NULL && o->p.state != SMIG_MST_DONE;
+		n += o != m && !o->p.source && o->vm != NULL && o->p.state < SMIG_MST_SETTLING;
 	return n;
 }
 
@@ -768,9 +768,11 @@ void mig_dst_prepare(struct smigd *d, struct peer *p, const struct smig_frame *f
 			      d->cfg.host);
 		return;
 	}
-	snprintf(m->rule, sizeof(m->rule), "%s", dec.rule);
-	if (d->cfg.parallel_inbound && dst_incoming(m) >= (size_t)d->cfg.parallel_inbound) {
+	/* an evacuation's target held room for it in its plan: it is never told to wait */
+	if (d->cfg.parallel_inbound && !mp.evacuation &&
+	    dst_incoming(m) >= (size_t)d->cfg.parallel_inbound) {
 		OPENSSL_cleanse(mp.key, sizeof(mp.key));
+		m->no_record = true; /* the source asks again: one record when it goes through */
 		smig_info("event=migration_inbound_full vm=%s from=%s parallel_inbound=%d",
 			  m->vm_name, m->peer_host, d->cfg.parallel_inbound);
 		mig_dst_abort(m, true, SMIG_EFULL,
@@ -779,6 +781,7 @@ void mig_dst_prepare(struct smigd *d, struct peer *p, const struct smig_frame *f
 			      d->cfg.host, d->cfg.parallel_inbound);
 		return;
 	}
+	snprintf(m->rule, sizeof(m->rule), "%s", dec.rule);
 	if (mp.channels > dst_max_channels(d)) {
 		OPENSSL_cleanse(mp.key, sizeof(mp.key));
 		mig_dst_abort(m, true, SMIG_ECAPACITY, "%u parallel channels asked, %s takes at "

@@ -121,7 +121,8 @@ struct mig {
 	int progress_timeout_s;         /* no new low of what is left to send for this long (0: none) */
 	bool escalate_on_timeout;       /* a timeout takes the next step; after the last it fails */
 	int auto_converge;              /* throttling allowed: 1, 0, -1 as the host has it */
-	uint64_t progress_low;          /* the least memory still to send QEMU reported ... */
+	bool progress_seen;             /* a pass began since the progress timeout (re)started ... */
+	uint64_t progress_low;          /* ... the least memory a pass began with ... */
 	uint64_t progress_at_ms;        /* ... and when (loop_now_ms) */
 	uint64_t timeout_from_ms;       /* the completion timeout counts from here (a step restarts it) */
 	bool queued;                    /* waits for migration.parallel_outbound; not begun */
@@ -129,6 +130,7 @@ struct mig {
 	uint64_t queued_ms;             /* how long it waited, in all */
 	uint64_t full_since_ms;         /* the destination first said it was full (0: never) */
 	bool ended_by_peer;             /* the other side's ABORT ended it (the history's failed_by) */
+	bool no_record;                 /* neither history nor metrics: a PREPARE refused as full */
 };
 
 
@@ -190,6 +192,7 @@ void mig_reply_err(struct mig *m, const char *code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 /* A migration left: queued ones begin while migration.parallel_outbound allows. */
 void mig_src_dequeue(struct smigd *d);
+
 /* The outbound migration job names: its VM, or its id (whole, or 8 digits or more of it). */
 struct mig *mig_job(const struct smigd *d, const char *job);
 

@@ -72,7 +72,7 @@ void mig_src_fail(struct mig *m, int code, const char *fmt, ...)
 		vm_commit_clear(m->vm);
 		vm_outgoing_clear(m->vm); /* the VM stays here */
 	}
-	if (here)
+	if (here && m->t_prepared) /* QEMU's migrate was issued: undo it, run the guest again */
 		mig_src_resume(m);
 	/* a peer that never answered, or failed its handshake: exit 4, not a failed move */
 	if (code == SMIG_ECLOSED && m->p.state == SMIG_MST_CONNECTING)
@@ -132,6 +132,8 @@ static void src_stats(struct mig *m, const json_t *ret)
 	const json_t *ram = json_object_get(ret, "ram");
 	const json_t *v;
 
+	uint64_t passes = m->passes;
+
 	if ((v = json_object_get(ram, "dirty-sync-count")))
 		m->passes = (uint64_t)json_integer_value(v);
 	if ((v = json_object_get(ram, "total")))
@@ -140,8 +142,15 @@ static void src_stats(struct mig *m, const json_t *ret)
 		m->dirty_rate = (uint64_t)json_integer_value(v);
 	if ((v = json_object_get(ram, "remaining"))) {
 		m->ram_remaining = (uint64_t)json_integer_value(v);
-		/* progress: closer to the end than ever before, by 1 % of the memory at least */
-		if (m->progress_low == 0 || m->ram_remaining + m->ram_total / 100 < m->progress_low) {
+		/*
+		 * Progress: a pass that begins with less to send than any pass
+		 * before it, by 1 % of the memory at least. (Within a pass what is
+		 * left always falls; the dirty set a pass begins with is what a
+		 * migration that converges shrinks.)
+		 */
+		if (m->passes != passes &&
+		    (!m->progress_seen || m->ram_remaining + m->ram_total / 100 < m->progress_low)) {
+			m->progress_seen = true;
 			m->progress_low = m->ram_remaining;
 			m->progress_at_ms = loop_now_ms();
 		}
@@ -289,8 +298,12 @@ static bool src_escalate(struct mig *m)
 
 		if (m->escalate_on_timeout && m->esc_step < nsteps) {
 			step = m->esc_step + 1;
+			/* a step that would not raise the limit is no step: on to one that does */
+			while (step <= c->ndowntime_steps && step < nsteps &&
+			       c->downtime_steps_ms[step - 1] <= qemu_downtime(m))
+				step++;
 			m->timeout_from_ms = m->progress_at_ms = now;
-			m->progress_low = 0;
+			m->progress_seen = false;
 			smig_warn("event=migration_timeout vm=%s to=%s reason=\"%s\" action=escalate",
 				  m->vm_name, m->peer_host, why);
 		} else {
@@ -1020,13 +1033,17 @@ static void src_policy(struct mig *m, const struct smig_vmspec *spec)
 	m->auto_converge = p->auto_converge;
 }
 
-/* Outbound migrations under way (queued ones not counted). */
+/*
+ * Outbound migrations that hold a place under migration.parallel_outbound:
+ * begun and not yet committed (queued ones wait; a committed one only
+ * watches the destination's guest or asks how its commit ended).
+ */
 static size_t src_running(const struct smigd *d)
 {
 	size_t n = 0;
 
 	for (const struct mig *m = d->migs->head; m; m = m->next)
-		n += m->p.source && !m->queued;
+		n += m->p.source && !m->queued && m->p.state < SMIG_MST_SETTLING;
 	return n;
 }
 
@@ -1057,6 +1074,21 @@ static void src_begin(struct mig *m)
 
 	loop_timer_cancel(d->loop, m->timer); /* a wait for a full destination ends here */
 	m->timer = NULL;
+	if (m->queued && (vm_state(m->vm) != VM_RUNNING || vm_power_busy(m->vm))) {
+		/* it waited; the VM no longer runs as it did: nothing to move, nothing to resume */
+		smig_warn("event=migration_failed vm=%s to=%s state=queued reason=\"the VM is %s\" "
+			  "action=none",
+			  m->vm_name, m->peer_host, vm_state_name(vm_state(m->vm)));
+		snprintf(m->reason, sizeof(m->reason), "the VM is %s now; it was queued",
+			 vm_state_name(vm_state(m->vm)));
+		m->queued_ms += loop_now_ms() - m->queued_at_ms;
+		m->queued = false;
+		mig_reply_err(m, "migration_failed",
+			      "%s to %s: while it waited in the queue the VM became %s; it stays here",
+			      m->vm_name, m->peer_host, vm_state_name(vm_state(m->vm)));
+		mig_free(m);
+		return;
+	}
 	if (m->queued) {
 		m->queued = false;
 		m->queued_ms += loop_now_ms() - m->queued_at_ms;
@@ -1083,11 +1115,15 @@ static void src_begin(struct mig *m)
 	(void)loop_timer_add(d->loop, MIG_PROGRESS_MS, src_tick, m, &m->timer);
 }
 
+/* A full destination's wait is over: ask again, or wait for a place here. */
 static void src_retry(void *arg)
 {
 	struct mig *m = arg;
+	size_t cap = (size_t)m->d->cfg.parallel_outbound;
 
 	m->timer = NULL;
+	if (cap && src_running(m->d) >= cap)
+		return; /* queued, due: mig_src_dequeue begins it when a place is free */
 	src_begin(m);
 }
 
@@ -1109,10 +1145,12 @@ static void src_dst_full(struct mig *m, const char *why)
 		return;
 	}
 	loop_timer_cancel(m->d->loop, m->timer);
+	m->timer = NULL;
 	agent_ping_cancel(m->agent_ping);
 	m->agent_ping = NULL;
 	peer_release(m->peer);
 	m->peer = NULL;
+	vm_outgoing_clear(m->vm); /* nothing left here, nothing arrived there */
 	smig_migproto_init(&m->p, true, NULL);
 	m->t_prepare = 0;
 	m->queued = true;
@@ -1121,7 +1159,9 @@ static void src_dst_full(struct mig *m, const char *why)
 		  m->vm_name, m->peer_host, why, MIG_FULL_RETRY_MS);
 	mig_progress(m, json_pack("{s:s,s:s,s:s,s:s}", "phase", "queued", "waiting_for",
 				  m->peer_host, "reason", why, "policy", m->policy));
-	(void)loop_timer_add(m->d->loop, MIG_FULL_RETRY_MS, src_retry, m, &m->timer);
+	mig_dequeue_soon(m->d); /* its place here is free for another meanwhile */
+	if (loop_timer_add(m->d->loop, MIG_FULL_RETRY_MS, src_retry, m, &m->timer) < 0)
+		mig_src_fail(m, SMIG_ENOMEM, "cannot wait for %s", m->peer_host);
 }
 
 void mig_src_dequeue(struct smigd *d)
@@ -1133,8 +1173,10 @@ void mig_src_dequeue(struct smigd *d)
 		next = NULL;
 		if (cap && src_running(d) >= cap)
 			break;
+		/* the first come of those due: a full destination's wait not yet over is not */
 		for (struct mig *m = d->migs->head; m; m = m->next)
-			if (m->p.source && m->queued && (next == NULL || m->serial < next->serial))
+			if (m->p.source && m->queued && m->timer == NULL &&
+			    (next == NULL || m->serial < next->serial))
 				next = m;
 		if (next == NULL)
 			return;
@@ -1250,7 +1292,8 @@ void mig_start(struct smigd *d, const char *name, const char *to, const struct m
 	src_policy(m, vm_spec(vm));
 	smig_info("event=migration_start vm=%s to=%s policy=%s", name, to,
 		  m->policy[0] ? m->policy : "-");
-	if (cap && src_running(d) > cap) { /* m itself counts until it is queued */
+	/* an evacuation has its own cap (attestation.evacuate_parallel) and never waits here */
+	if (cap && !o->evacuation && src_running(d) > cap) { /* m counts until it is queued */
 		m->queued = true;
 		m->queued_at_ms = loop_now_ms();
 		smig_info("event=migration_queued vm=%s to=%s position=%zu parallel_outbound=%zu",

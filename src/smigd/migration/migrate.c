@@ -38,7 +38,7 @@ static void mig_recount(struct smigd *d)
 	unsigned n = 0;
 
 	for (const struct mig *m = d->migs ? d->migs->head : NULL; m; m = m->next)
-		n += m->p.state != SMIG_MST_DONE;
+		n += m->p.state != SMIG_MST_DONE && !m->queued;
 	d->migrations = n;
 	d->stats.gen++;
 }
@@ -239,14 +239,25 @@ static void mig_dequeue_tick(void *arg)
 	mig_src_dequeue(d);
 }
 
+void mig_dequeue_soon(struct smigd *d)
+{
+	if (d->migs && d->migs->head && !d->migs->dequeue_t)
+		(void)loop_timer_add(d->loop, 0, mig_dequeue_tick, d, &d->migs->dequeue_t);
+}
+
 void mig_free(struct mig *m)
 {
 	struct smigd *d = m->d;
 
-	mig_history_add(m);
-	stats_migration_end(d, m->p.source, m->outcome, mig_bytes(m), m->passes,
-			    m->t_end ? (double)(m->t_end - m->t_start) / 1e9 : 0.0,
-			    m->t_end && m->t_stop ? (double)(m->t_end - m->t_stop) / 1e9 : -1.0);
+	if (m->queued) /* cancelled, or its VM gone, while it waited */
+		m->queued_ms += loop_now_ms() - m->queued_at_ms;
+	if (!m->no_record) {
+		mig_history_add(m);
+		stats_migration_end(d, m->p.source, m->outcome, mig_bytes(m), m->passes,
+				    m->t_end ? (double)(m->t_end - m->t_start) / 1e9 : 0.0,
+				    m->t_end && m->t_stop ? (double)(m->t_end - m->t_stop) / 1e9
+							  : -1.0);
+	}
 	for (struct mig **pp = &d->migs->head; *pp; pp = &(*pp)->next) {
 		if (*pp == m) {
 			*pp = m->next;
@@ -255,8 +266,7 @@ void mig_free(struct mig *m)
 	}
 	mig_release(m);
 	mig_recount(d);
-	if (d->migs->head && !d->migs->dequeue_t) /* the next queued one, from a turn of the loop of its own */
-		(void)loop_timer_add(d->loop, 0, mig_dequeue_tick, d, &d->migs->dequeue_t);
+	mig_dequeue_soon(d); /* the next queued one, from a turn of the loop of its own */
 }
 
 void mig_free_all(struct smigd *d)

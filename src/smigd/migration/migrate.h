@@ -81,6 +81,11 @@ const char *mig_target(const struct smigd *d, const char *job, const char **vm);
  * or NULL), and the outbound queue; NULL with err on a bad name.
  */
 json_t *mig_explain(struct smigd *d, const char *name, const char *to, char *err, size_t errlen);
+/*
+ * Queued migrations begin, from a turn of the loop of its own, as far as
+ * migration.parallel_outbound allows (a place came free, or the cap rose).
+ */
+void mig_dequeue_soon(struct smigd *d);
 /* smig migrate watch: ref hears job's progress and its end, as the one who started it does. */
 void mig_watch(struct smigd *d, const char *job, struct ctl_ref *ref);
 

@@ -73,6 +73,10 @@ static void smigd_reload(void *arg, const struct smig_pm *ev)
 	memcpy(d->cfg.downtime_steps_ms, cfg.downtime_steps_ms, sizeof(cfg.downtime_steps_ms));
 	d->cfg.ndowntime_steps = cfg.ndowntime_steps;
 	d->cfg.completion_timeout_s = cfg.completion_timeout_s;
+	d->cfg.parallel_outbound = cfg.parallel_outbound;
+	d->cfg.parallel_inbound = cfg.parallel_inbound;
+	memcpy(d->cfg.mig_policies, cfg.mig_policies, sizeof(cfg.mig_policies));
+	d->cfg.nmig_policies = cfg.nmig_policies;
 	d->cfg.stream_passes = cfg.stream_passes;
 	d->cfg.audit_checkpoint_records = cfg.audit_checkpoint_records;
 	memcpy(d->cfg.ivt_file, cfg.ivt_file, sizeof(cfg.ivt_file));
@@ -87,6 +91,7 @@ static void smigd_reload(void *arg, const struct smig_pm *ev)
 	certs_check(d);
 	peer_recheck(d);
 	authz_reload(d, &cfg, smig_pm_str(ev, 2));
+	mig_dequeue_soon(d); /* a higher migration.parallel_outbound lets queued ones go */
 	(void)attest_set_ivt(d, smig_pm_str(ev, 3));
 	(void)attest_set_ek_roots(d, smig_pm_str(ev, 4));
 }
