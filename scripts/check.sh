@@ -2,7 +2,7 @@
 # make check: builds a normal and an ASan+UBSan tree, runs every unit test
 # in both, the fuzz targets over their seed corpora, the stateful fuzz
 # targets (a migration's protocol, the control API of a whole daemon) under
-# libFuzzer for CHECK_FUZZ_SECONDS each (default 10; make fuzz runs them
+# libFuzzer for CHECK_FUZZ_SECONDS each (default 5; make fuzz runs them
 # long), and the integration
 # tests against the real binaries. Every test speaks TAP; the last line is
 # "N passed, N failed" and the exit status is non-zero on any failure.
@@ -65,7 +65,7 @@ for t in build-san/fuzz/fuzz_*; do
 	name=$(basename "$t")
 	run_tap "fuzz-corpus/$name" "$t" "fuzz/corpus/${name#fuzz_}"
 done
-run_tap "fuzz-run" scripts/fuzz.sh --tap "${CHECK_FUZZ_SECONDS:-10}" migproto control
+run_tap "fuzz-run" scripts/fuzz.sh --tap "${CHECK_FUZZ_SECONDS:-5}" migproto control
 run_tap "lint" scripts/lint.sh --tap
 
 # integration tests drive the sanitizer build of smigd and smig, so memory

@@ -76,14 +76,16 @@ hsmig "$dir" h1 vm define "$dir/lin1.json" >/dev/null && hsmig "$dir" h1 vm star
 ok $? "a Linux guest powers off through ACPI too, its kernel's last word 'reboot: Power down' ($(jq -r .stop.seconds <<<"${out:-{\}}") s)"
 
 # --- reboot: in the same QEMU, with its vTPM
-hsmig "$dir" h1 vm start web1 >/dev/null && : >"$dir/state-h1/consoles/web1.log" &&
-	wait_for 20 beats_after h1 web1 12
+# (the console keeps its earlier boots: counted, not cut, since a fast guest
+# may print its BOOT line before anything could cut the file)
+hsmig "$dir" h1 vm start web1 >/dev/null && wait_for 20 beats_after h1 web1 12
+boots=$(con h1 web1 | grep -c 'BOOT smig-guest')
 pid=$(qpid h1 web1)
 out=$(hsmig "$dir" h1 --json vm reboot web1)
 rc=$?
 [ $rc -eq 0 ] && [ "$(jq -r .reboot.how <<<"$out")" = guest ] && [ "$(qpid h1 web1)" = "$pid" ] &&
-	wait_for 20 beats_after h1 web1 15 && [ "$(con h1 web1 | grep -c 'BOOT smig-guest')" = 2 ] &&
-	con h1 web1 | sed -n '/POWEROFF/,$p' | grep -q 'VTPM ok 10' && ! con h1 web1 | grep -q FAIL
+	wait_for 20 beats_after h1 web1 15 && [ "$(con h1 web1 | grep -c 'BOOT smig-guest')" = $((boots + 1)) ] &&
+	con h1 web1 | tac | sed '/POWEROFF/q' | grep -q 'VTPM ok 10' && ! con h1 web1 | grep -q FAIL
 ok $? "vm reboot: the guest shut down and booted again in the same QEMU (pid $pid), its vTPM checks pass after it ($(jq -r .reboot.seconds <<<"$out") s)"
 [ "$(state h1 web1)" = running ] && ! hsmig "$dir" h1 --json vm show web1 | jq -e .operation >/dev/null
 ok $? "and it is running, with no operation left over"

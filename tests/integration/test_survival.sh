@@ -41,15 +41,16 @@ state_on() {
 	hsmig "$dir" "$1" --json vm list 2>/dev/null | jq -r --arg n "$2" '.vms[] | select(.name == $n) | .state'
 }
 
-# settled NAME HOST: running on HOST only, still beating there 10 s later,
-# and the guest's own verdict over both hosts is clean
+# settled NAME HOST: running on HOST only, still beating there 6 s later
+# (its verifier sweeping the memory all the while), and the guest's own
+# verdict over both hosts is clean
 settled() {
 	local n out rc
 	[ "$(state_on "$2" "$1")" = running ] || return 1
 	[ -z "$(state_on "$([ "$2" = h1 ] && echo h2 || echo h1)" "$1")" ] || return 1
 	n=$(grep -c ' HB ' "$dir/state-$2/consoles/$1.log")
-	sleep 10
-	[ "$(grep -c ' HB ' "$dir/state-$2/consoles/$1.log")" -gt $((n + 20)) ] || return 1
+	sleep 6
+	[ "$(grep -c ' HB ' "$dir/state-$2/consoles/$1.log")" -gt $((n + 12)) ] || return 1
 	out=$("$check_guest" "$1" "$dir/state-h1" "$dir/state-h2")
 	rc=$?
 	diag "$out"
