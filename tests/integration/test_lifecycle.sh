@@ -31,6 +31,11 @@ spec() {
 beats_after() { # HOST NAME N: at least N heartbeats after the last BOOT line
 	[ "$(con "$1" "$2" | sed -n '/BOOT smig-guest/h; /BOOT smig-guest/!H; ${x;p}' | grep -c ' HB ')" -ge "$3" ]
 }
+# HOST NAME BOOTS N: a BOOT line more than BOOTS, and N heartbeats after it
+# (the reboot's answer may come before the guest's new BOOT line)
+booted_again() {
+	[ "$(con "$1" "$2" | grep -c 'BOOT smig-guest')" -gt "$3" ] && beats_after "$1" "$2" "$4"
+}
 qpid() { hsmig "$dir" "$1" --json vm show "$2" | jq -r .pid; }
 state() { hsmig "$dir" "$1" --json vm show "$2" | jq -r .state; }
 secs() { date +%s.%N; }
@@ -78,13 +83,14 @@ ok $? "a Linux guest powers off through ACPI too, its kernel's last word 'reboot
 # --- reboot: in the same QEMU, with its vTPM
 # (the console keeps its earlier boots: counted, not cut, since a fast guest
 # may print its BOOT line before anything could cut the file)
-hsmig "$dir" h1 vm start web1 >/dev/null && wait_for 20 beats_after h1 web1 12
+boots=$(con h1 web1 | grep -c 'BOOT smig-guest')
+hsmig "$dir" h1 vm start web1 >/dev/null && wait_for 20 booted_again h1 web1 "$boots" 12
 boots=$(con h1 web1 | grep -c 'BOOT smig-guest')
 pid=$(qpid h1 web1)
 out=$(hsmig "$dir" h1 --json vm reboot web1)
 rc=$?
 [ $rc -eq 0 ] && [ "$(jq -r .reboot.how <<<"$out")" = guest ] && [ "$(qpid h1 web1)" = "$pid" ] &&
-	wait_for 20 beats_after h1 web1 15 && [ "$(con h1 web1 | grep -c 'BOOT smig-guest')" = $((boots + 1)) ] &&
+	wait_for 20 booted_again h1 web1 "$boots" 15 && [ "$(con h1 web1 | grep -c 'BOOT smig-guest')" = $((boots + 1)) ] &&
 	con h1 web1 | tac | sed '/POWEROFF/q' | grep -q 'VTPM ok 10' && ! con h1 web1 | grep -q FAIL
 ok $? "vm reboot: the guest shut down and booted again in the same QEMU (pid $pid), its vTPM checks pass after it ($(jq -r .reboot.seconds <<<"$out") s)"
 [ "$(state h1 web1)" = running ] && ! hsmig "$dir" h1 --json vm show web1 | jq -e .operation >/dev/null

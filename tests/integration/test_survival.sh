@@ -63,40 +63,38 @@ for r in $(seq 1 "$runs"); do
 		-kernel "$kernel" -initrd "$initrd" \
 		-append "console=ttyS0 quiet memcheck.mib=192 memcheck.rate=20000 memcheck.spin=1" &
 	hog=$!
-	linux_vm h1 "busy$r"
+	linux_vm h1 "surv$r"
 	ok $? "run $r: a busy Linux guest runs on h1 beside another busy guest"
-	res=$(hsmig "$dir" h1 --json migrate "busy$r" --to h2 | tail -1)
+	res=$(hsmig "$dir" h1 --json migrate "surv$r" --to h2 | tail -1)
 	[ "$(jq -r .status <<<"$res")" = completed ] && [ "$(jq -r .guest <<<"$res")" = alive ]
 	ok $? "run $r: under contention it migrates ($(jq -c '{total_ms,downtime_ms,passes,guest}' <<<"$res"))"
-	settled "busy$r" h2
+	settled "surv$r" h2
 	ok $? "run $r: the guest survived: every page verified, no kernel oops, heartbeats on"
 	kill "$hog" 2>/dev/null
 	wait "$hog" 2>/dev/null
 	hog=
-	hsmig "$dir" h2 vm stop "busy$r" >/dev/null
 
-	# ---- three cancelled migrations, then one that completes --------------
-	linux_vm h1 "canc$r"
+	# ---- the same guest: three cancelled migrations back, then one that completes
 	cancelled=0
 	for c in 1 2 3; do
-		n0=$(grep -c "migration_streaming vm=canc$r" "$dir/h1.log")
-		hsmig "$dir" h1 migrate "canc$r" --to h2 --max-bandwidth 20 >/dev/null 2>&1 &
+		n0=$(grep -c "migration_streaming vm=surv$r" "$dir/h2.log")
+		hsmig "$dir" h2 migrate "surv$r" --to h1 --max-bandwidth 20 >/dev/null 2>&1 &
 		mpid=$!
-		wait_for 20 bash -c "[ \$(grep -c 'migration_streaming vm=canc$r' '$dir/h1.log') -gt $n0 ]"
+		wait_for 20 bash -c "[ \$(grep -c 'migration_streaming vm=surv$r' '$dir/h2.log') -gt $n0 ]"
 		sleep 0.$((RANDOM % 9 + 1))
-		hsmig "$dir" h1 migrate --cancel "canc$r" >/dev/null 2>&1
+		hsmig "$dir" h2 migrate --cancel "surv$r" >/dev/null 2>&1
 		wait "$mpid"
 		[ $? -eq 5 ] && cancelled=$((cancelled + 1))
-		wait_for 10 bash -c "[ \"\$(hsmig '$dir' h1 --json vm list | jq -r '.vms[] | select(.name == \"canc$r\") | .state')\" = running ]"
+		wait_for 10 bash -c "[ \"\$(hsmig '$dir' h2 --json vm list | jq -r '.vms[] | select(.name == \"surv$r\") | .state')\" = running ]"
 	done
 	[ "$cancelled" -eq 3 ]
-	ok $? "run $r: three migrations cancelled mid-stream ($cancelled), the VM back running on h1"
-	res=$(hsmig "$dir" h1 --json migrate "canc$r" --to h2 | tail -1)
+	ok $? "run $r: three migrations back to h1 cancelled mid-stream ($cancelled), the VM back running on h2"
+	res=$(hsmig "$dir" h2 --json migrate "surv$r" --to h1 | tail -1)
 	[ "$(jq -r .status <<<"$res")" = completed ] && [ "$(jq -r .guest <<<"$res")" = alive ]
 	ok $? "run $r: the fourth completes ($(jq -c '{total_ms,downtime_ms,passes,guest}' <<<"$res"))"
-	settled "canc$r" h2
-	ok $? "run $r: after the cancellations the guest is intact on h2"
-	hsmig "$dir" h2 vm stop "canc$r" >/dev/null
+	settled "surv$r" h1
+	ok $? "run $r: after the cancellations the guest is intact on h1"
+	hsmig "$dir" h1 vm stop "surv$r" >/dev/null
 done
 
 # ---- a guest that panics right after switch-over --------------------------

@@ -95,6 +95,17 @@ static void mig_vm_event(struct mig *m, const struct smig_qmp_msg *ev)
 	if (strcmp(ev->event, "MIGRATION") != 0 || status == NULL)
 		return;
 	smig_debug("event=qemu_migration vm=%s status=%s", m->vm_name, status);
+	if (strcmp(status, "setup") == 0)
+		m->qemu_began = true;
+	if (m->p.source && !m->qemu_began) {
+		/*
+		 * The end of an earlier migration of this VM: QEMU finishes
+		 * cancelling one in its own time, after smig has reported it
+		 * failed. This one has not begun in QEMU; ignore it.
+		 */
+		smig_debug("event=qemu_migration_stale vm=%s status=%s", m->vm_name, status);
+		return;
+	}
 	if (strcmp(status, "completed") == 0) {
 		m->qemu_done = true;
 		if (m->p.source) {

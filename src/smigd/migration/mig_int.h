@@ -76,6 +76,7 @@ struct mig {
 	bool reading_paused;
 	struct smig_buf pend; /* destination: stream bytes QEMU has not taken yet */
 	bool qemu_done;
+	bool qemu_began; /* source: QEMU reported this migration's "setup" */
 	const char *accel; /* source: "kvm" or "tcg" once QEMU said (query-kvm), else NULL */
 	bool eof;
 	struct mig_opts opts;
