@@ -48,7 +48,7 @@ h2_policy() { # h2_policy WITH_DENY
 }
 h2_policy yes
 
-plan 36
+plan 37
 
 smigd_start "$dir" h1 && smigd_start "$dir" h2
 ok $? "h1 and h2 start with their policies"
@@ -146,11 +146,18 @@ out=$(printf '{"id":1,"cmd":"migrate","args":{"vm":"%s","cancel":true,"to":"h2"}
 	setpriv --reuid=nobody --regid=nogroup --init-groups socat -t 5 - "UNIX-CONNECT:$dir/h1.sock")
 sleep 0.3
 [ -n "$id" ] && [ "$(jq -r .error.code <<<"$out")" = denied ] && kill -0 "$mpid" 2>/dev/null &&
-	grep -q 'vm web-1' <<<"$(jq -r .error.message <<<"$out")" && [ "$(state h1 web-1)" = running ]
-ok $? "nobody's cancel of web-1's migration by its id, claiming a target, is denied for web-1: $(jq -r .error.message <<<"$out" | cut -c1-100)"
+	grep -q "of the migration ${id:0:16} is not allowed" <<<"$(jq -r .error.message <<<"$out")" &&
+	! grep -q 'web-1' <<<"$out" && [ "$(state h1 web-1)" = running ] &&
+	audited h1 '.actor == "user:nobody(65534)" and .action == "vm.migrate" and .decision == "deny" and (.target | test("web-1"))'
+ok $? "nobody's cancel of web-1's migration by its id, claiming a target, is denied for web-1, and the answer does not name web-1 (the audit does): $(jq -r .error.message <<<"$out" | cut -c1-100)"
 out=$(timeout 3 setpriv --reuid=nobody --regid=nogroup --init-groups "$SMIG" --socket "$dir/h1.sock" --json migrate watch "${id:0:8}" | head -1)
 jq -e --arg id "$id" '.progress.id == $id' <<<"$out" >/dev/null
 ok $? "nobody may watch web-1's migration, a view: $(cut -c1-100 <<<"$out")"
+out=$(for i in 1 2 3 4 5; do printf '{"id":%d,"cmd":"migrate.watch","args":{"vm":"web-1"}}\n' "$i"; done |
+	timeout 5 socat -t 2 - "UNIX-CONNECT:$dir/h1.sock")
+jq -se 'map(select(.error.code == "busy")) | length == 1 and .[0].id == 5' <<<"$(jq -c 'select(.error)' <<<"$out")" >/dev/null &&
+	[ "$(jq -s 'map(select(.progress and .id == 4)) | length' <<<"$out")" -ge 1 ]
+ok $? "one connection follows a migration at most 4 times at once; the 5th watch is told busy: $(jq -c 'select(.error) | .error.message' <<<"$out" | head -1)"
 hsmig "$dir" h1 migrate cancel web-1 >/dev/null && wait "$mpid"
 [ $? -eq 5 ] && [ "$(state h1 web-1)" = running ] && [ "$(state h2 web-1)" = absent ] &&
 	hsmig "$dir" h1 vm stop web-1 --force >/dev/null

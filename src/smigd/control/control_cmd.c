@@ -377,7 +377,7 @@ static const struct {
 
 /* The VM and target host a request is about, for the policy. */
 static void request_scope(struct smigd *d, const struct smig_ctl_req *req, const char **vm,
-			  const char **target)
+			  const char **target, const char **id)
 {
 	const json_t *spec = json_object_get(req->args, "spec");
 
@@ -385,6 +385,7 @@ static void request_scope(struct smigd *d, const struct smig_ctl_req *req, const
 
 	*vm = json_string_value(json_object_get(req->args, "vm"));
 	*target = NULL;
+	*id = NULL;
 	if (strcmp(req->cmd, "vm.define") == 0)
 		*vm = json_string_value(json_object_get(spec, "name"));
 	if (strcmp(req->cmd, "migrate") != 0 && strcmp(req->cmd, "migrate.watch") != 0)
@@ -398,6 +399,8 @@ static void request_scope(struct smigd *d, const struct smig_ctl_req *req, const
 		 * migration's id names
 		 */
 		*target = mig_target(d, *vm, &job);
+		if (job && strcmp(job, *vm) != 0)
+			*id = *vm; /* the caller named the migration by its id */
 		if (job)
 			*vm = job;
 	}
@@ -405,14 +408,14 @@ static void request_scope(struct smigd *d, const struct smig_ctl_req *req, const
 
 bool ctl_dispatch(struct smigd *d, const struct smig_ctl_req *req, struct ctl_ref *ref)
 {
-	const char *vm, *target;
+	const char *vm, *target, *id;
 
 	for (size_t i = 0; i < sizeof(ctl_cmds) / sizeof(ctl_cmds[0]); i++) {
 		if (strcmp(ctl_cmds[i].name, req->cmd) != 0)
 			continue;
-		request_scope(d, req, &vm, &target);
+		request_scope(d, req, &vm, &target, &id);
 		if (ctl_cmds[i].action == NO_CHECK ||
-		    authz_request(d, ctl_cmds[i].action, vm, target, ref))
+		    authz_request(d, ctl_cmds[i].action, vm, target, id, ref))
 			ctl_cmds[i].fn(d, req->args, ref);
 		return true;
 	}

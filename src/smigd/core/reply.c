@@ -95,11 +95,24 @@ struct ctl_follower {
 	struct ctl_ref ref;
 };
 
+/* How often one control connection may follow the same thing at once. */
+#define CTL_FOLLOWS_PER_CLIENT 4
+
 void ctl_follow(struct smigd *d, struct ctl_followers *list, struct ctl_ref *ref,
 		const json_t *items)
 {
-	struct ctl_follower *f = calloc(1, sizeof(*f));
+	struct ctl_follower *f;
+	size_t same = 0;
 
+	for (f = list->head; f; f = f->next)
+		same += f->ref.client_id == ref->client_id;
+	if (same >= CTL_FOLLOWS_PER_CLIENT) {
+		ctl_reply_err(d, ref, "busy",
+			      "this connection follows it %zu times already, the most; one is enough",
+			      same);
+		return;
+	}
+	f = calloc(1, sizeof(*f));
 	for (size_t i = 0; i < json_array_size(items); i++)
 		ctl_progress(d, ref, json_incref(json_array_get(items, i)));
 	if (f == NULL) {

@@ -1194,7 +1194,7 @@ json_t *mig_explain(struct smigd *d, const char *name, const char *to, char *err
 	const struct smig_vmspec *spec;
 	struct mig *m;
 	json_t *matched, *o;
-	size_t running = 0, queued = 0;
+	size_t running, queued = 0;
 
 	if (vm == NULL) {
 		snprintf(err, errlen, "no VM named %s on %s", name, c->host);
@@ -1219,10 +1219,9 @@ json_t *mig_explain(struct smigd *d, const char *name, const char *to, char *err
 			json_array_append_new(matched,
 					      json_pack("{s:s,s:I}", "name", c->mig_policies[i].name,
 							"labels", (json_int_t)c->mig_policies[i].nsel));
-	for (const struct mig *x = d->migs->head; x; x = x->next) {
-		running += x->p.source && !x->queued;
+	running = src_running(d); /* what the cap counts: settling and resolving ones do not */
+	for (const struct mig *x = d->migs->head; x; x = x->next)
 		queued += x->p.source && x->queued;
-	}
 	o = json_pack("{s:s,s:s?,s:s?,s:o,s:s,s:{s:i,s:i,s:i,s:i,s:s,s:s},s:{s:I,s:I,s:i}}", "vm",
 		      name, "to", to, "policy", m->policy[0] ? m->policy : NULL, "matched", matched,
 		      "why",

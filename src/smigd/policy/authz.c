@@ -179,7 +179,7 @@ void authz_decide(struct smigd *d, const struct ctl_ref *ref, enum smig_action a
 }
 
 bool authz_request(struct smigd *d, enum smig_action a, const char *vm, const char *target,
-		   struct ctl_ref *ref)
+		   const char *job, struct ctl_ref *ref)
 {
 	struct smig_policy_req r = { 0 };
 	struct smig_policy_decision dec;
@@ -206,7 +206,11 @@ bool authz_request(struct smigd *d, enum smig_action a, const char *vm, const ch
 		audit_write_folded(d, key, au->actor, au->action, au->target, "deny", dec.rule,
 				   "refused", dec.reason);
 		sec_event(d, SMIG_SEC_POLICY_DENIAL, "local", NULL, "%s: %s", au->actor, dec.reason);
-		ctl_reply_err(d, ref, "denied", "%s (rule %s)", dec.reason, dec.rule);
+		if (job) /* the reason names the VM, which a caller who knows only the id may not learn */
+			ctl_reply_err(d, ref, "denied", "%s of the migration %s is not allowed (rule %s)",
+				      au->action, job, dec.rule);
+		else
+			ctl_reply_err(d, ref, "denied", "%s (rule %s)", dec.reason, dec.rule);
 		return false;
 	}
 	/* Looking is not audited when allowed; everything else is, with its outcome. */

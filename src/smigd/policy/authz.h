@@ -19,10 +19,12 @@ void authz_free(struct smigd *d);
 /*
  * Decides a control request. Allowed: fills ref->audit (so the outcome is
  * audited with the reply) and returns true. Denied: audits, answers
- * "denied" naming the rule, and returns false.
+ * "denied" naming the rule, and returns false. job: the migration id the
+ * caller named, when vm is what that id stands for; a denial then names
+ * the id only (the audit record names the VM).
  */
 bool authz_request(struct smigd *d, enum smig_action a, const char *vm, const char *target,
-		   struct ctl_ref *ref);
+		   const char *job, struct ctl_ref *ref);
 /*
  * The decision a control request by ref's caller would get (NULL or no
  * caller: smigd acting on its own, as root would), without audit or
