@@ -11,7 +11,7 @@ build_only=false
 build_packages=(
 	gcc make pkg-config meson ninja-build
 	libssl-dev libjansson-dev libseccomp-dev libsystemd-dev libtss2-dev libnftables-dev
-	libmicrohttpd-dev scdoc
+	libmicrohttpd-dev libcurl4-openssl-dev scdoc
 )
 # what its tests, fuzzing, lint, the demo, the benchmark and the package
 # build need besides
@@ -54,19 +54,27 @@ promdir=${SMIG_PROMTOOL_DIR:-/var/cache/smig/promtool}
 need_promtool=false
 $build_only || [ -x "$promdir/promtool" ] || need_promtool=true
 
+# etcd and etcdctl (the fleet store's tests run a cluster of their own in
+# the test namespaces) from Debian's etcd-server and etcd-client, unpacked
+# here, not installed: installing them would run an etcd on the machine
+etcddir=${SMIG_ETCD_DIR:-/var/cache/smig/etcd}
+need_etcd=false
+$build_only || { [ -x "$etcddir/etcd" ] && [ -x "$etcddir/etcdctl" ]; } || need_etcd=true
+
 # smigd's unprivileged worker runs as a system user of its own (its default
 # confinement.worker_user): made here for the tests and the demo, as the
 # Debian package makes it on a real host
 need_user=false
 $build_only || getent passwd smig >/dev/null || need_user=true
 
-[ ${#missing[@]} -eq 0 ] && ! $need_kernel && ! $need_user && ! $need_promtool && exit 0
+[ ${#missing[@]} -eq 0 ] && ! $need_kernel && ! $need_user && ! $need_promtool && ! $need_etcd && exit 0
 
 if [ "$(id -u)" -ne 0 ]; then
 	what="${missing[*]}"
 	$need_kernel && what="${what:+$what, }the Linux test guest's kernel in $kdir"
 	$need_user && what="${what:+$what, }the system user smig"
 	$need_promtool && what="${what:+$what, }promtool in $promdir"
+	$need_etcd && what="${what:+$what, }etcd and etcdctl in $etcddir"
 	echo "install-deps: missing $what; run this as root (it uses apt-get)" >&2
 	exit 1
 fi
@@ -120,4 +128,19 @@ if $need_promtool; then
 	cp "$ptmp/x/usr/bin/promtool" "$promdir/promtool.tmp"
 	mv "$promdir/promtool.tmp" "$promdir/promtool"
 	rm -rf "$ptmp"
+fi
+if $need_etcd; then
+	echo "install-deps: fetching etcd-server and etcd-client into $etcddir" >&2
+	etmp=$(mktemp -d)
+	(cd "$etmp" && apt-get download -q etcd-server etcd-client >/dev/null 2>&1) || {
+		apt-get update -qq >/dev/null
+		(cd "$etmp" && apt-get download -q etcd-server etcd-client >/dev/null 2>&1)
+	} || { echo "install-deps: apt-get download etcd-server etcd-client failed" >&2; rm -rf "$etmp"; exit 1; }
+	for f in "$etmp"/etcd-*.deb; do dpkg-deb -x "$f" "$etmp/x"; done
+	mkdir -p "$etcddir"
+	for b in etcdctl etcd; do # etcd last: both there means done
+		cp "$etmp/x/usr/bin/$b" "$etcddir/$b.tmp"
+		mv "$etcddir/$b.tmp" "$etcddir/$b"
+	done
+	rm -rf "$etmp"
 fi

@@ -305,3 +305,6 @@ hsmig() {
 	shift 2
 	"$SMIG" --socket "$dir/$h.sock" "$@"
 }
+
+# a real etcd cluster for the fleet store's tests
+. "$(dirname "${BASH_SOURCE[0]}")/etcd.sh"

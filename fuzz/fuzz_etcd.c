@@ -1,0 +1,54 @@
+/*
+ * fuzz_etcd.c - etcd's gateway answers, as a member (or whoever holds its
+ * address) may send them: every parser over the same bytes, and base64.
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "etcd.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	const char *s = (const char *)data;
+	struct smig_etcd_kvs k;
+	char err[256], *text;
+	int64_t a, b;
+	bool ok;
+	size_t n;
+	uint8_t *d;
+
+	if (smig_etcd_parse_range(s, size, &k, err, sizeof(err)) == 0) {
+		if ((int64_t)k.n > k.count)
+			__builtin_trap();
+		for (size_t i = 0; i < k.n; i++)
+			if (k.v[i].key == NULL || k.v[i].key[0] == '\0' || k.v[i].value == NULL)
+				__builtin_trap();
+	}
+	smig_etcd_kvs_free(&k);
+	(void)smig_etcd_parse_txn(s, size, &ok, &a, err, sizeof(err));
+	(void)smig_etcd_parse_write(s, size, &a, &b, err, sizeof(err));
+	(void)smig_etcd_parse_lease(s, size, &a, &b, err, sizeof(err));
+	(void)smig_etcd_answer_error(s, size, err, sizeof(err));
+	text = malloc(size + 1);
+	if (text == NULL)
+		return 0;
+	memcpy(text, data, size);
+	text[size] = '\0';
+	d = smig_etcd_unb64(text, &n);
+	if (d) {
+		char *e = smig_etcd_b64(d, n);
+
+		/* what decodes encodes back to the same text (the text was canonical) or not at all */
+		if (e == NULL || (strlen(text) == size && strcmp(e, text) != 0 && n > 0 &&
+				  strchr(text, '=') == NULL))
+			__builtin_trap();
+		free(e);
+		free(d);
+	}
+	free(text);
+	return 0;
+}

@@ -1,0 +1,527 @@
+/*
+ * etcd.c - calls to etcd v3's JSON gateway over HTTPS, through libcurl
+ * (Debian's libcurl4-openssl-dev: TLS 1.2 or newer, the member's
+ * certificate checked against the configured CA and its address, our
+ * client certificate presented).
+ *
+ * A call goes to the endpoint that answered last; when that one cannot be
+ * reached, times out or says it has no leader, the next is tried, each
+ * once per round, and the round again after a pause while etcd elects a
+ * leader. An answer that is an etcd error (a compare that failed is not
+ * one) ends the call.
+ */
+#include "etcd.h"
+#include "error.h"
+
+#include <curl/curl.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define ETCD_ROUNDS 3
+#define ETCD_ROUND_PAUSE_MS 400
+
+struct smig_etcd {
+	char *endpoints[SMIG_ETCD_ENDPOINTS_MAX];
+	size_t n, cur;
+	char *ca, *cert, *key;
+	long timeout_ms;
+	CURL *curl;
+};
+
+struct answer {
+	char *p;
+	size_t len;
+	bool too_big;
+};
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_rc;
+
+static void curl_init(void)
+{
+	curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+static char *dup_or_null(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+struct smig_etcd *smig_etcd_open(const struct smig_etcd_cfg *cfg, char *err, size_t errlen)
+{
+	struct smig_etcd *e;
+
+	if (cfg->nendpoints == 0 || cfg->nendpoints > SMIG_ETCD_ENDPOINTS_MAX) {
+		snprintf(err, errlen, "etcd: 1 to %d endpoints are needed, not %zu",
+			 SMIG_ETCD_ENDPOINTS_MAX, cfg->nendpoints);
+		return NULL;
+	}
+	for (size_t i = 0; i < cfg->nendpoints; i++)
+		if (cfg->endpoints[i] == NULL || strncmp(cfg->endpoints[i], "https://", 8) != 0 ||
+		    strlen(cfg->endpoints[i]) > 200) {
+			snprintf(err, errlen,
+				 "etcd: endpoint %zu is not an https:// URL of at most 200 bytes "
+				 "(etcd is reached over TLS only)",
+				 i + 1);
+			return NULL;
+		}
+	if (cfg->ca == NULL || cfg->cert == NULL || cfg->key == NULL) {
+		snprintf(err, errlen, "etcd: a CA, a client certificate and its key are needed");
+		return NULL;
+	}
+	(void)pthread_once(&curl_once, curl_init);
+	if (curl_init_rc != CURLE_OK) {
+		snprintf(err, errlen, "etcd: libcurl does not start: %s",
+			 curl_easy_strerror(curl_init_rc));
+		return NULL;
+	}
+	e = calloc(1, sizeof(*e));
+	if (e == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	e->n = cfg->nendpoints;
+	for (size_t i = 0; i < e->n; i++) {
+		size_t l = strlen(cfg->endpoints[i]);
+
+		e->endpoints[i] = strdup(cfg->endpoints[i]);
+		if (e->endpoints[i] && l > 8 && e->endpoints[i][l - 1] == '/')
+			e->endpoints[i][l - 1] = '\0';
+	}
+	e->ca = dup_or_null(cfg->ca);
+	e->cert = dup_or_null(cfg->cert);
+	e->key = dup_or_null(cfg->key);
+	e->timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : 2000;
+	e->curl = curl_easy_init();
+	for (size_t i = 0; i < e->n; i++)
+		if (e->endpoints[i] == NULL)
+			e->curl = NULL;
+	if (e->curl == NULL || e->ca == NULL || e->cert == NULL || e->key == NULL) {
+		smig_etcd_close(e);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	return e;
+}
+
+void smig_etcd_close(struct smig_etcd *e)
+{
+	if (e == NULL)
+		return;
+	if (e->curl)
+		curl_easy_cleanup(e->curl);
+	for (size_t i = 0; i < e->n; i++)
+		free(e->endpoints[i]);
+	free(e->ca);
+	free(e->cert);
+	free(e->key);
+	free(e);
+}
+
+const char *smig_etcd_endpoint(const struct smig_etcd *e)
+{
+	return e->endpoints[e->cur];
+}
+
+static size_t on_data(char *p, size_t size, size_t nmemb, void *arg)
+{
+	struct answer *a = arg;
+	size_t n = size * nmemb;
+	char *q;
+
+	if (a->len + n > SMIG_ETCD_ANSWER_MAX) {
+		a->too_big = true;
+		return 0; /* curl stops with CURLE_WRITE_ERROR */
+	}
+	q = realloc(a->p, a->len + n + 1);
+	if (q == NULL)
+		return 0;
+	memcpy(q + a->len, p, n);
+	a->p = q;
+	a->len += n;
+	a->p[a->len] = '\0';
+	return n;
+}
+
+static void pause_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) != 0)
+		;
+}
+
+/* Whether a transfer failed in or right after the TLS handshake. */
+static bool tls_failure(CURLcode cc)
+{
+	return cc == CURLE_SSL_CONNECT_ERROR || cc == CURLE_PEER_FAILED_VERIFICATION ||
+	       cc == CURLE_SSL_CERTPROBLEM || cc == CURLE_SSL_CACERT_BADFILE ||
+	       cc == CURLE_RECV_ERROR || cc == CURLE_SEND_ERROR || cc == CURLE_GOT_NOTHING;
+}
+
+/* Whether an etcd error means another member (or a moment later) may do. */
+static bool retry_elsewhere(const char *msg)
+{
+	return strstr(msg, "no leader") || strstr(msg, "leader changed") ||
+	       strstr(msg, "timed out") || strstr(msg, "not capable") ||
+	       strstr(msg, "too many requests") || strstr(msg, "unhealthy");
+}
+
+/*
+ * POSTs body (a JSON object, taken) to path on one endpoint after another;
+ * the answer's text in *out (malloc'd) on success. An etcd error answer
+ * fails with its message.
+ */
+static int call(struct smig_etcd *e, const char *path, json_t *body, char **out, size_t *outlen,
+		char *err, size_t errlen)
+{
+	char *text = json_dumps(body, JSON_COMPACT);
+	char url[256], why[256] = "";
+	int rc = SMIG_EUNREACH;
+
+	json_decref(body);
+	*out = NULL;
+	if (text == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return SMIG_ENOMEM;
+	}
+	for (int round = 0; round < ETCD_ROUNDS && rc == SMIG_EUNREACH; round++) {
+		if (round)
+			pause_ms(ETCD_ROUND_PAUSE_MS);
+		for (size_t tried = 0; tried < e->n; tried++) {
+			struct answer a = { 0 };
+			const char *ep = e->endpoints[e->cur];
+			CURLcode cc;
+			long status = 0;
+
+			snprintf(url, sizeof(url), "%s%s", ep, path);
+			curl_easy_reset(e->curl);
+			curl_easy_setopt(e->curl, CURLOPT_URL, url);
+			curl_easy_setopt(e->curl, CURLOPT_PROTOCOLS_STR, "https");
+			curl_easy_setopt(e->curl, CURLOPT_POSTFIELDS, text);
+			curl_easy_setopt(e->curl, CURLOPT_WRITEFUNCTION, on_data);
+			curl_easy_setopt(e->curl, CURLOPT_WRITEDATA, &a);
+			curl_easy_setopt(e->curl, CURLOPT_CAINFO, e->ca);
+			curl_easy_setopt(e->curl, CURLOPT_CAPATH, NULL);
+			curl_easy_setopt(e->curl, CURLOPT_SSLCERT, e->cert);
+			curl_easy_setopt(e->curl, CURLOPT_SSLKEY, e->key);
+			curl_easy_setopt(e->curl, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+			curl_easy_setopt(e->curl, CURLOPT_SSL_VERIFYPEER, 1L);
+			curl_easy_setopt(e->curl, CURLOPT_SSL_VERIFYHOST, 2L);
+			curl_easy_setopt(e->curl, CURLOPT_TIMEOUT_MS, e->timeout_ms);
+			curl_easy_setopt(e->curl, CURLOPT_CONNECTTIMEOUT_MS, e->timeout_ms);
+			curl_easy_setopt(e->curl, CURLOPT_NOSIGNAL, 1L);
+			curl_easy_setopt(e->curl, CURLOPT_NOPROXY, "*");
+			curl_easy_setopt(e->curl, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+			cc = curl_easy_perform(e->curl);
+			curl_easy_getinfo(e->curl, CURLINFO_RESPONSE_CODE, &status);
+			if (cc != CURLE_OK) {
+				snprintf(why, sizeof(why), "%s: %s%s", ep,
+					 a.too_big ? "the answer is too long"
+						   : curl_easy_strerror(cc),
+					 tls_failure(cc) ? " (does the member's certificate come from "
+							   "the configured CA, and ours from the one "
+							   "it trusts?)"
+							 : "");
+				free(a.p);
+				if (a.too_big) {
+					rc = SMIG_ETOOBIG;
+					break;
+				}
+				e->cur = (e->cur + 1) % e->n;
+				continue;
+			}
+			if (a.p == NULL) {
+				snprintf(why, sizeof(why), "%s: an empty answer (HTTP %ld)", ep, status);
+				e->cur = (e->cur + 1) % e->n;
+				continue;
+			}
+			char msg[200] = "";
+			bool is_err = smig_etcd_answer_error(a.p, a.len, msg, sizeof(msg)) == 1;
+
+			if (is_err || status != 200) {
+				if (!is_err)
+					snprintf(msg, sizeof(msg), "HTTP %ld", status);
+				snprintf(why, sizeof(why), "%s: %s", ep, msg);
+				free(a.p);
+				if (retry_elsewhere(msg) || status >= 500) {
+					e->cur = (e->cur + 1) % e->n;
+					continue;
+				}
+				rc = SMIG_EPROTO;
+				break;
+			}
+			*out = a.p;
+			*outlen = a.len;
+			rc = 0;
+			break;
+		}
+	}
+	free(text);
+	if (rc < 0)
+		snprintf(err, errlen, "etcd %s: %s%s", path, why,
+			 rc == SMIG_EUNREACH ? " (no endpoint answered)" : "");
+	return rc;
+}
+
+static json_t *b64_string(const void *p, size_t len)
+{
+	char *s = smig_etcd_b64(p, len);
+	json_t *j = s ? json_string(s) : NULL;
+
+	free(s);
+	return j;
+}
+
+static int check_key(const char *key, char *err, size_t errlen)
+{
+	size_t n = key ? strlen(key) : 0;
+
+	if (n == 0 || n > SMIG_ETCD_KEY_MAX) {
+		snprintf(err, errlen, "etcd: a key of 1 to %zu bytes is needed", SMIG_ETCD_KEY_MAX);
+		return SMIG_EINVAL;
+	}
+	return 0;
+}
+
+/* {"key": base64 key} with "range_end" for a prefix. */
+static json_t *key_range(const char *key, bool prefix)
+{
+	json_t *o = json_object();
+	size_t elen;
+	uint8_t *end;
+
+	if (o == NULL || json_object_set_new(o, "key", b64_string(key, strlen(key))) < 0) {
+		json_decref(o);
+		return NULL;
+	}
+	if (!prefix)
+		return o;
+	end = smig_etcd_prefix_end(key, &elen);
+	if (end == NULL || json_object_set_new(o, "range_end", b64_string(end, elen)) < 0) {
+		free(end);
+		json_decref(o);
+		return NULL;
+	}
+	free(end);
+	return o;
+}
+
+int smig_etcd_get(struct smig_etcd *e, const char *key, bool prefix, int64_t limit,
+		  struct smig_etcd_kvs *out, char *err, size_t errlen)
+{
+	json_t *req;
+	char *ans;
+	size_t len;
+	int rc = check_key(key, err, errlen);
+
+	memset(out, 0, sizeof(*out));
+	if (rc < 0)
+		return rc;
+	req = key_range(key, prefix);
+	if (req && limit > 0)
+		(void)json_object_set_new(req, "limit", json_integer(limit));
+	if (req == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return SMIG_ENOMEM;
+	}
+	rc = call(e, "/v3/kv/range", req, &ans, &len, err, errlen);
+	if (rc < 0)
+		return rc;
+	rc = smig_etcd_parse_range(ans, len, out, err, errlen);
+	free(ans);
+	return rc;
+}
+
+static json_t *put_req(const char *key, const void *value, size_t len, int64_t lease)
+{
+	json_t *o = json_pack("{s:o,s:o}", "key", b64_string(key, strlen(key)), "value",
+			      b64_string(value, len));
+
+	if (o && lease)
+		(void)json_object_set_new(o, "lease", json_integer(lease));
+	return o;
+}
+
+int smig_etcd_put(struct smig_etcd *e, const char *key, const void *value, size_t len,
+		  int64_t lease, int64_t *revision, char *err, size_t errlen)
+{
+	json_t *req;
+	char *ans;
+	size_t alen;
+	int64_t rev, deleted;
+	int rc = check_key(key, err, errlen);
+
+	if (rc < 0)
+		return rc;
+	if (len > SMIG_ETCD_VALUE_MAX) {
+		snprintf(err, errlen, "etcd: a value of %zu bytes, more than %zu", len,
+			 SMIG_ETCD_VALUE_MAX);
+		return SMIG_ETOOBIG;
+	}
+	req = put_req(key, value, len, lease);
+	if (req == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return SMIG_ENOMEM;
+	}
+	rc = call(e, "/v3/kv/put", req, &ans, &alen, err, errlen);
+	if (rc < 0)
+		return rc;
+	rc = smig_etcd_parse_write(ans, alen, &rev, &deleted, err, errlen);
+	free(ans);
+	if (rc == 0 && revision)
+		*revision = rev;
+	return rc;
+}
+
+/* A txn: if key's mod_revision is expect (0: key absent), do the request op. */
+static int txn_if(struct smig_etcd *e, const char *key, int64_t expect, const char *op,
+		  json_t *opreq, bool *done, int64_t *revision, char *err, size_t errlen)
+{
+	json_t *cmp, *req;
+	char *ans;
+	size_t len;
+	int64_t rev;
+	int rc;
+
+	/* absent: its create_revision compares as 0 */
+	cmp = json_pack("{s:s,s:s,s:o,s:I}", "result", "EQUAL", "target",
+			expect ? "MOD" : "CREATE", "key", b64_string(key, strlen(key)),
+			expect ? "mod_revision" : "create_revision", (json_int_t)expect);
+	req = cmp && opreq ? json_pack("{s:[o],s:[{s:o}]}", "compare", cmp, "success", op, opreq)
+			   : NULL;
+	if (req == NULL) {
+		json_decref(cmp);
+		json_decref(opreq);
+		snprintf(err, errlen, "out of memory");
+		return SMIG_ENOMEM;
+	}
+	rc = call(e, "/v3/kv/txn", req, &ans, &len, err, errlen);
+	if (rc < 0)
+		return rc;
+	rc = smig_etcd_parse_txn(ans, len, done, &rev, err, errlen);
+	free(ans);
+	if (rc == 0 && revision)
+		*revision = rev;
+	return rc;
+}
+
+int smig_etcd_cas(struct smig_etcd *e, const char *key, int64_t expect, const void *value,
+		  size_t len, int64_t lease, bool *done, int64_t *revision, char *err,
+		  size_t errlen)
+{
+	int rc = check_key(key, err, errlen);
+
+	*done = false;
+	if (rc < 0)
+		return rc;
+	if (len > SMIG_ETCD_VALUE_MAX || expect < 0) {
+		snprintf(err, errlen, "etcd: a value of %zu bytes (at most %zu), or a revision "
+				      "below 0",
+			 len, SMIG_ETCD_VALUE_MAX);
+		return SMIG_EINVAL;
+	}
+	return txn_if(e, key, expect, "request_put", put_req(key, value, len, lease), done,
+		      revision, err, errlen);
+}
+
+int smig_etcd_delete_if(struct smig_etcd *e, const char *key, int64_t expect, bool *done,
+			char *err, size_t errlen)
+{
+	int rc = check_key(key, err, errlen);
+
+	*done = false;
+	if (rc < 0)
+		return rc;
+	if (expect <= 0) {
+		snprintf(err, errlen, "etcd: delete_if needs the revision the key has");
+		return SMIG_EINVAL;
+	}
+	return txn_if(e, key, expect, "request_delete_range", key_range(key, false), done, NULL,
+		      err, errlen);
+}
+
+int smig_etcd_delete(struct smig_etcd *e, const char *key, bool prefix, int64_t *deleted,
+		     char *err, size_t errlen)
+{
+	json_t *req;
+	char *ans;
+	size_t len;
+	int64_t rev, n;
+	int rc = check_key(key, err, errlen);
+
+	if (rc < 0)
+		return rc;
+	req = key_range(key, prefix);
+	if (req == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return SMIG_ENOMEM;
+	}
+	rc = call(e, "/v3/kv/deleterange", req, &ans, &len, err, errlen);
+	if (rc < 0)
+		return rc;
+	rc = smig_etcd_parse_write(ans, len, &rev, &n, err, errlen);
+	free(ans);
+	if (rc == 0 && deleted)
+		*deleted = n;
+	return rc;
+}
+
+int smig_etcd_lease_grant(struct smig_etcd *e, int64_t ttl_s, int64_t *id, int64_t *ttl,
+			  char *err, size_t errlen)
+{
+	char *ans;
+	size_t len;
+	int rc;
+
+	if (ttl_s < 2 || ttl_s > 3600) {
+		snprintf(err, errlen, "etcd: a lease of 2 to 3600 s, not %" PRId64, ttl_s);
+		return SMIG_EINVAL;
+	}
+	rc = call(e, "/v3/lease/grant", json_pack("{s:I}", "TTL", (json_int_t)ttl_s), &ans, &len,
+		  err, errlen);
+	if (rc < 0)
+		return rc;
+	rc = smig_etcd_parse_lease(ans, len, id, ttl, err, errlen);
+	free(ans);
+	if (rc == 0 && (*id == 0 || *ttl == 0)) {
+		snprintf(err, errlen, "etcd granted no lease (ID %" PRId64 ", TTL %" PRId64 ")", *id,
+			 *ttl);
+		rc = SMIG_EPROTO;
+	}
+	return rc;
+}
+
+int smig_etcd_lease_keepalive(struct smig_etcd *e, int64_t id, int64_t *ttl, char *err,
+			      size_t errlen)
+{
+	char *ans;
+	size_t len;
+	int64_t got;
+	int rc;
+
+	rc = call(e, "/v3/lease/keepalive", json_pack("{s:I}", "ID", (json_int_t)id), &ans, &len,
+		  err, errlen);
+	if (rc < 0)
+		return rc;
+	rc = smig_etcd_parse_lease(ans, len, &got, ttl, err, errlen);
+	free(ans);
+	return rc;
+}
+
+int smig_etcd_lease_revoke(struct smig_etcd *e, int64_t id, char *err, size_t errlen)
+{
+	char *ans;
+	size_t len;
+	int rc;
+
+	rc = call(e, "/v3/lease/revoke", json_pack("{s:I}", "ID", (json_int_t)id), &ans, &len, err,
+		  errlen);
+	free(ans);
+	return rc;
+}
