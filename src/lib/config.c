@@ -108,6 +108,86 @@ static int config_metrics(const struct smig_json_doc *doc, const json_t *mt,
 	return 0;
 }
 
+/* store: files (nothing shared) or etcd (docs/architecture.md, "The fleet store"). */
+static int config_store(const struct smig_json_doc *doc, const json_t *st,
+			struct smig_config *cfg, char *err, size_t errlen)
+{
+	static const struct smig_jfield fields[] = {
+		{ "backend", SMIG_J_STRING, true, 0, 0 },
+		{ "endpoints", SMIG_J_ARRAY, false, 0, 0 },
+		{ "ca", SMIG_J_STRING, false, 0, 0 },
+		{ "prefix", SMIG_J_STRING, false, 0, 0 },
+		{ "lease_ttl_s", SMIG_J_INT, false, 3, 60 },
+		{ "timeout_ms", SMIG_J_INT, false, 100, 10000 },
+	};
+	const char *backend, *prefix;
+	const json_t *eps, *v;
+	size_t i;
+
+	SMIG_GUARD(smig_json_check(doc, st, "store", fields, ARRAY_LEN(fields), err, errlen));
+	backend = json_string_value(json_object_get(st, "backend"));
+	if (strcmp(backend, "files") == 0) {
+		if (json_object_size(st) > 1)
+			return smig_json_fail(doc, st, "backend", err, errlen,
+					      "store.backend \"files\" takes no other setting");
+		return 0;
+	}
+	if (strcmp(backend, "etcd") != 0)
+		return smig_json_fail(doc, st, "backend", err, errlen,
+				      "store.backend is \"files\" (this host's files, the default) "
+				      "or \"etcd\"");
+	cfg->store_etcd = true;
+	eps = json_object_get(st, "endpoints");
+	if (json_array_size(eps) == 0 || json_array_size(eps) > SMIG_STORE_ENDPOINTS_MAX)
+		return smig_json_fail(doc, st, eps ? "endpoints" : "backend", err, errlen,
+				      "store.endpoints must list 1 to %d etcd members, e.g. "
+				      "[\"https://10.0.0.1:2379\"]",
+				      SMIG_STORE_ENDPOINTS_MAX);
+	json_array_foreach(eps, i, v) {
+		const char *u = json_string_value(v);
+
+		if (u == NULL || strncmp(u, "https://", 8) != 0 || strlen(u) <= 8 ||
+		    strlen(u) > SMIG_STORE_URL_MAX || strpbrk(u, " \t\r\n\"") != NULL)
+			return smig_json_fail_at(doc, eps, i, err, errlen,
+						 "an etcd endpoint is an https:// URL of at most %d "
+						 "bytes (etcd is reached over TLS only)",
+						 SMIG_STORE_URL_MAX);
+		snprintf(cfg->store_endpoints[i], sizeof(cfg->store_endpoints[i]), "%s", u);
+	}
+	cfg->nstore_endpoints = json_array_size(eps);
+	if (json_object_get(st, "ca"))
+		SMIG_GUARD(smig_json_path(doc, st, "ca", cfg->path, cfg->store_ca,
+				       sizeof(cfg->store_ca), err, errlen));
+	prefix = json_string_value(json_object_get(st, "prefix"));
+	if (prefix) {
+		size_t n = strlen(prefix);
+
+		if (n < 2 || n > SMIG_STORE_PREFIX_MAX || prefix[0] != '/' || prefix[n - 1] == '/' ||
+		    strspn(prefix, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._-") !=
+			    n)
+			return smig_json_fail(doc, st, "prefix", err, errlen,
+					      "store.prefix is a key path such as \"/smig\": a / "
+					      "first, not last, at most %d of A-Z a-z 0-9 / . _ -",
+					      SMIG_STORE_PREFIX_MAX);
+		snprintf(cfg->store_prefix, sizeof(cfg->store_prefix), "%s", prefix);
+	}
+	if ((v = json_object_get(st, "lease_ttl_s")))
+		cfg->store_lease_ttl_s = (int)json_integer_value(v);
+	if ((v = json_object_get(st, "timeout_ms")))
+		cfg->store_timeout_ms = (int)json_integer_value(v);
+	/* one try of a renewal on every member must fit in half the lease it renews */
+	if ((long)cfg->store_timeout_ms * (long)cfg->nstore_endpoints >
+	    (long)cfg->store_lease_ttl_s * 1000 / 2)
+		return smig_json_fail(doc, st, json_object_get(st, "timeout_ms") ? "timeout_ms" : "backend",
+				      err, errlen,
+				      "store.timeout_ms (%d) times the %zu endpoints must stay within "
+				      "half of store.lease_ttl_s (%d s), or a renewal could outlast "
+				      "the lease: raise lease_ttl_s or lower timeout_ms",
+				      cfg->store_timeout_ms, cfg->nstore_endpoints,
+				      cfg->store_lease_ttl_s);
+	return 0;
+}
+
 static int config_limits(const struct smig_json_doc *doc, const json_t *lim,
 			 struct smig_config *cfg, char *err, size_t errlen)
 {
@@ -607,6 +687,7 @@ static int config_top(const struct smig_json_doc *doc, struct smig_config *cfg, 
 		{ "confinement", SMIG_J_OBJECT, false, 0, 0 },
 		{ "metrics", SMIG_J_OBJECT, false, 0, 0 },
 		{ "migration", SMIG_J_OBJECT, false, 0, 0 },
+		{ "store", SMIG_J_OBJECT, false, 0, 0 },
 	};
 	const json_t *root = doc->root;
 	const json_t *v;
@@ -636,6 +717,8 @@ static int config_top(const struct smig_json_doc *doc, struct smig_config *cfg, 
 		SMIG_GUARD(config_metrics(doc, v, cfg, err, errlen));
 	if ((v = json_object_get(root, "migration")))
 		SMIG_GUARD(config_migration(doc, v, cfg, err, errlen));
+	if ((v = json_object_get(root, "store")))
+		SMIG_GUARD(config_store(doc, v, cfg, err, errlen));
 	if ((v = json_object_get(root, "qemu")))
 		SMIG_GUARD(config_qemu(doc, v, cfg, err, errlen));
 	if (json_object_get(root, "policy"))
@@ -686,6 +769,9 @@ static void config_defaults(struct smig_config *cfg, const char *name)
 	cfg->parallel_outbound = 2;
 	cfg->parallel_inbound = 4;
 	cfg->tls_warn_days = 30;
+	snprintf(cfg->store_prefix, sizeof(cfg->store_prefix), "/smig");
+	cfg->store_lease_ttl_s = 10;
+	cfg->store_timeout_ms = 1000;
 	cfg->evacuate = true;
 	cfg->evacuate_parallel = 2;
 	cfg->hosts_only = true;

@@ -92,6 +92,10 @@ struct smig_hosts {
 	size_t nrevoked;
 };
 
+#define SMIG_STORE_ENDPOINTS_MAX 9
+#define SMIG_STORE_URL_MAX 200
+#define SMIG_STORE_PREFIX_MAX 63
+
 struct smig_config {
 	char path[PATH_MAX];
 	uint8_t sha256[32]; /* of the text it was read from: the config in force, as measured */
@@ -104,6 +108,14 @@ struct smig_config {
 	char log_file[PATH_MAX]; /* empty: stderr (the journal, under systemd) */
 	char metrics_addr[SMIG_ADDR_MAX]; /* empty: no metrics endpoint */
 	uint16_t metrics_port;
+	/* store: the fleet's shared view (files: none beyond this host's; etcd) */
+	bool store_etcd;
+	char store_endpoints[SMIG_STORE_ENDPOINTS_MAX][SMIG_STORE_URL_MAX + 1];
+	size_t nstore_endpoints;
+	char store_ca[PATH_MAX]; /* the etcd members' CA: tls_ca unless set */
+	char store_prefix[SMIG_STORE_PREFIX_MAX + 1]; /* every key below it */
+	int store_lease_ttl_s; /* this host's lease: its records outlive it this long */
+	int store_timeout_ms;  /* one call to one member */
 	int log_max_kib;         /* rotate log_file past this size */
 	int log_keep;            /* rotated files kept: FILE.1 .. FILE.KEEP */
 	char state_dir[PATH_MAX];

@@ -15,6 +15,7 @@
 
 #include <curl/curl.h>
 #include <inttypes.h>
+#include <openssl/crypto.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -29,6 +30,7 @@ struct smig_etcd {
 	char *endpoints[SMIG_ETCD_ENDPOINTS_MAX];
 	size_t n, cur;
 	char *ca, *cert, *key;
+	bool pem; /* ca, cert and key are the PEM text itself */
 	long timeout_ms;
 	CURL *curl;
 };
@@ -70,7 +72,8 @@ struct smig_etcd *smig_etcd_open(const struct smig_etcd_cfg *cfg, char *err, siz
 				 i + 1);
 			return NULL;
 		}
-	if (cfg->ca == NULL || cfg->cert == NULL || cfg->key == NULL) {
+	if ((cfg->ca == NULL || cfg->cert == NULL || cfg->key == NULL) &&
+	    (cfg->ca_pem == NULL || cfg->cert_pem == NULL || cfg->key_pem == NULL)) {
 		snprintf(err, errlen, "etcd: a CA, a client certificate and its key are needed");
 		return NULL;
 	}
@@ -93,9 +96,10 @@ struct smig_etcd *smig_etcd_open(const struct smig_etcd_cfg *cfg, char *err, siz
 		if (e->endpoints[i] && l > 8 && e->endpoints[i][l - 1] == '/')
 			e->endpoints[i][l - 1] = '\0';
 	}
-	e->ca = dup_or_null(cfg->ca);
-	e->cert = dup_or_null(cfg->cert);
-	e->key = dup_or_null(cfg->key);
+	e->pem = cfg->ca_pem && cfg->cert_pem && cfg->key_pem;
+	e->ca = dup_or_null(e->pem ? cfg->ca_pem : cfg->ca);
+	e->cert = dup_or_null(e->pem ? cfg->cert_pem : cfg->cert);
+	e->key = dup_or_null(e->pem ? cfg->key_pem : cfg->key);
 	e->timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : 2000;
 	e->curl = curl_easy_init();
 	for (size_t i = 0; i < e->n; i++)
@@ -119,6 +123,8 @@ void smig_etcd_close(struct smig_etcd *e)
 		free(e->endpoints[i]);
 	free(e->ca);
 	free(e->cert);
+	if (e->key && e->pem)
+		OPENSSL_cleanse(e->key, strlen(e->key));
 	free(e->key);
 	free(e);
 }
@@ -154,6 +160,31 @@ static void pause_ms(long ms)
 
 	while (nanosleep(&ts, &ts) != 0)
 		;
+}
+
+static void blob(CURL *c, CURLoption o, char *pem)
+{
+	struct curl_blob b = { .data = pem, .len = strlen(pem), .flags = CURL_BLOB_NOCOPY };
+
+	curl_easy_setopt(c, o, &b); /* curl points at e's text, which outlives the transfer */
+}
+
+/* Whom we trust and who we are: files, or their text (no file read then). */
+static void set_identity(struct smig_etcd *e)
+{
+	curl_easy_setopt(e->curl, CURLOPT_CAPATH, NULL);
+	if (!e->pem) {
+		curl_easy_setopt(e->curl, CURLOPT_CAINFO, e->ca);
+		curl_easy_setopt(e->curl, CURLOPT_SSLCERT, e->cert);
+		curl_easy_setopt(e->curl, CURLOPT_SSLKEY, e->key);
+		return;
+	}
+	curl_easy_setopt(e->curl, CURLOPT_CAINFO, NULL); /* not the system's bundle too */
+	blob(e->curl, CURLOPT_CAINFO_BLOB, e->ca);
+	blob(e->curl, CURLOPT_SSLCERT_BLOB, e->cert);
+	curl_easy_setopt(e->curl, CURLOPT_SSLCERTTYPE, "PEM");
+	blob(e->curl, CURLOPT_SSLKEY_BLOB, e->key);
+	curl_easy_setopt(e->curl, CURLOPT_SSLKEYTYPE, "PEM");
 }
 
 /* Whether a transfer failed in or right after the TLS handshake. */
@@ -206,10 +237,7 @@ static int call(struct smig_etcd *e, const char *path, json_t *body, char **out,
 			curl_easy_setopt(e->curl, CURLOPT_POSTFIELDS, text);
 			curl_easy_setopt(e->curl, CURLOPT_WRITEFUNCTION, on_data);
 			curl_easy_setopt(e->curl, CURLOPT_WRITEDATA, &a);
-			curl_easy_setopt(e->curl, CURLOPT_CAINFO, e->ca);
-			curl_easy_setopt(e->curl, CURLOPT_CAPATH, NULL);
-			curl_easy_setopt(e->curl, CURLOPT_SSLCERT, e->cert);
-			curl_easy_setopt(e->curl, CURLOPT_SSLKEY, e->key);
+			set_identity(e);
 			curl_easy_setopt(e->curl, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
 			curl_easy_setopt(e->curl, CURLOPT_SSL_VERIFYPEER, 1L);
 			curl_easy_setopt(e->curl, CURLOPT_SSL_VERIFYHOST, 2L);
@@ -507,6 +535,10 @@ int smig_etcd_lease_keepalive(struct smig_etcd *e, int64_t id, int64_t *ttl, cha
 
 	rc = call(e, "/v3/lease/keepalive", json_pack("{s:I}", "ID", (json_int_t)id), &ans, &len,
 		  err, errlen);
+	if (rc == SMIG_EPROTO && strstr(err, "lease not found")) {
+		*ttl = 0; /* it ran out, or etcd forgot it: the same to the caller */
+		return 0;
+	}
 	if (rc < 0)
 		return rc;
 	rc = smig_etcd_parse_lease(ans, len, &got, ttl, err, errlen);

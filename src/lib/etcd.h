@@ -29,7 +29,8 @@
 struct smig_etcd_cfg {
 	const char *endpoints[SMIG_ETCD_ENDPOINTS_MAX]; /* "https://10.77.0.1:2379" */
 	size_t nendpoints;
-	const char *ca, *cert, *key; /* PEM files */
+	const char *ca, *cert, *key; /* PEM files, or ... */
+	const char *ca_pem, *cert_pem, *key_pem; /* ... their text (used when set) */
 	long timeout_ms;             /* per endpoint tried (default 2000) */
 };
 

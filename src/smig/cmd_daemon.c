@@ -141,6 +141,42 @@ static void print_cert(const char *label, const json_t *c)
 							 : "");
 }
 
+/* "store        etcd at URL: registered, lease L (4 s), renewed 1.2 s ago; 3 members" */
+static void print_store(const json_t *st)
+{
+	const char *err = json_string_value(json_object_get(st, "last_error"));
+
+	if (st == NULL || strcmp(json_string_value(json_object_get(st, "backend")), "etcd") != 0) {
+		printf("store        files (this host's own; no fleet store)\n");
+		return;
+	}
+	printf("store        etcd%s%s: %s, lease %s (%lld s), renewed %.1f s ago; %lld members%s%s\n",
+	       json_string_value(json_object_get(st, "endpoint")) ? " at " : "",
+	       json_string_value(json_object_get(st, "endpoint")) ?: "",
+	       json_is_true(json_object_get(st, "registered")) ? "registered" : "NOT registered",
+	       json_string_value(json_object_get(st, "lease")),
+	       json_integer_value(json_object_get(st, "lease_ttl_s")),
+	       (double)json_integer_value(json_object_get(st, "renewed_ms_ago")) / 1000.0,
+	       json_integer_value(json_object_get(st, "members")),
+	       !json_is_true(json_object_get(st, "reachable")) ? "; UNREACHABLE: " : "",
+	       !json_is_true(json_object_get(st, "reachable")) && err ? err : "");
+}
+
+/* The store's record of host name (NULL: none). */
+static const json_t *store_member(const json_t *store, const char *name)
+{
+	const json_t *m;
+	size_t i;
+
+	json_array_foreach(json_object_get(store, "members"), i, m) {
+		const char *n = json_string_value(json_object_get(m, "name"));
+
+		if (n && strcmp(n, name) == 0)
+			return m;
+	}
+	return NULL;
+}
+
 int cmd_status(struct cli *cli, int argc, char **argv)
 {
 	json_t *r;
@@ -177,6 +213,7 @@ int cmd_status(struct cli *cli, int argc, char **argv)
 			       json_string_value(json_object_get(json_object_get(r, "maintenance"),
 								 "reason")));
 		print_capacity(json_object_get(r, "capacity"));
+		print_store(json_object_get(r, "store"));
 	}
 	json_decref(r);
 	return EXIT_OK;
@@ -185,6 +222,7 @@ int cmd_status(struct cli *cli, int argc, char **argv)
 int cmd_hosts(struct cli *cli, int argc, char **argv)
 {
 	json_t *r;
+	const json_t *store;
 	json_t *h;
 	size_t i;
 	int rc;
@@ -197,8 +235,9 @@ int cmd_hosts(struct cli *cli, int argc, char **argv)
 		json_decref(r);
 		return EXIT_OK;
 	}
-	printf("%-12s %-22s %-4s %-10s %-10s %-9s %s\n", "NAME", "ADDRESS", "SELF", "VERDICT",
-	       "ATTESTED", "LAST-OK", "REASON / LAST-ERROR");
+	store = json_is_object(json_object_get(r, "store")) ? json_object_get(r, "store") : NULL;
+	printf("%-12s %-22s %-4s %-10s %-10s %-9s %s%s\n", "NAME", "ADDRESS", "SELF", "VERDICT",
+	       "ATTESTED", "LAST-OK", store ? "FLEET   " : "", "REASON / LAST-ERROR");
 	json_array_foreach(json_object_get(r, "hosts"), i, h) {
 		const json_t *att = json_object_get(h, "attestation"), *rep;
 		const char *err = json_string_value(json_object_get(h, "last_error"));
@@ -208,12 +247,16 @@ int cmd_hosts(struct cli *cli, int argc, char **argv)
 		snprintf(addr, sizeof(addr), "%s:%lld",
 			 json_string_value(json_object_get(h, "address")),
 			 json_integer_value(json_object_get(h, "port")));
-		printf("%-12s %-22s %-4s %-10s %-10s %-9s %s%s%s%s\n",
+		printf("%-12s %-22s %-4s %-10s %-10s %-9s %s%s%s%s%s\n",
 		       json_string_value(json_object_get(h, "name")), addr,
 		       json_is_true(json_object_get(h, "self")) ? "yes" : "",
 		       att ? json_string_value(json_object_get(att, "verdict")) : "-",
 		       ago(json_integer_value(json_object_get(att, "attested_at")), at, sizeof(at)),
 		       ago(json_integer_value(json_object_get(h, "last_ok")), when, sizeof(when)),
+		       store == NULL ? ""
+		       : store_member(store, json_string_value(json_object_get(h, "name")))
+			       ? "member   "
+			       : "absent   ",
 		       json_is_true(json_object_get(h, "maintenance")) ? "[maintenance] " : "",
 		       att ? json_string_value(json_object_get(att, "reason")) : "",
 		       err && err[0] ? " / " : "", err ? err : "");
@@ -224,6 +267,22 @@ int cmd_hosts(struct cli *cli, int argc, char **argv)
 			       json_string_value(json_object_get(rep, "at")),
 			       json_string_value(json_object_get(rep, "reason")));
 	}
+	/* the store's members the table does not list: seen, never trusted */
+	json_array_foreach(json_object_get(store, "members"), i, h) {
+		const char *n = json_string_value(json_object_get(h, "name"));
+		bool listed = false;
+		const json_t *t;
+		size_t k;
+
+		json_array_foreach(json_object_get(r, "hosts"), k, t)
+			listed = listed || (n && strcmp(n, json_string_value(json_object_get(t, "name"))) == 0);
+		if (!listed)
+			printf("%-12s in the fleet store (%s) but not in the host table: not trusted\n",
+			       n ? n : "?", json_string_value(json_object_get(h, "key")));
+	}
+	if (store && !json_is_true(json_object_get(store, "reachable")))
+		printf("(the fleet store is unreachable: members as read %.1f s ago)\n",
+		       (double)json_integer_value(json_object_get(store, "read_ms_ago")) / 1000.0);
 	json_decref(r);
 	return EXIT_OK;
 }

@@ -131,7 +131,7 @@ JSON
                   "components": [{"name": "firmware", "path": "h$i.fw"}]},
   "log": {"level": "${SMIG_LOG_LEVEL:-info}"},
   "limits": {"handshake_timeout_ms": ${SMIG_HANDSHAKE_MS:-3000}, "stall_timeout_ms": ${SMIG_STALL_MS:-30000}, "guest_watch_ms": ${SMIG_GUEST_WATCH_MS:-2000}},
-  "qemu": {"accel": "${SMIG_ACCEL:-tcg}"},
+  "qemu": {"accel": "${SMIG_ACCEL:-tcg}"},$([ -n "${SMIG_STORE_JSON:-}" ] && printf '\n  "store": %s,' "$SMIG_STORE_JSON")
   "pools": {"images": {"path": "images"}, "shared": {"path": "shared", "shared": true},
             "local": {"path": "local-h$i"}},
   "networks": $nets,

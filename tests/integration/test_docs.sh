@@ -125,7 +125,7 @@ undocumented() {
 declare -A config_places=(
 	[config_top]=- [config_tls]=tls. [config_control]=control. [config_log]=log.
 	[config_limits]=limits. [config_qemu]=qemu. [config_confinement]=confinement.
-	[config_metrics]=metrics. [config_migration]=migration. [config_mig_policy]=migration.policies[].
+	[config_metrics]=metrics. [config_store]=store. [config_migration]=migration. [config_mig_policy]=migration.policies[].
 	[config_audit]=audit. [config_attestation]=attestation.
 	[config_components]=attestation.components[]. [config_tpm]=attestation.tpm.
 	[config_firewall]=firewall. [config_ids_rules]=firewall.rules[].

@@ -162,6 +162,70 @@ static void test_metrics(void **state)
 	}
 }
 
+static void test_store(void **state)
+{
+	const char *base = "{\"state_dir\":\"d\",\"tls\":{\"ca\":\"a\",\"cert\":\"b\",\"key\":\"c\"},"
+			   "\"hosts_file\":\"h\",\"host\":\"h1\",\"listen\":\"127.0.0.1\","
+			   "\"control\":{\"socket\":\"s\"}";
+	static const struct {
+		const char *store, *want;
+	} bad[] = {
+		{ "{\"backend\":\"consul\"}", "store.backend is \"files\"" },
+		{ "{\"backend\":\"files\",\"prefix\":\"/x\"}", "store.backend \"files\" takes no" },
+		{ "{\"backend\":\"etcd\"}", "store.endpoints must list 1 to 9" },
+		{ "{\"backend\":\"etcd\",\"endpoints\":[]}", "store.endpoints must list 1 to 9" },
+		{ "{\"backend\":\"etcd\",\"endpoints\":[\"http://10.0.0.1:2379\"]}",
+		  "an etcd endpoint is an https:// URL" },
+		{ "{\"backend\":\"etcd\",\"endpoints\":[\"https://a\",7]}",
+		  "an etcd endpoint is an https:// URL" },
+		{ "{\"backend\":\"etcd\",\"endpoints\":[\"https://a\"],\"prefix\":\"smig\"}",
+		  "store.prefix is a key path" },
+		{ "{\"backend\":\"etcd\",\"endpoints\":[\"https://a\"],\"prefix\":\"/smig/\"}",
+		  "store.prefix is a key path" },
+		{ "{\"backend\":\"etcd\",\"endpoints\":[\"https://a\"],\"lease_ttl_s\":2}",
+		  "" /* out of range: the schema's message */ },
+		{ "{\"backend\":\"etcd\",\"endpoints\":[\"https://a\",\"https://b\",\"https://c\"],"
+		  "\"lease_ttl_s\":3,\"timeout_ms\":600}",
+		  "store.timeout_ms (600) times the 3 endpoints" },
+	};
+	struct smig_config cfg;
+	char text[768], err[512];
+
+	(void)state;
+	snprintf(text, sizeof(text), "%s}", base);
+	assert_int_equal(smig_config_parse("/etc/smig/c.json", text, strlen(text), &cfg, err,
+					   sizeof(err)), 0);
+	assert_false(cfg.store_etcd);
+	assert_string_equal(cfg.store_prefix, "/smig");
+	assert_int_equal(cfg.store_lease_ttl_s, 10);
+	snprintf(text, sizeof(text),
+		 "%s,\"store\":{\"backend\":\"etcd\",\"endpoints\":[\"https://10.0.0.1:2379\","
+		 "\"https://[fd00::2]:2379\"],\"ca\":\"pki/etcd-ca.crt\",\"prefix\":\"/fleet/a\","
+		 "\"lease_ttl_s\":6,\"timeout_ms\":1500}}",
+		 base);
+	assert_int_equal(smig_config_parse("/etc/smig/c.json", text, strlen(text), &cfg, err,
+					   sizeof(err)), 0);
+	assert_true(cfg.store_etcd);
+	assert_int_equal(cfg.nstore_endpoints, 2);
+	assert_string_equal(cfg.store_endpoints[1], "https://[fd00::2]:2379");
+	assert_string_equal(cfg.store_ca, "/etc/smig/pki/etcd-ca.crt");
+	assert_string_equal(cfg.store_prefix, "/fleet/a");
+	assert_int_equal(cfg.store_lease_ttl_s, 6);
+	assert_int_equal(cfg.store_timeout_ms, 1500);
+	snprintf(text, sizeof(text), "%s,\"store\":{\"backend\":\"files\"}}", base);
+	assert_int_equal(smig_config_parse("/etc/smig/c.json", text, strlen(text), &cfg, err,
+					   sizeof(err)), 0);
+	assert_false(cfg.store_etcd);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(text, sizeof(text), "%s,\"store\":%s}", base, bad[i].store);
+		assert_int_equal(smig_config_parse("/etc/smig/c.json", text, strlen(text), &cfg,
+						   err, sizeof(err)),
+				 SMIG_ECONFIG);
+		if (strncmp(err, "/etc/smig/c.json:1:", 19) != 0 || strstr(err, bad[i].want) == NULL)
+			fail_msg("store %s: got \"%s\", want \"%s\"", bad[i].store, err, bad[i].want);
+	}
+}
+
 static void test_unknown_key_names_position(void **state)
 {
 	(void)state;
@@ -507,6 +571,7 @@ int main(void)
 		cmocka_unit_test(test_audit_and_control_bounds),
 		cmocka_unit_test(test_tls_warn_days),
 		cmocka_unit_test(test_metrics),
+		cmocka_unit_test(test_store),
 		cmocka_unit_test(test_unknown_key_names_position),
 		cmocka_unit_test(test_wrong_type_names_position),
 		cmocka_unit_test(test_missing_field_names_object),

@@ -131,6 +131,7 @@ static void cmd_status(struct smigd *d, const json_t *args,
 	json_object_set_new(res, "evacuating", json_boolean(evac_running(d)));
 	json_object_set_new(res, "maintenance", maint_json(attest_maintenance(d)));
 	json_object_set_new(res, "capacity", vm_res_capacity_json(d));
+	json_object_set_new(res, "store", store_status_json(d));
 	ctl_reply_ok(d, ref, res);
 }
 
@@ -145,7 +146,8 @@ static void cmd_hosts(struct smigd *d, const json_t *args,
 	arr = json_array();
 	for (size_t i = 0; i < smigd_hosts(d)->n; i++)
 		json_array_append_new(arr, host_json(d, &smigd_hosts(d)->v[i]));
-	ctl_reply_ok(d, ref, json_pack("{s:o}", "hosts", arr));
+	/* with a fleet store, its members as last read (the table stays what is trusted) */
+	ctl_reply_ok(d, ref, json_pack("{s:o,s:o*}", "hosts", arr, "store", store_members_json(d)));
 }
 
 static void cmd_ping(struct smigd *d, const json_t *args,

@@ -114,6 +114,7 @@ struct smigd {
 	struct reply *reply;
 	struct auditlog *audit;
 	struct monitor *monitor;
+	struct store *store;   /* the fleet store (store.c); NULL with store.backend files */
 	/* each part's own state, reached only through its face */
 	struct vms *vms;       /* vm/vm.h */
 	struct attest *attest; /* trust/trust.h */
@@ -211,6 +212,14 @@ const struct smig_hosts *smigd_hosts(const struct smigd *d);
 struct host_state *smigd_host_state(struct smigd *d, const char *name);
 /* The state of the table's host i (smigd_hosts(d)->v[i]). */
 struct host_state *smigd_host_state_at(struct smigd *d, size_t i);
+
+/* --- store.c: the fleet store (store.backend etcd: membership under a lease) --- */
+int store_init(struct smigd *d);
+void store_free(struct smigd *d);
+/* {"backend": "files"}, or etcd's: reachable, registered, lease, endpoint, members, ... */
+json_t *store_status_json(struct smigd *d);
+/* The fleet's members as last read ({"members": [...], "read_ms_ago", "reachable"}); NULL with files. */
+json_t *store_members_json(struct smigd *d);
 
 /* --- certs.c: how near the certificates are to their end (tls.warn_days) --- */
 /* Logs this host's and the CA's certificate if near their end or past it. */

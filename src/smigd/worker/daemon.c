@@ -304,6 +304,7 @@ int smigd_start(struct smigd *d, const char *config_path, bool check_only, int w
 	SMIG_GUARD(reply_init(d));
 	SMIG_GUARD(audit_open(d));
 	SMIG_GUARD(monitor_init(d));
+	SMIG_GUARD(store_init(d));
 	SMIG_GUARD(vm_init(d));
 	SMIG_GUARD(attest_init(d, on_self_verdict, on_peer_verdict));
 	SMIG_GUARD(peer_init(d));
@@ -335,6 +336,7 @@ void smigd_stop(struct smigd *d)
 	vm_free_all(d);
 	attest_free(d);
 	authz_free(d);
+	store_free(d);
 	monitor_free(d);
 	audit_close(d);
 	reply_free(d);
