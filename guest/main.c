@@ -221,14 +221,19 @@ static void vtpm_beat(struct vtpm *t, uint64_t counter)
  * but the CMOS clock follows the host's. Each change of the RTC's second
  * comes one host second after the last, which the guest measures as about
  * the same number of its own ms every time (its TSC calibration may be a
- * few per cent off, steadily); a second that looks shorter than the one
- * before by MS or more held a stop of the VM that long.
+ * few per cent off, steadily): the rate is measured over every second
+ * since the watch began, up to the one before, so that a change seen late
+ * (the vCPU not running at that moment, on a busy host) moves it by that
+ * lateness divided by the seconds watched, not by twice the lateness. A
+ * stretch between changes that looks shorter than its seconds by MS or
+ * more held a stop of the VM that long.
  */
 struct pause_watch {
 	uint8_t last_sec;
-	int seen; /* second changes observed */
+	int seen;          /* second changes observed */
+	uint32_t secs;     /* host seconds from the first change to the last */
 	uint64_t last_ms;
-	uint32_t per_sec; /* guest ms of the last whole host second */
+	uint64_t anchor_ms; /* the first change: where the rate is measured from */
 };
 
 static uint8_t rtc_seconds(void)
@@ -249,29 +254,32 @@ static uint8_t rtc_seconds(void)
 static void pause_check(struct pause_watch *pw, uint64_t now)
 {
 	uint8_t sec = rtc_seconds();
-	uint32_t host_ms, guest_ms;
+	uint32_t secs, guest_ms, expect;
 
 	if (pw->seen > 0 && sec == pw->last_sec)
 		return;
-	if (pw->seen >= 2) {
-		uint32_t secs = (uint32_t)((sec + 60 - pw->last_sec) % 60);
-		uint32_t expect;
+	if (pw->seen == 1) { /* the first change seen (the first look fell mid-second) */
+		pw->anchor_ms = now;
+	} else if (pw->seen >= 2) {
+		secs = (uint32_t)((sec + 60 - pw->last_sec) % 60);
+		/* three whole seconds watched before this stretch: a rate worth trusting */
+		if (pw->secs >= 3) {
+			uint32_t per_sec = (uint32_t)((pw->last_ms - pw->anchor_ms) / pw->secs);
 
-		guest_ms = (uint32_t)(now - pw->last_ms);
-		expect = pw->per_sec ? pw->per_sec * secs : 1000u * secs;
-		host_ms = expect;
-		if (pw->seen >= 3 && expect > guest_ms && expect - guest_ms >= P.panic_pause_ms) {
-			put_str("PANIC on purpose: the VM was stopped (a host second ");
-			put_u64(host_ms - guest_ms);
-			put_str(" guest ms short)\n");
-			outb(0x70, 0x80); /* NMI off */
-			outb(0x505, 1);   /* pvpanic: guest panicked */
-			for (;;)
-				__asm__ volatile("cli; hlt");
+			guest_ms = (uint32_t)(now - pw->last_ms);
+			expect = per_sec * secs;
+			if (expect > guest_ms && expect - guest_ms >= P.panic_pause_ms) {
+				put_str("PANIC on purpose: the VM was stopped (host seconds ");
+				put_u64(expect - guest_ms);
+				put_str(" guest ms short)\n");
+				outb(0x70, 0x80); /* NMI off */
+				outb(0x505, 1);   /* pvpanic: guest panicked */
+				for (;;)
+					__asm__ volatile("cli; hlt");
+			}
 		}
+		pw->secs += secs;
 	}
-	if (pw->seen >= 2 && (sec + 60 - pw->last_sec) % 60 == 1)
-		pw->per_sec = (uint32_t)(now - pw->last_ms);
 	pw->last_sec = sec;
 	pw->last_ms = now;
 	pw->seen++;

@@ -98,12 +98,14 @@ for r in $(seq 1 "$runs"); do
 done
 
 # ---- a guest that panics right after switch-over --------------------------
-# It notices a pause of 10 ms or more. Its whole working set stays dirty and
-# the downtime limit is 2 s, so QEMU switches over with most of the 32 MiB
-# still to send: a pause far above 10 ms on any machine (with a 6.5 ms
-# switch-over of a lightly dirtying guest it once went unnoticed).
+# It notices a pause of 40 ms or more (its clock against the CMOS clock's
+# seconds; less would take a vCPU that ran late on a busy host for one).
+# Its whole working set stays dirty and the downtime limit is 2 s, so QEMU
+# switches over with most of the 96 MiB still to send: a pause far above
+# 40 ms on any machine (about 0.9 s here; with 32 MiB it was 70 ms, and a
+# 6.5 ms switch-over of a lightly dirtying guest once went unnoticed).
 cat >"$dir/crash.json" <<JSON
-{"name": "crash", "memory_mib": 64, $(guest_boot smig-guest.elf "mem=32 dirty=max hb=100 panic_after_pause=10")}
+{"name": "crash", "memory_mib": 128, $(guest_boot smig-guest.elf "mem=96 dirty=max hb=100 panic_after_pause=40")}
 JSON
 hsmig "$dir" h1 vm define "$dir/crash.json" >/dev/null && hsmig "$dir" h1 vm start crash >/dev/null &&
 	wait_for 20 grep -q ' HB 30 ' "$dir/state-h1/consoles/crash.log"
