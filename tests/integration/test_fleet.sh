@@ -14,7 +14,7 @@ netns_test fleet
 
 plan 10
 
-SMIG_STORE_TTL=4 "$cluster" up --hosts 3 --store etcd >/dev/null
+SMIG_STORE_TTL=3 "$cluster" up --hosts 3 --store etcd >/dev/null
 ok $? "three hosts up with store.backend etcd, an etcd member beside each"
 
 on() { hsmig "$dir" "$@"; }
@@ -49,7 +49,7 @@ seen=$?
 t_seen=$(since "$t0")
 [ $gone -eq 0 ] && [ $seen -eq 0 ] && awk -v t="$t_gone" 'BEGIN { exit !(t <= 6) }' &&
 	on h1 hosts | grep -qE '^h3 .* absent '
-ok $? "h3's smigd killed -9: its record is gone when its 4 s lease runs out (${t_gone} s), h1 shows it absent (${t_seen} s)"
+ok $? "h3's smigd killed -9: its record is gone when its 3 s lease runs out (${t_gone} s), h1 shows it absent (${t_seen} s)"
 
 rm -f "$dir/h3.pid"
 cgroups_clean
@@ -66,17 +66,17 @@ smigd_start "$dir" h2 && wait_for 15 registered h2
 leader=$(etcd_leader "$dir")
 g1=$(on h1 --json status | jq .store.grants) g3=$(on h3 --json status | jq .store.grants)
 etcd_kill "$dir" "$leader"
-sleep 6 # more than the lease
+sleep 5 # more than the lease
 [ "$(members h1)" = "h1 h2 h3" ] || [ "$(members h2)" = "h1 h2 h3" ]
 all=$?
 [ $all -eq 0 ] && registered h1 && registered h3 &&
 	[ "$(on h1 --json status | jq .store.grants)" = "$g1" ] && [ "$(on h3 --json status | jq .store.grants)" = "$g3" ]
-ok $? "etcd's leader e$leader killed: 6 s later (more than a lease) every host is still a member under its first lease"
+ok $? "etcd's leader e$leader killed: 5 s later (more than a lease) every host is still a member under its first lease"
 etcd_start "$dir" "$leader"
 
 # every member gone longer than a lease: the hosts say so, and register anew after
 for k in $(cat "$dir/etcd.members"); do etcd_kill "$dir" "$k"; done
-sleep 6
+sleep 5
 out=$(on h1 status)
 st=$(on h1 --json status | jq -c .store)
 jq -e '(.reachable | not) and (.last_error | test("no endpoint answered"))' <<<"$st" >/dev/null &&
@@ -86,7 +86,8 @@ ok $? "etcd down: smig status and smig hosts say the store is unreachable: $(gre
 for k in $(cat "$dir/etcd.members"); do etcd_start "$dir" "$k"; done
 t0=$(date +%s.%N)
 wait_for 30 registered h1 && wait_for 30 registered h2 && wait_for 30 registered h3 &&
-	wait_for 10 fleet_is h1 "h1 h2 h3" && grep -q 'event=store_reachable backend=etcd' "$dir/h1.log"
+	wait_for 10 fleet_is h1 "h1 h2 h3" &&
+	wait_for 5 grep -q 'event=store_reachable backend=etcd' "$dir/h1.log"
 ok $? "etcd back: every host is registered again, the fleet whole ($(since "$t0") s)"
 
 # h3's lease revoked behind its back (etcdctl): h3 notices at its next renewal
