@@ -262,8 +262,8 @@ static void pause_check(struct pause_watch *pw, uint64_t now)
 		pw->anchor_ms = now;
 	} else if (pw->seen >= 2) {
 		secs = (uint32_t)((sec + 60 - pw->last_sec) % 60);
-		/* three whole seconds watched before this stretch: a rate worth trusting */
-		if (pw->secs >= 3) {
+		/* two whole seconds watched before this stretch: a rate worth trusting */
+		if (pw->secs >= 2) {
 			uint32_t per_sec = (uint32_t)((pw->last_ms - pw->anchor_ms) / pw->secs);
 
 			guest_ms = (uint32_t)(now - pw->last_ms);

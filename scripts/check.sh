@@ -3,7 +3,7 @@
 # in both, the fuzz targets over their seed corpora, the stateful fuzz
 # targets (a migration's protocol, the control API of a whole daemon) under
 # libFuzzer for CHECK_FUZZ_SECONDS each (default 5; make fuzz runs them
-# long), and the integration
+# long), clang-tidy and cppcheck over src/ (make lint over everything), and the integration
 # tests against the real binaries. Every test speaks TAP; the last line is
 # "N passed, N failed" and the exit status is non-zero on any failure.
 set -uo pipefail
@@ -66,7 +66,8 @@ for t in build-san/fuzz/fuzz_*; do
 	run_tap "fuzz-corpus/$name" "$t" "fuzz/corpus/${name#fuzz_}"
 done
 run_tap "fuzz-run" scripts/fuzz.sh --tap "${CHECK_FUZZ_SECONDS:-5}" migproto control
-run_tap "lint" scripts/lint.sh --tap
+# smig's sources (src/); make lint also takes the tests, harness, fuzz targets and bench
+SMIG_LINT_SCOPE=src run_tap "lint" scripts/lint.sh --tap
 
 # integration tests drive the sanitizer build of smigd and smig, so memory
 # errors on real network paths fail the run too

@@ -18,6 +18,7 @@
 #include <openssl/crypto.h>
 #include <jansson.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,8 @@ struct smig_etcd {
 	bool pem; /* ca, cert and key are the PEM text itself */
 	long timeout_ms;
 	CURL *curl;
+	atomic_bool abort; /* smig_etcd_abort: the call under way gives up */
+	int rounds;        /* over every endpoint, ETCD_ROUNDS unless set */
 };
 
 struct answer {
@@ -101,11 +104,13 @@ struct smig_etcd *smig_etcd_open(const struct smig_etcd_cfg *cfg, char *err, siz
 	e->cert = dup_or_null(e->pem ? cfg->cert_pem : cfg->cert);
 	e->key = dup_or_null(e->pem ? cfg->key_pem : cfg->key);
 	e->timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : 2000;
+	e->rounds = ETCD_ROUNDS;
 	e->curl = curl_easy_init();
+	bool all = true;
+
 	for (size_t i = 0; i < e->n; i++)
-		if (e->endpoints[i] == NULL)
-			e->curl = NULL;
-	if (e->curl == NULL || e->ca == NULL || e->cert == NULL || e->key == NULL) {
+		all = all && e->endpoints[i] != NULL;
+	if (!all || e->curl == NULL || e->ca == NULL || e->cert == NULL || e->key == NULL) {
 		smig_etcd_close(e);
 		snprintf(err, errlen, "out of memory");
 		return NULL;
@@ -154,12 +159,38 @@ static size_t on_data(char *p, size_t size, size_t nmemb, void *arg)
 	return n;
 }
 
-static void pause_ms(long ms)
+/* Sleeps ms in steps of 50, less if the call is to give up. */
+static void pause_ms(struct smig_etcd *e, long ms)
 {
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+	for (long slept = 0; slept < ms && !atomic_load(&e->abort); slept += 50) {
+		struct timespec ts = { 0, 50 * 1000000L };
 
-	while (nanosleep(&ts, &ts) != 0)
-		;
+		while (nanosleep(&ts, &ts) != 0)
+			;
+	}
+}
+
+void smig_etcd_abort(struct smig_etcd *e, bool on)
+{
+	atomic_store(&e->abort, on);
+}
+
+void smig_etcd_set_rounds(struct smig_etcd *e, int rounds)
+{
+	e->rounds = rounds < 1 ? 1 : rounds;
+}
+
+/* curl asks this now and then during a transfer: non-zero stops it. */
+static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+		       curl_off_t ulnow)
+{
+	struct smig_etcd *e = arg;
+
+	(void)dltotal;
+	(void)dlnow;
+	(void)ultotal;
+	(void)ulnow;
+	return atomic_load(&e->abort) ? 1 : 0;
 }
 
 static void blob(CURL *c, CURLoption o, char *pem)
@@ -204,12 +235,27 @@ static bool retry_elsewhere(const char *msg)
 }
 
 /*
+ * Whether a failed transfer certainly did not reach etcd: no connection,
+ * or no TLS session. Anything later (a timeout, a reset, no answer) may
+ * have come after etcd applied the request.
+ */
+static bool not_sent(CURLcode cc)
+{
+	return cc == CURLE_COULDNT_CONNECT || cc == CURLE_SSL_CONNECT_ERROR ||
+	       cc == CURLE_PEER_FAILED_VERIFICATION || cc == CURLE_SSL_CERTPROBLEM ||
+	       cc == CURLE_COULDNT_RESOLVE_HOST;
+}
+
+/*
  * POSTs body (a JSON object, taken) to path on one endpoint after another;
  * the answer's text in *out (malloc'd) on success. An etcd error answer
- * fails with its message.
+ * fails with its message. once: the request must not be applied twice (a
+ * transaction): it goes to another member only when it certainly did not
+ * reach the last one (or that one had no leader), else the call fails as
+ * SMIG_ETIMEDOUT, its outcome unknown, for the caller to read what is.
  */
-static int call(struct smig_etcd *e, const char *path, json_t *body, char **out, size_t *outlen,
-		char *err, size_t errlen)
+static int call(struct smig_etcd *e, const char *path, json_t *body, bool once, char **out,
+		size_t *outlen, char *err, size_t errlen)
 {
 	char *text = json_dumps(body, JSON_COMPACT);
 	char url[256], why[256] = "";
@@ -221,10 +267,11 @@ static int call(struct smig_etcd *e, const char *path, json_t *body, char **out,
 		snprintf(err, errlen, "out of memory");
 		return SMIG_ENOMEM;
 	}
-	for (int round = 0; round < ETCD_ROUNDS && rc == SMIG_EUNREACH; round++) {
+	for (int round = 0; round < e->rounds && rc == SMIG_EUNREACH && !atomic_load(&e->abort);
+	     round++) {
 		if (round)
-			pause_ms(ETCD_ROUND_PAUSE_MS);
-		for (size_t tried = 0; tried < e->n; tried++) {
+			pause_ms(e, ETCD_ROUND_PAUSE_MS);
+		for (size_t tried = 0; tried < e->n && !atomic_load(&e->abort); tried++) {
 			struct answer a = { 0 };
 			const char *ep = e->endpoints[e->cur];
 			CURLcode cc;
@@ -246,6 +293,10 @@ static int call(struct smig_etcd *e, const char *path, json_t *body, char **out,
 			curl_easy_setopt(e->curl, CURLOPT_NOSIGNAL, 1L);
 			curl_easy_setopt(e->curl, CURLOPT_NOPROXY, "*");
 			curl_easy_setopt(e->curl, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+			curl_easy_setopt(e->curl, CURLOPT_FOLLOWLOCATION, 0L);
+			curl_easy_setopt(e->curl, CURLOPT_NOPROGRESS, 0L);
+			curl_easy_setopt(e->curl, CURLOPT_XFERINFOFUNCTION, on_progress);
+			curl_easy_setopt(e->curl, CURLOPT_XFERINFODATA, e);
 			cc = curl_easy_perform(e->curl);
 			curl_easy_getinfo(e->curl, CURLINFO_RESPONSE_CODE, &status);
 			if (cc != CURLE_OK) {
@@ -261,11 +312,24 @@ static int call(struct smig_etcd *e, const char *path, json_t *body, char **out,
 					rc = SMIG_ETOOBIG;
 					break;
 				}
+				if (cc == CURLE_ABORTED_BY_CALLBACK) {
+					snprintf(why, sizeof(why), "given up: smigd stops");
+					rc = SMIG_ECLOSED;
+					break;
+				}
+				if (once && !not_sent(cc)) {
+					rc = SMIG_ETIMEDOUT;
+					break;
+				}
 				e->cur = (e->cur + 1) % e->n;
 				continue;
 			}
 			if (a.p == NULL) {
 				snprintf(why, sizeof(why), "%s: an empty answer (HTTP %ld)", ep, status);
+				if (once) {
+					rc = SMIG_ETIMEDOUT;
+					break;
+				}
 				e->cur = (e->cur + 1) % e->n;
 				continue;
 			}
@@ -277,7 +341,11 @@ static int call(struct smig_etcd *e, const char *path, json_t *body, char **out,
 					snprintf(msg, sizeof(msg), "HTTP %ld", status);
 				snprintf(why, sizeof(why), "%s: %s", ep, msg);
 				free(a.p);
-				if (retry_elsewhere(msg) || status >= 500) {
+				if (once && !strstr(msg, "no leader") && retry_elsewhere(msg)) {
+					rc = SMIG_ETIMEDOUT; /* "leader changed", "timed out": maybe applied */
+					break;
+				}
+				if (retry_elsewhere(msg) || (!once && status >= 500)) {
 					e->cur = (e->cur + 1) % e->n;
 					continue;
 				}
@@ -291,9 +359,15 @@ static int call(struct smig_etcd *e, const char *path, json_t *body, char **out,
 		}
 	}
 	free(text);
+	if (rc == SMIG_EUNREACH && atomic_load(&e->abort)) {
+		snprintf(why, sizeof(why), "given up: smigd stops");
+		rc = SMIG_ECLOSED;
+	}
 	if (rc < 0)
 		snprintf(err, errlen, "etcd %s: %s%s", path, why,
-			 rc == SMIG_EUNREACH ? " (no endpoint answered)" : "");
+			 rc == SMIG_EUNREACH	  ? " (no endpoint answered)"
+			 : rc == SMIG_ETIMEDOUT ? " (whether it was applied is not known)"
+						: "");
 	return rc;
 }
 
@@ -358,7 +432,7 @@ int smig_etcd_get(struct smig_etcd *e, const char *key, bool prefix, int64_t lim
 		snprintf(err, errlen, "out of memory");
 		return SMIG_ENOMEM;
 	}
-	rc = call(e, "/v3/kv/range", req, &ans, &len, err, errlen);
+	rc = call(e, "/v3/kv/range", req, false, &ans, &len, err, errlen);
 	if (rc < 0)
 		return rc;
 	rc = smig_etcd_parse_range(ans, len, out, err, errlen);
@@ -397,7 +471,7 @@ int smig_etcd_put(struct smig_etcd *e, const char *key, const void *value, size_
 		snprintf(err, errlen, "out of memory");
 		return SMIG_ENOMEM;
 	}
-	rc = call(e, "/v3/kv/put", req, &ans, &alen, err, errlen);
+	rc = call(e, "/v3/kv/put", req, false, &ans, &alen, err, errlen);
 	if (rc < 0)
 		return rc;
 	rc = smig_etcd_parse_write(ans, alen, &rev, &deleted, err, errlen);
@@ -418,18 +492,22 @@ static int txn_if(struct smig_etcd *e, const char *key, int64_t expect, const ch
 	int rc;
 
 	/* absent: its create_revision compares as 0 */
+	/* json_pack's "o" takes its reference whether the pack succeeds or not */
 	cmp = json_pack("{s:s,s:s,s:o,s:I}", "result", "EQUAL", "target",
 			expect ? "MOD" : "CREATE", "key", b64_string(key, strlen(key)),
 			expect ? "mod_revision" : "create_revision", (json_int_t)expect);
-	req = cmp && opreq ? json_pack("{s:[o],s:[{s:o}]}", "compare", cmp, "success", op, opreq)
-			   : NULL;
-	if (req == NULL) {
+	if (cmp == NULL || opreq == NULL) {
 		json_decref(cmp);
 		json_decref(opreq);
 		snprintf(err, errlen, "out of memory");
 		return SMIG_ENOMEM;
 	}
-	rc = call(e, "/v3/kv/txn", req, &ans, &len, err, errlen);
+	req = json_pack("{s:[o],s:[{s:o}]}", "compare", cmp, "success", op, opreq);
+	if (req == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return SMIG_ENOMEM;
+	}
+	rc = call(e, "/v3/kv/txn", req, true, &ans, &len, err, errlen);
 	if (rc < 0)
 		return rc;
 	rc = smig_etcd_parse_txn(ans, len, done, &rev, err, errlen);
@@ -490,7 +568,7 @@ int smig_etcd_delete(struct smig_etcd *e, const char *key, bool prefix, int64_t 
 		snprintf(err, errlen, "out of memory");
 		return SMIG_ENOMEM;
 	}
-	rc = call(e, "/v3/kv/deleterange", req, &ans, &len, err, errlen);
+	rc = call(e, "/v3/kv/deleterange", req, false, &ans, &len, err, errlen);
 	if (rc < 0)
 		return rc;
 	rc = smig_etcd_parse_write(ans, len, &rev, &n, err, errlen);
@@ -511,7 +589,7 @@ int smig_etcd_lease_grant(struct smig_etcd *e, int64_t ttl_s, int64_t *id, int64
 		snprintf(err, errlen, "etcd: a lease of 2 to 3600 s, not %" PRId64, ttl_s);
 		return SMIG_EINVAL;
 	}
-	rc = call(e, "/v3/lease/grant", json_pack("{s:I}", "TTL", (json_int_t)ttl_s), &ans, &len,
+	rc = call(e, "/v3/lease/grant", json_pack("{s:I}", "TTL", (json_int_t)ttl_s), false, &ans, &len,
 		  err, errlen);
 	if (rc < 0)
 		return rc;
@@ -533,7 +611,7 @@ int smig_etcd_lease_keepalive(struct smig_etcd *e, int64_t id, int64_t *ttl, cha
 	int64_t got;
 	int rc;
 
-	rc = call(e, "/v3/lease/keepalive", json_pack("{s:I}", "ID", (json_int_t)id), &ans, &len,
+	rc = call(e, "/v3/lease/keepalive", json_pack("{s:I}", "ID", (json_int_t)id), false, &ans, &len,
 		  err, errlen);
 	if (rc == SMIG_EPROTO && strstr(err, "lease not found")) {
 		*ttl = 0; /* it ran out, or etcd forgot it: the same to the caller */
@@ -543,6 +621,11 @@ int smig_etcd_lease_keepalive(struct smig_etcd *e, int64_t id, int64_t *ttl, cha
 		return rc;
 	rc = smig_etcd_parse_lease(ans, len, &got, ttl, err, errlen);
 	free(ans);
+	if (rc == 0 && *ttl > 0 && got != id) {
+		snprintf(err, errlen, "etcd renewed lease %" PRId64 " when asked for %" PRId64, got,
+			 id);
+		rc = SMIG_EPROTO;
+	}
 	return rc;
 }
 
@@ -552,7 +635,7 @@ int smig_etcd_lease_revoke(struct smig_etcd *e, int64_t id, char *err, size_t er
 	size_t len;
 	int rc;
 
-	rc = call(e, "/v3/lease/revoke", json_pack("{s:I}", "ID", (json_int_t)id), &ans, &len, err,
+	rc = call(e, "/v3/lease/revoke", json_pack("{s:I}", "ID", (json_int_t)id), false, &ans, &len, err,
 		  errlen);
 	free(ans);
 	return rc;

@@ -24,7 +24,7 @@
 #define SMIG_ETCD_VALUE_MAX ((size_t)1 << 20)
 /* The most keys one range answer may hold, and the most bytes of it. */
 #define SMIG_ETCD_RANGE_MAX ((size_t)100000)
-#define SMIG_ETCD_ANSWER_MAX ((size_t)64 << 20)
+#define SMIG_ETCD_ANSWER_MAX ((size_t)16 << 20)
 
 struct smig_etcd_cfg {
 	const char *endpoints[SMIG_ETCD_ENDPOINTS_MAX]; /* "https://10.77.0.1:2379" */
@@ -92,6 +92,13 @@ struct smig_etcd;
 /* Checks cfg and keeps a copy; nothing is connected yet. NULL with err. */
 struct smig_etcd *smig_etcd_open(const struct smig_etcd_cfg *cfg, char *err, size_t errlen);
 void smig_etcd_close(struct smig_etcd *e);
+/*
+ * From another thread: on, the call under way (and any after) gives up at
+ * once, failing SMIG_ECLOSED; off again for the calls after.
+ */
+void smig_etcd_abort(struct smig_etcd *e, bool on);
+/* How often a call goes over every endpoint before it fails (default 3). */
+void smig_etcd_set_rounds(struct smig_etcd *e, int rounds);
 /* The endpoint the last call was answered by (or will be tried first). */
 const char *smig_etcd_endpoint(const struct smig_etcd *e);
 

@@ -60,7 +60,7 @@ uint8_t *smig_etcd_unb64(const char *in, size_t *len)
 		return NULL;
 	if (n && in[n - 1] == '=')
 		pad++;
-	if (n > 1 && in[n - 2] == '=')
+	if (pad && n > 1 && in[n - 2] == '=')
 		pad++;
 	out = malloc(n / 4 * 3 + 1);
 	if (out == NULL)
@@ -77,6 +77,11 @@ uint8_t *smig_etcd_unb64(const char *in, size_t *len)
 				return NULL;
 			}
 			v = v << 6 | (uint32_t)x;
+		}
+		/* the bits a pad leaves over must be 0: one text for one value */
+		if ((last == 2 && (v & 0xffff) != 0) || (last == 1 && (v & 0xff) != 0)) {
+			free(out);
+			return NULL;
 		}
 		out[o++] = (uint8_t)(v >> 16);
 		if (last < 2)
@@ -125,7 +130,8 @@ static int get_i64(const json_t *o, const char *name, int64_t *v)
 		return 0;
 	}
 	s = json_string_value(x);
-	if (s == NULL || *s == '\0' || strlen(s) > 20)
+	if (s == NULL || *s == '\0' || strlen(s) > 20 || strspn(s + (*s == '-'), "0123456789") !=
+							      strlen(s) - (*s == '-'))
 		return SMIG_EPROTO;
 	errno = 0;
 	n = strtoll(s, &end, 10);
@@ -339,7 +345,7 @@ int smig_etcd_parse_lease(const char *body, size_t len, int64_t *id, int64_t *tt
 	if (o == NULL)
 		o = root;
 	if (!json_is_object(o) || get_i64(o, "ID", id) < 0 || get_i64(o, "TTL", ttl) < 0 ||
-	    *ttl < 0) {
+	    *ttl < 0 || *ttl > 3600 || *id < 0) {
 		snprintf(err, errlen, "etcd's lease answer has no valid ID or TTL");
 		rc = SMIG_EPROTO;
 	}

@@ -171,7 +171,8 @@ static const json_t *store_member(const json_t *store, const char *name)
 	json_array_foreach(json_object_get(store, "members"), i, m) {
 		const char *n = json_string_value(json_object_get(m, "name"));
 
-		if (n && strcmp(n, name) == 0)
+		/* a record another host could have written in its name is no proof */
+		if (n && strcmp(n, name) == 0 && json_is_true(json_object_get(m, "verified")))
 			return m;
 	}
 	return NULL;
@@ -278,7 +279,12 @@ int cmd_hosts(struct cli *cli, int argc, char **argv)
 			listed = listed || (n && strcmp(n, json_string_value(json_object_get(t, "name"))) == 0);
 		if (!listed)
 			printf("%-12s in the fleet store (%s) but not in the host table: not trusted\n",
-			       n ? n : "?", json_string_value(json_object_get(h, "key")));
+			       n && strspn(n, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == strlen(n) ? n : "?",
+			       json_string_value(json_object_get(h, "key")));
+		else if (!json_is_true(json_object_get(h, "verified")))
+			printf("%-12s its record in the fleet store (%s) is not what the host table "
+			       "says of it (key or certificate fingerprint): not trusted\n",
+			       n, json_string_value(json_object_get(h, "key")));
 	}
 	if (store && !json_is_true(json_object_get(store, "reachable")))
 		printf("(the fleet store is unreachable: members as read %.1f s ago)\n",

@@ -12,7 +12,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../harness/tap.sh"
 netns_test fleet
 
-plan 10
+plan 22
 
 SMIG_STORE_TTL=3 "$cluster" up --hosts 3 --store etcd >/dev/null
 ok $? "three hosts up with store.backend etcd, an etcd member beside each"
@@ -29,6 +29,17 @@ fleet_is() { [ "$(members "$1")" = "$2" ]; }
 wait_for 15 registered h1 && wait_for 15 registered h2 && wait_for 15 registered h3 &&
 	wait_for 10 fleet_is h1 "h1 h2 h3"
 ok $? "each smigd registered itself; h1 sees the fleet: $(members h1)"
+
+# the store's thread runs inside the worker's sandbox, as the worker's others
+w=$(pgrep -P "$(cat "$dir/h1.pid")" -x smigd-worker)
+tasks=0 bad=0
+for t in /proc/"$w"/task/*; do
+	tasks=$((tasks + 1))
+	grep -q '^NoNewPrivs:[[:space:]]*1$' "$t/status" && grep -q '^Seccomp:[[:space:]]*2$' "$t/status" ||
+		bad=$((bad + 1))
+done
+[ -n "$w" ] && [ "$tasks" -ge 2 ] && [ "$bad" = 0 ]
+ok $? "every one of the worker's $tasks threads (the store's among them) has NoNewPrivs 1 and Seccomp 2"
 
 rec=$(record h2)
 fp=$(on h2 --json status | jq -r .fingerprint)
@@ -67,9 +78,8 @@ leader=$(etcd_leader "$dir")
 g1=$(on h1 --json status | jq .store.grants) g3=$(on h3 --json status | jq .store.grants)
 etcd_kill "$dir" "$leader"
 sleep 5 # more than the lease
-[ "$(members h1)" = "h1 h2 h3" ] || [ "$(members h2)" = "h1 h2 h3" ]
-all=$?
-[ $all -eq 0 ] && registered h1 && registered h3 &&
+[ "$(members h1)" = "h1 h2 h3" ] && [ "$(members h2)" = "h1 h2 h3" ] && [ "$(members h3)" = "h1 h2 h3" ] &&
+	registered h1 && registered h2 && registered h3 &&
 	[ "$(on h1 --json status | jq .store.grants)" = "$g1" ] && [ "$(on h3 --json status | jq .store.grants)" = "$g3" ]
 ok $? "etcd's leader e$leader killed: 5 s later (more than a lease) every host is still a member under its first lease"
 etcd_start "$dir" "$leader"
@@ -90,11 +100,108 @@ wait_for 30 registered h1 && wait_for 30 registered h2 && wait_for 30 registered
 	wait_for 5 grep -q 'event=store_reachable backend=etcd' "$dir/h1.log"
 ok $? "etcd back: every host is registered again, the fleet whole ($(since "$t0") s)"
 
+# h2's record deleted behind its back (its lease lives on): h2 writes it again
+etcdctl_as "$dir" del /smig/hosts/h2 >/dev/null && wait_for 5 bash -c "grep -q 'event=store_record_rewritten key=/smig/hosts/h2' '$dir/h2.log'" &&
+	[ -n "$(record h2)" ]
+ok $? "h2's record deleted from outside: h2 finds it gone at its next renewal and writes it again"
+
 # h3's lease revoked behind its back (etcdctl): h3 notices at its next renewal
 lease=$(on h3 --json status | jq -r .store.lease)
 etcdctl_as "$dir" lease revoke "$(printf '%x' "$lease")" >/dev/null && record_gone h3 &&
 	wait_for 10 bash -c "grep -q 'event=store_registered key=/smig/hosts/h3 .* again=yes' '$dir/h3.log'" &&
 	wait_for 5 fleet_is h1 "h1 h2 h3" && [ "$(on h3 --json status | jq -r .store.lease)" != "$lease" ]
 ok $? "h3's lease revoked from outside: h3 takes a new one and writes its record again"
+
+# ---- VM ownership: a VM runs only where its owner record says -------------
+cat >"$dir/own1.json" <<JSON
+{"name": "own1", "memory_mib": 64, $(guest_boot smig-guest.elf "mem=16 dirty=200 hb=100")}
+JSON
+for h in h1 h2 h3; do on "$h" vm define "$dir/own1.json" >/dev/null; done
+# owner_is HOST: the record names HOST (or, with "", there is none)
+owner_is() {
+	local o
+	o=$(etcdtry "$dir" h1 get /smig/vms/own1/owner) || return 1
+	[ "$(jq -r '.kvs[0].value // "{}" | fromjson | .host // ""' <<<"$o")" = "$1" ]
+}
+running_on() { # the hosts where own1 runs
+	local h
+	for h in h1 h2 h3; do
+		[ "$(on "$h" --json vm show own1 2>/dev/null | jq -r .state)" = running ] && printf '%s ' "$h"
+	done
+}
+pids=
+for h in h1 h2 h3; do
+	on "$h" vm start own1 >"$dir/start.$h" 2>&1 &
+	pids="$pids $!"
+done
+wait $pids # not a bare wait: the etcd members restarted above are this shell's too
+runs=$(running_on)
+winner=${runs% }
+refused=$(grep -l "is $winner's in the fleet store" "$dir"/start.h* 2>/dev/null | wc -l)
+[ "$(wc -w <<<"$runs")" = 1 ] && [ "$refused" = 2 ] && owner_is "$winner"
+ok $? "the same VM started on three hosts at once: it runs on exactly one ($runs), the owner record names it, the two others are refused naming it: $(cat "$dir"/start.h* | grep -v '^$' | grep -m1 "fleet store" | cut -c1-150)"
+
+loser=$([ "$winner" = h1 ] && echo h2 || echo h1)
+on "$winner" vm stop own1 --force >/dev/null && wait_for 5 owner_is "" &&
+	on "$loser" vm start own1 >/dev/null && owner_is "$loser" && [ "$(running_on)" = "$loser " ]
+ok $? "stopped on $winner, its record goes; $loser starts it and owns it"
+
+other=$([ "$loser" = h3 ] && echo h2 || echo h3)
+on "$other" vm undefine own1 >/dev/null # (its own definition, from the race: it takes the VM's now)
+on "$loser" migrate own1 --to "$other" >/dev/null && wait_for 5 owner_is "$other" &&
+	[ "$(running_on)" = "$other " ] && grep -q 'event=vm_claimed vm=own1 from_migration=yes' "$dir/$other.log"
+ok $? "migrated $loser -> $other, the owner record follows it to $other"
+on "$loser" vm define "$dir/own1.json" >/dev/null
+out=$(on "$loser" vm start own1 2>&1)
+rc=$?
+[ $rc -ne 0 ] && grep -q "is $other's in the fleet store" <<<"$out" && [ "$(running_on)" = "$other " ]
+ok $? "defined again on $loser, it is not started there: exit $rc, $(cut -c1-140 <<<"$out")"
+
+# the owner's host dies (smigd and QEMU killed): its lease runs out, the VM may start elsewhere
+pkill -KILL -f "$dir/$other.json"
+pkill -KILL -f "$dir/state-$other/vms/own1/"
+t0=$(date +%s.%N)
+wait_for 15 bash -c "$SMIG --socket $dir/$loser.sock vm start own1 >/dev/null 2>&1"
+started=$?
+[ $started -eq 0 ] && owner_is "$loser" && [ "$(on "$loser" --json vm show own1 | jq -r .state)" = running ]
+ok $? "$other killed with its VM: once its 3 s lease ran out $loser could start own1 ($(since "$t0") s) and owns it"
+
+# ---- self-fencing: a host cut off from etcd pauses its VMs before its lease can run out
+p=$loser
+q=$([ "$p" = h1 ] && echo h2 || echo h1)
+state_of() { on "$1" --json vm show own1 | jq -r .state; }
+cut_etcd() { ip netns exec "$("$cluster" ns "$1")" iptables "$2" OUTPUT -p tcp --dport 2379 -j DROP; }
+beats() { grep -c ' HB ' "$dir/state-$p/consoles/own1.log"; }
+
+cut_etcd "$p" -I
+t0=$(date +%s.%N)
+wait_for 10 bash -c "[ \"\$($SMIG --socket $dir/$p.sock --json vm show own1 | jq -r .state)\" = paused ]"
+fenced=$?
+t_fenced=$(since "$t0")
+[ $fenced -eq 0 ] && awk -v t="$t_fenced" 'BEGIN { exit !(t < 3) }' &&
+	on "$p" --json vm show own1 | jq -e '.history[-1].why | test("fenced")' >/dev/null &&
+	grep -q "event=vm_fenced vm=own1" "$dir/$p.log"
+ok $? "$p cut off from etcd: own1 paused (fenced) after ${t_fenced} s, before its 3 s lease can run out"
+sleep 3
+n=$(beats)
+cut_etcd "$p" -D
+t0=$(date +%s.%N)
+wait_for 20 bash -c "[ \"\$($SMIG --socket $dir/$p.sock --json vm show own1 | jq -r .state)\" = running ]" &&
+	owner_is "$p" && sleep 1 && [ "$(beats)" -gt "$n" ] && grep -q "event=vm_unfenced vm=own1" "$dir/$p.log"
+ok $? "the link back: $p holds a lease again, claims own1 anew and resumes it ($(since "$t0") s); the guest beats on"
+
+cut_etcd "$p" -I
+wait_for 10 bash -c "[ \"\$($SMIG --socket $dir/$p.sock --json vm show own1 | jq -r .state)\" = paused ]" &&
+	wait_for 10 owner_is "" && on "$q" vm start own1 >/dev/null && owner_is "$q"
+ok $? "cut off again: once its lease ran out the record went, and $q started own1 and owns it"
+cut_etcd "$p" -D
+wait_for 20 bash -c "$SMIG --socket $dir/$p.sock --json vm show own1 | jq -e '.last_error | test(\"$q owns own1\")' >/dev/null"
+lost=$?
+sleep 1
+[ $lost -eq 0 ] && [ "$(state_of "$p")" = paused ] && [ "$(state_of "$q")" = running ] && owner_is "$q" &&
+	grep -q "event=vm_owner_conflict vm=own1 owner=$q" "$dir/$p.log"
+ok $? "the link back: $p finds $q owns own1 and keeps its copy paused, saying so: $(on "$p" --json vm show own1 | jq -r .last_error | cut -c1-120)"
+on "$p" vm stop own1 --force >/dev/null && [ "$(state_of "$p")" = shutoff ] && owner_is "$q"
+ok $? "its operator stops the stale copy on $p; $q's record is untouched"
 
 done_testing

@@ -99,7 +99,8 @@ done
 
 # ---- a guest that panics right after switch-over --------------------------
 # It notices a pause of 40 ms or more (its clock against the CMOS clock's
-# seconds; less would take a vCPU that ran late on a busy host for one).
+# seconds, once it has watched two; less would take a vCPU that ran late on
+# a busy host for one). It moves after 6 s, its watch well set.
 # Its whole working set stays dirty and the downtime limit is 2 s, so QEMU
 # switches over with most of the 96 MiB still to send: a pause far above
 # 40 ms on any machine (about 0.9 s here; with 32 MiB it was 70 ms, and a
@@ -108,7 +109,7 @@ cat >"$dir/crash.json" <<JSON
 {"name": "crash", "memory_mib": 128, $(guest_boot smig-guest.elf "mem=96 dirty=max hb=100 panic_after_pause=40")}
 JSON
 hsmig "$dir" h1 vm define "$dir/crash.json" >/dev/null && hsmig "$dir" h1 vm start crash >/dev/null &&
-	wait_for 20 grep -q ' HB 30 ' "$dir/state-h1/consoles/crash.log"
+	wait_for 30 grep -q ' HB 60 ' "$dir/state-h1/consoles/crash.log"
 ok $? "a guest told to panic after its next pause runs on h1"
 out=$(hsmig "$dir" h1 migrate crash --to h2 --downtime-ms 2000 2>&1)
 rc=$?

@@ -48,6 +48,9 @@ static void test_b64(void **state)
 	assert_null(smig_etcd_unb64("Zm9*", &len));   /* not the alphabet */
 	assert_null(smig_etcd_unb64("Z===", &len));   /* three pads */
 	assert_null(smig_etcd_unb64("Zg==Zg==", &len)); /* padding inside */
+	assert_null(smig_etcd_unb64("Zh==", &len));     /* bits past the pad: not canonical */
+	assert_null(smig_etcd_unb64("Zm9=", &len));
+	assert_null(smig_etcd_unb64("Zg=A", &len));
 }
 
 static void test_prefix_end(void **state)
@@ -107,6 +110,10 @@ static void test_range(void **state)
 	assert_non_null(strstr(err, "header.revision"));
 	assert_int_equal(range("{\"header\":{\"revision\":\"x9\"}}", &k, err, sizeof(err)),
 			 SMIG_EPROTO);
+	assert_int_equal(range("{\"header\":{\"revision\":\" 9\"}}", &k, err, sizeof(err)),
+			 SMIG_EPROTO);
+	assert_int_equal(range("{\"header\":{\"revision\":\"+9\"}}", &k, err, sizeof(err)),
+			 SMIG_EPROTO);
 	assert_int_equal(range("{\"header\":{\"revision\":\"9\"},\"kvs\":[{\"key\":\"L2E\"}],"
 			       "\"count\":\"1\"}",
 			       &k, err, sizeof(err)),
@@ -162,6 +169,9 @@ static void test_answers(void **state)
 	s = "{\"result\":{\"header\":{\"revision\":\"13\"},\"ID\":\"7587862\"}}";
 	assert_int_equal(smig_etcd_parse_lease(s, strlen(s), &id, &ttl, err, sizeof(err)), 0);
 	assert_int_equal(ttl, 0); /* expired */
+	s = "{\"ID\":\"1\",\"TTL\":\"99999999999\"}"; /* past any lease etcd grants */
+	assert_int_equal(smig_etcd_parse_lease(s, strlen(s), &id, &ttl, err, sizeof(err)),
+			 SMIG_EPROTO);
 	s = "{\"ID\":\"1\",\"TTL\":\"-5\"}";
 	assert_int_equal(smig_etcd_parse_lease(s, strlen(s), &id, &ttl, err, sizeof(err)),
 			 SMIG_EPROTO);

@@ -214,12 +214,42 @@ struct host_state *smigd_host_state(struct smigd *d, const char *name);
 struct host_state *smigd_host_state_at(struct smigd *d, size_t i);
 
 /* --- store.c: the fleet store (store.backend etcd: membership under a lease) --- */
+/* Reads the keys and opens the client (before the sandbox); store_start starts the thread (after it). */
 int store_init(struct smigd *d);
+int store_start(struct smigd *d);
 void store_free(struct smigd *d);
 /* {"backend": "files"}, or etcd's: reachable, registered, lease, endpoint, members, ... */
 json_t *store_status_json(struct smigd *d);
 /* The fleet's members as last read ({"members": [...], "read_ms_ago", "reachable"}); NULL with files. */
 json_t *store_members_json(struct smigd *d);
+/*
+ * VM ownership (PREFIX/vms/NAME/owner, bound to this host's lease). An
+ * answer: ok (claimed, or released), else the owner another host is when
+ * answered, or error when the store could not say.
+ */
+struct store_owner {
+	bool ok;
+	bool answered;
+	char owner[SMIG_NAME_MAX + 1];
+	char error[256];
+};
+typedef void (*store_owner_fn)(struct smigd *d, const char *vm, const struct store_owner *r);
+/* Whether a fleet store keeps VM ownership (store.backend etcd). */
+bool store_active(const struct smigd *d);
+/*
+ * Claims vm for this host: done if nobody owns it, this host did (under an
+ * earlier lease), or from (may be NULL) does; fn (may be NULL) gets the
+ * answer on the loop. SMIG_ENOENT without a fleet store.
+ */
+int store_claim(struct smigd *d, const char *vm, const char *from, store_owner_fn fn);
+/* Gives vm up if this host owns it. */
+int store_release(struct smigd *d, const char *vm, store_owner_fn fn);
+/*
+ * Whether this host's lease is sound: held, with more than a third of its
+ * TTL left by this host's clock (counted from before the renewal was
+ * asked); *left_ms what is left. Always with store.backend files.
+ */
+bool store_lease_sound(struct smigd *d, uint64_t *left_ms);
 
 /* --- certs.c: how near the certificates are to their end (tls.warn_days) --- */
 /* Logs this host's and the CA's certificate if near their end or past it. */

@@ -30,10 +30,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
 
 #define STORE_RETRY_MS 500
 #define STORE_TICK_MS 1000
+#define STORE_MEMBERS_MAX 10000 /* host records read back; a fleet is smaller */
+#define STORE_RECORD_MAX 4096   /* a host record's bytes; smig writes about 250 */
 
 struct store {
 	struct smigd *d;
@@ -43,6 +48,7 @@ struct store {
 	char key[SMIG_STORE_PREFIX_MAX + 16 + SMIG_NAME_MAX];
 	char prefix[SMIG_STORE_PREFIX_MAX + 16]; /* PREFIX/hosts/ */
 	char *record;
+	char host[SMIG_NAME_MAX + 1]; /* this host's name, the thread's copy */
 	int ttl_s;
 	struct loop_timer *tick;
 	/* shared with the thread, under mu */
@@ -56,14 +62,30 @@ struct store {
 	uint64_t renewed_ms; /* loop_now_ms() of the last renewal (or grant) */
 	uint64_t read_ms;    /* ... of the last read of the members */
 	uint64_t since_ms;   /* ... since when up or down */
+	uint64_t started_ms; /* store_init */
 	char endpoint[SMIG_STORE_URL_MAX + 1];
 	char error[512];
 	json_t *members;     /* the records read, each with its "lease" */
 	unsigned grants;     /* leases granted: more than one means one was lost */
+	unsigned rewrites;   /* our record written again, found gone or changed */
 	bool revoked;        /* set by the thread as it ends, read after the join */
+	/* ownership requests (store_claim, store_release): queued by the loop, done by the thread */
+	struct store_op *ops, *done;
+	int efd;                  /* the thread's word that ops are done */
+	struct loop_watch *ew;
 	/* the loop's own: what it last logged */
 	bool was_up, was_registered, logged_once;
-	unsigned was_grants;
+	unsigned was_grants, was_rewrites;
+};
+
+struct store_op {
+	struct store_op *next;
+	bool release;                     /* else a claim */
+	char name[SMIG_NAME_MAX + 1];     /* the VM */
+	char from[SMIG_NAME_MAX + 1];     /* claim: a host it may be taken from ("" none) */
+	char key[SMIG_STORE_PREFIX_MAX + 2 * SMIG_NAME_MAX + 16];
+	store_owner_fn fn;
+	struct store_owner r;
 };
 
 static void set_error(struct store *s, const char *err)
@@ -73,29 +95,79 @@ static void set_error(struct store *s, const char *err)
 		s->since_ms = loop_now_ms();
 	s->up = false;
 	snprintf(s->error, sizeof(s->error), "%s", err);
+	for (char *c = s->error; *c; c++) /* etcd's words among them: shown, so printable */
+		if (*c < 0x20 || *c == 0x7f)
+			*c = '?';
 	pthread_mutex_unlock(&s->mu);
 }
 
-/* The members under PREFIX/hosts/: each record as written, with its lease. */
-static json_t *read_members(struct store *s, char *err, size_t errlen)
+/* Text from the store, as shown: printable ASCII only, at most 200 bytes. */
+static json_t *clean_string(const json_t *v)
 {
+	const char *t = json_string_value(v);
+	char out[201];
+	size_t n = 0;
+
+	if (t == NULL)
+		return NULL;
+	for (; *t && n < sizeof(out) - 1; t++)
+		out[n++] = (*t >= 0x20 && *t < 0x7f) ? *t : '?';
+	out[n] = '\0';
+	return json_string(out);
+}
+
+/*
+ * The members under PREFIX/hosts/, at most STORE_MEMBERS_MAX: of each
+ * record the fields smig writes (text made printable), with its key and
+ * lease. *ours: whether our own record is there, under our lease, as we
+ * wrote it. What another host wrote is shown, never trusted: the loop
+ * holds each record against the host table (store_members_json).
+ */
+static json_t *read_members(struct store *s, int64_t lease, bool *ours, char *err, size_t errlen)
+{
+	static const char *const fields[] = { "name", "address", "fingerprint", "version" };
 	struct smig_etcd_kvs k;
 	json_t *arr;
 
-	if (smig_etcd_get(s->etcd, s->prefix, true, 0, &k, err, errlen) < 0)
+	*ours = false;
+	if (smig_etcd_get(s->etcd, s->prefix, true, STORE_MEMBERS_MAX, &k, err, errlen) < 0)
 		return NULL;
 	arr = json_array();
 	for (size_t i = 0; arr && i < k.n; i++) {
-		json_t *rec = json_loadb((const char *)k.v[i].value, k.v[i].value_len, 0, NULL);
+		const struct smig_etcd_kv *kv = &k.v[i];
+		json_t *raw = NULL, *rec = json_object();
 
-		if (!json_is_object(rec)) { /* somebody else's: shown as such, never trusted */
-			json_decref(rec);
-			rec = json_pack("{s:s}", "invalid", "not a JSON object");
+		if (strncmp(kv->key, s->prefix, strlen(s->prefix)) != 0)
+			continue; /* not what was asked for */
+		if (kv->value_len <= STORE_RECORD_MAX)
+			raw = json_loadb((const char *)kv->value, kv->value_len, 0, NULL);
+		if (json_is_object(raw)) {
+			for (size_t f = 0; f < sizeof(fields) / sizeof(fields[0]); f++)
+				(void)json_object_set_new(rec, fields[f],
+							  clean_string(json_object_get(raw, fields[f])));
+			if (json_is_integer(json_object_get(raw, "port")))
+				(void)json_object_set(rec, "port", json_object_get(raw, "port"));
+			if (json_is_integer(json_object_get(raw, "started")))
+				(void)json_object_set(rec, "started", json_object_get(raw, "started"));
+		} else {
+			(void)json_object_set_new(rec, "invalid",
+						  json_string(kv->value_len > STORE_RECORD_MAX
+								      ? "longer than a record"
+								      : "not a JSON object"));
 		}
-		(void)json_object_set_new(rec, "key", json_string(k.v[i].key));
-		(void)json_object_set_new(rec, "lease", json_integer(k.v[i].lease));
-		(void)json_object_set_new(rec, "mod_revision", json_integer(k.v[i].mod_revision));
+		json_decref(raw);
+		{
+			json_t *key = json_string(kv->key);
+
+			(void)json_object_set_new(rec, "key", clean_string(key));
+			json_decref(key);
+		}
+		(void)json_object_set_new(rec, "lease", json_integer(kv->lease));
+		(void)json_object_set_new(rec, "mod_revision", json_integer(kv->mod_revision));
 		(void)json_array_append_new(arr, rec);
+		if (strcmp(kv->key, s->key) == 0 && kv->lease == lease &&
+		    kv->value_len == strlen(s->record) && memcmp(kv->value, s->record, kv->value_len) == 0)
+			*ours = true;
 	}
 	smig_etcd_kvs_free(&k);
 	return arr;
@@ -106,8 +178,9 @@ static void round_once(struct store *s, bool *ok)
 {
 	char err[512];
 	int64_t lease, ttl = 0;
-	bool fresh = false;
+	bool fresh = false, ours;
 	json_t *members;
+	uint64_t asked = loop_now_ms(); /* etcd counts the lease from after this */
 
 	pthread_mutex_lock(&s->mu);
 	lease = s->lease;
@@ -141,15 +214,27 @@ static void round_once(struct store *s, bool *ok)
 	s->up = true;
 	s->lease = lease;
 	s->lease_ttl = ttl;
-	s->renewed_ms = loop_now_ms();
+	s->renewed_ms = asked;
 	s->registered = true;
 	s->grants += fresh;
 	snprintf(s->endpoint, sizeof(s->endpoint), "%s", smig_etcd_endpoint(s->etcd));
 	pthread_mutex_unlock(&s->mu);
-	members = read_members(s, err, sizeof(err));
+	members = read_members(s, lease, &ours, err, sizeof(err));
 	if (members == NULL) {
 		set_error(s, err);
 		return;
+	}
+	if (!ours) { /* deleted or overwritten behind our back: ours again, under our lease */
+		json_decref(members);
+		if (smig_etcd_put(s->etcd, s->key, s->record, strlen(s->record), lease, NULL, err,
+				  sizeof(err)) < 0 ||
+		    (members = read_members(s, lease, &ours, err, sizeof(err))) == NULL) {
+			set_error(s, err);
+			return;
+		}
+		pthread_mutex_lock(&s->mu);
+		s->rewrites++;
+		pthread_mutex_unlock(&s->mu);
 	}
 	pthread_mutex_lock(&s->mu);
 	json_decref(s->members);
@@ -158,6 +243,106 @@ static void round_once(struct store *s, bool *ok)
 	s->error[0] = '\0';
 	pthread_mutex_unlock(&s->mu);
 	*ok = true;
+}
+
+/* The host a VM's owner record names ("" when it names none). */
+static void owner_of(const struct smig_etcd_kv *kv, char *host, size_t len)
+{
+	json_t *o = json_loadb((const char *)kv->value, kv->value_len, 0, NULL);
+	const char *h = json_string_value(json_object_get(o, "host"));
+
+	snprintf(host, len, "%s", h ? h : "");
+	json_decref(o);
+}
+
+/*
+ * A VM's owner record at PREFIX/vms/NAME/owner, bound to our lease. Claim:
+ * created if there is none; taken over (a swap on its revision) if it is
+ * ours from an earlier lease or names op->from; else refused, naming the
+ * owner. Release: deleted if it is ours (a swap on its revision), else
+ * left alone.
+ */
+static void do_op(struct store *s, struct store_op *op, int64_t lease)
+{
+	struct smig_etcd_kvs k;
+	char value[256], owner[SMIG_NAME_MAX + 1] = "";
+	struct store_owner *r = &op->r;
+	int64_t rev = 0;
+
+	snprintf(value, sizeof(value), "{\"host\":\"%s\",\"vm\":\"%s\",\"since\":%lld}",
+		 s->host, op->name, (long long)loop_wall_ms() / 1000);
+	for (int attempt = 0; attempt < 3; attempt++) {
+		if (smig_etcd_get(s->etcd, op->key, false, 0, &k, r->error, sizeof(r->error)) < 0)
+			return;
+		if (k.n) {
+			owner_of(&k.v[0], owner, sizeof(owner));
+			rev = k.v[0].mod_revision;
+		} else {
+			owner[0] = '\0';
+			rev = 0;
+		}
+		smig_etcd_kvs_free(&k);
+		snprintf(r->owner, sizeof(r->owner), "%s", owner);
+		if (op->release) {
+			if (rev == 0 || strcmp(owner, s->host) != 0) {
+				r->ok = true; /* not ours (any more): nothing to give up */
+				return;
+			}
+			if (smig_etcd_delete_if(s->etcd, op->key, rev, &r->ok, r->error,
+						sizeof(r->error)) < 0)
+				return;
+		} else {
+			if (rev && strcmp(owner, s->host) != 0 &&
+			    (op->from[0] == '\0' || strcmp(owner, op->from) != 0)) {
+				r->ok = false; /* another host's */
+				r->answered = true;
+				return;
+			}
+			if (lease == 0) {
+				snprintf(r->error, sizeof(r->error),
+					 "this host holds no lease in the fleet store yet");
+				return;
+			}
+			if (smig_etcd_cas(s->etcd, op->key, rev, value, strlen(value), lease, &r->ok,
+					  NULL, r->error, sizeof(r->error)) < 0)
+				return;
+			if (r->ok)
+				snprintf(r->owner, sizeof(r->owner), "%s", s->host);
+		}
+		if (r->ok) {
+			r->answered = true;
+			return;
+		}
+		/* it changed between the read and the swap: read it again */
+	}
+	snprintf(r->error, sizeof(r->error), "the owner record kept changing under three swaps");
+}
+
+/* The ownership requests queued since the last look, done, and the loop told. */
+static void run_ops(struct store *s)
+{
+	struct store_op *ops, *last = NULL;
+	int64_t lease;
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&s->mu);
+	ops = s->ops;
+	s->ops = NULL;
+	lease = s->registered ? s->lease : 0;
+	pthread_mutex_unlock(&s->mu);
+	if (ops == NULL)
+		return;
+	for (struct store_op *op = ops; op; op = op->next) {
+		do_op(s, op, lease);
+		last = op;
+	}
+	pthread_mutex_lock(&s->mu);
+	last->next = s->done;
+	s->done = ops;
+	pthread_mutex_unlock(&s->mu);
+	if (write(s->efd, &one, sizeof(one)) < 0) {
+		/* the counter is full only if the loop stopped reading: it reads at stop */
+	}
 }
 
 static void *store_thread(void *arg)
@@ -173,6 +358,7 @@ static void *store_thread(void *arg)
 
 		pthread_mutex_unlock(&s->mu);
 		round_once(s, &ok);
+		run_ops(s);
 		/* renew at a third of the lease; after a failure, again soon */
 		wait_ms = ok ? (uint64_t)s->ttl_s * 1000 / 3 : STORE_RETRY_MS;
 		clock_gettime(CLOCK_MONOTONIC, &until);
@@ -183,11 +369,18 @@ static void *store_thread(void *arg)
 			until.tv_nsec -= 1000000000L;
 		}
 		pthread_mutex_lock(&s->mu);
-		while (!s->stop && pthread_cond_timedwait(&s->cv, &s->mu, &until) != ETIMEDOUT)
+		while (!s->stop && s->ops == NULL &&
+		       pthread_cond_timedwait(&s->cv, &s->mu, &until) != ETIMEDOUT)
 			;
 	}
 	pthread_mutex_unlock(&s->mu);
-	/* a clean stop: our record goes now, not when the lease would run out */
+	/*
+	 * A clean stop: our record goes now, not when the lease would run
+	 * out; one try on each member at most (timeout_ms each), so that a
+	 * stop with etcd away takes no longer than half a lease.
+	 */
+	smig_etcd_abort(s->etcd, false);
+	smig_etcd_set_rounds(s->etcd, 1);
 	if (s->lease && smig_etcd_lease_revoke(s->etcd, s->lease, err, sizeof(err)) == 0)
 		s->revoked = true;
 	return NULL;
@@ -198,7 +391,7 @@ static void store_tick(void *arg)
 {
 	struct store *s = arg;
 	bool up, reg;
-	unsigned grants;
+	unsigned grants, rewrites;
 	char ep[sizeof(s->endpoint)], err[sizeof(s->error)];
 	int64_t lease;
 
@@ -207,6 +400,7 @@ static void store_tick(void *arg)
 	up = s->up;
 	reg = s->registered;
 	grants = s->grants;
+	rewrites = s->rewrites;
 	lease = s->lease;
 	memcpy(ep, s->endpoint, sizeof(ep));
 	memcpy(err, s->error, sizeof(err));
@@ -224,7 +418,84 @@ static void store_tick(void *arg)
 	s->was_up = up;
 	s->was_registered = reg;
 	s->was_grants = grants;
+	if (rewrites != s->was_rewrites)
+		smig_warn("event=store_record_rewritten key=%s reason=\"it was gone or not as this host "
+			  "wrote it\"",
+			  s->key);
+	s->was_rewrites = rewrites;
 	(void)loop_timer_add(s->d->loop, STORE_TICK_MS, store_tick, s, &s->tick);
+}
+
+/* The thread's word: run the callbacks of the ownership requests it did. */
+static void ops_done(void *arg, uint32_t events)
+{
+	struct store *s = arg;
+	struct store_op *done, *rev = NULL;
+	uint64_t n;
+
+	(void)events;
+	if (read(s->efd, &n, sizeof(n)) < 0) {
+		/* EAGAIN: nothing new; the list says what is done */
+	}
+	pthread_mutex_lock(&s->mu);
+	done = s->done;
+	s->done = NULL;
+	pthread_mutex_unlock(&s->mu);
+	while (done) { /* oldest first */
+		struct store_op *next = done->next;
+
+		done->next = rev;
+		rev = done;
+		done = next;
+	}
+	while (rev) {
+		struct store_op *next = rev->next;
+
+		if (rev->fn)
+			rev->fn(s->d, rev->name, &rev->r);
+		free(rev);
+		rev = next;
+	}
+}
+
+static int queue_op(struct smigd *d, const char *vm, const char *from, bool release,
+		    store_owner_fn fn)
+{
+	struct store *s = d->store;
+	struct store_op *op, **pp;
+
+	if (s == NULL)
+		return SMIG_ENOENT;
+	op = calloc(1, sizeof(*op));
+	if (op == NULL)
+		return SMIG_ENOMEM;
+	op->release = release;
+	op->fn = fn;
+	snprintf(op->name, sizeof(op->name), "%s", vm);
+	snprintf(op->from, sizeof(op->from), "%s", from ? from : "");
+	snprintf(op->key, sizeof(op->key), "%s/vms/%s/owner", d->cfg.store_prefix, vm);
+	pthread_mutex_lock(&s->mu);
+	for (pp = &s->ops; *pp; pp = &(*pp)->next) /* in the order asked */
+		;
+	*pp = op;
+	pthread_cond_signal(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+	return 0;
+}
+
+bool store_active(const struct smigd *d)
+{
+	return d->store != NULL;
+}
+
+int store_claim(struct smigd *d, const char *vm, const char *from, store_owner_fn fn)
+{
+	return queue_op(d, vm, from, false, fn);
+}
+
+int store_release(struct smigd *d, const char *vm, store_owner_fn fn)
+{
+	return queue_op(d, vm, NULL, true, fn);
 }
 
 /* The record this host keeps in the store. */
@@ -260,6 +531,8 @@ int store_init(struct smigd *d)
 		return SMIG_ENOMEM;
 	s->d = d;
 	s->ttl_s = c->store_lease_ttl_s;
+	snprintf(s->host, sizeof(s->host), "%s", c->host);
+	s->started_ms = loop_now_ms();
 	snprintf(s->prefix, sizeof(s->prefix), "%s/hosts/", c->store_prefix);
 	snprintf(s->key, sizeof(s->key), "%s/hosts/%s", c->store_prefix, c->host);
 	pthread_mutex_init(&s->mu, NULL);
@@ -298,24 +571,46 @@ int store_init(struct smigd *d)
 	s->record = rc == 0 ? host_record(d) : NULL;
 	if (rc == 0 && s->record == NULL)
 		rc = SMIG_ENOMEM;
+	s->efd = -1;
 	if (rc == 0) {
-		/* every signal is the loop's (signalfd): none may land on this thread */
-		sigset_t all, was;
-
-		sigfillset(&all);
-		pthread_sigmask(SIG_SETMASK, &all, &was);
-		if (pthread_create(&s->th, NULL, store_thread, s) != 0)
-			rc = SMIG_EIO;
-		pthread_sigmask(SIG_SETMASK, &was, NULL);
+		s->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		if (s->efd < 0 || loop_watch_add(d->loop, s->efd, EPOLLIN, ops_done, s, &s->ew) < 0) {
+			snprintf(err, sizeof(err), "cannot watch an eventfd: %s", strerror(errno));
+			rc = SMIG_ECONFIG;
+		}
 	}
 	if (rc < 0) {
-		smig_err("event=store_failed backend=etcd reason=\"%s\"",
-			 rc == SMIG_EIO ? "cannot start its thread" : err);
+		smig_err("event=store_failed backend=etcd reason=\"%s\"", err);
+		return rc;
+	}
+	return 0;
+}
+
+int store_start(struct smigd *d)
+{
+	struct store *s = d->store;
+	sigset_t all, was;
+	int rc = 0;
+
+	if (s == NULL)
+		return 0;
+	/*
+	 * After the sandbox: Landlock, seccomp and no_new_privs hold for the
+	 * thread that set them and the threads it starts after, not before.
+	 * And every signal is the loop's (signalfd): none may land here.
+	 */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &was);
+	if (pthread_create(&s->th, NULL, store_thread, s) != 0)
+		rc = SMIG_EIO;
+	pthread_sigmask(SIG_SETMASK, &was, NULL);
+	if (rc < 0) {
+		smig_err("event=store_failed backend=etcd reason=\"cannot start its thread\"");
 		return rc;
 	}
 	s->started = true;
 	smig_info("event=store_started backend=etcd endpoints=%zu key=%s lease_ttl_s=%d",
-		  c->nstore_endpoints, s->key, s->ttl_s);
+		  d->cfg.nstore_endpoints, s->key, s->ttl_s);
 	return loop_timer_add(d->loop, STORE_TICK_MS, store_tick, s, &s->tick);
 }
 
@@ -328,6 +623,8 @@ void store_free(struct smigd *d)
 	if (s->tick)
 		loop_timer_cancel(d->loop, s->tick);
 	if (s->started) {
+		/* a call under way gives up at once (before stop: the thread clears it after) */
+		smig_etcd_abort(s->etcd, true);
 		pthread_mutex_lock(&s->mu);
 		s->stop = true;
 		pthread_cond_signal(&s->cv);
@@ -335,6 +632,17 @@ void store_free(struct smigd *d)
 		pthread_join(s->th, NULL);
 		smig_info("event=store_left key=%s lease_revoked=%s", s->key,
 			  s->revoked ? "yes" : "no (the record goes when the lease runs out)");
+	}
+	if (s->ew)
+		loop_watch_del(d->loop, s->ew);
+	if (s->efd >= 0)
+		close(s->efd);
+	for (struct store_op *l[2] = { s->ops, s->done }, *op; l[0] || l[1];) {
+		int i = l[0] ? 0 : 1;
+
+		op = l[i];
+		l[i] = op->next;
+		free(op); /* smigd stops: nobody waits for these answers any more */
 	}
 	smig_etcd_close(s->etcd);
 	json_decref(s->members);
@@ -356,15 +664,40 @@ static bool lease_alive(const struct store *s, uint64_t now)
 	       now < s->renewed_ms + (uint64_t)s->lease_ttl * 1000;
 }
 
+bool store_lease_sound(struct smigd *d, uint64_t *left_ms)
+{
+	struct store *s = d->store;
+	uint64_t now = loop_now_ms(), third;
+	bool sound;
+
+	*left_ms = 0;
+	if (s == NULL)
+		return true;
+	third = (uint64_t)s->ttl_s * 1000 / 3;
+	pthread_mutex_lock(&s->mu);
+	if (s->registered && s->lease_ttl > 0) {
+		uint64_t until = s->renewed_ms + (uint64_t)s->lease_ttl * 1000;
+
+		*left_ms = until > now ? until - now : 0;
+		sound = *left_ms > third;
+	} else {
+		/* not registered since smigd started: a grace of a third of the TTL */
+		sound = s->grants == 0 && now < s->started_ms + third;
+	}
+	pthread_mutex_unlock(&s->mu);
+	return sound;
+}
+
 json_t *store_status_json(struct smigd *d)
 {
 	struct store *s = d->store;
-	uint64_t now = loop_now_ms();
+	uint64_t now;
 	json_t *o;
 
 	if (s == NULL)
 		return json_pack("{s:s}", "backend", "files");
 	pthread_mutex_lock(&s->mu);
+	now = loop_now_ms();
 	o = json_pack("{s:s,s:s,s:b,s:b,s:s,s:I,s:I,s:s?,s:i,s:I,s:I}", "backend", "etcd", "key",
 		      s->key, "reachable", s->up, "registered", lease_alive(s, now), "lease",
 		      "", /* set below: a number past 2^53 is text */
@@ -385,18 +718,64 @@ json_t *store_status_json(struct smigd *d)
 	return o;
 }
 
+/*
+ * Whether a record is the one the host table's host would write: read at
+ * its own key, a valid name in the table, and the fingerprint the table
+ * pins (or the one it rotates to).
+ */
+static bool record_verified(struct smigd *d, const json_t *rec)
+{
+	const char *name = json_string_value(json_object_get(rec, "name"));
+	const char *key = json_string_value(json_object_get(rec, "key"));
+	const char *fp = json_string_value(json_object_get(rec, "fingerprint"));
+	const struct smig_host *h;
+	char want[SMIG_STORE_PREFIX_MAX + SMIG_NAME_MAX + 16], fps[SMIG_FP_STR_LEN];
+
+	if (name == NULL || key == NULL || fp == NULL || !smig_name_valid(name))
+		return false;
+	snprintf(want, sizeof(want), "%s/hosts/%s", d->cfg.store_prefix, name);
+	h = smig_hosts_by_name(smigd_hosts(d), name);
+	if (strcmp(key, want) != 0 || h == NULL)
+		return false;
+	smig_fp_format(h->fp, fps);
+	if (strcmp(fp, fps) == 0)
+		return true;
+	if (h->has_next) {
+		smig_fp_format(h->next_fp, fps);
+		return strcmp(fp, fps) == 0;
+	}
+	return false;
+}
+
 json_t *store_members_json(struct smigd *d)
 {
 	struct store *s = d->store;
+	json_t *members, *out, *rec;
+	uint64_t now;
+	size_t i;
 	json_t *o;
+	bool up;
+	uint64_t read_ms;
 
 	if (s == NULL)
 		return NULL;
 	pthread_mutex_lock(&s->mu);
-	o = json_pack("{s:o?,s:I,s:b}", "members", json_deep_copy(s->members),
-		      "read_ms_ago",
-		      s->read_ms ? (json_int_t)(loop_now_ms() - s->read_ms) : (json_int_t)-1,
-		      "reachable", s->up);
+	members = json_incref(s->members); /* never changed once published: shared, not copied */
+	up = s->up;
+	read_ms = s->read_ms;
+	now = loop_now_ms();
 	pthread_mutex_unlock(&s->mu);
+	out = json_array();
+	json_array_foreach(members, i, rec) {
+		json_t *r = json_copy(rec); /* shallow: only "verified" is added */
+
+		if (r) {
+			(void)json_object_set_new(r, "verified", json_boolean(record_verified(d, rec)));
+			(void)json_array_append_new(out, r);
+		}
+	}
+	json_decref(members);
+	o = json_pack("{s:o,s:I,s:b}", "members", out, "read_ms_ago",
+		      read_ms ? (json_int_t)(now - read_ms) : (json_int_t)-1, "reachable", up);
 	return o;
 }

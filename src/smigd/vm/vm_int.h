@@ -39,6 +39,7 @@ struct vms {
 	struct vm *head;
 	struct vm_mig_ops ops;
 	struct vm_hold *holds; /* capacity held for sources ahead of their PREPARE */
+	struct loop_timer *fence_t; /* vm_fence.c's look at the fleet store's lease */
 };
 
 /* Capacity a source holds here for a VM it means to send (vm_res_hold). */
@@ -71,6 +72,11 @@ struct vm {
 	bool adopt_checked; /* ... and QMP has said what it is doing */
 	bool incoming;      /* staged by the warden, started with -incoming defer */
 	bool retire;        /* forget the VM once QEMU has exited */
+	bool claiming;      /* a start waits for the fleet store's word that it is ours */
+	bool fenced;        /* paused by vm_fence.c: the lease was not renewed in time */
+	bool fence_claiming; /* ... and claimed again, the answer not in */
+	bool fence_lost;    /* ... and another host owns it now */
+	bool claim_autostart; /* ... an autostart's */
 	bool starting;      /* a VM_START is with the warden ... */
 	uint32_t start_id;  /* ... as this request */
 	struct mig *mig;    /* the migration this VM is part of */
@@ -132,5 +138,11 @@ void vm_swtpm_exited(struct vm *vm);
 void vm_quit(struct vm *vm);
 /* Seconds since the power operation in progress began. */
 double vm_op_seconds(const struct vm *vm);
+
+/* vm_fence.c: self-fencing with a fleet store */
+int vm_fence_start(struct smigd *d);
+void vm_fence_stop(struct smigd *d);
+/* Pauses vm for good: owner, another host, owns it now. */
+void vm_fence_lost(struct vm *vm, const char *owner);
 
 #endif

@@ -290,7 +290,11 @@ void vm_on_qmp_event(void *arg, const struct smig_qmp_msg *ev)
 			 "the guest panicked; QEMU keeps it paused: read its console log, then stop "
 			 "and start it");
 	} else if (strcmp(ev->event, "STOP") == 0 && vm->state == VM_RUNNING)
-		vm_set_state(vm, VM_PAUSED, "%s", vm->mig ? "paused by its migration" : "paused");
+		vm_set_state(vm, VM_PAUSED, "%s",
+			     vm->mig	  ? "paused by its migration"
+			     : vm->fenced ? "fenced: this host's lease in the fleet store was not "
+					    "renewed in time"
+					  : "paused");
 	else if (strcmp(ev->event, "RESUME") == 0 && vm->state == VM_PAUSED)
 		vm_set_state(vm, VM_RUNNING, "resumed");
 	else if (strcmp(ev->event, "SHUTDOWN") == 0 && vm->state != VM_STARTING &&
@@ -433,6 +437,61 @@ static void on_started(void *arg, const struct smig_pm *r)
 
 static void vm_launch(struct vm *vm, const char *why);
 
+/*
+ * The fleet store's answer to a start's claim: ours, so it starts; another
+ * host's, or no answer, so it does not (a VM runs where its owner record
+ * says, and nowhere else).
+ */
+static void start_claimed(struct smigd *d, const char *name, const struct store_owner *r)
+{
+	struct vm *vm = vm_find(d, name);
+	bool autostart;
+
+	if (vm == NULL || !vm->claiming) {
+		if (r->ok) /* undefined meanwhile: nobody wants it any more */
+			(void)store_release(d, name, NULL);
+		return;
+	}
+	vm->claiming = false;
+	autostart = vm->claim_autostart;
+	if (r->ok) {
+		smig_info("event=vm_claimed vm=%s", name);
+		vm_launch(vm, autostart ? "autostart: smigd's first start since the host booted"
+					: "start");
+		return;
+	}
+	if (r->answered)
+		vm_note_error(vm, "%s is %s's in the fleet store (its owner record %s/vms/%s/owner): "
+			      "it runs there, or its smigd has not let it go; stop it on %s first",
+			      name, r->owner, d->cfg.store_prefix, name, r->owner);
+	else
+		vm_note_error(vm, "cannot claim %s in the fleet store: %s; not started (smig status "
+			      "says how the store answers)",
+			      name, r->error);
+	smig_warn("event=vm_claim_refused vm=%s owner=%s reason=\"%s\"", name,
+		  r->answered ? r->owner : "unknown", r->answered ? "owned" : r->error);
+	if (autostart)
+		audit_write(d, "smigd", "vm.start", name, "allow", "autostart", "failed",
+			    vm->last_error);
+	vm_reply_err(vm, r->answered ? "owned" : "unreachable", vm->last_error);
+}
+
+/* Starts vm, after the fleet store's claim when there is one. */
+static void start_owned(struct vm *vm, bool autostart, const char *why)
+{
+	if (!store_active(vm->d)) {
+		vm_launch(vm, why);
+		return;
+	}
+	vm->claiming = true;
+	vm->claim_autostart = autostart;
+	if (store_claim(vm->d, vm->spec.name, NULL, start_claimed) < 0) {
+		vm->claiming = false;
+		vm_note_error(vm, "cannot ask the fleet store for %s: out of memory", vm->spec.name);
+		vm_reply_err(vm, "error", vm->last_error);
+	}
+}
+
 void vm_start(struct smigd *d, struct vm *vm, struct ctl_ref *ref)
 {
 	char err[512];
@@ -440,6 +499,10 @@ void vm_start(struct smigd *d, struct vm *vm, struct ctl_ref *ref)
 	if (vm->state != VM_DEFINED && vm->state != VM_SHUTOFF) {
 		ctl_reply_err(d, ref, "error", "%s is already %s", vm->spec.name,
 			      vm_state_name(vm->state));
+		return;
+	}
+	if (vm->claiming) {
+		ctl_reply_err(d, ref, "error", "%s is being started already", vm->spec.name);
 		return;
 	}
 	/* its QEMU died at switch-over: the destination may hold the only copy */
@@ -459,7 +522,7 @@ void vm_start(struct smigd *d, struct vm *vm, struct ctl_ref *ref)
 	ref->client_id = 0;
 	vm->incoming = false;
 	vm_outgoing_clear(vm); /* its operator starts it here: no other host runs it */
-	vm_launch(vm, "start");
+	start_owned(vm, false, "start");
 }
 
 void vm_autostart(struct vm *vm)
@@ -494,7 +557,7 @@ void vm_autostart(struct vm *vm)
 	audit_write(vm->d, "smigd", "vm.start", vm->spec.name, "allow", "autostart", "started",
 		    "the host's first smigd since boot");
 	vm->incoming = false;
-	vm_launch(vm, "autostart: smigd's first start since the host booted");
+	start_owned(vm, true, "autostart: smigd's first start since the host booted");
 }
 
 void vm_start_incoming(struct vm *vm, vm_done_fn done, void *arg)

@@ -317,6 +317,7 @@ int smigd_start(struct smigd *d, const char *config_path, bool check_only, int w
 	SMIG_GUARD(certs_start(d));
 	if (sandbox)
 		SMIG_GUARD(enter_sandbox(d, uid, gid));
+	SMIG_GUARD(store_start(d)); /* its thread inside the sandbox */
 	return vm_load_all(d);
 }
 
