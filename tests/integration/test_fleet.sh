@@ -12,7 +12,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../harness/tap.sh"
 netns_test fleet
 
-plan 22
+plan 24
 
 SMIG_STORE_TTL=3 "$cluster" up --hosts 3 --store etcd >/dev/null
 ok $? "three hosts up with store.backend etcd, an etcd member beside each"
@@ -201,7 +201,21 @@ sleep 1
 [ $lost -eq 0 ] && [ "$(state_of "$p")" = paused ] && [ "$(state_of "$q")" = running ] && owner_is "$q" &&
 	grep -q "event=vm_owner_conflict vm=own1 owner=$q" "$dir/$p.log"
 ok $? "the link back: $p finds $q owns own1 and keeps its copy paused, saying so: $(on "$p" --json vm show own1 | jq -r .last_error | cut -c1-120)"
+out=$(on "$p" vm resume own1 2>&1)
+rc=$?
+[ $rc -ne 0 ] && grep -q 'may not run here now' <<<"$out" && sleep 0.5 && [ "$(state_of "$p")" = paused ]
+ok $? "smig vm resume of the fenced copy is refused (exit $rc): $(cut -c1-120 <<<"$out")"
 on "$p" vm stop own1 --force >/dev/null && [ "$(state_of "$p")" = shutoff ] && owner_is "$q"
 ok $? "its operator stops the stale copy on $p; $q's record is untouched"
+
+# smigd restarted on $q (an upgrade): own1 runs on, its record kept for the new smigd
+owner_lease_is_of() { # HOST: own1's record is under HOST's lease now
+	[ "$(etcdtry "$dir" h1 get /smig/vms/own1/owner | jq -r '.kvs[0].lease')" = "$(on "$1" --json status | jq -r .store.lease)" ]
+}
+smigd_stop "$dir" "$q" && grep -q "event=store_left key=/smig/hosts/$q lease_revoked=\"no (VMs run on" "$dir/$q.log" &&
+	owner_is "$q" && smigd_start "$dir" "$q" && wait_for 15 registered "$q" && sleep 1 &&
+	[ "$(state_of "$q")" = running ] && owner_is "$q" && wait_for 5 owner_lease_is_of "$q" &&
+	! on "$q" --json vm show own1 | jq -e '.history | map(.why) | map(test("fenced")) | any' >/dev/null
+ok $? "smigd on $q restarted: own1 ran on unpaused, the new smigd took its record over"
 
 done_testing

@@ -203,6 +203,14 @@ static void cmd_resume(struct smigd *d, struct vm *vm, const json_t *args, struc
 			      vm_spec(vm)->name, vm_spec(vm)->name);
 		return;
 	}
+	if (vm_fence_holds(vm)) {
+		ctl_reply_err(d, ref, "owned",
+			      "%s may not run here now: its owner record in the fleet store is not "
+			      "this host's under a sound lease (smig vm show %s says why; smig status "
+			      "shows the store)",
+			      vm_spec(vm)->name, vm_spec(vm)->name);
+		return;
+	}
 	r = req_new(d, vm, ref);
 	if (r == NULL)
 		return;

@@ -230,6 +230,7 @@ json_t *store_members_json(struct smigd *d);
 struct store_owner {
 	bool ok;
 	bool answered;
+	int64_t lease; /* claimed: the lease the record is under now */
 	char owner[SMIG_NAME_MAX + 1];
 	char error[256];
 };
@@ -245,11 +246,15 @@ int store_claim(struct smigd *d, const char *vm, const char *from, store_owner_f
 /* Gives vm up if this host owns it. */
 int store_release(struct smigd *d, const char *vm, store_owner_fn fn);
 /*
- * Whether this host's lease is sound: held, with more than a third of its
- * TTL left by this host's clock (counted from before the renewal was
- * asked); *left_ms what is left. Always with store.backend files.
+ * This host's lease: SOUND, held with more than a third of its TTL left by
+ * this host's clock (counted from before the renewal was asked), *lease
+ * its id; GRACE, not held yet in the first third of a TTL since smigd
+ * started; UNSOUND otherwise. *left_ms what is left. SOUND with files.
  */
-bool store_lease_sound(struct smigd *d, uint64_t *left_ms);
+enum store_lease_state { STORE_LEASE_SOUND, STORE_LEASE_GRACE, STORE_LEASE_UNSOUND };
+enum store_lease_state store_lease(struct smigd *d, uint64_t *left_ms, int64_t *lease);
+/* At stop: keep the lease (VMs run on, their records wait for the next smigd) or revoke it. */
+void store_keep_lease(struct smigd *d, bool keep);
 
 /* --- certs.c: how near the certificates are to their end (tls.warn_days) --- */
 /* Logs this host's and the CA's certificate if near their end or past it. */

@@ -69,6 +69,7 @@ struct store {
 	unsigned grants;     /* leases granted: more than one means one was lost */
 	unsigned rewrites;   /* our record written again, found gone or changed */
 	bool revoked;        /* set by the thread as it ends, read after the join */
+	bool keep_lease;     /* at stop: VMs run on, their records must outlive this smigd */
 	/* ownership requests (store_claim, store_release): queued by the loop, done by the thread */
 	struct store_op *ops, *done;
 	int efd;                  /* the thread's word that ops are done */
@@ -306,8 +307,10 @@ static void do_op(struct store *s, struct store_op *op, int64_t lease)
 			if (smig_etcd_cas(s->etcd, op->key, rev, value, strlen(value), lease, &r->ok,
 					  NULL, r->error, sizeof(r->error)) < 0)
 				return;
-			if (r->ok)
+			if (r->ok) {
 				snprintf(r->owner, sizeof(r->owner), "%s", s->host);
+				r->lease = lease;
+			}
 		}
 		if (r->ok) {
 			r->answered = true;
@@ -349,18 +352,22 @@ static void *store_thread(void *arg)
 {
 	struct store *s = arg;
 	char err[256];
+	uint64_t next_round = 0;
 
 	pthread_mutex_lock(&s->mu);
 	while (!s->stop) {
 		struct timespec until;
 		uint64_t wait_ms;
-		bool ok;
+		bool ok = true;
 
 		pthread_mutex_unlock(&s->mu);
-		round_once(s, &ok);
+		/* renew when due (woken for ownership requests, not before) */
+		if (loop_now_ms() >= next_round) {
+			round_once(s, &ok);
+			next_round = loop_now_ms() + (ok ? (uint64_t)s->ttl_s * 1000 / 3 : STORE_RETRY_MS);
+		}
 		run_ops(s);
-		/* renew at a third of the lease; after a failure, again soon */
-		wait_ms = ok ? (uint64_t)s->ttl_s * 1000 / 3 : STORE_RETRY_MS;
+		wait_ms = next_round > loop_now_ms() ? next_round - loop_now_ms() : 0;
 		clock_gettime(CLOCK_MONOTONIC, &until);
 		until.tv_sec += (time_t)(wait_ms / 1000);
 		until.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
@@ -381,8 +388,18 @@ static void *store_thread(void *arg)
 	 */
 	smig_etcd_abort(s->etcd, false);
 	smig_etcd_set_rounds(s->etcd, 1);
-	if (s->lease && smig_etcd_lease_revoke(s->etcd, s->lease, err, sizeof(err)) == 0)
+	if (s->keep_lease) {
+		/*
+		 * QEMUs outlive this smigd (a restart, an upgrade): their owner
+		 * records stay under the lease for the next smigd to take over
+		 * within the TTL; only this host's record goes.
+		 */
+		int64_t n;
+
+		(void)smig_etcd_delete(s->etcd, s->key, false, &n, err, sizeof(err));
+	} else if (s->lease && smig_etcd_lease_revoke(s->etcd, s->lease, err, sizeof(err)) == 0) {
 		s->revoked = true;
+	}
 	return NULL;
 }
 
@@ -631,7 +648,9 @@ void store_free(struct smigd *d)
 		pthread_mutex_unlock(&s->mu);
 		pthread_join(s->th, NULL);
 		smig_info("event=store_left key=%s lease_revoked=%s", s->key,
-			  s->revoked ? "yes" : "no (the record goes when the lease runs out)");
+			  s->revoked      ? "yes"
+			  : s->keep_lease ? "no (VMs run on: their records wait for the next smigd)"
+					  : "no (the record goes when the lease runs out)");
 	}
 	if (s->ew)
 		loop_watch_del(d->loop, s->ew);
@@ -664,28 +683,38 @@ static bool lease_alive(const struct store *s, uint64_t now)
 	       now < s->renewed_ms + (uint64_t)s->lease_ttl * 1000;
 }
 
-bool store_lease_sound(struct smigd *d, uint64_t *left_ms)
+enum store_lease_state store_lease(struct smigd *d, uint64_t *left_ms, int64_t *lease)
 {
 	struct store *s = d->store;
-	uint64_t now = loop_now_ms(), third;
-	bool sound;
+	uint64_t now, third;
+	enum store_lease_state st;
 
 	*left_ms = 0;
+	*lease = 0;
 	if (s == NULL)
-		return true;
+		return STORE_LEASE_SOUND;
 	third = (uint64_t)s->ttl_s * 1000 / 3;
 	pthread_mutex_lock(&s->mu);
+	now = loop_now_ms();
 	if (s->registered && s->lease_ttl > 0) {
 		uint64_t until = s->renewed_ms + (uint64_t)s->lease_ttl * 1000;
 
 		*left_ms = until > now ? until - now : 0;
-		sound = *left_ms > third;
+		*lease = s->lease;
+		st = *left_ms > third ? STORE_LEASE_SOUND : STORE_LEASE_UNSOUND;
 	} else {
 		/* not registered since smigd started: a grace of a third of the TTL */
-		sound = s->grants == 0 && now < s->started_ms + third;
+		st = s->grants == 0 && now < s->started_ms + third ? STORE_LEASE_GRACE
+								     : STORE_LEASE_UNSOUND;
 	}
 	pthread_mutex_unlock(&s->mu);
-	return sound;
+	return st;
+}
+
+void store_keep_lease(struct smigd *d, bool keep)
+{
+	if (d->store)
+		d->store->keep_lease = keep;
 }
 
 json_t *store_status_json(struct smigd *d)

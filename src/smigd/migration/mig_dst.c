@@ -818,18 +818,21 @@ void mig_dst_prepare(struct smigd *d, struct peer *p, const struct smig_frame *f
 	vm_start_incoming(m->vm, dst_started, m);
 }
 
-/* The fleet store's answer to the claim of a VM that arrived. */
-static void dst_claimed(struct smigd *d, const char *vm, const struct store_owner *r)
+/*
+ * The fleet store's answer to the claim of a VM that arrived: its lease
+ * noted; a third host's record pauses it (vm_fence.c), no answer has it
+ * claimed again (paused meanwhile once its migration is over).
+ */
+static void dst_claimed(struct smigd *d, const char *name, const struct store_owner *r)
 {
-	(void)d;
+	struct vm *vm = vm_find(d, name);
+
 	if (r->ok)
-		smig_info("event=vm_claimed vm=%s from_migration=yes", vm);
-	else if (r->answered)
-		smig_err("event=vm_owner_conflict vm=%s owner=%s reason=\"it arrived by migration, "
-			 "but the fleet store says a third host owns it\"",
-			 vm, r->owner);
-	else
-		smig_warn("event=vm_claim_refused vm=%s owner=unknown reason=\"%s\"", vm, r->error);
+		smig_info("event=vm_claimed vm=%s from_migration=yes", name);
+	else if (!r->answered)
+		smig_warn("event=vm_claim_refused vm=%s owner=unknown reason=\"%s\"", name, r->error);
+	if (vm)
+		vm_claim_answer(vm, r);
 }
 
 static void dst_resumed(void *arg, bool ok, const char *why)
@@ -850,8 +853,10 @@ static void dst_resumed(void *arg, bool ok, const char *why)
 		  (unsigned long long)m->p.bytes);
 	dst_audit(m, "committed", NULL);
 	/* the fleet store's owner record follows the VM: taken from its source */
-	if (store_active(m->d))
+	if (store_active(m->d)) {
+		vm_claim_from(m->vm, m->peer_host);
 		(void)store_claim(m->d, m->vm_name, m->peer_host, dst_claimed);
+	}
 	/* the VM's events still come here: watch the resumed guest for a while */
 	mig_set_state(m, SMIG_MST_SETTLING);
 	m->t_resumed = loop_now_ns();

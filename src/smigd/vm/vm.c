@@ -187,8 +187,11 @@ void vm_set_state(struct vm *vm, enum vm_state state, const char *fmt, ...)
 	/* it runs here no more: its owner record in the fleet store goes (if it is ours) */
 	if (state == VM_SHUTOFF && was != VM_SHUTOFF && store_active(vm->d))
 		(void)store_release(vm->d, vm->spec.name, NULL);
-	if (state == VM_SHUTOFF)
-		vm->fenced = vm->fence_lost = vm->fence_claiming = false;
+	if (state == VM_SHUTOFF) {
+		vm->fenced = vm->fence_lost = vm->fence_stopping = vm->fence_resuming = false;
+		vm->claim_lease = 0;
+		vm->claim_from[0] = '\0';
+	}
 	history_add(vm, loop_wall_ms(), state, why);
 	history_save(vm);
 	smig_info("event=vm_state vm=%s from=%s to=%s why=\"%s\"", vm->spec.name,
@@ -503,24 +506,18 @@ struct agent_ping *vm_agent_ping(struct vm *vm, agent_ping_fn cb, void *arg)
 	return agent_ping_start(vm->d->loop, vm_connect(vm, SMIG_PM_SOCK_AGENT),
 				vm->d->cfg.agent_timeout_ms, cb, arg);
 }
-/* The fleet store's answer to an adopted VM's claim: a conflict is said loudly. */
+
+/* The fleet store's answer to an adopted VM's claim (a conflict pauses it). */
 static void adopted_claimed(struct smigd *d, const char *name, const struct store_owner *r)
 {
 	struct vm *vm = vm_find(d, name);
 
-	if (r->ok || vm == NULL)
+	if (vm == NULL)
 		return;
-	if (r->answered) {
-		smig_err("event=vm_owner_conflict vm=%s owner=%s reason=\"its QEMU runs here, but "
-			 "the fleet store says %s owns it\" action=paused",
-			 name, r->owner, r->owner);
-		vm_fence_lost(vm, r->owner);
-	} else {
-		smig_warn("event=vm_claim_refused vm=%s owner=unknown reason=\"%s\"", name,
-			  r->error);
-	}
+	if (!r->ok && !r->answered)
+		smig_warn("event=vm_claim_refused vm=%s owner=unknown reason=\"%s\"", name, r->error);
+	vm_claim_set(vm, r);
 }
-
 
 /*
  * A VM whose QEMU runs from before this worker (the warden watched it
@@ -550,8 +547,11 @@ static void vm_adopt(struct vm *vm)
 	vm->adopted = true;
 	vm_set_state(vm, VM_RUNNING, "its QEMU (pid %d) taken over by a new smigd",
 		     (int)vm->qemu_pid);
-	if (store_active(vm->d)) /* its owner record, under this smigd's lease now */
-		(void)store_claim(vm->d, vm->spec.name, NULL, adopted_claimed);
+	if (store_active(vm->d)) { /* its owner record, under this smigd's lease now */
+		vm->claim_pending = true;
+		if (store_claim(vm->d, vm->spec.name, NULL, adopted_claimed) < 0)
+			vm->claim_pending = false;
+	}
 	if (vm->spec.vtpm && vm->swtpm_pid <= 0)
 		vm_swtpm_exited(vm);
 	fd = vm_connect(vm, SMIG_PM_SOCK_QMP);

@@ -221,4 +221,11 @@ uint32_t vm_protections(const struct vm *vm);
 /* What vm's spec asks of any host that runs it. */
 uint32_t vm_spec_protections(const struct smig_vmspec *s);
 
+/* --- vm_fence.c: the fleet store's owner record --- */
+/* A VM that arrived from host: its record is taken from there (a claim answer: vm_claim_answer). */
+void vm_claim_from(struct vm *vm, const char *host);
+void vm_claim_answer(struct vm *vm, const struct store_owner *r);
+/* Whether vm may not run here now: its owner record is not this host's under a sound lease. */
+bool vm_fence_holds(const struct vm *vm);
+
 #endif

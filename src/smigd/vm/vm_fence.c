@@ -1,17 +1,23 @@
 /*
- * vm_fence.c - self-fencing (store.backend etcd). A VM runs here only
- * while this host holds its owner record, and the record lives only as
- * long as this host's lease. A host that cannot renew its lease cannot
- * know when etcd lets the lease go, and with it the records: another host
- * may then start the VM. So before the lease can run out (by this host's
- * clock, counted from before the renewal was asked: never later than
- * etcd's), the VMs that run here are paused: at a third of the TTL left,
- * two renewals missed. When the lease is sound again each fenced VM is
- * claimed anew and resumed only if the claim holds; one that another host
- * owns now stays paused, and says so.
+ * vm_fence.c - a VM runs here only while this host holds its owner record
+ * under a sound lease (store.backend etcd). One rule, looked at every
+ * 200 ms for every VM whose QEMU runs here and that is in no migration:
  *
- * A VM in a migration is left to the migration (its commit moves the
- * record); one paused by its operator or crashed is not touched.
+ *  - it may run only if its record was claimed under the lease this host
+ *    holds now, and that lease is sound (more than a third of its TTL left,
+ *    by this host's clock counted from before the renewal was asked: never
+ *    later than etcd's). Otherwise it is paused (QMP stop), again if
+ *    anything resumed it meanwhile (smig vm resume, an adoption, QEMU);
+ *  - with a sound lease, a VM not claimed under it is claimed (from the
+ *    host it came from, if it arrived by migration), at most every third of
+ *    a TTL while the store does not answer;
+ *  - one that was paused here for this and is claimed is resumed; one
+ *    another host owns stays paused, and says so (fence_lost), until its
+ *    operator stops it.
+ *
+ * In the grace after smigd starts (no lease yet, a third of a TTL) nothing
+ * is paused: a restarted smigd's VMs run on while it takes over their
+ * records. A VM in a migration is left to the migration.
  */
 #include "vm/vm_int.h"
 #include "error.h"
@@ -23,102 +29,167 @@
 
 #define FENCE_TICK_MS 200
 
-static void fence_tick(void *arg);
-
 static void on_fence_stop(void *arg, const struct smig_qmp_msg *r)
 {
 	struct vm *vm = arg;
 
+	vm->fence_stopping = false;
 	if (r == NULL || r->kind != SMIG_QMP_RETURN)
-		smig_err("event=vm_fence_failed vm=%s reason=\"%s\"", vm->spec.name,
+		smig_err("event=vm_fence_failed vm=%s reason=\"%s\" action=retry", vm->spec.name,
 			 r ? r->error_desc : "QMP went away");
 }
 
-static void fence(struct vm *vm, uint64_t left_ms)
+/* Pauses vm: it may not run here now. */
+static void fence(struct vm *vm, const char *why, uint64_t left_ms)
 {
+	if (vm->fence_stopping)
+		return;
+	if (!vm->fenced)
+		smig_warn("event=vm_fenced vm=%s lease_left_ms=%llu reason=\"%s\"", vm->spec.name,
+			  (unsigned long long)left_ms, why);
 	vm->fenced = true;
-	smig_warn("event=vm_fenced vm=%s lease_left_ms=%llu reason=\"the fleet store's lease was "
-		  "not renewed: the VM's owner record may go with it\"",
-		  vm->spec.name, (unsigned long long)left_ms);
-	vm_note_error(vm, "fenced: this host could not renew its lease in the fleet store, so "
-		      "another host may own %s soon; paused until the lease and the record are "
-		      "this host's again",
-		      vm->spec.name);
-	if (vm->qmp == NULL ||
-	    qmpconn_send(vm->qmp, "stop", NULL, -1, on_fence_stop, vm) < 0)
-		smig_err("event=vm_fence_failed vm=%s reason=\"cannot send stop\"", vm->spec.name);
+	if (vm->qmp == NULL)
+		return; /* QMP is not up yet: the next tick */
+	vm->fence_stopping = true;
+	if (qmpconn_send(vm->qmp, "stop", NULL, -1, on_fence_stop, vm) < 0) {
+		vm->fence_stopping = false;
+		smig_err("event=vm_fence_failed vm=%s reason=\"cannot send stop\" action=retry",
+			 vm->spec.name);
+	}
 }
 
 void vm_fence_lost(struct vm *vm, const char *owner)
 {
-	if (!vm->fenced && vm->state == VM_RUNNING)
-		fence(vm, 0);
-	vm->fenced = true;
+	if (!vm->fence_lost)
+		smig_err("event=vm_owner_conflict vm=%s owner=%s reason=\"the fleet store says %s "
+			 "owns it\" action=paused",
+			 vm->spec.name, owner, owner);
 	vm->fence_lost = true;
-	vm_note_error(vm, "%s owns %s in the fleet store (it may run there): this copy is paused; "
-		      "stop it here (smig vm stop %s --force)",
+	vm_note_error(vm, "%s owns %s in the fleet store (it may run there): this copy is paused "
+		      "and stays so; stop it here (smig vm stop %s --force)",
 		      owner, vm->spec.name, vm->spec.name);
+	if (vm->state == VM_RUNNING)
+		fence(vm, "another host owns it", 0);
+}
+
+void vm_claim_set(struct vm *vm, const struct store_owner *r)
+{
+	vm->claim_pending = false;
+	if (r->ok) {
+		vm->claim_lease = r->lease;
+		vm->claim_retry_ms = 0;
+		return;
+	}
+	if (r->answered && r->owner[0]) {
+		vm_fence_lost(vm, r->owner);
+		return;
+	}
+	/* no answer: asked again a third of a TTL later */
+	vm->claim_retry_ms = loop_now_ms() + (uint64_t)vm->d->cfg.store_lease_ttl_s * 1000 / 3;
+}
+
+void vm_claim_from(struct vm *vm, const char *host)
+{
+	snprintf(vm->claim_from, sizeof(vm->claim_from), "%s", host);
+	vm->claim_pending = true;
+}
+
+void vm_claim_answer(struct vm *vm, const struct store_owner *r)
+{
+	vm_claim_set(vm, r);
 }
 
 static void on_unfence_cont(void *arg, const struct smig_qmp_msg *r)
 {
 	struct vm *vm = arg;
 
+	vm->fence_resuming = false;
 	if (r == NULL || r->kind != SMIG_QMP_RETURN) {
-		smig_err("event=vm_unfence_failed vm=%s reason=\"%s\"", vm->spec.name,
+		smig_err("event=vm_unfence_failed vm=%s reason=\"%s\" action=retry", vm->spec.name,
 			 r ? r->error_desc : "QMP went away");
 		return;
 	}
-	vm->last_error[0] = '\0';
+	vm->fenced = false;
+	if (strncmp(vm->last_error, "fenced", 6) == 0)
+		vm->last_error[0] = '\0';
 	smig_info("event=vm_unfenced vm=%s", vm->spec.name);
 }
 
-/* The store's answer to a fenced VM's claim. */
-static void unfence_claimed(struct smigd *d, const char *name, const struct store_owner *r)
+/* The store's answer to a claim the rule made. */
+static void rule_claimed(struct smigd *d, const char *name, const struct store_owner *r)
 {
 	struct vm *vm = vm_find(d, name);
 
-	if (vm == NULL || !vm->fenced)
-		return;
-	vm->fence_claiming = false;
-	if (r->ok) {
-		vm->fenced = false;
-		if (vm->qmp == NULL ||
-		    qmpconn_send(vm->qmp, "cont", NULL, -1, on_unfence_cont, vm) < 0)
-			smig_err("event=vm_unfence_failed vm=%s reason=\"cannot send cont\"", name);
+	if (vm == NULL) {
+		if (r->ok) /* undefined meanwhile */
+			(void)store_release(d, name, NULL);
 		return;
 	}
-	if (!r->answered)
-		return; /* asked again on a later tick */
-	if (!vm->fence_lost)
-		smig_err("event=vm_owner_conflict vm=%s owner=%s reason=\"fenced here while %s took "
-			 "it: this copy must not run\"",
-			 name, r->owner, r->owner);
-	vm->fence_lost = true;
-	vm_note_error(vm, "fenced, and %s owns %s now (it may run there): this copy stays paused; "
-		      "stop it here (smig vm stop %s --force)",
-		      r->owner, name, name);
+	vm_claim_set(vm, r);
+}
+
+/* Whether the rule looks after vm now. */
+static bool in_scope(const struct vm *vm)
+{
+	return vm->qemu_pid > 0 && vm->mig == NULL && !vm->incoming && !vm->retire &&
+	       (vm->state == VM_RUNNING || vm->state == VM_PAUSED);
 }
 
 static void fence_tick(void *arg)
 {
 	struct smigd *d = arg;
-	uint64_t left;
-	bool sound = store_lease_sound(d, &left);
+	uint64_t left, now = loop_now_ms();
+	int64_t lease;
+	enum store_lease_state st = store_lease(d, &left, &lease);
 
 	d->vms->fence_t = NULL;
 	for (struct vm *vm = d->vms->head; vm; vm = vm->next) {
-		if (!sound && vm->state == VM_RUNNING && vm->mig == NULL && !vm->fenced &&
-		    vm->qemu_pid > 0)
-			fence(vm, left);
-		else if (sound && vm->fenced && !vm->fence_claiming && !vm->fence_lost &&
-			 (vm->state == VM_PAUSED || vm->state == VM_RUNNING)) {
-			vm->fence_claiming = true;
-			if (store_claim(d, vm->spec.name, NULL, unfence_claimed) < 0)
-				vm->fence_claiming = false;
+		bool owned;
+
+		if (!in_scope(vm) || st == STORE_LEASE_GRACE)
+			continue;
+		owned = st == STORE_LEASE_SOUND && vm->claim_lease == lease && !vm->fence_lost;
+		if (!owned && vm->state == VM_RUNNING) {
+			vm_note_error(vm, "fenced: %s; paused until this host holds its owner record "
+				      "under a sound lease again",
+				      vm->fence_lost		     ? "another host owns it"
+				      : st != STORE_LEASE_SOUND ? "this host's lease in the fleet store "
+								   "was not renewed in time"
+								 : "its owner record is being claimed");
+			fence(vm,
+			      st != STORE_LEASE_SOUND ? "the fleet store's lease was not renewed: the "
+							"VM's owner record may go with it"
+						      : "its owner record is not claimed under this lease",
+			      left);
+		}
+		if (st == STORE_LEASE_SOUND && vm->claim_lease != lease && !vm->claim_pending &&
+		    !vm->fence_lost && now >= vm->claim_retry_ms) {
+			vm->claim_pending = true;
+			if (store_claim(d, vm->spec.name, vm->claim_from[0] ? vm->claim_from : NULL,
+					rule_claimed) < 0)
+				vm->claim_pending = false;
+		}
+		if (owned && vm->fenced && vm->state == VM_PAUSED && !vm->fence_resuming &&
+		    vm->qmp) {
+			vm->fence_resuming = true;
+			if (qmpconn_send(vm->qmp, "cont", NULL, -1, on_unfence_cont, vm) < 0)
+				vm->fence_resuming = false;
 		}
 	}
 	(void)loop_timer_add(d->loop, FENCE_TICK_MS, fence_tick, d, &d->vms->fence_t);
+}
+
+bool vm_fence_holds(const struct vm *vm)
+{
+	uint64_t left;
+	int64_t lease;
+	enum store_lease_state st;
+
+	if (!store_active(vm->d))
+		return false;
+	st = store_lease(vm->d, &left, &lease);
+	return vm->fence_lost || (st == STORE_LEASE_UNSOUND) ||
+	       (st == STORE_LEASE_SOUND && vm->claim_lease != lease);
 }
 
 int vm_fence_start(struct smigd *d)

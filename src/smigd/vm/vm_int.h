@@ -73,9 +73,14 @@ struct vm {
 	bool incoming;      /* staged by the warden, started with -incoming defer */
 	bool retire;        /* forget the VM once QEMU has exited */
 	bool claiming;      /* a start waits for the fleet store's word that it is ours */
-	bool fenced;        /* paused by vm_fence.c: the lease was not renewed in time */
-	bool fence_claiming; /* ... and claimed again, the answer not in */
-	bool fence_lost;    /* ... and another host owns it now */
+	/* the fleet store's owner record (vm_fence.c) */
+	int64_t claim_lease;     /* the lease it was claimed under (0: not claimed) */
+	bool claim_pending;      /* a claim is with the store */
+	uint64_t claim_retry_ms; /* no answer: not asked again before this */
+	char claim_from[SMIG_NAME_MAX + 1]; /* the host it came from by migration */
+	bool fenced;             /* paused here: it may not run without its record */
+	bool fence_stopping, fence_resuming; /* a stop or cont is with QEMU */
+	bool fence_lost;         /* another host owns it: stays paused */
 	bool claim_autostart; /* ... an autostart's */
 	bool starting;      /* a VM_START is with the warden ... */
 	uint32_t start_id;  /* ... as this request */
@@ -144,5 +149,7 @@ int vm_fence_start(struct smigd *d);
 void vm_fence_stop(struct smigd *d);
 /* Pauses vm for good: owner, another host, owns it now. */
 void vm_fence_lost(struct vm *vm, const char *owner);
+/* Takes the store's answer to a claim of vm (its lease, or who owns it). */
+void vm_claim_set(struct vm *vm, const struct store_owner *r);
 
 #endif

@@ -71,6 +71,9 @@ static void start_fail(struct vm *vm, const char *why)
 	vm_note_error(vm, "start failed: %s", why);
 	vm_detach(vm);
 	vm_kill(vm);
+	/* its owner record goes, even when its state was set to shutoff before */
+	if (store_active(vm->d) && vm->state == VM_SHUTOFF)
+		(void)store_release(vm->d, vm->spec.name, NULL);
 	vm_set_state(vm, VM_SHUTOFF, "start failed: %s", why);
 	vm_reply_err(vm, "error", vm->last_error);
 	vm_notify(vm, false, vm->last_error);
@@ -447,14 +450,19 @@ static void start_claimed(struct smigd *d, const char *name, const struct store_
 	struct vm *vm = vm_find(d, name);
 	bool autostart;
 
-	if (vm == NULL || !vm->claiming) {
-		if (r->ok) /* undefined meanwhile: nobody wants it any more */
-			(void)store_release(d, name, NULL);
+	if (vm == NULL || !vm->claiming ||
+	    (vm->state != VM_DEFINED && vm->state != VM_SHUTOFF)) {
+		if (vm)
+			vm->claiming = false;
+		if (r->ok && (vm == NULL || vm->state == VM_DEFINED || vm->state == VM_SHUTOFF))
+			(void)store_release(d, name, NULL); /* nobody wants it any more */
 		return;
 	}
 	vm->claiming = false;
 	autostart = vm->claim_autostart;
 	if (r->ok) {
+		vm->claim_lease = r->lease;
+		vm->claim_retry_ms = 0;
 		smig_info("event=vm_claimed vm=%s", name);
 		vm_launch(vm, autostart ? "autostart: smigd's first start since the host booted"
 					: "start");

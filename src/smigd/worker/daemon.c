@@ -323,6 +323,12 @@ int smigd_start(struct smigd *d, const char *config_path, bool check_only, int w
 
 void smigd_stop(struct smigd *d)
 {
+	bool running = false;
+
+	/* QEMUs outlive smigd: their owner records must wait for the next one */
+	for (struct vm *vm = d->vms ? vm_first(d) : NULL; vm; vm = vm_next(vm))
+		running = running || vm_qemu_alive(vm);
+	store_keep_lease(d, running);
 	/* from the top down */
 	if (d->loop) {
 		metrics_close(d);
