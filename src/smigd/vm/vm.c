@@ -44,7 +44,7 @@ int vm_init(struct smigd *d)
 	d->vms = calloc(1, sizeof(*d->vms));
 	SMIG_ENSURE(d->vms != NULL, SMIG_ENOMEM);
 	vm_capacity_init(d);
-	return vm_fence_start(d);
+	return 0;
 }
 
 void vm_set_mig_ops(struct smigd *d, const struct vm_mig_ops *ops)
@@ -190,6 +190,7 @@ void vm_set_state(struct vm *vm, enum vm_state state, const char *fmt, ...)
 	if (state == VM_SHUTOFF) {
 		vm->fenced = vm->fence_lost = vm->fence_stopping = vm->fence_resuming = false;
 		vm->claim_lease = 0;
+		vm->claim_grace_ms = 0;
 		vm->claim_from[0] = '\0';
 	}
 	history_add(vm, loop_wall_ms(), state, why);
@@ -303,7 +304,6 @@ void vm_free_all(struct smigd *d)
 {
 	if (d->vms == NULL)
 		return;
-	vm_fence_stop(d);
 	while (d->vms->head) {
 		struct vm *vm = d->vms->head;
 		d->vms->head = vm->next;
@@ -507,18 +507,6 @@ struct agent_ping *vm_agent_ping(struct vm *vm, agent_ping_fn cb, void *arg)
 				vm->d->cfg.agent_timeout_ms, cb, arg);
 }
 
-/* The fleet store's answer to an adopted VM's claim (a conflict pauses it). */
-static void adopted_claimed(struct smigd *d, const char *name, const struct store_owner *r)
-{
-	struct vm *vm = vm_find(d, name);
-
-	if (vm == NULL)
-		return;
-	if (!r->ok && !r->answered)
-		smig_warn("event=vm_claim_refused vm=%s owner=unknown reason=\"%s\"", name, r->error);
-	vm_claim_set(vm, r);
-}
-
 /*
  * A VM whose QEMU runs from before this worker (the warden watched it
  * meanwhile) is taken over: QMP and the console are connected again, and
@@ -547,11 +535,7 @@ static void vm_adopt(struct vm *vm)
 	vm->adopted = true;
 	vm_set_state(vm, VM_RUNNING, "its QEMU (pid %d) taken over by a new smigd",
 		     (int)vm->qemu_pid);
-	if (store_active(vm->d)) { /* its owner record, under this smigd's lease now */
-		vm->claim_pending = true;
-		if (store_claim(vm->d, vm->spec.name, NULL, adopted_claimed) < 0)
-			vm->claim_pending = false;
-	}
+	/* with a fleet store, vm_fence.c's rule claims its owner record under this smigd's lease */
 	if (vm->spec.vtpm && vm->swtpm_pid <= 0)
 		vm_swtpm_exited(vm);
 	fd = vm_connect(vm, SMIG_PM_SOCK_QMP);

@@ -222,6 +222,9 @@ uint32_t vm_protections(const struct vm *vm);
 uint32_t vm_spec_protections(const struct smig_vmspec *s);
 
 /* --- vm_fence.c: the fleet store's owner record --- */
+/* Starts (after vm_init) and stops (before vm_free_all) the rule; nothing without a fleet store. */
+int vm_fence_start(struct smigd *d);
+void vm_fence_stop(struct smigd *d);
 /* A VM that arrived from host: its record is taken from there (a claim answer: vm_claim_answer). */
 void vm_claim_from(struct vm *vm, const char *host);
 void vm_claim_answer(struct vm *vm, const struct store_owner *r);

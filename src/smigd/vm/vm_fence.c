@@ -92,6 +92,7 @@ void vm_claim_from(struct vm *vm, const char *host)
 {
 	snprintf(vm->claim_from, sizeof(vm->claim_from), "%s", host);
 	vm->claim_pending = true;
+	vm->claim_grace_ms = loop_now_ms() + (uint64_t)vm->d->cfg.store_lease_ttl_s * 1000 / 3;
 }
 
 void vm_claim_answer(struct vm *vm, const struct store_owner *r)
@@ -148,7 +149,26 @@ static void fence_tick(void *arg)
 
 		if (!in_scope(vm) || st == STORE_LEASE_GRACE)
 			continue;
+		if (st == STORE_LEASE_SOUND && vm->claim_lease != lease && !vm->claim_pending &&
+		    !vm->fence_lost && now >= vm->claim_retry_ms) {
+			if (vm->claim_lease == 0 && vm->claim_grace_ms == 0)
+				vm->claim_grace_ms = now + (uint64_t)d->cfg.store_lease_ttl_s * 1000 / 3;
+			vm->claim_pending = true;
+			if (store_claim(d, vm->spec.name, vm->claim_from[0] ? vm->claim_from : NULL,
+					rule_claimed) < 0)
+				vm->claim_pending = false;
+		}
 		owned = st == STORE_LEASE_SOUND && vm->claim_lease == lease && !vm->fence_lost;
+		/*
+		 * A VM this smigd never claimed yet (adopted after a restart,
+		 * arrived by migration) runs on while its first claim is out,
+		 * a third of a TTL at most: its record is still under the
+		 * lease it was claimed with, unless that ran out, and then the
+		 * claim's answer pauses it.
+		 */
+		if (!owned && st == STORE_LEASE_SOUND && !vm->fence_lost && vm->claim_lease == 0 &&
+		    !vm->fenced && now < vm->claim_grace_ms)
+			owned = true;
 		if (!owned && vm->state == VM_RUNNING) {
 			vm_note_error(vm, "fenced: %s; paused until this host holds its owner record "
 				      "under a sound lease again",
@@ -161,13 +181,6 @@ static void fence_tick(void *arg)
 							"VM's owner record may go with it"
 						      : "its owner record is not claimed under this lease",
 			      left);
-		}
-		if (st == STORE_LEASE_SOUND && vm->claim_lease != lease && !vm->claim_pending &&
-		    !vm->fence_lost && now >= vm->claim_retry_ms) {
-			vm->claim_pending = true;
-			if (store_claim(d, vm->spec.name, vm->claim_from[0] ? vm->claim_from : NULL,
-					rule_claimed) < 0)
-				vm->claim_pending = false;
 		}
 		if (owned && vm->fenced && vm->state == VM_PAUSED && !vm->fence_resuming &&
 		    vm->qmp) {

@@ -77,6 +77,7 @@ struct vm {
 	int64_t claim_lease;     /* the lease it was claimed under (0: not claimed) */
 	bool claim_pending;      /* a claim is with the store */
 	uint64_t claim_retry_ms; /* no answer: not asked again before this */
+	uint64_t claim_grace_ms; /* never claimed by this smigd: runs on until then */
 	char claim_from[SMIG_NAME_MAX + 1]; /* the host it came from by migration */
 	bool fenced;             /* paused here: it may not run without its record */
 	bool fence_stopping, fence_resuming; /* a stop or cont is with QEMU */
@@ -145,8 +146,6 @@ void vm_quit(struct vm *vm);
 double vm_op_seconds(const struct vm *vm);
 
 /* vm_fence.c: self-fencing with a fleet store */
-int vm_fence_start(struct smigd *d);
-void vm_fence_stop(struct smigd *d);
 /* Pauses vm for good: owner, another host, owns it now. */
 void vm_fence_lost(struct vm *vm, const char *owner);
 /* Takes the store's answer to a claim of vm (its lease, or who owns it). */

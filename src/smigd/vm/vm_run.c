@@ -295,8 +295,8 @@ void vm_on_qmp_event(void *arg, const struct smig_qmp_msg *ev)
 	} else if (strcmp(ev->event, "STOP") == 0 && vm->state == VM_RUNNING)
 		vm_set_state(vm, VM_PAUSED, "%s",
 			     vm->mig	  ? "paused by its migration"
-			     : vm->fenced ? "fenced: this host's lease in the fleet store was not "
-					    "renewed in time"
+			     : vm->fenced ? "fenced: its owner record in the fleet store is not this "
+					    "host's under a sound lease"
 					  : "paused");
 	else if (strcmp(ev->event, "RESUME") == 0 && vm->state == VM_PAUSED)
 		vm_set_state(vm, VM_RUNNING, "resumed");

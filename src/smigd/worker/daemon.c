@@ -306,6 +306,7 @@ int smigd_start(struct smigd *d, const char *config_path, bool check_only, int w
 	SMIG_GUARD(monitor_init(d));
 	SMIG_GUARD(store_init(d));
 	SMIG_GUARD(vm_init(d));
+	SMIG_GUARD(vm_fence_start(d));
 	SMIG_GUARD(attest_init(d, on_self_verdict, on_peer_verdict));
 	SMIG_GUARD(peer_init(d));
 	SMIG_GUARD(mig_init(d));
@@ -340,6 +341,7 @@ void smigd_stop(struct smigd *d)
 		certs_stop(d);
 	}
 	peer_free_all(d);
+	vm_fence_stop(d);
 	vm_free_all(d);
 	attest_free(d);
 	authz_free(d);
