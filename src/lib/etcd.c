@@ -450,13 +450,37 @@ static json_t *put_req(const char *key, const void *value, size_t len, int64_t l
 	return o;
 }
 
+/*
+ * A write (put, deleterange) of req (taken; NULL: out of memory) to path:
+ * the store's revision after it, and how many keys it deleted.
+ */
+static int write_call(struct smig_etcd *e, const char *path, json_t *req, int64_t *revision,
+		      int64_t *deleted, char *err, size_t errlen)
+{
+	char *ans;
+	size_t len;
+	int64_t rev, n;
+	int rc;
+
+	if (req == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return SMIG_ENOMEM;
+	}
+	rc = call(e, path, req, false, &ans, &len, err, errlen);
+	if (rc < 0)
+		return rc;
+	rc = smig_etcd_parse_write(ans, len, &rev, &n, err, errlen);
+	free(ans);
+	if (rc == 0 && revision)
+		*revision = rev;
+	if (rc == 0 && deleted)
+		*deleted = n;
+	return rc;
+}
+
 int smig_etcd_put(struct smig_etcd *e, const char *key, const void *value, size_t len,
 		  int64_t lease, int64_t *revision, char *err, size_t errlen)
 {
-	json_t *req;
-	char *ans;
-	size_t alen;
-	int64_t rev, deleted;
 	int rc = check_key(key, err, errlen);
 
 	if (rc < 0)
@@ -466,19 +490,8 @@ int smig_etcd_put(struct smig_etcd *e, const char *key, const void *value, size_
 			 SMIG_ETCD_VALUE_MAX);
 		return SMIG_ETOOBIG;
 	}
-	req = put_req(key, value, len, lease);
-	if (req == NULL) {
-		snprintf(err, errlen, "out of memory");
-		return SMIG_ENOMEM;
-	}
-	rc = call(e, "/v3/kv/put", req, false, &ans, &alen, err, errlen);
-	if (rc < 0)
-		return rc;
-	rc = smig_etcd_parse_write(ans, alen, &rev, &deleted, err, errlen);
-	free(ans);
-	if (rc == 0 && revision)
-		*revision = rev;
-	return rc;
+	return write_call(e, "/v3/kv/put", put_req(key, value, len, lease), revision, NULL, err,
+			  errlen);
 }
 
 /* A txn: if key's mod_revision is expect (0: key absent), do the request op. */
@@ -555,27 +568,12 @@ int smig_etcd_delete_if(struct smig_etcd *e, const char *key, int64_t expect, bo
 int smig_etcd_delete(struct smig_etcd *e, const char *key, bool prefix, int64_t *deleted,
 		     char *err, size_t errlen)
 {
-	json_t *req;
-	char *ans;
-	size_t len;
-	int64_t rev, n;
 	int rc = check_key(key, err, errlen);
 
 	if (rc < 0)
 		return rc;
-	req = key_range(key, prefix);
-	if (req == NULL) {
-		snprintf(err, errlen, "out of memory");
-		return SMIG_ENOMEM;
-	}
-	rc = call(e, "/v3/kv/deleterange", req, false, &ans, &len, err, errlen);
-	if (rc < 0)
-		return rc;
-	rc = smig_etcd_parse_write(ans, len, &rev, &n, err, errlen);
-	free(ans);
-	if (rc == 0 && deleted)
-		*deleted = n;
-	return rc;
+	return write_call(e, "/v3/kv/deleterange", key_range(key, prefix), NULL, deleted, err,
+			  errlen);
 }
 
 int smig_etcd_lease_grant(struct smig_etcd *e, int64_t ttl_s, int64_t *id, int64_t *ttl,

@@ -673,14 +673,18 @@ void store_free(struct smigd *d)
 }
 
 /*
- * Whether our record can still be there: registered, and the lease etcd
- * granted at the last renewal not yet run out by our clock (which starts
- * counting after etcd's did: the lease never outlives this answer). Under mu.
+ * What is left of our lease by our clock, in ms (0: none, or run out): the
+ * lease etcd granted at the last renewal, counted from before it was asked
+ * (so it never outlives etcd's). Under mu.
  */
-static bool lease_alive(const struct store *s, uint64_t now)
+static uint64_t lease_left(const struct store *s, uint64_t now)
 {
-	return s->registered && s->lease_ttl > 0 &&
-	       now < s->renewed_ms + (uint64_t)s->lease_ttl * 1000;
+	uint64_t until;
+
+	if (!s->registered || s->lease_ttl <= 0)
+		return 0;
+	until = s->renewed_ms + (uint64_t)s->lease_ttl * 1000;
+	return until > now ? until - now : 0;
 }
 
 enum store_lease_state store_lease(struct smigd *d, uint64_t *left_ms, int64_t *lease)
@@ -697,9 +701,7 @@ enum store_lease_state store_lease(struct smigd *d, uint64_t *left_ms, int64_t *
 	pthread_mutex_lock(&s->mu);
 	now = loop_now_ms();
 	if (s->registered && s->lease_ttl > 0) {
-		uint64_t until = s->renewed_ms + (uint64_t)s->lease_ttl * 1000;
-
-		*left_ms = until > now ? until - now : 0;
+		*left_ms = lease_left(s, now);
 		*lease = s->lease;
 		st = *left_ms > third ? STORE_LEASE_SOUND : STORE_LEASE_UNSOUND;
 	} else {
@@ -728,7 +730,7 @@ json_t *store_status_json(struct smigd *d)
 	pthread_mutex_lock(&s->mu);
 	now = loop_now_ms();
 	o = json_pack("{s:s,s:s,s:b,s:b,s:s,s:I,s:I,s:s?,s:i,s:I,s:I}", "backend", "etcd", "key",
-		      s->key, "reachable", s->up, "registered", lease_alive(s, now), "lease",
+		      s->key, "reachable", s->up, "registered", lease_left(s, now) > 0, "lease",
 		      "", /* set below: a number past 2^53 is text */
 		      "lease_ttl_s", (json_int_t)s->lease_ttl, "renewed_ms_ago",
 		      (json_int_t)(s->renewed_ms ? now - s->renewed_ms : 0), "endpoint",

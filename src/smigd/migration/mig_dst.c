@@ -832,7 +832,7 @@ static void dst_claimed(struct smigd *d, const char *name, const struct store_ow
 	else if (!r->answered)
 		smig_warn("event=vm_claim_refused vm=%s owner=unknown reason=\"%s\"", name, r->error);
 	if (vm)
-		vm_claim_answer(vm, r);
+		vm_claim_set(vm, r);
 }
 
 static void dst_resumed(void *arg, bool ok, const char *why)

@@ -225,9 +225,10 @@ uint32_t vm_spec_protections(const struct smig_vmspec *s);
 /* Starts (after vm_init) and stops (before vm_free_all) the rule; nothing without a fleet store. */
 int vm_fence_start(struct smigd *d);
 void vm_fence_stop(struct smigd *d);
-/* A VM that arrived from host: its record is taken from there (a claim answer: vm_claim_answer). */
+/* A VM that arrived from host: its record is taken from there (the claim's answer: vm_claim_set). */
 void vm_claim_from(struct vm *vm, const char *host);
-void vm_claim_answer(struct vm *vm, const struct store_owner *r);
+/* Takes the store's answer to a claim of vm (its lease, or who owns it). */
+void vm_claim_set(struct vm *vm, const struct store_owner *r);
 /* Whether vm may not run here now: its owner record is not this host's under a sound lease. */
 bool vm_fence_holds(const struct vm *vm);
 

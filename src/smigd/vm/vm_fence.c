@@ -95,11 +95,6 @@ void vm_claim_from(struct vm *vm, const char *host)
 	vm->claim_grace_ms = loop_now_ms() + (uint64_t)vm->d->cfg.store_lease_ttl_s * 1000 / 3;
 }
 
-void vm_claim_answer(struct vm *vm, const struct store_owner *r)
-{
-	vm_claim_set(vm, r);
-}
-
 static void on_unfence_cont(void *arg, const struct smig_qmp_msg *r)
 {
 	struct vm *vm = arg;

@@ -148,7 +148,5 @@ double vm_op_seconds(const struct vm *vm);
 /* vm_fence.c: self-fencing with a fleet store */
 /* Pauses vm for good: owner, another host, owns it now. */
 void vm_fence_lost(struct vm *vm, const char *owner);
-/* Takes the store's answer to a claim of vm (its lease, or who owns it). */
-void vm_claim_set(struct vm *vm, const struct store_owner *r);
 
 #endif
