@@ -244,12 +244,20 @@ smigd_start() {
 }
 
 # smigd_stop DIR HOST: SIGTERM, then wait for the process to go.
+# alive PID: the process runs (a zombie does not: its parent, init once the
+# harness let it go, may take seconds to reap it)
+alive() {
+	local st
+	st=$(cut -d')' -f2 "/proc/$1/stat" 2>/dev/null) || return 1
+	[ "${st:1:1}" != Z ]
+}
+
 smigd_stop() {
 	local dir=$1 h=$2 pid
 	pid=$(cat "$dir/$h.pid" 2>/dev/null) || return 0
 	kill -TERM "$pid" 2>/dev/null || true
 	for _ in $(seq 1 100); do
-		kill -0 "$pid" 2>/dev/null || break
+		alive "$pid" || break
 		sleep 0.05
 	done
 	kill -KILL "$pid" 2>/dev/null || true

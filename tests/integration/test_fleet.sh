@@ -12,7 +12,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../harness/tap.sh"
 netns_test fleet
 
-plan 24
+plan 28
 
 SMIG_STORE_TTL=3 "$cluster" up --hosts 3 --store etcd >/dev/null
 ok $? "three hosts up with store.backend etcd, an etcd member beside each"
@@ -150,8 +150,10 @@ ok $? "stopped on $winner, its record goes; $loser starts it and owns it"
 other=$([ "$loser" = h3 ] && echo h2 || echo h3)
 on "$other" vm undefine own1 >/dev/null # (its own definition, from the race: it takes the VM's now)
 on "$loser" migrate own1 --to "$other" >/dev/null && wait_for 5 owner_is "$other" &&
-	[ "$(running_on)" = "$other " ] && grep -q 'event=vm_claimed vm=own1 from_migration=yes' "$dir/$other.log"
-ok $? "migrated $loser -> $other, the owner record follows it to $other"
+	[ "$(running_on)" = "$other " ] && grep -q 'event=vm_claimed vm=own1 from_migration=yes' "$dir/$other.log" &&
+	grep -E "event=migration_(handover|commit_sent) vm=own1 to=$other" "$dir/$loser.log" | head -2 |
+	awk '/migration_handover/ { h = NR } /commit_sent/ { c = NR } END { exit !(h == 1 && c == 2) }'
+ok $? "migrated $loser -> $other: the owner record went to $other in the switch-over, before COMMIT ($(grep -o "event=migration_handover vm=own1 .*" "$dir/$loser.log" | tail -1))"
 on "$loser" vm define "$dir/own1.json" >/dev/null
 out=$(on "$loser" vm start own1 2>&1)
 rc=$?
@@ -218,5 +220,74 @@ smigd_stop "$dir" "$q" && grep -q "event=store_left key=/smig/hosts/$q lease_rev
 	[ "$(state_of "$q")" = running ] && owner_is "$q" && wait_for 5 owner_lease_is_of "$q" &&
 	! on "$q" --json vm show own1 | jq -e '.history | map(.why) | map(test("fenced")) | any' >/dev/null
 ok $? "smigd on $q restarted: own1 ran on unpaused, the new smigd took its record over"
+
+# ---- migrations with the fleet store under faults: own1 runs on $q
+a=$q
+b=$([ "$a" = h1 ] && echo h2 || echo h1)
+on "$b" vm undefine own1 >/dev/null 2>&1
+where_now() { # the one host own1 runs on, with the record naming it ("" otherwise)
+	local r
+	r=$(running_on)
+	[ "$(wc -w <<<"$r")" = 1 ] && owner_is "${r% }" && printf '%s' "${r% }"
+}
+# the etcd leader killed while own1 migrates a -> b: it completes or fails cleanly, and runs once
+leader=$(etcd_leader "$dir")
+on "$a" migrate own1 --to "$b" --max-bandwidth 4 >"$dir/mig.leader" 2>&1 &
+mp=$!
+sleep 1.5
+etcd_kill "$dir" "$leader"
+wait $mp
+rc=$?
+sleep 1
+at=$(where_now)
+{ [ $rc -eq 0 ] && [ "$at" = "$b" ]; } || { [ $rc -ne 0 ] && [ "$at" = "$a" ]; }
+ok $? "etcd's leader e$leader killed during the migration $a -> $b: exit $rc, own1 runs on ${at:-no single host} alone and its record names it"
+etcd_start "$dir" "$leader"
+x=${at:-$b}
+y=$([ "$x" = "$a" ] && echo "$b" || echo "$a")
+wait_for 15 registered "$x" && wait_for 15 registered "$y"
+
+# the source cut off from etcd (not from the destination) mid-migration: it fences, the
+# migration cannot hand the record over and fails before COMMIT, the VM stays on the source
+beats_of() { grep -c ' HB ' "$dir/state-$1/consoles/own1.log"; }
+on "$x" migrate own1 --to "$y" --max-bandwidth 3 >"$dir/mig.cut" 2>&1 &
+mp=$!
+sleep 1.5
+cut_etcd "$x" -I
+t0=$(date +%s.%N)
+wait_for 10 bash -c "[ \"\$($SMIG --socket $dir/$x.sock --json vm show own1 | jq -r .state)\" = paused ]"
+fenced=$?
+t_fenced=$(since "$t0")
+wait $mp
+rc=$?
+[ $fenced -eq 0 ] && awk -v t="$t_fenced" 'BEGIN { exit !(t < 3) }' && [ $rc -ne 0 ] &&
+	grep -q 'fleet store' "$dir/mig.cut" && [ -z "$(running_on)" ] && [ "$(state_of "$x")" = paused ] &&
+	! on "$y" --json vm show own1 >/dev/null 2>&1
+ok $? "$x cut off from etcd while own1 migrates to $y: paused ${t_fenced} s after the cut (3 s lease), the migration failed before COMMIT (exit $rc), no copy runs anywhere: $(grep -m1 'fleet store' "$dir/mig.cut" | cut -c1-160)"
+n=$(beats_of "$x")
+cut_etcd "$x" -D
+t0=$(date +%s.%N)
+wait_for 20 bash -c "[ \"\$($SMIG --socket $dir/$x.sock --json vm show own1 | jq -r .state)\" = running ]" &&
+	sleep 1 && [ "$(where_now)" = "$x" ] && [ "$(beats_of "$x")" -gt "$n" ]
+ok $? "the link back: $x has own1's record again and resumes it ($(since "$t0") s); it runs there alone, the guest beats on"
+
+# the source cut off from etcd right after COMMIT: the destination owns and runs the VM, once
+n0=$(wc -l <"$dir/$x.log")
+(
+	for _ in $(seq 1 1500); do
+		tail -n +"$n0" "$dir/$x.log" | grep -q "event=migration_commit_sent vm=own1 to=$y" && break
+		sleep 0.01
+	done
+	cut_etcd "$x" -I
+) &
+cp=$!
+on "$x" migrate own1 --to "$y" --max-bandwidth 4 >"$dir/mig.after" 2>&1
+rc=$?
+wait $cp
+sleep 4 # more than the source's lease
+[ $rc -eq 0 ] && [ "$(where_now)" = "$y" ] && ! on "$x" --json vm show own1 >/dev/null 2>&1 &&
+	owner_lease_is_of "$y"
+ok $? "$x cut off from etcd as it sent COMMIT: the migration completed (exit $rc), own1 runs on $y alone under $y's lease, and still after $x's lease ran out"
+cut_etcd "$x" -D
 
 done_testing

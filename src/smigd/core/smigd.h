@@ -230,6 +230,8 @@ json_t *store_members_json(struct smigd *d);
 struct store_owner {
 	bool ok;
 	bool answered;
+	bool unknown;  /* a handover's outcome could not be read back: neither commit nor resume */
+	char mig[SMIG_MIG_ID_STR_LEN]; /* a handover's: the migration that asked it */
 	int64_t lease; /* claimed: the lease the record is under now */
 	char owner[SMIG_NAME_MAX + 1];
 	char error[256];
@@ -239,10 +241,20 @@ typedef void (*store_owner_fn)(struct smigd *d, const char *vm, const struct sto
 bool store_active(const struct smigd *d);
 /*
  * Claims vm for this host: done if nobody owns it, this host did (under an
- * earlier lease), or from (may be NULL) does; fn (may be NULL) gets the
- * answer on the loop. SMIG_ENOENT without a fleet store.
+ * earlier lease), or from (may be NULL) does and, with mig (may be NULL),
+ * was handed it by that migration; fn (may be NULL) gets the answer on the
+ * loop. SMIG_ENOENT without a fleet store.
  */
-int store_claim(struct smigd *d, const char *vm, const char *from, store_owner_fn fn);
+int store_claim(struct smigd *d, const char *vm, const char *from, const char *mig,
+		store_owner_fn fn);
+/*
+ * A migration's switch-over: vm's record, this host's, goes to host to
+ * under to's lease (its record must carry the certificate pinned for it),
+ * marked with the migration mig; one swap, before COMMIT. r->unknown: its
+ * outcome could not be read back.
+ */
+int store_handover(struct smigd *d, const char *vm, const char *to, const char *mig,
+		   store_owner_fn fn);
 /* Gives vm up if this host owns it. */
 int store_release(struct smigd *d, const char *vm, store_owner_fn fn);
 /*

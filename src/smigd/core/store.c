@@ -79,11 +79,18 @@ struct store {
 	unsigned was_grants, was_rewrites;
 };
 
+enum store_op_kind { OP_CLAIM, OP_RELEASE, OP_HANDOVER };
+
 struct store_op {
 	struct store_op *next;
-	bool release;                     /* else a claim */
-	char name[SMIG_NAME_MAX + 1];     /* the VM */
-	char from[SMIG_NAME_MAX + 1];     /* claim: a host it may be taken from ("" none) */
+	enum store_op_kind kind;
+	char name[SMIG_NAME_MAX + 1]; /* the VM */
+	/* claim: a host it may be taken from ("" none); handover: the host it goes to */
+	char from[SMIG_NAME_MAX + 1];
+	/* claim: taken from `from` only if handed there by this migration; handover: the migration */
+	char mig[SMIG_MIG_ID_STR_LEN];
+	/* handover: the certificate pinned for `from`, and the one it rotates to ("" none) */
+	char fp[SMIG_FP_STR_LEN], fp_next[SMIG_FP_STR_LEN];
 	char key[SMIG_STORE_PREFIX_MAX + 2 * SMIG_NAME_MAX + 16];
 	store_owner_fn fn;
 	struct store_owner r;
@@ -246,14 +253,130 @@ static void round_once(struct store *s, bool *ok)
 	*ok = true;
 }
 
-/* The host a VM's owner record names ("" when it names none). */
-static void owner_of(const struct smig_etcd_kv *kv, char *host, size_t len)
+/*
+ * The host a VM's owner record names ("" when it names none), and the
+ * migration that handed it there (mig may be NULL; "" when none did).
+ */
+static void owner_of(const struct smig_etcd_kv *kv, char *host, size_t len, char *mig)
 {
 	json_t *o = json_loadb((const char *)kv->value, kv->value_len, 0, NULL);
 	const char *h = json_string_value(json_object_get(o, "host"));
+	const char *g = json_string_value(json_object_get(o, "migration"));
 
 	snprintf(host, len, "%s", h ? h : "");
+	if (mig)
+		snprintf(mig, SMIG_MIG_ID_STR_LEN, "%s", g ? g : "");
 	json_decref(o);
+}
+
+/* The owner record at key: *rev 0 when there is none. */
+static int read_owner(struct store *s, const char *key, char *host, size_t len, char *mig,
+		      int64_t *rev, char *err, size_t errlen)
+{
+	struct smig_etcd_kvs k;
+
+	if (smig_etcd_get(s->etcd, key, false, 0, &k, err, errlen) < 0)
+		return -1;
+	host[0] = '\0';
+	if (mig)
+		mig[0] = '\0';
+	*rev = 0;
+	if (k.n) {
+		owner_of(&k.v[0], host, len, mig);
+		*rev = k.v[0].mod_revision;
+	}
+	smig_etcd_kvs_free(&k);
+	return 0;
+}
+
+/*
+ * The lease of host's record, if it is there at its own key with the
+ * certificate this host pins for it; 0 otherwise (or unread: -1).
+ */
+static int64_t member_lease(struct store *s, const struct store_op *op, char *err, size_t errlen)
+{
+	struct smig_etcd_kvs k;
+	char key[sizeof(s->prefix) + SMIG_NAME_MAX];
+	int64_t lease = 0;
+
+	snprintf(key, sizeof(key), "%s%s", s->prefix, op->from);
+	if (smig_etcd_get(s->etcd, key, false, 0, &k, err, errlen) < 0)
+		return -1;
+	if (k.n && k.v[0].value_len <= STORE_RECORD_MAX) {
+		json_t *o = json_loadb((const char *)k.v[0].value, k.v[0].value_len, 0, NULL);
+		const char *n = json_string_value(json_object_get(o, "name"));
+		const char *f = json_string_value(json_object_get(o, "fingerprint"));
+
+		if (n && f && strcmp(n, op->from) == 0 &&
+		    (strcmp(f, op->fp) == 0 || (op->fp_next[0] && strcmp(f, op->fp_next) == 0)))
+			lease = k.v[0].lease;
+		json_decref(o);
+	}
+	smig_etcd_kvs_free(&k);
+	return lease;
+}
+
+/*
+ * A migration's switch-over: the VM's record, ours, goes to op->from under
+ * that host's lease, in one swap on its revision, before COMMIT is sent.
+ * A swap whose outcome is unknown (etcd's leader changed under it) is
+ * settled by reading the record: it names the destination and this
+ * migration, or it is still ours as it was. r->unknown when even that read
+ * failed: the caller cannot tell, and must not commit nor resume.
+ */
+static void do_handover(struct store *s, struct store_op *op)
+{
+	struct store_owner *r = &op->r;
+	char value[384], owner[SMIG_NAME_MAX + 1], mig[SMIG_MIG_ID_STR_LEN];
+	int64_t rev, to_lease, now_rev;
+	int rc;
+
+	snprintf(r->mig, sizeof(r->mig), "%s", op->mig);
+	to_lease = member_lease(s, op, r->error, sizeof(r->error));
+	if (to_lease < 0)
+		return;
+	if (to_lease == 0) {
+		snprintf(r->error, sizeof(r->error),
+			 "%s has no record in the fleet store under a lease (with the certificate "
+			 "pinned for it): it cannot own the VM",
+			 op->from);
+		r->answered = true;
+		return;
+	}
+	if (read_owner(s, op->key, owner, sizeof(owner), NULL, &rev, r->error, sizeof(r->error)) < 0)
+		return;
+	snprintf(r->owner, sizeof(r->owner), "%s", owner);
+	if (rev == 0 || strcmp(owner, s->host) != 0) {
+		snprintf(r->error, sizeof(r->error), "its owner record names %s, not this host",
+			 rev ? owner : "nobody");
+		r->answered = true;
+		return;
+	}
+	snprintf(value, sizeof(value),
+		 "{\"host\":\"%s\",\"vm\":\"%s\",\"since\":%lld,\"from\":\"%s\",\"migration\":\"%s\"}",
+		 op->from, op->name, (long long)loop_wall_ms() / 1000, s->host, op->mig);
+	rc = smig_etcd_cas(s->etcd, op->key, rev, value, strlen(value), to_lease, &r->ok, NULL,
+			   r->error, sizeof(r->error));
+	if (rc == SMIG_ETIMEDOUT) { /* applied or not: the record says */
+		if (read_owner(s, op->key, owner, sizeof(owner), mig, &now_rev, r->error,
+			       sizeof(r->error)) < 0) {
+			r->unknown = true;
+			return;
+		}
+		r->ok = strcmp(owner, op->from) == 0 && strcmp(mig, op->mig) == 0;
+		if (!r->ok && !(now_rev == rev && strcmp(owner, s->host) == 0))
+			snprintf(r->owner, sizeof(r->owner), "%s", owner);
+	} else if (rc < 0) {
+		return; /* refused as asked (not applied) */
+	}
+	r->answered = true;
+	if (r->ok) {
+		snprintf(r->owner, sizeof(r->owner), "%s", op->from);
+		r->lease = to_lease;
+	} else if (r->error[0] == '\0' || rc == SMIG_ETIMEDOUT) {
+		snprintf(r->error, sizeof(r->error), "its owner record changed meanwhile (it names %s)",
+			 r->owner[0] ? r->owner : "nobody");
+	}
 }
 
 /*
@@ -265,26 +388,24 @@ static void owner_of(const struct smig_etcd_kv *kv, char *host, size_t len)
  */
 static void do_op(struct store *s, struct store_op *op, int64_t lease)
 {
-	struct smig_etcd_kvs k;
-	char value[256], owner[SMIG_NAME_MAX + 1] = "";
+	char value[256], owner[SMIG_NAME_MAX + 1] = "", mig[SMIG_MIG_ID_STR_LEN];
 	struct store_owner *r = &op->r;
 	int64_t rev = 0;
 
+	if (op->kind == OP_HANDOVER) {
+		do_handover(s, op);
+		return;
+	}
 	snprintf(value, sizeof(value), "{\"host\":\"%s\",\"vm\":\"%s\",\"since\":%lld}",
 		 s->host, op->name, (long long)loop_wall_ms() / 1000);
 	for (int attempt = 0; attempt < 3; attempt++) {
-		if (smig_etcd_get(s->etcd, op->key, false, 0, &k, r->error, sizeof(r->error)) < 0)
+		bool from_ok;
+
+		if (read_owner(s, op->key, owner, sizeof(owner), mig, &rev, r->error,
+			       sizeof(r->error)) < 0)
 			return;
-		if (k.n) {
-			owner_of(&k.v[0], owner, sizeof(owner));
-			rev = k.v[0].mod_revision;
-		} else {
-			owner[0] = '\0';
-			rev = 0;
-		}
-		smig_etcd_kvs_free(&k);
 		snprintf(r->owner, sizeof(r->owner), "%s", owner);
-		if (op->release) {
+		if (op->kind == OP_RELEASE) {
 			if (rev == 0 || strcmp(owner, s->host) != 0) {
 				r->ok = true; /* not ours (any more): nothing to give up */
 				return;
@@ -293,8 +414,9 @@ static void do_op(struct store *s, struct store_op *op, int64_t lease)
 						sizeof(r->error)) < 0)
 				return;
 		} else {
-			if (rev && strcmp(owner, s->host) != 0 &&
-			    (op->from[0] == '\0' || strcmp(owner, op->from) != 0)) {
+			from_ok = op->from[0] && strcmp(owner, op->from) == 0 &&
+				  (op->mig[0] == '\0' || strcmp(mig, op->mig) == 0);
+			if (rev && strcmp(owner, s->host) != 0 && !from_ok) {
 				r->ok = false; /* another host's */
 				r->answered = true;
 				return;
@@ -475,8 +597,8 @@ static void ops_done(void *arg, uint32_t events)
 	}
 }
 
-static int queue_op(struct smigd *d, const char *vm, const char *from, bool release,
-		    store_owner_fn fn)
+static int queue_op(struct smigd *d, enum store_op_kind kind, const char *vm, const char *host,
+		    const char *mig, const struct smig_host *pinned, store_owner_fn fn)
 {
 	struct store *s = d->store;
 	struct store_op *op, **pp;
@@ -486,10 +608,16 @@ static int queue_op(struct smigd *d, const char *vm, const char *from, bool rele
 	op = calloc(1, sizeof(*op));
 	if (op == NULL)
 		return SMIG_ENOMEM;
-	op->release = release;
+	op->kind = kind;
 	op->fn = fn;
 	snprintf(op->name, sizeof(op->name), "%s", vm);
-	snprintf(op->from, sizeof(op->from), "%s", from ? from : "");
+	snprintf(op->from, sizeof(op->from), "%s", host ? host : "");
+	snprintf(op->mig, sizeof(op->mig), "%s", mig ? mig : "");
+	if (pinned) {
+		smig_fp_format(pinned->fp, op->fp);
+		if (pinned->has_next)
+			smig_fp_format(pinned->next_fp, op->fp_next);
+	}
 	snprintf(op->key, sizeof(op->key), "%s/vms/%s/owner", d->cfg.store_prefix, vm);
 	pthread_mutex_lock(&s->mu);
 	for (pp = &s->ops; *pp; pp = &(*pp)->next) /* in the order asked */
@@ -505,14 +633,25 @@ bool store_active(const struct smigd *d)
 	return d->store != NULL;
 }
 
-int store_claim(struct smigd *d, const char *vm, const char *from, store_owner_fn fn)
+int store_claim(struct smigd *d, const char *vm, const char *from, const char *mig,
+		store_owner_fn fn)
 {
-	return queue_op(d, vm, from, false, fn);
+	return queue_op(d, OP_CLAIM, vm, from, mig, NULL, fn);
 }
 
 int store_release(struct smigd *d, const char *vm, store_owner_fn fn)
 {
-	return queue_op(d, vm, NULL, true, fn);
+	return queue_op(d, OP_RELEASE, vm, NULL, NULL, NULL, fn);
+}
+
+int store_handover(struct smigd *d, const char *vm, const char *to, const char *mig,
+		   store_owner_fn fn)
+{
+	const struct smig_host *h = smig_hosts_by_name(smigd_hosts(d), to);
+
+	if (h == NULL)
+		return SMIG_ENOENT;
+	return queue_op(d, OP_HANDOVER, vm, to, mig, h, fn);
 }
 
 /* The record this host keeps in the store. */

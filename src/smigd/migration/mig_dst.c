@@ -852,10 +852,14 @@ static void dst_resumed(void *arg, bool ok, const char *why)
 	smig_info("event=migration_committed vm=%s from=%s bytes=%llu", m->vm_name, m->peer_host,
 		  (unsigned long long)m->p.bytes);
 	dst_audit(m, "committed", NULL);
-	/* the fleet store's owner record follows the VM: taken from its source */
+	/*
+	 * The fleet store's owner record: the source handed it here, under
+	 * this host's lease, before it sent COMMIT; claimed now as this
+	 * host's own (the lease may have been renewed, or lost, since).
+	 */
 	if (store_active(m->d)) {
-		vm_claim_from(m->vm, m->peer_host);
-		(void)store_claim(m->d, m->vm_name, m->peer_host, dst_claimed);
+		vm_claim_arrived(m->vm);
+		(void)store_claim(m->d, m->vm_name, NULL, NULL, dst_claimed);
 	}
 	/* the VM's events still come here: watch the resumed guest for a while */
 	mig_set_state(m, SMIG_MST_SETTLING);

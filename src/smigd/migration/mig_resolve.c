@@ -91,6 +91,8 @@ int mig_resolve_adopted(struct smigd *d, struct vm *vm, const struct smig_mig_id
 	mig_id_set(m, id);
 	m->vm = vm;
 	m->src_gone = gone;
+	/* the commit is marked before the handover: the record may be the destination's */
+	m->handover_asked = store_active(d);
 	snprintf(m->vm_name, sizeof(m->vm_name), "%s", vm_spec(vm)->name);
 	snprintf(m->peer_host, sizeof(m->peer_host), "%s", host);
 	snprintf(m->why, sizeof(m->why), "smigd restarted before the answer came");

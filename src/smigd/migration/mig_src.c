@@ -123,6 +123,19 @@ void mig_src_resume(struct mig *m)
 		abort();
 	}
 	(void)qmpconn_send(q, "migrate_cancel", NULL, -1, NULL, NULL);
+	/*
+	 * Its owner record may have gone to the destination at the
+	 * switch-over: the copy here runs again only once it is taken back
+	 * (vm_fence.c), and only while this host may run it at all.
+	 */
+	if (m->handover_asked)
+		vm_claim_handed(m->vm, m->peer_host, m->ids);
+	if (vm_fence_resume_later(m->vm)) {
+		smig_warn("event=migration_source_fenced vm=%s to=%s reason=\"its owner record is not "
+			  "this host's under a sound lease\" action=resume_once_claimed",
+			  m->vm_name, m->peer_host);
+		return;
+	}
 	name = strdup(m->vm_name);
 	vm_resume(m->vm, name ? on_source_resumed : NULL, name);
 }
@@ -789,7 +802,58 @@ static int abort_code(uint16_t code)
 	}
 }
 
-/* READY: the destination holds it all. From the mark on, ours waits for its word. */
+/* COMMIT: from now on the copy here waits for the destination's word. */
+static void src_commit(struct mig *m)
+{
+	mig_set_state(m, SMIG_MST_COMMITTING);
+	m->t_commit = loop_now_ns();
+	mig_send_id(m, SMIG_MSG_MIG_COMMIT);
+	smig_info("event=migration_commit_sent vm=%s to=%s%s", m->vm_name, m->peer_host,
+		  m->src_gone ? " source_qemu=gone" : "");
+}
+
+/*
+ * The fleet store's answer to the handover: COMMIT goes only once the
+ * record names the destination, under its lease. Anything else fails the
+ * migration before COMMIT; the copy here resumes once it has its record
+ * back (mig_src_resume), or stays paused while that is unknown.
+ */
+static void src_handed(struct smigd *d, const char *name, const struct store_owner *r)
+{
+	struct vm *vm = vm_find(d, name);
+	struct mig *m = vm ? vm_mig(vm) : NULL;
+
+	if (m == NULL || !m->p.source || m->p.state != SMIG_MST_COMMIT_WAIT ||
+	    !m->handover_asked || strcmp(m->ids, r->mig) != 0) {
+		/* the migration ended meanwhile: its copy here takes the record back first */
+		smig_info("event=migration_handover_late vm=%s id=%s handed=%s", name, r->mig,
+			  r->ok ? "yes" : r->unknown ? "unknown" : "no");
+		return;
+	}
+	m->last_activity_ms = loop_now_ms();
+	if (r->ok) {
+		vm_claim_handed(m->vm, m->peer_host, m->ids);
+		smig_info("event=migration_handover vm=%s to=%s lease=%" PRId64 " ms=%.1f", m->vm_name,
+			  m->peer_host, r->lease, mig_ms_between(m->t_handover, loop_now_ns()));
+		src_commit(m);
+		return;
+	}
+	if (r->unknown)
+		mig_src_fail(m, SMIG_EUNREACH,
+			     "the fleet store did not say whether %s's owner record went to %s (%s); "
+			     "not committing, and the copy here stays paused until its record is back",
+			     m->vm_name, m->peer_host, r->error);
+	else
+		mig_src_fail(m, SMIG_EUNREACH,
+			     "the fleet store did not hand %s's owner record to %s: %s; not committing",
+			     m->vm_name, m->peer_host, r->error[0] ? r->error : "no answer");
+}
+
+/*
+ * READY: the destination holds it all. The commit is marked here first (a
+ * restarted smigd asks the destination how it ended); with a fleet store
+ * the VM's owner record then goes to the destination, and only then COMMIT.
+ */
 static void src_ready(struct mig *m, uint32_t offered)
 {
 	if (!m->src_gone && !src_protection_kept(m, offered))
@@ -799,11 +863,15 @@ static void src_ready(struct mig *m, uint32_t offered)
 		return;
 	}
 	smig_debug("event=migration_commit_marked vm=%s to=%s", m->vm_name, m->peer_host);
-	mig_set_state(m, SMIG_MST_COMMITTING);
-	m->t_commit = loop_now_ns();
-	mig_send_id(m, SMIG_MSG_MIG_COMMIT);
-	smig_info("event=migration_commit_sent vm=%s to=%s%s", m->vm_name, m->peer_host,
-		  m->src_gone ? " source_qemu=gone" : "");
+	if (!store_active(m->d)) {
+		src_commit(m);
+		return;
+	}
+	m->handover_asked = true;
+	m->t_handover = loop_now_ns();
+	if (store_handover(m->d, m->vm_name, m->peer_host, m->ids, src_handed) < 0)
+		mig_src_fail(m, SMIG_EIO, "cannot ask the fleet store to hand %s to %s", m->vm_name,
+			     m->peer_host);
 }
 
 void mig_src_frame(struct mig *m, const struct smig_frame *f)

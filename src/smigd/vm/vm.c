@@ -192,6 +192,7 @@ void vm_set_state(struct vm *vm, enum vm_state state, const char *fmt, ...)
 		vm->claim_lease = 0;
 		vm->claim_grace_ms = 0;
 		vm->claim_from[0] = '\0';
+		vm->claim_mig[0] = '\0';
 	}
 	history_add(vm, loop_wall_ms(), state, why);
 	history_save(vm);

@@ -225,11 +225,25 @@ uint32_t vm_spec_protections(const struct smig_vmspec *s);
 /* Starts (after vm_init) and stops (before vm_free_all) the rule; nothing without a fleet store. */
 int vm_fence_start(struct smigd *d);
 void vm_fence_stop(struct smigd *d);
-/* A VM that arrived from host: its record is taken from there (the claim's answer: vm_claim_set). */
-void vm_claim_from(struct vm *vm, const char *host);
+/*
+ * The record of vm went to host with migration mig (a handover at the
+ * switch-over): the copy here owns it no more. Should it run here again
+ * (the migration failed before the destination ran it), it stays paused
+ * until the record is taken back from host, which only a record still
+ * marked with mig allows.
+ */
+void vm_claim_handed(struct vm *vm, const char *host, const char *mig);
+/* vm arrived by migration, its record handed here: it runs on while its claim is out. */
+void vm_claim_arrived(struct vm *vm);
 /* Takes the store's answer to a claim of vm (its lease, or who owns it). */
 void vm_claim_set(struct vm *vm, const struct store_owner *r);
 /* Whether vm may not run here now: its owner record is not this host's under a sound lease. */
 bool vm_fence_holds(const struct vm *vm);
+/*
+ * Whether vm may not run here now; if so it is marked fenced, and the rule
+ * resumes it once it holds its record again (a failed migration's source
+ * asks this instead of resuming it itself).
+ */
+bool vm_fence_resume_later(struct vm *vm);
 
 #endif

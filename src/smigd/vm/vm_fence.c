@@ -17,7 +17,12 @@
  *
  * In the grace after smigd starts (no lease yet, a third of a TTL) nothing
  * is paused: a restarted smigd's VMs run on while it takes over their
- * records. A VM in a migration is left to the migration.
+ * records. A VM in a migration is left to the migration, but for one
+ * thing: a source whose guest still runs is paused when the lease is not
+ * sound (the migration cannot commit then: its handover needs the store).
+ * At the switch-over the record goes to the destination (store_handover);
+ * should the VM run here again after that, it is taken back first, and
+ * only if it still carries that migration's mark.
  */
 #include "vm/vm_int.h"
 #include "error.h"
@@ -88,9 +93,17 @@ void vm_claim_set(struct vm *vm, const struct store_owner *r)
 	vm->claim_retry_ms = loop_now_ms() + (uint64_t)vm->d->cfg.store_lease_ttl_s * 1000 / 3;
 }
 
-void vm_claim_from(struct vm *vm, const char *host)
+void vm_claim_handed(struct vm *vm, const char *host, const char *mig)
 {
 	snprintf(vm->claim_from, sizeof(vm->claim_from), "%s", host);
+	snprintf(vm->claim_mig, sizeof(vm->claim_mig), "%s", mig);
+	vm->claim_lease = 0;
+	vm->claim_retry_ms = 0;
+	vm->fenced = true; /* should it run here again: only once its record is back */
+}
+
+void vm_claim_arrived(struct vm *vm)
+{
 	vm->claim_pending = true;
 	vm->claim_grace_ms = loop_now_ms() + (uint64_t)vm->d->cfg.store_lease_ttl_s * 1000 / 3;
 }
@@ -131,6 +144,13 @@ static bool in_scope(const struct vm *vm)
 	       (vm->state == VM_RUNNING || vm->state == VM_PAUSED);
 }
 
+/* A migration's source whose guest still runs here (its commit not begun). */
+static bool migrating_out(const struct vm *vm)
+{
+	return vm->qemu_pid > 0 && vm->mig != NULL && !vm->incoming && !vm->retire &&
+	       vm->state == VM_RUNNING;
+}
+
 static void fence_tick(void *arg)
 {
 	struct smigd *d = arg;
@@ -142,6 +162,15 @@ static void fence_tick(void *arg)
 	for (struct vm *vm = d->vms->head; vm; vm = vm->next) {
 		bool owned;
 
+		if (st == STORE_LEASE_UNSOUND && migrating_out(vm)) {
+			/* its record may go with the lease: paused; the migration cannot commit */
+			vm_note_error(vm, "fenced: this host's lease in the fleet store was not "
+				      "renewed in time; paused while it migrates");
+			fence(vm, "the fleet store's lease was not renewed during a migration: the VM's "
+				  "owner record may go with it",
+			      left);
+			continue;
+		}
 		if (!in_scope(vm) || st == STORE_LEASE_GRACE)
 			continue;
 		if (st == STORE_LEASE_SOUND && vm->claim_lease != lease && !vm->claim_pending &&
@@ -150,7 +179,7 @@ static void fence_tick(void *arg)
 				vm->claim_grace_ms = now + (uint64_t)d->cfg.store_lease_ttl_s * 1000 / 3;
 			vm->claim_pending = true;
 			if (store_claim(d, vm->spec.name, vm->claim_from[0] ? vm->claim_from : NULL,
-					rule_claimed) < 0)
+					vm->claim_mig[0] ? vm->claim_mig : NULL, rule_claimed) < 0)
 				vm->claim_pending = false;
 		}
 		owned = st == STORE_LEASE_SOUND && vm->claim_lease == lease && !vm->fence_lost;
@@ -198,6 +227,17 @@ bool vm_fence_holds(const struct vm *vm)
 	st = store_lease(vm->d, &left, &lease);
 	return vm->fence_lost || (st == STORE_LEASE_UNSOUND) ||
 	       (st == STORE_LEASE_SOUND && vm->claim_lease != lease);
+}
+
+bool vm_fence_resume_later(struct vm *vm)
+{
+	if (!vm_fence_holds(vm))
+		return false;
+	vm->fenced = true;
+	smig_warn("event=vm_fenced vm=%s reason=\"it may not run here until this host holds its "
+		  "owner record under a sound lease\" action=resume_when_claimed",
+		  vm->spec.name);
+	return true;
 }
 
 int vm_fence_start(struct smigd *d)

@@ -78,7 +78,8 @@ struct vm {
 	bool claim_pending;      /* a claim is with the store */
 	uint64_t claim_retry_ms; /* no answer: not asked again before this */
 	uint64_t claim_grace_ms; /* never claimed by this smigd: runs on until then */
-	char claim_from[SMIG_NAME_MAX + 1]; /* the host it came from by migration */
+	char claim_from[SMIG_NAME_MAX + 1]; /* a host its record may be taken back from */
+	char claim_mig[SMIG_MIG_ID_STR_LEN]; /* ... only if that migration handed it there */
 	bool fenced;             /* paused here: it may not run without its record */
 	bool fence_stopping, fence_resuming; /* a stop or cont is with QEMU */
 	bool fence_lost;         /* another host owns it: stays paused */

@@ -493,7 +493,7 @@ static void start_owned(struct vm *vm, bool autostart, const char *why)
 	}
 	vm->claiming = true;
 	vm->claim_autostart = autostart;
-	if (store_claim(vm->d, vm->spec.name, NULL, start_claimed) < 0) {
+	if (store_claim(vm->d, vm->spec.name, NULL, NULL, start_claimed) < 0) {
 		vm->claiming = false;
 		vm_note_error(vm, "cannot ask the fleet store for %s: out of memory", vm->spec.name);
 		vm_reply_err(vm, "error", vm->last_error);
