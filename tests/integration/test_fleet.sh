@@ -12,7 +12,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../harness/tap.sh"
 netns_test fleet
 
-plan 28
+plan 29
 
 SMIG_STORE_TTL=3 "$cluster" up --hosts 3 --store etcd >/dev/null
 ok $? "three hosts up with store.backend etcd, an etcd member beside each"
@@ -289,5 +289,23 @@ sleep 4 # more than the source's lease
 	owner_lease_is_of "$y"
 ok $? "$x cut off from etcd as it sent COMMIT: the migration completed (exit $rc), own1 runs on $y alone under $y's lease, and still after $x's lease ran out"
 cut_etcd "$x" -D
+wait_for 15 registered "$x" # (a destination takes a VM only under a sound lease)
+
+# $x refuses the COMMIT it cannot record (as on a full disk): the record went to $x in the
+# switch-over; $y's copy takes it back (it still carries the migration's mark), then resumes
+il="$dir/state-$x/worker/incoming.log"
+[ -e "$il" ] && mv "$il" "$il.keep"
+mkdir "$il"
+on "$y" migrate own1 --to "$x" >"$dir/mig.refused" 2>&1
+rc=$?
+rmdir "$il" && { [ ! -e "$il.keep" ] || mv "$il.keep" "$il"; }
+wait_for 10 bash -c "[ \"\$($SMIG --socket $dir/$y.sock --json vm show own1 | jq -r .state)\" = running ]"
+[ $rc -eq 5 ] && [ "$(where_now)" = "$y" ] && owner_lease_is_of "$y" &&
+	[ "$(grep -c "event=migration_handover vm=own1 to=$x" "$dir/$y.log")" -ge 1 ] &&
+	grep -q "event=migration_source_fenced vm=own1 to=$x .*action=resume_once_taken_back" "$dir/$y.log" &&
+	grep -q "event=vm_unfenced vm=own1" "$dir/$y.log"
+r=$?
+[ $r -eq 0 ] || { echo "# where_now=$(where_now) rc=$rc"; cat "$dir/mig.refused"; grep -E "own1" "$dir/$y.log" | tail -25; etcdtry "$dir" h3 get /smig/vms/own1/owner | jq -c '.kvs[0]'; } | sed 's/^/# /'
+ok $r "$x refused COMMIT after the handover (exit $rc): $y took own1's record back from $x and resumed it; it runs there alone"
 
 done_testing

@@ -203,7 +203,8 @@ static void cmd_resume(struct smigd *d, struct vm *vm, const json_t *args, struc
 			      vm_spec(vm)->name, vm_spec(vm)->name);
 		return;
 	}
-	if (vm_fence_holds(vm)) {
+	/* (forced over an unconfirmed commit with a fleet store: the record is taken back below) */
+	if (vm_fence_holds(vm) && !(pending && store_active(d))) {
 		ctl_reply_err(d, ref, "owned",
 			      "%s may not run here now: its owner record in the fleet store is not "
 			      "this host's under a sound lease (smig vm show %s says why; smig status "
@@ -223,6 +224,21 @@ static void cmd_resume(struct smigd *d, struct vm *vm, const json_t *args, struc
 		if (vm_mig(vm))
 			mig_abandon(vm_mig(vm));
 		vm_commit_clear(vm);
+		if (store_active(d)) {
+			/*
+			 * Its owner record went to host at the switch-over, or may
+			 * have: the fencing rule takes it back (only while it still
+			 * carries this migration's mark) and then resumes the VM.
+			 */
+			vm_claim_handed(vm, host, ids);
+			ctl_reply_ok(d, &r->ref,
+				     json_pack("{s:s,s:s,s:s}", "vm", r->vm, "status", "resuming",
+					       "detail",
+					       "it resumes once its owner record is taken back from "
+					       "the destination (smig vm show says so)"));
+			free(r);
+			return;
+		}
 	}
 	vm_resume(vm, on_resumed, r);
 }

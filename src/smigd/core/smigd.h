@@ -255,8 +255,12 @@ int store_claim(struct smigd *d, const char *vm, const char *from, const char *m
  */
 int store_handover(struct smigd *d, const char *vm, const char *to, const char *mig,
 		   store_owner_fn fn);
-/* Gives vm up if this host owns it. */
-int store_release(struct smigd *d, const char *vm, store_owner_fn fn);
+/*
+ * Gives vm up if this host owns it, or if from (may be NULL) does by the
+ * handover of this host's migration mig that failed before COMMIT.
+ */
+int store_release(struct smigd *d, const char *vm, const char *from, const char *mig,
+		  store_owner_fn fn);
 /*
  * This host's lease: SOUND, held with more than a third of its TTL left by
  * this host's clock (counted from before the renewal was asked), *lease

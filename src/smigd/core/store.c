@@ -406,7 +406,10 @@ static void do_op(struct store *s, struct store_op *op, int64_t lease)
 			return;
 		snprintf(r->owner, sizeof(r->owner), "%s", owner);
 		if (op->kind == OP_RELEASE) {
-			if (rev == 0 || strcmp(owner, s->host) != 0) {
+			/* ours, or handed by a migration of ours that failed before COMMIT */
+			from_ok = op->from[0] && op->mig[0] && strcmp(owner, op->from) == 0 &&
+				  strcmp(mig, op->mig) == 0;
+			if (rev == 0 || (strcmp(owner, s->host) != 0 && !from_ok)) {
 				r->ok = true; /* not ours (any more): nothing to give up */
 				return;
 			}
@@ -639,9 +642,10 @@ int store_claim(struct smigd *d, const char *vm, const char *from, const char *m
 	return queue_op(d, OP_CLAIM, vm, from, mig, NULL, fn);
 }
 
-int store_release(struct smigd *d, const char *vm, store_owner_fn fn)
+int store_release(struct smigd *d, const char *vm, const char *from, const char *mig,
+		  store_owner_fn fn)
 {
-	return queue_op(d, OP_RELEASE, vm, NULL, NULL, NULL, fn);
+	return queue_op(d, OP_RELEASE, vm, from, mig, NULL, fn);
 }
 
 int store_handover(struct smigd *d, const char *vm, const char *to, const char *mig,

@@ -240,6 +240,19 @@ void mig_dst_maybe_ready(struct mig *m)
 	if (m->p.state != SMIG_MST_COMMIT_WAIT || m->p.ready_sent || !m->qemu_done ||
 	    smig_buf_remaining(&m->pend) > 0)
 		return;
+	if (store_active(m->d)) {
+		/* the source hands the VM's owner record here next: only under a sound lease */
+		uint64_t left;
+		int64_t lease;
+
+		if (store_lease(m->d, &left, &lease) != STORE_LEASE_SOUND) {
+			mig_dst_abort(m, true, SMIG_EUNREACH,
+				      "this host's lease in the fleet store is not sound (%llu ms "
+				      "left): it may not take %s's owner record",
+				      (unsigned long long)left, m->vm_name);
+			return;
+		}
+	}
 	mig_close_fd(m);
 	(void)smig_migproto_ready_sent(&m->p);
 	mig_trace(m, 'R', NULL, 0);
@@ -855,11 +868,12 @@ static void dst_resumed(void *arg, bool ok, const char *why)
 	/*
 	 * The fleet store's owner record: the source handed it here, under
 	 * this host's lease, before it sent COMMIT; claimed now as this
-	 * host's own (the lease may have been renewed, or lost, since).
+	 * host's own (the lease may have been renewed, or lost, since). From
+	 * the source too: one of an older smig commits without a handover.
 	 */
 	if (store_active(m->d)) {
 		vm_claim_arrived(m->vm);
-		(void)store_claim(m->d, m->vm_name, NULL, NULL, dst_claimed);
+		(void)store_claim(m->d, m->vm_name, m->peer_host, NULL, dst_claimed);
 	}
 	/* the VM's events still come here: watch the resumed guest for a while */
 	mig_set_state(m, SMIG_MST_SETTLING);

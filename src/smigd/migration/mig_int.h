@@ -111,6 +111,7 @@ struct mig {
 	bool src_gone;                 /* source: QEMU died after completing its stream */
 	bool handover_asked;           /* source: its owner record may have gone to the destination */
 	uint64_t t_handover;           /* ... asked then (loop_now_ns) */
+	struct loop_timer *handover_t; /* source, its QEMU gone: the handover asked again */
 	enum stats_outcome outcome;    /* how it ended, for the metrics (failed until it commits) */
 	char reason[256];              /* why it failed or was cancelled (the first word of it) */
 	int64_t wall_start_ms;         /* when it began, by the host's clock */

@@ -23,6 +23,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#define HANDOVER_RETRY_MS 1000 /* a source whose QEMU is gone asks the fleet store again */
 
 /*
  * Ends a source migration that failed before COMMIT: the VM stays here,
@@ -51,7 +52,15 @@ void mig_src_fail(struct mig *m, int code, const char *fmt, ...)
 		mig_resolve_begin(m, why);
 		return;
 	}
-	if (here) {
+	if (here && m->handover_asked) {
+		snprintf(where, sizeof(where),
+			 "the VM stays on %s, paused until its owner record in the fleet store is "
+			 "taken back from %s (smig vm show %s)",
+			 m->d->cfg.host, m->peer_host, m->vm_name);
+		smig_warn("event=migration_failed vm=%s to=%s state=%s reason=\"%s\" "
+			  "action=resume_source_once_record_back",
+			  m->vm_name, m->peer_host, smig_mst_names[m->p.state], why);
+	} else if (here) {
 		snprintf(where, sizeof(where), "the VM is running on %s", m->d->cfg.host);
 		smig_warn("event=migration_failed vm=%s to=%s state=%s reason=\"%s\" "
 			  "action=resume_source",
@@ -128,8 +137,13 @@ void mig_src_resume(struct mig *m)
 	 * switch-over: the copy here runs again only once it is taken back
 	 * (vm_fence.c), and only while this host may run it at all.
 	 */
-	if (m->handover_asked)
+	if (m->handover_asked) {
 		vm_claim_handed(m->vm, m->peer_host, m->ids);
+		smig_warn("event=migration_source_fenced vm=%s to=%s reason=\"its owner record may be "
+			  "%s's since the switch-over\" action=resume_once_taken_back",
+			  m->vm_name, m->peer_host, m->peer_host);
+		return;
+	}
 	if (vm_fence_resume_later(m->vm)) {
 		smig_warn("event=migration_source_fenced vm=%s to=%s reason=\"its owner record is not "
 			  "this host's under a sound lease\" action=resume_once_claimed",
@@ -812,6 +826,20 @@ static void src_commit(struct mig *m)
 		  m->src_gone ? " source_qemu=gone" : "");
 }
 
+static void src_handed(struct smigd *d, const char *name, const struct store_owner *r);
+
+/* A source whose QEMU is gone asks for the handover again (the copy there is the only one). */
+static void src_handover_again(void *arg)
+{
+	struct mig *m = arg;
+
+	m->handover_t = NULL;
+	m->last_activity_ms = loop_now_ms();
+	if (store_handover(m->d, m->vm_name, m->peer_host, m->ids, src_handed) < 0)
+		mig_src_fail(m, SMIG_EIO, "cannot ask the fleet store to hand %s to %s", m->vm_name,
+			     m->peer_host);
+}
+
 /*
  * The fleet store's answer to the handover: COMMIT goes only once the
  * record names the destination, under its lease. Anything else fails the
@@ -836,6 +864,16 @@ static void src_handed(struct smigd *d, const char *name, const struct store_own
 		smig_info("event=migration_handover vm=%s to=%s lease=%" PRId64 " ms=%.1f", m->vm_name,
 			  m->peer_host, r->lease, mig_ms_between(m->t_handover, loop_now_ns()));
 		src_commit(m);
+		return;
+	}
+	if (m->src_gone) {
+		/* the destination holds the only copy: ask again rather than give it up */
+		smig_warn("event=migration_handover_retry vm=%s to=%s reason=\"%s\" "
+			  "source_qemu=gone",
+			  m->vm_name, m->peer_host, r->error[0] ? r->error : "no answer");
+		if (loop_timer_add(d->loop, HANDOVER_RETRY_MS, src_handover_again, m,
+				   &m->handover_t) < 0)
+			mig_src_fail(m, SMIG_ENOMEM, "cannot ask the fleet store again");
 		return;
 	}
 	if (r->unknown)

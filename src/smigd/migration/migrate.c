@@ -214,6 +214,7 @@ static void mig_release(struct mig *m)
 	mig_close_fd(m);
 	loop_timer_cancel(m->d->loop, m->timer);
 	loop_timer_cancel(m->d->loop, m->chan_timer);
+	loop_timer_cancel(m->d->loop, m->handover_t);
 	agent_ping_cancel(m->agent_ping);
 	if (m->vm && vm_mig(m->vm) == m)
 		vm_set_mig(m->vm, NULL);

@@ -186,7 +186,8 @@ void vm_set_state(struct vm *vm, enum vm_state state, const char *fmt, ...)
 	vm->state = state;
 	/* it runs here no more: its owner record in the fleet store goes (if it is ours) */
 	if (state == VM_SHUTOFF && was != VM_SHUTOFF && store_active(vm->d))
-		(void)store_release(vm->d, vm->spec.name, NULL);
+		(void)store_release(vm->d, vm->spec.name, vm->claim_from[0] ? vm->claim_from : NULL,
+				    vm->claim_mig[0] ? vm->claim_mig : NULL, NULL);
 	if (state == VM_SHUTOFF) {
 		vm->fenced = vm->fence_lost = vm->fence_stopping = vm->fence_resuming = false;
 		vm->claim_lease = 0;

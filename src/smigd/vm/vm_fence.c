@@ -18,8 +18,9 @@
  * In the grace after smigd starts (no lease yet, a third of a TTL) nothing
  * is paused: a restarted smigd's VMs run on while it takes over their
  * records. A VM in a migration is left to the migration, but for one
- * thing: a source whose guest still runs is paused when the lease is not
- * sound (the migration cannot commit then: its handover needs the store).
+ * thing: a guest that runs (a source's before the switch-over, a
+ * destination's in its watch) is paused when the lease is not sound (a
+ * source's migration cannot commit then: its handover needs the store).
  * At the switch-over the record goes to the destination (store_handover);
  * should the VM run here again after that, it is taken back first, and
  * only if it still carries that migration's mark.
@@ -131,7 +132,7 @@ static void rule_claimed(struct smigd *d, const char *name, const struct store_o
 
 	if (vm == NULL) {
 		if (r->ok) /* undefined meanwhile */
-			(void)store_release(d, name, NULL);
+			(void)store_release(d, name, NULL, NULL, NULL);
 		return;
 	}
 	vm_claim_set(vm, r);
@@ -144,7 +145,10 @@ static bool in_scope(const struct vm *vm)
 	       (vm->state == VM_RUNNING || vm->state == VM_PAUSED);
 }
 
-/* A migration's source whose guest still runs here (its commit not begun). */
+/*
+ * A guest that runs here while a migration holds it: a source's before the
+ * switch-over, or a destination's in its watch after COMMIT.
+ */
 static bool migrating_out(const struct vm *vm)
 {
 	return vm->qemu_pid > 0 && vm->mig != NULL && !vm->incoming && !vm->retire &&

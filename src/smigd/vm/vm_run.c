@@ -73,7 +73,7 @@ static void start_fail(struct vm *vm, const char *why)
 	vm_kill(vm);
 	/* its owner record goes, even when its state was set to shutoff before */
 	if (store_active(vm->d) && vm->state == VM_SHUTOFF)
-		(void)store_release(vm->d, vm->spec.name, NULL);
+		(void)store_release(vm->d, vm->spec.name, NULL, NULL, NULL);
 	vm_set_state(vm, VM_SHUTOFF, "start failed: %s", why);
 	vm_reply_err(vm, "error", vm->last_error);
 	vm_notify(vm, false, vm->last_error);
@@ -455,7 +455,7 @@ static void start_claimed(struct smigd *d, const char *name, const struct store_
 		if (vm)
 			vm->claiming = false;
 		if (r->ok && (vm == NULL || vm->state == VM_DEFINED || vm->state == VM_SHUTOFF))
-			(void)store_release(d, name, NULL); /* nobody wants it any more */
+			(void)store_release(d, name, NULL, NULL, NULL); /* nobody wants it any more */
 		return;
 	}
 	vm->claiming = false;
@@ -720,6 +720,7 @@ static void on_resume(void *arg, const struct smig_qmp_msg *r)
 	}
 	vm_set_state(vm, VM_RUNNING, "%s", vm->incoming ? "runs here after its migration" : "resumed");
 	vm->incoming = false;
+	vm->fenced = false; /* it runs: should the fencing rule want it paused, it says so again */
 	announce(vm);
 	vm_notify(vm, true, NULL);
 }
