@@ -179,6 +179,22 @@ static int vm_power(struct cli *cli, int argc, char **argv)
 	return EXIT_OK;
 }
 
+/* vm show with a fleet store: where its owner record stands, from this host's side. */
+static void print_fleet(const json_t *r)
+{
+	const json_t *f = json_object_get(r, "fleet");
+	const char *to = json_string_value(json_object_get(f, "handed_to"));
+
+	if (!json_is_object(f))
+		return;
+	printf("owner record: %s%s%s%s\n",
+	       json_is_true(json_object_get(f, "owned_elsewhere")) ? "another host's"
+	       : json_is_true(json_object_get(f, "claimed"))	     ? "this host's, under its lease"
+								     : "not claimed under this host's lease",
+	       json_is_true(json_object_get(f, "fenced")) ? "; fenced (paused until it is)" : "",
+	       to ? "; handed to " : "", to ? to : "");
+}
+
 static int vm_named(struct cli *cli, const char *sub, const char *name, bool force)
 {
 	char cmd[32];
@@ -209,6 +225,8 @@ static int vm_named(struct cli *cli, const char *sub, const char *name, bool for
 		print_vm_row(r);
 		if (json_is_string(json_object_get(r, "resolve")))
 			printf("to resolve: %s\n", json_string_value(json_object_get(r, "resolve")));
+		if (strcmp(sub, "show") == 0)
+			print_fleet(r);
 		if (strcmp(sub, "show") == 0)
 			print_history(r);
 	}

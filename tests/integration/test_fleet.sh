@@ -182,7 +182,8 @@ wait_for 10 bash -c "[ \"\$($SMIG --socket $dir/$p.sock --json vm show own1 | jq
 fenced=$?
 t_fenced=$(since "$t0")
 [ $fenced -eq 0 ] && awk -v t="$t_fenced" 'BEGIN { exit !(t < 3) }' &&
-	on "$p" --json vm show own1 | jq -e '.history[-1].why | test("fenced")' >/dev/null &&
+	on "$p" --json vm show own1 | jq -e '(.history[-1].why | test("fenced")) and .fleet.fenced and (.fleet.claimed | not)' >/dev/null &&
+	on "$p" vm show own1 | grep -q '^owner record: not claimed under .*; fenced' &&
 	grep -q "event=vm_fenced vm=own1" "$dir/$p.log"
 ok $? "$p cut off from etcd: own1 paused (fenced) after ${t_fenced} s, before its 3 s lease can run out"
 sleep 3
@@ -202,6 +203,7 @@ wait_for 20 bash -c "$SMIG --socket $dir/$p.sock --json vm show own1 | jq -e '.l
 lost=$?
 sleep 1
 [ $lost -eq 0 ] && [ "$(state_of "$p")" = paused ] && [ "$(state_of "$q")" = running ] && owner_is "$q" &&
+	on "$p" --json vm show own1 | jq -e '.fleet.owned_elsewhere' >/dev/null &&
 	grep -q "event=vm_owner_conflict vm=own1 owner=$q" "$dir/$p.log"
 ok $? "the link back: $p finds $q owns own1 and keeps its copy paused, saying so: $(on "$p" --json vm show own1 | jq -r .last_error | cut -c1-120)"
 out=$(on "$p" vm resume own1 2>&1)
@@ -289,7 +291,8 @@ sleep 4 # more than the source's lease
 	owner_lease_is_of "$y"
 ok $? "$x cut off from etcd as it sent COMMIT: the migration completed (exit $rc), own1 runs on $y alone under $y's lease, and still after $x's lease ran out"
 cut_etcd "$x" -D
-wait_for 15 registered "$x" # (a destination takes a VM only under a sound lease)
+sound() { on "$1" --json status | jq -e '.store.lease_sound' >/dev/null; }
+wait_for 15 sound "$x" # (a destination takes a VM only under a sound lease)
 
 # $x refuses the COMMIT it cannot record (as on a full disk): the record went to $x in the
 # switch-over; $y's copy takes it back (it still carries the migration's mark), then resumes
@@ -303,9 +306,11 @@ wait_for 10 bash -c "[ \"\$($SMIG --socket $dir/$y.sock --json vm show own1 | jq
 [ $rc -eq 5 ] && [ "$(where_now)" = "$y" ] && owner_lease_is_of "$y" &&
 	[ "$(grep -c "event=migration_handover vm=own1 to=$x" "$dir/$y.log")" -ge 1 ] &&
 	grep -q "event=migration_source_fenced vm=own1 to=$x .*action=resume_once_taken_back" "$dir/$y.log" &&
-	grep -q "event=vm_unfenced vm=own1" "$dir/$y.log"
+	grep -q "event=vm_unfenced vm=own1" "$dir/$y.log" &&
+	on "$y" --json vm show own1 | jq -e '.fleet.claimed and (.fleet.fenced | not) and (.fleet.handed_to == null)' >/dev/null &&
+	on "$y" vm show own1 | grep -q "^owner record: this host's, under its lease$"
 r=$?
-[ $r -eq 0 ] || { echo "# where_now=$(where_now) rc=$rc"; cat "$dir/mig.refused"; grep -E "own1" "$dir/$y.log" | tail -25; etcdtry "$dir" h3 get /smig/vms/own1/owner | jq -c '.kvs[0]'; } | sed 's/^/# /'
+[ $r -eq 0 ] || { echo "# where_now=$(where_now) rc=$rc"; cat "$dir/mig.refused"; grep -E "own1" "$dir/$y.log" | tail -8; echo "== $x"; grep -E "own1|store_|vm_fence|lease" "$dir/$x.log" | tail -25; etcdtry "$dir" h3 get /smig/vms/own1/owner | jq -c '.kvs[0]'; } | sed 's/^/# /'
 ok $r "$x refused COMMIT after the handover (exit $rc): $y took own1's record back from $x and resumed it; it runs there alone"
 
 done_testing

@@ -880,6 +880,9 @@ json_t *store_status_json(struct smigd *d)
 		      s->endpoint[0] ? s->endpoint : NULL, "members", (int)json_array_size(s->members),
 		      "state_since_ms_ago", (json_int_t)(s->since_ms ? now - s->since_ms : 0),
 		      "grants", (json_int_t)s->grants);
+	/* sound: more than a third of the TTL left (the fencing rule's test) */
+	(void)json_object_set_new(o, "lease_sound",
+				  json_boolean(lease_left(s, now) > (uint64_t)s->ttl_s * 1000 / 3));
 	if (o) {
 		char id[24];
 

@@ -246,10 +246,14 @@ void mig_dst_maybe_ready(struct mig *m)
 		int64_t lease;
 
 		if (store_lease(m->d, &left, &lease) != STORE_LEASE_SOUND) {
-			mig_dst_abort(m, true, SMIG_EUNREACH,
-				      "this host's lease in the fleet store is not sound (%llu ms "
-				      "left): it may not take %s's owner record",
-				      (unsigned long long)left, m->vm_name);
+			/* from a turn of the loop of its own: the callers go on with m */
+			snprintf(m->why, sizeof(m->why),
+				 "this host's lease in the fleet store is not sound (%llu ms left): "
+				 "it may not take %s's owner record",
+				 (unsigned long long)left, m->vm_name);
+			loop_timer_cancel(m->d->loop, m->timer);
+			m->timer = NULL;
+			(void)loop_timer_add(m->d->loop, 0, mig_dst_abort_later, m, &m->timer);
 			return;
 		}
 	}

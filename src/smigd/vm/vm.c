@@ -235,6 +235,29 @@ static void vm_resolution(const struct vm *vm, char *out, size_t outlen)
 			 "start %s", n, n, n);
 }
 
+/*
+ * Its owner record as this host knows it (store.backend etcd): claimed
+ * under the lease held now, fenced (paused until it is), owned elsewhere,
+ * or handed to a migration's destination (taken back only with that mark).
+ */
+static json_t *fleet_json(const struct vm *vm)
+{
+	uint64_t left;
+	int64_t lease;
+	enum store_lease_state st = store_lease(vm->d, &left, &lease);
+	json_t *f = json_pack("{s:b,s:b,s:b,s:I}", "claimed",
+			      vm->claim_lease != 0 && vm->claim_lease == lease &&
+				      st == STORE_LEASE_SOUND,
+			      "fenced", vm->fenced, "owned_elsewhere", vm->fence_lost, "lease",
+			      (json_int_t)vm->claim_lease);
+
+	if (f && vm->claim_from[0] && vm->claim_mig[0]) {
+		(void)json_object_set_new(f, "handed_to", json_string(vm->claim_from));
+		(void)json_object_set_new(f, "handed_by_migration", json_string(vm->claim_mig));
+	}
+	return f;
+}
+
 json_t *vm_json(const struct vm *vm)
 {
 	char fix[512];
@@ -253,6 +276,8 @@ json_t *vm_json(const struct vm *vm)
 	(void)json_object_set_new(o, "history", history_json(vm));
 	if (vm->mig)
 		(void)json_object_set_new(o, "migration", vm->d->vms->ops.json(vm->mig));
+	if (store_active(vm->d))
+		(void)json_object_set_new(o, "fleet", fleet_json(vm));
 	vm_resolution(vm, fix, sizeof(fix));
 	if (o && fix[0])
 		(void)json_object_set_new(o, "resolve", json_string(fix));

@@ -84,6 +84,8 @@ void vm_claim_set(struct vm *vm, const struct store_owner *r)
 	if (r->ok) {
 		vm->claim_lease = r->lease;
 		vm->claim_retry_ms = 0;
+		vm->claim_from[0] = '\0'; /* taken back, if it had been handed: ours now */
+		vm->claim_mig[0] = '\0';
 		return;
 	}
 	if (r->answered && r->owner[0]) {
