@@ -3,7 +3,8 @@
 # in both, the fuzz targets over their seed corpora, the stateful fuzz
 # targets (a migration's protocol, the control API of a whole daemon) under
 # libFuzzer for CHECK_FUZZ_SECONDS each (default 5; make fuzz runs them
-# long), clang-tidy and cppcheck over src/ (make lint over everything), and the integration
+# long), clang-tidy and cppcheck over src/ (make lint over everything; at
+# the lowest CPU priority beside the integration tests), and the integration
 # tests against the real binaries. Every test speaks TAP; the last line is
 # "N passed, N failed" and the exit status is non-zero on any failure.
 set -uo pipefail
@@ -66,8 +67,18 @@ for t in build-san/fuzz/fuzz_*; do
 	run_tap "fuzz-corpus/$name" "$t" "fuzz/corpus/${name#fuzz_}"
 done
 run_tap "fuzz-run" scripts/fuzz.sh --tap "${CHECK_FUZZ_SECONDS:-5}" migproto control
-# smig's sources (src/); make lint also takes the tests, harness, fuzz targets and bench
-SMIG_LINT_SCOPE=src run_tap "lint" scripts/lint.sh --tap
+# smig's sources (src/); make lint also takes the tests, harness, fuzz targets and bench.
+# clang-tidy's static analyzer is nearly all of its time and the integration
+# tests mostly wait on their guests: it runs beside them at the lowest CPU
+# priority, and its results are counted after them
+lint_out=$log_dir/lint.bg
+lint_t0=$SECONDS
+(
+	SMIG_LINT_SCOPE=src nice -n 19 scripts/lint.sh --tap >"$lint_out" 2>&1
+	echo $? >"$lint_out.rc"
+	echo $((SECONDS - lint_t0)) >"$lint_out.s"
+) &
+lint_pid=$!
 
 # integration tests drive the sanitizer build of smigd and smig, so memory
 # errors on real network paths fail the run too
@@ -75,6 +86,9 @@ export SMIG_BUILD=$PWD/build-san
 for t in tests/integration/test_*.sh; do
 	run_tap "integration/$(basename "$t" .sh)" bash "$t"
 done
+wait "$lint_pid"
+run_tap "lint (beside the integration tests, $(cat "$lint_out.s" 2>/dev/null || echo ?) s)" \
+	bash -c 'cat "$1"; exit "$(cat "$1.rc" 2>/dev/null || echo 1)"' lint "$lint_out"
 
 if [ ${#failures[@]} -gt 0 ]; then
 	echo

@@ -351,6 +351,7 @@ static void parse_limits(struct pctx *c, const json_t *limits)
 {
 	static const struct smig_jfield fields[] = {
 		{ "max_concurrent_migrations", SMIG_J_INT, false, 0, 1024 },
+		{ "max_cluster_migrations", SMIG_J_INT, false, 0, 1024 },
 	};
 	const json_t *v;
 
@@ -359,6 +360,8 @@ static void parse_limits(struct pctx *c, const json_t *limits)
 		return;
 	if ((v = json_object_get(limits, "max_concurrent_migrations")))
 		c->p->max_migrations = (int)json_integer_value(v);
+	if ((v = json_object_get(limits, "max_cluster_migrations")))
+		c->p->max_cluster_migrations = (int)json_integer_value(v);
 }
 
 static void policy_top(struct pctx *c)
@@ -471,6 +474,11 @@ size_t smig_policy_bindings(const struct smig_policy *p)
 int smig_policy_max_migrations(const struct smig_policy *p)
 {
 	return p->max_migrations;
+}
+
+int smig_policy_max_cluster_migrations(const struct smig_policy *p)
+{
+	return p->max_cluster_migrations;
 }
 
 const char *smig_policy_name(const struct smig_policy *p)

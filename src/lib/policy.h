@@ -110,6 +110,8 @@ void smig_policy_free(struct smig_policy *p);
 size_t smig_policy_roles(const struct smig_policy *p);
 size_t smig_policy_bindings(const struct smig_policy *p);
 int smig_policy_max_migrations(const struct smig_policy *p); /* 0: no cap */
+/* Migrations the whole fleet runs at once (through the fleet store); 0: no cap. */
+int smig_policy_max_cluster_migrations(const struct smig_policy *p);
 const char *smig_policy_name(const struct smig_policy *p);
 
 void smig_policy_eval(const struct smig_policy *p, const struct smig_policy_req *req,

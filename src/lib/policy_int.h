@@ -48,6 +48,7 @@ struct smig_policy {
 	struct binding *b;
 	size_t nb;
 	int max_migrations;
+	int max_cluster_migrations; /* the fleet's, through its store */
 };
 
 #endif

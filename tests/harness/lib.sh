@@ -243,7 +243,6 @@ smigd_start() {
 	wait_for 10 "$SMIG" --socket "$dir/$h.sock" status
 }
 
-# smigd_stop DIR HOST: SIGTERM, then wait for the process to go.
 # alive PID: the process runs (a zombie does not: its parent, init once the
 # harness let it go, may take seconds to reap it)
 alive() {
@@ -252,6 +251,7 @@ alive() {
 	[ "${st:1:1}" != Z ]
 }
 
+# smigd_stop DIR HOST: SIGTERM, then wait for the process to go.
 smigd_stop() {
 	local dir=$1 h=$2 pid
 	pid=$(cat "$dir/$h.pid" 2>/dev/null) || return 0

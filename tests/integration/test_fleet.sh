@@ -12,7 +12,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../harness/tap.sh"
 netns_test fleet
 
-plan 29
+plan 31
 
 SMIG_STORE_TTL=3 "$cluster" up --hosts 3 --store etcd >/dev/null
 ok $? "three hosts up with store.backend etcd, an etcd member beside each"
@@ -312,5 +312,34 @@ wait_for 10 bash -c "[ \"\$($SMIG --socket $dir/$y.sock --json vm show own1 | jq
 r=$?
 [ $r -eq 0 ] || { echo "# where_now=$(where_now) rc=$rc"; cat "$dir/mig.refused"; grep -E "own1" "$dir/$y.log" | tail -8; echo "== $x"; grep -E "own1|store_|vm_fence|lease" "$dir/$x.log" | tail -25; etcdtry "$dir" h3 get /smig/vms/own1/owner | jq -c '.kvs[0]'; } | sed 's/^/# /'
 ok $r "$x refused COMMIT after the handover (exit $rc): $y took own1's record back from $x and resumed it; it runs there alone"
+
+# ---- the fleet's migration queue: policy limits.max_cluster_migrations 1 on every host
+for h in "$x" "$y"; do
+	jq '.limits = {"max_cluster_migrations": 1}' "$dir/$h.policy.json" >"$dir/$h.policy.new" &&
+		mv "$dir/$h.policy.new" "$dir/$h.policy.json" && kill -HUP "$(cat "$dir/$h.pid")"
+done
+wait_for 10 bash -c "grep -q 'event=policy_reloaded' '$dir/$x.log' && grep -q 'event=policy_reloaded' '$dir/$y.log'"
+"$cluster" guest "$x" q2 --mem 16 >/dev/null
+tickets() { etcdtry "$dir" h3 --prefix get /smig/queue/ | jq -r '.count // 0'; }
+on "$y" migrate own1 --to "$x" --max-bandwidth 4 >"$dir/mig.q1" 2>&1 &
+m1=$!
+wait_for 10 grep -q "event=migration_fleet_admitted vm=own1" "$dir/$y.log"
+on "$x" migrate q2 --to "$y" --max-bandwidth 4 >"$dir/mig.q2" 2>&1 &
+m2=$!
+wait_for 5 grep -q "event=migration_queued_fleet vm=q2" "$dir/$x.log"
+two_tickets() { [ "$(tickets)" = 2 ]; }
+wait_for 5 two_tickets && n_mid=2 || n_mid=$(tickets)
+wait $m1
+r1=$?
+wait $m2
+r2=$?
+c1=$(grep "event=migration_committed vm=own1 to=$x" "$dir/$y.log" | tail -1 | cut -d' ' -f1)
+a2=$(grep "event=migration_fleet_admitted vm=q2" "$dir/$x.log" | tail -1)
+[ $r1 -eq 0 ] && [ $r2 -eq 0 ] && [ "$n_mid" = 2 ] && [ -n "$c1" ] && [ -n "$a2" ] &&
+	[[ "$(cut -d' ' -f1 <<<"$a2")" > "$c1" ]] && [ "$(where_now)" = "$x" ] &&
+	[ "$(on "$y" --json vm show q2 | jq -r .state)" = running ]
+ok $? "max_cluster_migrations 1: $x's migration of q2 (to $y) waited in the fleet's queue (2 tickets) until own1's from $y had committed ($c1), then ran: $(grep -o 'position=.*' <<<"$a2")"
+[ "$(tickets)" = 0 ] && ! grep -q policy_cluster_cap_ignored "$dir/$x.log"
+ok $? "both migrations ended: no ticket is left in etcd"
 
 done_testing

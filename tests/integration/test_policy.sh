@@ -48,7 +48,7 @@ h2_policy() { # h2_policy WITH_DENY
 }
 h2_policy yes
 
-plan 37
+plan 38
 
 smigd_start "$dir" h1 && smigd_start "$dir" h2
 ok $? "h1 and h2 start with their policies"
@@ -209,6 +209,12 @@ ok $? "sec-1 runs on h2 only"
 audited h2 '.actor == "peer:h1" and .target == "vm:sec-1 from:h1" and .decision == "allow" and .rule == "cluster-peers" and .outcome == "committed"'
 ok $? "h2 audited the committed migration with the rule that let it in"
 kill "$follow_pid" 2>/dev/null
+
+# a fleet-wide cap without a fleet store (store.backend files) cannot be counted: smigd says so
+jq '.limits = {"max_cluster_migrations": 2}' "$dir/h2.policy.json" >"$dir/h2.policy.new" &&
+	mv "$dir/h2.policy.new" "$dir/h2.policy.json" && kill -HUP "$(cat "$dir/h2.pid")" &&
+	wait_for 5 grep -q 'event=policy_cluster_cap_ignored .*max_cluster_migrations=2 .*store.backend is files' "$dir/h2.log"
+ok $? "limits.max_cluster_migrations without a fleet store: smigd warns that it is not enforced"
 
 # --- what cannot be audited is not done ---------------------------------------
 head2=$dir/state-h2/audit.log.head

@@ -314,6 +314,27 @@ static void test_empty_policy_denies(void **state)
 	smig_policy_free(p);
 }
 
+static void test_cluster_cap(void **state)
+{
+	static const char good[] = "{\"roles\": {}, \"bindings\": [],\n"
+				   " \"limits\": {\"max_cluster_migrations\": 3}}";
+	static const char bad[] = "{\"roles\": {}, \"bindings\": [],\n"
+				  " \"limits\": {\"max_cluster_migrations\": 2000}}";
+	struct smig_diags d = { 0 };
+	struct smig_policy *p = NULL;
+
+	(void)state;
+	assert_int_equal(smig_policy_parse("c.json", good, strlen(good), &p, NULL), 0);
+	assert_int_equal(smig_policy_max_cluster_migrations(p), 3);
+	assert_int_equal(smig_policy_max_migrations(p), 0);
+	smig_policy_free(p);
+	p = NULL;
+	assert_int_equal(smig_policy_parse("c.json", bad, strlen(bad), &p, &d), SMIG_ECONFIG);
+	assert_int_equal(d.n, 1);
+	assert_non_null(strstr(d.msg[0], "max_cluster_migrations"));
+	assert_int_equal(strncmp(d.msg[0], "c.json:2:", 9), 0);
+}
+
 static void test_action_names(void **state)
 {
 	enum smig_action a;
@@ -335,6 +356,7 @@ int main(void)
 		cmocka_unit_test(test_lint_every_problem),
 		cmocka_unit_test(test_syntax_error),
 		cmocka_unit_test(test_empty_policy_denies),
+		cmocka_unit_test(test_cluster_cap),
 		cmocka_unit_test(test_action_names),
 	};
 

@@ -262,6 +262,23 @@ int store_handover(struct smigd *d, const char *vm, const char *to, const char *
 int store_release(struct smigd *d, const char *vm, const char *from, const char *mig,
 		  store_owner_fn fn);
 /*
+ * The fleet's migration queue (policy limits.max_cluster_migrations): a
+ * ticket per outbound migration, under this host's lease; the answer says
+ * its place (evacuations first, then the first come) and whether it is
+ * among the first cap. Asked again, the same ticket is looked at again.
+ */
+struct store_ticket {
+	bool answered;
+	bool admitted;
+	int position, total; /* 1 first */
+	char error[256];
+};
+typedef void (*store_ticket_fn)(struct smigd *d, void *arg, const struct store_ticket *t);
+int store_ticket(struct smigd *d, uint64_t serial, const char *vm, const char *to,
+		 bool evacuation, int cap, store_ticket_fn fn, void *arg);
+/* The migration's ticket goes (it committed, or ended). */
+int store_ticket_drop(struct smigd *d, uint64_t serial);
+/*
  * This host's lease: SOUND, held with more than a third of its TTL left by
  * this host's clock (counted from before the renewal was asked), *lease
  * its id; GRACE, not held yet in the first third of a TTL since smigd

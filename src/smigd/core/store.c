@@ -47,6 +47,7 @@ struct store {
 	bool started;
 	char key[SMIG_STORE_PREFIX_MAX + 16 + SMIG_NAME_MAX];
 	char prefix[SMIG_STORE_PREFIX_MAX + 16]; /* PREFIX/hosts/ */
+	char tickets[SMIG_STORE_PREFIX_MAX + 16 + SMIG_NAME_MAX]; /* PREFIX/queue/NAME/ */
 	char *record;
 	char host[SMIG_NAME_MAX + 1]; /* this host's name, the thread's copy */
 	int ttl_s;
@@ -79,7 +80,7 @@ struct store {
 	unsigned was_grants, was_rewrites;
 };
 
-enum store_op_kind { OP_CLAIM, OP_RELEASE, OP_HANDOVER };
+enum store_op_kind { OP_CLAIM, OP_RELEASE, OP_HANDOVER, OP_TICKET, OP_TICKET_DROP };
 
 struct store_op {
 	struct store_op *next;
@@ -94,6 +95,14 @@ struct store_op {
 	char key[SMIG_STORE_PREFIX_MAX + 2 * SMIG_NAME_MAX + 16];
 	store_owner_fn fn;
 	struct store_owner r;
+	/* a ticket of the fleet's migration queue: key above, its prefix here */
+	char queue[SMIG_STORE_PREFIX_MAX + 16];
+	char value[320];
+	bool evacuation;
+	int cap;
+	void *arg;
+	store_ticket_fn tfn;
+	struct store_ticket t;
 };
 
 static void set_error(struct store *s, const char *err)
@@ -379,6 +388,83 @@ static void do_handover(struct store *s, struct store_op *op)
 	}
 }
 
+struct ticket_rank {
+	bool evacuation, ours;
+	int64_t create;
+};
+
+/* The fleet's queue order: evacuations first, then the first come (create_revision). */
+static int ticket_cmp(const void *a, const void *b)
+{
+	const struct ticket_rank *x = a, *y = b;
+
+	if (x->evacuation != y->evacuation)
+		return x->evacuation ? -1 : 1;
+	return (x->create > y->create) - (x->create < y->create);
+}
+
+/*
+ * A migration's ticket in the fleet's queue (policy limits.max_cluster_migrations):
+ * written under this host's lease the first time (again should it be gone,
+ * with its lease), then its place among all tickets; admitted while it is
+ * among the first cap. A host that dies takes its tickets with its lease.
+ */
+static void do_ticket(struct store *s, struct store_op *op, int64_t lease)
+{
+	struct store_ticket *t = &op->t;
+
+	for (int attempt = 0; attempt < 2; attempt++) {
+		struct smig_etcd_kvs k;
+		struct ticket_rank *rank;
+		size_t n = 0, ours = SIZE_MAX;
+
+		if (smig_etcd_get(s->etcd, op->queue, true, STORE_MEMBERS_MAX, &k, t->error,
+				  sizeof(t->error)) < 0)
+			return;
+		rank = calloc(k.n ? k.n : 1, sizeof(*rank));
+		if (rank == NULL) {
+			smig_etcd_kvs_free(&k);
+			snprintf(t->error, sizeof(t->error), "out of memory");
+			return;
+		}
+		for (size_t i = 0; i < k.n; i++) {
+			json_t *v = NULL;
+
+			if (strncmp(k.v[i].key, op->queue, strlen(op->queue)) != 0)
+				continue;
+			if (k.v[i].value_len <= STORE_RECORD_MAX)
+				v = json_loadb((const char *)k.v[i].value, k.v[i].value_len, 0, NULL);
+			rank[n].evacuation = json_is_true(json_object_get(v, "evacuation"));
+			rank[n].create = k.v[i].create_revision;
+			rank[n].ours = strcmp(k.v[i].key, op->key) == 0;
+			json_decref(v);
+			n++;
+		}
+		smig_etcd_kvs_free(&k);
+		qsort(rank, n, sizeof(*rank), ticket_cmp);
+		for (size_t i = 0; i < n && ours == SIZE_MAX; i++)
+			if (rank[i].ours)
+				ours = i;
+		free(rank);
+		if (ours != SIZE_MAX) {
+			t->answered = true;
+			t->position = (int)ours + 1;
+			t->total = (int)n;
+			t->admitted = t->position <= op->cap;
+			return;
+		}
+		if (attempt > 0 || lease == 0) {
+			snprintf(t->error, sizeof(t->error), "%s",
+				 lease ? "the ticket was gone again as soon as it was written"
+				       : "this host holds no lease in the fleet store yet");
+			return;
+		}
+		if (smig_etcd_put(s->etcd, op->key, op->value, strlen(op->value), lease, NULL,
+				  t->error, sizeof(t->error)) < 0)
+			return;
+	}
+}
+
 /*
  * A VM's owner record at PREFIX/vms/NAME/owner, bound to our lease. Claim:
  * created if there is none; taken over (a swap on its revision) if it is
@@ -394,6 +480,16 @@ static void do_op(struct store *s, struct store_op *op, int64_t lease)
 
 	if (op->kind == OP_HANDOVER) {
 		do_handover(s, op);
+		return;
+	}
+	if (op->kind == OP_TICKET) {
+		do_ticket(s, op, lease);
+		return;
+	}
+	if (op->kind == OP_TICKET_DROP) {
+		int64_t n;
+
+		(void)smig_etcd_delete(s->etcd, op->key, false, &n, r->error, sizeof(r->error));
 		return;
 	}
 	snprintf(value, sizeof(value), "{\"host\":\"%s\",\"vm\":\"%s\",\"since\":%lld}",
@@ -522,6 +618,8 @@ static void *store_thread(void *arg)
 		int64_t n;
 
 		(void)smig_etcd_delete(s->etcd, s->key, false, &n, err, sizeof(err));
+		/* and its migrations' tickets: those migrations ended with it */
+		(void)smig_etcd_delete(s->etcd, s->tickets, true, &n, err, sizeof(err));
 	} else if (s->lease && smig_etcd_lease_revoke(s->etcd, s->lease, err, sizeof(err)) == 0) {
 		s->revoked = true;
 	}
@@ -593,18 +691,35 @@ static void ops_done(void *arg, uint32_t events)
 	while (rev) {
 		struct store_op *next = rev->next;
 
-		if (rev->fn)
+		if (rev->kind == OP_TICKET) {
+			if (rev->tfn)
+				rev->tfn(s->d, rev->arg, &rev->t);
+		} else if (rev->fn) {
 			rev->fn(s->d, rev->name, &rev->r);
+		}
 		free(rev);
 		rev = next;
 	}
+}
+
+/* Hands op to the thread, after those asked before it. */
+static void op_push(struct store *s, struct store_op *op)
+{
+	struct store_op **pp;
+
+	pthread_mutex_lock(&s->mu);
+	for (pp = &s->ops; *pp; pp = &(*pp)->next) /* in the order asked */
+		;
+	*pp = op;
+	pthread_cond_signal(&s->cv);
+	pthread_mutex_unlock(&s->mu);
 }
 
 static int queue_op(struct smigd *d, enum store_op_kind kind, const char *vm, const char *host,
 		    const char *mig, const struct smig_host *pinned, store_owner_fn fn)
 {
 	struct store *s = d->store;
-	struct store_op *op, **pp;
+	struct store_op *op;
 
 	if (s == NULL)
 		return SMIG_ENOENT;
@@ -622,12 +737,56 @@ static int queue_op(struct smigd *d, enum store_op_kind kind, const char *vm, co
 			smig_fp_format(pinned->next_fp, op->fp_next);
 	}
 	snprintf(op->key, sizeof(op->key), "%s/vms/%s/owner", d->cfg.store_prefix, vm);
-	pthread_mutex_lock(&s->mu);
-	for (pp = &s->ops; *pp; pp = &(*pp)->next) /* in the order asked */
-		;
-	*pp = op;
-	pthread_cond_signal(&s->cv);
-	pthread_mutex_unlock(&s->mu);
+	op_push(s, op);
+	return 0;
+}
+
+/* A ticket's key: this host's, this smigd's (its start), this migration's. */
+static struct store_op *ticket_op(struct smigd *d, enum store_op_kind kind, uint64_t serial)
+{
+	struct store_op *op = calloc(1, sizeof(*op));
+
+	if (op == NULL)
+		return NULL;
+	op->kind = kind;
+	snprintf(op->queue, sizeof(op->queue), "%s/queue/", d->cfg.store_prefix);
+	snprintf(op->key, sizeof(op->key), "%s%s/%lld-%llu", op->queue, d->cfg.host,
+		 (long long)d->started, (unsigned long long)serial);
+	return op;
+}
+
+int store_ticket(struct smigd *d, uint64_t serial, const char *vm, const char *to,
+		 bool evacuation, int cap, store_ticket_fn fn, void *arg)
+{
+	struct store_op *op;
+
+	if (d->store == NULL)
+		return SMIG_ENOENT;
+	op = ticket_op(d, OP_TICKET, serial);
+	if (op == NULL)
+		return SMIG_ENOMEM;
+	snprintf(op->value, sizeof(op->value),
+		 "{\"host\":\"%s\",\"vm\":\"%s\",\"to\":\"%s\",\"evacuation\":%s,\"since\":%lld}",
+		 d->cfg.host, vm, to, evacuation ? "true" : "false",
+		 (long long)loop_wall_ms() / 1000);
+	op->evacuation = evacuation;
+	op->cap = cap;
+	op->tfn = fn;
+	op->arg = arg;
+	op_push(d->store, op);
+	return 0;
+}
+
+int store_ticket_drop(struct smigd *d, uint64_t serial)
+{
+	struct store_op *op;
+
+	if (d->store == NULL)
+		return SMIG_ENOENT;
+	op = ticket_op(d, OP_TICKET_DROP, serial);
+	if (op == NULL)
+		return SMIG_ENOMEM;
+	op_push(d->store, op);
 	return 0;
 }
 
@@ -695,6 +854,7 @@ int store_init(struct smigd *d)
 	s->started_ms = loop_now_ms();
 	snprintf(s->prefix, sizeof(s->prefix), "%s/hosts/", c->store_prefix);
 	snprintf(s->key, sizeof(s->key), "%s/hosts/%s", c->store_prefix, c->host);
+	snprintf(s->tickets, sizeof(s->tickets), "%s/queue/%s/", c->store_prefix, c->host);
 	pthread_mutex_init(&s->mu, NULL);
 	{
 		pthread_condattr_t ca_attr;

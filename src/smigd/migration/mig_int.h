@@ -112,6 +112,11 @@ struct mig {
 	bool handover_asked;           /* source: its owner record may have gone to the destination */
 	uint64_t t_handover;           /* ... asked then (loop_now_ns) */
 	struct loop_timer *handover_t; /* source, its QEMU gone: the handover asked again */
+	/* source: the fleet's migration queue (policy limits.max_cluster_migrations) */
+	bool fleet_ticket;             /* a ticket was asked for: it goes when this ends */
+	bool fleet_wait;               /* waits for its place in the fleet's queue */
+	bool fleet_admitted;           /* ... and has it */
+	struct loop_timer *fleet_t;    /* its place asked again */
 	enum stats_outcome outcome;    /* how it ended, for the metrics (failed until it commits) */
 	char reason[256];              /* why it failed or was cancelled (the first word of it) */
 	int64_t wall_start_ms;         /* when it began, by the host's clock */
@@ -235,6 +240,8 @@ __attribute__((format(printf, 3, 4)))
 void mig_src_fail(struct mig *m, int code, const char *fmt, ...);
 void mig_src_frame(struct mig *m, const struct smig_frame *f);
 void mig_src_commit_req(struct mig *m);
+/* Its ticket in the fleet's queue goes (committed, or ended). */
+void mig_src_fleet_done(struct mig *m);
 void mig_src_progress_reply(void *arg, const struct smig_qmp_msg *r);
 /* SETTLING, the connection gone: the VM left here; its fate is not known. */
 void mig_src_settle_lost(struct mig *m, const char *why);

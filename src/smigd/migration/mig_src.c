@@ -671,6 +671,7 @@ static void src_committed(struct mig *m)
 		  m->t_stop ? mig_ms_between(m->t_stop, m->t_end) : 0.0);
 	vm_retire(m->vm); /* quit QEMU, wipe the vTPM state, forget the VM */
 	m->vm = NULL;
+	mig_src_fleet_done(m); /* its place in the fleet's queue is free, as the one here is */
 	m->settle_by_ms = loop_now_ms() + (uint64_t)m->d->cfg.guest_watch_ms +
 			  (uint64_t)m->d->cfg.stall_timeout_ms;
 	mig_progress(m,
@@ -1172,6 +1173,93 @@ static void src_queue_tell(struct mig *m)
 				  m->d->cfg.parallel_outbound, "policy", m->policy));
 }
 
+#define FLEET_ASK_MS 1000 /* a place in the fleet's queue is asked for again after this */
+
+static void src_begin(struct mig *m);
+static void src_fleet_ask(void *arg);
+
+void mig_src_fleet_done(struct mig *m)
+{
+	if (!m->fleet_ticket)
+		return;
+	m->fleet_ticket = false;
+	(void)store_ticket_drop(m->d, m->serial);
+}
+
+/* The fleet store's word on m's place in the fleet's queue. */
+static void src_fleet_answer(struct smigd *d, void *arg, const struct store_ticket *t)
+{
+	struct mig *m = mig_cb_take(arg);
+	size_t cap = (size_t)d->cfg.parallel_outbound;
+	int fleet_cap = smig_policy_max_cluster_migrations(authz_policy(d));
+
+	if (m == NULL || !m->fleet_wait)
+		return;
+	if (t->answered && (t->admitted || fleet_cap <= 0)) {
+		m->fleet_wait = false;
+		m->fleet_admitted = true;
+		smig_info("event=migration_fleet_admitted vm=%s to=%s position=%d of=%d "
+			  "max_cluster_migrations=%d waited_ms=%llu",
+			  m->vm_name, m->peer_host, t->position, t->total, fleet_cap,
+			  (unsigned long long)(loop_now_ms() - m->queued_at_ms));
+		if (!m->opts.evacuation && cap && src_running(d) >= cap) {
+			mig_dequeue_soon(d); /* its place here comes in turn */
+			return;
+		}
+		src_begin(m);
+		return;
+	}
+	if (t->answered)
+		mig_progress(m, json_pack("{s:s,s:s,s:i,s:i,s:i,s:s}", "phase", "queued",
+					  "waiting_for", "fleet", "position", t->position, "of",
+					  t->total, "max_cluster_migrations", fleet_cap, "policy",
+					  m->policy));
+	else
+		mig_progress(m, json_pack("{s:s,s:s,s:s,s:s}", "phase", "queued", "waiting_for",
+					  "fleet", "reason", t->error, "policy", m->policy));
+	if (loop_timer_add(d->loop, FLEET_ASK_MS, src_fleet_ask, m, &m->fleet_t) < 0)
+		mig_src_fail(m, SMIG_ENOMEM, "cannot wait in the fleet's queue");
+}
+
+static void src_fleet_ask(void *arg)
+{
+	struct mig *m = arg;
+	int cap = smig_policy_max_cluster_migrations(authz_policy(m->d));
+
+	m->fleet_t = NULL;
+	m->fleet_ticket = true;
+	if (store_ticket(m->d, m->serial, m->vm_name, m->peer_host, m->opts.evacuation,
+			 cap > 0 ? cap : 1, src_fleet_answer, mig_cb_new(m)) < 0 &&
+	    loop_timer_add(m->d->loop, FLEET_ASK_MS, src_fleet_ask, m, &m->fleet_t) < 0)
+		mig_src_fail(m, SMIG_ENOMEM, "cannot wait in the fleet's queue");
+}
+
+/*
+ * With policy limits.max_cluster_migrations and a fleet store, m begins
+ * only once its ticket is among the first that many of the fleet's
+ * (evacuations first, then the first come); meanwhile it waits, queued,
+ * and holds no place under migration.parallel_outbound.
+ */
+static bool src_fleet_wait(struct mig *m)
+{
+	int cap = smig_policy_max_cluster_migrations(authz_policy(m->d));
+
+	if (cap <= 0 || !store_active(m->d) || m->fleet_admitted)
+		return false;
+	if (m->fleet_wait)
+		return true; /* asked already */
+	m->fleet_wait = true;
+	if (!m->queued) {
+		m->queued = true;
+		m->queued_at_ms = loop_now_ms();
+	}
+	smig_info("event=migration_queued_fleet vm=%s to=%s max_cluster_migrations=%d%s", m->vm_name,
+		  m->peer_host, cap, m->opts.evacuation ? " evacuation=yes" : "");
+	src_fleet_ask(m);
+	mig_dequeue_soon(m->d); /* its place here is free for another meanwhile */
+	return true;
+}
+
 /* m begins: the guest agent's word, the connection to the destination. */
 static void src_begin(struct mig *m)
 {
@@ -1195,6 +1283,8 @@ static void src_begin(struct mig *m)
 		mig_free(m);
 		return;
 	}
+	if (src_fleet_wait(m))
+		return;
 	if (m->queued) {
 		m->queued = false;
 		m->queued_ms += loop_now_ms() - m->queued_at_ms;
@@ -1281,7 +1371,7 @@ void mig_src_dequeue(struct smigd *d)
 			break;
 		/* the first come of those due: a full destination's wait not yet over is not */
 		for (struct mig *m = d->migs->head; m; m = m->next)
-			if (m->p.source && m->queued && m->timer == NULL &&
+			if (m->p.source && m->queued && m->timer == NULL && !m->fleet_wait &&
 			    (next == NULL || m->serial < next->serial))
 				next = m;
 		if (next == NULL)

@@ -215,6 +215,9 @@ static void mig_release(struct mig *m)
 	loop_timer_cancel(m->d->loop, m->timer);
 	loop_timer_cancel(m->d->loop, m->chan_timer);
 	loop_timer_cancel(m->d->loop, m->handover_t);
+	loop_timer_cancel(m->d->loop, m->fleet_t);
+	if (m->p.source)
+		mig_src_fleet_done(m);
 	agent_ping_cancel(m->agent_ping);
 	if (m->vm && vm_mig(m->vm) == m)
 		vm_set_mig(m->vm, NULL);

@@ -303,6 +303,16 @@ static int policy_load(const struct smig_config *cfg, const char *text,
 	return rc;
 }
 
+/* A fleet-wide cap needs the fleet store to be enforced: say so when it has none. */
+static void cluster_cap_check(const struct smig_config *cfg, const struct smig_policy *p)
+{
+	if (smig_policy_max_cluster_migrations(p) > 0 && !cfg->store_etcd)
+		smig_warn("event=policy_cluster_cap_ignored file=%s max_cluster_migrations=%d "
+			  "reason=\"store.backend is files: there is no fleet store to count the "
+			  "fleet's migrations in\" hint=\"set store.backend etcd, or drop the limit\"",
+			  smig_policy_name(p), smig_policy_max_cluster_migrations(p));
+}
+
 int authz_init(struct smigd *d)
 {
 	char err[400];
@@ -318,6 +328,7 @@ int authz_init(struct smigd *d)
 	}
 	smig_info("event=policy_loaded file=%s bindings=%zu",
 		  smig_policy_name(d->authz->policy), smig_policy_bindings(d->authz->policy));
+	cluster_cap_check(&d->cfg, d->authz->policy);
 	return 0;
 }
 
@@ -337,6 +348,7 @@ void authz_reload(struct smigd *d, const struct smig_config *cfg, const char *te
 	snprintf(d->cfg.policy_file, sizeof(d->cfg.policy_file), "%s", cfg->policy_file);
 	snprintf(detail, sizeof(detail), "bindings=%zu", smig_policy_bindings(np));
 	smig_info("event=policy_reloaded file=%s %s", smig_policy_name(np), detail);
+	cluster_cap_check(cfg, np);
 	audit_write(d, "smigd", "policy.reload", smig_policy_name(np), "none", "-", "ok", detail);
 }
 
