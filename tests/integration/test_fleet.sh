@@ -12,7 +12,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../harness/tap.sh"
 netns_test fleet
 
-plan 31
+plan 32
 
 SMIG_STORE_TTL=3 "$cluster" up --hosts 3 --store etcd >/dev/null
 ok $? "three hosts up with store.backend etcd, an etcd member beside each"
@@ -341,5 +341,26 @@ a2=$(grep "event=migration_fleet_admitted vm=q2" "$dir/$x.log" | tail -1)
 ok $? "max_cluster_migrations 1: $x's migration of q2 (to $y) waited in the fleet's queue (2 tickets) until own1's from $y had committed ($c1), then ran: $(grep -o 'position=.*' <<<"$a2")"
 [ "$(tickets)" = 0 ] && ! grep -q policy_cluster_cap_ignored "$dir/$x.log"
 ok $? "both migrations ended: no ticket is left in etcd"
+
+# $y dies with COMMIT in hand (stopped as it recorded it, then killed with own1's copy):
+# $x's copy waits paused, its record handed to $y; smig vm resume --force takes it back
+smigd_stop "$dir" "$y"
+SMIG_STOP_AT=migration_commit_recorded smigd_start "$dir" "$y" && wait_for 15 sound "$y"
+on "$x" migrate own1 --to "$y" >"$dir/mig.dead" 2>&1 &
+mp=$!
+y_stopped() { [ "$(awk '{print $3}' "/proc/$(pgrep -P "$(cat "$dir/$y.pid")" -x smigd-worker)/stat" 2>/dev/null)" = T ]; }
+wait_for 30 y_stopped
+pkill -KILL -f "$dir/$y.json"
+pkill -KILL -f "$dir/state-$y/vms/own1/"
+rm -f "$dir/$y.pid"
+wait_for 10 bash -c "$SMIG --socket $dir/$x.sock --json vm show own1 | jq -e '.fleet.handed_to == \"$y\"' >/dev/null"
+handed=$?
+out=$(on "$x" vm resume own1 --force 2>&1)
+rc=$?
+wait_for 10 bash -c "[ \"\$($SMIG --socket $dir/$x.sock --json vm show own1 | jq -r .state)\" = running ]" &&
+	owner_is "$x" && owner_lease_is_of "$x"
+[ $? -eq 0 ] && [ $handed -eq 0 ] && [ $rc -eq 0 ] && grep -q 'vm_resume_forced vm=own1' "$dir/$x.log"
+ok $? "$y died after the handover with COMMIT unanswered: own1 waited paused on $x, handed to $y; resume --force took its record back and it runs on $x (exit $rc: $(head -c 120 <<<"$out"))"
+kill "$mp" 2>/dev/null
 
 done_testing
