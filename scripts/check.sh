@@ -79,6 +79,7 @@ lint_t0=$SECONDS
 	echo $((SECONDS - lint_t0)) >"$lint_out.s"
 ) &
 lint_pid=$!
+trap 'kill 0' INT TERM # an interrupted run takes its background lint with it
 
 # integration tests drive the sanitizer build of smigd and smig, so memory
 # errors on real network paths fail the run too

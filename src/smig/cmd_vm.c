@@ -217,6 +217,9 @@ static int vm_named(struct cli *cli, const char *sub, const char *name, bool for
 			puts(json_string_value(l));
 	} else if (strcmp(sub, "undefine") == 0) {
 		printf("%s undefined\n", name);
+	} else if (json_is_string(json_object_get(r, "detail"))) { /* resume --force, record first */
+		printf("%s: %s: %s\n", name, json_string_value(json_object_get(r, "status")),
+		       json_string_value(json_object_get(r, "detail")));
 	} else if (strcmp(sub, "ping") == 0) {
 		printf("%s: the guest agent answered in %.0f ms\n", name,
 		       json_real_value(json_object_get(r, "ms")));

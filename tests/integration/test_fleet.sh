@@ -339,8 +339,9 @@ a2=$(grep "event=migration_fleet_admitted vm=q2" "$dir/$x.log" | tail -1)
 	[[ "$(cut -d' ' -f1 <<<"$a2")" > "$c1" ]] && [ "$(where_now)" = "$x" ] &&
 	[ "$(on "$y" --json vm show q2 | jq -r .state)" = running ]
 ok $? "max_cluster_migrations 1: $x's migration of q2 (to $y) waited in the fleet's queue (2 tickets) until own1's from $y had committed ($c1), then ran: $(grep -o 'position=.*' <<<"$a2")"
-[ "$(tickets)" = 0 ] && ! grep -q policy_cluster_cap_ignored "$dir/$x.log"
-ok $? "both migrations ended: no ticket is left in etcd"
+places() { etcdtry "$dir" h3 --prefix get /smig/queue-slots/ | jq -r '.count // 0'; }
+[ "$(tickets)" = 0 ] && [ "$(places)" = 0 ] && ! grep -q policy_cluster_cap_ignored "$dir/$x.log"
+ok $? "both migrations ended: no ticket and no place is left in etcd"
 
 # $y dies with COMMIT in hand (stopped as it recorded it, then killed with own1's copy):
 # $x's copy waits paused, its record handed to $y; smig vm resume --force takes it back
@@ -359,7 +360,8 @@ out=$(on "$x" vm resume own1 --force 2>&1)
 rc=$?
 wait_for 10 bash -c "[ \"\$($SMIG --socket $dir/$x.sock --json vm show own1 | jq -r .state)\" = running ]" &&
 	owner_is "$x" && owner_lease_is_of "$x"
-[ $? -eq 0 ] && [ $handed -eq 0 ] && [ $rc -eq 0 ] && grep -q 'vm_resume_forced vm=own1' "$dir/$x.log"
+[ $? -eq 0 ] && [ $handed -eq 0 ] && [ $rc -eq 0 ] && grep -q 'vm_resume_forced vm=own1' "$dir/$x.log" &&
+	grep -q '^own1: resuming: it resumes once its owner record is taken back' <<<"$out"
 ok $? "$y died after the handover with COMMIT unanswered: own1 waited paused on $x, handed to $y; resume --force took its record back and it runs on $x (exit $rc: $(head -c 120 <<<"$out"))"
 kill "$mp" 2>/dev/null
 

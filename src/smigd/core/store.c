@@ -25,6 +25,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <openssl/crypto.h>
+#include <openssl/rand.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -48,6 +49,9 @@ struct store {
 	char key[SMIG_STORE_PREFIX_MAX + 16 + SMIG_NAME_MAX];
 	char prefix[SMIG_STORE_PREFIX_MAX + 16]; /* PREFIX/hosts/ */
 	char tickets[SMIG_STORE_PREFIX_MAX + 16 + SMIG_NAME_MAX]; /* PREFIX/queue/NAME/ */
+	char places[SMIG_STORE_PREFIX_MAX + 24];                  /* PREFIX/queue-slots/ */
+	char nonce[17];             /* this smigd's, in its tickets' keys: never a namesake's */
+	struct store_op *undropped; /* the thread's: tickets whose delete is to be tried again */
 	char *record;
 	char host[SMIG_NAME_MAX + 1]; /* this host's name, the thread's copy */
 	int ttl_s;
@@ -97,6 +101,7 @@ struct store_op {
 	struct store_owner r;
 	/* a ticket of the fleet's migration queue: key above, its prefix here */
 	char queue[SMIG_STORE_PREFIX_MAX + 16];
+	char places[SMIG_STORE_PREFIX_MAX + 24]; /* PREFIX/queue-slots/ */
 	char value[320];
 	bool evacuation;
 	int cap;
@@ -404,34 +409,93 @@ static int ticket_cmp(const void *a, const void *b)
 }
 
 /*
+ * The places: PREFIX/queue-slots/0 .. cap-1, each held by the key of the
+ * ticket it admitted (under that host's lease). *ours: the place op's
+ * ticket holds (-1 none); held[i] whether place i is taken; *taken the
+ * tickets that hold one. -1 when etcd did not answer.
+ */
+static int read_places(struct store *s, struct store_op *op, bool *held, char taken[][160],
+		       size_t *ntaken, int *ours)
+{
+	struct smig_etcd_kvs k;
+	size_t plen = strlen(op->places);
+
+	*ours = -1;
+	*ntaken = 0;
+	if (smig_etcd_get(s->etcd, op->places, true, 0, &k, op->t.error, sizeof(op->t.error)) < 0)
+		return -1;
+	for (size_t i = 0; i < k.n; i++) {
+		char *end;
+		long n;
+
+		if (strncmp(k.v[i].key, op->places, plen) != 0)
+			continue;
+		n = strtol(k.v[i].key + plen, &end, 10);
+		if (*end != '\0' || n < 0 || n >= op->cap || k.v[i].value_len >= 160)
+			continue; /* not a place under this cap */
+		held[n] = true;
+		snprintf(taken[*ntaken], 160, "%s", (const char *)k.v[i].value);
+		if (strcmp(taken[*ntaken], op->key) == 0)
+			*ours = (int)n;
+		(*ntaken)++;
+	}
+	smig_etcd_kvs_free(&k);
+	return 0;
+}
+
+/*
  * A migration's ticket in the fleet's queue (policy limits.max_cluster_migrations):
- * written under this host's lease the first time (again should it be gone,
- * with its lease), then its place among all tickets; admitted while it is
- * among the first cap. A host that dies takes its tickets with its lease.
+ * written under this host's lease the first time (again should it be gone
+ * with its lease). It is admitted once it holds one of cap places, taken
+ * by a create-if-absent on the place's key: so no more than cap hold one,
+ * whatever the order. A ticket that holds none takes a free place when as
+ * many free places come before it in the queue's order (evacuations first,
+ * then the first come) as it needs: the one ahead of it take the others.
+ * A host that dies takes its tickets and places with its lease.
  */
 static void do_ticket(struct store *s, struct store_op *op, int64_t lease)
 {
 	struct store_ticket *t = &op->t;
+	bool *held = calloc((size_t)op->cap, sizeof(*held));
+	char (*taken)[160] = calloc((size_t)op->cap, sizeof(*taken));
 
+	if (held == NULL || taken == NULL) {
+		snprintf(t->error, sizeof(t->error), "out of memory");
+		goto out;
+	}
 	for (int attempt = 0; attempt < 2; attempt++) {
 		struct smig_etcd_kvs k;
 		struct ticket_rank *rank;
-		size_t n = 0, ours = SIZE_MAX;
+		size_t n = 0, ours = SIZE_MAX, ntaken;
+		int place, free_before = 0, want = -1;
 
-		if (smig_etcd_get(s->etcd, op->queue, true, STORE_MEMBERS_MAX, &k, t->error,
-				  sizeof(t->error)) < 0)
-			return;
+		memset(held, 0, (size_t)op->cap * sizeof(*held));
+		if (read_places(s, op, held, taken, &ntaken, &place) < 0)
+			goto out;
+		if (place >= 0) { /* admitted already */
+			t->answered = t->admitted = true;
+			t->position = 0;
+			goto out;
+		}
+		if (smig_etcd_get(s->etcd, op->queue, true, (int64_t)SMIG_ETCD_RANGE_MAX, &k,
+				  t->error, sizeof(t->error)) < 0)
+			goto out;
 		rank = calloc(k.n ? k.n : 1, sizeof(*rank));
 		if (rank == NULL) {
 			smig_etcd_kvs_free(&k);
 			snprintf(t->error, sizeof(t->error), "out of memory");
-			return;
+			goto out;
 		}
 		for (size_t i = 0; i < k.n; i++) {
 			json_t *v = NULL;
+			bool holds = false;
 
 			if (strncmp(k.v[i].key, op->queue, strlen(op->queue)) != 0)
 				continue;
+			for (size_t j = 0; j < ntaken && !holds; j++)
+				holds = strcmp(taken[j], k.v[i].key) == 0;
+			if (holds)
+				continue; /* admitted: not waiting */
 			if (k.v[i].value_len <= STORE_RECORD_MAX)
 				v = json_loadb((const char *)k.v[i].value, k.v[i].value_len, 0, NULL);
 			rank[n].evacuation = json_is_true(json_object_get(v, "evacuation"));
@@ -446,23 +510,66 @@ static void do_ticket(struct store *s, struct store_op *op, int64_t lease)
 			if (rank[i].ours)
 				ours = i;
 		free(rank);
-		if (ours != SIZE_MAX) {
-			t->answered = true;
-			t->position = (int)ours + 1;
-			t->total = (int)n;
-			t->admitted = t->position <= op->cap;
-			return;
+		if (ours == SIZE_MAX) { /* not written yet, or gone with a lease */
+			if (attempt > 0 || lease == 0) {
+				snprintf(t->error, sizeof(t->error), "%s",
+					 lease ? "the ticket was gone again as soon as it was written"
+					       : "this host holds no lease in the fleet store yet");
+				goto out;
+			}
+			if (smig_etcd_put(s->etcd, op->key, op->value, strlen(op->value), lease,
+					  NULL, t->error, sizeof(t->error)) < 0)
+				goto out;
+			continue;
 		}
-		if (attempt > 0 || lease == 0) {
-			snprintf(t->error, sizeof(t->error), "%s",
-				 lease ? "the ticket was gone again as soon as it was written"
-				       : "this host holds no lease in the fleet store yet");
-			return;
+		t->answered = true;
+		t->position = (int)ours + 1;
+		t->total = (int)(n + ntaken);
+		/* the (ours+1)-th free place is this ticket's; those before it, the ones ahead */
+		for (int i = 0; i < op->cap && want < 0; i++)
+			if (!held[i] && free_before++ == (int)ours)
+				want = i;
+		if (want >= 0 && lease) {
+			char key[sizeof(op->places) + 16];
+			bool done = false;
+
+			snprintf(key, sizeof(key), "%s%d", op->places, want);
+			if (smig_etcd_cas(s->etcd, key, 0, op->key, strlen(op->key), lease, &done,
+					  NULL, t->error, sizeof(t->error)) == 0 && done)
+				t->admitted = true;
+			/* taken meanwhile, or no answer: asked again */
 		}
-		if (smig_etcd_put(s->etcd, op->key, op->value, strlen(op->value), lease, NULL,
-				  t->error, sizeof(t->error)) < 0)
-			return;
+		goto out;
 	}
+out:
+	free(held);
+	free(taken);
+}
+
+/*
+ * A ticket goes, and the place it held: whether both are gone. The place
+ * is deleted only while it still names this ticket (a swap on its revision).
+ */
+static bool drop_ticket(struct store *s, struct store_op *op)
+{
+	struct smig_etcd_kvs k;
+	int64_t n;
+	bool ok = true;
+
+	if (smig_etcd_get(s->etcd, op->places, true, 0, &k, op->t.error, sizeof(op->t.error)) < 0)
+		return false;
+	for (size_t i = 0; i < k.n; i++) {
+		bool done;
+
+		if (k.v[i].value_len == strlen(op->key) &&
+		    memcmp(k.v[i].value, op->key, k.v[i].value_len) == 0 &&
+		    smig_etcd_delete_if(s->etcd, k.v[i].key, k.v[i].mod_revision, &done,
+					op->t.error, sizeof(op->t.error)) < 0)
+			ok = false;
+	}
+	smig_etcd_kvs_free(&k);
+	return ok && smig_etcd_delete(s->etcd, op->key, false, &n, op->t.error,
+				      sizeof(op->t.error)) == 0;
 }
 
 /*
@@ -487,9 +594,7 @@ static void do_op(struct store *s, struct store_op *op, int64_t lease)
 		return;
 	}
 	if (op->kind == OP_TICKET_DROP) {
-		int64_t n;
-
-		(void)smig_etcd_delete(s->etcd, op->key, false, &n, r->error, sizeof(r->error));
+		op->t.answered = drop_ticket(s, op);
 		return;
 	}
 	snprintf(value, sizeof(value), "{\"host\":\"%s\",\"vm\":\"%s\",\"since\":%lld}",
@@ -543,30 +648,90 @@ static void do_op(struct store *s, struct store_op *op, int64_t lease)
 }
 
 /* The ownership requests queued since the last look, done, and the loop told. */
-static void run_ops(struct store *s)
+/*
+ * The requests queued since the last look, done in the order asked, and
+ * the loop told; those left when the renewal falls due wait for the next
+ * look (the lease comes first). A ticket whose delete failed is tried
+ * again at each look (else it would hold a place while the lease lives).
+ */
+static void run_ops(struct store *s, uint64_t renew_at)
 {
-	struct store_op *ops, *last = NULL;
+	struct store_op *ops, *done = NULL, *retry = s->undropped;
 	int64_t lease;
 	uint64_t one = 1;
 
+	s->undropped = NULL;
+	for (struct store_op *op = retry, *next; op; op = next) {
+		next = op->next;
+		op->next = s->undropped;
+		if (drop_ticket(s, op))
+			free(op);
+		else
+			s->undropped = op;
+	}
 	pthread_mutex_lock(&s->mu);
 	ops = s->ops;
 	s->ops = NULL;
 	lease = s->registered ? s->lease : 0;
 	pthread_mutex_unlock(&s->mu);
-	if (ops == NULL)
-		return;
-	for (struct store_op *op = ops; op; op = op->next) {
+	while (ops && loop_now_ms() < renew_at) {
+		struct store_op *op = ops;
+
+		ops = op->next;
+		op->t.error[0] = '\0';
 		do_op(s, op, lease);
-		last = op;
+		if (op->kind == OP_TICKET_DROP && !op->t.answered) {
+			op->next = s->undropped;
+			s->undropped = op;
+			continue;
+		}
+		op->next = done;
+		done = op;
 	}
+	if (ops) { /* the renewal first: these go back to the head of the queue */
+		struct store_op *tail = ops;
+
+		while (tail->next)
+			tail = tail->next;
+		pthread_mutex_lock(&s->mu);
+		tail->next = s->ops;
+		s->ops = ops;
+		pthread_mutex_unlock(&s->mu);
+	}
+	if (done == NULL)
+		return;
+	/* s->done is newest first (ops_done turns it round): this batch, newest first, before it */
 	pthread_mutex_lock(&s->mu);
-	last->next = s->done;
-	s->done = ops;
+	{
+		struct store_op *tail = done;
+
+		while (tail->next)
+			tail = tail->next;
+		tail->next = s->done;
+	}
+	s->done = done;
 	pthread_mutex_unlock(&s->mu);
 	if (write(s->efd, &one, sizeof(one)) < 0) {
 		/* the counter is full only if the loop stopped reading: it reads at stop */
 	}
+}
+
+/* At a stop that keeps the lease: this smigd's tickets and the places they hold go. */
+static void drop_mine(struct store *s)
+{
+	struct smig_etcd_kvs k;
+	char err[256];
+	int64_t n;
+
+	if (smig_etcd_get(s->etcd, s->places, true, 0, &k, err, sizeof(err)) == 0) {
+		for (size_t i = 0; i < k.n; i++)
+			if (k.v[i].value_len > strlen(s->tickets) &&
+			    memcmp(k.v[i].value, s->tickets, strlen(s->tickets)) == 0)
+				(void)smig_etcd_delete(s->etcd, k.v[i].key, false, &n, err,
+						       sizeof(err));
+		smig_etcd_kvs_free(&k);
+	}
+	(void)smig_etcd_delete(s->etcd, s->tickets, true, &n, err, sizeof(err));
 }
 
 static void *store_thread(void *arg)
@@ -587,7 +752,7 @@ static void *store_thread(void *arg)
 			round_once(s, &ok);
 			next_round = loop_now_ms() + (ok ? (uint64_t)s->ttl_s * 1000 / 3 : STORE_RETRY_MS);
 		}
-		run_ops(s);
+		run_ops(s, next_round);
 		wait_ms = next_round > loop_now_ms() ? next_round - loop_now_ms() : 0;
 		clock_gettime(CLOCK_MONOTONIC, &until);
 		until.tv_sec += (time_t)(wait_ms / 1000);
@@ -618,10 +783,16 @@ static void *store_thread(void *arg)
 		int64_t n;
 
 		(void)smig_etcd_delete(s->etcd, s->key, false, &n, err, sizeof(err));
-		/* and its migrations' tickets: those migrations ended with it */
-		(void)smig_etcd_delete(s->etcd, s->tickets, true, &n, err, sizeof(err));
+		/* and its migrations' tickets and places: those migrations ended with it */
+		drop_mine(s);
 	} else if (s->lease && smig_etcd_lease_revoke(s->etcd, s->lease, err, sizeof(err)) == 0) {
 		s->revoked = true;
+	}
+	while (s->undropped) { /* gone with the lease or drop_mine, or at the lease's end */
+		struct store_op *next = s->undropped->next;
+
+		free(s->undropped);
+		s->undropped = next;
 	}
 	return NULL;
 }
@@ -750,8 +921,9 @@ static struct store_op *ticket_op(struct smigd *d, enum store_op_kind kind, uint
 		return NULL;
 	op->kind = kind;
 	snprintf(op->queue, sizeof(op->queue), "%s/queue/", d->cfg.store_prefix);
-	snprintf(op->key, sizeof(op->key), "%s%s/%lld-%llu", op->queue, d->cfg.host,
-		 (long long)d->started, (unsigned long long)serial);
+	snprintf(op->places, sizeof(op->places), "%s", d->store->places);
+	snprintf(op->key, sizeof(op->key), "%s%s/%lld-%s-%llu", op->queue, d->cfg.host,
+		 (long long)d->started, d->store->nonce, (unsigned long long)serial);
 	return op;
 }
 
@@ -855,6 +1027,15 @@ int store_init(struct smigd *d)
 	snprintf(s->prefix, sizeof(s->prefix), "%s/hosts/", c->store_prefix);
 	snprintf(s->key, sizeof(s->key), "%s/hosts/%s", c->store_prefix, c->host);
 	snprintf(s->tickets, sizeof(s->tickets), "%s/queue/%s/", c->store_prefix, c->host);
+	snprintf(s->places, sizeof(s->places), "%s/queue-slots/", c->store_prefix);
+	{
+		unsigned char r[8];
+
+		if (RAND_bytes(r, sizeof(r)) != 1)
+			memset(r, 0, sizeof(r)); /* then the start time alone tells smigds apart */
+		for (size_t i = 0; i < sizeof(r); i++)
+			snprintf(s->nonce + 2 * i, 3, "%02x", r[i]);
+	}
 	pthread_mutex_init(&s->mu, NULL);
 	{
 		pthread_condattr_t ca_attr;

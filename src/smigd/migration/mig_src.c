@@ -1160,14 +1160,14 @@ static size_t src_queue_position(const struct mig *m)
 	size_t n = 1;
 
 	for (const struct mig *o = m->d->migs->head; o; o = o->next)
-		n += o->p.source && o->queued && o->serial < m->serial;
+		n += o->p.source && o->queued && !o->fleet_wait && o->serial < m->serial;
 	return n;
 }
 
 static void src_queue_tell(struct mig *m)
 {
-	if (m->full_since_ms)
-		return; /* waits for its destination, which said so */
+	if (m->full_since_ms || m->fleet_wait)
+		return; /* waits for its destination, or the fleet's queue, which said so */
 	mig_progress(m, json_pack("{s:s,s:I,s:i,s:s}", "phase", "queued", "position",
 				  (json_int_t)src_queue_position(m), "parallel_outbound",
 				  m->d->cfg.parallel_outbound, "policy", m->policy));
@@ -1231,7 +1231,10 @@ static void src_fleet_ask(void *arg)
 	if (store_ticket(m->d, m->serial, m->vm_name, m->peer_host, m->opts.evacuation,
 			 cap > 0 ? cap : 1, src_fleet_answer, mig_cb_new(m)) < 0 &&
 	    loop_timer_add(m->d->loop, FLEET_ASK_MS, src_fleet_ask, m, &m->fleet_t) < 0)
-		mig_src_fail(m, SMIG_ENOMEM, "cannot wait in the fleet's queue");
+		/* (out of memory: it waits, cancellable, until something asks again) */
+		smig_err("event=migration_fleet_wait_failed vm=%s to=%s reason=\"out of memory\" "
+			 "hint=\"smig migrate cancel %s\"",
+			 m->vm_name, m->peer_host, m->vm_name);
 }
 
 /*
