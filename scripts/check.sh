@@ -66,12 +66,7 @@ for t in build-san/fuzz/fuzz_*; do
 	name=$(basename "$t")
 	run_tap "fuzz-corpus/$name" "$t" "fuzz/corpus/${name#fuzz_}"
 done
-# the fuzz targets' own clang build runs beside the integration tests too
-# (lowest CPU priority); the fuzzing itself comes after them, at full speed
-fuzz_targets=(migproto control)
-fuzz_out=$log_dir/fuzz-build.bg
-nice -n 19 scripts/fuzz.sh --build 0 "${fuzz_targets[@]}" >"$fuzz_out" 2>&1 &
-fuzz_pid=$!
+run_tap "fuzz-run" scripts/fuzz.sh --tap "${CHECK_FUZZ_SECONDS:-5}" migproto control
 # smig's sources (src/); make lint also takes the tests, harness, fuzz targets and bench.
 # clang-tidy's static analyzer is nearly all of its time and the integration
 # tests mostly wait on their guests: it runs beside them at the lowest CPU
@@ -84,7 +79,7 @@ lint_t0=$SECONDS
 	echo $((SECONDS - lint_t0)) >"$lint_out.s"
 ) &
 lint_pid=$!
-trap 'kill 0' INT TERM # an interrupted run takes its background jobs with it
+trap 'kill 0' INT TERM # an interrupted run takes its background lint with it
 
 # integration tests drive the sanitizer build of smigd and smig, so memory
 # errors on real network paths fail the run too
@@ -92,8 +87,6 @@ export SMIG_BUILD=$PWD/build-san
 for t in tests/integration/test_*.sh; do
 	run_tap "integration/$(basename "$t" .sh)" bash "$t"
 done
-wait "$fuzz_pid" || sed 's/^/    | /' "$fuzz_out" | tail -20
-run_tap "fuzz-run" scripts/fuzz.sh --tap "${CHECK_FUZZ_SECONDS:-5}" "${fuzz_targets[@]}"
 wait "$lint_pid"
 run_tap "lint (beside the integration tests, $(cat "$lint_out.s" 2>/dev/null || echo ?) s)" \
 	bash -c 'cat "$1"; exit "$(cat "$1.rc" 2>/dev/null || echo 1)"' lint "$lint_out"

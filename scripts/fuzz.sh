@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# fuzz.sh [--build] [--tap] SECONDS [TARGET...]: builds the libFuzzer targets with
+# fuzz.sh [--tap] SECONDS [TARGET...]: builds the libFuzzer targets with
 # clang (ASan+UBSan) and runs each (default: all) for SECONDS on a scratch
 # copy of its seed corpus. make fuzz runs them all for 60 s each (FUZZ_SECONDS);
 # make check runs the stateful ones (migproto, control) for a short time with
@@ -7,8 +7,7 @@
 # new interesting inputs are not committed automatically.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-tap= build_only=
-[ "${1:-}" = --build ] && { build_only=1; shift; } # only the build (make check starts it early)
+tap=
 [ "${1:-}" = --tap ] && { tap=1; shift; }
 seconds=${1:-60}
 shift || true
@@ -19,7 +18,6 @@ for name in "${targets[@]}"; do only="$only fuzz/fuzz_$name"; done
 [ -n "$only" ] && only="$only src/smig/smig src/smigd/smigd"
 SMIG_BUILD_TARGETS=$only CC=clang scripts/build.sh build-fuzz -Dfuzz=true -Dtests=false \
 	-Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debugoptimized
-[ -n "$build_only" ] && exit 0
 if [ ${#targets[@]} -eq 0 ]; then
 	for t in build-fuzz/fuzz/fuzz_*; do
 		[ -f "$t" ] && [ -x "$t" ] && targets+=("$(basename "$t" | sed 's/^fuzz_//')")
