@@ -102,8 +102,7 @@ struct store_op {
 	/* a ticket of the fleet's migration queue: key above, its prefix here */
 	char queue[SMIG_STORE_PREFIX_MAX + 16];
 	char places[SMIG_STORE_PREFIX_MAX + 24]; /* PREFIX/queue-slots/ */
-	char value[320];
-	bool evacuation;
+	char value[320]; /* the ticket: its host, VM, destination, whether an evacuation */
 	int cap;
 	void *arg;
 	store_ticket_fn tfn;
@@ -941,7 +940,6 @@ int store_ticket(struct smigd *d, uint64_t serial, const char *vm, const char *t
 		 "{\"host\":\"%s\",\"vm\":\"%s\",\"to\":\"%s\",\"evacuation\":%s,\"since\":%lld}",
 		 d->cfg.host, vm, to, evacuation ? "true" : "false",
 		 (long long)loop_wall_ms() / 1000);
-	op->evacuation = evacuation;
 	op->cap = cap;
 	op->tfn = fn;
 	op->arg = arg;
