@@ -143,6 +143,11 @@ static int hosts_entry(const struct smig_json_doc *doc, const json_t *arr, size_
 	if (!smig_name_valid(name))
 		return smig_json_fail(doc, e, "name", err, errlen,
 				      "%s.name must be 1-63 characters of A-Z a-z 0-9 . _ -", what);
+	if (strcmp(name, "auto") == 0)
+		return smig_json_fail(doc, e, "name", err, errlen,
+				      "%s.name \"auto\" is reserved (smig migrate --to auto lets smigd "
+				      "choose the host): rename the host",
+				      what);
 	if (smig_hosts_by_name(h, name))
 		return smig_json_fail(doc, e, "name", err, errlen, "duplicate host name \"%s\"",
 				      name);

@@ -197,6 +197,7 @@ int client_exit_code(const char *code)
 		{ "guest_crashed", EXIT_MIGRATION },
 		{ "guest_unresponsive", EXIT_MIGRATION },
 		{ "capacity", EXIT_PEER },
+		{ "no_target", EXIT_PEER },
 		{ "resources", EXIT_PEER },
 	};
 

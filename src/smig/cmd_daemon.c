@@ -162,6 +162,18 @@ static void print_store(const json_t *st)
 	       !json_is_true(json_object_get(st, "reachable")) && err ? err : "");
 }
 
+/* "512M", "3.5G": a MiB count for a column. */
+static const char *mib_str(json_int_t mib, char *out, size_t len)
+{
+	if (mib >= 10240)
+		snprintf(out, len, "%lldG", (long long)(mib / 1024));
+	else if (mib >= 1024)
+		snprintf(out, len, "%.1fG", (double)mib / 1024.0);
+	else
+		snprintf(out, len, "%lldM", (long long)mib);
+	return out;
+}
+
 /* The store's record of host name (NULL: none). */
 static const json_t *store_member(const json_t *store, const char *name)
 {
@@ -238,26 +250,33 @@ int cmd_hosts(struct cli *cli, int argc, char **argv)
 	}
 	store = json_is_object(json_object_get(r, "store")) ? json_object_get(r, "store") : NULL;
 	printf("%-12s %-22s %-4s %-10s %-10s %-9s %s%s\n", "NAME", "ADDRESS", "SELF", "VERDICT",
-	       "ATTESTED", "LAST-OK", store ? "FLEET   " : "", "REASON / LAST-ERROR");
+	       "ATTESTED", "LAST-OK", store ? "FLEET    MEM-FREE " : "", "REASON / LAST-ERROR");
 	json_array_foreach(json_object_get(r, "hosts"), i, h) {
 		const json_t *att = json_object_get(h, "attestation"), *rep;
 		const char *err = json_string_value(json_object_get(h, "last_error"));
-		char addr[80], when[32], at[32];
+		char addr[80], when[32], at[32], addr_free[24];
 		size_t k;
 
 		snprintf(addr, sizeof(addr), "%s:%lld",
 			 json_string_value(json_object_get(h, "address")),
 			 json_integer_value(json_object_get(h, "port")));
+		const json_t *mem = store_member(store, json_string_value(json_object_get(h, "name")));
+		const json_t *free_mib =
+			json_object_get(json_object_get(mem, "capacity"), "memory_free_mib");
+		char fleet[40] = "";
+
+		if (store && mem && json_is_integer(free_mib))
+			snprintf(fleet, sizeof(fleet), "member   %-8s ",
+				 mib_str(json_integer_value(free_mib), addr_free, sizeof(addr_free)));
+		else if (store)
+			snprintf(fleet, sizeof(fleet), "%-9s%-9s", mem ? "member" : "absent", "-");
 		printf("%-12s %-22s %-4s %-10s %-10s %-9s %s%s%s%s%s\n",
 		       json_string_value(json_object_get(h, "name")), addr,
 		       json_is_true(json_object_get(h, "self")) ? "yes" : "",
 		       att ? json_string_value(json_object_get(att, "verdict")) : "-",
 		       ago(json_integer_value(json_object_get(att, "attested_at")), at, sizeof(at)),
 		       ago(json_integer_value(json_object_get(h, "last_ok")), when, sizeof(when)),
-		       store == NULL ? ""
-		       : store_member(store, json_string_value(json_object_get(h, "name")))
-			       ? "member   "
-			       : "absent   ",
+		       fleet,
 		       json_is_true(json_object_get(h, "maintenance")) ? "[maintenance] " : "",
 		       att ? json_string_value(json_object_get(att, "reason")) : "",
 		       err && err[0] ? " / " : "", err ? err : "");

@@ -103,6 +103,13 @@ static void show_progress(void *arg, const json_t *p)
 		fflush(stdout);
 		return;
 	}
+	if (phase && strcmp(phase, "placed") == 0) { /* --to auto: where, and why there */
+		fprintf(stderr, "%s%s goes to %s: %s\n", c->drawn ? "\r\033[K" : "", c->vm,
+			json_string_value(json_object_get(p, "to")),
+			json_string_value(json_object_get(p, "reason")));
+		c->drawn = false;
+		return;
+	}
 	if (!c->tty)
 		return;
 	fill = (int)(pct * 30 / 100);
@@ -122,7 +129,7 @@ static void show_progress(void *arg, const json_t *p)
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: smig migrate VM --to HOST [--downtime-ms N] [--max-bandwidth MiB/s]\n"
+	fprintf(stderr, "usage: smig migrate VM --to HOST|auto [--downtime-ms N] [--max-bandwidth MiB/s]\n"
 			"                         [--channels N]\n"
 			"       smig migrate watch VM|ID\n"
 			"       smig migrate cancel VM|ID   (or: smig migrate --cancel VM)\n"

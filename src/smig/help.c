@@ -24,9 +24,10 @@ static const struct help helps[] = {
 	  "Mutual TLS, the pinned fingerprint, HELLO, mutual attestation and a\n"
 	  "PING/PONG; prints the verdict, round trip, TLS version and cipher.\n"
 	  "Exit 4 when HOST cannot be reached or is not trusted.\n" },
-	{ "migrate", "VM --to HOST [--downtime-ms N] [--max-bandwidth MiB/s]",
+	{ "migrate", "VM --to HOST|auto [--downtime-ms N] [--max-bandwidth MiB/s]",
 	  "live-migrate VM to HOST through the encrypted channel",
 	  "Progress on a terminal, one JSON line per event with --json, the result last.\n"
+	  "--to auto         smigd chooses the host, as an evacuation would, and says why\n"
 	  "--downtime-ms N   the pause QEMU may take for its final pass (default 300)\n"
 	  "--max-bandwidth   cap the stream, in MiB/s\n"
 	  "The migration's id is printed once the destination has given it. Ctrl-C\n"

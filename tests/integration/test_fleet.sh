@@ -12,7 +12,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../harness/tap.sh"
 netns_test fleet
 
-plan 32
+plan 34
 
 SMIG_STORE_TTL=3 "$cluster" up --hosts 3 --store etcd >/dev/null
 ok $? "three hosts up with store.backend etcd, an etcd member beside each"
@@ -168,6 +168,10 @@ wait_for 15 bash -c "$SMIG --socket $dir/$loser.sock vm start own1 >/dev/null 2>
 started=$?
 [ $started -eq 0 ] && owner_is "$loser" && [ "$(on "$loser" --json vm show own1 | jq -r .state)" = running ]
 ok $? "$other killed with its VM: once its 3 s lease ran out $loser could start own1 ($(since "$t0") s) and owns it"
+# $other back (its copy of own1 died with it): the three hosts serve the tests below
+rm -f "$dir/$other.pid"
+smigd_start "$dir" "$other" && wait_for 15 registered "$other" || echo "# $other did not come back"
+on "$other" vm undefine own1 >/dev/null 2>&1
 
 # ---- self-fencing: a host cut off from etcd pauses its VMs before its lease can run out
 p=$loser
@@ -283,7 +287,7 @@ n0=$(wc -l <"$dir/$x.log")
 	cut_etcd "$x" -I
 ) &
 cp=$!
-on "$x" migrate own1 --to "$y" --max-bandwidth 4 >"$dir/mig.after" 2>&1
+on "$x" migrate own1 --to "$y" >"$dir/mig.after" 2>&1
 rc=$?
 wait $cp
 sleep 4 # more than the source's lease
@@ -321,10 +325,10 @@ done
 wait_for 10 bash -c "grep -q 'event=policy_reloaded' '$dir/$x.log' && grep -q 'event=policy_reloaded' '$dir/$y.log'"
 "$cluster" guest "$x" q2 --mem 16 >/dev/null
 tickets() { etcdtry "$dir" h3 --prefix get /smig/queue/ | jq -r '.count // 0'; }
-on "$y" migrate own1 --to "$x" --max-bandwidth 4 >"$dir/mig.q1" 2>&1 &
+on "$y" migrate own1 --to "$x" --max-bandwidth 8 >"$dir/mig.q1" 2>&1 &
 m1=$!
 wait_for 10 grep -q "event=migration_fleet_admitted vm=own1" "$dir/$y.log"
-on "$x" migrate q2 --to "$y" --max-bandwidth 4 >"$dir/mig.q2" 2>&1 &
+on "$x" migrate q2 --to "$y" >"$dir/mig.q2" 2>&1 &
 m2=$!
 wait_for 5 grep -q "event=migration_queued_fleet vm=q2" "$dir/$x.log"
 two_tickets() { [ "$(tickets)" = 2 ]; }
@@ -342,6 +346,32 @@ ok $? "max_cluster_migrations 1: $x's migration of q2 (to $y) waited in the flee
 places() { etcdtry "$dir" h3 --prefix get /smig/queue-slots/ | jq -r '.count // 0'; }
 [ "$(tickets)" = 0 ] && [ "$(places)" = 0 ] && ! grep -q policy_cluster_cap_ignored "$dir/$x.log"
 ok $? "both migrations ended: no ticket and no place is left in etcd"
+
+# ---- placement: smig migrate --to auto picks the member with the most free memory
+z=$(for h in h1 h2 h3; do [ "$h" != "$x" ] && [ "$h" != "$y" ] && echo "$h"; done)
+# each record publishes its capacity; $y runs q2, so $z has more free than $y
+free_of() { etcdtry "$dir" h3 get "/smig/hosts/$1" | jq -r '.kvs[0].value | fromjson | .capacity.memory_free_mib'; }
+fz=$(free_of "$z")
+fy=$(free_of "$y")
+"$cluster" guest "$x" pl1 --mem 16 >/dev/null
+out=$(on "$x" migrate pl1 --to auto 2>&1)
+rc=$?
+[ $rc -eq 0 ] && [ "$fz" -gt "$fy" ] && grep -qE "^pl1 goes to $z: [a-z]+; allowed by rule" <<<"$out" &&
+	grep -q "event=placement vm=pl1 to=$z " "$dir/$x.log" &&
+	[ "$(on "$z" --json vm show pl1 | jq -r .state)" = running ] &&
+	[ "$(etcdtry "$dir" h3 get /smig/vms/pl1/owner | jq -r '.kvs[0].value | fromjson | .host')" = "$z" ] &&
+	on "$x" hosts | grep -qE "^$z .* member +[0-9.]+[MG] " &&
+	on "$x" --json audit show --last 0 | jq -se "map(select(.target == \"vm:pl1 to:$z\" and .rule == \"root-is-admin\")) | map(.outcome) | index(\"started\") != null and index(\"ok\") != null" >/dev/null
+ok $? "migrate pl1 --to auto from $x: placed on $z, whose record said $fz MiB free ($y: $fy MiB), and it runs there owned by $z: $(grep -m1 'goes to' <<<"$out" | cut -c1-160)"
+cat >"$dir/pl2.json" <<JSON
+{"name": "pl2", "memory_mib": 64, "security": {"requires": ["gpu"]}, $(guest_boot smig-guest.elf "mem=16 hb=100")}
+JSON
+on "$z" vm define "$dir/pl2.json" >/dev/null && on "$z" vm start pl2 >/dev/null
+out=$(on "$z" migrate pl2 --to auto 2>&1)
+rc=$?
+[ $rc -eq 4 ] && grep -q "no host can take pl2 now" <<<"$out" && grep -q "gpu" <<<"$out" &&
+	[ "$(on "$z" --json vm show pl2 | jq -r .state)" = running ]
+ok $? "migrate pl2 --to auto when no host offers its required capability: exit $rc, pl2 runs on $z: $(cut -c1-160 <<<"$out")"
 
 # $y dies with COMMIT in hand (stopped as it recorded it, then killed with own1's copy):
 # $x's copy waits paused, its record handed to $y; smig vm resume --force takes it back

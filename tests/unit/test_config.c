@@ -427,6 +427,8 @@ static void test_hosts_errors(void **state)
 	expect_hosts_error("{\"hosts\": [{\"name\": \"h1\", \"address\": \"10.0.0.1\", \"fingerprint\": \"" FP1 "\"},\n"
 			   "{\"name\": \"h1\", \"address\": \"10.0.0.2\", \"fingerprint\": \"" FP2 "\"}]}",
 			   "hosts.json:2:10: duplicate host name \"h1\"");
+	expect_hosts_error("{\"hosts\": [{\"name\": \"auto\", \"address\": \"10.0.0.1\", \"fingerprint\": \"" FP1 "\"}]}",
+			   "hosts.json:1:21: hosts[0].name \"auto\" is reserved (smig migrate --to auto");
 	expect_hosts_error("{\"hosts\": [{\"name\": \"h1\", \"address\": \"10.0.0.1\", \"fingerprint\": \"" FP1 "\"},\n"
 			   "{\"name\": \"h2\", \"address\": \"10.0.0.2\", \"fingerprint\": \"" FP1 "\"}]}",
 			   "hosts.json:2:54: hosts[1].fingerprint already belongs to host h1");

@@ -216,7 +216,8 @@ static void cmd_migrate(struct smigd *d, const json_t *args,
 				      "id)");
 			return;
 		}
-		mig_cancel(d, json_string_value(vm), ref);
+		if (!evac_place_cancel(d, json_string_value(vm), ref))
+			mig_cancel(d, json_string_value(vm), ref);
 		return;
 	}
 	if (!json_is_string(to) || (dt && (!json_is_integer(dt) || json_integer_value(dt) < 1 ||
@@ -233,6 +234,10 @@ static void cmd_migrate(struct smigd *d, const json_t *args,
 	o.channels = ch ? (int)json_integer_value(ch) : 0;
 	o.downtime_ms = dt ? (int)json_integer_value(dt) : 0;
 	o.max_bandwidth = bw ? (int)json_integer_value(bw) : 0;
+	if (strcmp(json_string_value(to), "auto") == 0) { /* audited once the host is chosen */
+		evac_place(d, json_string_value(vm), &o, ref);
+		return;
+	}
 	/* Migrations are long: their start is audited too, not only the outcome. */
 	audit_write(d, ref->audit.actor, ref->audit.action, ref->audit.target, "allow",
 		    ref->audit.rule, "started", NULL);
@@ -377,9 +382,35 @@ static const struct {
 #endif
 };
 
+/*
+ * migrate --to auto: a host the policy lets the caller send vm to (each
+ * candidate is decided again as the placement asks it); with none, the
+ * first other host of the table, whose refusal the request then gets (and
+ * the audit and the IDS hear of); NULL when the table has no other host.
+ */
+static const char *any_target(struct smigd *d, const struct ctl_ref *ref, const char *vm)
+{
+	struct smig_policy_decision dec;
+	const char *first = NULL;
+
+	for (size_t i = 0; vm && i < smigd_hosts(d)->n; i++) {
+		const char *h = smigd_hosts(d)->v[i].name;
+
+		if (strcmp(h, d->cfg.host) == 0)
+			continue;
+		authz_decide(d, ref, SMIG_ACT_VM_MIGRATE, vm, h, &dec);
+		if (dec.allow)
+			return h;
+		if (first == NULL)
+			first = h;
+	}
+	return first;
+}
+
 /* The VM and target host a request is about, for the policy. */
-static void request_scope(struct smigd *d, const struct smig_ctl_req *req, const char **vm,
-			  const char **target, const char **id)
+static void request_scope(struct smigd *d, const struct smig_ctl_req *req,
+			  const struct ctl_ref *ref, const char **vm, const char **target,
+			  const char **id)
 {
 	const json_t *spec = json_object_get(req->args, "spec");
 
@@ -393,6 +424,8 @@ static void request_scope(struct smigd *d, const struct smig_ctl_req *req, const
 	if (strcmp(req->cmd, "migrate") != 0 && strcmp(req->cmd, "migrate.watch") != 0)
 		return;
 	*target = json_string_value(json_object_get(req->args, "to"));
+	if (*target && strcmp(*target, "auto") == 0 && strcmp(req->cmd, "migrate") == 0)
+		*target = any_target(d, ref, *vm);
 	if (*vm && (strcmp(req->cmd, "migrate.watch") == 0 ||
 		    json_is_true(json_object_get(req->args, "cancel")))) {
 		/*
@@ -415,10 +448,16 @@ bool ctl_dispatch(struct smigd *d, const struct smig_ctl_req *req, struct ctl_re
 	for (size_t i = 0; i < sizeof(ctl_cmds) / sizeof(ctl_cmds[0]); i++) {
 		if (strcmp(ctl_cmds[i].name, req->cmd) != 0)
 			continue;
-		request_scope(d, req, &vm, &target, &id);
+		request_scope(d, req, ref, &vm, &target, &id);
 		if (ctl_cmds[i].action == NO_CHECK ||
-		    authz_request(d, ctl_cmds[i].action, vm, target, id, ref))
+		    authz_request(d, ctl_cmds[i].action, vm, target, id, ref)) {
+			if (strcmp(req->cmd, "migrate") == 0 && vm &&
+			    json_is_string(json_object_get(req->args, "to")) &&
+			    strcmp(json_string_value(json_object_get(req->args, "to")), "auto") == 0)
+				snprintf(ref->audit.target, sizeof(ref->audit.target),
+					 "vm:%s to:auto", vm);
 			ctl_cmds[i].fn(d, req->args, ref);
+		}
 		return true;
 	}
 	return false;

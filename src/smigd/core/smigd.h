@@ -123,6 +123,7 @@ struct smigd {
 	struct migs *migs;     /* migration/migrate.h */
 	struct evac *evac;     /* migration/migrate.h */
 	struct evac *evac_dry; /* a dry run being planned (migration/migrate.h) */
+	struct evac *placing;  /* placements being made (smig migrate --to auto) */
 	struct ctl *ctl;       /* control/control.h */
 	struct metrics *metrics; /* control/control.h */
 };
@@ -222,6 +223,20 @@ void store_free(struct smigd *d);
 json_t *store_status_json(struct smigd *d);
 /* The fleet's members as last read ({"members": [...], "read_ms_ago", "reachable"}); NULL with files. */
 json_t *store_members_json(struct smigd *d);
+/* What a host's record says it offers VMs: in all, and left after what runs, starts or is reserved. */
+struct store_capacity {
+	uint64_t memory_mib, memory_free_mib, vcpus, vcpus_free, vms;
+};
+/* This host's figures for its record: written when they change (the loop's, cheap when not). */
+void store_set_capacity(struct smigd *d, const struct store_capacity *c);
+/* A member of the fleet as last read: its record verified against the host table. */
+struct store_member {
+	char name[SMIG_NAME_MAX + 1];
+	bool has_capacity; /* an older smig's record says none */
+	struct store_capacity cap;
+};
+/* The members as last read (*out, the caller frees it; NULL and 0 with files). */
+size_t store_members(struct smigd *d, struct store_member **out);
 /*
  * VM ownership (PREFIX/vms/NAME/owner, bound to this host's lease). An
  * answer: ok (claimed, or released), else the owner another host is when

@@ -52,14 +52,18 @@ struct store {
 	char places[SMIG_STORE_PREFIX_MAX + 24];                  /* PREFIX/queue-slots/ */
 	char nonce[17];             /* this smigd's, in its tickets' keys: never a namesake's */
 	struct store_op *undropped; /* the thread's: tickets whose delete is to be tried again */
-	char *record;
+	char *record; /* the thread's: this host's record as it writes it */
+	bool record_new; /* the thread's: record not written yet (no rewrite when found otherwise) */
 	char host[SMIG_NAME_MAX + 1]; /* this host's name, the thread's copy */
+	struct store_capacity cap;    /* the loop's: what the record says of the capacity */
+	char fp[SMIG_FP_STR_LEN];     /* the certificate smigd started with (and presents to etcd) */
 	int ttl_s;
 	struct loop_timer *tick;
 	/* shared with the thread, under mu */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	bool stop;
+	char *next_record;   /* the loop's newer record (capacity changed), for the thread */
 	bool up;             /* the last call was answered */
 	bool registered;     /* our record is there under a live lease */
 	int64_t lease;       /* 0: none */
@@ -144,6 +148,26 @@ static json_t *clean_string(const json_t *v)
  * wrote it. What another host wrote is shown, never trusted: the loop
  * holds each record against the host table (store_members_json).
  */
+/* A record's capacity, its known fields only, each a count from 0 to 2^40. */
+static void capacity_copy(json_t *rec, const json_t *raw)
+{
+	static const char *const fields[] = { "memory_mib", "memory_free_mib", "vcpus", "vcpus_free",
+					      "vms" };
+	json_t *c;
+
+	if (!json_is_object(raw))
+		return;
+	c = json_object();
+	for (size_t f = 0; c && f < sizeof(fields) / sizeof(fields[0]); f++) {
+		const json_t *v = json_object_get(raw, fields[f]);
+
+		if (json_is_integer(v) && json_integer_value(v) >= 0 &&
+		    json_integer_value(v) < ((json_int_t)1 << 40))
+			(void)json_object_set_new(c, fields[f], json_integer(json_integer_value(v)));
+	}
+	(void)json_object_set_new(rec, "capacity", c);
+}
+
 static json_t *read_members(struct store *s, int64_t lease, bool *ours, char *err, size_t errlen)
 {
 	static const char *const fields[] = { "name", "address", "fingerprint", "version" };
@@ -170,6 +194,7 @@ static json_t *read_members(struct store *s, int64_t lease, bool *ours, char *er
 				(void)json_object_set(rec, "port", json_object_get(raw, "port"));
 			if (json_is_integer(json_object_get(raw, "started")))
 				(void)json_object_set(rec, "started", json_object_get(raw, "started"));
+			capacity_copy(rec, json_object_get(raw, "capacity"));
 		} else {
 			(void)json_object_set_new(rec, "invalid",
 						  json_string(kv->value_len > STORE_RECORD_MAX
@@ -254,9 +279,10 @@ static void round_once(struct store *s, bool *ok)
 			return;
 		}
 		pthread_mutex_lock(&s->mu);
-		s->rewrites++;
+		s->rewrites += !s->record_new; /* a newer record is written, not rewritten */
 		pthread_mutex_unlock(&s->mu);
 	}
+	s->record_new = false;
 	pthread_mutex_lock(&s->mu);
 	json_decref(s->members);
 	s->members = members;
@@ -738,6 +764,7 @@ static void *store_thread(void *arg)
 	struct store *s = arg;
 	char err[256];
 	uint64_t next_round = 0;
+	bool last_ok = false;
 
 	pthread_mutex_lock(&s->mu);
 	while (!s->stop) {
@@ -745,10 +772,19 @@ static void *store_thread(void *arg)
 		uint64_t wait_ms;
 		bool ok = true;
 
+		if (s->next_record) { /* the capacity changed: written at once, by a round */
+			free(s->record);
+			s->record = s->next_record;
+			s->next_record = NULL;
+			s->record_new = true;
+			if (last_ok) /* else at the next retry, as it was */
+				next_round = 0;
+		}
 		pthread_mutex_unlock(&s->mu);
-		/* renew when due (woken for ownership requests, not before) */
+		/* renew when due (woken for ownership requests and a newer record, not before) */
 		if (loop_now_ms() >= next_round) {
 			round_once(s, &ok);
+			last_ok = ok;
 			next_round = loop_now_ms() + (ok ? (uint64_t)s->ttl_s * 1000 / 3 : STORE_RETRY_MS);
 		}
 		run_ops(s, next_round);
@@ -761,7 +797,7 @@ static void *store_thread(void *arg)
 			until.tv_nsec -= 1000000000L;
 		}
 		pthread_mutex_lock(&s->mu);
-		while (!s->stop && s->ops == NULL &&
+		while (!s->stop && s->ops == NULL && s->next_record == NULL &&
 		       pthread_cond_timedwait(&s->cv, &s->mu, &until) != ETIMEDOUT)
 			;
 	}
@@ -988,19 +1024,39 @@ int store_handover(struct smigd *d, const char *vm, const char *to, const char *
 }
 
 /* The record this host keeps in the store. */
-static char *host_record(struct smigd *d)
+static char *host_record(struct smigd *d, const struct store_capacity *c)
 {
-	char fp[SMIG_FP_STR_LEN];
+	const char *fp = d->store->fp;
 	json_t *o;
 	char *text;
 
-	smig_fp_format(smig_tls_ctx_fp(d->tls), fp);
-	o = json_pack("{s:s,s:s,s:i,s:s,s:s,s:I}", "name", d->cfg.host, "address",
-		      d->cfg.listen_addr, "port", (int)d->cfg.listen_port, "fingerprint", fp,
-		      "version", SMIG_VERSION, "started", (json_int_t)d->started);
+	o = json_pack("{s:s,s:s,s:i,s:s,s:s,s:I,s:{s:I,s:I,s:I,s:I,s:I}}", "name", d->cfg.host,
+		      "address", d->cfg.listen_addr, "port", (int)d->cfg.listen_port, "fingerprint",
+		      fp, "version", SMIG_VERSION, "started", (json_int_t)d->started, "capacity",
+		      "memory_mib", (json_int_t)c->memory_mib, "memory_free_mib",
+		      (json_int_t)c->memory_free_mib, "vcpus", (json_int_t)c->vcpus, "vcpus_free",
+		      (json_int_t)c->vcpus_free, "vms", (json_int_t)c->vms);
 	text = o ? json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
 	json_decref(o);
 	return text;
+}
+
+void store_set_capacity(struct smigd *d, const struct store_capacity *c)
+{
+	struct store *s = d->store;
+	char *text;
+
+	if (s == NULL || memcmp(&s->cap, c, sizeof(*c)) == 0)
+		return;
+	text = host_record(d, c);
+	if (text == NULL)
+		return; /* out of memory: the record says the old figures until the next change */
+	s->cap = *c;
+	pthread_mutex_lock(&s->mu);
+	free(s->next_record);
+	s->next_record = text;
+	pthread_cond_signal(&s->cv);
+	pthread_mutex_unlock(&s->mu);
 }
 
 int store_init(struct smigd *d)
@@ -1067,7 +1123,8 @@ int store_init(struct smigd *d)
 	if (key)
 		OPENSSL_cleanse(key, strlen(key));
 	free(key);
-	s->record = rc == 0 ? host_record(d) : NULL;
+	smig_fp_format(smig_tls_ctx_fp(d->tls), s->fp);
+	s->record = rc == 0 ? host_record(d, &s->cap) : NULL;
 	if (rc == 0 && s->record == NULL)
 		rc = SMIG_ENOMEM;
 	s->efd = -1;
@@ -1148,6 +1205,7 @@ void store_free(struct smigd *d)
 	smig_etcd_close(s->etcd);
 	json_decref(s->members);
 	free(s->record);
+	free(s->next_record);
 	pthread_cond_destroy(&s->cv);
 	pthread_mutex_destroy(&s->mu);
 	free(s);
@@ -1294,4 +1352,38 @@ json_t *store_members_json(struct smigd *d)
 	o = json_pack("{s:o,s:I,s:b}", "members", out, "read_ms_ago",
 		      read_ms ? (json_int_t)(now - read_ms) : (json_int_t)-1, "reachable", up);
 	return o;
+}
+
+size_t store_members(struct smigd *d, struct store_member **out)
+{
+	struct store *s = d->store;
+	json_t *members, *rec;
+	size_t i, n = 0;
+
+	*out = NULL;
+	if (s == NULL)
+		return 0;
+	pthread_mutex_lock(&s->mu);
+	members = json_incref(s->members); /* never changed once published */
+	pthread_mutex_unlock(&s->mu);
+	*out = calloc(json_array_size(members) + 1, sizeof(**out));
+	json_array_foreach(*out ? members : NULL, i, rec) {
+		struct store_member *m = &(*out)[n];
+		const json_t *c = json_object_get(rec, "capacity");
+
+		if (!record_verified(d, rec))
+			continue; /* another host could have written it in that name: no member */
+		snprintf(m->name, sizeof(m->name), "%s",
+			 json_string_value(json_object_get(rec, "name")));
+		m->has_capacity = json_is_integer(json_object_get(c, "memory_free_mib"));
+		m->cap.memory_mib = (uint64_t)json_integer_value(json_object_get(c, "memory_mib"));
+		m->cap.memory_free_mib =
+			(uint64_t)json_integer_value(json_object_get(c, "memory_free_mib"));
+		m->cap.vcpus = (uint64_t)json_integer_value(json_object_get(c, "vcpus"));
+		m->cap.vcpus_free = (uint64_t)json_integer_value(json_object_get(c, "vcpus_free"));
+		m->cap.vms = (uint64_t)json_integer_value(json_object_get(c, "vms"));
+		n++;
+	}
+	json_decref(members);
+	return n;
 }

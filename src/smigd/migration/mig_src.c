@@ -1444,21 +1444,18 @@ json_t *mig_explain(struct smigd *d, const char *name, const char *to, char *err
 	return o;
 }
 
-void mig_start(struct smigd *d, const char *name, const char *to, const struct mig_opts *o,
-	       struct ctl_ref *ref)
+/* Whether a migration of vm to host to may begin; the refusal goes to ref. */
+static bool mig_start_ok(struct smigd *d, struct vm *vm, const char *name, const char *to,
+			 struct ctl_ref *ref)
 {
-	struct vm *vm = vm_find(d, name);
-	struct mig *m;
-	size_t cap = (size_t)d->cfg.parallel_outbound;
-
 	if (vm == NULL) {
 		ctl_reply_err(d, ref, "not_found", "no VM named %s on %s", name, d->cfg.host);
-		return;
+		return false;
 	}
 	if (vm_state(vm) != VM_RUNNING || vm_mig(vm)) {
 		ctl_reply_err(d, ref, "error", "%s is %s%s; only a running VM migrates", name,
 			      vm_state_name(vm_state(vm)), vm_mig(vm) ? " and migrating" : "");
-		return;
+		return false;
 	}
 	/* a guest shutting down or rebooting (QEMU may hold it at its power-off) stays here */
 	if (vm_power_busy(vm)) {
@@ -1466,17 +1463,34 @@ void mig_start(struct smigd *d, const char *name, const char *to, const struct m
 			      "%s is shutting down or rebooting; migrate it once that has ended "
 			      "(smig vm show %s)",
 			      name, name);
-		return;
+		return false;
 	}
 	if (strcmp(to, d->cfg.host) == 0 || smig_hosts_by_name(smigd_hosts(d), to) == NULL) {
 		ctl_reply_err(d, ref, "not_found", "%s is %s", to,
 			      strcmp(to, d->cfg.host) == 0 ? "this host"
 							   : "not in the host table");
+		return false;
+	}
+	return true;
+}
+
+void mig_start(struct smigd *d, const char *name, const char *to, const struct mig_opts *o,
+	       struct ctl_ref *ref)
+{
+	struct vm *vm = vm_find(d, name);
+	struct mig *m;
+	size_t cap = (size_t)d->cfg.parallel_outbound;
+
+	if (!mig_start_ok(d, vm, name, to, ref)) {
+		if (o->held) /* refused before it began: the hold goes now */
+			mig_hold_release(d, to, name);
 		return;
 	}
 	m = mig_new(d, true);
 	if (m == NULL) {
 		ctl_reply_err(d, ref, "error", "out of memory");
+		if (o->held)
+			mig_hold_release(d, to, name);
 		return;
 	}
 	m->vm = vm;

@@ -207,6 +207,16 @@ void mig_close_fd(struct mig *m)
 	m->fd = -1;
 }
 
+void mig_hold_release(struct smigd *d, const char *host, const char *vm)
+{
+	struct smig_reserve r = { .release = true, .vcpus = 1 };
+	char err[256];
+
+	snprintf(r.vm, sizeof(r.vm), "%s", vm);
+	if (peer_reserve(d, host, &r, NULL, NULL, err, sizeof(err)) < 0)
+		smig_debug("event=hold_release_failed vm=%s to=%s reason=\"%s\"", vm, host, err);
+}
+
 /* Releases a record already taken off the daemon's list. */
 static void mig_release(struct mig *m)
 {
@@ -268,6 +278,9 @@ void mig_free(struct mig *m)
 			break;
 		}
 	}
+	/* a hold the destination keeps for it until its PREPARE (never answered): let go */
+	if (m->p.source && m->opts.held && m->t_prepared == 0)
+		mig_hold_release(d, m->peer_host, m->vm_name);
 	mig_release(m);
 	mig_recount(d);
 	mig_dequeue_soon(d); /* the next queued one, from a turn of the loop of its own */

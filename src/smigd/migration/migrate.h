@@ -30,6 +30,7 @@ struct mig_opts {
 	int max_bandwidth; /* MiB/s; 0 means unlimited */
 	int channels;      /* streams: 1, 2-16 (multifd); 0: migration.channels */
 	bool evacuation;   /* part of an evacuation of this host */
+	bool held;         /* the destination holds capacity for it (peer RESERVE): let go if it fails */
 };
 
 /* The engine's state; it hands the peer and VM parts its callbacks. */
@@ -92,6 +93,12 @@ void mig_watch(struct smigd *d, const char *job, struct ctl_ref *ref);
 /* evac.c: moving every VM off this host */
 void evac_start(struct smigd *d, const char *why, struct ctl_ref *ref, bool dry_run);
 bool evac_running(const struct smigd *d);
+/* smig migrate VM --to auto: the host an evacuation would choose, then the migration (to ref). */
+void evac_place(struct smigd *d, const char *vm, const struct mig_opts *o, struct ctl_ref *ref);
+/* smig migrate cancel VM while its host is being chosen: true if it was (the answer went to ref). */
+bool evac_place_cancel(struct smigd *d, const char *vm, struct ctl_ref *ref);
+/* Lets host's hold for vm go (fire and forget: a hold also ends by itself). */
+void mig_hold_release(struct smigd *d, const char *host, const char *vm);
 void evac_free(struct smigd *d);
 
 #endif

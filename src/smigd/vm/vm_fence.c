@@ -157,6 +157,25 @@ static bool migrating_out(const struct vm *vm)
 	       vm->state == VM_RUNNING;
 }
 
+/* What this host offers VMs goes into its record in the store (placement reads it there). */
+static void publish_capacity(struct smigd *d)
+{
+	struct store_capacity c = { 0 };
+	struct vm_usage u;
+	uint64_t taken;
+
+	vm_res_usage(d, &u);
+	taken = u.used_memory_mib + u.reserved_memory_mib;
+	c.memory_mib = u.memory_mib;
+	c.memory_free_mib = u.memory_mib > taken ? u.memory_mib - taken : 0;
+	c.vcpus = u.vcpus;
+	taken = u.used_vcpus + u.reserved_vcpus;
+	c.vcpus_free = u.vcpus > taken ? u.vcpus - taken : 0;
+	for (const struct vm *vm = d->vms->head; vm; vm = vm->next)
+		c.vms += vm->state == VM_RUNNING || vm->state == VM_PAUSED;
+	store_set_capacity(d, &c);
+}
+
 static void fence_tick(void *arg)
 {
 	struct smigd *d = arg;
@@ -165,6 +184,7 @@ static void fence_tick(void *arg)
 	enum store_lease_state st = store_lease(d, &left, &lease);
 
 	d->vms->fence_t = NULL;
+	publish_capacity(d);
 	for (struct vm *vm = d->vms->head; vm; vm = vm->next) {
 		bool owned;
 
