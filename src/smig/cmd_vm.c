@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static void print_vm_row(const json_t *v)
 {
@@ -237,17 +238,47 @@ static int vm_named(struct cli *cli, const char *sub, const char *name, bool for
 	return EXIT_OK;
 }
 
-static int vm_list(struct cli *cli)
+/* vm list --all: every VM of the fleet, by its owner record in the fleet store */
+static void print_fleet_list(const json_t *r)
+{
+	const json_t *v;
+	size_t i;
+
+	printf("%-20s %-12s %-20s %-10s %s\n", "NAME", "OWNER", "SINCE", "HERE", "HANDED-BY");
+	json_array_foreach(json_object_get(r, "vms"), i, v) {
+		time_t since = (time_t)json_integer_value(json_object_get(v, "since"));
+		const char *mig = json_string_value(json_object_get(v, "migration"));
+		char when[32] = "-";
+		struct tm tm;
+
+		if (since > 0 && gmtime_r(&since, &tm))
+			strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		printf("%-20s %-12s %-20s %-10s %s%.16s\n",
+		       json_string_value(json_object_get(v, "vm")),
+		       json_string_value(json_object_get(v, "host"))
+			       ?: "?",
+		       when,
+		       json_string_value(json_object_get(v, "state_here")) ?: "-",
+		       mig ? "migration " : "-", mig ? mig : "");
+	}
+	if (json_is_string(json_object_get(r, "warning")))
+		fprintf(stderr, "smig vm list: %s\n",
+			json_string_value(json_object_get(r, "warning")));
+}
+
+static int vm_list(struct cli *cli, bool all)
 {
 	json_t *r;
 	json_t *v;
 	size_t i;
-	int rc = cli_request(cli, "vm.list", NULL, &r);
+	int rc = cli_request(cli, "vm.list", all ? json_pack("{s:b}", "all", 1) : NULL, &r);
 
 	if (rc)
 		return rc;
 	if (cli->json) {
 		cli_print_json(r);
+	} else if (all) {
+		print_fleet_list(r);
 	} else {
 		print_vm_header();
 		json_array_foreach(json_object_get(r, "vms"), i, v)
@@ -326,7 +357,9 @@ int cmd_vm(struct cli *cli, int argc, char **argv)
 	if (argc >= 2 && strcmp(argv[1], "check") == 0)
 		return vm_check_file(argc, argv);
 	if (argc == 2 && strcmp(argv[1], "list") == 0)
-		return vm_list(cli);
+		return vm_list(cli, false);
+	if (argc == 3 && strcmp(argv[1], "list") == 0 && strcmp(argv[2], "--all") == 0)
+		return vm_list(cli, true);
 	if (argc == 3 && strcmp(argv[1], "define") == 0)
 		return vm_define_file(cli, argv[2]);
 	if (argc >= 3 && (strcmp(argv[1], "stop") == 0 || strcmp(argv[1], "reboot") == 0))
@@ -336,7 +369,7 @@ int cmd_vm(struct cli *cli, int argc, char **argv)
 	for (size_t i = 0; argc == 3 && i < sizeof(named) / sizeof(named[0]); i++)
 		if (strcmp(argv[1], named[i]) == 0)
 			return vm_named(cli, named[i], argv[2], false);
-	fprintf(stderr, "usage: smig vm define FILE | check FILE [--config CONF] [--incoming] | list | "
+	fprintf(stderr, "usage: smig vm define FILE | check FILE [--config CONF] [--incoming] | list [--all] | "
 			"start|show|console|ping|resume|undefine NAME | stop|reboot NAME [--force] "
 			"[--timeout S] | resume NAME --force\n");
 	return EXIT_USAGE;

@@ -61,7 +61,9 @@ static const struct help helps[] = {
 	  "what this host would say of a VM spec, without smigd",
 	  "CONF defaults to the installed smigd.json. --incoming checks it as a\n"
 	  "migration's destination would. Exit 1 when there is any problem.\n" },
-	{ "vm list", "", "the VMs on this host: state, memory, vCPUs, vTPM, trust", NULL },
+	{ "vm list", "[--all]", "the VMs on this host: state, memory, vCPUs, vTPM, trust",
+	  "--all   every VM of the fleet by its owner record in the fleet store (etcd):\n"
+	  "        its owner, since when, its state here, the migration that handed it\n" },
 	{ "vm start", "NAME", "start the VM's QEMU (and swtpm); answers once it runs", NULL },
 	{ "vm stop", "NAME [--force] [--timeout S]", "shut the guest down, then stop the VM",
 	  "Presses the ACPI power button and waits for the guest to power off: S seconds,\n"

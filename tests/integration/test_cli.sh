@@ -10,7 +10,7 @@ dir=$(mktemp -d /tmp/smig-cli.XXXXXX)
 trap 'cluster_clean "$dir"' EXIT
 cluster_make "$dir" 2 || { echo "Bail out! cluster_make"; exit 1; }
 
-plan 20
+plan 21
 
 "$SMIG" >/dev/null 2>&1
 ok $([ $? -eq 2 ] && echo 0 || echo 1) "smig without a command: exit 2"
@@ -56,6 +56,10 @@ ok $? "smig hosts remembers the last error for h2"
 msg=$(hsmig "$dir" h1 --json ping nosuch)
 [ $? -eq 1 ] && jqe '.error.code == "not_found"' <<<"$msg" >/dev/null
 ok $? "ping to a host not in the table: exit 1, error code not_found"
+
+msg=$(hsmig "$dir" h1 vm list --all 2>&1)
+[ $? -eq 1 ] && grep -q "reads the fleet store, and this host has none (store.backend is files)" <<<"$msg"
+ok $? "vm list --all on a host without a fleet store: exit 1, saying why ($msg)"
 
 replies=$(printf '%s\n' '{"id":1,"cmd":"status","extra":1}' 'not json' '{"id":2,"cmd":"fly"}' \
 	'{"id":3,"cmd":"ping","args":{"host":5}}' '{"id":4,"cmd":"status"}' |

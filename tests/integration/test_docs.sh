@@ -225,8 +225,8 @@ ok $? "smig vm start <TAB> offers the daemon's VM, by --socket PATH, --socket=PA
 a=$(complete_words "$SMIG" --socket "$sock" ping '')
 b=$(complete_words "$SMIG" --socket "$sock" migrate docs-vm1 --to '')
 c=$(complete_words "$SMIG" --socket "$sock" migrate '')
-[ "$a" = h1 ] && [ "$b" = h1 ] && [ "$c" = "$(printf 'docs-vm1\nlist\nshow\nwatch\ncancel')" ]
-ok $? "hosts for ping and migrate --to, VMs (and the history's list and show, the job's watch and cancel) for migrate: $a / $b / $(oneline "$c")"
+[ "$a" = h1 ] && [ "$b" = "$(printf 'h1\nauto')" ] && [ "$c" = "$(printf 'docs-vm1\nlist\nshow\nwatch\ncancel')" ]
+ok $? "hosts for ping, hosts and auto for migrate --to, VMs (and the history's list and show, the job's watch and cancel) for migrate: $a / $(oneline "$b") / $(oneline "$c")"
 
 start=$(date +%s%N)
 out=$(complete_words "$SMIG" --socket "$dir/nothing.sock" vm start '')

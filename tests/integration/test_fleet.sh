@@ -12,7 +12,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../harness/tap.sh"
 netns_test fleet
 
-plan 34
+plan 35
 
 SMIG_STORE_TTL=3 "$cluster" up --hosts 3 --store etcd >/dev/null
 ok $? "three hosts up with store.backend etcd, an etcd member beside each"
@@ -372,6 +372,14 @@ rc=$?
 [ $rc -eq 4 ] && grep -q "no host can take pl2 now" <<<"$out" && grep -q "gpu" <<<"$out" &&
 	[ "$(on "$z" --json vm show pl2 | jq -r .state)" = running ]
 ok $? "migrate pl2 --to auto when no host offers its required capability: exit $rc, pl2 runs on $z: $(cut -c1-160 <<<"$out")"
+
+# the fleet's VMs by their owner records, from any host
+out=$(on "$y" --json vm list --all)
+[ "$(jq -c '[.vms[] | {vm, host}] | sort_by(.vm)' <<<"$out")" = \
+	"[{\"vm\":\"own1\",\"host\":\"$x\"},{\"vm\":\"pl1\",\"host\":\"$z\"},{\"vm\":\"pl2\",\"host\":\"$z\"},{\"vm\":\"q2\",\"host\":\"$y\"}]" ] &&
+	jq -e '.vms[] | select(.vm == "q2") | .state_here == "running"' <<<"$out" >/dev/null &&
+	on "$y" vm list --all | grep -qE "^pl1 +$z +20[0-9-]+T"
+ok $? "vm list --all on $y: every VM of the fleet with its owner, q2 running here: $(on "$y" vm list --all | tr -s ' ' | tr '\n' ';' | cut -c1-200)"
 
 # $y dies with COMMIT in hand (stopped as it recorded it, then killed with own1's copy):
 # $x's copy waits paused, its record handed to $y; smig vm resume --force takes it back

@@ -51,6 +51,82 @@ static void cmd_list(struct smigd *d, struct ctl_ref *ref)
 	ctl_reply_ok(d, ref, json_pack("{s:o}", "vms", arr));
 }
 
+/* vm list --all: a request waiting for the fleet store's answer */
+struct list_all {
+	struct ctl_ref ref;
+};
+
+/* The fleet's VMs the caller may view, each with its owner and, if defined here, its state. */
+static void listed_all(struct smigd *d, void *arg, const json_t *vms, const char *error)
+{
+	struct list_all *la = arg;
+	const char **names = NULL;
+	bool *allowed = NULL;
+	size_t n = json_array_size(vms), i;
+	json_t *arr = json_array(), *v;
+
+	if (vms == NULL) {
+		ctl_reply_err(d, &la->ref, "unreachable", "the fleet store did not answer: %s",
+			      error && error[0] ? error : "no reason given");
+		json_decref(arr);
+		free(la);
+		return;
+	}
+	names = calloc(n ? n : 1, sizeof(*names));
+	allowed = calloc(n ? n : 1, sizeof(*allowed));
+	if (names == NULL || allowed == NULL || arr == NULL) {
+		ctl_reply_err(d, &la->ref, "error", "out of memory");
+		goto out;
+	}
+	json_array_foreach(vms, i, v)
+		names[i] = json_string_value(json_object_get(v, "vm"));
+	authz_allows_each(d, &la->ref, SMIG_ACT_VM_VIEW, names, n, allowed);
+	json_array_foreach(vms, i, v) {
+		const struct vm *here = vm_find(d, names[i]);
+		json_t *o;
+
+		if (!allowed[i])
+			continue;
+		o = json_copy(v);
+		if (o && here)
+			(void)json_object_set_new(o, "state_here",
+						  json_string(vm_state_name(vm_state(here))));
+		(void)json_array_append_new(arr, o);
+	}
+	ctl_reply_ok(d, &la->ref, json_pack("{s:o,s:s?}", "vms", arr, "warning",
+					    error && error[0] ? error : NULL));
+	arr = NULL;
+out:
+	json_decref(arr);
+	free(names);
+	free(allowed);
+	free(la);
+}
+
+static void cmd_list_all(struct smigd *d, struct ctl_ref *ref)
+{
+	struct list_all *la;
+
+	if (!store_active(d)) {
+		ctl_reply_err(d, ref, "bad_request",
+			      "vm list --all reads the fleet store, and this host has none "
+			      "(store.backend is files): smig vm list shows this host's VMs");
+		return;
+	}
+	la = calloc(1, sizeof(*la));
+	if (la == NULL) {
+		ctl_reply_err(d, ref, "error", "out of memory");
+		return;
+	}
+	la->ref = *ref; /* the answer comes from the store's thread, later */
+	ref->id = NULL;
+	ref->client_id = 0;
+	if (store_list_vms(d, listed_all, la) < 0) {
+		ctl_reply_err(d, &la->ref, "error", "out of memory");
+		free(la);
+	}
+}
+
 static void cmd_define(struct smigd *d, const json_t *args, struct ctl_ref *ref)
 {
 	const json_t *spec = json_object_get(args, "spec");
@@ -308,7 +384,14 @@ void cmd_vm(struct smigd *d, const char *sub, const json_t *args, struct ctl_ref
 		return;
 	}
 	if (strcmp(sub, "list") == 0) {
-		cmd_list(d, ref);
+		const json_t *all = json_object_get(args, "all");
+
+		if (all && !json_is_boolean(all))
+			ctl_reply_err(d, ref, "bad_request", "vm.list takes args.all, a boolean");
+		else if (json_is_true(all))
+			cmd_list_all(d, ref);
+		else
+			cmd_list(d, ref);
 		return;
 	}
 	if (!json_is_string(name)) {

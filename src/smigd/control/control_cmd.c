@@ -168,7 +168,7 @@ static void cmd_ping(struct smigd *d, const json_t *args,
 static void cmd_vm_family(struct smigd *d, const json_t *args, struct ctl_ref *ref,
 			  const char *sub)
 {
-	static const char *const allowed[] = { "vm", "spec", "force", "timeout_s", NULL };
+	static const char *const allowed[] = { "vm", "spec", "force", "timeout_s", "all", NULL };
 
 	if (!args_ok(d, sub, args, allowed, ref))
 		return;

@@ -252,6 +252,13 @@ struct store_owner {
 	char error[256];
 };
 typedef void (*store_owner_fn)(struct smigd *d, const char *vm, const struct store_owner *r);
+/*
+ * Every VM of the fleet by its owner record: fn gets [{"vm", "host",
+ * "since", "migration"}] (borrowed; NULL with error when unread; error
+ * also when the list is cut short).
+ */
+typedef void (*store_list_fn)(struct smigd *d, void *arg, const json_t *vms, const char *error);
+int store_list_vms(struct smigd *d, store_list_fn fn, void *arg);
 /* Whether a fleet store keeps VM ownership (store.backend etcd). */
 bool store_active(const struct smigd *d);
 /*

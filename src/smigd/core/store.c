@@ -40,6 +40,7 @@
 #define STORE_TICK_MS 1000
 #define STORE_MEMBERS_MAX 10000 /* host records read back; a fleet is smaller */
 #define STORE_RECORD_MAX 4096   /* a host record's bytes; smig writes about 250 */
+#define STORE_VMS_MAX 50000     /* owner records read for a list (etcd's answer stays < 16 MiB) */
 
 struct store {
 	struct smigd *d;
@@ -88,7 +89,7 @@ struct store {
 	unsigned was_grants, was_rewrites;
 };
 
-enum store_op_kind { OP_CLAIM, OP_RELEASE, OP_HANDOVER, OP_TICKET, OP_TICKET_DROP };
+enum store_op_kind { OP_CLAIM, OP_RELEASE, OP_HANDOVER, OP_TICKET, OP_TICKET_DROP, OP_LIST };
 
 struct store_op {
 	struct store_op *next;
@@ -111,6 +112,9 @@ struct store_op {
 	void *arg;
 	store_ticket_fn tfn;
 	struct store_ticket t;
+	/* a list of the fleet's VMs: what was read, or why not */
+	store_list_fn lfn;
+	json_t *list;
 };
 
 static void set_error(struct store *s, const char *err)
@@ -604,6 +608,49 @@ static bool drop_ticket(struct store *s, struct store_op *op)
  * owner. Release: deleted if it is ours (a swap on its revision), else
  * left alone.
  */
+/* Every VM's owner record (PREFIX/vms/NAME/owner): [{"vm", "host", "since", "migration"}]. */
+static void do_list(struct store *s, struct store_op *op)
+{
+	struct smig_etcd_kvs k;
+	size_t plen = strlen(op->key);
+
+	if (smig_etcd_get(s->etcd, op->key, true, STORE_VMS_MAX, &k, op->r.error,
+			  sizeof(op->r.error)) < 0)
+		return;
+	op->list = json_array();
+	for (size_t i = 0; op->list && i < k.n; i++) {
+		const struct smig_etcd_kv *kv = &k.v[i];
+		const char *name = kv->key + plen, *end = strchr(name, '/');
+		char vm[SMIG_NAME_MAX + 1], host[SMIG_NAME_MAX + 1], mig[SMIG_MIG_ID_STR_LEN];
+		json_t *o;
+
+		/* PREFIX/vms/NAME/owner with a valid NAME: anything else here is no record of smig's */
+		if (strncmp(kv->key, op->key, plen) != 0 || end == NULL || strcmp(end, "/owner") != 0 ||
+		    (size_t)(end - name) > SMIG_NAME_MAX)
+			continue;
+		snprintf(vm, sizeof(vm), "%.*s", (int)(end - name), name);
+		if (!smig_name_valid(vm))
+			continue;
+		owner_of(kv, host, sizeof(host), mig);
+		o = json_pack("{s:s,s:s?,s:I,s:s?}", "vm", vm, "host",
+			      smig_name_valid(host) ? host : NULL, "since", (json_int_t)0, "migration",
+			      mig[0] ? mig : NULL);
+		if (o && kv->value_len <= STORE_RECORD_MAX) {
+			json_t *raw = json_loadb((const char *)kv->value, kv->value_len, 0, NULL);
+
+			if (json_is_integer(json_object_get(raw, "since")))
+				(void)json_object_set(o, "since", json_object_get(raw, "since"));
+			json_decref(raw);
+		}
+		(void)json_array_append_new(op->list, o);
+	}
+	if (k.n >= STORE_VMS_MAX)
+		snprintf(op->r.error, sizeof(op->r.error),
+			 "only the first %d owner records were read", STORE_VMS_MAX);
+	smig_etcd_kvs_free(&k);
+	op->r.answered = true;
+}
+
 static void do_op(struct store *s, struct store_op *op, int64_t lease)
 {
 	char value[256], owner[SMIG_NAME_MAX + 1] = "", mig[SMIG_MIG_ID_STR_LEN];
@@ -620,6 +667,10 @@ static void do_op(struct store *s, struct store_op *op, int64_t lease)
 	}
 	if (op->kind == OP_TICKET_DROP) {
 		op->t.answered = drop_ticket(s, op);
+		return;
+	}
+	if (op->kind == OP_LIST) {
+		do_list(s, op);
 		return;
 	}
 	snprintf(value, sizeof(value), "{\"host\":\"%s\",\"vm\":\"%s\",\"since\":%lld}",
@@ -900,9 +951,12 @@ static void ops_done(void *arg, uint32_t events)
 		if (rev->kind == OP_TICKET) {
 			if (rev->tfn)
 				rev->tfn(s->d, rev->arg, &rev->t);
+		} else if (rev->kind == OP_LIST) {
+			rev->lfn(s->d, rev->arg, rev->r.answered ? rev->list : NULL, rev->r.error);
 		} else if (rev->fn) {
 			rev->fn(s->d, rev->name, &rev->r);
 		}
+		json_decref(rev->list);
 		free(rev);
 		rev = next;
 	}
@@ -993,6 +1047,24 @@ int store_ticket_drop(struct smigd *d, uint64_t serial)
 	if (op == NULL)
 		return SMIG_ENOMEM;
 	op_push(d->store, op);
+	return 0;
+}
+
+int store_list_vms(struct smigd *d, store_list_fn fn, void *arg)
+{
+	struct store *s = d->store;
+	struct store_op *op;
+
+	if (s == NULL)
+		return SMIG_ENOENT;
+	op = calloc(1, sizeof(*op));
+	if (op == NULL)
+		return SMIG_ENOMEM;
+	op->kind = OP_LIST;
+	op->lfn = fn;
+	op->arg = arg;
+	snprintf(op->key, sizeof(op->key), "%s/vms/", d->cfg.store_prefix);
+	op_push(s, op);
 	return 0;
 }
 
@@ -1200,7 +1272,10 @@ void store_free(struct smigd *d)
 
 		op = l[i];
 		l[i] = op->next;
-		free(op); /* smigd stops: nobody waits for these answers any more */
+		if (op->kind == OP_LIST) /* its caller holds a request open: it ends */
+			op->lfn(d, op->arg, NULL, "smigd stopped before etcd answered");
+		json_decref(op->list);
+		free(op); /* smigd stops: nobody else waits for these answers any more */
 	}
 	smig_etcd_close(s->etcd);
 	json_decref(s->members);
