@@ -1,6 +1,7 @@
 /*
  * fuzz_etcd.c - etcd's gateway answers, as a member (or whoever holds its
- * address) may send them: every parser over the same bytes, and base64.
+ * address) may send them: every parser over the same bytes (the watch's
+ * as a stream of messages), and base64.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -33,6 +34,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	(void)smig_etcd_parse_write(s, size, &a, &b, err, sizeof(err));
 	(void)smig_etcd_parse_lease(s, size, &a, &b, err, sizeof(err));
 	(void)smig_etcd_answer_error(s, size, err, sizeof(err));
+	/* a watch's stream: message after message, each taking bytes, until none is whole */
+	for (size_t off = 0, used; off < size;) {
+		struct smig_etcd_watch_msg m;
+		int r = smig_etcd_parse_watch(s + off, size - off, &m, &used, err, sizeof(err));
+
+		if (r <= 0)
+			break;
+		if (used == 0 || used > size - off || m.events.n != (size_t)m.events.count ||
+		    (m.events.n && m.deleted == NULL))
+			__builtin_trap();
+		for (size_t i = 0; i < m.events.n; i++)
+			if (m.events.v[i].key == NULL || m.events.v[i].value == NULL)
+				__builtin_trap();
+		smig_etcd_watch_msg_free(&m);
+		off += used;
+	}
 	text = malloc(size + 1);
 	if (text == NULL)
 		return 0;

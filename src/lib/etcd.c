@@ -638,3 +638,148 @@ int smig_etcd_lease_revoke(struct smig_etcd *e, int64_t id, char *err, size_t er
 	free(ans);
 	return rc;
 }
+
+/* A watch's stream as it arrives: the messages split off and handed on. */
+struct watch_ctx {
+	struct answer a; /* bytes not yet a whole message */
+	smig_etcd_watch_fn fn;
+	void *arg;
+	bool created;  /* etcd said the watch is set up */
+	bool stopped;  /* fn asked to end it */
+	int rc;        /* a message that was none, or a cancel */
+	char why[256];
+};
+
+static size_t on_watch_data(char *p, size_t size, size_t nmemb, void *arg)
+{
+	struct watch_ctx *w = arg;
+	size_t n = size * nmemb, off = 0;
+
+	if (on_data(p, size, nmemb, &w->a) != n)
+		return 0;
+	for (;;) {
+		struct smig_etcd_watch_msg m;
+		size_t used;
+		int r = smig_etcd_parse_watch(w->a.p + off, w->a.len - off, &m, &used, w->why,
+					      sizeof(w->why));
+
+		if (r == 0)
+			break;
+		if (r < 0) {
+			w->rc = r;
+			return 0;
+		}
+		off += used;
+		w->created = w->created || m.created;
+		if (m.canceled) {
+			if (m.compact_revision > 0)
+				snprintf(w->why, sizeof(w->why),
+					 "the revision asked for is compacted (etcd keeps from %lld)",
+					 (long long)m.compact_revision);
+			else
+				snprintf(w->why, sizeof(w->why), "etcd cancelled the watch: %s",
+					 m.reason[0] ? m.reason : "no reason given");
+			w->rc = m.compact_revision > 0 ? SMIG_EAGAIN : SMIG_EPROTO;
+			smig_etcd_watch_msg_free(&m);
+			return 0;
+		}
+		r = w->fn(w->arg, &m);
+		smig_etcd_watch_msg_free(&m);
+		if (r) {
+			w->stopped = true;
+			return 0;
+		}
+	}
+	/* what is left is the start of the next message */
+	memmove(w->a.p, w->a.p + off, w->a.len - off);
+	w->a.len -= off;
+	w->a.p[w->a.len] = '\0';
+	return n;
+}
+
+int smig_etcd_watch(struct smig_etcd *e, const char *prefix, int64_t start, smig_etcd_watch_fn fn,
+		    void *arg, char *err, size_t errlen)
+{
+	json_t *req = key_range(prefix, true), *body;
+	char *text, url[256], why[256] = "";
+	struct curl_slist *hdr = NULL;
+	int rc = SMIG_EUNREACH;
+
+	if (check_key(prefix, err, errlen) < 0) {
+		json_decref(req);
+		return SMIG_EINVAL;
+	}
+	if (req && start > 0)
+		(void)json_object_set_new(req, "start_revision", json_integer(start));
+	body = req ? json_pack("{s:o}", "create_request", req) : NULL;
+	text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+	json_decref(body);
+	if (text == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return SMIG_ENOMEM;
+	}
+	/* a member cut off from its leader answers nothing: it must refuse instead */
+	hdr = curl_slist_append(NULL, "Grpc-Metadata-hasleader: true");
+	for (size_t tried = 0; tried < e->n && rc == SMIG_EUNREACH && !atomic_load(&e->abort);
+	     tried++) {
+		struct watch_ctx w = { .fn = fn, .arg = arg };
+		const char *ep = e->endpoints[e->cur];
+		CURLcode cc;
+		long status = 0;
+
+		snprintf(url, sizeof(url), "%s/v3/watch", ep);
+		curl_easy_reset(e->curl);
+		curl_easy_setopt(e->curl, CURLOPT_URL, url);
+		curl_easy_setopt(e->curl, CURLOPT_PROTOCOLS_STR, "https");
+		curl_easy_setopt(e->curl, CURLOPT_POSTFIELDS, text);
+		curl_easy_setopt(e->curl, CURLOPT_HTTPHEADER, hdr);
+		curl_easy_setopt(e->curl, CURLOPT_WRITEFUNCTION, on_watch_data);
+		curl_easy_setopt(e->curl, CURLOPT_WRITEDATA, &w);
+		set_identity(e);
+		curl_easy_setopt(e->curl, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+		curl_easy_setopt(e->curl, CURLOPT_SSL_VERIFYPEER, 1L);
+		curl_easy_setopt(e->curl, CURLOPT_SSL_VERIFYHOST, 2L);
+		curl_easy_setopt(e->curl, CURLOPT_CONNECTTIMEOUT_MS, e->timeout_ms);
+		curl_easy_setopt(e->curl, CURLOPT_TCP_KEEPALIVE, 1L);
+		curl_easy_setopt(e->curl, CURLOPT_TCP_KEEPIDLE, 5L);
+		curl_easy_setopt(e->curl, CURLOPT_TCP_KEEPINTVL, 2L);
+		curl_easy_setopt(e->curl, CURLOPT_NOSIGNAL, 1L);
+		curl_easy_setopt(e->curl, CURLOPT_NOPROXY, "*");
+		curl_easy_setopt(e->curl, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+		curl_easy_setopt(e->curl, CURLOPT_FOLLOWLOCATION, 0L);
+		curl_easy_setopt(e->curl, CURLOPT_NOPROGRESS, 0L);
+		curl_easy_setopt(e->curl, CURLOPT_XFERINFOFUNCTION, on_progress);
+		curl_easy_setopt(e->curl, CURLOPT_XFERINFODATA, e);
+		cc = curl_easy_perform(e->curl);
+		curl_easy_getinfo(e->curl, CURLINFO_RESPONSE_CODE, &status);
+		free(w.a.p);
+		if (w.stopped) {
+			rc = 0;
+		} else if (w.rc < 0) {
+			snprintf(why, sizeof(why), "%s: %s", ep, w.why);
+			rc = w.rc;
+		} else if (cc == CURLE_ABORTED_BY_CALLBACK) {
+			snprintf(why, sizeof(why), "given up: smigd stops");
+			rc = SMIG_ECLOSED;
+		} else if (w.created) {
+			/* it ran, then ended: the caller watches again from what it saw */
+			snprintf(why, sizeof(why), "%s: the stream ended (%s, HTTP %ld)", ep,
+				 cc == CURLE_OK ? "closed" : curl_easy_strerror(cc), status);
+			rc = SMIG_ECLOSED;
+		} else {
+			snprintf(why, sizeof(why), "%s: %s", ep,
+				 cc == CURLE_OK ? "no watch was set up" : curl_easy_strerror(cc));
+			e->cur = (e->cur + 1) % e->n; /* never set up here: the next member */
+		}
+	}
+	curl_slist_free_all(hdr);
+	free(text);
+	if (rc == SMIG_EUNREACH && atomic_load(&e->abort)) {
+		snprintf(why, sizeof(why), "given up: smigd stops");
+		rc = SMIG_ECLOSED;
+	}
+	if (rc < 0)
+		snprintf(err, errlen, "etcd /v3/watch: %s%s", why,
+			 rc == SMIG_EUNREACH ? " (no endpoint answered)" : "");
+	return rc;
+}

@@ -85,6 +85,29 @@ int smig_etcd_parse_write(const char *body, size_t len, int64_t *revision, int64
 int smig_etcd_parse_lease(const char *body, size_t len, int64_t *id, int64_t *ttl, char *err,
 			  size_t errlen);
 
+/*
+ * One message of /v3/watch's stream: {"result": {...}}, each followed by a
+ * newline. The events' key-values in events (a delete's value is empty and
+ * its deleted[i] set); canceled with compact_revision > 0 when the revision
+ * asked for is compacted away (read anew, then watch from there).
+ */
+struct smig_etcd_watch_msg {
+	bool created, canceled;
+	int64_t revision;         /* the header's: the store's revision after these events */
+	int64_t compact_revision; /* > 0: canceled for it */
+	char reason[160];         /* cancel_reason, if any */
+	struct smig_etcd_kvs events;
+	bool *deleted;
+};
+void smig_etcd_watch_msg_free(struct smig_etcd_watch_msg *m);
+/*
+ * The first message in buf[0, len) (leading blanks skipped): 1 with *used
+ * the bytes it took, 0 when buf holds only the start of one (read more),
+ * negative with err when it is none.
+ */
+int smig_etcd_parse_watch(const char *buf, size_t len, struct smig_etcd_watch_msg *out,
+			  size_t *used, char *err, size_t errlen);
+
 /* --- etcd.c: the calls --- */
 
 struct smig_etcd;
@@ -128,5 +151,17 @@ int smig_etcd_lease_grant(struct smig_etcd *e, int64_t ttl_s, int64_t *id, int64
 int smig_etcd_lease_keepalive(struct smig_etcd *e, int64_t id, int64_t *ttl, char *err,
 			      size_t errlen);
 int smig_etcd_lease_revoke(struct smig_etcd *e, int64_t id, char *err, size_t errlen);
+/*
+ * Watches every key that begins with prefix from revision start on, on the
+ * first endpoint that answers: fn gets each message (its events, borrowed)
+ * and ends the watch by returning non-zero (then 0 is returned). Blocks
+ * until then, the stream ends or breaks (SMIG_ECLOSED; TCP keepalives find
+ * a silent peer within about 15 s), smig_etcd_abort, or etcd cancels it
+ * (SMIG_EAGAIN when start was compacted away: read anew). One call at a
+ * time per client: a thread of its own needs a client of its own.
+ */
+typedef int (*smig_etcd_watch_fn)(void *arg, const struct smig_etcd_watch_msg *m);
+int smig_etcd_watch(struct smig_etcd *e, const char *prefix, int64_t start, smig_etcd_watch_fn fn,
+		    void *arg, char *err, size_t errlen);
 
 #endif

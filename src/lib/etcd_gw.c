@@ -352,3 +352,111 @@ int smig_etcd_parse_lease(const char *body, size_t len, int64_t *id, int64_t *tt
 	json_decref(root);
 	return rc;
 }
+
+void smig_etcd_watch_msg_free(struct smig_etcd_watch_msg *m)
+{
+	smig_etcd_kvs_free(&m->events);
+	free(m->deleted);
+	memset(m, 0, sizeof(*m));
+}
+
+static int watch_events(const json_t *res, struct smig_etcd_watch_msg *out, char *err,
+			size_t errlen)
+{
+	const json_t *evs = json_object_get(res, "events");
+	size_t n = json_array_size(evs);
+
+	if (evs && !json_is_array(evs)) {
+		snprintf(err, errlen, "etcd's watch message has events that are not an array");
+		return SMIG_EPROTO;
+	}
+	if (n > SMIG_ETCD_RANGE_MAX) {
+		snprintf(err, errlen, "etcd's watch message holds %zu events, more than %zu", n,
+			 SMIG_ETCD_RANGE_MAX);
+		return SMIG_ETOOBIG;
+	}
+	out->events.v = n ? calloc(n, sizeof(*out->events.v)) : NULL;
+	out->deleted = n ? calloc(n, sizeof(*out->deleted)) : NULL;
+	if (n && (out->events.v == NULL || out->deleted == NULL)) {
+		snprintf(err, errlen, "out of memory");
+		return SMIG_ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const json_t *ev = json_array_get(evs, i);
+		const json_t *type = json_object_get(ev, "type");
+		int rc;
+
+		if (!json_is_object(ev) ||
+		    (type && (!json_is_string(type) || (strcmp(json_string_value(type), "PUT") != 0 &&
+							 strcmp(json_string_value(type), "DELETE") != 0)))) {
+			snprintf(err, errlen, "etcd's watch message has an event that is not a PUT or "
+					      "DELETE");
+			return SMIG_EPROTO;
+		}
+		out->deleted[i] = type && strcmp(json_string_value(type), "DELETE") == 0;
+		rc = parse_kv(json_object_get(ev, "kv"), &out->events.v[i], err, errlen);
+		out->events.n = i + 1; /* freed with the rest, whole or not */
+		if (rc < 0)
+			return rc;
+	}
+	out->events.count = (int64_t)n;
+	return 0;
+}
+
+int smig_etcd_parse_watch(const char *buf, size_t len, struct smig_etcd_watch_msg *out,
+			  size_t *used, char *err, size_t errlen)
+{
+	size_t skip = 0;
+	json_error_t je;
+	json_t *root;
+	const json_t *res;
+	const char *reason;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	*used = 0;
+	while (skip < len && strchr(" \t\r\n", buf[skip]) && buf[skip] != '\0')
+		skip++;
+	if (skip == len)
+		return 0;
+	root = json_loadb(buf + skip, len - skip, JSON_DISABLE_EOF_CHECK | JSON_REJECT_DUPLICATES,
+			  &je);
+	if (root == NULL) {
+		if (json_error_code(&je) == json_error_premature_end_of_input &&
+		    len - skip <= SMIG_ETCD_ANSWER_MAX)
+			return 0;
+		snprintf(err, errlen, "etcd's watch stream is not JSON: %s (at %d)", je.text,
+			 je.position);
+		return SMIG_EPROTO;
+	}
+	*used = skip + (size_t)je.position;
+	res = json_object_get(root, "result");
+	if (!json_is_object(res)) {
+		const json_t *e = json_object_get(root, "error");
+		const char *m = json_string_value(json_object_get(e, "message"));
+
+		snprintf(err, errlen, "etcd's watch stream: %s",
+			 m ? m : e ? "an error without a message" : "a message without a result");
+		json_decref(root);
+		return SMIG_EPROTO;
+	}
+	rc = header_revision(res, &out->revision, err, errlen);
+	out->created = json_is_true(json_object_get(res, "created"));
+	out->canceled = json_is_true(json_object_get(res, "canceled"));
+	reason = json_string_value(json_object_get(res, "cancel_reason"));
+	snprintf(out->reason, sizeof(out->reason), "%s", reason ? reason : "");
+	if (rc == 0 && (get_i64(res, "compact_revision", &out->compact_revision) < 0 ||
+			out->compact_revision < 0)) {
+		snprintf(err, errlen, "etcd's watch message has a bad compact_revision");
+		rc = SMIG_EPROTO;
+	}
+	if (rc == 0)
+		rc = watch_events(res, out, err, errlen);
+	json_decref(root);
+	if (rc < 0) {
+		smig_etcd_watch_msg_free(out);
+		*used = 0;
+		return rc;
+	}
+	return 1;
+}

@@ -160,6 +160,14 @@ static void print_store(const json_t *st)
 	       json_integer_value(json_object_get(st, "members")),
 	       !json_is_true(json_object_get(st, "reachable")) ? "; UNREACHABLE: " : "",
 	       !json_is_true(json_object_get(st, "reachable")) && err ? err : "");
+	if (json_is_true(json_object_get(st, "watching")))
+		printf("  view       kept by a watch: %lld changes, read whole %lld times since the "
+		       "first\n",
+		       json_integer_value(json_object_get(st, "watch_events")),
+		       json_integer_value(json_object_get(st, "view_resyncs")));
+	else
+		printf("  view       NOT watched (members as last read): %s\n",
+		       json_string_value(json_object_get(st, "watch_error")) ?: "starting");
 }
 
 /* "512M", "3.5G": a MiB count for a column. */

@@ -12,7 +12,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../harness/tap.sh"
 netns_test fleet
 
-plan 35
+plan 36
 
 SMIG_STORE_TTL=3 "$cluster" up --hosts 3 --store etcd >/dev/null
 ok $? "three hosts up with store.backend etcd, an etcd member beside each"
@@ -49,6 +49,29 @@ fp=$(on h2 --json status | jq -r .fingerprint)
 	[ "$(jq -r .lease <<<"$rec")" = "$(on h2 --json status | jq -r .store.lease)" ] &&
 	on h1 hosts | grep -qE '^h2 .* member '
 ok $? "h2's record names its address and certificate, under the lease h2 renews; smig hosts shows it a member: $(jq -r .value <<<"$rec" | cut -c1-120)"
+
+# the members' view is kept by a watch: a record written from outside reaches every smigd
+# at once, and so does its deletion (h9 is in no host table: shown, never trusted)
+has_h9() { on "$1" --json hosts | jq -e '[.store.members[] | select(.name == "h9")] | length == 1' >/dev/null; }
+no_h9() { ! has_h9 "$1"; }
+seen_within() { # seen_within CHECK: ms until CHECK holds on h1 and h2 (polled every 20 ms; 9999: never)
+	local t0 i
+	t0=$(date +%s%N)
+	for i in $(seq 1 250); do
+		"$1" h1 && "$1" h2 && { echo $((($(date +%s%N) - t0) / 1000000)); return; }
+		sleep 0.02
+	done
+	echo 9999
+}
+etcdtry "$dir" h3 put /smig/hosts/h9 '{"name":"h9","address":"10.77.0.9","port":7450,"fingerprint":"sha256:00","version":"x"}' >/dev/null
+t_put=$(seen_within has_h9)
+listed=$(on h1 hosts)
+etcdtry "$dir" h3 del /smig/hosts/h9 >/dev/null
+t_del=$(seen_within no_h9)
+[ "$t_put" -lt 1000 ] && [ "$t_del" -lt 1000 ] &&
+	on h1 --json status | jq -e '.store.watching and .store.watch_events >= 2' >/dev/null &&
+	grep -q "^h9 .*in the fleet store (/smig/hosts/h9) but not in the host table: not trusted" <<<"$listed"
+ok $? "the members' view follows etcd's watch: a record put from outside is seen by h1 and h2 in ${t_put} ms, its deletion in ${t_del} ms (under 1 s each; a read per renewal took up to a third of the TTL)"
 
 # kill -9 h3's smigd (warden and worker): its lease runs out, its record goes
 pkill -KILL -f "$dir/h3.json"

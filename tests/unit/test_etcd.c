@@ -183,6 +183,59 @@ static void test_answers(void **state)
 	assert_int_equal(smig_etcd_answer_error(s, strlen(s), err, sizeof(err)), 0);
 }
 
+/* The watch's stream: message by message, a part of one waits for the rest. */
+static void test_watch(void **state)
+{
+	static const char stream[] =
+		"{\"result\":{\"header\":{\"revision\":\"1\"},\"created\":true}}\n"
+		"{\"result\":{\"header\":{\"revision\":\"3\"},\"events\":["
+		"{\"kv\":{\"key\":\"Zm9v\",\"mod_revision\":\"2\",\"value\":\"YmFy\"}},"
+		"{\"type\":\"DELETE\",\"kv\":{\"key\":\"Zm9v\",\"mod_revision\":\"3\"}}]}}\n";
+	struct smig_etcd_watch_msg m;
+	char err[256];
+	size_t used, off;
+
+	(void)state;
+	assert_int_equal(smig_etcd_parse_watch(stream, sizeof(stream) - 1, &m, &used, err,
+					       sizeof(err)), 1);
+	assert_true(m.created);
+	assert_int_equal(m.revision, 1);
+	assert_int_equal(m.events.n, 0);
+	off = used;
+	smig_etcd_watch_msg_free(&m);
+	/* the next message cut short: not yet one */
+	assert_int_equal(smig_etcd_parse_watch(stream + off, 40, &m, &used, err, sizeof(err)), 0);
+	assert_int_equal(used, 0);
+	assert_int_equal(smig_etcd_parse_watch(stream + off, sizeof(stream) - 1 - off, &m, &used,
+					       err, sizeof(err)), 1);
+	assert_int_equal(m.revision, 3);
+	assert_int_equal(m.events.n, 2);
+	assert_string_equal(m.events.v[0].key, "foo");
+	assert_string_equal((char *)m.events.v[0].value, "bar");
+	assert_false(m.deleted[0]);
+	assert_true(m.deleted[1]);
+	assert_int_equal(m.events.v[1].mod_revision, 3);
+	off += used;
+	smig_etcd_watch_msg_free(&m);
+	assert_int_equal(smig_etcd_parse_watch(stream + off, sizeof(stream) - 1 - off, &m, &used,
+					       err, sizeof(err)), 0); /* only the last newline left */
+	/* compacted away: cancelled, with the revision etcd keeps from */
+	assert_int_equal(smig_etcd_parse_watch("{\"result\":{\"header\":{\"revision\":\"9\"},"
+					       "\"canceled\":true,\"compact_revision\":\"5\"}}",
+					       77, &m, &used, err, sizeof(err)), 1);
+	assert_true(m.canceled);
+	assert_int_equal(m.compact_revision, 5);
+	smig_etcd_watch_msg_free(&m);
+	/* not a message: an error, a bad event */
+	assert_true(smig_etcd_parse_watch("{\"error\":{\"message\":\"no leader\"}}", 33, &m, &used, err,
+					  sizeof(err)) < 0);
+	assert_non_null(strstr(err, "no leader"));
+	assert_true(smig_etcd_parse_watch("{\"result\":{\"header\":{\"revision\":\"2\"},"
+					  "\"events\":[{\"type\":\"EXPLODE\",\"kv\":{}}]}}",
+					  76, &m, &used, err, sizeof(err)) < 0);
+	assert_true(smig_etcd_parse_watch("]", 1, &m, &used, err, sizeof(err)) < 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -190,6 +243,7 @@ int main(void)
 		cmocka_unit_test(test_prefix_end),
 		cmocka_unit_test(test_range),
 		cmocka_unit_test(test_answers),
+		cmocka_unit_test(test_watch),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -9,12 +9,17 @@
  * the lease runs out and etcd drops the record; a clean stop revokes the
  * lease, and the record goes at once. A lease that expired all the same
  * (etcd unreachable longer than its TTL) is granted anew and the record
- * written again. The fleet's members are read back at every renewal.
+ * written again; our own record is read back at every renewal.
  *
- * etcd's calls block, so they run on a thread of their own. It shares
- * with the loop only what sits under the mutex: the members last read and
- * how the store answered; the loop looks once a second and logs the
- * changes (the thread logs nothing).
+ * The fleet's members are a view kept by a watch: read whole, then
+ * changed by each event etcd streams (PREFIX/hosts/ from the revision
+ * read on), and read whole again when the stream breaks.
+ *
+ * etcd's calls block, so they run on threads of their own (the lease and
+ * the requests on one, the watch on another, each with its own client).
+ * They share with the loop only what sits under the mutex: the members'
+ * view and how the store answered; the loop looks once a second and logs
+ * the changes (the threads log nothing).
  */
 #include "core/smigd.h"
 #include "error.h"
@@ -47,6 +52,12 @@ struct store {
 	struct smig_etcd *etcd;
 	pthread_t th;
 	bool started;
+	/* the members' view: a range read, then a watch, on a thread and client of its own */
+	struct smig_etcd *wetcd;
+	pthread_t wth;
+	bool wstarted;
+	json_t *view;     /* the watch thread's: key -> member */
+	int64_t view_rev; /* ... the store's revision it is current to */
 	char key[SMIG_STORE_PREFIX_MAX + 16 + SMIG_NAME_MAX];
 	char prefix[SMIG_STORE_PREFIX_MAX + 16]; /* PREFIX/hosts/ */
 	char tickets[SMIG_STORE_PREFIX_MAX + 16 + SMIG_NAME_MAX]; /* PREFIX/queue/NAME/ */
@@ -75,7 +86,11 @@ struct store {
 	uint64_t started_ms; /* store_init */
 	char endpoint[SMIG_STORE_URL_MAX + 1];
 	char error[512];
-	json_t *members;     /* the records read, each with its "lease" */
+	json_t *members;     /* the records read, each with its "lease" (published by the watch) */
+	bool watching;       /* the watch is set up and its stream open */
+	uint64_t watch_events; /* member changes the watch brought */
+	unsigned resyncs;    /* the view read anew (the stream broke, or was compacted away) */
+	char watch_error[256];
 	unsigned grants;     /* leases granted: more than one means one was lost */
 	unsigned rewrites;   /* our record written again, found gone or changed */
 	bool revoked;        /* set by the thread as it ends, read after the join */
@@ -145,13 +160,6 @@ static json_t *clean_string(const json_t *v)
 	return json_string(out);
 }
 
-/*
- * The members under PREFIX/hosts/, at most STORE_MEMBERS_MAX: of each
- * record the fields smig writes (text made printable), with its key and
- * lease. *ours: whether our own record is there, under our lease, as we
- * wrote it. What another host wrote is shown, never trusted: the loop
- * holds each record against the host table (store_members_json).
- */
 /* A record's capacity, its known fields only, each a count from 0 to 2^40. */
 static void capacity_copy(json_t *rec, const json_t *raw)
 {
@@ -172,64 +180,222 @@ static void capacity_copy(json_t *rec, const json_t *raw)
 	(void)json_object_set_new(rec, "capacity", c);
 }
 
-static json_t *read_members(struct store *s, int64_t lease, bool *ours, char *err, size_t errlen)
+static int cmp_str(const void *a, const void *b)
 {
-	static const char *const fields[] = { "name", "address", "fingerprint", "version" };
-	struct smig_etcd_kvs k;
-	json_t *arr;
-
-	*ours = false;
-	if (smig_etcd_get(s->etcd, s->prefix, true, STORE_MEMBERS_MAX, &k, err, errlen) < 0)
-		return NULL;
-	arr = json_array();
-	for (size_t i = 0; arr && i < k.n; i++) {
-		const struct smig_etcd_kv *kv = &k.v[i];
-		json_t *raw = NULL, *rec = json_object();
-
-		if (strncmp(kv->key, s->prefix, strlen(s->prefix)) != 0)
-			continue; /* not what was asked for */
-		if (kv->value_len <= STORE_RECORD_MAX)
-			raw = json_loadb((const char *)kv->value, kv->value_len, 0, NULL);
-		if (json_is_object(raw)) {
-			for (size_t f = 0; f < sizeof(fields) / sizeof(fields[0]); f++)
-				(void)json_object_set_new(rec, fields[f],
-							  clean_string(json_object_get(raw, fields[f])));
-			if (json_is_integer(json_object_get(raw, "port")))
-				(void)json_object_set(rec, "port", json_object_get(raw, "port"));
-			if (json_is_integer(json_object_get(raw, "started")))
-				(void)json_object_set(rec, "started", json_object_get(raw, "started"));
-			capacity_copy(rec, json_object_get(raw, "capacity"));
-		} else {
-			(void)json_object_set_new(rec, "invalid",
-						  json_string(kv->value_len > STORE_RECORD_MAX
-								      ? "longer than a record"
-								      : "not a JSON object"));
-		}
-		json_decref(raw);
-		{
-			json_t *key = json_string(kv->key);
-
-			(void)json_object_set_new(rec, "key", clean_string(key));
-			json_decref(key);
-		}
-		(void)json_object_set_new(rec, "lease", json_integer(kv->lease));
-		(void)json_object_set_new(rec, "mod_revision", json_integer(kv->mod_revision));
-		(void)json_array_append_new(arr, rec);
-		if (strcmp(kv->key, s->key) == 0 && kv->lease == lease &&
-		    kv->value_len == strlen(s->record) && memcmp(kv->value, s->record, kv->value_len) == 0)
-			*ours = true;
-	}
-	smig_etcd_kvs_free(&k);
-	return arr;
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* One round: a lease and our record if we have none, else a renewal; then the members. */
+/*
+ * A member as the view keeps it (at most STORE_MEMBERS_MAX of them): of
+ * its record the fields smig writes (text made printable), with its key,
+ * lease and revision. What another host wrote is shown, never trusted:
+ * the loop holds each record against the host table (store_members_json).
+ */
+static json_t *member_json(const struct smig_etcd_kv *kv)
+{
+	static const char *const fields[] = { "name", "address", "fingerprint", "version" };
+	json_t *raw = NULL, *rec = json_object(), *key;
+
+	if (rec == NULL)
+		return NULL;
+	if (kv->value_len <= STORE_RECORD_MAX)
+		raw = json_loadb((const char *)kv->value, kv->value_len, 0, NULL);
+	if (json_is_object(raw)) {
+		for (size_t f = 0; f < sizeof(fields) / sizeof(fields[0]); f++)
+			(void)json_object_set_new(rec, fields[f],
+						  clean_string(json_object_get(raw, fields[f])));
+		if (json_is_integer(json_object_get(raw, "port")))
+			(void)json_object_set(rec, "port", json_object_get(raw, "port"));
+		if (json_is_integer(json_object_get(raw, "started")))
+			(void)json_object_set(rec, "started", json_object_get(raw, "started"));
+		capacity_copy(rec, json_object_get(raw, "capacity"));
+	} else {
+		(void)json_object_set_new(rec, "invalid",
+					  json_string(kv->value_len > STORE_RECORD_MAX
+							      ? "longer than a record"
+							      : "not a JSON object"));
+	}
+	json_decref(raw);
+	key = json_string(kv->key);
+	(void)json_object_set_new(rec, "key", clean_string(key));
+	json_decref(key);
+	(void)json_object_set_new(rec, "lease", json_integer(kv->lease));
+	(void)json_object_set_new(rec, "mod_revision", json_integer(kv->mod_revision));
+	return rec;
+}
+
+/* Whether our record is there, as we wrote it, under our lease. */
+static int record_is_ours(struct store *s, int64_t lease, bool *ours, char *err, size_t errlen)
+{
+	struct smig_etcd_kvs k;
+
+	*ours = false;
+	if (smig_etcd_get(s->etcd, s->key, false, 0, &k, err, errlen) < 0)
+		return -1;
+	*ours = k.n == 1 && strcmp(k.v[0].key, s->key) == 0 && k.v[0].lease == lease &&
+		k.v[0].value_len == strlen(s->record) &&
+		memcmp(k.v[0].value, s->record, k.v[0].value_len) == 0;
+	smig_etcd_kvs_free(&k);
+	return 0;
+}
+
+/* The view as an array, sorted by key, for the loop (under mu). */
+static void publish_view(struct store *s, uint64_t events)
+{
+	json_t *arr = json_array(), *rec;
+	const char *key;
+	const char **keys;
+	size_t n = json_object_size(s->view), i = 0;
+
+	keys = calloc(n ? n : 1, sizeof(*keys));
+	if (arr == NULL || keys == NULL) {
+		json_decref(arr);
+		free(keys);
+		return; /* out of memory: the view published before stays */
+	}
+	json_object_foreach(s->view, key, rec)
+		keys[i++] = key;
+	qsort(keys, n, sizeof(*keys), cmp_str);
+	for (i = 0; i < n; i++)
+		(void)json_array_append(arr, json_object_get(s->view, keys[i]));
+	free(keys);
+	pthread_mutex_lock(&s->mu);
+	json_decref(s->members);
+	s->members = arr;
+	s->read_ms = loop_now_ms();
+	s->watch_events += events;
+	pthread_mutex_unlock(&s->mu);
+}
+
+/* The members read anew, all at once: the view and the revision to watch from. */
+static int view_sync(struct store *s, char *err, size_t errlen)
+{
+	struct smig_etcd_kvs k;
+	json_t *view;
+
+	if (smig_etcd_get(s->wetcd, s->prefix, true, STORE_MEMBERS_MAX, &k, err, errlen) < 0)
+		return -1;
+	view = json_object();
+	for (size_t i = 0; view && i < k.n; i++) {
+		json_t *m;
+
+		if (strncmp(k.v[i].key, s->prefix, strlen(s->prefix)) != 0)
+			continue; /* not what was asked for */
+		m = member_json(&k.v[i]);
+		if (m)
+			(void)json_object_set_new(view, k.v[i].key, m);
+	}
+	s->view_rev = k.revision;
+	smig_etcd_kvs_free(&k);
+	if (view == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	json_decref(s->view);
+	s->view = view;
+	publish_view(s, 0);
+	return 0;
+}
+
+/* A message of the watch: its events applied to the view, which is published. */
+static int on_watch(void *arg, const struct smig_etcd_watch_msg *m)
+{
+	struct store *s = arg;
+	uint64_t changed = 0;
+
+	if (m->created) {
+		pthread_mutex_lock(&s->mu);
+		s->watching = true;
+		s->watch_error[0] = '\0';
+		pthread_mutex_unlock(&s->mu);
+	}
+	for (size_t i = 0; i < m->events.n; i++) {
+		const struct smig_etcd_kv *kv = &m->events.v[i];
+
+		if (strncmp(kv->key, s->prefix, strlen(s->prefix)) != 0)
+			continue;
+		if (m->deleted[i])
+			(void)json_object_del(s->view, kv->key);
+		else if (json_object_size(s->view) < STORE_MEMBERS_MAX ||
+			 json_object_get(s->view, kv->key))
+			(void)json_object_set_new(s->view, kv->key, member_json(kv));
+		changed++;
+	}
+	if (m->revision > s->view_rev)
+		s->view_rev = m->revision;
+	if (changed)
+		publish_view(s, changed);
+	pthread_mutex_lock(&s->mu);
+	changed = s->stop; /* a stop ends the watch */
+	pthread_mutex_unlock(&s->mu);
+	return changed != 0;
+}
+
+/* Sleeps ms, less if smigd stops (under mu on return: false when it stops). */
+static bool watch_pause(struct store *s, uint64_t ms)
+{
+	struct timespec until;
+	bool stop;
+
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += (time_t)(ms / 1000);
+	until.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&s->mu);
+	while (!s->stop && pthread_cond_timedwait(&s->cv, &s->mu, &until) != ETIMEDOUT)
+		;
+	stop = s->stop;
+	pthread_mutex_unlock(&s->mu);
+	return !stop;
+}
+
+/*
+ * The members' view: read whole, then kept by a watch from the revision
+ * read; read whole again when the watch breaks (after a pause) or when
+ * etcd compacted the revisions it missed.
+ */
+static void *watch_thread(void *arg)
+{
+	struct store *s = arg;
+	char err[256];
+	bool synced = false;
+
+	do {
+		int rc;
+
+		if (!synced && view_sync(s, err, sizeof(err)) < 0) {
+			pthread_mutex_lock(&s->mu);
+			snprintf(s->watch_error, sizeof(s->watch_error), "%s", err);
+			pthread_mutex_unlock(&s->mu);
+			continue;
+		}
+		synced = true;
+		rc = smig_etcd_watch(s->wetcd, s->prefix, s->view_rev + 1, on_watch, s, err,
+				     sizeof(err));
+		pthread_mutex_lock(&s->mu);
+		s->watching = false;
+		if (rc < 0)
+			snprintf(s->watch_error, sizeof(s->watch_error), "%s", err);
+		if (rc == SMIG_EAGAIN || rc == SMIG_EPROTO || rc == SMIG_EUNREACH) {
+			synced = false; /* what it missed may be gone from etcd's history */
+			s->resyncs++;
+		}
+		pthread_mutex_unlock(&s->mu);
+	} while (watch_pause(s, STORE_RETRY_MS));
+	json_decref(s->view);
+	s->view = NULL;
+	return NULL;
+}
+
+/* One round: a lease and our record if we have none, else a renewal; then our record read back. */
 static void round_once(struct store *s, bool *ok)
 {
 	char err[512];
 	int64_t lease, ttl = 0;
 	bool fresh = false, ours;
-	json_t *members;
 	uint64_t asked = loop_now_ms(); /* etcd counts the lease from after this */
 
 	pthread_mutex_lock(&s->mu);
@@ -269,16 +435,13 @@ static void round_once(struct store *s, bool *ok)
 	s->grants += fresh;
 	snprintf(s->endpoint, sizeof(s->endpoint), "%s", smig_etcd_endpoint(s->etcd));
 	pthread_mutex_unlock(&s->mu);
-	members = read_members(s, lease, &ours, err, sizeof(err));
-	if (members == NULL) {
+	if (record_is_ours(s, lease, &ours, err, sizeof(err)) < 0) {
 		set_error(s, err);
 		return;
 	}
 	if (!ours) { /* deleted or overwritten behind our back: ours again, under our lease */
-		json_decref(members);
 		if (smig_etcd_put(s->etcd, s->key, s->record, strlen(s->record), lease, NULL, err,
-				  sizeof(err)) < 0 ||
-		    (members = read_members(s, lease, &ours, err, sizeof(err))) == NULL) {
+				  sizeof(err)) < 0) {
 			set_error(s, err);
 			return;
 		}
@@ -288,9 +451,6 @@ static void round_once(struct store *s, bool *ok)
 	}
 	s->record_new = false;
 	pthread_mutex_lock(&s->mu);
-	json_decref(s->members);
-	s->members = members;
-	s->read_ms = loop_now_ms();
 	s->error[0] = '\0';
 	pthread_mutex_unlock(&s->mu);
 	*ok = true;
@@ -971,7 +1131,7 @@ static void op_push(struct store *s, struct store_op *op)
 	for (pp = &s->ops; *pp; pp = &(*pp)->next) /* in the order asked */
 		;
 	*pp = op;
-	pthread_cond_signal(&s->cv);
+	pthread_cond_broadcast(&s->cv);
 	pthread_mutex_unlock(&s->mu);
 }
 
@@ -1127,7 +1287,7 @@ void store_set_capacity(struct smigd *d, const struct store_capacity *c)
 	pthread_mutex_lock(&s->mu);
 	free(s->next_record);
 	s->next_record = text;
-	pthread_cond_signal(&s->cv);
+	pthread_cond_broadcast(&s->cv);
 	pthread_mutex_unlock(&s->mu);
 }
 
@@ -1188,7 +1348,9 @@ int store_init(struct smigd *d)
 	ec.timeout_ms = c->store_timeout_ms;
 	if (rc == 0) {
 		s->etcd = smig_etcd_open(&ec, err, sizeof(err));
-		rc = s->etcd ? 0 : SMIG_ECONFIG;
+		/* the watch's: its call blocks for as long as it runs */
+		s->wetcd = s->etcd ? smig_etcd_open(&ec, err, sizeof(err)) : NULL;
+		rc = s->etcd && s->wetcd ? 0 : SMIG_ECONFIG;
 	}
 	free(ca);
 	free(cert);
@@ -1231,12 +1393,17 @@ int store_start(struct smigd *d)
 	pthread_sigmask(SIG_SETMASK, &all, &was);
 	if (pthread_create(&s->th, NULL, store_thread, s) != 0)
 		rc = SMIG_EIO;
+	else
+		s->started = true;
+	if (rc == 0 && pthread_create(&s->wth, NULL, watch_thread, s) != 0)
+		rc = SMIG_EIO;
+	else if (rc == 0)
+		s->wstarted = true;
 	pthread_sigmask(SIG_SETMASK, &was, NULL);
 	if (rc < 0) {
-		smig_err("event=store_failed backend=etcd reason=\"cannot start its thread\"");
+		smig_err("event=store_failed backend=etcd reason=\"cannot start its threads\"");
 		return rc;
 	}
-	s->started = true;
 	smig_info("event=store_started backend=etcd endpoints=%zu key=%s lease_ttl_s=%d",
 		  d->cfg.nstore_endpoints, s->key, s->ttl_s);
 	return loop_timer_add(d->loop, STORE_TICK_MS, store_tick, s, &s->tick);
@@ -1250,13 +1417,18 @@ void store_free(struct smigd *d)
 		return;
 	if (s->tick)
 		loop_timer_cancel(d->loop, s->tick);
-	if (s->started) {
-		/* a call under way gives up at once (before stop: the thread clears it after) */
+	if (s->started || s->wstarted) {
+		/* the calls under way give up at once (before stop: the thread clears it after) */
 		smig_etcd_abort(s->etcd, true);
+		smig_etcd_abort(s->wetcd, true); /* and the watch ends with its stream */
 		pthread_mutex_lock(&s->mu);
 		s->stop = true;
-		pthread_cond_signal(&s->cv);
+		pthread_cond_broadcast(&s->cv);
 		pthread_mutex_unlock(&s->mu);
+	}
+	if (s->wstarted)
+		pthread_join(s->wth, NULL);
+	if (s->started) {
 		pthread_join(s->th, NULL);
 		smig_info("event=store_left key=%s lease_revoked=%s", s->key,
 			  s->revoked      ? "yes"
@@ -1278,6 +1450,8 @@ void store_free(struct smigd *d)
 		free(op); /* smigd stops: nobody else waits for these answers any more */
 	}
 	smig_etcd_close(s->etcd);
+	smig_etcd_close(s->wetcd);
+	json_decref(s->view);
 	json_decref(s->members);
 	free(s->record);
 	free(s->next_record);
@@ -1352,6 +1526,11 @@ json_t *store_status_json(struct smigd *d)
 		      s->endpoint[0] ? s->endpoint : NULL, "members", (int)json_array_size(s->members),
 		      "state_since_ms_ago", (json_int_t)(s->since_ms ? now - s->since_ms : 0),
 		      "grants", (json_int_t)s->grants);
+	(void)json_object_set_new(o, "watching", json_boolean(s->watching));
+	(void)json_object_set_new(o, "watch_events", json_integer((json_int_t)s->watch_events));
+	(void)json_object_set_new(o, "view_resyncs", json_integer((json_int_t)s->resyncs));
+	if (s->watch_error[0] && !s->watching)
+		(void)json_object_set_new(o, "watch_error", json_string(s->watch_error));
 	/* sound: more than a third of the TTL left (the fencing rule's test) */
 	(void)json_object_set_new(o, "lease_sound",
 				  json_boolean(lease_left(s, now) > (uint64_t)s->ttl_s * 1000 / 3));
