@@ -417,15 +417,27 @@ static json_t *key_range(const char *key, bool prefix)
 int smig_etcd_get(struct smig_etcd *e, const char *key, bool prefix, int64_t limit,
 		  struct smig_etcd_kvs *out, char *err, size_t errlen)
 {
+	return smig_etcd_get_from(e, key, prefix ? key : NULL, limit, out, err, errlen);
+}
+
+int smig_etcd_get_from(struct smig_etcd *e, const char *from, const char *prefix, int64_t limit,
+		       struct smig_etcd_kvs *out, char *err, size_t errlen)
+{
 	json_t *req;
 	char *ans;
 	size_t len;
-	int rc = check_key(key, err, errlen);
+	int rc = check_key(from, err, errlen);
 
 	memset(out, 0, sizeof(*out));
-	if (rc < 0)
+	if (rc < 0 || (prefix && (rc = check_key(prefix, err, errlen)) < 0))
 		return rc;
-	req = key_range(key, prefix);
+	if (prefix && strncmp(from, prefix, strlen(prefix)) != 0) {
+		snprintf(err, errlen, "etcd: a range's first key must begin with its prefix");
+		return SMIG_EINVAL;
+	}
+	req = key_range(prefix ? prefix : from, prefix != NULL);
+	if (req && prefix) /* from on, to the prefix's end */
+		(void)json_object_set_new(req, "key", b64_string(from, strlen(from)));
 	if (req && limit > 0)
 		(void)json_object_set_new(req, "limit", json_integer(limit));
 	if (req == NULL) {
@@ -650,26 +662,38 @@ struct watch_ctx {
 	char why[256];
 };
 
+/*
+ * The gateway writes each message on a line of its own: only whole lines
+ * are parsed (once each), the rest waits for the bytes to come.
+ */
 static size_t on_watch_data(char *p, size_t size, size_t nmemb, void *arg)
 {
 	struct watch_ctx *w = arg;
 	size_t n = size * nmemb, off = 0;
+	char *nl;
 
 	if (on_data(p, size, nmemb, &w->a) != n)
-		return 0;
-	for (;;) {
+		return 0; /* too long (w->a.too_big) or out of memory */
+	while ((nl = memchr(w->a.p + off, '\n', w->a.len - off)) != NULL) {
 		struct smig_etcd_watch_msg m;
-		size_t used;
-		int r = smig_etcd_parse_watch(w->a.p + off, w->a.len - off, &m, &used, w->why,
+		size_t line = (size_t)(nl - (w->a.p + off)), used;
+		int r = smig_etcd_parse_watch(w->a.p + off, line, &m, &used, w->why,
 					      sizeof(w->why));
 
-		if (r == 0)
-			break;
-		if (r < 0) {
-			w->rc = r;
+		off += line + 1;
+		if (r == 0 && used == 0 && strspn(nl - line, " \t\r") == line)
+			continue; /* a blank line */
+		if (r == 1 && strspn(nl - line + used, " \t\r") != line - used) {
+			smig_etcd_watch_msg_free(&m);
+			r = 0; /* more than one message on the line */
+		}
+		if (r <= 0) {
+			if (r == 0)
+				snprintf(w->why, sizeof(w->why), "etcd's watch stream has a line that "
+								 "is no whole message");
+			w->rc = r < 0 ? r : SMIG_EPROTO;
 			return 0;
 		}
-		off += used;
 		w->created = w->created || m.created;
 		if (m.canceled) {
 			if (m.compact_revision > 0)
@@ -690,7 +714,7 @@ static size_t on_watch_data(char *p, size_t size, size_t nmemb, void *arg)
 			return 0;
 		}
 	}
-	/* what is left is the start of the next message */
+	/* what is left is the start of the next line */
 	memmove(w->a.p, w->a.p + off, w->a.len - off);
 	w->a.len -= off;
 	w->a.p[w->a.len] = '\0';
@@ -755,6 +779,13 @@ int smig_etcd_watch(struct smig_etcd *e, const char *prefix, int64_t start, smig
 		free(w.a.p);
 		if (w.stopped) {
 			rc = 0;
+		} else if (w.a.too_big) {
+			snprintf(why, sizeof(why), "%s: a message longer than %zu bytes", ep,
+				 SMIG_ETCD_ANSWER_MAX);
+			rc = SMIG_ETOOBIG;
+		} else if (w.rc < 0 && !w.created && retry_elsewhere(w.why)) {
+			snprintf(why, sizeof(why), "%s: %s", ep, w.why); /* no leader there: the next */
+			e->cur = (e->cur + 1) % e->n;
 		} else if (w.rc < 0) {
 			snprintf(why, sizeof(why), "%s: %s", ep, w.why);
 			rc = w.rc;

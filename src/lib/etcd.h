@@ -128,6 +128,13 @@ const char *smig_etcd_endpoint(const struct smig_etcd *e);
 /* The key, or with prefix every key that begins with it (at most limit, 0: all). */
 int smig_etcd_get(struct smig_etcd *e, const char *key, bool prefix, int64_t limit,
 		  struct smig_etcd_kvs *out, char *err, size_t errlen);
+/*
+ * The keys that begin with prefix from key from on (which begins with it),
+ * in key order, at most limit: a page of a long range (out->count says how
+ * many there are from there). prefix NULL: the key from alone.
+ */
+int smig_etcd_get_from(struct smig_etcd *e, const char *from, const char *prefix, int64_t limit,
+		       struct smig_etcd_kvs *out, char *err, size_t errlen);
 /* Writes key (bound to lease unless 0); *revision (may be NULL) after. */
 int smig_etcd_put(struct smig_etcd *e, const char *key, const void *value, size_t len,
 		  int64_t lease, int64_t *revision, char *err, size_t errlen);

@@ -66,6 +66,7 @@ struct smig_policy_req {
 	const char *vm; /* NULL when the request is about no single VM */
 	const struct smig_label *vm_labels;
 	size_t vm_nlabels;
+	bool vm_labels_unknown; /* a VM not defined here: label-scoped denies match, allows do not */
 	enum smig_trust vm_min_trust;
 	const char *target; /* NULL when the request has no target host */
 	const struct smig_label *target_labels;

@@ -51,9 +51,14 @@ static bool subject_matches(const struct binding *b, const struct smig_subject *
 static bool scope_matches(const struct binding *b, const struct smig_policy_req *r)
 {
 	if (b->has_vm_scope) {
-		if (r->vm == NULL || (b->vms.n && !any_glob(&b->vms, r->vm)) ||
-		    !smig_labels_match(b->vm_sel, b->vm_nsel, r->vm_labels, r->vm_nlabels))
+		if (r->vm == NULL || (b->vms.n && !any_glob(&b->vms, r->vm)))
 			return false;
+		if (r->vm_labels_unknown && b->vm_nsel) {
+			if (!b->deny) /* fail closed: a deny matches, as the VM may carry them */
+				return false;
+		} else if (!smig_labels_match(b->vm_sel, b->vm_nsel, r->vm_labels, r->vm_nlabels)) {
+			return false;
+		}
 	}
 	if (b->has_target_scope) {
 		if (r->target == NULL || (b->targets.n && !any_glob(&b->targets, r->target)) ||

@@ -335,6 +335,35 @@ static void test_cluster_cap(void **state)
 	assert_int_equal(strncmp(d.msg[0], "c.json:2:", 9), 0);
 }
 
+/* A VM whose labels are not known here (another host's): label-scoped denies hold, allows do not. */
+static void test_labels_unknown(void **state)
+{
+	static const char text[] =
+		"{\"roles\": {\"viewer\": [\"vm.view\"]}, \"bindings\": [\n"
+		" {\"name\": \"see-all\", \"users\": [\"bob\"], \"role\": \"viewer\"},\n"
+		" {\"name\": \"see-web\", \"users\": [\"eve\"], \"role\": \"viewer\",\n"
+		"  \"vm_labels\": {\"tier\": \"web\"}},\n"
+		" {\"name\": \"no-secret\", \"effect\": \"deny\", \"users\": [\"bob\"],\n"
+		"  \"actions\": [\"vm.view\"], \"vm_labels\": {\"class\": \"secret\"}}]}";
+	struct smig_policy *p = NULL;
+	struct smig_policy_decision dec;
+	struct smig_policy_req r = { .action = SMIG_ACT_VM_VIEW, .vm = "db1" };
+
+	(void)state;
+	assert_int_equal(smig_policy_parse("u.json", text, strlen(text), &p, NULL), 0);
+	r.who = (struct smig_subject){ .kind = SMIG_SUBJ_USER, .name = "bob", .uid = 1001 };
+	smig_policy_eval(p, &r, &dec);
+	assert_true(dec.allow); /* labels known (none): the deny does not match */
+	r.vm_labels_unknown = true;
+	smig_policy_eval(p, &r, &dec);
+	assert_false(dec.allow); /* it may be secret: the deny holds */
+	assert_string_equal(dec.rule, "no-secret");
+	r.who = (struct smig_subject){ .kind = SMIG_SUBJ_USER, .name = "eve", .uid = 1002 };
+	smig_policy_eval(p, &r, &dec);
+	assert_false(dec.allow); /* it may not be web: the allow does not match */
+	smig_policy_free(p);
+}
+
 static void test_action_names(void **state)
 {
 	enum smig_action a;
@@ -357,6 +386,7 @@ int main(void)
 		cmocka_unit_test(test_syntax_error),
 		cmocka_unit_test(test_empty_policy_denies),
 		cmocka_unit_test(test_cluster_cap),
+		cmocka_unit_test(test_labels_unknown),
 		cmocka_unit_test(test_action_names),
 	};
 

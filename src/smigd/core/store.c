@@ -45,7 +45,8 @@
 #define STORE_TICK_MS 1000
 #define STORE_MEMBERS_MAX 10000 /* host records read back; a fleet is smaller */
 #define STORE_RECORD_MAX 4096   /* a host record's bytes; smig writes about 250 */
-#define STORE_VMS_MAX 50000     /* owner records read for a list (etcd's answer stays < 16 MiB) */
+#define STORE_VMS_MAX 50000     /* owner records read for a list */
+#define STORE_LIST_PAGE 1000    /* ... a page at a time, between which the lease comes first */
 
 struct store {
 	struct smigd *d;
@@ -127,9 +128,12 @@ struct store_op {
 	void *arg;
 	store_ticket_fn tfn;
 	struct store_ticket t;
-	/* a list of the fleet's VMs: what was read, or why not */
+	/* a list of the fleet's VMs: what was read, or why not; where the next page begins */
 	store_list_fn lfn;
 	json_t *list;
+	char page[SMIG_STORE_PREFIX_MAX + SMIG_NAME_MAX + 32];
+	bool more;
+	uint64_t renew_at; /* run_ops': when the lease comes first */
 };
 
 static void set_error(struct store *s, const char *err)
@@ -312,6 +316,9 @@ static int on_watch(void *arg, const struct smig_etcd_watch_msg *m)
 	for (size_t i = 0; i < m->events.n; i++) {
 		const struct smig_etcd_kv *kv = &m->events.v[i];
 
+		/* the view is current up to the events seen, never to the header's revision */
+		if (kv->mod_revision > s->view_rev)
+			s->view_rev = kv->mod_revision;
 		if (strncmp(kv->key, s->prefix, strlen(s->prefix)) != 0)
 			continue;
 		if (m->deleted[i])
@@ -321,8 +328,6 @@ static int on_watch(void *arg, const struct smig_etcd_watch_msg *m)
 			(void)json_object_set_new(s->view, kv->key, member_json(kv));
 		changed++;
 	}
-	if (m->revision > s->view_rev)
-		s->view_rev = m->revision;
 	if (changed)
 		publish_view(s, changed);
 	pthread_mutex_lock(&s->mu);
@@ -354,8 +359,9 @@ static bool watch_pause(struct store *s, uint64_t ms)
 
 /*
  * The members' view: read whole, then kept by a watch from the revision
- * read; read whole again when the watch breaks (after a pause) or when
- * etcd compacted the revisions it missed.
+ * read; watched again from the last event's revision when the stream
+ * breaks (after a pause), read whole again on any other failure (the
+ * revisions it missed compacted away, a message it could not take).
  */
 static void *watch_thread(void *arg)
 {
@@ -379,8 +385,10 @@ static void *watch_thread(void *arg)
 		s->watching = false;
 		if (rc < 0)
 			snprintf(s->watch_error, sizeof(s->watch_error), "%s", err);
-		if (rc == SMIG_EAGAIN || rc == SMIG_EPROTO || rc == SMIG_EUNREACH) {
-			synced = false; /* what it missed may be gone from etcd's history */
+		if (rc < 0 && rc != SMIG_ECLOSED) {
+			/* compacted, unreadable, unreachable: what it missed may be gone from
+			 * etcd's history, or the same message would fail again */
+			synced = false;
 			s->resyncs++;
 		}
 		pthread_mutex_unlock(&s->mu);
@@ -768,47 +776,81 @@ static bool drop_ticket(struct store *s, struct store_op *op)
  * owner. Release: deleted if it is ours (a swap on its revision), else
  * left alone.
  */
-/* Every VM's owner record (PREFIX/vms/NAME/owner): [{"vm", "host", "since", "migration"}]. */
-static void do_list(struct store *s, struct store_op *op)
+/* A migration's id as the owner record carries it: hex of its length, else none. */
+static bool mig_id_ok(const char *mig)
 {
-	struct smig_etcd_kvs k;
-	size_t plen = strlen(op->key);
+	return strlen(mig) == SMIG_MIG_ID_STR_LEN - 1 &&
+	       strspn(mig, "0123456789abcdef") == SMIG_MIG_ID_STR_LEN - 1;
+}
 
-	if (smig_etcd_get(s->etcd, op->key, true, STORE_VMS_MAX, &k, op->r.error,
-			  sizeof(op->r.error)) < 0)
+/* One owner record for the list (NULL: no record of smig's). */
+static json_t *listed_vm(const struct smig_etcd_kv *kv, const char *prefix)
+{
+	size_t plen = strlen(prefix);
+	const char *name, *end;
+	char vm[SMIG_NAME_MAX + 1], host[SMIG_NAME_MAX + 1], mig[SMIG_MIG_ID_STR_LEN];
+	json_t *o, *raw;
+
+	/* PREFIX/vms/NAME/owner with a valid NAME: anything else here is no record of smig's */
+	if (strncmp(kv->key, prefix, plen) != 0)
+		return NULL;
+	name = kv->key + plen;
+	end = strchr(name, '/');
+	if (end == NULL || strcmp(end, "/owner") != 0 || (size_t)(end - name) > SMIG_NAME_MAX)
+		return NULL;
+	snprintf(vm, sizeof(vm), "%.*s", (int)(end - name), name);
+	if (!smig_name_valid(vm))
+		return NULL;
+	owner_of(kv, host, sizeof(host), mig);
+	o = json_pack("{s:s,s:s?,s:I,s:s?}", "vm", vm, "host", smig_name_valid(host) ? host : NULL,
+		      "since", (json_int_t)0, "migration", mig_id_ok(mig) ? mig : NULL);
+	raw = o && kv->value_len <= STORE_RECORD_MAX
+		      ? json_loadb((const char *)kv->value, kv->value_len, 0, NULL)
+		      : NULL;
+	if (json_is_integer(json_object_get(raw, "since")))
+		(void)json_object_set(o, "since", json_object_get(raw, "since"));
+	json_decref(raw);
+	return o;
+}
+
+/*
+ * Every VM's owner record (PREFIX/vms/NAME/owner): [{"vm", "host",
+ * "since", "migration"}], a page at a time until renew_at: op->more when
+ * the lease's renewal falls due first (the list goes on after it).
+ */
+static void do_list(struct store *s, struct store_op *op, uint64_t renew_at)
+{
+	op->more = false;
+	if (op->list == NULL && (op->list = json_array()) == NULL) {
+		snprintf(op->r.error, sizeof(op->r.error), "out of memory");
 		return;
-	op->list = json_array();
-	for (size_t i = 0; op->list && i < k.n; i++) {
-		const struct smig_etcd_kv *kv = &k.v[i];
-		const char *name = kv->key + plen, *end = strchr(name, '/');
-		char vm[SMIG_NAME_MAX + 1], host[SMIG_NAME_MAX + 1], mig[SMIG_MIG_ID_STR_LEN];
-		json_t *o;
-
-		/* PREFIX/vms/NAME/owner with a valid NAME: anything else here is no record of smig's */
-		if (strncmp(kv->key, op->key, plen) != 0 || end == NULL || strcmp(end, "/owner") != 0 ||
-		    (size_t)(end - name) > SMIG_NAME_MAX)
-			continue;
-		snprintf(vm, sizeof(vm), "%.*s", (int)(end - name), name);
-		if (!smig_name_valid(vm))
-			continue;
-		owner_of(kv, host, sizeof(host), mig);
-		o = json_pack("{s:s,s:s?,s:I,s:s?}", "vm", vm, "host",
-			      smig_name_valid(host) ? host : NULL, "since", (json_int_t)0, "migration",
-			      mig[0] ? mig : NULL);
-		if (o && kv->value_len <= STORE_RECORD_MAX) {
-			json_t *raw = json_loadb((const char *)kv->value, kv->value_len, 0, NULL);
-
-			if (json_is_integer(json_object_get(raw, "since")))
-				(void)json_object_set(o, "since", json_object_get(raw, "since"));
-			json_decref(raw);
-		}
-		(void)json_array_append_new(op->list, o);
 	}
-	if (k.n >= STORE_VMS_MAX)
-		snprintf(op->r.error, sizeof(op->r.error),
-			 "only the first %d owner records were read", STORE_VMS_MAX);
-	smig_etcd_kvs_free(&k);
-	op->r.answered = true;
+	do {
+		struct smig_etcd_kvs k;
+		bool cut;
+
+		if (smig_etcd_get_from(s->etcd, op->page[0] ? op->page : op->key, op->key,
+				       STORE_LIST_PAGE, &k, op->r.error, sizeof(op->r.error)) < 0)
+			return;
+		for (size_t i = 0; i < k.n; i++) {
+			json_t *o;
+
+			if (op->page[0] && strcmp(k.v[i].key, op->page) == 0)
+				continue; /* the last page's last key: a page begins with it */
+			o = listed_vm(&k.v[i], op->key);
+			if (o)
+				(void)json_array_append_new(op->list, o);
+		}
+		cut = json_array_size(op->list) >= STORE_VMS_MAX;
+		op->more = k.count > (int64_t)k.n && k.n > 0 && !cut;
+		if (k.n)
+			snprintf(op->page, sizeof(op->page), "%s", k.v[k.n - 1].key);
+		if (cut && k.count > (int64_t)k.n)
+			snprintf(op->r.error, sizeof(op->r.error),
+				 "only the first %d owner records were read", STORE_VMS_MAX);
+		smig_etcd_kvs_free(&k);
+	} while (op->more && loop_now_ms() < renew_at);
+	op->r.answered = !op->more;
 }
 
 static void do_op(struct store *s, struct store_op *op, int64_t lease)
@@ -830,7 +872,7 @@ static void do_op(struct store *s, struct store_op *op, int64_t lease)
 		return;
 	}
 	if (op->kind == OP_LIST) {
-		do_list(s, op);
+		do_list(s, op, op->renew_at);
 		return;
 	}
 	snprintf(value, sizeof(value), "{\"host\":\"%s\",\"vm\":\"%s\",\"since\":%lld}",
@@ -915,7 +957,13 @@ static void run_ops(struct store *s, uint64_t renew_at)
 
 		ops = op->next;
 		op->t.error[0] = '\0';
+		op->renew_at = renew_at;
 		do_op(s, op, lease);
+		if (op->kind == OP_LIST && op->more) { /* the lease first: its next page after */
+			op->next = ops;
+			ops = op;
+			break;
+		}
 		if (op->kind == OP_TICKET_DROP && !op->t.answered) {
 			op->next = s->undropped;
 			s->undropped = op;

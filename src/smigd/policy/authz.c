@@ -236,6 +236,7 @@ void authz_allows_each(struct smigd *d, const struct ctl_ref *ref, enum smig_act
 
 		r.who = w.subj;
 		fill_req(d, &r, a, vms[i], NULL);
+		r.vm_labels_unknown = vm_find(d, vms[i]) == NULL; /* a VM of the fleet's, not here */
 		smig_policy_eval(d->authz->policy, &r, &dec);
 		allowed[i] = dec.allow;
 	}
