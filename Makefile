@@ -1,7 +1,7 @@
 # smig - the two commands (make demo, make check) and their helpers.
 # Everything real happens in scripts/; this file only names the entry points.
 
-.PHONY: all deps build-deps build install deb check demo bench faults fuzz lint soak clean
+.PHONY: all deps build-deps build install deb check demo bench bench-fleet faults fuzz lint soak clean
 
 all: build
 
@@ -39,6 +39,13 @@ demo: deps
 bench: deps
 	@scripts/build-dev.sh
 	@bench/bench.sh $(BENCH_ARGS)
+
+# the fleet store at scale: 1,000 simulated hosts and 20,000 VMs in a real
+# etcd beside two smigds (sync, watch, list, placement, memory); results in
+# build/bench-results/fleet.md (FLEET_ARGS: --hosts N, --vms N, --runs N, --out DIR)
+bench-fleet: deps
+	@scripts/build-dev.sh
+	@bench/fleet.sh $(FLEET_ARGS)
 
 # the guest-survival scenarios (contention, cancel x3 then migrate) 20 times
 # each, and QEMU alone with smig's work-around 20 times (SOAK_RUNS=N)
