@@ -48,6 +48,11 @@
 #define STORE_VMS_MAX 50000     /* owner records read for a list */
 #define STORE_LIST_PAGE 1000    /* ... a page at a time, between which the lease comes first */
 
+struct view_entry {
+	char *key;
+	json_t *member;
+};
+
 struct store {
 	struct smigd *d;
 	struct smig_etcd *etcd;
@@ -57,7 +62,8 @@ struct store {
 	struct smig_etcd *wetcd;
 	pthread_t wth;
 	bool wstarted;
-	json_t *view;     /* the watch thread's: key -> member */
+	struct view_entry *view; /* the watch thread's: the members, sorted by key */
+	size_t nview, view_cap;
 	int64_t view_rev; /* ... the store's revision it is current to */
 	char key[SMIG_STORE_PREFIX_MAX + 16 + SMIG_NAME_MAX];
 	char prefix[SMIG_STORE_PREFIX_MAX + 16]; /* PREFIX/hosts/ */
@@ -184,11 +190,6 @@ static void capacity_copy(json_t *rec, const json_t *raw)
 	(void)json_object_set_new(rec, "capacity", c);
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
 /*
  * A member as the view keeps it (at most STORE_MEMBERS_MAX of them): of
  * its record the fields smig writes (text made printable), with its key,
@@ -243,26 +244,99 @@ static int record_is_ours(struct store *s, int64_t lease, bool *ours, char *err,
 	return 0;
 }
 
-/* The view as an array, sorted by key, for the loop (under mu). */
+/* Where key is in the view, or would go: *found says which. */
+static size_t view_find(const struct store *s, const char *key, bool *found)
+{
+	size_t lo = 0, hi = s->nview;
+
+	*found = false;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(s->view[mid].key, key);
+
+		if (c == 0) {
+			*found = true;
+			return mid;
+		}
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* key's member is m (taken) now; false (m dropped) when the view is full or memory short. */
+static bool view_put(struct store *s, const char *key, json_t *m)
+{
+	bool found;
+	size_t i = view_find(s, key, &found);
+	char *k;
+
+	if (m == NULL)
+		return false;
+	if (found) {
+		json_decref(s->view[i].member);
+		s->view[i].member = m;
+		return true;
+	}
+	if (s->nview >= STORE_MEMBERS_MAX) {
+		json_decref(m);
+		return false;
+	}
+	if (s->nview == s->view_cap) {
+		size_t cap = s->view_cap ? s->view_cap * 2 : 64;
+		struct view_entry *v = realloc(s->view, cap * sizeof(*v));
+
+		if (v == NULL) {
+			json_decref(m);
+			return false;
+		}
+		s->view = v;
+		s->view_cap = cap;
+	}
+	k = strdup(key);
+	if (k == NULL) {
+		json_decref(m);
+		return false;
+	}
+	memmove(&s->view[i + 1], &s->view[i], (s->nview - i) * sizeof(*s->view));
+	s->view[i] = (struct view_entry){ .key = k, .member = m };
+	s->nview++;
+	return true;
+}
+
+static void view_del(struct store *s, const char *key)
+{
+	bool found;
+	size_t i = view_find(s, key, &found);
+
+	if (!found)
+		return;
+	free(s->view[i].key);
+	json_decref(s->view[i].member);
+	memmove(&s->view[i], &s->view[i + 1], (s->nview - i - 1) * sizeof(*s->view));
+	s->nview--;
+}
+
+static void view_clear(struct store *s)
+{
+	for (size_t i = 0; i < s->nview; i++) {
+		free(s->view[i].key);
+		json_decref(s->view[i].member);
+	}
+	s->nview = 0;
+}
+
+/* The view as an array in key order for the loop: one pass, no sort (then under mu). */
 static void publish_view(struct store *s, uint64_t events)
 {
-	json_t *arr = json_array(), *rec;
-	const char *key;
-	const char **keys;
-	size_t n = json_object_size(s->view), i = 0;
+	json_t *arr = json_array();
 
-	keys = calloc(n ? n : 1, sizeof(*keys));
-	if (arr == NULL || keys == NULL) {
-		json_decref(arr);
-		free(keys);
+	for (size_t i = 0; arr && i < s->nview; i++)
+		(void)json_array_append(arr, s->view[i].member);
+	if (arr == NULL)
 		return; /* out of memory: the view published before stays */
-	}
-	json_object_foreach(s->view, key, rec)
-		keys[i++] = key;
-	qsort(keys, n, sizeof(*keys), cmp_str);
-	for (i = 0; i < n; i++)
-		(void)json_array_append(arr, json_object_get(s->view, keys[i]));
-	free(keys);
 	pthread_mutex_lock(&s->mu);
 	json_decref(s->members);
 	s->members = arr;
@@ -275,28 +349,15 @@ static void publish_view(struct store *s, uint64_t events)
 static int view_sync(struct store *s, char *err, size_t errlen)
 {
 	struct smig_etcd_kvs k;
-	json_t *view;
 
 	if (smig_etcd_get(s->wetcd, s->prefix, true, STORE_MEMBERS_MAX, &k, err, errlen) < 0)
 		return -1;
-	view = json_object();
-	for (size_t i = 0; view && i < k.n; i++) {
-		json_t *m;
-
-		if (strncmp(k.v[i].key, s->prefix, strlen(s->prefix)) != 0)
-			continue; /* not what was asked for */
-		m = member_json(&k.v[i]);
-		if (m)
-			(void)json_object_set_new(view, k.v[i].key, m);
-	}
+	view_clear(s);
+	for (size_t i = 0; i < k.n; i++)
+		if (strncmp(k.v[i].key, s->prefix, strlen(s->prefix)) == 0) /* what was asked */
+			(void)view_put(s, k.v[i].key, member_json(&k.v[i]));
 	s->view_rev = k.revision;
 	smig_etcd_kvs_free(&k);
-	if (view == NULL) {
-		snprintf(err, errlen, "out of memory");
-		return -1;
-	}
-	json_decref(s->view);
-	s->view = view;
 	publish_view(s, 0);
 	return 0;
 }
@@ -322,10 +383,9 @@ static int on_watch(void *arg, const struct smig_etcd_watch_msg *m)
 		if (strncmp(kv->key, s->prefix, strlen(s->prefix)) != 0)
 			continue;
 		if (m->deleted[i])
-			(void)json_object_del(s->view, kv->key);
-		else if (json_object_size(s->view) < STORE_MEMBERS_MAX ||
-			 json_object_get(s->view, kv->key))
-			(void)json_object_set_new(s->view, kv->key, member_json(kv));
+			view_del(s, kv->key);
+		else
+			(void)view_put(s, kv->key, member_json(kv));
 		changed++;
 	}
 	if (changed)
@@ -393,8 +453,7 @@ static void *watch_thread(void *arg)
 		}
 		pthread_mutex_unlock(&s->mu);
 	} while (watch_pause(s, STORE_RETRY_MS));
-	json_decref(s->view);
-	s->view = NULL;
+	view_clear(s);
 	return NULL;
 }
 
@@ -1499,7 +1558,8 @@ void store_free(struct smigd *d)
 	}
 	smig_etcd_close(s->etcd);
 	smig_etcd_close(s->wetcd);
-	json_decref(s->view);
+	view_clear(s);
+	free(s->view);
 	json_decref(s->members);
 	free(s->record);
 	free(s->next_record);
