@@ -184,6 +184,7 @@ struct vm_usage {
 	uint64_t memory_mib, vcpus; /* offered, after overcommit */
 	uint64_t used_memory_mib, used_vcpus;         /* VMs that run here */
 	uint64_t reserved_memory_mib, reserved_vcpus; /* incoming, not yet committed */
+	uint64_t free_memory_mib, free_vcpus;         /* offered less used and reserved (0 at least) */
 };
 
 /* What the host offers VMs (the configured capacity, or what it has); at start. */

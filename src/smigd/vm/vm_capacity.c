@@ -64,25 +64,25 @@ void vm_res_usage(struct smigd *d, struct vm_usage *u)
 			u->used_vcpus += vm->spec.vcpus;
 		}
 	}
+	u->free_memory_mib =
+		u->memory_mib - MIN(u->memory_mib, u->used_memory_mib + u->reserved_memory_mib);
+	u->free_vcpus = u->vcpus - MIN(u->vcpus, u->used_vcpus + u->reserved_vcpus);
 }
 
 static int admit(struct smigd *d, const char *name, uint32_t memory_mib, uint32_t vcpus,
 		 char *err, size_t errlen)
 {
 	struct vm_usage u;
-	uint64_t mem_free, cpu_free;
 
 	vm_res_usage(d, &u);
-	mem_free = u.memory_mib - MIN(u.memory_mib, u.used_memory_mib + u.reserved_memory_mib);
-	cpu_free = u.vcpus - MIN(u.vcpus, u.used_vcpus + u.reserved_vcpus);
-	if (memory_mib <= mem_free && vcpus <= cpu_free)
+	if (memory_mib <= u.free_memory_mib && vcpus <= u.free_vcpus)
 		return 0;
 	snprintf(err, errlen,
 		 "capacity: %s needs %u MiB and %u vCPUs; %s has %llu MiB and %llu vCPUs free "
 		 "(of %llu MiB and %llu vCPUs; %llu MiB and %llu vCPUs reserved for incoming "
 		 "migrations)",
-		 name, memory_mib, vcpus, d->cfg.host, (unsigned long long)mem_free,
-		 (unsigned long long)cpu_free, (unsigned long long)u.memory_mib,
+		 name, memory_mib, vcpus, d->cfg.host, (unsigned long long)u.free_memory_mib,
+		 (unsigned long long)u.free_vcpus, (unsigned long long)u.memory_mib,
 		 (unsigned long long)u.vcpus, (unsigned long long)u.reserved_memory_mib,
 		 (unsigned long long)u.reserved_vcpus);
 	return SMIG_ECAPACITY;
@@ -149,11 +149,8 @@ json_t *vm_res_capacity_json(struct smigd *d)
 			 "memory_mib", (json_int_t)u.used_memory_mib, "vcpus",
 			 (json_int_t)u.used_vcpus, "reserved", "memory_mib",
 			 (json_int_t)u.reserved_memory_mib, "vcpus", (json_int_t)u.reserved_vcpus,
-			 "free", "memory_mib",
-			 (json_int_t)(u.memory_mib -
-				      MIN(u.memory_mib, u.used_memory_mib + u.reserved_memory_mib)),
-			 "vcpus",
-			 (json_int_t)(u.vcpus - MIN(u.vcpus, u.used_vcpus + u.reserved_vcpus)));
+			 "free", "memory_mib", (json_int_t)u.free_memory_mib, "vcpus",
+			 (json_int_t)u.free_vcpus);
 }
 
 /*
@@ -192,9 +189,7 @@ void vm_capacity_init(struct smigd *d)
 uint64_t vm_free_mib(struct smigd *d)
 {
 	struct vm_usage u;
-	uint64_t taken;
 
 	vm_res_usage(d, &u);
-	taken = u.used_memory_mib + u.reserved_memory_mib;
-	return u.memory_mib > taken ? u.memory_mib - taken : 0;
+	return u.free_memory_mib;
 }

@@ -162,15 +162,12 @@ static void publish_capacity(struct smigd *d)
 {
 	struct store_capacity c = { 0 };
 	struct vm_usage u;
-	uint64_t taken;
 
 	vm_res_usage(d, &u);
-	taken = u.used_memory_mib + u.reserved_memory_mib;
 	c.memory_mib = u.memory_mib;
-	c.memory_free_mib = u.memory_mib > taken ? u.memory_mib - taken : 0;
+	c.memory_free_mib = u.free_memory_mib;
 	c.vcpus = u.vcpus;
-	taken = u.used_vcpus + u.reserved_vcpus;
-	c.vcpus_free = u.vcpus > taken ? u.vcpus - taken : 0;
+	c.vcpus_free = u.free_vcpus;
 	for (const struct vm *vm = d->vms->head; vm; vm = vm->next)
 		c.vms += vm->state == VM_RUNNING || vm->state == VM_PAUSED;
 	store_set_capacity(d, &c);
