@@ -247,6 +247,35 @@ static bool not_sent(CURLcode cc)
 }
 
 /*
+ * One POST of text to url: HTTPS only, TLS 1.2 or later with the member's
+ * certificate and name checked, our identity, HTTP/1.1, no proxy, no
+ * redirect, the connection bounded by the timeout, and smig_etcd_abort
+ * heard; what arrives goes to write(arg). The caller adds what differs.
+ */
+static void setup(struct smig_etcd *e, const char *url, const char *text,
+		  curl_write_callback write, void *arg)
+{
+	curl_easy_reset(e->curl);
+	curl_easy_setopt(e->curl, CURLOPT_URL, url);
+	curl_easy_setopt(e->curl, CURLOPT_PROTOCOLS_STR, "https");
+	curl_easy_setopt(e->curl, CURLOPT_POSTFIELDS, text);
+	curl_easy_setopt(e->curl, CURLOPT_WRITEFUNCTION, write);
+	curl_easy_setopt(e->curl, CURLOPT_WRITEDATA, arg);
+	set_identity(e);
+	curl_easy_setopt(e->curl, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+	curl_easy_setopt(e->curl, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(e->curl, CURLOPT_SSL_VERIFYHOST, 2L);
+	curl_easy_setopt(e->curl, CURLOPT_CONNECTTIMEOUT_MS, e->timeout_ms);
+	curl_easy_setopt(e->curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e->curl, CURLOPT_NOPROXY, "*");
+	curl_easy_setopt(e->curl, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+	curl_easy_setopt(e->curl, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(e->curl, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(e->curl, CURLOPT_XFERINFOFUNCTION, on_progress);
+	curl_easy_setopt(e->curl, CURLOPT_XFERINFODATA, e);
+}
+
+/*
  * POSTs body (a JSON object, taken) to path on one endpoint after another;
  * the answer's text in *out (malloc'd) on success. An etcd error answer
  * fails with its message. once: the request must not be applied twice (a
@@ -278,25 +307,8 @@ static int call(struct smig_etcd *e, const char *path, json_t *body, bool once, 
 			long status = 0;
 
 			snprintf(url, sizeof(url), "%s%s", ep, path);
-			curl_easy_reset(e->curl);
-			curl_easy_setopt(e->curl, CURLOPT_URL, url);
-			curl_easy_setopt(e->curl, CURLOPT_PROTOCOLS_STR, "https");
-			curl_easy_setopt(e->curl, CURLOPT_POSTFIELDS, text);
-			curl_easy_setopt(e->curl, CURLOPT_WRITEFUNCTION, on_data);
-			curl_easy_setopt(e->curl, CURLOPT_WRITEDATA, &a);
-			set_identity(e);
-			curl_easy_setopt(e->curl, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
-			curl_easy_setopt(e->curl, CURLOPT_SSL_VERIFYPEER, 1L);
-			curl_easy_setopt(e->curl, CURLOPT_SSL_VERIFYHOST, 2L);
+			setup(e, url, text, on_data, &a);
 			curl_easy_setopt(e->curl, CURLOPT_TIMEOUT_MS, e->timeout_ms);
-			curl_easy_setopt(e->curl, CURLOPT_CONNECTTIMEOUT_MS, e->timeout_ms);
-			curl_easy_setopt(e->curl, CURLOPT_NOSIGNAL, 1L);
-			curl_easy_setopt(e->curl, CURLOPT_NOPROXY, "*");
-			curl_easy_setopt(e->curl, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
-			curl_easy_setopt(e->curl, CURLOPT_FOLLOWLOCATION, 0L);
-			curl_easy_setopt(e->curl, CURLOPT_NOPROGRESS, 0L);
-			curl_easy_setopt(e->curl, CURLOPT_XFERINFOFUNCTION, on_progress);
-			curl_easy_setopt(e->curl, CURLOPT_XFERINFODATA, e);
 			cc = curl_easy_perform(e->curl);
 			curl_easy_getinfo(e->curl, CURLINFO_RESPONSE_CODE, &status);
 			if (cc != CURLE_OK) {
@@ -752,28 +764,12 @@ int smig_etcd_watch(struct smig_etcd *e, const char *prefix, int64_t start, smig
 		long status = 0;
 
 		snprintf(url, sizeof(url), "%s/v3/watch", ep);
-		curl_easy_reset(e->curl);
-		curl_easy_setopt(e->curl, CURLOPT_URL, url);
-		curl_easy_setopt(e->curl, CURLOPT_PROTOCOLS_STR, "https");
-		curl_easy_setopt(e->curl, CURLOPT_POSTFIELDS, text);
+		setup(e, url, text, on_watch_data, &w);
+		/* no overall timeout: it runs as long as etcd streams; keepalives find a dead peer */
 		curl_easy_setopt(e->curl, CURLOPT_HTTPHEADER, hdr);
-		curl_easy_setopt(e->curl, CURLOPT_WRITEFUNCTION, on_watch_data);
-		curl_easy_setopt(e->curl, CURLOPT_WRITEDATA, &w);
-		set_identity(e);
-		curl_easy_setopt(e->curl, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
-		curl_easy_setopt(e->curl, CURLOPT_SSL_VERIFYPEER, 1L);
-		curl_easy_setopt(e->curl, CURLOPT_SSL_VERIFYHOST, 2L);
-		curl_easy_setopt(e->curl, CURLOPT_CONNECTTIMEOUT_MS, e->timeout_ms);
 		curl_easy_setopt(e->curl, CURLOPT_TCP_KEEPALIVE, 1L);
 		curl_easy_setopt(e->curl, CURLOPT_TCP_KEEPIDLE, 5L);
 		curl_easy_setopt(e->curl, CURLOPT_TCP_KEEPINTVL, 2L);
-		curl_easy_setopt(e->curl, CURLOPT_NOSIGNAL, 1L);
-		curl_easy_setopt(e->curl, CURLOPT_NOPROXY, "*");
-		curl_easy_setopt(e->curl, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
-		curl_easy_setopt(e->curl, CURLOPT_FOLLOWLOCATION, 0L);
-		curl_easy_setopt(e->curl, CURLOPT_NOPROGRESS, 0L);
-		curl_easy_setopt(e->curl, CURLOPT_XFERINFOFUNCTION, on_progress);
-		curl_easy_setopt(e->curl, CURLOPT_XFERINFODATA, e);
 		cc = curl_easy_perform(e->curl);
 		curl_easy_getinfo(e->curl, CURLINFO_RESPONSE_CODE, &status);
 		free(w.a.p);
