@@ -232,8 +232,7 @@ void store_set_capacity(struct smigd *d, const struct store_capacity *c);
 /* A member of the fleet as last read: its record verified against the host table. */
 struct store_member {
 	char name[SMIG_NAME_MAX + 1];
-	bool has_capacity; /* an older smig's record says none */
-	struct store_capacity cap;
+	struct store_capacity cap; /* 0 where the record says none (an older smig's) */
 };
 /* The members as last read (*out, the caller frees it; NULL and 0 with files). */
 size_t store_members(struct smigd *d, struct store_member **out);

@@ -1737,7 +1737,6 @@ size_t store_members(struct smigd *d, struct store_member **out)
 			continue; /* another host could have written it in that name: no member */
 		snprintf(m->name, sizeof(m->name), "%s",
 			 json_string_value(json_object_get(rec, "name")));
-		m->has_capacity = json_is_integer(json_object_get(c, "memory_free_mib"));
 		m->cap.memory_mib = (uint64_t)json_integer_value(json_object_get(c, "memory_mib"));
 		m->cap.memory_free_mib =
 			(uint64_t)json_integer_value(json_object_get(c, "memory_free_mib"));

@@ -143,7 +143,7 @@ static void plan_fleet(struct smigd *d, struct evac *e)
 
 		if (h) {
 			h->member = true;
-			h->free_mib = m[i].has_capacity ? m[i].cap.memory_free_mib : 0;
+			h->free_mib = m[i].cap.memory_free_mib;
 		}
 	}
 	free(m);
